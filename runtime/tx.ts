@@ -1,0 +1,99 @@
+// A Transaction makes multi-step setup all-or-nothing: each step registers its undo as soon as
+// it has succeeded, and a failure anywhere undoes the completed steps in reverse order.
+// Undo functions never throw past the transaction: their failures are logged and collected.
+import { SystemError, isTsrunError } from '../config/errors.js';
+
+export type Undo = () => Promise<void> | void;
+
+export interface TxLogger {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+const silentLogger: TxLogger = { debug() {}, warn() {} };
+
+export class Transaction {
+  private readonly undos: { description: string; undo: Undo }[] = [];
+  private finished = false;
+
+  constructor(private readonly log: TxLogger = silentLogger) {}
+
+  /**
+   * Runs `doFn`; once it succeeds, `undoFn` (given doFn's result) is registered. A thrown error
+   * that is not already a TsrunError is wrapped in a SystemError naming the step.
+   */
+  async step<T>(description: string, doFn: () => Promise<T> | T, undoFn?: (result: T) => Promise<void> | void): Promise<T> {
+    if (this.finished) throw new Error(`transaction already finished (step "${description}")`);
+    const started = performance.now();
+    let result: T;
+    try {
+      result = await doFn();
+    } catch (err) {
+      throw isTsrunError(err) ? err : new SystemError(description, err);
+    }
+    if (undoFn) this.undos.push({ description, undo: () => undoFn(result) });
+    this.log.debug({ step: description, ms: +(performance.now() - started).toFixed(2) }, 'step done');
+    return result;
+  }
+
+  /** Register an undo for work done outside step(). */
+  onRollback(description: string, undo: Undo): void {
+    this.undos.push({ description, undo });
+  }
+
+  /** Keep everything: the transaction succeeded. */
+  commit(): void {
+    this.finished = true;
+    this.undos.length = 0;
+  }
+
+  /** Undo completed steps in reverse order; returns the undo failures (never throws). */
+  async rollback(): Promise<Error[]> {
+    this.finished = true;
+    const failures: Error[] = [];
+    while (this.undos.length > 0) {
+      const { description, undo } = this.undos.pop()!;
+      try {
+        await undo();
+      } catch (err) {
+        const wrapped = new SystemError(`undo ${description}`, err);
+        failures.push(wrapped);
+        this.log.warn({ step: description, err }, 'undo failed');
+      }
+    }
+    return failures;
+  }
+
+  /** Run `body`; commit on success, roll back and rethrow the original error on failure. */
+  static async run<T>(log: TxLogger | undefined, body: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx = new Transaction(log);
+    try {
+      const result = await body(tx);
+      tx.commit();
+      return result;
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+  }
+}
+
+/**
+ * Teardown runs every step even when some fail (a half-removed container must still lose its
+ * lease), then reports all failures at once.
+ */
+export async function runAll(steps: { description: string; run: () => Promise<void> | void }[], log: TxLogger = silentLogger): Promise<void> {
+  const failures: Error[] = [];
+  for (const s of steps) {
+    try {
+      await s.run();
+    } catch (err) {
+      log.warn({ step: s.description, err }, 'teardown step failed');
+      failures.push(isTsrunError(err) ? err : new SystemError(s.description, err));
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) {
+    throw new SystemError('teardown', new AggregateError(failures), failures.map((f) => f.message).join('; '));
+  }
+}

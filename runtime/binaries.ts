@@ -1,0 +1,27 @@
+// Resolves the programs tsrun executes to absolute paths. Hooks may run with an empty
+// environment (podman's poststop has no PATH), so the Debian system directories are searched too.
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../config/errors.js';
+
+const SYSTEM_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+const cache = new Map<string, string>();
+
+export function resolveBinary(nameOrPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  const cached = cache.get(nameOrPath);
+  if (cached) return cached;
+  const candidates = nameOrPath.includes('/')
+    ? [nameOrPath]
+    : [...(env.PATH ?? '').split(':').filter(Boolean), ...SYSTEM_BIN_DIRS].map((d) => path.join(d, nameOrPath));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      const abs = path.resolve(candidate);
+      cache.set(nameOrPath, abs);
+      return abs;
+    } catch {
+      // try the next directory
+    }
+  }
+  throw new UserError(`${nameOrPath} is not installed (not found in PATH or ${SYSTEM_BIN_DIRS.join(':')}): run scripts/setup-host.sh`);
+}

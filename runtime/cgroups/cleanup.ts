@@ -1,0 +1,25 @@
+// runc removes a container's cgroup when it deletes the container, but not tsrun's parent
+// directory, and nothing at all when runc itself was killed. This removes what is left, leaf
+// first, in every hierarchy; a directory still in use (EBUSY) or shared (ENOTEMPTY) stays.
+import { rmdirSync } from 'node:fs';
+import path from 'node:path';
+import { hostHierarchies, type Hierarchy } from './hierarchies.js';
+
+export function removeCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hostHierarchies()): string[] {
+  const removed: string[] = [];
+  const parts = cgroupsPath.split('/').filter(Boolean);
+  for (const h of hierarchies) {
+    for (let depth = parts.length; depth > 0; depth--) {
+      const dir = path.join(h.mountPoint, ...parts.slice(0, depth));
+      try {
+        rmdirSync(dir);
+        removed.push(dir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue; // gone already, or never created in this hierarchy
+        break; // EBUSY/ENOTEMPTY: in use; its parents are too
+      }
+    }
+  }
+  return removed;
+}

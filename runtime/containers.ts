@@ -1,0 +1,102 @@
+// A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
+// mkdir is the lock that refuses a second live container with the same id. It holds the owner
+// (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConflictError, SystemError } from '../config/errors.js';
+
+export interface ContainerRecord {
+  id: string;
+  /** The tsrun process that supervises the container (the shim), or the hook's runtime pid. */
+  ownerPid: number;
+  /** /proc/<pid>/stat start time, so a recycled pid is not mistaken for the owner. */
+  ownerStart: string;
+  created: string;
+  bundle: string;
+  /** The pinned network namespace tsrun created for the container, if any. */
+  netnsPin?: string | undefined;
+  cgroupsPath?: string | undefined;
+}
+
+export function containersDir(runDir: string): string {
+  return path.join(runDir, 'containers');
+}
+
+export function containerDir(runDir: string, id: string): string {
+  return path.join(containersDir(runDir), id);
+}
+
+/**
+ * Claims `id`. A directory left by an owner that is gone (tsrun was SIGKILLed) is reported as
+ * stale through `onStale`, which must clean it up; then the claim is retried once.
+ */
+export async function claimContainer(
+  runDir: string,
+  rec: Omit<ContainerRecord, 'ownerStart' | 'created'>,
+  onStale: (old: ContainerRecord | undefined) => Promise<void>,
+): Promise<ContainerRecord> {
+  const dir = containerDir(runDir, rec.id);
+  mkdirSync(containersDir(runDir), { recursive: true });
+  const full: ContainerRecord = { ...rec, ownerStart: processStartTime(rec.ownerPid) ?? '', created: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      mkdirSync(dir);
+      writeRecord(runDir, full);
+      return full;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new SystemError(`create state directory ${dir}`, err);
+      const old = readRecord(runDir, rec.id);
+      if (old && isAlive(old.ownerPid, old.ownerStart)) throw new ConflictError(`container id ${rec.id} is already in use`);
+      if (!old && attempt === 0 && recentlyCreated(dir)) throw new ConflictError(`container id ${rec.id} is already in use`);
+      await onStale(old);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  throw new ConflictError(`container id ${rec.id} is already in use`);
+}
+
+export function writeRecord(runDir: string, rec: ContainerRecord): void {
+  const file = path.join(containerDir(runDir, rec.id), 'container.json');
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(rec, null, 2));
+  renameSync(tmp, file);
+}
+
+export function readRecord(runDir: string, id: string): ContainerRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(containerDir(runDir, id), 'container.json'), 'utf8')) as ContainerRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeContainerDir(runDir: string, id: string): void {
+  rmSync(containerDir(runDir, id), { recursive: true, force: true });
+}
+
+export function isAlive(pid: number, startTime: string): boolean {
+  const now = processStartTime(pid);
+  return now !== undefined && (startTime === '' || now === startTime);
+}
+
+/** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A directory without a record may be a claim in progress by another process. */
+function recentlyCreated(dir: string): boolean {
+  try {
+    return Date.now() - statSync(dir).mtimeMs < 2000;
+  } catch {
+    return false;
+  }
+}
+

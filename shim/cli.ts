@@ -1,0 +1,145 @@
+// The command line: parses and normalizes flags once (so nothing below sees raw strings), turns
+// every failure into one line on stderr, and picks the exit code: 125 when tsrun itself fails,
+// as docker and podman do, otherwise the container's own status.
+import { availableParallelism } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { resolveSettings, isLogLevel, LOG_LEVELS, type Settings } from '../config/settings.js';
+import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
+import { checkContainerId } from '../config/ids.js';
+import { parseNetMode } from '../config/net-mode.js';
+import { parsePublishList } from '../config/ports.js';
+import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
+import { createLogger, type Logger } from '../runtime/log.js';
+import type { RunOptions } from './run.js';
+
+export const EXIT_TSRUN_FAILED = 125;
+
+interface GlobalFlags {
+  root?: string;
+  store?: string;
+  log?: string;
+  logLevel?: string;
+  debug?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function buildProgram(onExitCode: (code: number) => void): Command {
+  const program = new Command('tsrun')
+    .description('Container networking runtime: runs OCI bundles through runc and wires their networks')
+    .version('0.1.0')
+    .option('--root <dir>', 'keep all state under DIR (env TSRUN_ROOT)')
+    .option('--store <url>', 'local, or etcd://HOST:PORT[,HOST:PORT] (env TSRUN_STORE)')
+    .option('--log <file>', 'log file (env TSRUN_LOG; default /var/log/tsrun/tsrun.log)')
+    .addOption(new Option('--log-level <level>', 'log level (env TSRUN_LOG_LEVEL)').choices(LOG_LEVELS))
+    .option('--debug', 'also print readable log lines on stderr')
+    .showHelpAfterError(false);
+
+  program
+    .command('run')
+    .description('run an OCI bundle through runc, with its network wired')
+    .argument('<bundle>', 'directory holding config.json and the root filesystem')
+    .argument('[command...]', 'program and arguments, replacing process.args (put them after --)')
+    .option('--name <id>', 'container id (generated when absent)')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('--hostname <name>', 'the container hostname')
+    .option('--cwd <dir>', 'working directory inside the container')
+    .option('--net <mode>', 'none | host | bridge | container:<id> | <network name>', 'bridge')
+    .option('-p, --publish <spec>', 'publish [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable)', collect, [])
+    .option('--ip <address>', 'static IPv4 address on the network')
+    .option('--ip6 <address>', 'static IPv6 address on the network')
+    .option('--mac <address>', 'MAC address of the container interface')
+    .option('-m, --memory <size>', 'memory limit, e.g. 256m')
+    .option('--memory-swap <size>', 'memory plus swap limit, or -1 for unlimited swap')
+    .option('--cpus <n>', 'CPU limit, e.g. 1.5')
+    .option('--cpu-shares <n>', 'relative CPU weight')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .action(async (bundle: string, command: string[], flags: Record<string, unknown>, cmd: Command) => {
+      const globals = cmd.optsWithGlobals() as GlobalFlags;
+      const options = normalizeRunOptions(bundle, command, flags);
+      const { settings, log } = setup(globals);
+      const { runContainer } = await import('./run.js');
+      const { shimNetworkWiring } = await import('./network-wiring.js');
+      log.debug({ options }, 'run');
+      onExitCode(await runContainer(options, settings, log, shimNetworkWiring));
+    });
+
+  return program;
+}
+
+export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
+  const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
+  const env = (f.env as string[]).map((e) => {
+    if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
+    return e;
+  });
+  const hostname = str('hostname');
+  if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
+    throw new UserError(`invalid --hostname ${JSON.stringify(hostname)}: use up to 63 letters, digits, '.' and '-'`);
+  }
+  const memory = str('memory');
+  const swap = str('memorySwap');
+  const cpus = str('cpus');
+  const shares = str('cpuShares');
+  const pids = str('pidsLimit');
+  return {
+    bundle,
+    name: f.name === undefined ? undefined : checkContainerId(String(f.name)),
+    args: command,
+    env,
+    hostname,
+    cwd: str('cwd'),
+    net: parseNetMode(String(f.net)),
+    publish: parsePublishList(f.publish as string[]),
+    ip: str('ip'),
+    ip6: str('ip6'),
+    mac: str('mac'),
+    resources: {
+      memoryBytes: memory === undefined ? undefined : parseSize('--memory', memory),
+      memorySwapBytes: swap === undefined ? undefined : parseSizeOrUnlimited('--memory-swap', swap),
+      cpus: cpus === undefined ? undefined : parseCpus('--cpus', cpus, availableParallelism()),
+      cpuShares: shares === undefined ? undefined : parsePositiveInt('--cpu-shares', shares, 262144),
+      pidsLimit: pids === undefined ? undefined : parsePositiveInt('--pids-limit', pids),
+    },
+  };
+}
+
+function setup(g: GlobalFlags): { settings: Settings; log: Logger } {
+  if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
+  const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });
+  const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: settings.debug });
+  return { settings, log };
+}
+
+/** Runs the CLI and returns the process exit code; never throws. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  let parseError: string | undefined;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (s) => {
+      parseError ??= s.trim().replace(/^error: /, '');
+    },
+  });
+  for (const sub of program.commands) {
+    sub.exitOverride();
+    sub.configureOutput({ writeErr: (s) => void (parseError ??= s.trim().replace(/^error: /, '')) });
+  }
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return 0; // --help, --version
+      process.stderr.write(`tsrun: ${parseError ?? err.message.replace(/^error: /, '')}\n`);
+      return EXIT_TSRUN_FAILED;
+    }
+    if ((err as { alreadyReported?: boolean }).alreadyReported !== true) process.stderr.write(`tsrun: ${userFacingMessage(err)}\n`);
+    if (!isTsrunError(err) && process.env.TSRUN_DEBUG === '1') process.stderr.write(`${(err as Error).stack}\n`);
+    const code = (err as { exitCode?: unknown }).exitCode;
+    return typeof code === 'number' ? code : EXIT_TSRUN_FAILED;
+  }
+}

@@ -1,0 +1,146 @@
+// `tsrun run`: bundle → spec rewrite → network → runc run → supervise → clean up.
+// Setup is one Transaction; the same undo steps are the teardown when the container ends, so a
+// failure at any point and a normal exit leave exactly the same (empty) state behind.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Settings } from '../config/settings.js';
+import type { NetMode } from '../config/net-mode.js';
+import type { PortMapping } from '../config/ports.js';
+import { UserError } from '../config/errors.js';
+import { generateContainerId } from '../config/ids.js';
+import type { Logger } from '../runtime/log.js';
+import { Transaction } from '../runtime/tx.js';
+import { resolveBinary } from '../runtime/binaries.js';
+import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
+import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
+import { removeCgroup } from '../runtime/cgroups/cleanup.js';
+import { loadBundle } from './bundle.js';
+import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
+import { lastRuncError, runcDeleteForce, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
+import { exitStatusOf, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
+import { existsSync } from 'node:fs';
+
+export interface RunOptions {
+  bundle: string;
+  name?: string | undefined;
+  args: string[];
+  env: string[];
+  hostname?: string | undefined;
+  cwd?: string | undefined;
+  net: NetMode;
+  publish: PortMapping[];
+  ip?: string | undefined;
+  ip6?: string | undefined;
+  mac?: string | undefined;
+  resources: ResourceLimits;
+}
+
+/** What the network part of `run` needs from the engine; set up inside the run's transaction. */
+export interface NetworkWiring {
+  wire(o: RunOptions, containerId: string, settings: Settings, tx: Transaction, log: Logger): Promise<NetnsChoice>;
+  /** Undo what wire() did for a container whose supervising process died (idempotent). */
+  release(containerId: string, stale: ContainerRecord | undefined, settings: Settings, log: Logger): Promise<void>;
+}
+
+export function runcPaths(settings: Settings): RuncPaths {
+  return { binary: resolveBinary(settings.runc), root: path.join(settings.runDir, 'runc') };
+}
+
+export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring): Promise<number> {
+  const runc = runcPaths(settings);
+  const bundle = loadBundle(o.bundle);
+  if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new UserError(`invalid --cwd ${JSON.stringify(o.cwd)}: must be an absolute path`);
+  const id = o.name ?? generateContainerId();
+  const clog = log.child({ containerId: id });
+
+  // A signal during setup aborts it (and rolls back); once runc runs, signals go to the container.
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+  };
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+  const checkInterrupted = () => {
+    if (interrupted) throw new UserError(`interrupted by ${interrupted} during setup`);
+  };
+
+  const tx = new Transaction(clog);
+  let record: ContainerRecord | undefined;
+  try {
+    record = await tx.step(
+      'claim container id',
+      () => claimContainer(settings.runDir, { id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
+      () => removeContainerDir(settings.runDir, id),
+    );
+    const cgroupsPath = cgroupsPathFor(id);
+    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath));
+    tx.onRollback('remove runc state', async () => {
+      if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+    });
+
+    const netns = await network.wire(o, id, settings, tx, clog);
+    checkInterrupted();
+
+    const spec = rewriteSpec(bundle.spec, {
+      rootfs: bundle.rootfs,
+      args: o.args,
+      env: o.env,
+      hostname: o.hostname,
+      cwd: o.cwd,
+      netns,
+      resources: o.resources,
+      cgroupsPath,
+    });
+    const dir = containerDir(settings.runDir, id);
+    const runBundle = path.join(dir, 'bundle');
+    mkdirSync(runBundle, { recursive: true });
+    writeFileSync(path.join(runBundle, 'config.json'), JSON.stringify(spec));
+    mkdirSync(runc.root, { recursive: true });
+    checkInterrupted();
+  } catch (err) {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+    await tx.rollback();
+    throw err;
+  }
+  for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+
+  const dir = containerDir(settings.runDir, id);
+  const pidFile = path.join(dir, 'pid');
+  const runcLog = path.join(dir, 'runc.log');
+  const started = performance.now();
+  let status: number;
+  try {
+    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: path.join(dir, 'bundle'), pidFile, logFile: runcLog }));
+    status = exitStatusOf(exit);
+    const runcError = lastRuncError(runcLog);
+    if (runcError !== undefined && exit.code !== null && exit.code !== 0) {
+      // runc itself failed (the container never ran, or its program could not be started).
+      clog.error({ runcError, exit }, 'runc failed');
+      const notFound = /executable file not found|no such file or directory/.test(runcError);
+      throw new RuncFailure(`runc: ${runcError}`, existsSync(pidFile) || notFound ? (notFound ? 127 : 126) : 125);
+    }
+    clog.info({ status, ms: +(performance.now() - started).toFixed(1) }, 'container exited');
+  } finally {
+    const failures = await tx.rollback();
+    if (failures.length > 0) clog.warn({ failures: failures.map((f) => f.message) }, 'cleanup incomplete');
+  }
+  return status;
+}
+
+/**
+ * runc could not start the container; the exit status follows docker: 125, 126 or 127. runc has
+ * already printed its one line on the shared stderr (it cannot be told not to), so tsrun adds none.
+ */
+export class RuncFailure extends UserError {
+  readonly alreadyReported = true;
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+/** A previous owner died without cleaning up: remove what it left so the id can be reused. */
+async function cleanupStale(stale: ContainerRecord | undefined, id: string, runc: RuncPaths, network: NetworkWiring, settings: Settings, log: Logger): Promise<void> {
+  log.warn({ stale }, 'reclaiming the state of a container whose tsrun process is gone');
+  if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+  await network.release(id, stale, settings, log);
+  removeCgroup(cgroupsPathFor(id));
+}

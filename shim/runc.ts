@@ -1,0 +1,55 @@
+// The runc wrapper. tsrun gives runc a private --root under its state directory, so its
+// containers never mix with other runc users', and a --log file in JSON so that runc's own
+// failures can be told apart from the container's exit status and reported in one line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface RuncPaths {
+  binary: string;
+  root: string;
+}
+
+export interface RuncRunOptions {
+  id: string;
+  bundle: string;
+  pidFile: string;
+  logFile: string;
+}
+
+export function spawnRuncRun(runc: RuncPaths, o: RuncRunOptions): ChildProcess {
+  const args = ['--root', runc.root, '--log', o.logFile, '--log-format', 'json', 'run', '--bundle', o.bundle, '--pid-file', o.pidFile, o.id];
+  // stdio passes straight through: runc hands these very descriptors to the container.
+  return spawn(runc.binary, args, { stdio: 'inherit' });
+}
+
+/** runc's state for `id` exists when `runc run` did not get to delete it (runc was killed). */
+export function runcStateExists(runc: RuncPaths, id: string): boolean {
+  return existsSync(path.join(runc.root, id, 'state.json'));
+}
+
+export async function runcDeleteForce(runc: RuncPaths, id: string): Promise<void> {
+  const { execa } = await import('execa');
+  await execa(runc.binary, ['--root', runc.root, 'delete', '--force', id], { reject: false });
+}
+
+/** The last error runc logged, in one line without runc's "runc run failed:" prefix. */
+export function lastRuncError(logFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const rec = JSON.parse(line) as { level?: string; msg?: string };
+      if ((rec.level === 'error' || rec.level === 'fatal') && rec.msg) last = rec.msg;
+    } catch {
+      last = line.trim();
+    }
+  }
+  return last?.replace(/^runc (run|create|start) failed: /, '');
+}

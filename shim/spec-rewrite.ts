@@ -1,0 +1,66 @@
+// Turns the user's bundle spec plus tsrun's flags into the spec runc receives. Pure: the caller
+// writes the result into tsrun's state directory, and the user's config.json is never modified.
+import type { Spec, SpecNamespace } from '../config/oci.js';
+import { applyResourceLimits, type ResourceLimits } from '../runtime/cgroups/resources.js';
+
+/** How the container's network namespace is chosen: none/bridge/… get a new or pinned one,
+ * host gets none at all, container:<id> gets the other container's. */
+export type NetnsChoice =
+  | { kind: 'new' } // runc creates it and brings lo up (`--net none`)
+  | { kind: 'host' } // no network namespace: the host's interfaces
+  | { kind: 'path'; path: string }; // a namespace tsrun pinned and wired, or another container's
+
+export interface SpecOverrides {
+  /** The root filesystem, absolute and free of symlinks (runc refuses a symlinked root). */
+  rootfs: string;
+  args?: string[] | undefined;
+  env?: string[] | undefined;
+  hostname?: string | undefined;
+  cwd?: string | undefined;
+  netns: NetnsChoice;
+  resources: ResourceLimits;
+  cgroupsPath: string;
+  annotations?: Record<string, string> | undefined;
+}
+
+export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
+  const out: Spec = structuredClone(spec);
+  // The spec moves to another directory, so a relative root must be anchored to the bundle.
+  out.root = { ...out.root, path: o.rootfs };
+
+  if (o.args && o.args.length > 0) out.process.args = [...o.args];
+  if (o.env && o.env.length > 0) out.process.env = mergeEnv(out.process.env ?? [], o.env);
+  if (o.cwd !== undefined) out.process.cwd = o.cwd;
+  if (o.hostname !== undefined) out.hostname = o.hostname;
+  if (o.annotations) out.annotations = { ...out.annotations, ...o.annotations };
+
+  const linux = (out.linux ??= {});
+  let namespaces: SpecNamespace[] = (linux.namespaces ?? []).filter((ns) => ns.type !== 'network');
+  if (o.netns.kind === 'new') namespaces.push({ type: 'network' });
+  if (o.netns.kind === 'path') namespaces.push({ type: 'network', path: o.netns.path });
+  // A hostname needs a UTS namespace of its own, or runc would refuse (or rename the host).
+  if (out.hostname !== undefined && !namespaces.some((ns) => ns.type === 'uts')) namespaces.push({ type: 'uts' });
+  namespaces = sortNamespaces(namespaces);
+  linux.namespaces = namespaces;
+
+  linux.resources = applyResourceLimits(linux.resources, o.resources);
+  linux.cgroupsPath = o.cgroupsPath;
+  return out;
+}
+
+/** `--env K=V` replaces K if the bundle sets it, else appends: like docker's -e. */
+export function mergeEnv(base: string[], overrides: string[]): string[] {
+  const result = [...base];
+  for (const entry of overrides) {
+    const key = entry.slice(0, entry.indexOf('='));
+    const at = result.findIndex((e) => e.slice(0, e.indexOf('=')) === key);
+    if (at >= 0) result[at] = entry;
+    else result.push(entry);
+  }
+  return result;
+}
+
+const NS_ORDER = ['pid', 'network', 'ipc', 'uts', 'mount', 'user', 'cgroup', 'time'];
+function sortNamespaces(list: SpecNamespace[]): SpecNamespace[] {
+  return [...list].sort((a, b) => NS_ORDER.indexOf(a.type) - NS_ORDER.indexOf(b.type));
+}

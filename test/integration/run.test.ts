@@ -1,0 +1,255 @@
+// `tsrun run` end to end: real busybox containers through real runc, inside a sandbox host.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SandboxHost, makeBundle, removeBundle, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS } from '../harness/sandbox.js';
+
+let host: SandboxHost;
+let bundle: string;
+const ids: string[] = [];
+
+beforeAll(async () => {
+  host = await SandboxHost.create('run');
+  // Something only this sandbox host has, so --net host can be told from --net none.
+  host.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
+  bundle = makeBundle();
+});
+
+afterAll(() => {
+  removeBundle(bundle);
+  host.destroy();
+});
+
+afterEach(() => {
+  expect(host.leaks(ids.splice(0))).toEqual([]);
+});
+
+function run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const id = uniqueId('run');
+  ids.push(id);
+  return { id, ...host.tsrun(['run', '--name', id, ...args], opts) };
+}
+
+describe('tsrun run: networking namespaces', () => {
+  it('--net none gives the container only lo, up', () => {
+    const r = run(['--net', 'none', bundle, '--', 'ip', '-o', 'link']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const links = r.stdout.trim().split('\n');
+    expect(links).toHaveLength(1);
+    expect(links[0]).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+  });
+
+  it('--net host shows the host interfaces', () => {
+    const r = run(['--net', 'host', bundle, '--', 'ip', '-o', 'link']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('tsrunhostA');
+    expect(r.stdout).toContain('tsrunhostB');
+  });
+});
+
+describe('tsrun run: process', () => {
+  it('passes the exit status through', () => {
+    expect(run(['--net', 'none', bundle, '--', 'sh', '-c', 'exit 7']).status).toBe(7);
+    expect(run(['--net', 'none', bundle, '--', 'true']).status).toBe(0);
+  });
+
+  it('passes stdin, stdout and stderr through', () => {
+    const r = run(['--net', 'none', bundle, '--', 'sh', '-c', 'read line; echo "out:$line"; echo "err:$line" >&2'], { input: 'hello\n' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('out:hello\n');
+    expect(r.stderr).toBe('err:hello\n');
+  });
+
+  it('overrides args, env, hostname and cwd', () => {
+    const r = run(['--net', 'none', '--env', 'GREETING=hi', '-e', 'PATH=/bin', '--hostname', 'box1', '--cwd', '/tmp', bundle, '--', 'sh', '-c', 'echo "$GREETING $PATH $(hostname) $(pwd)"']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('hi /bin box1 /tmp\n');
+  });
+
+  it('a container killed by signal N exits 128+N', async () => {
+    const id = uniqueId('kill');
+    ids.push(id);
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'sleep', '1000']);
+    const pidFile = path.join(host.root, 'run', 'containers', id, 'pid');
+    await waitFor('the container to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').length > 0);
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(code).toBe(137);
+  });
+
+  it('SIGTERM and SIGINT sent to tsrun reach the container', async () => {
+    for (const [sig, expected] of [['SIGTERM', 43], ['SIGINT', 42]] as const) {
+      const id = uniqueId('sig');
+      ids.push(id);
+      const script = 'trap "echo got-INT; exit 42" INT; trap "echo got-TERM; exit 43" TERM; echo ready; while true; do sleep 0.05; done';
+      const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'sh', '-c', script]);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor('the container to trap signals', () => out.includes('ready'));
+      child.kill(sig);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      expect(out).toContain(`got-${sig.slice(3)}`);
+      expect(code).toBe(expected);
+    }
+  });
+
+  it('never modifies the user bundle', () => {
+    const before = createHash('sha256').update(readFileSync(path.join(bundle, 'config.json'))).digest('hex');
+    expect(run(['--net', 'none', '--memory', '64m', '--hostname', 'x', bundle, '--', 'true']).status).toBe(0);
+    const after = createHash('sha256').update(readFileSync(path.join(bundle, 'config.json'))).digest('hex');
+    expect(after).toBe(before);
+  });
+
+  it('a relative root.path is resolved against the bundle', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-relbundle-'));
+    try {
+      const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+      spec.root.path = 'rootfs';
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+      symlinkSync(BUSYBOX_ROOTFS, path.join(dir, 'rootfs'));
+      const r = run(['--net', 'none', dir, '--', 'true']);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('tsrun run: resources', () => {
+  it('memory, swap, cpus, cpu-shares and pids limits reach the container cgroup', () => {
+    const v1 = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+    const script = v1
+      ? 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/pids/pids.max'
+      : 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/pids.max';
+    const r = run(['--net', 'none', '--memory', '64m', '--memory-swap', '96m', '--cpus', '0.5', '--cpu-shares', '512', '--pids-limit', '20', bundle, '--', 'sh', '-c', script]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const values = r.stdout.trim().split('\n');
+    if (v1) {
+      expect(values).toEqual(['67108864', '100663296', '50000', '100000', '512', '20']);
+    } else {
+      // v2: swap.max is swap alone; runc converts shares to weight.
+      expect(values).toEqual(['67108864', '33554432', '50000 100000', expect.any(String), '20']);
+    }
+  });
+
+  it('the pids limit is enforced', () => {
+    const script = 'i=0; while [ $i -lt 8 ]; do sleep 1 & i=$((i+1)); done; wait; echo done';
+    const limited = run(['--net', 'none', '--pids-limit', '5', bundle, '--', 'sh', '-c', script]);
+    expect(limited.stderr).toContain("can't fork");
+    expect(limited.status).not.toBe(0);
+    const roomy = run(['--net', 'none', '--pids-limit', '20', bundle, '--', 'sh', '-c', script]);
+    expect(roomy.stdout).toBe('done\n');
+    expect(roomy.status).toBe(0);
+  });
+
+  it('the container cgroup sits under tsrun/<id> while it runs and is gone after', async () => {
+    const id = uniqueId('cg');
+    ids.push(id);
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', '--memory', '32m', bundle, '--', 'sleep', '1000']);
+    const pidFile = path.join(host.root, 'run', 'containers', id, 'pid');
+    await waitFor('the container to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').length > 0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/tsrun/${id}`);
+    expect(cgroupDirsOf(id).length).toBeGreaterThan(0);
+    child.kill('SIGTERM'); // sleep as pid 1 ignores TERM: kill it directly
+    process.kill(pid, 'SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(cgroupDirsOf(id)).toEqual([]);
+  });
+});
+
+describe('tsrun run: user errors give one line, exit 125 and leave nothing', () => {
+  const cases: [string, () => string[], RegExp, NodeJS.ProcessEnv][] = [
+    ['no bundle directory', () => ['/nonexistent/bundle'], /bundle \/nonexistent\/bundle: no such directory/, {}],
+    ['no config.json', () => [mkdtempSync(path.join(os.tmpdir(), 'tsrun-empty-'))], /config\.json not found/, {}],
+    ['malformed config.json', () => [bundleWith('{ "ociVersion": ')], /config\.json is not valid JSON/, {}],
+    ['a field of the wrong type', () => [bundleWith(JSON.stringify({ ...baseSpec(), process: { ...baseSpec().process, args: 'sh' } }))], /config\.json: process\.args: must be Array/, {}],
+    ['a missing field', () => [bundleWith(JSON.stringify({ ...baseSpec(), ociVersion: undefined }))], /config\.json: ociVersion: is required/, {}],
+    ['a bad namespace type', () => [bundleWith(JSON.stringify({ ...baseSpec(), linux: { namespaces: [{ type: 'pid' }, { type: 'bogus' }] } }))], /linux\.namespaces\[1\]\.type: must be one of/, {}],
+    ['a missing rootfs', () => [bundleWith(JSON.stringify({ ...baseSpec(), root: { path: '/nonexistent/rootfs' } }))], /root\.path "\/nonexistent\/rootfs": no such directory/, {}],
+    ['an unknown --net value', () => ['--net', 'bad/name', bundle], /invalid --net "bad\/name"/, {}],
+    ['a bad size', () => ['--memory', '12q', bundle], /invalid --memory "12q"/, {}],
+    ['a bad number', () => ['--pids-limit', 'many', bundle], /invalid --pids-limit "many"/, {}],
+    ['too many cpus', () => ['--cpus', '1000', bundle], /invalid --cpus "1000": this host has only/, {}],
+    ['swap below memory', () => ['--memory', '64m', '--memory-swap', '32m', bundle], /--memory-swap must be at least --memory/, {}],
+    ['an unknown option', () => ['--bogus', bundle], /unknown option '--bogus'/, {}],
+    ['an invalid container id', () => ['--name', '../../etc', bundle], /invalid container id/, {}],
+    ['a relative --cwd', () => ['--cwd', 'tmp', bundle], /invalid --cwd "tmp": must be an absolute path/, {}],
+    ['runc not installed', () => [bundle], /runc-not-here is not installed/, { TSRUN_RUNC: 'runc-not-here' }],
+  ];
+  const made: string[] = [];
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  function baseSpec() {
+    return JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  }
+  function bundleWith(text: string): string {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-badbundle-'));
+    made.push(dir);
+    writeFileSync(path.join(dir, 'config.json'), text);
+    return dir;
+  }
+
+  it.each(cases)('%s', (_what, args, message, env) => {
+    const id = uniqueId('err');
+    ids.push(id);
+    const caseArgs = args();
+    const net = caseArgs.includes('--net') ? [] : ['--net', 'none'];
+    const r = host.tsrun(['run', '--name', id, ...net, ...caseArgs, '--', 'true'], { env });
+    expect(r.status).toBe(125);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tsrun: /);
+    expect(lines[0]).toMatch(message);
+  });
+
+  it('a second live container with the same id is refused', async () => {
+    const id = uniqueId('dup');
+    ids.push(id);
+    const first = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'sh', '-c', 'echo up; read x']);
+    let out = '';
+    first.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the first container', () => out.includes('up'));
+    const second = host.tsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'true']);
+    expect(second.status).toBe(125);
+    expect(second.stderr).toBe(`tsrun: container id ${id} is already in use\n`);
+    expect(host.runcList()).toEqual([id]); // the first one is untouched
+    first.stdin!.end('\n');
+    expect(await new Promise((resolve) => first.once('exit', resolve))).toBe(0);
+  });
+
+  it('a program that does not exist exits 127 with runc\'s one line', () => {
+    const r = run(['--net', 'none', bundle, '--', 'no-such-program']);
+    expect(r.status).toBe(127);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('no-such-program');
+  });
+});
+
+describe('tsrun run: logging', () => {
+  it('writes JSON lines to the log file, and readable lines to stderr with --debug', () => {
+    const id = uniqueId('log');
+    ids.push(id);
+    const logFile = path.join(host.root, `custom-${id}.log`);
+    const r = host.tsrun(['--debug', '--log', logFile, 'run', '--name', id, '--net', 'none', bundle, '--', 'true']);
+    expect(r.status).toBe(0);
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.some((l) => l.containerId === id && l.msg === 'container exited')).toBe(true);
+    expect(r.stderr).toMatch(/DEBUG|INFO/);
+    expect(r.stderr).toContain('container exited');
+  });
+
+  it('logs to TSRUN_ROOT/log/tsrun.log by default, honouring --log-level', () => {
+    const id = uniqueId('lvl');
+    ids.push(id);
+    expect(host.tsrun(['--log-level', 'debug', 'run', '--name', id, '--net', 'none', bundle, '--', 'true']).status).toBe(0);
+    const lines = readFileSync(host.logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.some((l) => l.containerId === id && l.level === 20)).toBe(true);
+  });
+});

@@ -3,6 +3,7 @@
 // comma-separated form of the io.tsrun.ports annotation.
 import ipaddr from 'ipaddr.js';
 import { UserError } from './errors.js';
+import { parseIpStrict } from './ip.js';
 
 export type Protocol = 'tcp' | 'udp';
 
@@ -23,8 +24,8 @@ export function parsePublish(text: string): PortMapping[] {
   let hostIp: string | undefined;
   if (m[1] !== undefined) {
     const raw = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-    if (!ipaddr.isValid(raw)) throw bad(`${raw} is not an IP address`);
-    const parsed = ipaddr.parse(raw);
+    const parsed = parseIpStrict(raw);
+    if (!parsed) throw bad(`${raw} is not an IP address`);
     hostIp = parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress() ? (parsed as ipaddr.IPv6).toIPv4Address().toString() : parsed.toString();
     if (m[1].startsWith('[') !== (parsed.kind() === 'ipv6')) throw bad('IPv6 host addresses go in brackets, IPv4 ones do not');
   }

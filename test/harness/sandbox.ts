@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../../..');
-export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.mjs');
+export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 export const BUSYBOX_ROOTFS = path.join(BUSYBOX_BUNDLE, 'rootfs');
 

@@ -1,0 +1,81 @@
+// Benchmark helpers: wall-clock timing of whole commands, medians, and a report that prints each
+// result as a ratio against its reference measured in the same run.
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
+export const TSRUN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
+export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
+
+/** The environment benchmarks run commands with: NODE_EXTRA_CA_CERTS doubles Node's start-up
+ * and no user of tsrun has it, so it goes. */
+export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Milliseconds one run of `cmd` takes, failing loudly if it fails. */
+export function timeCommand(cmd: string, args: string[], opts: SpawnSyncOptions = {}): number {
+  const started = performance.now();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
+  const ms = performance.now() - started;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr?.toString().trim()}`);
+  return ms;
+}
+
+/** Runs each variant `runs` times, interleaved so that drift on the machine hits all alike. */
+export function interleave(runs: number, variants: Record<string, () => number>): Record<string, number[]> {
+  const out: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) for (const [k, f] of Object.entries(variants)) out[k]!.push(f());
+  return out;
+}
+
+/** A copy of the busybox bundle running `args`, with its root made absolute. */
+export function benchBundle(args: string[]): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-bundle-'));
+  const spec = JSON.parse(readFileSync(path.join(BUSYBOX_BUNDLE, 'config.json'), 'utf8'));
+  spec.root.path = path.join(BUSYBOX_BUNDLE, 'rootfs');
+  spec.process.args = args;
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Row {
+  name: string;
+  value: number;
+  unit: string;
+  /** "≤ 1.6" or "≥ 0.9": the target for a ratio row */
+  target?: string;
+  note?: string;
+}
+
+export class Report {
+  readonly rows: Row[] = [];
+
+  add(row: Row): void {
+    this.rows.push(row);
+    const verdict = row.target ? (meets(row.value, row.target) ? '  ok' : '  MISSED') : '';
+    const value = row.unit === '×' ? row.value.toFixed(2) : row.value.toFixed(row.value < 10 ? 2 : 1);
+    console.log(`${row.name.padEnd(64)} ${value.padStart(9)} ${row.unit.padEnd(3)}${row.target ? ` target ${row.target}` : ''}${verdict}${row.note ? `  (${row.note})` : ''}`);
+  }
+
+  section(title: string): void {
+    console.log(`\n== ${title}`);
+  }
+}
+
+function meets(value: number, target: string): boolean {
+  const m = /^([≤≥])\s*([\d.]+)/.exec(target);
+  if (!m) return true;
+  return m[1] === '≤' ? value <= Number(m[2]) : value >= Number(m[2]);
+}

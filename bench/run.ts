@@ -1,0 +1,36 @@
+// `npm run bench`: every target as a ratio against runc and the peer tools, measured in one run.
+// The benchmark runs in a network namespace of its own (it re-executes itself under
+// `unshare --net`), so nothing it builds touches the machine's network, and all of it vanishes
+// with the process.
+import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { Report } from './lib.js';
+import { startupSuite } from './suites/startup.js';
+
+const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
+  startup: startupSuite,
+};
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (!args.includes('--inside')) {
+    const env = { ...process.env, TSRUN_BENCH_OUTER_NETNS: readlinkSync('/proc/self/ns/net') };
+    const r = spawnSync('unshare', ['--net', process.execPath, process.argv[1]!, '--inside', ...args], { stdio: 'inherit', env });
+    process.exit(r.status ?? 1);
+  }
+  if (readlinkSync('/proc/self/ns/net') === process.env.TSRUN_BENCH_OUTER_NETNS) throw new Error('refusing to benchmark in the root network namespace');
+  spawnSync('ip', ['link', 'set', 'lo', 'up']);
+  const runs = Number(process.env.BENCH_RUNS ?? 20);
+  const only = args.filter((a) => !a.startsWith('--'));
+  const report = new Report();
+  console.log(`tsrun benchmark: ${new Date().toISOString()}, node ${process.version}, runs per measurement ${runs}`);
+  for (const [name, suite] of Object.entries(SUITES)) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    await suite(report, runs);
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { layoutOf, parseMountinfo } from '../../../runtime/cgroups/hierarchies.js';
+import { removeCgroup } from '../../../runtime/cgroups/cleanup.js';
+import { humanLine } from '../../../runtime/log.js';
+
+const HYBRID = `25 30 0:23 / /sys rw,nosuid - sysfs sysfs rw
+35 25 0:30 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+36 35 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+40 35 0:35 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+41 35 0:36 / /sys/fs/cgroup/with\\040space rw - cgroup cgroup rw,pids`;
+
+describe('cgroup hierarchies', () => {
+  it('finds v1 and v2 mounts and tells the layout', () => {
+    const h = parseMountinfo(HYBRID);
+    expect(h).toEqual([
+      { mountPoint: '/sys/fs/cgroup/unified', version: 2 },
+      { mountPoint: '/sys/fs/cgroup/memory', version: 1 },
+      { mountPoint: '/sys/fs/cgroup/with space', version: 1 },
+    ]);
+    expect(layoutOf(h)).toBe('hybrid');
+    expect(layoutOf(h.filter((x) => x.version === 2))).toBe('v2');
+    expect(layoutOf(h.filter((x) => x.version === 1))).toBe('v1');
+  });
+
+  it('removes leftover directories leaf first and keeps a parent still in use', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
+    try {
+      const a = path.join(root, 'memory');
+      const b = path.join(root, 'pids');
+      mkdirSync(path.join(a, 'tsrun', 'c1'), { recursive: true });
+      mkdirSync(path.join(b, 'tsrun', 'c1'), { recursive: true });
+      mkdirSync(path.join(b, 'tsrun', 'other'), { recursive: true });
+      const removed = removeCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }, { mountPoint: b, version: 1 }]);
+      expect(removed).toEqual([path.join(a, 'tsrun', 'c1'), path.join(a, 'tsrun'), path.join(b, 'tsrun', 'c1')]);
+      expect(existsSync(path.join(b, 'tsrun', 'other'))).toBe(true);
+      expect(removeCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }])).toEqual([]); // idempotent
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('log lines for humans', () => {
+  it('formats pino JSON', () => {
+    const line = humanLine(JSON.stringify({ level: 20, time: Date.UTC(2026, 0, 1, 12, 0, 1, 123), pid: 1, msg: 'step done', step: 'x', ms: 1.5 }));
+    expect(line).toBe('12:00:01.123 DEBUG step done step="x" ms=1.5\n');
+    expect(humanLine('not json')).toBe('not json');
+  });
+});

@@ -1,0 +1,83 @@
+import { describe, expect, it } from '@jest/globals';
+import { mergeEnv, rewriteSpec, type SpecOverrides } from '../../../shim/spec-rewrite.js';
+import type { Spec } from '../../../config/oci.js';
+import { SpecSchema, StateSchema } from '../../../config/oci.js';
+import { parseOrThrow, issuesOf } from '../../../config/validate.js';
+
+const base: Spec = {
+  ociVersion: '1.0.2-dev',
+  process: { args: ['sh'], env: ['PATH=/bin', 'TERM=xterm'], cwd: '/' },
+  root: { path: 'rootfs', readonly: true },
+  hostname: 'busybox',
+  linux: {
+    namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+    resources: { devices: [{ allow: false, access: 'rwm' }] } as never,
+  },
+  mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+} as Spec;
+
+const overrides: SpecOverrides = { rootfs: '/bundles/b/rootfs', netns: { kind: 'new' }, resources: {}, cgroupsPath: '/tsrun/c1' };
+
+describe('rewriteSpec', () => {
+  it('anchors the root, sets the cgroup path and keeps unknown fields', () => {
+    const out = rewriteSpec(base, overrides);
+    expect(out.root).toEqual({ path: '/bundles/b/rootfs', readonly: true });
+    expect(out.linux?.cgroupsPath).toBe('/tsrun/c1');
+    expect((out as Record<string, unknown>).mounts).toEqual((base as Record<string, unknown>).mounts);
+    expect((out.linux?.resources as Record<string, unknown>).devices).toEqual([{ allow: false, access: 'rwm' }]);
+  });
+
+  it('does not modify its input', () => {
+    const copy = structuredClone(base);
+    rewriteSpec(base, { ...overrides, args: ['true'], env: ['A=1'], resources: { memoryBytes: 1 } });
+    expect(base).toEqual(copy);
+  });
+
+  it('none: a fresh network namespace; host: none at all; path: the pinned one', () => {
+    const kinds = (o: Spec) => o.linux!.namespaces!.filter((n) => n.type === 'network');
+    expect(kinds(rewriteSpec(base, overrides))).toEqual([{ type: 'network' }]);
+    expect(kinds(rewriteSpec(base, { ...overrides, netns: { kind: 'host' } }))).toEqual([]);
+    expect(kinds(rewriteSpec(base, { ...overrides, netns: { kind: 'path', path: '/run/tsrun/netns/c1' } }))).toEqual([{ type: 'network', path: '/run/tsrun/netns/c1' }]);
+  });
+
+  it('adds a UTS namespace when a hostname needs one', () => {
+    const noUts = { ...base, linux: { namespaces: [{ type: 'pid' as const }, { type: 'mount' as const }] } };
+    const out = rewriteSpec(noUts, { ...overrides, hostname: 'h1' });
+    expect(out.hostname).toBe('h1');
+    expect(out.linux!.namespaces!.map((n) => n.type)).toEqual(['pid', 'network', 'uts', 'mount']);
+  });
+
+  it('overrides args, cwd and env; env replaces keys like docker -e', () => {
+    const out = rewriteSpec(base, { ...overrides, args: ['echo', 'hi'], cwd: '/tmp', env: ['PATH=/usr/bin', 'NEW=1'] });
+    expect(out.process.args).toEqual(['echo', 'hi']);
+    expect(out.process.cwd).toBe('/tmp');
+    expect(out.process.env).toEqual(['PATH=/usr/bin', 'TERM=xterm', 'NEW=1']);
+    expect(mergeEnv(['A=1=2'], ['A=3'])).toEqual(['A=3']);
+  });
+
+  it('turns limits into linux.resources', () => {
+    const out = rewriteSpec(base, { ...overrides, resources: { memoryBytes: 64 << 20, memorySwapBytes: 96 << 20, cpus: 1.5, cpuShares: 512, pidsLimit: 20 } });
+    expect(out.linux!.resources).toMatchObject({ memory: { limit: 64 << 20, swap: 96 << 20 }, cpu: { quota: 150000, period: 100000, shares: 512 }, pids: { limit: 20 } });
+  });
+
+  it('refuses a swap limit without or below memory', () => {
+    expect(() => rewriteSpec(base, { ...overrides, resources: { memorySwapBytes: 1 << 20 } })).toThrow(/--memory-swap needs --memory/);
+    expect(() => rewriteSpec(base, { ...overrides, resources: { memoryBytes: 2 << 20, memorySwapBytes: 1 << 20 } })).toThrow(/at least --memory/);
+    expect(rewriteSpec(base, { ...overrides, resources: { memoryBytes: 2 << 20, memorySwapBytes: -1 } }).linux!.resources!.memory).toEqual({ limit: 2 << 20, swap: -1 });
+  });
+});
+
+describe('schema validation names the field', () => {
+  it('config.json', () => {
+    expect(() => parseOrThrow(SpecSchema, { ...base, process: { ...base.process, cwd: 'relative' } }, 'config.json')).toThrow('config.json: process.cwd: must be an absolute path');
+    expect(() => parseOrThrow(SpecSchema, { ...base, root: undefined }, 'config.json')).toThrow('config.json: root: is required');
+    expect(issuesOf(SpecSchema, base)).toEqual([]);
+  });
+  it('hook state', () => {
+    const state = { ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 42, bundle: '/b' };
+    expect(issuesOf(StateSchema, state)).toEqual([]);
+    expect(issuesOf(StateSchema, { ...state, pid: -1 })[0]).toEqual({ path: 'pid', message: 'must be a positive process id' });
+    expect(issuesOf(StateSchema, { ...state, status: 'weird' })[0]?.path).toBe('status');
+    expect(issuesOf(StateSchema, { ...state, annotations: { a: 1 } })[0]?.path).toBe('annotations.a');
+  });
+});

@@ -19,6 +19,10 @@ const common = {
   sourcemap: true,
   minify: true,
   logLevel: 'warning',
+  // Sources are ES modules (createRequire(import.meta.url) loads the native addons); in a
+  // CommonJS bundle import.meta is empty, so give it the bundle file's own URL.
+  define: { 'import.meta.url': '__tsrunImportMetaUrl' },
+  banner: { js: "const __tsrunImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
 
 /** `import('execa')` in tsrun's code becomes `require('./execa.cjs')`, a sibling bundle. */

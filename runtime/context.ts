@@ -1,0 +1,24 @@
+// Builds the engine from settings: the Store named by settings.store and the nftables firewall.
+// Both front doors call this; nothing else constructs a Store or a firewall.
+import type { Settings } from '../config/settings.js';
+import type { Logger } from './log.js';
+import { Engine } from './engine.js';
+import { openStore } from './store/open.js';
+import { createFirewall } from './firewall/backend.js';
+import type { Store } from './store/store.js';
+
+export interface EngineHandle {
+  engine: Engine;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export async function openEngine(settings: Settings, log: Logger): Promise<EngineHandle> {
+  const store = await openStore({ url: settings.store, libDir: settings.libDir, log });
+  const engine = new Engine({
+    store,
+    log,
+    firewall: (netns) => createFirewall('nft', { nftBinary: settings.nft, log, ...(netns ? { netns } : {}) }),
+  });
+  return { engine, store, close: async () => void (await store.close?.()) };
+}

@@ -1,0 +1,44 @@
+// The driver seam: one file per network mode, one interface. The engine owns the transaction,
+// IPAM, host ports, the firewall and the records; a driver owns the links.
+import type { NetworkDef } from '../../config/networks.js';
+import type { Issue } from '../../config/validate.js';
+import type { Rtnl } from '../netlink/rtnl.js';
+import type { Transaction } from '../tx.js';
+import type { EndpointAddress, EndpointRecord } from '../records.js';
+import type { Logger } from '../log.js';
+
+export interface AttachContext {
+  containerId: string;
+  net: NetworkDef;
+  /** Netlink in the namespace holding the host side (bridge, veth end). */
+  host: Rtnl;
+  /** Netlink inside the container's namespace. */
+  container: Rtnl;
+  /** Path of the container's namespace (to create links directly inside it). */
+  containerNetnsPath: string;
+  ifname: string;
+  mac?: string | undefined;
+  ipv4?: EndpointAddress | undefined;
+  ipv6?: EndpointAddress | undefined;
+  log: Logger;
+}
+
+/** What a driver reports about the interfaces it made. */
+export interface DriverEndpoint {
+  hostIfname: string;
+  mac: string;
+}
+
+export interface NetworkDriver {
+  /** Problems with the request, found before anything is touched. */
+  validate(net: NetworkDef): Issue[];
+  /** Creates (or finds) the host-side shared pieces once: bridge, addresses, sysctls. */
+  ensureNetwork(net: NetworkDef, host: Rtnl, tx: Transaction, log: Logger): Promise<void>;
+  /** The container's interface, addressed and routed; every step registers its undo on tx. */
+  attach(ctx: AttachContext, tx: Transaction): Promise<DriverEndpoint>;
+  /** Idempotent; works from the record alone. `host` is undefined when the host-side namespace
+   * is gone (its links went with it). */
+  detach(rec: EndpointRecord, host: Rtnl | undefined): Promise<void>;
+  /** Removes the host-side shared pieces of a deleted network (idempotent). */
+  removeNetwork(net: NetworkDef, host: Rtnl): Promise<void>;
+}

@@ -1,0 +1,208 @@
+// The engine: the one entry both front doors use. attach wires one container into one network as
+// a single Transaction (validate → shared host pieces → addresses → host ports → links → firewall
+// elements → record); any failure unwinds every earlier step. detach works from the persisted
+// record alone, from any process and any namespace, tries every step, and treats "already gone"
+// as done, so calling it twice is fine.
+import { UserError } from '../config/errors.js';
+import { DEFAULT_NETWORK } from '../config/net-mode.js';
+import type { NetworkDef, NetworkDriverName } from '../config/networks.js';
+import type { PortMapping } from '../config/ports.js';
+import { checkIfname } from '../config/ids.js';
+import type { Logger } from './log.js';
+import type { Store } from './store/store.js';
+import { Transaction, runAll } from './tx.js';
+import { Ipam, type Allocation } from './ipam/ipam.js';
+import { NetworkRegistry } from './networks.js';
+import { Rtnl } from './netlink/rtnl.js';
+import { THREAD_NETNS, netnsId } from './netns/netns.js';
+import { findNetnsPath } from './netns/find.js';
+import type { FirewallBackend, FirewallEndpoint, FirewallNetwork } from './firewall/backend.js';
+import { BridgeDriver, ensureHostSysctls } from './drivers/bridge.js';
+import type { NetworkDriver } from './drivers/driver.js';
+import { deleteEndpoint, endpointsOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
+import { releasePort, reservePort } from './hostports.js';
+
+export interface AttachRequest {
+  containerId: string;
+  /** The container's network namespace: a tsrun pin, or /proc/<pid>/ns/net from a hook. */
+  netnsPath: string;
+  network: string;
+  ip?: string | undefined;
+  ip6?: string | undefined;
+  mac?: string | undefined;
+  ports: PortMapping[];
+  ifname?: string | undefined;
+}
+
+export interface EngineDeps {
+  store: Store;
+  /** The firewall acting in the namespace `netnsPath` (undefined: the current one). */
+  firewall: (netnsPath?: string) => FirewallBackend;
+  log: Logger;
+}
+
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+
+export class Engine {
+  readonly networks: NetworkRegistry;
+  readonly ipam: Ipam;
+  private readonly drivers: Record<string, NetworkDriver> = { bridge: new BridgeDriver() };
+
+  constructor(private readonly deps: EngineDeps) {
+    this.networks = new NetworkRegistry(deps.store);
+    this.ipam = new Ipam(deps.store);
+  }
+
+  driverFor(name: NetworkDriverName): NetworkDriver {
+    const d = this.drivers[name];
+    if (!d) throw new UserError(`network driver ${name} is not available yet`);
+    return d;
+  }
+
+  /** The network by name; the default network is created on first use. */
+  async resolveNetwork(name: string, host: Rtnl): Promise<NetworkDef> {
+    if (name !== DEFAULT_NETWORK) return this.networks.require(name);
+    return this.networks.ensureDefault(await hostRouteCidrs(host));
+  }
+
+  async attach(req: AttachRequest): Promise<EndpointRecord> {
+    const log = this.deps.log.child({ containerId: req.containerId, network: req.network });
+    const started = performance.now();
+    const ifname = checkIfname(req.ifname ?? 'eth0', 'container interface name');
+    if (req.mac !== undefined && (!MAC.test(req.mac) || (parseInt(req.mac.slice(0, 2), 16) & 1) === 1)) {
+      throw new UserError(`invalid --mac ${JSON.stringify(req.mac)}: expected a unicast address like 02:42:ac:11:00:02`);
+    }
+    const existing = (await endpointsOf(this.deps.store, req.containerId)).find((e) => e.network === req.network);
+    if (existing) {
+      log.info('already attached: nothing to do');
+      return existing;
+    }
+
+    const host = Rtnl.open();
+    let container: Rtnl | undefined;
+    try {
+      container = Rtnl.open(req.netnsPath);
+    } catch (err) {
+      host.close();
+      throw new UserError(`container network namespace ${req.netnsPath} cannot be entered: ${(err as Error).message}`);
+    }
+    try {
+      const net = await this.resolveNetwork(req.network, host);
+      const driver = this.driverFor(net.driver);
+      const issues = driver.validate(net);
+      if (issues.length > 0) throw new UserError(`network ${net.name}: ${issues[0]!.message}`);
+      if (req.ip !== undefined && !net.subnet4) throw new UserError(`--ip ${req.ip}: network ${net.name} has no IPv4 subnet`);
+      if (req.ip6 !== undefined && !net.subnet6) throw new UserError(`--ip6 ${req.ip6}: network ${net.name} has no IPv6 subnet`);
+      const firewall = this.deps.firewall();
+
+      const record = await Transaction.run(log, async (tx) => {
+        await driver.ensureNetwork(net, host, tx, log);
+        const changed = await tx.step('host sysctls', () => ensureHostSysctls(THREAD_NETNS, net));
+        if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
+        await tx.step('firewall base and network', async () => {
+          await firewall.ensureBase();
+          await firewall.addNetwork(firewallNetwork(net));
+        });
+
+        const alloc = async (family: 4 | 6): Promise<EndpointAddress | undefined> => {
+          const subnet = family === 4 ? net.subnet4 : net.subnet6;
+          if (!subnet) return undefined;
+          const gateway = family === 4 ? net.gateway4 : net.gateway6;
+          const a: Allocation = await tx.step(
+            `lease an IPv${family} address on ${net.name}`,
+            () => this.ipam.allocate({ name: net.name, subnet, gateway }, req.containerId, { staticIp: family === 4 ? req.ip : req.ip6 }),
+            async (got) => void (await this.ipam.release(net.name, got.ip, req.containerId)),
+          );
+          return { address: a.ip, prefixLength: a.prefixLength, gateway: a.gateway };
+        };
+        const ipv4 = await alloc(4);
+        const ipv6 = await alloc(6);
+
+        for (const p of req.ports) {
+          await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => reservePort(this.deps.store, p, req.containerId), () => releasePort(this.deps.store, p, req.containerId));
+        }
+
+        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log }, tx);
+
+        const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
+        if (req.ports.length > 0) await tx.step('publish ports', () => firewall.addEndpoint(fwEndpoint), () => firewall.removeEndpoint(fwEndpoint));
+
+        const rec: EndpointRecord = {
+          containerId: req.containerId,
+          network: net.name,
+          driver: net.driver,
+          ifname,
+          hostIfname: ep.hostIfname,
+          mac: ep.mac,
+          ipv4,
+          ipv6,
+          ports: req.ports,
+          hostNetns: netnsId(THREAD_NETNS),
+          containerNetns: netnsId(req.netnsPath),
+          netnsPath: req.netnsPath,
+          wiringMs: +(performance.now() - started).toFixed(2),
+          created: new Date().toISOString(),
+        };
+        await tx.step('save endpoint record', () => saveEndpoint(this.deps.store, rec), () => deleteEndpoint(this.deps.store, rec.containerId, rec.network));
+        return rec;
+      });
+      log.info({ ipv4: record.ipv4?.address, ipv6: record.ipv6?.address, hostIfname: record.hostIfname, wiringMs: record.wiringMs }, 'attached');
+      return record;
+    } finally {
+      host.close();
+      container.close();
+    }
+  }
+
+  /** Tears down every endpoint of the container; idempotent. */
+  async detach(containerId: string): Promise<number> {
+    const log = this.deps.log.child({ containerId });
+    const records = await endpointsOf(this.deps.store, containerId);
+    for (const rec of records) await this.detachEndpoint(rec, log);
+    if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
+    return records.length;
+  }
+
+  async detachEndpoint(rec: EndpointRecord, log: Logger): Promise<void> {
+    // The host side lives where attach ran, which may not be where we are now.
+    const hostPath = findNetnsPath(rec.hostNetns);
+    const here = hostPath === THREAD_NETNS;
+    const host = hostPath ? Rtnl.open(here ? undefined : hostPath) : undefined;
+    const firewall = hostPath ? this.deps.firewall(here ? undefined : hostPath) : undefined;
+    const fwEndpoint: FirewallEndpoint = { containerId: rec.containerId, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, ports: rec.ports };
+    try {
+      await runAll(
+        [
+          { description: 'unpublish ports', run: async () => void (firewall && rec.ports.length > 0 && (await firewall.removeEndpoint(fwEndpoint))) },
+          { description: `delete ${rec.hostIfname}`, run: () => this.driverFor(rec.driver).detach(rec, host) },
+          ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
+          ...[rec.ipv4, rec.ipv6]
+            .filter((a): a is EndpointAddress => a !== undefined)
+            .map((a) => ({ description: `release ${a.address}`, run: async () => void (await this.ipam.release(rec.network, a.address, rec.containerId)) })),
+          { description: 'delete endpoint record', run: () => deleteEndpoint(this.deps.store, rec.containerId, rec.network) },
+        ],
+        log,
+      );
+    } finally {
+      host?.close();
+    }
+  }
+
+  private async recordSysctls(changed: Record<string, string>, log: Logger): Promise<void> {
+    log.info({ changed }, 'host sysctls set');
+    for (const [key, before] of Object.entries(changed)) {
+      // The first value seen is the host's own: keep it, never overwrite it with ours.
+      await this.deps.store.createIfAbsent(`host/sysctls/${key}`, before);
+    }
+  }
+}
+
+export function firewallNetwork(net: NetworkDef): FirewallNetwork {
+  return { name: net.name, bridge: net.bridge, subnets4: net.subnet4 ? [net.subnet4] : [], subnets6: net.subnet6 ? [net.subnet6] : [], internal: net.internal, icc: net.icc };
+}
+
+/** Destinations of the host's own routes (not default, not on tsrun's bridges). */
+export async function hostRouteCidrs(host: Rtnl): Promise<string[]> {
+  const routes = [...(await host.listRoutes(4)), ...(await host.listRoutes(6))];
+  return routes.map((r) => r.dst).filter((d) => d !== 'default' && !d.startsWith('fe80:') && !d.startsWith('ff00:') && d !== '::1/128');
+}

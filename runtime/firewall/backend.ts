@@ -1,0 +1,220 @@
+// The firewall seam: the engine talks to a FirewallBackend and never to nft. Two backends: nft
+// (table inet tsrun, see nft-rules.ts) and none. Adding one (firewalld, say) touches no driver.
+//
+// Every add is one atomic nft batch of elements; every remove is idempotent, so detach
+// can be repeated from a persisted record after a crash, and is safe when the elements are
+// already gone, when the table is gone, or when another container has taken the port since.
+import { ConflictError } from '../../config/errors.js';
+import { resolveBinary } from '../binaries.js';
+import {
+  SCHEMA_ID,
+  addEndpointBatch,
+  addNetworkBatch,
+  baseMatches,
+  baseTable,
+  conflictingElements,
+  deleteElements,
+  deleteTableBatch,
+  endpointElements,
+  listElements,
+  networkElements,
+  ownerComment,
+  ownedElements,
+  replaceBaseBatch,
+  type NftBatch,
+  type NftJson,
+  type SetElement,
+} from './nft-rules.js';
+import { applyBatch, isNftError, listTsrunTable, type NftOptions } from './nft.js';
+import { NoneFirewall } from './none.js';
+import { silentFwLogger, type FirewallEndpoint, type FirewallNetwork } from './types.js';
+
+export { NoneFirewall } from './none.js';
+export type { FirewallEndpoint, FirewallNetwork, FwLogger, PortMapping } from './types.js';
+
+/** Owners found in element comments: what gc compares with its records. */
+export interface FirewallOwners {
+  /** Container ids (ids longer than fit in a comment appear shortened, see ownerComment). */
+  containers: string[];
+  networks: string[];
+}
+
+export interface FirewallBackend {
+  readonly kind: 'nft' | 'none';
+  /** Creates the table, chains, sets and rules once; repairs or upgrades them, keeping elements. */
+  ensureBase(): Promise<void>;
+  /** Bridge and subnets: masquerade, isolation, internal. One batch. */
+  addNetwork(net: FirewallNetwork): Promise<void>;
+  /** Idempotent. */
+  removeNetwork(net: FirewallNetwork): Promise<void>;
+  /** Published ports. One batch; ConflictError when another container holds a host port. */
+  addEndpoint(ep: FirewallEndpoint): Promise<void>;
+  /** Idempotent; never removes a port another container holds now. */
+  removeEndpoint(ep: FirewallEndpoint): Promise<void>;
+  /** Deletes table inet tsrun entirely (tests, uninstall). Idempotent. */
+  removeTable(): Promise<void>;
+  /** Who owns elements now (gc). */
+  listOwners(): Promise<FirewallOwners>;
+  /** Removes every element tagged with this container or network (gc without a record). */
+  purge(owner: { container: string } | { network: string }): Promise<number>;
+}
+
+export type FirewallKind = 'nft' | 'none';
+
+export function createFirewall(kind: FirewallKind, opts: NftOptions = {}): FirewallBackend {
+  return kind === 'nft' ? new NftFirewall(opts) : new NoneFirewall();
+}
+
+/** 'nft' when the nft binary can be found, else 'none'. */
+export function detectFirewallKind(nftBinary = 'nft'): FirewallKind {
+  try {
+    resolveBinary(nftBinary);
+    return 'nft';
+  } catch {
+    return 'none';
+  }
+}
+
+export class NftFirewall implements FirewallBackend {
+  readonly kind = 'nft' as const;
+  /** ensureBase succeeded in this process: later calls skip the listing. */
+  private baseOk = false;
+  constructor(private readonly opts: NftOptions = {}) {}
+
+  private get log() {
+    return this.opts.log ?? silentFwLogger;
+  }
+
+  async ensureBase(): Promise<void> {
+    if (this.baseOk) return;
+    await this.checkOrCreateBase();
+    this.baseOk = true;
+  }
+
+  private async checkOrCreateBase(): Promise<void> {
+    const current = await listTsrunTable({ ...this.opts, terse: true });
+    if (current && baseMatches(current)) return;
+    if (!current) {
+      try {
+        // Starts with `create table`: if another process created it meanwhile, this fails
+        // whole (EEXIST) and nothing is duplicated.
+        await this.apply(baseTable(), 'create nftables table inet tsrun');
+        return;
+      } catch (err) {
+        if (!isNftError(err, 'exists')) throw err;
+      }
+      const raced = await listTsrunTable({ ...this.opts, terse: true });
+      if (raced && baseMatches(raced)) return;
+    }
+    const old = await listTsrunTable(this.opts);
+    this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is from another tsrun version or was modified: replacing it, keeping its elements');
+    await this.apply(replaceBaseBatch(old), 'replace nftables table inet tsrun');
+  }
+
+  async addNetwork(net: FirewallNetwork): Promise<void> {
+    await this.addWithBase(addNetworkBatch(net), `add firewall elements of network ${net.name}`);
+  }
+
+  async removeNetwork(net: FirewallNetwork): Promise<void> {
+    await this.removeElements(networkElements(net), `remove firewall elements of network ${net.name}`);
+  }
+
+  async addEndpoint(ep: FirewallEndpoint): Promise<void> {
+    const batch = addEndpointBatch(ep);
+    const step = `publish ports of container ${ep.containerId}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.addWithBase(batch, step);
+        return;
+      } catch (err) {
+        if (!isNftError(err, 'exists')) throw err;
+        // A map key is held with other data: some container already publishes that port.
+        const listing = await listTsrunTable(this.opts);
+        const clash = listing ? conflictingElements(listing, endpointElements(ep))[0] : undefined;
+        if (clash) throw new ConflictError(`${step}: host port ${describePort(clash.wanted)} is already published by ${describeOwner(clash.held.comment)}`);
+        if (attempt >= 2) throw err; // the holder has left meanwhile: try once more
+      }
+    }
+  }
+
+  async removeEndpoint(ep: FirewallEndpoint): Promise<void> {
+    await this.removeElements(endpointElements(ep), `unpublish ports of container ${ep.containerId}`);
+  }
+
+  async removeTable(): Promise<void> {
+    this.baseOk = false;
+    await this.apply(deleteTableBatch(), 'delete nftables table inet tsrun');
+  }
+
+  async listOwners(): Promise<FirewallOwners> {
+    const listing = await listTsrunTable(this.opts);
+    const containers = new Set<string>();
+    const networks = new Set<string>();
+    for (const e of listing ? listElements(listing) : []) {
+      if (e.comment?.startsWith('ctr:')) containers.add(e.comment.slice(4));
+      else if (e.comment?.startsWith('net:')) networks.add(e.comment.slice(4));
+    }
+    return { containers: [...containers].sort(), networks: [...networks].sort() };
+  }
+
+  async purge(owner: { container: string } | { network: string }): Promise<number> {
+    const comment = 'container' in owner ? ownerComment('ctr', owner.container) : ownerComment('net', owner.network);
+    const listing = await listTsrunTable(this.opts);
+    const mine = listing ? listElements(listing).filter((e) => e.comment === comment) : [];
+    if (mine.length > 0) await this.apply({ nftables: deleteElements(mine) }, `purge firewall elements of ${comment}`);
+    return mine.length;
+  }
+
+  /** Adds elements; if the table (or a set) is missing, creates or repairs it and tries again. */
+  private async addWithBase(batch: NftBatch, step: string): Promise<void> {
+    try {
+      await this.apply(batch, step);
+    } catch (err) {
+      if (!isNftError(err, 'not-found')) throw err;
+      this.baseOk = false;
+      await this.ensureBase();
+      await this.apply(batch, step);
+    }
+  }
+
+  /**
+   * Idempotent, owner-aware delete: list the table, delete exactly the elements still there with
+   * our key, data and owner tag. Not nft's add-then-delete trick (which does make a delete
+   * idempotent on 1.0.6): that would also delete an identical element another container created
+   * since, e.g. the same port on the address IPAM handed on, when a detach is repeated late.
+   */
+  private async removeElements(els: SetElement[], step: string): Promise<void> {
+    if (els.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      const listing = await listTsrunTable(this.opts);
+      const mine = listing ? ownedElements(listing, els) : [];
+      if (mine.length === 0) return;
+      try {
+        await this.apply({ nftables: deleteElements(mine) }, step);
+        return;
+      } catch (err) {
+        // Another detach removed some of them between our listing and our delete: look again.
+        if (!isNftError(err, 'not-found') || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private apply(batch: NftBatch, step: string): Promise<void> {
+    return applyBatch(batch, { ...this.opts, step });
+  }
+}
+
+function describePort(e: SetElement): string {
+  const parts = isConcat(e.key) ? e.key.concat : [];
+  const [ip, proto, port] = parts.length === 3 ? parts : [undefined, ...parts];
+  return `${String(port)}/${String(proto)}${ip === undefined ? '' : ` on ${String(ip)}`}`;
+}
+
+function describeOwner(comment: string | undefined): string {
+  if (comment?.startsWith('ctr:')) return `container ${comment.slice(4)}`;
+  return comment ? `"${comment}"` : 'an untagged element';
+}
+
+function isConcat(v: NftJson): v is { concat: NftJson[] } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Array.isArray(v.concat);
+}

@@ -1,0 +1,656 @@
+// tsrun's nftables ruleset, as pure functions returning libnftables JSON (libnftables-json(5)).
+//
+// tsrun owns exactly one table, `table inet tsrun`, with a FIXED set of chains and rules. Every
+// per-network and per-container fact is an element of a named set or map, so attaching the
+// 200th container adds elements and never a rule: the rule count is the same at 1 and 200.
+// Every element carries a comment naming its owner ("net:<name>", "ctr:<id>") so gc can find
+// orphans. Nothing outside `table inet tsrun` is ever read-modified or deleted.
+//
+//   table inet tsrun {
+//     set bridges          { type ifname }                        every tsrun bridge
+//     set bridge_pairs     { type ifname . ifname }               (br . br) per network
+//     set internal_bridges { type ifname }                        bridges of internal networks
+//     set subnets4/6       { type ipv4_addr/ipv6_addr; flags interval }   every tsrun subnet
+//     set nat_src4/6       { type ipv4_addr/ipv6_addr; flags interval }   subnets of non-internal networks
+//     map pub4_any_addr    { type inet_proto . inet_service : ipv4_addr }      (proto . hostPort) on any local address
+//     map pub4_any_port    { type inet_proto . inet_service : inet_service }
+//     map pub4_ip_addr     { type ipv4_addr . inet_proto . inet_service : ipv4_addr }  (hostIp . proto . hostPort)
+//     map pub4_ip_port     { type ipv4_addr . inet_proto . inet_service : inet_service }
+//     map pub6_*           the same for IPv6
+//
+//     chain publish {                                              regular chain, jumped to twice
+//       dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr : ip daddr . meta l4proto . th dport map @pub4_ip_port
+//       meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub4_any_addr : meta l4proto . th dport map @pub4_any_port
+//       dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_ip_addr : ip6 daddr . meta l4proto . th dport map @pub6_ip_port
+//       ip6 daddr != ::1 fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6_any_addr : meta l4proto . th dport map @pub6_any_port
+//     }
+//     chain prerouting_raw { type filter hook prerouting priority raw; policy accept;
+//       iifname @bridges ip daddr 127.0.0.0/8 drop
+//     }
+//     chain prerouting { type nat hook prerouting priority dstnat; policy accept;  jump publish }
+//     chain output     { type nat hook output priority -100; policy accept;        jump publish }
+//     chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+//       ip saddr @nat_src4 oifname != @bridges masquerade
+//       ip6 saddr @nat_src6 oifname != @bridges masquerade
+//       ct status dnat ip saddr @subnets4 oifname @bridges masquerade
+//       ct status dnat ip6 saddr @subnets6 oifname @bridges masquerade
+//       ip saddr 127.0.0.0/8 oifname @bridges masquerade
+//     }
+//     chain forward { type filter hook forward priority filter; policy accept;
+//       iifname . oifname @bridge_pairs accept
+//       iifname @internal_bridges drop
+//       oifname @internal_bridges drop
+//       iifname @bridges oifname @bridges ct status dnat accept
+//       iifname @bridges oifname @bridges drop
+//       oifname @bridges ct state established,related accept
+//       oifname @bridges ct status dnat accept
+//       iifname @bridges accept
+//     }
+//   }
+//
+// Each rule also carries a comment "<label> (tsrun <schema id>)"; the schema id is a hash of this
+// definition, so ensureBase can tell a current table from an old or damaged one.
+//
+// Packet paths (what each rule is for):
+//  a. Outbound NAT. A container packet leaving through an interface that is not a tsrun bridge
+//     (eth0, a VPN, a non-tsrun bridge) with its source in @nat_src4/6 is masqueraded to that
+//     interface's address. Internal networks never enter nat_src*, so they are never NATed.
+//  b. Published ports from outside. prerouting jumps to publish: first an exact
+//     (daddr . proto . port) lookup in the pub*_ip maps (ports bound to one host address), then,
+//     if daddr is any local address (fib), a (proto . port) lookup in the pub*_any maps. A hit
+//     DNATs to the container address (…_addr map) and port (…_port map); a miss leaves the packet
+//     alone. Two maps with the same key are used instead of one map with concatenated data
+//     because nft 1.0.6 crashes parsing `dnat … to … map @m` with concatenated data from JSON.
+//  c. From the host itself. Locally generated packets never see prerouting, so output jumps to
+//     the same publish chain. For 127.0.0.1:port the DNATed packet still has source 127.0.0.1
+//     and must leave through the bridge: the engine sets net.ipv4.conf.<bridge>.route_localnet=1
+//     (without it the kernel drops it as a martian), and postrouting masquerades sources in
+//     127.0.0.0/8 leaving through a tsrun bridge to the bridge address. prerouting_raw drops
+//     anything arriving on a tsrun bridge for 127.0.0.0/8, so route_localnet does not let a
+//     container reach the host's loopback services (CVE-2020-8558). [::1] cannot be routed out of
+//     the host at all, so IPv6 loopback is excluded from DNAT: it gets the host's own answer.
+//  d. Hairpin. A container reaching a published port through a host address is DNATed in
+//     prerouting; the reply would go straight back from the target container with the wrong
+//     source, so DNATed packets from a tsrun subnet leaving through a tsrun bridge are
+//     masqueraded to that bridge's address (the reply then returns through the host).
+//  e. Isolation. Forwarding between two different tsrun bridges is dropped, both directions;
+//     within one bridge it is accepted (bridge_pairs holds (br . br); nft cannot compare
+//     iifname with oifname directly). Internal networks: nothing forwarded out of or into their
+//     bridge except within it. Deliberate exception: DNATed flows (published ports reached
+//     through a host address) may cross between non-internal networks, since a published port is
+//     a host service reachable from anywhere; direct container-to-container addressing across
+//     networks stays dropped.
+//  f. Forward accepts: replies towards containers, DNATed flows and container egress. In
+//     nftables a drop in ANY base chain is final, so these accepts document intent and cover
+//     hosts with no other forward filter, but cannot override another table's drop policy:
+//     a host whose own forward policy is drop must allow tsrun's bridges itself (tsrun never
+//     edits other tables).
+//  g. icc=false is bridge port isolation (netlink layer), not a rule here.
+import { createHash } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import { UserError } from '../../config/errors.js';
+import { checkContainerId, checkIfname, checkNetworkName } from '../../config/ids.js';
+import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
+
+export const FAMILY = 'inet';
+export const TABLE = 'tsrun';
+
+/** Any JSON value nft accepts or prints. */
+export type NftJson = string | number | boolean | null | NftJson[] | { [key: string]: NftJson };
+/** One command of a batch, e.g. {"add": {"element": {...}}}. */
+export type NftCommand = Record<string, Record<string, NftJson>>;
+/** What `nft -j -f -` reads. */
+export interface NftBatch {
+  nftables: NftCommand[];
+}
+/** What `nft -j list …` prints: metainfo, then one object per table/chain/set/map/rule. */
+export interface NftListing {
+  nftables: Record<string, NftJson>[];
+}
+
+export type SetName =
+  | 'bridges'
+  | 'bridge_pairs'
+  | 'internal_bridges'
+  | 'subnets4'
+  | 'subnets6'
+  | 'nat_src4'
+  | 'nat_src6'
+  | 'pub4_any_addr'
+  | 'pub4_any_port'
+  | 'pub4_ip_addr'
+  | 'pub4_ip_port'
+  | 'pub6_any_addr'
+  | 'pub6_any_port'
+  | 'pub6_ip_addr'
+  | 'pub6_ip_port';
+
+/** One element of a named set or map (value present for maps). */
+export interface SetElement {
+  set: string;
+  key: NftJson;
+  value?: NftJson;
+  comment?: string;
+}
+
+interface SetDef {
+  name: SetName;
+  type: string | string[];
+  flags?: string[];
+  /** Data type, for maps. */
+  map?: string;
+}
+
+const SETS: readonly SetDef[] = [
+  { name: 'bridges', type: 'ifname' },
+  { name: 'bridge_pairs', type: ['ifname', 'ifname'] },
+  { name: 'internal_bridges', type: 'ifname' },
+  { name: 'subnets4', type: 'ipv4_addr', flags: ['interval'] },
+  { name: 'subnets6', type: 'ipv6_addr', flags: ['interval'] },
+  { name: 'nat_src4', type: 'ipv4_addr', flags: ['interval'] },
+  { name: 'nat_src6', type: 'ipv6_addr', flags: ['interval'] },
+  { name: 'pub4_any_addr', type: ['inet_proto', 'inet_service'], map: 'ipv4_addr' },
+  { name: 'pub4_any_port', type: ['inet_proto', 'inet_service'], map: 'inet_service' },
+  { name: 'pub4_ip_addr', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: 'ipv4_addr' },
+  { name: 'pub4_ip_port', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: 'inet_service' },
+  { name: 'pub6_any_addr', type: ['inet_proto', 'inet_service'], map: 'ipv6_addr' },
+  { name: 'pub6_any_port', type: ['inet_proto', 'inet_service'], map: 'inet_service' },
+  { name: 'pub6_ip_addr', type: ['ipv6_addr', 'inet_proto', 'inet_service'], map: 'ipv6_addr' },
+  { name: 'pub6_ip_port', type: ['ipv6_addr', 'inet_proto', 'inet_service'], map: 'inet_service' },
+];
+
+type ChainName = 'publish' | 'prerouting_raw' | 'prerouting' | 'output' | 'postrouting' | 'forward';
+
+interface ChainDef {
+  name: ChainName;
+  /** Base chains only. */
+  base?: { type: 'filter' | 'nat'; hook: 'prerouting' | 'output' | 'postrouting' | 'forward'; prio: number };
+}
+
+const CHAINS: readonly ChainDef[] = [
+  { name: 'publish' },
+  { name: 'prerouting_raw', base: { type: 'filter', hook: 'prerouting', prio: -300 } },
+  { name: 'prerouting', base: { type: 'nat', hook: 'prerouting', prio: -100 } },
+  { name: 'output', base: { type: 'nat', hook: 'output', prio: -100 } },
+  { name: 'postrouting', base: { type: 'nat', hook: 'postrouting', prio: 100 } },
+  { name: 'forward', base: { type: 'filter', hook: 'forward', prio: 0 } },
+];
+
+// ---- expression helpers (the JSON nft itself prints for these rules) ----
+const meta = (key: string): NftJson => ({ meta: { key } });
+const payload = (protocol: string, field: string): NftJson => ({ payload: { protocol, field } });
+const ct = (key: string): NftJson => ({ ct: { key } });
+const concat = (...parts: NftJson[]): NftJson => ({ concat: parts });
+const prefix = (addr: string, len: number): NftJson => ({ prefix: { addr, len } });
+const match = (left: NftJson, right: NftJson, op: '==' | '!=' | 'in' = '=='): NftJson => ({ match: { op, left, right } });
+const inSet = (left: NftJson, set: SetName, op: '==' | '!=' = '=='): NftJson => match(left, `@${set}`, op);
+const fibLocal: NftJson = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
+const ctDnat: NftJson = match(ct('status'), 'dnat', 'in');
+const accept: NftJson = { accept: null };
+const drop: NftJson = { drop: null };
+const masquerade: NftJson = { masquerade: null };
+
+function dnatVia(family: 'ip' | 'ip6', key: NftJson, addrMap: SetName, portMap: SetName): NftJson {
+  return { dnat: { family, addr: { map: { key, data: `@${addrMap}` } }, port: { map: { key, data: `@${portMap}` } } } };
+}
+
+const protoPort = concat(meta('l4proto'), payload('th', 'dport'));
+
+interface RuleDef {
+  chain: ChainName;
+  label: string;
+  expr: NftJson[];
+}
+
+const RULES: readonly RuleDef[] = [
+  // b, c: published ports (jumped to from prerouting and output)
+  {
+    chain: 'publish',
+    label: 'b: publish on one host address v4',
+    expr: [dnatVia('ip', concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub4_ip_addr', 'pub4_ip_port')],
+  },
+  {
+    chain: 'publish',
+    label: 'b: publish on local addresses v4',
+    expr: [match(meta('nfproto'), 'ipv4'), fibLocal, dnatVia('ip', protoPort, 'pub4_any_addr', 'pub4_any_port')],
+  },
+  {
+    chain: 'publish',
+    label: 'b: publish on one host address v6',
+    expr: [dnatVia('ip6', concat(payload('ip6', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub6_ip_addr', 'pub6_ip_port')],
+  },
+  {
+    chain: 'publish',
+    label: 'b: publish on local addresses v6',
+    expr: [match(payload('ip6', 'daddr'), '::1', '!='), fibLocal, dnatVia('ip6', protoPort, 'pub6_any_addr', 'pub6_any_port')],
+  },
+  // c: route_localnet guard
+  {
+    chain: 'prerouting_raw',
+    label: 'c: no loopback destinations from containers',
+    expr: [inSet(meta('iifname'), 'bridges'), match(payload('ip', 'daddr'), prefix('127.0.0.0', 8)), drop],
+  },
+  { chain: 'prerouting', label: 'b: published ports', expr: [{ jump: { target: 'publish' } }] },
+  { chain: 'output', label: 'c: published ports from the host', expr: [{ jump: { target: 'publish' } }] },
+  // a, d, c: source NAT
+  { chain: 'postrouting', label: 'a: outbound NAT v4', expr: [inSet(payload('ip', 'saddr'), 'nat_src4'), inSet(meta('oifname'), 'bridges', '!='), masquerade] },
+  { chain: 'postrouting', label: 'a: outbound NAT v6', expr: [inSet(payload('ip6', 'saddr'), 'nat_src6'), inSet(meta('oifname'), 'bridges', '!='), masquerade] },
+  { chain: 'postrouting', label: 'd: hairpin v4', expr: [ctDnat, inSet(payload('ip', 'saddr'), 'subnets4'), inSet(meta('oifname'), 'bridges'), masquerade] },
+  { chain: 'postrouting', label: 'd: hairpin v6', expr: [ctDnat, inSet(payload('ip6', 'saddr'), 'subnets6'), inSet(meta('oifname'), 'bridges'), masquerade] },
+  {
+    chain: 'postrouting',
+    label: 'c: host loopback to a container',
+    expr: [match(payload('ip', 'saddr'), prefix('127.0.0.0', 8)), inSet(meta('oifname'), 'bridges'), masquerade],
+  },
+  // e, f: forwarding
+  { chain: 'forward', label: 'e: within one bridge', expr: [inSet(concat(meta('iifname'), meta('oifname')), 'bridge_pairs'), accept] },
+  { chain: 'forward', label: 'e: nothing out of internal networks', expr: [inSet(meta('iifname'), 'internal_bridges'), drop] },
+  { chain: 'forward', label: 'e: nothing into internal networks', expr: [inSet(meta('oifname'), 'internal_bridges'), drop] },
+  {
+    chain: 'forward',
+    label: 'e: published ports across networks',
+    expr: [inSet(meta('iifname'), 'bridges'), inSet(meta('oifname'), 'bridges'), ctDnat, accept],
+  },
+  { chain: 'forward', label: 'e: isolate networks', expr: [inSet(meta('iifname'), 'bridges'), inSet(meta('oifname'), 'bridges'), drop] },
+  {
+    chain: 'forward',
+    label: 'f: replies to containers',
+    expr: [inSet(meta('oifname'), 'bridges'), match(ct('state'), ['established', 'related'], 'in'), accept],
+  },
+  { chain: 'forward', label: 'f: published ports', expr: [inSet(meta('oifname'), 'bridges'), ctDnat, accept] },
+  { chain: 'forward', label: 'f: container egress', expr: [inSet(meta('iifname'), 'bridges'), accept] },
+];
+
+/** Rules in table inet tsrun: the same number at 0, 1 and 200 containers. */
+export const RULE_COUNT = RULES.length;
+
+/** Changes whenever the sets, chains or rules above change. */
+export const SCHEMA_ID = `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES })).digest('hex').slice(0, 10)}`;
+
+const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${SCHEMA_ID})`;
+const where = { family: FAMILY, table: TABLE };
+
+function setObject(s: SetDef): Record<string, NftJson> {
+  const o: Record<string, NftJson> = { ...where, name: s.name, type: s.type };
+  if (s.flags) o.flags = s.flags;
+  if (s.map) o.map = s.map;
+  return o;
+}
+
+function chainObject(c: ChainDef): Record<string, NftJson> {
+  return c.base ? { ...where, name: c.name, ...c.base, policy: 'accept' } : { ...where, name: c.name };
+}
+
+/**
+ * The whole table with its constant rules and empty sets. It starts with `create table`, which
+ * fails with EEXIST when the table is there, so the batch is all-or-nothing and two racing
+ * processes can never duplicate the rules: exactly one creates, the other learns it exists.
+ */
+export function baseTable(): NftBatch {
+  return { nftables: baseCommands() };
+}
+
+function baseCommands(): NftCommand[] {
+  return [
+    { create: { table: { family: FAMILY, name: TABLE } } },
+    ...SETS.map((s) => ({ add: { [s.map ? 'map' : 'set']: setObject(s) } })),
+    ...CHAINS.map((c) => ({ add: { chain: chainObject(c) } })),
+    ...RULES.map((r) => ({ add: { rule: { ...where, chain: r.chain, expr: r.expr, comment: ruleComment(r) } } })),
+  ];
+}
+
+/**
+ * Replaces an old or damaged table in ONE atomic batch: delete it, create the current one, and
+ * re-add every element of the old table whose set still exists with the same type, so no
+ * published port or masqueraded subnet is ever missing to a packet.
+ */
+export function replaceBaseBatch(old: NftListing | undefined): NftBatch {
+  const carried = old ? listElements(old).filter((e) => SETS.some((s) => s.name === e.set && sameSetShape(s, findSet(old, s.name)))) : [];
+  return {
+    nftables: [
+      { add: { table: { family: FAMILY, name: TABLE } } },
+      { delete: { table: { family: FAMILY, name: TABLE } } },
+      ...baseCommands(),
+      ...addElements(carried),
+    ],
+  };
+}
+
+/** Deletes table inet tsrun (tests, uninstall). `add` first so a missing table is no error. */
+export function deleteTableBatch(): NftBatch {
+  return { nftables: [{ add: { table: { family: FAMILY, name: TABLE } } }, { delete: { table: { family: FAMILY, name: TABLE } } }] };
+}
+
+// ---- checking a listed table against this definition ----
+
+/** True when a (terse) listing of table inet tsrun has exactly these sets, chains and rules. */
+export function baseMatches(listing: NftListing): boolean {
+  return JSON.stringify(inventory(listing)) === JSON.stringify(EXPECTED_INVENTORY);
+}
+
+interface Inventory {
+  sets: string[];
+  chains: string[];
+  rules: Record<string, string[]>;
+}
+
+const EXPECTED_INVENTORY: Inventory = {
+  sets: SETS.map((s) => setShape(s)).sort(),
+  chains: CHAINS.map((c) => chainShape(chainObject(c))).sort(),
+  rules: Object.fromEntries(CHAINS.map((c) => [c.name, RULES.filter((r) => r.chain === c.name).map(ruleComment)])),
+};
+
+function setShape(s: { name?: NftJson; type?: NftJson; flags?: NftJson; map?: NftJson }): string {
+  return JSON.stringify([s.name, s.type, s.flags ?? [], s.map ?? null]);
+}
+
+function chainShape(c: Record<string, NftJson>): string {
+  return JSON.stringify([c.name, c.type ?? null, c.hook ?? null, c.prio ?? null, c.policy ?? null]);
+}
+
+function inventory(listing: NftListing): Inventory {
+  const inv: Inventory = { sets: [], chains: [], rules: {} };
+  for (const [kind, obj] of tableObjects(listing)) {
+    if (kind === 'set' || kind === 'map') inv.sets.push(setShape(obj));
+    else if (kind === 'chain') {
+      inv.chains.push(chainShape(obj));
+      inv.rules[String(obj.name)] ??= [];
+    } else if (kind === 'rule') (inv.rules[String(obj.chain)] ??= []).push(typeof obj.comment === 'string' ? obj.comment : '');
+  }
+  inv.sets.sort();
+  inv.chains.sort();
+  // Compare rules chain by chain in the definition's chain order.
+  const ordered: Record<string, string[]> = {};
+  for (const name of [...CHAINS.map((c) => c.name as string), ...Object.keys(inv.rules).sort()]) {
+    if (name in inv.rules && !(name in ordered)) ordered[name] = inv.rules[name]!;
+  }
+  inv.rules = ordered;
+  return inv;
+}
+
+/** The objects of table inet tsrun in a listing, as [kind, object]. */
+function tableObjects(listing: NftListing): [string, Record<string, NftJson>][] {
+  const out: [string, Record<string, NftJson>][] = [];
+  for (const item of listing.nftables ?? []) {
+    for (const [kind, obj] of Object.entries(item)) {
+      if (kind === 'metainfo' || kind === 'table' || !isObject(obj)) continue;
+      if (obj.family !== FAMILY || (obj.table ?? obj.name) !== TABLE) continue;
+      out.push([kind, obj]);
+    }
+  }
+  return out;
+}
+
+function findSet(listing: NftListing, name: string): Record<string, NftJson> | undefined {
+  return tableObjects(listing).find(([kind, o]) => (kind === 'set' || kind === 'map') && o.name === name)?.[1];
+}
+
+function sameSetShape(def: SetDef, listed: Record<string, NftJson> | undefined): boolean {
+  return listed !== undefined && setShape(def) === setShape(listed);
+}
+
+/** Number of rules of table inet tsrun in a listing. */
+export function countRulesIn(listing: NftListing): number {
+  return tableObjects(listing).filter(([kind]) => kind === 'rule').length;
+}
+
+// ---- elements ----
+
+const COMMENT_MAX = 128;
+
+/** The comment tagging an element with its owner; ids too long for nft's 128 bytes are hashed. */
+export function ownerComment(kind: 'ctr' | 'net', id: string): string {
+  const full = `${kind}:${id}`;
+  if (Buffer.byteLength(full) <= COMMENT_MAX) return full;
+  const hash = createHash('sha256').update(id).digest('hex').slice(0, 16);
+  return `${kind}:${id.slice(0, COMMENT_MAX - kind.length - 2 - hash.length - 1)}~${hash}`;
+}
+
+/** Elements a network contributes: its bridge and subnets. */
+export function networkElements(input: FirewallNetwork): SetElement[] {
+  const net = normalizeNetwork(input);
+  const comment = ownerComment('net', net.name);
+  const els: SetElement[] = [
+    { set: 'bridges', key: net.bridge, comment },
+    { set: 'bridge_pairs', key: concat(net.bridge, net.bridge), comment },
+  ];
+  if (net.internal) els.push({ set: 'internal_bridges', key: net.bridge, comment });
+  for (const [fam, subnets] of [['4', net.subnets4], ['6', net.subnets6]] as const) {
+    for (const cidr of subnets) {
+      const key = subnetKey(cidr);
+      els.push({ set: `subnets${fam}`, key, comment });
+      if (!net.internal) els.push({ set: `nat_src${fam}`, key, comment });
+    }
+  }
+  return els;
+}
+
+/** Elements a container contributes: one (addr, port) map pair per published port and family. */
+export function endpointElements(input: FirewallEndpoint): SetElement[] {
+  const ep = normalizeEndpoint(input);
+  const comment = ownerComment('ctr', ep.containerId);
+  const els: SetElement[] = [];
+  for (const p of ep.ports) {
+    for (const t of portTargets(p, ep)) {
+      const key = t.hostIp === undefined ? concat(p.protocol, p.hostPort) : concat(t.hostIp, p.protocol, p.hostPort);
+      const kind = t.hostIp === undefined ? 'any' : 'ip';
+      els.push({ set: `pub${t.fam}_${kind}_addr`, key, value: t.containerIp, comment });
+      els.push({ set: `pub${t.fam}_${kind}_port`, key, value: p.containerPort, comment });
+    }
+  }
+  return els;
+}
+
+/** `add element` commands, one per set, in order of first appearance. */
+export function addElements(els: SetElement[]): NftCommand[] {
+  return groupBySet(els).map(([set, group]) => ({
+    add: { element: { ...where, name: set, elem: group.map(elemJson) } },
+  }));
+}
+
+/**
+ * `delete element` commands (keys only). nft fails the whole batch if one is missing; the
+ * backend therefore deletes only what a fresh listing shows it still owns (ownedElements).
+ */
+export function deleteElements(els: SetElement[]): NftCommand[] {
+  return groupBySet(els).map(([set, group]) => ({
+    delete: { element: { ...where, name: set, elem: group.map((e) => e.key) } },
+  }));
+}
+
+export const addNetworkBatch = (net: FirewallNetwork): NftBatch => ({ nftables: addElements(networkElements(net)) });
+export const deleteNetworkBatch = (net: FirewallNetwork): NftBatch => ({ nftables: deleteElements(networkElements(net)) });
+export const addEndpointBatch = (ep: FirewallEndpoint): NftBatch => ({ nftables: addElements(endpointElements(ep)) });
+export const deleteEndpointBatch = (ep: FirewallEndpoint): NftBatch => ({ nftables: deleteElements(endpointElements(ep)) });
+
+function elemJson(e: SetElement): NftJson {
+  const k: NftJson = e.comment === undefined ? e.key : { elem: { val: e.key, comment: e.comment } };
+  return e.value === undefined ? k : [k, e.value];
+}
+
+function groupBySet(els: SetElement[]): [string, SetElement[]][] {
+  const groups = new Map<string, SetElement[]>();
+  for (const e of els) {
+    const g = groups.get(e.set);
+    if (g) g.push(e);
+    else groups.set(e.set, [e]);
+  }
+  return [...groups];
+}
+
+// ---- reading elements back from a listing (gc, conflicts, fallback delete) ----
+
+/** Every element of every set and map of table inet tsrun in a full listing. */
+export function listElements(listing: NftListing): SetElement[] {
+  const out: SetElement[] = [];
+  for (const [kind, obj] of tableObjects(listing)) {
+    if ((kind !== 'set' && kind !== 'map') || !Array.isArray(obj.elem)) continue;
+    const set = String(obj.name);
+    for (const raw of obj.elem) {
+      const isPair = kind === 'map' && Array.isArray(raw) && raw.length === 2;
+      const keyPart = isPair ? (raw as NftJson[])[0]! : raw;
+      const el: SetElement = { set, key: keyPart };
+      if (isObject(keyPart) && isObject(keyPart.elem)) {
+        el.key = keyPart.elem.val ?? null;
+        if (typeof keyPart.elem.comment === 'string') el.comment = keyPart.elem.comment;
+      }
+      if (isPair) el.value = (raw as NftJson[])[1]!;
+      out.push(el);
+    }
+  }
+  return out;
+}
+
+/**
+ * The wanted elements that the listing holds with the same key, the same data AND the same owner
+ * comment: what a detach may delete. An element someone else re-created since (same port, and
+ * the same address after IPAM handed it on) carries another owner and is left alone.
+ */
+export function ownedElements(listing: NftListing, wanted: SetElement[]): SetElement[] {
+  const have = new Set(listElements(listing).map((e) => identity(e, 'owner')));
+  return wanted.filter((w) => have.has(identity(w, 'owner')));
+}
+
+/** Wanted map elements whose key the listing holds with different data, with the holder. */
+export function conflictingElements(listing: NftListing, wanted: SetElement[]): { wanted: SetElement; held: SetElement }[] {
+  const byKey = new Map(listElements(listing).map((e) => [identity(e, 'key'), e] as const));
+  const out: { wanted: SetElement; held: SetElement }[] = [];
+  for (const w of wanted) {
+    const held = byKey.get(identity(w, 'key'));
+    if (held && canon(held.value) !== canon(w.value)) out.push({ wanted: w, held });
+  }
+  return out;
+}
+
+function identity(e: SetElement, what: 'key' | 'owner'): string {
+  const id = `${e.set}|${canon(e.key)}`;
+  return what === 'key' ? id : `${id}|${canon(e.value)}|${e.comment ?? ''}`;
+}
+
+/** Stable text for comparing nft values: IP addresses normalized, full-length prefixes as addresses. */
+export function canon(v: NftJson | undefined): string {
+  return JSON.stringify(canonValue(v ?? null));
+}
+
+function canonValue(v: NftJson): NftJson {
+  if (typeof v === 'string') return ipaddr.isValid(v) && /[.:]/.test(v) ? ipaddr.parse(v).toString() : v;
+  if (Array.isArray(v)) return v.map(canonValue);
+  if (isObject(v)) {
+    if (isObject(v.prefix) && typeof v.prefix.addr === 'string' && typeof v.prefix.len === 'number') {
+      const a = ipaddr.isValid(v.prefix.addr) ? ipaddr.parse(v.prefix.addr) : undefined;
+      if (a && v.prefix.len === (a.kind() === 'ipv4' ? 32 : 128)) return a.toString();
+    }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, canonValue(x)]));
+  }
+  return v;
+}
+
+function isObject(v: unknown): v is Record<string, NftJson> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---- validation: every field checked before anything reaches nft ----
+
+/** A checked copy: names, bridge, CIDRs (host bits masked, duplicates refused). */
+export function normalizeNetwork(net: FirewallNetwork): FirewallNetwork {
+  if (typeof net !== 'object' || net === null) throw new UserError('firewall network: expected an object');
+  checkNetworkName(net.name);
+  checkIfname(net.bridge, `bridge name of network ${net.name}`);
+  for (const f of ['internal', 'icc'] as const) {
+    if (typeof net[f] !== 'boolean') throw new UserError(`network ${net.name}: ${f} must be true or false`);
+  }
+  const subnets = (field: 'subnets4' | 'subnets6', kind: 'ipv4' | 'ipv6'): string[] => {
+    const list: unknown = net[field];
+    if (!Array.isArray(list)) throw new UserError(`network ${net.name}: ${field} must be a list of CIDRs`);
+    const out = list.map((c: unknown, i) => normalizeCidr(c, kind, `network ${net.name}: ${field}[${i}]`));
+    const dup = out.find((c, i) => out.indexOf(c) !== i);
+    if (dup !== undefined) throw new UserError(`network ${net.name}: ${field} lists ${dup} twice`);
+    return out;
+  };
+  return { name: net.name, bridge: net.bridge, subnets4: subnets('subnets4', 'ipv4'), subnets6: subnets('subnets6', 'ipv6'), internal: net.internal, icc: net.icc };
+}
+
+/** A checked copy: container id, addresses, and ports (no host port published twice). */
+export function normalizeEndpoint(ep: FirewallEndpoint): FirewallEndpoint {
+  if (typeof ep !== 'object' || ep === null) throw new UserError('firewall endpoint: expected an object');
+  checkContainerId(ep.containerId);
+  const what = `container ${ep.containerId}`;
+  const ipv4 = ep.ipv4 === undefined ? undefined : normalizeAddress(ep.ipv4, 'ipv4', `${what}: ipv4`);
+  const ipv6 = ep.ipv6 === undefined ? undefined : normalizeAddress(ep.ipv6, 'ipv6', `${what}: ipv6`);
+  if (!Array.isArray(ep.ports)) throw new UserError(`${what}: ports must be a list`);
+  const seen = new Map<string, number>();
+  const ports = ep.ports.map((p: PortMapping, i): PortMapping => {
+    const at = `${what}: ports[${i}]`;
+    if (typeof p !== 'object' || p === null) throw new UserError(`${at}: expected an object`);
+    for (const f of ['hostPort', 'containerPort'] as const) {
+      const n: unknown = p[f];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`${at}.${f}: must be an integer 1-65535, got ${JSON.stringify(n)}`);
+    }
+    if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw new UserError(`${at}.protocol: must be tcp or udp, got ${JSON.stringify(p.protocol)}`);
+    const out: PortMapping = { hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol };
+    if (p.hostIp !== undefined && p.hostIp !== '') out.hostIp = normalizeAddress(p.hostIp, undefined, `${at}.hostIp`);
+    const fams = portTargets(out, { ipv4, ipv6 }, at).map((t) => t.fam);
+    for (const fam of fams) {
+      const hostIp = out.hostIp !== undefined && !isUnspecified(out.hostIp) ? out.hostIp : '*';
+      const key = `${fam}|${hostIp}|${out.protocol}|${out.hostPort}`;
+      const prev = seen.get(key);
+      if (prev !== undefined) {
+        throw new UserError(`${at}: host port ${out.hostPort}/${out.protocol}${hostIp === '*' ? '' : ` on ${hostIp}`} is already published by ports[${prev}]`);
+      }
+      seen.set(key, i);
+    }
+    return out;
+  });
+  return { containerId: ep.containerId, ipv4, ipv6, ports };
+}
+
+interface PortTarget {
+  fam: '4' | '6';
+  /** undefined: every local address of the family. */
+  hostIp?: string;
+  containerIp: string;
+}
+
+/** Which families and maps one port goes to. Without hostIp: every family the container has. */
+function portTargets(p: PortMapping, ep: { ipv4?: string | undefined; ipv6?: string | undefined }, at = `ports`): PortTarget[] {
+  if (p.hostIp === undefined) {
+    const out: PortTarget[] = [];
+    if (ep.ipv4 !== undefined) out.push({ fam: '4', containerIp: ep.ipv4 });
+    if (ep.ipv6 !== undefined) out.push({ fam: '6', containerIp: ep.ipv6 });
+    if (out.length === 0) throw new UserError(`${at}: cannot publish a port: the container has no IPv4 or IPv6 address`);
+    return out;
+  }
+  const fam = ipaddr.parse(p.hostIp).kind() === 'ipv4' ? '4' : '6';
+  const containerIp = fam === '4' ? ep.ipv4 : ep.ipv6;
+  if (containerIp === undefined) throw new UserError(`${at}.hostIp: ${p.hostIp} is IPv${fam} but the container has no IPv${fam} address`);
+  return [isUnspecified(p.hostIp) ? { fam, containerIp } : { fam, hostIp: p.hostIp, containerIp }];
+}
+
+function isUnspecified(ip: string): boolean {
+  return ipaddr.parse(ip).range() === 'unspecified';
+}
+
+function normalizeAddress(raw: unknown, kind: 'ipv4' | 'ipv6' | undefined, at: string): string {
+  if (typeof raw !== 'string' || raw.includes('%') || !ipaddr.isValid(raw) || !/[.:]/.test(raw)) {
+    throw new UserError(`${at}: ${JSON.stringify(raw)} is not an IP address`);
+  }
+  if (kind === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(raw)) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an IPv4 address`);
+  const a = ipaddr.parse(raw);
+  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) throw new UserError(`${at}: write the IPv4-mapped address ${raw} in its IPv4 form`);
+  if (kind !== undefined && a.kind() !== kind) throw new UserError(`${at}: ${raw} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
+  return a.toString();
+}
+
+function normalizeCidr(raw: unknown, kind: 'ipv4' | 'ipv6', at: string): string {
+  const valid = typeof raw === 'string' && !raw.includes('%') && (kind === 'ipv4' ? ipaddr.IPv4.isValidCIDRFourPartDecimal(raw) : ipaddr.IPv6.isValidCIDR(raw));
+  if (!valid) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} CIDR`);
+  const [, len] = ipaddr.parseCIDR(raw);
+  if (len === 0) throw new UserError(`${at}: ${raw} covers every address`);
+  const network = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(raw) : ipaddr.IPv6.networkAddressFromCIDR(raw);
+  return `${network.toString()}/${len}`;
+}
+
+function subnetKey(cidr: string): NftJson {
+  const [addr, len] = ipaddr.parseCIDR(cidr);
+  return len === (addr.kind() === 'ipv4' ? 32 : 128) ? addr.toString() : prefix(addr.toString(), len);
+}

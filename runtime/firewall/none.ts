@@ -1,0 +1,19 @@
+// The firewall that does nothing: for hosts without nftables and for tests of other layers.
+// Networks still work, but there is no outbound NAT, no published ports and no isolation.
+import type { FirewallBackend, FirewallOwners } from './backend.js';
+
+export class NoneFirewall implements FirewallBackend {
+  readonly kind = 'none' as const;
+  async ensureBase(): Promise<void> {}
+  async addNetwork(): Promise<void> {}
+  async removeNetwork(): Promise<void> {}
+  async addEndpoint(): Promise<void> {}
+  async removeEndpoint(): Promise<void> {}
+  async removeTable(): Promise<void> {}
+  async listOwners(): Promise<FirewallOwners> {
+    return { containers: [], networks: [] };
+  }
+  async purge(): Promise<number> {
+    return 0;
+  }
+}

@@ -1,0 +1,24 @@
+// Host port reservations, one Store key per (protocol, port, address), created with
+// createIfAbsent so two containers racing for the same host port cannot both get it:
+//   hostports/<proto>/<port>/<hostIp | any>   value: the container id
+// A wildcard ("any") reservation conflicts with every address on that port and vice versa.
+import { ConflictError } from '../config/errors.js';
+import type { PortMapping } from '../config/ports.js';
+import type { Store } from './store/store.js';
+
+const ANY = 'any';
+const prefix = (p: PortMapping) => `hostports/${p.protocol}/${p.hostPort}/`;
+const keyOf = (p: PortMapping) => `${prefix(p)}${p.hostIp ?? ANY}`;
+
+export async function reservePort(store: Store, p: PortMapping, containerId: string): Promise<void> {
+  const taken = await store.list(prefix(p));
+  const clash = taken.find((e) => p.hostIp === undefined || e.key.endsWith(`/${ANY}`) || e.key === keyOf(p));
+  if (clash || !(await store.createIfAbsent(keyOf(p), containerId))) {
+    const owner = clash?.value ?? (await store.get(keyOf(p))) ?? 'another container';
+    throw new ConflictError(`host port ${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}/${p.protocol} is already published by container ${owner}`);
+  }
+}
+
+export async function releasePort(store: Store, p: PortMapping, containerId: string): Promise<void> {
+  await store.deleteIf(keyOf(p), containerId);
+}

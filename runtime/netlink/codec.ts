@@ -1,0 +1,251 @@
+// The rtnetlink wire format: message headers, the fixed structs that open each request, and
+// attributes (TLVs, nested or not). Pure functions over Buffers, so every request tsrun sends can
+// be pinned by a unit test.
+//
+// tsrun encodes its own attributes instead of using the `netlink` package's typed formatters:
+// those mask the attribute type to 14 bits (NLA_F_NESTED can never be set, and the bridge refuses
+// an IFLA_PROTINFO without it), and they carry IFLA_LINKINFO as an opaque Buffer anyway.
+// All integers are host-endian except where the kernel says network order (ports).
+
+export const NLMSG_HDRLEN = 16;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLMSG_OVERRUN = 4;
+
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP_INTR = 0x10;
+export const NLM_F_DUMP = 0x300;
+export const NLM_F_REPLACE = 0x100;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
+
+export const RTM = {
+  NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
+  NEWADDR: 20, DELADDR: 21, GETADDR: 22,
+  NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
+  NEWNEIGH: 28, DELNEIGH: 29, GETNEIGH: 30,
+} as const;
+
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
+
+export const IFF_UP = 0x1;
+
+export const IFLA = {
+  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, OPERSTATE: 16,
+  LINKINFO: 18, IFALIAS: 20, NET_NS_FD: 28, LINK_NETNSID: 37,
+} as const;
+export const IFLA_INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4 } as const;
+export const VETH_INFO_PEER = 1;
+export const IFLA_MACVLAN_MODE = 1;
+export const MACVLAN_MODE = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 } as const;
+export type MacvlanMode = keyof typeof MACVLAN_MODE;
+export const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+export const IFLA_BRPORT_ISOLATED = 33;
+
+export const IFA = { ADDRESS: 1, LOCAL: 2, BROADCAST: 4, FLAGS: 8 } as const;
+export const IFA_F_NODAD = 0x02;
+
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, METRICS: 8, TABLE: 15 } as const;
+export const RTAX_MTU = 2;
+export const RT_TABLE_MAIN = 254;
+export const RTPROT_BOOT = 3;
+export const RT_SCOPE = { UNIVERSE: 0, LINK: 253, HOST: 254, NOWHERE: 255 } as const;
+export const RTN_UNICAST = 1;
+
+export const NDA = { DST: 1, LLADDR: 2, MASTER: 9, IFINDEX: 8 } as const;
+export const NUD = { REACHABLE: 0x02, NOARP: 0x40, PERMANENT: 0x80 } as const;
+export const NTF_SELF = 0x02;
+export const NTF_MASTER = 0x04;
+
+export const NLA_F_NESTED = 0x8000;
+const NLA_TYPE_MASK = 0x3fff;
+
+// ---------------------------------------------------------------- attributes
+
+/** A netlink attribute: raw payload, or children (sent with NLA_F_NESTED). */
+export type Attr = { type: number; data: Buffer } | { type: number; nested: Attr[] };
+
+export const attr = {
+  bytes: (type: number, data: Buffer): Attr => ({ type, data }),
+  u8: (type: number, v: number): Attr => ({ type, data: Buffer.from([v & 0xff]) }),
+  u16: (type: number, v: number): Attr => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    return { type, data: b };
+  },
+  /** 16 bits in network byte order (UDP ports). */
+  be16: (type: number, v: number): Attr => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(v);
+    return { type, data: b };
+  },
+  u32: (type: number, v: number): Attr => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    return { type, data: b };
+  },
+  /** NUL-terminated string, as the kernel's NLA_STRING/NLA_NUL_STRING policies expect. */
+  str: (type: number, s: string): Attr => ({ type, data: Buffer.from(`${s}\0`, 'utf8') }),
+  nest: (type: number, nested: Attr[]): Attr => ({ type, nested }),
+};
+
+const align4 = (n: number): number => (n + 3) & ~3;
+
+export function encodeAttrs(attrs: readonly Attr[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const a of attrs) {
+    const isNest = 'nested' in a;
+    const payload = isNest ? encodeAttrs(a.nested) : a.data;
+    const len = 4 + payload.length;
+    if (len > 0xffff) throw new RangeError(`netlink attribute ${a.type} too long (${len} bytes)`);
+    const head = Buffer.alloc(4);
+    head.writeUInt16LE(len, 0);
+    head.writeUInt16LE(a.type | (isNest ? NLA_F_NESTED : 0), 2);
+    parts.push(head, payload, Buffer.alloc(align4(len) - len));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Top-level attributes by type (NLA_F_NESTED masked off); a repeated type keeps its last value. */
+export function parseAttrs(buf: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    out.set(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+/** A NUL-terminated string attribute. */
+export function attrString(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  const nul = b.indexOf(0);
+  return b.toString('utf8', 0, nul < 0 ? b.length : nul);
+}
+
+export const attrU32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
+
+// ---------------------------------------------------------------- fixed headers
+
+export interface NlMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  port: number;
+  /** Payload after the 16-byte header. */
+  data: Buffer;
+}
+
+export function encodeMessage(m: NlMessage): Buffer {
+  const head = Buffer.alloc(NLMSG_HDRLEN);
+  head.writeUInt32LE(NLMSG_HDRLEN + m.data.length, 0);
+  head.writeUInt16LE(m.type, 4);
+  head.writeUInt16LE(m.flags, 6);
+  head.writeUInt32LE(m.seq >>> 0, 8);
+  head.writeUInt32LE(m.port >>> 0, 12);
+  return Buffer.concat([head, m.data]);
+}
+
+/** Splits one datagram into its messages. */
+export function decodeMessages(buf: Buffer): NlMessage[] {
+  const out: NlMessage[] = [];
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < NLMSG_HDRLEN || off + len > buf.length) throw new Error(`malformed netlink message (length ${len} at ${off})`);
+    out.push({
+      type: buf.readUInt16LE(off + 4),
+      flags: buf.readUInt16LE(off + 6),
+      seq: buf.readUInt32LE(off + 8),
+      port: buf.readUInt32LE(off + 12),
+      data: buf.subarray(off + NLMSG_HDRLEN, off + len),
+    });
+    off += align4(len);
+  }
+  return out;
+}
+
+/** The errno of an NLMSG_ERROR payload: 0 for an ACK, a positive errno for a failure. */
+export function errorCode(data: Buffer): number {
+  const raw = data.length >= 4 ? data.readInt32LE(0) : 0;
+  return raw === 0 ? 0 : -raw;
+}
+
+export interface IfInfo { family?: number; type?: number; index?: number; flags?: number; change?: number }
+export const IFINFOMSG_LEN = 16;
+export function ifinfomsg(h: IfInfo = {}): Buffer {
+  const b = Buffer.alloc(IFINFOMSG_LEN);
+  b.writeUInt8(h.family ?? AF_UNSPEC, 0);
+  b.writeUInt16LE(h.type ?? 0, 2);
+  b.writeInt32LE(h.index ?? 0, 4);
+  b.writeUInt32LE((h.flags ?? 0) >>> 0, 8);
+  b.writeUInt32LE((h.change ?? 0) >>> 0, 12);
+  return b;
+}
+export function parseIfinfomsg(b: Buffer): Required<IfInfo> {
+  return { family: b.readUInt8(0), type: b.readUInt16LE(2), index: b.readInt32LE(4), flags: b.readUInt32LE(8), change: b.readUInt32LE(12) };
+}
+
+export interface IfAddr { family: number; prefixLen: number; flags?: number; scope?: number; index: number }
+export const IFADDRMSG_LEN = 8;
+export function ifaddrmsg(h: IfAddr): Buffer {
+  const b = Buffer.alloc(IFADDRMSG_LEN);
+  b.writeUInt8(h.family, 0);
+  b.writeUInt8(h.prefixLen, 1);
+  b.writeUInt8(h.flags ?? 0, 2);
+  b.writeUInt8(h.scope ?? 0, 3);
+  b.writeUInt32LE(h.index, 4);
+  return b;
+}
+export function parseIfaddrmsg(b: Buffer): Required<IfAddr> {
+  return { family: b.readUInt8(0), prefixLen: b.readUInt8(1), flags: b.readUInt8(2), scope: b.readUInt8(3), index: b.readUInt32LE(4) };
+}
+
+export interface RtMsg { family: number; dstLen?: number; srcLen?: number; tos?: number; table?: number; protocol?: number; scope?: number; type?: number; flags?: number }
+export const RTMSG_LEN = 12;
+export function rtmsg(h: RtMsg): Buffer {
+  const b = Buffer.alloc(RTMSG_LEN);
+  b.writeUInt8(h.family, 0);
+  b.writeUInt8(h.dstLen ?? 0, 1);
+  b.writeUInt8(h.srcLen ?? 0, 2);
+  b.writeUInt8(h.tos ?? 0, 3);
+  b.writeUInt8(h.table ?? 0, 4);
+  b.writeUInt8(h.protocol ?? 0, 5);
+  b.writeUInt8(h.scope ?? 0, 6);
+  b.writeUInt8(h.type ?? 0, 7);
+  b.writeUInt32LE(h.flags ?? 0, 8);
+  return b;
+}
+export function parseRtmsg(b: Buffer): Required<RtMsg> {
+  return {
+    family: b.readUInt8(0), dstLen: b.readUInt8(1), srcLen: b.readUInt8(2), tos: b.readUInt8(3), table: b.readUInt8(4),
+    protocol: b.readUInt8(5), scope: b.readUInt8(6), type: b.readUInt8(7), flags: b.readUInt32LE(8),
+  };
+}
+
+export interface NdMsg { family: number; ifindex: number; state?: number; flags?: number; type?: number }
+export const NDMSG_LEN = 12;
+export function ndmsg(h: NdMsg): Buffer {
+  const b = Buffer.alloc(NDMSG_LEN);
+  b.writeUInt8(h.family, 0);
+  b.writeInt32LE(h.ifindex, 4);
+  b.writeUInt16LE(h.state ?? 0, 8);
+  b.writeUInt8(h.flags ?? 0, 10);
+  b.writeUInt8(h.type ?? 0, 11);
+  return b;
+}
+export function parseNdmsg(b: Buffer): Required<NdMsg> {
+  return { family: b.readUInt8(0), ifindex: b.readInt32LE(4), state: b.readUInt16LE(8), flags: b.readUInt8(10), type: b.readUInt8(11) };
+}
+
+/** A request body: its fixed header followed by its attributes. */
+export const body = (header: Buffer, attrs: readonly Attr[] = []): Buffer => Buffer.concat([header, encodeAttrs(attrs)]);

@@ -1,0 +1,229 @@
+// Rtnl: one rtnetlink socket bound to one network namespace (netavark's model). The socket is
+// opened inside the namespace in a synchronous section; afterwards every method is an ordinary
+// async call from anywhere, and nothing ever needs to switch namespaces again. Drivers hold two:
+// one for the host and one for the container.
+//
+// Close it when done: an open socket keeps its namespace alive after the last process has left.
+import { NotFoundError, SystemError } from '../../config/errors.js';
+import { withNetnsSync } from '../netns/netns.js';
+import type { NlMessage } from './codec.js';
+import { kernelError } from './errors.js';
+import { parseAddress, parseFdb, parseLink, parseNeighbour, parseRoute } from './parse.js';
+import * as rq from './requests.js';
+import { NetlinkRefusal, NlSocket } from './socket.js';
+import type {
+  Address, BridgeOptions, FdbEntry, FdbSpec, IpFamily, Link, LinkRef, MacvlanOptions, Neighbour, NeighbourSpec, Route,
+  RouteSpec, VethOptions, VxlanOptions,
+} from './types.js';
+
+const linkName = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link "${ref}"`);
+
+const defined = <T>(x: T | undefined): x is T => x !== undefined;
+
+export class Rtnl {
+  private constructor(
+    private readonly sock: NlSocket,
+    /** The namespace this socket acts in (undefined: the one the process was in when opened). */
+    readonly nsPath: string | undefined,
+  ) {}
+
+  /** Opens a socket inside the namespace at `nsPath` (a pin or /proc/PID/ns/net), or here. */
+  static open(nsPath?: string): Rtnl {
+    const sock = nsPath === undefined ? new NlSocket() : withNetnsSync(nsPath, () => new NlSocket());
+    return new Rtnl(sock, nsPath);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  // ------------------------------------------------------------ links
+
+  /** The link, or undefined when there is none by that name or index. */
+  async getLink(ref: LinkRef): Promise<Link | undefined> {
+    try {
+      const [m] = await this.send(rq.getLink(ref), `get ${linkName(ref)}`);
+      return m && parseLink(m);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async listLinks(): Promise<Link[]> {
+    return (await this.dump(rq.dumpLinks(), 'list links')).map(parseLink);
+  }
+
+  /** A veth pair; with `peerNsFd` the peer is born inside that namespace (no rename dance on the host). */
+  async createVeth(o: VethOptions): Promise<void> {
+    await this.send(rq.createVeth(o), `create veth "${o.name}"`);
+    await this.aliasNew(o.name, o.alias);
+  }
+
+  async createBridge(o: BridgeOptions): Promise<void> {
+    await this.send(rq.createBridge(o), `create bridge "${o.name}"`);
+    await this.aliasNew(o.name, o.alias);
+  }
+
+  async createMacvlan(o: MacvlanOptions): Promise<void> {
+    await this.send(rq.createMacvlan(o), `create macvlan "${o.name}"`);
+  }
+
+  async createVxlan(o: VxlanOptions): Promise<void> {
+    await this.send(rq.createVxlan(o), `create vxlan "${o.name}"`);
+    await this.aliasNew(o.name, o.alias);
+  }
+
+  async setUp(ref: LinkRef): Promise<void> {
+    await this.send(rq.setUp(ref, true), `set ${linkName(ref)} up`);
+  }
+
+  async setDown(ref: LinkRef): Promise<void> {
+    await this.send(rq.setUp(ref, false), `set ${linkName(ref)} down`);
+  }
+
+  /** Enslave to the bridge `masterIndex`; 0 releases the link from its bridge. */
+  async setMaster(ref: LinkRef, masterIndex: number): Promise<void> {
+    await this.send(rq.setMaster(ref, masterIndex), `set master of ${linkName(ref)} to #${masterIndex}`);
+  }
+
+  async setMtu(ref: LinkRef, mtu: number): Promise<void> {
+    await this.send(rq.setMtu(ref, mtu), `set mtu ${mtu} on ${linkName(ref)}`);
+  }
+
+  async rename(index: number, newName: string): Promise<void> {
+    await this.send(rq.rename(index, newName), `rename ${linkName(index)} to "${newName}"`);
+  }
+
+  /** Move the link into the namespace of descriptor `nsFd` (see openNetnsFd). */
+  async setNetns(ref: LinkRef, nsFd: number): Promise<void> {
+    await this.send(rq.setNetns(ref, nsFd), `move ${linkName(ref)} to another netns`);
+  }
+
+  async setAlias(ref: LinkRef, alias: string): Promise<void> {
+    await this.send(rq.setAlias(ref, alias), `set alias of ${linkName(ref)}`);
+  }
+
+  /** Isolated bridge ports cannot talk to each other, only to non-isolated ones (icc=false). */
+  async setBridgePortIsolated(index: number, isolated: boolean): Promise<void> {
+    await this.send(rq.setBridgePortIsolated(index, isolated), `set bridge port ${linkName(index)} isolated ${isolated ? 'on' : 'off'}`);
+  }
+
+  /** Deletes the link; false when there was none (teardown counts that as done). */
+  async deleteLink(ref: LinkRef): Promise<boolean> {
+    return this.sendDelete(rq.deleteLink(ref), `delete ${linkName(ref)}`);
+  }
+
+  // ------------------------------------------------------------ addresses
+
+  /** "10.0.0.2/24" or "fd00::2/64" (v6 without duplicate address detection: usable at once). */
+  async addAddress(ifindex: number, cidr: string): Promise<void> {
+    await this.send(rq.addAddress(ifindex, cidr), `add address ${cidr} to ${linkName(ifindex)}`);
+  }
+
+  async deleteAddress(ifindex: number, cidr: string): Promise<boolean> {
+    return this.sendDelete(rq.deleteAddress(ifindex, cidr), `delete address ${cidr} from ${linkName(ifindex)}`, ['EADDRNOTAVAIL']);
+  }
+
+  async listAddresses(ifindex?: number): Promise<Address[]> {
+    const all = (await this.dump(rq.dumpAddresses(), 'list addresses')).map(parseAddress).filter(defined);
+    return ifindex === undefined ? all : all.filter((a) => a.ifindex === ifindex);
+  }
+
+  // ------------------------------------------------------------ routes (main table)
+
+  async addRoute(r: RouteSpec): Promise<void> {
+    await this.send(rq.addRoute(r), `add route ${describeRoute(r)}`);
+  }
+
+  async deleteRoute(r: RouteSpec): Promise<boolean> {
+    return this.sendDelete(rq.deleteRoute(r), `delete route ${describeRoute(r)}`);
+  }
+
+  async listRoutes(family: IpFamily): Promise<Route[]> {
+    return (await this.dump(rq.dumpRoutes(family), `list IPv${family} routes`)).map(parseRoute).filter(defined);
+  }
+
+  // ------------------------------------------------------------ neighbours and FDB
+
+  /** Adds or replaces the neighbour entry (re-applying the same entry is not an error). */
+  async addNeighbour(n: NeighbourSpec): Promise<void> {
+    await this.send(rq.addNeighbour(n), `add neighbour ${n.ip} lladdr ${n.mac} on ${linkName(n.ifindex)}`);
+  }
+
+  async deleteNeighbour(n: { ifindex: number; ip: string }): Promise<boolean> {
+    return this.sendDelete(rq.deleteNeighbour(n), `delete neighbour ${n.ip} on ${linkName(n.ifindex)}`);
+  }
+
+  async listNeighbours(ifindex?: number): Promise<Neighbour[]> {
+    const all = (await this.dump(rq.dumpNeighbours(), 'list neighbours')).map(parseNeighbour).filter(defined);
+    return ifindex === undefined ? all : all.filter((n) => n.ifindex === ifindex);
+  }
+
+  /** `bridge fdb append`: one MAC may point at several VTEPs (00:00:00:00:00:00 = flood list). */
+  async addFdb(f: FdbSpec): Promise<void> {
+    await this.send(rq.addFdb(f), `add fdb ${f.mac}${f.dst ? ` dst ${f.dst}` : ''} on ${linkName(f.ifindex)}`);
+  }
+
+  /**
+   * False when the device has no entry for the MAC. (When it has the MAC but not that `dst`, the
+   * kernel reports success: true is all it tells us.)
+   */
+  async deleteFdb(f: FdbSpec): Promise<boolean> {
+    return this.sendDelete(rq.deleteFdb(f), `delete fdb ${f.mac}${f.dst ? ` dst ${f.dst}` : ''} on ${linkName(f.ifindex)}`);
+  }
+
+  /** FDB entries (all links, or one). The kernel ignores a dump filter without strict checking, so this filters here. */
+  async listFdb(ifindex?: number): Promise<FdbEntry[]> {
+    const all = (await this.dump(rq.dumpFdb(), 'list fdb')).map(parseFdb).filter(defined);
+    return ifindex === undefined ? all : all.filter((e) => e.ifindex === ifindex);
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  /** Tags a link just created; if that fails the link goes again, so a create stays all-or-nothing. */
+  private async aliasNew(name: string, alias: string | undefined): Promise<void> {
+    if (alias === undefined) return;
+    try {
+      await this.setAlias(name, alias);
+    } catch (err) {
+      await this.deleteLink(name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async send(req: rq.Request, step: string, notFound: readonly string[] = []): Promise<NlMessage[]> {
+    try {
+      return await this.sock.request(req.type, req.flags, req.body);
+    } catch (err) {
+      throw this.wrap(err, step, notFound);
+    }
+  }
+
+  private async sendDelete(req: rq.Request, step: string, notFound: readonly string[] = []): Promise<boolean> {
+    try {
+      await this.send(req, step, notFound);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  private async dump(req: rq.Request, step: string): Promise<NlMessage[]> {
+    try {
+      return await this.sock.dump(req.type, req.flags, req.body);
+    } catch (err) {
+      throw this.wrap(err, step, []);
+    }
+  }
+
+  private wrap(err: unknown, step: string, notFound: readonly string[]): Error {
+    if (err instanceof NetlinkRefusal) return kernelError(step, err.errno, notFound);
+    return new SystemError(step, err);
+  }
+}
+
+function describeRoute(r: RouteSpec): string {
+  return [r.dst, r.gateway && `via ${r.gateway}`, r.ifindex !== undefined && `dev #${r.ifindex}`].filter(Boolean).join(' ');
+}

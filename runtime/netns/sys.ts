@@ -1,0 +1,89 @@
+// The few libc calls Node does not offer: entering and creating namespaces, bind mounts, and a
+// raw socket for one synchronous netlink exchange. They sit behind the small `Sys` interface so
+// namespace logic can be unit-tested with a fake that records the calls (youki's Syscall trait).
+//
+// libc is loaded through koffi on first use, not at import: the hook's start-up budget is tight
+// and most stages never switch namespaces.
+import { createRequire } from 'node:module';
+import type * as KoffiModule from 'koffi';
+import { ErrnoError } from './errno.js';
+
+export const CLONE_NEWNET = 0x4000_0000;
+export const MS_BIND = 0x1000;
+export const MNT_DETACH = 0x2;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o200_0000;
+export const NETLINK_ROUTE = 0;
+export const MSG_DONTWAIT = 0x40;
+
+/** Every method throws an ErrnoError (with `code`, e.g. 'EINVAL') when the call fails. */
+export interface Sys {
+  setns(fd: number, nstype: number): void;
+  unshare(flags: number): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  /** socket(2); returns the new descriptor. */
+  socket(domain: number, type: number, protocol: number): number;
+  /** send(2); returns the bytes sent. */
+  send(fd: number, buf: Buffer, flags: number): number;
+  /** recv(2) into `buf`; returns the length of the datagram (may exceed buf with MSG_TRUNC). */
+  recv(fd: number, buf: Buffer, flags: number): number;
+  close(fd: number): void;
+}
+
+type Fn = (...args: unknown[]) => number;
+interface Bindings {
+  koffi: typeof KoffiModule;
+  setns: Fn;
+  unshare: Fn;
+  mount: Fn;
+  umount2: Fn;
+  socket: Fn;
+  send: Fn;
+  recv: Fn;
+  close: Fn;
+}
+
+let bindings: Bindings | undefined;
+
+function libc(): Bindings {
+  if (bindings) return bindings;
+  // createRequire keeps the load synchronous (an `await import()` could not run inside a
+  // namespace switch) and lazy.
+  const koffi = createRequire(import.meta.url)('koffi') as typeof KoffiModule;
+  const lib = koffi.load('libc.so.6');
+  const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
+  bindings = {
+    koffi,
+    setns: f('int setns(int fd, int nstype)'),
+    unshare: f('int unshare(int flags)'),
+    mount: f('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: f('int umount2(const char *target, int flags)'),
+    socket: f('int socket(int domain, int type, int protocol)'),
+    send: f('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+    recv: f('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    close: f('int close(int fd)'),
+  };
+  return bindings;
+}
+
+/** Runs one libc call; a -1 result becomes an ErrnoError read from koffi's saved errno. */
+function call(name: keyof Omit<Bindings, 'koffi'>, detail: string, ...args: unknown[]): number {
+  const b = libc();
+  const r = b[name](...args);
+  if (r < 0) throw new ErrnoError(b.koffi.errno(), name, detail);
+  return r;
+}
+
+/** The real thing. */
+export const libcSys: Sys = {
+  setns: (fd, nstype) => void call('setns', `(fd ${fd})`, fd, nstype),
+  unshare: (flags) => void call('unshare', `(0x${flags.toString(16)})`, flags),
+  mount: (source, target, fstype, flags, data) => void call('mount', `"${target}"`, source, target, fstype, flags, data),
+  umount2: (target, flags) => void call('umount2', `"${target}"`, target, flags),
+  socket: (domain, type, protocol) => call('socket', '', domain, type, protocol),
+  send: (fd, buf, flags) => call('send', '', fd, buf, buf.length, flags),
+  recv: (fd, buf, flags) => call('recv', '', fd, buf, buf.length, flags),
+  close: (fd) => void call('close', '', fd),
+};

@@ -1,0 +1,55 @@
+// Endpoint records: everything detach needs, persisted in the Store at attach time, so teardown
+// works from the record alone — after the container's process is gone, from another process
+// (a hook's poststop), and from another network namespace (runc runs poststop where `runc delete`
+// was called).
+import type { PortMapping } from '../config/ports.js';
+import type { NetworkDriverName } from '../config/networks.js';
+import type { Store } from './store/store.js';
+
+export interface EndpointAddress {
+  address: string;
+  prefixLength: number;
+  gateway?: string | undefined;
+}
+
+export interface EndpointRecord {
+  containerId: string;
+  network: string;
+  driver: NetworkDriverName;
+  /** Interface name inside the container. */
+  ifname: string;
+  /** Host-side interface (the veth end on the bridge). */
+  hostIfname: string;
+  mac: string;
+  ipv4?: EndpointAddress | undefined;
+  ipv6?: EndpointAddress | undefined;
+  ports: PortMapping[];
+  /** Identity (dev:inode) of the network namespace holding the host side: the bridge, the veth
+   * end, the nftables table. Detach finds that namespace again by this identity. */
+  hostNetns: string;
+  /** Identity of the container's network namespace when it was wired. */
+  containerNetns: string;
+  /** The path the container namespace was reached by (a tsrun pin or /proc/PID/ns/net). */
+  netnsPath: string;
+  /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
+  wiringMs?: number | undefined;
+  created: string;
+}
+
+const key = (containerId: string, network: string) => `endpoints/${containerId}/${network}`;
+
+export async function saveEndpoint(store: Store, rec: EndpointRecord): Promise<void> {
+  await store.put(key(rec.containerId, rec.network), JSON.stringify(rec));
+}
+
+export async function deleteEndpoint(store: Store, containerId: string, network: string): Promise<void> {
+  await store.deleteIf(key(containerId, network));
+}
+
+export async function endpointsOf(store: Store, containerId: string): Promise<EndpointRecord[]> {
+  return (await store.list(`endpoints/${containerId}/`)).map((e) => JSON.parse(e.value) as EndpointRecord);
+}
+
+export async function allEndpoints(store: Store): Promise<EndpointRecord[]> {
+  return (await store.list('endpoints/')).map((e) => JSON.parse(e.value) as EndpointRecord);
+}

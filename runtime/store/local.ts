@@ -1,0 +1,345 @@
+// The default Store: one file per key under a root directory, shared by every tsrun process on the
+// host without a daemon or a lock. Correctness rests on three atomic filesystem operations:
+//
+//   createIfAbsent  write a temp file, then link() it to the key's name: link fails with EEXIST
+//                   atomically, and the name only ever appears with its complete value (a process
+//                   killed mid-write leaves at most a temp file, never an empty or torn key).
+//   put             write a temp file, then rename() it over the key's name.
+//   deleteIf        rename() the key to a unique tombstone, check the value there, and unlink it
+//                   or link it back (see deleteIf for the window that remains).
+//
+// Published files are never modified in place, so a reader always sees a whole value.
+// Names that contain '~' (outside the key charset) are temps and tombstones: never keys.
+//
+// Durability: by default each value is fdatasync'ed before it is published, so after a power
+// loss a key is absent, old or complete, never zero-filled. Directories are not fsync'ed: the
+// keys that matter across a reboot are re-creatable definitions, and a lease whose name was lost
+// belonged to a container that did not survive the reboot either.
+//
+// The syscalls are made synchronously, except fdatasync: an async fs call costs a thread-pool
+// round trip (~50 µs measured here) for a syscall that takes a few µs, and tsrun's processes are
+// short-lived and do nothing else while they touch the store. fdatasync, the one call that can
+// take milliseconds, runs async, so other work in the process (and other allocations) proceeds.
+import fs, { type Dirent, type Stats, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { SystemError } from '../../config/errors.js';
+import type { Store, StoreEntry } from './store.js';
+import { compareKeys, isKeySegment, keySegments, leafConflict, prefixSegments } from './keys.js';
+
+export interface LocalStoreOptions {
+  /** fdatasync every value before publishing it (default true). Off only for throwaway roots. */
+  fsync?: boolean;
+  /** Receives the rare anomalies deleteIf cannot undo (see there). */
+  log?: { warn(obj: object, msg: string): void };
+}
+
+export interface SweepResult {
+  /** Temp files of writers that died before publishing. */
+  removedTemps: number;
+  /** Tombstones of deleters that died mid-delete, linked back because their key was absent. */
+  restored: number;
+  /** Tombstones removed because their key exists again. */
+  removedTombstones: number;
+}
+
+const TEMP = '~tmp~';
+const TOMB = '~del~';
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+/** Bounded retries for the race with concurrent deletes pruning the directories we write into. */
+const MKDIR_ATTEMPTS = 20;
+const fdatasync = promisify(fs.fdatasync);
+
+/** Unique per process (pid + random) and per call (counter), so temp names never collide. */
+const nonce = `${process.pid}.${Math.random().toString(36).slice(2, 8)}`;
+let counter = 0;
+function uniqueTag(): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${nonce}.${counter}`;
+}
+
+export class LocalStore implements Store {
+  readonly root: string;
+  private readonly fsync: boolean;
+  private readonly log: LocalStoreOptions['log'];
+
+  constructor(root: string, opts: LocalStoreOptions = {}) {
+    this.root = path.resolve(root);
+    this.fsync = opts.fsync ?? true;
+    this.log = opts.log;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const file = this.fileOf(key);
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if (isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) return undefined;
+      throw this.failure('read', key, e);
+    }
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    const file = this.fileOf(key);
+    const tmp = await this.writeTemp(key, file, value);
+    try {
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      unlinkQuietly(tmp);
+      if (isCode(e, 'EISDIR', 'ENOTEMPTY', 'EEXIST')) throw leafConflict(key, `${key}/...`);
+      throw this.failure('write', key, e);
+    }
+  }
+
+  async createIfAbsent(key: string, value: string): Promise<boolean> {
+    const file = this.fileOf(key);
+    // Fast refusal without writing anything: an allocator walking a dense pool pays one lstat per
+    // taken address. The link below stays the only authority.
+    let existing;
+    try {
+      existing = lstatOrUndefined(file);
+    } catch (e) {
+      throw this.failure('create', key, e);
+    }
+    if (existing?.isDirectory()) throw leafConflict(key, `${key}/...`);
+    if (existing) return false;
+    const tmp = await this.writeTemp(key, file, value);
+    try {
+      fs.linkSync(tmp, file);
+      return true;
+    } catch (e) {
+      if (isCode(e, 'EEXIST')) return false;
+      throw this.failure('create', key, e);
+    } finally {
+      unlinkQuietly(tmp);
+    }
+  }
+
+  /**
+   * Conditional delete without a lock. Read-compare-unlink would let two deleters expecting the
+   * same value (a container's release racing gc's releaseAll) both pass the compare, and the
+   * second unlink could remove a lease a third process created in between. Instead the key is
+   * renamed to a unique tombstone, which exactly one deleter can do, and the value is checked in
+   * the tombstone. On a mismatch it is linked back (link, never rename: it must not overwrite).
+   *
+   * Remaining window: between that rename and the link-back (three back-to-back syscalls) the
+   * key is briefly absent; if another process's createIfAbsent wins the name in those
+   * microseconds, the value we moved aside is lost (logged). That takes a stale deleter, a
+   * re-creation and a second creator on the same key at once. A deleter killed inside the
+   * window leaves a tombstone that sweep() links back.
+   */
+  async deleteIf(key: string, expected?: string): Promise<boolean> {
+    const file = this.fileOf(key);
+    if (expected === undefined) {
+      try {
+        fs.unlinkSync(file);
+      } catch (e) {
+        if (isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) return false;
+        throw this.failure('delete', key, e);
+      }
+      this.pruneParents(file);
+      return true;
+    }
+    // A mismatch seen here is a valid outcome on its own (the compare happened at this read), and
+    // it is by far the common case for a stale release, so it costs no rename.
+    if ((await this.get(key)) !== expected) return false;
+
+    const tomb = path.join(path.dirname(file), `${TOMB}${uniqueTag()}~${path.basename(file)}`);
+    try {
+      fs.renameSync(file, tomb);
+    } catch (e) {
+      if (isCode(e, 'ENOENT', 'ENOTDIR')) return false; // another deleter got there first
+      throw this.failure('delete', key, e);
+    }
+    let moved: string;
+    try {
+      moved = fs.readFileSync(tomb, 'utf8');
+    } catch (e) {
+      throw this.failure('delete', key, e, `read tombstone ${tomb}`);
+    }
+    if (moved === expected) {
+      unlinkQuietly(tomb);
+      this.pruneParents(file);
+      return true;
+    }
+    try {
+      fs.linkSync(tomb, file);
+    } catch (e) {
+      if (!isCode(e, 'EEXIST')) throw this.failure('delete', key, e, `restore ${JSON.stringify(moved)} from ${tomb}`);
+      this.log?.warn({ key, lostValue: moved, expected }, `deleteIf ${key}: a concurrent create replaced the value it had set aside; the old value is lost`);
+    }
+    unlinkQuietly(tomb);
+    return false;
+  }
+
+  async list(prefix: string): Promise<StoreEntry[]> {
+    const segments = prefixSegments(prefix);
+    const entries: StoreEntry[] = [];
+    this.walk(path.join(this.root, ...segments), prefix, (key, file) => {
+      try {
+        entries.push({ key, value: fs.readFileSync(file, 'utf8') });
+      } catch (e) {
+        if (!isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw this.failure('read', key, e);
+        // deleted between readdir and read: not part of the listing
+      }
+    }, () => {});
+    return entries.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  /**
+   * Cleans up after processes killed mid-operation (for gc): removes temp files older than
+   * `olderThanMs` (younger ones may belong to a live writer) and resolves old tombstones by
+   * linking them back when their key is absent. Restoring errs on the safe side: a delete that
+   * had succeeded comes back as a stale entry that gc releases again, whereas dropping a
+   * tombstone whose restore was pending would free an address that is still in use.
+   */
+  async sweep(olderThanMs = 60_000): Promise<SweepResult> {
+    const result: SweepResult = { removedTemps: 0, restored: 0, removedTombstones: 0 };
+    const cutoff = Date.now() - olderThanMs;
+    const stale: string[] = [];
+    this.walk(this.root, '', () => {}, (file) => void stale.push(file));
+    for (const file of stale) {
+      const st = lstatOrUndefined(file);
+      if (!st || !st.isFile() || st.mtimeMs > cutoff) continue;
+      const name = path.basename(file);
+      if (name.startsWith(TOMB)) {
+        const original = path.join(path.dirname(file), name.slice(name.lastIndexOf('~') + 1));
+        try {
+          fs.linkSync(file, original);
+          result.restored++;
+        } catch (e) {
+          if (!isCode(e, 'EEXIST')) throw this.failure('sweep', path.relative(this.root, original), e);
+          result.removedTombstones++;
+        }
+      } else {
+        result.removedTemps++;
+      }
+      unlinkQuietly(file);
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {}
+
+  /** The key's file; keySegments guarantees it stays under the root. */
+  private fileOf(key: string): string {
+    return path.join(this.root, ...keySegments(key));
+  }
+
+  /** Writes `value` to a fresh temp file beside `file` (same directory, so link/rename work). */
+  private async writeTemp(key: string, file: string, value: string): Promise<string> {
+    const dir = path.dirname(file);
+    const tmp = path.join(dir, `${TEMP}${uniqueTag()}~${path.basename(file)}`);
+    let fd: number;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        fd = fs.openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, FILE_MODE);
+        break;
+      } catch (e) {
+        if (isCode(e, 'ENOENT') && attempt < MKDIR_ATTEMPTS) {
+          this.makeDir(key, dir);
+          continue;
+        }
+        if (isCode(e, 'ENOTDIR')) throw this.ancestorConflict(key);
+        throw this.failure('write', key, e);
+      }
+    }
+    try {
+      fs.writeFileSync(fd, value, 'utf8');
+      if (this.fsync) await fdatasync(fd);
+    } catch (e) {
+      unlinkQuietly(tmp);
+      throw this.failure('write', key, e);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return tmp;
+  }
+
+  private makeDir(key: string, dir: string): void {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    } catch (e) {
+      // A concurrent delete pruned a parent we had just created: the caller's loop tries again.
+      if (isCode(e, 'ENOENT')) return;
+      if (isCode(e, 'ENOTDIR', 'EEXIST')) throw this.ancestorConflict(key);
+      throw this.failure('write', key, e, `create directory ${dir}`);
+    }
+  }
+
+  /** Names the existing key that sits where `key` needs a directory. */
+  private ancestorConflict(key: string): Error {
+    const segments = keySegments(key);
+    for (let i = 1; i < segments.length; i++) {
+      const st = lstatOrUndefined(path.join(this.root, ...segments.slice(0, i)));
+      if (st && !st.isDirectory()) return leafConflict(key, segments.slice(0, i).join('/'));
+    }
+    return new SystemError(`write store key ${JSON.stringify(key)}`, new Error('a path component is not a directory'));
+  }
+
+  /** Removes directories left empty by a delete, up to (not including) the root. A writer that
+   * loses this race gets ENOENT on its temp file and recreates the directory (writeTemp). */
+  private pruneParents(file: string): void {
+    for (let dir = path.dirname(file); dir !== this.root && dir.startsWith(this.root); dir = path.dirname(dir)) {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        return; // not empty (the usual case), or already gone
+      }
+    }
+  }
+
+  /**
+   * Depth-first walk: `onKey` for files named like keys, `onOther` for temps and tombstones.
+   * A directory that vanishes mid-walk (pruned by a delete) simply has no keys.
+   */
+  private walk(dir: string, keyPrefix: string, onKey: (key: string, file: string) => void, onOther: (file: string) => void): void {
+    let dirents: Dirent[];
+    try {
+      dirents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (e) {
+      if (isCode(e, 'ENOENT', 'ENOTDIR')) return;
+      throw new SystemError(`list store directory ${dir}`, e);
+    }
+    for (const d of dirents) {
+      const full = path.join(dir, d.name);
+      if (!isKeySegment(d.name)) {
+        if (d.name.includes('~')) onOther(full);
+        continue;
+      }
+      if (d.isDirectory()) this.walk(full, `${keyPrefix}${d.name}/`, onKey, onOther);
+      else if (d.isFile()) onKey(`${keyPrefix}${d.name}`, full);
+    }
+  }
+
+  private failure(op: string, key: string, cause: unknown, detail?: string): SystemError {
+    const step = `${op} store key ${JSON.stringify(key)} in ${this.root}`;
+    return new SystemError(step, cause, detail === undefined ? undefined : `${detail}: ${errMessage(cause)}`);
+  }
+}
+
+function lstatOrUndefined(file: string): Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch (e) {
+    if (isCode(e, 'ENOENT', 'ENOTDIR')) return undefined;
+    throw e;
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    // already gone, or the directory was removed with it
+  }
+}
+
+function isCode(e: unknown, ...codes: string[]): boolean {
+  return typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '');
+}
+
+function errMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from '@jest/globals';
+import { UserError } from '../../../config/errors.js';
+import { canonicalAddress, contains, overlaps, parseAddress, parseSubnet, subnetSize } from '../../../runtime/ipam/address.js';
+
+describe('parseAddress', () => {
+  it('parses IPv4 and IPv6 into canonical text', () => {
+    expect(canonicalAddress('10.88.0.5')).toBe('10.88.0.5');
+    expect(canonicalAddress('FD00:0:0::5')).toBe('fd00::5');
+    expect(canonicalAddress('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(parseAddress('0.0.0.1')).toEqual({ family: 4, value: 1n });
+    expect(parseAddress('::1')).toEqual({ family: 6, value: 1n });
+  });
+
+  it.each(['10.1', '0x0a.0.0.1', '010.0.0.1', ' 10.0.0.1', '10.0.0.256', 'fe80::1%eth0', '', '1::2::3', 'web'])('refuses %j', (text) => {
+    expect(() => parseAddress(text, 'gateway of network web')).toThrow(UserError);
+  });
+
+  it('names what it was parsing', () => {
+    expect(() => parseAddress('10.1', 'gateway of network web')).toThrow('invalid gateway of network web "10.1": expected an IPv4 address like 10.88.0.5 or an IPv6 address like fd00::5');
+  });
+});
+
+describe('parseSubnet', () => {
+  it('parses and canonicalizes', () => {
+    expect(parseSubnet('10.88.0.0/16')).toEqual({ family: 4, network: 0x0a580000n, prefixLength: 16, cidr: '10.88.0.0/16' });
+    expect(parseSubnet('FD00:0:0::/64').cidr).toBe('fd00::/64');
+    expect(subnetSize(parseSubnet('fd00::/64'))).toBe(1n << 64n);
+    expect(subnetSize(parseSubnet('0.0.0.0/0'))).toBe(1n << 32n);
+  });
+
+  it('refuses host bits and suggests the network', () => {
+    expect(() => parseSubnet('10.88.0.5/16')).toThrow('invalid subnet "10.88.0.5/16": host bits are set; did you mean 10.88.0.0/16?');
+    expect(() => parseSubnet('fd00::1/64')).toThrow('did you mean fd00::/64?');
+  });
+
+  it.each(['10.88.0.0', '10.88.0.0/33', '10.88.0.0/016', '10.88.0.0/', 'fd00::/129', '10.1/8', '/8', '10.88.0.0/16/1', 'x/8'])('refuses %j', (text) => {
+    expect(() => parseSubnet(text)).toThrow(UserError);
+  });
+});
+
+describe('contains', () => {
+  it('checks membership at the boundaries', () => {
+    expect(contains('10.88.0.0/16', '10.88.0.0')).toBe(true);
+    expect(contains('10.88.0.0/16', '10.88.255.255')).toBe(true);
+    expect(contains('10.88.0.0/16', '10.89.0.0')).toBe(false);
+    expect(contains('10.88.0.0/16', '10.87.255.255')).toBe(false);
+    expect(contains('fd00::/64', 'fd00::ffff:ffff:ffff:ffff')).toBe(true);
+    expect(contains('fd00::/64', 'fd00:0:0:1::')).toBe(false);
+  });
+
+  it('never mixes families', () => {
+    expect(contains('0.0.0.0/0', '::1')).toBe(false);
+    expect(contains('::/0', '10.0.0.1')).toBe(false);
+    expect(contains('::ffff:0:0/96', '10.0.0.1')).toBe(false);
+  });
+});
+
+describe('overlaps', () => {
+  it.each([
+    ['10.0.0.0/8', '10.88.0.0/16', true],
+    ['10.88.0.0/16', '10.0.0.0/8', true],
+    ['10.88.0.0/16', '10.88.0.0/16', true],
+    ['10.88.0.0/16', '10.89.0.0/16', false],
+    ['10.88.0.0/25', '10.88.0.128/25', false],
+    ['10.88.0.0/24', '10.88.0.128/25', true],
+    ['0.0.0.0/0', '192.168.1.0/24', true],
+    ['fd00::/48', 'fd00:0:0:5::/64', true],
+    ['fd00::/64', 'fd00:0:0:1::/64', false],
+    ['10.0.0.0/8', '::/0', false],
+  ])('%s vs %s → %s', (a, b, expected) => {
+    expect(overlaps(a, b)).toBe(expected);
+  });
+});

@@ -3,9 +3,9 @@
 // elements → record); any failure unwinds every earlier step. detach works from the persisted
 // record alone, from any process and any namespace, tries every step, and treats "already gone"
 // as done, so calling it twice is fine.
-import { UserError } from '../config/errors.js';
+import { ConflictError, UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
-import type { NetworkDef, NetworkDriverName } from '../config/networks.js';
+import { defaultBridgeName, type NetworkCreateInput, type NetworkDef, type NetworkDriverName } from '../config/networks.js';
 import type { PortMapping } from '../config/ports.js';
 import { checkIfname } from '../config/ids.js';
 import type { Logger } from './log.js';
@@ -17,9 +17,10 @@ import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
 import { findNetnsPath } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork } from './firewall/backend.js';
-import { BridgeDriver, ensureHostSysctls } from './drivers/bridge.js';
+import { ensureHostSysctls } from './drivers/bridge.js';
+import { driverFor } from './drivers/registry.js';
 import type { NetworkDriver } from './drivers/driver.js';
-import { deleteEndpoint, endpointsOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
+import { allEndpoints, deleteEndpoint, endpointsOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { releasePort, reservePort } from './hostports.js';
 
 export interface AttachRequest {
@@ -46,7 +47,6 @@ const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 export class Engine {
   readonly networks: NetworkRegistry;
   readonly ipam: Ipam;
-  private readonly drivers: Record<string, NetworkDriver> = { bridge: new BridgeDriver() };
 
   constructor(private readonly deps: EngineDeps) {
     this.networks = new NetworkRegistry(deps.store);
@@ -54,7 +54,7 @@ export class Engine {
   }
 
   driverFor(name: NetworkDriverName): NetworkDriver {
-    const d = this.drivers[name];
+    const d = driverFor(name);
     if (!d) throw new UserError(`network driver ${name} is not available yet`);
     return d;
   }
@@ -185,6 +185,87 @@ export class Engine {
       );
     } finally {
       host?.close();
+    }
+  }
+
+  /** Records a network and builds its host-side pieces (bridge, addresses, firewall elements)
+   * in one transaction: a failure leaves no definition and no bridge behind. */
+  async createNetwork(input: NetworkCreateInput): Promise<NetworkDef> {
+    const log = this.deps.log.child({ network: input.name });
+    const host = Rtnl.open();
+    try {
+      const routes = await hostRouteCidrs(host);
+      const occupied = (await host.getLink(input.bridge ?? defaultBridgeName(input.name))) !== undefined;
+      return await Transaction.run(log, async (tx) => {
+        const net = await tx.step(`record network ${input.name}`, () => this.networks.create(input, routes), (n) => void this.networks.remove(n.name));
+        if (occupied) throw new ConflictError(`interface ${net.bridge} already exists: choose another --bridge`);
+        const driver = this.driverFor(net.driver);
+        tx.onRollback(`remove the host side of ${net.name}`, () => driver.removeNetwork(net, host));
+        await driver.ensureNetwork(net, host, tx, log);
+        const changed = ensureHostSysctls(THREAD_NETNS, net);
+        if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
+        const firewall = this.deps.firewall();
+        await tx.step('firewall base and network', async () => {
+          await firewall.ensureBase();
+          await firewall.addNetwork(firewallNetwork(net));
+        }, () => firewall.removeNetwork(firewallNetwork(net)));
+        log.info({ def: net }, 'network created');
+        return net;
+      });
+    } finally {
+      host.close();
+    }
+  }
+
+  /** Removes a network: refused while containers are attached, unless `force` detaches them. */
+  async removeNetwork(name: string, force: boolean): Promise<void> {
+    const net = await this.networks.require(name);
+    const attached = (await allEndpoints(this.deps.store)).filter((e) => e.network === net.name);
+    if (attached.length > 0 && !force) {
+      throw new ConflictError(`network ${name} has ${attached.length} attached container(s) (${attached.map((e) => e.containerId).slice(0, 3).join(', ')}): stop them or use --force`);
+    }
+    const log = this.deps.log.child({ network: name });
+    for (const ep of attached) await this.detachEndpoint(ep, log);
+    const host = Rtnl.open();
+    try {
+      const firewall = this.deps.firewall();
+      await runAll(
+        [
+          { description: 'remove firewall elements', run: () => firewall.removeNetwork(firewallNetwork(net)) },
+          { description: `remove bridge ${net.bridge}`, run: () => this.driverFor(net.driver).removeNetwork(net, host) },
+          { description: 'remove address hints', run: async () => void (await Promise.all((await this.deps.store.list(`ipam/${net.name}/`)).map((e) => this.deps.store.deleteIf(e.key)))) },
+          { description: 'remove the definition', run: async () => void (await this.networks.remove(net.name)) },
+        ],
+        log,
+      );
+      log.info('network removed');
+    } finally {
+      host.close();
+    }
+  }
+
+  /** The network's definition, its bridge as the kernel sees it, and its endpoints. */
+  async inspectNetwork(name: string): Promise<Record<string, unknown>> {
+    const net = await this.networks.require(name);
+    const host = Rtnl.open();
+    try {
+      const link = await host.getLink(net.bridge);
+      const endpoints = (await allEndpoints(this.deps.store)).filter((e) => e.network === net.name);
+      return {
+        ...net,
+        bridgeState: link ? { exists: true, index: link.index, up: link.up, mtu: link.mtu, mac: link.mac } : { exists: false },
+        endpoints: endpoints.map((e) => ({
+          containerId: e.containerId,
+          ifname: e.ifname,
+          hostIfname: e.hostIfname,
+          mac: e.mac,
+          ipv4: e.ipv4?.address,
+          ipv6: e.ipv6?.address,
+          ports: e.ports,
+        })),
+      };
+    } finally {
+      host.close();
     }
   }
 

@@ -11,6 +11,7 @@ import { parsePublishList } from '../config/ports.js';
 import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import type { RunOptions } from './run.js';
+import { networkCommand } from './network-cmd.js';
 
 export const EXIT_TSRUN_FAILED = 125;
 
@@ -62,6 +63,18 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
       const { shimNetworkWiring } = await import('./network-wiring.js');
       log.debug({ options }, 'run');
       onExitCode(await runContainer(options, settings, log, shimNetworkWiring));
+    });
+
+  program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+
+  program
+    .command('gc')
+    .description('remove what crashed containers left behind (leases, links, firewall elements, pins, bridges of deleted networks)')
+    .action(async (_f: unknown, cmd: Command) => {
+      const { settings, log } = setup(cmd.optsWithGlobals() as GlobalFlags);
+      const { collectGarbage } = await import('./gc-cmd.js');
+      const report = await collectGarbage(settings, log);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     });
 
   return program;
@@ -124,10 +137,14 @@ export async function main(argv: string[]): Promise<number> {
       parseError ??= s.trim().replace(/^error: /, '');
     },
   });
-  for (const sub of program.commands) {
-    sub.exitOverride();
-    sub.configureOutput({ writeErr: (s) => void (parseError ??= s.trim().replace(/^error: /, '')) });
-  }
+  const overrideAll = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride();
+      sub.configureOutput({ writeErr: (s) => void (parseError ??= s.trim().replace(/^error: /, '')) });
+      overrideAll(sub);
+    }
+  };
+  overrideAll(program);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -7,7 +7,7 @@ import { ConflictError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
 import type { Issue } from '../../config/validate.js';
 import type { Rtnl } from '../netlink/rtnl.js';
-import { setSysctlSync } from '../netlink/sysctl.js';
+import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import type { Transaction } from '../tx.js';
 import type { EndpointRecord } from '../records.js';
@@ -134,7 +134,6 @@ export function ensureHostSysctls(hostNetnsPath: string, net: NetworkDef): Recor
   return changed;
 }
 
-import { getSysctlSync } from '../netlink/sysctl.js';
 function readSysctl(key: string): string | undefined {
   try {
     return getSysctlSync(key).trim();

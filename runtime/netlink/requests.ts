@@ -165,7 +165,8 @@ function routeRequest(type: number, flags: number, r: RouteSpec): Request {
   const gw = r.gateway === undefined ? undefined : parseIp(r.gateway);
   const family = dst?.family ?? gw?.family ?? (r.family ? afOf(r.family) : undefined);
   if (family === undefined) throw new UserError(`route "${r.dst}": family needed (no destination or gateway to infer it from)`);
-  if ((dst && dst.family !== family) || (gw && gw.family !== family)) throw new UserError(`route "${r.dst}": mixed IPv4 and IPv6`);
+  const given = r.family === undefined ? family : afOf(r.family);
+  if ((dst && dst.family !== family) || (gw && gw.family !== family) || given !== family) throw new UserError(`route "${r.dst}": mixed IPv4 and IPv6`);
   if (!gw && r.ifindex === undefined) throw new UserError(`route "${r.dst}": needs a gateway or an interface`);
   const attrs: Attr[] = [attr.u32(RTA.TABLE, RT_TABLE_MAIN)];
   if (dst) attrs.push(attr.bytes(RTA.DST, dst.bytes));

@@ -1,0 +1,148 @@
+// Garbage collection: removes what a crash left behind. Everything tsrun creates is findable:
+// endpoint records and leases in the Store, tsv* veth ends and tagged bridges in the host
+// namespace, firewall elements tagged with their owner, namespace pins and container state
+// directories under the run directory. What is in use is never touched: a container counts as
+// alive while its supervising tsrun process lives or any process or pin still holds its
+// network namespace.
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Settings } from '../config/settings.js';
+import type { Logger } from './log.js';
+import type { Engine } from './engine.js';
+import type { Store } from './store/store.js';
+import { allEndpoints, type EndpointRecord } from './records.js';
+import { containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
+import { findNetnsPath } from './netns/find.js';
+import { deletePinnedNetns, netnsId } from './netns/netns.js';
+import { Rtnl } from './netlink/rtnl.js';
+import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
+import { removeCgroup } from './cgroups/cleanup.js';
+import { cgroupsPathFor } from './cgroups/resources.js';
+import type { FirewallBackend } from './firewall/backend.js';
+import { LocalStore } from './store/local.js';
+
+export interface GcReport {
+  containers: string[];
+  endpoints: string[];
+  leases: string[];
+  hostPorts: string[];
+  links: string[];
+  bridges: string[];
+  firewallOwners: string[];
+  pins: string[];
+}
+
+export interface GcDeps {
+  engine: Engine;
+  store: Store;
+  firewall: FirewallBackend;
+  /** Stops and deletes the runtime's container `id` if it still exists (the shim: runc delete --force). */
+  deleteRuntimeContainer(id: string): Promise<void>;
+  log: Logger;
+}
+
+export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<GcReport> {
+  const { engine, store, firewall, log } = deps;
+  const report: GcReport = { containers: [], endpoints: [], leases: [], hostPorts: [], links: [], bridges: [], firewallOwners: [], pins: [] };
+  const netnsDir = path.join(settings.runDir, 'netns');
+
+  // 1. Shim containers whose tsrun process died: runc state, pins, cgroups, state directories.
+  const liveShim = new Set<string>();
+  for (const id of listDir(containersDir(settings.runDir))) {
+    const rec = readRecord(settings.runDir, id);
+    if (rec && isAlive(rec.ownerPid, rec.ownerStart)) {
+      liveShim.add(id);
+      continue;
+    }
+    await deps.deleteRuntimeContainer(id);
+    deletePinnedNetns(path.join(netnsDir, id));
+    removeCgroup(cgroupsPathFor(id));
+    removeContainerDir(settings.runDir, id);
+    report.containers.push(id);
+  }
+
+  // 2. Pins nobody owns any more.
+  for (const id of listDir(netnsDir)) {
+    if (liveShim.has(id)) continue;
+    deletePinnedNetns(path.join(netnsDir, id));
+    report.pins.push(id);
+  }
+
+  // 3. Endpoints whose container namespace is gone.
+  const pinned = new Set(listDir(netnsDir).map((id) => safeNetnsId(path.join(netnsDir, id))));
+  const records = await allEndpoints(store);
+  const alive = (e: EndpointRecord) => liveShim.has(e.containerId) || pinned.has(e.containerNetns) || findNetnsPath(e.containerNetns) !== undefined;
+  const keep: EndpointRecord[] = [];
+  for (const e of records) {
+    if (alive(e)) {
+      keep.push(e);
+      continue;
+    }
+    await engine.detachEndpoint(e, log);
+    report.endpoints.push(`${e.containerId}/${e.network}`);
+  }
+  const owners = new Set([...keep.map((e) => e.containerId), ...liveShim]);
+
+  // 4. Leases and host ports without an endpoint (an attach that crashed before its record).
+  for (const entry of await store.list('ipam/')) {
+    const leaf = entry.key.split('/').pop()!;
+    if (leaf.startsWith('_')) continue; // allocation hints
+    if (!owners.has(entry.value) && (await store.deleteIf(entry.key, entry.value))) report.leases.push(entry.key);
+  }
+  for (const entry of await store.list('hostports/')) {
+    if (!owners.has(entry.value) && (await store.deleteIf(entry.key, entry.value))) report.hostPorts.push(entry.key);
+  }
+
+  // 5. Links: tsv* veth ends no record knows, bridges of networks that no longer exist.
+  const networks = new Set((await engine.networks.list()).map((n) => n.name));
+  const knownVeths = new Set(keep.map((e) => e.hostIfname));
+  const host = Rtnl.open();
+  try {
+    for (const link of await host.listLinks()) {
+      if (link.kind === 'veth' && /^tsv[0-9a-f]{8}$/.test(link.name) && !knownVeths.has(link.name)) {
+        if (await host.deleteLink(link.index)) report.links.push(link.name);
+      }
+      if (link.kind === 'bridge' && link.alias?.startsWith(BRIDGE_ALIAS_PREFIX) && !networks.has(link.alias.slice(BRIDGE_ALIAS_PREFIX.length))) {
+        if (await host.deleteLink(link.index)) report.bridges.push(link.name);
+        await firewall.purge({ network: link.alias.slice(BRIDGE_ALIAS_PREFIX.length) });
+      }
+    }
+  } finally {
+    host.close();
+  }
+
+  // 6. Firewall elements whose owner is gone.
+  const fwOwners = await firewall.listOwners();
+  for (const c of fwOwners.containers) {
+    // Long ids are shortened in element comments: a prefix match keeps them.
+    if ([...owners].some((o) => o === c || o.startsWith(c))) continue;
+    await firewall.purge({ container: c });
+    report.firewallOwners.push(`container ${c}`);
+  }
+  for (const n of fwOwners.networks) {
+    if (networks.has(n)) continue;
+    await firewall.purge({ network: n });
+    report.firewallOwners.push(`network ${n}`);
+  }
+
+  // 7. Temp files and tombstones of the local store.
+  if (store instanceof LocalStore) await store.sweep();
+  log.info({ report }, 'gc done');
+  return report;
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function safeNetnsId(p: string): string | undefined {
+  try {
+    return netnsId(p);
+  } catch {
+    return undefined;
+  }
+}

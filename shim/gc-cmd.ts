@@ -1,0 +1,26 @@
+// `tsrun gc`: opens the engine and runs the collector in the current (host) namespace.
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../runtime/log.js';
+import { openEngine } from '../runtime/context.js';
+import { collectGarbage as collect, type GcReport } from '../runtime/gc.js';
+import { createFirewall } from '../runtime/firewall/backend.js';
+import { runcDeleteForce, runcStateExists } from './runc.js';
+import { runcPaths } from './run.js';
+
+export async function collectGarbage(settings: Settings, log: Logger): Promise<GcReport> {
+  const handle = await openEngine(settings, log);
+  try {
+    const runc = runcPaths(settings);
+    return await collect(settings, {
+      engine: handle.engine,
+      store: handle.store,
+      firewall: createFirewall('nft', { nftBinary: settings.nft, log }),
+      deleteRuntimeContainer: async (id) => {
+        if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+      },
+      log,
+    });
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,97 @@
+// `tsrun network create|ls|inspect|rm`: thin wrappers over the engine's network registry.
+import { Command } from 'commander';
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../runtime/log.js';
+
+type Setup = (cmd: Command) => { settings: Settings; log: Logger };
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: import('../runtime/engine.js').Engine) => Promise<T>): Promise<T> {
+  const { openEngine } = await import('../runtime/context.js');
+  const handle = await openEngine(settings, log);
+  try {
+    return await fn(handle.engine);
+  } finally {
+    await handle.close();
+  }
+}
+
+export function networkCommand(setup: Setup): Command {
+  const network = new Command('network').description('manage networks');
+
+  network
+    .command('create')
+    .description('create a network')
+    .argument('<name>', 'network name')
+    .option('--driver <driver>', 'bridge (macvlan, ipvlan, overlay: see their issues)', 'bridge')
+    .option('--subnet <cidr>', 'IPv4 subnet (default: a free /16 from 10.88-99.0.0 and 172.18-31.0.0)')
+    .option('--gateway <ip>', 'IPv4 gateway (default: the first address of the subnet)')
+    .option('--ipv6-subnet <cidr>', 'IPv6 subnet: containers get dual-stack addresses')
+    .option('--ipv6-gateway <ip>', 'IPv6 gateway')
+    .option('--internal', 'no way out: no NAT and no forwarding to other interfaces')
+    .option('--mtu <n>', 'MTU of the bridge and the container interfaces')
+    .option('--bridge <ifname>', 'bridge interface name (default ts-<name>)')
+    .option('-o, --opt <key=value>', 'driver option, e.g. icc=false (repeatable)', collect, [])
+    .action(async (name: string, f: Record<string, unknown>, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const def = await withEngine(settings, log, (e) =>
+        e.createNetwork({
+          name,
+          driver: f.driver as string,
+          subnet: f.subnet as string | undefined,
+          gateway: f.gateway as string | undefined,
+          ipv6Subnet: f.ipv6Subnet as string | undefined,
+          ipv6Gateway: f.ipv6Gateway as string | undefined,
+          internal: f.internal === true,
+          mtu: f.mtu as string | undefined,
+          bridge: f.bridge as string | undefined,
+          opts: f.opt as string[],
+        }),
+      );
+      process.stdout.write(`${def.name}\n`);
+    });
+
+  network
+    .command('ls')
+    .description('list networks')
+    .option('-q, --quiet', 'names only')
+    .action(async (f: { quiet?: boolean }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const nets = await withEngine(settings, log, (e) => e.networks.list());
+      if (f.quiet) {
+        for (const n of nets) process.stdout.write(`${n.name}\n`);
+        return;
+      }
+      const rows = [['NAME', 'DRIVER', 'BRIDGE', 'SUBNET', 'GATEWAY', 'IPV6 SUBNET', 'INTERNAL', 'ICC']];
+      for (const n of nets) rows.push([n.name, n.driver, n.bridge, n.subnet4 ?? '-', n.gateway4 ?? '-', n.subnet6 ?? '-', String(n.internal), String(n.icc)]);
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    });
+
+  network
+    .command('inspect')
+    .description('show a network as JSON: configuration, bridge, endpoints')
+    .argument('<name>', 'network name')
+    .action(async (name: string, _f: unknown, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const info = await withEngine(settings, log, (e) => e.inspectNetwork(name));
+      process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+    });
+
+  network
+    .command('rm')
+    .description('remove a network (refused while containers are attached)')
+    .argument('<name...>', 'network names')
+    .option('-f, --force', 'detach attached containers first')
+    .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      await withEngine(settings, log, async (e) => {
+        for (const name of names) {
+          await e.removeNetwork(name, f.force === true);
+          process.stdout.write(`${name}\n`);
+        }
+      });
+    });
+
+  return network;
+}

@@ -5,7 +5,7 @@
 // as done, so calling it twice is fine.
 import { ConflictError, UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
-import { defaultBridgeName, type NetworkCreateInput, type NetworkDef, type NetworkDriverName } from '../config/networks.js';
+import { normalizeNetworkInput, type NetworkCreateInput, type NetworkDef, type NetworkDriverName } from '../config/networks.js';
 import type { PortMapping } from '../config/ports.js';
 import { checkIfname } from '../config/ids.js';
 import type { Logger } from './log.js';
@@ -93,16 +93,20 @@ export class Engine {
       if (issues.length > 0) throw new UserError(`network ${net.name}: ${issues[0]!.message}`);
       if (req.ip !== undefined && !net.subnet4) throw new UserError(`--ip ${req.ip}: network ${net.name} has no IPv4 subnet`);
       if (req.ip6 !== undefined && !net.subnet6) throw new UserError(`--ip6 ${req.ip6}: network ${net.name} has no IPv6 subnet`);
+      const viaHost = driver.hostFirewall !== false;
+      if (!viaHost && req.ports.length > 0) throw new UserError(`-p cannot publish ports on ${net.driver} network ${net.name}: its containers are reachable at their own addresses`);
       const firewall = this.deps.firewall();
 
       const record = await Transaction.run(log, async (tx) => {
         await driver.ensureNetwork(net, host, tx, log);
-        const changed = await tx.step('host sysctls', () => ensureHostSysctls(THREAD_NETNS, net));
-        if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
-        await tx.step('firewall base and network', async () => {
-          await firewall.ensureBase();
-          await firewall.addNetwork(firewallNetwork(net));
-        });
+        if (viaHost) {
+          const changed = await tx.step('host sysctls', () => ensureHostSysctls(THREAD_NETNS, net));
+          if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
+          await tx.step('firewall base and network', async () => {
+            await firewall.ensureBase();
+            await firewall.addNetwork(firewallNetwork(net));
+          });
+        }
 
         const alloc = async (family: 4 | 6): Promise<EndpointAddress | undefined> => {
           const subnet = family === 4 ? net.subnet4 : net.subnet6;
@@ -122,7 +126,7 @@ export class Engine {
           await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => reservePort(this.deps.store, p, req.containerId), () => releasePort(this.deps.store, p, req.containerId));
         }
 
-        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log }, tx);
+        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store }, tx);
 
         const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
         if (req.ports.length > 0) await tx.step('publish ports', () => firewall.addEndpoint(fwEndpoint), () => firewall.removeEndpoint(fwEndpoint));
@@ -174,7 +178,7 @@ export class Engine {
       await runAll(
         [
           { description: 'unpublish ports', run: async () => void (firewall && rec.ports.length > 0 && (await firewall.removeEndpoint(fwEndpoint))) },
-          { description: `delete ${rec.hostIfname}`, run: () => this.driverFor(rec.driver).detach(rec, host) },
+          { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store) },
           ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
           ...[rec.ipv4, rec.ipv6]
             .filter((a): a is EndpointAddress => a !== undefined)
@@ -195,20 +199,23 @@ export class Engine {
     const host = Rtnl.open();
     try {
       const routes = await hostRouteCidrs(host);
-      const occupied = (await host.getLink(input.bridge ?? defaultBridgeName(input.name))) !== undefined;
+      const bridge = normalizeNetworkInput(input).bridge; // validates names first
+      const occupied = bridge !== '' && (await host.getLink(bridge)) !== undefined; // "": macvlan, ipvlan
       return await Transaction.run(log, async (tx) => {
         const net = await tx.step(`record network ${input.name}`, () => this.networks.create(input, routes), (n) => void this.networks.remove(n.name));
         if (occupied) throw new ConflictError(`interface ${net.bridge} already exists: choose another --bridge`);
         const driver = this.driverFor(net.driver);
         tx.onRollback(`remove the host side of ${net.name}`, () => driver.removeNetwork(net, host));
         await driver.ensureNetwork(net, host, tx, log);
-        const changed = ensureHostSysctls(THREAD_NETNS, net);
-        if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
-        const firewall = this.deps.firewall();
-        await tx.step('firewall base and network', async () => {
-          await firewall.ensureBase();
-          await firewall.addNetwork(firewallNetwork(net));
-        }, () => firewall.removeNetwork(firewallNetwork(net)));
+        if (driver.hostFirewall !== false) {
+          const changed = ensureHostSysctls(THREAD_NETNS, net);
+          if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
+          const firewall = this.deps.firewall();
+          await tx.step('firewall base and network', async () => {
+            await firewall.ensureBase();
+            await firewall.addNetwork(firewallNetwork(net));
+          }, () => firewall.removeNetwork(firewallNetwork(net)));
+        }
         log.info({ def: net }, 'network created');
         return net;
       });
@@ -220,6 +227,8 @@ export class Engine {
   /** Removes a network: refused while containers are attached, unless `force` detaches them. */
   async removeNetwork(name: string, force: boolean): Promise<void> {
     const net = await this.networks.require(name);
+    const remote = (await this.driverFor(net.driver).remoteEndpoints?.(net, this.deps.store)) ?? [];
+    if (remote.length > 0) throw new ConflictError(`network ${name} has ${remote.length} container(s) on other hosts (${remote.slice(0, 3).join(', ')}): stop them there first`);
     const attached = (await allEndpoints(this.deps.store)).filter((e) => e.network === net.name);
     if (attached.length > 0 && !force) {
       throw new ConflictError(`network ${name} has ${attached.length} attached container(s) (${attached.map((e) => e.containerId).slice(0, 3).join(', ')}): stop them or use --force`);
@@ -229,10 +238,11 @@ export class Engine {
     const host = Rtnl.open();
     try {
       const firewall = this.deps.firewall();
+      const viaHost = this.driverFor(net.driver).hostFirewall !== false;
       await runAll(
         [
-          { description: 'remove firewall elements', run: () => firewall.removeNetwork(firewallNetwork(net)) },
-          { description: `remove bridge ${net.bridge}`, run: () => this.driverFor(net.driver).removeNetwork(net, host) },
+          { description: 'remove firewall elements', run: async () => void (viaHost && (await firewall.removeNetwork(firewallNetwork(net)))) },
+          { description: `remove the host side (${net.bridge || net.parent})`, run: () => this.driverFor(net.driver).removeNetwork(net, host) },
           { description: 'remove address hints', run: async () => void (await Promise.all((await this.deps.store.list(`ipam/${net.name}/`)).map((e) => this.deps.store.deleteIf(e.key)))) },
           { description: 'remove the definition', run: async () => void (await this.networks.remove(net.name)) },
         ],
@@ -249,11 +259,12 @@ export class Engine {
     const net = await this.networks.require(name);
     const host = Rtnl.open();
     try {
-      const link = await host.getLink(net.bridge);
+      // macvlan/ipvlan networks have no bridge: their parent is what the kernel can show.
+      const link = await host.getLink(net.bridge || net.parent!);
       const endpoints = (await allEndpoints(this.deps.store)).filter((e) => e.network === net.name);
       return {
         ...net,
-        bridgeState: link ? { exists: true, index: link.index, up: link.up, mtu: link.mtu, mac: link.mac } : { exists: false },
+        [net.bridge ? 'bridgeState' : 'parentState']: link ? { exists: true, index: link.index, up: link.up, mtu: link.mtu, mac: link.mac } : { exists: false },
         endpoints: endpoints.map((e) => ({
           containerId: e.containerId,
           ifname: e.ifname,
@@ -263,6 +274,7 @@ export class Engine {
           ipv6: e.ipv6?.address,
           ports: e.ports,
         })),
+        ...((await this.driverFor(net.driver).inspect?.(net, this.deps.store)) ?? {}),
       };
     } finally {
       host.close();

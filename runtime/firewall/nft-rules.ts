@@ -99,7 +99,7 @@ export const TABLE = 'tsrun';
 export type NftJson = string | number | boolean | null | NftJson[] | { [key: string]: NftJson };
 /** One command of a batch, e.g. {"add": {"element": {...}}}. */
 export type NftCommand = Record<string, Record<string, NftJson>>;
-/** What `nft -j -f -` reads. */
+/** What `nft -j` reads: one batch, applied atomically. */
 export interface NftBatch {
   nftables: NftCommand[];
 }
@@ -507,7 +507,8 @@ export function listElements(listing: NftListing): SetElement[] {
  * the same address after IPAM handed it on) carries another owner and is left alone.
  */
 export function ownedElements(listing: NftListing, wanted: SetElement[]): SetElement[] {
-  const have = new Set(listElements(listing).map((e) => identity(e, 'owner')));
+  const sets = new Set(wanted.map((w) => w.set));
+  const have = new Set(listElements(listing).filter((e) => sets.has(e.set)).map((e) => identity(e, 'owner')));
   return wanted.filter((w) => have.has(identity(w, 'owner')));
 }
 
@@ -532,13 +533,22 @@ export function canon(v: NftJson | undefined): string {
   return JSON.stringify(canonValue(v ?? null));
 }
 
+const canonStrings = new Map<string, string>();
+
 function canonValue(v: NftJson): NftJson {
-  if (typeof v === 'string') return ipaddr.isValid(v) && /[.:]/.test(v) ? ipaddr.parse(v).toString() : v;
+  if (typeof v === 'string') {
+    let c = canonStrings.get(v);
+    if (c === undefined) {
+      c = /[.:]/.test(v) && ipaddr.isValid(v) ? ipText(ipaddr.parse(v)) : v;
+      if (canonStrings.size < 100_000) canonStrings.set(v, c);
+    }
+    return c;
+  }
   if (Array.isArray(v)) return v.map(canonValue);
   if (isObject(v)) {
     if (isObject(v.prefix) && typeof v.prefix.addr === 'string' && typeof v.prefix.len === 'number') {
       const a = ipaddr.isValid(v.prefix.addr) ? ipaddr.parse(v.prefix.addr) : undefined;
-      if (a && v.prefix.len === (a.kind() === 'ipv4' ? 32 : 128)) return a.toString();
+      if (a && v.prefix.len === (a.kind() === 'ipv4' ? 32 : 128)) return ipText(a);
     }
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, canonValue(x)]));
   }
@@ -638,7 +648,12 @@ function normalizeAddress(raw: unknown, kind: 'ipv4' | 'ipv6' | undefined, at: s
   const a = ipaddr.parse(raw);
   if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) throw new UserError(`${at}: write the IPv4-mapped address ${raw} in its IPv4 form`);
   if (kind !== undefined && a.kind() !== kind) throw new UserError(`${at}: ${raw} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
-  return a.toString();
+  return ipText(a);
+}
+
+/** Addresses as nft prints them: dotted quad, or RFC 5952 (what inet_ntop gives). */
+function ipText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
+  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
 }
 
 function normalizeCidr(raw: unknown, kind: 'ipv4' | 'ipv6', at: string): string {
@@ -647,10 +662,10 @@ function normalizeCidr(raw: unknown, kind: 'ipv4' | 'ipv6', at: string): string 
   const [, len] = ipaddr.parseCIDR(raw);
   if (len === 0) throw new UserError(`${at}: ${raw} covers every address`);
   const network = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(raw) : ipaddr.IPv6.networkAddressFromCIDR(raw);
-  return `${network.toString()}/${len}`;
+  return `${ipText(network)}/${len}`;
 }
 
 function subnetKey(cidr: string): NftJson {
   const [addr, len] = ipaddr.parseCIDR(cidr);
-  return len === (addr.kind() === 'ipv4' ? 32 : 128) ? addr.toString() : prefix(addr.toString(), len);
+  return len === (addr.kind() === 'ipv4' ? 32 : 128) ? ipText(addr) : prefix(ipText(addr), len);
 }

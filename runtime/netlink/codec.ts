@@ -45,8 +45,17 @@ export const VETH_INFO_PEER = 1;
 export const IFLA_MACVLAN_MODE = 1;
 export const MACVLAN_MODE = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 } as const;
 export type MacvlanMode = keyof typeof MACVLAN_MODE;
-export const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+/** IFLA_IPVLAN_MODE and IFLA_IPVLAN_FLAGS (both u16) inside IFLA_INFO_DATA of kind "ipvlan". */
+export const IFLA_IPVLAN = { MODE: 1, FLAGS: 2 } as const;
+export const IPVLAN_MODE = { l2: 0, l3: 1, l3s: 2 } as const;
+export type IpvlanMode = keyof typeof IPVLAN_MODE;
+/** IPVLAN_F_PRIVATE / IPVLAN_F_VEPA; none set is "bridge" (slaves on one parent switch to each other). */
+export const IPVLAN_FLAGS = { bridge: 0, private: 1, vepa: 2 } as const;
+export type IpvlanFlag = keyof typeof IPVLAN_FLAGS;
+export const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PROXY: 11, PORT: 15, LOCAL6: 17 } as const;
 export const IFLA_BRPORT_ISOLATED = 33;
+/** Hairpin mode: the bridge may send a frame back out the port it came in on. */
+export const IFLA_BRPORT_MODE = 4;
 
 export const IFA = { ADDRESS: 1, LOCAL: 2, BROADCAST: 4, FLAGS: 8 } as const;
 export const IFA_F_NODAD = 0x02;

@@ -4,13 +4,13 @@
 import { UserError } from '../../config/errors.js';
 import { broadcastOf, networkOf, parseCidr, parseIp, parseMac } from './addr.js';
 import {
-  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, IFA, IFA_F_NODAD, IFF_UP, IFLA, IFLA_BRPORT_ISOLATED, IFLA_INFO,
-  IFLA_MACVLAN_MODE, IFLA_VXLAN, MACVLAN_MODE, NDA, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, IFA, IFA_F_NODAD, IFF_UP, IFLA, IFLA_BRPORT_ISOLATED, IFLA_BRPORT_MODE, IFLA_INFO,
+  IFLA_IPVLAN, IFLA_MACVLAN_MODE, IFLA_VXLAN, IPVLAN_FLAGS, IPVLAN_MODE, MACVLAN_MODE, NDA, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NTF_SELF, NUD, RTA, RTAX_MTU, RTM, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE, RT_TABLE_MAIN,
   VETH_INFO_PEER, attr, body, encodeAttrs, ifaddrmsg, ifinfomsg, ndmsg, rtmsg, type Attr,
 } from './codec.js';
 import type {
-  BridgeOptions, FdbSpec, IpFamily, LinkRef, MacvlanOptions, NeighbourSpec, RouteSpec, VethOptions, VxlanOptions,
+  BridgeOptions, FdbSpec, IpFamily, IpvlanOptions, LinkRef, MacvlanOptions, NeighbourSpec, RouteSpec, VethOptions, VxlanOptions,
 } from './types.js';
 
 export interface Request {
@@ -87,6 +87,28 @@ export function createMacvlan(o: MacvlanOptions): Request {
   return newLink(ifinfomsg(upFlags(o.up)), attrs);
 }
 
+export function createIpvlan(o: IpvlanOptions): Request {
+  if (!Object.hasOwn(IPVLAN_MODE, o.mode)) throw new UserError(`invalid ipvlan mode "${o.mode}" (l2, l3 or l3s)`);
+  const flags = o.flags ?? 'bridge';
+  if (!Object.hasOwn(IPVLAN_FLAGS, flags)) throw new UserError(`invalid ipvlan flag "${flags}" (bridge, private or vepa)`);
+  // No IFLA_ADDRESS: every ipvlan shares its parent's MAC (the kernel refuses another one).
+  const attrs = commonLinkAttrs({ name: o.name, mtu: o.mtu });
+  attrs.push(attr.u32(IFLA.LINK, o.parentIndex));
+  if (o.nsFd !== undefined) attrs.push(attr.u32(IFLA.NET_NS_FD, o.nsFd));
+  attrs.push(linkinfo('ipvlan', [attr.u16(IFLA_IPVLAN.MODE, IPVLAN_MODE[o.mode]), attr.u16(IFLA_IPVLAN.FLAGS, IPVLAN_FLAGS[flags])]));
+  return newLink(ifinfomsg(upFlags(o.up)), attrs);
+}
+
+/**
+ * Asks whether the kernel knows link kind `kind` without creating anything: a new link of that
+ * kind with no parent (IFLA_LINK). The kernel looks the kind up first (loading its module if it
+ * can) and answers EOPNOTSUPP when it has none; a known macvlan/ipvlan kind then fails with
+ * EINVAL for the missing parent, before any device is registered.
+ */
+export function probeLinkKind(kind: 'macvlan' | 'ipvlan', name: string): Request {
+  return newLink(ifinfomsg(), [attr.str(IFLA.IFNAME, checkIfname(name)), linkinfo(kind)]);
+}
+
 export function createVxlan(o: VxlanOptions): Request {
   if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw new UserError(`invalid VXLAN id ${o.vni} (0-16777215)`);
   const port = o.port ?? VXLAN_DEFAULT_PORT;
@@ -97,6 +119,7 @@ export function createVxlan(o: VxlanOptions): Request {
     data.push(attr.bytes(ip.family === AF_INET ? IFLA_VXLAN.LOCAL : IFLA_VXLAN.LOCAL6, ip.bytes));
   }
   if (o.parentIndex !== undefined) data.push(attr.u32(IFLA_VXLAN_LINK, o.parentIndex));
+  if (o.proxy) data.push(attr.u8(IFLA_VXLAN.PROXY, 1));
   const attrs = commonLinkAttrs(o);
   attrs.push(linkinfo('vxlan', data));
   return newLink(ifinfomsg(upFlags(o.up)), attrs);
@@ -120,7 +143,15 @@ export function rename(index: number, newName: string): Request {
 
 /** `bridge link set dev X isolated on|off`: a nested IFLA_PROTINFO (the flag is required) in an AF_BRIDGE setlink. */
 export function setBridgePortIsolated(index: number, isolated: boolean): Request {
-  const protinfo = attr.nest(IFLA.PROTINFO, [attr.u8(IFLA_BRPORT_ISOLATED, isolated ? 1 : 0)]);
+  return setBridgePort(index, { isolated });
+}
+
+/** `bridge link set dev X [hairpin on|off] [isolated on|off]` in one request. */
+export function setBridgePort(index: number, flags: { hairpin?: boolean; isolated?: boolean }): Request {
+  const attrs = [];
+  if (flags.hairpin !== undefined) attrs.push(attr.u8(IFLA_BRPORT_MODE, flags.hairpin ? 1 : 0));
+  if (flags.isolated !== undefined) attrs.push(attr.u8(IFLA_BRPORT_ISOLATED, flags.isolated ? 1 : 0));
+  const protinfo = attr.nest(IFLA.PROTINFO, attrs);
   return { type: RTM.SETLINK, flags: 0, body: body(ifinfomsg({ family: AF_BRIDGE, index }), [protinfo]) };
 }
 

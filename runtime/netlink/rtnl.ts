@@ -12,9 +12,11 @@ import { parseAddress, parseFdb, parseLink, parseNeighbour, parseRoute } from '.
 import * as rq from './requests.js';
 import { NetlinkRefusal, NlSocket } from './socket.js';
 import type {
-  Address, BridgeOptions, FdbEntry, FdbSpec, IpFamily, Link, LinkRef, MacvlanOptions, Neighbour, NeighbourSpec, Route,
+  Address, BridgeOptions, FdbEntry, FdbSpec, IpFamily, IpvlanOptions, Link, LinkRef, MacvlanOptions, Neighbour, NeighbourSpec, Route,
   RouteSpec, VethOptions, VxlanOptions,
 } from './types.js';
+
+const EOPNOTSUPP = 95;
 
 const linkName = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link "${ref}"`);
 
@@ -69,6 +71,27 @@ export class Rtnl {
     await this.send(rq.createMacvlan(o), `create macvlan "${o.name}"`);
   }
 
+  async createIpvlan(o: IpvlanOptions): Promise<void> {
+    await this.send(rq.createIpvlan(o), `create ipvlan "${o.name}"`);
+  }
+
+  /**
+   * Whether this kernel has link kind `kind` (module loaded on demand). Creates nothing: see
+   * requests.probeLinkKind. False only on EOPNOTSUPP, the kernel's "unknown link kind".
+   */
+  async linkKindSupported(kind: 'macvlan' | 'ipvlan'): Promise<boolean> {
+    const name = `tsprobe${process.pid.toString(16).slice(-6)}`;
+    const req = rq.probeLinkKind(kind, name);
+    try {
+      await this.sock.request(req.type, req.flags, req.body);
+    } catch (err) {
+      if (err instanceof NetlinkRefusal) return err.errno !== EOPNOTSUPP;
+      throw new SystemError(`probe link kind ${kind}`, err);
+    }
+    await this.deleteLink(name); // not expected: a kernel that accepted a parentless link
+    return true;
+  }
+
   async createVxlan(o: VxlanOptions): Promise<void> {
     await this.send(rq.createVxlan(o), `create vxlan "${o.name}"`);
     await this.aliasNew(o.name, o.alias);
@@ -102,6 +125,11 @@ export class Rtnl {
 
   async setAlias(ref: LinkRef, alias: string): Promise<void> {
     await this.send(rq.setAlias(ref, alias), `set alias of ${linkName(ref)}`);
+  }
+
+  /** Hairpin and isolation flags of a bridge port, in one request. */
+  async setBridgePort(index: number, flags: { hairpin?: boolean; isolated?: boolean }): Promise<void> {
+    await this.send(rq.setBridgePort(index, flags), `set bridge port ${linkName(index)} ${JSON.stringify(flags)}`);
   }
 
   /** Isolated bridge ports cannot talk to each other, only to non-isolated ones (icc=false). */

@@ -70,6 +70,17 @@ export class Netns {
     return spawn('nsenter', [`--net=${this.path}`, '--', cmd, ...args], { env: opts.env ?? process.env, stdio: opts.stdio ?? 'pipe' });
   }
 
+  /**
+   * An HTTP GET from inside this namespace (with node: the host's static busybox wget crashes
+   * in glibc's NSS when run outside a busybox rootfs). Returns the body, or undefined when
+   * the request failed or timed out.
+   */
+  httpGet(url: string, timeoutMs = 3000): string | undefined {
+    const script = `const u=new URL(process.argv[1]);const r=require('http').get({host:u.hostname.replace(/^\\[|\\]$/g,''),port:u.port||80,path:u.pathname,timeout:${timeoutMs}},(res)=>{let b='';res.on('data',(d)=>b+=d);res.on('end',()=>{process.stdout.write(b);process.exit(0)})});r.on('timeout',()=>process.exit(2));r.on('error',()=>process.exit(1));`;
+    const r = this.exec(process.execPath, ['-e', script, url], { timeoutMs: timeoutMs + 2000 });
+    return r.status === 0 ? r.stdout : undefined;
+  }
+
   linkNames(): string[] {
     return (JSON.parse(this.sh('ip -j link show')) as { ifname: string }[]).map((l) => l.ifname).sort();
   }

@@ -6,9 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { Report } from './lib.js';
 import { startupSuite } from './suites/startup.js';
+import { bridgeSuite } from './suites/bridge.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
+  bridge: bridgeSuite,
 };
 
 async function main(): Promise<void> {

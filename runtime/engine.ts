@@ -21,7 +21,7 @@ import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import type { NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
-import { releasePort, reservePort } from './hostports.js';
+import { holdsPort, releasePort, reservePort } from './hostports.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -62,7 +62,8 @@ export class Engine {
   /** The network by name; the default network is created on first use. */
   async resolveNetwork(name: string, host: Rtnl): Promise<NetworkDef> {
     if (name !== DEFAULT_NETWORK) return this.networks.require(name);
-    return this.networks.ensureDefault(await hostRouteCidrs(host));
+    // Only the first use pays for the route dump that picks a free subnet.
+    return (await this.networks.get(name)) ?? this.networks.ensureDefault(await hostRouteCidrs(host));
   }
 
   async attach(req: AttachRequest): Promise<EndpointRecord> {
@@ -102,10 +103,6 @@ export class Engine {
         if (viaHost) {
           const changed = await tx.step('host sysctls', () => ensureHostSysctls(THREAD_NETNS, net));
           if (Object.keys(changed).length > 0) await this.recordSysctls(changed, log);
-          await tx.step('firewall base and network', async () => {
-            await firewall.ensureBase();
-            await firewall.addNetwork(firewallNetwork(net));
-          });
         }
 
         const alloc = async (family: 4 | 6): Promise<EndpointAddress | undefined> => {
@@ -129,7 +126,8 @@ export class Engine {
         const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store }, tx);
 
         const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
-        if (req.ports.length > 0) await tx.step('publish ports', () => firewall.addEndpoint(fwEndpoint), () => firewall.removeEndpoint(fwEndpoint));
+        // One nft batch: the network's elements (idempotent to re-add) and the published ports.
+        if (viaHost) await tx.step('firewall elements', () => firewall.attach(firewallNetwork(net), fwEndpoint), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
 
         const rec: EndpointRecord = {
           containerId: req.containerId,
@@ -177,7 +175,15 @@ export class Engine {
     try {
       await runAll(
         [
-          { description: 'unpublish ports', run: async () => void (firewall && rec.ports.length > 0 && (await firewall.removeEndpoint(fwEndpoint))) },
+          {
+            description: 'unpublish ports',
+            run: async () => {
+              if (!firewall || rec.ports.length === 0) return;
+              // Still holding every port's reservation means no one else can hold its element.
+              const exclusive = (await Promise.all(rec.ports.map((p) => holdsPort(this.deps.store, p, rec.containerId)))).every(Boolean);
+              await firewall.removeEndpoint(fwEndpoint, { exclusive });
+            },
+          },
           { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store) },
           ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
           ...[rec.ipv4, rec.ipv6]

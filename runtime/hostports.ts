@@ -22,3 +22,8 @@ export async function reservePort(store: Store, p: PortMapping, containerId: str
 export async function releasePort(store: Store, p: PortMapping, containerId: string): Promise<void> {
   await store.deleteIf(keyOf(p), containerId);
 }
+
+/** True while `containerId` holds the reservation of `p`. */
+export async function holdsPort(store: Store, p: PortMapping, containerId: string): Promise<boolean> {
+  return (await store.get(keyOf(p))) === containerId;
+}

@@ -18,8 +18,11 @@ declare -A NEEDED=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [iperf3]=iperf3
+  [iptables]=iptables
   [/usr/lib/cni/bridge]=containernetworking-plugins
   [podman]=podman
+  [qemu-system-x86_64]=qemu-system-x86
+  [/sbin/depmod]=kmod
 )
 
 missing=()

@@ -49,8 +49,16 @@ export interface FirewallBackend {
   removeNetwork(net: FirewallNetwork): Promise<void>;
   /** Published ports. One batch; ConflictError when another container holds a host port. */
   addEndpoint(ep: FirewallEndpoint): Promise<void>;
-  /** Idempotent; never removes a port another container holds now. */
-  removeEndpoint(ep: FirewallEndpoint): Promise<void>;
+  /**
+   * The attach path: the network's elements (idempotent to re-add) and the endpoint's ports in
+   * ONE batch, without listing the table first. A missing or outdated table shows up as a failed
+   * batch and is repaired (ensureBase) before one retry.
+   */
+  attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void>;
+  /** Idempotent; never removes a port another container holds now. `exclusive`: the caller
+   * knows no other container can hold these ports now (it still holds their reservations),
+   * which allows a plain delete without listing the table first. */
+  removeEndpoint(ep: FirewallEndpoint, opts?: { exclusive?: boolean }): Promise<void>;
   /** Deletes table inet tsrun entirely (tests, uninstall). Idempotent. */
   removeTable(): Promise<void>;
   /** Who owns elements now (gc). */
@@ -120,7 +128,14 @@ export class NftFirewall implements FirewallBackend {
   }
 
   async addEndpoint(ep: FirewallEndpoint): Promise<void> {
-    const batch = addEndpointBatch(ep);
+    await this.addEndpointWith(addEndpointBatch(ep), ep);
+  }
+
+  async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
+    await this.addEndpointWith({ nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables] }, ep);
+  }
+
+  private async addEndpointWith(batch: NftBatch, ep: FirewallEndpoint): Promise<void> {
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -137,8 +152,24 @@ export class NftFirewall implements FirewallBackend {
     }
   }
 
-  async removeEndpoint(ep: FirewallEndpoint): Promise<void> {
-    await this.removeElements(endpointElements(ep), `unpublish ports of container ${ep.containerId}`);
+  /**
+   * With `exclusive`, one plain delete batch of exactly this endpoint's elements (no listing);
+   * only when that fails because something is already gone (a repeated detach, a flushed table)
+   * does it fall back to the owner-aware listing path below, which is always used otherwise.
+   */
+  async removeEndpoint(ep: FirewallEndpoint, opts: { exclusive?: boolean } = {}): Promise<void> {
+    const els = endpointElements(ep);
+    if (els.length === 0) return;
+    const step = `unpublish ports of container ${ep.containerId}`;
+    if (opts.exclusive) {
+      try {
+        await this.apply({ nftables: deleteElements(els) }, step);
+        return;
+      } catch (err) {
+        if (!isNftError(err, 'not-found')) throw err;
+      }
+    }
+    await this.removeElements(els, step);
   }
 
   async removeTable(): Promise<void> {

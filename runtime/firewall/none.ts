@@ -8,6 +8,7 @@ export class NoneFirewall implements FirewallBackend {
   async addNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}
   async addEndpoint(): Promise<void> {}
+  async attach(): Promise<void> {}
   async removeEndpoint(): Promise<void> {}
   async removeTable(): Promise<void> {}
   async listOwners(): Promise<FirewallOwners> {

@@ -1,0 +1,215 @@
+// Bridge networking: the targets of the bridge issue, each against its reference in one run.
+//  - tsrun run --net bridge -p 8080:80 vs runc run (no network)            target ≤ 1.8×
+//  - attach+detach (engine, in-process as tsrun run does) vs CNI bridge ADD+DEL processes   ≤ 0.8×
+//  - 200 attaches in a row: last 20 vs first 20 medians ≤ 1.15×; nft rule count at 1 and 200 equal
+//  - in-process wiring time of one attach (≤ 5 ms median, reported)
+//  - podman run --network bridge -p 8080:80 vs tsrun run                    ≤ 0.2×
+//  - iperf3: container↔container on one bridge vs bare veth; published port vs own address  ≥ 0.9×
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveSettings } from '../../config/settings.js';
+import { createLogger } from '../../runtime/log.js';
+import { openEngine } from '../../runtime/context.js';
+import { createPinnedNetns, deletePinnedNetns } from '../../runtime/netns/netns.js';
+import { countRules } from '../../runtime/firewall/nft.js';
+import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
+
+export async function bridgeSuite(report: Report, runs: number): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-bridge-'));
+  const env = benchEnv({ TSRUN_ROOT: root });
+  const settings = resolveSettings(env);
+  const log = createLogger({ file: settings.logFile, level: 'warn', debug: false });
+  const bundle = benchBundle(['/bin/true']);
+  try {
+    runVsRunc(report, runs, env, bundle.dir, root);
+    await attachVsCni(report, runs, settings, log, root);
+    await scale(report, settings, log);
+    podman(report, Math.min(runs, 10), env, bundle.dir, root);
+    await throughput(report, settings, log);
+  } finally {
+    bundle.cleanup();
+    spawnSync('ip', ['link', 'del', 'tsrun0']);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function runVsRunc(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: string, root: string): void {
+  report.section(`tsrun run --net bridge -p 8080:80 vs runc run, busybox /bin/true (median of ${runs})`);
+  const runcRoot = path.join(root, 'runc-ref');
+  let n = 0;
+  // warm-up: the first attach creates the default network and the nft table
+  timeCommand(process.execPath, [TSRUN, 'run', '-p', '8080:80', bundle], { env });
+  const t = interleave(runs, {
+    runc: () => timeCommand('runc', ['--root', runcRoot, 'run', '--bundle', bundle, `ref-${n++}`], { env }),
+    tsrun: () => timeCommand(process.execPath, [TSRUN, 'run', '--net', 'bridge', '-p', '8080:80', bundle], { env }),
+    none: () => timeCommand(process.execPath, [TSRUN, 'run', '--net', 'none', bundle], { env }),
+  });
+  report.add({ name: 'runc run (no network)', value: median(t.runc!), unit: 'ms' });
+  report.add({ name: 'tsrun run --net none', value: median(t.none!), unit: 'ms' });
+  report.add({ name: 'tsrun run --net bridge -p 8080:80', value: median(t.tsrun!), unit: 'ms' });
+  report.add({ name: 'tsrun run --net bridge -p 8080:80 / runc run', value: median(t.tsrun!) / median(t.runc!), unit: '×', target: '≤ 1.8' });
+  report.add({ name: 'bridge + port cost over --net none', value: median(t.tsrun!) - median(t.none!), unit: 'ms' });
+}
+
+async function attachVsCni(report: Report, runs: number, settings: ReturnType<typeof resolveSettings>, log: ReturnType<typeof createLogger>, root: string): Promise<void> {
+  report.section(`attach+detach of one container: tsrun engine vs CNI bridge plugin ADD+DEL (median of ${runs})`);
+  const handle = await openEngine(settings, log);
+  const cniData = path.join(root, 'cni-ipam');
+  const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'benchcni', type: 'bridge', bridge: 'cnibench0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', subnet: '10.77.0.0/24', dataDir: cniData } });
+  const pin = path.join(root, 'run', 'netns', 'bench-attach');
+  const cniPin = path.join(root, 'run', 'netns', 'bench-cni');
+  createPinnedNetns(pin);
+  createPinnedNetns(cniPin);
+  const cni = (command: 'ADD' | 'DEL') => {
+    const started = performance.now();
+    const r = spawnSync('/usr/lib/cni/bridge', [], {
+      input: conf,
+      env: { ...benchEnv(), CNI_COMMAND: command, CNI_CONTAINERID: 'benchcni', CNI_NETNS: cniPin, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+    });
+    if (r.status !== 0) throw new Error(`CNI ${command} failed: ${r.stdout}${r.stderr}`);
+    return performance.now() - started;
+  };
+  try {
+    const add: number[] = [];
+    const del: number[] = [];
+    const att: number[] = [];
+    const det: number[] = [];
+    const wiring: number[] = [];
+    for (let i = 0; i < runs + 1; i++) {
+      const a0 = performance.now();
+      const rec = await handle.engine.attach({ containerId: 'bench-attach', netnsPath: pin, network: 'tsrun', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+      const a1 = performance.now();
+      await handle.engine.detach('bench-attach');
+      const a2 = performance.now();
+      const cAdd = cni('ADD');
+      const cDel = cni('DEL');
+      if (i === 0) continue; // warm-up (network and table creation)
+      att.push(a1 - a0);
+      det.push(a2 - a1);
+      wiring.push(rec.wiringMs ?? a1 - a0);
+      add.push(cAdd);
+      del.push(cDel);
+    }
+    report.add({ name: 'CNI bridge ADD (process, host-local, ipMasq)', value: median(add), unit: 'ms' });
+    report.add({ name: 'CNI bridge DEL', value: median(del), unit: 'ms' });
+    report.add({ name: 'tsrun attach (with one published port)', value: median(att), unit: 'ms' });
+    report.add({ name: 'tsrun detach', value: median(det), unit: 'ms' });
+    report.add({ name: 'tsrun attach+detach / CNI ADD+DEL', value: (median(att) + median(det)) / (median(add) + median(del)), unit: '×', target: '≤ 0.8' });
+    report.add({ name: 'in-process wiring of one attach (record.wiringMs)', value: median(wiring), unit: 'ms', target: '≤ 5', note: 'includes IPAM and the nft batch' });
+  } finally {
+    await handle.engine.detach('bench-attach');
+    deletePinnedNetns(pin);
+    deletePinnedNetns(cniPin);
+    spawnSync('ip', ['link', 'del', 'cnibench0']);
+    await handle.close();
+  }
+}
+
+async function scale(report: Report, settings: ReturnType<typeof resolveSettings>, log: ReturnType<typeof createLogger>): Promise<void> {
+  report.section('scale: 200 containers attached one after another to one network');
+  const handle = await openEngine(settings, log);
+  const ids = Array.from({ length: 200 }, (_, i) => `scale-${i}`);
+  const pins = ids.map((id) => path.join(settings.runDir, 'netns', id));
+  const times: number[] = [];
+  let rulesAt1 = 0;
+  try {
+    for (let i = 0; i < ids.length; i++) {
+      createPinnedNetns(pins[i]!);
+      const t0 = performance.now();
+      await handle.engine.attach({ containerId: ids[i]!, netnsPath: pins[i]!, network: 'tsrun', ports: [{ hostPort: 20000 + i, containerPort: 80, protocol: 'tcp' }] });
+      times.push(performance.now() - t0);
+      if (i === 0) rulesAt1 = await countRules({ nftBinary: settings.nft });
+    }
+    const rulesAt200 = await countRules({ nftBinary: settings.nft });
+    const first = median(times.slice(0, 20));
+    const last = median(times.slice(-20));
+    report.add({ name: 'attach median, containers 1-20', value: first, unit: 'ms' });
+    report.add({ name: 'attach median, containers 181-200', value: last, unit: 'ms' });
+    report.add({ name: 'last 20 / first 20', value: last / first, unit: '×', target: '≤ 1.15' });
+    report.add({ name: `nft rules at 1 container (${rulesAt1}) and at 200 (${rulesAt200}): equal`, value: rulesAt200 === rulesAt1 ? 1 : 0, unit: '', note: rulesAt200 === rulesAt1 ? 'constant' : 'GREW' });
+  } finally {
+    for (const id of ids) await handle.engine.detach(id);
+    for (const p of pins) deletePinnedNetns(p);
+    await handle.close();
+  }
+}
+
+function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: string, root: string): void {
+  report.section(`podman run --network bridge -p 8080:80 vs tsrun run, /bin/true (median of ${runs})`);
+  const storage = path.join(root, 'podman');
+  const rootfs = path.join(BUSYBOX_BUNDLE, 'rootfs');
+  const podmanArgs = (net: string[]) => [
+    '--root', `${storage}/root`, '--runroot', `${storage}/runroot`, '--tmpdir', `${storage}/tmp`, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc',
+    'run', '--rm', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', ...net, '--rootfs', rootfs, '/bin/true',
+  ];
+  const probe = spawnSync('podman', podmanArgs(['--network', 'bridge', '-p', '8080:80']), { env, encoding: 'utf8' });
+  if (probe.status !== 0) {
+    report.add({ name: 'podman run (unavailable here)', value: 0, unit: '', note: probe.stderr.trim().split('\n').pop() ?? 'failed' });
+    return;
+  }
+  const t = interleave(runs, {
+    podman: () => timeCommand('podman', podmanArgs(['--network', 'bridge', '-p', '8080:80']), { env }),
+    podmanNone: () => timeCommand('podman', podmanArgs(['--network', 'none']), { env }),
+    tsrun: () => timeCommand(process.execPath, [TSRUN, 'run', '-p', '8080:80', bundle], { env }),
+  });
+  report.add({ name: 'podman run --network bridge -p 8080:80', value: median(t.podman!), unit: 'ms' });
+  report.add({ name: 'podman run --network none', value: median(t.podmanNone!), unit: 'ms' });
+  report.add({ name: 'tsrun run -p 8080:80', value: median(t.tsrun!), unit: 'ms' });
+  report.add({ name: 'tsrun / podman (bridge, one port)', value: median(t.tsrun!) / median(t.podman!), unit: '×', target: '≤ 0.2' });
+  spawnSync('podman', ['--root', `${storage}/root`, '--runroot', `${storage}/runroot`, 'system', 'reset', '-f'], { env, stdio: 'ignore' });
+  spawnSync('ip', ['link', 'del', 'podman0']);
+}
+
+async function throughput(report: Report, settings: ReturnType<typeof resolveSettings>, log: ReturnType<typeof createLogger>): Promise<void> {
+  report.section('throughput with iperf3 (3 s each, run in the namespaces with nsenter)');
+  const handle = await openEngine(settings, log);
+  const pins = ['tp-a', 'tp-b'].map((id) => path.join(settings.runDir, 'netns', id));
+  const bare = ['tp-bare-a', 'tp-bare-b'].map((id) => path.join(settings.runDir, 'netns', id));
+  try {
+    for (const p of [...pins, ...bare]) createPinnedNetns(p);
+    const a = await handle.engine.attach({ containerId: 'tp-a', netnsPath: pins[0]!, network: 'tsrun', ports: [] });
+    const b = await handle.engine.attach({ containerId: 'tp-b', netnsPath: pins[1]!, network: 'tsrun', ports: [{ hostPort: 15201, containerPort: 5201, protocol: 'tcp' }] });
+    // the reference: two bare namespaces joined by one veth pair (ip names the peer's
+    // namespace by the pid of a process in it)
+    const holder = spawn('nsenter', [`--net=${bare[1]}`, 'sleep', '60'], { stdio: 'ignore' });
+    spawnSync('sleep', ['0.1']);
+    sh(bare[0]!, `ip link add ref0 type veth peer name ref1 netns ${holder.pid} && ip addr add 10.250.0.1/24 dev ref0 && ip link set ref0 up`);
+    sh(bare[1]!, 'ip addr add 10.250.0.2/24 dev ref1 && ip link set ref1 up');
+    holder.kill();
+
+    const bareBps = iperf(bare[1]!, bare[0]!, '10.250.0.2', 5201);
+    const bridgeBps = iperf(pins[1]!, pins[0]!, b.ipv4!.address, 5201);
+    const ownAddr = iperf(pins[1]!, pins[0]!, b.ipv4!.address, 5201);
+    const gw = a.ipv4!.gateway!;
+    const published = iperf(pins[1]!, pins[0]!, gw, 15201, 5201);
+    report.add({ name: 'two bare namespaces over one veth pair', value: bareBps / 1e9, unit: 'Gb/s' });
+    report.add({ name: 'container to container on one tsrun bridge', value: bridgeBps / 1e9, unit: 'Gb/s' });
+    report.add({ name: 'bridge / bare veth', value: bridgeBps / bareBps, unit: '×', target: '≥ 0.9' });
+    report.add({ name: 'to the container own address', value: ownAddr / 1e9, unit: 'Gb/s' });
+    report.add({ name: 'through a published port (gateway address, DNAT)', value: published / 1e9, unit: 'Gb/s' });
+    report.add({ name: 'published port / own address', value: published / ownAddr, unit: '×', target: '≥ 0.9' });
+  } finally {
+    await handle.engine.detach('tp-a');
+    await handle.engine.detach('tp-b');
+    for (const p of [...pins, ...bare]) deletePinnedNetns(p);
+    await handle.close();
+  }
+}
+
+/** Bits per second from an iperf3 client in `clientNs` to a server in `serverNs`. */
+function iperf(serverNs: string, clientNs: string, address: string, port: number, serverPort = port): number {
+  const server = spawn('nsenter', [`--net=${serverNs}`, 'iperf3', '-s', '-1', '-p', String(serverPort)], { stdio: 'ignore' });
+  spawnSync('sleep', ['0.3']);
+  const r = spawnSync('nsenter', [`--net=${clientNs}`, 'iperf3', '-c', address, '-p', String(port), '-t', '3', '-J'], { encoding: 'utf8', timeout: 20_000 });
+  server.kill();
+  if (r.status !== 0) throw new Error(`iperf3 to ${address}:${port} failed: ${r.stdout.slice(-300)}${r.stderr}`);
+  const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+  return json.end.sum_received.bits_per_second;
+}
+
+function sh(ns: string, command: string): void {
+  const r = spawnSync('nsenter', [`--net=${ns}`, 'sh', '-c', command], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
+}

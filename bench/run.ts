@@ -6,11 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { Report } from './lib.js';
 import { startupSuite } from './suites/startup.js';
+import { hookSuite } from './suites/hook.js';
 import { bridgeSuite } from './suites/bridge.js';
+import { macvlanSuite } from './suites/macvlan.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
+  hook: hookSuite,
   bridge: bridgeSuite,
+  macvlan: macvlanSuite,
 };
 
 async function main(): Promise<void> {

@@ -1,15 +1,30 @@
 // Bundles tsrun with esbuild into CommonJS files under dist/bundle/. A cold Node process spends
-// much of its start-up compiling and evaluating modules, so:
-//  - one file per front door, loaded with a synchronous require (which also skips the ESM
-//    loader's ~6 ms of set-up);
-//  - execa and its dependencies (~115 KB, ~5 ms to compile) live in a file of their own that is
-//    required only when tsrun first runs a program other than runc;
+// much of its start-up compiling and evaluating modules (V8 parses a whole file before running any
+// of it), so:
+//  - tsrun.cjs, the entry, is a few lines: it picks the front door and requires only its file;
+//  - one file per front door: hook.cjs for `tsrun hook <stage>` (a cold process on every
+//    container start) and cli.cjs for everything else. They never load each other. Modules both
+//    use are in both files; nothing crosses between them, so each has one copy of every class
+//    (instanceof holds). Loaded with a synchronous require, which also skips the ESM loader's
+//    ~6 ms of set-up;
+//  - execa and its dependencies (~115 KB; requiring them costs ~20 ms) live in a file of their own
+//    that the CLI requires only when it first runs a program (nft, runc). The hook's bundle does
+//    not load execa at all: `execa` resolves to hook/exec-lite.ts there, the part of execa's API
+//    the engine uses, over child_process (its contract test runs both on the same commands);
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
-//    only on the paths that use them.
+//    only on the paths that use them;
+//  - hook.cjs comes with a V8 code cache (hook.cjs.v8cache, see scripts/code-cache.cjs), which
+//    tsrun.cjs hands V8 when it loads the hook: compiling the bundle is most of loading it.
+// The files are built in a directory of their own and swapped in by rename at the end, so that a
+// hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
-import { chmodSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
 
-rmSync('dist/bundle', { recursive: true, force: true });
+const OUT = 'dist/bundle';
+const dir = `dist/bundle.tmp-${process.pid}`;
+rmSync(dir, { recursive: true, force: true });
 const common = {
   bundle: true,
   format: 'cjs',
@@ -23,16 +38,60 @@ const common = {
   // CommonJS bundle import.meta is empty, so give it the bundle file's own URL.
   define: { 'import.meta.url': '__tsrunImportMetaUrl' },
   banner: { js: "const __tsrunImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  outExtension: { '.js': '.cjs' },
+  // import() of a sibling file must become require(): left as import(), Node loads the file
+  // through its ESM loader, which parses a CommonJS file a second time to find its exports
+  // (~15 ms for hook.cjs).
+  supported: { 'dynamic-import': false },
 };
 
-/** `import('execa')` in tsrun's code becomes `require('./execa.cjs')`, a sibling bundle. */
-const lazyExeca = {
-  name: 'lazy-execa',
+/** Imports that become a require of a sibling file instead of being bundled. */
+const siblings = (map) => ({
+  name: 'siblings',
   setup(b) {
-    b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
+    for (const [filter, file] of map) b.onResolve({ filter }, () => ({ path: file, external: true }));
+  },
+});
+const execaFile = [/^execa$/, './execa.cjs'];
+const execaLite = {
+  name: 'execa-lite',
+  setup(b) {
+    b.onResolve({ filter: /^execa$/ }, () => ({ path: path.resolve('hook/exec-lite.ts') }));
   },
 };
 
-await build({ ...common, entryPoints: { tsrun: 'shim/main.ts' }, outdir: 'dist/bundle', outExtension: { '.js': '.cjs' }, plugins: [lazyExeca] });
-await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: 'dist/bundle/execa.cjs' });
-chmodSync('dist/bundle/tsrun.cjs', 0o755);
+/** The entry loads hook.cjs through the code cache loader. */
+const cachedHook = {
+  name: 'cached-hook',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/hook\/main\.js$/ }, () => ({ path: 'hook-with-code-cache', namespace: 'tsrun' }));
+    b.onLoad({ filter: /.*/, namespace: 'tsrun' }, () => ({
+      contents: `module.exports = require(${JSON.stringify(path.resolve('scripts/code-cache.cjs'))}).load(require('node:path').join(__dirname, 'hook.cjs'));`,
+      loader: 'js',
+      resolveDir: process.cwd(),
+    }));
+  },
+};
+
+await build({
+  ...common,
+  // The entry needs no import.meta.url and starts the clock: keep it to the routing.
+  define: {},
+  banner: {},
+  entryPoints: { tsrun: 'shim/main.ts' },
+  outdir: dir,
+  plugins: [cachedHook, siblings([[/^\.\/cli\.js$/, './cli.cjs']])],
+});
+await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite] });
+await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile])] });
+await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
+chmodSync(`${dir}/tsrun.cjs`, 0o755);
+// In a child with no NODE_OPTIONS: V8 rejects a cache made under other flags.
+const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
+execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/hook.cjs`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
+
+// The swap: two renames, microseconds apart, instead of a build-long gap.
+const old = `dist/bundle.old-${process.pid}`;
+if (existsSync(OUT)) renameSync(OUT, old);
+renameSync(dir, OUT);
+rmSync(old, { recursive: true, force: true });

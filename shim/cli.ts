@@ -12,6 +12,8 @@ import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '..
 import { createLogger, type Logger } from '../runtime/log.js';
 import type { RunOptions } from './run.js';
 import { networkCommand } from './network-cmd.js';
+import { agentCommand } from './agent-cmd.js';
+import { hookCommands } from './hook-cmd.js';
 
 export const EXIT_TSRUN_FAILED = 125;
 
@@ -66,6 +68,8 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     });
 
   program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
 
   program
     .command('gc')

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // tsrun's entry point. It loads only what the command needs: the hook is a cold process on every
 // container start, so it never pays for the CLI, and the CLI never pays for the hook.
+const entryMs = performance.now();
+
 async function main(args: string[]): Promise<number> {
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
     const { hookMain } = await import('../hook/main.js');
-    return hookMain(args[1]);
+    return hookMain(args[1], { entryMs, processHandlers: true });
   }
   const { main: cliMain } = await import('./cli.js');
   return cliMain(process.argv);
@@ -12,4 +14,9 @@ async function main(args: string[]): Promise<number> {
 
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // The work is done and every store closed; a connection attempt to an unreachable etcd can
+  // still hold the event loop for minutes (a TCP connect in progress outlives the gRPC channel
+  // that started it). Exit anyway, shortly: stdio to pipes and files is synchronous on Linux and
+  // the log is written synchronously, so nothing is lost. The timer does not delay a normal exit.
+  setTimeout(() => process.exit(code), 500).unref();
 });

@@ -1,0 +1,213 @@
+// The stage table: what each OCI hook stage means for tsrun.
+//   createRuntime, prestart  wire the container's namespace (/proc/<pid>/ns/net) through the engine;
+//                            runtimes differ in which they call and podman calls both, so the
+//                            second call finds the endpoint record and does nothing (it reads
+//                            the store and loads no engine)
+//   poststop                 tear down from the persisted endpoint records (no pid, process gone)
+//   createContainer, startContainer, poststart   accepted and logged
+// Each stage imports only what it uses: a poststop for a container tsrun never wired reads the
+// store and nothing else, and a host or none container loads no engine at all.
+// Before wiring, the container's namespace is checked against the runtime's own (host
+// networking: left alone) and against those of the processes that started the hook: a state
+// naming a process there must never get the host's namespace wired.
+import { readFileSync } from 'node:fs';
+import { ConflictError, NotFoundError, UserError } from '../config/errors.js';
+import type { State } from '../config/oci.js';
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../runtime/log.js';
+import type { EndpointRecord } from '../runtime/records.js';
+import { ANNOTATIONS, selectAnnotations, wiringFromAnnotations } from './annotations.js';
+import type { Stage } from './state.js';
+import type { HookTiming } from './timing.js';
+
+export type StageAction = 'setup' | 'teardown' | 'accept';
+
+export const STAGE_ACTIONS: Record<Stage, StageAction> = {
+  prestart: 'setup',
+  createRuntime: 'setup',
+  createContainer: 'accept',
+  startContainer: 'accept',
+  poststart: 'accept',
+  poststop: 'teardown',
+};
+
+export interface StageContext {
+  stage: Stage;
+  state: State;
+  settings: Settings;
+  log: Logger;
+  timing: HookTiming;
+  /** Annotations of the bundle's config.json (injectable for tests). */
+  readBundleAnnotations?: (bundle: string) => Record<string, string>;
+}
+
+/** What a stage did, for the log's last line and for tests. */
+export interface StageOutcome {
+  action: StageAction;
+  result: 'attached' | 'already-attached' | 'left-alone' | 'detached' | 'nothing-to-do' | 'accepted';
+  detail?: Record<string, unknown>;
+}
+
+export async function runStage(ctx: StageContext): Promise<StageOutcome> {
+  switch (STAGE_ACTIONS[ctx.stage]) {
+    case 'setup':
+      return setup(ctx);
+    case 'teardown':
+      return teardown(ctx);
+    case 'accept':
+      ctx.log.info({ status: ctx.state.status, pid: ctx.state.pid }, 'stage accepted: nothing to do');
+      return { action: 'accept', result: 'accepted' };
+  }
+}
+
+async function setup(ctx: StageContext): Promise<StageOutcome> {
+  const { state, log, timing } = ctx;
+  const { annotations, source } = selectAnnotations(state, ctx.readBundleAnnotations);
+  const wiring = wiringFromAnnotations(annotations);
+  log.debug({ source, annotations }, 'annotations read');
+  if (wiring.mode.kind === 'host' || wiring.mode.kind === 'none') {
+    log.info({ network: wiring.mode.kind }, `${ANNOTATIONS.network}=${wiring.mode.kind}: leaving the network namespace alone`);
+    return { action: 'setup', result: 'left-alone', detail: { network: wiring.mode.kind } };
+  }
+  if (state.pid === undefined) {
+    throw new UserError(`the state has no pid: ${ctx.stage} needs the container's process to find its network namespace`);
+  }
+
+  const ns = await timing.load(() => import('../runtime/netns/netns.js'));
+  const netnsPath = `/proc/${state.pid}/ns/net`;
+  let containerNs: string;
+  try {
+    containerNs = ns.netnsId(netnsPath);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new UserError(`process ${state.pid} of container ${state.id} no longer exists`);
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    throw new UserError(`cannot open the network namespace of process ${state.pid} of container ${state.id}${code ? ` (${code})` : ''}`, { cause: err });
+  }
+  if (containerNs === ns.netnsId(ns.THREAD_NETNS)) {
+    // The spec gives the container no network namespace of its own (host networking). Wiring
+    // would put tsrun's interface into the runtime's, i.e. the host's, namespace.
+    if (!wiring.explicit) {
+      log.info('the container shares the runtime\'s network namespace (host networking): leaving it alone');
+      return { action: 'setup', result: 'left-alone', detail: { network: 'host' } };
+    }
+    throw new UserError(`container ${state.id} has no network namespace of its own (it shares the runtime's), so ${ANNOTATIONS.network}=${annotations[ANNOTATIONS.network]} cannot be wired: give it one in config.json (linux.namespaces)`);
+  }
+
+  // Nor into the namespace of a process that started this hook (the runtime, what started it,
+  // up to init): a container with a namespace of its own is never there, and a state naming
+  // such a process (a createContainer state names pid 1) must not wire the host.
+  const ancestor = ancestorIn(containerNs, ns.netnsId);
+  if (ancestor) {
+    throw new UserError(`process ${state.pid} of container ${state.id} is in the network namespace of process ${ancestor.pid} (${ancestor.comm}), which started this hook: refusing to wire it`);
+  }
+
+  if (wiring.mode.kind === 'container') return joinContainer(ctx, wiring.mode.containerId, containerNs);
+
+  const network = wiring.mode.network;
+  // The second call of a runtime that calls both prestart and createRuntime: the record says it
+  // is done, and the engine (netlink, nft) need not even be loaded.
+  const existing = await recordsOf(ctx, state.id);
+  if (existing.length > 0 && existing.every((r) => r.containerNetns === containerNs) && existing.some((r) => r.network === network)) {
+    log.info({ network }, 'already attached: nothing to do');
+    return { action: 'setup', result: 'already-attached', detail: { network } };
+  }
+  const { openEngine } = await timing.load(() => import('../runtime/context.js'));
+  const handle = await openEngine(ctx.settings, log);
+  try {
+    for (const rec of existing) {
+      if (rec.containerNetns === containerNs) continue;
+      await clearStale(rec, handle.engine, log);
+    }
+    const rec = await handle.engine.attach({
+      containerId: state.id,
+      netnsPath,
+      network,
+      ip: wiring.ip,
+      ip6: wiring.ip6,
+      mac: wiring.mac,
+      ports: wiring.ports,
+    });
+    const detail = { network: rec.network, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, hostIfname: rec.hostIfname, ports: rec.ports.length };
+    return { action: 'setup', result: 'attached', detail };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The container's endpoint records, read from the store alone (no engine). */
+async function recordsOf(ctx: StageContext, containerId: string): Promise<EndpointRecord[]> {
+  const { openStore } = await ctx.timing.load(() => import('../runtime/store/open.js'));
+  const { endpointsOf } = await ctx.timing.load(() => import('../runtime/records.js'));
+  const store = await openStore({ url: ctx.settings.store, libDir: ctx.settings.libDir, log: ctx.log });
+  try {
+    return await endpointsOf(store, containerId);
+  } finally {
+    await store.close?.();
+  }
+}
+
+/**
+ * A record for this id whose namespace is not the container's: left by an earlier container of
+ * the same id whose poststop never ran. Its namespace still alive means another live container
+ * holds the id (refused); otherwise it is removed before wiring the new one.
+ */
+async function clearStale(rec: EndpointRecord, engine: import('../runtime/engine.js').Engine, log: Logger): Promise<void> {
+  const { findNetnsPath } = await import('../runtime/netns/find.js');
+  if (findNetnsPath(rec.containerNetns) !== undefined) {
+    throw new ConflictError(`container id ${rec.containerId} is already wired into network ${rec.network} for another live container`);
+  }
+  log.warn({ stale: rec }, 'removing the endpoint of an earlier container with this id (its poststop never ran)');
+  await engine.detachEndpoint(rec, log);
+}
+
+/** container:<id>: the runtime must have put the container into that container's namespace;
+ * the hook only checks it (a hook cannot move a process into another namespace). */
+async function joinContainer(ctx: StageContext, target: string, containerNs: string): Promise<StageOutcome> {
+  const recs = await recordsOf(ctx, target);
+  if (recs.some((r) => r.containerNetns === containerNs)) {
+    ctx.log.info({ sharesWith: target }, 'the container shares the network namespace of another wired container');
+    return { action: 'setup', result: 'left-alone', detail: { network: `container:${target}` } };
+  }
+  const why = recs.length === 0 ? `tsrun has not wired a container ${target}` : `the container is not in ${target}'s network namespace`;
+  throw new UserError(`${ANNOTATIONS.network}=container:${target}: ${why}; the runtime must join that namespace (podman run --network container:${target})`);
+}
+
+async function teardown(ctx: StageContext): Promise<StageOutcome> {
+  const { state, log, timing } = ctx;
+  const records = await recordsOf(ctx, state.id);
+  if (records.length === 0) {
+    log.info('no endpoint recorded for this container: nothing to tear down');
+    return { action: 'teardown', result: 'nothing-to-do' };
+  }
+  const { openEngine } = await timing.load(() => import('../runtime/context.js'));
+  const handle = await openEngine(ctx.settings, log);
+  try {
+    const n = await handle.engine.detach(state.id);
+    return { action: 'teardown', result: 'detached', detail: { endpoints: n, networks: records.map((r) => r.network) } };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The first process up the parent chain (from our parent to init) whose network namespace is
+ * `nsId`. Processes that cannot be inspected are passed over. */
+function ancestorIn(nsId: string, netnsId: (p: string) => string): { pid: number; comm: string } | undefined {
+  let pid = process.ppid;
+  for (let depth = 0; pid > 0 && depth < 64; depth++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      if (netnsId(`/proc/${pid}/ns/net`) === nsId) return { pid, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) };
+    } catch {
+      // not inspectable (an init that forbids it): look further up
+    }
+    if (pid === 1) return undefined;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return undefined;
+}

@@ -1,0 +1,84 @@
+// A V8 code cache for the hook's bundle. The hook is a cold Node process on every container
+// start, and compiling dist/bundle/hook.cjs is a large part of its start-up (~14 ms to require
+// it, ~6 ms with the cache, measured on the development machine). Node 20 has no built-in
+// compile cache (module.enableCompileCache arrived in 22), so:
+//   - at build time, `node scripts/code-cache.cjs dist/bundle/hook.cjs` loads the bundle, runs a
+//     hook stage that touches nothing (poststart on a sample state, in a throwaway state root) so
+//     that the functions every hook runs are compiled too, and writes hook.cjs.v8cache;
+//   - at run time, tsrun.cjs loads hook.cjs through load() below, which hands V8 the cache.
+// The cache names the file's size and mtime and the Node version it was made for; any mismatch,
+// or V8 rejecting it (another V8, other flags), means an ordinary require: slower, never wrong.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+
+function header(file) {
+  const st = fs.statSync(file);
+  return JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, node: process.version, arch: process.arch });
+}
+
+/** Compiles and runs `file` as a CommonJS module, with `cachedData` when given. */
+function run(file, cachedData) {
+  const source = fs.readFileSync(file, 'utf8');
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  const mod = new Module(file, module);
+  mod.filename = file;
+  mod.paths = Module._nodeModulePaths(path.dirname(file));
+  require.cache[file] = mod;
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  mod.loaded = true;
+  return { exports: mod.exports, script };
+}
+
+/** The module's exports, compiled from its code cache when there is a valid one. */
+function load(file) {
+  let cache;
+  try {
+    cache = fs.readFileSync(`${file}.v8cache`);
+  } catch {
+    return require(file);
+  }
+  const nl = cache.indexOf(10);
+  if (nl < 0 || cache.subarray(0, nl).toString('utf8') !== header(file)) return require(file);
+  return run(file, cache.subarray(nl + 1)).exports;
+}
+
+/** Build time: load `file`, warm it up, write `<file>.v8cache`. */
+async function write(file) {
+  const abs = path.resolve(file);
+  const { exports, script } = run(abs, undefined);
+  if (typeof exports.hookMain === 'function') {
+    const os = require('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
+    try {
+      const stdin = path.join(dir, 'state.json');
+      fs.writeFileSync(stdin, JSON.stringify({ ociVersion: '1.0.2', id: 'warmup', status: 'created', pid: 1, bundle: dir, annotations: { 'io.tsrun.network': 'none' } }));
+      const fd = fs.openSync(stdin, 'r');
+      try {
+        const code = await exports.hookMain('poststart', { stdinFd: fd, env: { TSRUN_ROOT: path.join(dir, 'root') }, writeErr: () => {} });
+        if (code !== 0) throw new Error(`warm-up hook run exited ${code}`);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const data = script.createCachedData();
+  fs.writeFileSync(`${abs}.v8cache`, Buffer.concat([Buffer.from(`${header(abs)}\n`), data]));
+  return data.length;
+}
+
+module.exports = { load };
+
+if (require.main === module) {
+  write(process.argv[2]).then(
+    (bytes) => process.stdout.write(`code cache: ${process.argv[2]}.v8cache (${bytes} bytes)\n`),
+    (err) => {
+      process.stderr.write(`code cache: ${err.stack || err}\n`);
+      process.exit(1);
+    },
+  );
+}

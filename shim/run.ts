@@ -14,6 +14,7 @@ import { resolveBinary } from '../runtime/binaries.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { removeCgroup } from '../runtime/cgroups/cleanup.js';
+import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { lastRuncError, runcDeleteForce, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
@@ -89,6 +90,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
       netns,
       resources: o.resources,
       cgroupsPath,
+      cgroupLayout: layoutOf(hostHierarchies()),
     });
     const dir = containerDir(settings.runDir, id);
     const runBundle = path.join(dir, 'bundle');

@@ -20,6 +20,9 @@ export interface SpecOverrides {
   netns: NetnsChoice;
   resources: ResourceLimits;
   cgroupsPath: string;
+  /** On a pure cgroup v2 host the container gets its own cgroup namespace (docker's default
+   * there), so it sees its own limits at /sys/fs/cgroup; v1 and hybrid hosts keep the host's. */
+  cgroupLayout?: 'v1' | 'hybrid' | 'v2' | undefined;
   annotations?: Record<string, string> | undefined;
 }
 
@@ -40,6 +43,7 @@ export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   if (o.netns.kind === 'path') namespaces.push({ type: 'network', path: o.netns.path });
   // A hostname needs a UTS namespace of its own, or runc would refuse (or rename the host).
   if (out.hostname !== undefined && !namespaces.some((ns) => ns.type === 'uts')) namespaces.push({ type: 'uts' });
+  if (o.cgroupLayout === 'v2' && !namespaces.some((ns) => ns.type === 'cgroup')) namespaces.push({ type: 'cgroup' });
   namespaces = sortNamespaces(namespaces);
   linux.namespaces = namespaces;
 

@@ -7,8 +7,9 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../../..');
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 export const BUSYBOX_ROOTFS = path.join(BUSYBOX_BUNDLE, 'rootfs');

@@ -47,6 +47,13 @@ describe('rewriteSpec', () => {
     expect(out.linux!.namespaces!.map((n) => n.type)).toEqual(['pid', 'network', 'uts', 'mount']);
   });
 
+  it('gives the container its own cgroup namespace on a cgroup v2 host only', () => {
+    const types = (o: Spec) => o.linux!.namespaces!.map((n) => n.type);
+    expect(types(rewriteSpec(base, { ...overrides, cgroupLayout: 'v2' }))).toContain('cgroup');
+    expect(types(rewriteSpec(base, { ...overrides, cgroupLayout: 'hybrid' }))).not.toContain('cgroup');
+    expect(types(rewriteSpec(base, { ...overrides, cgroupLayout: 'v1' }))).not.toContain('cgroup');
+  });
+
   it('overrides args, cwd and env; env replaces keys like docker -e', () => {
     const out = rewriteSpec(base, { ...overrides, args: ['echo', 'hi'], cwd: '/tmp', env: ['PATH=/usr/bin', 'NEW=1'] });
     expect(out.process.args).toEqual(['echo', 'hi']);

@@ -1,0 +1,146 @@
+// The pieces every driver built on a Linux bridge shares (bridge, overlay): the bridge itself
+// with its gateway addresses, the veth pair per container whose peer is created directly inside
+// the container's namespace (it never exists in the host namespace, so its name cannot collide
+// there), the container side's addresses and routes, and the host sysctls such a network needs.
+import { createHash } from 'node:crypto';
+import { closeSync } from 'node:fs';
+import { ConflictError, UserError } from '../../config/errors.js';
+import type { NetworkDef } from '../../config/networks.js';
+import type { Rtnl } from '../netlink/rtnl.js';
+import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
+import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
+import type { Transaction } from '../tx.js';
+import type { Logger } from '../log.js';
+import type { AttachContext, DriverEndpoint } from './driver.js';
+
+/** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
+export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
+export const VETH_ALIAS_PREFIX = 'tsrun-ep:';
+
+/** "tsv" + 8 hex characters of (container, network): stable, so detach can recompute it. */
+export function hostVethName(containerId: string, network: string): string {
+  return `tsv${createHash('sha256').update(`${containerId}\0${network}`).digest('hex').slice(0, 8)}`;
+}
+
+export interface BridgeOptions {
+  /** MTU the bridge is created with; undefined lets it follow its ports (the overlay's case). */
+  mtu: number | undefined;
+}
+
+/** Creates (or finds, race-safely) the network's bridge, with its gateway addresses, up. */
+export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction, log: Logger, opts: BridgeOptions): Promise<void> {
+  let bridge = await host.getLink(net.bridge);
+  if (bridge && bridge.kind !== 'bridge') throw new UserError(`interface ${net.bridge} exists and is not a bridge: choose another --bridge for network ${net.name}`);
+  if (!bridge) {
+    await tx.step(`create bridge ${net.bridge}`, async () => {
+      try {
+        await host.createBridge({ name: net.bridge, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), alias: `${BRIDGE_ALIAS_PREFIX}${net.name}`, up: true });
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err; // another attach created it first: fine
+      }
+    });
+    bridge = await host.getLink(net.bridge);
+    if (!bridge || bridge.kind !== 'bridge') throw new UserError(`interface ${net.bridge} exists and is not a bridge`);
+    log.info({ bridge: net.bridge, network: net.name }, 'bridge created');
+  }
+  const index = bridge.index;
+  const have = new Set((await host.listAddresses(index)).map((a) => a.cidr));
+  for (const [subnet, gateway] of [[net.subnet4, net.gateway4], [net.subnet6, net.gateway6]] as const) {
+    if (!subnet || !gateway) continue;
+    const cidr = `${gateway}/${subnet.split('/')[1]}`;
+    if (have.has(cidr)) continue;
+    await tx.step(`address ${cidr} on ${net.bridge}`, async () => {
+      try {
+        await host.addAddress(index, cidr);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    });
+  }
+  if (!bridge.up) await host.setUp(index);
+}
+
+export interface VethOptions {
+  /** MTU of both veth ends. */
+  mtu: number;
+  /** MAC of the container's end (ctx.mac wins over it). */
+  mac?: string | undefined;
+}
+
+/** A veth pair from the network's bridge into the container, addressed and routed there. */
+export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: VethOptions): Promise<DriverEndpoint> {
+  const { net, host, container } = ctx;
+  const bridge = await host.getLink(net.bridge);
+  if (!bridge) throw new UserError(`bridge ${net.bridge} of network ${net.name} vanished during attach`);
+  const hostIfname = hostVethName(ctx.containerId, net.name);
+  const peerMac = ctx.mac ?? opts.mac;
+
+  await tx.step(
+    `create veth ${hostIfname} with ${ctx.ifname} in the container`,
+    () => {
+      const fd = openNetnsFd(ctx.containerNetnsPath);
+      return host
+        .createVeth({
+          name: hostIfname,
+          peerName: ctx.ifname,
+          peerNsFd: fd,
+          mtu: opts.mtu,
+          ...(peerMac ? { peerMac } : {}),
+          master: bridge.index,
+          up: true,
+        })
+        .finally(() => closeSync(fd));
+    },
+    // Deleting one end of a veth deletes both.
+    async () => void (await host.deleteLink(hostIfname)),
+  );
+  const hostEnd = await host.getLink(hostIfname);
+  if (!hostEnd) throw new UserError(`veth ${hostIfname} vanished during attach`);
+  // Hairpin: with br_netfilter loaded, a container reaching its own published port through the
+  // host address needs the bridge to send the DNATed frame back out the port it came in on.
+  // Isolation is icc=false.
+  await tx.step(`bridge port flags of ${hostIfname}`, () => host.setBridgePort(hostEnd.index, { hairpin: true, ...(net.icc ? {} : { isolated: true }) }));
+
+  const inner = await container.getLink(ctx.ifname);
+  if (!inner) throw new UserError(`${ctx.ifname} did not appear in the container namespace`);
+  await tx.step(`configure ${ctx.ifname} in the container`, async () => {
+    if (ctx.ipv4) await container.addAddress(inner.index, `${ctx.ipv4.address}/${ctx.ipv4.prefixLength}`);
+    if (ctx.ipv6) await container.addAddress(inner.index, `${ctx.ipv6.address}/${ctx.ipv6.prefixLength}`);
+    await container.setUp(inner.index);
+    await container.setUp('lo');
+    if (ctx.ipv4?.gateway) await container.addRoute({ dst: 'default', gateway: ctx.ipv4.gateway, ifindex: inner.index });
+    if (ctx.ipv6?.gateway) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
+  });
+  return { hostIfname, mac: inner.mac };
+}
+
+/**
+ * Host sysctls a bridge network needs, set inside the host-side namespace: forwarding, and
+ * route_localnet on the bridge so 127.0.0.1:<published port> can be DNATed to a container.
+ * Returns what was changed (key → previous value) so the caller can record it.
+ */
+export function ensureHostSysctls(hostNetnsPath: string, net: NetworkDef): Record<string, string> {
+  const wanted: [string, string][] = [
+    ['net.ipv4.ip_forward', '1'],
+    [`net.ipv4.conf.${net.bridge}.route_localnet`, '1'],
+  ];
+  if (net.subnet6) wanted.push(['net.ipv6.conf.all.forwarding', '1']);
+  const changed: Record<string, string> = {};
+  withNetnsSync(hostNetnsPath, () => {
+    for (const [key, value] of wanted) {
+      const before = readSysctl(key);
+      if (before === value) continue;
+      setSysctlSync(key, value);
+      changed[key] = before ?? '';
+    }
+  });
+  return changed;
+}
+
+function readSysctl(key: string): string | undefined {
+  try {
+    return getSysctlSync(key).trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -13,8 +13,8 @@
 //    the engine uses, over child_process (its contract test runs both on the same commands);
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
 //    only on the paths that use them;
-//  - hook.cjs comes with a V8 code cache (hook.cjs.v8cache, see scripts/code-cache.cjs), which
-//    tsrun.cjs hands V8 when it loads the hook: compiling the bundle is most of loading it.
+//  - hook.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
+//    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it.
 // The files are built in a directory of their own and swapped in by rename at the end, so that a
 // hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
@@ -60,13 +60,15 @@ const execaLite = {
   },
 };
 
-/** The entry loads hook.cjs through the code cache loader. */
-const cachedHook = {
-  name: 'cached-hook',
+/** The entry loads hook.cjs and cli.cjs through the code cache loader. */
+const cachedFrontDoors = {
+  name: 'cached-front-doors',
   setup(b) {
-    b.onResolve({ filter: /^\.\.\/hook\/main\.js$/ }, () => ({ path: 'hook-with-code-cache', namespace: 'tsrun' }));
-    b.onLoad({ filter: /.*/, namespace: 'tsrun' }, () => ({
-      contents: `module.exports = require(${JSON.stringify(path.resolve('scripts/code-cache.cjs'))}).load(require('node:path').join(__dirname, 'hook.cjs'));`,
+    for (const [filter, file] of [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']]) {
+      b.onResolve({ filter }, () => ({ path: file, namespace: 'tsrun' }));
+    }
+    b.onLoad({ filter: /.*/, namespace: 'tsrun' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(path.resolve('scripts/code-cache.cjs'))}).load(require('node:path').join(__dirname, ${JSON.stringify(args.path)}));`,
       loader: 'js',
       resolveDir: process.cwd(),
     }));
@@ -80,7 +82,7 @@ await build({
   banner: {},
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedHook, siblings([[/^\.\/cli\.js$/, './cli.cjs']])],
+  plugins: [cachedFrontDoors],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile])] });
@@ -88,7 +90,9 @@ await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir
 chmodSync(`${dir}/tsrun.cjs`, 0o755);
 // In a child with no NODE_OPTIONS: V8 rejects a cache made under other flags.
 const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
-execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/hook.cjs`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
+for (const file of ['hook.cjs', 'cli.cjs']) {
+  execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/${file}`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
+}
 
 // The swap: two renames, microseconds apart, instead of a build-long gap.
 const old = `dist/bundle.old-${process.pid}`;

@@ -66,6 +66,22 @@ async function write(file) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (typeof exports.main === 'function') {
+    // The CLI: parse a run command that fails at its first check (no such bundle), so option
+    // parsing, settings and the logger are compiled too; in a throwaway root, output discarded.
+    const os = require('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
+    const write = process.stderr.write;
+    process.env.TSRUN_ROOT = dir;
+    process.stderr.write = () => true;
+    try {
+      await exports.main([process.execPath, 'tsrun', 'run', '--net', 'none', '--memory', '64m', '-e', 'A=1', path.join(dir, 'no-bundle')]);
+    } finally {
+      process.stderr.write = write;
+      delete process.env.TSRUN_ROOT;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const data = script.createCachedData();
   fs.writeFileSync(`${abs}.v8cache`, Buffer.concat([Buffer.from(`${header(abs)}\n`), data]));
   return data.length;

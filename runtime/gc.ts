@@ -20,6 +20,8 @@ import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
 import type { FirewallBackend } from './firewall/backend.js';
 import { LocalStore } from './store/local.js';
+import { sweepDeadUsers } from './netns-users.js';
+import { clusterOf } from './store/scoped.js';
 
 export interface GcReport {
   containers: string[];
@@ -84,7 +86,9 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   const owners = new Set([...keep.map((e) => e.containerId), ...liveShim]);
 
   // 4. Leases and host ports without an endpoint (an attach that crashed before its record).
-  for (const entry of await store.list('ipam/')) {
+  // With a cluster store the leases are every host's: this host cannot tell another host's live
+  // container from a crash, so it leaves them (the overlay agent withdraws its own host's).
+  for (const entry of clusterOf(store) ? [] : await store.list('ipam/')) {
     const leaf = entry.key.split('/').pop()!;
     if (leaf.startsWith('_')) continue; // allocation hints
     if (!owners.has(entry.value) && (await store.deleteIf(entry.key, entry.value))) report.leases.push(entry.key);
@@ -125,7 +129,10 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
     report.firewallOwners.push(`network ${n}`);
   }
 
-  // 7. Temp files and tombstones of the local store.
+  // 7. Registrations of container:<id> users whose processes are gone.
+  report.pins.push(...sweepDeadUsers(settings.runDir).map((root) => `users of ${root}`));
+
+  // 8. Temp files and tombstones of the local store.
   if (store instanceof LocalStore) await store.sweep();
   log.info({ report }, 'gc done');
   return report;

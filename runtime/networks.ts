@@ -3,11 +3,12 @@
 // network or a route the host already has, gateways inside their subnets, unique bridge names.
 import { ConflictError, NotFoundError, UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
-import { normalizeNetworkInput, type NetworkCreateInput, type NetworkDef } from '../config/networks.js';
+import { checkParentClaim, isSubifDriver, normalizeNetworkInput, type NetworkCreateInput, type NetworkDef } from '../config/networks.js';
 import { checkNetworkName } from '../config/ids.js';
 import type { Store } from './store/store.js';
 import { formatAddress, overlaps, parseSubnet } from './ipam/address.js';
 import { parsePool } from './ipam/allocator.js';
+import { releaseVni, requireCluster, reserveVni } from './overlay/vni.js';
 
 const KEY = (name: string) => `networks/${name}`;
 
@@ -44,11 +45,15 @@ export class NetworkRegistry {
     const n = normalizeNetworkInput(input);
     const others = await this.list();
     if (others.some((o) => o.name === n.name)) throw new ConflictError(`network ${n.name} already exists`);
-    const sameBridge = others.find((o) => o.bridge === n.bridge);
+    const sameBridge = n.bridge === '' ? undefined : others.find((o) => o.bridge === n.bridge);
     if (sameBridge) throw new ConflictError(`bridge ${n.bridge} is already used by network ${sameBridge.name}`);
+    checkParentClaim(n, others);
 
+    // A macvlan/ipvlan subnet is the parent's own segment, which the host usually has a route
+    // to: only other networks count against it.
+    const routesThatCount = isSubifDriver(n.driver) ? [] : hostRoutes;
     const taken = [...others.flatMap((o) => [o.subnet4, o.subnet6].filter((s): s is string => !!s).map((s) => ({ cidr: s, what: `network ${o.name}` }))),
-      ...hostRoutes.map((r) => ({ cidr: r, what: `a host route (${r})` }))];
+      ...routesThatCount.map((r) => ({ cidr: r, what: `a host route (${r})` }))];
     const checkFree = (cidr: string, flag: string) => {
       const clash = taken.find((t) => overlaps(t.cidr, cidr));
       if (clash) throw new ConflictError(`${flag} ${cidr} overlaps ${clash.what}`);
@@ -78,10 +83,14 @@ export class NetworkRegistry {
       gateway6 = formatAddress({ family: 6, value: pool.gateway });
     }
 
+    if (n.driver === 'overlay') requireCluster(this.store, 'an overlay network');
+    const vni = n.driver === 'overlay' ? await reserveVni(this.store, n.name, n.vni) : undefined;
     const def: NetworkDef = {
       name: n.name,
       driver: n.driver,
       bridge: n.bridge,
+      ...(n.parent !== undefined ? { parent: n.parent, mode: n.mode } : {}),
+      ...(vni !== undefined ? { vni } : {}),
       ...(subnet4 ? { subnet4, gateway4 } : {}),
       ...(subnet6 ? { subnet6, gateway6 } : {}),
       internal: n.internal,
@@ -90,7 +99,10 @@ export class NetworkRegistry {
       options: n.options,
       created: new Date().toISOString(),
     };
-    if (!(await this.store.createIfAbsent(KEY(def.name), JSON.stringify(def)))) throw new ConflictError(`network ${def.name} already exists`);
+    if (!(await this.store.createIfAbsent(KEY(def.name), JSON.stringify(def)))) {
+      if (vni !== undefined) await releaseVni(this.store, vni, def.name);
+      throw new ConflictError(`network ${def.name} already exists`);
+    }
     return def;
   }
 
@@ -109,7 +121,10 @@ export class NetworkRegistry {
   }
 
   async remove(name: string): Promise<boolean> {
-    return this.store.deleteIf(KEY(checkNetworkName(name)));
+    const def = await this.get(name);
+    const removed = await this.store.deleteIf(KEY(checkNetworkName(name)));
+    if (removed && def?.vni !== undefined) await releaseVni(this.store, def.vni, def.name);
+    return removed;
   }
 }
 

@@ -23,7 +23,7 @@ export function networkCommand(setup: Setup): Command {
     .command('create')
     .description('create a network')
     .argument('<name>', 'network name')
-    .option('--driver <driver>', 'bridge (macvlan, ipvlan, overlay: see their issues)', 'bridge')
+    .option('--driver <driver>', 'bridge, macvlan, ipvlan or overlay (overlay needs --store etcd://…)', 'bridge')
     .option('--subnet <cidr>', 'IPv4 subnet (default: a free /16 from 10.88-99.0.0 and 172.18-31.0.0)')
     .option('--gateway <ip>', 'IPv4 gateway (default: the first address of the subnet)')
     .option('--ipv6-subnet <cidr>', 'IPv6 subnet: containers get dual-stack addresses')
@@ -32,6 +32,9 @@ export function networkCommand(setup: Setup): Command {
     .option('--mtu <n>', 'MTU of the bridge and the container interfaces')
     .option('--bridge <ifname>', 'bridge interface name (default ts-<name>)')
     .option('-o, --opt <key=value>', 'driver option, e.g. icc=false (repeatable)', collect, [])
+    .option('--parent <ifname>', 'macvlan/ipvlan: the host interface whose segment the containers join')
+    .option('--mode <mode>', 'macvlan: bridge (default), private, vepa, passthru; ipvlan: l2 (default), l3, l3s')
+    .option('--vni <n>', 'overlay: VXLAN id, unique in the cluster (default: the lowest free one from 4096)')
     .action(async (name: string, f: Record<string, unknown>, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const def = await withEngine(settings, log, (e) =>
@@ -46,6 +49,9 @@ export function networkCommand(setup: Setup): Command {
           mtu: f.mtu as string | undefined,
           bridge: f.bridge as string | undefined,
           opts: f.opt as string[],
+          parent: f.parent as string | undefined,
+          mode: f.mode as string | undefined,
+          vni: f.vni as string | undefined,
         }),
       );
       process.stdout.write(`${def.name}\n`);
@@ -63,7 +69,7 @@ export function networkCommand(setup: Setup): Command {
         return;
       }
       const rows = [['NAME', 'DRIVER', 'BRIDGE', 'SUBNET', 'GATEWAY', 'IPV6 SUBNET', 'INTERNAL', 'ICC']];
-      for (const n of nets) rows.push([n.name, n.driver, n.bridge, n.subnet4 ?? '-', n.gateway4 ?? '-', n.subnet6 ?? '-', String(n.internal), String(n.icc)]);
+      for (const n of nets) rows.push([n.name, n.driver, n.bridge || (n.parent ? `(parent ${n.parent})` : '-'), n.subnet4 ?? '-', n.gateway4 ?? '-', n.subnet6 ?? '-', String(n.internal), String(n.icc)]);
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
     });

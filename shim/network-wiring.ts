@@ -1,9 +1,17 @@
 // How `tsrun run` gets its network namespace: none and host are namespace choices made in the
 // spec; a network means a namespace tsrun creates and pins, wired by the engine in this process
 // before runc starts; container:<id> joins another container's namespace.
+//
+// Sharing (container:<id>): every container with a namespace of its own registers as a user of
+// it, and joiners register as users of the namespace they join (runtime/netns-users.ts has the
+// rule and why it is race-free). The owner's endpoint is torn down by the last user to leave, so
+// an owner that exits first leaves its endpoint to its joiners and returns at once.
 import path from 'node:path';
 import type { NetworkWiring } from './run.js';
 import { UserError } from '../config/errors.js';
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../runtime/log.js';
+import type { Engine } from '../runtime/engine.js';
 
 function pinPath(runDir: string, containerId: string): string {
   return path.join(runDir, 'netns', containerId);
@@ -12,27 +20,52 @@ function pinPath(runDir: string, containerId: string): string {
 export const shimNetworkWiring: NetworkWiring = {
   async wire(o, containerId, settings, tx, log) {
     switch (o.net.kind) {
-      case 'none':
+      case 'none': {
         if (o.publish.length > 0) throw new UserError('-p needs a network: --net none has no interfaces to publish on');
+        // Registered too, so other containers can join its (interface-less) namespace.
+        const users = await import('../runtime/netns-users.js');
+        await tx.step('register as the user of its network namespace', () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: false }), () => leaveNamespace(settings, containerId, containerId, log));
         return { kind: 'new' };
+      }
       case 'host':
         if (o.publish.length > 0) throw new UserError('-p is not needed with --net host: the container uses the host ports directly');
         return { kind: 'host' };
-      case 'container':
-        throw new UserError('--net container:<id> is not available yet');
+      case 'container': {
+        const target = o.net.containerId;
+        if (o.publish.length > 0) throw new UserError(`-p cannot be used with --net container:${target}: publish the ports on container ${target}`);
+        for (const [flag, value] of [['--ip', o.ip], ['--ip6', o.ip6], ['--mac', o.mac]] as const) {
+          if (value !== undefined) throw new UserError(`${flag} cannot be used with --net container:${target}: the container uses the interfaces of ${target}`);
+        }
+        if (target === containerId) throw new UserError(`--net container:${target}: a container cannot join itself`);
+        const users = await import('../runtime/netns-users.js');
+        const { deletePinnedNetns, netnsId } = await import('../runtime/netns/netns.js');
+        const t = await users.findJoinTarget(settings.runDir, target);
+        await tx.step(`join the network namespace of ${target}`, () => users.registerJoiner(settings.runDir, t.root, containerId, process.pid), () => leaveNamespace(settings, t.root, containerId, log));
+        const pin = pinPath(settings.runDir, containerId);
+        await tx.step('pin the shared network namespace', () => users.pinExistingNetns(t.nsPath, pin), () => deletePinnedNetns(pin));
+        // Checked after registering: had the target left in between, it may not have seen us.
+        if (!users.isLiveUser(settings.runDir, t.root, target) || netnsId(pin) !== t.nsId) throw new UserError(`--net container:${target}: container ${target} is not running`);
+        log.info({ joined: target, owner: t.root }, 'sharing the network namespace of another container');
+        return { kind: 'path', path: pin };
+      }
       case 'network': {
         const { createPinnedNetns, deletePinnedNetns } = await import('../runtime/netns/netns.js');
         const { openEngine } = await import('../runtime/context.js');
+        const users = await import('../runtime/netns-users.js');
         const pin = pinPath(settings.runDir, containerId);
         await tx.step('create the container network namespace', () => createPinnedNetns(pin), () => deletePinnedNetns(pin));
         const handle = await openEngine(settings, log);
         tx.onRollback('close the store', () => handle.close());
-        const network = o.net.network;
-        await tx.step(
-          `attach to network ${network}`,
-          () => handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish }),
-          async () => void (await handle.engine.detach(containerId)),
+        // Before the attach: an earlier namespace wired under this id may still have users.
+        const { reclaimed } = await tx.step(
+          'register as the owner of its network namespace',
+          () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: true }),
+          // The endpoint goes with the last user of the namespace: this one, or a joiner later.
+          () => leaveNamespace(settings, containerId, containerId, log, handle.engine),
         );
+        if (reclaimed) await handle.engine.detach(containerId); // left by users that all died
+        const network = o.net.network;
+        await tx.step(`attach to network ${network}`, () => handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish }));
         return { kind: 'path', path: pin };
       }
     }
@@ -40,13 +73,43 @@ export const shimNetworkWiring: NetworkWiring = {
 
   async release(containerId, _stale, settings, log) {
     const { deletePinnedNetns } = await import('../runtime/netns/netns.js');
-    const { openEngine } = await import('../runtime/context.js');
-    const handle = await openEngine(settings, log);
-    try {
-      await handle.engine.detach(containerId);
-    } finally {
-      await handle.close();
+    const { rootOf } = await import('../runtime/netns-users.js');
+    const root = rootOf(settings.runDir, containerId);
+    if (root !== undefined) {
+      await leaveNamespace(settings, root, containerId, log);
+    } else {
+      // Never registered (it died during setup): whatever it attached is its own.
+      await withEngine(settings, log, (engine) => engine.detach(containerId));
     }
     deletePinnedNetns(pinPath(settings.runDir, containerId));
   },
 };
+
+/** `id` stops using `root`'s namespace; the last user out tears the owner's endpoint down. */
+async function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine): Promise<void> {
+  const users = await import('../runtime/netns-users.js');
+  const l = users.leave(settings.runDir, root, id);
+  if (!l.teardown) {
+    log.info({ owner: root }, 'the network namespace has other users: its endpoint stays for them');
+    return;
+  }
+  try {
+    if (l.wired) {
+      if (root !== id) log.info({ owner: root }, 'last user of a shared network namespace: tearing down its owner\'s endpoint');
+      if (engine) await engine.detach(root);
+      else await withEngine(settings, log, (e) => e.detach(root));
+    }
+  } finally {
+    users.finishTeardown(settings.runDir, root);
+  }
+}
+
+async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const { openEngine } = await import('../runtime/context.js');
+  const handle = await openEngine(settings, log);
+  try {
+    return await fn(handle.engine);
+  } finally {
+    await handle.close();
+  }
+}

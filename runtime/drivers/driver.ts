@@ -6,6 +6,7 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import type { Transaction } from '../tx.js';
 import type { EndpointAddress, EndpointRecord } from '../records.js';
 import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
 
 export interface AttachContext {
   containerId: string;
@@ -21,6 +22,8 @@ export interface AttachContext {
   ipv4?: EndpointAddress | undefined;
   ipv6?: EndpointAddress | undefined;
   log: Logger;
+  /** The engine's store, for drivers that keep cluster-wide facts (overlay). */
+  store?: Store | undefined;
 }
 
 /** What a driver reports about the interfaces it made. */
@@ -30,6 +33,12 @@ export interface DriverEndpoint {
 }
 
 export interface NetworkDriver {
+  /**
+   * false: the containers' traffic never passes the host's IP stack (macvlan, ipvlan), so the
+   * engine sets no host sysctls, adds no firewall elements (no NAT) and refuses published ports.
+   * Absent means true.
+   */
+  readonly hostFirewall?: boolean;
   /** Problems with the request, found before anything is touched. */
   validate(net: NetworkDef): Issue[];
   /** Creates (or finds) the host-side shared pieces once: bridge, addresses, sysctls. */
@@ -38,7 +47,11 @@ export interface NetworkDriver {
   attach(ctx: AttachContext, tx: Transaction): Promise<DriverEndpoint>;
   /** Idempotent; works from the record alone. `host` is undefined when the host-side namespace
    * is gone (its links went with it). */
-  detach(rec: EndpointRecord, host: Rtnl | undefined): Promise<void>;
+  detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store): Promise<void>;
   /** Removes the host-side shared pieces of a deleted network (idempotent). */
   removeNetwork(net: NetworkDef, host: Rtnl): Promise<void>;
+  /** Cluster-wide drivers: containers attached on other hosts ("host: id"), which refuse rm. */
+  remoteEndpoints?(net: NetworkDef, store: Store): Promise<string[]>;
+  /** Cluster-wide drivers: extra facts for inspect (the overlay's hosts and their endpoints). */
+  inspect?(net: NetworkDef, store: Store): Promise<Record<string, unknown>>;
 }

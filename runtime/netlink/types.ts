@@ -1,8 +1,8 @@
 // What the netlink layer takes and returns. Addresses are text ("10.0.0.2/24", "aa:bb:…"),
 // families are 4 or 6: callers never see AF_* numbers or byte buffers.
-import type { MacvlanMode } from './codec.js';
+import type { IpvlanFlag, IpvlanMode, MacvlanMode } from './codec.js';
 
-export type { MacvlanMode };
+export type { IpvlanFlag, IpvlanMode, MacvlanMode };
 
 /** A link named by its interface name or its index. */
 export type LinkRef = string | number;
@@ -64,6 +64,19 @@ export interface MacvlanOptions {
   up?: boolean;
 }
 
+export interface IpvlanOptions {
+  name: string;
+  /** The parent device, in the namespace of the Rtnl creating it. */
+  parentIndex: number;
+  mode: IpvlanMode;
+  /** Default bridge (slaves of one parent reach each other). */
+  flags?: IpvlanFlag;
+  /** Created directly inside this namespace (descriptor); default: here. */
+  nsFd?: number;
+  mtu?: number;
+  up?: boolean;
+}
+
 export interface VxlanOptions {
   name: string;
   vni: number;
@@ -73,6 +86,10 @@ export interface VxlanOptions {
   port?: number;
   /** Learn remote MACs from traffic; default false (the overlay agent programs the FDB). */
   learning?: boolean;
+  /** Answer ARP requests from the device's neighbour table instead of sending them (ARP
+   * suppression: with every remote address programmed, no broadcast has to cross hosts). */
+  proxy?: boolean;
+  mac?: string;
   /** Underlay device index. */
   parentIndex?: number;
   mtu?: number;

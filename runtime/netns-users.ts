@@ -1,0 +1,274 @@
+// Who uses a container's network namespace, so that `--net container:<id>` can share it and the
+// owner's endpoint is torn down by whoever leaves last.
+//
+// The rule. A wired namespace has one owner (the container it was wired for) and any number of
+// joiners (containers started with --net container:<owner or joiner>). Each of them is a *user*
+// while its supervising process lives: the `tsrun run` process in the shim, the container's init
+// in a hook. Every joiner pins the namespace itself, so the namespace lives as long as any user
+// (the kernel keeps it while a pin or a process holds it). The owner's endpoint (veth or macvlan,
+// lease, firewall elements, record) is kept while any user lives and torn down by the last user
+// to leave, whoever that is: when the owner exits first its `tsrun run` returns at once with the
+// container's status and leaves the endpoint to the last joiner. Until then the owner's id stays
+// taken: a new container with that id is refused while the old namespace has users. A container
+// can only be joined while it runs.
+//
+// Layout (one directory per shared namespace, named after its owner, under the run directory):
+//   <runDir>/netns-users/<owner>/<user id>   {"pid": …, "start": …} for each user, owner included
+//   <runDir>/netns-users/<owner>/.wired      the owner has endpoints to tear down
+//   <runDir>/netns-users/<owner>/.teardown   {"pid": …, "start": …} while the last user tears down
+//
+// Why it is race-free without a lock: every user removes its own entry *before* listing the
+// others, so of two users leaving at once at least the later one sees nobody left (and the
+// .teardown marker, created exclusively, makes exactly one of them tear down). A joiner writes its
+// entry *before* checking that its target is still a live user; if the target left in between,
+// the joiner gives up (and leaves like any user); if the target left after, the target saw the
+// joiner's entry and kept the endpoint. Entries of processes that died are ignored and removed.
+import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConflictError, SystemError, UserError } from '../config/errors.js';
+import { isAlive, processStartTime, readRecord, containerDir } from './containers.js';
+import { hasCode } from './netns/errno.js';
+import { netnsId } from './netns/netns.js';
+import { MNT_DETACH, MS_BIND, libcSys, type Sys } from './netns/sys.js';
+
+interface Holder {
+  pid: number;
+  start: string;
+}
+
+const WIRED = '.wired';
+const TEARDOWN = '.teardown';
+
+export function usersDir(runDir: string, root: string): string {
+  return path.join(runDir, 'netns-users', root);
+}
+
+function readHolder(file: string): Holder | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Holder;
+  } catch {
+    return undefined;
+  }
+}
+
+const live = (h: Holder | undefined): boolean => h !== undefined && isAlive(h.pid, h.start);
+
+function holderOf(pid: number): Holder {
+  const start = processStartTime(pid);
+  if (start === undefined) throw new UserError(`process ${pid} does not exist`);
+  return { pid, start };
+}
+
+function listEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if (hasCode(err, 'ENOENT')) return [];
+    throw new SystemError(`list ${dir}`, err);
+  }
+}
+
+/** Live users of `root`'s namespace (dead entries are removed on the way). */
+export function liveUsers(runDir: string, root: string): string[] {
+  const dir = usersDir(runDir, root);
+  const out: string[] = [];
+  for (const name of listEntries(dir)) {
+    if (name.startsWith('.')) continue;
+    if (live(readHolder(path.join(dir, name)))) out.push(name);
+    else rmSync(path.join(dir, name), { force: true });
+  }
+  return out;
+}
+
+/**
+ * The owner of a namespace registers itself before its container starts. Refused while users of
+ * an earlier namespace wired under the same id are alive. `reclaimed` is true when an earlier
+ * generation left the directory behind (its users died without tearing down): the caller must
+ * detach that generation's endpoint before wiring a new one.
+ */
+export async function registerOwner(runDir: string, owner: string, pid: number, opts: { wired: boolean }): Promise<{ reclaimed: boolean }> {
+  const dir = usersDir(runDir, owner);
+  await waitForTeardown(dir, owner);
+  const others = liveUsers(runDir, owner).filter((u) => u !== owner);
+  if (others.length > 0) {
+    throw new ConflictError(`container id ${owner} is still in use: container(s) ${others.slice(0, 3).join(', ')} share the network namespace of an earlier ${owner}`);
+  }
+  const left = listEntries(dir);
+  const reclaimed = left.includes(WIRED);
+  if (left.includes(TEARDOWN)) rmSync(path.join(dir, TEARDOWN), { force: true }); // its holder died (waited above)
+  if (reclaimed && !opts.wired) rmSync(path.join(dir, WIRED), { force: true });
+  writeEntry(dir, owner, holderOf(pid));
+  if (opts.wired) writeFileSync(path.join(dir, WIRED), '');
+  return { reclaimed };
+}
+
+/** A joiner's entry, written before it checks that its target is still there (see the rule). */
+export function registerJoiner(runDir: string, root: string, joiner: string, pid: number): void {
+  writeEntry(usersDir(runDir, root), joiner, holderOf(pid));
+}
+
+/** Whether `id` is a live user of `root`'s namespace. */
+export function isLiveUser(runDir: string, root: string, id: string): boolean {
+  return live(readHolder(path.join(usersDir(runDir, root), id)));
+}
+
+/** The owner whose namespace `id` uses (itself if it is an owner), or undefined when none. */
+export function rootOf(runDir: string, id: string): string | undefined {
+  const base = path.join(runDir, 'netns-users');
+  if (listEntries(path.join(base, id)).includes(id)) return id;
+  return listEntries(base).find((owner) => listEntries(path.join(base, owner)).includes(id));
+}
+
+export interface Leaving {
+  /** This caller was the last user: it must tear down the owner's endpoint, then finishTeardown. */
+  teardown: boolean;
+  /** The owner has endpoints (a --net none owner has none to tear down). */
+  wired: boolean;
+}
+
+/** Removes `id`'s entry; the last one out gets `teardown: true` (exactly one caller does). */
+export function leave(runDir: string, root: string, id: string): Leaving {
+  const dir = usersDir(runDir, root);
+  rmSync(path.join(dir, id), { force: true });
+  if (liveUsers(runDir, root).length > 0) return { teardown: false, wired: false };
+  const wired = listEntries(dir).includes(WIRED);
+  // Claimed with link(2): it fails if the marker exists, and the marker is complete when it appears.
+  const mine = path.join(dir, `.tmp.teardown.${process.pid}`);
+  try {
+    writeFileSync(mine, JSON.stringify(holderOf(process.pid)));
+    linkSync(mine, path.join(dir, TEARDOWN));
+  } catch (err) {
+    if (hasCode(err, 'ENOENT')) return { teardown: false, wired: false }; // finished by another
+    if (!hasCode(err, 'EEXIST')) throw new SystemError(`mark ${dir} for teardown`, err);
+    // Someone is tearing down already; if it died doing so, take over.
+    if (live(readHolder(path.join(dir, TEARDOWN)))) return { teardown: false, wired: false };
+    renameSync(mine, path.join(dir, TEARDOWN));
+  } finally {
+    rmSync(mine, { force: true });
+  }
+  return { teardown: true, wired };
+}
+
+/** After the last user's teardown: the namespace has no users left to record. */
+export function finishTeardown(runDir: string, root: string): void {
+  rmSync(usersDir(runDir, root), { recursive: true, force: true });
+}
+
+/** Directories whose users all died, for gc: their roots (endpoints are gc's own business). */
+export function sweepDeadUsers(runDir: string): string[] {
+  const swept: string[] = [];
+  for (const root of listEntries(path.join(runDir, 'netns-users'))) {
+    const dir = usersDir(runDir, root);
+    if (liveUsers(runDir, root).length > 0 || live(readHolder(path.join(dir, TEARDOWN)))) continue;
+    finishTeardown(runDir, root);
+    swept.push(root);
+  }
+  return swept;
+}
+
+const PID_FILE_WAIT_MS = 3000;
+
+function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `--net container:<id>` joins: a running tsrun container's namespace. */
+export interface JoinTarget {
+  id: string;
+  /** The owner of the namespace (the target itself, or the owner the target joined). */
+  root: string;
+  /** A path into the namespace that lives as long as the target's container does. */
+  nsPath: string;
+  nsId: string;
+}
+
+/**
+ * Finds the running container `id` of the shim (its state directory, a live supervising process
+ * and a live container process) and the namespace to join. One-line UserErrors otherwise.
+ */
+export async function findJoinTarget(runDir: string, id: string, waitMs = PID_FILE_WAIT_MS): Promise<JoinTarget> {
+  const rec = readRecord(runDir, id);
+  if (!rec) throw new UserError(`--net container:${id}: container ${id} not found (it must be a running tsrun container)`);
+  const notRunning = new UserError(`--net container:${id}: container ${id} is not running`);
+  // runc writes the pid file just after starting the process: a container started a moment ago
+  // may already be running without it. Wait a little while its tsrun process lives.
+  const deadline = Date.now() + waitMs;
+  let pid: number | undefined;
+  while (isAlive(rec.ownerPid, rec.ownerStart)) {
+    pid = readPidFile(path.join(containerDir(runDir, id), 'pid'));
+    if (pid !== undefined || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (pid === undefined || processStartTime(pid) === undefined || !isAlive(rec.ownerPid, rec.ownerStart)) throw notRunning;
+  const root = rootOf(runDir, id);
+  if (!root || !isLiveUser(runDir, root, id)) {
+    // Not registered: a --net host container (there is no namespace of its own to share).
+    throw new UserError(`--net container:${id}: container ${id} uses the host's network namespace: use --net host`);
+  }
+  const nsPath = `/proc/${pid}/ns/net`;
+  let nsId: string;
+  try {
+    nsId = netnsId(nsPath);
+  } catch {
+    throw notRunning;
+  }
+  return { id, root, nsPath, nsId };
+}
+
+/**
+ * Pins the existing namespace at `nsPath` on `pinPath` (a bind mount, as createPinnedNetns
+ * does for a new one), so it outlives the process it was reached through. Nothing is left on
+ * failure.
+ */
+export function pinExistingNetns(nsPath: string, pinPath: string, sys: Sys = libcSys): void {
+  mkdirSync(path.dirname(pinPath), { recursive: true });
+  try {
+    closeSync(openSync(pinPath, 'wx'));
+  } catch (err) {
+    if (hasCode(err, 'EEXIST')) throw new ConflictError(`netns pin "${pinPath}" already exists`, { cause: err });
+    throw new SystemError(`create netns pin "${pinPath}"`, err);
+  }
+  try {
+    sys.mount(nsPath, pinPath, 'none', MS_BIND, null);
+  } catch (err) {
+    try {
+      sys.umount2(pinPath, MNT_DETACH);
+    } catch {
+      // not mounted: nothing to undo
+    }
+    unlinkSync(pinPath);
+    throw new SystemError(`pin netns "${nsPath}" on "${pinPath}"`, err);
+  }
+}
+
+function writeEntry(dir: string, id: string, h: Holder): void {
+  // Written aside and renamed into place: a reader never sees half an entry (which it would take
+  // for a dead user's and remove). A last user's finishTeardown may remove the directory between
+  // mkdir and rename: once more then.
+  for (let attempt = 0; ; attempt++) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = path.join(dir, `.tmp.${id}.${process.pid}`);
+    try {
+      writeFileSync(tmp, JSON.stringify(h));
+      renameSync(tmp, path.join(dir, id));
+      return;
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      if (!hasCode(err, 'ENOENT') || attempt >= 2) throw new SystemError(`register ${id} in ${dir}`, err);
+    }
+  }
+}
+
+/** An owner id being reused right as the previous namespace's last user tears it down: wait. */
+async function waitForTeardown(dir: string, owner: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (live(readHolder(path.join(dir, TEARDOWN)))) {
+    if (Date.now() > deadline) throw new ConflictError(`container id ${owner} is still in use: the network namespace of an earlier ${owner} is being torn down`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

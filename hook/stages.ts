@@ -118,15 +118,27 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
       if (rec.containerNetns === containerNs) continue;
       await clearStale(rec, handle.engine, log);
     }
-    const rec = await handle.engine.attach({
-      containerId: state.id,
-      netnsPath,
-      network,
-      ip: wiring.ip,
-      ip6: wiring.ip6,
-      mac: wiring.mac,
-      ports: wiring.ports,
-    });
+    // The owner of a namespace others may join (container:<id>): its endpoint outlives it while
+    // they live; the last one out tears it down (runtime/netns-users.ts). Its pid is the
+    // container's own, so it counts as a user exactly as long as the container runs. Registered
+    // before the attach, so a refusal leaves nothing wired, and withdrawn if the attach fails.
+    const users = await import('../runtime/netns-users.js');
+    await users.registerOwner(ctx.settings.runDir, state.id, state.pid!, { wired: true });
+    let rec: EndpointRecord;
+    try {
+      rec = await handle.engine.attach({
+        containerId: state.id,
+        netnsPath,
+        network,
+        ip: wiring.ip,
+        ip6: wiring.ip6,
+        mac: wiring.mac,
+        ports: wiring.ports,
+      });
+    } catch (err) {
+      users.finishTeardown(ctx.settings.runDir, state.id);
+      throw err;
+    }
     const detail = { network: rec.network, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, hostIfname: rec.hostIfname, ports: rec.ports.length };
     return { action: 'setup', result: 'attached', detail };
   } finally {
@@ -165,6 +177,8 @@ async function clearStale(rec: EndpointRecord, engine: import('../runtime/engine
 async function joinContainer(ctx: StageContext, target: string, containerNs: string): Promise<StageOutcome> {
   const recs = await recordsOf(ctx, target);
   if (recs.some((r) => r.containerNetns === containerNs)) {
+    const users = await import('../runtime/netns-users.js');
+    users.registerJoiner(ctx.settings.runDir, users.rootOf(ctx.settings.runDir, target) ?? target, ctx.state.id, ctx.state.pid!);
     ctx.log.info({ sharesWith: target }, 'the container shares the network namespace of another wired container');
     return { action: 'setup', result: 'left-alone', detail: { network: `container:${target}` } };
   }
@@ -174,6 +188,28 @@ async function joinContainer(ctx: StageContext, target: string, containerNs: str
 
 async function teardown(ctx: StageContext): Promise<StageOutcome> {
   const { state, log, timing } = ctx;
+  // A shared namespace (container:<id>): whoever leaves last tears the owner's endpoint down.
+  const users = await import('../runtime/netns-users.js');
+  const root = users.rootOf(ctx.settings.runDir, state.id);
+  if (root !== undefined) {
+    const leaving = users.leave(ctx.settings.runDir, root, state.id);
+    if (!leaving.teardown) {
+      log.info({ root }, 'other containers still use this network namespace: its endpoint stays');
+      return { action: 'teardown', result: 'nothing-to-do', detail: { sharedWith: root } };
+    }
+    if (leaving.wired) {
+      const { openEngine } = await timing.load(() => import('../runtime/context.js'));
+      const handle = await openEngine(ctx.settings, log);
+      try {
+        const n = await handle.engine.detach(root);
+        users.finishTeardown(ctx.settings.runDir, root);
+        return { action: 'teardown', result: 'detached', detail: { endpoints: n, lastUserOf: root } };
+      } finally {
+        await handle.close();
+      }
+    }
+    users.finishTeardown(ctx.settings.runDir, root);
+  }
   const records = await recordsOf(ctx, state.id);
   if (records.length === 0) {
     log.info('no endpoint recorded for this container: nothing to tear down');

@@ -9,12 +9,14 @@ import { startupSuite } from './suites/startup.js';
 import { hookSuite } from './suites/hook.js';
 import { bridgeSuite } from './suites/bridge.js';
 import { macvlanSuite } from './suites/macvlan.js';
+import { overlaySuite } from './suites/overlay.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
   hook: hookSuite,
   bridge: bridgeSuite,
   macvlan: macvlanSuite,
+  overlay: overlaySuite,
 };
 
 async function main(): Promise<void> {

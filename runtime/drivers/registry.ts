@@ -2,9 +2,15 @@
 import type { NetworkDriverName } from '../../config/networks.js';
 import type { NetworkDriver } from './driver.js';
 import { BridgeDriver } from './bridge.js';
+import { MacvlanDriver } from './macvlan.js';
+import { IpvlanDriver } from './ipvlan.js';
+import { OverlayDriver } from './overlay.js';
 
 const FACTORIES: Partial<Record<NetworkDriverName, () => NetworkDriver>> = {
   bridge: () => new BridgeDriver(),
+  macvlan: () => new MacvlanDriver(),
+  ipvlan: () => new IpvlanDriver(),
+  overlay: () => new OverlayDriver(),
 };
 
 const made = new Map<NetworkDriverName, NetworkDriver>();

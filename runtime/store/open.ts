@@ -1,5 +1,6 @@
 // Chooses the Store named by settings.store ('local' or an etcd:// URL) so that the front doors
-// and the engine never construct one themselves.
+// and the engine never construct one themselves. An etcd URL gives a ScopedStore: cluster-wide
+// keys in etcd, this host's own keys in the local store (see scoped.ts).
 import path from 'node:path';
 import { UserError } from '../../config/errors.js';
 import type { Store } from './store.js';
@@ -20,7 +21,11 @@ export function localStoreRoot(libDir: string): string {
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
   if (opts.url.startsWith('etcd://')) {
-    throw new UserError(`store ${JSON.stringify(opts.url)}: the etcd store is not available yet`);
+    // Loaded only here: the etcd client is heavy, and single-host use never needs it.
+    const { EtcdStore, parseEtcdUrl } = await import('./etcd.js');
+    const { ScopedStore } = await import('./scoped.js');
+    const local = new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
+    return new ScopedStore(new EtcdStore(parseEtcdUrl(opts.url)), local);
   }
   throw new UserError(`invalid store ${JSON.stringify(opts.url)}: use "local" or etcd://HOST:PORT[,HOST:PORT]`);
 }

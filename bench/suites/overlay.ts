@@ -1,0 +1,101 @@
+// Overlay: two simulated hosts on one underlay segment, etcd beside them, a `tsrun agent` each
+// (the cluster harness the integration tests use).
+//  - iperf3 between containers on two hosts over VXLAN vs between the two hosts' underlay
+//    addresses, interleaved in one run: target ≥ 0.85×
+//  - time from `tsrun run` on host B until host A's container reaches the new container (ping),
+//    reported (median of a few), with the part spent before the agent of A had programmed it
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Report, benchBundle, median } from '../lib.js';
+import { BUSYBOX, OverlayCluster, type OverlayHost } from '../../test/harness/overlay-cluster.js';
+import { haveEtcd } from '../../test/harness/etcd.js';
+
+const ROUNDS = Number(process.env.BENCH_OVERLAY_ROUNDS ?? 3);
+const REACH_RUNS = 5;
+const VNI = 4242;
+const DEV = `tsvx${VNI}`;
+
+export async function overlaySuite(report: Report): Promise<void> {
+  report.section('overlay: two hosts over VXLAN (iperf3 3 s each, run in the namespaces with nsenter)');
+  if (!haveEtcd) {
+    console.log('skipped: /usr/bin/etcd is missing (npm run setup installs etcd-server)');
+    return;
+  }
+  const cluster = await OverlayCluster.create({ prefix: `bench${process.pid}`, ttlSeconds: 10, resyncSeconds: 30 });
+  const bundle = benchBundle(['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait']);
+  try {
+    const A = await cluster.addHost('A', 1);
+    const B = await cluster.addHost('B', 2);
+    await A.startAgent();
+    await B.startAgent();
+    const created = A.tsrun(['network', 'create', 'ov', '--driver', 'overlay', '--subnet', '10.251.0.0/24', '--vni', String(VNI)]);
+    if (created.status !== 0) throw new Error(`network create: ${created.stderr}`);
+    const a1 = await A.runContainer('a1', 'ov', bundle.dir);
+    const b1 = await B.runContainer('b1', 'ov', bundle.dir);
+    void a1;
+    if (!waitPing(A, 'a1', b1, 10_000)) throw new Error('a1 cannot reach b1');
+
+    const underlay: number[] = [];
+    const overlay: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      underlay.push(iperf(B.ns.path, A.ns.path, B.address, 5201));
+      overlay.push(iperf(B.pin('b1'), A.pin('a1'), b1, 5202));
+    }
+    const u = median(underlay);
+    const o = median(overlay);
+    report.add({ name: 'host A → host B, underlay addresses', value: u / 1e9, unit: 'Gb/s' });
+    report.add({ name: 'container on A → container on B, overlay', value: o / 1e9, unit: 'Gb/s', note: 'container MTU 1450 over a 1500 underlay' });
+    report.add({ name: 'overlay / underlay', value: o / u, unit: '×', target: '≥ 0.85' });
+
+    report.section(`overlay: time from tsrun run on host B until host A's container reaches it (median of ${REACH_RUNS})`);
+    const total: number[] = [];
+    const programmed: number[] = [];
+    for (let i = 0; i < REACH_RUNS; i++) {
+      const r = await timeToReach(A, B, `reach${i}`, bundle.dir);
+      total.push(r.reachMs);
+      programmed.push(r.programmedMs);
+      await B.stopContainer(`reach${i}`);
+    }
+    report.add({ name: 'tsrun run on B → entries programmed on A', value: median(programmed), unit: 'ms' });
+    report.add({ name: 'tsrun run on B → first ping from A\'s container answered', value: median(total), unit: 'ms' });
+  } finally {
+    await cluster.destroy();
+    bundle.cleanup();
+  }
+}
+
+/** Bits per second from an iperf3 client in `clientNs` to a server in `serverNs`. */
+function iperf(serverNs: string, clientNs: string, address: string, port: number): number {
+  const server = spawn('nsenter', [`--net=${serverNs}`, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
+  spawnSync('sleep', ['0.3']);
+  const r = spawnSync('nsenter', [`--net=${clientNs}`, 'iperf3', '-c', address, '-p', String(port), '-t', '3', '-J'], { encoding: 'utf8', timeout: 20_000 });
+  server.kill();
+  if (r.status !== 0) throw new Error(`iperf3 to ${address}:${port} failed: ${r.stdout.slice(-300)}${r.stderr}`);
+  return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+}
+
+function waitPing(h: OverlayHost, id: string, ip: string, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) if (h.ping(id, ip, 1, 1)) return true;
+  return false;
+}
+
+/** Starts a container on B and measures until A has its entries and until a1's ping succeeds. */
+async function timeToReach(A: OverlayHost, B: OverlayHost, id: string, bundle: string): Promise<{ programmedMs: number; reachMs: number }> {
+  const started = performance.now();
+  B.spawnContainer(id, 'ov', bundle);
+  const pidFile = path.join(B.sandbox.root, 'run', 'containers', id, 'pid');
+  let ip: string | undefined;
+  let programmedMs: number | undefined;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (ip === undefined && existsSync(B.pin(id))) ip = B.containerIp(id);
+    if (ip !== undefined && programmedMs === undefined && A.neighbours(DEV).some((n) => n.ip === ip)) programmedMs = performance.now() - started;
+    if (programmedMs !== undefined && A.inContainer('a1', BUSYBOX, ['ping', '-c', '1', '-W', '1', ip!]).status === 0) {
+      return { programmedMs, reachMs: performance.now() - started };
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`a1 never reached ${id} (pid file ${existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : 'absent'})`);
+}

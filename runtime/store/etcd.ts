@@ -1,0 +1,269 @@
+// The cluster Store: keys in etcd, under one prefix per cluster (default /tsrun/), through the
+// `etcd3` client. etcd3 (with grpc-js and protobufjs) is loaded only when an etcd:// store is
+// opened: it stays outside the esbuild bundle and costs nothing to the local-store paths.
+//
+//   createIfAbsent  one transaction: if createRevision(key) == 0 then put
+//   deleteIf        one transaction: if value(key) == expected then delete
+//   list / watch    by key prefix; the agent lists with the revision it read at and watches from
+//                   the next one, so no event falls between the two
+//   leases          the overlay agent's heartbeat: host and endpoint keys are bound to a lease
+//                   that etcd removes when the agent stops renewing it
+//
+// Failing fast: every call carries a deadline (3 s by default) and is tried once per endpoint,
+// so an unreachable cluster costs a few seconds and one line naming the endpoints, never a hang.
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions, IKeyValue, Namespace, Watcher } from 'etcd3';
+import { SystemError, UserError } from '../../config/errors.js';
+import type { StoreEntry, WatchEvent } from './store.js';
+import type { ClusterStore, RevisionedEvent, WatchHandlers } from './cluster.js';
+import { checkKey, compareKeys, prefixSegments } from './keys.js';
+
+export const DEFAULT_ETCD_PREFIX = '/tsrun/';
+export const DEFAULT_ETCD_TIMEOUT_MS = 3000;
+
+export interface EtcdTarget {
+  /** grpc targets: "host:port", "[v6]:port" or "unix:/path" */
+  endpoints: string[];
+  /** Every key lives under this prefix ("/tsrun/"): one cluster, one prefix. */
+  prefix: string;
+  /** What messages name: the endpoints as the user wrote them. */
+  display: string;
+}
+
+/**
+ * `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` → endpoints and key prefix. The prefix lets several
+ * tsrun clusters (or test runs) share one etcd without seeing each other's keys.
+ */
+export function parseEtcdUrl(url: string): EtcdTarget {
+  const bad = (why: string) => new UserError(`invalid store ${JSON.stringify(url)}: ${why}; use etcd://HOST:PORT[,HOST:PORT][/PREFIX]`);
+  if (!url.startsWith('etcd://')) throw bad('not an etcd:// URL');
+  const rest = url.slice('etcd://'.length);
+  const slash = rest.indexOf('/');
+  const hostPart = slash < 0 ? rest : rest.slice(0, slash);
+  const pathPart = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/+$/, '');
+  if (hostPart === '') throw bad('no endpoint');
+  const endpoints = hostPart.split(',').map((h) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(h);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw bad(`endpoint ${JSON.stringify(h)} is not HOST:PORT`);
+    return h;
+  });
+  if (pathPart !== '' && !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(pathPart)) throw bad(`prefix ${JSON.stringify(pathPart)} has characters outside [A-Za-z0-9_.-/]`);
+  return { endpoints, prefix: pathPart === '' ? DEFAULT_ETCD_PREFIX : `/${pathPart}/`, display: hostPart };
+}
+
+export interface EtcdStoreOptions {
+  /** Deadline of each call, and of connecting (default 3000 ms). */
+  timeoutMs?: number;
+}
+
+export type { RevisionedEvent, WatchHandlers } from './cluster.js';
+
+type Etcd3Module = typeof import('etcd3');
+type Cockatiel = typeof import('cockatiel');
+
+let loaded: { etcd3: Etcd3Module; cockatiel: Cockatiel } | undefined;
+function loadEtcd3(): { etcd3: Etcd3Module; cockatiel: Cockatiel } {
+  if (!loaded) {
+    const require = createRequire(import.meta.url);
+    const etcd3 = require('etcd3') as Etcd3Module;
+    // cockatiel is etcd3's own dependency: resolve it from there, wherever npm placed it.
+    const cockatiel = createRequire(require.resolve('etcd3'))('cockatiel') as Cockatiel;
+    loaded = { etcd3, cockatiel };
+  }
+  return loaded;
+}
+
+export class EtcdStore implements ClusterStore {
+  readonly kind = 'etcd' as const;
+  readonly target: EtcdTarget;
+  readonly timeoutMs: number;
+  private readonly client: Etcd3;
+  private readonly ns: Namespace;
+  private closed = false;
+
+  constructor(target: EtcdTarget, opts: EtcdStoreOptions = {}) {
+    this.target = target;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
+    const { etcd3, cockatiel } = loadEtcd3();
+    const timeout = this.timeoutMs;
+    const options: IOptions = {
+      hosts: target.endpoints,
+      dialTimeout: timeout,
+      // Streams (watch, keepalive) live on; every unary call gets a deadline.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      faultHandling: {
+        // Each endpoint once, then give up: the caller reports it, nothing waits for minutes.
+        global: cockatiel.retry(cockatiel.handleWhen(etcd3.isRecoverableError), { maxAttempts: Math.max(0, target.endpoints.length - 1) }),
+        // A short breaker, so a long-lived agent notices quickly when etcd is back.
+        host: () => cockatiel.circuitBreaker(cockatiel.handleWhen(etcd3.isRecoverableError), { halfOpenAfter: 500, breaker: new cockatiel.ConsecutiveBreaker(3) }),
+        watchBackoff: new cockatiel.ExponentialBackoff({ initialDelay: 200, maxDelay: 2000 }) as unknown as NonNullable<IOptions['faultHandling']>['watchBackoff'],
+      },
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 3_000, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000 },
+    };
+    this.client = new etcd3.Etcd3(options);
+    this.ns = this.client.namespace(target.prefix);
+  }
+
+  /** "etcd at 10.0.0.1:2379" — what messages call this store. */
+  get name(): string {
+    return `etcd at ${this.target.display}`;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    checkKey(key);
+    const v = await this.call('get', key, () => this.ns.get(key).string());
+    return v ?? undefined;
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    checkKey(key);
+    await this.call('put', key, () => this.ns.put(key).value(value).exec());
+  }
+
+  async createIfAbsent(key: string, value: string): Promise<boolean> {
+    checkKey(key);
+    const res = await this.call('create', key, () => this.ns.if(key, 'Create', '==', 0).then(this.ns.put(key).value(value)).commit());
+    return res.succeeded;
+  }
+
+  async deleteIf(key: string, expected?: string): Promise<boolean> {
+    checkKey(key);
+    if (expected === undefined) {
+      const res = await this.call('delete', key, () => this.ns.delete().key(key).exec());
+      return Number(res.deleted) > 0;
+    }
+    // etcd fails a value comparison on an absent key, so "absent" reads as "not deleted".
+    const res = await this.call('delete', key, () => this.ns.if(key, 'Value', '==', expected).then(this.ns.delete().key(key)).commit());
+    return res.succeeded && Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+  }
+
+  async list(prefix: string): Promise<StoreEntry[]> {
+    return (await this.listAt(prefix)).entries;
+  }
+
+  /** The listing and the revision it was read at (watch from revision + 1 to miss nothing). */
+  async listAt(prefix: string): Promise<{ entries: StoreEntry[]; revision: bigint }> {
+    prefixSegments(prefix);
+    const res = await this.call('list', prefix || '(all)', () => (prefix === '' ? this.ns.getAll() : this.ns.getAll().prefix(prefix)).exec());
+    const entries = res.kvs.map((kv) => ({ key: this.keyOf(kv), value: kv.value.toString('utf8') }));
+    return { entries: entries.sort((a, b) => compareKeys(a.key, b.key)), revision: BigInt(res.header.revision) };
+  }
+
+  async watch(prefix: string, onEvent: (e: WatchEvent) => void): Promise<() => Promise<void>> {
+    return this.watchFrom(prefix, undefined, { onEvent: ({ revision: _r, ...e }) => onEvent(e), onError: () => {} });
+  }
+
+  /** Events under `prefix` from `fromRevision` (default: now) until the returned function is called. */
+  async watchFrom(prefix: string, fromRevision: bigint | undefined, h: WatchHandlers): Promise<() => Promise<void>> {
+    prefixSegments(prefix);
+    let builder = prefix === '' ? this.ns.watch().prefix('') : this.ns.watch().prefix(prefix);
+    if (fromRevision !== undefined) builder = builder.startRevision(fromRevision.toString());
+    const watcher: Watcher = await this.call('watch', prefix || '(all)', () => builder.create());
+    watcher.on('put', (kv) => h.onEvent({ type: 'put', key: this.keyOf(kv), value: kv.value.toString('utf8'), revision: BigInt(kv.mod_revision) }));
+    watcher.on('delete', (kv) => h.onEvent({ type: 'delete', key: this.keyOf(kv), revision: BigInt(kv.mod_revision) }));
+    watcher.on('error', (err) => h.onError(err));
+    return async () => {
+      await watcher.cancel().catch(() => undefined);
+    };
+  }
+
+  // ------------------------------------------------------------ leases (the overlay agent)
+
+  /** A new lease of `ttlSeconds`; its id as a decimal string. */
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const res = await this.call('grant lease', `ttl ${ttlSeconds}s`, () => this.ns.leaseClient.leaseGrant({ TTL: ttlSeconds }));
+    return String(res.ID);
+  }
+
+  /** Seconds the lease has left; 0 or less when it is gone. */
+  async leaseRemaining(id: string): Promise<number> {
+    const res = await this.call('read lease', id, () => this.ns.leaseClient.leaseTimeToLive({ ID: id }));
+    return Number(res.TTL);
+  }
+
+  /** One renewal. Resolves to the new TTL (0 when the lease has expired); throws when etcd cannot
+   * be reached within the deadline. */
+  async renewLease(id: string): Promise<number> {
+    return this.call('renew lease', id, async () => {
+      const stream = await this.ns.leaseClient.leaseKeepAlive();
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new DeadlineError(this.timeoutMs)), this.timeoutMs);
+          stream.on('data', (res: { TTL: string | number }) => {
+            clearTimeout(timer);
+            resolve(Number(res.TTL));
+          });
+          stream.on('error', (err: Error) => {
+            clearTimeout(timer);
+            reject(err);
+          });
+          stream.write({ ID: id });
+        });
+      } finally {
+        stream.end();
+      }
+    });
+  }
+
+  async revokeLease(id: string): Promise<void> {
+    await this.call('revoke lease', id, () => this.ns.leaseClient.leaseRevoke({ ID: id }));
+  }
+
+  /** put bound to a lease: etcd deletes the key when the lease expires. */
+  async putWithLease(key: string, value: string, leaseId: string): Promise<void> {
+    checkKey(key);
+    await this.call('put', key, () => this.ns.put(key).value(value).lease(leaseId).exec());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.close();
+  }
+
+  private keyOf(kv: IKeyValue): string {
+    // The namespace strips its prefix from listings and events; keep the check cheap.
+    return kv.key.toString('utf8');
+  }
+
+  /** Runs one etcd call; an unreachable cluster becomes one line naming it. */
+  private async call<T>(op: string, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.failure(op, what, err);
+    }
+  }
+
+  private failure(op: string, what: string, err: unknown): Error {
+    if (isUnreachable(err)) {
+      return new UserError(`${this.name} is unreachable (${op} ${what}): ${reasonOf(err, this.timeoutMs)}`, { cause: err });
+    }
+    return new SystemError(`${op} ${what} in ${this.name}`, err);
+  }
+}
+
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}
+
+const UNREACHABLE = /GRPCUnavailableError|GRPCDeadlineExceededError|BrokenCircuitError|GRPCCancelledError|DeadlineError|ClientClosedError|IsolatedCircuitError/;
+
+function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return UNREACHABLE.test(err.constructor.name) || UNREACHABLE.test(err.name) || /deadline exceeded|no connection established|connect ECONNREFUSED|EHOSTUNREACH|ETIMEDOUT|Execution prevented because the circuit breaker is open/i.test(err.message);
+}
+
+function reasonOf(err: unknown, timeoutMs: number): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/deadline exceeded|no answer within/i.test(msg)) return `no answer within ${timeoutMs} ms`;
+  if (/circuit breaker is open/i.test(msg)) return 'recent calls failed; not retrying yet';
+  const refused = /ECONNREFUSED/.exec(msg);
+  if (refused) return 'connection refused';
+  if (/EHOSTUNREACH/.test(msg)) return 'no route to host';
+  if (/ENOENT/.test(msg)) return 'no such socket';
+  if (/No connection established/i.test(msg)) return 'no connection established';
+  return msg.split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '');
+}

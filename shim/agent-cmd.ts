@@ -1,0 +1,79 @@
+// `tsrun agent`: the overlay agent of this host, in the foreground until SIGTERM or SIGINT (a
+// systemd unit ships in scripts/systemd/). JSON log lines go to the log file; readable ones to
+// stderr, where a service manager collects them.
+import { Command } from 'commander';
+import pino from 'pino';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { isIP } from 'node:net';
+import { UserError } from '../config/errors.js';
+import type { Settings } from '../config/settings.js';
+import { humanLine, type Logger } from '../runtime/log.js';
+
+type Setup = (cmd: Command) => { settings: Settings; log: Logger };
+
+const DEFAULT_TTL = 15;
+const DEFAULT_RESYNC = 30;
+
+export function agentCommand(setup: Setup): Command {
+  return new Command('agent')
+    .description('run this host\'s overlay agent in the foreground: register the host in etcd and program its VXLAN devices')
+    .option('--advertise-address <ip>', 'underlay address other hosts tunnel to (default: the source address of the route towards etcd)')
+    .option('--ttl <seconds>', `lease TTL: how long this host's entries outlive a dead agent (default ${DEFAULT_TTL})`)
+    .option('--resync <seconds>', `interval of full resynchronization with etcd and the kernel (default ${DEFAULT_RESYNC})`)
+    .action(async (f: { advertiseAddress?: string; ttl?: string; resync?: string }, cmd: Command) => {
+      const { settings } = setup(cmd);
+      const ttl = seconds('--ttl', f.ttl, DEFAULT_TTL, 2);
+      const resync = seconds('--resync', f.resync, DEFAULT_RESYNC, 1);
+      if (f.advertiseAddress !== undefined && isIP(f.advertiseAddress) !== 4) throw new UserError(`invalid --advertise-address ${JSON.stringify(f.advertiseAddress)}: expected an IPv4 address of this host`);
+      const log = agentLogger(settings);
+      const { openStore } = await import('../runtime/store/open.js');
+      const { clusterOf } = await import('../runtime/store/scoped.js');
+      const { parseEtcdUrl } = await import('../runtime/store/etcd.js');
+      const { OverlayAgent } = await import('../runtime/agent/overlay.js');
+      const store = await openStore({ url: settings.store, libDir: settings.libDir, log });
+      const cluster = clusterOf(store);
+      try {
+        if (!cluster) throw new UserError('tsrun agent needs a cluster store: pass --store etcd://HOST:PORT (or set TSRUN_STORE)');
+        const agent = new OverlayAgent({
+          store,
+          cluster,
+          runDir: settings.runDir,
+          advertiseAddress: f.advertiseAddress,
+          etcdEndpoint: parseEtcdUrl(settings.store).endpoints[0],
+          ttlSeconds: ttl,
+          resyncSeconds: resync,
+          log,
+        });
+        const stopping = new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        await agent.start();
+        const sig = await stopping;
+        log.info({ signal: sig }, 'stopping');
+        await agent.stop();
+      } finally {
+        await store.close?.();
+      }
+    });
+}
+
+function seconds(flag: string, text: string | undefined, dflt: number, min: number): number {
+  if (text === undefined) return dflt;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > 3600) throw new UserError(`invalid ${flag} ${JSON.stringify(text)}: use whole seconds from ${min} to 3600`);
+  return Number(text);
+}
+
+/** The log file as for every command, plus readable lines on stderr at the same level. */
+function agentLogger(settings: Settings): Logger {
+  const level = settings.debug ? 'debug' : settings.logLevel;
+  const streams: pino.StreamEntry[] = [{ level: level === 'silent' ? 'fatal' : level, stream: { write: (line: string) => process.stderr.write(humanLine(line)) } }];
+  try {
+    mkdirSync(path.dirname(settings.logFile), { recursive: true });
+    streams.push({ level: level === 'silent' ? 'fatal' : level, stream: pino.destination({ dest: settings.logFile, sync: true, mkdir: true }) });
+  } catch {
+    // no log file: stderr still has everything
+  }
+  return pino({ level, base: { pid: process.pid, component: 'agent' } }, pino.multistream(streams));
+}

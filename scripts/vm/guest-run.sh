@@ -40,8 +40,9 @@ cd "$TSRUN_VM_PROJECT" || exit 91
 mapfile -t tests <"$out/tests.list"
 say "jest: ${tests[*]}"
 # The project's jest.config.js only matches unit/ and integration/; the lane runs exactly the
-# files it was given, wherever they live under dist/.
-config=$(printf '{"rootDir":"%s/dist","transform":{},"testEnvironment":"node","testMatch":["**/*.test.js"]}' "$TSRUN_VM_PROJECT")
+# files it was given, wherever they live under dist/. The guest CPU is emulated (no KVM here), so
+# a test gets far longer than on the host.
+config=$(printf '{"rootDir":"%s/dist","transform":{},"testEnvironment":"node","testMatch":["**/*.test.js"],"testTimeout":300000}' "$TSRUN_VM_PROJECT")
 # CI=true: the serial console is a terminal, and jest would redraw its interactive status on it.
 export TSRUN_VM=1 CI=true
 node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js \

@@ -14,6 +14,7 @@ import { createLogger } from '../../runtime/log.js';
 import { openEngine } from '../../runtime/context.js';
 import { createPinnedNetns, deletePinnedNetns } from '../../runtime/netns/netns.js';
 import { countRules } from '../../runtime/firewall/nft.js';
+import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
 
 export async function bridgeSuite(report: Report, runs: number): Promise<void> {
@@ -142,7 +143,8 @@ function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: st
   const rootfs = path.join(BUSYBOX_BUNDLE, 'rootfs');
   const podmanArgs = (net: string[]) => [
     '--root', `${storage}/root`, '--runroot', `${storage}/runroot`, '--tmpdir', `${storage}/tmp`, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc',
-    'run', '--rm', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', ...net, '--rootfs', rootfs, '/bin/true',
+    // its own cgroup parent, removed below: podman's default (libpod_parent) would outlive the run
+    'run', '--rm', '--cgroup-parent', PODMAN_CGROUP_PARENT, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', ...net, '--rootfs', rootfs, '/bin/true',
   ];
   const probe = spawnSync('podman', podmanArgs(['--network', 'bridge', '-p', '8080:80']), { env, encoding: 'utf8' });
   if (probe.status !== 0) {
@@ -160,7 +162,10 @@ function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: st
   report.add({ name: 'tsrun / podman (bridge, one port)', value: median(t.tsrun!) / median(t.podman!), unit: '×', target: '≤ 0.2' });
   spawnSync('podman', ['--root', `${storage}/root`, '--runroot', `${storage}/runroot`, 'system', 'reset', '-f'], { env, stdio: 'ignore' });
   spawnSync('ip', ['link', 'del', 'podman0']);
+  removeCgroup(PODMAN_CGROUP_PARENT);
 }
+
+const PODMAN_CGROUP_PARENT = '/tsrun-bench-podman';
 
 async function throughput(report: Report, settings: ReturnType<typeof resolveSettings>, log: ReturnType<typeof createLogger>): Promise<void> {
   report.section('throughput with iperf3 (3 s each, run in the namespaces with nsenter)');

@@ -107,7 +107,9 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
   // The second call of a runtime that calls both prestart and createRuntime: the record says it
   // is done, and the engine (netlink, nft) need not even be loaded.
   const existing = await recordsOf(ctx, state.id);
-  if (existing.length > 0 && existing.every((r) => r.containerNetns === containerNs) && existing.some((r) => r.network === network)) {
+  const { wiredFor } = await timing.load(() => import('../runtime/liveness.js'));
+  const mine = (r: EndpointRecord) => r.containerNetns === containerNs && wiredFor(r, state.pid!);
+  if (existing.length > 0 && existing.every(mine) && existing.some((r) => r.network === network)) {
     log.info({ network }, 'already attached: nothing to do');
     return { action: 'setup', result: 'already-attached', detail: { network } };
   }
@@ -115,7 +117,7 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
   const handle = await openEngine(ctx.settings, log);
   try {
     for (const rec of existing) {
-      if (rec.containerNetns === containerNs) continue;
+      if (mine(rec)) continue;
       await clearStale(rec, handle.engine, log);
     }
     // The owner of a namespace others may join (container:<id>): its endpoint outlives it while
@@ -164,8 +166,8 @@ async function recordsOf(ctx: StageContext, containerId: string): Promise<Endpoi
  * holds the id (refused); otherwise it is removed before wiring the new one.
  */
 async function clearStale(rec: EndpointRecord, engine: import('../runtime/engine.js').Engine, log: Logger): Promise<void> {
-  const { findNetnsPath } = await import('../runtime/netns/find.js');
-  if (findNetnsPath(rec.containerNetns) !== undefined) {
+  const { endpointAlive } = await import('../runtime/liveness.js');
+  if (endpointAlive(rec)) {
     throw new ConflictError(`container id ${rec.containerId} is already wired into network ${rec.network} for another live container`);
   }
   log.warn({ stale: rec }, 'removing the endpoint of an earlier container with this id (its poststop never ran)');

@@ -20,7 +20,8 @@ import type { FirewallBackend, FirewallEndpoint, FirewallNetwork } from './firew
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import type { NetworkDriver } from './drivers/driver.js';
-import { allEndpoints, deleteEndpoint, endpointsOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
+import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
+import { processStartTime } from './containers.js';
 import { holdsPort, releasePort, reservePort } from './hostports.js';
 
 export interface AttachRequest {
@@ -142,6 +143,7 @@ export class Engine {
           hostNetns: netnsId(THREAD_NETNS),
           containerNetns: netnsId(req.netnsPath),
           netnsPath: req.netnsPath,
+          netnsHolder: holderOf(req.netnsPath, processStartTime),
           wiringMs: +(performance.now() - started).toFixed(2),
           created: new Date().toISOString(),
         };

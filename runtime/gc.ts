@@ -12,7 +12,7 @@ import type { Engine } from './engine.js';
 import type { Store } from './store/store.js';
 import { allEndpoints, type EndpointRecord } from './records.js';
 import { containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
-import { findNetnsPath } from './netns/find.js';
+import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns, netnsId } from './netns/netns.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
@@ -73,7 +73,7 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   // 3. Endpoints whose container namespace is gone.
   const pinned = new Set(listDir(netnsDir).map((id) => safeNetnsId(path.join(netnsDir, id))));
   const records = await allEndpoints(store);
-  const alive = (e: EndpointRecord) => liveShim.has(e.containerId) || pinned.has(e.containerNetns) || findNetnsPath(e.containerNetns) !== undefined;
+  const alive = (e: EndpointRecord) => liveShim.has(e.containerId) || endpointAlive(e, pinned);
   const keep: EndpointRecord[] = [];
   for (const e of records) {
     if (alive(e)) {

@@ -31,6 +31,10 @@ export interface EndpointRecord {
   containerNetns: string;
   /** The path the container namespace was reached by (a tsrun pin or /proc/PID/ns/net). */
   netnsPath: string;
+  /** When netnsPath was /proc/PID/ns/net (the hook): that process and its start time. Namespace
+   * identities (dev:inode) are reused once a namespace is freed, so "is this the container I
+   * wired?" is answered by the process, not by the inode alone. */
+  netnsHolder?: { pid: number; start: string } | undefined;
   /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
   wiringMs?: number | undefined;
   created: string;
@@ -52,4 +56,13 @@ export async function endpointsOf(store: Store, containerId: string): Promise<En
 
 export async function allEndpoints(store: Store): Promise<EndpointRecord[]> {
   return (await store.list('endpoints/')).map((e) => JSON.parse(e.value) as EndpointRecord);
+}
+
+/** The process whose namespace a /proc/PID/ns/net path names, with its start time. */
+export function holderOf(netnsPath: string, startOf: (pid: number) => string | undefined): { pid: number; start: string } | undefined {
+  const m = /^\/proc\/(\d+)\/ns\/net$/.exec(netnsPath);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  const start = startOf(pid);
+  return start === undefined ? undefined : { pid, start };
 }

@@ -22,3 +22,13 @@ export async function openEngine(settings: Settings, log: Logger): Promise<Engin
   });
   return { engine, store, close: async () => void (await store.close?.()) };
 }
+
+/** Runs `fn` with an engine and closes its store afterwards, whatever happens. */
+export async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const handle = await openEngine(settings, log);
+  try {
+    return await fn(handle.engine);
+  } finally {
+    await handle.close();
+  }
+}

@@ -6,15 +6,6 @@ import type { Logger } from '../runtime/log.js';
 type Setup = (cmd: Command) => { settings: Settings; log: Logger };
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: import('../runtime/engine.js').Engine) => Promise<T>): Promise<T> {
-  const { openEngine } = await import('../runtime/context.js');
-  const handle = await openEngine(settings, log);
-  try {
-    return await fn(handle.engine);
-  } finally {
-    await handle.close();
-  }
-}
 
 export function networkCommand(setup: Setup): Command {
   const network = new Command('network').description('manage networks');
@@ -100,4 +91,9 @@ export function networkCommand(setup: Setup): Command {
     });
 
   return network;
+}
+
+/** The engine loads when a network command runs, not when the CLI starts. */
+async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: import('../runtime/engine.js').Engine) => Promise<T>): Promise<T> {
+  return (await import('../runtime/context.js')).withEngine(settings, log, fn);
 }

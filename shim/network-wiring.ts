@@ -104,12 +104,7 @@ async function leaveNamespace(settings: Settings, root: string, id: string, log:
   }
 }
 
+/** The engine is loaded only on the paths that wire something (not for --net none or host). */
 async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const { openEngine } = await import('../runtime/context.js');
-  const handle = await openEngine(settings, log);
-  try {
-    return await fn(handle.engine);
-  } finally {
-    await handle.close();
-  }
+  return (await import('../runtime/context.js')).withEngine(settings, log, fn);
 }

@@ -6,7 +6,7 @@
 //  - podman run --network bridge -p 8080:80 vs tsrun run                    ≤ 0.2×
 //  - iperf3: container↔container on one bridge vs bare veth; published port vs own address  ≥ 0.9×
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveSettings } from '../../config/settings.js';
@@ -162,7 +162,17 @@ function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: st
   report.add({ name: 'tsrun / podman (bridge, one port)', value: median(t.tsrun!) / median(t.podman!), unit: '×', target: '≤ 0.2' });
   spawnSync('podman', ['--root', `${storage}/root`, '--runroot', `${storage}/runroot`, 'system', 'reset', '-f'], { env, stdio: 'ignore' });
   spawnSync('ip', ['link', 'del', 'podman0']);
-  removeCgroup(PODMAN_CGROUP_PARENT);
+  removeCgroupTree(PODMAN_CGROUP_PARENT);
+}
+
+/** podman leaves its conmon cgroup under the parent: remove the children, then the parent. */
+function removeCgroupTree(parent: string): void {
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    const dir = path.join('/sys/fs/cgroup', h, parent);
+    if (!existsSync(dir)) continue;
+    for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) removeCgroup(path.join(parent, sub.name));
+  }
+  removeCgroup(parent);
 }
 
 const PODMAN_CGROUP_PARENT = '/tsrun-bench-podman';

@@ -23,13 +23,12 @@
 // entry *before* checking that its target is still a live user; if the target left in between,
 // the joiner gives up (and leaves like any user); if the target left after, the target saw the
 // joiner's entry and kept the endpoint. Entries of processes that died are ignored and removed.
-import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, SystemError, UserError } from '../config/errors.js';
 import { isAlive, processStartTime, readRecord, containerDir } from './containers.js';
 import { hasCode } from './netns/errno.js';
 import { netnsId } from './netns/netns.js';
-import { MNT_DETACH, MS_BIND, libcSys, type Sys } from './netns/sys.js';
 
 interface Holder {
   pid: number;
@@ -220,31 +219,6 @@ export async function findJoinTarget(runDir: string, id: string, waitMs = PID_FI
   return { id, root, nsPath, nsId };
 }
 
-/**
- * Pins the existing namespace at `nsPath` on `pinPath` (a bind mount, as createPinnedNetns
- * does for a new one), so it outlives the process it was reached through. Nothing is left on
- * failure.
- */
-export function pinExistingNetns(nsPath: string, pinPath: string, sys: Sys = libcSys): void {
-  mkdirSync(path.dirname(pinPath), { recursive: true });
-  try {
-    closeSync(openSync(pinPath, 'wx'));
-  } catch (err) {
-    if (hasCode(err, 'EEXIST')) throw new ConflictError(`netns pin "${pinPath}" already exists`, { cause: err });
-    throw new SystemError(`create netns pin "${pinPath}"`, err);
-  }
-  try {
-    sys.mount(nsPath, pinPath, 'none', MS_BIND, null);
-  } catch (err) {
-    try {
-      sys.umount2(pinPath, MNT_DETACH);
-    } catch {
-      // not mounted: nothing to undo
-    }
-    unlinkSync(pinPath);
-    throw new SystemError(`pin netns "${nsPath}" on "${pinPath}"`, err);
-  }
-}
 
 function writeEntry(dir: string, id: string, h: Holder): void {
   // Written aside and renamed into place: a reader never sees half an entry (which it would take
@@ -272,3 +246,5 @@ async function waitForTeardown(dir: string, owner: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+export { pinExistingNetns } from './netns/netns.js';

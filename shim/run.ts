@@ -65,9 +65,8 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   };
 
   const tx = new Transaction(clog);
-  let record: ContainerRecord | undefined;
   try {
-    record = await tx.step(
+    await tx.step(
       'claim container id',
       () => claimContainer(settings.runDir, { id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
       () => removeContainerDir(settings.runDir, id),

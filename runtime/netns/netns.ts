@@ -96,13 +96,7 @@ function openNetns(nsPath: string): number {
  */
 export function createPinnedNetns(pinPath: string, sys: Sys = libcSys): void {
   checkNotStranded();
-  mkdirSync(path.dirname(pinPath), { recursive: true });
-  try {
-    closeSync(openSync(pinPath, 'wx'));
-  } catch (err) {
-    if (hasCode(err, 'EEXIST')) throw new ConflictError(`netns pin "${pinPath}" already exists`, { cause: err });
-    throw new SystemError(`create netns pin "${pinPath}"`, err);
-  }
+  makePinFile(pinPath);
   let mounted = false;
   try {
     const home = openSync(THREAD_NETNS, 'r');
@@ -175,5 +169,36 @@ function ignore(fn: () => void): void {
     fn();
   } catch {
     // best effort: the original error is the one worth reporting
+  }
+}
+
+/** The empty file a pin is mounted on; refused if it exists (another pin, or a live one). */
+function makePinFile(pinPath: string): void {
+  mkdirSync(path.dirname(pinPath), { recursive: true });
+  try {
+    closeSync(openSync(pinPath, 'wx'));
+  } catch (err) {
+    if (hasCode(err, 'EEXIST')) throw new ConflictError(`netns pin "${pinPath}" already exists`, { cause: err });
+    throw new SystemError(`create netns pin "${pinPath}"`, err);
+  }
+}
+
+/**
+ * Pins the existing namespace at `nsPath` on `pinPath` (a bind mount, as createPinnedNetns
+ * does for a new one), so it outlives the process it was reached through. Nothing is left on
+ * failure.
+ */
+export function pinExistingNetns(nsPath: string, pinPath: string, sys: Sys = libcSys): void {
+  makePinFile(pinPath);
+  try {
+    sys.mount(nsPath, pinPath, 'none', MS_BIND, null);
+  } catch (err) {
+    try {
+      sys.umount2(pinPath, MNT_DETACH);
+    } catch {
+      // not mounted: nothing to undo
+    }
+    unlinkSync(pinPath);
+    throw new SystemError(`pin netns "${nsPath}" on "${pinPath}"`, err);
   }
 }

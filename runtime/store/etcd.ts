@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import type { Etcd3, IOptions, IKeyValue, Namespace, Watcher } from 'etcd3';
 import { SystemError, UserError } from '../../config/errors.js';
 import type { StoreEntry, WatchEvent } from './store.js';
-import type { ClusterStore, RevisionedEvent, WatchHandlers } from './cluster.js';
+import type { ClusterStore, WatchHandlers } from './cluster.js';
 import { checkKey, compareKeys, prefixSegments } from './keys.js';
 
 export const DEFAULT_ETCD_PREFIX = '/tsrun/';

@@ -13,7 +13,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { SandboxHost } from '../harness/sandbox.js';
-import { CTR_ADDR, LAN_PAGE, LanSandbox, fetch, httpGet, lanNeighbour, macOf, reaches } from './lan-sandbox.js';
+import { LAN_PAGE, LanSandbox, fetch, httpGet, lanNeighbour, macOf, reaches } from './lan-sandbox.js';
 
 const NO_IPVLAN = 'kernel has no ipvlan support (modprobe ipvlan failed / link type ipvlan unknown)';
 

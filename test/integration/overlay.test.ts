@@ -3,7 +3,6 @@
 // through `tsrun run`; traffic between them is real ICMP, TCP and UDP over real VXLAN. The tests
 // run in order and share the cluster: each step builds on the state the previous one left.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { haveEtcd } from '../harness/etcd.js';
 import { BUSYBOX, ETCD_ADDRESS, OUTSIDE_ADDRESS, OverlayCluster, type OverlayHost } from '../harness/overlay-cluster.js';
 import { makeBundle, removeBundle, waitFor } from '../harness/sandbox.js';

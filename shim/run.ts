@@ -116,8 +116,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     if (runcError !== undefined && exit.code !== null && exit.code !== 0) {
       // runc itself failed (the container never ran, or its program could not be started).
       clog.error({ runcError, exit }, 'runc failed');
-      const notFound = /executable file not found|no such file or directory/.test(runcError);
-      throw new RuncFailure(`runc: ${runcError}`, existsSync(pidFile) || notFound ? (notFound ? 127 : 126) : 125);
+      throw new RuncFailure(`runc: ${runcError}`, runcFailureStatus(runcError, existsSync(pidFile)));
     }
     clog.info({ status, ms: +(performance.now() - started).toFixed(1) }, 'container exited');
   } finally {
@@ -125,6 +124,13 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     if (failures.length > 0) clog.warn({ failures: failures.map((f) => f.message) }, 'cleanup incomplete');
   }
   return status;
+}
+
+/** docker's statuses: 127 the program was not found, 126 the container started but its program
+ * could not run, 125 the container never started. */
+function runcFailureStatus(runcError: string, started: boolean): number {
+  if (/executable file not found|no such file or directory/.test(runcError)) return 127;
+  return started ? 126 : 125;
 }
 
 /**

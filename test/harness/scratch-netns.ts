@@ -2,12 +2,27 @@
 // so killing the child is all it takes to remove it (nothing to unmount, nothing leaks if the test
 // process dies: the children are killed at exit too). Entered with `nsenter --net=PATH`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { closeSync, readlinkSync } from 'node:fs';
+import { Rtnl } from '../../runtime/netlink/rtnl.js';
+import { openNetnsFd } from '../../runtime/netns/netns.js';
 
 export interface ExecResult {
   status: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** What `ip -j -d link show` says about a link (the fields the tests read). */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  ifalias?: string;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
 }
 
 export interface ScratchNetns {
@@ -22,6 +37,10 @@ export interface ScratchNetns {
   run(cmd: string, args: string[]): string;
   /** `ip -j ARGS` parsed. */
   ipJson<T = unknown>(args: string[]): T;
+  /** `ip -j -d link show dev NAME`. */
+  link(name: string): IpLink;
+  /** Every link's name, sorted. */
+  linkNames(): string[];
   destroy(): Promise<void>;
 }
 
@@ -68,13 +87,17 @@ export async function scratchNetns(name = 'tsA'): Promise<ScratchNetns> {
     return r.stdout;
   };
 
+  const ipJson = <T>(args: string[]): T => JSON.parse(run('ip', ['-j', ...args]) || '[]') as T;
+
   return {
     name,
     pid,
     path: nsPath,
     exec,
     run,
-    ipJson: <T>(args: string[]): T => JSON.parse(run('ip', ['-j', ...args]) || '[]') as T,
+    ipJson,
+    link: (dev: string): IpLink => ipJson<IpLink[]>(['-d', 'link', 'show', 'dev', dev])[0]!,
+    linkNames: (): string[] => ipJson<IpLink[]>(['link', 'show']).map((l) => l.ifname).sort(),
     destroy: async () => {
       if (!live.has(child)) return;
       live.delete(child);
@@ -82,6 +105,41 @@ export async function scratchNetns(name = 'tsA'): Promise<ScratchNetns> {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
+    },
+  };
+}
+
+/**
+ * A "host" and a "container" scratch namespace with a netlink socket in each and an open
+ * descriptor of the container's (to create links directly inside it): the netlink tests' fixture.
+ */
+export interface ScratchPair {
+  host: ScratchNetns;
+  ctr: ScratchNetns;
+  hostNl: Rtnl;
+  ctrNl: Rtnl;
+  ctrFd: number;
+  destroy(): Promise<void>;
+}
+
+export async function scratchPair(prefix: string): Promise<ScratchPair> {
+  const host = await scratchNetns(`${prefix}host`);
+  const ctr = await scratchNetns(`${prefix}ctr`);
+  const hostNl = Rtnl.open(host.path);
+  const ctrNl = Rtnl.open(ctr.path);
+  const ctrFd = openNetnsFd(ctr.path);
+  return {
+    host,
+    ctr,
+    hostNl,
+    ctrNl,
+    ctrFd,
+    destroy: async () => {
+      hostNl.close();
+      ctrNl.close();
+      closeSync(ctrFd);
+      await host.destroy();
+      await ctr.destroy();
     },
   };
 }

@@ -1,11 +1,10 @@
 // Failure paths through runc: the hook prints one line and exits 1, runc refuses to start the
 // container and shows that line, and nothing of the container is left wired.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { uniqueId, waitFor } from '../../harness/sandbox.js';
+import { waitFor } from '../../harness/sandbox.js';
 import { HookHost, expectOneLineFailure, hostVethName } from './helpers.js';
 
 let hh: HookHost;
-const used: { id: string; network?: string }[] = [];
 
 beforeAll(async () => {
   hh = await HookHost.create('hookfail');
@@ -15,16 +14,10 @@ beforeAll(async () => {
 afterAll(() => hh.destroy());
 
 afterEach(() => {
-  const leaks = hh.leaks(used.splice(0));
-  if (leaks.length > 0) hh.forceCleanup();
-  expect(leaks).toEqual([]);
+  expect(hh.takeLeaks()).toEqual([]);
 });
 
-function container(network?: string): string {
-  const id = uniqueId('hf');
-  used.push({ id, ...(network ? { network } : {}) });
-  return id;
-}
+const container = (network?: string): string => hh.newId('hf', network);
 
 /** `runc run` of a bundle that must not start: the program would print STARTED. */
 function mustNotStart(id: string, annotations: Record<string, string>, edit?: (spec: Record<string, any>) => void) {

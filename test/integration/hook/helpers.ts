@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from '@jest/globals';
-import { SandboxHost, makeBundle, type RunResult } from '../../harness/sandbox.js';
+import { SandboxHost, makeBundle, type RunResult, uniqueId } from '../../harness/sandbox.js';
 import { hostVethName } from '../../../runtime/drivers/bridge.js';
 import { listElements, ownerComment, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 
@@ -107,6 +107,27 @@ export class HookHost {
       for (const e of this.nftElementsOf(c.id)) found.push(`nft ${e}`);
     }
     return found;
+  }
+
+  private readonly tracked: { id: string; network?: string }[] = [];
+
+  /** Remembers a container for the leak check after the test (see takeLeaks). */
+  track(id: string, network?: string): string {
+    this.tracked.push({ id, ...(network ? { network } : {}) });
+    return id;
+  }
+
+  /** A fresh container id, tracked. */
+  newId(prefix: string, network?: string): string {
+    return this.track(uniqueId(prefix), network);
+  }
+
+  /** What the containers tracked since the last call left behind; after a leak, everything is
+   * cleaned up by force so that one failure does not spill into the next test. */
+  takeLeaks(): string[] {
+    const leaks = this.leaks(this.tracked.splice(0));
+    if (leaks.length > 0) this.forceCleanup();
+    return leaks;
   }
 
   /** Everything a finished test could leave: the containers' own pieces, runc containers, tsrun

@@ -2,11 +2,10 @@
 // with `tsrun spec add-hooks`), runc with a private --root inside a sandbox host's namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { Netns, uniqueId, waitFor } from '../../harness/sandbox.js';
+import { Netns, waitFor } from '../../harness/sandbox.js';
 import { HookHost, eth0Address, hostVethName, runtimeEnv } from './helpers.js';
 
 let hh: HookHost;
-const used: { id: string; network?: string }[] = [];
 
 beforeAll(async () => {
   hh = await HookHost.create('hookrunc');
@@ -17,16 +16,10 @@ beforeAll(async () => {
 afterAll(() => hh.destroy());
 
 afterEach(() => {
-  const leaks = hh.leaks(used.splice(0));
-  if (leaks.length > 0) hh.forceCleanup();
-  expect(leaks).toEqual([]);
+  expect(hh.takeLeaks()).toEqual([]);
 });
 
-function container(network?: string): string {
-  const id = uniqueId('hk');
-  used.push({ id, ...(network ? { network } : {}) });
-  return id;
-}
+const container = (network?: string): string => hh.newId('hk', network);
 
 function runcStatus(id: string): string | undefined {
   const r = hh.runc(['state', id]);

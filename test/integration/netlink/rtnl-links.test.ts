@@ -2,57 +2,37 @@
 // plays the host side) and "ctr" (the container). Every effect is checked with `ip -j` through
 // nsenter, never with Rtnl itself.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { closeSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../../config/errors.js';
-import { openNetnsFd } from '../../../runtime/netns/netns.js';
 import { errnoCode } from '../../../runtime/netlink/errors.js';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
-import { scratchNetns, type ScratchNetns } from '../../harness/scratch-netns.js';
+import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/scratch-netns.js';
 
-interface IpLink {
-  ifindex: number;
-  ifname: string;
-  mtu: number;
-  address: string;
-  flags: string[];
-  master?: string;
-  ifalias?: string;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
-}
 interface IpAddr { ifname: string; addr_info: { family: string; local: string; prefixlen: number; broadcast?: string; flags?: string[]; nodad?: boolean }[] }
 interface IpRoute { dst: string; gateway?: string; dev?: string; metrics?: { mtu?: number }[]; scope?: string }
 
 const ownNetns = readlinkSync('/proc/self/ns/net');
+let pair: ScratchPair;
 let host: ScratchNetns;
 let ctr: ScratchNetns;
 let hostNl: Rtnl;
 let ctrNl: Rtnl;
 let ctrFd: number;
 
-const link = (ns: ScratchNetns, name: string): IpLink => ns.ipJson<IpLink[]>(['-d', 'link', 'show', 'dev', name])[0]!;
-const linkNames = (ns: ScratchNetns): string[] => ns.ipJson<IpLink[]>(['link', 'show']).map((l) => l.ifname).sort();
 
 beforeAll(async () => {
-  host = await scratchNetns('tsA-host');
-  ctr = await scratchNetns('tsA-ctr');
-  hostNl = Rtnl.open(host.path);
-  ctrNl = Rtnl.open(ctr.path);
-  ctrFd = openNetnsFd(ctr.path);
+  pair = await scratchPair('tsA-');
+  ({ host, ctr, hostNl, ctrNl, ctrFd } = pair);
 });
 
 afterAll(async () => {
-  hostNl?.close();
-  ctrNl?.close();
-  if (ctrFd !== undefined) closeSync(ctrFd);
-  await host?.destroy();
-  await ctr?.destroy();
+  await pair?.destroy();
 });
 
 afterEach(async () => {
   // Each test cleans up after itself; what is left here is a test's leak.
-  expect(linkNames(host)).toEqual(['lo']);
-  expect(linkNames(ctr)).toEqual(['lo']);
+  expect(host.linkNames()).toEqual(['lo']);
+  expect(ctr.linkNames()).toEqual(['lo']);
   // The test process itself never moved.
   expect(readlinkSync('/proc/thread-self/ns/net')).toBe(ownNetns);
 });
@@ -60,13 +40,13 @@ afterEach(async () => {
 describe('veth with its peer created directly in another namespace', () => {
   it('creates both ends where they belong, with mtu, mac and alias', async () => {
     await hostNl.createVeth({ name: 'tsAv1', peerName: 'eth0', peerNsFd: ctrFd, mtu: 1400, mac: '02:00:00:00:00:01', peerMac: '02:00:00:00:00:02', alias: 'tsA:test', up: true });
-    const h = link(host, 'tsAv1');
+    const h = host.link('tsAv1');
     expect(h.linkinfo?.info_kind).toBe('veth');
     expect(h.mtu).toBe(1400);
     expect(h.address).toBe('02:00:00:00:00:01');
     expect(h.ifalias).toBe('tsA:test');
     expect(h.flags).toContain('UP');
-    const c = link(ctr, 'eth0');
+    const c = ctr.link('eth0');
     expect(c.linkinfo?.info_kind).toBe('veth');
     expect(c.mtu).toBe(1400);
     expect(c.address).toBe('02:00:00:00:00:02');
@@ -79,7 +59,7 @@ describe('veth with its peer created directly in another namespace', () => {
     expect((await hostNl.listLinks()).map((l) => l.name).sort()).toEqual(['lo', 'tsAv1']);
 
     expect(await hostNl.deleteLink('tsAv1')).toBe(true);
-    expect(linkNames(ctr)).toEqual(['lo']); // deleting one end removes the pair
+    expect(ctr.linkNames()).toEqual(['lo']); // deleting one end removes the pair
   });
 
   it('reports "exists" as ConflictError naming the object, and absence as undefined / false', async () => {
@@ -101,18 +81,18 @@ describe('veth with its peer created directly in another namespace', () => {
     await hostNl.createVeth({ name: 'tsAv3', peerName: 'tsAp3' });
     const idx = (await hostNl.getLink('tsAv3'))!.index;
     await hostNl.setUp(idx);
-    expect(link(host, 'tsAv3').flags).toContain('UP');
+    expect(host.link('tsAv3').flags).toContain('UP');
     await hostNl.setDown('tsAv3');
-    expect(link(host, 'tsAv3').flags).not.toContain('UP');
+    expect(host.link('tsAv3').flags).not.toContain('UP');
     await hostNl.setMtu('tsAv3', 1280);
-    expect(link(host, 'tsAv3').mtu).toBe(1280);
+    expect(host.link('tsAv3').mtu).toBe(1280);
     await hostNl.setAlias(idx, 'tsA:renamed');
     await hostNl.rename(idx, 'tsAv3b');
-    expect(link(host, 'tsAv3b')).toMatchObject({ ifindex: idx, ifalias: 'tsA:renamed' });
+    expect(host.link('tsAv3b')).toMatchObject({ ifindex: idx, ifalias: 'tsA:renamed' });
 
     await hostNl.setNetns('tsAp3', ctrFd);
-    expect(linkNames(host)).toEqual(['lo', 'tsAv3b']);
-    expect(linkNames(ctr)).toEqual(['lo', 'tsAp3']);
+    expect(host.linkNames()).toEqual(['lo', 'tsAv3b']);
+    expect(ctr.linkNames()).toEqual(['lo', 'tsAp3']);
     expect(await ctrNl.deleteLink('tsAp3')).toBe(true);
   });
 });
@@ -175,24 +155,24 @@ describe('bridge', () => {
     await hostNl.createBridge({ name: 'tsAbr0', mtu: 1450, alias: 'tsA:net', up: true });
     const br = (await hostNl.getLink('tsAbr0'))!;
     expect(br).toMatchObject({ kind: 'bridge', up: true, alias: 'tsA:net' });
-    expect(link(host, 'tsAbr0').linkinfo?.info_kind).toBe('bridge');
+    expect(host.link('tsAbr0').linkinfo?.info_kind).toBe('bridge');
 
     await hostNl.createVeth({ name: 'tsAv5', peerName: 'tsAp5', master: br.index, up: true });
     await hostNl.createVeth({ name: 'tsAv6', peerName: 'tsAp6' });
     await hostNl.setMaster('tsAv6', br.index);
-    expect(link(host, 'tsAv5').master).toBe('tsAbr0');
-    expect(link(host, 'tsAv6').master).toBe('tsAbr0');
+    expect(host.link('tsAv5').master).toBe('tsAbr0');
+    expect(host.link('tsAv6').master).toBe('tsAbr0');
     expect((await hostNl.getLink('tsAv6'))?.master).toBe(br.index);
 
     const v6 = (await hostNl.getLink('tsAv6'))!.index;
     await hostNl.setBridgePortIsolated(v6, true);
-    expect(link(host, 'tsAv6').linkinfo?.info_slave_data?.isolated).toBe(true);
-    expect(link(host, 'tsAv5').linkinfo?.info_slave_data?.isolated).toBe(false);
+    expect(host.link('tsAv6').linkinfo?.info_slave_data?.isolated).toBe(true);
+    expect(host.link('tsAv5').linkinfo?.info_slave_data?.isolated).toBe(false);
     await hostNl.setBridgePortIsolated(v6, false);
-    expect(link(host, 'tsAv6').linkinfo?.info_slave_data?.isolated).toBe(false);
+    expect(host.link('tsAv6').linkinfo?.info_slave_data?.isolated).toBe(false);
 
     await hostNl.setMaster('tsAv6', 0);
-    expect(link(host, 'tsAv6').master).toBeUndefined();
+    expect(host.link('tsAv6').master).toBeUndefined();
 
     for (const n of ['tsAv5', 'tsAv6', 'tsAbr0']) expect(await hostNl.deleteLink(n)).toBe(true);
   });

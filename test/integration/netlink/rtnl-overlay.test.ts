@@ -2,51 +2,33 @@
 // container namespace, VXLAN devices, FDB entries and neighbours. Checked with `ip -j` and
 // `bridge -j` through nsenter.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { closeSync } from 'node:fs';
-import { openNetnsFd } from '../../../runtime/netns/netns.js';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
-import { scratchNetns, type ScratchNetns } from '../../harness/scratch-netns.js';
+import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/scratch-netns.js';
 
-interface IpLink {
-  ifindex: number;
-  ifname: string;
-  mtu: number;
-  flags: string[];
-  ifalias?: string;
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-}
 interface FdbRow { mac: string; ifname: string; dst?: string; flags?: string[]; state?: string }
 interface NeighRow { dst: string; dev: string; lladdr?: string; state?: string[] }
 
+let pair: ScratchPair;
 let host: ScratchNetns;
 let ctr: ScratchNetns;
 let hostNl: Rtnl;
 let ctrNl: Rtnl;
 let ctrFd: number;
 
-const link = (ns: ScratchNetns, name: string): IpLink => ns.ipJson<IpLink[]>(['-d', 'link', 'show', 'dev', name])[0]!;
-const linkNames = (ns: ScratchNetns): string[] => ns.ipJson<IpLink[]>(['link', 'show']).map((l) => l.ifname).sort();
 const fdb = (ns: ScratchNetns, dev: string): FdbRow[] => JSON.parse(ns.run('bridge', ['-j', 'fdb', 'show', 'dev', dev]) || '[]') as FdbRow[];
 
 beforeAll(async () => {
-  host = await scratchNetns('tsA-ohost');
-  ctr = await scratchNetns('tsA-octr');
-  hostNl = Rtnl.open(host.path);
-  ctrNl = Rtnl.open(ctr.path);
-  ctrFd = openNetnsFd(ctr.path);
+  pair = await scratchPair('tsA-o');
+  ({ host, ctr, hostNl, ctrNl, ctrFd } = pair);
 });
 
 afterAll(async () => {
-  hostNl?.close();
-  ctrNl?.close();
-  if (ctrFd !== undefined) closeSync(ctrFd);
-  await host?.destroy();
-  await ctr?.destroy();
+  await pair?.destroy();
 });
 
 afterEach(() => {
-  expect(linkNames(host)).toEqual(['lo']);
-  expect(linkNames(ctr)).toEqual(['lo']);
+  expect(host.linkNames()).toEqual(['lo']);
+  expect(ctr.linkNames()).toEqual(['lo']);
 });
 
 describe('macvlan', () => {
@@ -54,8 +36,8 @@ describe('macvlan', () => {
     await hostNl.createVeth({ name: 'tsAparent', peerName: 'tsAparentp', up: true });
     const parent = (await hostNl.getLink('tsAparent'))!;
     await hostNl.createMacvlan({ name: 'eth0', parentIndex: parent.index, mode: 'bridge', nsFd: ctrFd, mac: '02:42:00:00:00:09', mtu: 1400 });
-    expect(linkNames(host)).toEqual(['lo', 'tsAparent', 'tsAparentp']);
-    const m = link(ctr, 'eth0');
+    expect(host.linkNames()).toEqual(['lo', 'tsAparent', 'tsAparentp']);
+    const m = ctr.link('eth0');
     expect(m.linkinfo?.info_kind).toBe('macvlan');
     expect(m.linkinfo?.info_data?.mode).toBe('bridge');
     expect(m.mtu).toBe(1400);
@@ -65,7 +47,7 @@ describe('macvlan', () => {
     await hostNl.createMacvlan({ name: 'tsAmvtmp', parentIndex: parent.index, mode: 'private' });
     const tmp = (await hostNl.getLink('tsAmvtmp'))!;
     await hostNl.rename(tmp.index, 'tsAmv1');
-    expect(link(host, 'tsAmv1').linkinfo?.info_data?.mode).toBe('private');
+    expect(host.link('tsAmv1').linkinfo?.info_data?.mode).toBe('private');
 
     expect(await ctrNl.deleteLink('eth0')).toBe(true);
     expect(await hostNl.deleteLink('tsAmv1')).toBe(true);
@@ -82,7 +64,7 @@ describe('vxlan, fdb and neighbours', () => {
     const br = (await hostNl.getLink('tsAbr1'))!;
     await hostNl.createVxlan({ name: 'tsAvx42', vni: 42, local: '192.168.77.1', parentIndex: ul.index, mtu: 1450, alias: 'tsA:ov', master: br.index, up: true });
 
-    const vx = link(host, 'tsAvx42');
+    const vx = host.link('tsAvx42');
     expect(vx.linkinfo?.info_kind).toBe('vxlan');
     expect(vx.linkinfo?.info_data).toMatchObject({ id: 42, local: '192.168.77.1', port: 4789, learning: false, link: 'tsAul' });
     expect(vx.mtu).toBe(1450);

@@ -1,8 +1,8 @@
 // Tests are compiled by tsc into dist/ and run as native ES modules: no transform step, so what
 // the tests exercise is exactly the JavaScript that ships.
-// Integration tests start containers and namespaces: generous timeouts, set per project
-// because jest 29 reads testTimeout from the project, not from the top level.
-const common = { transform: {}, testEnvironment: 'node', rootDir: 'dist', testTimeout: 90_000 };
+// Integration tests start containers and namespaces, hence the generous timeout. jest 29 reads
+// testTimeout from the top level only (it is a global option; in a project it is an unknown one).
+const common = { transform: {}, testEnvironment: 'node', rootDir: 'dist' };
 export default {
   testTimeout: 90_000,
   projects: [

@@ -4,11 +4,14 @@
 
 const BRAND = Symbol.for('tsrun.error');
 
+/** Whose mistake: the user's input ('user') or the kernel's, runc's, nft's or the store's ('system'). */
+export type Blame = 'user' | 'system';
+
 export abstract class TsrunError extends Error {
   readonly [BRAND] = true;
   /** One line, safe to print to a user: what failed and on which object. */
   readonly shortMessage: string;
-  abstract readonly kind: 'user' | 'system';
+  abstract readonly kind: Blame;
 
   constructor(shortMessage: string, options?: { cause?: unknown }) {
     super(shortMessage, options);
@@ -33,14 +36,35 @@ export class SystemError extends TsrunError {
   }
 }
 
-/** A lookup found nothing: teardown treats it as "already done". */
-export class NotFoundError extends UserError {}
+/**
+ * The two errors whose meaning callers act on, whoever caused them: the class says what happened
+ * (NotFoundError: teardown counts it as "already done"; ConflictError: ensure-style creation
+ * accepts it and re-fetches), `kind` says whose mistake it is. A lookup of something the user
+ * named (a network, a container id) is theirs; an answer from the kernel or the filesystem (a
+ * link or namespace gone in the middle of an attach) is the system's. Without an explicit
+ * `kind`, an error carrying a `cause` came from such an answer and is 'system'.
+ */
+abstract class LookupError extends TsrunError {
+  readonly kind: Blame;
+  constructor(shortMessage: string, options: { cause?: unknown; kind?: Blame } = {}) {
+    super(shortMessage, options);
+    this.kind = options.kind ?? (options.cause === undefined ? 'user' : 'system');
+  }
+}
 
-/** Something already exists (container id, network name, address lease). */
-export class ConflictError extends UserError {}
+/** A lookup found nothing: teardown treats it as "already done". */
+export class NotFoundError extends LookupError {}
+
+/** Something already exists (container id, network name, address lease, a kernel object). */
+export class ConflictError extends LookupError {}
 
 export function isTsrunError(e: unknown): e is TsrunError {
   return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** 'user', 'system', or undefined for a value that is no tsrun error (a bug: 'internal'). */
+export function blameOf(e: unknown): Blame | 'internal' {
+  return isTsrunError(e) ? e.kind : 'internal';
 }
 
 /** The single line a front door prints for any thrown value. */

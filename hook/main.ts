@@ -5,7 +5,7 @@
 // transaction has unwound, so nothing stays wired and the runtime refuses to start the
 // container). Everything else goes to the log file, every line carrying the container id, the
 // stage and the time since the process started.
-import { isTsrunError, userFacingMessage } from '../config/errors.js';
+import { blameOf, userFacingMessage } from '../config/errors.js';
 import type { State } from '../config/oci.js';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/settings.js';
 import { createLogger, type Logger } from '../runtime/log.js';
@@ -62,7 +62,7 @@ export async function hookMain(stageArg: string, opts: HookOptions = {}): Promis
     fail(err);
     try {
       log ??= settings ? hookLogger(settings, state?.id ?? null, stage ?? null, timing) : undefined;
-      log?.error({ err, exitCode: HOOK_FAILED, tsrunError: isTsrunError(err), ...timing.summary() }, 'hook failed');
+      log?.error({ err, exitCode: HOOK_FAILED, blame: blameOf(err), ...timing.summary() }, 'hook failed');
     } catch {
       // the log is best effort; the runtime has the line on stderr
     }

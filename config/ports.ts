@@ -64,11 +64,6 @@ export function portKey(p: PortMapping): string {
   return `${p.hostIp ?? '*'}|${p.hostPort}|${p.protocol}`;
 }
 
-/** Two mappings collide when they share protocol and port and either listens on every address. */
-export function portsCollide(a: PortMapping, b: PortMapping): boolean {
-  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === undefined || b.hostIp === undefined || a.hostIp === b.hostIp);
-}
-
 function portRange(text: string, bad: (why: string) => UserError): [number, number] {
   const [lo, hi = lo] = text.split('-').map(Number) as [number, number?];
   for (const p of [lo, hi]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw bad(`port ${p} is outside 1-65535`);

@@ -3,15 +3,10 @@
 import * as v from 'valibot';
 import { UserError } from './errors.js';
 
+/** One problem with an input, named by its field: what drivers' validate() return. */
 export interface Issue {
   path: string;
   message: string;
-}
-
-export function issuesOf(schema: v.GenericSchema, input: unknown): Issue[] {
-  const result = v.safeParse(schema, input);
-  if (result.success) return [];
-  return result.issues.map((issue) => ({ path: pathOf(issue), message: messageOf(issue) }));
 }
 
 /** Parse `input` with `schema` or throw a UserError naming the document and the field. */

@@ -39,7 +39,6 @@ export interface RecordedSettings {
 }
 
 export const DEFAULT_TIMEOUT_S = 30;
-export const DEFAULT_STAGES: Stage[] = ['createRuntime', 'poststop'];
 export const SETUP_STAGES: Stage[] = ['createRuntime', 'prestart'];
 
 export function hookEnv(s: RecordedSettings): string[] {

@@ -2,21 +2,15 @@
 // it has succeeded, and a failure anywhere undoes the completed steps in reverse order.
 // Undo functions never throw past the transaction: their failures are logged and collected.
 import { SystemError, isTsrunError } from '../config/errors.js';
+import { silentLogger, type StepLogger } from './step-log.js';
 
 export type Undo = () => Promise<void> | void;
-
-export interface TxLogger {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-const silentLogger: TxLogger = { debug() {}, warn() {} };
 
 export class Transaction {
   private readonly undos: { description: string; undo: Undo }[] = [];
   private finished = false;
 
-  constructor(private readonly log: TxLogger = silentLogger) {}
+  constructor(private readonly log: StepLogger = silentLogger) {}
 
   /**
    * Runs `doFn`; once it succeeds, `undoFn` (given doFn's result) is registered. A thrown error
@@ -65,7 +59,7 @@ export class Transaction {
   }
 
   /** Run `body`; commit on success, roll back and rethrow the original error on failure. */
-  static async run<T>(log: TxLogger | undefined, body: (tx: Transaction) => Promise<T>): Promise<T> {
+  static async run<T>(log: StepLogger | undefined, body: (tx: Transaction) => Promise<T>): Promise<T> {
     const tx = new Transaction(log);
     try {
       const result = await body(tx);
@@ -82,7 +76,7 @@ export class Transaction {
  * Teardown runs every step even when some fail (a half-removed container must still lose its
  * lease), then reports all failures at once.
  */
-export async function runAll(steps: { description: string; run: () => Promise<void> | void }[], log: TxLogger = silentLogger): Promise<void> {
+export async function runAll(steps: { description: string; run: () => Promise<void> | void }[], log: StepLogger = silentLogger): Promise<void> {
   const failures: Error[] = [];
   for (const s of steps) {
     try {

@@ -5,7 +5,6 @@
 // can be repeated from a persisted record after a crash, and is safe when the elements are
 // already gone, when the table is gone, or when another container has taken the port since.
 import { ConflictError } from '../../config/errors.js';
-import { resolveBinary } from '../binaries.js';
 import {
   SCHEMA_ID,
   addEndpointBatch,
@@ -14,7 +13,6 @@ import {
   baseTable,
   conflictingElements,
   deleteElements,
-  deleteTableBatch,
   endpointElements,
   listElements,
   networkElements,
@@ -27,10 +25,11 @@ import {
 } from './nft-rules.js';
 import { applyBatch, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { NoneFirewall } from './none.js';
-import { silentFwLogger, type FirewallEndpoint, type FirewallNetwork } from './types.js';
+import { silentLogger } from '../step-log.js';
+import type { FirewallEndpoint, FirewallNetwork } from './types.js';
 
 export { NoneFirewall } from './none.js';
-export type { FirewallEndpoint, FirewallNetwork, FwLogger, PortMapping } from './types.js';
+export type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
 
 /** Owners found in element comments: what gc compares with its records. */
 export interface FirewallOwners {
@@ -47,20 +46,17 @@ export interface FirewallBackend {
   addNetwork(net: FirewallNetwork): Promise<void>;
   /** Idempotent. */
   removeNetwork(net: FirewallNetwork): Promise<void>;
-  /** Published ports. One batch; ConflictError when another container holds a host port. */
-  addEndpoint(ep: FirewallEndpoint): Promise<void>;
   /**
-   * The attach path: the network's elements (idempotent to re-add) and the endpoint's ports in
-   * ONE batch, without listing the table first. A missing or outdated table shows up as a failed
-   * batch and is repaired (ensureBase) before one retry.
+   * The attach path: the network's elements (idempotent to re-add) and the endpoint's published
+   * ports in ONE batch, without listing the table first. A missing or outdated table shows up as
+   * a failed batch and is repaired (ensureBase) before one retry. ConflictError when another
+   * container holds a host port.
    */
   attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void>;
   /** Idempotent; never removes a port another container holds now. `exclusive`: the caller
    * knows no other container can hold these ports now (it still holds their reservations),
    * which allows a plain delete without listing the table first. */
   removeEndpoint(ep: FirewallEndpoint, opts?: { exclusive?: boolean }): Promise<void>;
-  /** Deletes table inet tsrun entirely (tests, uninstall). Idempotent. */
-  removeTable(): Promise<void>;
   /** Who owns elements now (gc). */
   listOwners(): Promise<FirewallOwners>;
   /** Removes every element tagged with this container or network (gc without a record). */
@@ -73,16 +69,6 @@ export function createFirewall(kind: FirewallKind, opts: NftOptions = {}): Firew
   return kind === 'nft' ? new NftFirewall(opts) : new NoneFirewall();
 }
 
-/** 'nft' when the nft binary can be found, else 'none'. */
-export function detectFirewallKind(nftBinary = 'nft'): FirewallKind {
-  try {
-    resolveBinary(nftBinary);
-    return 'nft';
-  } catch {
-    return 'none';
-  }
-}
-
 export class NftFirewall implements FirewallBackend {
   readonly kind = 'nft' as const;
   /** ensureBase succeeded in this process: later calls skip the listing. */
@@ -90,7 +76,7 @@ export class NftFirewall implements FirewallBackend {
   constructor(private readonly opts: NftOptions = {}) {}
 
   private get log() {
-    return this.opts.log ?? silentFwLogger;
+    return this.opts.log ?? silentLogger;
   }
 
   async ensureBase(): Promise<void> {
@@ -127,15 +113,8 @@ export class NftFirewall implements FirewallBackend {
     await this.removeElements(networkElements(net), `remove firewall elements of network ${net.name}`);
   }
 
-  async addEndpoint(ep: FirewallEndpoint): Promise<void> {
-    await this.addEndpointWith(addEndpointBatch(ep), ep);
-  }
-
   async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
-    await this.addEndpointWith({ nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables] }, ep);
-  }
-
-  private async addEndpointWith(batch: NftBatch, ep: FirewallEndpoint): Promise<void> {
+    const batch = { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables] };
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -170,11 +149,6 @@ export class NftFirewall implements FirewallBackend {
       }
     }
     await this.removeElements(els, step);
-  }
-
-  async removeTable(): Promise<void> {
-    this.baseOk = false;
-    await this.apply(deleteTableBatch(), 'delete nftables table inet tsrun');
   }
 
   async listOwners(): Promise<FirewallOwners> {

@@ -317,10 +317,6 @@ export function replaceBaseBatch(old: NftListing | undefined): NftBatch {
 }
 
 /** Deletes table inet tsrun (tests, uninstall). `add` first so a missing table is no error. */
-export function deleteTableBatch(): NftBatch {
-  return { nftables: [{ add: { table: { family: FAMILY, name: TABLE } } }, { delete: { table: { family: FAMILY, name: TABLE } } }] };
-}
-
 // ---- checking a listed table against this definition ----
 
 /** True when a (terse) listing of table inet tsrun has exactly these sets, chains and rules. */

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { SystemError } from '../../config/errors.js';
 import { resolveBinary } from '../binaries.js';
 import { FAMILY, TABLE, countRulesIn, type NftBatch, type NftListing } from './nft-rules.js';
-import { silentFwLogger, type FwLogger } from './types.js';
+import { silentLogger, type StepLogger } from '../step-log.js';
 
 export interface NftOptions {
   /** nft by name (looked up in PATH and the system directories) or by path. Default "nft". */
@@ -23,7 +23,7 @@ export interface NftOptions {
    * and sandboxes; the engine leaves it unset and nft acts on tsrun's own namespace.
    */
   netns?: string;
-  log?: FwLogger;
+  log?: StepLogger;
   /** Batches longer than this (bytes of JSON) go through a temporary file. Default 96 KiB. */
   argMax?: number;
   /** Directory for those files. Default os.tmpdir(). */
@@ -90,7 +90,7 @@ export async function countRules(opts: NftOptions = {}): Promise<number> {
 }
 
 async function runNft(args: string[], opts: NftOptions, step: string): Promise<string> {
-  const log = opts.log ?? silentFwLogger;
+  const log = opts.log ?? silentLogger;
   const nft = resolveBinary(opts.nftBinary ?? 'nft');
   const [file, argv] = opts.netns === undefined ? [nft, args] : [resolveBinary('nsenter'), [`--net=${opts.netns}`, nft, ...args]];
   const started = performance.now();

@@ -7,10 +7,8 @@ export class NoneFirewall implements FirewallBackend {
   async ensureBase(): Promise<void> {}
   async addNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}
-  async addEndpoint(): Promise<void> {}
   async attach(): Promise<void> {}
   async removeEndpoint(): Promise<void> {}
-  async removeTable(): Promise<void> {}
   async listOwners(): Promise<FirewallOwners> {
     return { containers: [], networks: [] };
   }

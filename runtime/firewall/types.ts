@@ -30,11 +30,3 @@ export interface FirewallEndpoint {
   ipv6?: string | undefined;
   ports: PortMapping[];
 }
-
-/** Minimal logger: pino's Logger fits. */
-export interface FwLogger {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-export const silentFwLogger: FwLogger = { debug() {}, warn() {} };

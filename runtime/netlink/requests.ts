@@ -134,19 +134,16 @@ export function changeLink(ref: LinkRef, change: { up?: boolean; attrs?: Attr[] 
 
 export const setUp = (ref: LinkRef, up: boolean): Request => changeLink(ref, { up });
 export const setMaster = (ref: LinkRef, masterIndex: number): Request => changeLink(ref, { attrs: [attr.u32(IFLA.MASTER, masterIndex)] });
-export const setMtu = (ref: LinkRef, mtu: number): Request => changeLink(ref, { attrs: [attr.u32(IFLA.MTU, mtu)] });
-export const setNetns = (ref: LinkRef, nsFd: number): Request => changeLink(ref, { attrs: [attr.u32(IFLA.NET_NS_FD, nsFd)] });
 export const setAlias = (ref: LinkRef, alias: string): Request => changeLink(ref, { attrs: [attr.str(IFLA.IFALIAS, alias)] });
 export function rename(index: number, newName: string): Request {
   return changeLink(index, { attrs: [attr.str(IFLA.IFNAME, checkIfname(newName))] });
 }
 
-/** `bridge link set dev X isolated on|off`: a nested IFLA_PROTINFO (the flag is required) in an AF_BRIDGE setlink. */
-export function setBridgePortIsolated(index: number, isolated: boolean): Request {
-  return setBridgePort(index, { isolated });
-}
-
-/** `bridge link set dev X [hairpin on|off] [isolated on|off]` in one request. */
+/**
+ * `bridge link set dev X [hairpin on|off] [isolated on|off]` in one request: a nested
+ * IFLA_PROTINFO (the flag is required) in an AF_BRIDGE setlink. Isolated ports cannot talk to
+ * each other, only to non-isolated ones (icc=false).
+ */
 export function setBridgePort(index: number, flags: { hairpin?: boolean; isolated?: boolean }): Request {
   const attrs = [];
   if (flags.hairpin !== undefined) attrs.push(attr.u8(IFLA_BRPORT_MODE, flags.hairpin ? 1 : 0));

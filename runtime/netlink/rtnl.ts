@@ -101,40 +101,22 @@ export class Rtnl {
     await this.send(rq.setUp(ref, true), `set ${linkName(ref)} up`);
   }
 
-  async setDown(ref: LinkRef): Promise<void> {
-    await this.send(rq.setUp(ref, false), `set ${linkName(ref)} down`);
-  }
-
   /** Enslave to the bridge `masterIndex`; 0 releases the link from its bridge. */
   async setMaster(ref: LinkRef, masterIndex: number): Promise<void> {
     await this.send(rq.setMaster(ref, masterIndex), `set master of ${linkName(ref)} to #${masterIndex}`);
-  }
-
-  async setMtu(ref: LinkRef, mtu: number): Promise<void> {
-    await this.send(rq.setMtu(ref, mtu), `set mtu ${mtu} on ${linkName(ref)}`);
   }
 
   async rename(index: number, newName: string): Promise<void> {
     await this.send(rq.rename(index, newName), `rename ${linkName(index)} to "${newName}"`);
   }
 
-  /** Move the link into the namespace of descriptor `nsFd` (see openNetnsFd). */
-  async setNetns(ref: LinkRef, nsFd: number): Promise<void> {
-    await this.send(rq.setNetns(ref, nsFd), `move ${linkName(ref)} to another netns`);
-  }
-
-  async setAlias(ref: LinkRef, alias: string): Promise<void> {
+  private async setAlias(ref: LinkRef, alias: string): Promise<void> {
     await this.send(rq.setAlias(ref, alias), `set alias of ${linkName(ref)}`);
   }
 
   /** Hairpin and isolation flags of a bridge port, in one request. */
   async setBridgePort(index: number, flags: { hairpin?: boolean; isolated?: boolean }): Promise<void> {
     await this.send(rq.setBridgePort(index, flags), `set bridge port ${linkName(index)} ${JSON.stringify(flags)}`);
-  }
-
-  /** Isolated bridge ports cannot talk to each other, only to non-isolated ones (icc=false). */
-  async setBridgePortIsolated(index: number, isolated: boolean): Promise<void> {
-    await this.send(rq.setBridgePortIsolated(index, isolated), `set bridge port ${linkName(index)} isolated ${isolated ? 'on' : 'off'}`);
   }
 
   /** Deletes the link; false when there was none (teardown counts that as done). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../../../config/units.js';
-import { parsePublish, parsePublishList, parsePortsAnnotation, portsCollide } from '../../../config/ports.js';
+import { parsePublish, parsePublishList, parsePortsAnnotation } from '../../../config/ports.js';
 import { checkContainerId, checkIfname, checkNetworkName, generateContainerId } from '../../../config/ids.js';
 import { parseNetMode } from '../../../config/net-mode.js';
 import { resolveSettings } from '../../../config/settings.js';
@@ -65,13 +65,6 @@ describe('published ports', () => {
     expect(() => parsePublishList(['8080:80', '8080:81'])).toThrow(/host port 8080\/tcp is published twice/);
     expect(parsePublishList(['8080:80', '8080:80/udp'])).toHaveLength(2);
     expect(parsePortsAnnotation('8080:80/tcp, 53:53/udp')).toHaveLength(2);
-  });
-
-  it('collisions consider the wildcard address', () => {
-    const any = { hostPort: 80, containerPort: 80, protocol: 'tcp' as const };
-    expect(portsCollide(any, { ...any, hostIp: '10.0.0.1' })).toBe(true);
-    expect(portsCollide({ ...any, hostIp: '10.0.0.2' }, { ...any, hostIp: '10.0.0.1' })).toBe(false);
-    expect(portsCollide(any, { ...any, protocol: 'udp' })).toBe(false);
   });
 });
 

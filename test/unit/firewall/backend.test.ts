@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { SystemError } from '../../../config/errors.js';
-import { NftFirewall, NoneFirewall, createFirewall, detectFirewallKind } from '../../../runtime/firewall/backend.js';
+import { NftFirewall, NoneFirewall, createFirewall } from '../../../runtime/firewall/backend.js';
 import { NftError, applyBatch, isNftError } from '../../../runtime/firewall/nft.js';
 
 describe('createFirewall', () => {
@@ -9,10 +9,6 @@ describe('createFirewall', () => {
     expect(createFirewall('nft')).toBeInstanceOf(NftFirewall);
     expect(createFirewall('nft').kind).toBe('nft');
   });
-
-  it('falls back to none when nft cannot be found', () => {
-    expect(detectFirewallKind('/nonexistent/nft')).toBe('none');
-  });
 });
 
 describe('NoneFirewall', () => {
@@ -20,11 +16,10 @@ describe('NoneFirewall', () => {
     const fw = new NoneFirewall();
     await fw.ensureBase();
     await fw.addNetwork();
-    await fw.addEndpoint();
+    await fw.attach();
     await fw.removeEndpoint();
     await fw.removeEndpoint();
     await fw.removeNetwork();
-    await fw.removeTable();
     expect(await fw.listOwners()).toEqual({ containers: [], networks: [] });
     expect(await fw.purge()).toBe(0);
   });
@@ -54,6 +49,7 @@ describe('applyBatch', () => {
 
   it('refuses bad input before running nft', async () => {
     const fw = new NftFirewall({ nftBinary: '/nonexistent/nft' });
-    await expect(fw.addEndpoint({ containerId: 'a', ipv4: 'x', ports: [] })).rejects.toThrow(/ipv4: "x" is not an IP address/);
+    const net = { name: 'n', bridge: 'br0', subnets4: ['10.0.0.0/24'], subnets6: [], internal: false, icc: true };
+    await expect(fw.attach(net, { containerId: 'a', ipv4: 'x', ports: [] })).rejects.toThrow(/ipv4: "x" is not an IP address/);
   });
 });

@@ -13,8 +13,8 @@ export interface Settings {
   logLevel: LogLevel;
   /** Also print human-readable log lines to stderr. */
   debug: boolean;
-  /** Binaries tsrun executes, by name or path; runtime/exec resolves names against PATH and the
-   * system directories, because hooks may run with no PATH at all (podman's poststop). */
+  /** Binaries tsrun executes, by name or path; runtime/binaries.ts resolves names against PATH and
+   * the system directories, because hooks may run with no PATH at all (podman's poststop). */
   runc: string;
   nft: string;
 }

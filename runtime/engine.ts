@@ -302,7 +302,11 @@ export function firewallNetwork(net: NetworkDef): FirewallNetwork {
   return { name: net.name, bridge: net.bridge, subnets4: net.subnet4 ? [net.subnet4] : [], subnets6: net.subnet6 ? [net.subnet6] : [], internal: net.internal, icc: net.icc };
 }
 
-/** Destinations of the host's own routes (not default, not on tsrun's bridges). */
+/**
+ * Destinations of the host's routes, except default, IPv6 link-local and multicast, and ::1. The
+ * routes of tsrun's own bridges are among them; networks are checked before routes, so a clash
+ * with one names the network rather than its route.
+ */
 export async function hostRouteCidrs(host: Rtnl): Promise<string[]> {
   const routes = [...(await host.listRoutes(4)), ...(await host.listRoutes(6))];
   return routes.map((r) => r.dst).filter((d) => d !== 'default' && !d.startsWith('fe80:') && !d.startsWith('ff00:') && d !== '::1/128');

@@ -13,7 +13,8 @@ import type { Store } from './store/store.js';
 import { allEndpoints, type EndpointRecord } from './records.js';
 import { containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
 import { endpointAlive } from './liveness.js';
-import { deletePinnedNetns, netnsId } from './netns/netns.js';
+import { deletePinnedNetns } from './netns/netns.js';
+import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
 import { removeCgroup } from './cgroups/cleanup.js';
@@ -71,7 +72,7 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   }
 
   // 3. Endpoints whose container namespace is gone.
-  const pinned = new Set(listDir(netnsDir).map((id) => safeNetnsId(path.join(netnsDir, id))));
+  const pinned = new Set(listDir(netnsDir).map((id) => safeId(path.join(netnsDir, id))));
   const records = await allEndpoints(store);
   const alive = (e: EndpointRecord) => liveShim.has(e.containerId) || endpointAlive(e, pinned);
   const keep: EndpointRecord[] = [];
@@ -143,13 +144,5 @@ function listDir(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
-  }
-}
-
-function safeNetnsId(p: string): string | undefined {
-  try {
-    return netnsId(p);
-  } catch {
-    return undefined;
   }
 }

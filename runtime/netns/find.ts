@@ -16,7 +16,8 @@ export function findNetnsPath(id: string): string | undefined {
   return undefined;
 }
 
-function safeId(p: string): string | undefined {
+/** netnsId, or undefined when the path is gone or unreadable (a process that just exited). */
+export function safeId(p: string): string | undefined {
   try {
     return netnsId(p);
   } catch {

@@ -1,6 +1,6 @@
 // The Store: the only way IPAM, records and the engine reach persistent shared state. The local
-// implementation keeps files under the state root; the etcd one (overlay issue) keeps keys in a
-// cluster. Nothing above this interface may assume files.
+// implementation keeps files under the state root; the etcd one (store/etcd.ts, for overlay
+// networks) keeps keys in a cluster. Nothing above this interface may assume files.
 //
 // Keys are '/'-separated paths of safe segments ([A-Za-z0-9_.:-]), e.g.
 //   networks/web                     a network definition

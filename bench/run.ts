@@ -10,6 +10,7 @@ import { hookSuite } from './suites/hook.js';
 import { bridgeSuite } from './suites/bridge.js';
 import { macvlanSuite } from './suites/macvlan.js';
 import { overlaySuite } from './suites/overlay.js';
+import { partsSuite } from './suites/parts.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
@@ -17,6 +18,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   bridge: bridgeSuite,
   macvlan: macvlanSuite,
   overlay: overlaySuite,
+  parts: partsSuite,
 };
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-// Bridge networking: the targets of the bridge issue, each against its reference in one run.
+// Bridge networking: each target against its reference, measured in one run.
 //  - tsrun run --net bridge -p 8080:80 vs runc run (no network)            target ≤ 1.8×
 //  - attach+detach (engine, in-process as tsrun run does) vs CNI bridge ADD+DEL processes   ≤ 0.8×
 //  - 200 attaches in a row: last 20 vs first 20 medians ≤ 1.15×; nft rule count at 1 and 200 equal
@@ -16,6 +16,7 @@ import { createPinnedNetns, deletePinnedNetns } from '../../runtime/netns/netns.
 import { countRules } from '../../runtime/firewall/nft.js';
 import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
+import { engineVsCni } from '../engine-vs-cni.js';
 
 export async function bridgeSuite(report: Report, runs: number): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-bridge-'));
@@ -63,36 +64,9 @@ async function attachVsCni(report: Report, runs: number, settings: ReturnType<ty
   const cniPin = path.join(root, 'run', 'netns', 'bench-cni');
   createPinnedNetns(pin);
   createPinnedNetns(cniPin);
-  const cni = (command: 'ADD' | 'DEL') => {
-    const started = performance.now();
-    const r = spawnSync('/usr/lib/cni/bridge', [], {
-      input: conf,
-      env: { ...benchEnv(), CNI_COMMAND: command, CNI_CONTAINERID: 'benchcni', CNI_NETNS: cniPin, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
-    });
-    if (r.status !== 0) throw new Error(`CNI ${command} failed: ${r.stdout}${r.stderr}`);
-    return performance.now() - started;
-  };
   try {
-    const add: number[] = [];
-    const del: number[] = [];
-    const att: number[] = [];
-    const det: number[] = [];
-    const wiring: number[] = [];
-    for (let i = 0; i < runs + 1; i++) {
-      const a0 = performance.now();
-      const rec = await handle.engine.attach({ containerId: 'bench-attach', netnsPath: pin, network: 'tsrun', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
-      const a1 = performance.now();
-      await handle.engine.detach('bench-attach');
-      const a2 = performance.now();
-      const cAdd = cni('ADD');
-      const cDel = cni('DEL');
-      if (i === 0) continue; // warm-up (network and table creation)
-      att.push(a1 - a0);
-      det.push(a2 - a1);
-      wiring.push(rec.wiringMs ?? a1 - a0);
-      add.push(cAdd);
-      del.push(cDel);
-    }
+    const req = { containerId: 'bench-attach', netnsPath: pin, network: 'tsrun', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' as const }] };
+    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: '/usr/lib/cni/bridge', conf, containerId: 'benchcni', netnsPath: cniPin });
     report.add({ name: 'CNI bridge ADD (process, host-local, ipMasq)', value: median(add), unit: 'ms' });
     report.add({ name: 'CNI bridge DEL', value: median(del), unit: 'ms' });
     report.add({ name: 'tsrun attach (with one published port)', value: median(att), unit: 'ms' });

@@ -13,6 +13,7 @@ import { createLogger } from '../../runtime/log.js';
 import { openEngine } from '../../runtime/context.js';
 import { createPinnedNetns, deletePinnedNetns } from '../../runtime/netns/netns.js';
 import { Report, benchEnv, median } from '../lib.js';
+import { engineVsCni } from '../engine-vs-cni.js';
 
 const PARENT = 'bmv0';
 const CNI_PLUGIN = '/usr/lib/cni/macvlan';
@@ -33,39 +34,12 @@ export async function macvlanSuite(report: Report, runs: number): Promise<void> 
     cniVersion: '1.0.0', name: 'benchmv', type: 'macvlan', master: PARENT, mode: 'bridge',
     ipam: { type: 'host-local', subnet: '10.232.0.0/16', dataDir: path.join(root, 'cni-ipam') },
   });
-  const cni = (command: 'ADD' | 'DEL'): number => {
-    const started = performance.now();
-    const r = spawnSync(CNI_PLUGIN, [], {
-      input: conf,
-      env: { ...benchEnv(), CNI_COMMAND: command, CNI_CONTAINERID: 'benchmv', CNI_NETNS: cniPin, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
-    });
-    if (r.status !== 0) throw new Error(`CNI macvlan ${command} failed: ${r.stdout}${r.stderr}`);
-    return performance.now() - started;
-  };
   try {
     await handle.engine.createNetwork({ name: 'benchmv', driver: 'macvlan', parent: PARENT, subnet: '10.231.0.0/16' });
     createPinnedNetns(pin);
     createPinnedNetns(cniPin);
-    const att: number[] = [];
-    const det: number[] = [];
-    const add: number[] = [];
-    const del: number[] = [];
-    const wiring: number[] = [];
-    for (let i = 0; i < runs + 1; i++) {
-      const a0 = performance.now();
-      const rec = await handle.engine.attach({ containerId: 'bench-mv', netnsPath: pin, network: 'benchmv', ports: [] });
-      const a1 = performance.now();
-      await handle.engine.detach('bench-mv');
-      const a2 = performance.now();
-      const cAdd = cni('ADD');
-      const cDel = cni('DEL');
-      if (i === 0) continue; // warm-up
-      att.push(a1 - a0);
-      det.push(a2 - a1);
-      wiring.push(rec.wiringMs ?? a1 - a0);
-      add.push(cAdd);
-      del.push(cDel);
-    }
+    const req = { containerId: 'bench-mv', netnsPath: pin, network: 'benchmv', ports: [] };
+    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: CNI_PLUGIN, conf, containerId: 'benchmv', netnsPath: cniPin });
     report.add({ name: 'CNI macvlan ADD (process, host-local IPAM)', value: median(add), unit: 'ms' });
     report.add({ name: 'CNI macvlan DEL', value: median(del), unit: 'ms' });
     report.add({ name: 'tsrun macvlan attach', value: median(att), unit: 'ms' });

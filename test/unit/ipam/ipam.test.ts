@@ -139,15 +139,13 @@ describe('Ipam over MemoryStore', () => {
       expect(store.creates).toBeLessThanOrEqual(17);
     });
 
-    it('reports a full /18 quickly', async () => {
+    it('reports a full /18 after a few creates and one listing, not a create per address', async () => {
       const big = { name: 'big', subnet: '10.6.0.0/18' };
       const ipamBig = new Ipam(store, { denseAfter: 4 });
       // Mark everything taken through the store directly (16381 leases).
       for (let i = 2; i < 16383; i++) await store.createIfAbsent(`ipam/big/10.6.${i >> 8}.${i & 255}`, 'x');
       store.creates = 0;
-      const started = performance.now();
       await expect(ipamBig.allocate(big, 'c')).rejects.toThrow('network big has no free addresses in 10.6.0.0/18');
-      expect(performance.now() - started).toBeLessThan(500);
       expect(store.creates).toBe(4);
     });
   });

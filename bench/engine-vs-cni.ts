@@ -1,0 +1,56 @@
+// One container attached and detached through the engine (in-process, as `tsrun run` and the
+// hook do it) against a CNI reference plugin's ADD and DEL (one process each, as CNI is called),
+// interleaved in one loop so that drift on the machine hits both alike. The bridge and macvlan
+// suites report from it.
+import { spawnSync } from 'node:child_process';
+import type { AttachRequest, Engine } from '../runtime/engine.js';
+import { benchEnv } from './lib.js';
+
+export interface CniReference {
+  /** e.g. /usr/lib/cni/bridge */
+  plugin: string;
+  /** The network configuration given on stdin. */
+  conf: string;
+  containerId: string;
+  netnsPath: string;
+}
+
+/** Milliseconds per run; the first round (network and table creation) is left out. */
+export interface AttachTimings {
+  attach: number[];
+  detach: number[];
+  /** EndpointRecord.wiringMs: the in-process part of an attach. */
+  wiring: number[];
+  cniAdd: number[];
+  cniDel: number[];
+}
+
+export async function engineVsCni(runs: number, engine: Engine, req: AttachRequest, cni: CniReference): Promise<AttachTimings> {
+  const t: AttachTimings = { attach: [], detach: [], wiring: [], cniAdd: [], cniDel: [] };
+  for (let i = 0; i < runs + 1; i++) {
+    const a0 = performance.now();
+    const rec = await engine.attach(req);
+    const a1 = performance.now();
+    await engine.detach(req.containerId);
+    const a2 = performance.now();
+    const add = cniCall(cni, 'ADD');
+    const del = cniCall(cni, 'DEL');
+    if (i === 0) continue; // warm-up
+    t.attach.push(a1 - a0);
+    t.detach.push(a2 - a1);
+    t.wiring.push(rec.wiringMs ?? a1 - a0);
+    t.cniAdd.push(add);
+    t.cniDel.push(del);
+  }
+  return t;
+}
+
+function cniCall(cni: CniReference, command: 'ADD' | 'DEL'): number {
+  const started = performance.now();
+  const r = spawnSync(cni.plugin, [], {
+    input: cni.conf,
+    env: { ...benchEnv(), CNI_COMMAND: command, CNI_CONTAINERID: cni.containerId, CNI_NETNS: cni.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
+  if (r.status !== 0) throw new Error(`CNI ${cni.plugin} ${command} failed: ${r.stdout}${r.stderr}`);
+  return performance.now() - started;
+}

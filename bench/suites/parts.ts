@@ -1,0 +1,136 @@
+// The parts of an attach, each measured on its own, as ratios against a reference in the same
+// run. These were wall-clock ceilings inside tests; timing belongs here, where a loaded machine
+// makes a number worse instead of making a test fail.
+//  - netlink wiring of a bridge attach (veth with its peer in the container, 2 addresses, 2
+//    routes: 7 requests on open sockets) vs one `ip link add … type veth` process     ≤ 1.0×
+//  - one nft attach batch (a container's published ports) vs starting `nft` to list tables  ≤ 2.0×
+//  - IPAM on the local store (fsync on): allocations 191-200 vs 2-11 in one subnet      ≤ 3.0×
+//    (and the same without the hint, as a control)
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Ipam, keyLayout } from '../../runtime/ipam/ipam.js';
+import { parseSubnet } from '../../runtime/ipam/address.js';
+import { LocalStore } from '../../runtime/store/local.js';
+import { Rtnl } from '../../runtime/netlink/rtnl.js';
+import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../runtime/netns/netns.js';
+import { NftFirewall } from '../../runtime/firewall/backend.js';
+import { addEndpointBatch } from '../../runtime/firewall/nft-rules.js';
+import { applyBatch } from '../../runtime/firewall/nft.js';
+import { Report, median, timeCommand } from '../lib.js';
+
+export async function partsSuite(report: Report, runs: number): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-parts-'));
+  try {
+    await netlinkWiring(report, runs, dir);
+    await nftBatch(report, runs);
+    await ipamFlat(report, Math.max(3, Math.min(runs, 7)), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The bench runs in a network namespace of its own (run.ts): the bridge lives there. */
+async function netlinkWiring(report: Report, runs: number, dir: string): Promise<void> {
+  report.section(`netlink wiring of one bridge attach, in-process (median of ${runs})`);
+  const host = Rtnl.open();
+  await host.createBridge({ name: 'tsbpart0', up: true });
+  const bridge = (await host.getLink('tsbpart0'))!.index;
+  await host.addAddress(bridge, '10.79.0.1/16');
+  await host.addAddress(bridge, 'fd79::1/64');
+  const create: number[] = [];
+  const wire: number[] = [];
+  const ipProcess: number[] = [];
+  try {
+    for (let i = 0; i < runs + 1; i++) {
+      const pin = path.join(dir, `c${i}`);
+      const t0 = performance.now();
+      createPinnedNetns(pin);
+      const t1 = performance.now();
+      const ctr = Rtnl.open(pin);
+      const fd = openNetnsFd(pin);
+      const t2 = performance.now();
+      try {
+        await host.createVeth({ name: 'tsbpartv', peerName: 'eth0', peerNsFd: fd, master: bridge, up: true });
+      } finally {
+        closeSync(fd);
+      }
+      const eth0 = (await ctr.getLink('eth0'))!.index;
+      await ctr.setUp(eth0);
+      await ctr.addAddress(eth0, `10.79.0.${i + 2}/16`);
+      await ctr.addAddress(eth0, `fd79::${(i + 2).toString(16)}/64`);
+      await ctr.addRoute({ dst: 'default', gateway: '10.79.0.1' });
+      await ctr.addRoute({ dst: 'default', gateway: 'fd79::1' });
+      const t3 = performance.now();
+      ctr.close();
+      await host.deleteLink('tsbpartv');
+      deletePinnedNetns(pin);
+      const ip = timeCommand('ip', ['link', 'add', 'tsbpartr', 'type', 'veth', 'peer', 'name', 'tsbpartp']);
+      timeCommand('ip', ['link', 'del', 'tsbpartr']);
+      if (i === 0) continue; // warm-up: loads koffi, opens the first sockets
+      create.push(t1 - t0);
+      wire.push(t3 - t2);
+      ipProcess.push(ip);
+    }
+  } finally {
+    await host.deleteLink('tsbpartv');
+    await host.deleteLink('tsbpart0');
+    host.close();
+  }
+  report.add({ name: 'create and pin a network namespace (lo up)', value: median(create), unit: 'ms' });
+  report.add({ name: 'netlink wiring: veth into the netns, up, 2 addresses, 2 routes', value: median(wire), unit: 'ms' });
+  report.add({ name: 'one `ip link add … type veth` process', value: median(ipProcess), unit: 'ms' });
+  report.add({ name: 'netlink wiring (7 requests) / one ip process', value: median(wire) / median(ipProcess), unit: '×', target: '≤ 1.0' });
+}
+
+async function nftBatch(report: Report, runs: number): Promise<void> {
+  report.section(`one nft batch with a container's published ports (median of ${runs})`);
+  await new NftFirewall().ensureBase();
+  const batch: number[] = [];
+  const floor: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const ep = { containerId: `bench-parts-${i}`, ipv4: `10.79.1.${i + 2}`, ports: [{ hostPort: 21000 + i, containerPort: 80, protocol: 'tcp' as const }] };
+      const t0 = performance.now();
+      await applyBatch(addEndpointBatch(ep));
+      batch.push(performance.now() - t0);
+      floor.push(timeCommand('nft', ['-j', 'list', 'tables']));
+    }
+  } finally {
+    timeCommand('nft', ['delete', 'table', 'inet', 'tsrun']);
+  }
+  report.add({ name: 'nft attach batch (applyBatch)', value: median(batch), unit: 'ms' });
+  report.add({ name: 'nft -j list tables (starting nft)', value: median(floor), unit: 'ms' });
+  report.add({ name: 'attach batch / starting nft', value: median(batch) / median(floor), unit: '×', target: '≤ 2.0' });
+}
+
+const N = 200;
+
+async function ipamFlat(report: Report, rounds: number, dir: string): Promise<void> {
+  report.section(`IPAM on the local store, fsync on: ${N} allocations in one subnet (${rounds} rounds)`);
+  const net = { name: 'parts', subnet: '10.44.0.0/16' };
+  const measure = async (hint: boolean) => {
+    const early: number[] = [];
+    const late: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const store = new LocalStore(path.join(dir, `ipam-${hint}-${r}`), { fsync: true });
+      const ipam = new Ipam(store);
+      const hintKey = keyLayout.hint(net.name, parseSubnet(net.subnet));
+      for (let i = 0; i < N; i++) {
+        if (!hint) await store.deleteIf(hintKey);
+        const t = performance.now();
+        await ipam.allocate(net, `c${i}`);
+        const ms = performance.now() - t;
+        if (i >= 1 && i <= 10) early.push(ms);
+        if (i >= N - 10) late.push(ms);
+      }
+    }
+    return { early: median(early), late: median(late) };
+  };
+  const withHint = await measure(true);
+  const control = await measure(false);
+  report.add({ name: 'allocation, leases 2-11', value: withHint.early, unit: 'ms' });
+  report.add({ name: `allocation, leases ${N - 9}-${N}`, value: withHint.late, unit: 'ms' });
+  report.add({ name: `allocations ${N - 9}-${N} / 2-11 (the hint keeps it flat)`, value: withHint.late / withHint.early, unit: '×', target: '≤ 3.0' });
+  report.add({ name: `control without the hint: ${N - 9}-${N} / 2-11`, value: control.late / control.early, unit: '×' });
+}

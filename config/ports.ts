@@ -1,9 +1,8 @@
 // Published ports: "-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]", with ranges
 // ("8000-8005:9000-9005") and IPv6 host addresses in brackets ("[::1]:8080:80"). Also the
 // comma-separated form of the io.tsrun.ports annotation.
-import ipaddr from 'ipaddr.js';
+import { formatAddress, tryParseAddress } from './address.js';
 import { UserError } from './errors.js';
-import { parseIpStrict } from './ip.js';
 
 export type Protocol = 'tcp' | 'udp';
 
@@ -24,10 +23,11 @@ export function parsePublish(text: string): PortMapping[] {
   let hostIp: string | undefined;
   if (m[1] !== undefined) {
     const raw = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-    const parsed = parseIpStrict(raw);
+    const parsed = tryParseAddress(raw);
     if (!parsed) throw bad(`${raw} is not an IP address`);
-    hostIp = parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress() ? (parsed as ipaddr.IPv6).toIPv4Address().toString() : parsed.toString();
-    if (m[1].startsWith('[') !== (parsed.kind() === 'ipv6')) throw bad('IPv6 host addresses go in brackets, IPv4 ones do not');
+    // The brackets belong to the spelling: [::ffff:127.0.0.1] is IPv6 text for an IPv4 address.
+    if (m[1].startsWith('[') !== raw.includes(':')) throw bad('IPv6 host addresses go in brackets, IPv4 ones do not');
+    hostIp = formatAddress(parsed);
   }
   const hostRange = portRange(m[2]!, bad);
   const containerRange = portRange(m[3]!, bad);

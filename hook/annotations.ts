@@ -6,7 +6,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../config/errors.js';
-import { parseIpStrict } from '../config/ip.js';
+import { formatAddress, parseAddressOf } from '../config/address.js';
 import { parseNetMode, type NetMode } from '../config/net-mode.js';
 import { parsePortsAnnotation, type PortMapping } from '../config/ports.js';
 
@@ -114,9 +114,7 @@ export function wiringFromAnnotations(a: Record<string, string>): Wiring {
 
 function address(text: string | undefined, key: string, family: 'ipv4' | 'ipv6'): string | undefined {
   if (text === undefined || text === '') return undefined;
-  const parsed = parseIpStrict(text);
-  if (!parsed || parsed.kind() !== family) throw new UserError(`annotation ${key}=${shown(text)}: not an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
-  return parsed.toString();
+  return formatAddress(parseAddressOf(family === 'ipv4' ? 4 : 6, text, `annotation ${key}=${shown(text)}`));
 }
 
 /**

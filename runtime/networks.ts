@@ -6,7 +6,7 @@ import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import { checkParentClaim, isSubifDriver, normalizeNetworkInput, type NetworkCreateInput, type NetworkDef } from '../config/networks.js';
 import { checkNetworkName } from '../config/ids.js';
 import type { Store } from './store/store.js';
-import { formatAddress, overlaps, parseSubnet } from './ipam/address.js';
+import { formatAddress, overlaps, parseSubnet } from '../config/address.js';
 import { parsePool } from './ipam/allocator.js';
 import { releaseVni, requireCluster, reserveVni } from './overlay/vni.js';
 

@@ -10,7 +10,7 @@ import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Ipam, keyLayout } from '../../runtime/ipam/ipam.js';
-import { parseSubnet } from '../../runtime/ipam/address.js';
+import { parseSubnet } from '../../config/address.js';
 import { LocalStore } from '../../runtime/store/local.js';
 import { Rtnl } from '../../runtime/netlink/rtnl.js';
 import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../runtime/netns/netns.js';

@@ -5,9 +5,9 @@
 // which keeps a just-freed address from going to the next container while stale ARP/conntrack
 // state for it may still exist, and makes the first candidate free in a sparse pool (O(1)).
 import { UserError } from '../../config/errors.js';
-import { type Address, type Subnet, contains, formatAddress, lastAddress, parseAddress, parseSubnet } from './address.js';
+import { type Address, type Subnet, contains, formatAddress, lastAddress, parseAddress, parseSubnet } from '../../config/address.js';
 
-export { contains, overlaps } from './address.js';
+export { contains, overlaps } from '../../config/address.js';
 
 /** What a network definition says about one address family. */
 export interface PoolSpec {

@@ -13,7 +13,7 @@
 import { ConflictError, UserError } from '../../config/errors.js';
 import { checkContainerId, checkNetworkName } from '../../config/ids.js';
 import type { Store } from '../store/store.js';
-import { type Family, type Subnet, canonicalAddress, formatAddress, parseAddress } from './address.js';
+import { type Family, type Subnet, canonicalAddress, formatAddress, parseAddress } from '../../config/address.js';
 import { type Pool, type PoolSpec, checkStaticAddress, nextCandidates, parsePool } from './allocator.js';
 
 /** One address family of a network: a dual-stack network calls allocate once per family. */

@@ -1,7 +1,10 @@
-// IP and MAC addresses between their text forms and the bytes netlink carries.
-import ipaddr from 'ipaddr.js';
+// IP and MAC addresses between their text forms and the bytes netlink carries. Parsing, the
+// canonical text and network/broadcast addresses come from config/address.ts, the one address
+// module; this file only adds the netlink side (address families, byte buffers).
 import { UserError } from '../../config/errors.js';
-import { parseIpStrict } from '../../config/ip.js';
+import {
+  addressBytes, addressFromBytes, broadcastOf as broadcastAddress, formatAddress, parseAddress, parseInterfaceAddress, subnetOf, type Address,
+} from '../../config/address.js';
 import { AF_INET, AF_INET6 } from './codec.js';
 
 export interface ParsedIp {
@@ -15,40 +18,35 @@ export interface ParsedCidr extends ParsedIp {
   prefixLen: number;
 }
 
+function parsed(a: Address): ParsedIp {
+  return { family: a.family === 4 ? AF_INET : AF_INET6, bytes: Buffer.from(addressBytes(a)), text: formatAddress(a) };
+}
+
+const addressOf = (c: ParsedCidr): Address => addressFromBytes(c.bytes);
+
 export function parseIp(text: string): ParsedIp {
-  const ip = parseIpStrict(text);
-  if (!ip) throw new UserError(`invalid IP address "${text}"`);
-  return { family: ip.kind() === 'ipv4' ? AF_INET : AF_INET6, bytes: Buffer.from(ip.toByteArray()), text: ip.toString() };
+  return parsed(parseAddress(text, 'IP address'));
 }
 
 /** "10.0.0.2/24" → address and prefix; a bare address gets a host prefix (/32, /128). */
 export function parseCidr(text: string): ParsedCidr {
-  const slash = text.indexOf('/');
-  const ip = parseIp(slash < 0 ? text : text.slice(0, slash));
-  const max = ip.family === AF_INET ? 32 : 128;
-  const prefixText = slash < 0 ? String(max) : text.slice(slash + 1);
-  const prefixLen = Number(prefixText);
-  if (!/^\d{1,3}$/.test(prefixText) || prefixLen > max) throw new UserError(`invalid prefix length in "${text}"`);
-  return { ...ip, prefixLen };
+  const ia = parseInterfaceAddress(text);
+  return { ...parsed(ia.address), prefixLen: ia.prefixLength };
 }
 
 /** The network part of a CIDR ("10.0.0.7/24" → 10.0.0.0/24), as routes need it. */
 export function networkOf(c: ParsedCidr): ParsedCidr {
-  const bytes = Buffer.from(c.bytes);
-  for (let bit = c.prefixLen; bit < bytes.length * 8; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return { ...c, bytes, text: ipFromBytes(bytes) };
+  const s = subnetOf({ address: addressOf(c), prefixLength: c.prefixLen });
+  return { ...parsed({ family: s.family, value: s.network }), prefixLen: c.prefixLen };
 }
 
 /** The IPv4 broadcast address of a CIDR (all host bits set). */
 export function broadcastOf(c: ParsedCidr): Buffer {
-  const bytes = Buffer.from(c.bytes);
-  for (let bit = c.prefixLen; bit < bytes.length * 8; bit++) bytes[bit >> 3]! |= 0x80 >> (bit & 7);
-  return bytes;
+  return Buffer.from(addressBytes(broadcastAddress({ address: addressOf(c), prefixLength: c.prefixLen })));
 }
 
 export function ipFromBytes(b: Buffer): string {
-  if (b.length !== 4 && b.length !== 16) throw new Error(`unexpected address length ${b.length}`);
-  return ipaddr.fromByteArray([...b]).toString();
+  return formatAddress(addressFromBytes(b));
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;

@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkContainerId } from '../../../config/ids.js';
-import { contains, parseAddress } from '../../../runtime/ipam/address.js';
+import { contains, parseAddress } from '../../../config/address.js';
 import { Ipam, type IpamNetwork } from '../../../runtime/ipam/ipam.js';
 import { LocalStore } from '../../../runtime/store/local.js';
 

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import { ConflictError, UserError } from '../../../config/errors.js';
 import { Ipam, keyLayout, parseLeaseKey } from '../../../runtime/ipam/ipam.js';
-import { parseSubnet } from '../../../runtime/ipam/address.js';
+import { parseSubnet } from '../../../config/address.js';
 import { MemoryStore } from '../../../runtime/store/memory.js';
 
 const web = { name: 'web', subnet: '10.88.0.0/24' };

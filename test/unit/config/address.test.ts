@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { UserError } from '../../../config/errors.js';
-import { canonicalAddress, contains, overlaps, parseAddress, parseSubnet, subnetSize } from '../../../runtime/ipam/address.js';
+import {
+  broadcastOf, canonicalAddress, contains, formatAddress, hostIpsOverlap, overlaps, parseAddress, parseAddressOf, parseInterfaceAddress, parseSubnet, subnetOf, subnetSize,
+} from '../../../config/address.js';
 
 describe('parseAddress', () => {
   it('parses IPv4 and IPv6 into canonical text', () => {
@@ -69,5 +71,49 @@ describe('overlaps', () => {
     ['10.0.0.0/8', '::/0', false],
   ])('%s vs %s → %s', (a, b, expected) => {
     expect(overlaps(a, b)).toBe(expected);
+  });
+});
+
+describe('one canonical form', () => {
+  it('writes an IPv4-mapped IPv6 address as the IPv4 address it is', () => {
+    expect(canonicalAddress('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(canonicalAddress('::FFFF:a00:1')).toBe('10.0.0.1');
+    expect(() => parseAddressOf(6, '::ffff:10.0.0.1', 'annotation io.tsrun.ip6')).toThrow('annotation io.tsrun.ip6: not an IPv6 address');
+    expect(formatAddress(parseAddressOf(4, '::ffff:10.0.0.1', 'x'))).toBe('10.0.0.1');
+  });
+
+  it('keeps ::ffff:0:0/96 the IPv6 prefix it is', () => {
+    expect(parseSubnet('::ffff:0:0/96').cidr).toBe('::ffff:0:0/96');
+  });
+});
+
+describe('interface addresses', () => {
+  it('allow host bits and give a bare address a host prefix', () => {
+    const ia = parseInterfaceAddress('10.1.2.3/23');
+    expect(ia.prefixLength).toBe(23);
+    expect(subnetOf(ia).cidr).toBe('10.1.2.0/23');
+    expect(formatAddress(broadcastOf(ia))).toBe('10.1.3.255');
+    expect(parseInterfaceAddress('fd00::2').prefixLength).toBe(128);
+    expect(subnetOf(parseInterfaceAddress('fd00:1:2:3::9/60')).cidr).toBe('fd00:1:2::/60');
+  });
+
+  it.each(['10.1/8', '10.0.0.1/33', 'fd00::/129', '1.2.3.4/x', 'fd00::1/', '10.0.0.1/08'])('refuses %j', (text) => {
+    expect(() => parseInterfaceAddress(text)).toThrow(UserError);
+  });
+});
+
+describe('the wildcard rule of published ports', () => {
+  it.each([
+    [undefined, '10.0.0.1', true],
+    [undefined, '::1', true],
+    ['0.0.0.0', '10.0.0.1', true],
+    ['0.0.0.0', '::1', false],
+    ['::', 'fd00::1', true],
+    ['::', '0.0.0.0', false],
+    ['10.0.0.1', '10.0.0.2', false],
+    ['10.0.0.1', '10.0.0.1', true],
+  ])('%s and %s overlap: %s', (a, b, expected) => {
+    expect(hostIpsOverlap(a, b)).toBe(expected);
+    expect(hostIpsOverlap(b, a)).toBe(expected);
   });
 });

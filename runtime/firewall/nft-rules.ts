@@ -87,7 +87,7 @@
 //     edits other tables).
 //  g. icc=false is bridge port isolation (netlink layer), not a rule here.
 import { createHash } from 'node:crypto';
-import ipaddr from 'ipaddr.js';
+import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
 import { checkContainerId, checkIfname, checkNetworkName } from '../../config/ids.js';
 import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
@@ -535,7 +535,8 @@ function canonValue(v: NftJson): NftJson {
   if (typeof v === 'string') {
     let c = canonStrings.get(v);
     if (c === undefined) {
-      c = /[.:]/.test(v) && ipaddr.isValid(v) ? ipText(ipaddr.parse(v)) : v;
+      const a = /[.:]/.test(v) ? tryParseAddress(v) : undefined;
+      c = a ? formatAddress(a) : v;
       if (canonStrings.size < 100_000) canonStrings.set(v, c);
     }
     return c;
@@ -543,8 +544,8 @@ function canonValue(v: NftJson): NftJson {
   if (Array.isArray(v)) return v.map(canonValue);
   if (isObject(v)) {
     if (isObject(v.prefix) && typeof v.prefix.addr === 'string' && typeof v.prefix.len === 'number') {
-      const a = ipaddr.isValid(v.prefix.addr) ? ipaddr.parse(v.prefix.addr) : undefined;
-      if (a && v.prefix.len === (a.kind() === 'ipv4' ? 32 : 128)) return ipText(a);
+      const a = tryParseAddress(v.prefix.addr);
+      if (a && v.prefix.len === bitsOf(a.family)) return formatAddress(a);
     }
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, canonValue(x)]));
   }
@@ -626,42 +627,41 @@ function portTargets(p: PortMapping, ep: { ipv4?: string | undefined; ipv6?: str
     if (out.length === 0) throw new UserError(`${at}: cannot publish a port: the container has no IPv4 or IPv6 address`);
     return out;
   }
-  const fam = ipaddr.parse(p.hostIp).kind() === 'ipv4' ? '4' : '6';
+  const fam = parseAddress(p.hostIp).family === 4 ? '4' : '6';
   const containerIp = fam === '4' ? ep.ipv4 : ep.ipv6;
   if (containerIp === undefined) throw new UserError(`${at}.hostIp: ${p.hostIp} is IPv${fam} but the container has no IPv${fam} address`);
   return [isUnspecified(p.hostIp) ? { fam, containerIp } : { fam, hostIp: p.hostIp, containerIp }];
 }
 
 function isUnspecified(ip: string): boolean {
-  return ipaddr.parse(ip).range() === 'unspecified';
+  return unspecified(parseAddress(ip));
 }
 
+// Addresses and CIDRs follow config/address.ts (one parser, one canonical form: dotted quad or
+// RFC 5952, which is also how nft prints them).
 function normalizeAddress(raw: unknown, kind: 'ipv4' | 'ipv6' | undefined, at: string): string {
-  if (typeof raw !== 'string' || raw.includes('%') || !ipaddr.isValid(raw) || !/[.:]/.test(raw)) {
-    throw new UserError(`${at}: ${JSON.stringify(raw)} is not an IP address`);
-  }
-  if (kind === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(raw)) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an IPv4 address`);
-  const a = ipaddr.parse(raw);
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) throw new UserError(`${at}: write the IPv4-mapped address ${raw} in its IPv4 form`);
-  if (kind !== undefined && a.kind() !== kind) throw new UserError(`${at}: ${raw} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
-  return ipText(a);
+  const a = tryParseAddress(raw);
+  if (!a) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an IP address`);
+  if (kind !== undefined && a.family !== (kind === 'ipv4' ? 4 : 6)) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
+  return formatAddress(a);
 }
 
-/** Addresses as nft prints them: dotted quad, or RFC 5952 (what inet_ntop gives). */
-function ipText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
-}
-
+/** The subnet with its host bits masked off. */
 function normalizeCidr(raw: unknown, kind: 'ipv4' | 'ipv6', at: string): string {
-  const valid = typeof raw === 'string' && !raw.includes('%') && (kind === 'ipv4' ? ipaddr.IPv4.isValidCIDRFourPartDecimal(raw) : ipaddr.IPv6.isValidCIDR(raw));
-  if (!valid) throw new UserError(`${at}: ${JSON.stringify(raw)} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} CIDR`);
-  const [, len] = ipaddr.parseCIDR(raw);
-  if (len === 0) throw new UserError(`${at}: ${raw} covers every address`);
-  const network = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(raw) : ipaddr.IPv6.networkAddressFromCIDR(raw);
-  return `${ipText(network)}/${len}`;
+  const notCidr = () => new UserError(`${at}: ${JSON.stringify(raw)} is not an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} CIDR`);
+  if (typeof raw !== 'string' || !raw.includes('/')) throw notCidr();
+  let s;
+  try {
+    s = subnetOf(parseInterfaceAddress(raw));
+  } catch {
+    throw notCidr();
+  }
+  if (s.family !== (kind === 'ipv4' ? 4 : 6)) throw notCidr();
+  if (s.prefixLength === 0) throw new UserError(`${at}: ${raw} covers every address`);
+  return s.cidr;
 }
 
 function subnetKey(cidr: string): NftJson {
-  const [addr, len] = ipaddr.parseCIDR(cidr);
-  return len === (addr.kind() === 'ipv4' ? 32 : 128) ? ipText(addr) : prefix(ipText(addr), len);
+  const { address, prefixLength } = parseInterfaceAddress(cidr);
+  return prefixLength === bitsOf(address.family) ? formatAddress(address) : prefix(formatAddress(address), prefixLength);
 }

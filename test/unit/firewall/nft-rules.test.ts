@@ -241,7 +241,6 @@ describe('validation', () => {
     ['sctp', { ports: [{ hostPort: 80, containerPort: 80, protocol: 'sctp' as 'tcp' }] }, /protocol: must be tcp or udp, got "sctp"/],
     ['bad host ip', { ports: [{ hostIp: 'localhost', hostPort: 80, containerPort: 80, protocol: 'tcp' }] }, /hostIp: "localhost" is not an IP address/],
     ['zoned host ip', { ports: [{ hostIp: 'fe80::1%eth0', hostPort: 80, containerPort: 80, protocol: 'tcp' }] }, /not an IP address/],
-    ['mapped host ip', { ports: [{ hostIp: '::ffff:127.0.0.1', hostPort: 80, containerPort: 80, protocol: 'tcp' }] }, /IPv4 form/],
     [
       'a v6 host ip for a v4-only container',
       { ipv6: undefined, ports: [{ hostIp: '::1', hostPort: 80, containerPort: 80, protocol: 'tcp' }] },
@@ -285,6 +284,8 @@ describe('validation', () => {
       ipv6: 'fd00:88::2',
       ports: [{ hostPort: 1, containerPort: 1, protocol: 'tcp' }],
     });
+    // One canonical form (config/address.ts): an IPv4-mapped host address is its IPv4 address.
+    expect(normalizeEndpoint({ ...ep, ports: [{ hostIp: '::ffff:127.0.0.1', hostPort: 1, containerPort: 1, protocol: 'tcp' }] }).ports[0]?.hostIp).toBe('127.0.0.1');
   });
 });
 

@@ -17,6 +17,9 @@ export interface Settings {
    * the system directories, because hooks may run with no PATH at all (podman's poststop). */
   runc: string;
   nft: string;
+  /** How nftables commands are applied: libnftables in-process ('lib'), the nft process
+   * ('process'), or the library when it loads ('auto', the default). TSRUN_NFT_BACKEND. */
+  nftBackend?: 'auto' | 'lib' | 'process';
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -50,11 +53,16 @@ export function resolveSettings(env: NodeJS.ProcessEnv, flags: SettingsOverrides
     debug: flags.debug ?? env.TSRUN_DEBUG === '1',
     runc: nonEmpty(env.TSRUN_RUNC) ?? 'runc',
     nft: nonEmpty(env.TSRUN_NFT) ?? 'nft',
+    nftBackend: nftBackendOf(env.TSRUN_NFT_BACKEND),
   };
 }
 
 export function isLogLevel(s: string): s is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(s);
+}
+
+function nftBackendOf(s: string | undefined): 'auto' | 'lib' | 'process' {
+  return s === 'lib' || s === 'process' ? s : 'auto';
 }
 
 function nonEmpty(s: string | undefined): string | undefined {

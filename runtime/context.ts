@@ -18,7 +18,7 @@ export async function openEngine(settings: Settings, log: Logger): Promise<Engin
   const engine = new Engine({
     store,
     log,
-    firewall: (netns) => createFirewall('nft', { nftBinary: settings.nft, log, ...(netns ? { netns } : {}) }),
+    firewall: (netns) => createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }),
   });
   return { engine, store, close: async () => void (await store.close?.()) };
 }

@@ -50,6 +50,8 @@ for entry in "${entries[@]}"; do
 done
 # busybox-static ships /bin/busybox; a dynamic busybox package would satisfy the path check but
 # cannot run inside a bare rootfs, so insist on the static one.
+# libnftables (tsrun applies nftables batches through it in-process; nft is the fallback).
+compgen -G '/usr/lib/*/libnftables.so.1' >/dev/null || missing+=(libnftables1)
 if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then missing+=(busybox-static); fi
 
 if [ ${#missing[@]} -eq 0 ]; then

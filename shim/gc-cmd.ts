@@ -14,7 +14,7 @@ export async function collectGarbage(settings: Settings, log: Logger): Promise<G
     return await collect(settings, {
       engine: handle.engine,
       store: handle.store,
-      firewall: createFirewall('nft', { nftBinary: settings.nft, log }),
+      firewall: createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log }),
       deleteRuntimeContainer: async (id) => {
         if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
       },

@@ -1,7 +1,11 @@
 // Running nft: one JSON batch, applied by the kernel atomically, and listings of table inet
-// tsrun. Only this file executes nft; everything else builds JSON.
+// tsrun. Only this file runs nftables commands; everything else builds JSON.
 //
-// Not `nft -j -f -`: nft reads "-" by opening /dev/stdin, and Node gives a child's stdin as a
+// Two backends take the same commands: libnftables in-process (libnft.ts, no process, chosen
+// whenever the library loads) and the `nft` process (the fallback, and what a custom nftBinary
+// asks for). Both report failures as an NftError carrying nft's own error text.
+//
+// The process backend: not `nft -j -f -`: nft reads "-" by opening /dev/stdin, and Node gives a child's stdin as a
 // socketpair, which cannot be opened that way (ENXIO). A batch therefore goes to nft as its
 // command-line argument (`nft -j '<json>'`, the same parser), and one too large for an argument
 // (the kernel caps one at 128 KiB) as a private temporary file (`nft -j -f <file>`).
@@ -12,15 +16,25 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { SystemError } from '../../config/errors.js';
 import { resolveBinary } from '../binaries.js';
+import { libnftAvailable, runLibnft } from './libnft.js';
 import { FAMILY, TABLE, countRulesIn, type NftBatch, type NftListing } from './nft-rules.js';
 import { silentLogger, type StepLogger } from '../step-log.js';
 
+/**
+ * How commands reach the kernel. 'auto': libnftables when it loads, else the nft process.
+ * 'lib' and 'process' force one (TSRUN_NFT_BACKEND; the tests run both).
+ */
+export type NftBackendKind = 'auto' | 'lib' | 'process';
+
 export interface NftOptions {
-  /** nft by name (looked up in PATH and the system directories) or by path. Default "nft". */
+  /** The process backend's nft, by name (looked up in PATH and the system directories) or by
+   * path. Default "nft". */
   nftBinary?: string;
+  backend?: NftBackendKind;
   /**
-   * Run nft inside this network namespace (e.g. /proc/<pid>/ns/net) through nsenter. For tests
-   * and sandboxes; the engine leaves it unset and nft acts on tsrun's own namespace.
+   * Act inside this network namespace (e.g. /proc/<pid>/ns/net): a libnftables context made
+   * there, or nft run through nsenter. For the hook's host side, tests and sandboxes; unset, nft
+   * acts on tsrun's own namespace.
    */
   netns?: string;
   log?: StepLogger;
@@ -33,7 +47,7 @@ export interface NftOptions {
 /** Why nft refused, from its errno text (nft is run with LC_ALL=C). */
 export type NftFailure = 'exists' | 'not-found' | 'busy' | 'other';
 
-/** nft ran and failed; `detail` is the first line of its stderr. */
+/** nft ran and failed; `detail` is the first line of its stderr (or libnftables' error buffer). */
 export class NftError extends SystemError {
   readonly reason: NftFailure;
   readonly stderr: string;
@@ -53,6 +67,10 @@ export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: st
   if (batch.nftables.length === 0) return;
   const json = JSON.stringify(batch);
   const step = opts.step ?? 'apply nftables batch';
+  if (chooseBackend(opts) === 'lib') {
+    runInProcess(json, opts, step);
+    return;
+  }
   if (Buffer.byteLength(json) <= (opts.argMax ?? 96 * 1024)) {
     await runNft(['-j', json], opts, step);
     return;
@@ -69,9 +87,10 @@ export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: st
 /** table inet tsrun as nft prints it, or undefined when it does not exist. `terse` omits elements. */
 export async function listTsrunTable(opts: NftOptions & { terse?: boolean } = {}): Promise<NftListing | undefined> {
   const args = ['-j', ...(opts.terse ? ['-t'] : []), 'list', 'table', FAMILY, TABLE];
+  const step = `list nftables table ${FAMILY} ${TABLE}`;
   let out: string;
   try {
-    out = await runNft(args, opts, `list nftables table ${FAMILY} ${TABLE}`);
+    out = chooseBackend(opts) === 'lib' ? runInProcess(`list table ${FAMILY} ${TABLE}`, opts, step, opts.terse) : await runNft(args, opts, step);
   } catch (err) {
     if (isNftError(err, 'not-found')) return undefined;
     throw err;
@@ -87,6 +106,32 @@ export async function listTsrunTable(opts: NftOptions & { terse?: boolean } = {}
 export async function countRules(opts: NftOptions = {}): Promise<number> {
   const listing = await listTsrunTable({ ...opts, terse: true });
   return listing ? countRulesIn(listing) : 0;
+}
+
+/** 'lib' or 'process' for these options (see NftBackendKind). */
+export function chooseBackend(opts: NftOptions): 'lib' | 'process' {
+  const wanted = opts.backend ?? 'auto';
+  if (wanted !== 'auto') return wanted;
+  return libnftAvailable() ? 'lib' : 'process';
+}
+
+/** One command through libnftables; output as nft would print it on stdout. */
+function runInProcess(cmd: string, opts: NftOptions, step: string, terse = false): string {
+  const log = opts.log ?? silentFwLogger;
+  const started = performance.now();
+  let r;
+  try {
+    r = runLibnft(cmd, { netns: opts.netns, terse });
+  } catch (err) {
+    throw new SystemError(step, err);
+  }
+  const ms = +(performance.now() - started).toFixed(2);
+  if (!r.ok) {
+    log.debug({ step, ms, stderr: r.err }, 'libnftables failed');
+    throw new NftError(step, r.err, new Error(r.err));
+  }
+  log.debug({ step, ms }, 'libnftables done');
+  return r.out.replace(/\n$/, '');
 }
 
 async function runNft(args: string[], opts: NftOptions, step: string): Promise<string> {

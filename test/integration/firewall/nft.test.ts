@@ -1,6 +1,10 @@
 // The nft backend against a real kernel, always inside throwaway network namespaces: nft never
 // runs in the machine's own namespace. Part 1 checks the table and its elements; part 2 sends
 // real packets through a small host/containers/outside topology.
+//
+// Everything here runs through libnftables in-process; nft-process.test.ts runs this same file
+// again with the nft process (TSRUN_TEST_NFT_BACKEND=process), so both backends pass the same
+// golden batches and the same packets.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,11 +12,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest 
 import { ConflictError } from '../../../config/errors.js';
 import { NftFirewall } from '../../../runtime/firewall/backend.js';
 import { RULE_COUNT, listElements, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
-import { applyBatch, countRules, listTsrunTable } from '../../../runtime/firewall/nft.js';
+import { applyBatch, countRules, listTsrunTable, type NftBackendKind } from '../../../runtime/firewall/nft.js';
 import type { FirewallEndpoint, FirewallNetwork } from '../../../runtime/firewall/types.js';
 import { ScratchNs, startWhoServer, waitFor, who } from './scratch-ns.js';
 
 jest.setTimeout(60_000);
+
+const backend: NftBackendKind = process.env.TSRUN_TEST_NFT_BACKEND === 'process' ? 'process' : 'lib';
 
 const GOLDEN = path.join(process.cwd(), 'test', 'unit', 'firewall', 'golden');
 const golden = (name: string): NftBatch => JSON.parse(readFileSync(path.join(GOLDEN, `${name}.json`), 'utf8')) as NftBatch;
@@ -32,14 +38,14 @@ const endpoint = (i: number): FirewallEndpoint => ({
 /** Deletes table inet tsrun, also when there is none (add then delete, as nft 1.0.6 has no destroy). */
 const removeTable = (ns: ScratchNs) => ns.run(['nft', 'add table inet tsrun; delete table inet tsrun']);
 
-describe('nft backend: table inet tsrun and its elements', () => {
+describe(`nft backend (${backend}): table inet tsrun and its elements`, () => {
   let ns: ScratchNs;
   let fw: NftFirewall;
   const nftText = (...args: string[]) => ns.run(['nft', ...args]);
 
   beforeEach(async () => {
     ns = await ScratchNs.create('tsB-fw');
-    fw = new NftFirewall({ netns: ns.path });
+    fw = new NftFirewall({ backend, netns: ns.path });
   });
   afterEach(async () => {
     await ns?.destroy();
@@ -48,8 +54,8 @@ describe('nft backend: table inet tsrun and its elements', () => {
   it('creates the base table once: re-applying adds no rule', async () => {
     await fw.ensureBase();
     await fw.ensureBase();
-    await new NftFirewall({ netns: ns.path }).ensureBase(); // a fresh process: checks, adds nothing
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT);
+    await new NftFirewall({ backend, netns: ns.path }).ensureBase(); // a fresh process: checks, adds nothing
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT);
     const text = await nftText('list', 'table', 'inet', 'tsrun');
     for (const line of [
       'type nat hook prerouting priority dstnat; policy accept;',
@@ -70,8 +76,8 @@ describe('nft backend: table inet tsrun and its elements', () => {
   });
 
   it('lets exactly one of several racing processes create the table', async () => {
-    await Promise.all(Array.from({ length: 6 }, () => new NftFirewall({ netns: ns.path }).ensureBase()));
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT);
+    await Promise.all(Array.from({ length: 6 }, () => new NftFirewall({ backend, netns: ns.path }).ensureBase()));
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT);
   });
 
   it('leaves other tables alone', async () => {
@@ -92,7 +98,7 @@ describe('nft backend: table inet tsrun and its elements', () => {
     await fw.addNetwork({ ...net1, internal: true });
     await fw.attach(net0, endpoint(0));
     await fw.attach(net0, endpoint(0)); // idempotent
-    const listing = (await listTsrunTable({ netns: ns.path }))!;
+    const listing = (await listTsrunTable({ backend, netns: ns.path }))!;
     const els = listElements(listing).map((e) => `${e.set} ${JSON.stringify(e.key)} ${JSON.stringify(e.value ?? null)} ${e.comment}`);
     expect(els.sort()).toEqual(
       [
@@ -121,11 +127,11 @@ describe('nft backend: table inet tsrun and its elements', () => {
     await fw.ensureBase();
     await fw.addNetwork(net0);
     await fw.attach(net0, endpoint(0));
-    const atOne = await countRules({ netns: ns.path });
+    const atOne = await countRules({ backend, netns: ns.path });
     for (let i = 1; i < 50; i++) await fw.attach(net0, endpoint(i));
-    expect(await countRules({ netns: ns.path })).toBe(atOne);
+    expect(await countRules({ backend, netns: ns.path })).toBe(atOne);
     expect(atOne).toBe(RULE_COUNT);
-    const els = listElements((await listTsrunTable({ netns: ns.path }))!);
+    const els = listElements((await listTsrunTable({ backend, netns: ns.path }))!);
     expect(els.filter((e) => e.set.startsWith('pub'))).toHaveLength(50 * 6);
     expect((await fw.listOwners()).containers).toHaveLength(50);
   });
@@ -139,7 +145,7 @@ describe('nft backend: table inet tsrun and its elements', () => {
     await fw.removeEndpoint(a);
     await fw.removeNetwork(net0);
     await fw.removeNetwork(net0);
-    expect(listElements((await listTsrunTable({ netns: ns.path }))!)).toEqual([]);
+    expect(listElements((await listTsrunTable({ backend, netns: ns.path }))!)).toEqual([]);
 
     // Container b publishes the host port a had; a's repeated late detach must leave b alone,
     // also when b got a's very address from IPAM (identical elements but for the owner tag).
@@ -151,7 +157,7 @@ describe('nft backend: table inet tsrun and its elements', () => {
       await fw.removeEndpoint(a);
       await fw.attach(net0, b);
       await fw.removeEndpoint(a);
-      const left = listElements((await listTsrunTable({ netns: ns.path }))!).filter((e) => e.comment?.startsWith('ctr:'));
+      const left = listElements((await listTsrunTable({ backend, netns: ns.path }))!).filter((e) => e.comment?.startsWith('ctr:'));
       expect(left).toHaveLength(6);
       expect(left.every((e) => e.comment === 'ctr:tsb-c2')).toBe(true);
       await fw.removeEndpoint(b);
@@ -189,21 +195,21 @@ describe('nft backend: table inet tsrun and its elements', () => {
 
   it('creates the table on demand when an element is added first', async () => {
     await fw.addNetwork(net0);
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT);
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT);
   });
 
   it('repairs a damaged table and replaces an old one, keeping every element', async () => {
     await fw.ensureBase();
     await fw.addNetwork(net0);
     await fw.attach(net0, endpoint(3));
-    const before = listElements((await listTsrunTable({ netns: ns.path }))!);
+    const before = listElements((await listTsrunTable({ backend, netns: ns.path }))!);
     // Damage: someone deletes a rule.
     const handle = /masquerade comment "a: outbound NAT v4.*# handle (\d+)/.exec(await nftText('-a', 'list', 'chain', 'inet', 'tsrun', 'postrouting'))![1]!;
     await nftText('delete', 'rule', 'inet', 'tsrun', 'postrouting', 'handle', handle);
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT - 1);
-    await new NftFirewall({ netns: ns.path }).ensureBase();
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT);
-    expect(listElements((await listTsrunTable({ netns: ns.path }))!)).toEqual(before);
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT - 1);
+    await new NftFirewall({ backend, netns: ns.path }).ensureBase();
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT);
+    expect(listElements((await listTsrunTable({ backend, netns: ns.path }))!)).toEqual(before);
 
     // An older schema: same set names, different (uncommented) rules.
     await removeTable(ns);
@@ -211,15 +217,15 @@ describe('nft backend: table inet tsrun and its elements', () => {
       'nft',
       'table inet tsrun { set bridges { type ifname; elements = { "tsB9" }; }; chain forward { type filter hook forward priority 0; policy accept; iifname @bridges accept; }; }',
     ]);
-    await new NftFirewall({ netns: ns.path }).ensureBase();
-    expect(await countRules({ netns: ns.path })).toBe(RULE_COUNT);
-    expect(listElements((await listTsrunTable({ netns: ns.path }))!)).toEqual([{ set: 'bridges', key: 'tsB9' }]);
+    await new NftFirewall({ backend, netns: ns.path }).ensureBase();
+    expect(await countRules({ backend, netns: ns.path })).toBe(RULE_COUNT);
+    expect(listElements((await listTsrunTable({ backend, netns: ns.path }))!)).toEqual([{ set: 'bridges', key: 'tsB9' }]);
   });
 
   it('applies a batch too large for an argument through a temporary file', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tsB-nft-'));
     try {
-      const big = new NftFirewall({ netns: ns.path, argMax: 64, tmpDir: dir });
+      const big = new NftFirewall({ backend, netns: ns.path, argMax: 64, tmpDir: dir });
       await big.ensureBase();
       await big.attach(net0, endpoint(4));
       expect((await big.listOwners()).containers).toEqual(['tsb-c4']);
@@ -230,11 +236,11 @@ describe('nft backend: table inet tsrun and its elements', () => {
   });
 
   it('accepts the golden batches as they are', async () => {
-    await applyBatch(golden('base-table'), { netns: ns.path });
+    await applyBatch(golden('base-table'), { backend, netns: ns.path });
     for (const name of ['network-add', 'network-internal-add', 'endpoint-add', 'endpoint-delete', 'network-delete']) {
-      await applyBatch(golden(name), { netns: ns.path, step: name });
+      await applyBatch(golden(name), { backend, netns: ns.path, step: name });
     }
-    const owners = new Set(listElements((await listTsrunTable({ netns: ns.path }))!).map((e) => e.comment));
+    const owners = new Set(listElements((await listTsrunTable({ backend, netns: ns.path }))!).map((e) => e.comment));
     expect(owners).toEqual(new Set(['net:db']));
   });
 });
@@ -244,7 +250,7 @@ describe('nft backend: table inet tsrun and its elements', () => {
 // c1, c3 on tsB0 (10.99.0.2/.3, fd00:99::2/::3); c2 on tsB1 (10.98.0.2); outside (O) on the
 // uplink, 192.0.2.2 fd00:2::2, with no route to the container subnets: only NAT brings replies home.
 // Every namespace except H runs `busybox httpd` whose /cgi-bin/who answers "<name> <client addr>".
-describe('packets through tsrun rules', () => {
+describe(`packets through tsrun rules (${backend})`, () => {
   let H: ScratchNs, c1: ScratchNs, c2: ScratchNs, c3: ScratchNs, O: ScratchNs;
   let fw: NftFirewall;
   let webRoot: string;
@@ -283,7 +289,7 @@ describe('packets through tsrun rules', () => {
     for (const [from, to] of [[H, '10.99.0.2'], [H, 'fd00:99::2'], [H, '10.99.0.3'], [H, 'fd00:99::3'], [H, '10.98.0.2'], [H, '192.0.2.2'], [H, 'fd00:2::2']] as const) {
       await waitFor(async () => (await from.tryRun(['/bin/busybox', to.includes(':') ? 'ping6' : 'ping', '-c1', '-W1', to])).ok, `ping ${to}`);
     }
-    fw = new NftFirewall({ netns: H.path });
+    fw = new NftFirewall({ backend, netns: H.path });
     await fw.ensureBase();
     await fw.addNetwork(net0);
     await fw.addNetwork(net1);
@@ -329,7 +335,7 @@ describe('packets through tsrun rules', () => {
       const handle = /ip daddr 127\.0\.0\.0\/8 drop comment .*# handle (\d+)/.exec(await H.run(['nft', '-a', 'list', 'chain', 'inet', 'tsrun', 'prerouting_raw']))![1]!;
       await H.run(['nft', 'delete', 'rule', 'inet', 'tsrun', 'prerouting_raw', 'handle', handle]);
       expect(await who(c3, '127.0.0.1:81')).toBe('host-loopback 10.99.0.3');
-      await new NftFirewall({ netns: H.path }).ensureBase();
+      await new NftFirewall({ backend, netns: H.path }).ensureBase();
       expect(await who(c3, '127.0.0.1:81', 1)).toBeUndefined();
     } finally {
       await c3.sh('ip route del 127.0.0.0/8; ip addr add 127.0.0.1/8 dev lo; sysctl -qw net.ipv4.conf.eth0.route_localnet=0');

@@ -40,15 +40,15 @@ describe('NftError', () => {
 
 describe('applyBatch', () => {
   it('runs nothing for an empty batch', async () => {
-    await expect(applyBatch({ nftables: [] }, { nftBinary: '/nonexistent/nft' })).resolves.toBeUndefined();
+    await expect(applyBatch({ nftables: [] }, { nftBinary: '/nonexistent/nft', backend: 'process' })).resolves.toBeUndefined();
   });
 
   it('reports a missing nft binary as a tsrun error', async () => {
-    await expect(applyBatch({ nftables: [{ add: { table: { family: 'inet', name: 'tsrun' } } }] }, { nftBinary: '/nonexistent/nft' })).rejects.toThrow(/nonexistent\/nft is not installed/);
+    await expect(applyBatch({ nftables: [{ add: { table: { family: 'inet', name: 'tsrun' } } }] }, { nftBinary: '/nonexistent/nft', backend: 'process' })).rejects.toThrow(/nonexistent\/nft is not installed/);
   });
 
   it('refuses bad input before running nft', async () => {
-    const fw = new NftFirewall({ nftBinary: '/nonexistent/nft' });
+    const fw = new NftFirewall({ nftBinary: '/nonexistent/nft', backend: 'process' });
     const net = { name: 'n', bridge: 'br0', subnets4: ['10.0.0.0/24'], subnets6: [], internal: false, icc: true };
     await expect(fw.attach(net, { containerId: 'a', ipv4: 'x', ports: [] })).rejects.toThrow(/ipv4: "x" is not an IP address/);
   });

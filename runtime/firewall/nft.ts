@@ -117,7 +117,7 @@ export function chooseBackend(opts: NftOptions): 'lib' | 'process' {
 
 /** One command through libnftables; output as nft would print it on stdout. */
 function runInProcess(cmd: string, opts: NftOptions, step: string, terse = false): string {
-  const log = opts.log ?? silentFwLogger;
+  const log = opts.log ?? silentLogger;
   const started = performance.now();
   let r;
   try {

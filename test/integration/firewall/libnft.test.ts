@@ -36,8 +36,9 @@ describe('libnftables backend', () => {
   it('lists table inet tsrun exactly as the nft process does, terse or not', async () => {
     const fw = new NftFirewall({ backend: 'lib', netns: ns.path });
     await fw.ensureBase();
-    await fw.addNetwork({ name: 'tsb-l', bridge: 'tsBl0', subnets4: ['10.97.0.0/24'], subnets6: [], internal: false, icc: true });
-    await fw.addEndpoint({ containerId: 'tsb-lc', ipv4: '10.97.0.2', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+    const net = { name: 'tsb-l', bridge: 'tsBl0', subnets4: ['10.97.0.0/24'], subnets6: [], internal: false, icc: true };
+    await fw.addNetwork(net);
+    await fw.attach(net, { containerId: 'tsb-lc', ipv4: '10.97.0.2', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
     for (const terse of [false, true]) {
       const viaLib = await listTsrunTable({ backend: 'lib', netns: ns.path, terse });
       const viaProcess = await listTsrunTable({ backend: 'process', netns: ns.path, terse });

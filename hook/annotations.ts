@@ -3,8 +3,7 @@
 // config.json is the fallback for a runtime that leaves them out (podman's poststop state carries
 // fewer). Every value is checked here, before anything is touched, and a bad one is reported by
 // its annotation name, as the user wrote it.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import path from 'node:path';
+import { readBundleJson } from '../config/bundle.js';
 import { UserError } from '../config/errors.js';
 import { formatAddress, parseAddressOf } from '../config/address.js';
 import { parseNetMode, type NetMode } from '../config/net-mode.js';
@@ -31,9 +30,6 @@ export interface Wiring {
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
-/** config.json is a few KiB; anything beyond this is not a bundle's config. */
-const CONFIG_MAX_BYTES = 8 * 1024 * 1024;
-
 /** The io.tsrun.* entries of an annotation map. */
 export function tsrunAnnotations(all: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -118,49 +114,21 @@ function address(text: string | undefined, key: string, family: 'ipv4' | 'ipv6')
 }
 
 /**
- * The annotations of `<bundle>/config.json`, or {} when there is no such file (at poststop the
- * bundle may be gone). Only a regular file is read (a FIFO planted there must not hang the hook)
- * and only its `annotations` are looked at: the runtime has validated the rest already.
+ * The annotations of `<bundle>/config.json` (config/bundle.ts reads it), or {} when there is no
+ * such file (at poststop the bundle may be gone). Only its `annotations` are looked at: the
+ * runtime has validated the rest already.
  */
 export function readBundleAnnotations(bundle: string): Record<string, string> {
-  const file = path.join(bundle, 'config.json');
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return {};
-    throw new UserError(`cannot read ${file}: ${code ?? (err as Error).message}`);
-  }
-  let text: string;
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new UserError(`${file} is not a regular file`);
-    if (st.size > CONFIG_MAX_BYTES) throw new UserError(`${file} is larger than ${CONFIG_MAX_BYTES} bytes`);
-    const buf = Buffer.allocUnsafe(st.size);
-    let got = 0;
-    while (got < st.size) {
-      const n = readSync(fd, buf, got, st.size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    text = buf.subarray(0, got).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  const ann = (spec as { annotations?: unknown } | null)?.annotations;
+  const doc = readBundleJson(bundle, { missingOk: true });
+  if (!doc) return {};
+  const at = `bundle ${bundle}: config.json: annotations`;
+  const ann = (doc.json as { annotations?: unknown } | null)?.annotations;
   if (ann === undefined || ann === null) return {};
-  if (typeof ann !== 'object' || Array.isArray(ann)) throw new UserError(`${file}: annotations: must be an object of strings`);
+  if (typeof ann !== 'object' || Array.isArray(ann)) throw new UserError(`${at}: must be an object of strings`);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(ann as Record<string, unknown>)) {
     if (!k.startsWith(ANNOTATION_PREFIX)) continue;
-    if (typeof v !== 'string') throw new UserError(`${file}: annotations.${k}: must be a string`);
+    if (typeof v !== 'string') throw new UserError(`${at}.${k}: must be a string`);
     out[k] = v;
   }
   return out;

@@ -11,8 +11,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../config/errors.js';
-import { SpecSchema } from '../config/oci.js';
-import { parseOrThrow } from '../config/validate.js';
+import { loadBundleConfig } from '../config/bundle.js';
 import { STAGES, isStage, type Stage } from './state.js';
 
 /** How a runtime starts tsrun's hook: all absolute, all recorded. */
@@ -195,22 +194,8 @@ export function withTsrunHooks(spec: Record<string, unknown>, cmd: HookCommand, 
 
 /** Adds tsrun's hooks to `<bundle>/config.json` in place (the point of the command). */
 export function addHooksToBundle(bundle: string, cmd: HookCommand, setupStage: Stage): string {
-  const file = path.join(path.resolve(bundle), 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `bundle ${bundle}: config.json not found` : `bundle ${bundle}: cannot read config.json (${code})`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`bundle ${bundle}: config.json is not valid JSON: ${(err as Error).message}`);
-  }
-  parseOrThrow(SpecSchema, raw, `bundle ${bundle}: config.json`);
-  const updated = withTsrunHooks(raw as Record<string, unknown>, cmd, setupStage);
+  const { file, raw } = loadBundleConfig(bundle);
+  const updated = withTsrunHooks(raw, cmd, setupStage);
   writeAtomically(file, `${JSON.stringify(updated, null, 2)}\n`, statSync(file).mode & 0o7777);
   return file;
 }

@@ -3,7 +3,8 @@
 // of it), so:
 //  - tsrun.cjs, the entry, is a few lines: it picks the front door and requires only its file;
 //  - one file per front door: hook.cjs for `tsrun hook <stage>` (a cold process on every
-//    container start) and cli.cjs for everything else. They never load each other. Modules both
+//    container start), cni.cjs when a runtime calls tsrun as its CNI plugin (CNI_COMMAND set;
+//    also cold, and with the hook's execa-lite) and cli.cjs for everything else. They never load each other. Modules both
 //    use are in both files; nothing crosses between them, so each has one copy of every class
 //    (instanceof holds). Loaded with a synchronous require, which also skips the ESM loader's
 //    ~6 ms of set-up;
@@ -13,7 +14,7 @@
 //    the engine uses, over child_process (its contract test runs both on the same commands);
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
 //    only on the paths that use them;
-//  - hook.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
+//  - hook.cjs, cni.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
 //    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it.
 // The files are built in a directory of their own and swapped in by rename at the end, so that a
 // hook or a test running during a build finds the old set or the new one, never half of each.
@@ -64,7 +65,7 @@ const execaLite = {
 const cachedFrontDoors = {
   name: 'cached-front-doors',
   setup(b) {
-    for (const [filter, file] of [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']]) {
+    for (const [filter, file] of [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']]) {
       b.onResolve({ filter }, () => ({ path: file, namespace: 'tsrun' }));
     }
     b.onLoad({ filter: /.*/, namespace: 'tsrun' }, (args) => ({
@@ -85,12 +86,14 @@ await build({
   plugins: [cachedFrontDoors],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite] });
+// The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
+await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile])] });
 await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
 chmodSync(`${dir}/tsrun.cjs`, 0o755);
 // In a child with no NODE_OPTIONS: V8 rejects a cache made under other flags.
 const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
-for (const file of ['hook.cjs', 'cli.cjs']) {
+for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs']) {
   execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/${file}`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }
 

@@ -66,6 +66,26 @@ async function write(file) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (typeof exports.cniMain === 'function') {
+    // The CNI front door: a DEL of an attachment that was never added (config parsing, settings,
+    // the logger and the store read), in a throwaway root, output discarded.
+    const os = require('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
+    try {
+      const stdin = path.join(dir, 'conf.json');
+      fs.writeFileSync(stdin, JSON.stringify({ cniVersion: '1.0.0', name: 'warmup', type: 'tsrun', subnet: '10.250.0.0/24' }));
+      const fd = fs.openSync(stdin, 'r');
+      try {
+        const env = { TSRUN_ROOT: path.join(dir, 'root'), CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'warmup', CNI_IFNAME: 'eth0' };
+        const code = await exports.cniMain({ stdinFd: fd, env, writeOut: () => {}, writeErr: () => {} });
+        if (code !== 0) throw new Error(`warm-up CNI DEL exited ${code}`);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
   if (typeof exports.main === 'function') {
     // The CLI: parse a run command that fails at its first check (no such bundle), so option
     // parsing, settings and the logger are compiled too; in a throwaway root, output discarded.

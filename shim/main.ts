@@ -4,6 +4,11 @@
 const entryMs = performance.now();
 
 async function main(args: string[]): Promise<number> {
+  // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the environment.
+  if (process.env.CNI_COMMAND) {
+    const { cniMain } = await import('../cni/main.js');
+    return cniMain({ entryMs });
+  }
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
     const { hookMain } = await import('../hook/main.js');
     return hookMain(args[1], { entryMs, processHandlers: true });

@@ -1,0 +1,92 @@
+// The CNI front door: the tsrun executable run by a container runtime with CNI_COMMAND set
+// (CRI-O, containerd, podman's CNI backend, cnitool). Parameters come in the environment, the
+// plugin configuration on stdin; the result (ADD), the version list (VERSION) or an error object
+// with the spec's code goes to stdout, as JSON. stderr gets one line when something fails; the
+// log file gets the details, every line bound to the container id and the command.
+//
+// A cold process on every call, as the hook is: VERSION (which libcni runs when it loads a
+// conflist) loads nothing but this file and the protocol tables, and the engine (netlink, nft,
+// the store) is imported only by the verbs that use it.
+import { resolveSettings } from '../config/settings.js';
+import { readAllSync } from '../hook/stdin.js';
+import { createLogger, type Logger } from '../runtime/log.js';
+import { CODES, CURRENT_VERSION, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseEnv, toErrorObject, type CniEnv } from './protocol.js';
+import { parseConfig, peekVersion, type PluginConfig } from './config.js';
+
+/** The stdin of a CNI call is a network config with its prevResult: a few KiB. */
+const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
+
+export interface CniOptions {
+  env?: NodeJS.ProcessEnv;
+  stdinFd?: number;
+  writeOut?: (text: string) => void;
+  writeErr?: (text: string) => void;
+  /** performance.now() when the entry started (logged, for the start-up split). */
+  entryMs?: number;
+}
+
+/** Runs one CNI call and returns the exit code; never throws. */
+export async function cniMain(opts: CniOptions = {}): Promise<number> {
+  const env = opts.env ?? process.env;
+  const writeOut = opts.writeOut ?? ((t: string) => void process.stdout.write(t));
+  const writeErr = opts.writeErr ?? ((t: string) => void process.stderr.write(t));
+  let version: string = CURRENT_VERSION;
+  let log: Logger | undefined;
+  let parsed: CniEnv | undefined;
+  try {
+    parsed = parseEnv(env);
+    let input: string;
+    try {
+      input = readAllSync(opts.stdinFd ?? 0, CONFIG_MAX_BYTES);
+    } catch (err) {
+      throw new CniError(CODES.ioFailure, 'cannot read the network config on stdin', (err as Error).message);
+    }
+    const peeked = peekVersion(input);
+    if (peeked !== undefined && isSupportedVersion(peeked)) version = peeked;
+    if (parsed.command === 'VERSION') {
+      writeOut(`${JSON.stringify({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS })}\n`);
+      return 0;
+    }
+    const conf: PluginConfig = parseConfig(input, parsed);
+    const settings = resolveSettings(env, { root: conf.root, store: conf.store, logLevel: conf.logLevel });
+    log = createLogger({
+      file: settings.logFile,
+      level: settings.logLevel,
+      debug: settings.debug,
+      bindings: { cni: parsed.command, containerId: parsed.containerId ?? null, network: conf.network, ifname: parsed.ifname ?? null },
+    });
+    log.debug({ netns: parsed.netns, args: parsed.args, conf: { ...conf, prevResult: conf.prevResult ? '…' : undefined }, startupMs: opts.entryMs }, 'cni call');
+    const verbs = await import('./verbs.js');
+    const ctx = { env: parsed, conf, settings, log };
+    const started = performance.now();
+    switch (parsed.command) {
+      case 'ADD':
+        writeOut(`${JSON.stringify(await verbs.add(ctx))}\n`);
+        break;
+      case 'DEL':
+        await verbs.del(ctx);
+        break;
+      case 'CHECK':
+        await verbs.check(ctx);
+        break;
+      case 'GC':
+        await verbs.gc(ctx);
+        break;
+      case 'STATUS':
+        await verbs.status(ctx);
+        break;
+    }
+    log.info({ ms: +(performance.now() - started).toFixed(2) }, 'cni done');
+    return 0;
+  } catch (err) {
+    const obj = toErrorObject(err, version);
+    writeOut(`${JSON.stringify(obj)}\n`);
+    writeErr(`tsrun: CNI ${parsed?.command ?? 'call'}: ${obj.msg}\n`);
+    try {
+      log?.error({ err, code: obj.code }, 'cni failed');
+    } catch {
+      // the log is best effort; the runtime has the error object
+    }
+    return 1;
+  }
+}

@@ -8,7 +8,7 @@
 // internal, mtu, bridge, vni, icc) and checked against them afterwards.
 import { UserError } from '../config/errors.js';
 import { checkNetworkName } from '../config/ids.js';
-import { parseIpStrict } from '../config/ip.js';
+import { formatAddress, tryParseAddress } from '../config/address.js';
 import type { NetworkCreateInput } from '../config/networks.js';
 import { parsePublishList, type PortMapping } from '../config/ports.js';
 import { CODES, CniError, SUPPORTED_VERSIONS, compareVersions, isSupportedVersion, type CniCommand, type CniEnv, type CniVersion } from './protocol.js';
@@ -213,11 +213,11 @@ function addressesFrom(v: unknown, what: string): { ip?: string; ip6?: string } 
   if (v.length === 0) return undefined;
   const out: { ip?: string; ip6?: string } = {};
   for (const text of v as string[]) {
-    const ip = parseIpStrict(text.split('/')[0]!);
+    const ip = tryParseAddress(text.split('/')[0]!);
     if (!ip) throw invalid(`${what}: ${JSON.stringify(text)} is not an IP address`);
-    const key = ip.kind() === 'ipv4' ? 'ip' : 'ip6';
+    const key = ip.family === 4 ? 'ip' : 'ip6';
     if (out[key] !== undefined) throw unsupported(`${what}: more than one IPv${key === 'ip' ? 4 : 6} address (tsrun gives one interface one address per family)`);
-    out[key] = ip.toString();
+    out[key] = formatAddress(ip);
   }
   return out;
 }

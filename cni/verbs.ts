@@ -16,7 +16,7 @@ import type { Store } from '../runtime/store/store.js';
 import { endpointsOf, type EndpointRecord } from '../runtime/records.js';
 import { netnsId } from '../runtime/netns/netns.js';
 import { findNetnsPath } from '../runtime/netns/find.js';
-import { parseSubnet } from '../runtime/ipam/address.js';
+import { formatAddress, parseInterfaceAddress, parseSubnet } from '../config/address.js';
 import { openStore } from '../runtime/store/open.js';
 import type { PluginConfig } from './config.js';
 import { CODES, CniError, type CniEnv } from './protocol.js';
@@ -275,10 +275,9 @@ export async function check(ctx: VerbContext): Promise<void> {
 
 /** "10.1.0.5/24" as the netlink layer prints it (IPv6 compressed, lower case). */
 function canonicalHost(cidr: string): string {
-  const [addr, len] = cidr.split('/');
   try {
-    const sub = parseSubnet(`${addr}/${addr!.includes(':') ? 128 : 32}`);
-    return `${sub.cidr.split('/')[0]}/${len}`;
+    const ia = parseInterfaceAddress(cidr);
+    return `${formatAddress(ia.address)}/${ia.prefixLength}`;
   } catch {
     return cidr;
   }

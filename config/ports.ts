@@ -1,7 +1,7 @@
 // Published ports: "-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]", with ranges
 // ("8000-8005:9000-9005") and IPv6 host addresses in brackets ("[::1]:8080:80"). Also the
 // comma-separated form of the io.tsrun.ports annotation.
-import { formatAddress, tryParseAddress } from './address.js';
+import { formatAddress, hostIpsOverlap, tryParseAddress } from './address.js';
 import { UserError } from './errors.js';
 
 export type Protocol = 'tcp' | 'udp';
@@ -44,14 +44,26 @@ export function parsePublish(text: string): PortMapping[] {
   return out;
 }
 
+/**
+ * Most mappings one container may ask for (all -p values, or one annotation). Each costs a Store
+ * reservation and map elements; the cap keeps an attach (and the hook, under its timeout) short.
+ */
+export const MAX_PORT_MAPPINGS = 1024;
+
 /** Several -p values (or one annotation), refusing the same host port twice. */
 export function parsePublishList(values: string[]): PortMapping[] {
-  const all = values.flatMap((v) => parsePublish(v));
-  const seen = new Set<string>();
+  const all: PortMapping[] = [];
+  for (const v of values) {
+    all.push(...parsePublish(v));
+    if (all.length > MAX_PORT_MAPPINGS) throw new UserError(`too many published ports: at most ${MAX_PORT_MAPPINGS} mappings per container`);
+  }
+  const byPort = new Map<string, PortMapping[]>();
   for (const p of all) {
-    const key = portKey(p);
-    if (seen.has(key)) throw new UserError(`host port ${p.hostPort}/${p.protocol}${p.hostIp ? ` on ${p.hostIp}` : ''} is published twice`);
-    seen.add(key);
+    const group = byPort.get(`${p.protocol}/${p.hostPort}`) ?? [];
+    const clash = group.find((q) => portsCollide(p, q));
+    if (clash) throw new UserError(`host port ${p.hostPort}/${p.protocol}${p.hostIp ? ` on ${p.hostIp}` : ''} is published twice`);
+    group.push(p);
+    byPort.set(`${p.protocol}/${p.hostPort}`, group);
   }
   return all;
 }
@@ -62,6 +74,11 @@ export function parsePortsAnnotation(text: string): PortMapping[] {
 
 export function portKey(p: PortMapping): string {
   return `${p.hostIp ?? '*'}|${p.hostPort}|${p.protocol}`;
+}
+
+/** Two mappings collide when they share protocol and port and their host addresses overlap. */
+export function portsCollide(a: PortMapping, b: PortMapping): boolean {
+  return a.protocol === b.protocol && a.hostPort === b.hostPort && hostIpsOverlap(a.hostIp, b.hostIp);
 }
 
 function portRange(text: string, bad: (why: string) => UserError): [number, number] {

@@ -3,6 +3,7 @@
 // elements → record); any failure unwinds every earlier step. detach works from the persisted
 // record alone, from any process and any namespace, tries every step, and treats "already gone"
 // as done, so calling it twice is fine.
+import ipaddr from 'ipaddr.js';
 import { ConflictError, UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import { normalizeNetworkInput, type NetworkCreateInput, type NetworkDef, type NetworkDriverName } from '../config/networks.js';
@@ -97,6 +98,7 @@ export class Engine {
       if (req.ip6 !== undefined && !net.subnet6) throw new UserError(`--ip6 ${req.ip6}: network ${net.name} has no IPv6 subnet`);
       const viaHost = driver.hostFirewall !== false;
       if (!viaHost && req.ports.length > 0) throw new UserError(`-p cannot publish ports on ${net.driver} network ${net.name}: its containers are reachable at their own addresses`);
+      await checkLocalHostIps(req.ports, host);
       const firewall = this.deps.firewall();
 
       const record = await Transaction.run(log, async (tx) => {
@@ -301,6 +303,29 @@ export class Engine {
 export function firewallNetwork(net: NetworkDef): FirewallNetwork {
   return { name: net.name, bridge: net.bridge, subnets4: net.subnet4 ? [net.subnet4] : [], subnets6: net.subnet6 ? [net.subnet6] : [], internal: net.internal, icc: net.icc };
 }
+
+/**
+ * Published host addresses must be the wildcard or an address of this host (the namespace tsrun
+ * runs in): otherwise the host's own traffic to that address, meant for another machine, would
+ * land in the container. 127.0.0.0/8 is local as a whole (the kernel's local route on lo).
+ */
+export async function checkLocalHostIps(ports: PortMapping[], host: Rtnl): Promise<void> {
+  const wanted = ports.filter((p) => p.hostIp !== undefined && !isUnspecifiedIp(p.hostIp));
+  if (wanted.length === 0) return;
+  const local = new Set((await host.listAddresses()).map((a) => canonicalIp(a.address)));
+  for (const p of wanted) {
+    const ip = canonicalIp(p.hostIp!);
+    if (local.has(ip) || (ipaddr.parse(ip).kind() === 'ipv4' && ipaddr.parse(ip).match(LOOPBACK4))) continue;
+    throw new UserError(`cannot publish ${ip.includes(':') ? `[${ip}]` : ip}:${p.hostPort}: ${ip} is not an address of this host (use one of its addresses, or none for all)`);
+  }
+}
+
+const LOOPBACK4 = ipaddr.parseCIDR('127.0.0.0/8');
+const canonicalIp = (ip: string): string => {
+  const a = ipaddr.parse(ip);
+  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
+};
+const isUnspecifiedIp = (ip: string): boolean => ipaddr.parse(ip).range() === 'unspecified';
 
 /**
  * Destinations of the host's routes, except default, IPv6 link-local and multicast, and ::1. The

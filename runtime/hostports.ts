@@ -1,12 +1,17 @@
-// Host port reservations, one Store key per (protocol, port, address), created with
-// createIfAbsent so two containers racing for the same host port cannot both get it:
+// Host port reservations, one Store key per (protocol, port, address):
 //   hostports/<proto>/<port>/<hostIp | any>   value: the container id
 // Which reservations conflict is config/address.ts's wildcard rule: "any" conflicts with every
 // address on that port, 0.0.0.0 with every IPv4 one and :: with every IPv6 one.
+//
+// Decided atomically in the Store without a lock: a reservation is CREATED first
+// (createIfAbsent) and only then checked against the other keys of the port. Of two conflicting
+// reservations the one created second always sees the first, so both can never hold the port;
+// when both see each other (a true race) both back off, and a retry after a random pause lets
+// one of them win.
 import { hostIpsOverlap } from '../config/address.js';
 import { ConflictError } from '../config/errors.js';
 import type { PortMapping } from '../config/ports.js';
-import type { Store } from './store/store.js';
+import type { Store, StoreEntry } from './store/store.js';
 
 const ANY = 'any';
 const prefix = (p: PortMapping) => `hostports/${p.protocol}/${p.hostPort}/`;
@@ -16,12 +21,30 @@ const hostIpOf = (key: string): string | undefined => {
   return last === ANY ? undefined : last;
 };
 
+/** Another container's reservation that overlaps `p` (its own key aside). */
+function clashIn(taken: StoreEntry[], p: PortMapping, containerId: string): StoreEntry | undefined {
+  return taken.find((e) => e.key !== keyOf(p) && e.value !== containerId && hostIpsOverlap(p.hostIp, hostIpOf(e.key)));
+}
+
+function conflict(p: PortMapping, owner: string): ConflictError {
+  return new ConflictError(`host port ${p.hostIp ? `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp}:` : ''}${p.hostPort}/${p.protocol} is already published by container ${owner}`);
+}
+
 export async function reservePort(store: Store, p: PortMapping, containerId: string): Promise<void> {
-  const taken = await store.list(prefix(p));
-  const clash = taken.find((e) => hostIpsOverlap(p.hostIp, hostIpOf(e.key)));
-  if (clash || !(await store.createIfAbsent(keyOf(p), containerId))) {
-    const owner = clash?.value ?? (await store.get(keyOf(p))) ?? 'another container';
-    throw new ConflictError(`host port ${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}/${p.protocol} is already published by container ${owner}`);
+  const key = keyOf(p);
+  for (let attempt = 1; ; attempt++) {
+    const before = clashIn(await store.list(prefix(p)), p, containerId);
+    if (before) throw conflict(p, before.value);
+    if (!(await store.createIfAbsent(key, containerId))) {
+      const owner = await store.get(key);
+      if (owner === containerId) return;
+      throw conflict(p, owner ?? 'another container');
+    }
+    const after = clashIn(await store.list(prefix(p)), p, containerId);
+    if (!after) return;
+    await store.deleteIf(key, containerId);
+    if (attempt >= 3) throw conflict(p, after.value);
+    await new Promise((r) => setTimeout(r, 5 + Math.random() * 40));
   }
 }
 

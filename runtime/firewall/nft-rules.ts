@@ -8,7 +8,7 @@
 //
 //   table inet tsrun {
 //     set bridges          { type ifname }                        every tsrun bridge
-//     set bridge_pairs     { type ifname . ifname }               (br . br) per network
+//     set bridge_pairs     { type ifname . ifname }               (br . br) per network with icc
 //     set internal_bridges { type ifname }                        bridges of internal networks
 //     set subnets4/6       { type ipv4_addr/ipv6_addr; flags interval }   every tsrun subnet
 //     set nat_src4/6       { type ipv4_addr/ipv6_addr; flags interval }   subnets of non-internal networks
@@ -19,13 +19,14 @@
 //     map pub6_*           the same for IPv6
 //
 //     chain publish {                                              regular chain, jumped to twice
-//       dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr : ip daddr . meta l4proto . th dport map @pub4_ip_port
-//       meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub4_any_addr : meta l4proto . th dport map @pub4_any_port
-//       dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_ip_addr : ip6 daddr . meta l4proto . th dport map @pub6_ip_port
-//       ip6 daddr != ::1 fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6_any_addr : meta l4proto . th dport map @pub6_any_port
+//       fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr : … map @pub4_ip_port
+//       meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub4_any_addr : … @pub4_any_port
+//       fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_ip_addr : … @pub6_ip_port
+//       ip6 daddr != ::1 fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6_any_addr : … @pub6_any_port
 //     }
 //     chain prerouting_raw { type filter hook prerouting priority raw; policy accept;
-//       iifname @bridges ip daddr 127.0.0.0/8 drop
+//       ip daddr 127.0.0.0/8 iifname != "lo" drop
+//       ip6 daddr ::1 iifname != "lo" drop
 //     }
 //     chain prerouting { type nat hook prerouting priority dstnat; policy accept;  jump publish }
 //     chain output     { type nat hook output priority -100; policy accept;        jump publish }
@@ -37,16 +38,20 @@
 //       ip saddr 127.0.0.0/8 oifname @bridges masquerade
 //     }
 //     chain forward { type filter hook forward priority filter; policy accept;
+//       ct state established,related accept
 //       iifname . oifname @bridge_pairs accept
 //       iifname @internal_bridges drop
 //       oifname @internal_bridges drop
-//       iifname @bridges oifname @bridges ct status dnat accept
-//       iifname @bridges oifname @bridges drop
-//       oifname @bridges ct state established,related accept
 //       oifname @bridges ct status dnat accept
+//       iifname @bridges oifname @bridges drop
 //       iifname @bridges accept
+//       oifname @bridges drop
 //     }
 //   }
+//
+// Rules that let traffic INTO the host from a network (DNS to the gateway, say) belong in an
+// input chain with an accept set keyed by bridge; none exists yet because tsrun does not filter
+// the host's input.
 //
 // Each rule also carries a comment "<label> (tsrun <schema id>)"; the schema id is a hash of this
 // definition, so ensureBase can tell a current table from an old or damaged one.
@@ -56,36 +61,44 @@
 //     (eth0, a VPN, a non-tsrun bridge) with its source in @nat_src4/6 is masqueraded to that
 //     interface's address. Internal networks never enter nat_src*, so they are never NATed.
 //  b. Published ports from outside. prerouting jumps to publish: first an exact
-//     (daddr . proto . port) lookup in the pub*_ip maps (ports bound to one host address), then,
-//     if daddr is any local address (fib), a (proto . port) lookup in the pub*_any maps. A hit
-//     DNATs to the container address (…_addr map) and port (…_port map); a miss leaves the packet
-//     alone. Two maps with the same key are used instead of one map with concatenated data
-//     because nft 1.0.6 crashes parsing `dnat … to … map @m` with concatenated data from JSON.
+//     (daddr . proto . port) lookup in the pub*_ip maps (ports bound to one host address), then a
+//     (proto . port) lookup in the pub*_any maps. Both only when daddr is a LOCAL address (fib):
+//     the engine also refuses to publish on an address the host does not have, and the fib
+//     match keeps a later route or address change from redirecting traffic meant for another
+//     machine into a container. A hit DNATs to the container address (…_addr map) and port
+//     (…_port map); a miss leaves the packet alone. Two maps with the same key are used instead
+//     of one map with concatenated data because nft 1.0.6 crashes parsing `dnat … to … map @m`
+//     with concatenated data from JSON.
 //  c. From the host itself. Locally generated packets never see prerouting, so output jumps to
 //     the same publish chain. For 127.0.0.1:port the DNATed packet still has source 127.0.0.1
 //     and must leave through the bridge: the engine sets net.ipv4.conf.<bridge>.route_localnet=1
 //     (without it the kernel drops it as a martian), and postrouting masquerades sources in
 //     127.0.0.0/8 leaving through a tsrun bridge to the bridge address. prerouting_raw drops
-//     anything arriving on a tsrun bridge for 127.0.0.0/8, so route_localnet does not let a
-//     container reach the host's loopback services (CVE-2020-8558). [::1] cannot be routed out of
-//     the host at all, so IPv6 loopback is excluded from DNAT: it gets the host's own answer.
+//     anything for 127.0.0.0/8 or ::1 that did not arrive on lo, before conntrack and DNAT: a LAN
+//     neighbour addressing 127.0.0.1 at the host's MAC (moby#45610) and a container using
+//     route_localnet to reach the host's loopback services (CVE-2020-8558) are both stopped.
+//     [::1] cannot be routed out of the host at all, so IPv6 loopback is excluded from DNAT.
 //  d. Hairpin. A container reaching a published port through a host address is DNATed in
 //     prerouting; the reply would go straight back from the target container with the wrong
 //     source, so DNATed packets from a tsrun subnet leaving through a tsrun bridge are
 //     masqueraded to that bridge's address (the reply then returns through the host).
-//  e. Isolation. Forwarding between two different tsrun bridges is dropped, both directions;
-//     within one bridge it is accepted (bridge_pairs holds (br . br); nft cannot compare
-//     iifname with oifname directly). Internal networks: nothing forwarded out of or into their
-//     bridge except within it. Deliberate exception: DNATed flows (published ports reached
-//     through a host address) may cross between non-internal networks, since a published port is
-//     a host service reachable from anywhere; direct container-to-container addressing across
-//     networks stays dropped.
-//  f. Forward accepts: replies towards containers, DNATed flows and container egress. In
-//     nftables a drop in ANY base chain is final, so these accepts document intent and cover
-//     hosts with no other forward filter, but cannot override another table's drop policy:
-//     a host whose own forward policy is drop must allow tsrun's bridges itself (tsrun never
-//     edits other tables).
-//  g. icc=false is bridge port isolation (netlink layer), not a rule here.
+//  e. Default-deny into container networks. Only tsrun's bridges are named: forwarding between
+//     the host's other interfaces is never touched. Established/related flows are accepted first
+//     (cheap, and what nearly every packet is). A NEW flow into a tsrun bridge is accepted only
+//     when it was DNATed (a published port), or comes from the same bridge with icc on
+//     (bridge_pairs holds (br . br) for icc networks only; nft cannot compare iifname with
+//     oifname directly). Everything else into a bridge is dropped, IPv4 and IPv6: routed access
+//     from a neighbour that routes a container subnet via the host, routed same-bridge traffic
+//     under icc=false (port isolation alone does not stop routing through the gateway), and
+//     forwarding between two tsrun networks. Internal networks: nothing forwarded out of or into
+//     their bridge except within it. Connections from the host itself are output, not forward:
+//     the host reaches its containers.
+//  f. Egress: new flows out of a bridge to anywhere but another tsrun bridge are accepted. In
+//     nftables a drop in ANY base chain is final, so accepts document intent but cannot override
+//     another table's drop policy: a host whose own forward policy is drop must allow tsrun's
+//     bridges itself (tsrun never edits other tables).
+//  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
+//     which never reaches the inet hooks.
 import { createHash } from 'node:crypto';
 import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
@@ -203,11 +216,13 @@ interface RuleDef {
 }
 
 const RULES: readonly RuleDef[] = [
-  // b, c: published ports (jumped to from prerouting and output)
+  // b, c: published ports (jumped to from prerouting and output). Every DNAT names a LOCAL
+  // destination (fib): a published address that later stops being local (an address removed, a
+  // route added) can never turn into a hijack of traffic meant for another machine.
   {
     chain: 'publish',
     label: 'b: publish on one host address v4',
-    expr: [dnatVia('ip', concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub4_ip_addr', 'pub4_ip_port')],
+    expr: [fibLocal, dnatVia('ip', concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub4_ip_addr', 'pub4_ip_port')],
   },
   {
     chain: 'publish',
@@ -217,18 +232,25 @@ const RULES: readonly RuleDef[] = [
   {
     chain: 'publish',
     label: 'b: publish on one host address v6',
-    expr: [dnatVia('ip6', concat(payload('ip6', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub6_ip_addr', 'pub6_ip_port')],
+    expr: [fibLocal, dnatVia('ip6', concat(payload('ip6', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'pub6_ip_addr', 'pub6_ip_port')],
   },
   {
     chain: 'publish',
     label: 'b: publish on local addresses v6',
     expr: [match(payload('ip6', 'daddr'), '::1', '!='), fibLocal, dnatVia('ip6', protoPort, 'pub6_any_addr', 'pub6_any_port')],
   },
-  // c: route_localnet guard
+  // c: loopback destinations only from lo (moby#45610, CVE-2020-8558): dropped before DNAT, so
+  // neither a LAN neighbour (at the host's MAC) nor a container reaches 127.0.0.1-published ports
+  // or, through route_localnet, the host's loopback services.
   {
     chain: 'prerouting_raw',
-    label: 'c: no loopback destinations from containers',
-    expr: [inSet(meta('iifname'), 'bridges'), match(payload('ip', 'daddr'), prefix('127.0.0.0', 8)), drop],
+    label: 'c: loopback v4 only from lo',
+    expr: [match(payload('ip', 'daddr'), prefix('127.0.0.0', 8)), match(meta('iifname'), 'lo', '!='), drop],
+  },
+  {
+    chain: 'prerouting_raw',
+    label: 'c: loopback v6 only from lo',
+    expr: [match(payload('ip6', 'daddr'), '::1'), match(meta('iifname'), 'lo', '!='), drop],
   },
   { chain: 'prerouting', label: 'b: published ports', expr: [{ jump: { target: 'publish' } }] },
   { chain: 'output', label: 'c: published ports from the host', expr: [{ jump: { target: 'publish' } }] },
@@ -242,23 +264,15 @@ const RULES: readonly RuleDef[] = [
     label: 'c: host loopback to a container',
     expr: [match(payload('ip', 'saddr'), prefix('127.0.0.0', 8)), inSet(meta('oifname'), 'bridges'), masquerade],
   },
-  // e, f: forwarding
-  { chain: 'forward', label: 'e: within one bridge', expr: [inSet(concat(meta('iifname'), meta('oifname')), 'bridge_pairs'), accept] },
+  // e, f: forwarding. Established flows first: the one rule nearly every forwarded packet hits.
+  { chain: 'forward', label: 'f: established flows', expr: [match(ct('state'), ['established', 'related'], 'in'), accept] },
+  { chain: 'forward', label: 'e: within one bridge (icc)', expr: [inSet(concat(meta('iifname'), meta('oifname')), 'bridge_pairs'), accept] },
   { chain: 'forward', label: 'e: nothing out of internal networks', expr: [inSet(meta('iifname'), 'internal_bridges'), drop] },
   { chain: 'forward', label: 'e: nothing into internal networks', expr: [inSet(meta('oifname'), 'internal_bridges'), drop] },
-  {
-    chain: 'forward',
-    label: 'e: published ports across networks',
-    expr: [inSet(meta('iifname'), 'bridges'), inSet(meta('oifname'), 'bridges'), ctDnat, accept],
-  },
-  { chain: 'forward', label: 'e: isolate networks', expr: [inSet(meta('iifname'), 'bridges'), inSet(meta('oifname'), 'bridges'), drop] },
-  {
-    chain: 'forward',
-    label: 'f: replies to containers',
-    expr: [inSet(meta('oifname'), 'bridges'), match(ct('state'), ['established', 'related'], 'in'), accept],
-  },
   { chain: 'forward', label: 'f: published ports', expr: [inSet(meta('oifname'), 'bridges'), ctDnat, accept] },
+  { chain: 'forward', label: 'e: isolate networks and icc=false', expr: [inSet(meta('iifname'), 'bridges'), inSet(meta('oifname'), 'bridges'), drop] },
   { chain: 'forward', label: 'f: container egress', expr: [inSet(meta('iifname'), 'bridges'), accept] },
+  { chain: 'forward', label: 'e: default-deny into tsrun bridges', expr: [inSet(meta('oifname'), 'bridges'), drop] },
 ];
 
 /** Rules in table inet tsrun: the same number at 0, 1 and 200 containers. */
@@ -408,8 +422,9 @@ export function networkElements(input: FirewallNetwork): SetElement[] {
   const comment = ownerComment('net', net.name);
   const els: SetElement[] = [
     { set: 'bridges', key: net.bridge, comment },
-    { set: 'bridge_pairs', key: concat(net.bridge, net.bridge), comment },
   ];
+  // icc=false: no (br . br) pair, so routed same-bridge traffic falls to the isolation drop.
+  if (net.icc) els.push({ set: 'bridge_pairs', key: concat(net.bridge, net.bridge), comment });
   if (net.internal) els.push({ set: 'internal_bridges', key: net.bridge, comment });
   for (const [fam, subnets] of [['4', net.subnets4], ['6', net.subnets6]] as const) {
     for (const cidr of subnets) {

@@ -16,8 +16,9 @@ export interface FirewallNetwork {
   /** No traffic forwarded into or out of the network, and no outbound NAT. */
   internal: boolean;
   /**
-   * Inter-container communication. Not enforced here: icc=false is bridge port isolation,
-   * set by the netlink layer. Carried so one record describes the network completely.
+   * Inter-container communication. icc=false is bridge port isolation (netlink layer) for
+   * bridged traffic, and here: no (br . br) pair, so traffic routed back into the same bridge
+   * through the gateway is dropped too.
    */
   icc: boolean;
 }

@@ -61,15 +61,17 @@ describe(`nft backend (${backend}): table inet tsrun and its elements`, () => {
       'type nat hook prerouting priority dstnat; policy accept;',
       'type nat hook output priority -100; policy accept;',
       'type filter hook forward priority filter; policy accept;',
-      'iifname @bridges ip daddr 127.0.0.0/8 drop',
+      'ip daddr 127.0.0.0/8 iifname != "lo" drop',
+      'ip6 daddr ::1 iifname != "lo" drop',
+      'ct state established,related accept',
+      'oifname @bridges drop',
       'meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub4_any_addr:meta l4proto . th dport map @pub4_any_port',
-      'dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr:ip daddr . meta l4proto . th dport map @pub4_ip_port',
+      'fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr:ip daddr . meta l4proto . th dport map @pub4_ip_port',
       'ip saddr @nat_src4 oifname != @bridges masquerade',
       'ct status dnat ip saddr @subnets4 oifname @bridges masquerade',
       'ip saddr 127.0.0.0/8 oifname @bridges masquerade',
       'iifname . oifname @bridge_pairs accept',
       'iifname @bridges oifname @bridges drop',
-      'oifname @bridges ct state established,related accept',
     ]) {
       expect(text).toContain(line);
     }
@@ -332,7 +334,7 @@ describe(`packets through tsrun rules (${backend})`, () => {
     try {
       expect(await who(c3, '127.0.0.1:81', 1)).toBeUndefined();
       // Control: the guard rule is what stops it (and ensureBase puts a deleted rule back).
-      const handle = /ip daddr 127\.0\.0\.0\/8 drop comment .*# handle (\d+)/.exec(await H.run(['nft', '-a', 'list', 'chain', 'inet', 'tsrun', 'prerouting_raw']))![1]!;
+      const handle = /ip daddr 127\.0\.0\.0\/8 iifname != "lo" drop comment .*# handle (\d+)/.exec(await H.run(['nft', '-a', 'list', 'chain', 'inet', 'tsrun', 'prerouting_raw']))![1]!;
       await H.run(['nft', 'delete', 'rule', 'inet', 'tsrun', 'prerouting_raw', 'handle', handle]);
       expect(await who(c3, '127.0.0.1:81')).toBe('host-loopback 10.99.0.3');
       await new NftFirewall({ backend, netns: H.path }).ensureBase();
@@ -370,11 +372,29 @@ describe(`packets through tsrun rules (${backend})`, () => {
     expect(await who(c3, '10.99.0.2:80')).toBe('c1 10.99.0.3');
     expect(await who(c2, '10.99.0.2:80', 1)).toBeUndefined();
     expect(await who(c1, '10.98.0.2:80', 1)).toBeUndefined();
-    // Control: without net1's elements the host routes between them, so the drop above was ours.
-    await fw.removeNetwork(net1);
-    expect(await who(c2, '10.99.0.2:80')).toBe('c1 10.98.0.2');
-    await fw.addNetwork(net1);
+    // Control: without tsrun's table the host routes between them, so the drop above was ours.
+    // (Removing net1's elements alone is not enough: net0's default-deny still drops.)
+    await fw.removeTable();
+    try {
+      expect(await who(c2, '10.99.0.2:80')).toBe('c1 10.98.0.2');
+    } finally {
+      await fw.ensureBase();
+      await fw.addNetwork(net0);
+      await fw.addNetwork(net1);
+      await fw.addEndpoint(ep1);
+    }
     expect(await who(c2, '10.99.0.2:80', 1)).toBeUndefined();
+  });
+
+  it('e: default-deny: a neighbour routing a container subnet via the host reaches no unpublished port', async () => {
+    await O.sh('ip route add 10.99.0.0/24 via 192.0.2.1; ip -6 route add fd00:99::/64 via fd00:2::1');
+    try {
+      expect(await who(O, '10.99.0.2:80', 1)).toBeUndefined();
+      expect(await who(O, '[fd00:99::2]:80', 1)).toBeUndefined();
+      expect(await who(O, '192.0.2.1:8080')).toBe('c1 192.0.2.2'); // published: still in
+    } finally {
+      await O.sh('ip route del 10.99.0.0/24; ip -6 route del fd00:99::/64');
+    }
   });
 
   it('e: a published port is reachable from another network through the host address', async () => {

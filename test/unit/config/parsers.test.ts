@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../../../config/units.js';
-import { parsePublish, parsePublishList, parsePortsAnnotation } from '../../../config/ports.js';
+import { parsePublish, parsePublishList, parsePortsAnnotation, portsCollide } from '../../../config/ports.js';
 import { checkContainerId, checkIfname, checkNetworkName, generateContainerId } from '../../../config/ids.js';
 import { parseNetMode } from '../../../config/net-mode.js';
 import { resolveSettings } from '../../../config/settings.js';
@@ -65,6 +65,25 @@ describe('published ports', () => {
     expect(() => parsePublishList(['8080:80', '8080:81'])).toThrow(/host port 8080\/tcp is published twice/);
     expect(parsePublishList(['8080:80', '8080:80/udp'])).toHaveLength(2);
     expect(parsePortsAnnotation('8080:80/tcp, 53:53/udp')).toHaveLength(2);
+  });
+
+  it('collisions consider the wildcard address', () => {
+    const any = { hostPort: 80, containerPort: 80, protocol: 'tcp' as const };
+    expect(portsCollide(any, { ...any, hostIp: '10.0.0.1' })).toBe(true);
+    expect(portsCollide({ ...any, hostIp: '10.0.0.2' }, { ...any, hostIp: '10.0.0.1' })).toBe(false);
+    expect(portsCollide(any, { ...any, protocol: 'udp' })).toBe(false);
+    // 0.0.0.0 and :: are the wildcard of their family, never a specific address
+    expect(portsCollide({ ...any, hostIp: '0.0.0.0' }, { ...any, hostIp: '10.0.0.1' })).toBe(true);
+    expect(portsCollide({ ...any, hostIp: '::' }, { ...any, hostIp: '2001:db8::1' })).toBe(true);
+    expect(portsCollide({ ...any, hostIp: '::' }, { ...any, hostIp: '10.0.0.1' })).toBe(false);
+    expect(portsCollide({ ...any, hostIp: '0.0.0.0' }, any)).toBe(true);
+  });
+
+  it('refuses a wildcard and a specific address on one port in one request, and caps the mappings', () => {
+    expect(() => parsePublishList(['0.0.0.0:8080:80', '127.0.0.1:8080:80'])).toThrow(/published twice/);
+    expect(parsePublishList(['1-1000:1-1000', '2001-2024:1-24'])).toHaveLength(1024);
+    const huge = Array.from({ length: 60 }, (_, i) => `${i * 1001 + 1}-${i * 1001 + 1001}:80`);
+    expect(() => parsePortsAnnotation(huge.join(','))).toThrow(/^too many published ports: at most 1024 mappings per container$/);
   });
 });
 

@@ -1,0 +1,81 @@
+// Hand-made frames for the hostile-neighbour tests: what an attacker on the LAN (or a container
+// with NET_RAW) can send that no socket API would. Built and sent by python3 with an AF_PACKET
+// socket inside the attacker's namespace; nothing here runs in the machine's own namespace.
+import type { Netns } from '../../harness/sandbox.js';
+
+const PY = String.raw`
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def mac(m): return bytes.fromhex(m.replace(':', ''))
+kind, ifname, dmac, smac = sys.argv[1:5]
+if kind == 'udp4':
+    src, dst, sport, dport, payload = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9].encode()
+    udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    frame = mac(dmac) + mac(smac) + b'\x08\x00' + ip + udp
+elif kind == 'udp6':
+    src, dst, sport, dport, payload = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9].encode()
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
+    pseudo = s6 + d6 + struct.pack('!I3xB', len(udp), 17)
+    udp = udp[:6] + struct.pack('!H', csum(pseudo + udp) or 0xffff) + udp[8:]
+    ip = struct.pack('!IHBB', 0x60000000, len(udp), 17, 64) + s6 + d6
+    frame = mac(dmac) + mac(smac) + b'\x86\xdd' + ip + udp
+elif kind == 'ra':
+    # ICMPv6 router advertisement from fe80::bad to ff02::1 with prefix 2001:db8:bad::/64
+    src, dst = socket.inet_pton(socket.AF_INET6, 'fe80::bad'), socket.inet_pton(socket.AF_INET6, 'ff02::1')
+    opt_prefix = struct.pack('!BBBBIII16s', 3, 4, 64, 0xc0, 86400, 14400, 0, socket.inet_pton(socket.AF_INET6, '2001:db8:bad::'))
+    opt_mac = struct.pack('!BB6s', 1, 1, mac(smac))
+    body = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0) + opt_mac + opt_prefix
+    pseudo = src + dst + struct.pack('!I3xB', len(body), 58)
+    body = body[:2] + struct.pack('!H', csum(pseudo + body)) + body[4:]
+    ip = struct.pack('!IHBB', 0x60000000, len(body), 58, 255) + src + dst
+    frame = mac('33:33:00:00:00:01') + mac(smac) + b'\x86\xdd' + ip + body
+else:
+    sys.exit('unknown frame kind ' + kind)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+for _ in range(3):
+    s.send(frame)
+`;
+
+/** The MAC address of an interface in a namespace. */
+export function macOf(ns: Netns, ifname: string): string {
+  // not /sys/class/net: nsenter --net keeps the caller's /sys
+  return (JSON.parse(ns.sh(`ip -j link show ${ifname}`)) as { address: string }[])[0]!.address;
+}
+
+/** Sends a hand-made UDP/IPv4 datagram (three copies) out of `ifname` to `dmac`. */
+export function sendUdp4(ns: Netns, o: { ifname: string; dmac: string; src: string; dst: string; dport: number; payload: string; smac?: string }): void {
+  send(ns, ['udp4', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, '40000', String(o.dport), o.payload]);
+}
+
+/** Sends a hand-made UDP/IPv6 datagram (three copies). */
+export function sendUdp6(ns: Netns, o: { ifname: string; dmac: string; src: string; dst: string; dport: number; payload: string; smac?: string }): void {
+  send(ns, ['udp6', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, '40000', String(o.dport), o.payload]);
+}
+
+/** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies). */
+export function sendRouterAdvert(ns: Netns, ifname: string): void {
+  send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname)]);
+}
+
+function send(ns: Netns, args: string[]): void {
+  const r = ns.exec('python3', ['-c', PY, ...args]);
+  if (r.status !== 0) throw new Error(`sending a crafted frame failed: ${r.stderr.trim()}`);
+}
+
+/** A UDP listener (node) in a namespace given by path: collects what arrives, as text. */
+export function udpSink(host: Netns, netnsPath: string, port: number, family: 4 | 6 = 4): { received: () => string; ready: Promise<void>; stop: () => void } {
+  const child = host.spawn('nsenter', [`--net=${netnsPath}`, '--', process.execPath, '-e',
+    `const s=require('dgram').createSocket('udp${family}');s.on('message',(m)=>process.stdout.write(m+'\\n'));s.bind(${port},()=>console.log('bound'))`]);
+  let out = '';
+  const ready = new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return { received: () => out.replace(/^bound\n/, ''), ready, stop: () => void child.kill() };
+}

@@ -374,14 +374,13 @@ describe(`packets through tsrun rules (${backend})`, () => {
     expect(await who(c1, '10.98.0.2:80', 1)).toBeUndefined();
     // Control: without tsrun's table the host routes between them, so the drop above was ours.
     // (Removing net1's elements alone is not enough: net0's default-deny still drops.)
-    await fw.removeTable();
+    await removeTable(H);
+    fw = new NftFirewall({ netns: H.path });
     try {
       expect(await who(c2, '10.99.0.2:80')).toBe('c1 10.98.0.2');
     } finally {
-      await fw.ensureBase();
-      await fw.addNetwork(net0);
       await fw.addNetwork(net1);
-      await fw.addEndpoint(ep1);
+      await fw.attach(net0, ep1);
     }
     expect(await who(c2, '10.99.0.2:80', 1)).toBeUndefined();
   });

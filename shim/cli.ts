@@ -14,6 +14,7 @@ import type { RunOptions } from './run.js';
 import { networkCommand } from './network-cmd.js';
 import { agentCommand } from './agent-cmd.js';
 import { hookCommands } from './hook-cmd.js';
+import { topologyCommand } from './topology-cmd.js';
 
 export const EXIT_TSRUN_FAILED = 125;
 
@@ -69,6 +70,7 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
 
   program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  program.addCommand(topologyCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
 
   program

@@ -1,5 +1,5 @@
 // `tsrun network create|ls|inspect|rm`: thin wrappers over the engine's network registry.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 
@@ -67,10 +67,16 @@ export function networkCommand(setup: Setup): Command {
 
   network
     .command('inspect')
-    .description('show a network as JSON: configuration, bridge, endpoints')
+    .description('show a network: configuration, bridge, endpoints (JSON), or as a picture')
     .argument('<name>', 'network name')
-    .action(async (name: string, _f: unknown, cmd: Command) => {
+    .addOption(new Option('--format <format>', 'json, text (a tree), dot (Graphviz) or svg (needs Graphviz dot)').choices(['json', 'text', 'dot', 'svg']).default('json'))
+    .action(async (name: string, f: { format: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
+      if (f.format !== 'json') {
+        const { renderTopology } = await import('./topology-cmd.js');
+        process.stdout.write(await renderTopology(settings, log, [name], f.format as 'text' | 'dot' | 'svg'));
+        return;
+      }
       const info = await withEngine(settings, log, (e) => e.inspectNetwork(name));
       process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
     });

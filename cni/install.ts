@@ -1,0 +1,118 @@
+// `tsrun cni install|uninstall`: puts tsrun where CNI runtimes look for plugins. The plugin
+// directory gets an executable `tsrun`, a small shell wrapper that runs the bundled entry with
+// this Node by absolute paths (runtimes call plugins with a bare environment, often without
+// PATH) and the settings in force at install time (TSRUN_ROOT, the store, the log); the
+// configuration directory gets a conflist naming the network. Files are written temp-then-rename,
+// so a runtime scanning the directories never reads half of one.
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../config/errors.js';
+import { checkNetworkName } from '../config/ids.js';
+
+/** The first line after the shebang: how uninstall knows the wrapper is tsrun's. */
+export const WRAPPER_MARK = '# tsrun CNI plugin wrapper, written by `tsrun cni install`';
+export const PLUGIN_NAME = 'tsrun';
+/** The conflist's cniVersion: what Debian's libcni (podman 4, containerd, CRI-O) and the
+ * reference plugins chained after tsrun all speak. */
+export const CONFLIST_VERSION = '1.0.0';
+
+export interface InstallOptions {
+  binDir: string;
+  confDir: string;
+  /** An existing tsrun network; absent: the default network `tsrun`, created on first ADD. */
+  network?: string | undefined;
+  node: string;
+  entry: string;
+  /** Environment the wrapper sets (TSRUN_ROOT, TSRUN_STORE, TSRUN_LOG, TSRUN_LOG_LEVEL, TSRUN_NFT). */
+  env: Record<string, string>;
+}
+
+export function wrapperScript(node: string, entry: string, env: Record<string, string>): string {
+  for (const [what, p] of [['node', node], ['entry point', entry]] as const) {
+    if (!path.isAbsolute(p)) throw new UserError(`the CNI wrapper needs absolute paths: ${what} is ${JSON.stringify(p)}`);
+  }
+  const lines = ['#!/bin/sh', WRAPPER_MARK, ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`), `exec ${shellQuote(node)} ${shellQuote(entry)} "$@"`];
+  return `${lines.join('\n')}\n`;
+}
+
+export function conflist(network: string | undefined): Record<string, unknown> {
+  const name = network ?? 'tsrun';
+  return {
+    cniVersion: CONFLIST_VERSION,
+    name,
+    plugins: [
+      {
+        type: PLUGIN_NAME,
+        ...(network !== undefined ? { network } : {}),
+        // tsrun publishes ports, takes static addresses and MACs and shapes bandwidth itself;
+        // a chained portmap or bandwidth plugin must then not declare the same capability.
+        capabilities: { portMappings: true, ips: true, mac: true, aliases: true, bandwidth: true },
+      },
+    ],
+  };
+}
+
+export function conflistFile(confDir: string, network: string | undefined): string {
+  return path.join(confDir, `10-tsrun-${network ?? 'tsrun'}.conflist`);
+}
+
+export function install(o: InstallOptions): string[] {
+  if (o.network !== undefined) checkNetworkName(o.network);
+  mkdirSync(o.binDir, { recursive: true });
+  mkdirSync(o.confDir, { recursive: true });
+  const plugin = path.join(o.binDir, PLUGIN_NAME);
+  if (existsSync(plugin) && !isOurWrapper(plugin)) throw new UserError(`${plugin} exists and is not tsrun's wrapper: remove it or choose another --bin-dir`);
+  writeAtomic(plugin, wrapperScript(o.node, o.entry, o.env), 0o755);
+  const conf = conflistFile(o.confDir, o.network);
+  writeAtomic(conf, `${JSON.stringify(conflist(o.network), null, 2)}\n`, 0o644);
+  return [plugin, conf];
+}
+
+/** Removes the wrapper (only if it is tsrun's) and tsrun's conflists (one network's, or all). */
+export function uninstall(o: { binDir: string; confDir: string; network?: string | undefined }): string[] {
+  const removed: string[] = [];
+  const confs = existsSync(o.confDir)
+    ? readdirSync(o.confDir).filter((f) => (o.network === undefined ? /^10-tsrun-.+\.conflist$/.test(f) : f === path.basename(conflistFile(o.confDir, o.network))))
+    : [];
+  for (const f of confs) {
+    const file = path.join(o.confDir, f);
+    if (!isOurConflist(file)) continue;
+    rmSync(file, { force: true });
+    removed.push(file);
+  }
+  // The wrapper goes with the last conflist.
+  const left = existsSync(o.confDir) ? readdirSync(o.confDir).filter((f) => /^10-tsrun-.+\.conflist$/.test(f)) : [];
+  const plugin = path.join(o.binDir, PLUGIN_NAME);
+  if (left.length === 0 && existsSync(plugin) && isOurWrapper(plugin)) {
+    rmSync(plugin, { force: true });
+    removed.push(plugin);
+  }
+  return removed;
+}
+
+function isOurWrapper(file: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').split('\n')[1] === WRAPPER_MARK;
+  } catch {
+    return false;
+  }
+}
+
+function isOurConflist(file: string): boolean {
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as { plugins?: { type?: string }[] };
+    return c.plugins?.[0]?.type === PLUGIN_NAME;
+  } catch {
+    return false;
+  }
+}
+
+function writeAtomic(file: string, text: string, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, file);
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -16,6 +16,10 @@ export interface ContainerRecord {
   /** The pinned network namespace tsrun created for the container, if any. */
   netnsPin?: string | undefined;
   cgroupsPath?: string | undefined;
+  /** Detached containers (`run -d`, `create`; shim/lifecycle): 'setup' while the tsrun that
+   * creates it works (ownerPid is that tsrun), 'monitored' once conmon watches it (ownerPid is
+   * conmon). A monitored container's state stays, also after it exited, until `tsrun rm`. */
+  detached?: 'setup' | 'monitored' | undefined;
 }
 
 export function containersDir(runDir: string): string {
@@ -47,6 +51,7 @@ export async function claimContainer(
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new SystemError(`create state directory ${dir}`, err);
       const old = readRecord(runDir, rec.id);
       if (old && isAlive(old.ownerPid, old.ownerStart)) throw new ConflictError(`container id ${rec.id} is already in use`);
+      if (old?.detached === 'monitored') throw new ConflictError(`container id ${rec.id} is already in use (remove it first: tsrun rm ${rec.id})`);
       if (!old && attempt === 0 && recentlyCreated(dir)) throw new ConflictError(`container id ${rec.id} is already in use`);
       await onStale(old);
       rmSync(dir, { recursive: true, force: true });

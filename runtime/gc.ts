@@ -41,6 +41,10 @@ export interface GcDeps {
   firewall: FirewallBackend;
   /** Stops and deletes the runtime's container `id` if it still exists (the shim: runc delete --force). */
   deleteRuntimeContainer(id: string): Promise<void>;
+  /** Detached containers (kept until `tsrun rm`): 'live' while their monitor or process runs,
+   * 'kept' once cleaned up (by this call if their monitor died without doing it); undefined for
+   * any other container. */
+  detachedContainer?(id: string): Promise<'live' | 'kept' | undefined>;
   log: Logger;
 }
 
@@ -53,6 +57,12 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   const liveShim = new Set<string>();
   for (const id of listDir(containersDir(settings.runDir))) {
     const rec = readRecord(settings.runDir, id);
+    const detached = rec?.detached === 'monitored' ? await deps.detachedContainer?.(id) : undefined;
+    if (detached === 'live') {
+      liveShim.add(id);
+      continue;
+    }
+    if (detached === 'kept') continue;
     if (rec && isAlive(rec.ownerPid, rec.ownerStart)) {
       liveShim.add(id);
       continue;

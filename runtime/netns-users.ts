@@ -106,6 +106,12 @@ export function registerJoiner(runDir: string, root: string, joiner: string, pid
   writeEntry(usersDir(runDir, root), joiner, holderOf(pid));
 }
 
+/** `id`'s entry now names another process: a detached container's monitor takes over from the
+ * tsrun that created it (which exits). */
+export function handOver(runDir: string, root: string, id: string, pid: number): void {
+  writeEntry(usersDir(runDir, root), id, holderOf(pid));
+}
+
 /** Whether `id` is a live user of `root`'s namespace. */
 export function isLiveUser(runDir: string, root: string, id: string): boolean {
   return live(readHolder(path.join(usersDir(runDir, root), id)));

@@ -34,6 +34,7 @@ TEST=(
   qemu-system-x86_64=qemu-system-x86               # the VM test lane
   /sbin/depmod=kmod
   dot=graphviz                                     # tsrun topology --format svg
+  script=bsdutils                                  # detached -t tests run under a pty
 )
 
 entries=("${QUICKSTART[@]}")

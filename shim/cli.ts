@@ -11,6 +11,7 @@ import { parsePublishList } from '../config/ports.js';
 import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import type { RunOptions } from './run.js';
+import { lifecycleCommands, runDetachedCmd, separateExecCommand } from './lifecycle/commands.js';
 import { networkCommand } from './network-cmd.js';
 import { agentCommand } from './agent-cmd.js';
 import { hookCommands } from './hook-cmd.js';
@@ -40,7 +41,7 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     .option('--debug', 'also print readable log lines on stderr')
     .showHelpAfterError(false);
 
-  program
+  const run = program
     .command('run')
     .description('run an OCI bundle through runc, with its network wired')
     .argument('<bundle>', 'directory holding config.json and the root filesystem')
@@ -59,15 +60,21 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     .option('--cpus <n>', 'CPU limit, e.g. 1.5')
     .option('--cpu-shares <n>', 'relative CPU weight')
     .option('--pids-limit <n>', 'maximum number of processes')
+    .option('-t, --tty', 'give the container a pseudo-terminal')
+    .option('-i, --interactive', 'keep stdin open (detached: conmon holds it)')
     .action(async (bundle: string, command: string[], flags: Record<string, unknown>, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as GlobalFlags;
       const options = normalizeRunOptions(bundle, command, flags);
       const { settings, log } = setup(globals);
+      if (flags.detach === true) return void (await runDetachedCmd(options, flags, settings, log));
       const { runContainer } = await import('./run.js');
       const { shimNetworkWiring } = await import('./network-wiring.js');
       log.debug({ options }, 'run');
-      onExitCode(await runContainer(options, settings, log, shimNetworkWiring));
+      onExitCode(await runContainer(options, settings, log, shimNetworkWiring, flags.tty === true ? true : undefined));
     });
+  // Detached containers: `run -d` and create/start/ps/logs/exec/stop/kill/wait/rm/inspect/restart.
+  run.option('-d, --detach', 'run in the background under conmon and print the id (tsrun ps, logs, stop, rm)');
+  for (const c of lifecycleCommands({ setup: (cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode, runCommand: run, normalizeRunOptions })) program.addCommand(c);
 
   program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
@@ -154,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   overrideAll(program);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(separateExecCommand(argv));
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {

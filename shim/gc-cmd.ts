@@ -18,6 +18,7 @@ export async function collectGarbage(settings: Settings, log: Logger): Promise<G
       deleteRuntimeContainer: async (id) => {
         if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
       },
+      detachedContainer: async (id) => (await import('./lifecycle/gc.js')).detachedForGc(id, settings, log),
       log,
     });
   } finally {

@@ -47,7 +47,32 @@ export function runcPaths(settings: Settings): RuncPaths {
   return { binary: resolveBinary(settings.runc), root: path.join(settings.runDir, 'runc') };
 }
 
-export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring): Promise<number> {
+/** A container whose state directory, network and runc spec are ready; `tx` undoes all of it. */
+export interface PreparedContainer {
+  id: string;
+  /** tsrun's state directory for the container; the spec runc reads is in `<dir>/bundle`. */
+  dir: string;
+  bundleDir: string;
+  /** The user's bundle, as given. */
+  userBundle: string;
+  runc: RuncPaths;
+  tx: Transaction;
+  log: Logger;
+}
+
+export interface PrepareExtras {
+  /** Extra fields for the container record (the detached front door records its monitor). */
+  record?: Partial<Omit<ContainerRecord, 'id' | 'ownerPid' | 'bundle' | 'ownerStart' | 'created'>>;
+  /** Overrides process.terminal in the spec (`-t`; a detached container without -t must have none). */
+  terminal?: boolean | undefined;
+}
+
+/**
+ * Everything before runc, shared by foreground `run` and detached `run -d`/`create`: claim the id,
+ * wire the network (same engine entry), rewrite the spec into the state directory. On failure it
+ * has rolled back; on success the caller owns `tx` (rollback = teardown).
+ */
+export async function prepareContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, extras: PrepareExtras = {}): Promise<PreparedContainer> {
   const runc = runcPaths(settings);
   const bundle = loadBundle(o.bundle);
   if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new UserError(`invalid --cwd ${JSON.stringify(o.cwd)}: must be an absolute path`);
@@ -65,10 +90,11 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   };
 
   const tx = new Transaction(clog);
+  const dir = containerDir(settings.runDir, id);
   try {
     await tx.step(
       'claim container id',
-      () => claimContainer(settings.runDir, { id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
+      () => claimContainer(settings.runDir, { ...extras.record, id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
       () => removeContainerDir(settings.runDir, id),
     );
     const cgroupsPath = cgroupsPathFor(id);
@@ -90,8 +116,8 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
       resources: o.resources,
       cgroupsPath,
       cgroupLayout: layoutOf(hostHierarchies()),
+      terminal: extras.terminal,
     });
-    const dir = containerDir(settings.runDir, id);
     const runBundle = path.join(dir, 'bundle');
     mkdirSync(runBundle, { recursive: true });
     writeFileSync(path.join(runBundle, 'config.json'), JSON.stringify(spec));
@@ -103,14 +129,17 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     throw err;
   }
   for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+  return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog };
+}
 
-  const dir = containerDir(settings.runDir, id);
+export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, terminal?: boolean): Promise<number> {
+  const { id, dir, bundleDir, runc, tx, log: clog } = await prepareContainer(o, settings, log, network, { terminal });
   const pidFile = path.join(dir, 'pid');
   const runcLog = path.join(dir, 'runc.log');
   const started = performance.now();
   let status: number;
   try {
-    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: path.join(dir, 'bundle'), pidFile, logFile: runcLog }));
+    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }));
     status = exitStatusOf(exit);
     const runcError = lastRuncError(runcLog);
     if (runcError !== undefined && exit.code !== null && exit.code !== 0) {
@@ -128,7 +157,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
 
 /** docker's statuses: 127 the program was not found, 126 the container started but its program
  * could not run, 125 the container never started. */
-function runcFailureStatus(runcError: string, started: boolean): number {
+export function runcFailureStatus(runcError: string, started: boolean): number {
   if (/executable file not found|no such file or directory/.test(runcError)) return 127;
   return started ? 126 : 125;
 }
@@ -145,7 +174,7 @@ export class RuncFailure extends UserError {
 }
 
 /** A previous owner died without cleaning up: remove what it left so the id can be reused. */
-async function cleanupStale(stale: ContainerRecord | undefined, id: string, runc: RuncPaths, network: NetworkWiring, settings: Settings, log: Logger): Promise<void> {
+export async function cleanupStale(stale: ContainerRecord | undefined, id: string, runc: RuncPaths, network: NetworkWiring, settings: Settings, log: Logger): Promise<void> {
   log.warn({ stale }, 'reclaiming the state of a container whose tsrun process is gone');
   if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
   await network.release(id, stale, settings, log);

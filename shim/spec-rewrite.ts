@@ -24,6 +24,8 @@ export interface SpecOverrides {
    * there), so it sees its own limits at /sys/fs/cgroup; v1 and hybrid hosts keep the host's. */
   cgroupLayout?: 'v1' | 'hybrid' | 'v2' | undefined;
   annotations?: Record<string, string> | undefined;
+  /** `-t`: the process gets a pseudo-terminal (runc makes it; conmon holds it when detached). */
+  terminal?: boolean | undefined;
 }
 
 export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
@@ -35,6 +37,7 @@ export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   if (o.env && o.env.length > 0) out.process.env = mergeEnv(out.process.env ?? [], o.env);
   if (o.cwd !== undefined) out.process.cwd = o.cwd;
   if (o.hostname !== undefined) out.hostname = o.hostname;
+  if (o.terminal !== undefined) out.process.terminal = o.terminal;
   if (o.annotations) out.annotations = { ...out.annotations, ...o.annotations };
 
   const linux = (out.linux ??= {});

@@ -1,0 +1,97 @@
+// `tsrun cleanup ID`: what happens when a detached container has ended. conmon runs it as its exit
+// command (so it happens with no tsrun running); stop, rm and gc run it too. One at a time, by an
+// exclusive marker; idempotent: the network is released, runc's state and the cgroup removed, the
+// exit code recorded. The state directory stays for `ps -a`, `logs` and `inspect` until `rm`.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../../runtime/log.js';
+import { processStartTime, readRecord } from '../../runtime/containers.js';
+import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
+import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
+import { hasCode } from '../../runtime/netns/errno.js';
+import type { NetworkWiring } from '../run.js';
+import { runcPaths } from '../run.js';
+import { runcDeleteForce, runcStateExists } from '../runc.js';
+import { pathsOf, readExitFile, readLifecycle, updateLifecycle } from './record.js';
+import { processRuns, runcState } from './status.js';
+
+export type CleanupResult = 'done' | 'gone' | 'running';
+
+/** `instance`: only that creation of `id` (the exit command's; others pass none). */
+export async function cleanupContainer(id: string, settings: Settings, log: Logger, network: NetworkWiring, instance?: string, waitMs = 30_000): Promise<CleanupResult> {
+  const rec = readRecord(settings.runDir, id);
+  if (!rec?.detached) return 'gone';
+  const before = readLifecycle(settings.runDir, id);
+  if (instance !== undefined && before?.instance !== instance) return 'gone'; // a later container with this id
+  if (before?.cleanedUp) return 'done';
+  const runc = runcPaths(settings);
+  const state = await runcState(runc, id);
+  if (state && state.status !== 'stopped') return 'running';
+
+  const p = pathsOf(settings.runDir, id);
+  if (!(await takeMarker(p.cleanupMarker, waitMs, () => readLifecycle(settings.runDir, id)?.cleanedUp === true))) {
+    return readRecord(settings.runDir, id) ? 'done' : 'gone';
+  }
+  if (readLifecycle(settings.runDir, id)?.instance !== before?.instance) {
+    rmSync(p.cleanupMarker, { force: true });
+    return 'gone'; // removed and created again while this one waited
+  }
+  const clog = log.child({ containerId: id });
+  try {
+    const exit = readExitFile(p);
+    const failures: string[] = [];
+    const attempt = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    await attempt('delete runc state', async () => {
+      if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+    });
+    await attempt('release the network', () => network.release(id, rec, settings, log));
+    await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id)));
+    updateLifecycle(settings.runDir, id, (r) => {
+      r.cleanedUp = true;
+      r.exitCode = exit?.code ?? r.exitCode;
+      r.finishedAt = exit?.at ?? r.finishedAt ?? new Date().toISOString();
+    });
+    if (failures.length > 0) clog.warn({ failures }, 'cleanup incomplete');
+    else clog.info({ exitCode: exit?.code }, 'detached container cleaned up');
+  } finally {
+    rmSync(p.cleanupMarker, { force: true });
+  }
+  return 'done';
+}
+
+/**
+ * Creates `marker` exclusively. When another live process holds it, waits until `done()` or until
+ * that process is gone (then takes over). False when there is nothing left to do.
+ */
+async function takeMarker(marker: string, waitMs: number, done: () => boolean): Promise<boolean> {
+  const me = JSON.stringify({ pid: process.pid, start: processStartTime(process.pid) ?? '' });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      writeFileSync(marker, me, { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if (hasCode(err, 'ENOENT')) return false; // the container was removed meanwhile
+      if (!hasCode(err, 'EEXIST')) throw err;
+    }
+    if (done()) return false;
+    let holder: { pid: number; start: string } | undefined;
+    try {
+      holder = JSON.parse(readFileSync(marker, 'utf8')) as { pid: number; start: string };
+    } catch {
+      holder = undefined; // being written, or just removed: look again
+    }
+    if (holder && !processRuns(holder.pid, holder.start)) {
+      rmSync(marker, { force: true }); // its holder died mid-way: take over
+      continue;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,296 @@
+// The detached-container verbs: create, start, ps, logs, exec, stop, kill, wait, rm, inspect,
+// restart, and `cleanup` (conmon's exit command). `run -d` is `run` with a flag (shim/cli.ts hands
+// it to runDetached). Each action loads its module only when it runs.
+import { Command, Option } from 'commander';
+import type { Settings } from '../../config/settings.js';
+import { UserError } from '../../config/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import type { RunOptions } from '../run.js';
+
+type Setup = (cmd: Command) => { settings: Settings; log: Logger };
+type OnExitCode = (code: number) => void;
+type Normalize = (bundle: string, command: string[], flags: Record<string, unknown>) => RunOptions;
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export interface LifecycleDeps {
+  setup: Setup;
+  onExitCode: OnExitCode;
+  /** `run`, whose options (network, limits, env, -t, -i…) `create` takes too. */
+  runCommand: Command;
+  normalizeRunOptions: Normalize;
+}
+
+const out = (s: string) => process.stdout.write(s);
+
+async function wiring() {
+  return (await import('../network-wiring.js')).shimNetworkWiring;
+}
+
+function positiveSeconds(flag: string, s: string): number {
+  if (!/^\d{1,6}$/.test(s)) throw new UserError(`invalid ${flag} ${JSON.stringify(s)}: use a whole number of seconds`);
+  return Number(s);
+}
+
+/** `tsrun run -d …`: prints the id. */
+export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknown>, settings: Settings, log: Logger): Promise<void> {
+  out(`${await runDetached(o, { tty: flags.tty === true, stdin: flags.interactive === true }, settings, log)}\n`);
+}
+
+/** `run -d`: create, then start. A container that cannot start is removed. */
+export async function runDetached(o: RunOptions, d: { tty: boolean; stdin: boolean }, settings: Settings, log: Logger): Promise<string> {
+  const { createDetached, startCreated } = await import('./create.js');
+  const network = await wiring();
+  const id = await createDetached(o, d, settings, log, network);
+  try {
+    await startCreated(id, settings);
+  } catch (err) {
+    const { currentView, removeContainer } = await import('./signals.js');
+    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
+    throw err;
+  }
+  return id;
+}
+
+export function lifecycleCommands(deps: LifecycleDeps): Command[] {
+  const { setup, onExitCode } = deps;
+  const cmds: Command[] = [];
+  const add = (c: Command) => {
+    cmds.push(c);
+    return c;
+  };
+
+  const create = add(new Command('create'))
+    .description('create a container under conmon without starting it (tsrun start ID starts it)')
+    .argument('<bundle>', 'directory holding config.json and the root filesystem')
+    .argument('[command...]', 'program and arguments (after --)');
+  for (const opt of deps.runCommand.options) if (opt.long !== '--detach') create.addOption(opt);
+  create.action(async (bundle: string, command: string[], f: Record<string, unknown>, cmd: Command) => {
+    const { settings, log } = setup(cmd);
+    const o = deps.normalizeRunOptions(bundle, command, f);
+    const { createDetached } = await import('./create.js');
+    out(`${await createDetached(o, { tty: f.tty === true, stdin: f.interactive === true }, settings, log, await wiring())}\n`);
+  });
+
+  add(new Command('start'))
+    .description('start created containers')
+    .argument('<id...>')
+    .action(async (names: string[], _f: unknown, cmd: Command) => {
+      const { settings } = setup(cmd);
+      const ids = await detachedIds(settings, names);
+      const { startCreated } = await import('./create.js');
+      for (const id of ids) {
+        await startCreated(id, settings);
+        out(`${id}\n`);
+      }
+    });
+
+  add(new Command('ps'))
+    .description('list containers (running ones; -a: all)')
+    .option('-a, --all', 'also created and exited containers')
+    .option('-q, --quiet', 'only the ids')
+    .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
+    .action(async (f: { all?: boolean; quiet?: boolean; format: string }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const { listContainers, formatTable } = await import('./ps.js');
+      const entries = await listContainers(settings, log, f.all === true);
+      if (f.quiet) out(entries.map((e) => `${e.id}\n`).join(''));
+      else if (f.format === 'json') out(`${JSON.stringify(entries, null, 2)}\n`);
+      else out(formatTable(entries));
+    });
+
+  add(new Command('logs'))
+    .description('print a detached container output (stdout and stderr), also after it exited')
+    .argument('<id>')
+    .option('-f, --follow', 'keep printing new output until the container ends')
+    .option('--tail <n>', 'only the last N lines')
+    .option('-t, --timestamps', 'prefix each line with its time')
+    .action(async (name: string, f: { follow?: boolean; tail?: string; timestamps?: boolean }, cmd: Command) => {
+      const { settings } = setup(cmd);
+      if (f.tail !== undefined && !/^\d{1,9}$/.test(f.tail)) throw new UserError(`invalid --tail ${JSON.stringify(f.tail)}: use a number of lines`);
+      const [id] = await detachedIds(settings, [name]);
+      const { printLogs } = await import('./logs.js');
+      const { pathsOf } = await import('./record.js');
+      const { currentView, hasEnded } = await import('./signals.js');
+      const view = await currentView(settings, id!);
+      await printLogs(pathsOf(settings.runDir, id!).log, {
+        follow: f.follow === true,
+        tail: f.tail === undefined ? undefined : Number(f.tail),
+        timestamps: f.timestamps === true,
+        ended: () => hasEnded(settings, view),
+      });
+    });
+
+  add(new Command('exec'))
+    .description('run a command in a running container (runc exec); its exit status is returned')
+    .argument('<id>')
+    .argument('<command...>', 'program and arguments')
+    .option('-i, --interactive', 'pass stdin to the process')
+    .option('-t, --tty', 'give the process a pseudo-terminal')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string }, cmd: Command) => {
+      const { settings } = setup(cmd);
+      for (const e of f.env) if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
+      if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new UserError(`invalid --workdir ${JSON.stringify(f.workdir)}: must be an absolute path`);
+      const { resolveId } = await import('./resolve.js');
+      const id = resolveId(settings.runDir, name);
+      const { currentView } = await import('./signals.js');
+      const v = await currentView(settings, id);
+      if (v.status !== 'running') throw new UserError(`container ${id} is not running (${describe(v.status, v.exitCode)})`);
+      const { execInContainer } = await import('./exec.js');
+      const { runcPaths } = await import('../run.js');
+      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env: f.env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true }));
+    });
+
+  add(new Command('stop'))
+    .description('stop containers: SIGTERM, then SIGKILL after the timeout')
+    .argument('<id...>')
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
+    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const timeout = positiveSeconds('--time', f.time);
+      const views = await liveViews(settings, names, 'stopped');
+      const { stopContainer } = await import('./signals.js');
+      const network = await wiring();
+      await Promise.all(views.map((v) => stopContainer(settings, log, network, v, timeout)));
+      out(views.map((v) => `${v.id}\n`).join(''));
+    });
+
+  add(new Command('kill'))
+    .description('send a signal to containers (default SIGKILL)')
+    .argument('<id...>')
+    .option('-s, --signal <signal>', 'signal name or number', 'KILL')
+    .action(async (names: string[], f: { signal: string }, cmd: Command) => {
+      const { settings } = setup(cmd);
+      const { parseSignal, runcKill } = await import('./signals.js');
+      const signal = parseSignal(f.signal);
+      const views = await liveViews(settings, names, 'killed');
+      const { runcPaths } = await import('../run.js');
+      for (const v of views) await runcKill(runcPaths(settings), v.id, signal);
+      out(views.map((v) => `${v.id}\n`).join(''));
+    });
+
+  add(new Command('wait'))
+    .description('wait until containers end; print their exit codes')
+    .argument('<id...>')
+    .action(async (names: string[], _f: unknown, cmd: Command) => {
+      const { settings } = setup(cmd);
+      const ids = await detachedIds(settings, names);
+      const { currentView, waitEnded } = await import('./signals.js');
+      const { readExitFile, pathsOf, readLifecycle } = await import('./record.js');
+      for (const id of ids) {
+        await waitEnded(settings, await currentView(settings, id), Number.MAX_SAFE_INTEGER);
+        const code = readExitFile(pathsOf(settings.runDir, id))?.code ?? readLifecycle(settings.runDir, id)?.exitCode;
+        out(`${code ?? -1}\n`);
+      }
+    });
+
+  add(new Command('rm'))
+    .description('remove detached containers (-f: stop running ones first, with SIGKILL)')
+    .argument('<id...>')
+    .option('-f, --force', 'kill and remove running containers')
+    .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const ids = await detachedIds(settings, names);
+      const { currentView, isLive, removeContainer } = await import('./signals.js');
+      const views = await Promise.all(ids.map((id) => currentView(settings, id)));
+      for (const v of views) {
+        if (!f.force && isLive(v) && v.status !== 'created') throw new UserError(`container ${v.id} is ${v.status}: stop it first, or use tsrun rm -f`);
+      }
+      const network = await wiring();
+      await Promise.all(views.map((v) => removeContainer(settings, log, network, v)));
+      out(views.map((v) => `${v.id}\n`).join(''));
+    });
+
+  add(new Command('inspect'))
+    .description('show a container as JSON: config, state, pid, exit code, times, network endpoints, log path')
+    .argument('<id...>')
+    .action(async (names: string[], _f: unknown, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const { resolveIds } = await import('./resolve.js');
+      const ids = resolveIds(settings.runDir, names);
+      const { inspectContainer } = await import('./ps.js');
+      const all = [];
+      for (const id of ids) all.push(await inspectContainer(settings, log, id));
+      out(`${JSON.stringify(all, null, 2)}\n`);
+    });
+
+  add(new Command('restart'))
+    .description('stop (if running) and start detached containers again, with the same options')
+    .argument('<id...>')
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
+    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const timeout = positiveSeconds('--time', f.time);
+      const ids = await detachedIds(settings, names);
+      const { restartContainer } = await import('./restart.js');
+      for (const id of ids) await restartContainer(settings, log, await wiring(), id, timeout);
+      out(ids.map((id) => `${id}\n`).join(''));
+    });
+
+  add(new Command('cleanup'))
+    .description("tear down an ended detached container's network and record its exit code (conmon's exit command)")
+    .argument('<id>')
+    .option('--instance <token>', 'only this creation of the container (conmon passes it)')
+    .action(async (id: string, f: { instance?: string }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const { checkContainerId } = await import('../../config/ids.js');
+      const { cleanupContainer } = await import('./cleanup.js');
+      const r = await cleanupContainer(checkContainerId(id), settings, log, await wiring(), f.instance);
+      if (r === 'running') throw new UserError(`container ${id} is still running`);
+    });
+
+  return cmds;
+}
+
+function describe(status: string, code: number | undefined): string {
+  return status === 'exited' ? `exited with ${code ?? 'an unknown status'}` : status;
+}
+
+/** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor). */
+async function detachedIds(settings: Settings, names: string[]): Promise<string[]> {
+  const { resolveIds } = await import('./resolve.js');
+  const { readRecord } = await import('../../runtime/containers.js');
+  const ids = resolveIds(settings.runDir, names);
+  for (const id of ids) {
+    const rec = readRecord(settings.runDir, id);
+    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
+    if (rec?.detached === 'setup') throw new UserError(`container ${id} is still being created`);
+  }
+  return ids;
+}
+
+/** Views of containers that must be live (stop, kill): all checked before anything is sent. */
+async function liveViews(settings: Settings, names: string[], verb: string) {
+  const { resolveIds } = await import('./resolve.js');
+  const { currentView, isLive } = await import('./signals.js');
+  const views = await Promise.all(resolveIds(settings.runDir, names).map((id) => currentView(settings, id)));
+  for (const v of views) {
+    if (!isLive(v)) throw new UserError(`container ${v.id} cannot be ${verb}: it is not running (${describe(v.status, v.exitCode)})`);
+  }
+  return views;
+}
+
+const VALUE_OPTIONS = new Set(['-e', '--env', '-w', '--workdir', '--root', '--store', '--log', '--log-level']);
+
+/**
+ * `tsrun exec ID cmd -o x`: everything after the id belongs to the command, as in docker. A `--`
+ * is put after the id (unless there is one) so the options of the command are not taken for
+ * exec's own. Other argument lists are returned unchanged.
+ */
+export function separateExecCommand(argv: string[]): string[] {
+  const firstOperand = (from: number): number => {
+    for (let i = from; i < argv.length; i++) {
+      const a = argv[i]!;
+      if (a === '--') return -1;
+      if (!a.startsWith('-')) return i;
+      if (VALUE_OPTIONS.has(a)) i++;
+    }
+    return -1;
+  };
+  const verb = firstOperand(2);
+  if (verb < 0 || argv[verb] !== 'exec') return argv;
+  const id = firstOperand(verb + 1);
+  if (id < 0 || argv[id + 1] === '--') return argv;
+  return [...argv.slice(0, id + 1), '--', ...argv.slice(id + 1)];
+}

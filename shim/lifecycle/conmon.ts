@@ -1,0 +1,137 @@
+// conmon, the per-container monitor podman uses, started the way podman starts it: conmon runs
+// `runc create` under itself, reports the container's pid on the sync pipe, and then stays as the
+// container's parent (daemonized: the process tsrun started exits at once). It keeps the log
+// (k8s-file), writes the exit status into the exit directory when the container ends, and then
+// runs the exit command (`tsrun cleanup ID`), so the network is torn down with no tsrun running.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { SystemError, UserError } from '../../config/errors.js';
+import { lastRuncError, type RuncPaths } from '../runc.js';
+import type { ContainerPaths } from './record.js';
+
+export interface ConmonOptions {
+  id: string;
+  paths: ContainerPaths;
+  runc: RuncPaths;
+  /** -t: conmon gives runc a console socket and holds the pty master. */
+  tty: boolean;
+  /** -i: conmon keeps a pipe to the container's stdin open (fed through its attach socket). */
+  stdin: boolean;
+  /** Program and arguments conmon runs once the container has ended. */
+  exitCommand: string[];
+  env: NodeJS.ProcessEnv;
+  conmonBinary?: string;
+  timeoutMs?: number;
+}
+
+export interface ConmonStarted {
+  /** The container's init, in the host's pid namespace. */
+  pid: number;
+  conmonPid: number;
+}
+
+export function conmonArgs(o: ConmonOptions): string[] {
+  const p = o.paths;
+  const args = [
+    '--api-version', '1',
+    '-c', o.id,
+    '-u', o.id,
+    '-n', o.id,
+    '-r', o.runc.binary,
+    '-b', p.bundle,
+    '-p', p.pidFile,
+    '-l', `k8s-file:${p.log}`,
+    '--exit-dir', p.exitDir,
+    '--persist-dir', p.persistDir,
+    // The attach socket is made under here (a symlink to the bundle keeps its path short).
+    '--socket-dir-path', p.dir,
+    '--conmon-pidfile', p.conmonPidFile,
+    // runc's private root and a JSON log, so a failure to create is reported in one line.
+    '--runtime-arg', `--root=${o.runc.root}`,
+    '--runtime-arg', '--log-format=json',
+    '--runtime-arg', `--log=${p.runcLog}`,
+    '--exit-command', o.exitCommand[0]!,
+    ...o.exitCommand.slice(1).flatMap((a) => ['--exit-command-arg', a]),
+  ];
+  if (o.tty) args.push('-t');
+  else if (o.stdin) args.push('-i');
+  return args;
+}
+
+/**
+ * Starts conmon and waits for `runc create` under it: resolves with the container's pid, or
+ * rejects with runc's (or conmon's) one-line error. The container is created, not started.
+ */
+export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
+  // fd 3 is the sync pipe (a socketpair from Node): conmon writes {"data": pid} (or a negative
+  // data and a message) when runc create has finished. No start pipe: conmon needs no cgroup move.
+  const child = spawn(o.conmonBinary ?? 'conmon', conmonArgs(o), {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    env: { ...o.env, _OCI_SYNCPIPE: '3' },
+    detached: true,
+  });
+  const sync = child.stdio[3] as Readable;
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+
+  return new Promise<ConmonStarted>((resolve, reject) => {
+    let buf = '';
+    let settled = false;
+    const finish = (err: Error | undefined, value?: ConmonStarted) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sync.destroy();
+      child.stderr!.destroy();
+      child.unref();
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(new SystemError(`start conmon for ${o.id}`, new Error(`no answer within ${(o.timeoutMs ?? 30_000) / 1000} s`)));
+    }, o.timeoutMs ?? 30_000);
+    child.once('error', (err) => finish(new UserError(`conmon: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed (run scripts/setup-host.sh)' : err.message}`)));
+    sync.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let msg: { data?: number; message?: string };
+      try {
+        msg = JSON.parse(buf.slice(0, nl)) as { data?: number; message?: string };
+      } catch {
+        finish(new SystemError(`start conmon for ${o.id}`, new Error(`unexpected sync message ${JSON.stringify(buf.slice(0, 200))}`)));
+        return;
+      }
+      if (typeof msg.data !== 'number' || msg.data <= 0) {
+        finish(new UserError(`runc: ${lastRuncError(o.paths.runcLog) ?? msg.message?.trim() ?? 'container create failed'}`));
+        return;
+      }
+      const conmonPid = readPid(o.paths.conmonPidFile);
+      if (conmonPid === undefined) {
+        finish(new SystemError(`start conmon for ${o.id}`, new Error(`no pid in ${o.paths.conmonPidFile}`)));
+        return;
+      }
+      finish(undefined, { pid: msg.data, conmonPid });
+    });
+    sync.once('end', () => {
+      // The pipe closed without a message: conmon failed before it could create anything.
+      setTimeout(() => finish(new UserError(`conmon: ${lastLine(stderr) ?? lastRuncError(o.paths.runcLog) ?? 'exited without creating the container'}`)), 50);
+    });
+  });
+}
+
+function lastLine(s: string): string | undefined {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.pop()?.replace(/^\[conmon:\w\]:\s*/, '');
+}
+
+export function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

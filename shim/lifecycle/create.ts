@@ -1,0 +1,122 @@
+// `tsrun create` and `tsrun start`, and `run -d` as the two in a row. Setup is the foreground
+// run's (prepareContainer: same claim, same engine entry, same pinned namespace, same spec
+// rewrite); then conmon, not this process, becomes the container's parent, and this process exits.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../../config/errors.js';
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../../runtime/log.js';
+import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
+import { handOver, rootOf } from '../../runtime/netns-users.js';
+import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
+import { lastRuncError } from '../runc.js';
+import { startConmon, readPid } from './conmon.js';
+import { pathsOf, readLifecycle, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
+import { runcState } from './status.js';
+
+export interface DetachOptions {
+  tty: boolean;
+  stdin: boolean;
+}
+
+export interface RecreateHooks {
+  /** Runs once the state directory exists, before conmon opens its log (restart keeps the log). */
+  beforeMonitor?(p: ContainerPaths): void;
+  restartCount?: number;
+}
+
+/** Creates the container under conmon (runc create); returns its id. */
+export async function createDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring, hooks: RecreateHooks = {}): Promise<string> {
+  const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' } });
+  const { id, runc, tx } = prep;
+  const p = pathsOf(settings.runDir, id);
+  try {
+    mkdirSync(p.exitDir, { recursive: true });
+    mkdirSync(p.persistDir, { recursive: true });
+    const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
+    const instance = randomBytes(8).toString('hex');
+    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: o, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, restartCount: hooks.restartCount });
+    hooks.beforeMonitor?.(p);
+
+    // Rolled back first if anything below fails: no monitor may run an exit command for a
+    // container that this rollback is removing.
+    tx.onRollback('stop conmon', () => {
+      const pid = readPid(p.conmonPidFile);
+      if (pid !== undefined) killQuietly(pid);
+    });
+    const started = await startConmon({
+      id,
+      paths: p,
+      runc,
+      tty: d.tty,
+      stdin: d.stdin,
+      exitCommand: [process.execPath, path.resolve(process.argv[1]!), 'cleanup', '--instance', instance, id],
+      env: monitorEnv(settings),
+    });
+
+    // From here conmon is the owner: gc, ps and a second `create` with this id see it alive.
+    const conmonStart = processStartTime(started.conmonPid) ?? '';
+    const rec = readRecord(settings.runDir, id)!;
+    writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: conmonStart, detached: 'monitored' });
+    updateLifecycle(settings.runDir, id, (r) => {
+      r.conmonPid = started.conmonPid;
+      r.conmonStart = conmonStart;
+      r.pid = started.pid;
+      r.pidStart = processStartTime(started.pid);
+    });
+    const root = rootOf(settings.runDir, id);
+    if (root !== undefined) handOver(settings.runDir, root, id, started.conmonPid);
+    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid }, 'detached container created');
+  } catch (err) {
+    await tx.rollback();
+    throw err;
+  }
+  return id;
+}
+
+/** `runc start`: the created container's process runs. */
+export async function startCreated(id: string, settings: Settings): Promise<void> {
+  const runc = runcPaths(settings);
+  const state = await runcState(runc, id);
+  if (state?.status !== 'created') {
+    throw new UserError(`container ${id} cannot be started: it is ${state?.status === undefined ? 'exited' : state.status}${state?.status === undefined ? ' (tsrun restart starts it again)' : ''}`);
+  }
+  const { execa } = await import('execa');
+  const p = pathsOf(settings.runDir, id);
+  const r = await execa(runc.binary, ['--root', runc.root, '--log', p.runcLog, '--log-format', 'json', 'start', id], { reject: false });
+  if (r.exitCode !== 0) throw new UserError(`runc: ${lastRuncError(p.runcLog) ?? (r.stderr.trim() || 'start failed')}`);
+  updateLifecycle(settings.runDir, id, (rec) => {
+    rec.startedAt = new Date().toISOString();
+  });
+}
+
+/** The environment conmon passes to runc and to the exit command: the same settings as this
+ * process, whether they came from flags or from the environment. */
+export function monitorEnv(settings: Settings): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TSRUN_STORE: settings.store,
+    TSRUN_LOG: settings.logFile,
+    TSRUN_LOG_LEVEL: settings.logLevel,
+    TSRUN_RUNC: settings.runc,
+    TSRUN_NFT: settings.nft,
+  };
+  // resolveSettings puts everything under <root>/run when a root is given, else /run/tsrun.
+  if (settings.runDir !== '/run/tsrun') env.TSRUN_ROOT = path.dirname(settings.runDir);
+  delete env.TSRUN_DEBUG; // the exit command's stderr goes nowhere
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+export function wasStarted(runDir: string, id: string): boolean {
+  return readLifecycle(runDir, id)?.startedAt !== undefined;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,115 @@
+// What tsrun keeps about a detached container, beside the claim record (container.json) in the
+// container's state directory. Every file here is written aside and renamed into place, so a
+// reader (ps, inspect, the exit command, gc) sees the old version or the new one, never half.
+//
+//   <runDir>/containers/<id>/
+//     container.json     the claim (runtime/containers.ts): owner = conmon once it monitors
+//     lifecycle.json     this record: options, command, monitor, times, recorded exit code
+//     bundle/config.json the spec runc runs (and conmon's ctl/winsz fifos, attach socket)
+//     pid                the container's init pid (runc writes it)
+//     conmon.pid         conmon's pid
+//     exits/<id>         conmon's exit file: the status, written when the container ended
+//     ctr.log            conmon's log, k8s-file format
+//     runc.log           runc's own log (JSON), for one-line errors
+//     cleanup            exclusive marker: one cleanup at a time (exit command, stop, rm, gc)
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { containerDir } from '../../runtime/containers.js';
+import type { RunOptions } from '../run.js';
+
+export interface LifecycleRecord {
+  id: string;
+  /** Random, new for each creation: the exit command names it, so the exit command of an earlier
+   * container with the same id (rm and run again, restart) never touches this one. */
+  instance: string;
+  created: string;
+  /** Normalized options of `run -d`/`create`, so `restart` can create it again. */
+  options: RunOptions;
+  /** The process as the spec runs it (args after the bundle's and the flags' overrides). */
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+  conmonPid?: number | undefined;
+  conmonStart?: string | undefined;
+  /** The container's init (host pid namespace). */
+  pid?: number | undefined;
+  pidStart?: string | undefined;
+  startedAt?: string | undefined;
+  finishedAt?: string | undefined;
+  /** Recorded by cleanup from conmon's exit file (undefined when the monitor died without one). */
+  exitCode?: number | undefined;
+  /** The network, runc state and cgroup are gone; only this directory is left. */
+  cleanedUp?: boolean | undefined;
+  restartCount?: number | undefined;
+}
+
+export interface ContainerPaths {
+  dir: string;
+  record: string;
+  bundle: string;
+  pidFile: string;
+  conmonPidFile: string;
+  exitDir: string;
+  exitFile: string;
+  persistDir: string;
+  log: string;
+  runcLog: string;
+  cleanupMarker: string;
+}
+
+export function pathsOf(runDir: string, id: string): ContainerPaths {
+  const dir = containerDir(runDir, id);
+  return {
+    dir,
+    record: path.join(dir, 'lifecycle.json'),
+    bundle: path.join(dir, 'bundle'),
+    pidFile: path.join(dir, 'pid'),
+    conmonPidFile: path.join(dir, 'conmon.pid'),
+    exitDir: path.join(dir, 'exits'),
+    exitFile: path.join(dir, 'exits', id),
+    persistDir: path.join(dir, 'persist'),
+    log: path.join(dir, 'ctr.log'),
+    runcLog: path.join(dir, 'runc.log'),
+    cleanupMarker: path.join(dir, 'cleanup'),
+  };
+}
+
+export function readLifecycle(runDir: string, id: string): LifecycleRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(pathsOf(runDir, id).record, 'utf8')) as LifecycleRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeLifecycle(runDir: string, rec: LifecycleRecord): void {
+  const file = pathsOf(runDir, rec.id).record;
+  const tmp = `${file}.tmp.${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(rec, null, 2));
+  renameSync(tmp, file);
+}
+
+/** Read, change, write back; undefined when the container is gone (removed meanwhile). */
+export function updateLifecycle(runDir: string, id: string, change: (r: LifecycleRecord) => void): LifecycleRecord | undefined {
+  const rec = readLifecycle(runDir, id);
+  if (!rec) return undefined;
+  change(rec);
+  try {
+    writeLifecycle(runDir, rec);
+  } catch {
+    return undefined; // the directory went away (rm): nothing to record any more
+  }
+  return rec;
+}
+
+/** conmon's exit file: the container's status (128+N for a signal), once it has ended. */
+export function readExitFile(p: ContainerPaths): { code: number; at: string } | undefined {
+  try {
+    const text = readFileSync(p.exitFile, 'utf8').trim();
+    const code = Number(text);
+    if (text === '' || !Number.isInteger(code)) return undefined;
+    return { code, at: statSync(p.exitFile).mtime.toISOString() };
+  } catch {
+    return undefined;
+  }
+}

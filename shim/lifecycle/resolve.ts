@@ -1,0 +1,21 @@
+// Names on the command line become containers here: an exact id, or a prefix that matches one
+// container only. Every id of a command is resolved before anything is done, so a typo in the
+// third id of `tsrun rm a b c` changes nothing.
+import { NotFoundError, UserError } from '../../config/errors.js';
+import { listContainerIds } from './status.js';
+
+export function resolveId(runDir: string, name: string): string {
+  const ids = listContainerIds(runDir);
+  if (ids.includes(name)) return name;
+  const matches = ids.filter((id) => id.startsWith(name));
+  if (name === '' || matches.length === 0) throw new NotFoundError(`no such container: ${name}`);
+  if (matches.length > 1) {
+    throw new UserError(`container id prefix ${name} matches ${matches.length} containers (${matches.slice(0, 4).join(', ')}${matches.length > 4 ? ', …' : ''}): give more of the id`);
+  }
+  return matches[0]!;
+}
+
+export function resolveIds(runDir: string, names: string[]): string[] {
+  const ids = names.map((n) => resolveId(runDir, n));
+  return [...new Set(ids)];
+}

@@ -1,0 +1,97 @@
+// stop, kill, wait and rm: signals through `runc kill`, the end seen through conmon's exit file.
+import { constants } from 'node:os';
+import { UserError } from '../../config/errors.js';
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../../runtime/log.js';
+import { isAlive, removeContainerDir } from '../../runtime/containers.js';
+import { runcPaths, type NetworkWiring } from '../run.js';
+import { runcDeleteForce, type RuncPaths } from '../runc.js';
+import { cleanupContainer } from './cleanup.js';
+import { pathsOf, readExitFile, readLifecycle } from './record.js';
+import { processRuns, runcState, viewOf, type ContainerView } from './status.js';
+
+const LIVE = new Set(['created', 'running', 'paused']);
+
+/** The current view of one container (runc state + exit file + records). */
+export async function currentView(settings: Settings, id: string): Promise<ContainerView> {
+  const view = viewOf(settings.runDir, id, await runcState(runcPaths(settings), id));
+  if (!view) throw new UserError(`no such container: ${id}`);
+  return view;
+}
+
+export function isLive(v: ContainerView): boolean {
+  return LIVE.has(v.status);
+}
+
+/** `-s TERM`, `SIGTERM`, `15` → the canonical name runc takes. */
+export function parseSignal(s: string): string {
+  const n = Number(s);
+  if (Number.isInteger(n) && n > 0) {
+    const name = Object.entries(constants.signals).find(([, v]) => v === n)?.[0];
+    if (name) return name;
+  }
+  const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  if (name in constants.signals) return name;
+  throw new UserError(`invalid signal ${JSON.stringify(s)}: use a name (TERM, SIGKILL) or a number`);
+}
+
+export async function runcKill(runc: RuncPaths, id: string, signal: string): Promise<void> {
+  const { execa } = await import('execa');
+  const r = await execa(runc.binary, ['--root', runc.root, 'kill', id, signal], { reject: false });
+  // "container not running" / "process already finished": it ended on its own in between.
+  if (r.exitCode !== 0 && !/not running|already finished|no such process/i.test(r.stderr)) {
+    throw new UserError(`runc kill ${id} ${signal}: ${r.stderr.trim().split('\n').pop()}`);
+  }
+}
+
+/** True once the container has ended: conmon's exit file, or (a foreground container, or a
+ * monitor that died) no process left. */
+export function hasEnded(settings: Settings, v: ContainerView): boolean {
+  if (v.record.detached) {
+    if (readExitFile(pathsOf(settings.runDir, v.id))) return true;
+    const l = readLifecycle(settings.runDir, v.id);
+    if (l?.cleanedUp) return true;
+    return !processRuns(l?.conmonPid, l?.conmonStart) && !processRuns(l?.pid, l?.pidStart);
+  }
+  return v.pid === undefined ? !isAlive(v.record.ownerPid, v.record.ownerStart) : !processRuns(v.pid);
+}
+
+export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (hasEnded(settings, v)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** SIGTERM, then SIGKILL after `timeoutS`; a detached container is cleaned up before returning. */
+export async function stopContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView, timeoutS: number): Promise<void> {
+  const runc = runcPaths(settings);
+  // A created container's process is runc's init waiting to exec: only SIGKILL ends it.
+  if (v.status !== 'created' && timeoutS > 0) {
+    await runcKill(runc, v.id, 'SIGTERM');
+    if (await waitEnded(settings, v, timeoutS * 1000)) return finish(settings, log, network, v);
+  }
+  log.info({ containerId: v.id, timeoutS }, 'did not stop within the timeout: SIGKILL');
+  await runcKill(runc, v.id, 'SIGKILL');
+  if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
+  return finish(settings, log, network, v);
+}
+
+async function finish(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
+  if (v.record.detached) await cleanupContainer(v.id, settings, log, network);
+}
+
+/** Removes a detached container: ended (or, with force, killed), cleaned up, its state deleted. */
+export async function removeContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
+  const runc = runcPaths(settings);
+  if (isLive(v)) {
+    if (v.status === 'created') await runcDeleteForce(runc, v.id);
+    else await runcKill(runc, v.id, 'SIGKILL');
+    if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
+  }
+  const r = await cleanupContainer(v.id, settings, log, network);
+  if (r === 'running') throw new UserError(`container ${v.id} is still running`);
+  removeContainerDir(settings.runDir, v.id);
+}

@@ -1,0 +1,266 @@
+// Detached containers end to end: `tsrun run -d` under real conmon and runc in a sandbox host,
+// then ps, logs, exec, stop, kill, wait, inspect, restart and rm, and the exit command cleaning up
+// a container that ended on its own. The "outside" namespace reaches published ports.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
+import { uniqueId, waitFor } from '../harness/sandbox.js';
+
+const hasConmon = spawnSync('conmon', ['--version']).status === 0;
+const describeIf = hasConmon ? describe : describe.skip;
+if (!hasConmon) console.warn('detached tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
+
+let w: BridgeWorld;
+
+beforeAll(async () => {
+  if (!hasConmon) return;
+  w = await BridgeWorld.create('detach');
+});
+
+afterAll(async () => {
+  if (!hasConmon) return;
+  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  await w.destroy();
+});
+
+afterEach(() => {
+  if (!hasConmon) return;
+  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  expect(w.leaks()).toEqual([]);
+  expect(monitors()).toEqual([]);
+});
+
+/** Ids of every container the sandbox's tsrun knows (ps -a -q). */
+function ls(): string[] {
+  return w.host.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
+}
+
+/** conmon processes started for this sandbox (their arguments name its root). */
+function monitors(): string[] {
+  const r = spawnSync('pgrep', ['-a', '-f', `conmon .*${w.host.root}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+function tsrun(args: string[]) {
+  return w.host.tsrun(args);
+}
+
+function ok(args: string[]): string {
+  const r = tsrun(args);
+  if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')} → ${r.status}: ${r.stderr.trim()}`);
+  expect(r.stderr).toBe('');
+  return r.stdout;
+}
+
+function runD(args: string[], cmd: string[]): string {
+  const id = uniqueId('d');
+  w.ids.push(id);
+  expect(ok(['run', '-d', '--name', id, ...args, w.bundle, '--', ...cmd]).trim()).toBe(id);
+  return id;
+}
+
+interface PsEntry {
+  id: string;
+  status: string;
+  exitCode?: number;
+  pid?: number;
+  detached: boolean;
+  networks: { network: string; ipv4?: string }[];
+  ports: string[];
+}
+
+function psJson(all = true): PsEntry[] {
+  return JSON.parse(ok(['ps', ...(all ? ['-a'] : []), '--format', 'json'])) as PsEntry[];
+}
+
+function inspect(id: string): Record<string, any> {
+  return (JSON.parse(ok(['inspect', id])) as Record<string, any>[])[0]!;
+}
+
+/** The leftovers of one container that has ended but is kept: everything but its state directory. */
+function leaksBesides(id: string): string[] {
+  return w.leaks().filter((l) => l !== `tsrun state ${id}`);
+}
+
+describeIf('tsrun run -d: a web server in the background', () => {
+  it('runs, is listed, serves, logs, execs, stops with SIGKILL after the timeout, and is removed', async () => {
+    const id = runD(['-p', '8080:80'], ['httpd', '-f', '-v', '-p', '80', '-h', '/var/www']);
+    const entry = psJson(false).find((e) => e.id === id)!;
+    expect(entry.status).toBe('running');
+    expect(entry.detached).toBe(true);
+    expect(entry.pid).toBeGreaterThan(1);
+    const ip = w.ip(id);
+    expect(entry.networks).toEqual([expect.objectContaining({ network: 'tsrun', ipv4: ip })]);
+    expect(entry.ports).toEqual(['0.0.0.0:8080->80/tcp']);
+    const table = ok(['ps']);
+    expect(table).toMatch(new RegExp(`^${id}\\s+running\\s+\\d+\\s+tsrun:${ip.replace(/\./g, '\\.')}\\s+0\\.0\\.0\\.0:8080->80/tcp`, 'm'));
+
+    // From outside, through the published port.
+    await waitFor('httpd to answer', () => w.outside.httpGet(`http://${HOST_UPLINK_IP}:8080/`, 1000) !== undefined, 15_000);
+    // httpd -v logs each request on stderr: logs shows it, on stderr.
+    await waitFor('the request in the log', () => tsrun(['logs', id]).stderr.includes('response:200'));
+    const logs = tsrun(['logs', '--timestamps', id]);
+    expect(logs.status).toBe(0);
+    expect(logs.stderr).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d \S+ response:200$/m);
+
+    // logs -f follows new lines while it runs, and ends when the container does.
+    const follow = w.host.spawnTsrun(['logs', '-f', '--tail', '0', id]);
+    let followed = '';
+    follow.stderr!.on('data', (d: Buffer) => (followed += d.toString()));
+    const followEnd = new Promise<number | null>((r) => follow.once('exit', (c) => r(c)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(followed).toBe(''); // --tail 0: not the old lines
+    expect(w.outside.httpGet(`http://${HOST_UPLINK_IP}:8080/again`)).toBeDefined();
+    await waitFor('logs -f to show the new request', () => /response:\d+/.test(followed));
+
+    // exec: inside the container's namespace, with its status passed through.
+    const addr = tsrun(['exec', id, 'ip', '-o', 'addr', 'show', 'eth0']);
+    expect(addr.status).toBe(0);
+    expect(addr.stdout).toContain(`inet ${ip}/`);
+    const st = tsrun(['exec', '-e', 'A=b', '-w', '/tmp', id, 'sh', '-c', 'echo "$A $(pwd)"; exit 7']);
+    expect(st.stdout).toBe('b /tmp\n');
+    expect(st.status).toBe(7);
+
+    // httpd is PID 1 and has no SIGTERM handler, so SIGTERM does nothing: SIGKILL after 1 s.
+    expect(ok(['stop', '-t', '1', id])).toBe(`${id}\n`);
+    expect(await followEnd).toBe(0);
+    expect(ok(['wait', id])).toBe('137\n');
+    const ins = inspect(id);
+    expect(ins.state).toEqual(expect.objectContaining({ status: 'exited', running: false, exitCode: 137, cleanedUp: true }));
+    expect(ins.state.finishedAt).toEqual(expect.any(String));
+    // stopped and cleaned up: only its state directory is left (ps -a, logs, inspect read it)
+    expect(leaksBesides(id)).toEqual([]);
+    expect(psJson(false).some((e) => e.id === id)).toBe(false);
+    expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 137 }));
+    expect(tsrun(['logs', id]).stderr.match(/response:/g)?.length).toBeGreaterThanOrEqual(2);
+
+    expect(ok(['rm', id])).toBe(`${id}\n`);
+    expect(ls()).not.toContain(id);
+  });
+
+  it('a container that exits on its own is cleaned up by conmon\'s exit command, and ps -a keeps its code', async () => {
+    const id = runD(['-p', '8081:80'], ['sh', '-c', 'echo bye; exit 3']);
+    expect(ok(['wait', id])).toBe('3\n');
+    // The exit command (tsrun cleanup) runs after conmon has written the exit file.
+    await waitFor('the exit command to clean up', () => leaksBesides(id).length === 0 && inspect(id).state.cleanedUp === true, 15_000);
+    expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 3, networks: [], ports: [] }));
+    expect(tsrun(['logs', id]).stdout).toBe('bye\n');
+    expect(monitors()).toEqual([]);
+    ok(['rm', id]);
+  });
+
+  it('stop -t lets a container that handles SIGTERM exit by itself', () => {
+    const id = runD(['--net', 'none'], ['sh', '-c', 'trap "echo term; exit 42" TERM; while true; do sleep 0.1; done']);
+    ok(['stop', '-t', '20', id]);
+    expect(ok(['wait', id])).toBe('42\n');
+    expect(ok(['logs', id])).toBe('term\n');
+    ok(['rm', id]);
+  });
+
+  it('kill -s sends the signal; rm refuses a running container and rm -f removes it', () => {
+    const id = runD([], ['sh', '-c', 'trap "echo usr1" USR1; while true; do sleep 0.1; done']);
+    ok(['kill', '-s', 'USR1', id]);
+    return waitFor('the trap to run', () => tsrun(['logs', id]).stdout.includes('usr1')).then(() => {
+      const refused = tsrun(['rm', id]);
+      expect(refused.status).toBe(125);
+      expect(refused.stderr).toBe(`tsrun: container ${id} is running: stop it first, or use tsrun rm -f\n`);
+      expect(psJson(false).find((e) => e.id === id)?.status).toBe('running');
+      expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+      expect(ls()).not.toContain(id);
+    });
+  });
+
+  it('create + start split the two steps; restart runs it again with the same options', async () => {
+    const id = uniqueId('cs');
+    w.ids.push(id);
+    expect(ok(['create', '--name', id, '-e', 'WHO=created', w.bundle, '--', 'sh', '-c', 'echo "hello $WHO"; sleep 100']).trim()).toBe(id);
+    expect(psJson().find((e) => e.id === id)?.status).toBe('created');
+    expect(psJson(false).some((e) => e.id === id)).toBe(false);
+    expect(ok(['start', id])).toBe(`${id}\n`);
+    await waitFor('the output', () => tsrun(['logs', id]).stdout === 'hello created\n');
+    const pid1 = psJson().find((e) => e.id === id)!.pid;
+    ok(['restart', '-t', '0', id]);
+    const after = psJson().find((e) => e.id === id)!;
+    expect(after.status).toBe('running');
+    expect(after.pid).not.toBe(pid1);
+    expect(inspect(id).state.restartCount).toBe(1);
+    await waitFor('the second output', () => tsrun(['logs', id]).stdout === 'hello created\nhello created\n');
+    ok(['rm', '-f', id]);
+  });
+
+  it('a foreground tsrun run is listed by ps while it runs', async () => {
+    const c = await w.start([], 'sleep 100');
+    try {
+      const e = psJson(false).find((x) => x.id === c.id);
+      expect(e).toEqual(expect.objectContaining({ status: 'running', detached: false }));
+      expect(e!.networks[0]!.ipv4).toBe(w.ip(c.id));
+      // lifecycle verbs that need a monitor say so in one line
+      const r = tsrun(['logs', c.id]);
+      expect(r.status).toBe(125);
+      expect(r.stderr).toMatch(/^tsrun: container \S+ runs in the foreground \(tsrun process \d+\): stop it, or end that process\n$/);
+      expect(tsrun(['exec', c.id, 'true']).status).toBe(0);
+    } finally {
+      await c.stop();
+    }
+    expect(psJson().some((e) => e.id === c.id)).toBe(false);
+  });
+});
+
+describeIf('detached containers: bad input is one line, a non-zero exit, and changes nothing', () => {
+  it('unknown ids, ambiguous prefixes, stopped containers, running ones', () => {
+    const a = runD(['--net', 'none'], ['sleep', '100']);
+    const b = runD(['--net', 'none'], ['sleep', '100']);
+    const done = runD(['--net', 'none'], ['true']);
+    expect(ok(['wait', done])).toBe('0\n');
+    const prefix = a.slice(0, a.lastIndexOf('-'));
+    expect(b.startsWith(prefix)).toBe(true);
+    const snapshot = () => JSON.stringify(psJson().map((e) => [e.id, e.status, e.pid]));
+    const before = snapshot();
+    const cases: [string[], RegExp][] = [
+      [['stop', 'nosuch'], /^tsrun: no such container: nosuch\n$/],
+      [['rm', a, 'nosuch'], /^tsrun: no such container: nosuch\n$/],
+      [['stop', prefix], new RegExp(`^tsrun: container id prefix ${prefix} matches \\d+ containers \\(.*\\): give more of the id\\n$`)],
+      [['stop', done], new RegExp(`^tsrun: container ${done} cannot be stopped: it is not running \\(exited with 0\\)\\n$`)],
+      [['kill', done], new RegExp(`^tsrun: container ${done} cannot be killed: it is not running \\(exited with 0\\)\\n$`)],
+      [['exec', done, 'true'], new RegExp(`^tsrun: container ${done} is not running \\(exited with 0\\)\\n$`)],
+      [['rm', a], new RegExp(`^tsrun: container ${a} is running: stop it first, or use tsrun rm -f\\n$`)],
+      [['start', a], new RegExp(`^tsrun: container ${a} cannot be started: it is running\\n$`)],
+      [['kill', '-s', 'NOPE', a], /^tsrun: invalid signal "NOPE": use a name \(TERM, SIGKILL\) or a number\n$/],
+      [['stop', '-t', 'soon', a], /^tsrun: invalid --time "soon": use a whole number of seconds\n$/],
+      [['logs', '--tail', 'x', a], /^tsrun: invalid --tail "x": use a number of lines\n$/],
+      [['run', '-d', '--name', a, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${a} is already in use\\n$`)],
+      [['run', '-d', '--name', done, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${done} is already in use \\(remove it first: tsrun rm ${done}\\)\\n$`)],
+      [['run', '-d', '--net', 'none', w.bundle, '--', 'no-such-program'], /^tsrun: runc: .*no-such-program.*\n$/],
+    ];
+    for (const [args, message] of cases) {
+      const r = tsrun(args);
+      expect({ args, status: r.status, stderr: r.stderr }).toEqual({ args, status: 125, stderr: expect.stringMatching(message) });
+      expect(snapshot()).toBe(before);
+    }
+    ok(['rm', '-f', a, b, done]);
+  });
+});
+
+describeIf('gc and detached containers', () => {
+  it('gc leaves a live detached container alone, and cleans one whose monitor died', () => {
+    const id = runD(['-p', '8090:80'], ['sleep', '100']);
+    const gc1 = JSON.parse(ok(['gc'])) as { containers: string[]; endpoints: string[] };
+    expect(gc1.containers).toEqual([]);
+    expect(gc1.endpoints).toEqual([]);
+    expect(psJson(false).find((e) => e.id === id)?.status).toBe('running');
+    expect(w.endpoint(id).ipv4).toBeDefined();
+
+    // The monitor and the container die without the exit command: gc does its work.
+    const rec = JSON.parse(readFileSync(path.join(w.host.root, 'run', 'containers', id, 'lifecycle.json'), 'utf8')) as { conmonPid: number; pid: number };
+    process.kill(rec.conmonPid, 'SIGKILL');
+    process.kill(rec.pid, 'SIGKILL');
+    return waitFor('both to end', () => !existsSync(`/proc/${rec.pid}/stat`) || readFileSync(`/proc/${rec.pid}/stat`, 'utf8').includes(') Z')).then(() => {
+      ok(['gc']);
+      expect(leaksBesides(id)).toEqual([]);
+      expect(psJson().find((e) => e.id === id)?.status).toBe('exited');
+      ok(['rm', id]);
+    });
+  });
+});

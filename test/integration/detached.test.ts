@@ -105,15 +105,18 @@ describeIf('tsrun run -d: a web server in the background', () => {
     expect(logs.status).toBe(0);
     expect(logs.stderr).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d \S+ response:200$/m);
 
-    // logs -f follows new lines while it runs, and ends when the container does.
-    const follow = w.host.spawnTsrun(['logs', '-f', '--tail', '0', id]);
+    // logs -f prints what is there, follows new lines while it runs, and ends when the container does.
+    const follow = w.host.spawnTsrun(['logs', '-f', id]);
     let followed = '';
     follow.stderr!.on('data', (d: Buffer) => (followed += d.toString()));
     const followEnd = new Promise<number | null>((r) => follow.once('exit', (c) => r(c)));
-    await new Promise((r) => setTimeout(r, 300));
-    expect(followed).toBe(''); // --tail 0: not the old lines
+    const responses = () => followed.match(/response:\d+/g)?.length ?? 0;
+    await waitFor('logs -f to print the log so far', () => responses() >= 1);
+    const seen = responses();
     expect(w.outside.httpGet(`http://${HOST_UPLINK_IP}:8080/again`)).toBeDefined();
-    await waitFor('logs -f to show the new request', () => /response:\d+/.test(followed));
+    await waitFor('logs -f to show the new request', () => responses() > seen);
+    // --tail: only the last lines
+    expect(tsrun(['logs', '--tail', '1', id]).stderr.match(/response:/g)?.length).toBe(1);
 
     // exec: inside the container's namespace, with its status passed through.
     const addr = tsrun(['exec', id, 'ip', '-o', 'addr', 'show', 'eth0']);

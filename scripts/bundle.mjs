@@ -20,7 +20,7 @@
 // hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const OUT = 'dist/bundle';
@@ -61,11 +61,11 @@ const execaLite = {
   },
 };
 
-/** The entry loads hook.cjs and cli.cjs through the code cache loader. */
-const cachedFrontDoors = {
+/** An entry loads its front door's bundle (hook.cjs, cni.cjs, cli.cjs, runc.cjs) through the code cache loader. */
+const cachedFrontDoors = (map) => ({
   name: 'cached-front-doors',
   setup(b) {
-    for (const [filter, file] of [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']]) {
+    for (const [filter, file] of map) {
       b.onResolve({ filter }, () => ({ path: file, namespace: 'tsrun' }));
     }
     b.onLoad({ filter: /.*/, namespace: 'tsrun' }, (args) => ({
@@ -74,7 +74,19 @@ const cachedFrontDoors = {
       resolveDir: process.cwd(),
     }));
   },
-};
+});
+
+/** What `tsrun-runc --version` prints: the package version and the commit it was built from. */
+function buildInfo() {
+  const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || commit;
+  } catch {
+    // not a git checkout
+  }
+  return { version, commit };
+}
 
 await build({
   ...common,
@@ -83,17 +95,23 @@ await build({
   banner: {},
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
 await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile])] });
+// tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
+// Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
+await build({ ...common, define: {}, banner: {}, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
+await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite] });
+copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
+chmodSync(`${dir}/tsrun-runc`, 0o755);
 await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
 chmodSync(`${dir}/tsrun.cjs`, 0o755);
 // In a child with no NODE_OPTIONS: V8 rejects a cache made under other flags.
 const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
-for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs']) {
+for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'runc.cjs']) {
   execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/${file}`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }
 

@@ -86,6 +86,7 @@ async function write(file) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (typeof exports.warmUp === 'function') exports.warmUp(); // runc.cjs: parsing, no I/O
   if (typeof exports.main === 'function') {
     // The CLI: parse a run command that fails at its first check (no such bundle), so option
     // parsing, settings and the logger are compiled too; in a throwaway root, output discarded.

@@ -35,6 +35,9 @@ TEST=(
   /sbin/depmod=kmod
   dot=graphviz                                     # tsrun topology --format svg
   script=bsdutils                                  # detached -t tests run under a pty
+  containerd=containerd                            # tsrun-runc under containerd (ctr)
+  dockerd=docker.io                                # tsrun-runc under Docker
+  go=golang-go                                     # the OCI runtime-tools conformance suite
 )
 
 entries=("${QUICKSTART[@]}")

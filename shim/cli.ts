@@ -17,6 +17,7 @@ import { agentCommand } from './agent-cmd.js';
 import { hookCommands } from './hook-cmd.js';
 import { topologyCommand } from './topology-cmd.js';
 import { cniCommand } from './cni-cmd.js';
+import { ociRuntimeCommand } from './oci-runtime-cmd.js';
 
 export const EXIT_TSRUN_FAILED = 125;
 
@@ -79,6 +80,7 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
   program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   program.addCommand(topologyCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  program.addCommand(ociRuntimeCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
   program.addCommand(cniCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
 

@@ -1,0 +1,247 @@
+// tsrun-runc's Node side: the commands the shell front (runc/tsrun-runc.sh) hands it, which are
+// `create` and `run` of a bundle that mentions io.tsrun., `delete` of a container tsrun-runc
+// wired, `--version`, and whatever the front could not parse. Anything without tsrun annotations
+// goes to runc unchanged here too, so the front is only ever an optimisation.
+//
+//   create  runc create as given → createRuntime (hook/stages.ts) for the new container's
+//           namespace → exit 0; if wiring fails, the container is force-deleted and the failure
+//           is reported the way runc reports its own (runc-log.ts), exit 1
+//   run     runc has no "between create and start" to offer here, so runc is handed a private
+//           copy of the bundle whose config.json carries tsrun's hooks (hook/register.ts); the
+//           engine's bundle is never touched
+//   delete  runc delete as given → poststop (teardown from the records) once the container is
+//           gone → runc's own status
+import { realpathSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError, userFacingMessage } from '../config/errors.js';
+import { checkContainerId } from '../config/ids.js';
+import { resolveSettings, type Settings } from '../config/settings.js';
+import { readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
+import { resolveBinary } from '../runtime/binaries.js';
+import { createLogger, type Logger } from '../runtime/log.js';
+import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
+import { exitLike, queryRunc, runRunc } from './exec-runc.js';
+import { reportRuncError } from './runc-log.js';
+import { readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker } from './wiring.js';
+
+declare const TSRUN_BUILD: { version: string; commit: string } | undefined;
+
+export interface RuncMainOptions {
+  entryMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Ctx {
+  argv: string[];
+  args: RuncArgs;
+  settings: Settings;
+  runc: string;
+  env: NodeJS.ProcessEnv;
+  entryMs?: number | undefined;
+  /** Global flags for tsrun-runc's own runc calls: the engine's, minus its log (a query that
+   * fails on purpose must not put an error line into the engine's log). */
+  quietGlobals: string[];
+}
+
+export async function runcMain(argv: string[], opts: RuncMainOptions = {}): Promise<number> {
+  const env = opts.env ?? process.env;
+  const args = parseRuncArgs(argv);
+  const target = { file: args.globals.get('log'), format: args.globals.get('log-format') };
+  let runc: string;
+  try {
+    runc = resolveBinary(env.TSRUN_RUNC || 'runc', env);
+  } catch (err) {
+    reportRuncError(target, `tsrun-runc: ${userFacingMessage(err)}`);
+    return 1;
+  }
+  const settings = resolveSettings(env);
+  const quietGlobals = [...args.globals].filter(([k]) => k !== 'log' && k !== 'log-format').map(([k, v]) => `--${k}=${v}`);
+  const ctx: Ctx = { argv, args, settings, runc, env, entryMs: opts.entryMs, quietGlobals };
+  try {
+    if (args.version) return version(runc);
+    switch (args.command) {
+      case 'create':
+        return await create(ctx);
+      case 'run':
+        return await run(ctx);
+      case 'delete':
+        return await del(ctx);
+      default:
+        return passThrough(ctx);
+    }
+  } catch (err) {
+    reportRuncError(target, `${args.command ? `tsrun-runc ${args.command}` : 'tsrun-runc'}: ${userFacingMessage(err)}`);
+    return 1;
+  }
+}
+
+async function passThrough(ctx: Ctx): Promise<number> {
+  const fds = Number(ctx.args.flags.get('preserve-fds') ?? 0);
+  return exitLike(await runRunc(ctx.runc, ctx.argv, { preserveFds: Number.isInteger(fds) && fds > 0 && fds < 1024 ? fds : 0 }));
+}
+
+/** The container id and tsrun annotations of a create/run, or undefined when tsrun has no part
+ * in it (no annotations, host or none networking, or input runc itself must judge). */
+function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<string, string> } | undefined {
+  const id = ctx.args.positionals[0];
+  if (id === undefined) return undefined;
+  try {
+    checkContainerId(id);
+  } catch {
+    return undefined; // runc refuses it with its own message
+  }
+  const bundle = path.resolve(ctx.args.flags.get('bundle') || '.');
+  let annotations: Record<string, string>;
+  try {
+    annotations = readBundleAnnotations(bundle);
+  } catch {
+    return undefined; // an unreadable or malformed config.json: runc's own error says so
+  }
+  if (Object.keys(annotations).length === 0) return undefined;
+  // Checked before runc is called: a bad annotation creates nothing.
+  const wiring = wiringFromAnnotations(annotations);
+  if (wiring.mode.kind === 'none' || wiring.mode.kind === 'host') return undefined;
+  return { id, bundle, annotations };
+}
+
+function logger(ctx: Ctx, id: string, command: string): Logger {
+  return createLogger({ file: ctx.settings.logFile, level: ctx.settings.logLevel, debug: ctx.settings.debug, bindings: { containerId: id, stage: `tsrun-runc ${command}` } });
+}
+
+async function create(ctx: Ctx): Promise<number> {
+  const part = tsrunPart(ctx);
+  if (!part) return passThrough(ctx);
+  const { id, bundle, annotations } = part;
+  const log = logger(ctx, id, 'create');
+  writeMarker(ctx.settings, { id, bundle });
+  const created = await runRunc(ctx.runc, ctx.argv, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
+  if (created.code !== 0) {
+    removeMarker(ctx.settings, id);
+    return exitLike(created);
+  }
+  try {
+    const pid = containerPid(ctx, id);
+    const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.entryMs);
+    log.info({ ...outcome }, 'tsrun-runc create: wired');
+    return 0;
+  } catch (err) {
+    log.error({ err }, 'tsrun-runc create: wiring failed, deleting the container');
+    queryRunc(ctx.runc, [...ctx.quietGlobals, 'delete', '--force', id]);
+    removeMarker(ctx.settings, id);
+    throw err;
+  }
+}
+
+/** The container's process: from --pid-file (engines always pass one), else runc's state. */
+function containerPid(ctx: Ctx, id: string): number {
+  const pidFile = ctx.args.flags.get('pid-file');
+  let text: string | undefined;
+  if (pidFile) {
+    try {
+      text = readFileSync(path.resolve(pidFile), 'utf8');
+    } catch {
+      text = undefined;
+    }
+  }
+  if (text === undefined) {
+    const state = queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]);
+    text = state === undefined ? undefined : String((JSON.parse(state) as { pid?: number }).pid ?? '');
+  }
+  const pid = Number(text?.trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new UserError(`cannot find the process of container ${id} that runc created`);
+  return pid;
+}
+
+async function del(ctx: Ctx): Promise<number> {
+  const id = ctx.args.positionals[0];
+  const marker = id === undefined ? undefined : safeMarker(ctx.settings, id);
+  if (id === undefined || !marker) return passThrough(ctx);
+  const deleted = await runRunc(ctx.runc, ctx.argv);
+  // A refused delete (still running, no --force) leaves the container and its network alone.
+  if (deleted.code !== 0 && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return exitLike(deleted);
+  const log = logger(ctx, id, 'delete');
+  const outcome = await unwireDeleted({ settings: ctx.settings, log, id, bundle: marker.bundle, annotations: {} }, ctx.entryMs);
+  log.info({ ...outcome }, 'tsrun-runc delete: torn down');
+  if (marker.privateBundle) rmSync(marker.privateBundle, { recursive: true, force: true });
+  removeMarker(ctx.settings, id);
+  return exitLike(deleted);
+}
+
+function safeMarker(settings: Settings, id: string) {
+  try {
+    checkContainerId(id);
+  } catch {
+    return undefined;
+  }
+  return readMarker(settings, id);
+}
+
+async function run(ctx: Ctx): Promise<number> {
+  const part = tsrunPart(ctx);
+  if (!part) return passThrough(ctx);
+  const { id } = part;
+  const privateBundle = await writePrivateBundle(ctx, part.bundle, id);
+  writeMarker(ctx.settings, { id, bundle: part.bundle, privateBundle });
+  const words: string[] = [...ctx.args.globalWords, 'run', '--bundle', privateBundle];
+  for (const [k, v] of ctx.args.flags) if (k !== 'bundle') words.push(`--${k}=${v}`);
+  words.push('--', ...ctx.args.positionals);
+  const outcome = await runRunc(ctx.runc, words, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
+  const stays = (flagIsTrue(ctx.args.flags.get('detach')) || flagIsTrue(ctx.args.flags.get('keep'))) && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined;
+  if (!stays) {
+    // runc has deleted the container and its poststop hook tore the network down; this catches
+    // a hook that could not run (the records say whether anything is left).
+    const log = logger(ctx, id, 'run');
+    await unwireDeleted({ settings: ctx.settings, log, id, bundle: part.bundle, annotations: {} }, ctx.entryMs);
+    rmSync(privateBundle, { recursive: true, force: true });
+    removeMarker(ctx.settings, id);
+  }
+  return exitLike(outcome);
+}
+
+/** A copy of the engine's bundle for `run`: its config.json with tsrun's hooks, the root and
+ * relative bind sources made absolute (runc resolves them from the bundle directory). */
+async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Promise<string> {
+  const { loadBundle } = await import('../shim/bundle.js');
+  const { hookCommand, withTsrunHooks } = await import('../hook/register.js');
+  const bundle = loadBundle(bundleDir);
+  const spec = { ...(bundle.spec as Record<string, unknown>) } as Record<string, any>;
+  spec.root = { ...spec.root, path: bundle.rootfs };
+  if (Array.isArray(spec.mounts)) {
+    spec.mounts = spec.mounts.map((m: Record<string, unknown>) =>
+      typeof m.source === 'string' && !m.source.startsWith('/') && isBind(m) ? { ...m, source: path.resolve(bundle.dir, m.source) } : m,
+    );
+  }
+  const root = ctx.env.TSRUN_ROOT ? path.resolve(ctx.env.TSRUN_ROOT) : undefined;
+  const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrun.cjs');
+  const cmd = hookCommand(realpathSync(process.execPath), entry, {
+    root,
+    store: ctx.settings.store,
+    logFile: ctx.settings.logFile,
+    logLevel: ctx.settings.logLevel,
+    nft: resolveBinary(ctx.settings.nft, ctx.env),
+  });
+  const dir = path.join(ctx.settings.runDir, 'runc-bundles', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(withTsrunHooks(spec, cmd, 'createRuntime'), null, 2)}\n`);
+  return dir;
+}
+
+function isBind(m: Record<string, unknown>): boolean {
+  return m.type === 'bind' || (Array.isArray(m.options) && m.options.some((o) => o === 'bind' || o === 'rbind'));
+}
+
+/** runc's three-line shape, naming tsrun-runc, with the spec version of the runc underneath. */
+function version(runc: string): number {
+  const build = typeof TSRUN_BUILD !== 'undefined' && TSRUN_BUILD ? TSRUN_BUILD : { version: 'dev', commit: 'unknown' };
+  const spec = /^spec: (.+)$/m.exec(queryRunc(runc, ['--version']) ?? '')?.[1] ?? 'unknown';
+  process.stdout.write(`tsrun-runc version ${build.version}\ncommit: ${build.commit}\nspec: ${spec}\n`);
+  return 0;
+}
+
+/** Compiles the paths every tsrun-runc run takes (for the build's V8 code cache). No I/O. */
+export function warmUp(): void {
+  parseRuncArgs(['--root', '/run/x', '--log=/l', '--log-format', 'json', 'create', '--bundle', '/b', '--pid-file', '/p', '--console-socket', '/s', 'id']);
+  parseRuncArgs(['--root=/run/x', 'delete', '--force', 'id']);
+  wiringFromAnnotations({ 'io.tsrun.network': 'web', 'io.tsrun.ports': '8080:80' });
+}

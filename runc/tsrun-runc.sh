@@ -1,0 +1,64 @@
+#!/bin/sh
+# tsrun-runc: runc's command line, plus tsrun's networking for containers whose config.json
+# carries io.tsrun.* annotations (docs/oci-runtime.md).
+#
+# This front is a shell script so that everything tsrun has no part in costs an exec, not a Node
+# start-up: start, state, kill, exec, ps, …, and create/run/delete of containers without tsrun
+# annotations, exec runc with the arguments, stdio, descriptors, environment and process id
+# unchanged (runc then *is* this process). Only create/run of a bundle whose config.json mentions
+# io.tsrun., delete of a container tsrun-runc wired (a marker file says so), --version, and what
+# this front cannot parse go to Node (tsrun-runc.cjs beside this file), which looks closer and
+# still hands runc anything that is not tsrun's.
+#
+# Settings come from the environment as for tsrun: TSRUN_ROOT, TSRUN_STORE, TSRUN_LOG, …, plus
+# TSRUN_RUNC (the runc to run, default: runc on PATH) and TSRUN_NODE (default: node on PATH).
+# `tsrun oci-runtime install` writes a wrapper that fixes them for an engine.
+runc=${TSRUN_RUNC:-runc}
+command -v "$runc" >/dev/null 2>&1 || for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+  [ -x "$d/runc" ] && { runc=$d/runc; break; }
+done
+
+node_side() {
+  here=$(dirname "$(readlink -f "$0")")
+  exec "${TSRUN_NODE:-node}" "$here/tsrun-runc.cjs" "$@"
+}
+
+# runc's global flags, then the command; for create/run/delete also their flags, then the id.
+# A flag's value is the next word unless written --flag=value; Go accepts -flag and --flag.
+cmd= bundle= id= next=
+for a do
+  case $next in
+    skip) next=; continue ;;
+    bundle) bundle=$a; next=; continue ;;
+  esac
+  if [ -z "$cmd" ]; then
+    case $a in
+      --root|-root|--log|-log|--log-format|-log-format|--criu|-criu|--rootless|-rootless) next=skip ;;
+      --version|-version|-v|--v|--) node_side "$@" ;;
+      -*) ;;
+      *) cmd=$a
+         case $cmd in create|run|delete) ;; *) exec "$runc" "$@" ;; esac ;;
+    esac
+  else
+    case $a in
+      -b|--b|--bundle|-bundle) next=bundle ;;
+      -b=*|--b=*|--bundle=*|-bundle=*) bundle=${a#*=} ;;
+      --console-socket|-console-socket|--pid-file|-pid-file|--preserve-fds|-preserve-fds) next=skip ;;
+      --) node_side "$@" ;;
+      -*) ;;
+      *) id=$a; break ;;
+    esac
+  fi
+done
+
+case $cmd in
+  create|run)
+    grep -q 'io\.tsrun\.' "${bundle:-.}/config.json" 2>/dev/null || exec "$runc" "$@" ;;
+  delete)
+    if [ -n "$TSRUN_ROOT" ]; then rundir=$TSRUN_ROOT/run; else rundir=/run/tsrun; fi
+    case $id in
+      */*|'') exec "$runc" "$@" ;;
+    esac
+    [ -e "$rundir/runc-net/$id.json" ] || exec "$runc" "$@" ;;
+esac
+node_side "$@"

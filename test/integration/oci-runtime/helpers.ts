@@ -1,0 +1,105 @@
+// Shared by the tests of tsrun-runc under real engines: a BridgeWorld (a sandbox host with an
+// uplink to an "outside" namespace), a network for the containers, tsrun-runc registered the way
+// docs/oci-runtime.md says (`tsrun oci-runtime install` writes the executable the engine runs),
+// a busybox root filesystem of the test's own (engines write into it), and a cgroup parent of
+// the test's own, removed at the end.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BridgeWorld, HOST_UPLINK_IP } from '../../harness/bridge-world.js';
+import { BUSYBOX_ROOTFS } from '../../harness/sandbox.js';
+
+export { HOST_UPLINK_IP };
+
+export const have = (cmd: string, args = ['--version']): boolean => spawnSync(cmd, args, { encoding: 'utf8' }).status === 0;
+
+export interface EngineWorld {
+  world: BridgeWorld;
+  /** Private scratch directory: the engine's state, sockets, config. */
+  work: string;
+  /** The executable registered with the engine (written by `tsrun oci-runtime install`). */
+  runtime: string;
+  /** A busybox rootfs of this test's own, with /var/www/index.html saying `page`. */
+  rootfs: string;
+  page: string;
+  cgroupParent: string;
+  /** tsrun's log lines about one container. */
+  logOf(id: string): Record<string, unknown>[];
+  destroy(extra?: () => void): Promise<void>;
+}
+
+export async function engineWorld(name: string, subnet: string): Promise<EngineWorld> {
+  const world = await BridgeWorld.create(name);
+  const work = mkdtempSync(path.join(os.tmpdir(), `tsrun-${name}-`));
+  const runtime = path.join(work, 'bin', 'tsrun-runc');
+  world.tsrunOk(['network', 'create', 'web', '--subnet', subnet]);
+  spawnSync('mkdir', ['-p', path.dirname(runtime)]);
+  world.tsrunOk(['oci-runtime', 'install', '--path', runtime]);
+  const rootfs = path.join(work, 'rootfs');
+  cpSync(BUSYBOX_ROOTFS, rootfs, { recursive: true, verbatimSymlinks: true });
+  const page = `served by ${name} through tsrun-runc`;
+  writeFileSync(path.join(rootfs, 'var/www/index.html'), `${page}\n`);
+  const cgroupParent = `/tsrun-${name}-${process.pid}`;
+  const logOf = (id: string) => {
+    const file = world.host.logFile;
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(id))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.containerId === id);
+  };
+  return {
+    world,
+    work,
+    runtime,
+    rootfs,
+    page,
+    cgroupParent,
+    logOf,
+    async destroy(extra) {
+      try {
+        extra?.();
+      } finally {
+        unmountUnder(work);
+        rmSync(work, { recursive: true, force: true });
+        removeCgroupDirs(cgroupParent);
+        await world.destroy();
+      }
+    },
+  };
+}
+
+/** Lazily unmounts whatever an engine left mounted under `dir`, deepest first. */
+export function unmountUnder(dir: string): void {
+  const mps = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((mp): mp is string => mp !== undefined && (mp === dir || mp.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const mp of mps) spawnSync('umount', ['-l', mp]);
+}
+
+/** A cgroup directory (relative to each hierarchy's root) and what is under it, leaf-first;
+ * only empty directories can go, which is all a finished test leaves. */
+export function removeCgroupDirs(rel: string): void {
+  const rm = (dir: string) => {
+    for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rm(path.join(dir, sub.name));
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still in use: the leak check reports the container
+    }
+  };
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    const dir = path.join('/sys/fs/cgroup', h, rel);
+    if (existsSync(dir)) rm(dir);
+  }
+  if (existsSync(path.join('/sys/fs/cgroup', rel))) rm(path.join('/sys/fs/cgroup', rel));
+}
+
+/** The IPv4 address/prefix of eth0 in `ip -o -4 addr show eth0` output. */
+export function eth0Address(output: string): string | undefined {
+  return /\beth0\s+inet\s+(\d+\.\d+\.\d+\.\d+\/\d+)/.exec(output)?.[1];
+}

@@ -15,12 +15,20 @@ export interface EngineHandle {
 
 export async function openEngine(settings: Settings, log: Logger): Promise<EngineHandle> {
   const store = await openStore({ url: settings.store, libDir: settings.libDir, log });
-  const engine = new Engine({
+  const engine = engineFor(store, settings, log);
+  return { engine, store, close: async () => void (await store.close?.()) };
+}
+
+/** An engine over an open Store (the agent keeps one Store for everything). */
+export function engineFor(store: Store, settings: Settings, log: Logger): Engine {
+  const engine: Engine = new Engine({
     store,
     log,
-    firewall: (netns) => createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }),
+    // In tsrun's own namespace a lost table is rebuilt from the Store (firewallState).
+    firewall: (netns) =>
+      createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }, netns ? undefined : () => engine.firewallState()),
   });
-  return { engine, store, close: async () => void (await store.close?.()) };
+  return engine;
 }
 
 /** Runs `fn` with an engine and closes its store afterwards, whatever happens. */

@@ -17,7 +17,7 @@ import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
 import { findNetnsPath } from './netns/find.js';
-import type { FirewallBackend, FirewallEndpoint, FirewallNetwork } from './firewall/backend.js';
+import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import type { NetworkDriver } from './drivers/driver.js';
@@ -160,10 +160,41 @@ export class Engine {
     }
   }
 
+  /**
+   * What tsrun's firewall table should hold, from the Store: every network whose driver uses the
+   * host firewall, and every endpoint of those networks attached in this namespace.
+   */
+  async firewallState(): Promise<FirewallState> {
+    const here = netnsId(THREAD_NETNS);
+    const nets = (await this.networks.list()).filter((n) => driverFor(n.driver)?.hostFirewall !== false);
+    const names = new Set(nets.map((n) => n.name));
+    const endpoints = (await allEndpoints(this.deps.store))
+      .filter((r) => names.has(r.network) && r.hostNetns === here)
+      .map((r): FirewallEndpoint => ({ containerId: r.containerId, ipv4: r.ipv4?.address, ipv6: r.ipv6?.address, ports: r.ports }));
+    return { networks: nets.map(firewallNetwork), endpoints };
+  }
+
+  /**
+   * The firewall self-check every command runs: a table found missing or different from this
+   * version's fingerprint is rebuilt from the Store in one batch. `force` (tsrun network reload)
+   * rebuilds it whatever it looks like. Returns what was rebuilt, or undefined when it was intact.
+   */
+  async repairFirewall(opts: { force?: boolean } = {}): Promise<{ networks: number; endpoints: number } | undefined> {
+    const firewall = this.deps.firewall();
+    if (firewall.kind === 'none') return undefined;
+    if (!opts.force && (await firewall.intact())) return undefined;
+    const state = await this.firewallState();
+    if (opts.force) await firewall.restore(state);
+    else await firewall.ensureBase(); // create-if-missing from the same Store state, race-safe
+    this.deps.log.info({ networks: state.networks.length, endpoints: state.endpoints.length, force: opts.force === true }, 'firewall table rebuilt');
+    return { networks: state.networks.length, endpoints: state.endpoints.length };
+  }
+
   /** Tears down every endpoint of the container; idempotent. */
   async detach(containerId: string): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
+    if (records.length > 0) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
     return records.length;

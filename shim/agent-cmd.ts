@@ -50,8 +50,10 @@ export function agentCommand(setup: Setup): Command {
           process.once('SIGINT', () => resolve('SIGINT'));
         });
         await agent.start();
+        const stopGuard = await guardFirewall(settings, store, log);
         const sig = await stopping;
         log.info({ signal: sig }, 'stopping');
+        stopGuard();
         await agent.stop();
       } finally {
         await store.close?.();
@@ -76,4 +78,28 @@ function agentLogger(settings: Settings): Logger {
     // no log file: stderr still has everything
   }
   return pino({ level, base: { pid: process.pid, component: 'agent' } }, pino.multistream(streams));
+}
+
+/** How often the agent checks tsrun's firewall table (one terse listing). */
+const FIREWALL_CHECK_MS = 500;
+
+/**
+ * Restores tsrun's firewall table within a second of a flush (`nft flush ruleset`, a reload of
+ * nftables.service): a cheap periodic check against the fingerprint, a rebuild from the Store
+ * when it fails. Never two checks at once.
+ */
+async function guardFirewall(settings: Settings, store: import('../runtime/store/store.js').Store, log: Logger): Promise<() => void> {
+  const { engineFor } = await import('../runtime/context.js');
+  const engine = engineFor(store, settings, log);
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    engine
+      .repairFirewall()
+      .then((done) => done && log.warn(done, 'firewall table was missing or changed: rebuilt from the store'))
+      .catch((err: Error) => log.warn({ err: err.message }, 'firewall check failed'))
+      .finally(() => (busy = false));
+  }, FIREWALL_CHECK_MS);
+  return () => clearInterval(timer);
 }

@@ -10,6 +10,7 @@ import { runcPaths } from './run.js';
 export async function collectGarbage(settings: Settings, log: Logger): Promise<GcReport> {
   const handle = await openEngine(settings, log);
   try {
+    await handle.engine.repairFirewall();
     const runc = runcPaths(settings);
     return await collect(settings, {
       engine: handle.engine,

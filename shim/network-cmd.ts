@@ -1,4 +1,6 @@
-// `tsrun network create|ls|inspect|rm`: thin wrappers over the engine's network registry.
+// `tsrun network create|ls|inspect|rm|reload`: thin wrappers over the engine's network registry.
+// Every one of them first checks tsrun's firewall table and rebuilds it from the Store when it
+// was lost (a flush, a firewall reload); `reload` rebuilds it unconditionally.
 import { Command, Option } from 'commander';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
@@ -96,10 +98,22 @@ export function networkCommand(setup: Setup): Command {
       });
     });
 
+  network
+    .command('reload')
+    .description('rebuild tsrun\'s firewall table (rules, networks, published ports) from the store, e.g. after `nft flush ruleset`')
+    .action(async (_f: unknown, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const done = await withEngine(settings, log, (e) => e.repairFirewall({ force: true }));
+      process.stdout.write(done ? `firewall rebuilt: ${done.networks} network(s), ${done.endpoints} endpoint(s)\n` : 'no firewall (nftables not in use)\n');
+    });
+
   return network;
 }
 
 /** The engine loads when a network command runs, not when the CLI starts. */
 async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: import('../runtime/engine.js').Engine) => Promise<T>): Promise<T> {
-  return (await import('../runtime/context.js')).withEngine(settings, log, fn);
+  return (await import('../runtime/context.js')).withEngine(settings, log, async (engine) => {
+    await engine.repairFirewall();
+    return fn(engine);
+  });
 }

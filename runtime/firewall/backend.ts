@@ -19,6 +19,8 @@ import {
   ownerComment,
   ownedElements,
   replaceBaseBatch,
+  restoreBatch,
+  type FirewallState,
   type NftBatch,
   type NftJson,
   type SetElement,
@@ -30,6 +32,10 @@ import type { FirewallEndpoint, FirewallNetwork } from './types.js';
 
 export { NoneFirewall } from './none.js';
 export type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
+export type { FirewallState } from './nft-rules.js';
+
+/** Where a firewall finds everything it should hold when it has to rebuild its table. */
+export type FirewallStateSource = () => Promise<FirewallState>;
 
 /** Owners found in element comments: what gc compares with its records. */
 export interface FirewallOwners {
@@ -40,6 +46,10 @@ export interface FirewallOwners {
 
 export interface FirewallBackend {
   readonly kind: 'nft' | 'none';
+  /** The table exists and its base (sets, chains, rules) matches this version's fingerprint. */
+  intact(): Promise<boolean>;
+  /** Rebuilds the whole table (base and every element) from `state` in one atomic batch. */
+  restore(state: FirewallState): Promise<void>;
   /** Creates the table, chains, sets and rules once; repairs or upgrades them, keeping elements. */
   ensureBase(): Promise<void>;
   /** Bridge and subnets: masquerade, isolation, internal. One batch. */
@@ -65,15 +75,31 @@ export interface FirewallBackend {
 
 export type FirewallKind = 'nft' | 'none';
 
-export function createFirewall(kind: FirewallKind, opts: NftOptions = {}): FirewallBackend {
-  return kind === 'nft' ? new NftFirewall(opts) : new NoneFirewall();
+/** `state`: when given, a table found missing is rebuilt with every element from it, not
+ * just its empty base (a flush must not silently drop other networks' isolation and ports). */
+export function createFirewall(kind: FirewallKind, opts: NftOptions = {}, state?: FirewallStateSource): FirewallBackend {
+  return kind === 'nft' ? new NftFirewall(opts, state) : new NoneFirewall();
 }
 
 export class NftFirewall implements FirewallBackend {
   readonly kind = 'nft' as const;
   /** ensureBase succeeded in this process: later calls skip the listing. */
   private baseOk = false;
-  constructor(private readonly opts: NftOptions = {}) {}
+  constructor(
+    private readonly opts: NftOptions = {},
+    private readonly state?: FirewallStateSource,
+  ) {}
+
+  async intact(): Promise<boolean> {
+    const current = await listTsrunTable({ ...this.opts, terse: true });
+    return current !== undefined && baseMatches(current);
+  }
+
+  async restore(state: FirewallState): Promise<void> {
+    this.baseOk = false;
+    await this.apply(restoreBatch(state), 'rebuild nftables table inet tsrun');
+    this.baseOk = true;
+  }
 
   private get log() {
     return this.opts.log ?? silentLogger;
@@ -85,20 +111,33 @@ export class NftFirewall implements FirewallBackend {
     this.baseOk = true;
   }
 
+  /**
+   * With a state source, a missing table is rebuilt with everything the Store knows, and a
+   * different one (another version, a rule deleted by hand) is replaced the same way: a flush
+   * must not leave other networks without isolation or ports. Without one (tests, tools), only
+   * the base is created or replaced, keeping whatever elements are there.
+   */
   private async checkOrCreateBase(): Promise<void> {
     const current = await listTsrunTable({ ...this.opts, terse: true });
     if (current && baseMatches(current)) return;
     if (!current) {
+      const state = this.state ? await this.state() : undefined;
       try {
-        // Starts with `create table`: if another process created it meanwhile, this fails
-        // whole (EEXIST) and nothing is duplicated.
-        await this.apply(baseTable(), 'create nftables table inet tsrun');
+        // Starts with `create table`: if another process created (or rebuilt) it meanwhile,
+        // this fails whole (EEXIST), nothing is duplicated, and what that process built stays.
+        if (state) this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is missing: rebuilding it from the store');
+        await this.apply(state ? restoreBatch(state, 'create') : baseTable(), 'create nftables table inet tsrun');
         return;
       } catch (err) {
         if (!isNftError(err, 'exists')) throw err;
       }
       const raced = await listTsrunTable({ ...this.opts, terse: true });
       if (raced && baseMatches(raced)) return;
+    }
+    if (this.state) {
+      this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is from another tsrun version or was modified: rebuilding it from the store');
+      await this.restore(await this.state());
+      return;
     }
     const old = await listTsrunTable(this.opts);
     this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is from another tsrun version or was modified: replacing it, keeping its elements');

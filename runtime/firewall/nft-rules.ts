@@ -330,6 +330,32 @@ export function replaceBaseBatch(old: NftListing | undefined): NftBatch {
   };
 }
 
+/** Everything the table should hold, as the Store describes it (see Engine.firewallState). */
+export interface FirewallState {
+  networks: FirewallNetwork[];
+  endpoints: FirewallEndpoint[];
+}
+
+/**
+ * Rebuilds the whole table from the Store in ONE atomic batch: delete whatever is there (a
+ * damaged, old or half-flushed table; 'replace') or fail if a table appeared meanwhile
+ * ('create'), create the current base, and add every network's and every endpoint's elements. A key wanted twice (which a consistent Store never holds) keeps its
+ * first holder instead of failing the batch.
+ */
+export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 'replace'): NftBatch {
+  const seen = new Set<string>();
+  const els: SetElement[] = [];
+  for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => endpointElements(ep))]) {
+    const id = `${e.set}|${canon(e.key)}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    els.push(e);
+  }
+  // 'create': baseCommands() starts with `create table`, which fails whole if the table exists.
+  const replace: NftCommand[] = mode === 'replace' ? [{ add: { table: { family: FAMILY, name: TABLE } } }, { delete: { table: { family: FAMILY, name: TABLE } } }] : [];
+  return { nftables: [...replace, ...baseCommands(), ...addElements(els)] };
+}
+
 /** Deletes table inet tsrun (tests, uninstall). `add` first so a missing table is no error. */
 // ---- checking a listed table against this definition ----
 

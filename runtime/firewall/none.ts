@@ -4,6 +4,10 @@ import type { FirewallBackend, FirewallOwners } from './backend.js';
 
 export class NoneFirewall implements FirewallBackend {
   readonly kind = 'none' as const;
+  async intact(): Promise<boolean> {
+    return true;
+  }
+  async restore(): Promise<void> {}
   async ensureBase(): Promise<void> {}
   async addNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}

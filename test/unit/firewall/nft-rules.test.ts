@@ -20,6 +20,7 @@ import {
   ownerComment,
   ownedElements,
   replaceBaseBatch,
+  restoreBatch,
   type NftJson,
   type NftListing,
 } from '../../../runtime/firewall/nft-rules.js';
@@ -347,5 +348,29 @@ describe('owners and listings', () => {
     expect(canon('FD00:88:0::2')).toBe(canon('fd00:88::2'));
     expect(canon({ prefix: { addr: '10.0.0.1', len: 32 } })).toBe(canon('10.0.0.1'));
     expect(canon('tsrun0')).toBe('"tsrun0"');
+  });
+});
+
+describe('restoreBatch', () => {
+  it('rebuilds the base and every element from the state in one batch, replacing or creating', () => {
+    const state = { networks: [web, db], endpoints: [ep] };
+    const replace = restoreBatch(state);
+    expect(replace.nftables.slice(0, 3)).toEqual([
+      { add: { table: { family: 'inet', name: 'tsrun' } } },
+      { delete: { table: { family: 'inet', name: 'tsrun' } } },
+      { create: { table: { family: 'inet', name: 'tsrun' } } },
+    ]);
+    const create = restoreBatch(state, 'create');
+    expect(create.nftables[0]).toEqual({ create: { table: { family: 'inet', name: 'tsrun' } } });
+    const added = (b: typeof replace) => b.nftables.filter((c) => c.add && 'element' in c.add).flatMap((c) => (c.add!.element as { elem: NftJson[] }).elem);
+    expect(added(replace)).toHaveLength(networkElements(web).length + networkElements(db).length + endpointElements(ep).length);
+    expect(added(create)).toEqual(added(replace));
+  });
+
+  it('keeps the first holder of a key wanted twice instead of failing the batch', () => {
+    const rival = { ...ep, containerId: 'rival', ipv4: '10.88.0.9' };
+    const b = restoreBatch({ networks: [web], endpoints: [ep, rival] });
+    const comments = JSON.stringify(b).match(/ctr:rival/g) ?? [];
+    expect(comments).toHaveLength(0);
   });
 });

@@ -3,7 +3,7 @@
 // elements → record); any failure unwinds every earlier step. detach works from the persisted
 // record alone, from any process and any namespace, tries every step, and treats "already gone"
 // as done, so calling it twice is fine.
-import ipaddr from 'ipaddr.js';
+import { canonicalAddress, contains, isUnspecified, parseAddress, parseSubnet } from '../config/address.js';
 import { ConflictError, UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import { normalizeNetworkInput, type NetworkCreateInput, type NetworkDef, type NetworkDriverName } from '../config/networks.js';
@@ -341,22 +341,17 @@ export function firewallNetwork(net: NetworkDef): FirewallNetwork {
  * land in the container. 127.0.0.0/8 is local as a whole (the kernel's local route on lo).
  */
 export async function checkLocalHostIps(ports: PortMapping[], host: Rtnl): Promise<void> {
-  const wanted = ports.filter((p) => p.hostIp !== undefined && !isUnspecifiedIp(p.hostIp));
+  const wanted = ports.filter((p) => p.hostIp !== undefined && !isUnspecified(parseAddress(p.hostIp)));
   if (wanted.length === 0) return;
-  const local = new Set((await host.listAddresses()).map((a) => canonicalIp(a.address)));
+  const local = new Set((await host.listAddresses()).map((a) => canonicalAddress(a.address)));
   for (const p of wanted) {
-    const ip = canonicalIp(p.hostIp!);
-    if (local.has(ip) || (ipaddr.parse(ip).kind() === 'ipv4' && ipaddr.parse(ip).match(LOOPBACK4))) continue;
+    const ip = canonicalAddress(p.hostIp!);
+    if (local.has(ip) || contains(LOOPBACK4, parseAddress(ip))) continue;
     throw new UserError(`cannot publish ${ip.includes(':') ? `[${ip}]` : ip}:${p.hostPort}: ${ip} is not an address of this host (use one of its addresses, or none for all)`);
   }
 }
 
-const LOOPBACK4 = ipaddr.parseCIDR('127.0.0.0/8');
-const canonicalIp = (ip: string): string => {
-  const a = ipaddr.parse(ip);
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
-};
-const isUnspecifiedIp = (ip: string): boolean => ipaddr.parse(ip).range() === 'unspecified';
+const LOOPBACK4 = parseSubnet('127.0.0.0/8');
 
 /**
  * Destinations of the host's routes, except default, IPv6 link-local and multicast, and ::1. The

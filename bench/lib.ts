@@ -63,6 +63,9 @@ export interface Row {
 export class Report {
   readonly rows: Row[] = [];
 
+  /** `onSection`: told when a section (a step of a suite) begins, for the progress lines. */
+  constructor(private readonly onSection: (title: string) => void = () => {}) {}
+
   add(row: Row): void {
     this.rows.push(row);
     const verdict = row.target ? (meets(row.value, row.target) ? '  ok' : '  MISSED') : '';
@@ -71,6 +74,7 @@ export class Report {
   }
 
   section(title: string): void {
+    this.onSection(title);
     console.log(`\n== ${title}`);
   }
 }

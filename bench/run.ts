@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { Report } from './lib.js';
+import { Progress } from './progress.js';
 import { startupSuite } from './suites/startup.js';
 import { hookSuite } from './suites/hook.js';
 import { bridgeSuite } from './suites/bridge.js';
@@ -32,12 +33,18 @@ async function main(): Promise<void> {
   spawnSync('ip', ['link', 'set', 'lo', 'up']);
   const runs = Number(process.env.BENCH_RUNS ?? 20);
   const only = args.filter((a) => !a.startsWith('--'));
-  const report = new Report();
+  const unknown = only.filter((s) => !(s in SUITES));
+  if (unknown.length > 0) throw new Error(`unknown suite ${unknown.join(', ')}: choose from ${Object.keys(SUITES).join(', ')}`);
+  const selected = Object.keys(SUITES).filter((name) => only.length === 0 || only.includes(name));
+  const progress = new Progress(selected, runs);
+  const report = new Report((title) => progress.step(title));
   console.log(`tsrun benchmark: ${new Date().toISOString()}, node ${process.version}, runs per measurement ${runs}`);
-  for (const [name, suite] of Object.entries(SUITES)) {
-    if (only.length > 0 && !only.includes(name)) continue;
-    await suite(report, runs);
+  for (const name of selected) {
+    progress.startSuite(name);
+    await SUITES[name]!(report, runs);
+    progress.endSuite();
   }
+  progress.done();
 }
 
 main().catch((err) => {

@@ -4,6 +4,7 @@
 // and, for overlay networks, the other hosts of the cluster and their containers. Built from the
 // same data `network inspect` prints as JSON, so the picture and the JSON never disagree.
 import os from 'node:os';
+import type { NetworkDef } from '../config/networks.js';
 import type { PortMapping } from '../config/ports.js';
 import type { Engine } from './engine.js';
 
@@ -36,16 +37,8 @@ export interface OverlayHostView {
   endpoints: { containerId: string; ipv4?: string | undefined; mac?: string | undefined }[];
 }
 
-export interface NetworkView {
-  name: string;
-  driver: string;
-  mode?: string | undefined;
-  subnet4?: string | undefined;
-  gateway4?: string | undefined;
-  subnet6?: string | undefined;
-  gateway6?: string | undefined;
-  internal: boolean;
-  icc: boolean;
+/** A network as its definition says (config/networks.ts), plus what this host has of it. */
+export interface NetworkView extends Pick<NetworkDef, 'name' | 'driver' | 'mode' | 'subnet4' | 'gateway4' | 'subnet6' | 'gateway6' | 'internal' | 'icc'> {
   device?: DeviceView | undefined;
   /** overlay: the VXLAN device that is one of the bridge's ports. */
   vxlan?: { name: string; vni?: number | undefined } | undefined;
@@ -71,7 +64,7 @@ export async function collectTopology(engine: Engine, names?: string[]): Promise
 export function networkView(doc: Record<string, unknown>): NetworkView {
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
   const d = doc as {
-    name: string; driver: string; bridge?: string; parent?: string; mode?: string; vni?: number;
+    name: string; driver: NetworkDef['driver']; bridge?: string; parent?: string; mode?: string; vni?: number;
     subnet4?: string; gateway4?: string; subnet6?: string; gateway6?: string; internal?: boolean; icc?: boolean;
     bridgeState?: { exists: boolean; up?: boolean }; parentState?: { exists: boolean; up?: boolean };
     endpoints?: EndpointView[]; vxlan?: string; hosts?: OverlayHostView[];

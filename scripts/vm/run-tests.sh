@@ -63,6 +63,7 @@ for cmd in qemu-system-x86_64 modprobe; do
 done
 [ -x /bin/busybox ] || fail_early "/bin/busybox is missing (run npm run setup)"
 
+log "[1/4] preparing the guest kernel"
 kdir=$(bash scripts/vm/prepare-kernel.sh) || fail_early "could not prepare the guest kernel"
 kver=$(cat "$kdir/version")
 [[ "$kdir" =~ ^[A-Za-z0-9._/+@,=:-]+$ ]] || fail_early "path with unsupported characters: $kdir"
@@ -90,6 +91,7 @@ trap cleanup EXIT
 trap 'log "interrupted: stopping qemu"; exit 130' INT TERM
 
 # --- initramfs: static busybox, the 9p/virtio modules (dependencies first), and init ---------
+log "[2/4] building the initramfs"
 root=$work/initramfs
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/modules"
 cp /bin/busybox "$root/bin/busybox"
@@ -134,7 +136,7 @@ started=$(date +%s)
     -pidfile "$work/qemu.pid" \
     </dev/null 2>&1 |
     tee "$work/console.log" |
-    sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/\r$//; s/^/vm| /'
+    node scripts/vm/progress.mjs rootfs-fixtures/.cache/vm/durations.json "${abs_tests[@]}"
   echo "${PIPESTATUS[0]}" >"$work/qemu.status"
 } 2>/dev/null & # (qemu's own stderr is in the pipe; this hides only bash's "Killed" job notes)
 pipeline_pid=$!
@@ -154,6 +156,7 @@ if [ ! -f "$results/jest.json" ]; then
   fail_early "the guest wrote no jest report (guest-run.sh exit $guest_status)"
 fi
 
+log "[4/4] judging the jest report"
 set +e
 node scripts/vm/summarize.mjs "$results/jest.json" ${summary:+"$summary"}
 verdict=$?

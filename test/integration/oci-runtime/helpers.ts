@@ -4,6 +4,7 @@
 // a busybox root filesystem of the test's own (engines write into it), and a cgroup parent of
 // the test's own, removed at the end.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,4 +103,48 @@ export function removeCgroupDirs(rel: string): void {
 /** The IPv4 address/prefix of eth0 in `ip -o -4 addr show eth0` output. */
 export function eth0Address(output: string): string | undefined {
   return /\beth0\s+inet\s+(\d+\.\d+\.\d+\.\d+\/\d+)/.exec(output)?.[1];
+}
+
+/** A tar of `rootfs` (numeric owners, root-owned): a `docker import` archive and an image layer. */
+export function rootfsTar(rootfs: string, out: string): string {
+  const r = spawnSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', out, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tar of ${rootfs} failed: ${r.stderr}`);
+  return out;
+}
+
+/**
+ * An OCI image archive (the image layout, tarred) of one layer made from `rootfs`, named `name`,
+ * for `ctr image import`: blobs/sha256/…, index.json naming the image, oci-layout.
+ */
+export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: string[] = ['sh']): string {
+  const layout = path.join(dir, 'layout');
+  const blobs = path.join(layout, 'blobs', 'sha256');
+  spawnSync('mkdir', ['-p', blobs]);
+  const put = (data: Buffer): { digest: string; size: number } => {
+    const hex = createHash('sha256').update(data).digest('hex');
+    writeFileSync(path.join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const layer = put(readFileSync(rootfsTar(rootfs, path.join(dir, 'layer.tar'))));
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: cmd }, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+      }),
+    ),
+  );
+  const index = {
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { architecture: 'amd64', os: 'linux' }, annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'latest' } }],
+  };
+  writeFileSync(path.join(layout, 'index.json'), JSON.stringify(index));
+  writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const out = path.join(dir, 'image.tar');
+  const r = spawnSync('tar', ['-C', layout, '-cf', out, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tar of the image layout failed: ${r.stderr}`);
+  return out;
 }

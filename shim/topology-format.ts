@@ -95,7 +95,6 @@ function networkDot(n: NetworkView): string[] {
     const state = !d.exists ? '\nMISSING' : d.up === false ? '\ndown' : '';
     const gw = d.kind === 'bridge' ? [n.gateway4, n.gateway6].filter(Boolean).join('\n') : '';
     out.push(`    ${net('device')} [label=${label(`${d.kind} ${d.name}${gw ? `\n${gw}` : ''}${state}`)}, shape=box, style="filled", fillcolor="${d.exists ? '#e8f0fe' : '#fde8e8'}"];`);
-    out.push(`    ${id('host')} -- ${net('device')};`);
     anchor = net('device');
   }
   for (const e of n.endpoints) {
@@ -116,6 +115,8 @@ function networkDot(n: NetworkView): string[] {
     }
   }
   out.push('  }');
+  // Outside the cluster: an edge inside it would pull the host node in.
+  if (n.device) out.push(`  ${id('host')} -- ${net('device')};`);
   return out;
 }
 

@@ -5,12 +5,12 @@ import path from 'node:path';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { UserError } from '../../config/errors.js';
-import { containersDir, removeContainerDir } from '../../runtime/containers.js';
+import { containersDir } from '../../runtime/containers.js';
 import type { NetworkWiring } from '../run.js';
 import { cleanupContainer } from './cleanup.js';
 import { createDetached, startCreated } from './create.js';
 import { pathsOf, readLifecycle } from './record.js';
-import { currentView, isLive, stopContainer } from './signals.js';
+import { currentView, isLive, stopContainer, waitMonitorGone } from './signals.js';
 
 export async function restartContainer(settings: Settings, log: Logger, network: NetworkWiring, id: string, timeoutS: number): Promise<void> {
   const before = readLifecycle(settings.runDir, id);
@@ -19,13 +19,14 @@ export async function restartContainer(settings: Settings, log: Logger, network:
   if (isLive(v)) await stopContainer(settings, log, network, v, timeoutS);
   if ((await cleanupContainer(id, settings, log, network)) === 'running') throw new UserError(`container ${id} is still running`);
 
+  await waitMonitorGone(settings, id);
   const kept = path.join(containersDir(settings.runDir), `.${id}.log.restart`);
   try {
     renameSync(pathsOf(settings.runDir, id).log, kept);
   } catch {
     // nothing logged
   }
-  removeContainerDir(settings.runDir, id);
+  rmSync(pathsOf(settings.runDir, id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   try {
     await createDetached({ ...before.options, name: id }, { tty: before.tty, stdin: before.stdin }, settings, log, network, {
       beforeMonitor: (p) => {

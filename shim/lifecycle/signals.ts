@@ -3,7 +3,8 @@ import { constants } from 'node:os';
 import { UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
-import { isAlive, removeContainerDir } from '../../runtime/containers.js';
+import { rmSync } from 'node:fs';
+import { isAlive } from '../../runtime/containers.js';
 import { runcPaths, type NetworkWiring } from '../run.js';
 import { runcDeleteForce, type RuncPaths } from '../runc.js';
 import { cleanupContainer } from './cleanup.js';
@@ -93,5 +94,14 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   }
   const r = await cleanupContainer(v.id, settings, log, network);
   if (r === 'running') throw new UserError(`container ${v.id} is still running`);
-  removeContainerDir(settings.runDir, v.id);
+  await waitMonitorGone(settings, v.id);
+  // A late exit command may still create its marker while the directory goes: retried.
+  rmSync(pathsOf(settings.runDir, v.id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+}
+
+/** conmon writes its last files (persist/exit, the end of the log) after the exit file. */
+export async function waitMonitorGone(settings: Settings, id: string, timeoutMs = 10_000): Promise<void> {
+  const l = readLifecycle(settings.runDir, id);
+  const deadline = Date.now() + timeoutMs;
+  while (processRuns(l?.conmonPid, l?.conmonStart) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
 }

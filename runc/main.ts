@@ -17,11 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { UserError, userFacingMessage } from '../config/errors.js';
 import { checkContainerId } from '../config/ids.js';
 import { resolveSettings, type Settings } from '../config/settings.js';
-import { readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
+import { ANNOTATION_PREFIX, readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
 import { exitLike, queryRunc, runRunc } from './exec-runc.js';
+import { loadBundle } from '../shim/bundle.js';
 import { reportRuncError } from './runc-log.js';
 import { readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker } from './wiring.js';
 
@@ -95,6 +96,7 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
   let annotations: Record<string, string>;
   try {
     annotations = readBundleAnnotations(bundle);
+    if (Object.keys(annotations).length === 0) annotations = annotationsFromEnv(bundle);
   } catch {
     return undefined; // an unreadable or malformed config.json: runc's own error says so
   }
@@ -103,6 +105,21 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
   const wiring = wiringFromAnnotations(annotations);
   if (wiring.mode.kind === 'none' || wiring.mode.kind === 'host') return undefined;
   return { id, bundle, annotations };
+}
+
+/**
+ * The same keys as process environment variables (`docker run -e io.tsrun.network=web`), for
+ * engines that cannot set OCI annotations: Docker before API 1.43 (Docker 24), such as Debian's
+ * 20.10. Read only when the bundle has no tsrun annotation, through the shim's bundle loader
+ * (the hook's reader looks at annotations only).
+ */
+function annotationsFromEnv(bundleDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of loadBundle(bundleDir).spec.process.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (kv.startsWith(ANNOTATION_PREFIX) && eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
 }
 
 function logger(ctx: Ctx, id: string, command: string): Logger {
@@ -202,7 +219,6 @@ async function run(ctx: Ctx): Promise<number> {
 /** A copy of the engine's bundle for `run`: its config.json with tsrun's hooks, the root and
  * relative bind sources made absolute (runc resolves them from the bundle directory). */
 async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Promise<string> {
-  const { loadBundle } = await import('../shim/bundle.js');
   const { hookCommand, withTsrunHooks } = await import('../hook/register.js');
   const bundle = loadBundle(bundleDir);
   const spec = { ...(bundle.spec as Record<string, unknown>) } as Record<string, any>;

@@ -1,5 +1,5 @@
 // tsrun-runc under containerd 1.6 (Debian's), driven with ctr. containerd is started by the test
-// inside the sandbox host's network namespace and a private mount namespace, with its own root,
+// inside the sandbox host's network namespace and a private mount namespace (spawnPrivateDaemon), with its own root,
 // state, sockets and config (no CRI); the shim is told to run tsrun-runc (`ctr run
 // --runc-binary`, what the CRI's BinaryName option does) with a private runc root. The image is
 // an OCI archive built from the busybox fixture and loaded with `ctr image import`.
@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '../../harness/sandbox.js';
-import { HOST_UPLINK_IP, engineWorld, eth0Address, have, ociImageArchive, type EngineWorld } from './helpers.js';
+import { HOST_UPLINK_IP, engineWorld, eth0Address, have, ociImageArchive, spawnPrivateDaemon, stopDaemon, type EngineWorld } from './helpers.js';
 
 const ok = have('containerd') && have('ctr') && have('containerd-shim-runc-v2', ['-v']) && have('runc');
 const run = ok ? describe : describe.skip;
@@ -26,12 +26,16 @@ function ctr(args: string[], timeoutMs = 60_000) {
 
 function ctrRun(name: string, annotations: Record<string, string>, command: string[], detach = true) {
   return ctr([
-    'run', ...(detach ? ['-d'] : ['--rm']),
+    'run', ...(detach ? ['-d'] : ['--rm']), '--fifo-dir', fifoDir(),
     '--runc-binary', ew.runtime, '--runc-root', path.join(ew.work, 'runc'), '--cgroup', `/${NS}/${name}`,
     ...Object.entries(annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
     IMAGE, name, ...command,
   ]);
 }
+
+/** ctr makes the container's stdio FIFOs on the client side: in the work directory, where the
+ * shim (whose /run is private) finds them, rather than the machine's /run/containerd/fifo. */
+const fifoDir = () => path.join(ew.work, 'fifo');
 
 /** Kills and deletes a task and its container, whatever state they are in. */
 function removeContainer(name: string): void {
@@ -68,9 +72,7 @@ run('containerd: ctr run --runc-binary tsrun-runc', () => {
         '',
       ].join('\n'),
     );
-    // A private mount namespace: the snapshots and bundles containerd and its shims mount die
-    // with it instead of appearing in the machine's mount table.
-    daemon = ew.world.host.ns.spawn('unshare', ['--mount', '--propagation', 'private', 'containerd', '--config', config, '--log-level', 'warn'], { stdio: 'ignore' });
+    daemon = spawnPrivateDaemon(ew, ['containerd', '--config', config, '--log-level', 'warn']);
     await waitFor('containerd to answer', () => ew.world.host.ns.exec('ctr', ['--address', sock, 'version'], { timeoutMs: 5000 }).status === 0, 30_000);
     const archive = ociImageArchive(ew.rootfs, path.join(ew.work, 'image'), IMAGE, ['sh']);
     const imp = ctr(['image', 'import', archive], 120_000);
@@ -78,12 +80,11 @@ run('containerd: ctr run --runc-binary tsrun-runc', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await ew?.destroy(() => {
+    await ew?.destroy(async () => {
       if (!daemon) return;
       for (const name of ctr(['container', 'ls', '-q']).stdout.split('\n').filter(Boolean)) removeContainer(name);
       ctr(['image', 'rm', IMAGE]);
-      daemon.kill('SIGTERM');
-      spawnWait(500);
+      await stopDaemon(daemon);
     });
   }, 120_000);
 
@@ -95,7 +96,7 @@ run('containerd: ctr run --runc-binary tsrun-runc', () => {
     const r = ctrRun('ctr-web', { 'io.tsrun.network': 'web', 'io.tsrun.ports': '8087:80' }, ['httpd', '-f', '-p', '80', '-h', '/var/www']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const exec = ctr(['task', 'exec', '--exec-id', 'probe', 'ctr-web', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+    const exec = ctr(['task', 'exec', '--fifo-dir', fifoDir(), '--exec-id', 'probe', 'ctr-web', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
     expect(exec.status).toBe(0);
     expect(eth0Address(exec.stdout)).toMatch(/^10\.128\.0\.\d+\/24$/);
     await ew.world.waitHttp(eth0Address(exec.stdout)!.split('/')[0]!);

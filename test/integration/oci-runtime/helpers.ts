@@ -27,7 +27,8 @@ export interface EngineWorld {
   cgroupParent: string;
   /** tsrun's log lines about one container. */
   logOf(id: string): Record<string, unknown>[];
-  destroy(extra?: () => void): Promise<void>;
+  /** `extra` first (the engine's own cleanup, stopping its daemon), then everything else. */
+  destroy(extra?: () => void | Promise<void>): Promise<void>;
 }
 
 export async function engineWorld(name: string, subnet: string): Promise<EngineWorld> {
@@ -61,7 +62,7 @@ export async function engineWorld(name: string, subnet: string): Promise<EngineW
     logOf,
     async destroy(extra) {
       try {
-        extra?.();
+        await extra?.();
       } finally {
         unmountUnder(work);
         rmSync(work, { recursive: true, force: true });
@@ -147,4 +148,25 @@ export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: 
   const r = spawnSync('tar', ['-C', layout, '-cf', out, '.'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tar of the image layout failed: ${r.stderr}`);
   return out;
+}
+
+/**
+ * A daemon (containerd, dockerd) in the sandbox host's network namespace and a mount namespace
+ * of its own, where /run is a fresh tmpfs and /etc/docker a directory of the test's: what the
+ * daemon, its shims and runc mount (snapshots, rootfs) or write to fixed machine paths
+ * (/run/containerd/s, /run/docker, /etc/docker/key.json) stays in that namespace and goes with it.
+ */
+export function spawnPrivateDaemon(ew: EngineWorld, command: string[]) {
+  const etc = path.join(ew.work, 'etc-docker');
+  spawnSync('mkdir', ['-p', etc]);
+  const script = 'mount -t tmpfs tsrun-test-run /run && { [ ! -d /etc/docker ] || mount --bind "$0" /etc/docker; } && exec "$@"';
+  return ew.world.host.ns.spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, etc, ...command], { stdio: 'ignore' });
+}
+
+/** SIGTERM to a daemon started by spawnPrivateDaemon, then wait (at most 30 s) for it to exit. */
+export async function stopDaemon(daemon: import('node:child_process').ChildProcess | undefined): Promise<void> {
+  if (!daemon || daemon.exitCode !== null || daemon.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
+  daemon.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000).unref())]);
 }

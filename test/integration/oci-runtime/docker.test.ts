@@ -1,0 +1,104 @@
+// tsrun-runc under Docker (Debian's docker.io): dockerd is started by the test inside the sandbox
+// host's network namespace and a private mount namespace (spawnPrivateDaemon), with its own
+// --data-root, --exec-root, --pidfile, socket and daemon.json (which registers tsrun-runc as the
+// runtime "tsrun", as docs/oci-runtime.md shows), no bridge and no iptables. The image comes from
+// `docker import` of the busybox fixture.
+//
+// Debian 12's dockerd is 20.10 (API 1.41): `docker run --annotation` needs API 1.43 (Docker 24),
+// so on it the tsrun keys go in as environment variables (-e io.tsrun.network=web), which
+// tsrun-runc reads when the bundle has no tsrun annotation; a newer daemon gets --annotation.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { waitFor } from '../../harness/sandbox.js';
+import { HOST_UPLINK_IP, engineWorld, eth0Address, have, rootfsTar, spawnPrivateDaemon, stopDaemon, type EngineWorld } from './helpers.js';
+
+const ok = have('dockerd') && have('docker') && have('containerd') && have('runc');
+const run = ok ? describe : describe.skip;
+if (!ok) console.warn('tsrun-runc Docker tests skipped: docker.io (dockerd, docker), containerd or runc is not installed');
+
+const IMAGE = 'docker.io/tsrun/busybox-test:latest';
+let ew: EngineWorld;
+let daemon: ChildProcess | undefined;
+let sock: string;
+let annotationsSupported = false;
+
+function docker(args: string[], timeoutMs = 60_000) {
+  return ew.world.host.ns.exec('docker', ['-H', `unix://${sock}`, ...args], {
+    timeoutMs,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', DOCKER_CONFIG: path.join(ew.work, 'docker-cli') },
+  });
+}
+
+/** tsrun's keys as annotations when the daemon can pass them, else as environment variables. */
+function tsrunKeys(keys: Record<string, string>): string[] {
+  return Object.entries(keys).flatMap(([k, v]) => [annotationsSupported ? '--annotation' : '-e', `${k}=${v}`]);
+}
+
+run('Docker: docker run --runtime tsrun', () => {
+  beforeAll(async () => {
+    ew = await engineWorld('ocidocker', '10.129.0.0/24');
+    const dir = path.join(ew.work, 'docker');
+    mkdirSync(dir, { recursive: true });
+    sock = path.join(dir, 'docker.sock');
+    const config = path.join(dir, 'daemon.json');
+    writeFileSync(config, JSON.stringify({ runtimes: { tsrun: { path: ew.runtime } }, 'cgroup-parent': ew.cgroupParent, 'exec-opts': ['native.cgroupdriver=cgroupfs'] }, null, 2));
+    daemon = spawnPrivateDaemon(ew, [
+      'dockerd', '--config-file', config, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'),
+      '--pidfile', path.join(dir, 'dockerd.pid'), '-H', `unix://${sock}`, '--bridge=none', '--iptables=false', '--log-level', 'warn',
+    ]);
+    await waitFor('dockerd to answer', () => docker(['version'], 5000).status === 0, 60_000);
+    const api = docker(['version', '--format', '{{.Server.APIVersion}}']).stdout.trim();
+    const [major, minor] = api.split('.').map(Number);
+    annotationsSupported = major! > 1 || (major === 1 && minor! >= 43);
+    const imp = docker(['import', rootfsTar(ew.rootfs, path.join(ew.work, 'rootfs.tar')), IMAGE], 120_000);
+    if (imp.status !== 0) throw new Error(`docker import: ${imp.stderr}`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await ew?.destroy(async () => {
+      if (!daemon) return;
+      const ids = docker(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) docker(['rm', '--force', ...ids]);
+      docker(['rmi', IMAGE]);
+      await stopDaemon(daemon);
+    });
+  }, 120_000);
+
+  afterEach(() => {
+    expect(ew.world.leaks()).toEqual([]);
+  });
+
+  it('a detached container gets its tsrun address and published port; exec, stop and rm leave nothing', async () => {
+    const r = docker(['run', '-d', '--name', 'dk-web', '--runtime', 'tsrun', '--network', 'none', ...tsrunKeys({ 'io.tsrun.network': 'web', 'io.tsrun.ports': '8088:80' }), IMAGE, 'httpd', '-f', '-p', '80', '-h', '/var/www']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const id = r.stdout.trim();
+    const exec = docker(['exec', 'dk-web', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+    expect(exec.status).toBe(0);
+    expect(eth0Address(exec.stdout)).toMatch(/^10\.129\.0\.\d+\/24$/);
+    await ew.world.waitHttp(eth0Address(exec.stdout)!.split('/')[0]!);
+    expect(ew.world.outside.httpGet(`http://${HOST_UPLINK_IP}:8088/`)).toBe(`${ew.page}\n`);
+
+    expect(docker(['stop', '--time', '1', 'dk-web']).status).toBe(0);
+    expect(docker(['rm', 'dk-web']).status).toBe(0);
+    const msgs = ew.logOf(id).map((l) => l.msg);
+    expect(msgs).toContain('tsrun-runc create: wired');
+    expect(msgs).toContain('tsrun-runc delete: torn down');
+  });
+
+  it('docker run --rm in the foreground: output, exit status, nothing left', () => {
+    const r = docker(['run', '--rm', '--runtime', 'tsrun', '--network', 'none', ...tsrunKeys({ 'io.tsrun.network': 'web' }), IMAGE, 'sh', '-c', 'ip -o -4 addr show eth0; ping -c1 -W2 10.129.0.1 >/dev/null && echo GW-OK; exit 3']);
+    expect(r.stdout).toContain('GW-OK');
+    expect(r.status).toBe(3);
+  });
+
+  it('a network that does not exist: docker shows tsrun-runc\'s line, nothing is created', () => {
+    const r = docker(['run', '--name', 'dk-bad', '--runtime', 'tsrun', '--network', 'none', ...tsrunKeys({ 'io.tsrun.network': 'nope' }), IMAGE, 'echo', 'STARTED']);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).not.toContain('STARTED');
+    expect(r.stderr).toContain('tsrun-runc create: network nope not found');
+    docker(['rm', '--force', 'dk-bad']);
+  });
+});

@@ -12,6 +12,7 @@ import { bridgeSuite } from './suites/bridge.js';
 import { macvlanSuite } from './suites/macvlan.js';
 import { overlaySuite } from './suites/overlay.js';
 import { partsSuite } from './suites/parts.js';
+import { cniSuite } from './suites/cni.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
@@ -20,6 +21,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   macvlan: macvlanSuite,
   overlay: overlaySuite,
   parts: partsSuite,
+  cni: cniSuite,
 };
 
 async function main(): Promise<void> {

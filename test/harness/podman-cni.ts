@@ -24,7 +24,7 @@ export class PodmanCni {
   readonly cgroupParent: string;
   private constructor(
     readonly work: string,
-    readonly net: Netns,
+    readonly net: Pick<Netns, 'path'>,
     private readonly mountPin: ChildProcess,
     private readonly created: string[],
   ) {
@@ -34,7 +34,7 @@ export class PodmanCni {
     this.cgroupParent = `/tsrun-cnipodman-${process.pid}-${path.basename(work)}`;
   }
 
-  static async create(net: Netns, name: string): Promise<PodmanCni> {
+  static async create(net: Pick<Netns, 'path'>, name: string): Promise<PodmanCni> {
     const work = mkdtempSync(path.join(os.tmpdir(), `tsrun-${name}-`));
     const created = PRIVATE_DIRS.filter((d) => !existsSync(d));
     for (const d of created) mkdirSync(d, { recursive: true });

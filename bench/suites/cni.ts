@@ -1,0 +1,169 @@
+// tsrun as a CNI plugin against the reference plugins, as runtimes call them: one process per
+// verb, the config on stdin (containernetworking-plugins from /usr/lib/cni).
+//  - tsrun ADD + DEL vs bridge (host-local IPAM, ipMasq) ADD + DEL                target ≤ 0.7×
+//  - tsrun ADD + DEL with its own published port (portMappings capability) vs bridge + portmap
+//    ADD, portmap + bridge DEL                                                     target ≤ 0.7×
+//  - podman 4 (CNI backend) run --rm -p 8080:80 on a tsrun conflist vs on podman's own CNI
+//    bridge conflist (bridge, portmap, firewall, tuning)                           for information
+// Also reported: VERSION, the call libcni makes for every plugin whenever it loads a conflist.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PodmanCni, havePodman } from '../../test/harness/podman-cni.js';
+import { Report, TSRUN, benchEnv, interleave, median, timeCommand } from '../lib.js';
+
+const CNI_PATH = '/usr/lib/cni';
+
+interface Pin {
+  path: string;
+  kill(): void;
+}
+
+function pinNetns(): Pin {
+  const child: ChildProcess = spawn('unshare', ['--net', 'sleep', 'infinity'], { stdio: 'ignore' });
+  const own = readlinkSync('/proc/self/ns/net');
+  const nsPath = `/proc/${child.pid}/ns/net`;
+  for (let i = 0; i < 2000; i++) {
+    try {
+      if (readlinkSync(nsPath) !== own && readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') break;
+    } catch {
+      // not there yet
+    }
+    spawnSync('sleep', ['0.002']);
+  }
+  return { path: nsPath, kill: () => child.kill('SIGKILL') };
+}
+
+/** One plugin process (tsrun's bundle or a reference plugin); its time and its stdout. */
+function plugin(type: string, command: string, conf: object, ns: Pin | undefined, id: string, env: NodeJS.ProcessEnv): { ms: number; out: string } {
+  const [file, args] = type === 'tsrun' ? [process.execPath, [TSRUN]] : [path.join(CNI_PATH, type), []];
+  const cniEnv = benchEnv({ ...env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH, ...(ns ? { CNI_NETNS: ns.path } : {}) });
+  const started = performance.now();
+  const r = spawnSync(file, args, { input: JSON.stringify(conf), env: cniEnv, encoding: 'utf8' });
+  const ms = performance.now() - started;
+  if (r.status !== 0) throw new Error(`CNI ${type} ${command} failed (${r.status}): ${r.stdout} ${r.stderr}`);
+  return { ms, out: r.stdout };
+}
+
+export async function cniSuite(report: Report, runs: number): Promise<void> {
+  if (!existsSync(path.join(CNI_PATH, 'bridge')) || !existsSync(path.join(CNI_PATH, 'portmap'))) {
+    report.section('cni: skipped (the reference plugins are not installed in /usr/lib/cni: apt install containernetworking-plugins)');
+    return;
+  }
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-cni-'));
+  const env = benchEnv({ TSRUN_ROOT: root });
+  try {
+    verbs(report, runs, env, root);
+    if (havePodman) await podman(report, Math.min(runs, 10), env, root);
+    else report.section('cni: podman run+rm skipped (podman is not installed)');
+  } finally {
+    spawnSync('ip', ['link', 'del', 'ts-cnibench']);
+    spawnSync('ip', ['link', 'del', 'cni-bench1']);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: string): void {
+  report.section(`cni: tsrun as a CNI plugin vs the reference plugins, ADD + DEL as processes (median of ${runs})`);
+  const PORT = { hostPort: 8080, containerPort: 80, protocol: 'tcp' };
+  const tsrunConf = (ports: boolean) => ({
+    cniVersion: '1.0.0',
+    name: 'cnibench',
+    type: 'tsrun',
+    subnet: '10.75.0.0/16',
+    ...(ports ? { capabilities: { portMappings: true }, runtimeConfig: { portMappings: [PORT] } } : {}),
+  });
+  const bridgeConf = {
+    cniVersion: '1.0.0',
+    name: 'cnibenchref',
+    type: 'bridge',
+    bridge: 'cni-bench1',
+    isGateway: true,
+    ipMasq: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.76.0.0/16' }]], dataDir: path.join(root, 'cni-ipam') },
+  };
+  const portmapConf = (prevResult: unknown) => ({ cniVersion: '1.0.0', name: 'cnibenchref', type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [PORT] }, prevResult });
+
+  let n = 0;
+  const tsrunCycle = (ports: boolean) => (): number => {
+    const ns = pinNetns();
+    const id = `tc-${++n}`;
+    try {
+      const add = plugin('tsrun', 'ADD', tsrunConf(ports), ns, id, env);
+      return add.ms + plugin('tsrun', 'DEL', { ...tsrunConf(ports), prevResult: JSON.parse(add.out) }, ns, id, env).ms;
+    } finally {
+      ns.kill();
+    }
+  };
+  const refCycle = (ports: boolean) => (): number => {
+    const ns = pinNetns();
+    const id = `rc-${++n}`;
+    try {
+      const add = plugin('bridge', 'ADD', bridgeConf, ns, id, env);
+      const prev = JSON.parse(add.out);
+      let ms = add.ms;
+      if (ports) ms += plugin('portmap', 'ADD', portmapConf(prev), ns, id, env).ms;
+      if (ports) ms += plugin('portmap', 'DEL', portmapConf(prev), ns, id, env).ms;
+      return ms + plugin('bridge', 'DEL', { ...bridgeConf, prevResult: prev }, ns, id, env).ms;
+    } finally {
+      ns.kill();
+    }
+  };
+  // Warm-up, not measured: the first ADD creates the network, the bridges, nft and iptables state.
+  tsrunCycle(true)();
+  refCycle(true)();
+
+  const t = interleave(runs, {
+    tsrun: tsrunCycle(false),
+    ref: refCycle(false),
+    tsrunPorts: tsrunCycle(true),
+    refPorts: refCycle(true),
+    tsrunVersion: () => timeCommand(process.execPath, [TSRUN], { env: benchEnv({ ...env, CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
+    refVersion: () => timeCommand(path.join(CNI_PATH, 'bridge'), [], { env: benchEnv({ CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
+  });
+  const m = (k: string) => median(t[k]!);
+  report.add({ name: 'tsrun CNI ADD + DEL (2 processes)', value: m('tsrun'), unit: 'ms' });
+  report.add({ name: 'bridge + host-local + ipMasq ADD + DEL', value: m('ref'), unit: 'ms' });
+  report.add({ name: 'tsrun / reference bridge', value: m('tsrun') / m('ref'), unit: '×', target: '≤ 0.7' });
+  report.add({ name: 'tsrun CNI ADD + DEL, its own published port', value: m('tsrunPorts'), unit: 'ms' });
+  report.add({ name: 'bridge + portmap ADD, portmap + bridge DEL', value: m('refPorts'), unit: 'ms' });
+  report.add({ name: 'tsrun (own ports) / bridge + portmap', value: m('tsrunPorts') / m('refPorts'), unit: '×', target: '≤ 0.7' });
+  report.add({ name: 'tsrun CNI VERSION (a cold process)', value: m('tsrunVersion'), unit: 'ms' });
+  report.add({ name: 'bridge VERSION', value: m('refVersion'), unit: 'ms', note: 'libcni runs VERSION of every plugin whenever it loads a conflist' });
+}
+
+async function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, root: string): Promise<void> {
+  report.section(`cni: podman (CNI backend) run --rm -p 8080:80, tsrun conflist vs podman's CNI bridge conflist (median of ${runs})`);
+  const pm = await PodmanCni.create({ path: '/proc/self/ns/net' }, 'bench-cnipodman');
+  try {
+    const tsrun = (args: string[]) => {
+      const r = spawnSync(process.execPath, [TSRUN, ...args], { env, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')}: ${r.stderr}`);
+    };
+    tsrun(['network', 'create', 'benchnet', '--subnet', '10.74.0.0/24']);
+    tsrun(['cni', 'install', '--bin-dir', pm.binDir, '--conf-dir', pm.confDir, '--network', 'benchnet']);
+    const created = pm.podman(['network', 'create', '--subnet', '10.73.0.0/24', 'refnet']);
+    if (created.status !== 0) throw new Error(`podman network create: ${created.stderr}`);
+    const run = (network: string) => (): number => {
+      const started = performance.now();
+      const r = pm.podman(['run', '--rm', '--network', network, '-p', '8080:80', ...pm.runOptions(), '--rootfs', pm.rootfs, 'true']);
+      const ms = performance.now() - started;
+      if (r.status !== 0) throw new Error(`podman run --network ${network}: ${r.stderr}`);
+      return ms;
+    };
+    run('benchnet')();
+    run('refnet')();
+    const t = interleave(runs, { tsrun: run('benchnet'), ref: run('refnet') });
+    const a = median(t.tsrun!);
+    const b = median(t.ref!);
+    report.add({ name: 'podman run --rm -p 8080:80 on the tsrun CNI network', value: a, unit: 'ms' });
+    report.add({ name: 'podman run --rm -p 8080:80 on its CNI bridge network', value: b, unit: 'ms' });
+    report.add({ name: 'podman: tsrun plugin / CNI bridge conflist', value: a / b, unit: '×', note: 'for information: podman itself is most of both' });
+  } finally {
+    pm.destroy();
+    spawnSync(process.execPath, [TSRUN, 'network', 'rm', '--force', 'benchnet'], { env });
+    spawnSync('ip', ['link', 'del', 'cni-podman1']);
+    void root;
+  }
+}

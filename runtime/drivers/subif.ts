@@ -21,8 +21,9 @@ import type { Link } from '../netlink/types.js';
 import { Rtnl } from '../netlink/rtnl.js';
 import { errnoCode } from '../netlink/errors.js';
 import { setSysctlSync } from '../netlink/sysctl.js';
-import { findNetnsPath } from '../netns/find.js';
-import { netnsId, openNetnsFd, withNetnsSync } from '../netns/netns.js';
+import { safeId } from '../netns/find.js';
+import { isAlive } from '../containers.js';
+import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import type { EndpointRecord } from '../records.js';
 import type { Transaction } from '../tx.js';
 import { BRIDGE_ALIAS_PREFIX } from './bridge.js';
@@ -145,9 +146,9 @@ export async function attachSubif(spec: SubifSpec, ctx: AttachContext, tx: Trans
 }
 
 /**
- * Deletes the container's interface if its namespace still exists; a namespace that is gone took
- * the interface with it. Only a link of the recorded kind is deleted: the name alone could by now
- * belong to something else.
+ * Deletes the container's interface if its namespace provably still exists (containerNetnsPath);
+ * a namespace that is gone took the interface with it. Only a link of the recorded kind is
+ * deleted: the name alone could by now belong to something else.
  */
 export async function detachSubif(kind: SubifKind, rec: EndpointRecord): Promise<void> {
   const nsPath = containerNetnsPath(rec);
@@ -167,13 +168,24 @@ export async function detachSubif(kind: SubifKind, rec: EndpointRecord): Promise
   }
 }
 
-/** A live path to the recorded container namespace: the recorded one if it still names it
- * (the usual case: detach runs before the pin goes), else any process still inside it. */
-function containerNetnsPath(rec: EndpointRecord): string | undefined {
-  try {
-    if (netnsId(rec.netnsPath) === rec.containerNetns) return rec.netnsPath;
-  } catch {
-    // gone or replaced: look for another way in
+/**
+ * A path to the recorded container namespace that is PROVABLY that namespace, or undefined.
+ * dev:inode alone proves nothing once the namespace was freed: the kernel reuses the inode, and a
+ * late detach would delete a newer container's eth0. So:
+ * - a record made from /proc/PID/ns/net (the hook) carries its holder (pid and start time, which
+ *   never repeat): the path is used only while that very process lives and is still inside;
+ * - a record of a pinned namespace (tsrun run) is used through its pin only: a bind mount keeps
+ *   the namespace, and so its inode, alive while it exists.
+ * Anything else is left alone: when the holder and the pin are gone, so normally is the
+ * namespace, and the kernel deleted the interface with it.
+ */
+export function containerNetnsPath(rec: EndpointRecord, alive: (pid: number, start: string) => boolean = isAlive): string | undefined {
+  if (rec.netnsHolder) {
+    const { pid, start } = rec.netnsHolder;
+    if (!alive(pid, start)) return undefined;
+    const path = `/proc/${pid}/ns/net`;
+    return safeId(path) === rec.containerNetns ? path : undefined;
   }
-  return findNetnsPath(rec.containerNetns);
+  if (/^\/proc\//.test(rec.netnsPath)) return undefined; // a process path without a holder proves nothing
+  return safeId(rec.netnsPath) === rec.containerNetns ? rec.netnsPath : undefined;
 }

@@ -8,7 +8,8 @@
 // hooks.d: one file per stage. A hooks.d file has a single `args` list for all of its stages, and
 // the state JSON does not say which stage is running, so the stage must be in the args: hence
 // <name>-createRuntime.json and <name>-poststop.json rather than one file listing both.
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { writeFileReplacing } from '../runtime/files.js';
 import path from 'node:path';
 import { UserError } from '../config/errors.js';
 import { loadBundleConfig } from '../config/bundle.js';
@@ -200,18 +201,12 @@ export function addHooksToBundle(bundle: string, cmd: HookCommand, setupStage: S
   return file;
 }
 
+/** A random, exclusively created temporary name (runtime/files.ts): the bundle directory may be
+ * writable by someone who would plant a symlink at a predictable one. */
 function writeAtomically(file: string, text: string, mode: number): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, text, { mode, flag: 'w' });
-    chmodSync(tmp, mode);
-    renameSync(tmp, file);
+    writeFileReplacing(file, text, mode);
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to remove
-    }
     throw new UserError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }

@@ -1,7 +1,8 @@
 // A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
 // mkdir is the lock that refuses a second live container with the same id. It holds the owner
 // (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirPrivate, PRIVATE_DIR_MODE, writeFileReplacing } from './files.js';
 import path from 'node:path';
 import { ConflictError, SystemError } from '../config/errors.js';
 
@@ -40,11 +41,12 @@ export async function claimContainer(
   onStale: (old: ContainerRecord | undefined) => Promise<void>,
 ): Promise<ContainerRecord> {
   const dir = containerDir(runDir, rec.id);
-  mkdirSync(containersDir(runDir), { recursive: true });
+  mkdirPrivate(runDir); // the state root: pins, records, bundles with secrets
+  mkdirPrivate(containersDir(runDir));
   const full: ContainerRecord = { ...rec, ownerStart: processStartTime(rec.ownerPid) ?? '', created: new Date().toISOString() };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      mkdirSync(dir);
+      mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
       writeRecord(runDir, full);
       return full;
     } catch (err) {
@@ -62,9 +64,7 @@ export async function claimContainer(
 
 export function writeRecord(runDir: string, rec: ContainerRecord): void {
   const file = path.join(containerDir(runDir, rec.id), 'container.json');
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify(rec, null, 2));
-  renameSync(tmp, file);
+  writeFileReplacing(file, JSON.stringify(rec, null, 2));
 }
 
 export function readRecord(runDir: string, id: string): ContainerRecord | undefined {

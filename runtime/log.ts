@@ -3,7 +3,7 @@
 // No transports: they start worker threads, which a cold hook process cannot afford.
 // stdout/stderr belong to the user (or, for a hook, to the runtime), so the file is the default;
 // `--debug` adds readable lines on stderr.
-import { mkdirSync } from 'node:fs';
+import { mkdirPrivate } from './files.js';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from '../config/settings.js';
@@ -20,7 +20,7 @@ export interface LogOptions {
 export function createLogger(opts: LogOptions): Logger {
   const streams: pino.StreamEntry[] = [];
   try {
-    mkdirSync(path.dirname(opts.file), { recursive: true });
+    mkdirPrivate(path.dirname(opts.file));
     streams.push({ level: opts.level === 'silent' ? 'fatal' : opts.level, stream: pino.destination({ dest: opts.file, sync: true, mkdir: true }) });
   } catch {
     // An unwritable log must not stop a container: keep going without the file.

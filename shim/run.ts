@@ -1,7 +1,7 @@
 // `tsrun run`: bundle → spec rewrite → network → runc run → supervise → clean up.
 // Setup is one Transaction; the same undo steps are the teardown when the container ends, so a
 // failure at any point and a normal exit leave exactly the same (empty) state behind.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirPrivate, writeFileReplacing } from '../runtime/files.js';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { NetMode } from '../config/net-mode.js';
@@ -119,9 +119,10 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       terminal: extras.terminal,
     });
     const runBundle = path.join(dir, 'bundle');
-    mkdirSync(runBundle, { recursive: true });
-    writeFileSync(path.join(runBundle, 'config.json'), JSON.stringify(spec));
-    mkdirSync(runc.root, { recursive: true });
+    // config.json carries the -e values: 0600 in a 0700 directory.
+    mkdirPrivate(runBundle);
+    writeFileReplacing(path.join(runBundle, 'config.json'), JSON.stringify(spec));
+    mkdirPrivate(runc.root);
     checkInterrupted();
   } catch (err) {
     for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);

@@ -12,7 +12,8 @@
 //     moved): to name the original one, keep a descriptor and use /proc/self/fd/N.
 // That is why netlink work happens through an Rtnl whose socket was opened inside (see
 // runtime/netlink/rtnl.ts) rather than by staying inside the namespace.
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirPrivate } from '../files.js';
 import path from 'node:path';
 import { ConflictError, NotFoundError, SystemError, isTsrunError } from '../../config/errors.js';
 import { setUp } from '../netlink/requests.js';
@@ -174,7 +175,7 @@ function ignore(fn: () => void): void {
 
 /** The empty file a pin is mounted on; refused if it exists (another pin, or a live one). */
 function makePinFile(pinPath: string): void {
-  mkdirSync(path.dirname(pinPath), { recursive: true });
+  mkdirPrivate(path.dirname(pinPath));
   try {
     closeSync(openSync(pinPath, 'wx'));
   } catch (err) {

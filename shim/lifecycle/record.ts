@@ -12,7 +12,8 @@
 //     ctr.log            conmon's log, k8s-file format
 //     runc.log           runc's own log (JSON), for one-line errors
 //     cleanup            exclusive marker: one cleanup at a time (exit command, stop, rm, gc)
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { writeFileReplacing } from '../../runtime/files.js';
 import path from 'node:path';
 import { containerDir } from '../../runtime/containers.js';
 import type { RunOptions } from '../run.js';
@@ -84,9 +85,7 @@ export function readLifecycle(runDir: string, id: string): LifecycleRecord | und
 
 export function writeLifecycle(runDir: string, rec: LifecycleRecord): void {
   const file = pathsOf(runDir, rec.id).record;
-  const tmp = `${file}.tmp.${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(rec, null, 2));
-  renameSync(tmp, file);
+  writeFileReplacing(file, JSON.stringify(rec, null, 2));
 }
 
 /** Read, change, write back; undefined when the container is gone (removed meanwhile). */

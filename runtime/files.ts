@@ -1,0 +1,45 @@
+// Files tsrun writes that others must not read or replace: state directories are 0700, files
+// that can hold secrets (a rewritten config.json carries `-e` values) are 0600, and every file
+// written in place is first created under a RANDOM name with O_EXCL|O_NOFOLLOW and then renamed.
+// A predictable temporary name in a directory someone else can write (a bundle directory for
+// `spec add-hooks`) lets them plant a symlink there and have tsrun write through it.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, constants as fsc, fchmodSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/** mkdir -p with mode 0700; an existing directory is tightened to 0700 too (older versions made
+ * them 0755). Parents created on the way get 0700 as well. */
+export function mkdirPrivate(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  chmodSync(dir, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Replaces `file` atomically with `data`: written to a new, exclusively created file with a random
+ * name beside it (never following a symlink planted there), given `mode`, then renamed over
+ * `file`. Readers see the old content or the new, never a mix.
+ */
+export function writeFileReplacing(file: string, data: string | Buffer, mode: number = PRIVATE_FILE_MODE): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  try {
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      fchmodSync(fd, mode); // the umask may have taken bits off
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already renamed or gone
+    }
+    throw err;
+  }
+}

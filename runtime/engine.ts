@@ -194,7 +194,9 @@ export class Engine {
   async detach(containerId: string): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
-    if (records.length > 0) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
+    // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
+    const here = netnsId(THREAD_NETNS);
+    if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
     return records.length;

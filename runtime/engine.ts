@@ -23,7 +23,9 @@ import { driverFor } from './drivers/registry.js';
 import type { NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { processStartTime } from './containers.js';
-import { holdsPort, releasePort, reservePort } from './hostports.js';
+import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
+import { bootId, sameBoot } from './boot.js';
+import { endpointAlive } from './liveness.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -76,10 +78,6 @@ export class Engine {
       throw new UserError(`invalid --mac ${JSON.stringify(req.mac)}: expected a unicast address like 02:42:ac:11:00:02`);
     }
     const existing = (await endpointsOf(this.deps.store, req.containerId)).find((e) => e.network === req.network);
-    if (existing) {
-      log.info('already attached: nothing to do');
-      return existing;
-    }
 
     const host = Rtnl.open();
     let container: Rtnl | undefined;
@@ -90,6 +88,16 @@ export class Engine {
       throw new UserError(`container network namespace ${req.netnsPath} cannot be entered: ${(err as Error).message}`);
     }
     try {
+      if (existing) {
+        if (await this.isLiveEndpoint(existing, req.netnsPath, container)) {
+          log.info('already attached: nothing to do');
+          return existing;
+        }
+        // A record from another boot, or of a namespace that is not this one (the run directory
+        // was lost, the container died): it describes nothing live, so it must not stop the attach.
+        log.warn({ stale: { bootId: existing.bootId, containerNetns: existing.containerNetns, hostIfname: existing.hostIfname } }, 'stale endpoint record: tearing it down');
+        await this.detachEndpoint(existing, log);
+      }
       const net = await this.resolveNetwork(req.network, host);
       const driver = this.driverFor(net.driver);
       const issues = driver.validate(net);
@@ -123,7 +131,7 @@ export class Engine {
         const ipv6 = await alloc(6);
 
         for (const p of req.ports) {
-          await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => reservePort(this.deps.store, p, req.containerId), () => releasePort(this.deps.store, p, req.containerId));
+          await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => this.reservePortReclaiming(p, req.containerId, log), () => releasePort(this.deps.store, p, req.containerId));
         }
 
         const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store }, tx);
@@ -146,6 +154,7 @@ export class Engine {
           containerNetns: netnsId(req.netnsPath),
           netnsPath: req.netnsPath,
           netnsHolder: holderOf(req.netnsPath, processStartTime),
+          bootId: bootId(),
           wiringMs: +(performance.now() - started).toFixed(2),
           created: new Date().toISOString(),
         };
@@ -203,8 +212,9 @@ export class Engine {
   }
 
   async detachEndpoint(rec: EndpointRecord, log: Logger): Promise<void> {
-    // The host side lives where attach ran, which may not be where we are now.
-    const hostPath = findNetnsPath(rec.hostNetns);
+    // The host side lives where attach ran, which may not be where we are now. A namespace
+    // identity from another boot names nothing: what is left of it can only be here.
+    const hostPath = sameBoot(rec.bootId) ? findNetnsPath(rec.hostNetns) : THREAD_NETNS;
     const here = hostPath === THREAD_NETNS;
     const host = hostPath ? Rtnl.open(here ? undefined : hostPath) : undefined;
     const firewall = hostPath ? this.deps.firewall(here ? undefined : hostPath) : undefined;
@@ -245,7 +255,7 @@ export class Engine {
       const bridge = normalizeNetworkInput(input).bridge; // validates names first
       const occupied = bridge !== '' && (await host.getLink(bridge)) !== undefined; // "": macvlan, ipvlan
       return await Transaction.run(log, async (tx) => {
-        const net = await tx.step(`record network ${input.name}`, () => this.networks.create(input, routes), (n) => void this.networks.remove(n.name));
+        const net = await tx.step(`record network ${input.name}`, () => this.networks.create(input, routes), async (n) => void (await this.networks.remove(n.name)));
         if (occupied) throw new ConflictError(`interface ${net.bridge} already exists: choose another --bridge`);
         const driver = this.driverFor(net.driver);
         tx.onRollback(`remove the host side of ${net.name}`, () => driver.removeNetwork(net, host));
@@ -324,11 +334,47 @@ export class Engine {
     }
   }
 
+  /** True when `rec` describes the namespace at `netnsPath` as it is now: same boot, same
+   * namespace identity, the same holder process (hook), and its interface still there (a freed
+   * namespace's inode can be reused by a new pin within one boot). */
+  private async isLiveEndpoint(rec: EndpointRecord, netnsPath: string, container: Rtnl): Promise<boolean> {
+    if (!sameBoot(rec.bootId) || !endpointAlive(rec, new Set([rec.containerNetns]))) return false;
+    if (rec.containerNetns !== netnsId(netnsPath)) return false;
+    const link = await container.getLink(rec.ifname);
+    return link !== undefined && link.mac === rec.mac;
+  }
+
+  /**
+   * Reserves a host port; when another container holds it and every endpoint record of that
+   * container is from another boot (it cannot be running), its endpoints are torn down first.
+   */
+  private async reservePortReclaiming(p: PortMapping, containerId: string, log: Logger): Promise<void> {
+    try {
+      await reservePort(this.deps.store, p, containerId);
+      return;
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      const holders = await portHolders(this.deps.store, p);
+      let reclaimed = false;
+      for (const holder of holders) {
+        if (holder === containerId) continue;
+        const recs = await endpointsOf(this.deps.store, holder);
+        if (recs.length === 0 || recs.some((r) => sameBoot(r.bootId))) continue;
+        log.warn({ holder, port: p.hostPort }, 'host port held by a container from another boot: tearing its endpoints down');
+        for (const r of recs) await this.detachEndpoint(r, log);
+        reclaimed = true;
+      }
+      if (!reclaimed) throw err;
+    }
+    await reservePort(this.deps.store, p, containerId);
+  }
+
   private async recordSysctls(changed: Record<string, string>, log: Logger): Promise<void> {
     log.info({ changed }, 'host sysctls set');
     for (const [key, before] of Object.entries(changed)) {
       // The first value seen is the host's own: keep it, never overwrite it with ours.
-      await this.deps.store.createIfAbsent(`host/sysctls/${key}`, before);
+      // Keys in the slash form (names with '.') are recorded in the dotted form: one key segment.
+      await this.deps.store.createIfAbsent(`host/sysctls/${key.replaceAll('/', '.')}`, before);
     }
   }
 }

@@ -20,6 +20,7 @@ import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
 import type { FirewallBackend } from './firewall/backend.js';
+import { ownerComment } from './firewall/nft-rules.js';
 import { LocalStore } from './store/local.js';
 import { sweepDeadUsers } from './netns-users.js';
 import { clusterOf } from './store/scoped.js';
@@ -84,6 +85,7 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   // 3. Endpoints whose container namespace is gone.
   const pinned = new Set(listDir(netnsDir).map((id) => safeId(path.join(netnsDir, id))));
   const records = await allEndpoints(store);
+  // endpointAlive also says no to records from another boot (runtime/boot.ts).
   const alive = (e: EndpointRecord) => liveShim.has(e.containerId) || endpointAlive(e, pinned);
   const keep: EndpointRecord[] = [];
   for (const e of records) {
@@ -129,8 +131,7 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   // 6. Firewall elements whose owner is gone.
   const fwOwners = await firewall.listOwners();
   for (const c of fwOwners.containers) {
-    // Long ids are shortened in element comments: a prefix match keeps them.
-    if ([...owners].some((o) => o === c || o.startsWith(c))) continue;
+    if (ownsElementsOf([...owners], c)) continue;
     await firewall.purge({ container: c });
     report.firewallOwners.push(`container ${c}`);
   }
@@ -147,6 +148,16 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
   if (store instanceof LocalStore) await store.sweep();
   log.info({ report }, 'gc done');
   return report;
+}
+
+/**
+ * True when one of `owners` (container ids) tags its firewall elements with `commentOwner` (an
+ * element comment without its "ctr:" prefix). Long ids are shortened in comments to a prefix and a
+ * hash of the whole id, so the comment is computed for each owner and compared whole: a prefix
+ * match could never match the hashed form and would purge live containers' published ports.
+ */
+export function ownsElementsOf(owners: readonly string[], commentOwner: string): boolean {
+  return owners.some((o) => ownerComment('ctr', o) === `ctr:${commentOwner}`);
 }
 
 function listDir(dir: string): string[] {

@@ -56,3 +56,9 @@ export async function releasePort(store: Store, p: PortMapping, containerId: str
 export async function holdsPort(store: Store, p: PortMapping, containerId: string): Promise<boolean> {
   return (await store.get(keyOf(p))) === containerId;
 }
+
+/** The containers holding reservations that clash with `p` (any address on its port, or its own). */
+export async function portHolders(store: Store, p: PortMapping): Promise<string[]> {
+  const taken = await store.list(prefix(p));
+  return [...new Set(taken.filter((e) => p.hostIp === undefined || e.key.endsWith(`/${ANY}`) || e.key === keyOf(p)).map((e) => e.value))];
+}

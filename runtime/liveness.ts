@@ -4,10 +4,13 @@
 // process and its start time, which never repeat; records of pinned namespaces (tsrun run) are
 // alive while a process or a pin still holds the identity.
 import { isAlive, processStartTime } from './containers.js';
+import { sameBoot } from './boot.js';
 import { findNetnsPath } from './netns/find.js';
 import type { EndpointRecord } from './records.js';
 
 export function endpointAlive(rec: EndpointRecord, pinnedIds: ReadonlySet<string | undefined> = new Set()): boolean {
+  // Namespace identities and pids from another boot can belong to anything now.
+  if (!sameBoot(rec.bootId)) return false;
   if (rec.netnsHolder) return isAlive(rec.netnsHolder.pid, rec.netnsHolder.start);
   return pinnedIds.has(rec.containerNetns) || findNetnsPath(rec.containerNetns) !== undefined;
 }

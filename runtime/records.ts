@@ -35,6 +35,8 @@ export interface EndpointRecord {
    * identities (dev:inode) are reused once a namespace is freed, so "is this the container I
    * wired?" is answered by the process, not by the inode alone. */
   netnsHolder?: { pid: number; start: string } | undefined;
+  /** The boot the record was made in (runtime/boot.ts): a record from another boot is stale. */
+  bootId?: string | undefined;
   /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
   wiringMs?: number | undefined;
   created: string;

@@ -20,7 +20,21 @@ unshare --net sleep infinity &
 pin=$!
 cleanup() { kill "$pin" 2>/dev/null || true; wait "$pin" 2>/dev/null || true; rm -rf "$root"; }
 trap cleanup EXIT
-for _ in $(seq 100); do [ "$(readlink /proc/$pin/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.01; done
+# Wait for the throwaway namespace; if it never appears, stop: running on would change this
+# machine's own network.
+own=$(readlink /proc/self/ns/net)
+ready=0
+for _ in $(seq 300); do
+  ns=$(readlink /proc/$pin/ns/net 2>/dev/null || true)
+  exe=$(readlink /proc/$pin/exe 2>/dev/null || true)
+  if [ -n "$ns" ] && [ "$ns" != "$own" ] && [ "${exe##*/}" = sleep ]; then ready=1; break; fi
+  kill -0 "$pin" 2>/dev/null || break
+  sleep 0.01
+done
+if [ "$ready" != 1 ]; then
+  echo "quickstart: the demo network namespace did not come up (unshare --net failed?); not running on this machine's own network" >&2
+  exit 1
+fi
 nsenter --net=/proc/$pin/ns/net ip link set lo up
 
 echo "== tsrun run --net bridge $bundle (demo host: a throwaway network namespace)"

@@ -1,31 +1,75 @@
 // Supervision of `runc run`: signals sent to tsrun reach the container (runc run proxies what it
 // receives to the container's init), and the container's end becomes tsrun's exit status.
+//
+// A stop request (SIGINT or SIGTERM) is forwarded, and if the container is still running after
+// the stop timeout (docker's 10 s by default) it is killed: a PID 1 that ignores SIGTERM (a shell
+// script, a program not written to be PID 1) must not make `tsrun run` hang forever. SIGKILL cannot
+// be proxied by runc, so the kill goes through `runc kill` (the caller's `kill`).
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 
 export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+const STOP_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM']);
+
+/** docker's default: seconds between the stop signal and SIGKILL. */
+export const DEFAULT_STOP_TIMEOUT_S = 10;
 
 export interface ChildExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
-/** Resolves with runc's exit; forwards signals until then. */
-export function superviseChild(child: ChildProcess): Promise<ChildExit> {
+export interface StopPolicy {
+  /** Milliseconds from the first stop signal to `kill`. */
+  stopTimeoutMs: number;
+  /** Kills the container outright (runc kill <id> KILL). */
+  kill(): Promise<void> | void;
+  /** Told when the timeout fired. */
+  onKill?(): void;
+}
+
+/** Resolves with runc's exit; forwards signals until then, and kills after the stop timeout. */
+export function superviseChild(child: ChildProcess, stop?: StopPolicy): Promise<ChildExit> {
+  let timer: NodeJS.Timeout | undefined;
   const forward = (sig: NodeJS.Signals) => {
     child.kill(sig);
+    if (stop && STOP_SIGNALS.has(sig) && timer === undefined) {
+      timer = setTimeout(() => {
+        stop.onKill?.();
+        void Promise.resolve(stop.kill()).catch(() => undefined);
+      }, stop.stopTimeoutMs);
+    }
+  };
+  const done = () => {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
+    if (timer !== undefined) clearTimeout(timer);
   };
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   return new Promise<ChildExit>((resolve, reject) => {
     child.once('error', (err) => {
-      for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
+      done();
       reject(err);
     });
     child.once('exit', (code, signal) => {
-      for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
+      done();
       resolve({ code, signal });
     });
   });
+}
+
+/**
+ * Holds signals while teardown runs: without a handler a second Ctrl-C would kill tsrun halfway
+ * through removing the container's network. Returns the function that stops holding and tells
+ * which signals arrived meanwhile.
+ */
+export function holdSignals(): () => NodeJS.Signals[] {
+  const held: NodeJS.Signals[] = [];
+  const hold = (sig: NodeJS.Signals) => void held.push(sig);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, hold);
+  return () => {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, hold);
+    return held;
+  };
 }
 
 /** The shell's convention, as docker and podman use it: a signal N becomes 128+N. */

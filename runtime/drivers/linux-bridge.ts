@@ -122,7 +122,8 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
 export function ensureHostSysctls(hostNetnsPath: string, net: NetworkDef): Record<string, string> {
   const wanted: [string, string][] = [
     ['net.ipv4.ip_forward', '1'],
-    [`net.ipv4.conf.${net.bridge}.route_localnet`, '1'],
+    // The slash form: a bridge name may contain '.', which the dotted form would split.
+    [`net/ipv4/conf/${net.bridge}/route_localnet`, '1'],
   ];
   if (net.subnet6) wanted.push(['net.ipv6.conf.all.forwarding', '1']);
   const changed: Record<string, string> = {};

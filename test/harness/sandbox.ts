@@ -1,13 +1,23 @@
-// Integration tests never touch the machine's own network namespace. Each test builds a sandbox:
-// a "host" network namespace pinned by a child process (`unshare -n sleep infinity`: killing it is
-// all it takes to remove the namespace), entered with `nsenter --net=/proc/PID/ns/net` (not
-// `ip netns exec`, which remounts /sys and hides the cgroup mounts runc needs), its own TSRUN_ROOT
-// and its own runc root. Further namespaces ("outside", "LAN") are linked to it with veth pairs.
+// The one test harness for namespaces. Integration tests never touch the machine's own network
+// namespace. Each test builds a sandbox: a "host" network namespace pinned by a child process
+// (`unshare -n sleep infinity`: killing it is all it takes to remove the namespace), entered with
+// `nsenter --net=/proc/PID/ns/net` (not `ip netns exec`, which remounts /sys and hides the cgroup
+// mounts runc needs), its own TSRUN_ROOT and its own runc root. Further namespaces ("outside",
+// "LAN") are linked to it with veth pairs.
+//
+// Every namespace here comes from pinNetns(), which throws when the namespace does not come up:
+// carrying on would run the test's commands in the machine's own namespace. Three styles of use
+// share it: SandboxHost/Netns (tsrun inside a host), scratchNetns/scratchPair (netlink tests,
+// synchronous exec) and ScratchNs (firewall tests, asynchronous exec).
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { Rtnl } from '../../runtime/netlink/rtnl.js';
+import { openNetnsFd } from '../../runtime/netns/netns.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
@@ -29,15 +39,7 @@ export class Netns {
   }
 
   static async create(name: string): Promise<Netns> {
-    const pin = spawn('unshare', ['--net', 'sleep', 'infinity'], { stdio: 'ignore' });
-    // Wait until the child runs in its own namespace (unshare has exec'd sleep).
-    const self = readlinkSafe('/proc/self/ns/net');
-    for (let i = 0; i < 200; i++) {
-      const ns = readlinkSafe(`/proc/${pin.pid}/ns/net`);
-      const comm = readSafe(`/proc/${pin.pid}/comm`).trim();
-      if (ns && ns !== self && comm === 'sleep') break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    const pin = await pinNetns(name);
     const n = new Netns(name, pin);
     n.sh('ip link set lo up');
     return n;
@@ -87,6 +89,7 @@ export class Netns {
   }
 
   destroy(): void {
+    livePins.delete(this.pin);
     this.pin.kill('SIGKILL');
   }
 }
@@ -144,6 +147,22 @@ export class SandboxHost {
       if (line.includes(this.root)) found.push(`mount ${line.split(' ')[4]}`);
     }
     for (const id of containerIds) for (const dir of cgroupDirsOf(id)) found.push(`cgroup ${dir}`);
+    found.push(...this.storeLeaks());
+    return found;
+  }
+
+  /** Endpoint records, host port reservations and address leases left in the local store (every
+   * mode writes these; allocation hints, named "_…", are not leases). */
+  storeLeaks(): string[] {
+    const store = path.join(this.root, 'lib', 'store');
+    const found: string[] = [];
+    for (const [sub, label] of [['endpoints', 'record'], ['hostports', 'host port'], ['ipam', 'lease']] as const) {
+      for (const f of filesUnder(path.join(store, sub))) {
+        const leaf = path.basename(f);
+        if (leaf.includes('~') || (sub === 'ipam' && leaf.startsWith('_'))) continue; // temps, tombstones, hints
+        found.push(`${label} ${path.relative(store, f)}`);
+      }
+    }
     return found;
   }
 
@@ -212,10 +231,246 @@ function readlinkSafe(p: string): string | undefined {
     return undefined;
   }
 }
-function readSafe(p: string): string {
+
+function filesUnder(dir: string): string[] {
+  let entries;
   try {
-    return readFileSync(p, 'utf8');
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch {
-    return '';
+    return [];
   }
+  return entries.flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+// ---- the namespace primitive ----
+
+/** Pins still alive: killed when the test process exits, so nothing outlives a crashed test. */
+const livePins = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of livePins) c.kill('SIGKILL');
+});
+
+/** How long a namespace may take to come up on a loaded machine before the test fails. */
+const PIN_TIMEOUT_MS = 15_000;
+
+/**
+ * Starts `unshare --net sleep infinity` and waits until the child runs `sleep` in a network
+ * namespace other than ours. Throws when that does not happen (unshare missing or refused, the
+ * child died, the machine too slow): carrying on would run the test in the machine's namespace.
+ */
+export async function pinNetns(name: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = PIN_TIMEOUT_MS): Promise<ChildProcess> {
+  const pin = spawn('unshare', ['--net', 'sleep', 'infinity'], { stdio: 'ignore', env });
+  let spawnError: Error | undefined;
+  pin.once('error', (err) => (spawnError = err));
+  livePins.add(pin);
+  const own = readlinkSafe('/proc/self/ns/net');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && pin.pid !== undefined && pin.exitCode === null && pin.signalCode === null) {
+    const ns = readlinkSafe(`/proc/${pin.pid}/ns/net`);
+    const exe = readlinkSafe(`/proc/${pin.pid}/exe`) ?? '';
+    if (ns && own && ns !== own && exe.endsWith('/sleep')) return pin;
+    await sleep(5);
+  }
+  livePins.delete(pin);
+  pin.kill('SIGKILL');
+  const why = spawnError ? `: ${spawnError.message}` : pin.exitCode !== null ? `: unshare exited with ${pin.exitCode}` : '';
+  throw new Error(`[${name}] sandbox network namespace did not come up${why}; refusing to run in the machine's own namespace`);
+}
+
+/** Kills a pin and waits for it to be gone (its namespace goes with it). */
+async function killPin(pin: ChildProcess): Promise<void> {
+  if (!livePins.delete(pin)) return;
+  if (pin.exitCode !== null || pin.signalCode !== null) return;
+  const exited = new Promise((r) => pin.once('exit', r));
+  pin.kill('SIGKILL');
+  await exited;
+}
+
+// ---- scratch namespaces for the netlink tests (synchronous exec) ----
+
+export interface ExecResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** What `ip -j -d link show` says about a link (the fields the tests read). */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  ifalias?: string;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+}
+
+export interface ScratchNetns {
+  /** A label for messages ("tsA-host"). */
+  name: string;
+  pid: number;
+  /** /proc/PID/ns/net */
+  path: string;
+  /** Runs a program inside the namespace (synchronously) and returns its result. */
+  exec(cmd: string, args: string[], opts?: { timeoutMs?: number }): ExecResult;
+  /** Like exec, but throws on a non-zero exit; returns stdout. */
+  run(cmd: string, args: string[]): string;
+  /** `ip -j ARGS` parsed. */
+  ipJson<T = unknown>(args: string[]): T;
+  /** `ip -j -d link show dev NAME`. */
+  link(name: string): IpLink;
+  /** Every link's name, sorted. */
+  linkNames(): string[];
+  destroy(): Promise<void>;
+}
+
+export async function scratchNetns(name = 'tsA'): Promise<ScratchNetns> {
+  const child = await pinNetns(name);
+  const pid = child.pid!;
+  const nsPath = `/proc/${pid}/ns/net`;
+  const exec = (cmd: string, args: string[], opts: { timeoutMs?: number } = {}): ExecResult => {
+    const r = spawnSync('nsenter', [`--net=${nsPath}`, '--', cmd, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000 });
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+  const run = (cmd: string, args: string[]): string => {
+    const r = exec(cmd, args);
+    if (r.status !== 0) throw new Error(`[${name}] ${cmd} ${args.join(' ')} → ${r.status}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const ipJson = <T>(args: string[]): T => JSON.parse(run('ip', ['-j', ...args]) || '[]') as T;
+  return {
+    name,
+    pid,
+    path: nsPath,
+    exec,
+    run,
+    ipJson,
+    link: (dev: string): IpLink => ipJson<IpLink[]>(['-d', 'link', 'show', 'dev', dev])[0]!,
+    linkNames: (): string[] => ipJson<IpLink[]>(['link', 'show']).map((l) => l.ifname).sort(),
+    destroy: () => killPin(child),
+  };
+}
+
+/**
+ * A "host" and a "container" scratch namespace with a netlink socket in each and an open
+ * descriptor of the container's (to create links directly inside it): the netlink tests' fixture.
+ */
+export interface ScratchPair {
+  host: ScratchNetns;
+  ctr: ScratchNetns;
+  hostNl: Rtnl;
+  ctrNl: Rtnl;
+  ctrFd: number;
+  destroy(): Promise<void>;
+}
+
+export async function scratchPair(prefix: string): Promise<ScratchPair> {
+  const host = await scratchNetns(`${prefix}host`);
+  const ctr = await scratchNetns(`${prefix}ctr`);
+  const hostNl = Rtnl.open(host.path);
+  const ctrNl = Rtnl.open(ctr.path);
+  const ctrFd = openNetnsFd(ctr.path);
+  return {
+    host,
+    ctr,
+    hostNl,
+    ctrNl,
+    ctrFd,
+    destroy: async () => {
+      hostNl.close();
+      ctrNl.close();
+      closeSync(ctrFd);
+      await host.destroy();
+      await ctr.destroy();
+    },
+  };
+}
+
+// ---- scratch namespaces for the firewall tests (asynchronous exec) ----
+
+export class ScratchNs {
+  private readonly background: ChildProcess[] = [];
+  private constructor(
+    readonly name: string,
+    private readonly pin: ChildProcess,
+  ) {}
+
+  static async create(name: string): Promise<ScratchNs> {
+    const ns = new ScratchNs(name, await pinNetns(name));
+    await ns.sh('ip link set lo up');
+    return ns;
+  }
+
+  get pid(): number {
+    return this.pin.pid!;
+  }
+
+  /** For nsenter --net= and NftOptions.netns. */
+  get path(): string {
+    return `/proc/${this.pid}/ns/net`;
+  }
+
+  /** Runs argv inside the namespace; rejects on a non-zero exit. */
+  async run(argv: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+    const r = await execa('nsenter', [`--net=${this.path}`, ...argv], { timeout: opts.timeoutMs ?? 20_000, stdin: 'ignore' });
+    return String(r.stdout);
+  }
+
+  /** Like run, but never rejects. */
+  async tryRun(argv: string[], opts: { timeoutMs?: number } = {}): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+    const r = await execa('nsenter', [`--net=${this.path}`, ...argv], { timeout: opts.timeoutMs ?? 20_000, stdin: 'ignore', reject: false });
+    return { ok: r.exitCode === 0, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  async sh(script: string): Promise<string> {
+    return this.run(['sh', '-ec', script]);
+  }
+
+  /** Starts a long-running process inside the namespace; killed by destroy(). */
+  startBackground(argv: string[]): ChildProcess {
+    const child = spawn('nsenter', [`--net=${this.path}`, ...argv], { stdio: 'ignore' });
+    this.background.push(child);
+    return child;
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of this.background) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await killPin(this.pin);
+  }
+}
+
+/** Starts a `busybox httpd` answering /cgi-bin/who with "<label> <client address>". */
+export async function startWhoServer(ns: ScratchNs, dir: string, label: string, port: number): Promise<void> {
+  mkdirSync(path.join(dir, 'cgi-bin'), { recursive: true });
+  const script = `#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s\\n' '${label}' "$REMOTE_ADDR"\n`;
+  writeFileSync(path.join(dir, 'cgi-bin', 'who'), script, { mode: 0o755 });
+  ns.startBackground(['/bin/busybox', 'httpd', '-f', '-p', String(port), '-h', dir]);
+  for (let i = 0; i < 100; i++) {
+    const r = await ns.tryRun(['ss', '-Hltn', `sport = :${port}`]);
+    if (r.stdout.trim() !== '') return;
+    await sleep(20);
+  }
+  throw new Error(`httpd on port ${port} in ${ns.name} did not start`);
+}
+
+/** GET http://host:port/cgi-bin/who from inside ns: the answer, or undefined if unreachable. */
+export async function who(ns: ScratchNs, hostPort: string, timeoutSec = 5): Promise<string | undefined> {
+  const r = await ns.tryRun(['timeout', String(timeoutSec), '/bin/busybox', 'wget', '-q', '-O', '-', `http://${hostPort}/cgi-bin/who`], {
+    timeoutMs: (timeoutSec + 3) * 1000,
+  });
+  if (!r.ok) return undefined;
+  // httpd listens on a dual-stack socket: "[::ffff:192.0.2.1]" means 192.0.2.1.
+  return r.stdout.trim().replace(/\[(?:::ffff:)?([^\]]+)\]/, '$1');
+}
+
+/** Like waitFor, for an asynchronous check. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }

@@ -7,8 +7,7 @@
 // `unshare -n sleep` children, entered with nsenter: nothing touches the namespace it runs in.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { waitFor } from '../harness/sandbox.js';
-import { scratchNetns, type ScratchNetns } from '../harness/scratch-netns.js';
+import { scratchNetns, waitFor, type ScratchNetns } from '../harness/sandbox.js';
 
 interface IpLink {
   ifname: string;

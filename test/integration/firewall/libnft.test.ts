@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { NftFirewall } from '../../../runtime/firewall/backend.js';
 import { libnftAvailable, runLibnft } from '../../../runtime/firewall/libnft.js';
 import { applyBatch, isNftError, listTsrunTable } from '../../../runtime/firewall/nft.js';
-import { ScratchNs } from './scratch-ns.js';
+import { ScratchNs } from '../../harness/sandbox.js';
 
 jest.setTimeout(60_000);
 

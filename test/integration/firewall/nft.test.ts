@@ -14,7 +14,7 @@ import { NftFirewall } from '../../../runtime/firewall/backend.js';
 import { RULE_COUNT, listElements, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
 import { applyBatch, countRules, listTsrunTable, type NftBackendKind } from '../../../runtime/firewall/nft.js';
 import type { FirewallEndpoint, FirewallNetwork } from '../../../runtime/firewall/types.js';
-import { ScratchNs, startWhoServer, waitFor, who } from './scratch-ns.js';
+import { ScratchNs, eventually as waitFor, startWhoServer, who } from '../../harness/sandbox.js';
 
 jest.setTimeout(60_000);
 

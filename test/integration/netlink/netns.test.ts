@@ -7,7 +7,7 @@ import { ConflictError, NotFoundError } from '../../../config/errors.js';
 import { createPinnedNetns, deletePinnedNetns, netnsId, withNetnsSync } from '../../../runtime/netns/netns.js';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
 import { getSysctlSync, setSysctlSync } from '../../../runtime/netlink/sysctl.js';
-import { scratchNetns } from '../../harness/scratch-netns.js';
+import { scratchNetns } from '../../harness/sandbox.js';
 
 const PIN_DIR = `/tmp/tsA-pins-${process.pid}`;
 const ownNetns = readlinkSync('/proc/self/ns/net');

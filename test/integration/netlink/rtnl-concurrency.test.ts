@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { closeSync, rmSync } from 'node:fs';
 import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../../runtime/netns/netns.js';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
-import { scratchNetns, type ScratchNetns } from '../../harness/scratch-netns.js';
+import { scratchNetns, type ScratchNetns } from '../../harness/sandbox.js';
 
 const PIN_DIR = `/tmp/tsA-cost-${process.pid}`;
 const N = 50;

@@ -6,7 +6,7 @@ import { readlinkSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../../config/errors.js';
 import { errnoCode } from '../../../runtime/netlink/errors.js';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
-import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/scratch-netns.js';
+import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/sandbox.js';
 
 interface IpAddr { ifname: string; addr_info: { family: string; local: string; prefixlen: number; broadcast?: string; flags?: string[]; nodad?: boolean }[] }
 interface IpRoute { dst: string; gateway?: string; dev?: string; metrics?: { mtu?: number }[]; scope?: string }

@@ -3,7 +3,7 @@
 // `bridge -j` through nsenter.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Rtnl } from '../../../runtime/netlink/rtnl.js';
-import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/scratch-netns.js';
+import { scratchPair, type ScratchNetns, type ScratchPair } from '../../harness/sandbox.js';
 
 interface FdbRow { mac: string; ifname: string; dst?: string; flags?: string[]; state?: string }
 interface NeighRow { dst: string; dev: string; lladdr?: string; state?: string[] }

@@ -5,7 +5,6 @@ import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdirPrivate, PRIVATE_DIR_MODE, writeFileReplacing } from './files.js';
 import path from 'node:path';
 import { ConflictError, SystemError } from '../config/errors.js';
-import { bootId } from './boot.js';
 
 export interface ContainerRecord {
   id: string;
@@ -85,17 +84,13 @@ export function isAlive(pid: number, startTime: string): boolean {
   return now !== undefined && (startTime === '' || now === startTime);
 }
 
-/**
- * A process's identity beyond its pid: field 22 of /proc/<pid>/stat (start time in clock ticks
- * since boot) and the boot id, as "<ticks>@<boot id>". Pids and start times repeat across boots;
- * with the boot id, a holder recorded before a reboot never matches a process after it.
- */
+/** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] === undefined ? undefined : `${fields[19]}@${bootId()}`;
+    return fields[19];
   } catch {
     return undefined;
   }

@@ -36,6 +36,9 @@ export interface NetworkDef {
   /** Inter-container communication on this network (icc=false isolates the containers). */
   icc: boolean;
   mtu: number;
+  /** Containers resolve each other by name through tsrun's resolver. Absent: on, except on the
+   * default network (docker's behaviour there: the host's resolvers, no names). */
+  dns?: boolean | undefined;
   /** Driver options as given (`--opt k=v`), kept for inspect. */
   options: Record<string, string>;
   created: string;
@@ -56,6 +59,8 @@ export interface NetworkCreateInput {
   mode?: string | undefined;
   /** overlay: --vni (default: the lowest free one from OVERLAY_VNI_FIRST). */
   vni?: string | undefined;
+  /** --disable-dns (false) / --enable-dns (true); absent: the default for the network. */
+  dns?: boolean | undefined;
 }
 
 export const DEFAULT_MTU = 1500;
@@ -102,6 +107,7 @@ export function normalizeNetworkInput(i: NetworkCreateInput): Omit<NetworkDef, '
     options,
     ...(subif ?? {}),
     ...(vni !== undefined ? { vni } : {}),
+    ...(i.dns !== undefined ? { dns: i.dns } : {}),
     ...(i.subnet !== undefined ? { subnet: i.subnet } : {}),
     ...(i.gateway !== undefined ? { gateway: i.gateway } : {}),
     ...(i.ipv6Subnet !== undefined ? { ipv6Subnet: i.ipv6Subnet } : {}),

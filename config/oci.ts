@@ -53,6 +53,13 @@ export const SpecSchema = v.looseObject({
 });
 
 export type Spec = v.InferOutput<typeof SpecSchema>;
+/** An entry of config.json's `mounts` (kept as the user wrote them; tsrun only appends). */
+export interface SpecMount {
+  destination: string;
+  type?: string | undefined;
+  source?: string | undefined;
+  options?: string[] | undefined;
+}
 export type SpecNamespace = v.InferOutput<typeof NamespaceSchema>;
 export type SpecResources = v.InferOutput<typeof ResourcesSchema>;
 export type SpecHook = v.InferOutput<typeof HookSchema>;

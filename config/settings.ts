@@ -20,6 +20,9 @@ export interface Settings {
   /** How nftables commands are applied: libnftables in-process ('lib'), the nft process
    * ('process'), or the library when it loads ('auto', the default). TSRUN_NFT_BACKEND. */
   nftBackend?: 'auto' | 'lib' | 'process';
+  /** The host's resolv.conf (of the namespace tsrun runs in): the upstreams the DNS resolver
+   * forwards to, and what containers without the resolver copy. */
+  resolvConf: string;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -54,6 +57,7 @@ export function resolveSettings(env: NodeJS.ProcessEnv, flags: SettingsOverrides
     runc: nonEmpty(env.TSRUN_RUNC) ?? 'runc',
     nft: nonEmpty(env.TSRUN_NFT) ?? 'nft',
     nftBackend: nftBackendOf(env.TSRUN_NFT_BACKEND),
+    resolvConf: path.resolve(nonEmpty(env.TSRUN_RESOLV_CONF) ?? '/etc/resolv.conf'),
   };
 }
 

@@ -26,6 +26,7 @@ import { processStartTime } from './containers.js';
 import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
+import { dnsEnabled, resolverServes } from './dns/table.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -37,6 +38,18 @@ export interface AttachRequest {
   mac?: string | undefined;
   ports: PortMapping[];
   ifname?: string | undefined;
+  /** DNS names on this network besides the container id (--network-alias). */
+  aliases?: string[] | undefined;
+  /** --dns: upstreams for this container's other queries. */
+  dnsServers?: string[] | undefined;
+  /** The container's resolv.conf points at the resolver (default: when the network has DNS on). */
+  resolver?: boolean | undefined;
+}
+
+/** Keeps the DNS resolver's table in step with the endpoint records. */
+export interface DnsSync {
+  /** After records changed; `start`: an attach that needs the resolver running. */
+  sync(start: boolean): Promise<void>;
 }
 
 export interface EngineDeps {
@@ -44,6 +57,7 @@ export interface EngineDeps {
   /** The firewall acting in the namespace `netnsPath` (undefined: the current one). */
   firewall: (netnsPath?: string) => FirewallBackend;
   log: Logger;
+  dns?: DnsSync | undefined;
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
@@ -108,6 +122,7 @@ export class Engine {
       if (!viaHost && req.ports.length > 0) throw new UserError(`-p cannot publish ports on ${net.driver} network ${net.name}: its containers are reachable at their own addresses`);
       await checkLocalHostIps(req.ports, host);
       const firewall = this.deps.firewall();
+      const useResolver = resolverServes(net) && (req.resolver ?? dnsEnabled(net));
 
       const record = await Transaction.run(log, async (tx) => {
         await driver.ensureNetwork(net, host, tx, log);
@@ -155,6 +170,9 @@ export class Engine {
           netnsPath: req.netnsPath,
           netnsHolder: holderOf(req.netnsPath, processStartTime),
           bootId: bootId(),
+          ...(req.aliases && req.aliases.length > 0 ? { aliases: req.aliases } : {}),
+          ...(req.dnsServers && req.dnsServers.length > 0 ? { dnsServers: req.dnsServers } : {}),
+          ...(useResolver ? { resolver: true } : {}),
           wiringMs: +(performance.now() - started).toFixed(2),
           created: new Date().toISOString(),
         };
@@ -162,6 +180,7 @@ export class Engine {
         return rec;
       });
       log.info({ ipv4: record.ipv4?.address, ipv6: record.ipv6?.address, hostIfname: record.hostIfname, wiringMs: record.wiringMs }, 'attached');
+      if (record.resolver) await this.syncDns(true, log);
       return record;
     } finally {
       host.close();
@@ -208,7 +227,17 @@ export class Engine {
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
+    if (records.some((r) => r.resolver)) await this.syncDns(false, log);
     return records.length;
+  }
+
+  /** The resolver learns of a change before the caller goes on; DNS never fails a container. */
+  async syncDns(start: boolean, log: Logger = this.deps.log): Promise<void> {
+    try {
+      await this.deps.dns?.sync(start);
+    } catch (err) {
+      log.warn({ err }, 'could not update the DNS resolver');
+    }
   }
 
   async detachEndpoint(rec: EndpointRecord, log: Logger): Promise<void> {
@@ -288,6 +317,7 @@ export class Engine {
     }
     const log = this.deps.log.child({ network: name });
     for (const ep of attached) await this.detachEndpoint(ep, log);
+    if (attached.some((r) => r.resolver)) await this.syncDns(false, log);
     const host = Rtnl.open();
     try {
       const firewall = this.deps.firewall();

@@ -96,6 +96,7 @@ export class NetworkRegistry {
       internal: n.internal,
       icc: n.icc,
       mtu: n.mtu,
+      ...(n.dns !== undefined ? { dns: n.dns } : {}),
       options: n.options,
       created: new Date().toISOString(),
     };

@@ -37,6 +37,13 @@ export interface EndpointRecord {
   netnsHolder?: { pid: number; start: string } | undefined;
   /** The boot the record was made in (runtime/boot.ts): a record from another boot is stale. */
   bootId?: string | undefined;
+  /** DNS names besides the container id on this network (--network-alias). */
+  aliases?: string[] | undefined;
+  /** --dns: the upstreams the resolver forwards this container's other queries to. */
+  dnsServers?: string[] | undefined;
+  /** The container's resolv.conf points at tsrun's resolver on this network's gateway: the
+   * resolver serves the network while such an endpoint exists. */
+  resolver?: boolean | undefined;
   /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
   wiringMs?: number | undefined;
   created: string;

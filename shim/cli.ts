@@ -8,6 +8,7 @@ import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js'
 import { checkContainerId } from '../config/ids.js';
 import { parseNetMode } from '../config/net-mode.js';
 import { parsePublishList } from '../config/ports.js';
+import { checkDnsName, parseUpstream } from '../config/resolv-conf.js';
 import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import type { RunOptions } from './run.js';
@@ -18,6 +19,8 @@ import { hookCommands } from './hook-cmd.js';
 import { topologyCommand } from './topology-cmd.js';
 import { cniCommand } from './cni-cmd.js';
 import { ociRuntimeCommand } from './oci-runtime-cmd.js';
+import { inheritedSettings, resolverCommand } from './resolver-cmd.js';
+import { reviveResolver } from '../runtime/dns/client.js';
 
 export const EXIT_TSRUN_FAILED = 125;
 
@@ -56,6 +59,8 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     .option('--ip <address>', 'static IPv4 address on the network')
     .option('--ip6 <address>', 'static IPv6 address on the network')
     .option('--mac <address>', 'MAC address of the container interface')
+    .option('--network-alias <name>', 'another DNS name of the container on its network (repeatable)', collect, [])
+    .option('--dns <ip>', 'upstream DNS server for the container (repeatable; default: the host\'s)', collect, [])
     .option('-m, --memory <size>', 'memory limit, e.g. 256m')
     .option('--memory-swap <size>', 'memory plus swap limit, or -1 for unlimited swap')
     .option('--cpus <n>', 'CPU limit, e.g. 1.5')
@@ -83,6 +88,7 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
   program.addCommand(ociRuntimeCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
   program.addCommand(cniCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  program.addCommand(resolverCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags, { supervise: false }), () => inheritedSettings(process.env)), { hidden: true });
 
   program
     .command('gc')
@@ -124,6 +130,8 @@ export function normalizeRunOptions(bundle: string, command: string[], f: Record
     ip: str('ip'),
     ip6: str('ip6'),
     mac: str('mac'),
+    networkAliases: [...new Set((f.networkAlias as string[] | undefined ?? []).map((a) => checkDnsName(a)))],
+    dns: (f.dns as string[] | undefined ?? []).map((d) => (parseUpstream(d), d)),
     resources: {
       memoryBytes: memory === undefined ? undefined : parseSize('--memory', memory),
       memorySwapBytes: swap === undefined ? undefined : parseSizeOrUnlimited('--memory-swap', swap),
@@ -134,10 +142,12 @@ export function normalizeRunOptions(bundle: string, command: string[], f: Record
   };
 }
 
-function setup(g: GlobalFlags): { settings: Settings; log: Logger } {
+function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: Settings; log: Logger } {
   if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
   const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });
   const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: settings.debug });
+  // Every command supervises the DNS resolver: one file read when it is well or absent.
+  if (opts.supervise !== false) reviveResolver(settings, log);
   return { settings, log };
 }
 

@@ -3,6 +3,7 @@
 // was lost (a flush, a firewall reload); `reload` rebuilds it unconditionally.
 import { Command, Option } from 'commander';
 import type { Settings } from '../config/settings.js';
+import { UserError } from '../config/errors.js';
 import type { Logger } from '../runtime/log.js';
 
 type Setup = (cmd: Command) => { settings: Settings; log: Logger };
@@ -27,9 +28,12 @@ export function networkCommand(setup: Setup): Command {
     .option('-o, --opt <key=value>', 'driver option, e.g. icc=false (repeatable)', collect, [])
     .option('--parent <ifname>', 'macvlan/ipvlan: the host interface whose segment the containers join')
     .option('--mode <mode>', 'macvlan: bridge (default), private, vepa, passthru; ipvlan: l2 (default), l3, l3s')
+    .option('--disable-dns', 'no name resolution between the containers (they get the host\'s resolvers)')
+    .option('--enable-dns', 'name resolution on a network that has it off by default (the default network tsrun)')
     .option('--vni <n>', 'overlay: VXLAN id, unique in the cluster (default: the lowest free one from 4096)')
     .action(async (name: string, f: Record<string, unknown>, cmd: Command) => {
       const { settings, log } = setup(cmd);
+      if (f.disableDns === true && f.enableDns === true) throw new UserError('--disable-dns and --enable-dns contradict each other');
       const def = await withEngine(settings, log, (e) =>
         e.createNetwork({
           name,
@@ -45,6 +49,7 @@ export function networkCommand(setup: Setup): Command {
           parent: f.parent as string | undefined,
           mode: f.mode as string | undefined,
           vni: f.vni as string | undefined,
+          dns: f.disableDns === true ? false : f.enableDns === true ? true : undefined,
         }),
       );
       process.stdout.write(`${def.name}\n`);

@@ -6,7 +6,11 @@
 // it, and joiners register as users of the namespace they join (runtime/netns-users.ts has the
 // rule and why it is race-free). The owner's endpoint is torn down by the last user to leave, so
 // an owner that exits first leaves its endpoint to its joiners and returns at once.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { containerDir } from '../runtime/containers.js';
+import { dnsEnabled } from '../runtime/dns/table.js';
+import { RESOLV_CONF_NAME, needsResolverToForward, type DnsPlan } from './resolv-conf.js';
 import type { NetworkWiring } from './run.js';
 import { UserError } from '../config/errors.js';
 import type { Settings } from '../config/settings.js';
@@ -19,6 +23,7 @@ function pinPath(runDir: string, containerId: string): string {
 
 export const shimNetworkWiring: NetworkWiring = {
   async wire(o, containerId, settings, tx, log) {
+    if (o.net.kind !== 'network' && (o.networkAliases ?? []).length > 0) throw new UserError(`--network-alias needs a network: --net ${o.net.kind} has none`);
     switch (o.net.kind) {
       case 'none': {
         if (o.publish.length > 0) throw new UserError('-p needs a network: --net none has no interfaces to publish on');
@@ -29,7 +34,7 @@ export const shimNetworkWiring: NetworkWiring = {
       }
       case 'host':
         if (o.publish.length > 0) throw new UserError('-p is not needed with --net host: the container uses the host ports directly');
-        return { kind: 'host' };
+        return { kind: 'host', dns: { kind: 'copy', dns: o.dns ?? [], hostNetwork: true } };
       case 'container': {
         const target = o.net.containerId;
         if (o.publish.length > 0) throw new UserError(`-p cannot be used with --net container:${target}: publish the ports on container ${target}`);
@@ -46,7 +51,8 @@ export const shimNetworkWiring: NetworkWiring = {
         // Checked after registering: had the target left in between, it may not have seen us.
         if (!users.isLiveUser(settings.runDir, t.root, target) || netnsId(pin) !== t.nsId) throw new UserError(`--net container:${target}: container ${target} is not running`);
         log.info({ joined: target, owner: t.root }, 'sharing the network namespace of another container');
-        return { kind: 'path', path: pin };
+        const ownerResolv = path.join(containerDir(settings.runDir, t.root), RESOLV_CONF_NAME);
+        return { kind: 'path', path: pin, ...(existsSync(ownerResolv) ? { dns: { kind: 'shared', file: ownerResolv } } : {}) };
       }
       case 'network': {
         const { createPinnedNetns, deletePinnedNetns } = await import('../runtime/netns/netns.js');
@@ -65,8 +71,18 @@ export const shimNetworkWiring: NetworkWiring = {
         );
         if (reclaimed) await handle.engine.detach(containerId); // left by users that all died
         const network = o.net.network;
-        await tx.step(`attach to network ${network}`, () => handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish }));
-        return { kind: 'path', path: pin };
+        const dnsServers = o.dns ?? [];
+        // A network without names still uses the resolver when the host's resolvers are all on its
+        // loopback (systemd-resolved): a copied resolv.conf would have no server left.
+        const resolver = needsResolverToForward(settings, dnsServers) ? true : undefined;
+        const rec = await tx.step(`attach to network ${network}`, () =>
+          handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
+        );
+        const def = await handle.engine.networks.get(rec.network);
+        const dns: DnsPlan = rec.resolver
+          ? { kind: 'resolver', addresses: [rec.ipv4?.gateway, rec.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
+          : { kind: 'copy', dns: dnsServers, hostNetwork: false };
+        return { kind: 'path', path: pin, dns };
       }
     }
   },

@@ -17,6 +17,7 @@ import { removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
+import { resolvConfMount, type DnsPlan } from './resolv-conf.js';
 import { lastRuncError, runcDeleteForce, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { exitStatusOf, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
 import { existsSync } from 'node:fs';
@@ -33,12 +34,19 @@ export interface RunOptions {
   ip?: string | undefined;
   ip6?: string | undefined;
   mac?: string | undefined;
+  /** --network-alias: more DNS names on the network. */
+  networkAliases?: string[] | undefined;
+  /** --dns: upstream servers. */
+  dns?: string[] | undefined;
   resources: ResourceLimits;
 }
 
+/** The namespace choice, and what the container's resolv.conf should say. */
+export type WiredNetns = NetnsChoice & { dns?: DnsPlan | undefined };
+
 /** What the network part of `run` needs from the engine; set up inside the run's transaction. */
 export interface NetworkWiring {
-  wire(o: RunOptions, containerId: string, settings: Settings, tx: Transaction, log: Logger): Promise<NetnsChoice>;
+  wire(o: RunOptions, containerId: string, settings: Settings, tx: Transaction, log: Logger): Promise<WiredNetns>;
   /** Undo what wire() did for a container whose supervising process died (idempotent). */
   release(containerId: string, stale: ContainerRecord | undefined, settings: Settings, log: Logger): Promise<void>;
 }
@@ -103,7 +111,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
     });
 
-    const netns = await network.wire(o, id, settings, tx, clog);
+    const { dns, ...netns } = await network.wire(o, id, settings, tx, clog);
     checkInterrupted();
 
     const spec = rewriteSpec(bundle.spec, {
@@ -117,6 +125,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       cgroupsPath,
       cgroupLayout: layoutOf(hostHierarchies()),
       terminal: extras.terminal,
+      resolvConf: resolvConfMount(settings, dir, bundle.rootfs, dns),
     });
     const runBundle = path.join(dir, 'bundle');
     // config.json carries the -e values: 0600 in a 0700 directory.

@@ -1,6 +1,6 @@
 // Turns the user's bundle spec plus tsrun's flags into the spec runc receives. Pure: the caller
 // writes the result into tsrun's state directory, and the user's config.json is never modified.
-import type { Spec, SpecNamespace } from '../config/oci.js';
+import type { Spec, SpecMount, SpecNamespace } from '../config/oci.js';
 import { applyResourceLimits, type ResourceLimits } from '../runtime/cgroups/resources.js';
 
 /** How the container's network namespace is chosen: none/bridge/… get a new or pinned one,
@@ -26,6 +26,9 @@ export interface SpecOverrides {
   annotations?: Record<string, string> | undefined;
   /** `-t`: the process gets a pseudo-terminal (runc makes it; conmon holds it when detached). */
   terminal?: boolean | undefined;
+  /** The generated /etc/resolv.conf (shim/resolv-conf.ts); a mount the user's spec already has
+   * on that path wins. */
+  resolvConf?: SpecMount | undefined;
 }
 
 export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
@@ -49,6 +52,12 @@ export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   if (o.cgroupLayout === 'v2' && !namespaces.some((ns) => ns.type === 'cgroup')) namespaces.push({ type: 'cgroup' });
   namespaces = sortNamespaces(namespaces);
   linux.namespaces = namespaces;
+
+  if (o.resolvConf) {
+    const withMounts = out as Spec & { mounts?: SpecMount[] };
+    const mounts = withMounts.mounts ?? [];
+    if (!mounts.some((m) => m.destination.replace(/\/+$/, '') === '/etc/resolv.conf')) withMounts.mounts = [...mounts, o.resolvConf];
+  }
 
   linux.resources = applyResourceLimits(linux.resources, o.resources);
   linux.cgroupsPath = o.cgroupsPath;

@@ -1,0 +1,110 @@
+// How tsrun commands talk to the resolver: ask it to reload (starting it first when an attach
+// needs it), restart it when it died, ask for its statistics.
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../log.js';
+import { controlSocketName, pidfilePath, resolverState } from './paths.js';
+
+const START_TIMEOUT_MS = 15_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/** Sends one command; the reply line, or undefined when no resolver listens. */
+export function resolverRequest(runDir: string, command: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(controlSocketName(runDir));
+    let buf = '';
+    let connected = false;
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`the resolver did not answer ${command} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on('connect', () => {
+      connected = true;
+      c.write(`${command}\n`);
+    });
+    c.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      c.destroy();
+      const line = buf.slice(0, nl);
+      // "error stopping": it is on its way out; the caller treats it as not running.
+      resolve(line.startsWith('error stopping') ? undefined : line);
+    });
+    c.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    c.on('close', () => {
+      clearTimeout(timer);
+      if (connected && buf.indexOf('\n') < 0) resolve(undefined);
+    });
+  });
+}
+
+/** The entry point to start the resolver with: the bundle's tsrun.cjs, beside this module's
+ * bundle (cli.cjs, hook.cjs), or built from dist/runtime/dns/ when running unbundled. */
+export function tsrunEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  const beside = path.join(path.dirname(here), 'tsrun.cjs');
+  if (here.endsWith('.cjs') && existsSync(beside)) return beside;
+  return path.resolve(path.dirname(here), '../../bundle/tsrun.cjs');
+}
+
+/** Starts a resolver in the background, in this process's network namespace. */
+export function spawnResolver(settings: Settings): void {
+  // stdio ignored: a resolver started from a hook must not hold the runtime's pipes open (runc
+  // waits for its hooks' output to close).
+  const child = spawn(process.execPath, [tsrunEntry(), 'resolver'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings) },
+  });
+  child.unref();
+}
+
+/**
+ * Makes the resolver's table current: asks a running one to reload, or starts one when `start`
+ * (an attach that needs it) and waits until it has loaded the Store.
+ */
+export async function syncResolver(settings: Settings, log: Logger, opts: { start: boolean }): Promise<boolean> {
+  const first = await resolverRequest(settings.runDir, 'reload');
+  if (first?.startsWith('ok')) return true;
+  if (!opts.start) return false;
+  spawnResolver(settings);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let delay = 20;
+  let respawned = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 200);
+    const r = await resolverRequest(settings.runDir, 'reload');
+    if (r?.startsWith('ok')) return true;
+    // The one we started may have lost a race with a resolver that was exiting: start another.
+    if (Date.now() - respawned > 3000 && resolverState(settings.runDir) !== 'running') {
+      spawnResolver(settings);
+      respawned = Date.now();
+    }
+  }
+  log.warn('the DNS resolver did not start in time: names will resolve once it runs');
+  return false;
+}
+
+/**
+ * Supervision, for every tsrun command: a pidfile whose process is dead means the resolver died
+ * without exiting (a clean exit removes it). Restart it; it reloads the Store and exits by
+ * itself if nothing needs it any more. Costs one file read when all is well.
+ */
+export function reviveResolver(settings: Settings, log: Logger): 'running' | 'restarted' | 'absent' {
+  const state = resolverState(settings.runDir);
+  if (state !== 'dead') return state;
+  log.warn('the DNS resolver died: restarting it');
+  rmSync(pidfilePath(settings.runDir), { force: true });
+  spawnResolver(settings);
+  return 'restarted';
+}

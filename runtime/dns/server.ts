@@ -1,0 +1,390 @@
+// The resolver: one process per host (per state root and network namespace), serving every
+// network whose containers use it, on the network's gateway addresses, port 53, UDP and TCP.
+//
+// Its records are the Store's endpoint records, read whole on each reload: a resolver that
+// crashed and was restarted knows everything its predecessor knew. A reload builds a new table
+// and swaps it in; sockets of networks that stay are never closed, so no query is lost while
+// containers come and go (aardvark-dns#389). Sockets open for networks that appear and close for
+// networks that are gone.
+//
+// Changes reach it through its control socket, an abstract unix socket named after the state
+// root. tsrun asks for a reload after every attach and detach and waits for "ok", so when
+// `tsrun run` starts a container its name already resolves, and when it returns after a removal
+// the name is gone. Watching the state root instead (inotify) would need a recursive watch over
+// the store's directories, would not work for the etcd store, and could not tell the writer when
+// the change was live. The abstract socket is also the resolver's lock: only one process can
+// bind the name, and the kernel frees it when that process dies, so there is no stale lock file.
+// The pidfile beside it is for gc and for people, with the start time so a recycled pid is not
+// taken for the resolver.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import dnsPacket from 'dns-packet';
+import type { Settings } from '../../config/settings.js';
+import { parseResolvConf, parseUpstream } from '../../config/resolv-conf.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { allEndpoints } from '../records.js';
+import { NetworkRegistry } from '../networks.js';
+import { processStartTime } from '../containers.js';
+import { DnsTable, normalizeIp, type Lookup } from './table.js';
+import { Forwarder, type Upstream } from './forward.js';
+import { controlSocketName, pidfilePath } from './paths.js';
+
+/** With no endpoint left, the resolver waits this long for a new one before it exits. */
+export const IDLE_EXIT_MS = 2000;
+/** A reload every so often catches a change whose notification was lost (a killed tsrun). */
+const RESYNC_MS = 10_000;
+const BIND_RETRY_MS = 250;
+const TTL = 0;
+
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+interface Listener {
+  address: string;
+  udp: dgram.Socket;
+  tcp: net.Server;
+}
+
+export interface ResolverStats {
+  pid: number;
+  generation: number;
+  endpoints: number;
+  listening: string[];
+  queries: number;
+  answered: number;
+  forwarded: number;
+  servfail: number;
+  malformed: number;
+  rssBytes: number;
+}
+
+export class Resolver {
+  private table = new DnsTable([], []);
+  private readonly listeners = new Map<string, Listener>();
+  private readonly pendingBinds = new Map<string, NodeJS.Timeout>();
+  private readonly forwarder = new Forwarder();
+  private control?: net.Server;
+  private hostUpstreams: Upstream[] = [];
+  private generation = 0;
+  private reloading?: Promise<void>;
+  private reloadAgain = false;
+  private idleTimer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
+  private stopping = false;
+  private stopped!: () => void;
+  readonly done = new Promise<void>((r) => (this.stopped = r));
+  private readonly stats = { queries: 0, answered: 0, forwarded: 0, servfail: 0, malformed: 0 };
+
+  constructor(private readonly settings: Settings, private readonly store: Store, private readonly log: Logger) {}
+
+  /** Binds the control socket (false: another resolver holds it), loads the table, listens. */
+  async start(): Promise<boolean> {
+    const control = net.createServer((c) => this.onControl(c));
+    const bound = await new Promise<boolean>((resolve) => {
+      control.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? false : (this.log.error({ err: e }, 'control socket'), false)));
+      control.listen(controlSocketName(this.settings.runDir), () => resolve(true));
+    });
+    if (!bound) return false;
+    this.control = control;
+    control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
+    mkdirSync(path.dirname(pidfilePath(this.settings.runDir)), { recursive: true });
+    writeFileSync(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
+    await this.reload();
+    this.resyncTimer = setInterval(() => {
+      // The state root removed under us (a sandbox torn down): nothing left to serve.
+      if (!existsSync(this.settings.runDir)) return void this.stop('state root gone');
+      void this.reload();
+    }, RESYNC_MS);
+    this.log.info({ listening: this.listenAddresses() }, 'resolver started');
+    return true;
+  }
+
+  listenAddresses(): string[] {
+    return [...this.listeners.keys()];
+  }
+
+  /** Re-reads the Store; concurrent callers share one reload that starts after their request. */
+  async reload(): Promise<void> {
+    if (this.reloading) {
+      // The loop below runs once more before the shared promise settles: this caller's change
+      // (written before it asked) is in the table when it hears back.
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      try {
+        do {
+          this.reloadAgain = false;
+          await this.reloadOnce();
+        } while (this.reloadAgain);
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<void> {
+    const [nets, records] = await Promise.all([new NetworkRegistry(this.store).list(), allEndpoints(this.store)]);
+    const table = new DnsTable(nets, records);
+    this.hostUpstreams = this.readHostUpstreams(table);
+    this.table = table;
+    this.generation++;
+    const want = new Set(table.listenAddresses());
+    // Waits for the first attempt of each new address, so a container started after this reload
+    // finds its resolver listening; retries go on in the background.
+    await Promise.all([...want].filter((a) => !this.listeners.has(a) && !this.pendingBinds.has(a)).map((a) => this.bind(a)));
+    for (const [a, l] of this.listeners) {
+      if (want.has(a)) continue;
+      l.udp.close();
+      l.tcp.close();
+      this.listeners.delete(a);
+      this.log.info({ address: a }, 'stopped listening (network gone)');
+    }
+    for (const [a, t] of this.pendingBinds) {
+      if (want.has(a)) continue;
+      clearTimeout(t);
+      this.pendingBinds.delete(a);
+    }
+    this.log.debug({ generation: this.generation, endpoints: table.endpointCount, listening: [...want] }, 'reloaded');
+    if (table.endpointCount === 0) {
+      this.idleTimer ??= setTimeout(() => void this.idleCheck(), IDLE_EXIT_MS);
+    } else if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+  }
+
+  private async idleCheck(): Promise<void> {
+    this.idleTimer = undefined;
+    await this.reload();
+    if (this.table.endpointCount === 0) await this.stop('no endpoint uses the resolver');
+  }
+
+  private readHostUpstreams(table: DnsTable): Upstream[] {
+    let text = '';
+    try {
+      text = readFileSync(this.settings.resolvConf, 'utf8');
+    } catch {
+      return [];
+    }
+    const own = new Set(table.listenAddresses());
+    // A host whose resolv.conf names one of our own gateways would loop.
+    return parseResolvConf(text).nameservers.map((n) => toUpstream(n)).filter((u): u is Upstream => u !== undefined && !own.has(u.address));
+  }
+
+  /** Opens UDP and TCP on address:53, retrying while the address is not there yet (a bridge
+   * being created, IPv6 duplicate address detection). */
+  private bind(address: string, attempt = 0): Promise<boolean> {
+    this.pendingBinds.delete(address);
+    if (this.stopping) return Promise.resolve(false);
+    let settle!: (ok: boolean) => void;
+    const result = new Promise<boolean>((r) => (settle = r));
+    const type = address.includes(':') ? 'udp6' : 'udp4';
+    const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const tcp = net.createServer((c) => this.onTcp(c, address));
+    const fail = (what: string, e: NodeJS.ErrnoException) => {
+      udp.close();
+      tcp.close();
+      if (attempt % 20 === 0) this.log.warn({ address, err: e.message, attempt }, `cannot listen on ${what}: retrying`);
+      this.pendingBinds.set(address, setTimeout(() => void this.bind(address, attempt + 1), BIND_RETRY_MS));
+      settle(false);
+    };
+    udp.once('error', (e) => fail('udp', e));
+    udp.bind({ address, port: 53, exclusive: true }, () => {
+      udp.removeAllListeners('error');
+      udp.on('error', (e) => this.log.warn({ address, err: e.message }, 'udp socket error'));
+      tcp.once('error', (e) => fail('tcp', e));
+      tcp.listen({ host: address, port: 53, exclusive: true }, () => {
+        tcp.removeAllListeners('error');
+        tcp.on('error', (e) => this.log.warn({ address, err: e.message }, 'tcp socket error'));
+        if (this.stopping || !this.table.listenAddresses().includes(address)) {
+          udp.close();
+          tcp.close();
+          return settle(false);
+        }
+        this.listeners.set(address, { address, udp, tcp });
+        this.log.info({ address }, 'listening');
+        settle(true);
+      });
+    });
+    udp.on('message', (msg, rinfo) => {
+      void this.answer(msg, rinfo.address, address, 'udp').then((out) => {
+        if (out) udp.send(out, rinfo.port, rinfo.address);
+      });
+    });
+    return result;
+  }
+
+  private onTcp(c: net.Socket, local: string): void {
+    let buf = Buffer.alloc(0);
+    c.setTimeout(10_000, () => c.destroy());
+    c.on('error', () => {});
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        void this.answer(Buffer.from(msg), normalizeIp(c.remoteAddress ?? ''), local, 'tcp').then((out) => {
+          if (!out || c.destroyed) return;
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(out.length, 0);
+          c.write(Buffer.concat([len, out]));
+        });
+      }
+    });
+  }
+
+  /** The answer to one query (undefined: drop it, the packet was not a DNS query). */
+  async answer(msg: Buffer, source: string, local: string, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    this.stats.queries++;
+    let q: dnsPacket.DecodedPacket;
+    try {
+      q = dnsPacket.decode(msg);
+    } catch {
+      this.stats.malformed++;
+      if (msg.length < 12 || (msg.readUInt16BE(2) & 0x8000) !== 0) return undefined;
+      return header(msg, RCODE.FORMERR);
+    }
+    if (q.type !== 'query') {
+      this.stats.malformed++;
+      return undefined;
+    }
+    const question = q.questions?.[0];
+    const opcode = (msg.readUInt16BE(2) >> 11) & 0xf;
+    if (opcode !== 0 || !question) return this.done1(respond(q, opcode !== 0 ? RCODE.NOTIMP : RCODE.FORMERR, []), q, transport);
+
+    const result: Lookup = this.table.lookup(question.name, question.type, normalizeIp(source), local);
+    switch (result.kind) {
+      case 'answer':
+        return this.done1(respond(q, RCODE.NOERROR, result.addresses.map((a) => ({ name: question.name, type: question.type as 'A' | 'AAAA', ttl: TTL, data: a }))), q, transport);
+      case 'ptr':
+        return this.done1(respond(q, RCODE.NOERROR, result.names.map((n) => ({ name: question.name, type: 'PTR' as const, ttl: TTL, data: n }))), q, transport);
+      case 'nodata':
+        return this.done1(respond(q, RCODE.NOERROR, []), q, transport);
+      case 'nxdomain':
+        return this.done1(respond(q, RCODE.NXDOMAIN, []), q, transport);
+      case 'refused':
+        return this.done1(respond(q, RCODE.REFUSED, [], false), q, transport);
+      case 'forward': {
+        const ups = result.upstreams && result.upstreams.length > 0 ? result.upstreams.map(toUpstream).filter((u): u is Upstream => u !== undefined) : this.hostUpstreams;
+        this.stats.forwarded++;
+        const out = transport === 'udp' ? await this.forwarder.udp(msg, ups) : await this.forwarder.tcp(msg, ups);
+        if (out) {
+          this.stats.answered++;
+          return out;
+        }
+        this.stats.servfail++;
+        return this.done1(respond(q, RCODE.SERVFAIL, [], false), q, transport);
+      }
+    }
+  }
+
+  /** Encodes a local answer; over UDP, one larger than the client takes is sent truncated. */
+  private done1(p: dnsPacket.Packet, q: dnsPacket.DecodedPacket, transport: 'udp' | 'tcp'): Buffer {
+    this.stats.answered++;
+    let out = dnsPacket.encode(p);
+    if (transport === 'udp' && out.length > udpLimit(q)) {
+      out = dnsPacket.encode({ ...p, answers: [], flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE });
+    }
+    return out;
+  }
+
+  private onControl(c: net.Socket): void {
+    let buf = '';
+    c.on('error', () => {});
+    c.setTimeout(30_000, () => c.destroy());
+    c.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const cmd = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        void this.command(cmd).then(
+          (reply) => c.write(`${reply}\n`),
+          (err: Error) => c.write(`error ${err.message.replace(/\n/g, ' ')}\n`),
+        );
+      }
+    });
+  }
+
+  private async command(cmd: string): Promise<string> {
+    // A resolver on its way out answers nothing: the client then starts a new one.
+    if (this.stopping) throw new Error('stopping');
+    switch (cmd) {
+      case 'reload':
+        await this.reload();
+        if (this.stopping) throw new Error('stopping');
+        return `ok ${this.generation}`;
+      case 'ping':
+        return 'pong';
+      case 'stats':
+        return JSON.stringify(this.statsNow());
+      default:
+        throw new Error(`unknown command ${cmd}`);
+    }
+  }
+
+  statsNow(): ResolverStats {
+    return { pid: process.pid, generation: this.generation, endpoints: this.table.endpointCount, listening: this.listenAddresses(), ...this.stats, rssBytes: process.memoryUsage.rss() };
+  }
+
+  async stop(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ why }, 'resolver exiting');
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.idleTimer);
+    for (const t of this.pendingBinds.values()) clearTimeout(t);
+    // DNS sockets first, the control socket (the lock) last: a successor that takes the lock
+    // finds port 53 free.
+    await Promise.all([...this.listeners.values()].flatMap((l) => [new Promise<void>((r) => l.udp.close(() => r())), new Promise<void>((r) => l.tcp.close(() => r()))]));
+    this.listeners.clear();
+    this.forwarder.close();
+    const pidfile = pidfilePath(this.settings.runDir);
+    try {
+      if (JSON.parse(readFileSync(pidfile, 'utf8')).pid === process.pid) rmSync(pidfile, { force: true });
+    } catch {
+      // gone already
+    }
+    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    this.stopped();
+  }
+}
+
+function toUpstream(text: string): Upstream | undefined {
+  try {
+    return parseUpstream(text.replace(/%.*$/, ''));
+  } catch {
+    return undefined;
+  }
+}
+
+function respond(q: dnsPacket.DecodedPacket, rcode: number, answers: dnsPacket.Answer[], authoritative = true): dnsPacket.Packet {
+  const rd = q.flags !== undefined && (q.flags & dnsPacket.RECURSION_DESIRED) !== 0 ? dnsPacket.RECURSION_DESIRED : 0;
+  const edns = q.additionals?.some((a) => a.type === 'OPT');
+  return {
+    id: q.id,
+    type: 'response',
+    flags: rd | dnsPacket.RECURSION_AVAILABLE | (authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | rcode,
+    questions: q.questions,
+    answers,
+    additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as dnsPacket.OptAnswer] : [],
+  };
+}
+
+/** The largest UDP answer the client takes: 512 bytes, or its EDNS0 buffer size. */
+function udpLimit(q: dnsPacket.DecodedPacket): number {
+  const opt = q.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer | undefined;
+  return opt ? Math.max(512, Math.min(opt.udpPayloadSize, 4096)) : 512;
+}
+
+/** A header-only answer for a query that could not be decoded. */
+function header(msg: Buffer, rcode: number): Buffer {
+  const out = Buffer.alloc(12);
+  msg.copy(out, 0, 0, 2);
+  out.writeUInt16BE(0x8000 | (msg.readUInt16BE(2) & 0x7900) | 0x0080 | rcode, 2);
+  return out;
+}

@@ -1,0 +1,206 @@
+// The resolver's view of the Store, built whole on every reload and swapped in one assignment, so
+// a query sees the old table or the new one, never half of each. Pure: records in, answers out.
+//
+// Scoping: a name is visible to a client when the client shares a network with it and that
+// network serves names. The client is found by its source address (a container on two networks
+// sees both networks' names, whichever gateway it asks); a client tsrun does not know (the host,
+// a container of another tool) sees the names of the network whose gateway it asked.
+import ipaddr from 'ipaddr.js';
+import type { NetworkDef } from '../../config/networks.js';
+import type { EndpointRecord } from '../records.js';
+
+export interface ServedNetwork {
+  name: string;
+  /** Names are answered (false: the resolver only forwards for this network's containers). */
+  names: boolean;
+  internal: boolean;
+  /** Addresses the resolver listens on: the network's gateways, as the host has them. */
+  listen: string[];
+  subnets: string[];
+}
+
+export interface DnsEndpoint {
+  containerId: string;
+  network: string;
+  names: string[];
+  ipv4?: string | undefined;
+  ipv6?: string | undefined;
+  upstreams: string[];
+}
+
+export type Lookup =
+  | { kind: 'answer'; addresses: string[]; ptr?: undefined }
+  | { kind: 'ptr'; names: string[] }
+  | { kind: 'nodata' }
+  | { kind: 'nxdomain' }
+  | { kind: 'forward'; upstreams: string[] | undefined }
+  | { kind: 'refused' };
+
+/** Networks whose containers use the resolver: DNS-capable drivers with a gateway on the host. */
+export function dnsEnabled(net: NetworkDef): boolean {
+  return net.dns ?? net.name !== 'tsrun';
+}
+
+/** The resolver can serve the network: its containers reach a gateway address on the host. */
+export function resolverServes(net: NetworkDef): boolean {
+  return (net.driver === 'bridge' || net.driver === 'overlay') && Boolean(net.gateway4 || net.gateway6);
+}
+
+export class DnsTable {
+  readonly networks = new Map<string, ServedNetwork>();
+  /** network → lower-case name → endpoints */
+  private readonly byName = new Map<string, Map<string, DnsEndpoint[]>>();
+  /** address → endpoints holding it (one per network) */
+  private readonly byAddress = new Map<string, DnsEndpoint[]>();
+  /** gateway address → network */
+  private readonly byListen = new Map<string, ServedNetwork>();
+  readonly endpointCount: number;
+
+  /**
+   * `records`: every endpoint in the Store. A network is served while at least one of its
+   * endpoints uses the resolver (record.resolver); names are answered on networks with DNS on.
+   */
+  constructor(nets: NetworkDef[], records: EndpointRecord[]) {
+    const defs = new Map(nets.map((n) => [n.name, n]));
+    let count = 0;
+    for (const r of records) {
+      const def = defs.get(r.network);
+      if (!def || !resolverServes(def)) continue;
+      const ep: DnsEndpoint = {
+        containerId: r.containerId,
+        network: r.network,
+        names: [...new Set([r.containerId, ...(r.aliases ?? [])].map((n) => n.toLowerCase()))],
+        ipv4: r.ipv4?.address,
+        ipv6: r.ipv6?.address,
+        upstreams: r.dnsServers ?? [],
+      };
+      for (const a of [ep.ipv4, ep.ipv6]) if (a) push(this.byAddress, normalizeIp(a), ep);
+      if (r.resolver && !this.networks.has(def.name)) {
+        const served: ServedNetwork = {
+          name: def.name,
+          names: dnsEnabled(def),
+          internal: def.internal,
+          listen: [def.gateway4, def.gateway6].filter((g): g is string => Boolean(g)).map(normalizeIp),
+          subnets: [def.subnet4, def.subnet6].filter((s): s is string => Boolean(s)),
+        };
+        this.networks.set(def.name, served);
+        for (const l of served.listen) this.byListen.set(l, served);
+      }
+      if (dnsEnabled(def)) {
+        let names = this.byName.get(def.name);
+        if (!names) this.byName.set(def.name, (names = new Map()));
+        for (const n of ep.names) push(names, n, ep);
+      }
+      if (r.resolver) count++;
+    }
+    this.endpointCount = count;
+  }
+
+  /** Every address to listen on. */
+  listenAddresses(): string[] {
+    return [...this.byListen.keys()];
+  }
+
+  networkAt(listenAddress: string): ServedNetwork | undefined {
+    return this.byListen.get(normalizeIp(listenAddress));
+  }
+
+  /** The networks a client sees names on, and its own upstreams (--dns), if any. */
+  private client(source: string, via: ServedNetwork | undefined): { visible: Set<string>; upstreams: string[] | undefined; internal: boolean } {
+    const eps = this.byAddress.get(normalizeIp(source));
+    if (eps && eps.length > 0) {
+      const visible = new Set(eps.map((e) => e.network).filter((n) => this.byName.has(n)));
+      const upstreams = eps.find((e) => e.upstreams.length > 0)?.upstreams;
+      // Forwarding leaves the host: refused when every network the client is on is internal.
+      const internal = eps.every((e) => this.networks.get(e.network)?.internal ?? false);
+      return { visible, upstreams, internal };
+    }
+    return { visible: new Set(via?.names ? [via.name] : []), upstreams: undefined, internal: via?.internal ?? false };
+  }
+
+  /**
+   * What to answer for `name` (type A, AAAA, PTR or another) asked by `source` on the socket
+   * bound to `listenAddress`.
+   */
+  lookup(name: string, type: string, source: string, listenAddress: string): Lookup {
+    const via = this.networkAt(listenAddress);
+    const c = this.client(source, via);
+    const q = name.toLowerCase().replace(/\.$/, '');
+    const forward = (): Lookup => (c.internal ? { kind: 'refused' } : { kind: 'forward', upstreams: c.upstreams });
+
+    if (type === 'PTR') {
+      const ip = ptrToIp(q);
+      if (ip === undefined) return forward();
+      const owners = (this.byAddress.get(ip) ?? []).filter((e) => c.visible.has(e.network));
+      if (owners.length > 0) return { kind: 'ptr', names: owners.map((e) => `${e.containerId}.${e.network}`) };
+      // An address inside a visible network with no container: ours to deny.
+      if ([...c.visible].some((n) => this.networks.get(n)?.subnets.some((s) => inSubnet(ip, s)))) return { kind: 'nxdomain' };
+      return forward();
+    }
+
+    const labels = q.split('.');
+    let found: DnsEndpoint[] | undefined;
+    let ours = false;
+    if (labels.length >= 2 && c.visible.has(labels[labels.length - 1]!)) {
+      // NAME.NETWORK: that network only.
+      ours = true;
+      found = this.byName.get(labels[labels.length - 1]!)?.get(labels.slice(0, -1).join('.'));
+    }
+    if (!found || found.length === 0) {
+      found = [];
+      for (const n of c.visible) found.push(...(this.byName.get(n)?.get(q) ?? []));
+    }
+    if (found.length > 0) {
+      if (type !== 'A' && type !== 'AAAA') return { kind: 'nodata' };
+      const addrs = [...new Set(found.map((e) => (type === 'A' ? e.ipv4 : e.ipv6)).filter((a): a is string => Boolean(a)))];
+      return addrs.length > 0 ? { kind: 'answer', addresses: addrs } : { kind: 'nodata' };
+    }
+    // A single label is a container name or nothing: the world's resolvers would only say
+    // NXDOMAIN, slower. So is anything under a network's name.
+    if (ours || (labels.length === 1 && c.visible.size > 0)) return { kind: 'nxdomain' };
+    return forward();
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
+export function normalizeIp(a: string): string {
+  try {
+    const p = ipaddr.parse(a);
+    return p.kind() === 'ipv6' && (p as ipaddr.IPv6).isIPv4MappedAddress() ? (p as ipaddr.IPv6).toIPv4Address().toString() : p.toString();
+  } catch {
+    return a;
+  }
+}
+
+/** 4.3.2.1.in-addr.arpa → 1.2.3.4; nibbles.ip6.arpa → the IPv6 address; else undefined. */
+export function ptrToIp(name: string): string | undefined {
+  const q = name.toLowerCase().replace(/\.$/, '');
+  if (q.endsWith('.in-addr.arpa')) {
+    const parts = q.slice(0, -'.in-addr.arpa'.length).split('.');
+    if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) < 256)) return undefined;
+    return parts.reverse().join('.');
+  }
+  if (q.endsWith('.ip6.arpa')) {
+    const nibbles = q.slice(0, -'.ip6.arpa'.length).split('.');
+    if (nibbles.length !== 32 || !nibbles.every((n) => /^[0-9a-f]$/.test(n))) return undefined;
+    const hex = nibbles.reverse().join('');
+    const groups = hex.match(/.{4}/g)!;
+    return ipaddr.parse(groups.join(':')).toString();
+  }
+  return undefined;
+}
+
+function inSubnet(ip: string, cidr: string): boolean {
+  try {
+    const addr = ipaddr.parse(ip);
+    const [range, bits] = ipaddr.parseCIDR(cidr);
+    return addr.kind() === range.kind() && addr.match(range, bits);
+  } catch {
+    return false;
+  }
+}

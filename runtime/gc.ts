@@ -4,7 +4,8 @@
 // directories under the run directory. What is in use is never touched: a container counts as
 // alive while its supervising tsrun process lives or any process or pin still holds its
 // network namespace.
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import { pidfilePath, resolverState } from './dns/paths.js';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from './log.js';
@@ -34,6 +35,9 @@ export interface GcReport {
   bridges: string[];
   firewallOwners: string[];
   pins: string[];
+  /** The DNS resolver: running (needed and alive), restarted (needed, was dead), stopping (no
+   * longer needed: told to re-read and exit), absent. */
+  resolver?: 'running' | 'restarted' | 'stopping' | 'absent' | undefined;
 }
 
 export interface GcDeps {
@@ -146,6 +150,20 @@ export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<
 
   // 8. Temp files and tombstones of the local store.
   if (store instanceof LocalStore) await store.sweep();
+
+  // 9. The DNS resolver: restarted when endpoints need it and it died, told to re-read (and so
+  // to exit) when none does.
+  const dnsState = resolverState(settings.runDir);
+  if (dnsState === 'dead') rmSync(pidfilePath(settings.runDir), { force: true });
+  if (keep.some((e) => e.resolver)) {
+    await engine.syncDns(true, log);
+    report.resolver = dnsState === 'running' ? 'running' : 'restarted';
+  } else if (dnsState === 'running') {
+    await engine.syncDns(false, log);
+    report.resolver = 'stopping';
+  } else {
+    report.resolver = 'absent';
+  }
   log.info({ report }, 'gc done');
   return report;
 }

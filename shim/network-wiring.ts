@@ -13,6 +13,7 @@ import { dnsEnabled } from '../runtime/dns/table.js';
 import { RESOLV_CONF_NAME, needsResolverToForward, type DnsPlan } from './resolv-conf.js';
 import type { NetworkWiring } from './run.js';
 import { UserError } from '../config/errors.js';
+import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
@@ -72,6 +73,10 @@ export const shimNetworkWiring: NetworkWiring = {
         if (reclaimed) await handle.engine.detach(containerId); // left by users that all died
         const network = o.net.network;
         const dnsServers = o.dns ?? [];
+        if ((o.networkAliases ?? []).length > 0) {
+          const def = await handle.engine.networks.get(network);
+          if (!(def ? dnsEnabled(def) : network !== DEFAULT_NETWORK)) throw new UserError(`--network-alias: network ${network} has no name resolution (aliases need a network with DNS on)`);
+        }
         // A network without names still uses the resolver when the host's resolvers are all on its
         // loopback (systemd-resolved): a copied resolv.conf would have no server left.
         const resolver = needsResolverToForward(settings, dnsServers) ? true : undefined;

@@ -18,7 +18,7 @@
 // taken for the resolver.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Settings } from '../../config/settings.js';
@@ -67,6 +67,8 @@ export class Resolver {
   private readonly forwarder = new Forwarder();
   private control?: net.Server;
   private hostUpstreams: Upstream[] = [];
+  private resolvConfCheckedAt = 0;
+  private resolvConfMtime = 0;
   private generation = 0;
   private reloading?: Promise<void>;
   private reloadAgain = false;
@@ -163,9 +165,24 @@ export class Resolver {
     if (this.table.endpointCount === 0) await this.stop('no endpoint uses the resolver');
   }
 
+  /** The host's resolv.conf changes (DHCP, VPN, resolvconf): looked at once a second at most. */
+  private refreshHostUpstreams(): void {
+    const now = Date.now();
+    if (now - this.resolvConfCheckedAt < 1000) return;
+    this.resolvConfCheckedAt = now;
+    let mtime = 0;
+    try {
+      mtime = statSync(this.settings.resolvConf).mtimeMs;
+    } catch {
+      // absent: no upstreams
+    }
+    if (mtime !== this.resolvConfMtime) this.hostUpstreams = this.readHostUpstreams(this.table);
+  }
+
   private readHostUpstreams(table: DnsTable): Upstream[] {
     let text = '';
     try {
+      this.resolvConfMtime = statSync(this.settings.resolvConf).mtimeMs;
       text = readFileSync(this.settings.resolvConf, 'utf8');
     } catch {
       return [];
@@ -269,6 +286,7 @@ export class Resolver {
       case 'refused':
         return this.done1(respond(q, RCODE.REFUSED, [], false), q, transport);
       case 'forward': {
+        this.refreshHostUpstreams();
         const ups = result.upstreams && result.upstreams.length > 0 ? result.upstreams.map(toUpstream).filter((u): u is Upstream => u !== undefined) : this.hostUpstreams;
         this.stats.forwarded++;
         const out = transport === 'udp' ? await this.forwarder.udp(msg, ups) : await this.forwarder.tcp(msg, ups);

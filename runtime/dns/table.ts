@@ -52,6 +52,8 @@ export class DnsTable {
   private readonly byName = new Map<string, Map<string, DnsEndpoint[]>>();
   /** address → endpoints holding it (one per network) */
   private readonly byAddress = new Map<string, DnsEndpoint[]>();
+  /** container id → its endpoints on every network */
+  private readonly byContainer = new Map<string, DnsEndpoint[]>();
   /** gateway address → network */
   private readonly byListen = new Map<string, ServedNetwork>();
   readonly endpointCount: number;
@@ -75,6 +77,7 @@ export class DnsTable {
         upstreams: r.dnsServers ?? [],
       };
       for (const a of [ep.ipv4, ep.ipv6]) if (a) push(this.byAddress, normalizeIp(a), ep);
+      push(this.byContainer, ep.containerId, ep);
       if (r.resolver && !this.networks.has(def.name)) {
         const served: ServedNetwork = {
           name: def.name,
@@ -107,8 +110,10 @@ export class DnsTable {
 
   /** The networks a client sees names on, and its own upstreams (--dns), if any. */
   private client(source: string, via: ServedNetwork | undefined): { visible: Set<string>; upstreams: string[] | undefined; internal: boolean } {
-    const eps = this.byAddress.get(normalizeIp(source));
-    if (eps && eps.length > 0) {
+    const at = this.byAddress.get(normalizeIp(source)) ?? [];
+    // The client is a container: all its networks count, whichever address it asked from.
+    const eps = [...new Set(at.map((e) => e.containerId))].flatMap((id) => this.byContainer.get(id) ?? []);
+    if (eps.length > 0) {
       const visible = new Set(eps.map((e) => e.network).filter((n) => this.byName.has(n)));
       const upstreams = eps.find((e) => e.upstreams.length > 0)?.upstreams;
       // Forwarding leaves the host: refused when every network the client is on is internal.

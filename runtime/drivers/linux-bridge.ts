@@ -2,7 +2,7 @@
 // with its gateway addresses, the veth pair per container whose peer is created directly inside
 // the container's namespace (it never exists in the host namespace, so its name cannot collide
 // there), the container side's addresses and routes, and the host sysctls such a network needs.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { ConflictError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
@@ -34,7 +34,10 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
   if (!bridge) {
     await tx.step(`create bridge ${net.bridge}`, async () => {
       try {
-        await host.createBridge({ name: net.bridge, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), alias: `${BRIDGE_ALIAS_PREFIX}${net.name}`, up: true });
+        // A MAC of its own: a bridge without one takes the lowest of its ports' MACs, so it changed
+        // as containers came and went, and containers' ARP entries for the gateway went stale
+        // (lost packets to the gateway: DNS queries, egress) until they were probed again.
+        await host.createBridge({ name: net.bridge, mac: randomLocalMac(), ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), alias: `${BRIDGE_ALIAS_PREFIX}${net.name}`, up: true });
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err; // another attach created it first: fine
       }
@@ -108,8 +111,11 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
     if (ctx.ipv6) await container.addAddress(inner.index, `${ctx.ipv6.address}/${ctx.ipv6.prefixLength}`);
     await container.setUp(inner.index);
     await container.setUp('lo');
-    if (ctx.ipv4?.gateway) await container.addRoute({ dst: 'default', gateway: ctx.ipv4.gateway, ifindex: inner.index });
-    if (ctx.ipv6?.gateway) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
+    // A container on several networks keeps the default route of the first one (docker's rule);
+    // eth0 is always a container's first interface, so it pays for no route dump.
+    const addDefault = async (family: 4 | 6) => ctx.ifname === 'eth0' || !(await container.listRoutes(family)).some((r) => r.dst === 'default');
+    if (ctx.ipv4?.gateway && (await addDefault(4))) await container.addRoute({ dst: 'default', gateway: ctx.ipv4.gateway, ifindex: inner.index });
+    if (ctx.ipv6?.gateway && (await addDefault(6))) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
   });
   return { hostIfname, mac: inner.mac };
 }
@@ -144,4 +150,11 @@ function readSysctl(key: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A random locally administered unicast MAC. */
+function randomLocalMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

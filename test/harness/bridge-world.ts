@@ -25,8 +25,8 @@ export class BridgeWorld {
     this.bundle = makeBundle();
   }
 
-  static async create(name: string, opts: { outside?: boolean } = {}): Promise<BridgeWorld> {
-    const host = await SandboxHost.create(name);
+  static async create(name: string, opts: { outside?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<BridgeWorld> {
+    const host = await SandboxHost.create(name, opts.env);
     const outside = await Netns.create(`${name}-out`);
     if (opts.outside !== false) {
       host.ns.sh(`ip link add uplink0 type veth peer name uplink1 netns ${outside.pid}`);

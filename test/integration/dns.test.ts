@@ -1,0 +1,267 @@
+// The DNS resolver end to end: real containers on user networks in a sandbox host, real queries
+// from inside them (busybox nslookup through the generated resolv.conf, and a small client for
+// exact answers), an upstream server in the "outside" namespace and one on the host's loopback.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BridgeWorld, OUTSIDE_IP } from '../harness/bridge-world.js';
+import { PROJECT_ROOT, waitFor } from '../harness/sandbox.js';
+
+const FIXTURES = path.join(PROJECT_ROOT, 'dist/test/integration/fixtures');
+const CLIENT = path.join(FIXTURES, 'dns-client.js');
+const GW_A = '10.61.0.1';
+const GW_B = '10.62.0.1';
+const DEAD = '198.51.100.9'; // on the uplink's subnet, nobody there: queries vanish
+
+let w: BridgeWorld;
+let resolvDir: string;
+let hostResolv: string;
+const upstreams: ChildProcess[] = [];
+
+function setHostResolvers(text: string): void {
+  writeFileSync(hostResolv, text);
+}
+
+async function startUpstream(where: 'outside' | 'host', address: string, tag: string): Promise<ChildProcess> {
+  const ns = where === 'outside' ? w.outside : w.host.ns;
+  const child = ns.spawn(process.execPath, [path.join(FIXTURES, 'dns-upstream.js'), address, tag]);
+  upstreams.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await waitFor(`upstream ${tag} to listen`, () => out.includes('listening'));
+  return child;
+}
+
+interface Answer {
+  rcode?: string;
+  tc?: boolean;
+  answers?: { type: string; data: unknown }[];
+  timeout?: boolean;
+}
+
+/** One query from inside container `id` (attached to `network`) to `server`. */
+function query(id: string, network: string, server: string, name: string, type = 'A', ...extra: string[]): Answer {
+  const r = w.host.ns.exec('nsenter', [`--net=${w.endpoint(id, network).netnsPath}`, '--', process.execPath, CLIENT, 'query', server, name, type, ...extra]);
+  if (r.status !== 0) throw new Error(`dns-client: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Answer;
+}
+const addresses = (a: Answer) => (a.answers ?? []).map((x) => String(x.data)).sort();
+
+function resolverPid(): number | undefined {
+  const file = path.join(w.host.root, 'run', 'dns', 'resolver.pid');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid : undefined;
+}
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+beforeAll(async () => {
+  resolvDir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-dns-'));
+  hostResolv = path.join(resolvDir, 'resolv.conf');
+  setHostResolvers(`nameserver ${OUTSIDE_IP}\nsearch corp.example\n`);
+  w = await BridgeWorld.create('dns', { env: { TSRUN_RESOLV_CONF: hostResolv } });
+  await startUpstream('outside', OUTSIDE_IP, 'outside');
+  w.tsrunOk(['network', 'create', 'dnsa', '--subnet', '10.61.0.0/24', '--ipv6-subnet', 'fd00:61::/64']);
+  w.tsrunOk(['network', 'create', 'dnsb', '--subnet', '10.62.0.0/24']);
+});
+afterAll(async () => {
+  for (const u of upstreams) u.kill();
+  const pid = resolverPid();
+  await w.destroy();
+  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+  rmSync(resolvDir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await w.stopAll();
+  expect(w.leaks()).toEqual([]);
+  setHostResolvers(`nameserver ${OUTSIDE_IP}\nsearch corp.example\n`);
+});
+
+describe('names on a user network', () => {
+  it('resolves a container by name and by each alias (A, AAAA, PTR, NAME.NETWORK) through its resolv.conf', async () => {
+    const db = await w.start(['--net', 'dnsa', '--network-alias', 'db', '--network-alias', 'primary'], 'sleep 600');
+    const ip = w.ip(db.id, 'dnsa');
+    const ip6 = w.endpoint(db.id, 'dnsa').ipv6!.address;
+    // busybox's own resolver, reading the generated /etc/resolv.conf (search domain included)
+    const r = w.run(['--net', 'dnsa'], ['sh', '-c', `cat /etc/resolv.conf; nslookup db; nslookup -type=aaaa primary; nslookup ${db.id}.dnsa; nslookup ${ip}`]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`nameserver ${GW_A}\n`);
+    expect(r.stdout).toContain('search dnsa corp.example\n');
+    expect(r.stdout).not.toContain(`nameserver ${OUTSIDE_IP}`);
+    expect(r.stdout).toMatch(new RegExp(`Name:\\s+db(\\.dnsa)?\\nAddress: ${ip.replace(/\./g, '\\.')}`));
+    expect(r.stdout).toContain(`Address: ${ip6}`);
+    expect(r.stdout).toContain(`name = ${db.id}.dnsa`);
+
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    expect(addresses(query(cl.id, 'dnsa', GW_A, db.id))).toEqual([ip]);
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'PRIMARY'))).toEqual([ip]);
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'db.dnsa'))).toEqual([ip]);
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'db', 'AAAA'))).toEqual([ip6]);
+    expect(query(cl.id, 'dnsa', GW_A, `${ip.split('.').reverse().join('.')}.in-addr.arpa`, 'PTR').answers).toEqual([{ type: 'PTR', data: `${db.id}.dnsa` }]);
+    expect(query(cl.id, 'dnsa', GW_A, 'nobody').rcode).toBe('NXDOMAIN');
+    expect(query(cl.id, 'dnsa', GW_A, 'db', 'MX')).toMatchObject({ rcode: 'NOERROR', answers: [] });
+    // the same over TCP
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'db', 'A', 'tcp'))).toEqual([ip]);
+  });
+
+  it('scopes names to the networks a container shares; a container on two networks sees both', async () => {
+    const a = await w.start(['--net', 'dnsa', '--network-alias', 'alpha'], 'sleep 600');
+    const b = await w.start(['--net', 'dnsb', '--network-alias', 'beta'], 'sleep 600');
+    expect(query(a.id, 'dnsa', GW_A, 'beta').rcode).toBe('NXDOMAIN');
+    expect(query(a.id, 'dnsa', GW_A, 'beta.dnsb').rcode).toBe('NXDOMAIN');
+    expect(query(b.id, 'dnsb', GW_B, 'alpha').rcode).toBe('NXDOMAIN');
+    expect(addresses(query(b.id, 'dnsb', GW_B, 'beta'))).toEqual([w.ip(b.id, 'dnsb')]);
+
+    // `tsrun run` takes one --net: the second network is attached through the engine, as the
+    // hook and the CNI plugin do for a runtime that connects a container to several networks.
+    const c = await w.start(['--net', 'dnsa', '--network-alias', 'gamma'], 'sleep 600');
+    const connect = w.host.ns.exec(process.execPath, [path.join(FIXTURES, 'dns-churn.js'), 'connect', c.id, 'dnsb', 'eth1', 'gamma2'], { env: w.host.env });
+    expect(connect.stderr).toBe('');
+    expect(connect.status).toBe(0);
+    // c asks its first network's gateway and sees the names of both
+    expect(addresses(query(c.id, 'dnsa', GW_A, 'alpha'))).toEqual([w.ip(a.id, 'dnsa')]);
+    expect(addresses(query(c.id, 'dnsa', GW_A, 'beta'))).toEqual([w.ip(b.id, 'dnsb')]);
+    // b sees c by its address on the network they share, by name and by its alias there only
+    expect(addresses(query(b.id, 'dnsb', GW_B, 'gamma2'))).toEqual([w.ip(c.id, 'dnsb')]);
+    expect(addresses(query(b.id, 'dnsb', GW_B, c.id))).toEqual([w.ip(c.id, 'dnsb')]);
+    expect(query(b.id, 'dnsb', GW_B, 'gamma').rcode).toBe('NXDOMAIN');
+  });
+
+  it('resolves containers started after the resolver, and answers NXDOMAIN once they are gone', async () => {
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    expect(query(cl.id, 'dnsa', GW_A, 'late').rcode).toBe('NXDOMAIN');
+    const late = await w.start(['--net', 'dnsa', '--network-alias', 'late'], 'sleep 600');
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'late'))).toEqual([w.ip(late.id, 'dnsa')]);
+    await late.stop();
+    expect(query(cl.id, 'dnsa', GW_A, 'late').rcode).toBe('NXDOMAIN');
+    expect(query(cl.id, 'dnsa', GW_A, late.id).rcode).toBe('NXDOMAIN');
+  });
+});
+
+describe('forwarding', () => {
+  it('forwards other names to the host\'s resolvers, and to --dns servers', async () => {
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'www.example.test'))).toEqual(['203.0.113.7']);
+    expect(query(cl.id, 'dnsa', GW_A, 'nothing.invalid').rcode).toBe('NXDOMAIN');
+    // busybox through resolv.conf too
+    const r = w.run(['--net', 'dnsa'], ['nslookup', 'www.example.test']);
+    expect(r.stdout).toContain('Address: 203.0.113.7');
+
+    // a host with only a dead server; the container names its own with --dns
+    setHostResolvers(`nameserver ${DEAD}\n`);
+    const own = await w.start(['--net', 'dnsa', '--dns', OUTSIDE_IP], 'sleep 600');
+    expect(addresses(query(own.id, 'dnsa', GW_A, 'www.example.test'))).toEqual(['203.0.113.7']);
+  });
+
+  it('a dead first upstream still gets an answer within a 1 s client timeout, every time', async () => {
+    setHostResolvers(`nameserver ${DEAD}\nnameserver ${OUTSIDE_IP}\n`);
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    for (let i = 0; i < 5; i++) {
+      const a = query(cl.id, 'dnsa', GW_A, `n${i}.example.test`, 'A', 'timeout=1000');
+      expect(a.timeout).toBeUndefined();
+      expect(addresses(a)).toEqual(['203.0.113.7']);
+    }
+  });
+
+  it('uses a resolver on the host\'s loopback, and never hands a container a loopback server', async () => {
+    await startUpstream('host', '127.0.0.53', 'loopback');
+    setHostResolvers('nameserver 127.0.0.53\n');
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    expect(query(cl.id, 'dnsa', GW_A, 'www.example.test', 'TXT').answers).toEqual([{ type: 'TXT', data: 'loopback' }]);
+    // the default network serves no names, but with only a loopback resolver on the host its
+    // containers are pointed at the resolver, which forwards for them
+    const r = w.run([], ['sh', '-c', 'cat /etc/resolv.conf; nslookup www.example.test']);
+    expect(r.stdout).not.toContain('127.0.0.53');
+    expect(r.stdout).toMatch(/nameserver 10\.88\.0\.1\n/);
+    expect(r.stdout).toContain('Address: 203.0.113.7');
+  });
+
+  it('the default network keeps docker\'s behaviour: the host\'s resolvers copied, no names', async () => {
+    const named = w.run(['--network-alias', 'x'], ['true']);
+    expect(named.status).toBe(125);
+    expect(named.stderr).toBe('tsrun: --network-alias: network tsrun has no name resolution (aliases need a network with DNS on)\n');
+    const r = w.run([], ['cat', '/etc/resolv.conf']);
+    expect(r.stdout).toBe(`# generated by tsrun\nnameserver ${OUTSIDE_IP}\nsearch corp.example\n`);
+  });
+
+  it('answers larger than 512 bytes: truncated over UDP, whole over TCP and with EDNS0', async () => {
+    const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+    const udp = query(cl.id, 'dnsa', GW_A, 'big.example.test');
+    expect(udp).toMatchObject({ tc: true, answers: [] });
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'big.example.test', 'A', 'tcp'))).toHaveLength(40);
+    expect(addresses(query(cl.id, 'dnsa', GW_A, 'big.example.test', 'A', 'edns=4096'))).toHaveLength(40);
+  });
+});
+
+describe('the resolver process', () => {
+  it('loses no query while 50 containers attach and detach', async () => {
+    const db = await w.start(['--net', 'dnsa', '--network-alias', 'db'], 'sleep 600');
+    const ip = w.ip(db.id, 'dnsa');
+    const stopFile = path.join(resolvDir, 'stop-storm');
+    const storm = w.host.ns.spawn('nsenter', [`--net=${w.endpoint(db.id, 'dnsa').netnsPath}`, '--', process.execPath, CLIENT, 'storm', GW_A, 'db', ip, stopFile]);
+    let out = '';
+    storm.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const ended = new Promise((r) => storm.once('exit', r));
+    try {
+      const churn = w.host.ns.exec(process.execPath, [path.join(FIXTURES, 'dns-churn.js'), 'churn', 'churn', '50', 'dnsa'], { env: w.host.env, timeoutMs: 120_000 });
+      expect(churn.stderr).toBe('');
+      expect(churn.stdout).toBe('done\n');
+    } finally {
+      writeFileSync(stopFile, '');
+      await ended;
+      rmSync(stopFile, { force: true });
+    }
+    const counts = JSON.parse(out) as { sent: number; answered: number; wrong: number; lost: number };
+    expect(counts.sent).toBeGreaterThan(100);
+    expect(counts).toEqual({ sent: counts.sent, answered: counts.sent, wrong: 0, lost: 0 });
+  });
+
+  it('is restarted by the next tsrun command after it was killed, and knows every name again', async () => {
+    const db = await w.start(['--net', 'dnsa', '--network-alias', 'db'], 'sleep 600');
+    const before = resolverPid()!;
+    expect(alive(before)).toBe(true);
+    process.kill(before, 'SIGKILL');
+    await waitFor('the resolver to die', () => !alive(before));
+    w.tsrunOk(['network', 'ls']);
+    await waitFor('a new resolver', () => {
+      const now = resolverPid();
+      return now !== undefined && now !== before && alive(now);
+    });
+    await waitFor('the name to resolve again', () => addresses(query(db.id, 'dnsa', GW_A, 'db')).join() === w.ip(db.id, 'dnsa'));
+    const gc = JSON.parse(w.tsrunOk(['gc'])) as { resolver?: string };
+    expect(gc.resolver).toBe('running');
+  });
+
+  it('serves internal networks: names resolve, nothing is forwarded', async () => {
+    w.tsrunOk(['network', 'create', 'vault', '--internal', '--subnet', '10.63.0.0/24']);
+    try {
+      const a = await w.start(['--net', 'vault', '--network-alias', 'safe'], 'sleep 600');
+      const b = await w.start(['--net', 'vault'], 'sleep 600');
+      expect(addresses(query(b.id, 'vault', '10.63.0.1', 'safe'))).toEqual([w.ip(a.id, 'vault')]);
+      expect(query(b.id, 'vault', '10.63.0.1', 'www.example.test').rcode).toBe('REFUSED');
+      await w.stopAll();
+    } finally {
+      w.tsrunOk(['network', 'rm', 'vault']);
+    }
+  });
+
+  it('network create --disable-dns: no names, the host\'s resolvers copied', async () => {
+    w.tsrunOk(['network', 'create', 'quiet', '--disable-dns', '--subnet', '10.64.0.0/24']);
+    try {
+      await w.start(['--net', 'quiet'], 'sleep 600');
+      const r = w.run(['--net', 'quiet'], ['cat', '/etc/resolv.conf']);
+      expect(r.stdout).toBe(`# generated by tsrun\nnameserver ${OUTSIDE_IP}\nsearch corp.example\n`);
+      await w.stopAll();
+    } finally {
+      w.tsrunOk(['network', 'rm', 'quiet']);
+    }
+  });
+
+  it('exits once no container uses it', async () => {
+    const c = await w.start(['--net', 'dnsa'], 'sleep 600');
+    const pid = resolverPid()!;
+    expect(alive(pid)).toBe(true);
+    await c.stop();
+    await waitFor('the resolver to exit', () => !alive(pid) && resolverPid() === undefined, 15_000);
+  });
+});

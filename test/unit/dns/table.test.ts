@@ -1,0 +1,71 @@
+import { describe, expect, it } from '@jest/globals';
+import { DnsTable, ptrToIp } from '../../../runtime/dns/table.js';
+import type { NetworkDef } from '../../../config/networks.js';
+import type { EndpointRecord } from '../../../runtime/records.js';
+
+const net = (name: string, n: number, extra: Partial<NetworkDef> = {}): NetworkDef => ({
+  name, driver: 'bridge', bridge: `ts-${name}`, subnet4: `10.${n}.0.0/24`, gateway4: `10.${n}.0.1`, internal: false, icc: true, mtu: 1500, options: {}, created: '', ...extra,
+});
+const ep = (containerId: string, network: string, ip: string, extra: Partial<EndpointRecord> = {}): EndpointRecord => ({
+  containerId, network, driver: 'bridge', ifname: 'eth0', hostIfname: 'tsv0', mac: '', ipv4: { address: ip, prefixLength: 24 }, ports: [], hostNetns: '', containerNetns: '', netnsPath: '', created: '', resolver: true, ...extra,
+});
+
+const nets = [net('a', 1, { subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1' }), net('b', 2), net('tsrun', 88), net('vault', 3, { internal: true })];
+const table = new DnsTable(nets, [
+  ep('db', 'a', '10.1.0.2', { aliases: ['primary'], ipv6: { address: 'fd00:1::2', prefixLength: 64 } }),
+  ep('web', 'a', '10.1.0.3', { dnsServers: ['192.0.2.53'] }),
+  ep('web', 'b', '10.2.0.3', { aliases: ['front'] }),
+  ep('other', 'b', '10.2.0.4'),
+  ep('plain', 'tsrun', '10.88.0.2'),
+  ep('safe', 'vault', '10.3.0.2'),
+]);
+
+describe('DnsTable', () => {
+  it('answers names and aliases on the networks the client shares', () => {
+    expect(table.lookup('db', 'A', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['10.1.0.2'] });
+    expect(table.lookup('PRIMARY.', 'AAAA', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['fd00:1::2'] });
+    expect(table.lookup('db.a', 'A', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['10.1.0.2'] });
+    expect(table.lookup('db', 'MX', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'nodata' });
+    expect(table.lookup('other', 'AAAA', '10.2.0.3', '10.2.0.1')).toEqual({ kind: 'nodata' });
+  });
+
+  it('a container on two networks sees both; others see only what they share', () => {
+    expect(table.lookup('other', 'A', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['10.2.0.4'] });
+    expect(table.lookup('other', 'A', '10.1.0.2', '10.1.0.1')).toEqual({ kind: 'nxdomain' });
+    expect(table.lookup('db', 'A', '10.2.0.4', '10.2.0.1')).toEqual({ kind: 'nxdomain' });
+    expect(table.lookup('web', 'A', '10.2.0.4', '10.2.0.1')).toEqual({ kind: 'answer', addresses: ['10.2.0.3'] });
+    expect(table.lookup('front', 'A', '10.1.0.2', '10.1.0.1')).toEqual({ kind: 'nxdomain' });
+  });
+
+  it('PTR for visible addresses, NXDOMAIN inside a visible subnet, forwarding elsewhere', () => {
+    expect(table.lookup('2.0.1.10.in-addr.arpa', 'PTR', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'ptr', names: ['db.a'] });
+    expect(table.lookup('9.0.1.10.in-addr.arpa', 'PTR', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'nxdomain' });
+    expect(table.lookup('4.3.2.1.in-addr.arpa', 'PTR', '10.1.0.2', '10.1.0.1')).toEqual({ kind: 'forward', upstreams: undefined });
+  });
+
+  it('forwards other names with the client\'s own upstreams; refuses on internal networks', () => {
+    expect(table.lookup('example.com', 'A', '10.1.0.2', '10.1.0.1')).toEqual({ kind: 'forward', upstreams: undefined });
+    expect(table.lookup('example.com', 'A', '10.1.0.3', '10.1.0.1')).toEqual({ kind: 'forward', upstreams: ['192.0.2.53'] });
+    expect(table.lookup('example.com', 'A', '10.3.0.2', '10.3.0.1')).toEqual({ kind: 'refused' });
+    expect(table.lookup('safe', 'A', '10.3.0.2', '10.3.0.1')).toEqual({ kind: 'answer', addresses: ['10.3.0.2'] });
+  });
+
+  it('the default network serves no names (only forwards), unless its definition turns DNS on', () => {
+    expect(table.lookup('plain', 'A', '10.88.0.2', '10.88.0.1')).toEqual({ kind: 'forward', upstreams: undefined });
+    const on = new DnsTable([net('tsrun', 88, { dns: true })], [ep('plain', 'tsrun', '10.88.0.2')]);
+    expect(on.lookup('plain', 'A', '10.88.0.2', '10.88.0.1')).toEqual({ kind: 'answer', addresses: ['10.88.0.2'] });
+  });
+
+  it('listens on the gateways of networks with endpoints that use it, and counts them', () => {
+    expect(table.listenAddresses().sort()).toEqual(['10.1.0.1', '10.2.0.1', '10.3.0.1', '10.88.0.1', 'fd00:1::1']);
+    expect(table.endpointCount).toBe(6);
+    expect(new DnsTable(nets, [ep('x', 'b', '10.2.0.9', { resolver: undefined })]).listenAddresses()).toEqual([]);
+    expect(new DnsTable([net('m', 5, { driver: 'macvlan', bridge: '' })], [ep('x', 'm', '10.5.0.9')]).listenAddresses()).toEqual([]);
+  });
+
+  it('reverse names', () => {
+    expect(ptrToIp('4.3.2.1.in-addr.arpa.')).toBe('1.2.3.4');
+    expect(ptrToIp(`${'2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f'}.ip6.arpa`)).toBe('fd00:1::2');
+    expect(ptrToIp('3.2.1.in-addr.arpa')).toBeUndefined();
+  });
+});

@@ -38,6 +38,8 @@ TEST=(
   containerd=containerd                            # tsrun-runc under containerd (ctr)
   dockerd=docker.io                                # tsrun-runc under Docker
   go=golang-go                                     # the OCI runtime-tools conformance suite
+  dnsperf=dnsperf                                  # the dns benchmark
+  /usr/lib/podman/aardvark-dns=aardvark-dns        # its peer in the dns benchmark
 )
 
 entries=("${QUICKSTART[@]}")

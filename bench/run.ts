@@ -13,6 +13,7 @@ import { macvlanSuite } from './suites/macvlan.js';
 import { overlaySuite } from './suites/overlay.js';
 import { partsSuite } from './suites/parts.js';
 import { cniSuite } from './suites/cni.js';
+import { dnsSuite } from './suites/dns.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
@@ -22,6 +23,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   overlay: overlaySuite,
   parts: partsSuite,
   cni: cniSuite,
+  dns: dnsSuite,
 };
 
 async function main(): Promise<void> {

@@ -14,6 +14,7 @@ import { overlaySuite } from './suites/overlay.js';
 import { partsSuite } from './suites/parts.js';
 import { cniSuite } from './suites/cni.js';
 import { dnsSuite } from './suites/dns.js';
+import { detachedSuite } from './suites/detached.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
@@ -24,6 +25,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   parts: partsSuite,
   cni: cniSuite,
   dns: dnsSuite,
+  detached: detachedSuite,
 };
 
 async function main(): Promise<void> {

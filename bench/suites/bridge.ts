@@ -140,7 +140,7 @@ function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: st
 }
 
 /** podman leaves its conmon cgroup under the parent: remove the children, then the parent. */
-function removeCgroupTree(parent: string): void {
+export function removeCgroupTree(parent: string): void {
   for (const h of readdirSync('/sys/fs/cgroup')) {
     const dir = path.join('/sys/fs/cgroup', h, parent);
     if (!existsSync(dir)) continue;

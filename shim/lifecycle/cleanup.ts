@@ -17,19 +17,24 @@ import { processRuns, runcState } from './status.js';
 
 export type CleanupResult = 'done' | 'gone' | 'running';
 
-/** `instance`: only that creation of `id` (the exit command's; others pass none). */
-export async function cleanupContainer(id: string, settings: Settings, log: Logger, network: NetworkWiring, instance?: string, waitMs = 30_000): Promise<CleanupResult> {
+/**
+ * `instance`: only that creation of `id` (the exit command's; others pass none). `ended`: the
+ * caller has seen the container end (its exit file, or no process left), so runc need not be asked.
+ */
+export async function cleanupContainer(id: string, settings: Settings, log: Logger, network: NetworkWiring, instance?: string, o: { ended?: boolean; waitMs?: number } = {}): Promise<CleanupResult> {
   const rec = readRecord(settings.runDir, id);
   if (!rec?.detached) return 'gone';
   const before = readLifecycle(settings.runDir, id);
   if (instance !== undefined && before?.instance !== instance) return 'gone'; // a later container with this id
   if (before?.cleanedUp) return 'done';
   const runc = runcPaths(settings);
-  const state = await runcState(runc, id);
-  if (state && state.status !== 'stopped') return 'running';
+  if (!o.ended && !readExitFile(pathsOf(settings.runDir, id))) {
+    const state = await runcState(runc, id);
+    if (state && state.status !== 'stopped') return 'running';
+  }
 
   const p = pathsOf(settings.runDir, id);
-  if (!(await takeMarker(p.cleanupMarker, waitMs, () => readLifecycle(settings.runDir, id)?.cleanedUp === true))) {
+  if (!(await takeMarker(p.cleanupMarker, o.waitMs ?? 30_000, () => readLifecycle(settings.runDir, id)?.cleanedUp === true))) {
     return readRecord(settings.runDir, id) ? 'done' : 'gone';
   }
   if (readLifecycle(settings.runDir, id)?.instance !== before?.instance) {

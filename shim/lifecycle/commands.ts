@@ -38,11 +38,14 @@ export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknow
 
 /** `run -d`: create, then start. A container that cannot start is removed. */
 export async function runDetached(o: RunOptions, d: { tty: boolean; stdin: boolean }, settings: Settings, log: Logger): Promise<string> {
+  const t0 = performance.now();
   const { createDetached, startCreated } = await import('./create.js');
   const network = await wiring();
   const id = await createDetached(o, d, settings, log, network);
+  const t1 = performance.now();
   try {
-    await startCreated(id, settings);
+    await startCreated(id, settings, { knownCreated: true });
+    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
   } catch (err) {
     const { currentView, removeContainer } = await import('./signals.js');
     await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);

@@ -81,18 +81,19 @@ export async function stopContainer(settings: Settings, log: Logger, network: Ne
 }
 
 async function finish(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
-  if (v.record.detached) await cleanupContainer(v.id, settings, log, network);
+  if (v.record.detached) await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
 }
 
 /** Removes a detached container: ended (or, with force, killed), cleaned up, its state deleted. */
 export async function removeContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
   const runc = runcPaths(settings);
   if (isLive(v)) {
-    if (v.status === 'created') await runcDeleteForce(runc, v.id);
-    else await runcKill(runc, v.id, 'SIGKILL');
+    // One runc process kills every process of the container (SIGKILL) and deletes its state;
+    // conmon then sees its child end and writes the exit file.
+    await runcDeleteForce(runc, v.id);
     if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   }
-  const r = await cleanupContainer(v.id, settings, log, network);
+  const r = await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
   if (r === 'running') throw new UserError(`container ${v.id} is still running`);
   await waitMonitorGone(settings, v.id);
   // A late exit command may still create its marker while the directory goes: retried.

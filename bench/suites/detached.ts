@@ -1,0 +1,209 @@
+// Detached containers: tsrun's conmon-based `run -d` against podman's, same bundle, same run.
+//  - `tsrun run -d` until the container runs, vs `podman run -d`            target ≤ 0.5×
+//  - removing a running one: `tsrun rm -f` (stop with SIGKILL, clean up, remove) vs `podman rm -f`
+//  - resident memory per idle detached container: what stays of tsrun (conmon, no Node process)
+//    vs podman's conmon, and containerd's containerd-shim-runc-v2 if installed   target ≤ podman
+// podman and containerd get private roots, state and sockets under the suite's temp dir; the
+// benchmark runs in a network namespace of its own (bench/run.ts).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, median, timeCommand } from '../lib.js';
+import { removeCgroupTree } from './bridge.js';
+
+const PODMAN_CGROUP_PARENT = '/tsrun-bench-detached-podman';
+const IDLE = 5;
+
+export async function detachedSuite(report: Report, runs: number): Promise<void> {
+  if (spawnSync('conmon', ['--version']).status !== 0) {
+    report.section('detached containers');
+    report.add({ name: 'conmon not installed: suite skipped', value: 0, unit: '' });
+    return;
+  }
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-detached-'));
+  const env = benchEnv({ TSRUN_ROOT: root });
+  const bundle = benchBundle(['sleep', '1000']);
+  const podman = podmanCli(root, env);
+  try {
+    startStop(report, runs, env, bundle.dir, podman);
+    await memory(report, env, bundle.dir, podman, root);
+  } finally {
+    for (const id of tsrunIds(env)) spawnSync(process.execPath, [TSRUN, 'rm', '-f', id], { env, stdio: 'ignore' });
+    podman.reset();
+    bundle.cleanup();
+    spawnSync('ip', ['link', 'del', 'tsrun0']);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+interface PodmanCli {
+  available: string | undefined; // undefined when it works, else why not
+  args(...a: string[]): string[];
+  runArgs(id: string, net: readonly string[]): string[];
+  reset(): void;
+}
+
+function podmanCli(root: string, env: NodeJS.ProcessEnv): PodmanCli {
+  const storage = path.join(root, 'podman');
+  const base = ['--root', `${storage}/root`, '--runroot', `${storage}/runroot`, '--tmpdir', `${storage}/tmp`, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+  const rootfs = path.join(BUSYBOX_BUNDLE, 'rootfs');
+  const cli: PodmanCli = {
+    available: undefined,
+    args: (...a) => [...base, ...a],
+    runArgs: (id, net) => [...base, 'run', '-d', '--name', id, '--cgroup-parent', PODMAN_CGROUP_PARENT, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', ...net, '--rootfs', rootfs, 'sleep', '1000'],
+    reset: () => {
+      spawnSync('podman', [...base, 'rm', '-a', '-f', '-t', '0'], { env, stdio: 'ignore' });
+      spawnSync('podman', [...base, 'system', 'reset', '-f'], { env, stdio: 'ignore' });
+      spawnSync('ip', ['link', 'del', 'podman0']);
+      removeCgroupTree(PODMAN_CGROUP_PARENT);
+    },
+  };
+  if (spawnSync('podman', ['--version']).status !== 0) cli.available = 'podman not installed';
+  else {
+    const probe = spawnSync('podman', cli.runArgs('probe', ['--network', 'none']), { env, encoding: 'utf8' });
+    if (probe.status !== 0) cli.available = probe.stderr.trim().split('\n').pop() ?? 'podman run -d failed';
+    spawnSync('podman', cli.args('rm', '-f', '-t', '0', 'probe'), { env, stdio: 'ignore' });
+  }
+  return cli;
+}
+
+function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: string, podman: PodmanCli): void {
+  const n = Math.min(runs, 10);
+  for (const [label, tsrunNet, podmanNet] of [
+    ['--net none', ['--net', 'none'], ['--network', 'none']],
+    ['bridge, -p 8080:80', ['-p', '8080:80'], ['--network', 'bridge', '-p', '8080:80']],
+  ] as const) {
+    report.section(`run -d until running, then rm -f: tsrun vs podman, ${label}, sleep 1000 (median of ${n})`);
+    // warm-up: the first bridge attach creates the network and the nft table
+    timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env });
+    timeCommand(process.execPath, [TSRUN, 'rm', '-f', 'warm'], { env });
+    const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[] };
+    for (let i = 0; i < n; i++) {
+      t.tsrunRun.push(timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', `b${i}`, ...tsrunNet, bundle], { env }));
+      t.tsrunRm.push(timeCommand(process.execPath, [TSRUN, 'rm', '-f', `b${i}`], { env }));
+      if (podman.available !== undefined) continue;
+      t.podmanRun.push(timeCommand('podman', podman.runArgs(`p${i}`, podmanNet), { env }));
+      // -t 0: SIGKILL at once, as tsrun rm -f does (podman's default waits 10 s for SIGTERM first)
+      t.podmanRm.push(timeCommand('podman', podman.args('rm', '-f', '-t', '0', `p${i}`), { env }));
+    }
+    report.add({ name: `tsrun run -d (${label})`, value: median(t.tsrunRun), unit: 'ms' });
+    report.add({ name: `tsrun rm -f of a running container (${label})`, value: median(t.tsrunRm), unit: 'ms' });
+    if (podman.available !== undefined) {
+      report.add({ name: 'podman (unavailable here)', value: 0, unit: '', note: podman.available });
+      continue;
+    }
+    report.add({ name: `podman run -d (${label})`, value: median(t.podmanRun), unit: 'ms' });
+    report.add({ name: `podman rm -f -t 0 (${label})`, value: median(t.podmanRm), unit: 'ms' });
+    report.add({ name: `tsrun run -d / podman run -d (${label})`, value: median(t.tsrunRun) / median(t.podmanRun), unit: '×', target: '≤ 0.5' });
+    report.add({ name: `tsrun rm -f / podman rm -f -t 0 (${label})`, value: median(t.tsrunRm) / median(t.podmanRm), unit: '×', target: '≤ 0.5' });
+  }
+}
+
+async function memory(report: Report, env: NodeJS.ProcessEnv, bundle: string, podman: PodmanCli, root: string): Promise<void> {
+  report.section(`resident memory per idle detached container (${IDLE} containers each, RSS and PSS of what stays besides the container)`);
+  const ids = Array.from({ length: IDLE }, (_, i) => `m${i}`);
+  for (const id of ids) timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', id, '--net', 'none', bundle], { env });
+  const tsrunPids = ids.map((id) => (JSON.parse(readFileSync(path.join(root, 'run', 'containers', id, 'lifecycle.json'), 'utf8')) as { conmonPid: number }).conmonPid);
+  // Nothing of tsrun's own stays: no Node process holds the root.
+  // (conmon's own command line names tsrun's entry too, in its exit command: count node only)
+  const nodes = spawnSync('pgrep', ['-x', 'node', '-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(TSRUN) && !l.startsWith(`${process.pid} `));
+  const ours = memOf(tsrunPids);
+  report.add({ name: 'tsrun: conmon RSS per container', value: ours.rss / IDLE, unit: 'MB' });
+  report.add({ name: 'tsrun: conmon PSS per container', value: ours.pss / IDLE, unit: 'MB' });
+  report.add({ name: 'tsrun processes left running', value: nodes.length, unit: '' });
+  for (const id of ids) spawnSync(process.execPath, [TSRUN, 'rm', '-f', id], { env, stdio: 'ignore' });
+
+  if (podman.available === undefined) {
+    const pids: number[] = [];
+    for (const id of ids) {
+      timeCommand('podman', podman.runArgs(`pm-${id}`, ['--network', 'none']), { env });
+      pids.push(Number(spawnSync('podman', podman.args('inspect', '--format', '{{.State.ConmonPid}}', `pm-${id}`), { env, encoding: 'utf8' }).stdout.trim()));
+    }
+    const theirs = memOf(pids);
+    report.add({ name: "podman: conmon RSS per container", value: theirs.rss / IDLE, unit: 'MB' });
+    report.add({ name: "podman: conmon PSS per container", value: theirs.pss / IDLE, unit: 'MB' });
+    // Both are the same conmon binary: equal within a few kB of noise.
+    report.add({ name: 'tsrun / podman (RSS per idle container)', value: ours.rss / theirs.rss, unit: '×', target: '≤ 1.02', note: 'the same conmon binary' });
+    for (const id of ids) spawnSync('podman', podman.args('rm', '-f', '-t', '0', `pm-${id}`), { env, stdio: 'ignore' });
+  }
+
+  const shim = await containerdShims(ids, root, env);
+  if (typeof shim === 'string') report.add({ name: 'containerd-shim-runc-v2 (unavailable here)', value: 0, unit: '', note: shim });
+  else {
+    report.add({ name: 'containerd: containerd-shim-runc-v2 RSS per container', value: shim.rss / IDLE, unit: 'MB' });
+    report.add({ name: 'containerd: containerd-shim-runc-v2 PSS per container', value: shim.pss / IDLE, unit: 'MB' });
+    report.add({ name: 'tsrun / containerd-shim-runc-v2 (RSS)', value: ours.rss / shim.rss, unit: '×' });
+  }
+}
+
+/** Sum of RSS and PSS (MB) of the processes. */
+function memOf(pids: number[]): { rss: number; pss: number } {
+  let rss = 0;
+  let pss = 0;
+  for (const pid of pids) {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    rss += Number(/^Rss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) / 1024;
+    pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) / 1024;
+  }
+  return { rss, pss };
+}
+
+function tsrunIds(env: NodeJS.ProcessEnv): string[] {
+  const r = spawnSync(process.execPath, [TSRUN, 'ps', '-a', '-q'], { env, encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** A private containerd (its own root, state, socket; no CRI), IDLE tasks through ctr, the shims'
+ * memory; everything stopped and removed afterwards. A string says why it could not run. */
+async function containerdShims(ids: string[], root: string, env: NodeJS.ProcessEnv): Promise<{ rss: number; pss: number } | string> {
+  if (spawnSync('containerd', ['--version']).status !== 0 || spawnSync('ctr', ['--version']).status !== 0) return 'containerd not installed';
+  const dir = path.join(root, 'containerd');
+  mkdirSync(dir, { recursive: true });
+  const sock = path.join(dir, 'c.sock');
+  const config = path.join(dir, 'config.toml');
+  writeFileSync(config, [
+    'version = 2',
+    `root = "${dir}/root"`,
+    `state = "${dir}/state"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '[grpc]',
+    `  address = "${sock}"`,
+    '[ttrpc]',
+    `  address = "${sock}.ttrpc"`,
+    '[debug]',
+    `  address = "${sock}.debug"`,
+    '[metrics]',
+    '  address = ""',
+  ].join('\n'));
+  const daemon: ChildProcess = spawn('containerd', ['--config', config], { env, stdio: 'ignore' });
+  const ctr = (...a: string[]) => spawnSync('ctr', ['--address', sock, '--namespace', 'tsrunbench', ...a], { env, encoding: 'utf8', timeout: 30_000 });
+  const rootfs = path.join(BUSYBOX_BUNDLE, 'rootfs');
+  try {
+    for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(sock)) return 'containerd did not start';
+    const pids: number[] = [];
+    for (const id of ids) {
+      // --rootfs is a flag: the rootfs directory takes the image's place among the arguments
+      const r = ctr('run', '-d', '--runtime', 'io.containerd.runc.v2', '--cgroup', `/tsrun-bench-ctr/${id}`, '--rootfs', rootfs, `c-${id}`, '/bin/sleep', '1000'); // no image config, so no PATH
+      if (r.status !== 0) return `ctr run failed: ${r.stderr.trim().split('\n').pop()}`;
+    }
+    const shims = spawnSync('pgrep', ['-f', `containerd-shim-runc-v2 .*-address ${sock}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+    pids.push(...shims);
+    if (pids.length === 0) return 'no shim process found';
+    return memOf(pids);
+  } finally {
+    for (const id of ids) {
+      ctr('task', 'kill', '-s', 'SIGKILL', `c-${id}`);
+      for (let i = 0; i < 50 && ctr('task', 'rm', `c-${id}`).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+      ctr('container', 'rm', `c-${id}`);
+    }
+    daemon.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const mp = line.split(' ')[4];
+      if (mp?.startsWith(dir)) spawnSync('umount', ['-l', mp]);
+    }
+    removeCgroupTree('/tsrun-bench-ctr');
+  }
+}

@@ -27,6 +27,7 @@ import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
 import { dnsEnabled, resolverServes } from './dns/table.js';
+import { forgetFlows } from './conntrack.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -261,6 +262,15 @@ export class Engine {
             },
           },
           { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store) },
+          {
+            // After the ports are unpublished, so no new packet re-creates a DNATed flow.
+            description: 'forget conntrack flows',
+            run: async () => {
+              if (!hostPath || this.driverFor(rec.driver).hostFirewall === false) return;
+              const addrs = [rec.ipv4?.address, rec.ipv6?.address].filter((a): a is string => a !== undefined);
+              await forgetFlows(addrs, log, here ? undefined : hostPath);
+            },
+          },
           ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
           ...[rec.ipv4, rec.ipv6]
             .filter((a): a is EndpointAddress => a !== undefined)

@@ -23,6 +23,7 @@ QUICKSTART=(
   /bin/busybox=busybox-static  # the demo and test rootfs
   nsenter=util-linux
   conmon=conmon                # the monitor of detached containers
+  conntrack=conntrack          # flows of a detached container are forgotten (UDP to a published port)
 )
 TEST=(
   etcd=etcd-server                                 # overlay networks

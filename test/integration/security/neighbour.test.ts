@@ -70,6 +70,39 @@ describe('published addresses', () => {
   });
 });
 
+describe('conntrack', () => {
+  it('a UDP flow to a published port follows the port to a new container after the old one is removed', async () => {
+    // The client keeps one source port, as a DNS or game client does: one conntrack flow.
+    const sendFromOutside = (payload: string) =>
+      w.outside.exec(process.execPath, ['-e', `const s=require('dgram').createSocket({type:'udp4',reuseAddr:true});s.bind(41000,()=>s.send('${payload}',5400,'${HOST_UPLINK_IP}',()=>s.close()))`]);
+    const first = await w.start(['-p', '5400:53/udp'], 'sleep 600');
+    const sink1 = udpSink(w.host.ns, w.endpoint(first.id).netnsPath, 53);
+    await sink1.ready;
+    sendFromOutside('one');
+    await sleep(300);
+    expect(sink1.received()).toContain('one');
+    sink1.stop();
+    // Keep the flow alive while the first container goes and the second takes the port.
+    const keepAlive = setInterval(() => sendFromOutside('ping'), 500);
+    let second: Awaited<ReturnType<typeof w.start>> | undefined;
+    let sink2: ReturnType<typeof udpSink> | undefined;
+    try {
+      await first.stop();
+      second = await w.start(['-p', '5400:53/udp', '--ip', '10.88.9.9'], 'sleep 600');
+      sink2 = udpSink(w.host.ns, w.endpoint(second.id).netnsPath, 53);
+      await sink2.ready;
+      clearInterval(keepAlive);
+      sendFromOutside('two');
+      await sleep(500);
+      expect(sink2.received()).toContain('two');
+    } finally {
+      clearInterval(keepAlive);
+      sink2?.stop();
+      await second?.stop();
+    }
+  });
+});
+
 describe('default-deny into container networks', () => {
   afterAll(() => {
     w.host.tsrun(['network', 'rm', '--force', 'i10dual', 'i10quiet']);

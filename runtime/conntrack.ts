@@ -9,20 +9,44 @@
 import { execFile } from 'node:child_process';
 import { resolveBinary } from './binaries.js';
 import type { Logger } from './log.js';
+import type { PortMapping } from '../config/ports.js';
 
 const SIDES = ['--orig-src', '--orig-dst', '--reply-src', '--reply-dst'] as const;
 
 /** Deletes the conntrack entries of `addresses` in the namespace `netns` (undefined: this one). */
 export async function forgetFlows(addresses: string[], log: Logger, netns?: string): Promise<void> {
   if (addresses.length === 0) return;
-  let conntrack: string;
+  const conntrack = find(log);
+  if (!conntrack) return;
+  await run(addresses.flatMap((a) => SIDES.map((side) => [conntrack, '-D', '-f', a.includes(':') ? 'ipv6' : 'ipv4', side, a])), log, netns);
+}
+
+/** More UDP ports than this in one attach: their old flows are left to expire (one exec each). */
+const MAX_PORT_FLUSHES = 32;
+
+/**
+ * At attach: deletes the flows to the host ports just published over UDP. A client that kept
+ * sending while the port had no container has a flow that was NOT DNATed (nothing matched then),
+ * and conntrack would keep it that way as long as the client keeps sending.
+ */
+export async function forgetPortFlows(ports: PortMapping[], log: Logger): Promise<void> {
+  const udp = ports.filter((p) => p.protocol === 'udp');
+  if (udp.length === 0 || udp.length > MAX_PORT_FLUSHES) return;
+  const conntrack = find(log);
+  if (!conntrack) return;
+  await run(udp.map((p) => [conntrack, '-D', '-p', 'udp', '--orig-port-dst', String(p.hostPort), ...(p.hostIp ? ['-f', p.hostIp.includes(':') ? 'ipv6' : 'ipv4', '--orig-dst', p.hostIp] : [])]), log);
+}
+
+function find(log: Logger): string | undefined {
   try {
-    conntrack = resolveBinary('conntrack');
+    return resolveBinary('conntrack');
   } catch {
-    log.warn({ addresses }, 'conntrack tool not found: flows of the detached endpoint are left to expire');
-    return;
+    log.warn('conntrack tool not found: stale flows are left to expire');
+    return undefined;
   }
-  const runs = addresses.flatMap((a) => SIDES.map((side) => [conntrack, '-D', '-f', a.includes(':') ? 'ipv6' : 'ipv4', side, a]));
+}
+
+async function run(runs: string[][], log: Logger, netns?: string): Promise<void> {
   await Promise.all(
     runs.map(
       (argv) =>

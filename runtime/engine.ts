@@ -27,7 +27,7 @@ import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
 import { dnsEnabled, resolverServes } from './dns/table.js';
-import { forgetFlows } from './conntrack.js';
+import { forgetFlows, forgetPortFlows } from './conntrack.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -155,6 +155,7 @@ export class Engine {
         const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
         // One nft batch: the network's elements (idempotent to re-add) and the published ports.
         if (viaHost) await tx.step('firewall elements', () => firewall.attach(firewallNetwork(net), fwEndpoint), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
+        if (viaHost) await forgetPortFlows(req.ports, log); // old un-DNATed UDP flows to these ports
 
         const rec: EndpointRecord = {
           containerId: req.containerId,

@@ -24,6 +24,7 @@ QUICKSTART=(
   nsenter=util-linux
   conmon=conmon                # the monitor of detached containers
   conntrack=conntrack          # flows of a detached container are forgotten (UDP to a published port)
+  tini-static=tini             # tsrun run --init (a static init, bind-mounted as PID 1)
 )
 TEST=(
   etcd=etcd-server                                 # overlay networks
@@ -41,6 +42,7 @@ TEST=(
   go=golang-go                                     # the OCI runtime-tools conformance suite
   dnsperf=dnsperf                                  # the dns benchmark
   /usr/lib/podman/aardvark-dns=aardvark-dns        # its peer in the dns benchmark
+  catatonit=catatonit                              # tsrun run --init, the other init it accepts
 )
 
 entries=("${QUICKSTART[@]}")

@@ -66,6 +66,8 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     .option('--cpus <n>', 'CPU limit, e.g. 1.5')
     .option('--cpu-shares <n>', 'relative CPU weight')
     .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--init', 'run a minimal init (tini or catatonit) as PID 1: forwards signals, reaps zombies')
+    .option('--stop-timeout <seconds>', 'seconds from SIGINT/SIGTERM to SIGKILL (default 10)')
     .option('-t, --tty', 'give the container a pseudo-terminal')
     .option('-i, --interactive', 'keep stdin open (detached: conmon holds it)')
     .action(async (bundle: string, command: string[], flags: Record<string, unknown>, cmd: Command) => {
@@ -101,6 +103,13 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
     });
 
   return program;
+}
+
+/** `--stop-timeout`: whole seconds, 0 (kill at once) allowed. */
+function parseStopTimeout(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(s)) throw new UserError(`invalid --stop-timeout ${JSON.stringify(s)}: use a whole number of seconds`);
+  return Number(s);
 }
 
 export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
@@ -139,6 +148,8 @@ export function normalizeRunOptions(bundle: string, command: string[], f: Record
       cpuShares: shares === undefined ? undefined : parsePositiveInt('--cpu-shares', shares, 262144),
       pidsLimit: pids === undefined ? undefined : parsePositiveInt('--pids-limit', pids),
     },
+    init: f.init === true ? true : undefined,
+    stopTimeoutS: parseStopTimeout(str('stopTimeout')),
   };
 }
 

@@ -18,8 +18,9 @@ import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { resolvConfMount, type DnsPlan } from './resolv-conf.js';
-import { lastRuncError, runcDeleteForce, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
-import { exitStatusOf, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
+import { lastRuncError, runcDeleteForce, runcKill, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
+import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
+import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
 
 export interface RunOptions {
@@ -39,6 +40,10 @@ export interface RunOptions {
   /** --dns: upstream servers. */
   dns?: string[] | undefined;
   resources: ResourceLimits;
+  /** `--init`: a minimal init (tini, catatonit) runs as PID 1, forwards signals, reaps zombies. */
+  init?: boolean | undefined;
+  /** `--stop-timeout`: seconds from a stop signal (SIGINT/SIGTERM) to SIGKILL; docker's 10 s. */
+  stopTimeoutS?: number | undefined;
 }
 
 /** The namespace choice, and what the container's resolv.conf should say. */
@@ -126,6 +131,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       cgroupLayout: layoutOf(hostHierarchies()),
       terminal: extras.terminal,
       resolvConf: resolvConfMount(settings, dir, bundle.rootfs, dns),
+      init: o.init ? findInit() : undefined,
     });
     const runBundle = path.join(dir, 'bundle');
     // config.json carries the -e values: 0600 in a 0700 directory.
@@ -148,8 +154,17 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   const runcLog = path.join(dir, 'runc.log');
   const started = performance.now();
   let status: number;
+  // From here on no signal may end tsrun: a second Ctrl-C would leave the network half removed.
+  // While the container runs, signals are also forwarded to it. They stay held until tsrun exits
+  // (just after teardown), so the container's status is what tsrun exits with.
+  const hold = holdSignals();
   try {
-    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }));
+    const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
+    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
+      stopTimeoutMs: stopTimeoutS * 1000,
+      kill: () => runcKill(runc, id, 'KILL'),
+      onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
+    });
     status = exitStatusOf(exit);
     const runcError = lastRuncError(runcLog);
     if (runcError !== undefined && exit.code !== null && exit.code !== 0) {
@@ -159,8 +174,12 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     }
     clog.info({ status, ms: +(performance.now() - started).toFixed(1) }, 'container exited');
   } finally {
-    const failures = await tx.rollback();
-    if (failures.length > 0) clog.warn({ failures: failures.map((f) => f.message) }, 'cleanup incomplete');
+    try {
+      const failures = await tx.rollback();
+      if (failures.length > 0) clog.warn({ failures: failures.map((f) => f.message) }, 'cleanup incomplete');
+    } finally {
+      if (hold.held.length > 0) clog.info({ signals: hold.held }, 'signals held until teardown finished');
+    }
   }
   return status;
 }

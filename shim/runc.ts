@@ -53,3 +53,9 @@ export function lastRuncError(logFile: string): string | undefined {
   }
   return last?.replace(/^runc (run|create|start) failed: /, '');
 }
+
+/** Sends `signal` to the container's init through runc (SIGKILL cannot be proxied by `runc run`). */
+export async function runcKill(runc: RuncPaths, id: string, signal: string): Promise<void> {
+  const { execa } = await import('execa');
+  await execa(runc.binary, ['--root', runc.root, 'kill', id, signal], { reject: false });
+}

@@ -29,7 +29,14 @@ export interface SpecOverrides {
   /** The generated /etc/resolv.conf (shim/resolv-conf.ts); a mount the user's spec already has
    * on that path wins. */
   resolvConf?: SpecMount | undefined;
+  /** `--init`: a static init on the host (tini, catatonit), bind-mounted at INIT_PATH and run as
+   * PID 1 in front of the container's program. */
+  init?: string | undefined;
 }
+
+/** Where --init's binary appears in the container: under /dev, the tmpfs runc mounts, so nothing
+ * is created in the user's root filesystem. */
+export const INIT_PATH = '/dev/init';
 
 export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   const out: Spec = structuredClone(spec);
@@ -42,6 +49,12 @@ export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   if (o.hostname !== undefined) out.hostname = o.hostname;
   if (o.terminal !== undefined) out.process.terminal = o.terminal;
   if (o.annotations) out.annotations = { ...out.annotations, ...o.annotations };
+  if (o.init !== undefined) {
+    // After every other mount (the /dev tmpfs must be there first); read-only, like docker-init.
+    const withMounts = out as Spec & { mounts?: SpecMount[] };
+    withMounts.mounts = [...(withMounts.mounts ?? []), { destination: INIT_PATH, type: 'bind', source: o.init, options: ['bind', 'ro', 'nosuid', 'nodev'] }];
+    out.process.args = [INIT_PATH, '--', ...out.process.args];
+  }
 
   const linux = (out.linux ??= {});
   let namespaces: SpecNamespace[] = (linux.namespaces ?? []).filter((ns) => ns.type !== 'network');

@@ -57,18 +57,27 @@ export function superviseChild(child: ChildProcess, stop?: StopPolicy): Promise<
   });
 }
 
+export interface HeldSignals {
+  /** The signals that arrived so far. */
+  readonly held: readonly NodeJS.Signals[];
+  /** Stop holding: from then on a signal has its default effect again. */
+  release(): void;
+}
+
 /**
  * Holds signals while teardown runs: without a handler a second Ctrl-C would kill tsrun halfway
- * through removing the container's network. Returns the function that stops holding and tells
- * which signals arrived meanwhile.
+ * through removing the container's network (and, once it is done, would still turn the
+ * container's exit status into tsrun's own death by signal).
  */
-export function holdSignals(): () => NodeJS.Signals[] {
+export function holdSignals(): HeldSignals {
   const held: NodeJS.Signals[] = [];
   const hold = (sig: NodeJS.Signals) => void held.push(sig);
   for (const sig of FORWARDED_SIGNALS) process.on(sig, hold);
-  return () => {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, hold);
-    return held;
+  return {
+    held,
+    release: () => {
+      for (const sig of FORWARDED_SIGNALS) process.off(sig, hold);
+    },
   };
 }
 

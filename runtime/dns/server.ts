@@ -30,6 +30,7 @@ import { NetworkRegistry } from '../networks.js';
 import { processStartTime } from '../containers.js';
 import { DnsTable, normalizeIp, type Lookup } from './table.js';
 import { Forwarder, type Upstream } from './forward.js';
+import { fastAnswer, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
 
 /** With no endpoint left, the resolver waits this long for a new one before it exits. */
@@ -274,6 +275,8 @@ export class Resolver {
     if (opcode !== 0 || !question) return this.done1(respond(q, opcode !== 0 ? RCODE.NOTIMP : RCODE.FORMERR, []), q, transport);
 
     const result: Lookup = this.table.lookup(question.name, question.type, normalizeIp(source), local);
+    const fast = this.fastPath(msg, q, question.type, result, transport);
+    if (fast) return fast;
     switch (result.kind) {
       case 'answer':
         return this.done1(respond(q, RCODE.NOERROR, result.addresses.map((a) => ({ name: question.name, type: question.type as 'A' | 'AAAA', ttl: TTL, data: a }))), q, transport);
@@ -298,6 +301,19 @@ export class Resolver {
         return this.done1(respond(q, RCODE.SERVFAIL, [], false), q, transport);
       }
     }
+  }
+
+  /** Local A/AAAA answers, NODATA and NXDOMAIN for the common query, without the general encoder. */
+  private fastPath(msg: Buffer, q: dnsPacket.DecodedPacket, type: string, result: Lookup, transport: 'udp' | 'tcp'): Buffer | undefined {
+    if (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain') return undefined;
+    if ((type !== 'A' && type !== 'AAAA') || q.questions!.length !== 1) return undefined;
+    const qEnd = questionEnd(msg);
+    if (qEnd === undefined) return undefined;
+    this.stats.answered++;
+    const edns = q.additionals?.some((a) => a.type === 'OPT') ?? false;
+    const addresses = result.kind === 'answer' ? result.addresses : [];
+    const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
+    return fastAnswer(msg, qEnd, type, addresses, rcode, edns, transport === 'udp' ? udpLimit(q) : 65535, TTL);
   }
 
   /** Encodes a local answer; over UDP, one larger than the client takes is sent truncated. */

@@ -28,6 +28,12 @@ export interface DnsEndpoint {
   upstreams: string[];
 }
 
+interface Client {
+  visible: Set<string>;
+  upstreams: string[] | undefined;
+  internal: boolean;
+}
+
 export type Lookup =
   | { kind: 'answer'; addresses: string[]; ptr?: undefined }
   | { kind: 'ptr'; names: string[] }
@@ -105,11 +111,26 @@ export class DnsTable {
   }
 
   networkAt(listenAddress: string): ServedNetwork | undefined {
-    return this.byListen.get(normalizeIp(listenAddress));
+    return this.byListen.get(listenAddress) ?? this.byListen.get(normalizeIp(listenAddress));
+  }
+
+  /** Clients seen by this table (it is immutable, so what a client sees cannot change under it):
+   * the hot path of a query is then two map lookups. Bounded against a flood of sources. */
+  private readonly clients = new Map<string, Client>();
+
+  private client(source: string, listenAddress: string): Client {
+    const key = `${source}|${listenAddress}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      if (this.clients.size >= 4096) this.clients.clear();
+      c = this.computeClient(source, this.networkAt(listenAddress));
+      this.clients.set(key, c);
+    }
+    return c;
   }
 
   /** The networks a client sees names on, and its own upstreams (--dns), if any. */
-  private client(source: string, via: ServedNetwork | undefined): { visible: Set<string>; upstreams: string[] | undefined; internal: boolean } {
+  private computeClient(source: string, via: ServedNetwork | undefined): Client {
     const at = this.byAddress.get(normalizeIp(source)) ?? [];
     // The client is a container: all its networks count, whichever address it asked from.
     const eps = [...new Set(at.map((e) => e.containerId))].flatMap((id) => this.byContainer.get(id) ?? []);
@@ -128,8 +149,7 @@ export class DnsTable {
    * bound to `listenAddress`.
    */
   lookup(name: string, type: string, source: string, listenAddress: string): Lookup {
-    const via = this.networkAt(listenAddress);
-    const c = this.client(source, via);
+    const c = this.client(source, listenAddress);
     const q = name.toLowerCase().replace(/\.$/, '');
     const forward = (): Lookup => (c.internal ? { kind: 'refused' } : { kind: 'forward', upstreams: c.upstreams });
 
@@ -173,7 +193,11 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
+const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
 export function normalizeIp(a: string): string {
+  // The kernel's IPv4 addresses are already canonical: the per-query path skips the parser.
+  if (DOTTED_QUAD.test(a)) return a;
   try {
     const p = ipaddr.parse(a);
     return p.kind() === 'ipv6' && (p as ipaddr.IPv6).isIPv4MappedAddress() ? (p as ipaddr.IPv6).toIPv4Address().toString() : p.toString();

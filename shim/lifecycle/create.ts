@@ -13,7 +13,7 @@ import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
 import { lastRuncError } from '../runc.js';
 import { startConmon, readPid } from './conmon.js';
-import { pathsOf, readLifecycle, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
+import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
 import { runcState } from './status.js';
 
 export interface DetachOptions {
@@ -116,10 +116,6 @@ export function monitorEnv(settings: Settings): NodeJS.ProcessEnv {
   delete env.TSRUN_DEBUG; // the exit command's stderr goes nowhere
   delete env.NODE_OPTIONS;
   return env;
-}
-
-export function wasStarted(runDir: string, id: string): boolean {
-  return readLifecycle(runDir, id)?.startedAt !== undefined;
 }
 
 function killQuietly(pid: number): void {

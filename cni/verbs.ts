@@ -15,7 +15,7 @@ import type { Engine } from '../runtime/engine.js';
 import type { Store } from '../runtime/store/store.js';
 import { endpointsOf, type EndpointRecord } from '../runtime/records.js';
 import { netnsId } from '../runtime/netns/netns.js';
-import { findNetnsPath } from '../runtime/netns/find.js';
+import { endpointAlive } from '../runtime/liveness.js';
 import { formatAddress, parseInterfaceAddress, parseSubnet } from '../config/address.js';
 import { openStore } from '../runtime/store/open.js';
 import type { PluginConfig } from './config.js';
@@ -83,7 +83,7 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
         return resultOf(ctx, net, existing);
       }
       if (existing.containerNetns === nsId) throw new CniError(CODES.conflict, `container ${containerId} is already attached to network ${net.name} as ${existing.ifname}: tsrun gives a container one interface per network`);
-      if (stillThere(existing)) throw new CniError(CODES.conflict, `container id ${containerId} is already attached to network ${net.name} in another live network namespace`);
+      if (endpointAlive(existing)) throw new CniError(CODES.conflict, `container id ${containerId} is already attached to network ${net.name} in another live network namespace`);
       log.warn({ stale: existing }, 'removing the endpoint of an earlier container with this id (its DEL never came)');
       await engine.detachEndpoint(existing, log);
     }
@@ -106,21 +106,6 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
     }
     return resultOf(ctx, net, rec);
   });
-}
-
-/** The record's namespace still exists: by its recorded path (a bind mount under /run/netns
- * outlives every process in it) or through a process inside. */
-function stillThere(rec: EndpointRecord): boolean {
-  try {
-    if (netnsId(rec.netnsPath) === rec.containerNetns) return true;
-  } catch {
-    // gone: look for a process still inside
-  }
-  return rec.netnsHolder !== undefined ? false : processInside(rec.containerNetns);
-}
-
-function processInside(id: string): boolean {
-  return findNetnsPath(id) !== undefined;
 }
 
 async function resultOf(ctx: VerbContext, net: NetworkDef, rec: EndpointRecord): Promise<CniResult> {

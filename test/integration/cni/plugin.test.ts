@@ -3,7 +3,10 @@
 // shapes of each spec version, real packets through published ports, and the error codes of the
 // failure cases. The "containers" are bare network namespaces, as a pause container's.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { createPinnedNetns, deletePinnedNetns } from '../../../runtime/netns/netns.js';
 import { BridgeWorld, HOST_UPLINK_IP } from '../../harness/bridge-world.js';
 import { Netns, uniqueId } from '../../harness/sandbox.js';
 import { BUSYBOX } from '../lan-sandbox.js';
@@ -200,6 +203,24 @@ describe('CNI verbs on a bridge network', () => {
       expect(ns.sh('tc qdisc show dev eth0')).toMatch(/tbf .*rate 4Mbit/);
     } finally {
       delOk(conf, a, result);
+    }
+  });
+
+  it('a namespace the runtime bind-mounted, with no process inside yet, survives tsrun gc; DEL after it is gone succeeds', () => {
+    // As CRI-O, containerd and podman hold a pod's namespace: a bind mount (/run/netns/…).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-pin-'));
+    const pin = path.join(dir, 'ns');
+    createPinnedNetns(pin);
+    try {
+      const a: Attachment = { containerId: uniqueId('cni'), netns: pin, ifname: 'eth0' };
+      const result = addOk(NET, a);
+      w.tsrunOk(['gc']);
+      expect(call('CHECK', withPrev(NET, result), a).status).toBe(0);
+      deletePinnedNetns(pin);
+      delOk(NET, a, result);
+    } finally {
+      deletePinnedNetns(pin);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

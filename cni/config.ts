@@ -8,6 +8,7 @@
 // internal, mtu, bridge, vni, icc) and checked against them afterwards.
 import { UserError } from '../config/errors.js';
 import { checkNetworkName } from '../config/ids.js';
+import { checkDnsName } from '../config/resolv-conf.js';
 import { formatAddress, tryParseAddress } from '../config/address.js';
 import type { NetworkCreateInput } from '../config/networks.js';
 import { parsePublishList, type PortMapping } from '../config/ports.js';
@@ -52,7 +53,7 @@ export interface PluginConfig {
   logLevel?: string | undefined;
 }
 
-const INLINE_KEYS = ['driver', 'subnet', 'gateway', 'ipv6Subnet', 'ipv6Gateway', 'parent', 'mode', 'internal', 'mtu', 'bridge', 'vni', 'icc'] as const;
+const INLINE_KEYS = ['driver', 'subnet', 'gateway', 'ipv6Subnet', 'ipv6Gateway', 'parent', 'mode', 'internal', 'mtu', 'bridge', 'vni', 'icc', 'enableDns'] as const;
 
 const invalid = (msg: string) => new CniError(CODES.invalidConfig, `invalid network config: ${msg}`);
 const unsupported = (msg: string) => new CniError(CODES.unsupportedField, `unsupported field: ${msg}`);
@@ -121,6 +122,7 @@ export function parseConfig(text: string, env: CniEnv): PluginConfig {
           bridge: str(c, 'bridge'),
           vni: num(c, 'vni'),
           opts: c.icc === undefined ? [] : [`icc=${bool(c, 'icc')}`],
+          dns: bool(c, 'enableDns'),
         };
 
   const rc = obj(c, 'runtimeConfig') ?? {};
@@ -222,16 +224,22 @@ function addressesFrom(v: unknown, what: string): { ip?: string; ip6?: string } 
   return out;
 }
 
-/** The convention's list, or podman's {network: [aliases]}. */
+/** The convention's list, or podman's {network: [aliases]}; each a DNS name. */
 function aliasesFrom(v: unknown, ...names: string[]): string[] {
   if (v === undefined || v === null) return [];
-  if (Array.isArray(v)) return v.filter((a): a is string => typeof a === 'string');
-  if (typeof v === 'object') {
+  let list: unknown[] = [];
+  if (Array.isArray(v)) list = v;
+  else if (typeof v === 'object') {
     const m = v as Record<string, unknown>;
-    for (const n of names) if (Array.isArray(m[n])) return (m[n] as unknown[]).filter((a): a is string => typeof a === 'string');
-    return [];
-  }
-  throw invalid('runtimeConfig.aliases must be a list');
+    list = (names.map((n) => m[n]).find(Array.isArray) as unknown[] | undefined) ?? [];
+  } else throw invalid('runtimeConfig.aliases must be a list');
+  return list.map((a) => {
+    try {
+      return checkDnsName(String(a), 'runtimeConfig.aliases');
+    } catch (err) {
+      throw invalid((err as UserError).shortMessage);
+    }
+  });
 }
 
 function bandwidthFrom(v: unknown): Bandwidth | undefined {

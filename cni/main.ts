@@ -37,6 +37,9 @@ export async function cniMain(opts: CniOptions = {}): Promise<number> {
   let parsed: CniEnv | undefined;
   try {
     parsed = parseEnv(env);
+    // Programs this call starts (nft, tc, the DNS resolver, which is tsrun itself) are not CNI
+    // plugins: they must not inherit the protocol's variables.
+    if (env === process.env) for (const k of Object.keys(process.env)) if (k.startsWith('CNI_')) delete process.env[k];
     let input: string;
     try {
       input = readAllSync(opts.stdinFd ?? 0, CONFIG_MAX_BYTES);

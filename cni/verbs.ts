@@ -72,7 +72,6 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
   const ifname = env.ifname!;
   const netns = env.netns!;
   const nsId = netnsIdentity(netns);
-  if (conf.aliases.length > 0) log.info({ aliases: conf.aliases }, 'aliases accepted; tsrun keeps no DNS records yet, so they are not served');
 
   return withEngine(ctx, async ({ engine, store }) => {
     const net = await ensureNetwork(engine, conf);
@@ -92,7 +91,8 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
     await store.put(key, JSON.stringify({ netns, created: new Date().toISOString() }));
     let rec: EndpointRecord;
     try {
-      rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname });
+      rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases });
+      if (conf.aliases.length > 0 && !rec.resolver) log.info({ aliases: conf.aliases }, `network ${net.name} has no name resolution: the aliases are recorded, not served`);
       if (conf.bandwidth) {
         const { applyBandwidth } = await import('./bandwidth.js');
         await applyBandwidth(rec, netns, conf.bandwidth, log).catch(async (err: unknown) => {
@@ -132,9 +132,17 @@ async function resultOf(ctx: VerbContext, net: NetworkDef, rec: EndpointRecord):
       ipv6: rec.ipv6,
       routeViaDevice: net.driver === 'ipvlan' && net.mode !== 'l2',
     },
-    ctx.conf.dns,
+    ctx.conf.dns ?? resolverDns(net, rec),
     ctx.conf.prevResult,
   );
+}
+
+/** With tsrun's resolver serving the network: its gateway addresses, and the network as search
+ * domain (what `tsrun run` writes into a container's resolv.conf). */
+function resolverDns(net: NetworkDef, rec: EndpointRecord): Record<string, unknown> | undefined {
+  if (!rec.resolver) return undefined;
+  const nameservers = [rec.ipv4?.gateway ?? net.gateway4, rec.ipv6?.gateway ?? net.gateway6].filter((g): g is string => g !== undefined);
+  return nameservers.length > 0 ? { nameservers, search: [net.name] } : undefined;
 }
 
 /** The network the config names; an inline one is created on first use and checked after. */

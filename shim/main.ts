@@ -4,8 +4,9 @@
 const entryMs = performance.now();
 
 async function main(args: string[]): Promise<number> {
-  // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the environment.
-  if (process.env.CNI_COMMAND) {
+  // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the
+  // environment, and runtimes pass no arguments (a `tsrun …` command line is the CLI's).
+  if (process.env.CNI_COMMAND && args.length === 0) {
     const { cniMain } = await import('../cni/main.js');
     return cniMain({ entryMs });
   }

@@ -84,6 +84,8 @@ describe('CNI verbs on a bridge network', () => {
     expect(result.interfaces[1]).toEqual({ name: 'eth0', mac: expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/), sandbox: ns.path });
     expect(result.ips).toEqual([{ address: expect.stringMatching(/^10\.213\.0\.\d+\/24$/), gateway: '10.213.0.1', interface: 1 }]);
     expect(result.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.213.0.1' }]);
+    // The network has tsrun's DNS on: its resolver on the gateway, the network as search domain.
+    expect(result.dns).toEqual({ nameservers: ['10.213.0.1'], search: ['cnibr'] });
     expect(addressesOf(ns, 'eth0')).toEqual([result.ips[0].address]);
 
     const server = httpServer(ns, 80, 'hello from cni');
@@ -102,14 +104,17 @@ describe('CNI verbs on a bridge network', () => {
     delOk(conf, { ...a, netns: undefined });
   });
 
-  it('two containers on the network reach each other', async () => {
+  it('two containers on the network reach each other, by address and by the aliases capability through tsrun\'s resolver', async () => {
     const [n1, n2] = [await ctr(), await ctr()];
     const [a1, a2] = [at(n1), at(n2)];
     const r1 = addOk(NET, a1);
-    const r2 = addOk(NET, a2);
+    // podman's form of the capability: {network: [names]}.
+    const r2 = addOk({ ...NET, capabilities: { aliases: true }, runtimeConfig: { aliases: { cnibr: ['db', 'primary'] } } }, a2);
     try {
       const ip2 = r2.ips[0].address.split('/')[0];
       expect(n1.exec(BUSYBOX, ['ping', '-c', '1', '-W', '2', ip2]).status).toBe(0);
+      const lookup = n1.exec(BUSYBOX, ['nslookup', 'primary', '10.213.0.1']);
+      expect(lookup.stdout).toContain(ip2);
     } finally {
       delOk(NET, a1, r1);
       delOk(NET, a2, r2);

@@ -6,6 +6,28 @@ import { silentLogger, type StepLogger } from './step-log.js';
 
 export type Undo = () => Promise<void> | void;
 
+// ---- fault injection (tests only) ----
+// TSRUN_FAULT_KILL_AFTER=<phase>:<k> SIGKILLs this process right after the k-th step of that
+// phase completes: `setup` counts Transaction steps (attach, network create, the shim's and the
+// hook's setup), `teardown` counts undos run by a rollback and runAll steps (detach, network rm,
+// the shim's teardown, the hook's poststop). It sits in the real code path so that a test can
+// stop tsrun after every step in turn and prove that gc and a re-run recover from each. Read
+// here, not at the front door, because it must work in every process, the hook included.
+export type FaultPhase = 'setup' | 'teardown';
+
+export function parseFault(text: string | undefined): { phase: FaultPhase; k: number } | undefined {
+  const m = /^(setup|teardown):([1-9]\d*)$/.exec(text ?? '');
+  return m ? { phase: m[1] as FaultPhase, k: Number(m[2]) } : undefined;
+}
+
+const fault = parseFault(process.env.TSRUN_FAULT_KILL_AFTER);
+const stepsDone: Record<FaultPhase, number> = { setup: 0, teardown: 0 };
+
+function faultPoint(phase: FaultPhase): void {
+  if (fault === undefined || fault.phase !== phase) return;
+  if (++stepsDone[phase] === fault.k) process.kill(process.pid, 'SIGKILL');
+}
+
 export class Transaction {
   private readonly undos: { description: string; undo: Undo }[] = [];
   private finished = false;
@@ -27,6 +49,7 @@ export class Transaction {
     }
     if (undoFn) this.undos.push({ description, undo: () => undoFn(result) });
     this.log.debug({ step: description, ms: +(performance.now() - started).toFixed(2) }, 'step done');
+    faultPoint('setup');
     return result;
   }
 
@@ -54,6 +77,7 @@ export class Transaction {
         failures.push(wrapped);
         this.log.warn({ step: description, err }, 'undo failed');
       }
+      faultPoint('teardown');
     }
     return failures;
   }
@@ -85,6 +109,7 @@ export async function runAll(steps: { description: string; run: () => Promise<vo
       log.warn({ step: s.description, err }, 'teardown step failed');
       failures.push(isTsrunError(err) ? err : new SystemError(s.description, err));
     }
+    faultPoint('teardown');
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {

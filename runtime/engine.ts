@@ -150,7 +150,7 @@ export class Engine {
           await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => this.reservePortReclaiming(p, req.containerId, log), () => releasePort(this.deps.store, p, req.containerId));
         }
 
-        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store }, tx);
+        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store, aliases: req.aliases }, tx);
 
         const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
         // One nft batch: the network's elements (idempotent to re-add) and the published ports.

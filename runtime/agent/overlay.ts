@@ -253,7 +253,7 @@ export class OverlayAgent {
     const { store, cluster } = this.opts;
     const local: OverlayEndpoint[] = (await allEndpoints(store))
       .filter((r) => r.driver === 'overlay' && r.ipv4 !== undefined && this.networks.has(r.network))
-      .map((r) => ({ containerId: r.containerId, network: r.network, hostId: this.hostId, mac: r.mac, ipv4: r.ipv4!.address, netns: r.containerNetns }));
+      .map((r) => ({ containerId: r.containerId, network: r.network, hostId: this.hostId, mac: r.mac, ipv4: r.ipv4!.address, netns: r.containerNetns, aliases: r.aliases }));
     const published = [...this.endpoints.values()].filter((e) => e.hostId === this.hostId);
     const plan = planOwnEndpoints(local, published, (e) => this.containerAlive(e));
     for (const e of plan.put) {

@@ -28,7 +28,9 @@ import type { Store } from '../store/store.js';
 import { allEndpoints } from '../records.js';
 import { NetworkRegistry } from '../networks.js';
 import { processStartTime } from '../containers.js';
-import { DnsTable, normalizeIp, type Lookup } from './table.js';
+import { DnsTable, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
+import { clusterOf } from '../store/scoped.js';
+import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, type Upstream } from './forward.js';
 import { fastAnswer, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
@@ -76,6 +78,7 @@ export class Resolver {
   private idleTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private stopping = false;
+  private stopWatch?: () => Promise<void>;
   private stopped!: () => void;
   readonly done = new Promise<void>((r) => (this.stopped = r));
   private readonly stats = { queries: 0, answered: 0, forwarded: 0, servfail: 0, malformed: 0 };
@@ -95,6 +98,7 @@ export class Resolver {
     mkdirSync(path.dirname(pidfilePath(this.settings.runDir)), { recursive: true });
     writeFileSync(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
     await this.reload();
+    await this.watchCluster();
     this.resyncTimer = setInterval(() => {
       // The state root removed under us (a sandbox torn down): nothing left to serve.
       if (!existsSync(this.settings.runDir)) return void this.stop('state root gone');
@@ -130,8 +134,8 @@ export class Resolver {
   }
 
   private async reloadOnce(): Promise<void> {
-    const [nets, records] = await Promise.all([new NetworkRegistry(this.store).list(), allEndpoints(this.store)]);
-    const table = new DnsTable(nets, records);
+    const [nets, records, remote] = await Promise.all([new NetworkRegistry(this.store).list(), allEndpoints(this.store), this.remoteEndpoints()]);
+    const table = new DnsTable(nets, records, remote);
     this.hostUpstreams = this.readHostUpstreams(table);
     this.table = table;
     this.generation++;
@@ -157,6 +161,34 @@ export class Resolver {
     } else if (this.idleTimer) {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
+    }
+  }
+
+  /** Overlay containers of every host, from the cluster store (none with a local store). */
+  private async remoteEndpoints(): Promise<RemoteEndpoint[]> {
+    if (!clusterOf(this.store)) return [];
+    try {
+      return (await this.store.list(ENDPOINTS_PREFIX)).map((e) => parseOverlayEndpoint(e.value)).filter((e): e is NonNullable<typeof e> => e !== undefined);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot list overlay endpoints: names of other hosts are not served');
+      return [];
+    }
+  }
+
+  /** Other hosts' containers come and go without telling us: watch the cluster's endpoints. */
+  private async watchCluster(): Promise<void> {
+    if (!clusterOf(this.store) || !this.store.watch) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.stopWatch = await this.store.watch(ENDPOINTS_PREFIX, () => {
+        // A burst of changes is one reload.
+        timer ??= setTimeout(() => {
+          timer = undefined;
+          void this.reload();
+        }, 50);
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot watch overlay endpoints: other hosts\' names refresh every 10 s');
     }
   }
 
@@ -377,6 +409,7 @@ export class Resolver {
     await Promise.all([...this.listeners.values()].flatMap((l) => [new Promise<void>((r) => l.udp.close(() => r())), new Promise<void>((r) => l.tcp.close(() => r()))]));
     this.listeners.clear();
     this.forwarder.close();
+    await this.stopWatch?.().catch(() => {});
     const pidfile = pidfilePath(this.settings.runDir);
     try {
       if (JSON.parse(readFileSync(pidfile, 'utf8')).pid === process.pid) rmSync(pidfile, { force: true });

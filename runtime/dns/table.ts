@@ -28,6 +28,14 @@ export interface DnsEndpoint {
   upstreams: string[];
 }
 
+/** An overlay endpoint published by another host (overlay/endpoints/… in the cluster store). */
+export interface RemoteEndpoint {
+  containerId: string;
+  network: string;
+  ipv4: string;
+  aliases?: string[] | undefined;
+}
+
 interface Client {
   visible: Set<string>;
   upstreams: string[] | undefined;
@@ -68,10 +76,16 @@ export class DnsTable {
    * `records`: every endpoint in the Store. A network is served while at least one of its
    * endpoints uses the resolver (record.resolver); names are answered on networks with DNS on.
    */
-  constructor(nets: NetworkDef[], records: EndpointRecord[]) {
+  constructor(nets: NetworkDef[], records: EndpointRecord[], remote: RemoteEndpoint[] = []) {
     const defs = new Map(nets.map((n) => [n.name, n]));
     let count = 0;
-    for (const r of records) {
+    // Containers of other hosts on overlay networks: names only (they never make a network served
+    // here, and their queries go to their own host's resolver).
+    const local = new Set(records.map((r) => `${r.containerId}/${r.network}`));
+    const others: EndpointRecord[] = remote
+      .filter((e) => !local.has(`${e.containerId}/${e.network}`))
+      .map((e) => ({ containerId: e.containerId, network: e.network, driver: 'overlay', ifname: '', hostIfname: '', mac: '', ipv4: { address: e.ipv4, prefixLength: 32 }, aliases: e.aliases, ports: [], hostNetns: '', containerNetns: '', netnsPath: '', created: '' }));
+    for (const r of [...records, ...others]) {
       const def = defs.get(r.network);
       if (!def || !resolverServes(def)) continue;
       const ep: DnsEndpoint = {

@@ -24,6 +24,8 @@ export interface AttachContext {
   log: Logger;
   /** The engine's store, for drivers that keep cluster-wide facts (overlay). */
   store?: Store | undefined;
+  /** DNS names besides the container id (the overlay publishes them for other hosts' resolvers). */
+  aliases?: string[] | undefined;
 }
 
 /** What a driver reports about the interfaces it made. */

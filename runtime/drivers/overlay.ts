@@ -55,6 +55,7 @@ export class OverlayDriver implements NetworkDriver {
       mac: ep.mac,
       ipv4: ctx.ipv4.address,
       netns: netnsId(ctx.containerNetnsPath),
+      ...(ctx.aliases && ctx.aliases.length > 0 ? { aliases: ctx.aliases } : {}),
     };
     const key = endpointKey(net.name, self.hostId, ctx.containerId);
     await tx.step(

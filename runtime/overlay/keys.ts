@@ -40,6 +40,8 @@ export interface OverlayEndpoint {
   ipv4: string;
   /** Identity (dev:inode) of the container's namespace, so the agent can tell a live one. */
   netns: string;
+  /** --network-alias names, for the DNS resolvers of other hosts. */
+  aliases?: string[] | undefined;
 }
 
 export const hostKey = (hostId: string): string => `${HOSTS_PREFIX}${hostId}`;

@@ -168,6 +168,12 @@ export class SandboxHost {
 
   destroy(): void {
     for (const id of this.runcList()) spawnSync('runc', ['--root', this.runcRoot, 'delete', '--force', id]);
+    // A DNS resolver still running would hold the namespace until it noticed its root was gone.
+    try {
+      process.kill((JSON.parse(readFileSync(path.join(this.root, 'run', 'dns', 'resolver.pid'), 'utf8')) as { pid: number }).pid, 'SIGKILL');
+    } catch {
+      // none
+    }
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const mp = line.split(' ')[4];
       if (mp && mp.startsWith(this.root)) spawnSync('umount', ['-l', mp]);

@@ -196,7 +196,9 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const { settings, log } = setup(cmd);
       const ids = await detachedIds(settings, names);
       const { currentView, isLive, removeContainer } = await import('./signals.js');
-      const views = await Promise.all(ids.map((id) => currentView(settings, id)));
+      const { viewOf } = await import('./status.js');
+      // -f removes whatever the state: no need to ask runc for it first.
+      const views = await Promise.all(ids.map(async (id) => (f.force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
       for (const v of views) {
         if (!f.force && isLive(v) && v.status !== 'created') throw new UserError(`container ${v.id} is ${v.status}: stop it first, or use tsrun rm -f`);
       }

@@ -6,7 +6,7 @@ import type { Logger } from '../../runtime/log.js';
 import { rmSync } from 'node:fs';
 import { isAlive } from '../../runtime/containers.js';
 import { runcPaths, type NetworkWiring } from '../run.js';
-import { runcDeleteForce, type RuncPaths } from '../runc.js';
+import { runcDeleteForce, runcStateExists, type RuncPaths } from '../runc.js';
 import { cleanupContainer } from './cleanup.js';
 import { pathsOf, readExitFile, readLifecycle } from './record.js';
 import { processRuns, runcState, viewOf, type ContainerView } from './status.js';
@@ -87,9 +87,11 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
 /** Removes a detached container: ended (or, with force, killed), cleaned up, its state deleted. */
 export async function removeContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
   const runc = runcPaths(settings);
-  if (isLive(v)) {
-    // One runc process kills every process of the container (SIGKILL) and deletes its state;
-    // conmon then sees its child end and writes the exit file.
+  // The monitor's remaining work is for a container that goes away (its log, the exit file, an
+  // exit command that would find nothing left to do): end it first, so no exit command runs.
+  killMonitor(settings, v.id);
+  if (runcStateExists(runc, v.id)) {
+    // One runc process kills every process of the container (SIGKILL) and deletes its state.
     await runcDeleteForce(runc, v.id);
     if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   }
@@ -98,6 +100,16 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   await waitMonitorGone(settings, v.id);
   // A late exit command may still create its marker while the directory goes: retried.
   rmSync(pathsOf(settings.runDir, v.id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+}
+
+function killMonitor(settings: Settings, id: string): void {
+  const l = readLifecycle(settings.runDir, id);
+  if (!processRuns(l?.conmonPid, l?.conmonStart)) return;
+  try {
+    process.kill(l!.conmonPid!, 'SIGKILL');
+  } catch {
+    // gone in between
+  }
 }
 
 /** conmon writes its last files (persist/exit, the end of the log) after the exit file. */

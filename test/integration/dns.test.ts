@@ -127,6 +127,22 @@ describe('names on a user network', () => {
     expect(query(b.id, 'dnsb', GW_B, 'gamma').rcode).toBe('NXDOMAIN');
   });
 
+  it('a detached container (run -d) gets the same resolv.conf and is resolved by name', async () => {
+    const id = `det-${process.pid}`;
+    w.ids.push(id);
+    const started = w.host.tsrun(['run', '-d', '--name', id, '--net', 'dnsa', '--network-alias', 'detached', w.bundle, '--', 'sh', '-c', 'cat /etc/resolv.conf; sleep 600']);
+    expect(started.stderr).toBe('');
+    try {
+      const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
+      expect(addresses(query(cl.id, 'dnsa', GW_A, 'detached'))).toEqual([w.ip(id, 'dnsa')]);
+      await waitFor('its log', () => w.host.tsrun(['logs', id]).stdout.includes('search dnsa'));
+      expect(w.host.tsrun(['logs', id]).stdout).toContain(`nameserver ${GW_A}\n`);
+    } finally {
+      w.host.tsrun(['rm', '-f', id]);
+    }
+    await w.stopAll();
+  });
+
   it('resolves containers started after the resolver, and answers NXDOMAIN once they are gone', async () => {
     const cl = await w.start(['--net', 'dnsa'], 'sleep 600');
     expect(query(cl.id, 'dnsa', GW_A, 'late').rcode).toBe('NXDOMAIN');

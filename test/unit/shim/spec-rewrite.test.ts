@@ -27,6 +27,14 @@ describe('rewriteSpec', () => {
     expect((out.linux?.resources as Record<string, unknown>).devices).toEqual([{ allow: false, access: 'rwm' }]);
   });
 
+  it('mounts the generated resolv.conf, unless the spec already mounts something there', () => {
+    const resolvConf = { destination: '/etc/resolv.conf', type: 'bind', source: '/run/tsrun/containers/c1/resolv.conf', options: ['rbind', 'rprivate'] };
+    const mounts = (o: Spec) => (o as { mounts?: { destination: string; source?: string }[] }).mounts!;
+    expect(mounts(rewriteSpec(base, { ...overrides, resolvConf }))).toEqual([...mounts(base), resolvConf]);
+    const own = { ...base, mounts: [...mounts(base), { destination: '/etc/resolv.conf/', type: 'bind', source: '/mine' }] } as Spec;
+    expect(mounts(rewriteSpec(own, { ...overrides, resolvConf })).filter((m) => m.destination.startsWith('/etc/resolv.conf'))).toEqual([{ destination: '/etc/resolv.conf/', type: 'bind', source: '/mine' }]);
+  });
+
   it('does not modify its input', () => {
     const copy = structuredClone(base);
     rewriteSpec(base, { ...overrides, args: ['true'], env: ['A=1'], resources: { memoryBytes: 1 } });

@@ -121,6 +121,7 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
     refPorts: refCycle(true),
     tsrunVersion: () => timeCommand(process.execPath, [TSRUN], { env: benchEnv({ ...env, CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     refVersion: () => timeCommand(path.join(CNI_PATH, 'bridge'), [], { env: benchEnv({ CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
+    node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
   });
   const m = (k: string) => median(t[k]!);
   report.add({ name: 'tsrun CNI ADD + DEL (2 processes)', value: m('tsrun'), unit: 'ms' });
@@ -131,6 +132,8 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
   report.add({ name: 'tsrun (own ports) / bridge + portmap', value: m('tsrunPorts') / m('refPorts'), unit: '×', target: '≤ 0.7' });
   report.add({ name: 'tsrun CNI VERSION (a cold process)', value: m('tsrunVersion'), unit: 'ms' });
   report.add({ name: 'bridge VERSION', value: m('refVersion'), unit: 'ms', note: 'libcni runs VERSION of every plugin whenever it loads a conflist' });
+  // tsrun's floor: ADD and DEL are two cold Node processes where the reference plugins are Go.
+  report.add({ name: 'node -e 0 (a cold Node process, for reference)', value: m('node'), unit: 'ms' });
 }
 
 async function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, root: string): Promise<void> {

@@ -2,18 +2,16 @@
 // engine.attach and engine.detachEndpoint exactly as the hook's stages do with a container's
 // state; CHECK compares the kernel with prevResult; GC and STATUS look after the whole network.
 //
-// Besides the engine's endpoint record, each CNI attachment has a key of its own,
-//   cni/attachments/<network>/<container id>/<ifname>
-// written before the attach (and removed if it fails), so GC touches only what came in through
-// this door: containers that `tsrun run` or the hook wired on the same network are not its to
-// collect, and an attach that died half way is still found.
+// Endpoints made here carry `via: 'cni'` in the engine's record, so GC touches only what came in
+// through this door: containers that `tsrun run` or the hook wired on the same network are not
+// its to collect.
 import { ConflictError, NotFoundError, UserError } from '../config/errors.js';
 import type { NetworkDef } from '../config/networks.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
 import type { Store } from '../runtime/store/store.js';
-import { endpointsOf, type EndpointRecord } from '../runtime/records.js';
+import { allEndpoints, endpointsOf, type EndpointRecord } from '../runtime/records.js';
 import { netnsId } from '../runtime/netns/netns.js';
 import { endpointAlive } from '../runtime/liveness.js';
 import { formatAddress, parseInterfaceAddress, parseSubnet } from '../config/address.js';
@@ -28,8 +26,6 @@ export interface VerbContext {
   settings: Settings;
   log: Logger;
 }
-
-const attachmentKey = (network: string, containerId: string, ifname: string) => `cni/attachments/${network}/${containerId}/${ifname}`;
 
 interface Handle {
   engine: Engine;
@@ -87,22 +83,14 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
       await engine.detachEndpoint(existing, log);
     }
 
-    const key = attachmentKey(net.name, containerId, ifname);
-    await store.put(key, JSON.stringify({ netns, created: new Date().toISOString() }));
-    let rec: EndpointRecord;
-    try {
-      rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases });
-      if (conf.aliases.length > 0 && !rec.resolver) log.info({ aliases: conf.aliases }, `network ${net.name} has no name resolution: the aliases are recorded, not served`);
-      if (conf.bandwidth) {
-        const { applyBandwidth } = await import('./bandwidth.js');
-        await applyBandwidth(rec, netns, conf.bandwidth, log).catch(async (err: unknown) => {
-          await engine.detachEndpoint(rec, log);
-          throw err;
-        });
-      }
-    } catch (err) {
-      await store.deleteIf(key);
-      throw err;
+    const rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases, via: 'cni' });
+    if (conf.aliases.length > 0 && !rec.resolver) log.info({ aliases: conf.aliases }, `network ${net.name} has no name resolution: the aliases are recorded, not served`);
+    if (conf.bandwidth) {
+      const { applyBandwidth } = await import('./bandwidth.js');
+      await applyBandwidth(rec, netns, conf.bandwidth, log).catch(async (err: unknown) => {
+        await engine.detachEndpoint(rec, log);
+        throw err;
+      });
     }
     return resultOf(ctx, net, rec);
   });
@@ -193,11 +181,7 @@ export async function del(ctx: VerbContext): Promise<void> {
   const containerId = env.containerId!;
   const ifname = env.ifname!;
   // Usually answered from the store alone: a second DEL, or a DEL after a failed ADD.
-  const rec = await withStore(ctx, async (store) => {
-    const r = (await endpointsOf(store, containerId)).find((e) => e.network === conf.network);
-    if (!r) await store.deleteIf(attachmentKey(conf.network, containerId, ifname));
-    return r;
-  });
+  const rec = await withStore(ctx, async (store) => (await endpointsOf(store, containerId)).find((e) => e.network === conf.network));
   if (!rec) {
     log.info('no attachment recorded: nothing to delete');
     return;
@@ -206,10 +190,7 @@ export async function del(ctx: VerbContext): Promise<void> {
     log.info({ recorded: rec.ifname }, 'the recorded attachment has another interface name: left alone');
     return;
   }
-  await withEngine(ctx, async ({ engine, store }) => {
-    await engine.detachEndpoint(rec, log);
-    await store.deleteIf(attachmentKey(conf.network, containerId, ifname));
-  });
+  await withEngine(ctx, ({ engine }) => engine.detachEndpoint(rec, log));
   log.info('detached');
 }
 
@@ -279,21 +260,18 @@ function canonicalHost(cidr: string): string {
 export async function gc(ctx: VerbContext): Promise<void> {
   const { conf, log } = ctx;
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
-  const prefix = `cni/attachments/${conf.network}/`;
   const stale = await withStore(ctx, async (store) =>
-    (await store.list(prefix)).map((e) => e.key.slice(prefix.length).split('/')).filter(([id, ifname]) => !valid.has(`${id}\0${ifname}`)),
+    (await allEndpoints(store)).filter((r) => r.via === 'cni' && r.network === conf.network && !valid.has(`${r.containerId}\0${r.ifname}`)),
   );
   if (stale.length === 0) return;
   const failures: string[] = [];
-  await withEngine(ctx, async ({ engine, store }) => {
-    for (const [containerId, ifname] of stale as [string, string][]) {
+  await withEngine(ctx, async ({ engine }) => {
+    for (const rec of stale) {
       try {
-        const rec = (await endpointsOf(store, containerId)).find((r) => r.network === conf.network && r.ifname === ifname);
-        if (rec) await engine.detachEndpoint(rec, log);
-        await store.deleteIf(attachmentKey(conf.network, containerId, ifname));
-        log.info({ containerId: containerId, ifname }, 'GC: removed a stale attachment');
+        await engine.detachEndpoint(rec, log);
+        log.info({ containerId: rec.containerId, ifname: rec.ifname }, 'GC: removed a stale attachment');
       } catch (err) {
-        failures.push(`${containerId}/${ifname}: ${(err as Error).message}`);
+        failures.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
       }
     }
   });

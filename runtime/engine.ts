@@ -45,6 +45,8 @@ export interface AttachRequest {
   dnsServers?: string[] | undefined;
   /** The container's resolv.conf points at the resolver (default: when the network has DNS on). */
   resolver?: boolean | undefined;
+  /** The front door that attaches, when it must find its own endpoints again ('cni': CNI GC). */
+  via?: 'cni' | undefined;
 }
 
 /** Keeps the DNS resolver's table in step with the endpoint records. */
@@ -175,6 +177,7 @@ export class Engine {
           ...(req.aliases && req.aliases.length > 0 ? { aliases: req.aliases } : {}),
           ...(req.dnsServers && req.dnsServers.length > 0 ? { dnsServers: req.dnsServers } : {}),
           ...(useResolver ? { resolver: true } : {}),
+          ...(req.via ? { via: req.via } : {}),
           wiringMs: +(performance.now() - started).toFixed(2),
           created: new Date().toISOString(),
         };

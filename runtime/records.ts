@@ -44,6 +44,8 @@ export interface EndpointRecord {
   /** The container's resolv.conf points at tsrun's resolver on this network's gateway: the
    * resolver serves the network while such an endpoint exists. */
   resolver?: boolean | undefined;
+  /** The front door that made it, when that door must find its endpoints again ('cni': GC). */
+  via?: 'cni' | undefined;
   /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
   wiringMs?: number | undefined;
   created: string;

@@ -23,10 +23,10 @@ function ok(host: SandboxHost, command: string, conf: Conf, a: Attachment): any 
   return r.json;
 }
 
-/** Endpoint records and CNI keys left in a host's local store. */
+/** Endpoint records left in a host's local store. */
 function storeLeftovers(host: SandboxHost): string[] {
   const store = path.join(host.root, 'lib', 'store');
-  const r = host.ns.exec('find', [path.join(store, 'endpoints'), path.join(store, 'cni', 'attachments'), '-type', 'f']);
+  const r = host.ns.exec('find', [path.join(store, 'endpoints'), '-type', 'f']);
   return r.stdout.split('\n').filter(Boolean).map((f) => path.relative(store, f));
 }
 

@@ -154,7 +154,7 @@ export class Engine {
 
         const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store, aliases: req.aliases }, tx);
 
-        const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports };
+        const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports, port: guardPort(ep) };
         // One nft batch: the network's elements (idempotent to re-add) and the published ports.
         if (viaHost) await tx.step('firewall elements', () => firewall.attach(firewallNetwork(net), fwEndpoint), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
         if (viaHost) await forgetPortFlows(req.ports, log); // old un-DNATed UDP flows to these ports
@@ -203,7 +203,7 @@ export class Engine {
     const names = new Set(nets.map((n) => n.name));
     const endpoints = (await allEndpoints(this.deps.store))
       .filter((r) => names.has(r.network) && r.hostNetns === here)
-      .map((r): FirewallEndpoint => ({ containerId: r.containerId, ipv4: r.ipv4?.address, ipv6: r.ipv6?.address, ports: r.ports }));
+      .map((r): FirewallEndpoint => ({ containerId: r.containerId, ipv4: r.ipv4?.address, ipv6: r.ipv6?.address, ports: r.ports, port: guardPort(r) }));
     return { networks: nets.map(firewallNetwork), endpoints };
   }
 
@@ -252,7 +252,7 @@ export class Engine {
     const here = hostPath === THREAD_NETNS;
     const host = hostPath ? Rtnl.open(here ? undefined : hostPath) : undefined;
     const firewall = hostPath ? this.deps.firewall(here ? undefined : hostPath) : undefined;
-    const fwEndpoint: FirewallEndpoint = { containerId: rec.containerId, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, ports: rec.ports };
+    const fwEndpoint: FirewallEndpoint = { containerId: rec.containerId, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, ports: rec.ports, port: guardPort(rec) };
     try {
       await runAll(
         [
@@ -421,6 +421,11 @@ export class Engine {
       await this.deps.store.createIfAbsent(`host/sysctls/${key.replaceAll('/', '.')}`, before);
     }
   }
+}
+
+/** The bridge port the anti-spoofing guard checks: the host end of the veth and the container's MAC. */
+function guardPort(ep: { hostIfname: string; mac: string }): FirewallEndpoint['port'] {
+  return ep.hostIfname && ep.mac ? { ifname: ep.hostIfname, mac: ep.mac } : undefined;
 }
 
 export function firewallNetwork(net: NetworkDef): FirewallNetwork {

@@ -3,7 +3,7 @@
 // the container's namespace (it never exists in the host namespace, so its name cannot collide
 // there), the container side's addresses and routes, and the host sysctls such a network needs.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync } from 'node:fs';
+import { closeSync, readdirSync } from 'node:fs';
 import { ConflictError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
 import type { Rtnl } from '../netlink/rtnl.js';
@@ -107,6 +107,7 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   const inner = await container.getLink(ctx.ifname);
   if (!inner) throw new UserError(`${ctx.ifname} did not appear in the container namespace`);
   await tx.step(`configure ${ctx.ifname} in the container`, async () => {
+    refuseRouterAdverts(ctx.containerNetnsPath, ctx.ifname);
     if (ctx.ipv4) await container.addAddress(inner.index, `${ctx.ipv4.address}/${ctx.ipv4.prefixLength}`);
     if (ctx.ipv6) await container.addAddress(inner.index, `${ctx.ipv6.address}/${ctx.ipv6.prefixLength}`);
     await container.setUp(inner.index);
@@ -121,6 +122,20 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
 }
 
 /**
+ * A container takes its IPv6 routes from tsrun, never from router advertisements: a neighbour
+ * with NET_RAW could otherwise announce itself as the router (CVE-2020-13401). Set before the
+ * interface comes up; a namespace without IPv6 has nothing to set.
+ */
+export function refuseRouterAdverts(containerNetnsPath: string, ifname: string): void {
+  withNetnsSync(containerNetnsPath, () => {
+    for (const dev of ['all', 'default', ifname]) {
+      const key = `net/ipv6/conf/${dev}/accept_ra`;
+      if (readSysctl(key) !== undefined) setSysctlSync(key, '0');
+    }
+  });
+}
+
+/**
  * Host sysctls a bridge network needs, set inside the host-side namespace: forwarding, and
  * route_localnet on the bridge so 127.0.0.1:<published port> can be DNATed to a container.
  * Returns what was changed (key → previous value) so the caller can record it.
@@ -131,17 +146,35 @@ export function ensureHostSysctls(hostNetnsPath: string, net: NetworkDef): Recor
     // The slash form: a bridge name may contain '.', which the dotted form would split.
     [`net/ipv4/conf/${net.bridge}/route_localnet`, '1'],
   ];
+  // The bridge itself never learns routes from what containers announce.
+  wanted.push([`net/ipv6/conf/${net.bridge}/accept_ra`, '0']);
   if (net.subnet6) wanted.push(['net.ipv6.conf.all.forwarding', '1']);
   const changed: Record<string, string> = {};
   withNetnsSync(hostNetnsPath, () => {
+    // With forwarding on, accept_ra=1 stops honouring RAs: a host that got its default route by
+    // SLAAC would lose it at the next refresh. accept_ra=2 keeps it (what Docker and netavark do).
+    if (net.subnet6 && readSysctl('net/ipv6/conf/all/forwarding') === '0') {
+      for (const dev of listIpv6Devices()) {
+        if (dev === 'all' || dev === 'default' || dev === 'lo' || dev.startsWith('tsv') || !/^[A-Za-z0-9_.-]+$/.test(dev)) continue;
+        if (readSysctl(`net/ipv6/conf/${dev}/accept_ra`) === '1') wanted.push([`net/ipv6/conf/${dev}/accept_ra`, '2']);
+      }
+    }
     for (const [key, value] of wanted) {
       const before = readSysctl(key);
-      if (before === value) continue;
+      if (before === value || (before === undefined && key.endsWith('/accept_ra'))) continue; // no IPv6: nothing to refuse
       setSysctlSync(key, value);
       changed[key] = before ?? '';
     }
   });
   return changed;
+}
+
+function listIpv6Devices(): string[] {
+  try {
+    return readdirSync('/proc/sys/net/ipv6/conf');
+  } catch {
+    return [];
+  }
 }
 
 function readSysctl(key: string): string | undefined {

@@ -20,6 +20,9 @@ import {
   ownedElements,
   replaceBaseBatch,
   restoreBatch,
+  addElements,
+  guardElements,
+  removeGuardBatch,
   type FirewallState,
   type NftBatch,
   type NftJson,
@@ -153,7 +156,7 @@ export class NftFirewall implements FirewallBackend {
   }
 
   async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
-    const batch = { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables] };
+    const batch = { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -176,6 +179,7 @@ export class NftFirewall implements FirewallBackend {
    * does it fall back to the owner-aware listing path below, which is always used otherwise.
    */
   async removeEndpoint(ep: FirewallEndpoint, opts: { exclusive?: boolean } = {}): Promise<void> {
+    await this.removeGuard(ep);
     const els = endpointElements(ep);
     if (els.length === 0) return;
     const step = `unpublish ports of container ${ep.containerId}`;
@@ -188,6 +192,15 @@ export class NftFirewall implements FirewallBackend {
       }
     }
     await this.removeElements(els, step);
+  }
+
+  /** The port guard's elements: idempotent, and no error when the table is gone. */
+  private async removeGuard(ep: FirewallEndpoint): Promise<void> {
+    try {
+      await this.apply(removeGuardBatch(ep), `remove port guard of container ${ep.containerId}`);
+    } catch (err) {
+      if (!isNftError(err, 'not-found')) throw err;
+    }
   }
 
   async listOwners(): Promise<FirewallOwners> {

@@ -275,11 +275,103 @@ const RULES: readonly RuleDef[] = [
   { chain: 'forward', label: 'e: default-deny into tsrun bridges', expr: [inSet(meta('oifname'), 'bridges'), drop] },
 ];
 
+// ---- the port guard: table bridge tsrun ----
+//
+// Bridged frames between containers of one network never reach the inet hooks (no
+// br_netfilter), so what a container may SEND is checked where frames enter the bridge, per
+// bridge port (the host end of its veth), in a second small table with the same shape: fixed
+// rules, per-endpoint facts as set elements.
+//
+//   table bridge tsrun {
+//     set guard_ports { type ifname }                                   host ends of container veths
+//     set guard_macs  { type ifname . ether_addr }                      (port . its container's MAC)
+//     set guard_src4  { type ifname . ether_addr . ipv4_addr }          (port . MAC . its address)
+//     set guard_src6  { type ifname . ether_addr . ipv6_addr }
+//     chain guard { type filter hook prerouting priority -300; policy accept;
+//       iifname != @guard_ports accept                                  not a container: nothing to check
+//       iifname . ether saddr != @guard_macs drop                       MAC spoofing
+//       arp saddr ip != 0.0.0.0 iifname . ether saddr . arp saddr ip != @guard_src4 drop   ARP spoofing
+//       iifname . ether saddr . ip saddr != @guard_src4 drop            IPv4 source spoofing
+//       icmpv6 type { nd-router-advert, nd-redirect } drop              a container is never a router
+//       ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @guard_src6 drop
+//     }
+//   }
+// Link-local IPv6 sources (and :: for duplicate address detection) pass with the MAC check
+// alone: the kernel derives them inside the container.
+export const GUARD_FAMILY = 'bridge';
+const guardWhere = { family: GUARD_FAMILY, table: TABLE };
+
+type GuardSet = 'guard_ports' | 'guard_macs' | 'guard_src4' | 'guard_src6';
+const GUARD_SETS: readonly { name: GuardSet; type: string | string[] }[] = [
+  { name: 'guard_ports', type: 'ifname' },
+  { name: 'guard_macs', type: ['ifname', 'ether_addr'] },
+  { name: 'guard_src4', type: ['ifname', 'ether_addr', 'ipv4_addr'] },
+  { name: 'guard_src6', type: ['ifname', 'ether_addr', 'ipv6_addr'] },
+];
+const gSet = (name: GuardSet) => `@${name}`;
+const portMac = [meta('iifname'), payload('ether', 'saddr')];
+const GUARD_RULES: readonly { label: string; expr: NftJson[] }[] = [
+  { label: 'not a container port', expr: [match(meta('iifname'), gSet('guard_ports'), '!='), accept] },
+  { label: 'MAC spoofing', expr: [match(concat(...portMac), gSet('guard_macs'), '!='), drop] },
+  {
+    label: 'ARP spoofing',
+    expr: [match(payload('arp', 'saddr ip'), '0.0.0.0', '!='), match(concat(...portMac, payload('arp', 'saddr ip')), gSet('guard_src4'), '!='), drop],
+  },
+  { label: 'IPv4 source spoofing', expr: [match(concat(...portMac, payload('ip', 'saddr')), gSet('guard_src4'), '!='), drop] },
+  { label: 'router advertisements and redirects', expr: [match(payload('icmpv6', 'type'), { set: ['nd-router-advert', 'nd-redirect'] }), drop] },
+  {
+    label: 'IPv6 source spoofing',
+    expr: [match(payload('ip6', 'saddr'), { set: ['::', prefix('fe80::', 10)] }, '!='), match(concat(...portMac, payload('ip6', 'saddr')), gSet('guard_src6'), '!='), drop],
+  },
+];
+
+function guardBaseCommands(): NftCommand[] {
+  return [
+    { create: { table: { family: GUARD_FAMILY, name: TABLE } } },
+    ...GUARD_SETS.map((g) => ({ add: { set: { ...guardWhere, name: g.name, type: g.type } } })),
+    { add: { chain: { ...guardWhere, name: 'guard', type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } } },
+    ...GUARD_RULES.map((r) => ({ add: { rule: { ...guardWhere, chain: 'guard', expr: r.expr, comment: `guard: ${r.label} (tsrun ${SCHEMA_ID})` } } })),
+  ];
+}
+
+/** Elements a container's bridge port contributes to the guard (none without a port). */
+export function guardElements(input: FirewallEndpoint): SetElement[] {
+  if (!input.port) return [];
+  const ep = normalizeEndpoint(input);
+  const { ifname, mac } = checkPort(input.port, ep.containerId);
+  const comment = ownerComment('ctr', ep.containerId);
+  const els: SetElement[] = [
+    { set: 'guard_ports', key: ifname, comment },
+    { set: 'guard_macs', key: concat(ifname, mac), comment },
+  ];
+  if (ep.ipv4 !== undefined) els.push({ set: 'guard_src4', key: concat(ifname, mac, ep.ipv4), comment });
+  if (ep.ipv6 !== undefined) els.push({ set: 'guard_src6', key: concat(ifname, mac, ep.ipv6), comment });
+  return els;
+}
+
+const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+function checkPort(port: { ifname: string; mac: string }, containerId: string): { ifname: string; mac: string } {
+  checkIfname(port.ifname, `bridge port of container ${containerId}`);
+  const mac = String(port.mac).toLowerCase();
+  if (!MAC_RE.test(mac)) throw new UserError(`container ${containerId}: ${JSON.stringify(port.mac)} is not a MAC address`);
+  return { ifname: port.ifname, mac };
+}
+
+/** Guard elements added, then deleted, in one batch: idempotent (the key names the port, MAC
+ * and address, so it can only be this endpoint's). */
+export function removeGuardBatch(ep: FirewallEndpoint): NftBatch {
+  const els = guardElements(ep);
+  return { nftables: els.length === 0 ? [] : [...addElements(els), ...deleteElements(els)] };
+}
+
+/** Rules in table bridge tsrun (the port guard): also constant. */
+export const GUARD_RULE_COUNT = GUARD_RULES.length;
+
 /** Rules in table inet tsrun: the same number at 0, 1 and 200 containers. */
 export const RULE_COUNT = RULES.length;
 
 /** Changes whenever the sets, chains or rules above change. */
-export const SCHEMA_ID = `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES })).digest('hex').slice(0, 10)}`;
+export const SCHEMA_ID = `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES })).digest('hex').slice(0, 10)}`;
 
 const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${SCHEMA_ID})`;
 const where = { family: FAMILY, table: TABLE };
@@ -310,6 +402,7 @@ function baseCommands(): NftCommand[] {
     ...SETS.map((s) => ({ add: { [s.map ? 'map' : 'set']: setObject(s) } })),
     ...CHAINS.map((c) => ({ add: { chain: chainObject(c) } })),
     ...RULES.map((r) => ({ add: { rule: { ...where, chain: r.chain, expr: r.expr, comment: ruleComment(r) } } })),
+    ...guardBaseCommands(),
   ];
 }
 
@@ -320,14 +413,12 @@ function baseCommands(): NftCommand[] {
  */
 export function replaceBaseBatch(old: NftListing | undefined): NftBatch {
   const carried = old ? listElements(old).filter((e) => SETS.some((s) => s.name === e.set && sameSetShape(s, findSet(old, s.name)))) : [];
-  return {
-    nftables: [
-      { add: { table: { family: FAMILY, name: TABLE } } },
-      { delete: { table: { family: FAMILY, name: TABLE } } },
-      ...baseCommands(),
-      ...addElements(carried),
-    ],
-  };
+  return { nftables: [...dropTables(), ...baseCommands(), ...addElements(carried)] };
+}
+
+/** Deletes both of tsrun's tables whether or not they exist (`add` first makes a missing one no error). */
+function dropTables(): NftCommand[] {
+  return [FAMILY, GUARD_FAMILY].flatMap((family): NftCommand[] => [{ add: { table: { family, name: TABLE } } }, { delete: { table: { family, name: TABLE } } }]);
 }
 
 /** Everything the table should hold, as the Store describes it (see Engine.firewallState). */
@@ -345,14 +436,14 @@ export interface FirewallState {
 export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 'replace'): NftBatch {
   const seen = new Set<string>();
   const els: SetElement[] = [];
-  for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => endpointElements(ep))]) {
+  for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)])]) {
     const id = `${e.set}|${canon(e.key)}`;
     if (seen.has(id)) continue;
     seen.add(id);
     els.push(e);
   }
   // 'create': baseCommands() starts with `create table`, which fails whole if the table exists.
-  const replace: NftCommand[] = mode === 'replace' ? [{ add: { table: { family: FAMILY, name: TABLE } } }, { delete: { table: { family: FAMILY, name: TABLE } } }] : [];
+  const replace: NftCommand[] = mode === 'replace' ? dropTables() : [];
   return { nftables: [...replace, ...baseCommands(), ...addElements(els)] };
 }
 
@@ -481,7 +572,7 @@ export function endpointElements(input: FirewallEndpoint): SetElement[] {
 /** `add element` commands, one per set, in order of first appearance. */
 export function addElements(els: SetElement[]): NftCommand[] {
   return groupBySet(els).map(([set, group]) => ({
-    add: { element: { ...where, name: set, elem: group.map(elemJson) } },
+    add: { element: { ...whereOf(set), name: set, elem: group.map(elemJson) } },
   }));
 }
 
@@ -491,7 +582,7 @@ export function addElements(els: SetElement[]): NftCommand[] {
  */
 export function deleteElements(els: SetElement[]): NftCommand[] {
   return groupBySet(els).map(([set, group]) => ({
-    delete: { element: { ...where, name: set, elem: group.map((e) => e.key) } },
+    delete: { element: { ...whereOf(set), name: set, elem: group.map((e) => e.key) } },
   }));
 }
 
@@ -503,6 +594,11 @@ export const deleteEndpointBatch = (ep: FirewallEndpoint): NftBatch => ({ nftabl
 function elemJson(e: SetElement): NftJson {
   const k: NftJson = e.comment === undefined ? e.key : { elem: { val: e.key, comment: e.comment } };
   return e.value === undefined ? k : [k, e.value];
+}
+
+/** The guard's sets live in table bridge tsrun, every other set in table inet tsrun. */
+function whereOf(set: string): { family: string; table: string } {
+  return set.startsWith('guard_') ? { family: GUARD_FAMILY, table: TABLE } : where;
 }
 
 function groupBySet(els: SetElement[]): [string, SetElement[]][] {

@@ -30,4 +30,7 @@ export interface FirewallEndpoint {
   ipv4?: string | undefined;
   ipv6?: string | undefined;
   ports: PortMapping[];
+  /** The container's bridge port (host end of its veth) and MAC: what it may send is checked
+   * there (anti-spoofing). Absent for drivers without one (macvlan, ipvlan). */
+  port?: { ifname: string; mac: string } | undefined;
 }

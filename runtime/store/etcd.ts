@@ -13,6 +13,8 @@
 // so an unreachable cluster costs a few seconds and one line naming the endpoints, never a hang.
 import { createRequire } from 'node:module';
 import type { Etcd3, IOptions, IKeyValue, Namespace, Watcher } from 'etcd3';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { SystemError, UserError } from '../../config/errors.js';
 import type { StoreEntry, WatchEvent } from './store.js';
 import type { ClusterStore, WatchHandlers } from './cluster.js';
@@ -28,16 +30,30 @@ export interface EtcdTarget {
   prefix: string;
   /** What messages name: the endpoints as the user wrote them. */
   display: string;
+  /** etcds://: TLS, verified against this CA; cert and key: a client certificate (mutual TLS). */
+  tls?: { ca: string; cert?: string | undefined; key?: string | undefined } | undefined;
+  /** etcd user authentication; the password is read from a file (never in a URL or the env). */
+  auth?: { user: string; passwordFile: string } | undefined;
 }
+
+const QUERY_KEYS = ['ca', 'cert', 'key', 'user', 'password-file'] as const;
 
 /**
  * `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` → endpoints and key prefix. The prefix lets several
  * tsrun clusters (or test runs) share one etcd without seeing each other's keys.
+ * `etcds://…?ca=FILE[&cert=FILE&key=FILE][&user=NAME&password-file=FILE]` is the same over TLS,
+ * with an optional client certificate and user/password authentication. Everything rides in the
+ * one URL, so every front door and the hooks (TSRUN_STORE) see the same store.
  */
 export function parseEtcdUrl(url: string): EtcdTarget {
-  const bad = (why: string) => new UserError(`invalid store ${JSON.stringify(url)}: ${why}; use etcd://HOST:PORT[,HOST:PORT][/PREFIX]`);
-  if (!url.startsWith('etcd://')) throw bad('not an etcd:// URL');
-  const rest = url.slice('etcd://'.length);
+  const bad = (why: string) =>
+    new UserError(`invalid store ${JSON.stringify(url)}: ${why}; use etcd://HOST:PORT[,HOST:PORT][/PREFIX] or etcds://HOST:PORT[/PREFIX]?ca=FILE[&cert=FILE&key=FILE][&user=NAME&password-file=FILE]`);
+  const scheme = url.startsWith('etcds://') ? 'etcds' : url.startsWith('etcd://') ? 'etcd' : undefined;
+  if (!scheme) throw bad('not an etcd:// or etcds:// URL');
+  const q = url.indexOf('?');
+  const rest = url.slice(`${scheme}://`.length, q < 0 ? undefined : q);
+  const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  for (const k of query.keys()) if (!(QUERY_KEYS as readonly string[]).includes(k)) throw bad(`unknown parameter ${JSON.stringify(k)}`);
   const slash = rest.indexOf('/');
   const hostPart = slash < 0 ? rest : rest.slice(0, slash);
   const pathPart = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/+$/, '');
@@ -48,7 +64,68 @@ export function parseEtcdUrl(url: string): EtcdTarget {
     return h;
   });
   if (pathPart !== '' && !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(pathPart)) throw bad(`prefix ${JSON.stringify(pathPart)} has characters outside [A-Za-z0-9_.-/]`);
-  return { endpoints, prefix: pathPart === '' ? DEFAULT_ETCD_PREFIX : `/${pathPart}/`, display: hostPart };
+  const target: EtcdTarget = { endpoints, prefix: pathPart === '' ? DEFAULT_ETCD_PREFIX : `/${pathPart}/`, display: hostPart };
+  const file = (k: (typeof QUERY_KEYS)[number]): string | undefined => {
+    const v = query.get(k) ?? undefined;
+    if (v !== undefined && !v.startsWith('/')) throw bad(`${k} must be an absolute path`);
+    return v;
+  };
+  const [ca, cert, key, passwordFile] = [file('ca'), file('cert'), file('key'), file('password-file')];
+  const user = query.get('user') ?? undefined;
+  if (scheme === 'etcds') {
+    if (!ca) throw bad('etcds:// needs ca=FILE (the CA that signed the etcd server certificate)');
+    if ((cert === undefined) !== (key === undefined)) throw bad('cert and key go together');
+    target.tls = { ca, cert, key };
+  } else if (ca || cert || key) throw bad('ca, cert and key need etcds://');
+  if ((user === undefined) !== (passwordFile === undefined)) throw bad('user and password-file go together');
+  if (user !== undefined) target.auth = { user, passwordFile: passwordFile! };
+  return target;
+}
+
+/**
+ * The TLS material and password of a target, read and checked before any connection: a missing
+ * or malformed file, or a key that does not belong to its certificate, is one line naming it.
+ */
+export function loadEtcdSecrets(t: EtcdTarget): { credentials?: { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer }; auth?: { username: string; password: string } } {
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UserError(`cannot read etcd ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const cert = (what: string, file: string): { buf: Buffer; x509: X509Certificate } => {
+    const buf = read(what, file);
+    try {
+      return { buf, x509: new X509Certificate(buf) };
+    } catch {
+      throw new UserError(`etcd ${what} ${file} is not a PEM certificate`);
+    }
+  };
+  const out: ReturnType<typeof loadEtcdSecrets> = {};
+  if (t.tls) {
+    const ca = cert('CA certificate', t.tls.ca);
+    out.credentials = { rootCertificate: ca.buf };
+    if (t.tls.cert && t.tls.key) {
+      const c = cert('client certificate', t.tls.cert);
+      const keyBuf = read('client key', t.tls.key);
+      let key: KeyObject;
+      try {
+        key = createPrivateKey(keyBuf);
+      } catch {
+        throw new UserError(`etcd client key ${t.tls.key} is not a PEM private key`);
+      }
+      if (!c.x509.checkPrivateKey(key)) throw new UserError(`etcd client key ${t.tls.key} does not belong to the certificate ${t.tls.cert}`);
+      out.credentials.certChain = c.buf;
+      out.credentials.privateKey = keyBuf;
+    }
+  }
+  if (t.auth) {
+    const password = read('password file', t.auth.passwordFile).toString('utf8').replace(/\r?\n$/, '');
+    if (password === '') throw new UserError(`etcd password file ${t.auth.passwordFile} is empty`);
+    out.auth = { username: t.auth.user, password };
+  }
+  return out;
 }
 
 export interface EtcdStoreOptions {
@@ -86,8 +163,12 @@ export class EtcdStore implements ClusterStore {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
     const { etcd3, cockatiel } = loadEtcd3();
     const timeout = this.timeoutMs;
+    const secrets = loadEtcdSecrets(target);
+    if (secrets.credentials) quietIpServerNameWarning();
     const options: IOptions = {
       hosts: target.endpoints,
+      ...(secrets.credentials ? { credentials: secrets.credentials } : {}),
+      ...(secrets.auth ? { auth: secrets.auth } : {}),
       dialTimeout: timeout,
       // Streams (watch, keepalive) live on; every unary call gets a deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
@@ -264,6 +345,26 @@ function reasonOf(err: unknown, timeoutMs: number): string {
   if (refused) return 'connection refused';
   if (/EHOSTUNREACH/.test(msg)) return 'no route to host';
   if (/ENOENT/.test(msg)) return 'no such socket';
+  const tls = /certificate[^\n.;]*|self[- ]signed[^\n.;]*|handshake[^\n.;]*|SSL[^\n.;]*alert[^\n.;]*/i.exec(msg);
+  if (tls) return `TLS failed: ${tls[0].trim()} (check the ca, cert and key of the etcds:// store)`;
   if (/No connection established/i.test(msg)) return 'no connection established';
   return msg.split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '');
+}
+
+let quieted = false;
+/**
+ * grpc-js names an IP-addressed etcd as the TLS server name, which Node flags (DEP0123) on stderr
+ * on every run; the certificate is still checked against the IP in its subjectAltName. The CLI's
+ * stderr is one line per failure, so this one warning is dropped; every other stays.
+ */
+function quietIpServerNameWarning(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, b, c] = args;
+    const code = typeof b === 'object' && b !== null ? (b as { code?: string }).code : c;
+    if (code === 'DEP0123') return;
+    emit(...args);
+  }) as typeof process.emitWarning;
 }

@@ -20,12 +20,12 @@ export function localStoreRoot(libDir: string): string {
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
-  if (opts.url.startsWith('etcd://')) {
+  if (opts.url.startsWith('etcd://') || opts.url.startsWith('etcds://')) {
     // Loaded only here: the etcd client is heavy, and single-host use never needs it.
     const { EtcdStore, parseEtcdUrl } = await import('./etcd.js');
     const { ScopedStore } = await import('./scoped.js');
     const local = new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
     return new ScopedStore(new EtcdStore(parseEtcdUrl(opts.url)), local);
   }
-  throw new UserError(`invalid store ${JSON.stringify(opts.url)}: use "local" or etcd://HOST:PORT[,HOST:PORT]`);
+  throw new UserError(`invalid store ${JSON.stringify(opts.url)}: use "local", etcd://HOST:PORT[,HOST:PORT] or etcds://HOST:PORT?ca=FILE…`);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { UserError } from '../../../config/errors.js';
 import {
+  GUARD_RULE_COUNT,
   RULE_COUNT,
   SCHEMA_ID,
   addEndpointBatch,
@@ -21,6 +22,8 @@ import {
   ownedElements,
   replaceBaseBatch,
   restoreBatch,
+  guardElements,
+  removeGuardBatch,
   type NftJson,
   type NftListing,
 } from '../../../runtime/firewall/nft-rules.js';
@@ -68,14 +71,17 @@ describe('baseTable', () => {
   it('starts with `create table`, so re-applying it fails whole instead of duplicating rules', () => {
     const cmds = baseTable().nftables;
     expect(cmds[0]).toEqual({ create: { table: { family: 'inet', name: 'tsrun' } } });
-    expect(cmds.slice(1).every((c) => Object.keys(c)[0] === 'add')).toBe(true);
+    const creates = cmds.filter((c) => Object.keys(c)[0] === 'create');
+    expect(creates).toEqual([{ create: { table: { family: 'inet', name: 'tsrun' } } }, { create: { table: { family: 'bridge', name: 'tsrun' } } }]);
+    expect(cmds.every((c) => ['add', 'create'].includes(Object.keys(c)[0]!))).toBe(true);
     expect(cmds.some((c) => 'delete' in c || 'flush' in c)).toBe(false);
   });
 
   it('has a fixed number of rules, each tagged with the schema id in a comment nft accepts', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
-    expect(rules).toHaveLength(RULE_COUNT);
+    expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
     expect(RULE_COUNT).toBe(21);
+    expect(GUARD_RULE_COUNT).toBe(6);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${SCHEMA_ID}`);
       expect(Buffer.byteLength(String(r.comment))).toBeLessThanOrEqual(128);
@@ -83,10 +89,10 @@ describe('baseTable', () => {
     expect(SCHEMA_ID).toMatch(/^v1-[0-9a-f]{10}$/);
   });
 
-  it('touches nothing outside table inet tsrun', () => {
+  it('touches nothing outside tsrun\'s two tables (inet tsrun, and bridge tsrun for the port guard)', () => {
     const seen = JSON.stringify(baseTable());
     for (const m of seen.matchAll(/"table":\s*("[^"]*"|\{[^}]*\})/g)) expect(m[1]).toMatch(/tsrun/);
-    expect(seen).not.toMatch(/"family":\s*"(ip|ip6|bridge|arp|netdev)"\s*,\s*"(table|name)"/);
+    expect(seen).not.toMatch(/"family":\s*"(ip|ip6|arp|netdev)"\s*,\s*"(table|name)"/);
   });
 });
 
@@ -127,9 +133,13 @@ describe('replaceBaseBatch', () => {
       ],
     };
     const cmds = replaceBaseBatch(listing).nftables;
-    expect(cmds[0]).toEqual({ add: { table: { family: 'inet', name: 'tsrun' } } });
-    expect(cmds[1]).toEqual({ delete: { table: { family: 'inet', name: 'tsrun' } } });
-    expect(cmds[2]).toEqual({ create: { table: { family: 'inet', name: 'tsrun' } } });
+    expect(cmds.slice(0, 5)).toEqual([
+      { add: { table: { family: 'inet', name: 'tsrun' } } },
+      { delete: { table: { family: 'inet', name: 'tsrun' } } },
+      { add: { table: { family: 'bridge', name: 'tsrun' } } },
+      { delete: { table: { family: 'bridge', name: 'tsrun' } } },
+      { create: { table: { family: 'inet', name: 'tsrun' } } },
+    ]);
     const adds = cmds.filter((c) => c.add && 'element' in c.add).map((c) => c.add!.element as Record<string, NftJson>);
     // pub4_any_port changed its data type, gone_in_this_version is gone: neither is carried.
     expect(adds).toEqual([
@@ -355,9 +365,11 @@ describe('restoreBatch', () => {
   it('rebuilds the base and every element from the state in one batch, replacing or creating', () => {
     const state = { networks: [web, db], endpoints: [ep] };
     const replace = restoreBatch(state);
-    expect(replace.nftables.slice(0, 3)).toEqual([
+    expect(replace.nftables.slice(0, 5)).toEqual([
       { add: { table: { family: 'inet', name: 'tsrun' } } },
       { delete: { table: { family: 'inet', name: 'tsrun' } } },
+      { add: { table: { family: 'bridge', name: 'tsrun' } } },
+      { delete: { table: { family: 'bridge', name: 'tsrun' } } },
       { create: { table: { family: 'inet', name: 'tsrun' } } },
     ]);
     const create = restoreBatch(state, 'create');
@@ -372,5 +384,32 @@ describe('restoreBatch', () => {
     const b = restoreBatch({ networks: [web], endpoints: [ep, rival] });
     const comments = JSON.stringify(b).match(/ctr:rival/g) ?? [];
     expect(comments).toHaveLength(0);
+  });
+});
+
+describe('port guard (anti-spoofing)', () => {
+  const port = { ifname: 'tsv0123abcd', mac: '02:42:AC:11:00:02' };
+  it('has one element per port, MAC and address, in table bridge tsrun', () => {
+    const els = guardElements({ ...ep, port });
+    expect(els.map((e) => [e.set, e.key])).toEqual([
+      ['guard_ports', 'tsv0123abcd'],
+      ['guard_macs', { concat: ['tsv0123abcd', '02:42:ac:11:00:02'] }],
+      ['guard_src4', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', '10.88.0.2'] }],
+      ['guard_src6', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', 'fd00:88::2'] }],
+    ]);
+    const cmds = addEndpointBatch(ep).nftables.length; // ports only: no guard without a port
+    expect(cmds).toBeGreaterThan(0);
+    expect(guardElements(ep)).toEqual([]);
+    expectGolden('guard-remove', removeGuardBatch({ ...ep, port }));
+  });
+
+  it('refuses a bad port name or MAC', () => {
+    expect(() => guardElements({ ...ep, port: { ifname: 'x'.repeat(16), mac: port.mac } })).toThrow(UserError);
+    expect(() => guardElements({ ...ep, port: { ifname: 'tsv1', mac: 'nope' } })).toThrow(/not a MAC address/);
+  });
+
+  it('is rebuilt with the rest by restoreBatch', () => {
+    const b = JSON.stringify(restoreBatch({ networks: [web], endpoints: [{ ...ep, port }] }));
+    expect(b).toContain('"family":"bridge","table":"tsrun","name":"guard_src4"');
   });
 });

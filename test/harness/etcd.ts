@@ -15,16 +15,19 @@ export const haveEtcd = existsSync(ETCD_BINARY);
 export interface EtcdServerOptions {
   /** Also listen on this address of the namespace (port 2379). */
   address?: string;
+  /** Serve that address over TLS with this server certificate; `ca`: require client certificates
+   * signed by it. The unix socket stays plain (the test's own setup channel). */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export class EtcdServer {
   private proc: ChildProcess | undefined;
   private stderr = '';
-  private constructor(readonly ns: Netns, readonly dir: string, readonly address: string | undefined) {}
+  private constructor(readonly ns: Netns, readonly dir: string, readonly address: string | undefined, readonly tls?: EtcdServerOptions['tls']) {}
 
   static async start(ns: Netns, opts: EtcdServerOptions = {}): Promise<EtcdServer> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-etcd-'));
-    const server = new EtcdServer(ns, dir, opts.address);
+    const server = new EtcdServer(ns, dir, opts.address, opts.tls);
     await server.launch();
     return server;
   }
@@ -51,12 +54,15 @@ export class EtcdServer {
 
   /** Starts (or restarts, keeping its data) the server and waits until it answers. */
   async launch(): Promise<void> {
-    const clientUrls = [`unix://etcd.sock:0`, ...(this.address ? [`http://${this.address}:2379`] : [])];
+    const scheme = this.tls ? 'https' : 'http';
+    const clientUrls = [`unix://etcd.sock:0`, ...(this.address ? [`${scheme}://${this.address}:2379`] : [])];
+    const tlsArgs = this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : [];
     const args = [
       '--name', 'tsrun-test',
       '--data-dir', path.join(this.dir, 'data'),
       '--listen-client-urls', clientUrls.join(','),
-      '--advertise-client-urls', this.address ? `http://${this.address}:2379` : 'http://127.0.0.1:2379',
+      '--advertise-client-urls', this.address ? `${scheme}://${this.address}:2379` : 'http://127.0.0.1:2379',
+      ...tlsArgs,
       '--listen-peer-urls', 'http://127.0.0.1:2380',
       '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
       '--initial-cluster', 'tsrun-test=http://127.0.0.1:2380',

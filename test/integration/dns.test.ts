@@ -85,7 +85,7 @@ describe('names on a user network', () => {
     // busybox's own resolver, reading the generated /etc/resolv.conf (search domain included)
     const r = w.run(['--net', 'dnsa'], ['sh', '-c', `cat /etc/resolv.conf; nslookup db; nslookup -type=aaaa primary; nslookup ${db.id}.dnsa; nslookup ${ip}`]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`nameserver ${GW_A}\n`);
+    expect(r.stdout).toContain(`nameserver ${GW_A}\nnameserver fd00:61::1\n`);
     expect(r.stdout).toContain('search dnsa corp.example\n');
     expect(r.stdout).not.toContain(`nameserver ${OUTSIDE_IP}`);
     expect(r.stdout).toMatch(new RegExp(`Name:\\s+db(\\.dnsa)?\\nAddress: ${ip.replace(/\./g, '\\.')}`));
@@ -100,8 +100,10 @@ describe('names on a user network', () => {
     expect(query(cl.id, 'dnsa', GW_A, `${ip.split('.').reverse().join('.')}.in-addr.arpa`, 'PTR').answers).toEqual([{ type: 'PTR', data: `${db.id}.dnsa` }]);
     expect(query(cl.id, 'dnsa', GW_A, 'nobody').rcode).toBe('NXDOMAIN');
     expect(query(cl.id, 'dnsa', GW_A, 'db', 'MX')).toMatchObject({ rcode: 'NOERROR', answers: [] });
-    // the same over TCP
+    // the same over TCP, and on the network's IPv6 gateway
     expect(addresses(query(cl.id, 'dnsa', GW_A, 'db', 'A', 'tcp'))).toEqual([ip]);
+    expect(addresses(query(cl.id, 'dnsa', 'fd00:61::1', 'db', 'AAAA'))).toEqual([ip6]);
+    expect(addresses(query(cl.id, 'dnsa', 'fd00:61::1', 'db', 'A', 'tcp'))).toEqual([ip]);
   });
 
   it('scopes names to the networks a container shares; a container on two networks sees both', async () => {

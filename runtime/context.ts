@@ -6,6 +6,9 @@ import { Engine } from './engine.js';
 import { openStore } from './store/open.js';
 import { createFirewall } from './firewall/backend.js';
 import type { Store } from './store/store.js';
+import path from 'node:path';
+import { LocalStore } from './store/local.js';
+import { StoreLock } from './locks.js';
 
 export interface EngineHandle {
   engine: Engine;
@@ -28,8 +31,17 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
     firewall: (netns) =>
       createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }, netns ? undefined : () => engine.firewallState()),
     dns: { sync: async (start) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start })) },
+    hostLock: hostLock(settings, log),
   });
   return engine;
+}
+
+/** This host's readers-writer lock (runtime/locks.ts): in the run directory, because it guards
+ * this host's kernel state and, like it, must not survive a reboot; not fsync'ed, for the same reason. */
+export function hostLock(settings: Settings, log: Logger): StoreLock {
+  return new StoreLock(new LocalStore(path.join(settings.runDir, 'locks'), { fsync: false }), 'host', {
+    onWait: (heldBy) => log.info({ heldBy }, 'waiting for the host lock'),
+  });
 }
 
 /** Runs `fn` with an engine and closes its store afterwards, whatever happens. */

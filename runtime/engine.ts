@@ -12,6 +12,7 @@ import { checkIfname } from '../config/ids.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 import { Transaction, runAll } from './tx.js';
+import type { Release, StoreLock } from './locks.js';
 import { Ipam, type Allocation } from './ipam/ipam.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -61,6 +62,9 @@ export interface EngineDeps {
   firewall: (netnsPath?: string) => FirewallBackend;
   log: Logger;
   dns?: DnsSync | undefined;
+  /** Held shared by attach/detach and exclusive by network create/rm and gc (runtime/locks.ts);
+   * absent: no coordination (one process, as in unit tests). */
+  hostLock?: StoreLock | undefined;
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
@@ -88,6 +92,10 @@ export class Engine {
   }
 
   async attach(req: AttachRequest): Promise<EndpointRecord> {
+    return this.withHostLock('shared', () => this.attachHeld(req));
+  }
+
+  private async attachHeld(req: AttachRequest): Promise<EndpointRecord> {
     const log = this.deps.log.child({ containerId: req.containerId, network: req.network });
     const started = performance.now();
     const ifname = checkIfname(req.ifname ?? 'eth0', 'container interface name');
@@ -225,6 +233,10 @@ export class Engine {
 
   /** Tears down every endpoint of the container; idempotent. */
   async detach(containerId: string): Promise<number> {
+    return this.withHostLock('shared', () => this.detachHeld(containerId));
+  }
+
+  private async detachHeld(containerId: string): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
     // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
@@ -291,6 +303,10 @@ export class Engine {
   /** Records a network and builds its host-side pieces (bridge, addresses, firewall elements)
    * in one transaction: a failure leaves no definition and no bridge behind. */
   async createNetwork(input: NetworkCreateInput): Promise<NetworkDef> {
+    return this.withHostLock('exclusive', () => this.createNetworkHeld(input));
+  }
+
+  private async createNetworkHeld(input: NetworkCreateInput): Promise<NetworkDef> {
     const log = this.deps.log.child({ network: input.name });
     const host = Rtnl.open();
     try {
@@ -322,6 +338,10 @@ export class Engine {
 
   /** Removes a network: refused while containers are attached, unless `force` detaches them. */
   async removeNetwork(name: string, force: boolean): Promise<void> {
+    return this.withHostLock('exclusive', () => this.removeNetworkHeld(name, force));
+  }
+
+  private async removeNetworkHeld(name: string, force: boolean): Promise<void> {
     const net = await this.networks.require(name);
     const remote = (await this.driverFor(net.driver).remoteEndpoints?.(net, this.deps.store)) ?? [];
     if (remote.length > 0) throw new ConflictError(`network ${name} has ${remote.length} container(s) on other hosts (${remote.slice(0, 3).join(', ')}): stop them there first`);
@@ -411,6 +431,21 @@ export class Engine {
       if (!reclaimed) throw err;
     }
     await reservePort(this.deps.store, p, containerId);
+  }
+
+  /**
+   * Runs `fn` holding this host's lock: shared for attach and detach (they never wait for each
+   * other), exclusive for network create/rm and gc (so they never see an attach half done).
+   */
+  async withHostLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    const lock = this.deps.hostLock;
+    if (!lock) return fn();
+    const release: Release = mode === 'shared' ? await lock.shared() : await lock.exclusive();
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
   }
 
   private async recordSysctls(changed: Record<string, string>, log: Logger): Promise<void> {

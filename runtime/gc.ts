@@ -53,7 +53,13 @@ export interface GcDeps {
   log: Logger;
 }
 
+/** Holds the host lock exclusive throughout: gc never sees an attach, a detach or a network
+ * create/rm half done (a lease before its record, a veth being wired, a new bridge). */
 export async function collectGarbage(settings: Settings, deps: GcDeps): Promise<GcReport> {
+  return deps.engine.withHostLock('exclusive', () => collectHeld(settings, deps));
+}
+
+async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> {
   const { engine, store, firewall, log } = deps;
   const report: GcReport = { containers: [], endpoints: [], leases: [], hostPorts: [], links: [], bridges: [], firewallOwners: [], pins: [] };
   const netnsDir = path.join(settings.runDir, 'netns');

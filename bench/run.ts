@@ -15,6 +15,7 @@ import { partsSuite } from './suites/parts.js';
 import { cniSuite } from './suites/cni.js';
 import { dnsSuite } from './suites/dns.js';
 import { detachedSuite } from './suites/detached.js';
+import { ociRuntimeSuite } from './suites/oci-runtime.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
@@ -26,6 +27,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   cni: cniSuite,
   dns: dnsSuite,
   detached: detachedSuite,
+  'oci-runtime': ociRuntimeSuite,
 };
 
 async function main(): Promise<void> {

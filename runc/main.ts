@@ -131,12 +131,17 @@ async function create(ctx: Ctx): Promise<number> {
   if (!part) return passThrough(ctx);
   const { id, bundle, annotations } = part;
   const log = logger(ctx, id, 'create');
-  writeMarker(ctx.settings, { id, bundle });
+  // A marker already there belongs to a container with this id that tsrun-runc wired: runc is
+  // about to refuse the duplicate, and that container's marker must stay for its own delete. (If
+  // it is stale, from a crash, runc creates the new one and the stage clears the stale record.)
+  const earlier = readMarker(ctx.settings, id) !== undefined;
+  if (!earlier) writeMarker(ctx.settings, { id, bundle });
   const created = await runRunc(ctx.runc, ctx.argv, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
   if (created.code !== 0) {
-    removeMarker(ctx.settings, id);
+    if (!earlier) removeMarker(ctx.settings, id);
     return exitLike(created);
   }
+  if (earlier) writeMarker(ctx.settings, { id, bundle });
   try {
     const pid = containerPid(ctx, id);
     const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.entryMs);
@@ -198,6 +203,9 @@ async function run(ctx: Ctx): Promise<number> {
   const part = tsrunPart(ctx);
   if (!part) return passThrough(ctx);
   const { id } = part;
+  // A live container with this id: runc refuses the duplicate with its own message, and nothing
+  // of that container's (its private bundle, its network) may be touched on the way.
+  if (queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return passThrough(ctx);
   const privateBundle = await writePrivateBundle(ctx, part.bundle, id);
   writeMarker(ctx.settings, { id, bundle: part.bundle, privateBundle });
   const words: string[] = [...ctx.args.globalWords, 'run', '--bundle', privateBundle];

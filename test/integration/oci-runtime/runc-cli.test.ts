@@ -1,0 +1,85 @@
+// tsrun-runc driven directly, as an engine would, in a sandbox host: the paths the engines'
+// tests do not reach (run, a refused delete, the json log of a failure, --version).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeBundle, removeBundle, uniqueId } from '../../harness/sandbox.js';
+import { engineWorld, eth0Address, have, type EngineWorld } from './helpers.js';
+
+const run = have('runc') ? describe : describe.skip;
+let ew: EngineWorld;
+const bundles: string[] = [];
+
+function bundle(args: string[], annotations: Record<string, string>): string {
+  const dir = makeBundle((spec) => {
+    spec.process.args = args;
+    spec.process.terminal = false;
+    spec.annotations = annotations;
+  });
+  bundles.push(dir);
+  return dir;
+}
+
+function rt(args: string[]) {
+  return ew.world.host.ns.exec(ew.runtime, ['--root', path.join(ew.work, 'runc'), ...args], { env: { PATH: process.env.PATH } });
+}
+
+run('tsrun-runc on its own', () => {
+  beforeAll(async () => {
+    ew = await engineWorld('ocicli', '10.130.0.0/24');
+  }, 60_000);
+  afterAll(async () => {
+    for (const b of bundles) removeBundle(b);
+    await ew?.destroy(() => {
+      for (const id of rt(['list', '-q']).stdout.split('\n').filter(Boolean)) rt(['delete', '--force', id]);
+    });
+  }, 60_000);
+  afterEach(() => {
+    expect(ew.world.leaks()).toEqual([]);
+  });
+
+  it('--version: runc\'s three-line shape', () => {
+    const r = rt(['--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^tsrun-runc version \S+\ncommit: \S+\nspec: \d+\.\d+\.\d+\S*\n$/);
+  });
+
+  it('run in the foreground with an annotation: wired through the hooks of a private bundle copy, output and status passed on, nothing left', () => {
+    const b = bundle(['sh', '-c', 'ip -o -4 addr show eth0; exit 4'], { 'io.tsrun.network': 'web' });
+    const before = readFileSync(path.join(b, 'config.json'), 'utf8');
+    const r = rt(['run', '--bundle', b, uniqueId('run')]);
+    expect(r.status).toBe(4);
+    expect(eth0Address(r.stdout)).toMatch(/^10\.130\.0\.\d+\/24$/);
+    expect(readFileSync(path.join(b, 'config.json'), 'utf8')).toBe(before); // the engine's bundle untouched
+  });
+
+  it('delete without --force of a running container is refused by runc and its network stays; --force tears it down', () => {
+    const id = uniqueId('del');
+    const b = bundle(['sleep', '60'], { 'io.tsrun.network': 'web' });
+    // the container's stdio is runc's: /dev/null, or it would hold our pipes for its lifetime
+    const created = ew.world.host.ns.exec('sh', ['-c', `exec "$0" --root "$1" create --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, ew.runtime, path.join(ew.work, 'runc'), b, id]);
+    expect(created.status).toBe(0);
+    expect(rt(['start', id]).status).toBe(0);
+    const refused = rt(['delete', id]);
+    expect(refused.status).not.toBe(0);
+    expect(existsSync(path.join(ew.world.host.root, 'lib', 'store', 'endpoints', id, 'web'))).toBe(true);
+    expect(rt(['delete', '--force', id]).status).toBe(0);
+    expect(existsSync(path.join(ew.world.host.root, 'lib', 'store', 'endpoints', id))).toBe(false);
+    // a second delete answers as runc does for a container that does not exist
+    const again = rt(['delete', '--force', id]);
+    const runcSays = ew.world.host.ns.exec('runc', ['--root', path.join(ew.work, 'runc'), 'delete', '--force', id]);
+    expect([again.status, again.stderr]).toEqual([runcSays.status, runcSays.stderr]);
+  });
+
+  it('a failure is one JSON line in --log (runc\'s form) and the message on stderr; no container is left', () => {
+    const log = path.join(ew.work, 'engine-log.json');
+    const b = bundle(['true'], { 'io.tsrun.network': 'web', 'io.tsrun.ports': '99999:80' });
+    const r = rt(['--log', log, '--log-format', 'json', 'create', '--bundle', b, uniqueId('bad')]);
+    expect(r.status).toBe(1);
+    const line = JSON.parse(readFileSync(log, 'utf8').trim()) as { level: string; msg: string; time: string };
+    expect(line.level).toBe('error');
+    expect(line.msg).toMatch(/^tsrun-runc create: annotation io\.tsrun\.ports="99999:80": /);
+    expect(r.stderr).toBe(`${line.msg}\n`);
+    expect(rt(['list', '-q']).stdout.trim()).toBe('');
+  });
+});

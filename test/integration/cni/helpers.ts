@@ -48,6 +48,29 @@ export function callPlugin(host: SandboxHost, command: string, conf: Conf | stri
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
 }
 
+/** callPlugin without waiting: for runtimes' parallel calls on different containers. */
+export function callPluginAsync(host: SandboxHost, command: string, conf: Conf, at: Attachment): Promise<CniCall> {
+  const env: NodeJS.ProcessEnv = { ...host.env, CNI_COMMAND: command, CNI_PATH: REFERENCE_PLUGINS, CNI_CONTAINERID: at.containerId, CNI_IFNAME: at.ifname ?? 'eth0' };
+  if (at.netns !== undefined) env.CNI_NETNS = at.netns;
+  const child = host.ns.spawn(process.execPath, [TSRUN_BIN], { env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(JSON.stringify(conf));
+  return new Promise((resolve) => {
+    child.once('close', (status) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ status, stdout, stderr, json });
+    });
+  });
+}
+
 export interface Conflist {
   cniVersion: string;
   name: string;

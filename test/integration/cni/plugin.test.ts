@@ -10,7 +10,7 @@ import { createPinnedNetns, deletePinnedNetns } from '../../../runtime/netns/net
 import { BridgeWorld, HOST_UPLINK_IP } from '../../harness/bridge-world.js';
 import { Netns, uniqueId } from '../../harness/sandbox.js';
 import { BUSYBOX } from '../lan-sandbox.js';
-import { addressesOf, callPlugin, containerNs, httpServer, type Attachment, type Conf } from './helpers.js';
+import { addressesOf, callPlugin, callPluginAsync, containerNs, httpServer, type Attachment, type Conf } from './helpers.js';
 
 let w: BridgeWorld;
 const namespaces: Netns[] = [];
@@ -114,6 +114,21 @@ describe('CNI verbs on a bridge network', () => {
       delOk(NET, a1, r1);
       delOk(NET, a2, r2);
     }
+  });
+
+  it('parallel ADDs (as runtimes may run them for different containers) on a network none of them has yet: one network, distinct addresses; parallel DELs', async () => {
+    const conf = { ...NET, name: 'cnipar', subnet: '10.218.0.0/24' };
+    const nss = await Promise.all([1, 2, 3, 4, 5, 6].map(() => ctr()));
+    const ats = nss.map((ns) => at(ns));
+    const adds = await Promise.all(ats.map((a) => callPluginAsync(w.host, 'ADD', conf, a)));
+    expect(adds.map((r) => [r.status, r.stderr])).toEqual(adds.map(() => [0, '']));
+    const addresses = adds.map((r) => r.json.ips[0].address);
+    expect(new Set(addresses).size).toBe(6);
+    expect(w.tsrunOk(['network', 'ls', '-q']).split('\n').filter((n) => n === 'cnipar')).toHaveLength(1);
+    const ip0 = addresses[0].split('/')[0];
+    expect(nss[5]!.exec(BUSYBOX, ['ping', '-c', '1', '-W', '2', ip0]).status).toBe(0);
+    const dels = await Promise.all(ats.map((a, i) => callPluginAsync(w.host, 'DEL', { ...conf, prevResult: adds[i]!.json }, a)));
+    expect(dels.map((r) => r.status)).toEqual(dels.map(() => 0));
   });
 
   it('CHECK finds what is missing against prevResult (code 102), and refuses without prevResult', async () => {

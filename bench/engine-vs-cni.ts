@@ -2,12 +2,11 @@
 // hook do it) against a CNI reference plugin's ADD and DEL (one process each, as CNI is called),
 // interleaved in one loop so that drift on the machine hits both alike. The bridge and macvlan
 // suites report from it.
-import { spawnSync } from 'node:child_process';
 import type { AttachRequest, Engine } from '../runtime/engine.js';
-import { benchEnv } from './lib.js';
+import { cniPlugin } from './cni-plugin.js';
 
 export interface CniReference {
-  /** e.g. /usr/lib/cni/bridge */
+  /** A reference plugin in /usr/lib/cni, e.g. bridge */
   plugin: string;
   /** The network configuration given on stdin. */
   conf: string;
@@ -46,11 +45,5 @@ export async function engineVsCni(runs: number, engine: Engine, req: AttachReque
 }
 
 function cniCall(cni: CniReference, command: 'ADD' | 'DEL'): number {
-  const started = performance.now();
-  const r = spawnSync(cni.plugin, [], {
-    input: cni.conf,
-    env: { ...benchEnv(), CNI_COMMAND: command, CNI_CONTAINERID: cni.containerId, CNI_NETNS: cni.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
-  });
-  if (r.status !== 0) throw new Error(`CNI ${cni.plugin} ${command} failed: ${r.stdout}${r.stderr}`);
-  return performance.now() - started;
+  return cniPlugin(cni.plugin, command, cni.conf, { netnsPath: cni.netnsPath, containerId: cni.containerId }).ms;
 }

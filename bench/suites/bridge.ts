@@ -66,7 +66,7 @@ async function attachVsCni(report: Report, runs: number, settings: ReturnType<ty
   createPinnedNetns(cniPin);
   try {
     const req = { containerId: 'bench-attach', netnsPath: pin, network: 'tsrun', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' as const }] };
-    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: '/usr/lib/cni/bridge', conf, containerId: 'benchcni', netnsPath: cniPin });
+    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: 'bridge', conf, containerId: 'benchcni', netnsPath: cniPin });
     report.add({ name: 'CNI bridge ADD (process, host-local, ipMasq)', value: median(add), unit: 'ms' });
     report.add({ name: 'CNI bridge DEL', value: median(del), unit: 'ms' });
     report.add({ name: 'tsrun attach (with one published port)', value: median(att), unit: 'ms' });

@@ -6,44 +6,17 @@
 //  - podman 4 (CNI backend) run --rm -p 8080:80 on a tsrun conflist vs on podman's own CNI
 //    bridge conflist (bridge, portmap, firewall, tuning)                           for information
 // Also reported: VERSION, the call libcni makes for every plugin whenever it loads a conflist.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PodmanCni, havePodman } from '../../test/harness/podman-cni.js';
 import { Report, TSRUN, benchEnv, interleave, median, timeCommand } from '../lib.js';
-
-const CNI_PATH = '/usr/lib/cni';
-
-interface Pin {
-  path: string;
-  kill(): void;
-}
-
-function pinNetns(): Pin {
-  const child: ChildProcess = spawn('unshare', ['--net', 'sleep', 'infinity'], { stdio: 'ignore' });
-  const own = readlinkSync('/proc/self/ns/net');
-  const nsPath = `/proc/${child.pid}/ns/net`;
-  for (let i = 0; i < 2000; i++) {
-    try {
-      if (readlinkSync(nsPath) !== own && readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') break;
-    } catch {
-      // not there yet
-    }
-    spawnSync('sleep', ['0.002']);
-  }
-  return { path: nsPath, kill: () => child.kill('SIGKILL') };
-}
+import { CNI_PATH, cniPlugin, pinNetns, type NetnsPin } from '../cni-plugin.js';
 
 /** One plugin process (tsrun's bundle or a reference plugin); its time and its stdout. */
-function plugin(type: string, command: string, conf: object, ns: Pin | undefined, id: string, env: NodeJS.ProcessEnv): { ms: number; out: string } {
-  const [file, args] = type === 'tsrun' ? [process.execPath, [TSRUN]] : [path.join(CNI_PATH, type), []];
-  const cniEnv = benchEnv({ ...env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH, ...(ns ? { CNI_NETNS: ns.path } : {}) });
-  const started = performance.now();
-  const r = spawnSync(file, args, { input: JSON.stringify(conf), env: cniEnv, encoding: 'utf8' });
-  const ms = performance.now() - started;
-  if (r.status !== 0) throw new Error(`CNI ${type} ${command} failed (${r.status}): ${r.stdout} ${r.stderr}`);
-  return { ms, out: r.stdout };
+function plugin(type: string, command: string, conf: object, ns: NetnsPin | undefined, id: string, env: NodeJS.ProcessEnv): { ms: number; out: string } {
+  return cniPlugin(type, command, conf, { netnsPath: ns?.path, containerId: id, env });
 }
 
 export async function cniSuite(report: Report, runs: number): Promise<void> {

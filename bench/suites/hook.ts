@@ -8,44 +8,16 @@
 // (bridge alone on the CNI side). The hook's start-to-exit time is split, from its own log, into Node start-up (process
 // start → tsrun's entry running), module loading (the hook's modules and the ones a stage
 // imports lazily) and wiring (stdin, validation, netlink, nft, store).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Report, TSRUN, benchEnv, interleave, median, timeCommand } from '../lib.js';
+import { CNI_PATH, cniPlugin, pinNetns, type NetnsPin } from '../cni-plugin.js';
 
-const CNI_PATH = '/usr/lib/cni';
-
-interface Pin {
-  pid: number;
-  path: string;
-  kill(): void;
-}
-
-/** A container network namespace held by a sleeping process (not timed). */
-function pinNetns(): Pin {
-  const child: ChildProcess = spawn('unshare', ['--net', 'sleep', 'infinity'], { stdio: 'ignore' });
-  const own = readlinkSync('/proc/self/ns/net');
-  const nsPath = `/proc/${child.pid}/ns/net`;
-  for (let i = 0; i < 2000; i++) {
-    try {
-      if (readlinkSync(nsPath) !== own && readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') break;
-    } catch {
-      // not there yet
-    }
-    spawnSync('sleep', ['0.002']);
-  }
-  return { pid: child.pid!, path: nsPath, kill: () => child.kill('SIGKILL') };
-}
-
-/** Runs a CNI plugin; returns its stdout (the result) and how long it took. */
-function cni(plugin: string, command: 'ADD' | 'DEL', conf: object, ns: Pin, id: string): { ms: number; out: string } {
-  const env = benchEnv({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH });
-  const started = performance.now();
-  const r = spawnSync(path.join(CNI_PATH, plugin), [], { input: JSON.stringify(conf), env, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' });
-  const ms = performance.now() - started;
-  if (r.status !== 0) throw new Error(`CNI ${plugin} ${command} failed (${r.status}): ${r.stdout} ${r.stderr}`);
-  return { ms, out: r.stdout };
+/** Runs a reference CNI plugin; returns its stdout (the result) and how long it took. */
+function cni(plugin: string, command: 'ADD' | 'DEL', conf: object, ns: NetnsPin, id: string): { ms: number; out: string } {
+  return cniPlugin(plugin, command, conf, { netnsPath: ns.path, containerId: id });
 }
 
 export function hookSuite(report: Report, runs: number): void {

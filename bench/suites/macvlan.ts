@@ -16,7 +16,6 @@ import { Report, benchEnv, median } from '../lib.js';
 import { engineVsCni } from '../engine-vs-cni.js';
 
 const PARENT = 'bmv0';
-const CNI_PLUGIN = '/usr/lib/cni/macvlan';
 
 export async function macvlanSuite(report: Report, runs: number): Promise<void> {
   report.section(`macvlan attach+detach of one container: tsrun engine vs CNI macvlan plugin ADD+DEL, parent ${PARENT} (median of ${runs})`);
@@ -39,7 +38,7 @@ export async function macvlanSuite(report: Report, runs: number): Promise<void> 
     createPinnedNetns(pin);
     createPinnedNetns(cniPin);
     const req = { containerId: 'bench-mv', netnsPath: pin, network: 'benchmv', ports: [] };
-    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: CNI_PLUGIN, conf, containerId: 'benchmv', netnsPath: cniPin });
+    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, req, { plugin: 'macvlan', conf, containerId: 'benchmv', netnsPath: cniPin });
     report.add({ name: 'CNI macvlan ADD (process, host-local IPAM)', value: median(add), unit: 'ms' });
     report.add({ name: 'CNI macvlan DEL', value: median(del), unit: 'ms' });
     report.add({ name: 'tsrun macvlan attach', value: median(att), unit: 'ms' });

@@ -37,7 +37,8 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     mkdirSync(p.persistDir, { recursive: true });
     const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
     const instance = randomBytes(8).toString('hex');
-    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: o, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, restartCount: hooks.restartCount });
+    // The bundle is kept absolute: `restart` may run from another directory.
+    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, restartCount: hooks.restartCount });
     hooks.beforeMonitor?.(p);
 
     // Rolled back first if anything below fails: no monitor may run an exit command for a

@@ -193,6 +193,18 @@ describeIf('tsrun run -d: a web server in the background', () => {
     ok(['rm', '-f', id]);
   });
 
+  it('--net container: joins a detached container; its endpoint stays until the last user is removed', () => {
+    const owner = runD([], ['sleep', '1000']);
+    const joiner = runD(['--net', `container:${owner}`], ['sleep', '1000']);
+    const ip = w.ip(owner);
+    expect(ok(['exec', joiner, 'ip', '-o', '-4', 'addr', 'show', 'eth0'])).toContain(`inet ${ip}/`);
+    ok(['rm', '-f', owner]);
+    expect(ok(['exec', joiner, 'ip', '-o', '-4', 'addr', 'show', 'eth0'])).toContain(`inet ${ip}/`);
+    expect(w.endpoint(owner).ipv4?.address).toBe(ip);
+    ok(['rm', '-f', joiner]);
+    // afterEach: no endpoint, lease, veth or pin left
+  });
+
   it('a foreground tsrun run is listed by ps while it runs', async () => {
     const c = await w.start([], 'sleep 100');
     try {

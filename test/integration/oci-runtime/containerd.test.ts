@@ -27,7 +27,7 @@ function ctr(args: string[], timeoutMs = 60_000) {
 function ctrRun(name: string, annotations: Record<string, string>, command: string[], detach = true) {
   return ctr([
     'run', ...(detach ? ['-d'] : ['--rm']), '--fifo-dir', fifoDir(),
-    '--runc-binary', ew.runtime, '--runc-root', path.join(ew.work, 'runc'), '--cgroup', `/${NS}/${name}`,
+    '--runc-binary', ew.runtime, '--runc-root', path.join(ew.work, 'runc'), '--cgroup', `${ew.cgroupParent}/${name}`,
     ...Object.entries(annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
     IMAGE, name, ...command,
   ]);

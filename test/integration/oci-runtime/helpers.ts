@@ -84,14 +84,21 @@ export function unmountUnder(dir: string): void {
 }
 
 /** A cgroup directory (relative to each hierarchy's root) and what is under it, leaf-first;
- * only empty directories can go, which is all a finished test leaves. */
+ * only empty directories can go. An engine's monitor (podman's conmon) may still be leaving its
+ * cgroup when the test ends, so this tries again for a few seconds. */
 export function removeCgroupDirs(rel: string): void {
+  for (let i = 0; i < 50 && removeCgroupDirsOnce(rel) > 0; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+}
+
+/** One pass of removeCgroupDirs; returns how many directories are still there. */
+function removeCgroupDirsOnce(rel: string): number {
+  let left = 0;
   const rm = (dir: string) => {
     for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rm(path.join(dir, sub.name));
     try {
       rmdirSync(dir);
     } catch {
-      // still in use: the leak check reports the container
+      left++; // still in use
     }
   };
   for (const h of readdirSync('/sys/fs/cgroup')) {
@@ -99,6 +106,7 @@ export function removeCgroupDirs(rel: string): void {
     if (existsSync(dir)) rm(dir);
   }
   if (existsSync(path.join('/sys/fs/cgroup', rel))) rm(path.join('/sys/fs/cgroup', rel));
+  return left;
 }
 
 /** The IPv4 address/prefix of eth0 in `ip -o -4 addr show eth0` output. */

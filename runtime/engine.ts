@@ -231,6 +231,11 @@ export class Engine {
     return { networks: state.networks.length, endpoints: state.endpoints.length };
   }
 
+  /** The firewall of tsrun's own namespace. */
+  firewall(): FirewallBackend {
+    return this.deps.firewall();
+  }
+
   /** Tears down every endpoint of the container; idempotent. */
   async detach(containerId: string): Promise<number> {
     return this.withHostLock('shared', () => this.detachHeld(containerId));

@@ -50,7 +50,7 @@ export function agentCommand(setup: Setup): Command {
           process.once('SIGINT', () => resolve('SIGINT'));
         });
         await agent.start();
-        const stopGuard = await guardFirewall(settings, store, log);
+        const stopGuard = await guardFirewall(settings, store, log, () => agent.underlay());
         const sig = await stopping;
         log.info({ signal: sig }, 'stopping');
         stopGuard();
@@ -88,16 +88,31 @@ const FIREWALL_CHECK_MS = 500;
  * nftables.service): a cheap periodic check against the fingerprint, a rebuild from the Store
  * when it fails. Never two checks at once.
  */
-async function guardFirewall(settings: Settings, store: import('../runtime/store/store.js').Store, log: Logger): Promise<() => void> {
+async function guardFirewall(settings: Settings, store: import('../runtime/store/store.js').Store, log: Logger, underlay: () => { local: string[]; peers: string[] }): Promise<() => void> {
   const { engineFor } = await import('../runtime/context.js');
   const engine = engineFor(store, settings, log);
+  const firewall = engine.firewall();
   let busy = false;
+  let applied = '';
+  let ticks = 0;
+  const tick = async () => {
+    // Another command may have rebuilt the table (without the agent's sets): refill now and then.
+    if (++ticks % 20 === 0) applied = '';
+    const rebuilt = await engine.repairFirewall();
+    if (rebuilt) log.warn(rebuilt, 'firewall table was missing or changed: rebuilt from the store');
+    // The VXLAN source filter follows the registered hosts (and comes back after a rebuild).
+    const want = underlay();
+    const key = JSON.stringify(want);
+    if (rebuilt || key !== applied) {
+      await firewall.setUnderlay(want.local, want.peers);
+      applied = key;
+      log.info(want, 'VXLAN accepted from registered hosts only');
+    }
+  };
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    engine
-      .repairFirewall()
-      .then((done) => done && log.warn(done, 'firewall table was missing or changed: rebuilt from the store'))
+    tick()
       .catch((err: Error) => log.warn({ err: err.message }, 'firewall check failed'))
       .finally(() => (busy = false));
   }, FIREWALL_CHECK_MS);

@@ -74,6 +74,13 @@ export class OverlayAgent {
     return this.self;
   }
 
+  /** This host's underlay address and the other registered hosts' (the VXLAN source filter). */
+  underlay(): { local: string[]; peers: string[] } {
+    const local = this.self ? [this.self.address] : [];
+    const peers = [...this.hosts.values()].filter((h) => h.hostId !== this.hostId).map((h) => h.address).sort();
+    return { local, peers: [...new Set(peers)] };
+  }
+
   async start(): Promise<void> {
     const { store, cluster } = this.opts;
     this.host = Rtnl.open();

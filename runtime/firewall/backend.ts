@@ -20,6 +20,7 @@ import {
   ownedElements,
   replaceBaseBatch,
   restoreBatch,
+  underlayBatch,
   addElements,
   guardElements,
   removeGuardBatch,
@@ -53,6 +54,8 @@ export interface FirewallBackend {
   intact(): Promise<boolean>;
   /** Rebuilds the whole table (base and every element) from `state` in one atomic batch. */
   restore(state: FirewallState): Promise<void>;
+  /** The overlay agent: VXLAN is accepted on `local` only from `peers` (one atomic batch). */
+  setUnderlay(local: string[], peers: string[]): Promise<void>;
   /** Creates the table, chains, sets and rules once; repairs or upgrades them, keeping elements. */
   ensureBase(): Promise<void>;
   /** Bridge and subnets: masquerade, isolation, internal. One batch. */
@@ -96,6 +99,10 @@ export class NftFirewall implements FirewallBackend {
   async intact(): Promise<boolean> {
     const current = await listTsrunTable({ ...this.opts, terse: true });
     return current !== undefined && baseMatches(current);
+  }
+
+  async setUnderlay(local: string[], peers: string[]): Promise<void> {
+    await this.addWithBase(underlayBatch(local, peers), 'set the overlay underlay addresses');
   }
 
   async restore(state: FirewallState): Promise<void> {

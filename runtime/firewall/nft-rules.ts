@@ -27,6 +27,7 @@
 //     chain prerouting_raw { type filter hook prerouting priority raw; policy accept;
 //       ip daddr 127.0.0.0/8 iifname != "lo" drop
 //       ip6 daddr ::1 iifname != "lo" drop
+//       udp dport 4789 ip daddr @underlay_local4 ip saddr != @underlay_peers4 drop
 //     }
 //     chain prerouting { type nat hook prerouting priority dstnat; policy accept;  jump publish }
 //     chain output     { type nat hook output priority -100; policy accept;        jump publish }
@@ -97,6 +98,9 @@
 //     nftables a drop in ANY base chain is final, so accepts document intent but cannot override
 //     another table's drop policy: a host whose own forward policy is drop must allow tsrun's
 //     bridges itself (tsrun never edits other tables).
+//  h. VXLAN (UDP 4789) to this host's underlay address is accepted only from the registered
+//     underlay addresses of the cluster's other hosts (sets kept by the overlay agent): anything
+//     else on the underlay cannot inject frames into an overlay network, --internal ones too.
 //  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
 //     which never reaches the inet hooks.
 import { createHash } from 'node:crypto';
@@ -106,6 +110,8 @@ import { checkContainerId, checkIfname, checkNetworkName } from '../../config/id
 import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
 
 export const FAMILY = 'inet';
+/** The overlay's VXLAN port (runtime/overlay/devices.ts VXLAN_PORT). */
+const VXLAN_UDP_PORT = 4789;
 export const TABLE = 'tsrun';
 
 /** Any JSON value nft accepts or prints. */
@@ -136,7 +142,9 @@ export type SetName =
   | 'pub6_any_addr'
   | 'pub6_any_port'
   | 'pub6_ip_addr'
-  | 'pub6_ip_port';
+  | 'pub6_ip_port'
+  | 'underlay_local4'
+  | 'underlay_peers4';
 
 /** One element of a named set or map (value present for maps). */
 export interface SetElement {
@@ -170,6 +178,10 @@ const SETS: readonly SetDef[] = [
   { name: 'pub6_any_port', type: ['inet_proto', 'inet_service'], map: 'inet_service' },
   { name: 'pub6_ip_addr', type: ['ipv6_addr', 'inet_proto', 'inet_service'], map: 'ipv6_addr' },
   { name: 'pub6_ip_port', type: ['ipv6_addr', 'inet_proto', 'inet_service'], map: 'inet_service' },
+  // The overlay agent keeps these current: this host's underlay address, and the registered
+  // underlay addresses of the other hosts of the cluster.
+  { name: 'underlay_local4', type: 'ipv4_addr' },
+  { name: 'underlay_peers4', type: 'ipv4_addr' },
 ];
 
 type ChainName = 'publish' | 'prerouting_raw' | 'prerouting' | 'output' | 'postrouting' | 'forward';
@@ -251,6 +263,13 @@ const RULES: readonly RuleDef[] = [
     chain: 'prerouting_raw',
     label: 'c: loopback v6 only from lo',
     expr: [match(payload('ip6', 'daddr'), '::1'), match(meta('iifname'), 'lo', '!='), drop],
+  },
+  // h: VXLAN only from the cluster's registered hosts (the sets are empty without an agent, so
+  // nothing is dropped on a host that runs no overlay).
+  {
+    chain: 'prerouting_raw',
+    label: 'h: VXLAN only from registered hosts',
+    expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('ip', 'daddr'), 'underlay_local4'), inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
   },
   { chain: 'prerouting', label: 'b: published ports', expr: [{ jump: { target: 'publish' } }] },
   { chain: 'output', label: 'c: published ports from the host', expr: [{ jump: { target: 'publish' } }] },
@@ -419,6 +438,24 @@ export function replaceBaseBatch(old: NftListing | undefined): NftBatch {
 /** Deletes both of tsrun's tables whether or not they exist (`add` first makes a missing one no error). */
 function dropTables(): NftCommand[] {
   return [FAMILY, GUARD_FAMILY].flatMap((family): NftCommand[] => [{ add: { table: { family, name: TABLE } } }, { delete: { table: { family, name: TABLE } } }]);
+}
+
+/**
+ * Replaces the underlay sets in one batch: this host's underlay address(es) and the registered
+ * addresses of the other hosts. Flush and refill are atomic: no packet sees a half-filled set.
+ */
+export function underlayBatch(local: string[], peers: string[]): NftBatch {
+  const els: SetElement[] = [
+    ...local.map((a) => ({ set: 'underlay_local4', key: normalizeAddress(a, 'ipv4', 'underlay address'), comment: 'agent' })),
+    ...peers.map((a) => ({ set: 'underlay_peers4', key: normalizeAddress(a, 'ipv4', 'underlay peer'), comment: 'agent' })),
+  ];
+  return {
+    nftables: [
+      { flush: { set: { ...where, name: 'underlay_local4' } } },
+      { flush: { set: { ...where, name: 'underlay_peers4' } } },
+      ...addElements(els),
+    ],
+  };
 }
 
 /** Everything the table should hold, as the Store describes it (see Engine.firewallState). */

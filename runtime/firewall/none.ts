@@ -8,6 +8,7 @@ export class NoneFirewall implements FirewallBackend {
     return true;
   }
   async restore(): Promise<void> {}
+  async setUnderlay(): Promise<void> {}
   async ensureBase(): Promise<void> {}
   async addNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}

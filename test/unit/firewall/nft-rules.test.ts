@@ -22,6 +22,7 @@ import {
   ownedElements,
   replaceBaseBatch,
   restoreBatch,
+  underlayBatch,
   guardElements,
   removeGuardBatch,
   type NftJson,
@@ -80,7 +81,7 @@ describe('baseTable', () => {
   it('has a fixed number of rules, each tagged with the schema id in a comment nft accepts', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
     expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
-    expect(RULE_COUNT).toBe(21);
+    expect(RULE_COUNT).toBe(22);
     expect(GUARD_RULE_COUNT).toBe(6);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${SCHEMA_ID}`);
@@ -411,5 +412,17 @@ describe('port guard (anti-spoofing)', () => {
   it('is rebuilt with the rest by restoreBatch', () => {
     const b = JSON.stringify(restoreBatch({ networks: [web], endpoints: [{ ...ep, port }] }));
     expect(b).toContain('"family":"bridge","table":"tsrun","name":"guard_src4"');
+  });
+});
+
+describe('underlayBatch (VXLAN source filter)', () => {
+  it('flushes and refills both underlay sets in one batch', () => {
+    const b = underlayBatch(['10.250.0.1'], ['10.250.0.2', '10.250.0.3']);
+    expect(b.nftables.slice(0, 2)).toEqual([
+      { flush: { set: { family: 'inet', table: 'tsrun', name: 'underlay_local4' } } },
+      { flush: { set: { family: 'inet', table: 'tsrun', name: 'underlay_peers4' } } },
+    ]);
+    expect(JSON.stringify(b.nftables.slice(2))).toContain('10.250.0.3');
+    expect(() => underlayBatch(['fd00::1'], [])).toThrow(UserError);
   });
 });

@@ -219,6 +219,11 @@ export async function check(ctx: VerbContext): Promise<void> {
       if (!link) throw fail(`${ifname} is missing in ${netns}`);
       if (!link.up) throw fail(`${ifname} is down`);
       if (expected.mac && link.mac.toLowerCase() !== expected.mac) throw fail(`${ifname} has MAC ${link.mac}, prevResult says ${expected.mac}`);
+      // On a bridge, tsrun admits the container's frames only from the MAC it wired
+      // (anti-spoofing): another one (a later plugin's) leaves the container unreachable.
+      if (rec.hostIfname && link.mac.toLowerCase() !== rec.mac.toLowerCase()) {
+        throw fail(`${ifname} has MAC ${link.mac}, not ${rec.mac} that tsrun wired: its bridge drops the container's frames (set the MAC through tsrun's mac capability, not a later plugin)`);
+      }
       const have = new Set((await inner.listAddresses(link.index)).map((a) => a.cidr));
       for (const a of expected.addresses) if (!have.has(canonicalHost(a))) throw fail(`${ifname} lacks address ${a}`);
       for (const gw of expected.gateways) {

@@ -42,11 +42,13 @@ maybe('tsrun chained with the reference plugins', () => {
       cniVersion: '1.0.0',
       name: 'cnich',
       plugins: [
-        // tsrun without capabilities: the ports and the bandwidth are the chained plugins' job.
-        { type: 'tsrun', ...NET },
+        // The ports and the bandwidth are the chained plugins' job here. The MAC stays tsrun's:
+        // its bridge admits a container's frames only from the MAC it wired (anti-spoofing), so
+        // a MAC that tuning changed afterwards would cut the container off.
+        { type: 'tsrun', ...NET, capabilities: { mac: true } },
         { type: 'portmap', capabilities: { portMappings: true } },
         { type: 'bandwidth', capabilities: { bandwidth: true } },
-        { type: 'tuning', capabilities: { mac: true }, sysctl: { 'net.ipv4.conf.eth0.arp_notify': '1' }, dataDir },
+        { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.arp_notify': '1' }, dataDir },
         { type: 'firewall' },
       ],
     };
@@ -61,7 +63,7 @@ maybe('tsrun chained with the reference plugins', () => {
     const { result, failed } = chainAdd(w.host, list, at, caps);
     expect(failed).toBeUndefined();
     try {
-      // tuning's MAC reached the result the others see, and the interface itself.
+      // The MAC from the capability, in the result every later plugin sees and on the interface.
       const eth0 = result.interfaces.find((i: { name: string; sandbox?: string }) => i.name === 'eth0' && i.sandbox);
       expect(eth0.mac).toBe('02:cc:00:00:00:15');
       expect(JSON.parse(ns.sh('ip -j link show eth0'))[0].address).toBe('02:cc:00:00:00:15');

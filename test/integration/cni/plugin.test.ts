@@ -143,6 +143,11 @@ describe('CNI verbs on a bridge network', () => {
       expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 102, msg: expect.stringContaining(`lacks address ${result.ips[0].address}`) });
       ns.sh('ip link set eth0 down');
       expect(call('CHECK', withPrev(NET, result), a).json.msg).toContain('eth0 is down');
+      // A later plugin changing the MAC (and the result with it) cuts the container off the
+      // bridge's anti-spoofing filter: CHECK says so even though prevResult agrees.
+      ns.sh(`ip addr add ${result.ips[0].address} dev eth0 && ip link set eth0 address 02:dd:00:00:00:01 up && ip route add default via 10.213.0.1`);
+      const moved = { ...result, interfaces: result.interfaces.map((i: { name: string; sandbox?: string }) => (i.sandbox ? { ...i, mac: '02:dd:00:00:00:01' } : i)) };
+      expect(call('CHECK', withPrev(NET, moved), a).json).toMatchObject({ code: 102, msg: expect.stringContaining('not ' + result.interfaces[1].mac + ' that tsrun wired') });
     } finally {
       delOk(NET, a, result);
     }

@@ -10,6 +10,8 @@ export interface LogRecord {
   stream: 'stdout' | 'stderr';
   /** The whole line (with the P parts before it joined), without its newline. */
   text: string;
+  /** The end of the log, a line that never got its end (printed without a newline). */
+  partial?: boolean;
 }
 
 /** Parses complete log lines; partial (P) records are joined onto the line they begin. */
@@ -43,6 +45,13 @@ export class LogParser {
       }
     }
     return out;
+  }
+
+  /** What is left once nothing more will come: a last line without its end. */
+  flush(): LogRecord[] {
+    const last = this.pending;
+    this.pending = undefined;
+    return last ? [{ ...last, partial: true }] : [];
   }
 }
 
@@ -79,7 +88,7 @@ export async function printLogs(file: string, o: LogsOptions): Promise<void> {
   };
   const emit = (records: LogRecord[]) => {
     for (const r of records) {
-      const line = `${o.timestamps ? `${r.time} ` : ''}${r.text}\n`;
+      const line = `${o.timestamps ? `${r.time} ` : ''}${r.text}${r.partial ? '' : '\n'}`;
       try {
         writeSync(r.stream === 'stderr' ? 2 : 1, line);
       } catch {
@@ -97,6 +106,7 @@ export async function printLogs(file: string, o: LogsOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
       if (fd !== undefined && fstatSync(fd).size < offset) offset = 0; // truncated
     }
+    emit(parser.flush());
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -144,12 +144,12 @@ describeIf('tsrun run -d: a web server in the background', () => {
   });
 
   it('a container that exits on its own is cleaned up by conmon\'s exit command, and ps -a keeps its code', async () => {
-    const id = runD(['-p', '8081:80'], ['sh', '-c', 'echo bye; exit 3']);
+    const id = runD(['-p', '8081:80'], ['sh', '-c', 'echo bye; printf "no newline"; exit 3']);
     expect(ok(['wait', id])).toBe('3\n');
     // The exit command (tsrun cleanup) runs after conmon has written the exit file.
     await waitFor('the exit command to clean up', () => leaksBesides(id).length === 0 && inspect(id).state.cleanedUp === true, 15_000);
     expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 3, networks: [], ports: [] }));
-    expect(tsrun(['logs', id]).stdout).toBe('bye\n');
+    expect(tsrun(['logs', id]).stdout).toBe('bye\nno newline');
     expect(monitors()).toEqual([]);
     ok(['rm', id]);
   });

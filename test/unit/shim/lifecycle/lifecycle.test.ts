@@ -26,6 +26,14 @@ describe('k8s-file log parsing', () => {
     expect(p.push('t\n2026-01-01T00:00:00.4+00:00 stdout F ial\n')).toEqual([{ time: '2026-01-01T00:00:00.3+00:00', stream: 'stdout', text: 'partial' }]);
   });
 
+  it('gives the last line without its end once nothing more will come', () => {
+    const p = new LogParser();
+    expect(p.push('T stdout F one\nT stdout P tw')).toEqual([{ time: 'T', stream: 'stdout', text: 'one' }]);
+    expect(p.push('o\n')).toEqual([]);
+    expect(p.flush()).toEqual([{ time: 'T', stream: 'stdout', text: 'two', partial: true }]);
+    expect(p.flush()).toEqual([]);
+  });
+
   it('keeps spaces in the text and accepts an empty line', () => {
     const p = new LogParser();
     expect(p.push('T stdout F  two  spaces \nT stdout F \nT stdout F\n').map((r) => r.text)).toEqual([' two  spaces ', '', '']);

@@ -79,18 +79,28 @@ export function removeContainerDir(runDir: string, id: string): void {
   rmSync(containerDir(runDir, id), { recursive: true, force: true });
 }
 
+/**
+ * The process that started at `startTime` still runs. A zombie does not count: it has already
+ * released its namespaces and will do no more work, and until its parent reaps it its /proc entry
+ * (start time included) looks exactly like the live process's.
+ */
 export function isAlive(pid: number, startTime: string): boolean {
-  const now = processStartTime(pid);
-  return now !== undefined && (startTime === '' || now === startTime);
+  const stat = statFields(pid);
+  if (stat === undefined || stat[0] === 'Z' || stat[0] === 'X') return false;
+  return startTime === '' || stat[19] === startTime;
 }
 
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. */
 export function processStartTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
+}
+
+/** /proc/<pid>/stat from field 3 (state) on, or undefined when there is no such process. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }

@@ -5,9 +5,10 @@
 // `--network none` for podman: its network comes from tsrun's hook.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { removeCgroupTree } from '../../harness/cgroups.js';
 import { BUSYBOX_ROOTFS } from '../../harness/sandbox.js';
 import { HookHost, eth0Address, runtimeEnv } from './helpers.js';
 
@@ -24,16 +25,6 @@ const used: { id: string; network?: string }[] = [];
 // Containers and conmon go under a cgroup parent of this run's own, removed at the end, rather
 // than podman's shared libpod_parent.
 const CGROUP_PARENT = `/tsrun-hooktest-${process.pid}`;
-
-/** The cgroup parent in every hierarchy, leaf-first (only empty directories can go). */
-function removeCgroupParent(): void {
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const dir = path.join('/sys/fs/cgroup', h, CGROUP_PARENT);
-    if (!existsSync(dir)) continue;
-    for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rmdirSync(path.join(dir, sub.name));
-    rmdirSync(dir);
-  }
-}
 
 function podman(hooksDir: string, args: string[]) {
   const flags = [
@@ -91,7 +82,7 @@ run('podman with tsrun\'s hooks.d files', () => {
         if (mp && mp.startsWith(work)) spawnSync('umount', ['-l', mp]);
       }
       rmSync(work, { recursive: true, force: true });
-      removeCgroupParent();
+      removeCgroupTree(CGROUP_PARENT);
     }
     hh?.destroy();
   }, 60_000);

@@ -30,12 +30,13 @@ describe('isAlive', () => {
   });
 
   it('a zombie is not alive, though its /proc entry keeps its start time', async () => {
-    // The shell starts `true` in the background, prints its pid and execs a sleep that never
-    // reaps it: `true` stays a zombie until the sleep ends.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell starts a short sleep in the background, prints its pid and execs a long sleep that
+    // never reaps it: the short one (which outlives the exec, so the shell cannot reap it first)
+    // stays a zombie until the long one ends.
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(parent);
     const pid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
-    for (let i = 0; i < 400 && stateOf(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 1000 && stateOf(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 5));
     expect(stateOf(pid)).toBe('Z');
     const start = processStartTime(pid);
     expect(start).toBeDefined();

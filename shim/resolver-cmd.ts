@@ -29,7 +29,7 @@ export function resolverCommand(setup: Setup, settingsFromParent: () => Settings
       const stop = (sig: string) => void resolver.stop(`signal ${sig}`);
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => void resolver.reload());
+      process.on('SIGHUP', () => void resolver.reload().catch(() => {}));
       if (await resolver.start()) await resolver.done;
       await store.close?.();
     });

@@ -76,7 +76,7 @@ export function spawnResolver(settings: Settings): void {
  */
 export async function syncResolver(settings: Settings, log: Logger, opts: { start: boolean }): Promise<boolean> {
   const first = await resolverRequest(settings.runDir, 'reload');
-  if (first?.startsWith('ok')) return true;
+  if (first !== undefined) return answered(first, log);
   if (!opts.start) return false;
   spawnResolver(settings);
   const deadline = Date.now() + START_TIMEOUT_MS;
@@ -86,7 +86,7 @@ export async function syncResolver(settings: Settings, log: Logger, opts: { star
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 200);
     const r = await resolverRequest(settings.runDir, 'reload');
-    if (r?.startsWith('ok')) return true;
+    if (r !== undefined) return answered(r, log);
     // The one we started may have lost a race with a resolver that was exiting: start another.
     if (Date.now() - respawned > 3000 && resolverState(settings.runDir) !== 'running') {
       spawnResolver(settings);
@@ -95,6 +95,13 @@ export async function syncResolver(settings: Settings, log: Logger, opts: { star
   }
   log.warn('the DNS resolver did not start in time: names will resolve once it runs');
   return false;
+}
+
+/** A running resolver answered: "ok N", or the error its reload met (it keeps serving its last
+ * table, and a restart would meet the same store). */
+function answered(reply: string, log: Logger): boolean {
+  if (!reply.startsWith('ok')) log.warn({ reply }, 'the DNS resolver could not reload');
+  return true;
 }
 
 /**

@@ -97,12 +97,12 @@ export class Resolver {
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
     mkdirSync(path.dirname(pidfilePath(this.settings.runDir)), { recursive: true });
     writeFileSync(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
-    await this.reload();
+    await this.reload().catch(() => {});
     await this.watchCluster();
     this.resyncTimer = setInterval(() => {
       // The state root removed under us (a sandbox torn down): nothing left to serve.
       if (!existsSync(this.settings.runDir)) return void this.stop('state root gone');
-      void this.reload();
+      this.reload().catch(() => {});
     }, RESYNC_MS);
     this.log.info({ listening: this.listenAddresses() }, 'resolver started');
     return true;
@@ -124,7 +124,13 @@ export class Resolver {
       try {
         do {
           this.reloadAgain = false;
-          await this.reloadOnce();
+          try {
+            await this.reloadOnce();
+          } catch (err) {
+            // A store that cannot be read (a torn record, etcd away): keep serving the last table.
+            this.log.error({ err: (err as Error).message }, 'reload failed: serving the previous table');
+            throw err;
+          }
         } while (this.reloadAgain);
       } finally {
         this.reloading = undefined;
@@ -184,7 +190,7 @@ export class Resolver {
         // A burst of changes is one reload.
         timer ??= setTimeout(() => {
           timer = undefined;
-          void this.reload();
+          this.reload().catch(() => {});
         }, 50);
       });
     } catch (err) {
@@ -194,7 +200,7 @@ export class Resolver {
 
   private async idleCheck(): Promise<void> {
     this.idleTimer = undefined;
-    await this.reload();
+    await this.reload().catch(() => {});
     if (this.table.endpointCount === 0) await this.stop('no endpoint uses the resolver');
   }
 
@@ -261,7 +267,7 @@ export class Resolver {
       });
     });
     udp.on('message', (msg, rinfo) => {
-      void this.answer(msg, rinfo.address, address, 'udp').then((out) => {
+      void this.safeAnswer(msg, rinfo.address, address, 'udp').then((out) => {
         if (out) udp.send(out, rinfo.port, rinfo.address);
       });
     });
@@ -277,7 +283,7 @@ export class Resolver {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void this.answer(Buffer.from(msg), normalizeIp(c.remoteAddress ?? ''), local, 'tcp').then((out) => {
+        void this.safeAnswer(Buffer.from(msg), normalizeIp(c.remoteAddress ?? ''), local, 'tcp').then((out) => {
           if (!out || c.destroyed) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(out.length, 0);
@@ -285,6 +291,18 @@ export class Resolver {
         });
       }
     });
+  }
+
+  /** answer(), and SERVFAIL for a query it could not handle: one odd packet never stops the
+   * server (an unhandled rejection would end the process). */
+  private async safeAnswer(msg: Buffer, source: string, local: string, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    try {
+      return await this.answer(msg, source, local, transport);
+    } catch (err) {
+      this.stats.servfail++;
+      this.log.warn({ err: (err as Error).message, source }, 'query failed');
+      return msg.length >= 12 && (msg.readUInt16BE(2) & 0x8000) === 0 ? header(msg, RCODE.SERVFAIL) : undefined;
+    }
   }
 
   /** The answer to one query (undefined: drop it, the packet was not a DNS query). */

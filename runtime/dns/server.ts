@@ -18,7 +18,7 @@
 // taken for the resolver.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Settings } from '../../config/settings.js';
@@ -96,7 +96,10 @@ export class Resolver {
     this.control = control;
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
     mkdirSync(path.dirname(pidfilePath(this.settings.runDir)), { recursive: true });
-    writeFileSync(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
+    // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile.
+    const pidfile = pidfilePath(this.settings.runDir);
+    writeFileSync(`${pidfile}.${process.pid}.tmp`, `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
+    renameSync(`${pidfile}.${process.pid}.tmp`, pidfile);
     await this.reload().catch(() => {});
     await this.watchCluster();
     this.resyncTimer = setInterval(() => {

@@ -45,6 +45,8 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
     name: 'cnibench',
     type: 'tsrun',
     subnet: '10.75.0.0/16',
+    // The same work as the reference bridge, which serves no names: no resolver to keep in step.
+    enableDns: false,
     ...(ports ? { capabilities: { portMappings: true }, runtimeConfig: { portMappings: [PORT] } } : {}),
   });
   const bridgeConf = {

@@ -32,7 +32,7 @@ import { DnsTable, normalizeIp, type Lookup, type RemoteEndpoint } from './table
 import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, type Upstream } from './forward.js';
-import { fastAnswer, questionEnd } from './wire.js';
+import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
 
 /** With no endpoint left, the resolver waits this long for a new one before it exits. */
@@ -270,6 +270,9 @@ export class Resolver {
       });
     });
     udp.on('message', (msg, rinfo) => {
+      // Container names answer synchronously, without the general decoder or a promise.
+      const fast = this.fastLocal(msg, rinfo.address, address);
+      if (fast) return void udp.send(fast, rinfo.port, rinfo.address);
       void this.safeAnswer(msg, rinfo.address, address, 'udp').then((out) => {
         if (out) udp.send(out, rinfo.port, rinfo.address);
       });
@@ -294,6 +297,19 @@ export class Resolver {
         });
       }
     });
+  }
+
+  /** The answer to a simple A/AAAA query over UDP when it is local (a name, NODATA, NXDOMAIN);
+   * undefined sends the query down the general path (which counts it). */
+  private fastLocal(msg: Buffer, source: string, local: string): Buffer | undefined {
+    const q = parseSimpleQuery(msg);
+    if (!q) return undefined;
+    const result = this.table.lookup(q.name, q.type, normalizeIp(source), local);
+    if (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain') return undefined;
+    this.stats.queries++;
+    this.stats.answered++;
+    const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
+    return fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
   }
 
   /** answer(), and SERVFAIL for a query it could not handle: one odd packet never stops the

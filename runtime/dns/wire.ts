@@ -79,3 +79,57 @@ function addressBytes(a: string): number[] {
   }
   return b;
 }
+
+export interface SimpleQuery {
+  /** The question name, without the trailing dot. */
+  name: string;
+  type: 'A' | 'AAAA';
+  /** Where the question ends in the query. */
+  qEnd: number;
+  edns: boolean;
+  /** The largest UDP answer the client takes. */
+  udpLimit: number;
+}
+
+/**
+ * The common query read without the general decoder: a standard query (opcode 0), one question
+ * of class IN and type A or AAAA with an uncompressed name, no answer or authority records, at
+ * most one additional record which is an EDNS0 OPT. Anything else: undefined (the general path).
+ */
+export function parseSimpleQuery(msg: Buffer): SimpleQuery | undefined {
+  if (msg.length < 17) return undefined;
+  const flags = msg.readUInt16BE(2);
+  if ((flags & 0xf800) !== 0) return undefined; // a response, or not a standard query
+  if (msg.readUInt16BE(4) !== 1 || msg.readUInt16BE(6) !== 0 || msg.readUInt16BE(8) !== 0) return undefined;
+  const arcount = msg.readUInt16BE(10);
+  if (arcount > 1) return undefined;
+  const labels: string[] = [];
+  let o = 12;
+  for (;;) {
+    if (o >= msg.length) return undefined;
+    const len = msg[o]!;
+    if (len === 0) break;
+    if (len & 0xc0 || o + 1 + len > msg.length) return undefined;
+    for (let i = o + 1; i <= o + len; i++) {
+      const c = msg[i]!;
+      if (c === 0x2e || c < 0x21 || c > 0x7e) return undefined; // escapes, odd bytes: general path
+    }
+    labels.push(msg.toString('latin1', o + 1, o + 1 + len));
+    o += len + 1;
+  }
+  const qEnd = o + 5;
+  if (qEnd > msg.length) return undefined;
+  const qtype = msg.readUInt16BE(o + 1);
+  if (msg.readUInt16BE(o + 3) !== 1 || (qtype !== TYPE.A && qtype !== TYPE.AAAA)) return undefined;
+  let edns = false;
+  let udpLimit = 512;
+  if (arcount === 1) {
+    // OPT: root name, type 41, class = the client's UDP payload size
+    if (qEnd + 11 > msg.length || msg[qEnd] !== 0 || msg.readUInt16BE(qEnd + 1) !== TYPE.OPT) return undefined;
+    edns = true;
+    udpLimit = Math.max(512, Math.min(msg.readUInt16BE(qEnd + 3), 4096));
+  } else if (qEnd !== msg.length) {
+    return undefined;
+  }
+  return { name: labels.join('.'), type: qtype === TYPE.A ? 'A' : 'AAAA', qEnd, edns, udpLimit };
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import dnsPacket from 'dns-packet';
-import { fastAnswer, questionEnd } from '../../../runtime/dns/wire.js';
+import { fastAnswer, parseSimpleQuery, questionEnd } from '../../../runtime/dns/wire.js';
 
 const query = (name: string, type: 'A' | 'AAAA', edns = false) =>
   dnsPacket.encode({
@@ -37,5 +37,17 @@ describe('the fast answer path', () => {
     const compressed = Buffer.from(q);
     compressed[12] = 0xc0;
     expect(questionEnd(compressed)).toBeUndefined();
+  });
+
+  it('reads the common query without the general decoder, and leaves the rest alone', () => {
+    expect(parseSimpleQuery(query('Db.Web', 'A'))).toEqual({ name: 'Db.Web', type: 'A', qEnd: 12 + 8 + 4, edns: false, udpLimit: 512 });
+    expect(parseSimpleQuery(query('db', 'AAAA', true))).toMatchObject({ name: 'db', type: 'AAAA', edns: true, udpLimit: 4096 });
+    const mx = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'MX', name: 'db' }] });
+    expect(parseSimpleQuery(mx)).toBeUndefined();
+    const two = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'a' }, { type: 'A', name: 'b' }] });
+    expect(parseSimpleQuery(two)).toBeUndefined();
+    const response = dnsPacket.encode({ type: 'response', id: 1, questions: [{ type: 'A', name: 'db' }] });
+    expect(parseSimpleQuery(response)).toBeUndefined();
+    expect(parseSimpleQuery(query('db', 'A').subarray(0, 18))).toBeUndefined();
   });
 });

@@ -27,6 +27,12 @@ export interface CniOptions {
 
 const round = (ms: number | undefined) => (ms === undefined ? undefined : +ms.toFixed(2));
 
+/** The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
+ * call it: the CNI protocol is in the environment and on stdin, not in the arguments. */
+export function door(_args: string[], entryMs?: number): Promise<number> {
+  return cniMain({ entryMs });
+}
+
 /** Runs one CNI call and returns the exit code; never throws. */
 export async function cniMain(opts: CniOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;

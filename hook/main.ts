@@ -31,6 +31,14 @@ export interface HookOptions {
   readBundleAnnotations?: (bundle: string) => Record<string, string>;
 }
 
+/**
+ * The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
+ * call it: `args` as typed after `tsrun`, i.e. ["hook", stage].
+ */
+export function door(args: string[], entryMs?: number): Promise<number> {
+  return hookMain(args[1] ?? '', { entryMs, processHandlers: true });
+}
+
 /** Runs one hook invocation and returns the exit code; never throws. */
 export async function hookMain(stageArg: string, opts: HookOptions = {}): Promise<number> {
   const timing = new HookTiming(opts.entryMs);

@@ -17,9 +17,10 @@ import { STAGES, isStage, type Stage } from './state.js';
 
 /** How a runtime starts tsrun's hook: all absolute, all recorded. */
 export interface HookCommand {
-  /** Absolute path of the node binary. */
+  /** Absolute path of what runs the entry: the node binary for a bundle file (tsrun.cjs), /bin/sh
+   * for the launcher (dist/bundle/tsrun, which starts the hook from its start-up snapshot). */
   node: string;
-  /** Absolute path of tsrun's entry point (dist/bundle/tsrun.cjs). */
+  /** Absolute path of tsrun's entry point (dist/bundle/tsrun or dist/bundle/tsrun.cjs). */
   entry: string;
   /** KEY=VALUE lines: the settings the hook must run with. */
   env: string[];
@@ -46,6 +47,16 @@ export function hookEnv(s: RecordedSettings): string[] {
   if (s.root !== undefined) env.push(`TSRUN_ROOT=${s.root}`);
   env.push(`TSRUN_STORE=${s.store}`, `TSRUN_LOG=${s.logFile}`, `TSRUN_LOG_LEVEL=${s.logLevel}`, `TSRUN_NFT=${s.nft}`);
   return env;
+}
+
+/**
+ * How a runtime should start tsrun, given this process's node and entry script: through the
+ * launcher beside the entry (dist/bundle/tsrun, a sh script that starts each front door from its
+ * start-up snapshot) when there is one, else node with the entry script.
+ */
+export function preferLauncher(node: string, entry: string): { node: string; entry: string } {
+  const launcher = path.join(path.dirname(entry), 'tsrun');
+  return /\.[cm]?js$/.test(entry) && existsSync(launcher) ? { node: '/bin/sh', entry: launcher } : { node, entry };
 }
 
 export function hookCommand(node: string, entry: string, settings: RecordedSettings, timeout = DEFAULT_TIMEOUT_S): HookCommand {

@@ -6,6 +6,9 @@
 // performance.now() counts from the process's time origin, which Node sets as it starts.
 export class HookTiming {
   readonly startupMs: number;
+  /** 'snapshot' when the process started from the door's start-up snapshot (set by
+   * scripts/snapshot-entry.cjs), 'bundle' otherwise: a stale snapshot shows up in the log. */
+  readonly startedFrom: string = (globalThis as Record<symbol, unknown>)[Symbol.for('tsrun.startedFrom')] === 'snapshot' ? 'snapshot' : 'bundle';
   private loadMs: number;
 
   /** `entryMs`: performance.now() when the entry file began running; `mainMs`: when the hook's
@@ -29,9 +32,9 @@ export class HookTiming {
     return performance.now();
   }
 
-  summary(): { startupMs: number; loadMs: number; workMs: number; totalMs: number } {
+  summary(): { startedFrom: string; startupMs: number; loadMs: number; workMs: number; totalMs: number } {
     const total = performance.now();
-    return { startupMs: round(this.startupMs), loadMs: round(this.loadMs), workMs: round(Math.max(0, total - this.startupMs - this.loadMs)), totalMs: round(total) };
+    return { startedFrom: this.startedFrom, startupMs: round(this.startupMs), loadMs: round(this.loadMs), workMs: round(Math.max(0, total - this.startupMs - this.loadMs)), totalMs: round(total) };
   }
 }
 

@@ -45,6 +45,11 @@ interface Ctx {
   quietGlobals: string[];
 }
 
+/** The front door as runc/entry.ts and the start-up snapshot (scripts/snapshot-entry.cjs) call it. */
+export function door(args: string[], entryMs?: number): Promise<number> {
+  return runcMain(args, { entryMs });
+}
+
 export async function runcMain(argv: string[], opts: RuncMainOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
   const args = parseRuncArgs(argv);
@@ -227,7 +232,7 @@ async function run(ctx: Ctx): Promise<number> {
 /** A copy of the engine's bundle for `run`: its config.json with tsrun's hooks, the root and
  * relative bind sources made absolute (runc resolves them from the bundle directory). */
 async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Promise<string> {
-  const { hookCommand, withTsrunHooks } = await import('../hook/register.js');
+  const { hookCommand, preferLauncher, withTsrunHooks } = await import('../hook/register.js');
   const bundle = loadBundle(bundleDir);
   const spec = { ...(bundle.spec as Record<string, unknown>) } as Record<string, any>;
   spec.root = { ...spec.root, path: bundle.rootfs };
@@ -237,8 +242,8 @@ async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Prom
     );
   }
   const root = ctx.env.TSRUN_ROOT ? path.resolve(ctx.env.TSRUN_ROOT) : undefined;
-  const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrun.cjs');
-  const cmd = hookCommand(realpathSync(process.execPath), entry, {
+  const self = preferLauncher(realpathSync(process.execPath), path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrun.cjs'));
+  const cmd = hookCommand(self.node, self.entry, {
     root,
     store: ctx.settings.store,
     logFile: ctx.settings.logFile,

@@ -20,7 +20,13 @@ done
 
 node_side() {
   here=$(dirname "$(readlink -f "$0")")
-  exec "${TSRUN_NODE:-node}" "$here/tsrun-runc.cjs" "$@"
+  node=${TSRUN_NODE:-$(command -v node)}
+  # From runc.cjs's start-up snapshot (built by npm run build) unless node is newer than it.
+  blob=$here/runc.snapshot.blob
+  if [ -z "${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ -n "$node" ] && [ "$blob" -nt "$node" ]; then
+    exec "$node" --snapshot-blob "$blob" -- "$here/tsrun-runc.cjs" "$@"
+  fi
+  exec "${node:-node}" "$here/tsrun-runc.cjs" "$@"
 }
 
 # runc's global flags, then the command; for create/run/delete also their flags, then the id.

@@ -15,12 +15,20 @@
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
 //    only on the paths that use them;
 //  - hook.cjs, cni.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
-//    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it.
+//    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it;
+//  - each front door also gets a start-up snapshot (<door>.snapshot.blob, Node's --build-snapshot,
+//    see scripts/snapshot-entry.cjs): its modules already evaluated. The launcher `tsrun` (a
+//    POSIX sh script written here, package.json's bin) picks the door from the arguments and
+//    environment as shim/main.ts does, and starts Node from that door's snapshot; when there is
+//    none, or the node binary is newer than it (an upgraded Node rejects a snapshot made by
+//    another), it runs the plain bundle (tsrun.cjs) instead. tsrun-runc's shell front does the same
+//    for runc.cjs. A new front door: export door(args, entryMs) from its bundle, add it to DOORS,
+//    and route to its snapshot where its shell front starts Node.
 // The files are built in a directory of their own and swapped in by rename at the end, so that a
 // hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const OUT = 'dist/bundle';
@@ -114,6 +122,54 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'runc.cjs']) {
   execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/${file}`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }
+
+// Start-up snapshots, one per front door. A door whose snapshot cannot be built still works, from
+// the plain bundle: the build says so and goes on. `entry` is the plain entry script the door's
+// process would otherwise run (process.argv[1] is that path either way).
+const DOORS = [
+  { name: 'cli', bundle: 'cli.cjs' },
+  { name: 'hook', bundle: 'hook.cjs' },
+  { name: 'cni', bundle: 'cni.cjs' },
+  { name: 'runc', bundle: 'runc.cjs' },
+];
+for (const door of DOORS) {
+  const blob = `${dir}/${door.name}.snapshot.blob`;
+  try {
+    execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', 'scripts/snapshot-entry.cjs'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...cleanEnv, TSRUN_SNAPSHOT_BUNDLE: path.resolve(dir, door.bundle), TSRUN_SNAPSHOT_AS: path.resolve(OUT, door.bundle) },
+    });
+  } catch (err) {
+    rmSync(blob, { force: true });
+    const why = String(err.stderr ?? err.message).split('\n').filter((l) => l && !/Warning|may still|nodejs\/node|trace-warnings/.test(l))[0];
+    console.warn(`bundle: no start-up snapshot for ${door.name} (${why ?? 'unknown error'}): it starts from the plain bundle`);
+  }
+}
+
+// The launcher. Plain sh: a few builtins, no process of its own before node. It finds its
+// directory from $0, following the symlink npm's bin link puts in PATH (the only case that costs
+// a readlink process). TSRUN_NO_SNAPSHOT=1 forces the plain bundle. Routing as in shim/main.ts.
+const node = realpathSync(process.execPath);
+writeFileSync(
+  `${dir}/tsrun`,
+  `#!/bin/sh
+# tsrun's launcher, written by scripts/bundle.mjs: starts the front door from its start-up snapshot.
+node='${node}'
+here=\${0%/*}
+[ -h "$0" ] && here=$(dirname "$(readlink -f "$0")")
+case $1 in
+  hook) case $2 in ''|-*|install|uninstall) door=cli ;; *) door=hook ;; esac ;;
+  *) door=cli ;;
+esac
+[ -n "\${CNI_COMMAND-}" ] && [ $# -eq 0 ] && door=cni
+blob=$here/$door.snapshot.blob
+if [ -z "\${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ "$blob" -nt "$node" ]; then
+  exec "$node" --snapshot-blob "$blob" -- "$here/tsrun.cjs" "$@"
+fi
+exec "$node" "$here/tsrun.cjs" "$@"
+`,
+  { mode: 0o755 },
+);
 
 // The swap: two renames, microseconds apart, instead of a build-long gap.
 const old = `dist/bundle.old-${process.pid}`;

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bundle=rootfs-fixtures/.cache/busybox
-tsrun=(node dist/bundle/tsrun.cjs)
+tsrun=(dist/bundle/tsrun)
 
 if [ "${TSRUN_QUICKSTART_ON_HOST:-0}" = 1 ]; then
   exec "${tsrun[@]}" run --net bridge "$bundle" -- sh -c 'echo "== inside a tsrun container"; ip addr; ip route'

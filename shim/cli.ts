@@ -163,6 +163,14 @@ function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: 
 }
 
 /** Runs the CLI and returns the process exit code; never throws. */
+/**
+ * The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
+ * call it: `args` as typed after `tsrun`; process.argv[1] is the entry script (tsrun.cjs) either way.
+ */
+export function door(args: string[]): Promise<number> {
+  return main([process.argv[0] ?? process.execPath, process.argv[1] ?? '', ...args]);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let parseError: string | undefined;

@@ -34,8 +34,9 @@ export function cniCommand(setup: Setup): Command {
       env.TSRUN_LOG = settings.logFile;
       env.TSRUN_LOG_LEVEL = settings.logLevel;
       env.TSRUN_NFT = resolveBinary(settings.nft);
-      const entry = realpathSync(path.resolve(process.argv[1] ?? ''));
-      for (const file of install({ binDir: path.resolve(f.binDir), confDir: path.resolve(f.confDir), network: f.network, node: realpathSync(process.execPath), entry, env })) {
+      const { preferLauncher } = await import('../hook/register.js');
+      const self = preferLauncher(realpathSync(process.execPath), realpathSync(path.resolve(process.argv[1] ?? '')));
+      for (const file of install({ binDir: path.resolve(f.binDir), confDir: path.resolve(f.confDir), network: f.network, node: self.node, entry: self.entry, env })) {
         process.stdout.write(`${file}\n`);
       }
     });

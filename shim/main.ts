@@ -3,19 +3,18 @@
 // container start, so it never pays for the CLI, and the CLI never pays for the hook.
 const entryMs = performance.now();
 
+// The same routing is in the launcher (dist/bundle/tsrun, written by scripts/bundle.mjs), which
+// picks the front door's start-up snapshot: keep the two in step.
 async function main(args: string[]): Promise<number> {
   // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the
   // environment, and runtimes pass no arguments (a `tsrun …` command line is the CLI's).
   if (process.env.CNI_COMMAND && args.length === 0) {
-    const { cniMain } = await import('../cni/main.js');
-    return cniMain({ entryMs });
+    return (await import('../cni/main.js')).door(args, entryMs);
   }
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
-    const { hookMain } = await import('../hook/main.js');
-    return hookMain(args[1], { entryMs, processHandlers: true });
+    return (await import('../hook/main.js')).door(args, entryMs);
   }
-  const { main: cliMain } = await import('./cli.js');
-  return cliMain(process.argv);
+  return (await import('./cli.js')).door(args);
 }
 
 void main(process.argv.slice(2)).then((code) => {

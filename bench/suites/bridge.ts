@@ -42,11 +42,11 @@ function runVsRunc(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
   const runcRoot = path.join(root, 'runc-ref');
   let n = 0;
   // warm-up: the first attach creates the default network and the nft table
-  timeCommand(process.execPath, [TSRUN, 'run', '-p', '8080:80', bundle], { env });
+  timeCommand(TSRUN, ['run', '-p', '8080:80', bundle], { env });
   const t = interleave(runs, {
     runc: () => timeCommand('runc', ['--root', runcRoot, 'run', '--bundle', bundle, `ref-${n++}`], { env }),
-    tsrun: () => timeCommand(process.execPath, [TSRUN, 'run', '--net', 'bridge', '-p', '8080:80', bundle], { env }),
-    none: () => timeCommand(process.execPath, [TSRUN, 'run', '--net', 'none', bundle], { env }),
+    tsrun: () => timeCommand(TSRUN, ['run', '--net', 'bridge', '-p', '8080:80', bundle], { env }),
+    none: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle], { env }),
   });
   report.add({ name: 'runc run (no network)', value: median(t.runc!), unit: 'ms' });
   report.add({ name: 'tsrun run --net none', value: median(t.none!), unit: 'ms' });
@@ -128,7 +128,7 @@ function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: st
   const t = interleave(runs, {
     podman: () => timeCommand('podman', podmanArgs(['--network', 'bridge', '-p', '8080:80']), { env }),
     podmanNone: () => timeCommand('podman', podmanArgs(['--network', 'none']), { env }),
-    tsrun: () => timeCommand(process.execPath, [TSRUN, 'run', '-p', '8080:80', bundle], { env }),
+    tsrun: () => timeCommand(TSRUN, ['run', '-p', '8080:80', bundle], { env }),
   });
   report.add({ name: 'podman run --network bridge -p 8080:80', value: median(t.podman!), unit: 'ms' });
   report.add({ name: 'podman run --network none', value: median(t.podmanNone!), unit: 'ms' });

@@ -52,7 +52,7 @@ export function hookSuite(report: Report, runs: number): void {
   const hook = (stage: 'createRuntime' | 'poststop', id: string, pid: number | undefined, ports: boolean): number => {
     const annotations: Record<string, string> = { 'io.tsrun.network': 'hookbench', ...(ports ? { 'io.tsrun.ports': '8080:80/tcp' } : {}) };
     const state = { ociVersion: '1.0.2', id, status: stage === 'poststop' ? 'stopped' : 'creating', ...(pid ? { pid } : {}), bundle: root, annotations };
-    return timeCommand(process.execPath, [TSRUN, 'hook', stage], { env, input: JSON.stringify(state), stdio: ['pipe', 'ignore', 'pipe'] });
+    return timeCommand(TSRUN, ['hook', stage], { env, input: JSON.stringify(state), stdio: ['pipe', 'ignore', 'pipe'] });
   };
   const tsrunCycle = (ports: boolean) => (): number => {
     const ns = pinNetns();
@@ -80,7 +80,7 @@ export function hookSuite(report: Report, runs: number): void {
   };
 
   try {
-    const created = spawnSync(process.execPath, [TSRUN, 'network', 'create', 'hookbench', '--subnet', '10.77.0.0/16'], { env, encoding: 'utf8' });
+    const created = spawnSync(TSRUN, ['network', 'create', 'hookbench', '--subnet', '10.77.0.0/16'], { env, encoding: 'utf8' });
     if (created.status !== 0) throw new Error(`tsrun network create failed: ${created.stderr}`);
     // Warm-up, not measured: the first use creates the bridges, the nft table, the iptables chains.
     tsrunCycle(true)();
@@ -116,7 +116,7 @@ export function hookSuite(report: Report, runs: number): void {
       if (lines.length === 0) continue;
       const m = (k: string) => median(lines.map((d) => Number(d[k])));
       report.add({ name: `hook ${stage}: start-to-exit (in-process)`, value: m('totalMs'), unit: 'ms' });
-      report.add({ name: `  Node start-up (process start → tsrun.cjs running)`, value: m('startupMs'), unit: 'ms' });
+      report.add({ name: `  Node start-up (process start → the hook's door running)`, value: m('startupMs'), unit: 'ms' });
       report.add({ name: `  module loading (hook.cjs + lazy imports)`, value: m('loadMs'), unit: 'ms' });
       report.add({ name: `  wiring (stdin, validation, netlink, nft, store)`, value: m('workMs'), unit: 'ms' });
     }

@@ -20,7 +20,8 @@ import { Rtnl } from '../../runtime/netlink/rtnl.js';
 import { openNetnsFd } from '../../runtime/netns/netns.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
+/** tsrun as installed: the launcher, so the tests run the start-up snapshot path. */
+export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 export const BUSYBOX_ROOTFS = path.join(BUSYBOX_BUNDLE, 'rootfs');
 
@@ -120,13 +121,13 @@ export class SandboxHost {
 
   /** `tsrun ARGS` inside the sandbox, to completion. */
   tsrun(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): RunResult {
-    return this.ns.exec(process.execPath, [TSRUN_BIN, ...args], { ...opts, env: { ...this.env, ...opts.env } });
+    return this.ns.exec(TSRUN_BIN, [...args], { ...opts, env: { ...this.env, ...opts.env } });
   }
 
   /** `tsrun ARGS` in the background (long-running containers); nsenter execs node, so the
    * child's pid is tsrun's own. */
   spawnTsrun(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-    return this.ns.spawn(process.execPath, [TSRUN_BIN, ...args], { env: { ...this.env, ...env } });
+    return this.ns.spawn(TSRUN_BIN, [...args], { env: { ...this.env, ...env } });
   }
 
   runcList(): string[] {

@@ -30,7 +30,7 @@ export type Conf = Record<string, unknown>;
 /** One plugin call: `type` is tsrun (the bundle) or a reference plugin. */
 export function callPlugin(host: SandboxHost, command: string, conf: Conf | string, at: Attachment | undefined, env: NodeJS.ProcessEnv = {}): CniCall {
   const type = typeof conf === 'string' ? 'tsrun' : String(conf.type ?? 'tsrun');
-  const [cmd, args] = type === 'tsrun' ? [process.execPath, [TSRUN_BIN]] : [path.join(REFERENCE_PLUGINS, type), []];
+  const [cmd, args] = type === 'tsrun' ? [TSRUN_BIN, []] : [path.join(REFERENCE_PLUGINS, type), []];
   const cniEnv: NodeJS.ProcessEnv = { ...host.env, CNI_COMMAND: command, CNI_PATH: REFERENCE_PLUGINS, ...env };
   if (at) {
     cniEnv.CNI_CONTAINERID = at.containerId;

@@ -21,7 +21,7 @@ import { findNetnsPath } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
-import type { NetworkDriver } from './drivers/driver.js';
+import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { processStartTime } from './containers.js';
 import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
@@ -236,18 +236,18 @@ export class Engine {
     return this.deps.firewall();
   }
 
-  /** Tears down every endpoint of the container; idempotent. */
-  async detach(containerId: string): Promise<number> {
-    return this.withHostLock('shared', () => this.detachHeld(containerId));
+  /** Tears down every endpoint of the container; idempotent. `netnsGoing`: see DetachOptions. */
+  async detach(containerId: string, opts: DetachOptions = {}): Promise<number> {
+    return this.withHostLock('shared', () => this.detachHeld(containerId, opts));
   }
 
-  private async detachHeld(containerId: string): Promise<number> {
+  private async detachHeld(containerId: string, opts: DetachOptions): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
     // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
     const here = netnsId(THREAD_NETNS);
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
-    for (const rec of records) await this.detachEndpoint(rec, log);
+    for (const rec of records) await this.detachEndpoint(rec, log, opts);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
     if (records.some((r) => r.resolver)) await this.syncDns(false, log);
     return records.length;
@@ -262,7 +262,7 @@ export class Engine {
     }
   }
 
-  async detachEndpoint(rec: EndpointRecord, log: Logger): Promise<void> {
+  async detachEndpoint(rec: EndpointRecord, log: Logger, opts: DetachOptions = {}): Promise<void> {
     // The host side lives where attach ran, which may not be where we are now. A namespace
     // identity from another boot names nothing: what is left of it can only be here.
     const hostPath = sameBoot(rec.bootId) ? findNetnsPath(rec.hostNetns) : THREAD_NETNS;
@@ -282,7 +282,7 @@ export class Engine {
               await firewall.removeEndpoint(fwEndpoint, { exclusive });
             },
           },
-          { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store) },
+          { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store, opts) },
           {
             // After the ports are unpublished, so no new packet re-creates a DNATed flow.
             description: 'forget conntrack flows',

@@ -17,6 +17,7 @@ import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
+import type { DetachOptions } from '../runtime/drivers/driver.js';
 
 function pinPath(runDir: string, containerId: string): string {
   return path.join(runDir, 'netns', containerId);
@@ -68,7 +69,8 @@ export const shimNetworkWiring: NetworkWiring = {
           'register as the owner of its network namespace',
           () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: true }),
           // The endpoint goes with the last user of the namespace: this one, or a joiner later.
-          () => leaveNamespace(settings, containerId, containerId, log, handle.engine),
+          // This one: the pin goes next (the step before), so the veth can go with the namespace.
+          () => leaveNamespace(settings, containerId, containerId, log, handle.engine, { netnsGoing: true }),
         );
         if (reclaimed) await handle.engine.detach(containerId); // left by users that all died
         const network = o.net.network;
@@ -97,7 +99,10 @@ export const shimNetworkWiring: NetworkWiring = {
     const { rootOf } = await import('../runtime/netns-users.js');
     const root = rootOf(settings.runDir, containerId);
     if (root !== undefined) {
-      await leaveNamespace(settings, root, containerId, log);
+      // Its own namespace, left by its last user, whose pin goes next: the kernel can take the
+      // veth with it (DetachOptions.netnsGoing). A joiner leaving last: the owner's pin is not
+      // ours to judge, so its veth is deleted outright.
+      await leaveNamespace(settings, root, containerId, log, undefined, { netnsGoing: root === containerId });
     } else {
       // Never registered (it died during setup): whatever it attached is its own.
       await withEngine(settings, log, (engine) => engine.detach(containerId));
@@ -107,7 +112,7 @@ export const shimNetworkWiring: NetworkWiring = {
 };
 
 /** `id` stops using `root`'s namespace; the last user out tears the owner's endpoint down. */
-async function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine): Promise<void> {
+async function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine, opts: DetachOptions = {}): Promise<void> {
   const users = await import('../runtime/netns-users.js');
   const l = users.leave(settings.runDir, root, id);
   if (!l.teardown) {
@@ -117,8 +122,8 @@ async function leaveNamespace(settings: Settings, root: string, id: string, log:
   try {
     if (l.wired) {
       if (root !== id) log.info({ owner: root }, 'last user of a shared network namespace: tearing down its owner\'s endpoint');
-      if (engine) await engine.detach(root);
-      else await withEngine(settings, log, (e) => e.detach(root));
+      if (engine) await engine.detach(root, opts);
+      else await withEngine(settings, log, (e) => e.detach(root, opts));
     }
   } finally {
     users.finishTeardown(settings.runDir, root);

@@ -6,8 +6,8 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import type { Transaction } from '../tx.js';
 import type { EndpointRecord } from '../records.js';
 import type { Logger } from '../log.js';
-import type { AttachContext, DriverEndpoint, NetworkDriver } from './driver.js';
-import { attachVeth, ensureBridge } from './linux-bridge.js';
+import type { AttachContext, DetachOptions, DriverEndpoint, NetworkDriver } from './driver.js';
+import { attachVeth, ensureBridge, removeVeth } from './linux-bridge.js';
 
 export { BRIDGE_ALIAS_PREFIX, VETH_ALIAS_PREFIX, ensureHostSysctls, hostVethName } from './linux-bridge.js';
 
@@ -24,8 +24,8 @@ export class BridgeDriver implements NetworkDriver {
     return attachVeth(ctx, tx, { mtu: ctx.net.mtu });
   }
 
-  async detach(rec: EndpointRecord, host: Rtnl | undefined): Promise<void> {
-    if (host) await host.deleteLink(rec.hostIfname); // false when already gone: that is done too
+  async detach(rec: EndpointRecord, host: Rtnl | undefined, _store?: unknown, opts: DetachOptions = {}): Promise<void> {
+    if (host) await removeVeth(host, rec.hostIfname, opts); // already gone: that is done too
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {

@@ -34,6 +34,16 @@ export interface DriverEndpoint {
   mac: string;
 }
 
+export interface DetachOptions {
+  /**
+   * The container's network namespace goes away right after this detach (its processes are gone
+   * and the caller deletes its pin next). A veth is then only taken off its bridge (one fast
+   * request) and the kernel deletes the pair with the namespace, asynchronously, instead of the
+   * detach waiting for the delete's RCU grace period (~26 ms). See retireVeth.
+   */
+  netnsGoing?: boolean;
+}
+
 export interface NetworkDriver {
   /**
    * false: the containers' traffic never passes the host's IP stack (macvlan, ipvlan), so the
@@ -49,7 +59,7 @@ export interface NetworkDriver {
   attach(ctx: AttachContext, tx: Transaction): Promise<DriverEndpoint>;
   /** Idempotent; works from the record alone. `host` is undefined when the host-side namespace
    * is gone (its links went with it). */
-  detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store): Promise<void>;
+  detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store, opts?: DetachOptions): Promise<void>;
   /** Removes the host-side shared pieces of a deleted network (idempotent). */
   removeNetwork(net: NetworkDef, host: Rtnl): Promise<void>;
   /** Cluster-wide drivers: containers attached on other hosts ("host: id"), which refuse rm. */

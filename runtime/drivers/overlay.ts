@@ -16,8 +16,8 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStore } from '../store/cluster.js';
 import { clusterOf } from '../store/scoped.js';
-import type { AttachContext, DriverEndpoint, NetworkDriver } from './driver.js';
-import { attachVeth, ensureBridge } from './linux-bridge.js';
+import type { AttachContext, DetachOptions, DriverEndpoint, NetworkDriver } from './driver.js';
+import { attachVeth, ensureBridge, removeVeth } from './linux-bridge.js';
 import { ensureVxlan, overlayMtu, removeVxlan } from '../overlay/devices.js';
 import { requireLocalHost, underlayLink } from '../overlay/host.js';
 import { endpointValue } from '../overlay/reconcile.js';
@@ -75,12 +75,12 @@ export class OverlayDriver implements NetworkDriver {
     return ep;
   }
 
-  async detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store): Promise<void> {
+  async detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store, opts: DetachOptions = {}): Promise<void> {
     // Withdraw first, so other hosts stop sending to the container before its address is reused.
     const cluster = store && clusterOf(store);
     const hostId = store && (await store.get(LOCAL_HOST_ID_KEY));
     if (cluster && hostId) await cluster.deleteIf(endpointKey(rec.network, hostId, rec.containerId));
-    if (host) await host.deleteLink(rec.hostIfname);
+    if (host) await removeVeth(host, rec.hostIfname, opts);
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {

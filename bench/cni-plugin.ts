@@ -41,7 +41,7 @@ export function cniPlugin(
   conf: object | string,
   o: { netnsPath?: string | undefined; containerId: string; env?: NodeJS.ProcessEnv },
 ): { ms: number; out: string } {
-  const [file, args] = type === 'tsrun' ? [process.execPath, [TSRUN]] : [path.join(CNI_PATH, type), []];
+  const [file, args] = type === 'tsrun' ? [TSRUN, []] : [path.join(CNI_PATH, type), []];
   const env = benchEnv({ ...o.env, CNI_COMMAND: command, CNI_CONTAINERID: o.containerId, CNI_IFNAME: 'eth0', CNI_PATH, ...(o.netnsPath ? { CNI_NETNS: o.netnsPath } : {}) });
   const started = performance.now();
   const r = spawnSync(file, args, { input: typeof conf === 'string' ? conf : JSON.stringify(conf), env, encoding: 'utf8' });

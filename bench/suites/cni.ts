@@ -94,7 +94,7 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
     ref: refCycle(false),
     tsrunPorts: tsrunCycle(true),
     refPorts: refCycle(true),
-    tsrunVersion: () => timeCommand(process.execPath, [TSRUN], { env: benchEnv({ ...env, CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
+    tsrunVersion: () => timeCommand(TSRUN, [], { env: benchEnv({ ...env, CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     refVersion: () => timeCommand(path.join(CNI_PATH, 'bridge'), [], { env: benchEnv({ CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
   });
@@ -116,7 +116,7 @@ async function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, root
   const pm = await PodmanCni.create({ path: '/proc/self/ns/net' }, 'bench-cnipodman');
   try {
     const tsrun = (args: string[]) => {
-      const r = spawnSync(process.execPath, [TSRUN, ...args], { env, encoding: 'utf8' });
+      const r = spawnSync(TSRUN, [...args], { env, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')}: ${r.stderr}`);
     };
     tsrun(['network', 'create', 'benchnet', '--subnet', '10.74.0.0/24']);
@@ -140,7 +140,7 @@ async function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, root
     report.add({ name: 'podman: tsrun plugin / CNI bridge conflist', value: a / b, unit: '×', note: 'for information: podman itself is most of both' });
   } finally {
     pm.destroy();
-    spawnSync(process.execPath, [TSRUN, 'network', 'rm', '--force', 'benchnet'], { env });
+    spawnSync(TSRUN, ['network', 'rm', '--force', 'benchnet'], { env });
     spawnSync('ip', ['link', 'del', 'cni-podman1']);
     void root;
   }

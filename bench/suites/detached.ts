@@ -29,7 +29,7 @@ export async function detachedSuite(report: Report, runs: number): Promise<void>
     startStop(report, runs, env, bundle.dir, podman);
     await memory(report, env, bundle.dir, podman, root);
   } finally {
-    for (const id of tsrunIds(env)) spawnSync(process.execPath, [TSRUN, 'rm', '-f', id], { env, stdio: 'ignore' });
+    for (const id of tsrunIds(env)) spawnSync(TSRUN, ['rm', '-f', id], { env, stdio: 'ignore' });
     podman.reset();
     bundle.cleanup();
     spawnSync('ip', ['link', 'del', 'tsrun0']);
@@ -76,12 +76,12 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
   ] as const) {
     report.section(`run -d until running, then rm -f: tsrun vs podman, ${label}, sleep 1000 (median of ${n})`);
     // warm-up: the first bridge attach creates the network and the nft table
-    timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env });
-    timeCommand(process.execPath, [TSRUN, 'rm', '-f', 'warm'], { env });
+    timeCommand(TSRUN, ['run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env });
+    timeCommand(TSRUN, ['rm', '-f', 'warm'], { env });
     const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[] };
     for (let i = 0; i < n; i++) {
-      t.tsrunRun.push(timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', `b${i}`, ...tsrunNet, bundle], { env }));
-      t.tsrunRm.push(timeCommand(process.execPath, [TSRUN, 'rm', '-f', `b${i}`], { env }));
+      t.tsrunRun.push(timeCommand(TSRUN, ['run', '-d', '--name', `b${i}`, ...tsrunNet, bundle], { env }));
+      t.tsrunRm.push(timeCommand(TSRUN, ['rm', '-f', `b${i}`], { env }));
       if (podman.available !== undefined) continue;
       t.podmanRun.push(timeCommand('podman', podman.runArgs(`p${i}`, podmanNet), { env }));
       // -t 0: SIGKILL at once, as tsrun rm -f does (podman's default waits 10 s for SIGTERM first)
@@ -103,7 +103,7 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
 async function memory(report: Report, env: NodeJS.ProcessEnv, bundle: string, podman: PodmanCli, root: string): Promise<void> {
   report.section(`resident memory per idle detached container (${IDLE} containers each, RSS and PSS of what stays besides the container)`);
   const ids = Array.from({ length: IDLE }, (_, i) => `m${i}`);
-  for (const id of ids) timeCommand(process.execPath, [TSRUN, 'run', '-d', '--name', id, '--net', 'none', bundle], { env });
+  for (const id of ids) timeCommand(TSRUN, ['run', '-d', '--name', id, '--net', 'none', bundle], { env });
   const tsrunPids = ids.map((id) => (JSON.parse(readFileSync(path.join(root, 'run', 'containers', id, 'lifecycle.json'), 'utf8')) as { conmonPid: number }).conmonPid);
   // Nothing of tsrun's own stays: no Node process holds the root.
   // (conmon's own command line names tsrun's entry too, in its exit command: count node only)
@@ -112,7 +112,7 @@ async function memory(report: Report, env: NodeJS.ProcessEnv, bundle: string, po
   report.add({ name: 'tsrun: conmon RSS per container', value: ours.rss / IDLE, unit: 'MB' });
   report.add({ name: 'tsrun: conmon PSS per container', value: ours.pss / IDLE, unit: 'MB' });
   report.add({ name: 'tsrun processes left running', value: nodes.length, unit: '' });
-  for (const id of ids) spawnSync(process.execPath, [TSRUN, 'rm', '-f', id], { env, stdio: 'ignore' });
+  for (const id of ids) spawnSync(TSRUN, ['rm', '-f', id], { env, stdio: 'ignore' });
 
   if (podman.available === undefined) {
     const pids: number[] = [];
@@ -150,7 +150,7 @@ function memOf(pids: number[]): { rss: number; pss: number } {
 }
 
 function tsrunIds(env: NodeJS.ProcessEnv): string[] {
-  const r = spawnSync(process.execPath, [TSRUN, 'ps', '-a', '-q'], { env, encoding: 'utf8' });
+  const r = spawnSync(TSRUN, ['ps', '-a', '-q'], { env, encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean);
 }
 

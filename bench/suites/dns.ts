@@ -55,7 +55,7 @@ export async function dnsSuite(report: Report, runs: number): Promise<void> {
     const dnsmasqPid = path.join(root, 'dnsmasq.pid');
     must(spawnSync('dnsmasq', ['--conf-file=/dev/null', '--listen-address=127.0.0.1', '--bind-interfaces', '--port=53', '--no-resolv', '--no-hosts', '--address=/example.test/203.0.113.7', '--user=root', `--pid-file=${dnsmasqPid}`]), 'dnsmasq');
     stops.push(() => killPidFile(dnsmasqPid));
-    must(spawnSync(process.execPath, [TSRUN, 'network', 'create', NETWORK, '--subnet', '10.240.0.0/16'], { env }), 'network create');
+    must(spawnSync(TSRUN, ['network', 'create', NETWORK, '--subnet', '10.240.0.0/16'], { env }), 'network create');
 
     const entries: { id: string; ip: string; alias: string }[] = [];
     const attach = async (id: string, alias: string) => {
@@ -157,7 +157,7 @@ export async function dnsSuite(report: Report, runs: number): Promise<void> {
     }
     for (const e of ['client', ...Array.from({ length: CONTAINERS }, (_, i) => `c${i}`)]) await handle.engine.detach(e).catch(() => 0);
     for (const p of pins) deletePinnedNetns(p);
-    spawnSync(process.execPath, [TSRUN, 'network', 'rm', '-f', NETWORK], { env });
+    spawnSync(TSRUN, ['network', 'rm', '-f', NETWORK], { env });
     await handle.close();
     await sleep(2500); // the resolver exits once no endpoint needs it
     rmSync(root, { recursive: true, force: true });

@@ -24,7 +24,7 @@ export async function ociRuntimeSuite(report: Report, runs: number): Promise<voi
   const runtime = path.join(root, 'tsrun-runc');
   try {
     const sh = (args: string[]) => {
-      const r = spawnSync(process.execPath, [TSRUN, ...args], { env, encoding: 'utf8' });
+      const r = spawnSync(TSRUN, [...args], { env, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')}: ${r.stderr}`);
     };
     sh(['network', 'create', 'ocibench', '--subnet', '10.79.0.0/16']);

@@ -99,7 +99,7 @@ const describePty = hasConmon && hasScript ? describe : describe.skip;
 describePty('-t: a real terminal', () => {
   /** `tsrun ARGS` under `script`, which runs it on a new pseudo-terminal. */
   function underPty(args: string[]): { status: number | null; out: string } {
-    const quoted = [process.execPath, TSRUN_BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const quoted = [TSRUN_BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const r = w.host.ns.exec('script', ['-qec', quoted, '/dev/null'], { env: w.host.env });
     return { status: r.status, out: r.stdout.replace(/\r/g, '').replace(/\0/g, '') };
   }

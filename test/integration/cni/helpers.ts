@@ -52,7 +52,7 @@ export function callPlugin(host: SandboxHost, command: string, conf: Conf | stri
 export function callPluginAsync(host: SandboxHost, command: string, conf: Conf, at: Attachment): Promise<CniCall> {
   const env: NodeJS.ProcessEnv = { ...host.env, CNI_COMMAND: command, CNI_PATH: REFERENCE_PLUGINS, CNI_CONTAINERID: at.containerId, CNI_IFNAME: at.ifname ?? 'eth0' };
   if (at.netns !== undefined) env.CNI_NETNS = at.netns;
-  const child = host.ns.spawn(process.execPath, [TSRUN_BIN], { env });
+  const child = host.ns.spawn(TSRUN_BIN, [], { env });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -22,7 +22,7 @@ afterAll(() => host.destroy());
 
 /** Runs a tsrun command in the sandbox without blocking the event loop. */
 function tsrunAsync(args: string[], input = ''): Promise<{ status: number | null; stderr: string }> {
-  const child = host.ns.spawn(process.execPath, [TSRUN_BIN, ...args], { env: host.env });
+  const child = host.ns.spawn(TSRUN_BIN, [...args], { env: host.env });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.resume();

@@ -49,7 +49,7 @@ describe('spec add-hooks', () => {
       // The name the old code used was .config.json.<pid>.tmp: `exec` keeps the shell's pid, so
       // the attacker's guess is exact here. Dangling links to a new file as well.
       const script = `ln -s ${victim} ${bundle}/.config.json.$$.tmp && ln -s ${bundle}/created ${bundle}/.config.json.$(($$+1)).tmp && exec "$0" "$@"`;
-      const r = spawnSync('sh', ['-c', script, process.execPath, TSRUN_BIN, 'spec', 'add-hooks', bundle], { encoding: 'utf8', env: { ...w.host.env } });
+      const r = spawnSync('sh', ['-c', script, TSRUN_BIN, 'spec', 'add-hooks', bundle], { encoding: 'utf8', env: { ...w.host.env } });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(readFileSync(victim, 'utf8')).toBe('precious\n');

@@ -3,6 +3,7 @@
 // interleaved in one loop so that drift on the machine hits both alike. The bridge and macvlan
 // suites report from it.
 import type { AttachRequest, Engine } from '../runtime/engine.js';
+import { createPinnedNetns, deletePinnedNetns } from '../runtime/netns/netns.js';
 import { cniPlugin } from './cni-plugin.js';
 
 export interface CniReference {
@@ -24,13 +25,21 @@ export interface AttachTimings {
   cniDel: number[];
 }
 
-export async function engineVsCni(runs: number, engine: Engine, req: AttachRequest, cni: CniReference): Promise<AttachTimings> {
+/**
+ * `freshNetns`: a new namespace per round, pinned at `${req.netnsPath}-<round>` and unpinned after
+ * the detach, as `tsrun run` does it: the detach then leaves the veth to the kernel
+ * (DetachOptions.netnsGoing), and the unpin is counted in the detach's time.
+ */
+export async function engineVsCni(runs: number, engine: Engine, req: AttachRequest, cni: CniReference, opts: { freshNetns?: boolean } = {}): Promise<AttachTimings> {
   const t: AttachTimings = { attach: [], detach: [], wiring: [], cniAdd: [], cniDel: [] };
   for (let i = 0; i < runs + 1; i++) {
+    const pin = opts.freshNetns ? `${req.netnsPath}-${i}` : req.netnsPath;
+    if (opts.freshNetns) createPinnedNetns(pin);
     const a0 = performance.now();
-    const rec = await engine.attach(req);
+    const rec = await engine.attach({ ...req, netnsPath: pin });
     const a1 = performance.now();
-    await engine.detach(req.containerId);
+    await engine.detach(req.containerId, { netnsGoing: opts.freshNetns === true });
+    if (opts.freshNetns) deletePinnedNetns(pin);
     const a2 = performance.now();
     const add = cniCall(cni, 'ADD');
     const del = cniCall(cni, 'DEL');

@@ -12,6 +12,7 @@ import { bridgeSuite } from './suites/bridge.js';
 import { macvlanSuite } from './suites/macvlan.js';
 import { overlaySuite } from './suites/overlay.js';
 import { partsSuite } from './suites/parts.js';
+import { concurrentSuite } from './suites/concurrent.js';
 import { cniSuite } from './suites/cni.js';
 import { dnsSuite } from './suites/dns.js';
 import { detachedSuite } from './suites/detached.js';
@@ -24,6 +25,7 @@ const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> 
   macvlan: macvlanSuite,
   overlay: overlaySuite,
   parts: partsSuite,
+  concurrent: concurrentSuite,
   cni: cniSuite,
   dns: dnsSuite,
   detached: detachedSuite,

@@ -3,7 +3,8 @@
 // can reach it without any link into that namespace) and, when asked, on one address of the
 // sandbox (the simulated hosts' underlay). Its peer port stays on the namespace's loopback.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Netns, waitFor } from './sandbox.js';
@@ -22,6 +23,8 @@ export interface EtcdServerOptions {
 
 export class EtcdServer {
   private proc: ChildProcess | undefined;
+  /** Set by enableAuth: how tsrun (the URL) and the test process (store()) authenticate. */
+  private auth: { user: string; passwordFile: string; rootPasswordFile: string; client?: { cert: string; key: string } } | undefined;
   private stderr = '';
   private constructor(readonly ns: Netns, readonly dir: string, readonly address: string | undefined, readonly tls?: EtcdServerOptions['tls']) {}
 
@@ -37,15 +40,48 @@ export class EtcdServer {
     return `unix:${path.join(this.dir, 'etcd.sock:0')}`;
   }
 
-  /** The tsrun store URL for the TCP listener, with a key prefix of its own. */
+  /** The tsrun store URL for the TCP listener, with a key prefix of its own: etcds://… with the
+   * CA, client certificate, user and password file when the server runs TLS and auth. */
   url(prefix: string): string {
     if (!this.address) throw new Error('etcd was started without a TCP address');
-    return `etcd://${this.address}:2379/${prefix}`;
+    if (!this.tls) return `etcd://${this.address}:2379/${prefix}`;
+    const q = new URLSearchParams({ ca: this.tls.ca });
+    const client = this.auth?.client ?? this.client;
+    if (client) q.set('cert', client.cert), q.set('key', client.key);
+    if (this.auth) q.set('user', this.auth.user), q.set('password-file', this.auth.passwordFile);
+    return `etcds://${this.address}:2379/${prefix}?${q.toString()}`;
   }
 
-  /** An EtcdStore on the unix socket, for the test process itself. */
+  /** An EtcdStore on the unix socket, for the test process itself (as root once auth is on). */
   store(prefix: string): EtcdStore {
-    return new EtcdStore({ endpoints: [this.socketTarget], prefix: `/${prefix}/`, display: 'test etcd' });
+    const auth = this.auth ? { user: 'root', passwordFile: this.auth.rootPasswordFile } : undefined;
+    return new EtcdStore({ endpoints: [this.socketTarget], prefix: `/${prefix}/`, display: 'test etcd', auth });
+  }
+
+  private client: { cert: string; key: string } | undefined;
+  /** The client certificate tsrun presents (the server runs --client-cert-auth with TLS). */
+  useClientCertificate(client: { cert: string; key: string }): void {
+    this.client = client;
+  }
+
+  /**
+   * Turns on etcd authentication: a root user, and `user` with read-write access to every key
+   * (tsrun's tests use several prefixes), whose password goes to a 0600 file for the etcds:// URL.
+   */
+  enableAuth(user: string, client?: { cert: string; key: string }): void {
+    const rootPasswordFile = path.join(this.dir, 'root-password');
+    const passwordFile = path.join(this.dir, `${user}-password`);
+    writeFileSync(rootPasswordFile, 'root-secret\n', { mode: 0o600 });
+    writeFileSync(passwordFile, `${user}-secret\n`, { mode: 0o600 });
+    const ctl = (...args: string[]) =>
+      execFileSync('etcdctl', ['--endpoints', `unix://${path.join(this.dir, 'etcd.sock:0')}`, ...args], { stdio: 'pipe', env: { ...process.env, ETCDCTL_API: '3' } });
+    ctl('user', 'add', 'root:root-secret');
+    ctl('user', 'add', `${user}:${user}-secret`);
+    ctl('role', 'add', user);
+    ctl('role', 'grant-permission', '--from-key', user, 'readwrite', '/');
+    ctl('user', 'grant-role', user, user);
+    ctl('auth', 'enable');
+    this.auth = { user, passwordFile, rootPasswordFile, ...(client ? { client } : {}) };
   }
 
   get running(): boolean {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX_ROOTFS, Netns, SandboxHost, waitFor, type RunResult } from './sandbox.js';
 import { EtcdServer } from './etcd.js';
+import { makePki, type Pki } from './pki.js';
 import type { EtcdStore } from '../../runtime/store/etcd.js';
 
 export const UNDERLAY_PREFIX = '10.250.0';
@@ -142,7 +143,7 @@ export class OverlayHost {
 
 export class OverlayCluster {
   readonly hosts: OverlayHost[] = [];
-  private constructor(readonly opts: ClusterOptions, readonly underlay: Netns, readonly etcdNs: Netns, readonly etcd: EtcdServer, readonly outside: Netns) {}
+  private constructor(readonly opts: ClusterOptions, readonly underlay: Netns, readonly etcdNs: Netns, readonly etcd: EtcdServer, readonly outside: Netns, private readonly pki: Pki) {}
 
   static async create(opts: ClusterOptions): Promise<OverlayCluster> {
     const underlay = await Netns.create('ovl-underlay');
@@ -151,8 +152,14 @@ export class OverlayCluster {
     plug(underlay, etcdNs, 'ul-etcd', `${ETCD_ADDRESS}/24`);
     const outside = await Netns.create('ovl-outside');
     plug(underlay, outside, 'ul-out', `${OUTSIDE_ADDRESS}/24`);
-    const etcd = await EtcdServer.start(etcdNs, { address: ETCD_ADDRESS });
-    return new OverlayCluster(opts, underlay, etcdNs, etcd, outside);
+    // The cluster store over TLS with client certificates (mutual TLS). Not with etcd's password
+    // auth here: the suite restarts etcd, and etcd's default "simple" tokens die with it, which
+    // the etcd3 client does not renew for watch streams (use --auth-token jwt in production);
+    // user/password is covered by test/integration/security/etcd-tls.test.ts.
+    const pki = makePki(ETCD_ADDRESS);
+    const etcd = await EtcdServer.start(etcdNs, { address: ETCD_ADDRESS, tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca } });
+    etcd.useClientCertificate(pki.client);
+    return new OverlayCluster(opts, underlay, etcdNs, etcd, outside, pki);
   }
 
   get storeUrl(): string {
@@ -179,6 +186,7 @@ export class OverlayCluster {
   async destroy(): Promise<void> {
     for (const h of this.hosts) await h.destroy().catch(() => undefined);
     await this.etcd.destroy();
+    this.pki.destroy();
     this.etcdNs.destroy();
     this.outside.destroy();
     this.underlay.destroy();

@@ -1,6 +1,6 @@
-// The detached-container verbs: create, start, ps, logs, exec, stop, kill, wait, rm, inspect,
-// restart, and `cleanup` (conmon's exit command). `run -d` is `run` with a flag (shim/cli.ts hands
-// it to runDetached). Each action loads its module only when it runs.
+// The detached-container verbs: create, start, ps, logs, exec, stop, kill, pause, unpause, wait,
+// rm, inspect, restart, and `cleanup` (conmon's exit command). `run -d` is `run` with a flag
+// (shim/cli.ts hands it to runDetached). Each action loads its module only when it runs.
 import { Command, Option } from 'commander';
 import type { Settings } from '../../config/settings.js';
 import { UserError } from '../../config/errors.js';
@@ -169,9 +169,29 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const signal = parseSignal(f.signal);
       const views = await liveViews(settings, names, 'killed');
       const { runcPaths } = await import('../run.js');
-      for (const v of views) await runcKill(runcPaths(settings), v.id, signal);
+      const { resumeAfterSignal } = await import('./pause.js');
+      for (const v of views) {
+        await runcKill(runcPaths(settings), v.id, signal);
+        // SIGKILL must end a paused container; other signals wait, pending, until unpause.
+        if (signal === 'SIGKILL') await resumeAfterSignal(runcPaths(settings), v);
+      }
       out(views.map((v) => `${v.id}\n`).join(''));
     });
+
+  for (const [verb, runcVerb, what] of [['pause', 'pause', 'freeze'], ['unpause', 'resume', 'thaw']] as const) {
+    add(new Command(verb))
+      .description(`${what} every process of running containers (runc ${runcVerb})`)
+      .argument('<id...>')
+      .action(async (names: string[], _f: unknown, cmd: Command) => {
+        const { settings } = setup(cmd);
+        const { resolveIds } = await import('./resolve.js');
+        const { currentView } = await import('./signals.js');
+        const views = await Promise.all(resolveIds(settings.runDir, names).map((id) => currentView(settings, id)));
+        const { pauseContainers } = await import('./pause.js');
+        await pauseContainers(settings, views, runcVerb);
+        out(views.map((v) => `${v.id}\n`).join(''));
+      });
+  }
 
   add(new Command('wait'))
     .description('wait until containers end; print their exit codes')

@@ -8,6 +8,7 @@ import { isAlive } from '../../runtime/containers.js';
 import { runcPaths, type NetworkWiring } from '../run.js';
 import { runcDeleteForce, runcStateExists, type RuncPaths } from '../runc.js';
 import { cleanupContainer } from './cleanup.js';
+import { isFrozen, resumeAfterSignal } from './pause.js';
 import { pathsOf, readExitFile, readLifecycle } from './record.js';
 import { processRuns, runcState, viewOf, type ContainerView } from './status.js';
 
@@ -72,10 +73,12 @@ export async function stopContainer(settings: Settings, log: Logger, network: Ne
   // A created container's process is runc's init waiting to exec: only SIGKILL ends it.
   if (v.status !== 'created' && timeoutS > 0) {
     await runcKill(runc, v.id, 'SIGTERM');
+    await resumeAfterSignal(runc, v);
     if (await waitEnded(settings, v, timeoutS * 1000)) return finish(settings, log, network, v);
   }
   log.info({ containerId: v.id, timeoutS }, 'did not stop within the timeout: SIGKILL');
   await runcKill(runc, v.id, 'SIGKILL');
+  await resumeAfterSignal(runc, v);
   if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   return finish(settings, log, network, v);
 }
@@ -91,6 +94,9 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   // exit command that would find nothing left to do): end it first, so no exit command runs.
   killMonitor(settings, v.id);
   if (runcStateExists(runc, v.id)) {
+    // runc delete -f SIGKILLs init and waits for it: a frozen init would never die (docker, too,
+    // thaws a paused container before it kills it).
+    if (isFrozen(v.id)) await resumeAfterSignal(runc, { id: v.id, status: 'paused' });
     // One runc process kills every process of the container (SIGKILL) and deletes its state.
     await runcDeleteForce(runc, v.id);
     if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);

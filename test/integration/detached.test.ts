@@ -175,6 +175,47 @@ describeIf('tsrun run -d: a web server in the background', () => {
     });
   });
 
+  it('pause freezes every process and unpause thaws them; stop, kill and rm -f work on a paused container', async () => {
+    const ticks = (id: string) => tsrun(['logs', id]).stdout.split('\n').filter((l) => l === 'tick').length;
+    const loop = 'trap "echo term; exit 42" TERM; while true; do echo tick; sleep 0.05; done';
+    const id = runD(['--net', 'none'], ['sh', '-c', loop]);
+    await waitFor('the first ticks', () => ticks(id) > 0);
+    expect(ok(['pause', id])).toBe(`${id}\n`);
+    expect(psJson(false).find((e) => e.id === id)?.status).toBe('paused');
+    expect(inspect(id).state).toEqual(expect.objectContaining({ status: 'paused', paused: true, running: false }));
+    // Frozen: the loop prints nothing more while paused.
+    const frozenAt = ticks(id);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ticks(id)).toBe(frozenAt);
+    const refused = (args: string[]) => {
+      const r = tsrun(args);
+      return [r.status, r.stderr];
+    };
+    expect(refused(['pause', id])).toEqual([125, `tsrun: container ${id} is already paused\n`]);
+    expect(refused(['exec', id, 'true'])).toEqual([125, `tsrun: container ${id} is not running (paused)\n`]);
+    expect(ok(['unpause', id])).toBe(`${id}\n`);
+    await waitFor('ticks again after unpause', () => ticks(id) > frozenAt);
+    expect(refused(['unpause', id])).toEqual([125, `tsrun: container ${id} cannot be unpaused: it is not paused (running)\n`]);
+    // stop on a paused container: SIGTERM, then thawed so that the trap runs (docker's order).
+    ok(['pause', id]);
+    expect(ok(['stop', '-t', '20', id])).toBe(`${id}\n`);
+    expect(ok(['wait', id])).toBe('42\n');
+    expect(tsrun(['logs', id]).stdout).toMatch(/term\n$/);
+    expect(refused(['pause', id])).toEqual([125, `tsrun: container ${id} cannot be paused: it is not running (exited with 42)\n`]);
+    expect(refused(['unpause', id])).toEqual([125, `tsrun: container ${id} cannot be unpaused: it is not paused (exited with 42)\n`]);
+    ok(['rm', id]);
+
+    // kill -s KILL and rm -f end a paused container at once.
+    const a = runD(['--net', 'none'], ['sleep', '1000']);
+    const b = runD([], ['sleep', '1000']);
+    ok(['pause', a, b]);
+    expect(psJson(false).filter((e) => e.id === a || e.id === b).map((e) => e.status)).toEqual(['paused', 'paused']);
+    ok(['kill', a]);
+    expect(ok(['wait', a])).toBe('137\n');
+    expect(ok(['rm', '-f', a, b])).toBe(`${a}\n${b}\n`);
+    expect(ls()).toEqual([]);
+  });
+
   it('create + start split the two steps; restart runs it again with the same options', async () => {
     const id = uniqueId('cs');
     w.ids.push(id);

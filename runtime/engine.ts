@@ -469,7 +469,16 @@ function guardPort(ep: { hostIfname: string; mac: string }): FirewallEndpoint['p
 }
 
 export function firewallNetwork(net: NetworkDef): FirewallNetwork {
-  return { name: net.name, bridge: net.bridge, subnets4: net.subnet4 ? [net.subnet4] : [], subnets6: net.subnet6 ? [net.subnet6] : [], internal: net.internal, icc: net.icc };
+  return {
+    name: net.name,
+    bridge: net.bridge,
+    subnets4: net.subnet4 ? [net.subnet4] : [],
+    subnets6: net.subnet6 ? [net.subnet6] : [],
+    internal: net.internal,
+    icc: net.icc,
+    // Overlay traffic between containers skips conntrack (nft-rules.ts, i).
+    ...(net.driver === 'overlay' ? { notrack: true } : {}),
+  };
 }
 
 /**

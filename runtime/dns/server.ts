@@ -19,6 +19,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Settings } from '../../config/settings.js';
@@ -144,7 +145,7 @@ export class Resolver {
 
   private async reloadOnce(): Promise<void> {
     const [nets, records, remote] = await Promise.all([new NetworkRegistry(this.store).list(), allEndpoints(this.store), this.remoteEndpoints()]);
-    const table = new DnsTable(nets, records, remote);
+    const table = new DnsTable(nets, records, remote, hostAddresses());
     this.hostUpstreams = this.readHostUpstreams(table);
     this.table = table;
     this.generation++;
@@ -490,5 +491,13 @@ function header(msg: Buffer, rcode: number): Buffer {
   const out = Buffer.alloc(12);
   msg.copy(out, 0, 0, 2);
   out.writeUInt16BE(0x8000 | (msg.readUInt16BE(2) & 0x7900) | 0x0080 | rcode, 2);
+  return out;
+}
+
+/** The host's own addresses (this namespace's): queries from the host come from any of them
+ * (the kernel picks a global address, not necessarily the gateway's). */
+function hostAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(normalizeIp(a.address.replace(/%.*$/, '')));
   return out;
 }

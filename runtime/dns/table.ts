@@ -40,6 +40,8 @@ interface Client {
   visible: Set<string>;
   upstreams: string[] | undefined;
   internal: boolean;
+  /** A source outside every network served here. */
+  refused?: boolean | undefined;
 }
 
 export type Lookup =
@@ -76,7 +78,7 @@ export class DnsTable {
    * `records`: every endpoint in the Store. A network is served while at least one of its
    * endpoints uses the resolver (record.resolver); names are answered on networks with DNS on.
    */
-  constructor(nets: NetworkDef[], records: EndpointRecord[], remote: RemoteEndpoint[] = []) {
+  constructor(nets: NetworkDef[], records: EndpointRecord[], remote: RemoteEndpoint[] = [], private readonly hostAddresses: ReadonlySet<string> = new Set()) {
     const defs = new Map(nets.map((n) => [n.name, n]));
     let count = 0;
     // Containers of other hosts on overlay networks: names only (they never make a network served
@@ -155,7 +157,11 @@ export class DnsTable {
       const internal = eps.every((e) => this.networks.get(e.network)?.internal ?? false);
       return { visible, upstreams, internal };
     }
-    return { visible: new Set(via?.names ? [via.name] : []), upstreams: undefined, internal: via?.internal ?? false };
+    // Not a container: the host itself (any of its addresses) or another address of the network
+    // sees that network's names. Anyone else who can route to a gateway (a LAN host
+    // behind a forwarding host) gets nothing: no container names, and no open resolver.
+    if (!via || !(this.hostAddresses.has(source) || via.subnets.some((s) => inSubnet(source, s)))) return { visible: new Set(), upstreams: undefined, internal: false, refused: true };
+    return { visible: new Set(via.names ? [via.name] : []), upstreams: undefined, internal: via.internal };
   }
 
   /**
@@ -164,6 +170,7 @@ export class DnsTable {
    */
   lookup(name: string, type: string, source: string, listenAddress: string): Lookup {
     const c = this.client(source, listenAddress);
+    if (c.refused) return { kind: 'refused' };
     const q = name.toLowerCase().replace(/\.$/, '');
     const forward = (): Lookup => (c.internal ? { kind: 'refused' } : { kind: 'forward', upstreams: c.upstreams });
 

@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BridgeWorld, OUTSIDE_IP } from '../harness/bridge-world.js';
+import { BridgeWorld, HOST_UPLINK_IP, OUTSIDE_IP } from '../harness/bridge-world.js';
 import { PROJECT_ROOT, waitFor } from '../harness/sandbox.js';
 
 const FIXTURES = path.join(PROJECT_ROOT, 'dist/test/integration/fixtures');
@@ -143,6 +143,21 @@ describe('names on a user network', () => {
       w.host.tsrun(['rm', '-f', id]);
     }
     await w.stopAll();
+  });
+
+  it('answers the host at the gateway, and refuses a stranger that can route to it', async () => {
+    const db = await w.start(['--net', 'dnsa', '--network-alias', 'db'], 'sleep 600');
+    const fromHost = w.host.ns.exec(process.execPath, [CLIENT, 'query', GW_A, 'db', 'A']);
+    expect(addresses(JSON.parse(fromHost.stdout) as Answer)).toEqual([w.ip(db.id, 'dnsa')]);
+    w.outside.sh(`ip route replace 10.61.0.0/24 via ${HOST_UPLINK_IP}`);
+    try {
+      for (const name of ['db', 'www.example.test']) {
+        const r = w.outside.exec(process.execPath, [CLIENT, 'query', GW_A, name, 'A']);
+        expect(JSON.parse(r.stdout)).toMatchObject({ rcode: 'REFUSED', answers: [] });
+      }
+    } finally {
+      w.outside.sh('ip route del 10.61.0.0/24');
+    }
   });
 
   it('resolves containers started after the resolver, and answers NXDOMAIN once they are gone', async () => {

@@ -63,6 +63,15 @@ describe('DnsTable', () => {
     expect(new DnsTable([net('m', 5, { driver: 'macvlan', bridge: '' })], [ep('x', 'm', '10.5.0.9')]).listenAddresses()).toEqual([]);
   });
 
+  it('the host (a source inside the network) sees the names of the gateway it asks; strangers get nothing', () => {
+    expect(table.lookup('db', 'A', '10.1.0.1', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['10.1.0.2'] });
+    expect(table.lookup('other', 'A', '10.1.0.1', '10.1.0.1')).toEqual({ kind: 'nxdomain' });
+    expect(table.lookup('db', 'A', '192.0.2.77', '10.1.0.1')).toEqual({ kind: 'refused' });
+    const withHost = new DnsTable(nets, [ep('db', 'a', '10.1.0.2')], [], new Set(['192.0.2.77']));
+    expect(withHost.lookup('db', 'A', '192.0.2.77', '10.1.0.1')).toEqual({ kind: 'answer', addresses: ['10.1.0.2'] });
+    expect(table.lookup('example.com', 'A', '192.0.2.77', '10.1.0.1')).toEqual({ kind: 'refused' });
+  });
+
   it('reverse names', () => {
     expect(ptrToIp('4.3.2.1.in-addr.arpa.')).toBe('1.2.3.4');
     expect(ptrToIp(`${'2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f'}.ip6.arpa`)).toBe('fd00:1::2');

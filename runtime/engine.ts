@@ -224,9 +224,9 @@ export class Engine {
     const firewall = this.deps.firewall();
     if (firewall.kind === 'none') return undefined;
     if (!opts.force && (await firewall.intact())) return undefined;
+    // Missing, different, or its port-guard table gone: rebuilt whole, in one batch.
     const state = await this.firewallState();
-    if (opts.force) await firewall.restore(state);
-    else await firewall.ensureBase(); // create-if-missing from the same Store state, race-safe
+    await firewall.restore(state);
     this.deps.log.info({ networks: state.networks.length, endpoints: state.endpoints.length, force: opts.force === true }, 'firewall table rebuilt');
     return { networks: state.networks.length, endpoints: state.endpoints.length };
   }

@@ -21,6 +21,8 @@ import {
   replaceBaseBatch,
   restoreBatch,
   underlayBatch,
+  guardMatches,
+  GUARD_FAMILY,
   addElements,
   guardElements,
   removeGuardBatch,
@@ -98,7 +100,9 @@ export class NftFirewall implements FirewallBackend {
 
   async intact(): Promise<boolean> {
     const current = await listTsrunTable({ ...this.opts, terse: true });
-    return current !== undefined && baseMatches(current);
+    if (current === undefined || !baseMatches(current)) return false;
+    const guard = await listTsrunTable({ ...this.opts, terse: true, family: GUARD_FAMILY });
+    return guard !== undefined && guardMatches(guard);
   }
 
   async setUnderlay(local: string[], peers: string[]): Promise<void> {
@@ -212,9 +216,10 @@ export class NftFirewall implements FirewallBackend {
 
   async listOwners(): Promise<FirewallOwners> {
     const listing = await listTsrunTable(this.opts);
+    const guard = await listTsrunTable({ ...this.opts, family: GUARD_FAMILY });
     const containers = new Set<string>();
     const networks = new Set<string>();
-    for (const e of listing ? listElements(listing) : []) {
+    for (const e of [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])]) {
       if (e.comment?.startsWith('ctr:')) containers.add(e.comment.slice(4));
       else if (e.comment?.startsWith('net:')) networks.add(e.comment.slice(4));
     }
@@ -224,7 +229,8 @@ export class NftFirewall implements FirewallBackend {
   async purge(owner: { container: string } | { network: string }): Promise<number> {
     const comment = 'container' in owner ? ownerComment('ctr', owner.container) : ownerComment('net', owner.network);
     const listing = await listTsrunTable(this.opts);
-    const mine = listing ? listElements(listing).filter((e) => e.comment === comment) : [];
+    const guard = 'container' in owner ? await listTsrunTable({ ...this.opts, family: GUARD_FAMILY }) : undefined;
+    const mine = [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])].filter((e) => e.comment === comment);
     if (mine.length > 0) await this.apply({ nftables: deleteElements(mine) }, `purge firewall elements of ${comment}`);
     return mine.length;
   }

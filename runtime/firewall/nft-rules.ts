@@ -520,6 +520,16 @@ export function baseMatches(listing: NftListing): boolean {
   return JSON.stringify(inventory(listing)) === JSON.stringify(EXPECTED_INVENTORY);
 }
 
+/** True when a (terse) listing of table bridge tsrun has the port guard's sets and rules as
+ * this version defines them (the guard's part of the fingerprint). */
+export function guardMatches(listing: NftListing): boolean {
+  const objs = tableObjects(listing, GUARD_FAMILY);
+  const sets = objs.filter(([k]) => k === 'set').map(([, o]) => String(o.name)).sort();
+  const rules = objs.filter(([k]) => k === 'rule').map(([, o]) => (typeof o.comment === 'string' ? o.comment : ''));
+  const want = GUARD_RULES.map((r) => `guard: ${r.label} (tsrun ${SCHEMA_ID})`);
+  return JSON.stringify(sets) === JSON.stringify(GUARD_SETS.map((g) => g.name).sort()) && JSON.stringify(rules) === JSON.stringify(want);
+}
+
 interface Inventory {
   sets: string[];
   chains: string[];
@@ -561,12 +571,12 @@ function inventory(listing: NftListing): Inventory {
 }
 
 /** The objects of table inet tsrun in a listing, as [kind, object]. */
-function tableObjects(listing: NftListing): [string, Record<string, NftJson>][] {
+function tableObjects(listing: NftListing, family: string = FAMILY): [string, Record<string, NftJson>][] {
   const out: [string, Record<string, NftJson>][] = [];
   for (const item of listing.nftables ?? []) {
     for (const [kind, obj] of Object.entries(item)) {
       if (kind === 'metainfo' || kind === 'table' || !isObject(obj)) continue;
-      if (obj.family !== FAMILY || (obj.table ?? obj.name) !== TABLE) continue;
+      if (obj.family !== family || (obj.table ?? obj.name) !== TABLE) continue;
       out.push([kind, obj]);
     }
   }
@@ -680,9 +690,9 @@ function groupBySet(els: SetElement[]): [string, SetElement[]][] {
 // ---- reading elements back from a listing (gc, conflicts, fallback delete) ----
 
 /** Every element of every set and map of table inet tsrun in a full listing. */
-export function listElements(listing: NftListing): SetElement[] {
+export function listElements(listing: NftListing, family: string = FAMILY): SetElement[] {
   const out: SetElement[] = [];
-  for (const [kind, obj] of tableObjects(listing)) {
+  for (const [kind, obj] of tableObjects(listing, family)) {
     if ((kind !== 'set' && kind !== 'map') || !Array.isArray(obj.elem)) continue;
     const set = String(obj.name);
     for (const raw of obj.elem) {

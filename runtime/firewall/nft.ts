@@ -85,12 +85,14 @@ export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: st
 }
 
 /** table inet tsrun as nft prints it, or undefined when it does not exist. `terse` omits elements. */
-export async function listTsrunTable(opts: NftOptions & { terse?: boolean } = {}): Promise<NftListing | undefined> {
-  const args = ['-j', ...(opts.terse ? ['-t'] : []), 'list', 'table', FAMILY, TABLE];
-  const step = `list nftables table ${FAMILY} ${TABLE}`;
+export async function listTsrunTable(opts: NftOptions & { terse?: boolean; family?: string } = {}): Promise<NftListing | undefined> {
+  // family: 'bridge' lists tsrun's port-guard table (nft-rules.ts) instead.
+  const family = opts.family ?? FAMILY;
+  const args = ['-j', ...(opts.terse ? ['-t'] : []), 'list', 'table', family, TABLE];
+  const step = `list nftables table ${family} ${TABLE}`;
   let out: string;
   try {
-    out = chooseBackend(opts) === 'lib' ? runInProcess(`list table ${FAMILY} ${TABLE}`, opts, step, opts.terse) : await runNft(args, opts, step);
+    out = chooseBackend(opts) === 'lib' ? runInProcess(`list table ${family} ${TABLE}`, opts, step, opts.terse) : await runNft(args, opts, step);
   } catch (err) {
     if (isNftError(err, 'not-found')) return undefined;
     throw err;

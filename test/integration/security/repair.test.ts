@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { BridgeWorld, HOST_UPLINK_IP, type RunningContainer } from '../../harness/bridge-world.js';
 import { EtcdServer, haveEtcd } from '../../harness/etcd.js';
 import { waitFor } from '../../harness/sandbox.js';
-import { RULE_COUNT } from '../../../runtime/firewall/nft-rules.js';
+import { GUARD_RULE_COUNT, RULE_COUNT } from '../../../runtime/firewall/nft-rules.js';
 
 let w: BridgeWorld;
 let web: RunningContainer;
@@ -99,6 +99,15 @@ describe('a deleted table inet tsrun', () => {
     w.tsrunOk(['network', 'reload']);
     expect(elements()).toEqual(before);
     expectProtected();
+  });
+
+  it('the port-guard table (bridge tsrun) is part of the fingerprint: deleted alone, it comes back with the next command', () => {
+    const guardRules = () => (w.host.ns.exec('nft', ['list', 'chain', 'bridge', 'tsrun', 'guard']).stdout.match(/ drop | accept /g) ?? []).length;
+    expect(guardRules()).toBe(GUARD_RULE_COUNT);
+    w.host.ns.sh('nft delete table bridge tsrun');
+    w.tsrunOk(['network', 'ls']);
+    expect(guardRules()).toBe(GUARD_RULE_COUNT);
+    expect(w.host.ns.sh('nft list set bridge tsrun guard_src4')).toContain(w.ip(web.id, 'i10web'));
   });
 
   (haveEtcd ? it : it.skip)('is restored by a running agent after `nft flush ruleset`', async () => {

@@ -23,6 +23,7 @@ import {
   replaceBaseBatch,
   restoreBatch,
   underlayBatch,
+  guardMatches,
   guardElements,
   removeGuardBatch,
   type NftJson,
@@ -430,5 +431,17 @@ describe('underlayBatch (VXLAN source filter)', () => {
     ]);
     expect(JSON.stringify(b.nftables.slice(2))).toContain('10.250.0.3');
     expect(() => underlayBatch(['fd00::1'], [])).toThrow(UserError);
+  });
+});
+
+describe('guardMatches', () => {
+  it('accepts the guard as created and refuses one with a rule missing', () => {
+    const cmds = baseTable().nftables.filter((c) => JSON.stringify(c).includes('"family":"bridge"'));
+    const objs: Record<string, NftJson>[] = [];
+    for (const c of cmds) for (const [kind, o] of Object.entries(c.add ?? {})) objs.push({ [kind]: { ...(o as Record<string, NftJson>), ...(kind === 'table' ? {} : { table: 'tsrun' }) } });
+    expect(guardMatches({ nftables: objs })).toBe(true);
+    const oneLess = objs.filter((o, i) => !('rule' in o) || i !== objs.findIndex((x) => 'rule' in x));
+    expect(guardMatches({ nftables: oneLess })).toBe(false);
+    expect(guardMatches({ nftables: [] })).toBe(false);
   });
 });

@@ -176,6 +176,12 @@ describe('README.md and docs/ point at things that exist', () => {
     expect(broken).toEqual([]);
   });
 
+  it('the README links every page of docs/', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const unlinked = readdirSync(DOCS).filter((f) => f.endsWith('.md') && !readme.includes(`](docs/${f})`));
+    expect(unlinked).toEqual([]);
+  });
+
   it("the README's module map names every source folder, and every path it names exists", () => {
     const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const map = readme.slice(readme.indexOf('## Architecture'));

@@ -18,6 +18,7 @@ import { UserError, userFacingMessage } from '../config/errors.js';
 import { checkContainerId } from '../config/ids.js';
 import { resolveSettings, type Settings } from '../config/settings.js';
 import { ANNOTATION_PREFIX, readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
+import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
@@ -39,7 +40,8 @@ interface Ctx {
   settings: Settings;
   runc: string;
   env: NodeJS.ProcessEnv;
-  entryMs?: number | undefined;
+  /** Where a wiring command's time goes (Node start-up, module loading, work), for its log lines. */
+  timing: HookTiming;
   /** Global flags for tsrun-runc's own runc calls: the engine's, minus its log (a query that
    * fails on purpose must not put an error line into the engine's log). */
   quietGlobals: string[];
@@ -63,7 +65,7 @@ export async function runcMain(argv: string[], opts: RuncMainOptions = {}): Prom
   }
   const settings = resolveSettings(env);
   const quietGlobals = [...args.globals].filter(([k]) => k !== 'log' && k !== 'log-format').map(([k, v]) => `--${k}=${v}`);
-  const ctx: Ctx = { argv, args, settings, runc, env, entryMs: opts.entryMs, quietGlobals };
+  const ctx: Ctx = { argv, args, settings, runc, env, timing: new HookTiming(opts.entryMs), quietGlobals };
   try {
     if (args.version) return version(runc);
     switch (args.command) {
@@ -149,8 +151,8 @@ async function create(ctx: Ctx): Promise<number> {
   if (earlier) writeMarker(ctx.settings, { id, bundle });
   try {
     const pid = containerPid(ctx, id);
-    const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.entryMs);
-    log.info({ ...outcome }, 'tsrun-runc create: wired');
+    const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.timing);
+    log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc create: wired');
     return 0;
   } catch (err) {
     log.error({ err }, 'tsrun-runc create: wiring failed, deleting the container');
@@ -188,8 +190,8 @@ async function del(ctx: Ctx): Promise<number> {
   // A refused delete (still running, no --force) leaves the container and its network alone.
   if (deleted.code !== 0 && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return exitLike(deleted);
   const log = logger(ctx, id, 'delete');
-  const outcome = await unwireDeleted({ settings: ctx.settings, log, id, bundle: marker.bundle, annotations: {} }, ctx.entryMs);
-  log.info({ ...outcome }, 'tsrun-runc delete: torn down');
+  const outcome = await unwireDeleted({ settings: ctx.settings, log, id, bundle: marker.bundle, annotations: {} }, ctx.timing);
+  log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc delete: torn down');
   if (marker.privateBundle) rmSync(marker.privateBundle, { recursive: true, force: true });
   removeMarker(ctx.settings, id);
   return exitLike(deleted);
@@ -222,7 +224,7 @@ async function run(ctx: Ctx): Promise<number> {
     // runc has deleted the container and its poststop hook tore the network down; this catches
     // a hook that could not run (the records say whether anything is left).
     const log = logger(ctx, id, 'run');
-    await unwireDeleted({ settings: ctx.settings, log, id, bundle: part.bundle, annotations: {} }, ctx.entryMs);
+    await unwireDeleted({ settings: ctx.settings, log, id, bundle: part.bundle, annotations: {} }, ctx.timing);
     rmSync(privateBundle, { recursive: true, force: true });
     removeMarker(ctx.settings, id);
   }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import { runStage, type StageOutcome } from '../hook/stages.js';
-import { HookTiming } from '../hook/timing.js';
+import type { HookTiming } from '../hook/timing.js';
 
 export interface WiredMarker {
   id: string;
@@ -61,23 +61,23 @@ export interface StageRun {
 }
 
 /** createRuntime for a container runc has just created (its process is `pid`). */
-export function wireCreated(r: StageRun & { pid: number }, entryMs?: number): Promise<StageOutcome> {
+export function wireCreated(r: StageRun & { pid: number }, timing: HookTiming): Promise<StageOutcome> {
   return runStage({
     stage: 'createRuntime',
     state: { ociVersion: '1.0.2', id: r.id, status: 'created', pid: r.pid, bundle: r.bundle, annotations: r.annotations },
     settings: r.settings,
     log: r.log,
-    timing: new HookTiming(entryMs),
+    timing,
   });
 }
 
 /** poststop for a container runc has deleted: tears down from the records, idempotent. */
-export function unwireDeleted(r: StageRun, entryMs?: number): Promise<StageOutcome> {
+export function unwireDeleted(r: StageRun, timing: HookTiming): Promise<StageOutcome> {
   return runStage({
     stage: 'poststop',
     state: { ociVersion: '1.0.2', id: r.id, status: 'stopped', bundle: r.bundle, annotations: r.annotations },
     settings: r.settings,
     log: r.log,
-    timing: new HookTiming(entryMs),
+    timing,
   });
 }

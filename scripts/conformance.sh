@@ -13,8 +13,8 @@
 # private runc --root and tsrun with a private TSRUN_ROOT. Prints each score ("N passed, N failed,
 # N skipped") and the failures that runc does not have; exits 1 if there is any.
 #
-# --subset runs the fixed CI subset (SUBSET below, ~2 min for all three) instead of all 58
-# programs (~10 min per runtime).
+# --subset runs the fixed CI subset (SUBSET below, ~3 min for all three) instead of all 58
+# programs (~9 min for the three on a quiet machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

@@ -6,6 +6,7 @@ import type { Settings } from '../../config/settings.js';
 import { UserError } from '../../config/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RunOptions } from '../run.js';
+import { addDetachOnlyOptions, detachOptionsOf, type DetachOptions } from './detach-options.js';
 
 type Setup = (cmd: Command) => { settings: Settings; log: Logger };
 type OnExitCode = (code: number) => void;
@@ -33,11 +34,11 @@ function positiveSeconds(flag: string, s: string): number {
 
 /** `tsrun run -d …`: prints the id. */
 export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknown>, settings: Settings, log: Logger): Promise<void> {
-  out(`${await runDetached(o, { tty: flags.tty === true, stdin: flags.interactive === true }, settings, log)}\n`);
+  out(`${await runDetached(o, detachOptionsOf(flags), settings, log)}\n`);
 }
 
 /** `run -d`: create, then start. A container that cannot start is removed. */
-export async function runDetached(o: RunOptions, d: { tty: boolean; stdin: boolean }, settings: Settings, log: Logger): Promise<string> {
+export async function runDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger): Promise<string> {
   const t0 = performance.now();
   const { createDetached, startCreated } = await import('./create.js');
   const network = await wiring();
@@ -62,6 +63,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     return c;
   };
 
+  addDetachOnlyOptions(deps.runCommand);
   const create = add(new Command('create'))
     .description('create a container under conmon without starting it (tsrun start ID starts it)')
     .argument('<bundle>', 'directory holding config.json and the root filesystem')
@@ -70,8 +72,9 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
   create.action(async (bundle: string, command: string[], f: Record<string, unknown>, cmd: Command) => {
     const { settings, log } = setup(cmd);
     const o = deps.normalizeRunOptions(bundle, command, f);
+    const d = detachOptionsOf(f);
     const { createDetached } = await import('./create.js');
-    out(`${await createDetached(o, { tty: f.tty === true, stdin: f.interactive === true }, settings, log, await wiring())}\n`);
+    out(`${await createDetached(o, d, settings, log, await wiring())}\n`);
   });
 
   add(new Command('start'))
@@ -146,12 +149,12 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     });
 
   add(new Command('stop'))
-    .description('stop containers: SIGTERM, then SIGKILL after the timeout')
+    .description('stop containers: their stop signal (SIGTERM), then SIGKILL after the timeout')
     .argument('<id...>')
-    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
-    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+    .option('-t, --time <seconds>', "seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10)")
+    .action(async (names: string[], f: { time?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const timeout = positiveSeconds('--time', f.time);
+      const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
       const views = await liveViews(settings, names, 'stopped');
       const { stopContainer } = await import('./signals.js');
       const network = await wiring();
@@ -243,10 +246,10 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
   add(new Command('restart'))
     .description('stop (if running) and start detached containers again, with the same options')
     .argument('<id...>')
-    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
-    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+    .option('-t, --time <seconds>', "seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10)")
+    .action(async (names: string[], f: { time?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const timeout = positiveSeconds('--time', f.time);
+      const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
       const ids = await detachedIds(settings, names);
       const { restartContainer } = await import('./restart.js');
       for (const id of ids) await restartContainer(settings, log, await wiring(), id, timeout);

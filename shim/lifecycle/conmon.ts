@@ -18,6 +18,9 @@ export interface ConmonOptions {
   tty: boolean;
   /** -i: conmon keeps a pipe to the container's stdin open (fed through its attach socket). */
   stdin: boolean;
+  /** Bytes after which conmon starts the log afresh (it renames a new, empty file over it); -1 or
+   * undefined: no limit. */
+  logSizeMax?: number | undefined;
   /** Program and arguments conmon runs once the container has ended. */
   exitCommand: string[];
   env: NodeJS.ProcessEnv;
@@ -54,6 +57,7 @@ export function conmonArgs(o: ConmonOptions): string[] {
     '--exit-command', o.exitCommand[0]!,
     ...o.exitCommand.slice(1).flatMap((a) => ['--exit-command-arg', a]),
   ];
+  if (o.logSizeMax !== undefined && o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
   if (o.tty) args.push('-t');
   else if (o.stdin) args.push('-i');
   return args;

@@ -13,13 +13,11 @@ import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
 import { lastRuncError } from '../runc.js';
 import { startConmon, readPid } from './conmon.js';
+import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
 import { runcState } from './status.js';
 
-export interface DetachOptions {
-  tty: boolean;
-  stdin: boolean;
-}
+export type { DetachOptions } from './detach-options.js';
 
 export interface RecreateHooks {
   /** Runs once the state directory exists, before conmon opens its log (restart keeps the log). */
@@ -38,7 +36,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
     const instance = randomBytes(8).toString('hex');
     // The bundle is kept absolute: `restart` may run from another directory.
-    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, restartCount: hooks.restartCount });
+    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
     hooks.beforeMonitor?.(p);
 
     // Rolled back first if anything below fails: no monitor may run an exit command for a
@@ -54,6 +52,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       runc,
       tty: d.tty,
       stdin: d.stdin,
+      logSizeMax: d.logMaxBytes,
       exitCommand: [process.execPath, path.resolve(process.argv[1]!), 'cleanup', '--instance', instance, id],
       env: monitorEnv(settings),
     });

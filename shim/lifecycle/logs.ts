@@ -2,7 +2,7 @@
 //   2026-11-29T06:59:52.806787252+00:00 stdout F hello
 // F ends a line, P is part of one (conmon splits long lines and lines still being written).
 // stdout records go to stdout, stderr records to stderr.
-import { closeSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, statSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 
 export interface LogRecord {
@@ -105,9 +105,25 @@ export async function printLogs(file: string, o: LogsOptions): Promise<void> {
       if (ended) break;
       await new Promise((r) => setTimeout(r, 100));
       if (fd !== undefined && fstatSync(fd).size < offset) offset = 0; // truncated
+      if (fd !== undefined && replaced(file, fd)) {
+        // --log-max-size: conmon closed the full log and renamed a new one over it. What the old
+        // file still held is read first, then the new one from its start.
+        emit(readMore());
+        closeSync(fd);
+        fd = undefined;
+        offset = 0;
+      }
     }
     emit(parser.flush());
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function replaced(file: string, fd: number): boolean {
+  try {
+    return statSync(file).ino !== fstatSync(fd).ino;
+  } catch {
+    return false; // between conmon's close and rename: looked at again on the next round
   }
 }

@@ -93,7 +93,7 @@ export async function inspectContainer(settings: Settings, log: Logger, id: stri
     bundle: v.record.bundle,
     command: e.command,
     detached: e.detached,
-    config: l?.options ?? null,
+    config: l ? { ...l.options, stopSignal: l.stopSignal ?? 'SIGTERM', logMaxBytes: l.logMaxBytes ?? null } : null,
     tty: l?.tty ?? false,
     state: {
       status: v.status,

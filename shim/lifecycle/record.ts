@@ -30,6 +30,10 @@ export interface LifecycleRecord {
   command: string[];
   tty: boolean;
   stdin: boolean;
+  /** conmon's log limit (-1: none); undefined in records written before the option existed. */
+  logMaxBytes?: number | undefined;
+  /** What `stop` sends first; undefined: SIGTERM. */
+  stopSignal?: string | undefined;
   conmonPid?: number | undefined;
   conmonStart?: string | undefined;
   /** The container's init (host pid namespace). */

@@ -9,10 +9,11 @@ import { containersDir } from '../../runtime/containers.js';
 import type { NetworkWiring } from '../run.js';
 import { cleanupContainer } from './cleanup.js';
 import { createDetached, startCreated } from './create.js';
+import { DEFAULT_LOG_MAX_BYTES, DEFAULT_STOP_SIGNAL } from './detach-options.js';
 import { pathsOf, readLifecycle } from './record.js';
 import { currentView, isLive, stopContainer, waitMonitorGone } from './signals.js';
 
-export async function restartContainer(settings: Settings, log: Logger, network: NetworkWiring, id: string, timeoutS: number): Promise<void> {
+export async function restartContainer(settings: Settings, log: Logger, network: NetworkWiring, id: string, timeoutS: number | undefined): Promise<void> {
   const before = readLifecycle(settings.runDir, id);
   if (!before) throw new UserError(`container ${id} has no record to restart from`);
   const v = await currentView(settings, id);
@@ -28,7 +29,7 @@ export async function restartContainer(settings: Settings, log: Logger, network:
   }
   rmSync(pathsOf(settings.runDir, id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   try {
-    await createDetached({ ...before.options, name: id }, { tty: before.tty, stdin: before.stdin }, settings, log, network, {
+    await createDetached({ ...before.options, name: id }, { tty: before.tty, stdin: before.stdin, logMaxBytes: before.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, stopSignal: before.stopSignal ?? DEFAULT_STOP_SIGNAL }, settings, log, network, {
       beforeMonitor: (p) => {
         try {
           renameSync(kept, p.log);

@@ -1,6 +1,6 @@
 // stop, kill, wait and rm: signals through `runc kill`, the end seen through conmon's exit file.
-import { constants } from 'node:os';
 import { UserError } from '../../config/errors.js';
+export { parseSignal } from './signal-names.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { rmSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { runcPaths, type NetworkWiring } from '../run.js';
 import { runcDeleteForce, runcStateExists, type RuncPaths } from '../runc.js';
 import { cleanupContainer } from './cleanup.js';
 import { isFrozen, resumeAfterSignal } from './pause.js';
+import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT_S } from './detach-options.js';
 import { pathsOf, readExitFile, readLifecycle } from './record.js';
 import { processRuns, runcState, viewOf, type ContainerView } from './status.js';
 
@@ -23,18 +24,6 @@ export async function currentView(settings: Settings, id: string): Promise<Conta
 
 export function isLive(v: ContainerView): boolean {
   return LIVE.has(v.status);
-}
-
-/** `-s TERM`, `SIGTERM`, `15` → the canonical name runc takes. */
-export function parseSignal(s: string): string {
-  const n = Number(s);
-  if (Number.isInteger(n) && n > 0) {
-    const name = Object.entries(constants.signals).find(([, v]) => v === n)?.[0];
-    if (name) return name;
-  }
-  const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
-  if (name in constants.signals) return name;
-  throw new UserError(`invalid signal ${JSON.stringify(s)}: use a name (TERM, SIGKILL) or a number`);
 }
 
 export async function runcKill(runc: RuncPaths, id: string, signal: string): Promise<void> {
@@ -67,16 +56,22 @@ export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs:
   }
 }
 
-/** SIGTERM, then SIGKILL after `timeoutS`; a detached container is cleaned up before returning. */
-export async function stopContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView, timeoutS: number): Promise<void> {
+/**
+ * The container's stop signal (its record's; SIGTERM), then SIGKILL after `timeoutS` (given on the
+ * command line, else its record's --stop-timeout, else 10 s, as docker does); a detached container
+ * is cleaned up before returning.
+ */
+export async function stopContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView, timeoutS: number | undefined): Promise<void> {
   const runc = runcPaths(settings);
+  const timeout = timeoutS ?? v.lifecycle?.options.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
+  const signal = v.lifecycle?.stopSignal ?? DEFAULT_STOP_SIGNAL;
   // A created container's process is runc's init waiting to exec: only SIGKILL ends it.
-  if (v.status !== 'created' && timeoutS > 0) {
-    await runcKill(runc, v.id, 'SIGTERM');
+  if (v.status !== 'created' && timeout > 0) {
+    await runcKill(runc, v.id, signal);
     await resumeAfterSignal(runc, v);
-    if (await waitEnded(settings, v, timeoutS * 1000)) return finish(settings, log, network, v);
+    if (await waitEnded(settings, v, timeout * 1000)) return finish(settings, log, network, v);
   }
-  log.info({ containerId: v.id, timeoutS }, 'did not stop within the timeout: SIGKILL');
+  log.info({ containerId: v.id, timeoutS: timeout, signal }, 'did not stop within the timeout: SIGKILL');
   await runcKill(runc, v.id, 'SIGKILL');
   await resumeAfterSignal(runc, v);
   if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);

@@ -216,6 +216,70 @@ describeIf('tsrun run -d: a web server in the background', () => {
     expect(ls()).toEqual([]);
   });
 
+  it('--log-max-size has conmon start the log afresh; logs and logs -f read what is there', async () => {
+    // 300 numbered lines of ~60 bytes (~100 with the k8s-file prefix) into a 4 KiB log.
+    const script = 'go=; trap "go=1" USR1; until [ -n "$go" ]; do sleep 0.05; done; i=0; while [ $i -lt 300 ]; do echo "line $i ................................................"; i=$((i+1)); done; echo done; sleep 1000';
+    const id = runD(['--net', 'none', '--log-max-size', '4k'], ['sh', '-c', script]);
+    const mine = monitors().filter((m) => m.includes(`-c ${id} `));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toContain('--log-size-max 4096');
+    expect(inspect(id).config.logMaxBytes).toBe(4096);
+    const follow = w.host.spawnTsrun(['logs', '-f', id]);
+    let followed = '';
+    follow.stdout!.on('data', (d: Buffer) => (followed += d.toString()));
+    const followEnd = new Promise<number | null>((r) => follow.once('exit', (c) => r(c)));
+    await waitFor('logs -f to run', () => follow.pid !== undefined);
+    ok(['kill', '-s', 'USR1', id]);
+    await waitFor('the last line in the log', () => tsrun(['logs', id]).stdout.endsWith('done\n'));
+    const logFile = inspect(id).logPath as string;
+    expect(readFileSync(logFile).length).toBeLessThanOrEqual(4096);
+    // What is there: the newest lines, in order, without the oldest ones.
+    const numbers = (text: string) => [...text.matchAll(/^line (\d+) /gm)].map((m) => Number(m[1]));
+    const kept = numbers(tsrun(['logs', id]).stdout);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept[0]).toBeGreaterThan(0);
+    expect(kept).toEqual(kept.map((_, i) => kept[0]! + i));
+    expect(kept[kept.length - 1]).toBe(299);
+    // logs -f goes on across the new files: it reaches the end, in order, no line twice.
+    await waitFor('logs -f to reach the end', () => followed.endsWith('done\n'));
+    const seen = numbers(followed);
+    expect(seen.slice(-kept.length)).toEqual(kept);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(new Set(seen).size).toBe(seen.length);
+    ok(['rm', '-f', id]);
+    await followEnd;
+
+    // The default (10m) is given to conmon; -1 means no limit.
+    const dflt = runD(['--net', 'none'], ['sleep', '1000']);
+    const unlimited = runD(['--net', 'none', '--log-max-size', '-1'], ['sleep', '1000']);
+    expect(monitors().find((m) => m.includes(`-c ${dflt} `))).toContain(`--log-size-max ${10 * 1024 * 1024}`);
+    expect(monitors().find((m) => m.includes(`-c ${unlimited} `))).not.toContain('--log-size-max');
+    expect(inspect(unlimited).config.logMaxBytes).toBe(-1);
+    ok(['rm', '-f', dflt, unlimited]);
+  });
+
+  it('--stop-signal and --stop-timeout are kept in the record: stop sends that signal, and waits that long by default', async () => {
+    const usr1 = runD(['--net', 'none', '--stop-signal', 'USR1', '--stop-timeout', '30'], ['sh', '-c', 'trap "" TERM; trap "echo usr1; exit 5" USR1; while true; do sleep 0.1; done']);
+    expect(inspect(usr1).config).toEqual(expect.objectContaining({ stopSignal: 'SIGUSR1', stopTimeoutS: 30 }));
+    ok(['stop', usr1]);
+    expect(ok(['wait', usr1])).toBe('5\n');
+    expect(ok(['logs', usr1])).toBe('usr1\n');
+    // restart keeps them
+    ok(['restart', usr1]);
+    expect(inspect(usr1).config).toEqual(expect.objectContaining({ stopSignal: 'SIGUSR1', stopTimeoutS: 30 }));
+    ok(['rm', '-f', usr1]);
+
+    // SIGTERM ignored: SIGKILL after the record's 1 s (stop has no -t), as tsrun's log says.
+    const deaf = runD(['--net', 'none', '--stop-timeout', '1'], ['sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done']);
+    expect(inspect(deaf).config.stopSignal).toBe('SIGTERM');
+    ok(['stop', deaf]);
+    expect(ok(['wait', deaf])).toBe('137\n');
+    const killed = readFileSync(w.host.logFile, 'utf8').split('\n').filter((l) => l.includes(deaf) && l.includes('did not stop within the timeout'));
+    expect(killed).toHaveLength(1);
+    expect(JSON.parse(killed[0]!)).toEqual(expect.objectContaining({ timeoutS: 1, signal: 'SIGTERM' }));
+    ok(['rm', deaf]);
+  });
+
   it('create + start split the two steps; restart runs it again with the same options', async () => {
     const id = uniqueId('cs');
     w.ids.push(id);
@@ -286,6 +350,11 @@ describeIf('detached containers: bad input is one line, a non-zero exit, and cha
       [['kill', '-s', 'NOPE', a], /^tsrun: invalid signal "NOPE": use a name \(TERM, SIGKILL\) or a number\n$/],
       [['stop', '-t', 'soon', a], /^tsrun: invalid --time "soon": use a whole number of seconds\n$/],
       [['logs', '--tail', 'x', a], /^tsrun: invalid --tail "x": use a number of lines\n$/],
+      [['run', '-d', '--net', 'none', '--log-max-size', '10x', w.bundle], /^tsrun: invalid --log-max-size "10x": expected a size such as 512m, 1g or 1048576\n$/],
+      [['create', '--net', 'none', '--stop-signal', 'NOPE', w.bundle], /^tsrun: invalid signal "NOPE": use a name \(TERM, SIGKILL\) or a number\n$/],
+      [['run', '--net', 'none', '--log-max-size', '1m', '--stop-signal', 'INT', w.bundle], /^tsrun: --log-max-size and --stop-signal apply to detached containers only: add -d, or use tsrun create\n$/],
+      [['pause', done], new RegExp(`^tsrun: container ${done} cannot be paused: it is not running \\(exited with 0\\)\\n$`)],
+      [['unpause', a], new RegExp(`^tsrun: container ${a} cannot be unpaused: it is not paused \\(running\\)\\n$`)],
       [['run', '-d', '--name', a, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${a} is already in use\\n$`)],
       [['run', '-d', '--name', done, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${done} is already in use \\(remove it first: tsrun rm ${done}\\)\\n$`)],
       [['run', '-d', '--net', 'none', w.bundle, '--', 'no-such-program'], /^tsrun: runc: .*no-such-program.*\n$/],

@@ -9,6 +9,7 @@ import { separateExecCommand } from '../../../../shim/lifecycle/commands.js';
 import { parseSignal } from '../../../../shim/lifecycle/signals.js';
 import { duration, formatPort, formatTable, type PsEntry } from '../../../../shim/lifecycle/ps.js';
 import { conmonArgs } from '../../../../shim/lifecycle/conmon.js';
+import { DEFAULT_LOG_MAX_BYTES, detachOptionsOf } from '../../../../shim/lifecycle/detach-options.js';
 import { pathsOf } from '../../../../shim/lifecycle/record.js';
 import { resolveId, resolveIds } from '../../../../shim/lifecycle/resolve.js';
 import { viewOf } from '../../../../shim/lifecycle/status.js';
@@ -103,6 +104,25 @@ describe('conmon command line', () => {
     expect(args).toContain('-i');
     expect(args).not.toContain('-t');
     expect(conmonArgs({ id: 'web', paths: p, runc: { binary: 'runc', root: '/r' }, tty: true, stdin: true, exitCommand: ['x'], env: {} })).toContain('-t');
+    expect(args).not.toContain('--log-size-max');
+  });
+
+  it('passes the log limit, and none for -1', () => {
+    const base = { id: 'web', paths: pathsOf('/run/x', 'web'), runc: { binary: 'runc', root: '/r' }, tty: false, stdin: false, exitCommand: ['x'], env: {} };
+    const args = conmonArgs({ ...base, logSizeMax: 4096 });
+    expect(args[args.indexOf('--log-size-max') + 1]).toBe('4096');
+    expect(conmonArgs({ ...base, logSizeMax: -1 })).not.toContain('--log-size-max');
+  });
+});
+
+describe('options of detached containers', () => {
+  it('defaults: a 10 MiB log, SIGTERM; sizes and signals are normalized', () => {
+    expect(detachOptionsOf({})).toEqual({ tty: false, stdin: false, logMaxBytes: DEFAULT_LOG_MAX_BYTES, stopSignal: 'SIGTERM' });
+    expect(DEFAULT_LOG_MAX_BYTES).toBe(10 * 1024 * 1024);
+    expect(detachOptionsOf({ logMaxSize: '4k', stopSignal: '10', tty: true })).toEqual({ tty: true, stdin: false, logMaxBytes: 4096, stopSignal: 'SIGUSR1' });
+    expect(detachOptionsOf({ logMaxSize: '-1', stopSignal: 'int' }).logMaxBytes).toBe(-1);
+    expect(() => detachOptionsOf({ logMaxSize: '0' })).toThrow(UserError);
+    expect(() => detachOptionsOf({ stopSignal: 'NOPE' })).toThrow('invalid signal "NOPE"');
   });
 
   it('gives the exit command the settings of this process', () => {

@@ -4,24 +4,33 @@
 // container publishes the port (the CNI portmap plugin learned this the hard way). So detach
 // deletes every entry whose original or reply side names the endpoint's addresses: flows it
 // started (orig src), flows to it (orig dst), DNATed flows to its published ports (reply src)
-// and masqueraded ones (reply dst). Uses the conntrack tool (Debian: conntrack); without it the
-// step is skipped with a warning, since flows also expire on their own.
-import { execFile } from 'node:child_process';
-import { resolveBinary } from './binaries.js';
+// and masqueraded ones (reply dst).
+//
+// In-process over ctnetlink, no process spawned: one NETLINK_NETFILTER socket opened inside the
+// host namespace, a dump per address family, the matching done here, one delete per match. The
+// kernel has no delete-by-address (only by tuple), which is what the conntrack tool does too.
+// Any failure (no ctnetlink in this kernel, no permission) is a warning: flows also expire.
+import { AF_INET, AF_INET6 } from './netlink/codec.js';
+import { IPCTNL_MSG, ctDeleteBody, ctDumpBody, ctMsgType, isUdpTo, namesAddress, parseCtEntry, type CtEntry } from './netlink/ctnl.js';
+import { parseIp } from './netlink/addr.js';
+import { NetlinkRefusal, NlSocket } from './netlink/socket.js';
+import { withNetnsSync } from './netns/netns.js';
+import { NETLINK_NETFILTER } from './netns/sys.js';
 import type { Logger } from './log.js';
 import type { PortMapping } from '../config/ports.js';
 
-const SIDES = ['--orig-src', '--orig-dst', '--reply-src', '--reply-dst'] as const;
+const ENOENT = 2;
 
 /** Deletes the conntrack entries of `addresses` in the namespace `netns` (undefined: this one). */
 export async function forgetFlows(addresses: string[], log: Logger, netns?: string): Promise<void> {
   if (addresses.length === 0) return;
-  const conntrack = find(log);
-  if (!conntrack) return;
-  await run(addresses.flatMap((a) => SIDES.map((side) => [conntrack, '-D', '-f', a.includes(':') ? 'ipv6' : 'ipv4', side, a])), log, netns);
+  const ips = addresses.map(parseIp);
+  const families = [...new Set(ips.map((ip) => ip.family))];
+  const bytes = ips.map((ip) => ip.bytes);
+  await forget(families, (e) => namesAddress(e, bytes), log, netns);
 }
 
-/** More UDP ports than this in one attach: their old flows are left to expire (one exec each). */
+/** More UDP ports than this in one attach: their old flows are left to expire. */
 const MAX_PORT_FLUSHES = 32;
 
 /**
@@ -29,35 +38,51 @@ const MAX_PORT_FLUSHES = 32;
  * sending while the port had no container has a flow that was NOT DNATed (nothing matched then),
  * and conntrack would keep it that way as long as the client keeps sending.
  */
-export async function forgetPortFlows(ports: PortMapping[], log: Logger): Promise<void> {
+export async function forgetPortFlows(ports: PortMapping[], log: Logger, netns?: string): Promise<void> {
   const udp = ports.filter((p) => p.protocol === 'udp');
   if (udp.length === 0 || udp.length > MAX_PORT_FLUSHES) return;
-  const conntrack = find(log);
-  if (!conntrack) return;
-  await run(udp.map((p) => [conntrack, '-D', '-p', 'udp', '--orig-port-dst', String(p.hostPort), ...(p.hostIp ? ['-f', p.hostIp.includes(':') ? 'ipv6' : 'ipv4', '--orig-dst', p.hostIp] : [])]), log);
+  const matchers = udp.map((p) => {
+    const ip = p.hostIp ? parseIp(p.hostIp) : undefined;
+    return { family: ip?.family, match: (e: CtEntry) => isUdpTo(e, p.hostPort, ip?.bytes) };
+  });
+  // A port published on every address: its flows of both families.
+  const families: Family[] = matchers.some((m) => m.family === undefined) ? [AF_INET, AF_INET6] : [...new Set(matchers.map((m) => m.family!))];
+  await forget(families, (e) => matchers.some((m) => (m.family === undefined || m.family === e.family) && m.match(e)), log, netns);
 }
 
-function find(log: Logger): string | undefined {
+type Family = typeof AF_INET | typeof AF_INET6;
+
+async function forget(families: Family[], match: (e: CtEntry) => boolean, log: Logger, netns?: string): Promise<void> {
+  let sock: NlSocket;
   try {
-    return resolveBinary('conntrack');
-  } catch {
-    log.warn('conntrack tool not found: stale flows are left to expire');
-    return undefined;
+    sock = netns === undefined ? open() : withNetnsSync(netns, open);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot open a conntrack netlink socket: stale flows are left to expire');
+    return;
+  }
+  try {
+    const doomed: CtEntry[] = [];
+    for (const family of families) {
+      const messages = await sock.dump(ctMsgType(IPCTNL_MSG.GET), 0, ctDumpBody(family));
+      for (const m of messages) {
+        const e = parseCtEntry(m.data);
+        if (e && match(e)) doomed.push(e);
+      }
+    }
+    await Promise.all(
+      doomed.map((e) =>
+        sock.request(ctMsgType(IPCTNL_MSG.DELETE), 0, ctDeleteBody(e)).catch((err: unknown) => {
+          // ENOENT: the entry expired or was deleted by someone else since the dump.
+          if (!(err instanceof NetlinkRefusal && err.errno === ENOENT)) log.debug({ err: (err as Error).message }, 'conntrack delete failed');
+        }),
+      ),
+    );
+    log.debug({ deleted: doomed.length }, 'conntrack flows forgotten');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot list conntrack flows: stale flows are left to expire');
+  } finally {
+    sock.close();
   }
 }
 
-async function run(runs: string[][], log: Logger, netns?: string): Promise<void> {
-  await Promise.all(
-    runs.map(
-      (argv) =>
-        new Promise<void>((resolve) => {
-          const [file, args] = netns === undefined ? [argv[0]!, argv.slice(1)] : [resolveBinary('nsenter'), [`--net=${netns}`, ...argv]];
-          // Exit 1 with "0 flow entries have been deleted" is the usual, harmless outcome.
-          execFile(file, args, { timeout: 10_000, env: { LC_ALL: 'C' } }, (err, _out, stderr) => {
-            if (err && !/0 flow entries/.test(String(stderr))) log.debug({ args, stderr: String(stderr).trim() }, 'conntrack -D failed');
-            resolve();
-          });
-        }),
-    ),
-  );
-}
+const open = (): NlSocket => new NlSocket(undefined, NETLINK_NETFILTER);

@@ -1,4 +1,4 @@
-// Request/reply over one NETLINK_ROUTE socket, asynchronously.
+// Request/reply over one netlink socket (NETLINK_ROUTE unless told otherwise), asynchronously.
 //
 // From the `netlink` package tsrun takes only RawNetlinkSocket: the native socket, its libuv poll
 // and ref/unref. Its higher NetlinkSocket does not fit: it keeps a single multipart buffer per
@@ -57,10 +57,10 @@ export class NlSocket {
   private dumpQueue: Promise<unknown> = Promise.resolve();
 
   /** Opens the socket in the calling thread's current network namespace. */
-  constructor(raw?: RawTransport) {
+  constructor(raw?: RawTransport, protocol: number = NETLINK_ROUTE) {
     // A large receive buffer: a burst of concurrent requests (100 attaches) must not overflow
     // into ENOBUFS, which loses replies.
-    this.raw = raw ?? new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: RECV_BUFFER, sendBufferSize: 0 });
+    this.raw = raw ?? new RawNetlinkSocket(protocol, { recvBufferSize: RECV_BUFFER, sendBufferSize: 0 });
     // An idle socket must not keep the process alive; it is referenced while a request waits.
     this.raw.unref();
     this.raw.on('message', (buf: Buffer) => this.receive(buf));

@@ -15,6 +15,7 @@ export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o200_0000;
 export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
 export const MSG_DONTWAIT = 0x40;
 
 /** Every method throws an ErrnoError (with `code`, e.g. 'EINVAL') when the call fails. */

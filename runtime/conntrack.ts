@@ -7,10 +7,10 @@
 // and masqueraded ones (reply dst).
 //
 // In-process over ctnetlink, no process spawned: one NETLINK_NETFILTER socket opened inside the
-// host namespace, a dump per address family, the matching done here, one delete per match. The
+// host namespace, one dump (both address families), the matching done here, one delete per match. The
 // kernel has no delete-by-address (only by tuple), which is what the conntrack tool does too.
 // Any failure (no ctnetlink in this kernel, no permission) is a warning: flows also expire.
-import { AF_INET, AF_INET6 } from './netlink/codec.js';
+import { AF_UNSPEC } from './netlink/codec.js';
 import { IPCTNL_MSG, ctDeleteBody, ctDumpBody, ctMsgType, isUdpTo, namesAddress, parseCtEntry, type CtEntry } from './netlink/ctnl.js';
 import { parseIp } from './netlink/addr.js';
 import { NetlinkRefusal, NlSocket } from './netlink/socket.js';
@@ -27,7 +27,7 @@ export async function forgetFlows(addresses: string[], log: Logger, netns?: stri
   const ips = addresses.map(parseIp);
   const families = [...new Set(ips.map((ip) => ip.family))];
   const bytes = ips.map((ip) => ip.bytes);
-  await forget(families, (e) => namesAddress(e, bytes), log, netns);
+  await forget(families.length === 1 ? families[0]! : AF_UNSPEC, (e) => namesAddress(e, bytes), log, netns);
 }
 
 /** More UDP ports than this in one attach: their old flows are left to expire. */
@@ -46,13 +46,13 @@ export async function forgetPortFlows(ports: PortMapping[], log: Logger, netns?:
     return { family: ip?.family, match: (e: CtEntry) => isUdpTo(e, p.hostPort, ip?.bytes) };
   });
   // A port published on every address: its flows of both families.
-  const families: Family[] = matchers.some((m) => m.family === undefined) ? [AF_INET, AF_INET6] : [...new Set(matchers.map((m) => m.family!))];
-  await forget(families, (e) => matchers.some((m) => (m.family === undefined || m.family === e.family) && m.match(e)), log, netns);
+  const families = new Set(matchers.map((m) => m.family));
+  const family = families.size === 1 && !families.has(undefined) ? [...families][0]! : AF_UNSPEC;
+  await forget(family, (e) => matchers.some((m) => (m.family === undefined || m.family === e.family) && m.match(e)), log, netns);
 }
 
-type Family = typeof AF_INET | typeof AF_INET6;
-
-async function forget(families: Family[], match: (e: CtEntry) => boolean, log: Logger, netns?: string): Promise<void> {
+/** One dump of `family` (AF_UNSPEC: both), then a delete for every entry that `match`es. */
+async function forget(family: number, match: (e: CtEntry) => boolean, log: Logger, netns?: string): Promise<void> {
   let sock: NlSocket;
   try {
     sock = netns === undefined ? open() : withNetnsSync(netns, open);
@@ -61,14 +61,8 @@ async function forget(families: Family[], match: (e: CtEntry) => boolean, log: L
     return;
   }
   try {
-    const doomed: CtEntry[] = [];
-    for (const family of families) {
-      const messages = await sock.dump(ctMsgType(IPCTNL_MSG.GET), 0, ctDumpBody(family));
-      for (const m of messages) {
-        const e = parseCtEntry(m.data);
-        if (e && match(e)) doomed.push(e);
-      }
-    }
+    const messages = await sock.dump(ctMsgType(IPCTNL_MSG.GET), 0, ctDumpBody(family));
+    const doomed = messages.map((m) => parseCtEntry(m.data)).filter((e): e is CtEntry => e !== undefined && match(e));
     await Promise.all(
       doomed.map((e) =>
         sock.request(ctMsgType(IPCTNL_MSG.DELETE), 0, ctDeleteBody(e)).catch((err: unknown) => {

@@ -4,7 +4,7 @@
 //
 // Numbers from include/uapi/linux/netfilter/nfnetlink.h and nfnetlink_conntrack.h. Addresses and
 // ports inside a tuple are in network byte order, as are CTA_ZONE and CTA_ID.
-import { AF_INET, AF_INET6, NLA_F_NESTED, attr, body, parseAttrs, type Attr } from './codec.js';
+import { AF_UNSPEC, NLA_F_NESTED, attr, body, parseAttrs, type Attr } from './codec.js';
 
 export const NFNL_SUBSYS_CTNETLINK = 1;
 export const IPCTNL_MSG = { NEW: 0, GET: 1, DELETE: 2 } as const;
@@ -28,8 +28,12 @@ export function nfgenmsg(family: number): Buffer {
   return b;
 }
 
-/** The body of IPCTNL_MSG_CT_GET with NLM_F_DUMP: every entry of one address family. */
-export const ctDumpBody = (family: typeof AF_INET | typeof AF_INET6): Buffer => nfgenmsg(family);
+/**
+ * The body of IPCTNL_MSG_CT_GET with NLM_F_DUMP: every entry of `family`, AF_UNSPEC for all. A
+ * dump walks the whole conntrack hash (shared by all namespaces, sized by nf_conntrack_buckets)
+ * whatever the family, so one dump of both families costs half of two.
+ */
+export const ctDumpBody = (family: number = AF_UNSPEC): Buffer => nfgenmsg(family);
 
 export interface CtTuple {
   src?: Buffer;

@@ -28,7 +28,8 @@ describe('ctnetlink messages', () => {
     expect(ctMsgType(IPCTNL_MSG.DELETE)).toBe(0x0102);
   });
 
-  it('a dump request is an nfgenmsg of the family, version 0, res_id 0', () => {
+  it('a dump request is an nfgenmsg of the family (AF_UNSPEC by default: all), version 0, res_id 0', () => {
+    expect([...ctDumpBody()]).toEqual([0, 0, 0, 0]);
     expect([...ctDumpBody(AF_INET)]).toEqual([2, 0, 0, 0]);
     expect([...ctDumpBody(AF_INET6)]).toEqual([10, 0, 0, 0]);
   });

@@ -23,7 +23,6 @@ QUICKSTART=(
   /bin/busybox=busybox-static  # the demo and test rootfs
   nsenter=util-linux
   conmon=conmon                # the monitor of detached containers
-  conntrack=conntrack          # flows of a detached container are forgotten (UDP to a published port)
   tini-static=tini             # tsrun run --init (a static init, bind-mounted as PID 1)
 )
 TEST=(

@@ -280,6 +280,19 @@ describeIf('tsrun run -d: a web server in the background', () => {
     ok(['rm', deaf]);
   });
 
+  it('-i only keeps stdin open (there is no attach to feed it): a reader waits instead of reading its end', () => {
+    const closed = runD(['--net', 'none'], ['sh', '-c', 'read line; echo "read $?"']);
+    expect(ok(['wait', closed])).toBe('0\n');
+    expect(ok(['logs', closed])).toBe('read 1\n');
+    const open = runD(['--net', 'none', '-i'], ['sh', '-c', 'read line; echo "read $?"']);
+    expect(inspect(open).state.status).toBe('running');
+    // sh is PID 1 without a TERM handler: SIGKILL after 1 s; read never returned.
+    ok(['stop', '-t', '1', open]);
+    expect(ok(['wait', open])).toBe('137\n');
+    expect(ok(['logs', open])).toBe('');
+    ok(['rm', closed, open]);
+  });
+
   it('create + start split the two steps; restart runs it again with the same options', async () => {
     const id = uniqueId('cs');
     w.ids.push(id);

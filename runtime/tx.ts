@@ -20,10 +20,21 @@ export function parseFault(text: string | undefined): { phase: FaultPhase; k: nu
   return m ? { phase: m[1] as FaultPhase, k: Number(m[2]) } : undefined;
 }
 
-const fault = parseFault(process.env.TSRUN_FAULT_KILL_AFTER);
 const stepsDone: Record<FaultPhase, number> = { setup: 0, teardown: 0 };
+let stopped = false;
+// Read at the first step, not when the module loads: the launcher starts tsrun from a snapshot
+// whose modules were evaluated when it was built, long before this process's environment existed.
+let faults: { fault: ReturnType<typeof parseFault>; stopAfter: string | undefined } | undefined;
 
-function faultPoint(phase: FaultPhase): void {
+function faultPoint(phase: FaultPhase, description?: string): void {
+  // TSRUN_FAULT_STOP_AFTER=<step description prefix> SIGSTOPs this process once, right after that
+  // setup step: a test can then race another command (gc) against a half-done attach, and SIGCONT.
+  faults ??= { fault: parseFault(process.env.TSRUN_FAULT_KILL_AFTER), stopAfter: process.env.TSRUN_FAULT_STOP_AFTER || undefined };
+  const { fault, stopAfter } = faults;
+  if (stopAfter !== undefined && !stopped && description?.startsWith(stopAfter)) {
+    stopped = true;
+    process.kill(process.pid, 'SIGSTOP');
+  }
   if (fault === undefined || fault.phase !== phase) return;
   if (++stepsDone[phase] === fault.k) process.kill(process.pid, 'SIGKILL');
 }
@@ -49,7 +60,7 @@ export class Transaction {
     }
     if (undoFn) this.undos.push({ description, undo: () => undoFn(result) });
     this.log.debug({ step: description, ms: +(performance.now() - started).toFixed(2) }, 'step done');
-    faultPoint('setup');
+    faultPoint('setup', description);
     return result;
   }
 

@@ -72,6 +72,7 @@ function driveEveryStep(label: string, attempt: (env: NodeJS.ProcessEnv) => RunR
       expect({ label, phase, k, afterRerun: check() }).toEqual({ label, phase, k, afterRerun: [] });
     }
     expect(k).toBeLessThanOrEqual(MAX_STEPS);
+    expect({ label, phase, killedAtLeastOnce: k > 1 }).toEqual({ label, phase, killedAtLeastOnce: true }); // not a vacuous pass
     covered[`${label} ${phase}`] = k - 1;
   }
 }

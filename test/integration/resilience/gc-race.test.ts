@@ -3,14 +3,16 @@
 // (runtime/locks.ts): every container ends up wired with the address its record names, no address
 // is handed out twice, and at the end nothing is left.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { SandboxHost, TSRUN_BIN, pinNetns } from '../../harness/sandbox.js';
+import { SandboxHost, TSRUN_BIN, pinNetns, waitFor } from '../../harness/sandbox.js';
 import type { EndpointRecord } from '../../../runtime/records.js';
 
 const COUNT = 100;
 let host: SandboxHost;
+/** Pids of the tsrun processes started, in order (the stopped hook is found by it). */
+const spawned: number[] = [];
 
 beforeAll(async () => {
   host = await SandboxHost.create('i11race');
@@ -20,41 +22,90 @@ beforeAll(async () => {
 
 afterAll(() => host.destroy());
 
+function readSafe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function leaseFiles(): string[] {
+  const dir = path.join(host.root, 'lib', 'store', 'ipam', 'race');
+  try {
+    return readdirSync(dir).filter((f) => !f.startsWith('_') && !f.includes('~')).map((f) => path.join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
 /** Runs a tsrun command in the sandbox without blocking the event loop. */
-function tsrunAsync(args: string[], input = ''): Promise<{ status: number | null; stderr: string }> {
-  const child = host.ns.spawn(TSRUN_BIN, [...args], { env: host.env });
+function tsrunAsync(args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string; pid: number }> {
+  const child = host.ns.spawn(TSRUN_BIN, [...args], { env: { ...host.env, ...env } });
+  spawned.push(child.pid!);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.resume();
   child.stdin!.end(input);
-  return new Promise((resolve) => child.once('exit', (status) => resolve({ status, stderr })));
+  return new Promise((resolve) => child.once('exit', (status) => resolve({ status, stderr, pid: child.pid! })));
 }
 
-function hook(stage: 'createRuntime' | 'poststop', id: string, pid?: number) {
+function hook(stage: 'createRuntime' | 'poststop', id: string, pid?: number, env: NodeJS.ProcessEnv = {}) {
   const state = { ociVersion: '1.0.2', id, status: stage === 'poststop' ? 'stopped' : 'creating', ...(pid ? { pid } : {}), bundle: host.root, annotations: { 'io.tsrun.network': 'race' } };
-  return tsrunAsync(['hook', stage], JSON.stringify(state));
+  return tsrunAsync(['hook', stage], JSON.stringify(state), env);
 }
 
-/** `tsrun gc` over and over until stopped; returns how many ran and how they ended. */
-function gcLoop(): { stop(): Promise<{ runs: number; failures: string[] }> } {
+/** `tsrun gc` over and over, in `workers` loops at once, until stopped; returns how many ran
+ * and how they ended. */
+function gcLoop(workers = 3): { stop(): Promise<{ runs: number; failures: string[] }> } {
   let stopping = false;
   let runs = 0;
   const failures: string[] = [];
-  const loop = (async () => {
+  const loops = Array.from({ length: workers }, async () => {
     while (!stopping) {
       const r = await tsrunAsync(['gc']);
       runs++;
       if (r.status !== 0) failures.push(r.stderr.trim());
     }
-  })();
+  });
   return {
     stop: async () => {
       stopping = true;
-      await loop;
+      await Promise.all(loops);
       return { runs, failures };
     },
   };
 }
+
+describe('gc against an attach caught half done', () => {
+  it('waits for it: the lease an attach has taken but not yet recorded is not collected', async () => {
+    const pin = await pinNetns('racehalf');
+    let hookPid: number | undefined;
+    try {
+      // The hook stops itself right after leasing its address, before its veth and its record.
+      const attach = hook('createRuntime', 'race-half', pin.pid, { TSRUN_FAULT_STOP_AFTER: 'lease an IPv4' });
+      hookPid = spawned.at(-1)!;
+      const stoppedPid = hookPid;
+      await waitFor('the hook to stop after its lease', () => /^\S+ \(.*\) T /.test(readSafe(`/proc/${stoppedPid}/stat`)), 30_000);
+      const lease = () => leaseFiles().filter((f) => readSafe(f) === 'race-half');
+      expect(lease()).toHaveLength(1);
+      const gc = tsrunAsync(['gc']);
+      // Give gc every chance to collect the lease (it has no record yet); no timing is asserted.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(lease()).toHaveLength(1);
+      process.kill(hookPid, 'SIGCONT');
+      expect((await attach).status).toBe(0);
+      expect((await gc).status).toBe(0);
+      expect(lease()).toHaveLength(1);
+      expect((await hook('poststop', 'race-half')).status).toBe(0);
+    } finally {
+      // Never leave it stopped (a failed assertion above skips the SIGCONT).
+      if (hookPid !== undefined) spawnSync('kill', ['-CONT', String(hookPid)]);
+      pin.kill('SIGKILL');
+    }
+    expect(host.leaks()).toEqual([]);
+  });
+});
 
 describe('gc during 100 concurrent hook attaches', () => {
   it('breaks no container, hands out no address twice, and leaves nothing', async () => {
@@ -77,6 +128,15 @@ describe('gc during 100 concurrent hook attaches', () => {
         if (!r.stdout.includes(`inet ${rec.ipv4!.address}/`)) broken.push(`${rec.containerId}: record ${rec.ipv4!.address}, eth0 ${r.stdout.trim() || r.stderr.trim()}`);
       }
       expect(broken).toEqual([]);
+      // Each still holds its lease (gc removing a lease before its record was saved was the race).
+      const lost = records.filter((rec) => {
+        try {
+          return readFileSync(path.join(host.root, 'lib', 'store', 'ipam', 'race', rec.ipv4!.address), 'utf8') !== rec.containerId;
+        } catch {
+          return true;
+        }
+      });
+      expect(lost.map((r) => `${r.containerId} lost its lease of ${r.ipv4!.address}`)).toEqual([]);
       const addresses = records.map((r) => r.ipv4!.address);
       expect(new Set(addresses).size).toBe(COUNT);
       process.stdout.write(`gc race: ${COUNT} attaches, ${duringAttach.runs} gc runs meanwhile, 0 broken, ${COUNT - new Set(addresses).size} duplicate addresses\n`);

@@ -56,3 +56,12 @@ describe('runAll', () => {
     expect(ran).toEqual(['one', 'two', 'three']);
   });
 });
+
+describe('fault injection: TSRUN_FAULT_KILL_AFTER', () => {
+  it('parses <phase>:<k> and nothing else', async () => {
+    const { parseFault } = await import('../../../runtime/tx.js');
+    expect(parseFault('setup:3')).toEqual({ phase: 'setup', k: 3 });
+    expect(parseFault('teardown:12')).toEqual({ phase: 'teardown', k: 12 });
+    for (const bad of [undefined, '', 'setup', 'setup:0', 'setup:-1', 'attach:2', 'setup:2x']) expect(parseFault(bad)).toBeUndefined();
+  });
+});

@@ -27,6 +27,16 @@ describe('rewriteSpec', () => {
     expect((out.linux?.resources as Record<string, unknown>).devices).toEqual([{ allow: false, access: 'rwm' }]);
   });
 
+  it('--init: the init is bind-mounted read-only at /dev/init, after the other mounts, and runs the program', () => {
+    const out = rewriteSpec(base, { ...overrides, args: ['httpd', '-f'], init: '/usr/bin/tini-static' });
+    expect(out.process.args).toEqual(['/dev/init', '--', 'httpd', '-f']);
+    expect((out as { mounts?: unknown[] }).mounts).toEqual([
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev/init', type: 'bind', source: '/usr/bin/tini-static', options: ['bind', 'ro', 'nosuid', 'nodev'] },
+    ]);
+    expect(rewriteSpec(base, overrides).process.args).toEqual(['sh']);
+  });
+
   it('mounts the generated resolv.conf, unless the spec already mounts something there', () => {
     const resolvConf = { destination: '/etc/resolv.conf', type: 'bind', source: '/run/tsrun/containers/c1/resolv.conf', options: ['rbind', 'rprivate'] };
     const mounts = (o: Spec) => (o as { mounts?: { destination: string; source?: string }[] }).mounts!;

@@ -176,7 +176,9 @@ async function containerdShims(ids: string[], root: string, env: NodeJS.ProcessE
     '[metrics]',
     '  address = ""',
   ].join('\n'));
-  const daemon: ChildProcess = spawn('containerd', ['--config', config], { env, stdio: 'ignore' });
+  // A mount namespace of its own with a fresh /run: the shims write to fixed machine paths
+  // (/run/containerd/s, runc's default root under /run/containerd/runc) that must not outlive the bench.
+  const daemon: ChildProcess = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tsrun-bench-run /run && exec "$@"', 'sh', 'containerd', '--config', config], { env, stdio: 'ignore' });
   const ctr = (...a: string[]) => spawnSync('ctr', ['--address', sock, '--namespace', 'tsrunbench', ...a], { env, encoding: 'utf8', timeout: 30_000 });
   const rootfs = path.join(BUSYBOX_BUNDLE, 'rootfs');
   try {
@@ -185,7 +187,7 @@ async function containerdShims(ids: string[], root: string, env: NodeJS.ProcessE
     const pids: number[] = [];
     for (const id of ids) {
       // --rootfs is a flag: the rootfs directory takes the image's place among the arguments
-      const r = ctr('run', '-d', '--runtime', 'io.containerd.runc.v2', '--cgroup', `/tsrun-bench-ctr/${id}`, '--rootfs', rootfs, `c-${id}`, '/bin/sleep', '1000'); // no image config, so no PATH
+      const r = ctr('run', '-d', '--fifo-dir', path.join(dir, 'fifo'), '--runc-root', path.join(dir, 'runc'), '--runtime', 'io.containerd.runc.v2', '--cgroup', `/tsrun-bench-ctr/${id}`, '--rootfs', rootfs, `c-${id}`, '/bin/sleep', '1000'); // no image config, so no PATH
       if (r.status !== 0) return `ctr run failed: ${r.stderr.trim().split('\n').pop()}`;
     }
     const shims = spawnSync('pgrep', ['-f', `containerd-shim-runc-v2 .*-address ${sock}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);

@@ -38,6 +38,8 @@ export interface LockOptions {
 
 /** liveHolder's answer when the holder is this very process. */
 const SELF = 'this process';
+/** The shared directory's permanent key (no holder). */
+const ANCHOR = '_anchor';
 const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_LEASE_MS = 10 * 60_000;
 let tokenCounter = 0;
@@ -61,6 +63,9 @@ export class StoreLock {
 
   /** Holds the lock shared (many at once) until the returned function is called. */
   async shared(): Promise<Release> {
+    // A key that stays, so that the shared directory is never pruned and made again on every
+    // acquire (measured: that churn is most of the cost on the local store).
+    if ((await this.store.get(`${this.sharedPrefix}${ANCHOR}`)) === undefined) await this.store.createIfAbsent(`${this.sharedPrefix}${ANCHOR}`, ANCHOR);
     const key = `${this.sharedPrefix}${process.pid}-${Date.now().toString(36)}-${++tokenCounter}`;
     const waiter = this.waiter();
     for (;;) {
@@ -90,6 +95,7 @@ export class StoreLock {
       for (;;) {
         const readers = [];
         for (const e of await this.store.list(this.sharedPrefix)) {
+          if (e.key.endsWith(`/${ANCHOR}`)) continue;
           const h = await this.liveHolder(e.key, e.value);
           if (h !== undefined && h !== SELF) readers.push(e.key);
         }

@@ -126,14 +126,7 @@ export class BridgeWorld {
    * not a leak: it is waited for, up to 10 s, and reported only if it stays.
    */
   tsrunVeths(): string[] {
-    const list = () => (JSON.parse(this.host.ns.exec('ip', ['-j', 'link', 'show']).stdout) as { ifname: string; master?: string }[]).filter((l) => /^tsv/.test(l.ifname));
-    const deadline = Date.now() + 10_000;
-    let links = list();
-    while (links.length > 0 && links.every((l) => l.master === undefined) && Date.now() < deadline) {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-      links = list();
-    }
-    return links.map((l) => l.ifname);
+    return this.host.ns.settledLinks(/^tsv/);
   }
 
   /** Stops every container still running (a failed test must not leave them to the next). */

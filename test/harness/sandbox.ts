@@ -89,6 +89,23 @@ export class Netns {
     return (JSON.parse(this.sh('ip -j link show')) as { ifname: string }[]).map((l) => l.ifname).sort();
   }
 
+  /**
+   * Links named like tsrun's (`pattern`) still here once removal has settled. Detach may leave a
+   * veth off its bridge for the kernel to delete with its namespace (asynchronously, slower on a
+   * loaded machine): while every such link is bridge-less, wait for them to go (10 s at most);
+   * a link still on a bridge, or still here after that, is a leak.
+   */
+  settledLinks(pattern = /^ts[vmi]/): string[] {
+    const list = () => (JSON.parse(this.sh('ip -j link show')) as { ifname: string; master?: string }[]).filter((l) => pattern.test(l.ifname));
+    const deadline = Date.now() + 10_000;
+    let links = list();
+    while (links.length > 0 && links.every((l) => l.master === undefined) && Date.now() < deadline) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      links = list();
+    }
+    return links.map((l) => l.ifname);
+  }
+
   destroy(): void {
     livePins.delete(this.pin);
     this.pin.kill('SIGKILL');

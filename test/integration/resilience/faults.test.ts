@@ -41,7 +41,7 @@ const killed = (r: RunResult) => r.signal === 'SIGKILL';
 /** Everything on the host that is not its resting state. */
 function leftovers(ids: string[], networks: string[] = []): string[] {
   const found = host.leaks(ids);
-  for (const l of host.ns.linkNames()) if (/^tsv|^tsm|^tsi/.test(l)) found.push(`link ${l}`);
+  for (const l of host.ns.settledLinks(/^tsv|^tsm|^tsi/)) found.push(`link ${l}`);
   const r = host.ns.exec('nft', ['-j', 'list', 'table', 'inet', 'tsrun']);
   if (r.status === 0) {
     for (const e of listElements(JSON.parse(r.stdout) as NftListing)) {

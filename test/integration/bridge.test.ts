@@ -233,6 +233,8 @@ describe('bad input: one line, exit 125, nothing changed', () => {
   it.each(cases)('%s', (_what, args, message) => {
     // the default network exists first, so "overlaps network tsrun" can be checked
     w.run([], ['true']);
+    // that run's veth goes with its namespace, asynchronously: let it go before the snapshot
+    w.host.ns.settledLinks(/^tsv/);
     const before = { links: w.host.ns.linkNames(), nets: w.tsrunOk(['network', 'ls', '-q']), nft: w.host.ns.exec('nft', ['list', 'table', 'inet', 'tsrun']).stdout };
     const r = w.host.tsrun(args.map((a) => (a === 'BUNDLE' ? w.bundle : a)));
     expect(r.status).toBe(125);

@@ -173,6 +173,7 @@ export class Engine {
           driver: net.driver,
           ifname,
           hostIfname: ep.hostIfname,
+          ...(ep.hostLink ? { hostLink: ep.hostLink } : {}),
           mac: ep.mac,
           ipv4,
           ipv6,
@@ -282,7 +283,7 @@ export class Engine {
               await firewall.removeEndpoint(fwEndpoint, { exclusive });
             },
           },
-          { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store, opts) },
+          { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store, { ...opts, log }) },
           {
             // After the ports are unpublished, so no new packet re-creates a DNATed flow.
             description: 'forget conntrack flows',

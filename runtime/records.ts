@@ -12,6 +12,19 @@ export interface EndpointAddress {
   gateway?: string | undefined;
 }
 
+/**
+ * The identity of a host-side veth end. Its name is derived from (container id, network), so a
+ * newer container with the same id on the same network gets the same name; the index does not
+ * repeat (the kernel hands out interface indexes cyclically), and the peer's index in the
+ * container's namespace is a second check for free (the same RTM_GETLINK reports it).
+ */
+export interface HostLink {
+  /** ifindex of the host end in the host-side namespace. */
+  index: number;
+  /** ifindex of the peer (the container's interface) in the container's namespace. */
+  peer?: number | undefined;
+}
+
 export interface EndpointRecord {
   containerId: string;
   network: string;
@@ -20,6 +33,10 @@ export interface EndpointRecord {
   ifname: string;
   /** Host-side interface (the veth end on the bridge). */
   hostIfname: string;
+  /** Which link hostIfname was when it was made (see HostLink): a late detach deletes the link by
+   * that name only while it is still this one. Absent in older records and for drivers with no
+   * host-side link (macvlan, ipvlan). */
+  hostLink?: HostLink | undefined;
   mac: string;
   ipv4?: EndpointAddress | undefined;
   ipv6?: EndpointAddress | undefined;

@@ -25,7 +25,7 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   async detach(rec: EndpointRecord, host: Rtnl | undefined, _store?: unknown, opts: DetachOptions = {}): Promise<void> {
-    if (host) await removeVeth(host, rec.hostIfname, opts); // already gone: that is done too
+    if (host) await removeVeth(host, rec, opts); // already gone: that is done too
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {

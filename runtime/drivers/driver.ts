@@ -4,7 +4,7 @@ import type { NetworkDef } from '../../config/networks.js';
 import type { Issue } from '../../config/validate.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import type { Transaction } from '../tx.js';
-import type { EndpointAddress, EndpointRecord } from '../records.js';
+import type { EndpointAddress, EndpointRecord, HostLink } from '../records.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 
@@ -31,6 +31,8 @@ export interface AttachContext {
 /** What a driver reports about the interfaces it made. */
 export interface DriverEndpoint {
   hostIfname: string;
+  /** Which link hostIfname is (recorded, so a late detach can tell it from a newer one). */
+  hostLink?: HostLink | undefined;
   mac: string;
 }
 
@@ -42,6 +44,8 @@ export interface DetachOptions {
    * detach waiting for the delete's RCU grace period (~26 ms). See retireVeth.
    */
   netnsGoing?: boolean;
+  /** Where a detach says what it left alone (a link by the recorded name that is not the one it made). */
+  log?: Logger | undefined;
 }
 
 export interface NetworkDriver {

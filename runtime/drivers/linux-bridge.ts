@@ -7,6 +7,8 @@ import { closeSync, readdirSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
 import type { Rtnl } from '../netlink/rtnl.js';
+import type { Link } from '../netlink/types.js';
+import type { EndpointRecord, HostLink } from '../records.js';
 import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import type { Transaction } from '../tx.js';
@@ -128,7 +130,9 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
     if (ctx.ipv4?.gateway && (await addDefault(4))) await container.addRoute({ dst: 'default', gateway: ctx.ipv4.gateway, ifindex: inner.index });
     if (ctx.ipv6?.gateway && (await addDefault(6))) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
   });
-  return { hostIfname, mac: inner.mac };
+  // The host end's index (and its peer's, reported by the same request) tell this veth from a
+  // newer one with the same name: see removeVeth.
+  return { hostIfname, hostLink: { index: hostEnd.index, ...(hostEnd.parentIndex !== undefined ? { peer: hostEnd.parentIndex } : {}) }, mac: inner.mac };
 }
 
 /**
@@ -148,10 +152,48 @@ export function refuseRouterAdverts(containerNetnsPath: string, ifname: string):
 /**
  * Removes a container's veth. With `netnsGoing` (the container's namespace dies right after), it
  * only retires it: see retireVeth. Already gone counts as done.
+ *
+ * The name is derived from (container id, network), so by the time a late detach runs (a poststop
+ * or gc after the same id was wired again on the same network) it may name the NEWER container's
+ * veth. A record that carries hostLink is acted on by index, and only after checking that the
+ * link at that index is still the one attach made (see vethVerdict); the name is never trusted
+ * alone. Deleting by index without that check is not safe either: an index can be taken again
+ * (a link moved in from another namespace keeps its index; `ip link add … index N`). The check
+ * costs one RTM_GETLINK (tens of µs) next to the delete's RCU grace period (~26 ms) or the
+ * retire's single request; it cannot be folded into the delete, which honours the index and
+ * ignores the name.
+ *
+ * Records without hostLink (made before it existed) keep the old behaviour: by name.
  */
-export async function removeVeth(host: Rtnl, hostIfname: string, opts: DetachOptions = {}): Promise<void> {
-  if (opts.netnsGoing) await retireVeth(host, hostIfname);
-  else await host.deleteLink(hostIfname);
+export async function removeVeth(host: Rtnl, rec: Pick<EndpointRecord, 'hostIfname' | 'hostLink' | 'containerId' | 'network'>, opts: DetachOptions = {}): Promise<void> {
+  let target: string | number = rec.hostIfname;
+  if (rec.hostLink) {
+    const live = await host.getLink(rec.hostLink.index);
+    const verdict = vethVerdict(live, rec.hostIfname, rec.hostLink);
+    if (verdict === 'gone') return;
+    if (verdict === 'other') {
+      opts.log?.warn(
+        { containerId: rec.containerId, network: rec.network, hostIfname: rec.hostIfname, recorded: rec.hostLink, found: live && { index: live.index, name: live.name, kind: live.kind, peer: live.parentIndex } },
+        'veth of the record is gone; the link at its index is not it: left alone',
+      );
+      return;
+    }
+    target = rec.hostLink.index;
+  }
+  if (opts.netnsGoing) await retireVeth(host, target);
+  else await host.deleteLink(target);
+}
+
+/**
+ * What the link now at the recorded index is: 'gone' (nothing there), 'ours' (the veth attach
+ * made: same name, a veth, the same peer when the peer was recorded) or 'other' (anything else:
+ * an index taken again by some other link, which must not be touched).
+ */
+export function vethVerdict(live: Link | undefined, hostIfname: string, recorded: HostLink): 'gone' | 'ours' | 'other' {
+  if (!live) return 'gone';
+  if (live.index !== recorded.index || live.name !== hostIfname || live.kind !== 'veth') return 'other';
+  if (recorded.peer !== undefined && live.parentIndex !== recorded.peer) return 'other';
+  return 'ours';
 }
 
 /**
@@ -165,7 +207,7 @@ export async function removeVeth(host: Rtnl, hostIfname: string, opts: DetachOpt
  *     master; an attach of the same container to the same network that meets it deletes it first
  *     (deleteRetiredVeth), so the name is never refused.
  */
-export async function retireVeth(host: Rtnl, hostIfname: string): Promise<void> {
+export async function retireVeth(host: Rtnl, hostIfname: string | number): Promise<void> {
   try {
     await host.setMaster(hostIfname, 0);
   } catch (err) {

@@ -80,7 +80,7 @@ export class OverlayDriver implements NetworkDriver {
     const cluster = store && clusterOf(store);
     const hostId = store && (await store.get(LOCAL_HOST_ID_KEY));
     if (cluster && hostId) await cluster.deleteIf(endpointKey(rec.network, hostId, rec.containerId));
-    if (host) await removeVeth(host, rec.hostIfname, opts);
+    if (host) await removeVeth(host, rec, opts);
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {

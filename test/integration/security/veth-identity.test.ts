@@ -1,0 +1,97 @@
+// Identity in late teardown, for the veth drivers (bridge, overlay): the host veth's name is
+// derived from (container id, network), so once a container with the same id is wired again on
+// the same network, a late detach of the OLD record (a poststop or gc that runs after) finds the
+// NEWER container's veth under that name. It must leave it alone: the record carries which link it
+// made (index, peer index), and detach acts only on that link. Real kernel, scratch namespaces.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { NetworkDef } from '../../../config/networks.js';
+import { BridgeDriver } from '../../../runtime/drivers/bridge.js';
+import { OverlayDriver } from '../../../runtime/drivers/overlay.js';
+import { attachVeth } from '../../../runtime/drivers/linux-bridge.js';
+import type { NetworkDriver } from '../../../runtime/drivers/driver.js';
+import type { Logger } from '../../../runtime/log.js';
+import type { EndpointRecord } from '../../../runtime/records.js';
+import { Transaction } from '../../../runtime/tx.js';
+import { scratchPair, type ScratchPair } from '../../harness/sandbox.js';
+
+let pair: ScratchPair;
+const warnings: string[] = [];
+const log = { warn: (_o: unknown, msg: string) => void warnings.push(msg), info() {}, debug() {}, error() {} } as unknown as Logger;
+
+beforeAll(async () => {
+  pair = await scratchPair('tsVid-');
+  pair.host.run('ip', ['link', 'add', 'tsvidbr', 'type', 'bridge']);
+  pair.host.run('ip', ['link', 'set', 'tsvidbr', 'up']);
+});
+afterAll(async () => {
+  await pair?.destroy();
+});
+
+const net = { name: 'vidnet', driver: 'bridge', bridge: 'tsvidbr', mtu: 1500, icc: true } as unknown as NetworkDef;
+
+/** Wires container `id` into the scratch "container" namespace as eth0 and returns its record. */
+async function wire(id: string): Promise<EndpointRecord> {
+  const tx = new Transaction();
+  const ep = await attachVeth({ containerId: id, net, host: pair.hostNl, container: pair.ctrNl, containerNetnsPath: pair.ctr.path, ifname: 'eth0', log }, tx, { mtu: 1500 });
+  return { containerId: id, network: net.name, driver: 'bridge', ifname: 'eth0', hostIfname: ep.hostIfname, ...(ep.hostLink ? { hostLink: ep.hostLink } : {}), mac: ep.mac, ports: [], hostNetns: '', containerNetns: '', netnsPath: pair.ctr.path, created: '' };
+}
+
+interface IpLink { ifname: string; ifindex: number; master?: string; operstate?: string }
+const hostVeth = (name: string) => pair.host.ipJson<IpLink[]>(['link', 'show']).find((l) => l.ifname === name);
+
+describe.each<[string, NetworkDriver]>([
+  ['bridge', new BridgeDriver()],
+  ['overlay', new OverlayDriver()],
+])('%s detach of an old record', (_kind, driver) => {
+  it.each([false, true])('leaves the newer same-id container\'s veth working (netnsGoing=%s)', async (netnsGoing) => {
+    const id = `vid-${_kind}-${String(netnsGoing)}`;
+    const old = await wire(id);
+    expect(old.hostLink?.index).toBeGreaterThan(0);
+    // The old container goes (its veth with it), and the same id is wired again.
+    await driver.detach(old, pair.hostNl, undefined, {});
+    expect(hostVeth(old.hostIfname)).toBeUndefined();
+    const newer = await wire(id);
+    expect(newer.hostIfname).toBe(old.hostIfname);
+    expect(newer.hostLink?.index).not.toBe(old.hostLink?.index);
+    warnings.length = 0;
+
+    // The late detach of the old record: the link by its name is the newer one.
+    await driver.detach(old, pair.hostNl, undefined, { netnsGoing, log });
+    const live = hostVeth(newer.hostIfname);
+    expect(live?.ifindex).toBe(newer.hostLink!.index);
+    expect(live?.master).toBe('tsvidbr');
+    expect(pair.ctr.ipJson<IpLink[]>(['link', 'show', 'eth0'])[0]?.ifname).toBe('eth0');
+    // (the old link is simply gone: nothing to warn about)
+    expect(warnings).toEqual([]);
+
+    // The newer record's own detach still removes its veth.
+    await driver.detach(newer, pair.hostNl, undefined, {});
+    expect(hostVeth(newer.hostIfname)).toBeUndefined();
+    expect(pair.ctr.linkNames()).toEqual(['lo']);
+  });
+});
+
+it('a link now at the recorded index that is not the recorded veth is left alone, with a warning', async () => {
+  const rec = await wire('vid-reused');
+  const index = rec.hostLink!.index;
+  await new BridgeDriver().detach(rec, pair.hostNl, undefined, {});
+  // Some other link takes the freed index (what a link moved in from another namespace can do): a veth
+  // too, so only its name tells it apart.
+  pair.host.run('ip', ['link', 'add', 'tsviddummy', 'index', String(index), 'type', 'veth', 'peer', 'name', 'tsvidpeer']);
+  try {
+    warnings.length = 0;
+    await new BridgeDriver().detach(rec, pair.hostNl, undefined, { log });
+    expect(hostVeth('tsviddummy')?.ifindex).toBe(index);
+    expect(warnings).toHaveLength(1);
+  } finally {
+    pair.host.run('ip', ['link', 'del', 'tsviddummy']);
+  }
+});
+
+it('an old record without hostLink is detached by name, as before', async () => {
+  const rec = await wire('vid-legacy');
+  const { hostLink: _drop, ...legacy } = rec;
+  await new BridgeDriver().detach(legacy, pair.hostNl, undefined, {});
+  expect(hostVeth(rec.hostIfname)).toBeUndefined();
+  expect(pair.ctr.linkNames()).toEqual(['lo']);
+});

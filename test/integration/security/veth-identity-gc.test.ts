@@ -1,0 +1,51 @@
+// The same-id scenario end to end, through tsrun: a bridge endpoint record whose veth is gone, but
+// whose host veth NAME (derived from container id and network) now belongs to a newer container,
+// is torn down late by gc. The newer container's veth must stay on its bridge, and its eth0 must
+// keep working. (A ghost record stands in for the old one: the store keeps one record per id and
+// network, so the old record is the earlier container's, renamed, carrying the newer one's veth name.)
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BridgeWorld } from '../../harness/bridge-world.js';
+
+let w: BridgeWorld;
+beforeAll(async () => {
+  w = await BridgeWorld.create('i10vid', { outside: false });
+  w.tsrunOk(['network', 'create', 'i10vb', '--subnet', '10.62.0.0/24']);
+});
+afterAll(async () => {
+  await w.stopAll();
+  w.host.tsrun(['network', 'rm', '--force', 'i10vb']);
+  await w.destroy();
+});
+
+it('a late gc of an old bridge record leaves the newer container with the same veth name working', async () => {
+  const store = path.join(w.host.root, 'lib', 'store');
+  const recordOf = (id: string) => JSON.parse(readFileSync(path.join(store, 'endpoints', id, 'i10vb'), 'utf8')) as Record<string, unknown>;
+  const older = await w.start(['--net', 'i10vb'], 'sleep 600');
+  const old = recordOf(older.id);
+  expect((old.hostLink as { index: number }).index).toBeGreaterThan(0);
+  await older.stop();
+  const newer = await w.start(['--net', 'i10vb'], 'sleep 600');
+  try {
+    const rec = recordOf(newer.id);
+    // Dead for sure: its holder process is gone (its namespace identity may be the newer one's).
+    const dead = spawnSync('true').pid!;
+    const ghost = { ...old, containerId: 'i10-vghost', hostIfname: rec.hostIfname, ipv4: { ...(old.ipv4 as object), address: '10.62.0.200' }, netnsPath: `/proc/${dead}/ns/net`, netnsHolder: { pid: dead, start: '1' } };
+    mkdirSync(path.join(store, 'endpoints', 'i10-vghost'), { recursive: true });
+    writeFileSync(path.join(store, 'endpoints', 'i10-vghost', 'i10vb'), JSON.stringify(ghost));
+    const gc = w.host.tsrun(['gc']);
+    expect(gc.status).toBe(0);
+    expect(gc.stdout + gc.stderr).toContain('i10-vghost');
+    expect(() => w.endpoint('i10-vghost', 'i10vb')).toThrow(/no endpoint record/);
+    // the newer container's veth is still on the bridge, and its eth0 reaches the gateway
+    const veth = w.host.ns.exec('ip', ['-o', 'link', 'show', String(rec.hostIfname)]);
+    expect(veth.stdout).toContain('master');
+    const ping = w.inContainer(newer.id, 'i10vb', 'ping -c1 -W2 10.62.0.1 >/dev/null && echo reached');
+    expect(ping.stdout).toContain('reached');
+  } finally {
+    await newer.stop();
+  }
+  expect(w.leaks()).toEqual([]);
+});

@@ -79,7 +79,15 @@ export class OverlayDriver implements NetworkDriver {
     // Withdraw first, so other hosts stop sending to the container before its address is reused.
     const cluster = store && clusterOf(store);
     const hostId = store && (await store.get(LOCAL_HOST_ID_KEY));
-    if (cluster && hostId) await cluster.deleteIf(endpointKey(rec.network, hostId, rec.containerId));
+    if (cluster && hostId) {
+      // The key is (network, host, container id): a newer container with the same id may have
+      // published under it since. Withdraw only what this record published.
+      const key = endpointKey(rec.network, hostId, rec.containerId);
+      const raw = await cluster.get(key);
+      const found = parseOverlayEndpoint(raw);
+      if (raw !== undefined && (!found || publishedBy(found, rec))) await cluster.deleteIf(key, raw);
+      else if (found) opts.log?.warn({ containerId: rec.containerId, network: rec.network, found: { ipv4: found.ipv4, mac: found.mac, netns: found.netns } }, 'the cluster endpoint under this key is a newer one: left alone');
+    }
     if (host) await removeVeth(host, rec, opts);
   }
 
@@ -134,6 +142,11 @@ export class OverlayDriver implements NetworkDriver {
       return ep ? [ep] : [];
     });
   }
+}
+
+/** The published endpoint is the one this record's attach published (same address, MAC, namespace). */
+export function publishedBy(ep: OverlayEndpoint, rec: Pick<EndpointRecord, 'ipv4' | 'mac' | 'containerNetns'>): boolean {
+  return ep.ipv4 === rec.ipv4?.address && ep.mac === rec.mac && ep.netns === rec.containerNetns;
 }
 
 function requireClusterOf(store: Store | undefined, net: NetworkDef): ClusterStore {

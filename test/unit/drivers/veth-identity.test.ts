@@ -2,6 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { vethVerdict } from '../../../runtime/drivers/linux-bridge.js';
 import type { Link } from '../../../runtime/netlink/types.js';
+import { publishedBy } from '../../../runtime/drivers/overlay.js';
 
 const veth: Link = { index: 7, name: 'tsv0123abcd', kind: 'veth', mtu: 1500, mac: '02:00:00:00:00:01', up: true, master: 3, parentIndex: 2, linkNetnsId: 0 };
 
@@ -21,5 +22,15 @@ describe('vethVerdict', () => {
     expect(vethVerdict({ ...veth, kind: 'dummy' }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, parentIndex: 5 }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, index: 8 }, veth.name, { index: 7, peer: 2 })).toBe('other');
+  });
+});
+
+describe('publishedBy (overlay: withdraw only what this record published)', () => {
+  const ep = { containerId: 'c', network: 'n', hostId: 'h', mac: '02:42:0a:00:00:05', ipv4: '10.0.0.5', netns: '4:100' };
+  const rec = { ipv4: { address: '10.0.0.5', prefixLength: 24 }, mac: '02:42:0a:00:00:05', containerNetns: '4:100' };
+  it('same address, MAC and namespace: ours', () => expect(publishedBy(ep, rec)).toBe(true));
+  it('a newer container under the same key: not ours', () => {
+    expect(publishedBy({ ...ep, ipv4: '10.0.0.6', mac: '02:42:0a:00:00:06' }, rec)).toBe(false);
+    expect(publishedBy({ ...ep, netns: '4:101' }, rec)).toBe(false);
   });
 });

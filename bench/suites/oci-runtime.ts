@@ -10,8 +10,9 @@
 //   - ctr run --rm (containerd 1.6, started here with private state): --runc-binary tsrun-runc
 //     with a tsrun network vs runc without a network.
 // Everything runs in the benchmark's own network namespace; the daemons get private state.
+import { removeCgroupTree } from '../../test/harness/cgroups.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BUSYBOX_BUNDLE, PROJECT_ROOT, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
@@ -162,22 +163,6 @@ async function containerd(report: Report, runs: number, env: NodeJS.ProcessEnv, 
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
     removeCgroupTree('/tsrun-bench-ctr');
   }
-}
-
-function removeCgroupTree(rel: string): void {
-  const rm = (d: string) => {
-    for (const sub of readdirSync(d, { withFileTypes: true })) if (sub.isDirectory()) rm(path.join(d, sub.name));
-    try {
-      rmdirSync(d);
-    } catch {
-      // still in use
-    }
-  };
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const d = path.join('/sys/fs/cgroup', h, rel);
-    if (existsSync(d)) rm(d);
-  }
-  if (existsSync(path.join('/sys/fs/cgroup', rel, 'cgroup.procs'))) rm(path.join('/sys/fs/cgroup', rel));
 }
 
 function unmountUnder(dir: string): void {

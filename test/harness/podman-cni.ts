@@ -6,8 +6,9 @@
 // container namespaces podman creates) and /var/lib/cni (libcni's result cache, host-local's
 // leases) are tmpfs: nothing of theirs reaches the machine's directories, and all of it goes when
 // the pin of that mount namespace dies.
+import { removeCgroupTree } from './cgroups.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BUSYBOX_ROOTFS, waitFor, type Netns, type RunResult } from './sandbox.js';
@@ -101,12 +102,7 @@ export class PodmanCni {
       if (mp && mp.startsWith(this.work)) spawnSync('umount', ['-l', mp]);
     }
     rmSync(this.work, { recursive: true, force: true });
-    for (const h of readdirSync('/sys/fs/cgroup')) {
-      const dir = path.join('/sys/fs/cgroup', h, this.cgroupParent);
-      if (!existsSync(dir)) continue;
-      for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rmdirQuiet(path.join(dir, sub.name));
-      rmdirQuiet(dir);
-    }
+    removeCgroupTree(this.cgroupParent);
     for (const d of this.created.reverse()) rmdirQuiet(d);
   }
 }

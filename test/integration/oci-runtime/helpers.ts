@@ -3,9 +3,10 @@
 // docs/oci-runtime.md says (`tsrun oci-runtime install` writes the executable the engine runs),
 // a busybox root filesystem of the test's own (engines write into it), and a cgroup parent of
 // the test's own, removed at the end.
+import { removeCgroupTree } from '../../harness/cgroups.js';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP } from '../../harness/bridge-world.js';
@@ -66,7 +67,7 @@ export async function engineWorld(name: string, subnet: string): Promise<EngineW
       } finally {
         unmountUnder(work);
         rmSync(work, { recursive: true, force: true });
-        removeCgroupDirs(cgroupParent);
+        removeCgroupTree(cgroupParent);
         await world.destroy();
       }
     },
@@ -81,32 +82,6 @@ export function unmountUnder(dir: string): void {
     .filter((mp): mp is string => mp !== undefined && (mp === dir || mp.startsWith(`${dir}/`)))
     .sort((a, b) => b.length - a.length);
   for (const mp of mps) spawnSync('umount', ['-l', mp]);
-}
-
-/** A cgroup directory (relative to each hierarchy's root) and what is under it, leaf-first;
- * only empty directories can go. An engine's monitor (podman's conmon) may still be leaving its
- * cgroup when the test ends, so this tries again for a few seconds. */
-export function removeCgroupDirs(rel: string): void {
-  for (let i = 0; i < 50 && removeCgroupDirsOnce(rel) > 0; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-}
-
-/** One pass of removeCgroupDirs; returns how many directories are still there. */
-function removeCgroupDirsOnce(rel: string): number {
-  let left = 0;
-  const rm = (dir: string) => {
-    for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rm(path.join(dir, sub.name));
-    try {
-      rmdirSync(dir);
-    } catch {
-      left++; // still in use
-    }
-  };
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const dir = path.join('/sys/fs/cgroup', h, rel);
-    if (existsSync(dir)) rm(dir);
-  }
-  if (existsSync(path.join('/sys/fs/cgroup', rel))) rm(path.join('/sys/fs/cgroup', rel));
-  return left;
 }
 
 /** The IPv4 address/prefix of eth0 in `ip -o -4 addr show eth0` output. */

@@ -2,7 +2,9 @@
 // the tests exercise is exactly the JavaScript that ships.
 // Integration tests start containers and namespaces, hence the generous timeout. jest 29 reads
 // testTimeout from the top level only (it is a global option; in a project it is an unknown one).
-const common = { transform: {}, testEnvironment: 'node', rootDir: 'dist' };
+// root-netns-guard fails a test file during which tsrun tables or links appeared in the machine's
+// own namespace (tests run tsrun only in namespaces they made).
+const common = { transform: {}, testEnvironment: 'node', rootDir: 'dist', setupFilesAfterEnv: ['<rootDir>/test/harness/root-netns-guard.js'] };
 // globalTeardown kills sandbox namespace pins a failed test left behind (they would keep jest from
 // exiting); forceExit is the last guard against any other handle hanging a CI run.
 export default {

@@ -227,6 +227,9 @@ export class Engine {
     if (!opts.force && (await firewall.intact())) return undefined;
     // Missing, different, or its port-guard table gone: rebuilt whole, in one batch.
     const state = await this.firewallState();
+    // Nothing of tsrun's to protect here: a read-only command (`network ls`, gc on a host with no
+    // networks) must not create tsrun's tables on a machine that never used a tsrun network.
+    if (!opts.force && state.networks.length === 0) return undefined;
     await firewall.restore(state);
     this.deps.log.info({ networks: state.networks.length, endpoints: state.endpoints.length, force: opts.force === true }, 'firewall table rebuilt');
     return { networks: state.networks.length, endpoints: state.endpoints.length };

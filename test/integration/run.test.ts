@@ -166,7 +166,7 @@ describe('tsrun run: resources', () => {
 describe('tsrun run: user errors give one line, exit 125 and leave nothing', () => {
   const cases: [string, () => string[], RegExp, NodeJS.ProcessEnv][] = [
     ['no bundle directory', () => ['/nonexistent/bundle'], /bundle \/nonexistent\/bundle: no such directory/, {}],
-    ['no config.json', () => [mkdtempSync(path.join(os.tmpdir(), 'tsrun-empty-'))], /config\.json not found/, {}],
+    ['no config.json', () => [emptyBundle()], /config\.json not found/, {}],
     ['malformed config.json', () => [bundleWith('{ "ociVersion": ')], /config\.json is not valid JSON/, {}],
     ['a field of the wrong type', () => [bundleWith(JSON.stringify({ ...baseSpec(), process: { ...baseSpec().process, args: 'sh' } }))], /config\.json: process\.args: must be Array/, {}],
     ['a missing field', () => [bundleWith(JSON.stringify({ ...baseSpec(), ociVersion: undefined }))], /config\.json: ociVersion: is required/, {}],
@@ -187,6 +187,11 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
 
   function baseSpec() {
     return JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  }
+  function emptyBundle(): string {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-empty-'));
+    made.push(dir);
+    return dir;
   }
   function bundleWith(text: string): string {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-badbundle-'));

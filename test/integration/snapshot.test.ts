@@ -3,24 +3,29 @@
 // (an upgraded Node would refuse it), the launcher runs the plain bundle instead; a symlink to the
 // launcher (npm's bin link) finds the snapshot too. Every other integration test runs tsrun
 // through the launcher, i.e. from the snapshots.
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Netns } from '../harness/sandbox.js';
 
 const BUNDLE = path.join(process.cwd(), 'dist', 'bundle');
 
 describe('launcher and start-up snapshots', () => {
   let tmp: string;
   let copy: string;
-  beforeAll(() => {
+  // Every tsrun here runs in a namespace of the test's own: a CLI command self-checks the firewall
+  // of the namespace it runs in, and the machine's own is never the test's to touch.
+  let ns: Netns;
+  beforeAll(async () => {
+    ns = await Netns.create('snap');
     tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-snapshot-'));
     // A copy beside dist/bundle (so node_modules still resolves), to age and remove snapshots in.
     copy = mkdtempSync(path.join(process.cwd(), 'dist', 'bundle-snaptest-'));
     cpSync(BUNDLE, copy, { recursive: true });
   });
   afterAll(() => {
+    ns?.destroy();
     rmSync(tmp, { recursive: true, force: true });
     rmSync(copy, { recursive: true, force: true });
   });
@@ -30,7 +35,7 @@ describe('launcher and start-up snapshots', () => {
   const hook = (launcher: string, name: string) => {
     const root = path.join(tmp, name);
     const state = { ociVersion: '1.0.2', id: `snap-${name}`, status: 'created', pid: 1, bundle: tmp, annotations: { 'io.tsrun.network': 'none' } };
-    const r = spawnSync(launcher, ['hook', 'poststart'], { input: JSON.stringify(state), env: { PATH: process.env.PATH, TSRUN_ROOT: root }, encoding: 'utf8' });
+    const r = ns.exec(launcher, ['hook', 'poststart'], { input: JSON.stringify(state), env: { PATH: process.env.PATH, TSRUN_ROOT: root } });
     const log = path.join(root, 'log', 'tsrun.log');
     const done = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"hook done"')).map((l) => JSON.parse(l) as { startedFrom?: string }) : [];
     return { status: r.status, stderr: r.stderr, startedFrom: done.at(-1)?.startedFrom };
@@ -46,9 +51,11 @@ describe('launcher and start-up snapshots', () => {
   });
 
   it('runs the CLI from its snapshot', () => {
-    const r = spawnSync(path.join(BUNDLE, 'tsrun'), ['network', 'ls'], { env: { PATH: process.env.PATH, TSRUN_ROOT: path.join(tmp, 'cli') }, encoding: 'utf8' });
+    const r = ns.exec(path.join(BUNDLE, 'tsrun'), ['network', 'ls'], { env: { PATH: process.env.PATH, TSRUN_ROOT: path.join(tmp, 'cli') } });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^NAME\s+DRIVER/);
+    // A read-only command on a host with no networks leaves the firewall alone: no tsrun table.
+    expect(ns.sh('nft list tables')).not.toMatch(/tsrun/);
   });
 
   it('finds the snapshots through a symlink, as npm links the bin', () => {
@@ -68,7 +75,7 @@ describe('launcher and start-up snapshots', () => {
   it('runs the plain bundle when TSRUN_NO_SNAPSHOT is set', () => {
     const state = { ociVersion: '1.0.2', id: 'snap-off', status: 'created', pid: 1, bundle: tmp, annotations: { 'io.tsrun.network': 'none' } };
     const root = path.join(tmp, 'off');
-    const r = spawnSync(path.join(BUNDLE, 'tsrun'), ['hook', 'poststart'], { input: JSON.stringify(state), env: { PATH: process.env.PATH, TSRUN_ROOT: root, TSRUN_NO_SNAPSHOT: '1' }, encoding: 'utf8' });
+    const r = ns.exec(path.join(BUNDLE, 'tsrun'), ['hook', 'poststart'], { input: JSON.stringify(state), env: { PATH: process.env.PATH, TSRUN_ROOT: root, TSRUN_NO_SNAPSHOT: '1' } });
     expect(r.status).toBe(0);
     expect(readFileSync(path.join(root, 'log', 'tsrun.log'), 'utf8')).toMatch(/"startedFrom":"bundle"/);
   });

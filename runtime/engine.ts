@@ -29,6 +29,8 @@ import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
 import { dnsEnabled, resolverServes } from './dns/table.js';
 import { forgetFlows, forgetPortFlows } from './conntrack.js';
+import { underlayFilter } from './overlay/host.js';
+import { clusterOf } from './store/scoped.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -213,7 +215,8 @@ export class Engine {
     const endpoints = (await allEndpoints(this.deps.store))
       .filter((r) => names.has(r.network) && r.hostNetns === here)
       .map((r): FirewallEndpoint => ({ containerId: r.containerId, ipv4: r.ipv4?.address, ipv6: r.ipv6?.address, ports: r.ports, port: guardPort(r) }));
-    return { networks: nets.map(firewallNetwork), endpoints };
+    const underlay = nets.some((n) => n.driver === 'overlay') ? await underlayFilter(this.deps.store, clusterOf(this.deps.store)) : undefined;
+    return { networks: nets.map(firewallNetwork), endpoints, ...(underlay ? { underlay } : {}) };
   }
 
   /**

@@ -472,11 +472,16 @@ function dropTables(): NftCommand[] {
  * Replaces the underlay sets in one batch: this host's underlay address(es) and the registered
  * addresses of the other hosts. Flush and refill are atomic: no packet sees a half-filled set.
  */
-export function underlayBatch(local: string[], peers: string[]): NftBatch {
-  const els: SetElement[] = [
+/** The VXLAN source filter's elements: this host's underlay address and its registered peers'. */
+function underlayElements(local: string[], peers: string[]): SetElement[] {
+  return [
     ...local.map((a) => ({ set: 'underlay_local4', key: normalizeAddress(a, 'ipv4', 'underlay address'), comment: 'agent' })),
     ...peers.map((a) => ({ set: 'underlay_peers4', key: normalizeAddress(a, 'ipv4', 'underlay peer'), comment: 'agent' })),
   ];
+}
+
+export function underlayBatch(local: string[], peers: string[]): NftBatch {
+  const els = underlayElements(local, peers);
   return {
     nftables: [
       { flush: { set: { ...where, name: 'underlay_local4' } } },
@@ -490,6 +495,9 @@ export function underlayBatch(local: string[], peers: string[]): NftBatch {
 export interface FirewallState {
   networks: FirewallNetwork[];
   endpoints: FirewallEndpoint[];
+  /** The overlay's VXLAN source filter, from the cluster's host records: a rebuild restores it in
+   * the same batch, so no rebuilt table accepts VXLAN from anyone until the agent refills it. */
+  underlay?: { local: string[]; peers: string[] };
 }
 
 /**
@@ -501,7 +509,8 @@ export interface FirewallState {
 export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 'replace'): NftBatch {
   const seen = new Set<string>();
   const els: SetElement[] = [];
-  for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)])]) {
+  const underlay = state.underlay ? underlayElements(state.underlay.local, state.underlay.peers) : [];
+  for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)]), ...underlay]) {
     const id = `${e.set}|${canon(e.key)}`;
     if (seen.has(id)) continue;
     seen.add(id);

@@ -9,7 +9,7 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import type { Link } from '../netlink/types.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStore } from '../store/cluster.js';
-import { LOCAL_HOST_ID_KEY, hostKey, parseHostRecord, type HostRecord } from './keys.js';
+import { HOSTS_PREFIX, LOCAL_HOST_ID_KEY, hostKey, parseHostRecord, type HostRecord } from './keys.js';
 
 /** This host's id, created on first use (by the agent). */
 export async function ensureHostId(store: Store): Promise<string> {
@@ -54,4 +54,20 @@ export async function underlayLink(host: Rtnl, address: string): Promise<Link> {
   const link = a && (await host.getLink(a.ifindex));
   if (!link) throw new UserError(`${address} is not an address of this host: the overlay's underlay address must be a local one (--advertise-address)`);
   return link;
+}
+
+/**
+ * The VXLAN source filter as the cluster describes it: this host's underlay address and every
+ * other registered host's. Undefined where this host has no overlay identity (no agent ever ran,
+ * or the store has no cluster). A firewall rebuild restores it with everything else, so a rebuilt
+ * table never accepts VXLAN from an unregistered source while the agent catches up.
+ */
+export async function underlayFilter(store: Store, cluster: ClusterStore | undefined): Promise<{ local: string[]; peers: string[] } | undefined> {
+  if (!cluster) return undefined;
+  const hostId = await store.get(LOCAL_HOST_ID_KEY);
+  if (hostId === undefined) return undefined;
+  const hosts = (await cluster.list(HOSTS_PREFIX)).map((e) => parseHostRecord(e.value)).filter((h): h is HostRecord => h !== undefined);
+  const local = hosts.filter((h) => h.hostId === hostId).map((h) => h.address);
+  const peers = [...new Set(hosts.filter((h) => h.hostId !== hostId).map((h) => h.address))].sort();
+  return { local, peers };
 }

@@ -43,6 +43,7 @@ export class OverlayHost {
     const { ttlSeconds, resyncSeconds } = this.cluster.opts;
     const child = this.sandbox.spawnTsrun(['agent', '--ttl', String(ttlSeconds), '--resync', String(resyncSeconds), ...extra]);
     this.agent = child;
+    this.agentLog = ''; // a restarted agent's registration is waited for, not the last run's
     child.stderr!.on('data', (d: Buffer) => (this.agentLog = (this.agentLog + d.toString()).slice(-20_000)));
     child.stdout!.resume();
     await waitFor(`the agent of ${this.name} to register`, () => this.agentLog.includes('host registered') || child.exitCode !== null, 20_000);

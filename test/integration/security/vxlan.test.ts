@@ -75,4 +75,20 @@ maybe('VXLAN source filter', () => {
       A.tsrun(['network', 'rm', 'i10ov']);
     }
   });
+
+  it('a table rebuilt by any command keeps the filter: no window that accepts VXLAN from anyone', async () => {
+    expect(A.tsrun(['network', 'create', 'i10ow', '--driver', 'overlay', '--subnet', '10.254.0.0/24', '--vni', String(VNI + 1)]).stderr).toBe('');
+    try {
+      // The agent refills the sets on its own; stopped (its host record outlives it for the TTL),
+      // only the rebuild itself can have put them back.
+      await A.stopAgent('SIGTERM');
+      A.ns.sh('nft delete table inet tsrun');
+      expect(A.tsrun(['network', 'ls']).status).toBe(0);
+      expect(A.ns.sh('nft list set inet tsrun underlay_peers4')).toContain(B.address);
+      expect(A.ns.sh('nft list set inet tsrun underlay_local4')).toContain(A.address);
+    } finally {
+      await A.startAgent();
+      A.tsrun(['network', 'rm', 'i10ow']);
+    }
+  });
 });

@@ -7,7 +7,7 @@
 import { AF_UNSPEC, NLA_F_NESTED, attr, body, parseAttrs, type Attr } from './codec.js';
 
 export const NFNL_SUBSYS_CTNETLINK = 1;
-export const IPCTNL_MSG = { NEW: 0, GET: 1, DELETE: 2 } as const;
+export const IPCTNL_MSG = { NEW: 0, GET: 1, DELETE: 2, GET_STATS: 5 } as const;
 /** The netlink message type of a ctnetlink message: subsystem in the high byte. */
 export const ctMsgType = (msg: number): number => (NFNL_SUBSYS_CTNETLINK << 8) | msg;
 
@@ -34,6 +34,23 @@ export function nfgenmsg(family: number): Buffer {
  * whatever the family, so one dump of both families costs half of two.
  */
 export const ctDumpBody = (family: number = AF_UNSPEC): Buffer => nfgenmsg(family);
+
+/** enum ctattr_stats_global: the attributes of IPCTNL_MSG_CT_GET_STATS's reply. */
+export const CTA_STATS_GLOBAL = { ENTRIES: 1, MAX_ENTRIES: 2 } as const;
+
+/** The body of IPCTNL_MSG_CT_GET_STATS: the table's global counters for the socket's namespace. */
+export const ctStatsBody = (): Buffer => nfgenmsg(AF_UNSPEC);
+
+/**
+ * The number of conntrack entries in the namespace, from a IPCTNL_MSG_CT_GET_STATS reply
+ * (CTA_STATS_GLOBAL_ENTRIES: the namespace's own count, not the shared hash's); undefined when
+ * the reply does not carry it.
+ */
+export function parseCtEntryCount(data: Buffer): number | undefined {
+  if (data.length < NFGENMSG_LEN) return undefined;
+  const entries = parseAttrs(data.subarray(NFGENMSG_LEN)).get(CTA_STATS_GLOBAL.ENTRIES);
+  return entries && entries.length >= 4 ? entries.readUInt32BE(0) : undefined;
+}
 
 export interface CtTuple {
   src?: Buffer;

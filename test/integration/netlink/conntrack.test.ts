@@ -101,6 +101,25 @@ describe('forgetFlows', () => {
   });
 });
 
+describe('the entry count first', () => {
+  it('a namespace without entries is not walked, even while another namespace has flows', async () => {
+    const quiet = await ScratchNs.create('ctnl-quiet');
+    const debug: string[] = [];
+    const counting = { ...log, debug: (_o: unknown, msg: string) => void debug.push(msg), child: () => counting } as unknown as Logger;
+    try {
+      await forgetFlows(['10.77.0.2'], counting, quiet.path);
+      expect(debug).toEqual(['no conntrack entries in the namespace: nothing to forget']);
+      // The count is the namespace's own: the host's flows (beforeEach) make it walk there.
+      debug.length = 0;
+      await forgetFlows(['10.77.0.99'], counting, host.path);
+      expect(debug).toEqual(['conntrack flows forgotten']);
+      expect(warnings).toEqual([]);
+    } finally {
+      await quiet.destroy();
+    }
+  });
+});
+
 describe('forgetPortFlows', () => {
   it('deletes the UDP flows to a port on every address of both families, and nothing else', async () => {
     await forgetPortFlows([{ hostPort: 5000, containerPort: 53, protocol: 'udp' }], log, host.path);

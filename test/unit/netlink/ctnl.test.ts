@@ -3,7 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { AF_INET, AF_INET6, NLA_F_NESTED, attr, encodeAttrs, parseAttrs } from '../../../runtime/netlink/codec.js';
 import {
-  CTA, CTA_IP, CTA_PROTO, CTA_TUPLE, IPCTNL_MSG, ctDeleteBody, ctDumpBody, ctMsgType, isUdpTo, namesAddress, nfgenmsg, parseCtEntry,
+  CTA, CTA_IP, CTA_PROTO, CTA_STATS_GLOBAL, CTA_TUPLE, IPCTNL_MSG, ctDeleteBody, ctDumpBody, ctMsgType, ctStatsBody, isUdpTo, namesAddress, nfgenmsg, parseCtEntry,
+  parseCtEntryCount,
 } from '../../../runtime/netlink/ctnl.js';
 import { parseIp } from '../../../runtime/netlink/addr.js';
 
@@ -26,6 +27,17 @@ describe('ctnetlink messages', () => {
   it('message types carry the subsystem in the high byte', () => {
     expect(ctMsgType(IPCTNL_MSG.GET)).toBe(0x0101);
     expect(ctMsgType(IPCTNL_MSG.DELETE)).toBe(0x0102);
+  });
+
+  it('the stats request and its reply: the namespace entry count, big-endian', () => {
+    expect(ctMsgType(IPCTNL_MSG.GET_STATS)).toBe(0x0105);
+    expect([...ctStatsBody()]).toEqual([0, 0, 0, 0]);
+    const be32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+    const reply = (attrs: ReturnType<typeof attr.bytes>[]) => Buffer.concat([nfgenmsg(0), encodeAttrs(attrs)]);
+    expect(parseCtEntryCount(reply([attr.bytes(CTA_STATS_GLOBAL.ENTRIES, be32(0)), attr.bytes(CTA_STATS_GLOBAL.MAX_ENTRIES, be32(262144))]))).toBe(0);
+    expect(parseCtEntryCount(reply([attr.bytes(CTA_STATS_GLOBAL.MAX_ENTRIES, be32(262144)), attr.bytes(CTA_STATS_GLOBAL.ENTRIES, be32(70000))]))).toBe(70000);
+    expect(parseCtEntryCount(reply([attr.bytes(CTA_STATS_GLOBAL.MAX_ENTRIES, be32(1))]))).toBeUndefined();
+    expect(parseCtEntryCount(Buffer.from([0, 0]))).toBeUndefined();
   });
 
   it('a dump request is an nfgenmsg of the family (AF_UNSPEC by default: all), version 0, res_id 0', () => {

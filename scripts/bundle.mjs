@@ -54,6 +54,37 @@ const common = {
   supported: { 'dynamic-import': false },
 };
 
+// Node's built-in modules outside the few its bootstrap has already loaded (fs, path, events, url,
+// util, buffer, timers, module, ...) cost a cold process 1-10 ms each to require (child_process
+// with its streams and net ~8 ms, crypto ~5 ms), and a top-level import requires them whether the
+// command uses them or not: `tsrun run --net none` never needs dgram or worker_threads. So each
+// bundle gets them through a stand-in with one getter per export, which requires the real module
+// on first use. esbuild reads an imported binding at the call (import_x.name), and its __toESM
+// copies properties as getters, so default, named and namespace imports all stay lazy, and the
+// values are the real ones (instanceof holds). The export names are read here, from this Node.
+const LAZY_BUILTINS = ['assert', 'child_process', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'fs/promises', 'net', 'os', 'perf_hooks', 'readline', 'stream', 'string_decoder', 'tls', 'tty', 'v8', 'vm', 'worker_threads', 'zlib'];
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.map((m) => m.replace('/', '\\/')).join('|')})$`);
+    b.onResolve({ filter }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      // The stand-in's own require of the real module stays a plain require.
+      if (args.namespace === 'lazy-builtin') return { path: `node:${name}`, external: true };
+      return { path: name, namespace: 'lazy-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
+      const real = await import(`node:${args.path}`);
+      const keys = Object.keys(real).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const lines = keys.map((k) => `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => load().${k} });`);
+      return {
+        contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));\n${lines.join('\n')}\n`,
+        loader: 'js',
+      };
+    });
+  },
+};
+
 /** Imports that become a require of a sibling file instead of being bundled. */
 const siblings = (map) => ({
   name: 'siblings',
@@ -105,14 +136,14 @@ await build({
   outdir: dir,
   plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']])],
 });
-await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite] });
+await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
-await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite] });
-await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile])] });
+await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
+await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins] });
 // tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
 // Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
 await build({ ...common, define: {}, banner: {}, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
-await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite] });
+await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
 chmodSync(`${dir}/tsrun-runc`, 0o755);
 await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });

@@ -2,13 +2,10 @@
 // systemd unit ships in scripts/systemd/). JSON log lines go to the log file; readable ones to
 // stderr, where a service manager collects them.
 import { Command } from 'commander';
-import pino from 'pino';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { isIP } from 'node:net';
 import { UserError } from '../config/errors.js';
 import type { Settings } from '../config/settings.js';
-import { humanLine, type Logger } from '../runtime/log.js';
+import { fileSink, levelValue, loggerTo, stderrSink, type LogSink, type Logger } from '../runtime/log.js';
 
 type Setup = (cmd: Command) => { settings: Settings; log: Logger };
 
@@ -70,14 +67,12 @@ function seconds(flag: string, text: string | undefined, dflt: number, min: numb
 /** The log file as for every command, plus readable lines on stderr at the same level. */
 function agentLogger(settings: Settings): Logger {
   const level = settings.debug ? 'debug' : settings.logLevel;
-  const streams: pino.StreamEntry[] = [{ level: level === 'silent' ? 'fatal' : level, stream: { write: (line: string) => process.stderr.write(humanLine(line)) } }];
-  try {
-    mkdirSync(path.dirname(settings.logFile), { recursive: true });
-    streams.push({ level: level === 'silent' ? 'fatal' : level, stream: pino.destination({ dest: settings.logFile, sync: true, mkdir: true }) });
-  } catch {
-    // no log file: stderr still has everything
-  }
-  return pino({ level, base: { pid: process.pid, component: 'agent' } }, pino.multistream(streams));
+  const at = levelValue(level === 'silent' ? 'fatal' : level);
+  const sinks: LogSink[] = [stderrSink(at)];
+  // no log file: stderr still has everything
+  const file = fileSink(settings.logFile, at);
+  if (file) sinks.push(file);
+  return loggerTo(level, sinks, { component: 'agent' });
 }
 
 /** How often the agent checks tsrun's firewall table (one terse listing). */

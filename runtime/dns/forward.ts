@@ -19,30 +19,68 @@ export interface Upstream {
 export const HEDGE_MS = 200;
 export const UDP_DEADLINE_MS = 2500;
 export const TCP_PER_SERVER_MS = 1000;
+/** Hedges and deadlines are checked this often (one timer for every query in flight, instead of
+ * two timers per query: at a few thousand forwarded queries a second those were most of the
+ * forwarder's allocations, and so of its garbage-collection pauses). */
+const SWEEP_MS = 20;
+/** Upstream sockets unused this long are closed when a new one is opened. */
+const SOCKET_IDLE_MS = 60_000;
 
 const RCODE_SERVFAIL = 2;
 const RCODE_REFUSED = 5;
 
-interface Pending {
-  sentTo: Set<string>;
-  /** A SERVFAIL/REFUSED kept while other servers may still answer better. */
-  fallback?: Buffer | undefined;
-  finish(answer: Buffer | undefined, answeredBy?: string): void;
-  /** A server refused: ask the next one now instead of after the hedge delay. */
-  onRefusal(from: string): void;
+/** The answer bytes (its ID already the client's), or undefined: no server answered in time. */
+export type ForwardDone = (answer: Buffer | undefined) => void;
+
+/** One server's connected UDP socket: the kernel delivers only that server's datagrams to it
+ * (an answer from anyone else never reaches us), and a send needs no address lookup. */
+interface Link {
+  key: string;
+  socket: dgram.Socket;
+  connected: boolean;
+  /** Datagrams sent before connect() completed. */
+  queued: Buffer[];
+  lastUsed: number;
 }
 
-const keyOf = (u: { address: string; port: number }) => `${u.address}#${u.port}`;
+class Pending {
+  /** Keys of the servers this query went to. */
+  readonly sentTo: string[] = [];
+  next = 0;
+  refused = 0;
+  finished = false;
+  /** A SERVFAIL/REFUSED kept while other servers may still answer better. */
+  fallback: Buffer | undefined;
+  /** When the next server gets the query if no answer has come (Infinity: no server left). */
+  hedgeAt = Infinity;
+  readonly deadline: number;
+  constructor(
+    readonly id: number,
+    readonly originalId: number,
+    readonly query: Buffer,
+    readonly servers: Upstream[],
+    readonly done: ForwardDone,
+    readonly created: number,
+  ) {
+    this.deadline = created + UDP_DEADLINE_MS;
+  }
+}
+
+const keyOf = (u: Upstream) => `${u.address}#${u.port}`;
 
 export class Forwarder {
-  private readonly sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
+  private readonly links = new Map<string, Link>();
+  /** Queries in flight by the ID they were sent with, oldest first (a Map keeps insertion order). */
   private readonly pending = new Map<number, Pending>();
-  /** Consecutive unanswered queries per server; a server that answers is back to 0. */
+  private sweeper: NodeJS.Timeout | undefined;
+  /** Consecutive unanswered queries per server, for servers with at least one; a server that
+   * answers is deleted (0), so with every server healthy the order costs nothing. */
   private readonly misses = new Map<string, number>();
   private closed = false;
 
   /** Healthy servers first, in the configured order; then the others, least missed first. */
   order(upstreams: Upstream[]): Upstream[] {
+    if (this.misses.size === 0) return upstreams;
     return upstreams
       .map((u, i) => ({ u, i, m: this.misses.get(keyOf(u)) ?? 0 }))
       .sort((a, b) => (a.m > 0 ? 1 : 0) - (b.m > 0 ? 1 : 0) || (a.m > 0 && b.m > 0 ? a.m - b.m : 0) || a.i - b.i)
@@ -51,46 +89,25 @@ export class Forwarder {
 
   /** Relays `query` over UDP; undefined when no server answered in time. */
   udp(query: Buffer, upstreams: Upstream[]): Promise<Buffer | undefined> {
-    if (this.closed || upstreams.length === 0 || query.length < 12) return Promise.resolve(undefined);
-    const servers = this.order(upstreams);
+    return new Promise((resolve) => this.forward(query, upstreams, resolve));
+  }
+
+  /**
+   * Relays `query` over UDP and calls `done` once, with the first good answer (its ID set back to
+   * the client's), a SERVFAIL/REFUSED when every server said so, or undefined after the deadline.
+   * The per-query path of the resolver: no promise, no timer, one copy of the query.
+   */
+  forward(query: Buffer, upstreams: Upstream[], done: ForwardDone): void {
+    if (this.closed || upstreams.length === 0 || query.length < 12) return done(undefined);
     const id = this.freeId();
-    if (id === undefined) return Promise.resolve(undefined);
-    const out = Buffer.from(query);
+    if (id === undefined) return done(undefined);
+    const out = Buffer.allocUnsafe(query.length);
+    query.copy(out, 0);
     out.writeUInt16BE(id, 0);
-    const originalId = query.readUInt16BE(0);
-    return new Promise((resolve) => {
-      const timers: NodeJS.Timeout[] = [];
-      let next = 0;
-      const refused = new Set<string>();
-      const p: Pending = {
-        sentTo: new Set(),
-        finish: (answer, answeredBy) => {
-          for (const t of timers) clearTimeout(t);
-          this.pending.delete(id);
-          for (const k of p.sentTo) {
-            if (k === answeredBy) this.misses.set(k, 0);
-            else this.misses.set(k, (this.misses.get(k) ?? 0) + 1);
-          }
-          if (answer) answer.writeUInt16BE(originalId, 0);
-          resolve(answer);
-        },
-        onRefusal: (from) => {
-          refused.add(from);
-          if (next < servers.length) sendNext();
-          else if (refused.size === p.sentTo.size) p.finish(p.fallback);
-        },
-      };
-      const sendNext = () => {
-        const s = servers[next++];
-        if (!s) return;
-        p.sentTo.add(keyOf(s));
-        this.socketFor(s.address).send(out, s.port, s.address, () => {});
-        if (next < servers.length) timers.push(setTimeout(sendNext, HEDGE_MS));
-      };
-      this.pending.set(id, p);
-      timers.push(setTimeout(() => p.finish(p.fallback), UDP_DEADLINE_MS));
-      sendNext();
-    });
+    const p = new Pending(id, query.readUInt16BE(0), out, this.order(upstreams), done, performance.now());
+    this.pending.set(id, p);
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    this.sendNext(p);
   }
 
   /** Relays `query` over TCP, one server after the other, each with a short budget. */
@@ -99,10 +116,10 @@ export class Forwarder {
     for (const s of this.order(upstreams)) {
       const answer = await tcpExchange(s, query, TCP_PER_SERVER_MS).catch(() => undefined);
       if (!answer) {
-        this.misses.set(keyOf(s), (this.misses.get(keyOf(s)) ?? 0) + 1);
+        this.missed(keyOf(s));
         continue;
       }
-      this.misses.set(keyOf(s), 0);
+      this.misses.delete(keyOf(s));
       const rcode = answer.length >= 4 ? answer.readUInt16BE(2) & 0xf : RCODE_SERVFAIL;
       if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
         fallback ??= answer;
@@ -115,9 +132,56 @@ export class Forwarder {
 
   close(): void {
     this.closed = true;
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
-    for (const p of [...this.pending.values()]) p.finish(undefined);
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const l of this.links.values()) l.socket.close();
+    this.links.clear();
+    for (const p of [...this.pending.values()]) this.finish(p, undefined);
+  }
+
+  private sendNext(p: Pending): void {
+    const s = p.servers[p.next++];
+    if (!s) return;
+    const link = this.link(s);
+    p.sentTo.push(link.key);
+    link.lastUsed = performance.now();
+    if (link.connected) link.socket.send(p.query);
+    else link.queued.push(p.query);
+    p.hedgeAt = p.next < p.servers.length ? link.lastUsed + HEDGE_MS : Infinity;
+  }
+
+  private finish(p: Pending, answer: Buffer | undefined, answeredBy?: string): void {
+    if (p.finished) return;
+    p.finished = true;
+    this.pending.delete(p.id);
+    for (const k of p.sentTo) {
+      if (k === answeredBy) this.misses.delete(k);
+      else this.missed(k);
+    }
+    if (answer) answer.writeUInt16BE(p.originalId, 0);
+    p.done(answer);
+  }
+
+  private missed(key: string): void {
+    this.misses.set(key, (this.misses.get(key) ?? 0) + 1);
+  }
+
+  /** Sends the hedges that are due and gives up on queries past their deadline. Queries are
+   * visited oldest first and only while they are older than the hedge delay: nothing younger
+   * is due, so with healthy servers a sweep looks at next to nothing (answers come within a
+   * millisecond and leave the map). Finished queries are gone from the map, so nothing holds on
+   * to them: they die young, in the cheap part of the garbage collector. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const p of this.pending.values()) {
+      if (p.created + HEDGE_MS > now) break;
+      if (p.deadline <= now) this.finish(p, p.fallback);
+      else if (p.hedgeAt <= now) this.sendNext(p);
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   private freeId(): number | undefined {
@@ -128,40 +192,51 @@ export class Forwarder {
     return undefined;
   }
 
-  private socketFor(address: string): dgram.Socket {
-    const type = ipaddr.parse(address).kind() === 'ipv6' ? 'udp6' : 'udp4';
-    let s = this.sockets.get(type);
-    if (!s) {
-      s = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-      s.on('message', (msg, rinfo) => this.onAnswer(msg, rinfo));
-      s.on('error', () => {});
-      s.bind(0);
-      this.sockets.set(type, s);
-    }
-    return s;
+  private link(s: Upstream): Link {
+    const key = keyOf(s);
+    let link = this.links.get(key);
+    if (link) return link;
+    if (this.links.size >= 16) this.closeIdleLinks();
+    const type = ipaddr.parse(s.address).kind() === 'ipv6' ? 'udp6' : 'udp4';
+    const socket = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const l: Link = { key, socket, connected: false, queued: [], lastUsed: performance.now() };
+    link = l;
+    socket.on('message', (msg) => this.onAnswer(msg, key));
+    // ECONNREFUSED (the server's port is closed) and the like: the hedge moves on.
+    socket.on('error', () => {});
+    socket.connect(s.port, s.address, () => {
+      l.connected = true;
+      for (const q of l.queued) socket.send(q);
+      l.queued = [];
+    });
+    this.links.set(key, l);
+    return l;
   }
 
-  private onAnswer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private closeIdleLinks(): void {
+    const now = performance.now();
+    for (const [k, l] of this.links) {
+      if (now - l.lastUsed < SOCKET_IDLE_MS) continue;
+      l.socket.close();
+      this.links.delete(k);
+    }
+  }
+
+  private onAnswer(msg: Buffer, from: string): void {
     if (msg.length < 12) return;
     const p = this.pending.get(msg.readUInt16BE(0));
-    const from = keyOf({ address: normalize(rinfo.address), port: rinfo.port });
     // Only an answer from a server this query went to counts (no blind spoofing by ID alone).
-    if (!p || !p.sentTo.has(from)) return;
+    if (!p || !p.sentTo.includes(from)) return;
     const rcode = msg.readUInt16BE(2) & 0xf;
     if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
-      p.fallback ??= Buffer.from(msg);
-      p.onRefusal(from);
+      p.fallback ??= msg;
+      p.refused++;
+      // A server refused: ask the next one now instead of after the hedge delay.
+      if (p.next < p.servers.length) this.sendNext(p);
+      else if (p.refused >= p.sentTo.length) this.finish(p, p.fallback);
       return;
     }
-    p.finish(Buffer.from(msg), from);
-  }
-}
-
-function normalize(a: string): string {
-  try {
-    return ipaddr.parse(a).toString();
-  } catch {
-    return a;
+    this.finish(p, msg, from);
   }
 }
 

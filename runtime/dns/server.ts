@@ -43,7 +43,17 @@ const RESYNC_MS = 10_000;
 const BIND_RETRY_MS = 250;
 const TTL = 0;
 
+/** Answers cached per listening address: queries up to this size, this many at most. */
+const MAX_CACHED_QUERY = 300;
+const MAX_CACHED_ANSWERS = 8192;
+
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+/** Local answers by client and query bytes, valid for one table generation. */
+interface AnswerCache {
+  generation: number;
+  answers: Map<string, Buffer>;
+}
 
 interface Listener {
   address: string;
@@ -69,6 +79,8 @@ export class Resolver {
   private readonly listeners = new Map<string, Listener>();
   private readonly pendingBinds = new Map<string, NodeJS.Timeout>();
   private readonly forwarder = new Forwarder();
+  /** A container's own upstreams (--dns), parsed once per table (the table's arrays are the keys). */
+  private readonly ownUpstreams = new WeakMap<string[], Upstream[]>();
   private control?: net.Server;
   private hostUpstreams: Upstream[] = [];
   private resolvConfCheckedAt = 0;
@@ -243,7 +255,7 @@ export class Resolver {
     let settle!: (ok: boolean) => void;
     const result = new Promise<boolean>((r) => (settle = r));
     const type = address.includes(':') ? 'udp6' : 'udp4';
-    const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
     const tcp = net.createServer((c) => this.onTcp(c, address));
     const fail = (what: string, e: NodeJS.ErrnoException) => {
       udp.close();
@@ -270,14 +282,8 @@ export class Resolver {
         settle(true);
       });
     });
-    udp.on('message', (msg, rinfo) => {
-      // Container names answer synchronously, without the general decoder or a promise.
-      const fast = this.fastLocal(msg, rinfo.address, address);
-      if (fast) return void udp.send(fast, rinfo.port, rinfo.address);
-      void this.safeAnswer(msg, rinfo.address, address, 'udp').then((out) => {
-        if (out) udp.send(out, rinfo.port, rinfo.address);
-      });
-    });
+    const cache: AnswerCache = { generation: -1, answers: new Map() };
+    udp.on('message', (msg, rinfo) => this.onUdp(udp, cache, msg, rinfo, address));
     return result;
   }
 
@@ -300,17 +306,69 @@ export class Resolver {
     });
   }
 
-  /** The answer to a simple A/AAAA query over UDP when it is local (a name, NODATA, NXDOMAIN);
-   * undefined sends the query down the general path (which counts it). */
-  private fastLocal(msg: Buffer, source: string, local: string): Buffer | undefined {
+  /**
+   * One UDP query. The common ones never reach the general decoder, a promise or a timer:
+   *  - a query seen before from the same client since the last reload: its answer is copied from
+   *    the cache with the new ID (the key is the whole query but its ID, so case, flags and
+   *    EDNS0 size match exactly; the table is immutable between reloads, so is the answer);
+   *  - a simple A/AAAA query (wire.ts): looked up, answered locally (and cached), or forwarded
+   *    with the client's bytes as they are;
+   *  - anything else (PTR, odd packets): answer(), the general path.
+   */
+  private onUdp(udp: dgram.Socket, cache: AnswerCache, msg: Buffer, rinfo: dgram.RemoteInfo, local: string): void {
+    if (cache.generation !== this.generation) {
+      cache.generation = this.generation;
+      cache.answers.clear();
+    }
+    const key = msg.length <= MAX_CACHED_QUERY && msg.length >= 12 ? `${rinfo.address}|${msg.toString('latin1', 2)}` : undefined;
+    const hit = key === undefined ? undefined : cache.answers.get(key);
+    if (hit) {
+      this.stats.queries++;
+      this.stats.answered++;
+      const out = Buffer.allocUnsafe(hit.length);
+      hit.copy(out, 0);
+      out[0] = msg[0]!;
+      out[1] = msg[1]!;
+      return void udp.send(out, rinfo.port, rinfo.address);
+    }
     const q = parseSimpleQuery(msg);
-    if (!q) return undefined;
-    const result = this.table.lookup(q.name, q.type, normalizeIp(source), local);
-    if (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain') return undefined;
+    const result = q && this.table.lookup(q.name, q.type, normalizeIp(rinfo.address), local);
+    if (!q || !result || (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain' && result.kind !== 'forward')) {
+      void this.safeAnswer(msg, rinfo.address, local, 'udp').then((out) => {
+        if (out) udp.send(out, rinfo.port, rinfo.address);
+      });
+      return;
+    }
     this.stats.queries++;
+    if (result.kind === 'forward') {
+      this.stats.forwarded++;
+      return this.forwarder.forward(msg, this.upstreamsFor(result.upstreams), (answer) => {
+        if (answer) this.stats.answered++;
+        else this.stats.servfail++;
+        udp.send(answer ?? fastAnswer(msg, q.qEnd, q.type, [], RCODE.SERVFAIL, q.edns, q.udpLimit, TTL, false), rinfo.port, rinfo.address);
+      });
+    }
     this.stats.answered++;
     const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
-    return fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
+    const out = fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
+    if (key !== undefined) {
+      // Bounded against a flood of distinct queries: emptied when full, refilled by the next ones.
+      if (cache.answers.size >= MAX_CACHED_ANSWERS) cache.answers.clear();
+      cache.answers.set(key, Buffer.from(out));
+    }
+    udp.send(out, rinfo.port, rinfo.address);
+  }
+
+  /** The servers a forwarded query goes to: the container's own (--dns), else the host's. */
+  private upstreamsFor(own: string[] | undefined): Upstream[] {
+    this.refreshHostUpstreams();
+    if (!own || own.length === 0) return this.hostUpstreams;
+    let ups = this.ownUpstreams.get(own);
+    if (!ups) {
+      ups = own.map(toUpstream).filter((u): u is Upstream => u !== undefined);
+      this.ownUpstreams.set(own, ups);
+    }
+    return ups;
   }
 
   /** answer(), and SERVFAIL for a query it could not handle: one odd packet never stops the
@@ -359,8 +417,7 @@ export class Resolver {
       case 'refused':
         return this.done1(respond(q, RCODE.REFUSED, [], false), q, transport);
       case 'forward': {
-        this.refreshHostUpstreams();
-        const ups = result.upstreams && result.upstreams.length > 0 ? result.upstreams.map(toUpstream).filter((u): u is Upstream => u !== undefined) : this.hostUpstreams;
+        const ups = this.upstreamsFor(result.upstreams);
         this.stats.forwarded++;
         const out = transport === 'udp' ? await this.forwarder.udp(msg, ups) : await this.forwarder.tcp(msg, ups);
         if (out) {
@@ -484,6 +541,12 @@ function respond(q: dnsPacket.DecodedPacket, rcode: number, answers: dnsPacket.A
 function udpLimit(q: dnsPacket.DecodedPacket): number {
   const opt = q.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer | undefined;
   return opt ? Math.max(512, Math.min(opt.udpPayloadSize, 4096)) : 512;
+}
+
+/** dgram's address lookup for sockets that are only ever given IP literals: answers at once. The
+ * default (dns.lookup) defers every send to the next tick, once per query. */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
 }
 
 /** A header-only answer for a query that could not be decoded. */

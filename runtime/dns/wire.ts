@@ -27,10 +27,10 @@ export function questionEnd(msg: Buffer): number | undefined {
 
 /**
  * A response to `query` (one question ending at `qEnd`) with these addresses as answers (A or
- * AAAA as `type` says), rcode, authoritative, an OPT record when the query had one. Truncated
- * (TC, no answers) when larger than `limit`.
+ * AAAA as `type` says), rcode, authoritative unless told (a SERVFAIL for a forwarded name is
+ * not), an OPT record when the query had one. Truncated (TC, no answers) when larger than `limit`.
  */
-export function fastAnswer(query: Buffer, qEnd: number, type: 'A' | 'AAAA', addresses: string[], rcode: number, edns: boolean, limit: number, ttl: number): Buffer {
+export function fastAnswer(query: Buffer, qEnd: number, type: 'A' | 'AAAA', addresses: string[], rcode: number, edns: boolean, limit: number, ttl: number, authoritative = true): Buffer {
   const rdlen = type === 'A' ? 4 : 16;
   const perAnswer = 12 + rdlen;
   const optLen = edns ? 11 : 0;
@@ -43,7 +43,7 @@ export function fastAnswer(query: Buffer, qEnd: number, type: 'A' | 'AAAA', addr
   const out = Buffer.allocUnsafe(qEnd + count * perAnswer + optLen);
   query.copy(out, 0, 0, qEnd);
   const rd = query.readUInt16BE(2) & FLAG_RD;
-  out.writeUInt16BE(FLAG_QR | FLAG_AA | rd | FLAG_RA | (truncated ? FLAG_TC : 0) | rcode, 2);
+  out.writeUInt16BE(FLAG_QR | (authoritative ? FLAG_AA : 0) | rd | FLAG_RA | (truncated ? FLAG_TC : 0) | rcode, 2);
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(count, 6);
   out.writeUInt16BE(0, 8);

@@ -31,6 +31,13 @@ describe('the fast answer path', () => {
     expect(big).toMatchObject({ flag_tc: true, answers: [] });
   });
 
+  it('a SERVFAIL for a forwarded name is not authoritative, and keeps the OPT record', () => {
+    const q = query('example.org', 'A', true);
+    const out = dnsPacket.decode(fastAnswer(q, questionEnd(q)!, 'A', [], 2, true, 4096, 0, false));
+    expect(out).toMatchObject({ id: 4242, flag_aa: false, flag_rd: true, rcode: 'SERVFAIL', answers: [] });
+    expect(out.additionals).toMatchObject([{ type: 'OPT' }]);
+  });
+
   it('leaves compressed or broken questions to the general path', () => {
     const q = query('db', 'A');
     expect(questionEnd(q.subarray(0, 15))).toBeUndefined();

@@ -1,7 +1,7 @@
 // Names that become paths or interface names are checked before they are used: runc's container
 // id charset (which also keeps ids like "../../etc" out of the state directory), network names,
 // and Linux interface names (at most 15 bytes).
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random.js';
 import { UserError } from './errors.js';
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_+.-]*$/;
@@ -32,7 +32,7 @@ export function checkIfname(name: string, what = 'interface name'): string {
 
 /** A fresh id like docker's: 12 hex characters are plenty for one host. */
 export function generateContainerId(): string {
-  return randomBytes(6).toString('hex');
+  return randomHex(6);
 }
 
 function truncate(s: string): string {

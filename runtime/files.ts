@@ -3,7 +3,7 @@
 // written in place is first created under a RANDOM name with O_EXCL|O_NOFOLLOW and then renamed.
 // A predictable temporary name in a directory someone else can write (a bundle directory for
 // `spec add-hooks`) lets them plant a symlink there and have tsrun write through it.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../config/random.js';
 import { chmodSync, closeSync, constants as fsc, fchmodSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
@@ -23,7 +23,7 @@ export function mkdirPrivate(dir: string): void {
  * `file`. Readers see the old content or the new, never a mix.
  */
 export function writeFileReplacing(file: string, data: string | Buffer, mode: number = PRIVATE_FILE_MODE): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(8)}.tmp`);
   const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   try {
     try {

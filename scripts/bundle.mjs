@@ -34,6 +34,13 @@ import path from 'node:path';
 const OUT = 'dist/bundle';
 const dir = `dist/bundle.tmp-${process.pid}`;
 rmSync(dir, { recursive: true, force: true });
+// The first read of the global `performance` loads perf_hooks and its ten internal modules
+// (~1.5 ms of a cold start), and tsrun reads it only for performance.now(). process.uptime() is
+// the same clock (monotonic, high resolution, from the process's start), so the bundles use it.
+const clock = {
+  define: { 'performance.now': '__tsrunNowMs' },
+  banner: 'const __tsrunNowMs = () => process.uptime() * 1e3;',
+};
 const common = {
   bundle: true,
   format: 'cjs',
@@ -45,8 +52,8 @@ const common = {
   logLevel: 'warning',
   // Sources are ES modules (createRequire(import.meta.url) loads the native addons); in a
   // CommonJS bundle import.meta is empty, so give it the bundle file's own URL.
-  define: { 'import.meta.url': '__tsrunImportMetaUrl' },
-  banner: { js: "const __tsrunImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__tsrunImportMetaUrl', ...clock.define },
+  banner: { js: `const __tsrunImportMetaUrl = require('node:url').pathToFileURL(__filename).href;${clock.banner}` },
   outExtension: { '.js': '.cjs' },
   // import() of a sibling file must become require(): left as import(), Node loads the file
   // through its ESM loader, which parses a CommonJS file a second time to find its exports
@@ -130,8 +137,8 @@ function buildInfo() {
 await build({
   ...common,
   // The entry needs no import.meta.url and starts the clock: keep it to the routing.
-  define: {},
-  banner: {},
+  define: clock.define,
+  banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
   plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']])],
@@ -142,7 +149,7 @@ await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugi
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins] });
 // tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
 // Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
-await build({ ...common, define: {}, banner: {}, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
+await build({ ...common, define: clock.define, banner: { js: clock.banner }, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
 await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
 chmodSync(`${dir}/tsrun-runc`, 0o755);

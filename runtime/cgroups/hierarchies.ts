@@ -29,8 +29,12 @@ export function layoutOf(hierarchies: Hierarchy[]): CgroupLayout {
   return v1 && v2 ? 'hybrid' : v2 ? 'v2' : 'v1';
 }
 
+let cached: Hierarchy[] | undefined;
+
+/** Read once per process: `tsrun run` needs them when it writes the spec and again at teardown,
+ * and cgroup hierarchies are not mounted or moved under a running tsrun. */
 export function hostHierarchies(): Hierarchy[] {
-  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  return (cached ??= parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')));
 }
 
 function unescapeMount(s: string): string {

@@ -87,3 +87,18 @@ function meets(value: number, target: string): boolean {
   if (!m) return true;
   return m[1] === '≤' ? value <= Number(m[2]) : value >= Number(m[2]);
 }
+
+/** The front doors' bundles, for the floors below. */
+export const BUNDLE_DIR = path.join(PROJECT_ROOT, 'dist/bundle');
+const CODE_CACHE_LOADER = path.join(PROJECT_ROOT, 'scripts/code-cache.cjs');
+
+/**
+ * A floor for a Node front door: a cold `node` that loads the door's bundle exactly as tsrun's
+ * entry does (through its V8 code cache, evaluating its top level) and then does nothing else but
+ * what `then` says (JavaScript run in that process: e.g. spawn runc and wait). tsrun cannot go below
+ * this without making its bundle smaller; the rows that use it say how far above it tsrun is.
+ */
+export function nodeLoadingBundle(door: 'cli' | 'hook' | 'cni', then = ''): [string, string[]] {
+  const code = `require(${JSON.stringify(CODE_CACHE_LOADER)}).load(${JSON.stringify(path.join(BUNDLE_DIR, `${door}.cjs`))});${then}`;
+  return [process.execPath, ['-e', code]];
+}

@@ -19,11 +19,11 @@
 //  - each front door also gets a start-up snapshot (<door>.snapshot.blob, Node's --build-snapshot,
 //    see scripts/snapshot-entry.cjs): its modules already evaluated. The launcher `tsrun` (a
 //    POSIX sh script written here, package.json's bin) picks the door from the arguments and
-//    environment as shim/main.ts does, and starts Node from that door's snapshot; when there is
-//    none, or the node binary is newer than it (an upgraded Node rejects a snapshot made by
-//    another), it runs the plain bundle (tsrun.cjs) instead. tsrun-runc's shell front does the same
-//    for runc.cjs. A new front door: export door(args, entryMs) from its bundle, add it to DOORS,
-//    and route to its snapshot where its shell front starts Node.
+//    environment as shim/main.ts does and runs the plain bundle (tsrun.cjs); with TSRUN_SNAPSHOT=1
+//    it starts Node from that door's snapshot instead, unless there is none or the node binary is
+//    newer than it (an upgraded Node rejects a snapshot made by another). tsrun-runc's shell front
+//    has its own rule for runc.cjs. A new front door: export door(args, entryMs) from its bundle,
+//    add it to DOORS, and route to its snapshot where its shell front starts Node.
 // The files are built in a directory of their own and swapped in by rename at the end, so that a
 // hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
@@ -186,12 +186,18 @@ for (const door of DOORS) {
 
 // The launcher. Plain sh: a few builtins, no process of its own before node. It finds its
 // directory from $0, following the symlink npm's bin link puts in PATH (the only case that costs
-// a readlink process). TSRUN_NO_SNAPSHOT=1 forces the plain bundle. Routing as in shim/main.ts.
+// a readlink process). Routing as in shim/main.ts.
+// It runs the plain bundle (tsrun.cjs, with its code caches) unless TSRUN_SNAPSHOT=1 asks for the
+// door's start-up snapshot: measured, the snapshot does not pay (deserializing a 5 MB heap costs
+// as much CPU as loading the bundle from its code cache, or more), and V8 refuses a snapshot built
+// on another CPU with exit 14, which a launcher cannot tell from a program's own exit 14, so no
+// fallback could be safe. Opting in is for a machine that built its own dist/. TSRUN_NO_SNAPSHOT=1
+// still forces the plain bundle (it wins over TSRUN_SNAPSHOT).
 const node = realpathSync(process.execPath);
 writeFileSync(
   `${dir}/tsrun`,
   `#!/bin/sh
-# tsrun's launcher, written by scripts/bundle.mjs: starts the front door from its start-up snapshot.
+# tsrun's launcher, written by scripts/bundle.mjs: starts the front door (from its start-up snapshot with TSRUN_SNAPSHOT=1).
 node='${node}'
 here=\${0%/*}
 [ -h "$0" ] && here=$(dirname "$(readlink -f "$0")")
@@ -201,7 +207,7 @@ case $1 in
 esac
 [ -n "\${CNI_COMMAND-}" ] && [ $# -eq 0 ] && door=cni
 blob=$here/$door.snapshot.blob
-if [ -z "\${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ "$blob" -nt "$node" ]; then
+if [ "\${TSRUN_SNAPSHOT-}" = 1 ] && [ -z "\${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ "$blob" -nt "$node" ]; then
   exec "$node" --snapshot-blob "$blob" -- "$here/tsrun.cjs" "$@"
 fi
 exec "$node" "$here/tsrun.cjs" "$@"

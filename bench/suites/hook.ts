@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Report, TSRUN, benchEnv, interleave, median, timeCommand } from '../lib.js';
+import { Report, TSRUN, benchEnv, interleave, median, nodeLoadingBundle, timeCommand } from '../lib.js';
 import { CNI_PATH, cniPlugin, pinNetns, type NetnsPin } from '../cni-plugin.js';
 
 /** Runs a reference CNI plugin; returns its stdout (the result) and how long it took. */
@@ -54,9 +54,11 @@ export function hookSuite(report: Report, runs: number): void {
     const state = { ociVersion: '1.0.2', id, status: stage === 'poststop' ? 'stopped' : 'creating', ...(pid ? { pid } : {}), bundle: root, annotations };
     return timeCommand(TSRUN, ['hook', stage], { env, input: JSON.stringify(state), stdio: ['pipe', 'ignore', 'pipe'] });
   };
+  const withPorts = new Set<string>();
   const tsrunCycle = (ports: boolean) => (): number => {
     const ns = pinNetns();
     const id = `hb-${++n}`;
+    if (ports) withPorts.add(id);
     try {
       return hook('createRuntime', id, ns.pid, ports) + hook('poststop', id, undefined, ports);
     } finally {
@@ -93,6 +95,7 @@ export function hookSuite(report: Report, runs: number): void {
       hookNoPorts: tsrunCycle(false),
       cniNoPorts: cniCycle(false),
       node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
+      nodeHook: () => timeCommand(...nodeLoadingBundle('hook'), { env }),
     });
     const hookMs = median(t.hook!);
     const cniMs = median(t.cni!);
@@ -111,6 +114,20 @@ export function hookSuite(report: Report, runs: number): void {
     const done = readFileSync(logFile, 'utf8').slice(logStart).split('\n').filter((l) => l.includes('"msg":"hook done"')).map((l) => JSON.parse(l) as Record<string, number | string>);
     const node = median(t.node!);
     report.add({ name: 'node -e 0 (a cold Node process, for reference)', value: node, unit: 'ms' });
+    // The floor of two Node front doors doing this work: two cold Node processes that load hook.cjs
+    // and exit, plus the work the hook did in-process (its own workMs: stdin, validation, the
+    // engine's netlink, nft and store). What is left above it is tsrun's start-up cost: the
+    // launcher, the lazy imports of the stage, and exiting.
+    const nodeHook = median(t.nodeHook!);
+    report.add({ name: 'node loading hook.cjs and exiting (a cold front door doing nothing)', value: nodeHook, unit: 'ms' });
+    const work = (stage: string) => median(done.filter((d) => d.stage === stage && withPorts.has(String(d.containerId))).map((d) => Number(d.workMs)));
+    const inProcess = work('createRuntime') + work('poststop');
+    if (Number.isFinite(inProcess)) {
+      report.add({ name: 'hook in-process work, createRuntime + poststop (1 port)', value: inProcess, unit: 'ms' });
+      report.add({ name: 'floor A: 2 × node -e 0 + that work; hook / floor A', value: hookMs / (2 * node + inProcess), unit: '×', target: '≤ 1.1' });
+      report.add({ name: 'floor B: 2 × node loading hook.cjs + that work; hook / floor B', value: hookMs / (2 * nodeHook + inProcess), unit: '×', target: '≤ 1.1' });
+      report.add({ name: 'floor B / CNI bridge + portmap (the best two Node processes can do)', value: (2 * nodeHook + inProcess) / cniMs, unit: '×' });
+    }
     for (const stage of ['createRuntime', 'poststop']) {
       const lines = done.filter((d) => d.stage === stage);
       if (lines.length === 0) continue;

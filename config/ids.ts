@@ -9,6 +9,11 @@ const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IFNAME = /^[A-Za-z0-9_.-]+$/;
 export const IFNAME_MAX = 15;
 
+/** True for a well-formed container id (checkContainerId's rule, without the error). */
+export function isContainerId(id: string): boolean {
+  return id.length <= 128 && CONTAINER_ID.test(id) && id !== '.' && id !== '..';
+}
+
 export function checkContainerId(id: string): string {
   if (id.length > 128 || !CONTAINER_ID.test(id) || id === '.' || id === '..') {
     throw new UserError(`invalid container id ${JSON.stringify(truncate(id))}: use 1-128 characters from [A-Za-z0-9_+.-], starting with a letter or digit`);

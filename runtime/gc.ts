@@ -11,7 +11,7 @@ import type { Settings } from '../config/settings.js';
 import type { Logger } from './log.js';
 import type { Engine } from './engine.js';
 import type { Store } from './store/store.js';
-import { allEndpoints, type EndpointRecord } from './records.js';
+import { allEndpoints, tornRecordKeys, type EndpointRecord } from './records.js';
 import { containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
 import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns } from './netns/netns.js';
@@ -105,6 +105,10 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
     }
     await engine.detachEndpoint(e, log);
     report.endpoints.push(`${e.containerId}/${e.network}`);
+  }
+  // Records torn by a power loss (volatile keys, store/open.ts): nothing to detach from them.
+  for (const key of await tornRecordKeys(store)) {
+    if (await store.deleteIf(key)) report.endpoints.push(key.slice('endpoints/'.length));
   }
   const owners = new Set([...keep.map((e) => e.containerId), ...liveShim]);
 

@@ -10,6 +10,7 @@
 // one of them win.
 import { hostIpsOverlap } from '../config/address.js';
 import { ConflictError } from '../config/errors.js';
+import { isContainerId } from '../config/ids.js';
 import type { PortMapping } from '../config/ports.js';
 import type { Store, StoreEntry } from './store/store.js';
 
@@ -20,6 +21,18 @@ const hostIpOf = (key: string): string | undefined => {
   const last = key.slice(key.lastIndexOf('/') + 1);
   return last === ANY ? undefined : last;
 };
+
+/**
+ * The reservations of `p`'s port. One whose value is not a container id was torn by a power loss
+ * (host ports are volatile keys: store/open.ts) and names no container: it is deleted, not obeyed.
+ */
+async function listPort(store: Store, p: PortMapping): Promise<StoreEntry[]> {
+  const taken = await store.list(prefix(p));
+  const torn = taken.filter((e) => !isContainerId(e.value));
+  if (torn.length === 0) return taken;
+  for (const e of torn) await store.deleteIf(e.key, e.value);
+  return store.list(prefix(p));
+}
 
 /** Another container's reservation that overlaps `p` (its own key aside). */
 function clashIn(taken: StoreEntry[], p: PortMapping, containerId: string): StoreEntry | undefined {
@@ -33,7 +46,7 @@ function conflict(p: PortMapping, owner: string): ConflictError {
 export async function reservePort(store: Store, p: PortMapping, containerId: string): Promise<void> {
   const key = keyOf(p);
   for (let attempt = 1; ; attempt++) {
-    const before = clashIn(await store.list(prefix(p)), p, containerId);
+    const before = clashIn(await listPort(store, p), p, containerId);
     if (before) throw conflict(p, before.value);
     if (!(await store.createIfAbsent(key, containerId))) {
       const owner = await store.get(key);

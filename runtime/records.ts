@@ -79,11 +79,31 @@ export async function deleteEndpoint(store: Store, containerId: string, network:
 }
 
 export async function endpointsOf(store: Store, containerId: string): Promise<EndpointRecord[]> {
-  return (await store.list(`endpoints/${containerId}/`)).map((e) => JSON.parse(e.value) as EndpointRecord);
+  return (await store.list(`endpoints/${containerId}/`)).flatMap((e) => parseRecord(e.value) ?? []);
 }
 
 export async function allEndpoints(store: Store): Promise<EndpointRecord[]> {
-  return (await store.list('endpoints/')).map((e) => JSON.parse(e.value) as EndpointRecord);
+  return (await store.list('endpoints/')).flatMap((e) => parseRecord(e.value) ?? []);
+}
+
+/** Keys of records whose value cannot be read (see parseRecord): gc deletes them. */
+export async function tornRecordKeys(store: Store): Promise<string[]> {
+  return (await store.list('endpoints/')).filter((e) => parseRecord(e.value) === undefined).map((e) => e.key);
+}
+
+/**
+ * A stored record, or undefined when its value is unreadable. Records are written without
+ * fdatasync (store/open.ts, VOLATILE_PREFIXES), so after a power loss one can be empty or
+ * zero-filled; it then describes a container of an earlier boot, which is gone with its veth and
+ * namespace, and is skipped (its lease and host ports are freed by gc, as a crashed attach's are).
+ */
+export function parseRecord(value: string): EndpointRecord | undefined {
+  try {
+    const r = JSON.parse(value) as Partial<EndpointRecord> | null;
+    return r !== null && typeof r === 'object' && typeof r.containerId === 'string' && typeof r.network === 'string' ? (r as EndpointRecord) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The process whose namespace a /proc/PID/ns/net path names, with its start time. */

@@ -11,7 +11,7 @@
 // When a walk keeps hitting taken addresses (a dense pool), the allocator lists the network's
 // leases once and skips those in memory, so exhausting a /16 is one listing, not 65k creates.
 import { ConflictError, UserError } from '../../config/errors.js';
-import { checkContainerId, checkNetworkName } from '../../config/ids.js';
+import { checkContainerId, checkNetworkName, isContainerId } from '../../config/ids.js';
 import type { Store } from '../store/store.js';
 import { type Family, type Subnet, canonicalAddress, formatAddress, parseAddress } from '../../config/address.js';
 import { type Pool, type PoolSpec, checkStaticAddress, nextCandidates, parsePool } from './allocator.js';
@@ -114,10 +114,15 @@ export class Ipam {
   private async reserveStatic(net: string, ip: string, containerId: string): Promise<string> {
     const key = keyLayout.lease(net, ip);
     // Two rounds: a holder may release between our failed create and our read.
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 3; round++) {
       if (await this.store.createIfAbsent(key, containerId)) return ip;
       const owner = await this.store.get(key);
       if (owner === containerId) return ip; // a retried attach: the address is already ours
+      if (owner !== undefined && !isContainerId(owner)) {
+        // An unreadable lease (torn by a power loss: leases are volatile keys) names no container.
+        await this.store.deleteIf(key, owner);
+        continue;
+      }
       if (owner !== undefined) throw new ConflictError(`address ${ip} is already in use by container ${owner} on network ${net}`);
     }
     throw new ConflictError(`address ${ip} on network ${net} is being allocated and released concurrently; try again`);

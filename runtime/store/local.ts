@@ -16,6 +16,15 @@
 // keys that matter across a reboot are re-creatable definitions, and a lease whose name was lost
 // belonged to a container that did not survive the reboot either.
 //
+// Keys under a `volatile` prefix are not fdatasync'ed at all: the ones that describe this boot's
+// containers (leases, host ports, endpoint records; see VOLATILE_PREFIXES in open.ts). What they
+// describe (veths, namespaces, processes) does not survive a power loss, so neither must they:
+// after one, such a key is absent, complete or empty/zero-filled, and readers take an unreadable
+// value for what it is, a key of a container from before the crash (a torn record is skipped,
+// gc frees a lease or port whose value names no live container). Within one boot nothing changes:
+// a value is still published whole (temp + link/rename), and the page cache survives any process
+// crash. An attach writes four such keys; their fdatasyncs were a third of its wiring time.
+//
 // The syscalls are made synchronously, except fdatasync: an async fs call costs a thread-pool
 // round trip (~50 µs measured here) for a syscall that takes a few µs, and tsrun's processes are
 // short-lived and do nothing else while they touch the store. fdatasync, the one call that can
@@ -30,6 +39,8 @@ import { compareKeys, isKeySegment, keySegments, leafConflict, prefixSegments } 
 export interface LocalStoreOptions {
   /** fdatasync every value before publishing it (default true). Off only for throwaway roots. */
   fsync?: boolean;
+  /** Key prefixes (ending in '/') whose values need not survive a power loss: never fdatasync'ed. */
+  volatile?: readonly string[];
   /** Receives the rare anomalies deleteIf cannot undo (see there). */
   log?: { warn(obj: object, msg: string): void };
 }
@@ -62,11 +73,13 @@ function uniqueTag(): string {
 export class LocalStore implements Store {
   readonly root: string;
   private readonly fsync: boolean;
+  private readonly volatile: readonly string[];
   private readonly log: LocalStoreOptions['log'];
 
   constructor(root: string, opts: LocalStoreOptions = {}) {
     this.root = path.resolve(root);
     this.fsync = opts.fsync ?? true;
+    this.volatile = opts.volatile ?? [];
     this.log = opts.log;
   }
 
@@ -247,7 +260,7 @@ export class LocalStore implements Store {
     }
     try {
       fs.writeFileSync(fd, value, 'utf8');
-      if (this.fsync) await fdatasync(fd);
+      if (this.fsync && !this.volatile.some((p) => key.startsWith(p))) await fdatasync(fd);
     } catch (e) {
       unlinkQuietly(tmp);
       throw this.failure('write', key, e);

@@ -18,13 +18,21 @@ export function localStoreRoot(libDir: string): string {
   return path.join(libDir, 'store');
 }
 
+/**
+ * Local-store keys that describe this boot's containers: address leases (and their allocation
+ * hints), host port reservations and endpoint records. They are not fdatasync'ed (see local.ts):
+ * after a power loss their containers are gone, and an unreadable value is read as one of those.
+ */
+export const VOLATILE_PREFIXES: readonly string[] = ['ipam/', 'hostports/', 'endpoints/'];
+
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
+  const localOpts = { volatile: VOLATILE_PREFIXES, ...(opts.log ? { log: opts.log } : {}) };
+  if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), localOpts);
   if (opts.url.startsWith('etcd://') || opts.url.startsWith('etcds://')) {
     // Loaded only here: the etcd client is heavy, and single-host use never needs it.
     const { EtcdStore, parseEtcdUrl } = await import('./etcd.js');
     const { ScopedStore } = await import('./scoped.js');
-    const local = new LocalStore(localStoreRoot(opts.libDir), opts.log ? { log: opts.log } : {});
+    const local = new LocalStore(localStoreRoot(opts.libDir), localOpts);
     return new ScopedStore(new EtcdStore(parseEtcdUrl(opts.url)), local);
   }
   throw new UserError(`invalid store ${JSON.stringify(opts.url)}: use "local", etcd://HOST:PORT[,HOST:PORT] or etcds://HOST:PORT?ca=FILE…`);

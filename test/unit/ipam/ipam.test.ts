@@ -164,6 +164,12 @@ describe('Ipam over MemoryStore', () => {
       expect((err as ConflictError).shortMessage).toBe('address 10.88.0.5 is already in use by container c1 on network web');
     });
 
+    it.each(['', '\0\0\0\0'])('takes over a lease torn by a power loss (%j: names no container)', async (torn) => {
+      await store.put(keyLayout.lease('web', '10.88.0.5'), torn);
+      expect((await ipam.allocate(web, 'c2', { staticIp: '10.88.0.5' })).ip).toBe('10.88.0.5');
+      expect(await store.get(keyLayout.lease('web', '10.88.0.5'))).toBe('c2');
+    });
+
     it('conflicts with a dynamically allocated address', async () => {
       const { ip } = await ipam.allocate(web, 'c1');
       await expect(ipam.allocate(web, 'c2', { staticIp: ip })).rejects.toThrow(ConflictError);

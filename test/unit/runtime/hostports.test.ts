@@ -36,6 +36,15 @@ describe('host port reservations follow the one wildcard rule', () => {
     expect(await holdsPort(store, port(second), 'b')).toBe(true);
   });
 
+  it.each(['', '\0\0\0\0'])('a reservation torn by a power loss (%j) names no container: it is taken over', async (torn) => {
+    const store = new MemoryStore();
+    await store.put('hostports/tcp/8080/any', torn);
+    await store.put('hostports/tcp/8080/10.0.0.1', torn);
+    await reservePort(store, port('10.0.0.2'), 'b');
+    expect(await holdsPort(store, port('10.0.0.2'), 'b')).toBe(true);
+    expect((await store.list('hostports/')).map((e) => e.key)).toEqual(['hostports/tcp/8080/10.0.0.2']);
+  });
+
   it('keeps protocols apart and frees a port on release', async () => {
     const store = new MemoryStore();
     await reservePort(store, port(undefined, 'tcp'), 'a');

@@ -17,11 +17,13 @@ import { cniSuite } from './suites/cni.js';
 import { dnsSuite } from './suites/dns.js';
 import { detachedSuite } from './suites/detached.js';
 import { ociRuntimeSuite } from './suites/oci-runtime.js';
+import { throughputSuite } from './suites/throughput.js';
 
 const SUITES: Record<string, (r: Report, runs: number) => void | Promise<void>> = {
   startup: startupSuite,
   hook: hookSuite,
   bridge: bridgeSuite,
+  throughput: throughputSuite,
   macvlan: macvlanSuite,
   overlay: overlaySuite,
   parts: partsSuite,

@@ -4,8 +4,8 @@
 //  - 200 attaches in a row: last 20 vs first 20 medians ≤ 1.15×; nft rule count at 1 and 200 equal
 //  - in-process wiring time of one attach (≤ 5 ms median, reported)
 //  - podman run --network bridge -p 8080:80 vs tsrun run                    ≤ 0.2×
-//  - iperf3: container↔container on one bridge vs bare veth; published port vs own address  ≥ 0.9×
-import { spawn, spawnSync } from 'node:child_process';
+//  (iperf3 through a bridge and a published port: the throughput suite)
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +29,6 @@ export async function bridgeSuite(report: Report, runs: number): Promise<void> {
     await attachVsCni(report, runs, settings, log, root);
     await scale(report, settings, log);
     podman(report, Math.min(runs, 10), env, bundle.dir, root);
-    await throughput(report, settings, log);
   } finally {
     bundle.cleanup();
     spawnSync('ip', ['link', 'del', 'tsrun0']);
@@ -151,55 +150,3 @@ export function removeCgroupTree(parent: string): void {
 }
 
 const PODMAN_CGROUP_PARENT = '/tsrun-bench-podman';
-
-async function throughput(report: Report, settings: ReturnType<typeof resolveSettings>, log: ReturnType<typeof createLogger>): Promise<void> {
-  report.section('throughput with iperf3 (3 s each, run in the namespaces with nsenter)');
-  const handle = await openEngine(settings, log);
-  const pins = ['tp-a', 'tp-b'].map((id) => path.join(settings.runDir, 'netns', id));
-  const bare = ['tp-bare-a', 'tp-bare-b'].map((id) => path.join(settings.runDir, 'netns', id));
-  try {
-    for (const p of [...pins, ...bare]) createPinnedNetns(p);
-    const a = await handle.engine.attach({ containerId: 'tp-a', netnsPath: pins[0]!, network: 'tsrun', ports: [] });
-    const b = await handle.engine.attach({ containerId: 'tp-b', netnsPath: pins[1]!, network: 'tsrun', ports: [{ hostPort: 15201, containerPort: 5201, protocol: 'tcp' }] });
-    // the reference: two bare namespaces joined by one veth pair (ip names the peer's
-    // namespace by the pid of a process in it)
-    const holder = spawn('nsenter', [`--net=${bare[1]}`, 'sleep', '60'], { stdio: 'ignore' });
-    spawnSync('sleep', ['0.1']);
-    sh(bare[0]!, `ip link add ref0 type veth peer name ref1 netns ${holder.pid} && ip addr add 10.250.0.1/24 dev ref0 && ip link set ref0 up`);
-    sh(bare[1]!, 'ip addr add 10.250.0.2/24 dev ref1 && ip link set ref1 up');
-    holder.kill();
-
-    const bareBps = iperf(bare[1]!, bare[0]!, '10.250.0.2', 5201);
-    const bridgeBps = iperf(pins[1]!, pins[0]!, b.ipv4!.address, 5201);
-    const ownAddr = iperf(pins[1]!, pins[0]!, b.ipv4!.address, 5201);
-    const gw = a.ipv4!.gateway!;
-    const published = iperf(pins[1]!, pins[0]!, gw, 15201, 5201);
-    report.add({ name: 'two bare namespaces over one veth pair', value: bareBps / 1e9, unit: 'Gb/s' });
-    report.add({ name: 'container to container on one tsrun bridge', value: bridgeBps / 1e9, unit: 'Gb/s' });
-    report.add({ name: 'bridge / bare veth', value: bridgeBps / bareBps, unit: '×', target: '≥ 0.9' });
-    report.add({ name: 'to the container own address', value: ownAddr / 1e9, unit: 'Gb/s' });
-    report.add({ name: 'through a published port (gateway address, DNAT)', value: published / 1e9, unit: 'Gb/s' });
-    report.add({ name: 'published port / own address', value: published / ownAddr, unit: '×', target: '≥ 0.9' });
-  } finally {
-    await handle.engine.detach('tp-a');
-    await handle.engine.detach('tp-b');
-    for (const p of [...pins, ...bare]) deletePinnedNetns(p);
-    await handle.close();
-  }
-}
-
-/** Bits per second from an iperf3 client in `clientNs` to a server in `serverNs`. */
-function iperf(serverNs: string, clientNs: string, address: string, port: number, serverPort = port): number {
-  const server = spawn('nsenter', [`--net=${serverNs}`, 'iperf3', '-s', '-1', '-p', String(serverPort)], { stdio: 'ignore' });
-  spawnSync('sleep', ['0.3']);
-  const r = spawnSync('nsenter', [`--net=${clientNs}`, 'iperf3', '-c', address, '-p', String(port), '-t', '3', '-J'], { encoding: 'utf8', timeout: 20_000 });
-  server.kill();
-  if (r.status !== 0) throw new Error(`iperf3 to ${address}:${port} failed: ${r.stdout.slice(-300)}${r.stderr}`);
-  const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return json.end.sum_received.bits_per_second;
-}
-
-function sh(ns: string, command: string): void {
-  const r = spawnSync('nsenter', [`--net=${ns}`, 'sh', '-c', command], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
-}

@@ -20,12 +20,14 @@ import { resolveSettings, type Settings } from '../config/settings.js';
 import { ANNOTATION_PREFIX, readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
 import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
+import { processStartTime } from '../runtime/containers.js';
+import { killAndWait } from '../runtime/process-exit.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
 import { exitLike, queryRunc, runRunc } from './exec-runc.js';
 import { loadBundle } from '../shim/bundle.js';
 import { reportRuncError } from './runc-log.js';
-import { readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker } from './wiring.js';
+import { preloadWiring, readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker } from './wiring.js';
 
 declare const TSRUN_BUILD: { version: string; commit: string } | undefined;
 
@@ -143,7 +145,9 @@ async function create(ctx: Ctx): Promise<number> {
   // it is stale, from a crash, runc creates the new one and the stage clears the stale record.)
   const earlier = readMarker(ctx.settings, id) !== undefined;
   if (!earlier) writeMarker(ctx.settings, { id, bundle });
-  const created = await runRunc(ctx.runc, ctx.argv, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
+  const creating = runRunc(ctx.runc, ctx.argv, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
+  await ctx.timing.load(preloadWiring); // while runc creates the container
+  const created = await creating;
   if (created.code !== 0) {
     if (!earlier) removeMarker(ctx.settings, id);
     return exitLike(created);
@@ -151,6 +155,7 @@ async function create(ctx: Ctx): Promise<number> {
   if (earlier) writeMarker(ctx.settings, { id, bundle });
   try {
     const pid = containerPid(ctx, id);
+    writeMarker(ctx.settings, { id, bundle, pid, pidStart: processStartTime(pid) });
     const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.timing);
     log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc create: wired');
     return 0;
@@ -186,6 +191,15 @@ async function del(ctx: Ctx): Promise<number> {
   const id = ctx.args.positionals[0];
   const marker = id === undefined ? undefined : safeMarker(ctx.settings, id);
   if (id === undefined || !marker) return passThrough(ctx);
+  // `runc delete --force` of a live container SIGKILLs its init and then sleeps 100 ms before it
+  // first looks whether it has ended. tsrun-runc sends the same SIGKILL to the same process (its
+  // start time checked) and watches it end within milliseconds; runc, given the engine's words
+  // unchanged, then finds the container stopped and only destroys it (and kills what is left in
+  // the cgroup of a container without a pid namespace of its own, as it always does). A process
+  // that does not end (a frozen cgroup) is left to runc's own kill and wait.
+  if (flagIsTrue(ctx.args.flags.get('force')) && marker.pid !== undefined && marker.pidStart !== undefined) {
+    await killAndWait(marker.pid, marker.pidStart, 500);
+  }
   const deleted = await runRunc(ctx.runc, ctx.argv);
   // A refused delete (still running, no --force) leaves the container and its network alone.
   if (deleted.code !== 0 && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return exitLike(deleted);

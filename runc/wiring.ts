@@ -20,6 +20,10 @@ export interface WiredMarker {
   bundle: string;
   /** For `run`: the private copy of the bundle, with tsrun's hooks, that runc was given. */
   privateBundle?: string | undefined;
+  /** The container's init once runc created it (create), and its start time in clock ticks:
+   * `delete --force` kills it and waits for its end itself (see runc/main.ts). */
+  pid?: number | undefined;
+  pidStart?: string | undefined;
 }
 
 export function markerDir(settings: Settings): string {
@@ -58,6 +62,22 @@ export interface StageRun {
   id: string;
   bundle: string;
   annotations: Record<string, string>;
+}
+
+/**
+ * Evaluates the modules createRuntime will import (engine, store, netlink, firewall), for the
+ * time `runc create` runs: runc is another process, so this work overlaps it instead of following
+ * it. Never fails: a module that cannot load fails again, and is reported, where it is used.
+ */
+export async function preloadWiring(): Promise<void> {
+  await Promise.all([
+    import('../runtime/netns/netns.js'),
+    import('../runtime/store/open.js'),
+    import('../runtime/records.js'),
+    import('../runtime/liveness.js'),
+    import('../runtime/context.js'),
+    import('../runtime/netns-users.js'),
+  ]).catch(() => undefined);
 }
 
 /** createRuntime for a container runc has just created (its process is `pid`). */

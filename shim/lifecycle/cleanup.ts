@@ -52,10 +52,14 @@ export async function cleanupContainer(id: string, settings: Settings, log: Logg
         failures.push(`${what}: ${(err as Error).message}`);
       }
     };
-    await attempt('delete runc state', async () => {
-      if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
-    });
-    await attempt('release the network', () => network.release(id, rec, settings, log));
+    // The container has ended: runc's delete and the network's release need nothing of each
+    // other, so they run side by side (each is mostly waiting: a runc process, netlink, nft).
+    await Promise.all([
+      attempt('delete runc state', async () => {
+        if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+      }),
+      attempt('release the network', () => network.release(id, rec, settings, log)),
+    ]);
     await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id)));
     updateLifecycle(settings.runDir, id, (r) => {
       r.cleanedUp = true;
@@ -97,6 +101,6 @@ async function takeMarker(marker: string, waitMs: number, done: () => boolean): 
       continue;
     }
     if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -6,16 +6,15 @@ import { UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
 import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { runcPaths } from '../run.js';
-import type { RuncPaths } from '../runc.js';
+import { runcOutput, type RuncPaths } from '../runc.js';
 import type { ContainerView } from './status.js';
 
 export type PauseVerb = 'pause' | 'resume';
 
 /** runc pause/resume; runc's one-line error when it refuses (e.g. no freezer cgroup). */
 export async function runcPauseResume(runc: RuncPaths, id: string, verb: PauseVerb): Promise<void> {
-  const { execa } = await import('execa');
-  const r = await execa(runc.binary, ['--root', runc.root, verb, id], { reject: false });
-  if (r.exitCode !== 0) throw new UserError(`runc ${verb} ${id}: ${r.stderr.trim().split('\n').pop() ?? 'failed'}`);
+  const r = await runcOutput(runc, [verb, id]);
+  if (r.code !== 0) throw new UserError(`runc ${verb} ${id}: ${r.stderr.trim().split('\n').pop() ?? 'failed'}`);
 }
 
 /** Checks every container first (all or nothing), then pauses or resumes each. */
@@ -39,8 +38,7 @@ export async function pauseContainers(settings: Settings, views: ContainerView[]
  */
 export async function resumeAfterSignal(runc: RuncPaths, v: Pick<ContainerView, 'id' | 'status'>): Promise<void> {
   if (v.status !== 'paused') return;
-  const { execa } = await import('execa');
-  await execa(runc.binary, ['--root', runc.root, 'resume', v.id], { reject: false });
+  await runcOutput(runc, ['resume', v.id]);
 }
 
 /**

@@ -5,8 +5,9 @@ import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { rmSync } from 'node:fs';
 import { isAlive } from '../../runtime/containers.js';
+import { killAndWait, waitGone } from '../../runtime/process-exit.js';
 import { runcPaths, type NetworkWiring } from '../run.js';
-import { runcDeleteForce, runcStateExists, type RuncPaths } from '../runc.js';
+import { runcDeleteForce, runcOutput, runcStateExists, type RuncPaths } from '../runc.js';
 import { cleanupContainer } from './cleanup.js';
 import { isFrozen, resumeAfterSignal } from './pause.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT_S } from './detach-options.js';
@@ -27,10 +28,9 @@ export function isLive(v: ContainerView): boolean {
 }
 
 export async function runcKill(runc: RuncPaths, id: string, signal: string): Promise<void> {
-  const { execa } = await import('execa');
-  const r = await execa(runc.binary, ['--root', runc.root, 'kill', id, signal], { reject: false });
+  const r = await runcOutput(runc, ['kill', id, signal]);
   // "container not running" / "process already finished": it ended on its own in between.
-  if (r.exitCode !== 0 && !/not running|already finished|no such process/i.test(r.stderr)) {
+  if (r.code !== 0 && !/not running|already finished|no such process/i.test(r.stderr)) {
     throw new UserError(`runc kill ${id} ${signal}: ${r.stderr.trim().split('\n').pop()}`);
   }
 }
@@ -49,10 +49,13 @@ export function hasEnded(settings: Settings, v: ContainerView): boolean {
 
 export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
+  // Short looks first (a killed container ends within milliseconds), then every 20 ms.
+  let delay = 2;
   for (;;) {
     if (hasEnded(settings, v)) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 1.5, 20);
   }
 }
 
@@ -89,11 +92,16 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   // exit command that would find nothing left to do): end it first, so no exit command runs.
   killMonitor(settings, v.id);
   if (runcStateExists(runc, v.id)) {
-    // runc delete -f SIGKILLs init and waits for it: a frozen init would never die (docker, too,
-    // thaws a paused container before it kills it).
+    // A frozen init would never die of SIGKILL (docker, too, thaws a paused container before it
+    // kills it).
     if (isFrozen(v.id)) await resumeAfterSignal(runc, { id: v.id, status: 'paused' });
-    // One runc process kills every process of the container (SIGKILL) and deletes its state.
-    await runcDeleteForce(runc, v.id);
+    // SIGKILL to init, then a wait for it to end: what `runc delete --force` does, without the
+    // 100 ms runc sleeps before it first looks. Cleanup's `runc delete --force` then finds the
+    // container stopped and only destroys it (processes left in the cgroup of a container without
+    // a pid namespace of its own are killed there). Not seen to end: runc's own kill and wait.
+    const l = readLifecycle(settings.runDir, v.id);
+    const ended = l?.pid !== undefined && (await killAndWait(l.pid, l.pidStart ?? '', 2_000));
+    if (!ended) await runcDeleteForce(runc, v.id);
     if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   }
   const r = await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
@@ -116,6 +124,5 @@ function killMonitor(settings: Settings, id: string): void {
 /** conmon writes its last files (persist/exit, the end of the log) after the exit file. */
 export async function waitMonitorGone(settings: Settings, id: string, timeoutMs = 10_000): Promise<void> {
   const l = readLifecycle(settings.runDir, id);
-  const deadline = Date.now() + timeoutMs;
-  while (processRuns(l?.conmonPid, l?.conmonStart) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  if (l?.conmonPid !== undefined) await waitGone(l.conmonPid, l.conmonStart ?? '', timeoutMs);
 }

@@ -3,7 +3,7 @@
 // without writing the exit file. Foreground `tsrun run` containers are read the same way.
 import { readdirSync, readFileSync } from 'node:fs';
 import { containersDir, readRecord, type ContainerRecord } from '../../runtime/containers.js';
-import type { RuncPaths } from '../runc.js';
+import { runcOutput, type RuncPaths } from '../runc.js';
 import { pathsOf, readExitFile, readLifecycle, type LifecycleRecord } from './record.js';
 
 export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped' | 'exited';
@@ -28,19 +28,17 @@ export interface ContainerView {
 
 /** `runc list` once for all containers (ps), in JSON. */
 export async function runcStates(runc: RuncPaths): Promise<Map<string, RuncState>> {
-  const { execa } = await import('execa');
-  const r = await execa(runc.binary, ['--root', runc.root, 'list', '--format', 'json'], { reject: false });
+  const r = await runcOutput(runc, ['list', '--format', 'json']);
   const out = new Map<string, RuncState>();
-  if (r.exitCode !== 0) return out;
+  if (r.code !== 0) return out;
   for (const s of (JSON.parse(r.stdout || 'null') as RuncState[] | null) ?? []) out.set(s.id, s);
   return out;
 }
 
 /** `runc state ID` for one container; undefined when runc has none. */
 export async function runcState(runc: RuncPaths, id: string): Promise<RuncState | undefined> {
-  const { execa } = await import('execa');
-  const r = await execa(runc.binary, ['--root', runc.root, 'state', id], { reject: false });
-  if (r.exitCode !== 0) return undefined;
+  const r = await runcOutput(runc, ['state', id]);
+  if (r.code !== 0) return undefined;
   return JSON.parse(r.stdout) as RuncState;
 }
 

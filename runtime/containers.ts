@@ -1,8 +1,8 @@
 // A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
 // mkdir is the lock that refuses a second live container with the same id. It holds the owner
 // (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { mkdirPrivate, PRIVATE_DIR_MODE, writeFileReplacing } from './files.js';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirPrivate, PRIVATE_DIR_MODE, removeTree, writeFileReplacing } from './files.js';
 import path from 'node:path';
 import { ConflictError, SystemError } from '../config/errors.js';
 
@@ -56,7 +56,7 @@ export async function claimContainer(
       if (old?.detached === 'monitored') throw new ConflictError(`container id ${rec.id} is already in use (remove it first: tsrun rm ${rec.id})`);
       if (!old && attempt === 0 && recentlyCreated(dir)) throw new ConflictError(`container id ${rec.id} is already in use`);
       await onStale(old);
-      rmSync(dir, { recursive: true, force: true });
+      removeTree(dir);
     }
   }
   throw new ConflictError(`container id ${rec.id} is already in use`);
@@ -76,7 +76,7 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
 }
 
 export function removeContainerDir(runDir: string, id: string): void {
-  rmSync(containerDir(runDir, id), { recursive: true, force: true });
+  removeTree(containerDir(runDir, id));
 }
 
 /**
@@ -92,8 +92,11 @@ export function isAlive(pid: number, startTime: string): boolean {
 
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. */
 export function processStartTime(pid: number): string | undefined {
+  // This process's own never changes, and a run asks for it several times.
+  if (pid === process.pid) return (ownStart ??= statFields(pid)?.[19]);
   return statFields(pid)?.[19];
 }
+let ownStart: string | undefined;
 
 /** /proc/<pid>/stat from field 3 (state) on, or undefined when there is no such process. */
 function statFields(pid: number): string[] | undefined {

@@ -23,10 +23,11 @@
 // entry *before* checking that its target is still a live user; if the target left in between,
 // the joiner gives up (and leaves like any user); if the target left after, the target saw the
 // joiner's entry and kept the endpoint. Entries of processes that died are ignored and removed.
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, SystemError, UserError } from '../config/errors.js';
 import { isAlive, processStartTime, readRecord, containerDir } from './containers.js';
+import { removeFile, removeTree } from './files.js';
 import { hasCode } from './netns/errno.js';
 import { netnsId } from './netns/netns.js';
 
@@ -74,7 +75,7 @@ export function liveUsers(runDir: string, root: string): string[] {
   for (const name of listEntries(dir)) {
     if (name.startsWith('.')) continue;
     if (live(readHolder(path.join(dir, name)))) out.push(name);
-    else rmSync(path.join(dir, name), { force: true });
+    else removeFile(path.join(dir, name));
   }
   return out;
 }
@@ -94,8 +95,8 @@ export async function registerOwner(runDir: string, owner: string, pid: number, 
   }
   const left = listEntries(dir);
   const reclaimed = left.includes(WIRED);
-  if (left.includes(TEARDOWN)) rmSync(path.join(dir, TEARDOWN), { force: true }); // its holder died (waited above)
-  if (reclaimed && !opts.wired) rmSync(path.join(dir, WIRED), { force: true });
+  if (left.includes(TEARDOWN)) removeFile(path.join(dir, TEARDOWN)); // its holder died (waited above)
+  if (reclaimed && !opts.wired) removeFile(path.join(dir, WIRED));
   writeEntry(dir, owner, holderOf(pid));
   if (opts.wired) writeFileSync(path.join(dir, WIRED), '');
   return { reclaimed };
@@ -134,7 +135,7 @@ export interface Leaving {
 /** Removes `id`'s entry; the last one out gets `teardown: true` (exactly one caller does). */
 export function leave(runDir: string, root: string, id: string): Leaving {
   const dir = usersDir(runDir, root);
-  rmSync(path.join(dir, id), { force: true });
+  removeFile(path.join(dir, id));
   if (liveUsers(runDir, root).length > 0) return { teardown: false, wired: false };
   const wired = listEntries(dir).includes(WIRED);
   // Claimed with link(2): it fails if the marker exists, and the marker is complete when it appears.
@@ -149,14 +150,14 @@ export function leave(runDir: string, root: string, id: string): Leaving {
     if (live(readHolder(path.join(dir, TEARDOWN)))) return { teardown: false, wired: false };
     renameSync(mine, path.join(dir, TEARDOWN));
   } finally {
-    rmSync(mine, { force: true });
+    removeFile(mine);
   }
   return { teardown: true, wired };
 }
 
 /** After the last user's teardown: the namespace has no users left to record. */
 export function finishTeardown(runDir: string, root: string): void {
-  rmSync(usersDir(runDir, root), { recursive: true, force: true });
+  removeTree(usersDir(runDir, root));
 }
 
 /** Directories whose users all died, for gc: their roots (endpoints are gc's own business). */
@@ -238,7 +239,7 @@ function writeEntry(dir: string, id: string, h: Holder): void {
       renameSync(tmp, path.join(dir, id));
       return;
     } catch (err) {
-      rmSync(tmp, { force: true });
+      removeFile(tmp);
       if (!hasCode(err, 'ENOENT') || attempt >= 2) throw new SystemError(`register ${id} in ${dir}`, err);
     }
   }

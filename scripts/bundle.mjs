@@ -29,6 +29,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const OUT = 'dist/bundle';
@@ -70,23 +71,31 @@ const common = {
 // copies properties as getters, so default, named and namespace imports all stay lazy, and the
 // values are the real ones (instanceof holds). The export names are read here, from this Node.
 const LAZY_BUILTINS = ['assert', 'child_process', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'fs/promises', 'net', 'os', 'perf_hooks', 'readline', 'stream', 'string_decoder', 'tls', 'tty', 'v8', 'vm', 'worker_threads', 'zlib'];
+// CommonJS packages whose evaluation is costly and that some commands never call get the same
+// treatment (bundled as usual, evaluated on first use): ipaddr.js compiles its regular expressions
+// when it loads (~1.5 ms), and `tsrun run --net none` parses no address.
+const LAZY_PACKAGES = ['ipaddr.js'];
+const requireHere = createRequire(import.meta.url);
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
-    const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.map((m) => m.replace('/', '\\/')).join('|')})$`);
-    b.onResolve({ filter }, (args) => {
+    const names = [...LAZY_BUILTINS.map((m) => `(?:node:)?${m}`), ...LAZY_PACKAGES].map((m) => m.replace(/[/.]/g, (c) => `\\${c}`));
+    b.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) => {
       const name = args.path.replace(/^node:/, '');
-      // The stand-in's own require of the real module stays a plain require.
-      if (args.namespace === 'lazy-builtin') return { path: `node:${name}`, external: true };
-      return { path: name, namespace: 'lazy-builtin' };
+      const pkg = LAZY_PACKAGES.includes(name);
+      // The stand-in's own require of the real module: Node's, or the package bundled as usual.
+      if (args.namespace === 'lazy-builtin') return pkg ? undefined : { path: `node:${name}`, external: true };
+      return { path: name, namespace: 'lazy-builtin', pluginData: { pkg } };
     });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
-      const real = await import(`node:${args.path}`);
-      const keys = Object.keys(real).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
+      const pkg = args.pluginData?.pkg === true;
+      const id = pkg ? args.path : `node:${args.path}`;
+      const keys = Object.keys(requireHere(id)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
       const lines = keys.map((k) => `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => load().${k} });`);
       return {
-        contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));\n${lines.join('\n')}\n`,
+        contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(id)}));\n${lines.join('\n')}\n`,
         loader: 'js',
+        resolveDir: process.cwd(),
       };
     });
   },

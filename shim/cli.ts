@@ -34,7 +34,29 @@ interface GlobalFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-export function buildProgram(onExitCode: (code: number) => void): Command {
+/** Top-level commands built only when they are the one asked for (see buildProgram). */
+const ON_DEMAND = new Set(['network', 'agent', 'topology', 'oci-runtime', 'hook', 'spec', 'cni', 'resolver', 'gc']);
+const GLOBAL_WITH_VALUE = new Set(['--root', '--store', '--log', '--log-level']);
+
+/** The command word of `argv` (after node, script and global options), if any. */
+export function commandWord(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+/**
+ * The program. Building every command's options costs a cold process a few milliseconds, and a
+ * process runs one command: given `argv`, the commands of ON_DEMAND that were not asked for are
+ * left out. Without argv, or when the command word is none of tsrun's (help, a typo), all are
+ * built, so help and "unknown command" see everything. `run` and the lifecycle commands are always
+ * built (the lifecycle adds run's detach options).
+ */
+export function buildProgram(onExitCode: (code: number) => void, argv?: string[]): Command {
+  const word = argv ? commandWord(argv) : undefined;
   const program = new Command('tsrun')
     .description('Container networking runtime: runs OCI bundles through runc and wires their networks')
     .version('0.1.0')
@@ -84,13 +106,16 @@ export function buildProgram(onExitCode: (code: number) => void): Command {
   run.option('-d, --detach', 'run in the background under conmon and print the id (tsrun ps, logs, stop, rm)');
   for (const c of lifecycleCommands({ setup: (cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode, runCommand: run, normalizeRunOptions })) program.addCommand(c);
 
-  program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
-  program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
-  program.addCommand(topologyCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
-  program.addCommand(ociRuntimeCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
-  for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
-  program.addCommand(cniCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
-  program.addCommand(resolverCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags, { supervise: false }), () => inheritedSettings(process.env)), { hidden: true });
+  const always = new Set(program.commands.map((c) => c.name()));
+  const want = (name: string) => (word !== undefined && always.has(word) ? false : word === undefined || !ON_DEMAND.has(word) || word === name);
+  if (want('network')) program.addCommand(networkCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  if (want('agent')) program.addCommand(agentCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  if (want('topology')) program.addCommand(topologyCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  if (want('oci-runtime')) program.addCommand(ociRuntimeCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  if (want('hook') || want('spec')) for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
+  if (want('cni')) program.addCommand(cniCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
+  if (want('resolver')) program.addCommand(resolverCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags, { supervise: false }), () => inheritedSettings(process.env)), { hidden: true });
+  if (!want('gc')) return program;
 
   program
     .command('gc')
@@ -176,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
   let parseError: string | undefined;
   const program = buildProgram((code) => {
     exitCode = code;
-  });
+  }, argv);
   program.exitOverride();
   program.configureOutput({
     writeErr: (s) => {

@@ -11,7 +11,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PodmanCni, havePodman } from '../../test/harness/podman-cni.js';
-import { Report, TSRUN, benchEnv, interleave, median, timeCommand } from '../lib.js';
+import { readFileSync } from 'node:fs';
+import { Report, TSRUN, benchEnv, interleave, median, nodeLoadingBundle, timeCommand } from '../lib.js';
 import { CNI_PATH, cniPlugin, pinNetns, type NetnsPin } from '../cni-plugin.js';
 
 /** One plugin process (tsrun's bundle or a reference plugin); its time and its stdout. */
@@ -61,9 +62,11 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
   const portmapConf = (prevResult: unknown) => ({ cniVersion: '1.0.0', name: 'cnibenchref', type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [PORT] }, prevResult });
 
   let n = 0;
+  const withPorts = new Set<string>();
   const tsrunCycle = (ports: boolean) => (): number => {
     const ns = pinNetns();
     const id = `tc-${++n}`;
+    if (ports) withPorts.add(id);
     try {
       const add = plugin('tsrun', 'ADD', tsrunConf(ports), ns, id, env);
       return add.ms + plugin('tsrun', 'DEL', { ...tsrunConf(ports), prevResult: JSON.parse(add.out) }, ns, id, env).ms;
@@ -88,6 +91,8 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
   // Warm-up, not measured: the first ADD creates the network, the bridges, nft and iptables state.
   tsrunCycle(true)();
   refCycle(true)();
+  const logFile = path.join(root, 'log', 'tsrun.log');
+  const logStart = existsSync(logFile) ? readFileSync(logFile, 'utf8').length : 0;
 
   const t = interleave(runs, {
     tsrun: tsrunCycle(false),
@@ -97,6 +102,7 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
     tsrunVersion: () => timeCommand(TSRUN, [], { env: benchEnv({ ...env, CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     refVersion: () => timeCommand(path.join(CNI_PATH, 'bridge'), [], { env: benchEnv({ CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
+    nodeCni: () => timeCommand(...nodeLoadingBundle('cni'), { env }),
   });
   const m = (k: string) => median(t[k]!);
   report.add({ name: 'tsrun CNI ADD + DEL (2 processes)', value: m('tsrun'), unit: 'ms' });
@@ -109,6 +115,22 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
   report.add({ name: 'bridge VERSION', value: m('refVersion'), unit: 'ms', note: 'libcni runs VERSION of every plugin whenever it loads a conflist' });
   // tsrun's floor: ADD and DEL are two cold Node processes where the reference plugins are Go.
   report.add({ name: 'node -e 0 (a cold Node process, for reference)', value: m('node'), unit: 'ms' });
+  report.add({ name: 'node loading cni.cjs and exiting (a cold front door doing nothing)', value: m('nodeCni'), unit: 'ms' });
+  // Floors for the same work from two Node processes: two cold starts plus the verbs' in-process
+  // time, from the plugin's own "cni done" lines (verbMs) of the measured runs.
+  const done = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart).split('\n').filter((l) => l.includes('"msg":"cni done"')).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  const verbs = (ports: boolean, cmd: string) => median(done.filter((d) => d.cni === cmd && withPorts.has(String(d.containerId)) === ports).map((d) => Number(d.verbMs)));
+  for (const ports of [false, true]) {
+    const work = verbs(ports, 'ADD') + verbs(ports, 'DEL');
+    if (!Number.isFinite(work)) continue;
+    const what = ports ? ', own port' : '';
+    const total = m(ports ? 'tsrunPorts' : 'tsrun');
+    const ref = m(ports ? 'refPorts' : 'ref');
+    report.add({ name: `tsrun CNI ADD + DEL in-process verb time${what}`, value: work, unit: 'ms' });
+    report.add({ name: `floor A: 2 × node -e 0 + that; tsrun / floor A${what}`, value: total / (2 * m('node') + work), unit: '×', target: '≤ 1.1' });
+    report.add({ name: `floor B: 2 × node loading cni.cjs + that; tsrun / floor B${what}`, value: total / (2 * m('nodeCni') + work), unit: '×', target: '≤ 1.1' });
+    report.add({ name: `floor B / reference${what} (the best two Node processes can do)`, value: (2 * m('nodeCni') + work) / ref, unit: '×' });
+  }
 }
 
 async function podman(report: Report, runs: number, env: NodeJS.ProcessEnv, root: string): Promise<void> {

@@ -1,17 +1,20 @@
 // A simulated multi-host cluster for the overlay: an underlay segment (a bridge in a namespace of
-// its own), etcd in its own namespace on that segment, and hosts that are SandboxHosts (each a
+// its own), etcd in its own namespace on that segment (or, with etcdMembers: 3, a three-member
+// etcd cluster, each member in a namespace of its own), and hosts that are SandboxHosts (each a
 // namespace with its own TSRUN_ROOT) plugged into the segment, each running its own `tsrun agent`.
 // Everything lives in namespaces this harness creates; destroy() removes all of it.
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX_ROOTFS, Netns, SandboxHost, waitFor, type RunResult } from './sandbox.js';
-import { EtcdServer } from './etcd.js';
+import { EtcdCluster, EtcdServer } from './etcd.js';
 import { makePki, type Pki } from './pki.js';
 import type { EtcdStore } from '../../runtime/store/etcd.js';
 
 export const UNDERLAY_PREFIX = '10.250.0';
 export const ETCD_ADDRESS = `${UNDERLAY_PREFIX}.100`;
+/** The members' addresses when the cluster runs several etcd members (.101, .102, …). */
+export const etcdMemberAddress = (i: number): string => `${UNDERLAY_PREFIX}.${101 + i}`;
 /** An "outside world" address on the underlay that has no route back to any overlay subnet. */
 export const OUTSIDE_ADDRESS = `${UNDERLAY_PREFIX}.200`;
 export const BUSYBOX = path.join(BUSYBOX_ROOTFS, 'bin', 'busybox');
@@ -21,6 +24,11 @@ export interface ClusterOptions {
   prefix: string;
   ttlSeconds: number;
   resyncSeconds: number;
+  /** etcd members (default 1: one server at ETCD_ADDRESS); more: an EtcdCluster at .101, .102, …
+   * with every member in the hosts' store URL. */
+  etcdMembers?: number;
+  /** Prefix of the etcd members' private data directories (default "tsrun-etcd-m<N>-"). */
+  etcdDirPrefix?: string;
 }
 
 export class OverlayHost {
@@ -144,32 +152,72 @@ export class OverlayHost {
 
 export class OverlayCluster {
   readonly hosts: OverlayHost[] = [];
-  private constructor(readonly opts: ClusterOptions, readonly underlay: Netns, readonly etcdNs: Netns, readonly etcd: EtcdServer, readonly outside: Netns, private readonly pki: Pki) {}
+  private constructor(
+    readonly opts: ClusterOptions,
+    readonly underlay: Netns,
+    /** The namespace of the (first) etcd member. */
+    readonly etcdNs: Netns,
+    /** The single etcd server, or the first member of the cluster. */
+    readonly etcd: EtcdServer,
+    /** Set when the cluster runs several etcd members. */
+    readonly etcdCluster: EtcdCluster | undefined,
+    private readonly etcdNamespaces: Netns[],
+    readonly outside: Netns,
+    private readonly pki: Pki,
+  ) {}
 
   static async create(opts: ClusterOptions): Promise<OverlayCluster> {
-    const underlay = await Netns.create('ovl-underlay');
-    underlay.sh('ip link add ulbr type bridge && ip link set ulbr up');
-    const etcdNs = await Netns.create('ovl-etcd');
-    plug(underlay, etcdNs, 'ul-etcd', `${ETCD_ADDRESS}/24`);
-    const outside = await Netns.create('ovl-outside');
-    plug(underlay, outside, 'ul-out', `${OUTSIDE_ADDRESS}/24`);
-    // The cluster store over TLS with client certificates (mutual TLS). Not with etcd's password
-    // auth here: the suite restarts etcd, and etcd's default "simple" tokens die with it, which
-    // the etcd3 client does not renew for watch streams (use --auth-token jwt in production);
-    // user/password is covered by test/integration/security/etcd-tls.test.ts.
-    const pki = makePki(ETCD_ADDRESS);
-    const etcd = await EtcdServer.start(etcdNs, { address: ETCD_ADDRESS, tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca } });
-    etcd.useClientCertificate(pki.client);
-    return new OverlayCluster(opts, underlay, etcdNs, etcd, outside, pki);
+    const made: Netns[] = [];
+    const ns = async (name: string) => {
+      const n = await Netns.create(name);
+      made.push(n);
+      return n;
+    };
+    let pki: Pki | undefined;
+    try {
+      const underlay = await ns('ovl-underlay');
+      underlay.sh('ip link add ulbr type bridge && ip link set ulbr up');
+      const outside = await ns('ovl-outside');
+      plug(underlay, outside, 'ul-out', `${OUTSIDE_ADDRESS}/24`);
+      const members = opts.etcdMembers ?? 1;
+      const addresses = members === 1 ? [ETCD_ADDRESS] : Array.from({ length: members }, (_, i) => etcdMemberAddress(i));
+      const etcdNamespaces: Netns[] = [];
+      for (const [i, address] of addresses.entries()) {
+        const n = await ns(members === 1 ? 'ovl-etcd' : `ovl-etcd${i + 1}`);
+        plug(underlay, n, members === 1 ? 'ul-etcd' : `ul-etcd${i + 1}`, `${address}/24`);
+        etcdNamespaces.push(n);
+      }
+      // The cluster store over TLS with client certificates (mutual TLS). Not with etcd's password
+      // auth here: the suite restarts etcd, and etcd's default "simple" tokens die with it, which
+      // the etcd3 client does not renew for watch streams (use --auth-token jwt in production);
+      // user/password is covered by test/integration/security/etcd-tls.test.ts.
+      pki = makePki(addresses);
+      const tls = { cert: pki.server.cert, key: pki.server.key, ca: pki.ca };
+      let etcd: EtcdServer;
+      let etcdCluster: EtcdCluster | undefined;
+      if (members === 1) {
+        etcd = await EtcdServer.start(etcdNamespaces[0]!, { address: ETCD_ADDRESS, tls });
+        etcd.useClientCertificate(pki.client);
+      } else {
+        etcdCluster = await EtcdCluster.start(addresses.map((address, i) => ({ ns: etcdNamespaces[i]!, address })), { tls, ...(opts.etcdDirPrefix ? { dirPrefix: opts.etcdDirPrefix } : {}) });
+        etcdCluster.useClientCertificate(pki.client);
+        etcd = etcdCluster.members[0]!;
+      }
+      return new OverlayCluster(opts, underlay, etcdNamespaces[0]!, etcd, etcdCluster, etcdNamespaces, outside, pki);
+    } catch (err) {
+      pki?.destroy();
+      for (const n of made) n.destroy();
+      throw err;
+    }
   }
 
   get storeUrl(): string {
-    return this.etcd.url(this.opts.prefix);
+    return this.etcdCluster ? this.etcdCluster.url(this.opts.prefix) : this.etcd.url(this.opts.prefix);
   }
 
-  /** What the test process itself reads etcd with (over the unix socket). */
+  /** What the test process itself reads etcd with (over the unix sockets of running members). */
   store(): EtcdStore {
-    return this.etcd.store(this.opts.prefix);
+    return this.etcdCluster ? this.etcdCluster.store(this.opts.prefix) : this.etcd.store(this.opts.prefix);
   }
 
   /** A new host on the underlay at .<n>, with TSRUN_STORE pointing at etcd. */
@@ -186,9 +234,10 @@ export class OverlayCluster {
 
   async destroy(): Promise<void> {
     for (const h of this.hosts) await h.destroy().catch(() => undefined);
-    await this.etcd.destroy();
+    if (this.etcdCluster) await this.etcdCluster.destroy();
+    else await this.etcd.destroy();
     this.pki.destroy();
-    this.etcdNs.destroy();
+    for (const n of this.etcdNamespaces) n.destroy();
     this.outside.destroy();
     this.underlay.destroy();
   }

@@ -1,5 +1,5 @@
 // A throwaway PKI for tests, made with openssl: a CA, an etcd server certificate for one IP
-// address, and a client certificate. Elliptic-curve keys (fast), valid two days.
+// address (or several: one certificate shared by the members of a cluster), and a client certificate. Elliptic-curve keys (fast), valid two days.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,7 +13,7 @@ export interface Pki {
   destroy(): void;
 }
 
-export function makePki(serverIp: string): Pki {
+export function makePki(serverIps: string | string[]): Pki {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-pki-'));
   const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -23,7 +23,7 @@ export function makePki(serverIp: string): Pki {
     writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
     ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`]);
   };
-  sign('server', `IP:${serverIp}`);
+  sign('server', [serverIps].flat().map((ip) => `IP:${ip}`).join(','));
   sign('client', 'DNS:tsrun');
   const f = (n: string) => path.join(dir, n);
   return {

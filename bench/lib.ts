@@ -7,10 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** tsrun as installed: the launcher, which starts each front door from its start-up snapshot. */
+/** tsrun as installed: the launcher (the plain bundle; the start-up snapshot with TSRUN_SNAPSHOT=1). */
 export const TSRUN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun');
-/** The plain bundle (what the launcher falls back to), for comparison: `node TSRUN_PLAIN …`. */
-export const TSRUN_PLAIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun.cjs');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 
 /** The environment benchmarks run commands with: NODE_EXTRA_CA_CERTS doubles Node's start-up

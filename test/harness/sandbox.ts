@@ -149,8 +149,7 @@ export class SandboxHost {
 
   runcList(): string[] {
     if (!existsSync(this.runcRoot)) return [];
-    const r = spawnSync('runc', ['--root', this.runcRoot, 'list', '-q'], { encoding: 'utf8' });
-    return r.stdout.split('\n').filter(Boolean);
+    return this.ns.exec('runc', ['--root', this.runcRoot, 'list', '-q']).stdout.split('\n').filter(Boolean);
   }
 
   /** Everything a finished container could leave behind; empty means clean. */
@@ -185,7 +184,8 @@ export class SandboxHost {
   }
 
   destroy(): void {
-    for (const id of this.runcList()) spawnSync('runc', ['--root', this.runcRoot, 'delete', '--force', id]);
+    // In the sandbox: runc runs a container's poststop hooks in the namespace of whoever deletes it.
+    for (const id of this.runcList()) this.ns.exec('runc', ['--root', this.runcRoot, 'delete', '--force', id]);
     // A DNS resolver still running would hold the namespace until it noticed its root was gone.
     try {
       process.kill((JSON.parse(readFileSync(path.join(this.root, 'run', 'dns', 'resolver.pid'), 'utf8')) as { pid: number }).pid, 'SIGKILL');

@@ -103,7 +103,7 @@ describe('defects', () => {
       expect(nftElementsOf(id)).toEqual(before);
     } finally {
       const exited = new Promise((r) => child.once('exit', r));
-      spawnSync('runc', ['--root', host.runcRoot, 'kill', id, 'KILL']);
+      host.ns.exec('runc', ['--root', host.runcRoot, 'kill', id, 'KILL']);
       await exited;
     }
     expect(nftElementsOf(id)).toEqual([]);
@@ -138,7 +138,7 @@ describe('after a reboot (the run directory lost, the library directory kept)', 
       c.kill('SIGKILL');
       await exited;
     }
-    for (const id of containerIds) spawnSync('runc', ['--root', host.runcRoot, 'delete', '--force', id]);
+    for (const id of containerIds) host.ns.exec('runc', ['--root', host.runcRoot, 'delete', '--force', id]);
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const mp = line.split(' ')[4];
       if (mp && mp.startsWith(path.join(host.root, 'run'))) spawnSync('umount', ['-l', mp]);

@@ -20,14 +20,14 @@ import { resolveSettings, type Settings } from '../config/settings.js';
 import { ANNOTATION_PREFIX, readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
 import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
-import { processStartTime } from '../runtime/containers.js';
+import { isAlive, processStartTime } from '../runtime/containers.js';
 import { killAndWait } from '../runtime/process-exit.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
-import { exitLike, queryRunc, runRunc } from './exec-runc.js';
+import { exitLike, queryRunc, runRunc, type RuncOutcome } from './exec-runc.js';
 import { loadBundle } from '../shim/bundle.js';
 import { reportRuncError } from './runc-log.js';
-import { preloadWiring, readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker } from './wiring.js';
+import { preloadWiring, readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker, type WiredMarker } from './wiring.js';
 
 declare const TSRUN_BUILD: { version: string; commit: string } | undefined;
 
@@ -191,24 +191,46 @@ async function del(ctx: Ctx): Promise<number> {
   const id = ctx.args.positionals[0];
   const marker = id === undefined ? undefined : safeMarker(ctx.settings, id);
   if (id === undefined || !marker) return passThrough(ctx);
-  // `runc delete --force` of a live container SIGKILLs its init and then sleeps 100 ms before it
-  // first looks whether it has ended. tsrun-runc sends the same SIGKILL to the same process (its
-  // start time checked) and watches it end within milliseconds; runc, given the engine's words
-  // unchanged, then finds the container stopped and only destroys it (and kills what is left in
-  // the cgroup of a container without a pid namespace of its own, as it always does). A process
-  // that does not end (a frozen cgroup) is left to runc's own kill and wait.
-  if (flagIsTrue(ctx.args.flags.get('force')) && marker.pid !== undefined && marker.pidStart !== undefined) {
-    await killAndWait(marker.pid, marker.pidStart, 500);
+  const log = logger(ctx, id, 'delete');
+  const unwire = async () => {
+    const outcome = await unwireDeleted({ settings: ctx.settings, log, id, bundle: marker.bundle, annotations: {} }, ctx.timing);
+    log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc delete: torn down');
+  };
+  const done = (deleted: RuncOutcome) => {
+    if (marker.privateBundle) rmSync(marker.privateBundle, { recursive: true, force: true });
+    removeMarker(ctx.settings, id);
+    return exitLike(deleted);
+  };
+  if (await initEnded(ctx, marker)) {
+    // The container can no longer run: runc's delete and the teardown need nothing of each
+    // other, so they go side by side. Should runc still fail (the container stays), the marker
+    // stays too and the engine's next delete comes back here; the teardown is idempotent.
+    const [deleted, unwired] = await Promise.allSettled([runRunc(ctx.runc, ctx.argv), unwire()]);
+    const outcome = deleted.status === 'fulfilled' ? deleted.value : { code: 1 };
+    if (unwired.status === 'rejected') throw unwired.reason;
+    if (outcome.code !== 0 && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return exitLike(outcome);
+    return done(outcome);
   }
   const deleted = await runRunc(ctx.runc, ctx.argv);
   // A refused delete (still running, no --force) leaves the container and its network alone.
   if (deleted.code !== 0 && queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return exitLike(deleted);
-  const log = logger(ctx, id, 'delete');
-  const outcome = await unwireDeleted({ settings: ctx.settings, log, id, bundle: marker.bundle, annotations: {} }, ctx.timing);
-  log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc delete: torn down');
-  if (marker.privateBundle) rmSync(marker.privateBundle, { recursive: true, force: true });
-  removeMarker(ctx.settings, id);
-  return exitLike(deleted);
+  await unwire();
+  return done(deleted);
+}
+
+/**
+ * Whether the container's init (recorded at create) has ended, ending it first for `--force`.
+ * `runc delete --force` of a live container SIGKILLs its init and then sleeps 100 ms before it
+ * first looks whether it has ended: tsrun-runc sends the same SIGKILL to the same process (its
+ * start time checked) and sees it end within milliseconds; runc, given the engine's words
+ * unchanged, then finds the container stopped and only destroys it (killing what is left in the
+ * cgroup of a container without a pid namespace of its own, as it always does). A process that
+ * does not end (a frozen cgroup), or a marker without a pid (`run`), is left to runc as before.
+ */
+async function initEnded(ctx: Ctx, marker: WiredMarker): Promise<boolean> {
+  if (marker.pid === undefined || marker.pidStart === undefined) return false;
+  if (flagIsTrue(ctx.args.flags.get('force'))) return killAndWait(marker.pid, marker.pidStart, 500);
+  return !isAlive(marker.pid, marker.pidStart);
 }
 
 function safeMarker(settings: Settings, id: string) {

@@ -21,9 +21,11 @@ done
 node_side() {
   here=$(dirname "$(readlink -f "$0")")
   node=${TSRUN_NODE:-$(command -v node)}
-  # From runc.cjs's start-up snapshot (built by npm run build) unless node is newer than it.
+  # The plain bundle (with its code cache), as tsrun's launcher: runc.cjs's start-up snapshot only
+  # with TSRUN_SNAPSHOT=1 (docs/fast-path.md: it does not pay, and V8 refuses a snapshot built on
+  # another CPU with exit 14, which would fail the engine's create), unless node is newer than it.
   blob=$here/runc.snapshot.blob
-  if [ -z "${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ -n "$node" ] && [ "$blob" -nt "$node" ]; then
+  if [ "${TSRUN_SNAPSHOT-}" = 1 ] && [ -z "${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ -n "$node" ] && [ "$blob" -nt "$node" ]; then
     exec "$node" --snapshot-blob "$blob" -- "$here/tsrun-runc.cjs" "$@"
   fi
   exec "${node:-node}" "$here/tsrun-runc.cjs" "$@"

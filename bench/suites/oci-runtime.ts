@@ -74,6 +74,11 @@ function passThrough(report: Report, runs: number, env: NodeJS.ProcessEnv, root:
     report.add({ name: 'Node floor: (3 × node -e 0 + runc) / runc', value: (3 * node + runc) / runc, unit: '×', note: 'a Node front on every call; the shell front avoids it' });
     report.add({ name: 'tsrun-runc with io.tsrun.network (wired, torn down)', value: median(t.wired!), unit: 'ms' });
     report.add({ name: 'wired / runc without a network', value: median(t.wired!) / runc, unit: '×' });
+    // A wired cycle starts Node twice (create wires, delete tears down): its floor is runc plus two
+    // cold Node processes; the engine's attach and detach (the bridge suite) come on top.
+    const floor = runc + 2 * node;
+    report.add({ name: 'wired floor: runc + 2 × node -e 0', value: floor, unit: 'ms' });
+    report.add({ name: 'wired / wired floor', value: median(t.wired!) / floor, unit: '×', note: 'the rest: the engine attach + detach, module loading' });
   } finally {
     for (const r of ['runc-ref', 'runc-front', 'runc-wired']) {
       const dir = path.join(root, r);

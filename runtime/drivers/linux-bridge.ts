@@ -49,11 +49,13 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
     log.info({ bridge: net.bridge, network: net.name }, 'bridge created');
   }
   const index = bridge.index;
-  const have = new Set((await host.listAddresses(index)).map((a) => a.cidr));
+  // Added outright, "exists" taken as done: one request per address, where listing the bridge's
+  // addresses dumped every address of the namespace (the kernel filters an address dump by link
+  // only on strict-checking sockets), including each container veth's IPv6 link-local one, so
+  // every attach paid for all the containers before it.
   for (const [subnet, gateway] of [[net.subnet4, net.gateway4], [net.subnet6, net.gateway6]] as const) {
     if (!subnet || !gateway) continue;
     const cidr = `${gateway}/${subnet.split('/')[1]}`;
-    if (have.has(cidr)) continue;
     await tx.step(`address ${cidr} on ${net.bridge}`, async () => {
       try {
         await host.addAddress(index, cidr);

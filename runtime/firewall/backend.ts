@@ -190,18 +190,20 @@ export class NftFirewall implements FirewallBackend {
    * does it fall back to the owner-aware listing path below, which is always used otherwise.
    */
   async removeEndpoint(ep: FirewallEndpoint, opts: { exclusive?: boolean } = {}): Promise<void> {
-    await this.removeGuard(ep);
     const els = endpointElements(ep);
-    if (els.length === 0) return;
     const step = `unpublish ports of container ${ep.containerId}`;
-    if (opts.exclusive) {
+    if (opts.exclusive && els.length > 0) {
+      // The usual detach: the port guard and the published ports in one batch, one libnftables
+      // run. A batch is all or nothing, so when something is already gone the steps below redo it.
       try {
-        await this.apply({ nftables: deleteElements(els) }, step);
+        await this.apply({ nftables: [...removeGuardBatch(ep).nftables, ...deleteElements(els)] }, step);
         return;
       } catch (err) {
         if (!isNftError(err, 'not-found')) throw err;
       }
     }
+    await this.removeGuard(ep);
+    if (els.length === 0) return;
     await this.removeElements(els, step);
   }
 

@@ -17,7 +17,7 @@ import { Ipam, type Allocation } from './ipam/ipam.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
-import { findNetnsPath } from './netns/find.js';
+import { findNetnsPath, safeId } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
@@ -29,6 +29,7 @@ import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
 import { dnsEnabled, resolverServes } from './dns/table.js';
 import { forgetFlows, forgetPortFlows } from './conntrack.js';
+import { flushAtReuse, flushIfMarked, flushMarks, markForFlush } from './conntrack-reuse.js';
 import { underlayFilter } from './overlay/host.js';
 import { clusterOf } from './store/scoped.js';
 
@@ -153,6 +154,8 @@ export class Engine {
             () => this.ipam.allocate({ name: net.name, subnet, gateway }, req.containerId, { staticIp: family === 4 ? req.ip : req.ip6 }),
             async (got) => void (await this.ipam.release(net.name, got.ip, req.containerId)),
           );
+          // An address used before: its old flows go before anything can reach the new holder.
+          if (viaHost && flushAtReuse(this.deps.store)) await tx.step(`forget old flows of ${a.ip}`, () => flushIfMarked(this.deps.store, net.name, a.ip, log));
           return { address: a.ip, prefixLength: a.prefixLength, gateway: a.gateway };
         };
         const ipv4 = await alloc(4);
@@ -291,12 +294,16 @@ export class Engine {
           },
           { description: `delete ${rec.hostIfname || `${rec.ifname} in the container`}`, run: () => this.driverFor(rec.driver).detach(rec, host, this.deps.store, { ...opts, log }) },
           {
-            // After the ports are unpublished, so no new packet re-creates a DNATed flow.
+            // After the ports are unpublished, so no new packet re-creates a DNATed flow; before
+            // the leases are released, so the next holder of an address finds its mark.
             description: 'forget conntrack flows',
             run: async () => {
               if (!hostPath || this.driverFor(rec.driver).hostFirewall === false) return;
               const addrs = [rec.ipv4?.address, rec.ipv6?.address].filter((a): a is string => a !== undefined);
-              await forgetFlows(addrs, log, here ? undefined : hostPath);
+              const hostId = safeId(hostPath);
+              // Flushed when an address is handed out again (conntrack-reuse.ts), not now.
+              if (flushAtReuse(this.deps.store) && hostId !== undefined) await markForFlush(this.deps.store, rec.network, addrs, hostId);
+              else await forgetFlows(addrs, log, here ? undefined : hostPath);
             },
           },
           ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
@@ -372,6 +379,7 @@ export class Engine {
         [
           { description: 'remove firewall elements', run: async () => void (viaHost && (await firewall.removeNetwork(firewallNetwork(net)))) },
           { description: `remove the host side (${net.bridge || net.parent})`, run: () => this.driverFor(net.driver).removeNetwork(net, host) },
+          { description: 'forget the flows of released addresses', run: async () => void (flushAtReuse(this.deps.store) && (await flushMarks(this.deps.store, net.name, log))) },
           { description: 'remove address hints', run: async () => void (await Promise.all((await this.deps.store.list(`ipam/${net.name}/`)).map((e) => this.deps.store.deleteIf(e.key)))) },
           { description: 'remove the definition', run: async () => void (await this.networks.remove(net.name)) },
         ],

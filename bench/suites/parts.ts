@@ -7,6 +7,9 @@
 //    through libnftables ≤ 0.2×, through the nft process (the fallback) ≤ 2.0×
 //  - IPAM on the local store (fsync on): allocations 191-200 vs 2-11 in one subnet      ≤ 3.0×
 //    (and the same without the hint, as a control)
+//  - the kernel floor of forgetting a container's conntrack flows: one ctnetlink dump, which
+//    walks the machine-wide conntrack hash whatever it holds (paid when an address is reused,
+//    runtime/conntrack-reuse.ts), and the entry-count request that skips it in an empty table
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +21,10 @@ import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../runtime
 import { NftFirewall } from '../../runtime/firewall/backend.js';
 import { addEndpointBatch } from '../../runtime/firewall/nft-rules.js';
 import { applyBatch } from '../../runtime/firewall/nft.js';
+import { NlSocket } from '../../runtime/netlink/socket.js';
+import { NETLINK_NETFILTER } from '../../runtime/netns/sys.js';
+import { IPCTNL_MSG, ctDumpBody, ctMsgType, ctStatsBody } from '../../runtime/netlink/ctnl.js';
+import { readFileSync } from 'node:fs';
 import { Report, median, timeCommand } from '../lib.js';
 
 export async function partsSuite(report: Report, runs: number): Promise<void> {
@@ -26,6 +33,7 @@ export async function partsSuite(report: Report, runs: number): Promise<void> {
     await netlinkWiring(report, runs, dir);
     await nftBatch(report, runs);
     await ipamFlat(report, Math.max(3, Math.min(runs, 7)), dir);
+    await conntrackWalk(report, runs);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -141,4 +149,37 @@ async function ipamFlat(report: Report, rounds: number, dir: string): Promise<vo
   report.add({ name: `allocation, leases ${N - 9}-${N}`, value: withHint.late, unit: 'ms' });
   report.add({ name: `allocations ${N - 9}-${N} / 2-11 (the hint keeps it flat)`, value: withHint.late / withHint.early, unit: '×', target: '≤ 3.0' });
   report.add({ name: `control without the hint: ${N - 9}-${N} / 2-11`, value: control.late / control.early, unit: '×' });
+}
+
+/** What forgetting flows costs the kernel: a dump walks every bucket of the shared hash. */
+async function conntrackWalk(report: Report, runs: number): Promise<void> {
+  let buckets = '?';
+  try {
+    buckets = readFileSync('/proc/sys/net/netfilter/nf_conntrack_buckets', 'utf8').trim();
+  } catch {
+    // no conntrack module: the dump below fails and says so
+  }
+  report.section(`conntrack: one ctnetlink dump of this namespace (${buckets} buckets machine-wide) vs the entry count (median of ${runs})`);
+  const sock = new NlSocket(undefined, NETLINK_NETFILTER);
+  const dump: number[] = [];
+  const count: number[] = [];
+  try {
+    for (let i = 0; i < runs + 1; i++) {
+      const t0 = performance.now();
+      await sock.dump(ctMsgType(IPCTNL_MSG.GET), 0, ctDumpBody());
+      const t1 = performance.now();
+      await sock.request(ctMsgType(IPCTNL_MSG.GET_STATS), 0, ctStatsBody());
+      const t2 = performance.now();
+      if (i === 0) continue;
+      dump.push(t1 - t0);
+      count.push(t2 - t1);
+    }
+  } catch (err) {
+    report.add({ name: 'conntrack dump (unavailable here)', value: 0, unit: '', note: (err as Error).message });
+    return;
+  } finally {
+    sock.close();
+  }
+  report.add({ name: 'ctnetlink dump: the walk of the whole hash (kernel floor of a flush)', value: median(dump), unit: 'ms', note: 'paid when an address is reused, not at detach' });
+  report.add({ name: 'ctnetlink entry count (IPCTNL_MSG_CT_GET_STATS)', value: median(count), unit: 'ms' });
 }

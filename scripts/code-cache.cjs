@@ -88,18 +88,34 @@ async function write(file) {
   }
   if (typeof exports.warmUp === 'function') exports.warmUp(); // runc.cjs: parsing, no I/O
   if (typeof exports.main === 'function') {
-    // The CLI: parse a run command that fails at its first check (no such bundle), so option
-    // parsing, settings and the logger are compiled too; in a throwaway root, output discarded.
+    // The CLI: a whole `tsrun run --net none` of an empty bundle with /bin/true standing in for
+    // runc, so the functions of its path are compiled into the cache too (claiming the id, the
+    // spec, starting and supervising runc, teardown): ~4 ms less of a cold `tsrun run` than a
+    // warm-up that stops at its first check. --net none touches no network: only files, in a
+    // throwaway root. Without /bin/true, a run that fails at its first check (no such bundle).
     const os = require('node:os');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
+    const bundle = path.join(dir, 'bundle');
+    const whole = fs.existsSync('/bin/true');
+    if (whole) {
+      fs.mkdirSync(path.join(bundle, 'rootfs'), { recursive: true });
+      const spec = { ociVersion: '1.0.2', process: { args: ['true'], cwd: '/', user: { uid: 0, gid: 0 } }, root: { path: 'rootfs' }, linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }] } };
+      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+    }
+    const saved = { root: process.env.TSRUN_ROOT, runc: process.env.TSRUN_RUNC };
     const write = process.stderr.write;
-    process.env.TSRUN_ROOT = dir;
+    process.env.TSRUN_ROOT = path.join(dir, 'root');
+    process.env.TSRUN_RUNC = '/bin/true';
     process.stderr.write = () => true;
     try {
-      await exports.main([process.execPath, 'tsrun', 'run', '--net', 'none', '--memory', '64m', '-e', 'A=1', path.join(dir, 'no-bundle')]);
+      const code = await exports.main([process.execPath, 'tsrun', 'run', '--net', 'none', '--memory', '64m', '-e', 'A=1', whole ? bundle : path.join(dir, 'no-bundle')]);
+      if (whole && code !== 0) throw new Error(`warm-up tsrun run exited ${code}`);
     } finally {
       process.stderr.write = write;
-      delete process.env.TSRUN_ROOT;
+      for (const [k, v] of [['TSRUN_ROOT', saved.root], ['TSRUN_RUNC', saved.runc]]) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }

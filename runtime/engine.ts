@@ -491,8 +491,6 @@ export function firewallNetwork(net: NetworkDef): FirewallNetwork {
     subnets6: net.subnet6 ? [net.subnet6] : [],
     internal: net.internal,
     icc: net.icc,
-    // Overlay traffic between containers skips conntrack (nft-rules.ts, i).
-    ...(net.driver === 'overlay' ? { notrack: true } : {}),
   };
 }
 

@@ -45,23 +45,14 @@ export async function overlaySuite(report: Report): Promise<void> {
     const underlay: number[] = [];
     const overlay: number[] = [];
     const floorBps: number[] = [];
-    const tracked: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       underlay.push(iperf(B.ns.path, A.ns.path, B.address, 5201));
       floorBps.push(iperf(bare.server, bare.client, bare.address, 5204));
       overlay.push(iperf(B.pin('b1'), A.pin('a1'), b1, 5202));
-      // The same with conntrack on the path: the overlay bridges out of notrack_bridges for a moment.
-      const restore = [A, B].map((h) => withoutNotrack(h.ns.path));
-      try {
-        tracked.push(iperf(B.pin('b1'), A.pin('a1'), b1, 5203));
-      } finally {
-        for (const r of restore) r();
-      }
     }
     const u = median(underlay);
     const o = median(overlay);
     const fl = median(floorBps);
-    const tr = median(tracked);
     const ratio = (x: number[], y: number[]) => median(x.map((v, i) => v / y[i]!));
     const brnf = spawnSync('nsenter', [`--net=${A.ns.path}`, 'cat', '/proc/sys/net/bridge/bridge-nf-call-iptables'], { encoding: 'utf8' }).stdout.trim();
     report.add({ name: 'host A → host B, underlay addresses', value: u / 1e9, unit: 'Gb/s' });
@@ -69,9 +60,7 @@ export async function overlaySuite(report: Report): Promise<void> {
     report.add({ name: 'the floor: bare VXLAN + bridge in the same hosts', value: fl / 1e9, unit: 'Gb/s', note: 'configured as tsrun configures its own' });
     report.add({ name: 'overlay / underlay', value: ratio(overlay, underlay), unit: '×', target: '≥ 0.9', note: 'the kernel floor below' });
     report.add({ name: 'the kernel floor: bare VXLAN / underlay', value: ratio(floorBps, underlay), unit: '×' });
-    report.add({ name: 'tsrun overlay / the floor', value: ratio(overlay, floorBps), unit: '×', target: '≥ 0.9' });
-    report.add({ name: 'overlay with conntrack (notrack element removed)', value: tr / 1e9, unit: 'Gb/s', note: `bridge-nf-call-iptables=${brnf || '?'} in the hosts` });
-    report.add({ name: 'overlay, untracked / tracked', value: ratio(overlay, tracked), unit: '×', note: 'what the notrack rule is worth here' });
+    report.add({ name: 'tsrun overlay / the floor', value: ratio(overlay, floorBps), unit: '×', target: '≥ 0.9', note: `bridge-nf-call-iptables=${brnf || '?'} in the hosts` });
 
     report.section(`overlay: time from tsrun run on host B until host A's container reaches it (median of ${REACH_RUNS})`);
     const total: number[] = [];
@@ -89,17 +78,6 @@ export async function overlaySuite(report: Report): Promise<void> {
     await cluster.destroy();
     bundle.cleanup();
   }
-}
-
-/** Empties notrack_bridges in the namespace at `ns`; returns what puts its elements back. */
-function withoutNotrack(ns: string): () => void {
-  const nft = (...args: string[]) => spawnSync('nsenter', [`--net=${ns}`, 'nft', ...args], { encoding: 'utf8' });
-  const listing = JSON.parse(nft('-j', 'list', 'set', 'inet', 'tsrun', 'notrack_bridges').stdout || '{"nftables":[]}') as { nftables: { set?: { elem?: unknown[] } }[] };
-  const elems = listing.nftables.flatMap((o) => o.set?.elem ?? []).map((e) => (typeof e === 'string' ? { val: e, comment: undefined } : (e as { elem: { val: string; comment?: string } }).elem));
-  nft('flush', 'set', 'inet', 'tsrun', 'notrack_bridges');
-  return () => {
-    for (const e of elems) nft(`add element inet tsrun notrack_bridges { "${e.val}"${e.comment ? ` comment "${e.comment}"` : ''} }`);
-  };
 }
 
 function waitPing(h: OverlayHost, id: string, ip: string, timeoutMs: number): boolean {

@@ -10,7 +10,6 @@
 //     set bridges          { type ifname }                        every tsrun bridge
 //     set bridge_pairs     { type ifname . ifname }               (br . br) per network with icc
 //     set internal_bridges { type ifname }                        bridges of internal networks
-//     set notrack_bridges  { type ifname }                        bridges whose own traffic skips conntrack (overlay)
 //     set subnets4/6       { type ipv4_addr/ipv6_addr; flags interval }   every tsrun subnet
 //     set nat_src4/6       { type ipv4_addr/ipv6_addr; flags interval }   subnets of non-internal networks
 //     map pub4_any_addr    { type inet_proto . inet_service : ipv4_addr }      (proto . hostPort) on any local address
@@ -29,8 +28,6 @@
 //       ip daddr 127.0.0.0/8 iifname != "lo" drop
 //       ip6 daddr ::1 iifname != "lo" drop
 //       udp dport 4789 ip daddr @underlay_local4 ip saddr != @underlay_peers4 drop
-//       iifname @notrack_bridges ip daddr @subnets4 fib daddr type != local notrack
-//       iifname @notrack_bridges ip6 daddr @subnets6 fib daddr type != local notrack
 //     }
 //     chain prerouting { type nat hook prerouting priority dstnat; policy accept;  jump publish }
 //     chain output     { type nat hook output priority -100; policy accept;        jump publish }
@@ -106,17 +103,11 @@
 //     else on the underlay cannot inject frames into an overlay network, --internal ones too.
 //  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
 //     which never reaches the inet hooks.
-//  i. Overlay traffic skips conntrack. With br_netfilter loaded (Docker and others load it), a
-//     frame bridged between two ports of a bridge crosses the inet hooks with iifname and
-//     oifname the bridge, and conntrack tracks it: a cost the overlay (container to container
-//     across hosts, through the VXLAN port) pays on every packet. tsrun never flips the global
-//     bridge-nf-call-* switches; instead, at raw priority (before conntrack), a packet that came
-//     in on a notrack bridge for an address of a tsrun subnet that is not the host's own (the
-//     gateway stays tracked: DNS, published ports by hairpin) is marked untracked. Such traffic
-//     stays on the bridge, so nothing needs its state: the forward chain accepts it through
-//     bridge_pairs (icc), and icc=false drops it there as before. Everything NATed is tracked as
-//     before: outbound NAT (daddr outside), published ports (daddr a host address, or the
-//     hairpin's masqueraded reply to the gateway), traffic from the host (output, not prerouting).
+//  i. No notrack rule. With br_netfilter loaded, bridged frames cross the inet hooks and
+//     conntrack; an earlier version untracked traffic that stayed on an overlay bridge. Measured
+//     (docs/benchmarks.md), it gained nothing: TCP crosses the bridge in GSO/GRO aggregates of up
+//     to 64 KB (the VXLAN device's GRO cells aggregate what it decapsulates), so conntrack costs
+//     ~2 % of the path's CPU, and the rule's own set lookup ran for every packet of the host.
 import { createHash } from 'node:crypto';
 import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
@@ -145,7 +136,6 @@ export type SetName =
   | 'bridges'
   | 'bridge_pairs'
   | 'internal_bridges'
-  | 'notrack_bridges'
   | 'subnets4'
   | 'subnets6'
   | 'nat_src4'
@@ -181,7 +171,6 @@ const SETS: readonly SetDef[] = [
   { name: 'bridges', type: 'ifname' },
   { name: 'bridge_pairs', type: ['ifname', 'ifname'] },
   { name: 'internal_bridges', type: 'ifname' },
-  { name: 'notrack_bridges', type: 'ifname' },
   { name: 'subnets4', type: 'ipv4_addr', flags: ['interval'] },
   { name: 'subnets6', type: 'ipv6_addr', flags: ['interval'] },
   { name: 'nat_src4', type: 'ipv4_addr', flags: ['interval'] },
@@ -226,7 +215,6 @@ const prefix = (addr: string, len: number): NftJson => ({ prefix: { addr, len } 
 const match = (left: NftJson, right: NftJson, op: '==' | '!=' | 'in' = '=='): NftJson => ({ match: { op, left, right } });
 const inSet = (left: NftJson, set: SetName, op: '==' | '!=' = '=='): NftJson => match(left, `@${set}`, op);
 const fibLocal: NftJson = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
-const fibNotLocal: NftJson = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local', '!=');
 const ctDnat: NftJson = match(ct('status'), 'dnat', 'in');
 const accept: NftJson = { accept: null };
 const drop: NftJson = { drop: null };
@@ -287,17 +275,6 @@ const RULES: readonly RuleDef[] = [
     chain: 'prerouting_raw',
     label: 'h: VXLAN only from registered hosts',
     expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('ip', 'daddr'), 'underlay_local4'), inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
-  },
-  // i: traffic that stays on an overlay bridge skips conntrack.
-  {
-    chain: 'prerouting_raw',
-    label: 'i: within a notrack bridge v4, untracked',
-    expr: [inSet(meta('iifname'), 'notrack_bridges'), inSet(payload('ip', 'daddr'), 'subnets4'), fibNotLocal, { notrack: null }],
-  },
-  {
-    chain: 'prerouting_raw',
-    label: 'i: within a notrack bridge v6, untracked',
-    expr: [inSet(meta('iifname'), 'notrack_bridges'), inSet(payload('ip6', 'daddr'), 'subnets6'), fibNotLocal, { notrack: null }],
   },
   { chain: 'prerouting', label: 'b: published ports', expr: [{ jump: { target: 'publish' } }] },
   { chain: 'output', label: 'c: published ports from the host', expr: [{ jump: { target: 'publish' } }] },
@@ -627,7 +604,6 @@ export function networkElements(input: FirewallNetwork): SetElement[] {
   // icc=false: no (br . br) pair, so routed same-bridge traffic falls to the isolation drop.
   if (net.icc) els.push({ set: 'bridge_pairs', key: concat(net.bridge, net.bridge), comment });
   if (net.internal) els.push({ set: 'internal_bridges', key: net.bridge, comment });
-  if (net.notrack) els.push({ set: 'notrack_bridges', key: net.bridge, comment });
   for (const [fam, subnets] of [['4', net.subnets4], ['6', net.subnets6]] as const) {
     for (const cidr of subnets) {
       const key = subnetKey(cidr);
@@ -796,8 +772,7 @@ export function normalizeNetwork(net: FirewallNetwork): FirewallNetwork {
     if (dup !== undefined) throw new UserError(`network ${net.name}: ${field} lists ${dup} twice`);
     return out;
   };
-  if (net.notrack !== undefined && typeof net.notrack !== 'boolean') throw new UserError(`network ${net.name}: notrack must be true or false`);
-  return { name: net.name, bridge: net.bridge, subnets4: subnets('subnets4', 'ipv4'), subnets6: subnets('subnets6', 'ipv6'), internal: net.internal, icc: net.icc, ...(net.notrack ? { notrack: true } : {}) };
+  return { name: net.name, bridge: net.bridge, subnets4: subnets('subnets4', 'ipv4'), subnets6: subnets('subnets6', 'ipv6'), internal: net.internal, icc: net.icc };
 }
 
 /** A checked copy: container id, addresses, and ports (no host port published twice). */

@@ -21,9 +21,6 @@ export interface FirewallNetwork {
    * through the gateway is dropped too.
    */
   icc: boolean;
-  /** Traffic that stays on this network's bridge skips conntrack (nft-rules.ts, i): overlay
-   * networks. Absent: false. */
-  notrack?: boolean;
 }
 
 /** One container's published ports on one network. */

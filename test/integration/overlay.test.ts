@@ -147,20 +147,14 @@ maybe('overlay networks', () => {
       expect(B.ping('b1', OUTSIDE_ADDRESS, 2)).toBe(true);
     });
 
-    it('container-to-container overlay traffic skips conntrack; NAT out and a published port still work', async () => {
-      // As on a host where Docker loaded br_netfilter: bridged frames cross the inet hooks. Set in
-      // B's own namespace only (the sandbox host), never globally.
+    it('with br_netfilter calling the inet hooks, overlay traffic, NAT out and a published port work', async () => {
+      // As on a host where Docker loaded br_netfilter: bridged frames cross the inet hooks
+      // (conntrack, tsrun's forward chain). Set in B's own namespace only (the sandbox host), never globally.
       B.ns.sh('sysctl -qw net.bridge.bridge-nf-call-iptables=1');
-      // A table of the test's own on B counts forwarded packets to b1 by conntrack state.
-      B.ns.exec('nft', [`add table inet ovlprobe; add chain inet ovlprobe probe { type filter hook forward priority 10; }; add rule inet ovlprobe probe ip daddr ${ip.b1} ct state untracked counter; add rule inet ovlprobe probe ip daddr ${ip.b1} ct state != untracked counter`]);
       try {
         expect(A.ping('a1', ip.b1!, 3)).toBe(true);
         expect(await exchange('tcp', [A, 'a1'], [B, 'b1'], 7011)).toBe(`hello from ${ip.a1}`);
-        const counters = [...B.ns.exec('nft', ['list', 'chain', 'inet', 'ovlprobe', 'probe']).stdout.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
-        expect(counters).toHaveLength(2);
-        expect(counters[0]).toBeGreaterThan(0); // untracked
-        expect(counters[1]).toBe(0); // nothing tracked
-        // NAT out of the overlay, from a container on the host that untracks.
+        // NAT out of the overlay.
         expect(B.ping('b1', OUTSIDE_ADDRESS, 2)).toBe(true);
         // A published port on the overlay, from another host on the underlay.
         ip.b3 = await B.runContainer('b3', 'ov', bundle, ['-p', '8089:7012']);
@@ -172,7 +166,6 @@ maybe('overlay networks', () => {
         await srvDone;
         expect(got.stdout.trim()).toBe('published');
       } finally {
-        B.ns.exec('nft', ['delete table inet ovlprobe']);
         await B.stopContainer('b3');
       }
     }, 60_000);

@@ -82,7 +82,7 @@ describe('baseTable', () => {
   it('has a fixed number of rules, each tagged with the schema id in a comment nft accepts', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
     expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
-    expect(RULE_COUNT).toBe(24);
+    expect(RULE_COUNT).toBe(22);
     expect(GUARD_RULE_COUNT).toBe(6);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${SCHEMA_ID}`);
@@ -161,12 +161,6 @@ describe('network elements', () => {
 
   it('put a non-internal network in the bridge, pair, subnet and masquerade sets', () => {
     expect(networkElements(web).map((e) => e.set)).toEqual(['bridges', 'bridge_pairs', 'subnets4', 'nat_src4', 'subnets6', 'nat_src6']);
-  });
-
-  it('put an overlay network (notrack) in notrack_bridges, and only then', () => {
-    expect(networkElements({ ...web, notrack: true }).map((e) => e.set)).toEqual(['bridges', 'bridge_pairs', 'notrack_bridges', 'subnets4', 'nat_src4', 'subnets6', 'nat_src6']);
-    expect(networkElements({ ...web, notrack: false }).map((e) => e.set)).not.toContain('notrack_bridges');
-    expectGolden('network-notrack-add', addNetworkBatch({ ...web, notrack: true }));
   });
 
   it('keep an internal network out of the masquerade sets and in internal_bridges', () => {

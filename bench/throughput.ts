@@ -14,16 +14,30 @@ import { Netns } from '../test/harness/sandbox.js';
 export const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 3);
 export const IPERF_ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 3);
 
+/** One iperf3 run: bits per second, and CPU seconds (client + server processes, with the
+ * softirq work done on their behalf) per GB moved, which a loaded machine disturbs less. */
+export interface IperfResult {
+  bps: number;
+  cpuPerGB: number;
+}
+
 /** Bits per second from an iperf3 client in `clientNs` to a server in `serverNs` (netns paths). */
 export function iperf(serverNs: string, clientNs: string, address: string, port: number, serverPort = port): number {
+  return iperfRun(serverNs, clientNs, address, port, serverPort).bps;
+}
+
+export function iperfRun(serverNs: string, clientNs: string, address: string, port: number, serverPort = port): IperfResult {
   const server = spawn('nsenter', [`--net=${serverNs}`, 'iperf3', '-s', '-1', '-p', String(serverPort)], { stdio: 'ignore' });
   try {
     spawnSync('sleep', ['0.3']);
     const r = spawnSync('nsenter', [`--net=${clientNs}`, 'iperf3', '-c', address, '-p', String(port), '-t', String(IPERF_SECONDS), '-J'], { encoding: 'utf8', timeout: (IPERF_SECONDS + 17) * 1000 });
-    const json = (r.stdout ? JSON.parse(r.stdout) : {}) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
-    const bps = json.end?.sum_received?.bits_per_second;
-    if (r.status !== 0 || bps === undefined) throw new Error(`iperf3 to ${address}:${port} failed: ${json.error ?? r.stdout.slice(-300)}${r.stderr}`);
-    return bps;
+    type Json = { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number; seconds: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } } };
+    const json = (r.stdout ? JSON.parse(r.stdout) : {}) as Json;
+    const sum = json.end?.sum_received;
+    if (r.status !== 0 || sum === undefined) throw new Error(`iperf3 to ${address}:${port} failed: ${json.error ?? r.stdout.slice(-300)}${r.stderr}`);
+    const cpu = json.end?.cpu_utilization_percent;
+    const cpuSeconds = cpu ? ((cpu.host_total + cpu.remote_total) / 100) * sum.seconds : NaN;
+    return { bps: sum.bits_per_second, cpuPerGB: cpuSeconds / (sum.bytes / 1e9) };
   } finally {
     server.kill();
   }
@@ -38,7 +52,7 @@ export interface Path {
   serverPort?: number;
 }
 
-export const measure = (p: Path, port = 5201): number => iperf(p.server, p.client, p.address, p.port ?? port, p.serverPort ?? p.port ?? port);
+export const measure = (p: Path, port = 5201): IperfResult => iperfRun(p.server, p.client, p.address, p.port ?? port, p.serverPort ?? p.port ?? port);
 
 /** Two bare namespaces joined by one veth pair: the reference of the bridge rows. */
 export class VethPair {

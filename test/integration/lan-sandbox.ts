@@ -100,7 +100,8 @@ export class LanSandbox {
     const r = this.start(args, `httpd -p 8080 -h /etc; echo "addr=$(${CTR_ADDR}) mac=$(${CTR_MAC})"; read x`);
     let ended = false;
     void r.exited.then(() => (ended = true));
-    await waitFor(`container ${r.id} to serve`, () => r.out().includes('addr=') || ended, 20_000);
+    // Generous: the VM lane runs this under qemu's emulation, where a busy host slows the first start a lot.
+    await waitFor(`container ${r.id} to serve`, () => r.out().includes('addr=') || ended, 60_000);
     const m = /addr=([\d.]+) mac=([0-9a-f:]+)/.exec(r.out());
     if (!m) throw new Error(`container ${r.id}: unexpected output ${JSON.stringify(r.out())} ${r.err()}`);
     return Object.assign(r, { addr: m[1]!, mac: m[2]! });

@@ -156,6 +156,9 @@ await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plu
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
 await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins] });
+// The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
+// small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
+await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
 // tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
 // Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
 await build({ ...common, define: clock.define, banner: { js: clock.banner }, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });

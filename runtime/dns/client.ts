@@ -47,22 +47,43 @@ export function resolverRequest(runDir: string, command: string, timeoutMs = REQ
   });
 }
 
-/** The entry point to start the resolver with: the bundle's tsrun.cjs, beside this module's
- * bundle (cli.cjs, hook.cjs), or built from dist/runtime/dns/ when running unbundled. */
+/** The entry point of `tsrun resolver`: the bundle's tsrun.cjs, beside this module's bundle
+ * (cli.cjs, hook.cjs), or built from dist/runtime/dns/ when running unbundled. */
 export function tsrunEntry(): string {
+  return bundleFile('tsrun.cjs');
+}
+
+/** The resolver's own bundle (runtime/dns/main.ts), beside tsrun.cjs. */
+export function resolverEntry(): string {
+  return bundleFile('resolver.cjs');
+}
+
+function bundleFile(name: string): string {
   const here = fileURLToPath(import.meta.url);
-  const beside = path.join(path.dirname(here), 'tsrun.cjs');
+  const beside = path.join(path.dirname(here), name);
   if (here.endsWith('.cjs') && existsSync(beside)) return beside;
-  return path.resolve(path.dirname(here), '../../bundle/tsrun.cjs');
+  return path.resolve(path.dirname(here), '../../bundle', name);
+}
+
+/**
+ * The resolver's command line. It is the one resident tsrun process, so it runs from its own
+ * small bundle (runtime/dns/main.ts: the Store, the table and the wire code, ~160 KB) rather
+ * than the CLI's (~420 KB with commander, the engine and the drivers); `tsrun resolver` (the
+ * CLI) is the fallback for a tree built without it.
+ * A small young generation (--max-semi-space-size=2, in MiB): a long-lived server that
+ * allocates per query otherwise grows its heap to V8's default semi-spaces (16 MiB each) for
+ * little gain. No --jitless and no --max-lazy: the per-query path must be optimized code.
+ */
+export function resolverCommand(): string[] {
+  const own = resolverEntry();
+  return existsSync(own) ? ['--max-semi-space-size=2', own] : ['--max-semi-space-size=2', tsrunEntry(), 'resolver'];
 }
 
 /** Starts a resolver in the background, in this process's network namespace. */
 export function spawnResolver(settings: Settings): void {
   // stdio ignored: a resolver started from a hook must not hold the runtime's pipes open (runc
   // waits for its hooks' output to close).
-  // A small young generation: a long-lived server that allocates per query otherwise grows its
-  // heap to V8's default semi-spaces (16 MiB each) for little gain.
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', tsrunEntry(), 'resolver'], {
+  const child = spawn(process.execPath, resolverCommand(), {
     detached: true,
     stdio: 'ignore',
     env: { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings) },

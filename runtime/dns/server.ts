@@ -49,10 +49,18 @@ const MAX_CACHED_ANSWERS = 8192;
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
-/** Local answers by client and query bytes, valid for one table generation. */
+/** A cached outcome: forward the query, to these servers of the container's own (--dns), or
+ * (undefined) to the host's as they are when the query comes. */
+class ForwardTo {
+  constructor(readonly own: string[] | undefined) {}
+}
+const FORWARD_TO_HOST = new ForwardTo(undefined);
+
+/** What the table says about a query (the answer's bytes, or where to forward it), by client
+ * and query bytes, valid for one table generation. */
 interface AnswerCache {
   generation: number;
-  answers: Map<string, Buffer>;
+  answers: Map<string, Buffer | ForwardTo>;
 }
 
 interface Listener {
@@ -72,6 +80,11 @@ export interface ResolverStats {
   servfail: number;
   malformed: number;
   rssBytes: number;
+  /** V8's heap (used, reserved) and memory held outside it (Buffers): what of rssBytes is ours
+   * and not the node binary's shared pages. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
 }
 
 export class Resolver {
@@ -81,6 +94,7 @@ export class Resolver {
   private readonly forwarder = new Forwarder();
   /** A container's own upstreams (--dns), parsed once per table (the table's arrays are the keys). */
   private readonly ownUpstreams = new WeakMap<string[], Upstream[]>();
+  private readonly forwardTos = new WeakMap<string[], ForwardTo>();
   private control?: net.Server;
   private hostUpstreams: Upstream[] = [];
   private resolvConfCheckedAt = 0;
@@ -308,11 +322,12 @@ export class Resolver {
 
   /**
    * One UDP query. The common ones never reach the general decoder, a promise or a timer:
-   *  - a query seen before from the same client since the last reload: its answer is copied from
-   *    the cache with the new ID (the key is the whole query but its ID, so case, flags and
-   *    EDNS0 size match exactly; the table is immutable between reloads, so is the answer);
-   *  - a simple A/AAAA query (wire.ts): looked up, answered locally (and cached), or forwarded
-   *    with the client's bytes as they are;
+   *  - a query seen before from the same client since the last reload: a local answer is copied
+   *    from the cache with the new ID, a forwarded name goes straight to the forwarder (the key
+   *    is the whole query but its ID, so case, flags and EDNS0 size match exactly; the table is
+   *    immutable between reloads, so is what it says about the query);
+   *  - a simple A/AAAA query (wire.ts): looked up, answered locally or forwarded with the
+   *    client's bytes as they are, and the outcome cached;
    *  - anything else (PTR, odd packets): answer(), the general path.
    */
   private onUdp(udp: dgram.Socket, cache: AnswerCache, msg: Buffer, rinfo: dgram.RemoteInfo, local: string): void {
@@ -321,42 +336,58 @@ export class Resolver {
       cache.answers.clear();
     }
     const key = msg.length <= MAX_CACHED_QUERY && msg.length >= 12 ? `${rinfo.address}|${msg.toString('latin1', 2)}` : undefined;
-    const hit = key === undefined ? undefined : cache.answers.get(key);
-    if (hit) {
-      this.stats.queries++;
-      this.stats.answered++;
-      const out = Buffer.allocUnsafe(hit.length);
-      hit.copy(out, 0);
-      out[0] = msg[0]!;
-      out[1] = msg[1]!;
-      return void udp.send(out, rinfo.port, rinfo.address);
-    }
-    const q = parseSimpleQuery(msg);
-    const result = q && this.table.lookup(q.name, q.type, normalizeIp(rinfo.address), local);
-    if (!q || !result || (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain' && result.kind !== 'forward')) {
-      void this.safeAnswer(msg, rinfo.address, local, 'udp').then((out) => {
-        if (out) udp.send(out, rinfo.port, rinfo.address);
-      });
-      return;
+    let hit = key === undefined ? undefined : cache.answers.get(key);
+    if (hit === undefined) {
+      const q = parseSimpleQuery(msg);
+      const result = q && this.table.lookup(q.name, q.type, normalizeIp(rinfo.address), local);
+      if (!q || !result || (result.kind !== 'answer' && result.kind !== 'nodata' && result.kind !== 'nxdomain' && result.kind !== 'forward')) {
+        void this.safeAnswer(msg, rinfo.address, local, 'udp').then((out) => {
+          if (out) udp.send(out, rinfo.port, rinfo.address);
+        });
+        return;
+      }
+      if (result.kind === 'forward') {
+        hit = result.upstreams === undefined ? FORWARD_TO_HOST : this.forwardTo(result.upstreams);
+      } else {
+        const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
+        hit = fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
+      }
+      if (key !== undefined) {
+        // Bounded against a flood of distinct queries: emptied when full, refilled by the next ones.
+        if (cache.answers.size >= MAX_CACHED_ANSWERS) cache.answers.clear();
+        cache.answers.set(key, hit);
+      }
     }
     this.stats.queries++;
-    if (result.kind === 'forward') {
-      this.stats.forwarded++;
-      return this.forwarder.forward(msg, this.upstreamsFor(result.upstreams), (answer) => {
-        if (answer) this.stats.answered++;
-        else this.stats.servfail++;
-        udp.send(answer ?? fastAnswer(msg, q.qEnd, q.type, [], RCODE.SERVFAIL, q.edns, q.udpLimit, TTL, false), rinfo.port, rinfo.address);
-      });
-    }
+    if (hit instanceof ForwardTo) return this.forwardUdp(udp, msg, rinfo, hit.own);
     this.stats.answered++;
-    const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
-    const out = fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
-    if (key !== undefined) {
-      // Bounded against a flood of distinct queries: emptied when full, refilled by the next ones.
-      if (cache.answers.size >= MAX_CACHED_ANSWERS) cache.answers.clear();
-      cache.answers.set(key, Buffer.from(out));
-    }
+    // A copy with the client's ID: the cached bytes are never handed to the socket, which may
+    // still hold a send when the next query comes.
+    const out = Buffer.allocUnsafe(hit.length);
+    hit.copy(out, 0);
+    out[0] = msg[0]!;
+    out[1] = msg[1]!;
     udp.send(out, rinfo.port, rinfo.address);
+  }
+
+  private forwardUdp(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, own: string[] | undefined): void {
+    this.stats.forwarded++;
+    this.forwarder.forward(msg, this.upstreamsFor(own), (answer) => {
+      if (answer) {
+        this.stats.answered++;
+        return void udp.send(answer, rinfo.port, rinfo.address);
+      }
+      this.stats.servfail++;
+      const q = parseSimpleQuery(msg);
+      if (q) udp.send(fastAnswer(msg, q.qEnd, q.type, [], RCODE.SERVFAIL, q.edns, q.udpLimit, TTL, false), rinfo.port, rinfo.address);
+    });
+  }
+
+  /** One ForwardTo per container upstream list (the table's arrays), so cache entries share it. */
+  private forwardTo(own: string[]): ForwardTo {
+    let f = this.forwardTos.get(own);
+    if (!f) this.forwardTos.set(own, (f = new ForwardTo(own)));
+    return f;
   }
 
   /** The servers a forwarded query goes to: the container's own (--dns), else the host's. */
@@ -489,7 +520,7 @@ export class Resolver {
   }
 
   statsNow(): ResolverStats {
-    return { pid: process.pid, generation: this.generation, endpoints: this.table.endpointCount, listening: this.listenAddresses(), ...this.stats, rssBytes: process.memoryUsage.rss() };
+    return { pid: process.pid, generation: this.generation, endpoints: this.table.endpointCount, listening: this.listenAddresses(), ...this.stats, ...memory() };
   }
 
   async stop(why: string): Promise<void> {
@@ -541,6 +572,11 @@ function respond(q: dnsPacket.DecodedPacket, rcode: number, answers: dnsPacket.A
 function udpLimit(q: dnsPacket.DecodedPacket): number {
   const opt = q.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer | undefined;
   return opt ? Math.max(512, Math.min(opt.udpPayloadSize, 4096)) : 512;
+}
+
+function memory(): Pick<ResolverStats, 'rssBytes' | 'heapUsedBytes' | 'heapTotalBytes' | 'externalBytes'> {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
 }
 
 /** dgram's address lookup for sockets that are only ever given IP literals: answers at once. The

@@ -1,0 +1,37 @@
+// The resolver's own process entry (dist/bundle/resolver.cjs). The resolver is the one tsrun process
+// that stays resident, so it loads only what serving needs: the table, the wire code, the Store
+// and a logger, not the CLI (commander, the engine, the drivers, nft, execa) that `tsrun resolver`
+// would bring. Started by runtime/dns/client.ts with its parent's settings in the environment.
+import type { Settings } from '../../config/settings.js';
+import { createLogger } from '../log.js';
+import { openStore } from '../store/open.js';
+import { Resolver } from './server.js';
+
+export async function main(env: NodeJS.ProcessEnv): Promise<number> {
+  if (!env.TSRUN_RESOLVER_SETTINGS) {
+    process.stderr.write('tsrun resolver: TSRUN_RESOLVER_SETTINGS is not set (tsrun starts the resolver itself)\n');
+    return 2;
+  }
+  const settings = JSON.parse(env.TSRUN_RESOLVER_SETTINGS) as Settings;
+  const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: false, bindings: { component: 'resolver' } });
+  const store = await openStore({ url: settings.store, libDir: settings.libDir, log });
+  const resolver = new Resolver(settings, store, log);
+  process.on('SIGTERM', () => void resolver.stop('signal SIGTERM'));
+  process.on('SIGINT', () => void resolver.stop('signal SIGINT'));
+  process.on('SIGHUP', () => void resolver.reload().catch(() => {}));
+  if (await resolver.start()) await resolver.done;
+  await store.close?.();
+  return 0;
+}
+
+void main(process.env).then(
+  (code) => {
+    process.exitCode = code;
+    // As the CLI does: a connection attempt to an unreachable etcd must not hold the exit.
+    setTimeout(() => process.exit(code), 500).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`tsrun resolver: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

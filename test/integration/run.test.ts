@@ -1,29 +1,20 @@
 // `tsrun run` end to end: real busybox containers through real runc, inside a sandbox host.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { sandboxPerFile } from '../harness/per-file.js';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxHost, makeBundle, removeBundle, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS } from '../harness/sandbox.js';
+import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS } from '../harness/sandbox.js';
 
 let host: SandboxHost;
 let bundle: string;
 const ids: string[] = [];
-
-beforeAll(async () => {
-  host = await SandboxHost.create('run');
+sandboxPerFile('run', ids, (h, b) => {
+  host = h;
+  bundle = b;
   // Something only this sandbox host has, so --net host can be told from --net none.
-  host.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
-  bundle = makeBundle();
-});
-
-afterAll(() => {
-  removeBundle(bundle);
-  host.destroy();
-});
-
-afterEach(() => {
-  expect(host.leaks(ids.splice(0))).toEqual([]);
+  h.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
 });
 
 function run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {

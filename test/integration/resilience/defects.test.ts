@@ -2,31 +2,22 @@
 // the sandbox harness and the quickstart refusing to run without their namespace, a network name
 // with '.', gc and long container ids, the rollback of `network create` awaited, and the state a
 // lost run directory (a reboot) leaves behind.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { sandboxPerFile } from '../../harness/per-file.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROJECT_ROOT, SandboxHost, makeBundle, pinNetns, removeBundle, uniqueId, waitFor } from '../../harness/sandbox.js';
+import { PROJECT_ROOT, SandboxHost, pinNetns, uniqueId, waitFor } from '../../harness/sandbox.js';
 import { listElements, ownerComment, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 import { ownsElementsOf } from '../../../runtime/gc.js';
 
 let host: SandboxHost;
 let bundle: string;
 const ids: string[] = [];
-
-beforeAll(async () => {
-  host = await SandboxHost.create('i11def');
-  bundle = makeBundle();
-});
-
-afterAll(() => {
-  removeBundle(bundle);
-  host.destroy();
-});
-
-afterEach(() => {
-  expect(host.leaks(ids.splice(0))).toEqual([]);
+sandboxPerFile('i11def', ids, (h, b) => {
+  host = h;
+  bundle = b;
 });
 
 /** A directory of fake programs put first on PATH. */

@@ -1,28 +1,19 @@
 // Supervision that always finishes: a stop request ends even a container that ignores it (after
 // --stop-timeout, with SIGKILL), signals arriving during teardown are held until it is done, and
 // --init puts a real init in front of programs not written to be PID 1.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { sandboxPerFile } from '../../harness/per-file.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { SandboxHost, makeBundle, removeBundle, uniqueId, waitFor } from '../../harness/sandbox.js';
+import { SandboxHost, uniqueId, waitFor } from '../../harness/sandbox.js';
 
 let host: SandboxHost;
 let bundle: string;
 const ids: string[] = [];
-
-beforeAll(async () => {
-  host = await SandboxHost.create('i11sup');
-  bundle = makeBundle();
-});
-
-afterAll(() => {
-  removeBundle(bundle);
-  host.destroy();
-});
-
-afterEach(() => {
-  expect(host.leaks(ids.splice(0))).toEqual([]);
+sandboxPerFile('i11sup', ids, (h, b) => {
+  host = h;
+  bundle = b;
 });
 
 /** Starts `tsrun run` in the background and waits until the container's program runs. */

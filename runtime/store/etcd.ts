@@ -11,6 +11,10 @@
 //
 // Failing fast: every call carries a deadline (3 s by default) and is tried once per endpoint,
 // so an unreachable cluster costs a few seconds and one line naming the endpoints, never a hang.
+// With several endpoints one failure takes a member out of rotation for half a second, so the
+// next try (and the next call) goes to another member: a dead leader costs one failed try, not
+// one in three of every call until it is back. Lease renewals, which are streams the client's
+// retry policy does not cover, retry on the next member the same way.
 import { createRequire } from 'node:module';
 import type { Etcd3, IOptions, IKeyValue, Namespace, Watcher } from 'etcd3';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -176,7 +180,8 @@ export class EtcdStore implements ClusterStore {
         // Each endpoint once, then give up: the caller reports it, nothing waits for minutes.
         global: cockatiel.retry(cockatiel.handleWhen(etcd3.isRecoverableError), { maxAttempts: Math.max(0, target.endpoints.length - 1) }),
         // A short breaker, so a long-lived agent notices quickly when etcd is back.
-        host: () => cockatiel.circuitBreaker(cockatiel.handleWhen(etcd3.isRecoverableError), { halfOpenAfter: 500, breaker: new cockatiel.ConsecutiveBreaker(3) }),
+        // With other members to try, the first failure takes a member out (see the top of the file).
+        host: () => cockatiel.circuitBreaker(cockatiel.handleWhen(etcd3.isRecoverableError), { halfOpenAfter: 500, breaker: new cockatiel.ConsecutiveBreaker(target.endpoints.length > 1 ? 1 : 3) }),
         watchBackoff: new cockatiel.ExponentialBackoff({ initialDelay: 200, maxDelay: 2000 }) as unknown as NonNullable<IOptions['faultHandling']>['watchBackoff'],
       },
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 3_000, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000 },
@@ -263,27 +268,42 @@ export class EtcdStore implements ClusterStore {
   }
 
   /** One renewal. Resolves to the new TTL (0 when the lease has expired); throws when etcd cannot
-   * be reached within the deadline. */
+   * be reached within the deadline. Tried once per endpoint: a keepalive is a stream, and a stream
+   * that fails after it opened is outside the client's retry policy, so without this a renewal
+   * that picked a dead member would fail although the others are up (three in a row, and the lease
+   * and every key bound to it are gone). The failed stream has taken its member out of rotation
+   * (the host breaker), so the next try goes to another. */
   async renewLease(id: string): Promise<number> {
-    return this.call('renew lease', id, async () => {
-      const stream = await this.ns.leaseClient.leaseKeepAlive();
+    let last: unknown;
+    for (let attempt = 0; attempt < this.target.endpoints.length; attempt++) {
       try {
-        return await new Promise<number>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new DeadlineError(this.timeoutMs)), this.timeoutMs);
-          stream.on('data', (res: { TTL: string | number }) => {
-            clearTimeout(timer);
-            resolve(Number(res.TTL));
-          });
-          stream.on('error', (err: Error) => {
-            clearTimeout(timer);
-            reject(err);
-          });
-          stream.write({ ID: id });
-        });
-      } finally {
-        stream.end();
+        return await this.keepAliveOnce(id);
+      } catch (err) {
+        last = err;
+        if (!isUnreachable(err) && !isUnavailable(err)) break;
       }
-    });
+    }
+    throw this.failure('renew lease', id, last);
+  }
+
+  private async keepAliveOnce(id: string): Promise<number> {
+    const stream = await this.ns.leaseClient.leaseKeepAlive();
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new DeadlineError(this.timeoutMs)), this.timeoutMs);
+        stream.on('data', (res: { TTL: string | number }) => {
+          clearTimeout(timer);
+          resolve(Number(res.TTL));
+        });
+        stream.on('error', (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        stream.write({ ID: id });
+      });
+    } finally {
+      stream.end();
+    }
   }
 
   async revokeLease(id: string): Promise<void> {
@@ -335,6 +355,12 @@ const UNREACHABLE = /GRPCUnavailableError|GRPCDeadlineExceededError|BrokenCircui
 function isUnreachable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return UNREACHABLE.test(err.constructor.name) || UNREACHABLE.test(err.name) || /deadline exceeded|no connection established|connect ECONNREFUSED|EHOSTUNREACH|ETIMEDOUT|Execution prevented because the circuit breaker is open/i.test(err.message);
+}
+
+/** gRPC UNAVAILABLE (14), as a stream reports it: no connection, or a member without a leader
+ * ("etcdserver: no leader" during an election). Another member may answer. */
+function isUnavailable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 14;
 }
 
 function reasonOf(err: unknown, timeoutMs: number): string {

@@ -57,11 +57,20 @@ maybe('EtcdStore on a three-member etcd cluster', () => {
     const s = cluster.store(prefix);
     try {
       expect(await s.get('probe/one')).toBe('x'); // connections to the members exist before the kill
+      const lease = await s.grantLease(30);
       await leader.stop();
       newLeader = await cluster.waitForLeader({ not: leader });
       expect(cluster.running).toHaveLength(2);
       // Every call lands on a live member, whichever member the client tries first.
       for (let i = 0; i < 20; i++) expect(await s.createIfAbsent(`after/${i}`, String(i))).toBe(true);
+      // Renewals too (streams, outside the client's retry policy): one that picked the dead member
+      // first is tried on another, so none fails (the agent loses its lease after three that do).
+      const ttls: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        ttls.push(await s.renewLease(lease));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ttls.every((t) => t > 0)).toBe(true);
       expect((await s.list('after/')).map((e) => e.value).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
     } finally {
       await s.close();

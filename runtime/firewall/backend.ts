@@ -168,6 +168,7 @@ export class NftFirewall implements FirewallBackend {
 
   async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
     const batch = { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
+    if (await this.joinBurst(batch)) return;
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -181,6 +182,50 @@ export class NftFirewall implements FirewallBackend {
         if (clash) throw new ConflictError(`${step}: host port ${describePort(clash.wanted)} is already published by ${describeOwner(clash.held.comment)}`);
         if (attempt >= 2) throw err; // the holder has left meanwhile: try once more
       }
+    }
+  }
+
+  /**
+   * Attaches running at once in this process (50 containers started together) share one batch:
+   * every libnftables run fills its cache from the kernel (tables, chains, sets and their
+   * elements) before committing, so one run for the burst instead of one per container. The
+   * batches that reach this point in the same turn of the event loop are joined (identical
+   * commands once: each carries its network's elements) and applied together; a batch is all or
+   * nothing, so when the joined one fails, each attach goes on alone with its own conflict
+   * handling. Resolves true when this batch was applied as part of a burst.
+   */
+  private joinBurst(batch: NftBatch): Promise<boolean> {
+    const key = this.opts.netns ?? '';
+    return new Promise((done) => {
+      let queue = NftFirewall.bursts.get(key);
+      if (!queue) {
+        queue = [];
+        NftFirewall.bursts.set(key, queue);
+        setImmediate(() => void NftFirewall.flushBurst(key));
+      }
+      queue.push({ fw: this, batch, done });
+    });
+  }
+
+  private static readonly bursts = new Map<string, { fw: NftFirewall; batch: NftBatch; done: (joined: boolean) => void }[]>();
+
+  private static async flushBurst(key: string): Promise<void> {
+    const queue = NftFirewall.bursts.get(key) ?? [];
+    NftFirewall.bursts.delete(key);
+    if (queue.length < 2) {
+      for (const q of queue) q.done(false); // alone: its own path, as before
+      return;
+    }
+    const seen = new Set<string>();
+    const nftables = queue.flatMap((q) => q.batch.nftables).filter((cmd) => {
+      const k = JSON.stringify(cmd);
+      return seen.has(k) ? false : (seen.add(k), true);
+    });
+    try {
+      await queue[0]!.fw.addWithBase({ nftables }, `publish ports of ${queue.length} containers at once`);
+      for (const q of queue) q.done(true);
+    } catch {
+      for (const q of queue) q.done(false);
     }
   }
 

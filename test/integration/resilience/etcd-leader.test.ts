@@ -2,7 +2,8 @@
 // (test/harness/overlay-cluster.ts), each with its own `tsrun agent`, share a three-member etcd
 // cluster (each member in a namespace of its own on the underlay; every host's store URL names
 // all three). 50 detached containers (`tsrun run -d`) are attached, a few at a time, spread over
-// the hosts; the leader is SIGKILLed after the first ones. Then:
+// the hosts; the leader is SIGKILLed after the first ones and, once that member is back, the
+// leader of that moment later on (two leader changes, each with commits in flight). Then:
 //   - every attach succeeded, or failed with one line on stderr;
 //   - a success has an address that is unique across the cluster, seen inside its namespace,
 //     with its lease and its endpoint record in etcd;
@@ -26,8 +27,9 @@ const SUBNET = '10.249.0.0/24';
 const ATTACHES = 50;
 /** Attaches in flight at once (spread over the three hosts). */
 const PARALLEL = 6;
-/** The leader is killed once this many attaches have started. */
-const KILL_AFTER = 12;
+/** The leader is killed once this many attaches have started; at the second mark the first
+ * victim is back (a quorum needs two of three) and the leader of that moment is killed too. */
+const KILLS_AT = [12, 30];
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 if (!haveEtcd) console.warn('etcd leader test skipped: /usr/bin/etcd is missing (npm run setup installs etcd-server)');
@@ -55,7 +57,8 @@ interface Live {
 let cluster: OverlayCluster;
 let hosts: OverlayHost[];
 let bundle: string;
-let killed: EtcdServer | undefined;
+/** The members killed, in order; the last one is still down after the attaches. */
+const killed: EtcdServer[] = [];
 let newLeader: EtcdServer | undefined;
 const attempts: Attempt[] = [];
 let live: Live[] = [];
@@ -169,7 +172,7 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
 
   it('every attach succeeds or fails with one line while the leader dies', async () => {
     const etcd = cluster.etcdCluster!;
-    let killedAt: number | undefined;
+    const killedAt: number[] = [];
     const results = await pool(
       ATTACHES,
       PARALLEL,
@@ -178,24 +181,35 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
         const host = hosts[i % hosts.length]!;
         const started = Date.now();
         const r = await tsrunAsync(host, ['run', '-d', '--name', id, '--net', NET, bundle, '--', 'sleep', '100000']);
-        const straddled = killedAt !== undefined && started < killedAt;
+        const straddled = killedAt.some((t) => started < t);
         return { id, host, status: r.status, stderr: r.stderr, straddled };
       },
       async (i) => {
-        if (i !== KILL_AFTER) return;
-        killed = etcd.leader();
-        expect(killed).toBeDefined();
-        killedAt = Date.now();
-        await killed!.stop();
+        if (!KILLS_AT.includes(i)) return;
+        const back = killed.at(-1);
+        if (back) {
+          await back.launch();
+          await waitFor(`${back.name} to rejoin`, () => {
+            try {
+              return etcd.leader() !== undefined && back.status().leaderId !== '0';
+            } catch {
+              return false; // not answering yet
+            }
+          }, 30_000);
+        }
+        const leader = await etcd.waitForLeader();
+        killed.push(leader);
+        killedAt.push(Date.now());
+        await leader.stop();
       },
     );
     attempts.push(...results);
-    newLeader = await etcd.waitForLeader({ not: killed! });
+    newLeader = await etcd.waitForLeader({ not: killed.at(-1)! });
 
     const failed = attempts.filter((a) => a.status !== 0);
     console.log(
-      `etcd leader ${killed!.name} killed after ${KILL_AFTER} attaches started; new leader ${newLeader.name}; ` +
-        `${attempts.length - failed.length} attached, ${failed.length} failed` +
+      `etcd leaders killed: ${killed.map((m, k) => `${m.name} after ${KILLS_AT[k]} attaches started`).join(', ')}; leader now ${newLeader.name}; ` +
+        `${attempts.filter((x) => x.straddled).length} attaches in flight at a kill; ${attempts.length - failed.length} attached, ${failed.length} failed` +
         (failed.length ? `:\n${failed.map((a) => `  ${a.id} on ${a.host.name} (exit ${a.status}${a.straddled ? ', in flight at the kill' : ''}): ${a.stderr.trim()}`).join('\n')}` : '') +
         `\nwarnings in the hosts' logs:\n${hosts.flatMap(warnings).join('\n')}`,
     );
@@ -292,11 +306,12 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
       await waitFor(`${src.id} to reach ${dst.id}`, () => h.ping(src.id, dst.ip, 1, 1), 20_000).catch(() => undefined);
       expect({ from: src.id, to: dst.id, reached: h.ping(src.id, dst.ip, 2, 2) }).toEqual({ from: src.id, to: dst.id, reached: true });
     }
-    await killed!.launch();
+    const last = killed.at(-1)!;
+    await last.launch();
     const leaderId = cluster.etcdCluster!.leader()?.status().memberId;
-    await waitFor(`${killed!.name} to rejoin`, () => {
+    await waitFor(`${last.name} to rejoin`, () => {
       try {
-        return killed!.status().leaderId === leaderId;
+        return last.status().leaderId === leaderId;
       } catch {
         return false;
       }
@@ -304,12 +319,14 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
   }, 120_000);
 
   it('removing every container leaves etcd and the hosts clean', async () => {
+    const started = Date.now();
     const results = await pool(live.length, PARALLEL, async (i) => {
       const c = live[i]!;
       const r = await tsrunAsync(c.host, ['rm', '-f', c.id]);
       return { id: c.id, status: r.status, stderr: r.stderr };
     });
     for (const r of results) expect(r).toEqual({ id: r.id, status: 0, stderr: '' });
+    console.log(`${live.length} containers removed in ${Date.now() - started} ms`);
     // Monitors run `tsrun cleanup` as their containers exit: give them a moment.
     for (const h of hosts) await waitFor(`${h.name} to be clean`, () => h.sandbox.leaks().length === 0, 20_000).catch(() => undefined);
     for (const h of hosts) {

@@ -2,9 +2,11 @@
 // start, and compiling dist/bundle/hook.cjs is a large part of its start-up (~14 ms to require
 // it, ~6 ms with the cache, measured on the development machine). Node 20 has no built-in
 // compile cache (module.enableCompileCache arrived in 22), so:
-//   - at build time, `node scripts/code-cache.cjs dist/bundle/hook.cjs` loads the bundle, runs a
-//     hook stage that touches nothing (poststart on a sample state, in a throwaway state root) so
-//     that the functions every hook runs are compiled too, and writes hook.cjs.v8cache;
+//   - at build time, `node scripts/code-cache.cjs dist/bundle/hook.cjs [--eager]` loads the
+//     bundle, runs a warm-up that touches nothing (a hook poststart on a sample state, a CNI DEL,
+//     a CLI `run --net none` with /bin/true as runc, each in a throwaway state root) so that the
+//     functions it runs are compiled too, and writes hook.cjs.v8cache; with --eager every function
+//     of the bundle is compiled first (the hook's and the CNI plugin's, see scripts/bundle.mjs);
 //   - at run time, tsrun.cjs loads hook.cjs through load() below, which hands V8 the cache.
 // The cache names the file's size and mtime and the Node version it was made for; any mismatch,
 // or V8 rejecting it (another V8, other flags), means an ordinary require: slower, never wrong.
@@ -19,10 +21,19 @@ function header(file) {
   return JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, node: process.version, arch: process.arch });
 }
 
-/** Compiles and runs `file` as a CommonJS module, with `cachedData` when given. */
-function run(file, cachedData) {
+/** Compiles and runs `file` as a CommonJS module, with `cachedData` when given. `eager`: compile
+ * every function now (build time), not when first called, so the cache holds all of them. */
+function run(file, cachedData, eager = false) {
   const source = fs.readFileSync(file, 'utf8');
-  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  // V8 checks a cache against the flags it was made under: --lazy is back on before the cache is
+  // made, so the cache is one the default flags accept.
+  if (eager) require('node:v8').setFlagsFromString('--no-lazy');
+  let script;
+  try {
+    script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  } finally {
+    if (eager) require('node:v8').setFlagsFromString('--lazy');
+  }
   const mod = new Module(file, module);
   mod.filename = file;
   mod.paths = Module._nodeModulePaths(path.dirname(file));
@@ -45,10 +56,13 @@ function load(file) {
   return run(file, cache.subarray(nl + 1)).exports;
 }
 
-/** Build time: load `file`, warm it up, write `<file>.v8cache`. */
-async function write(file) {
+/**
+ * Build time: load `file`, warm it up, write `<file>.v8cache`. `eager`: the cache holds every
+ * function of the bundle, compiled, not only those the warm-up ran (see scripts/bundle.mjs).
+ */
+async function write(file, eager) {
   const abs = path.resolve(file);
-  const { exports, script } = run(abs, undefined);
+  const { exports, script } = run(abs, undefined, eager);
   if (typeof exports.hookMain === 'function') {
     const os = require('node:os');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
@@ -127,7 +141,8 @@ async function write(file) {
 module.exports = { load };
 
 if (require.main === module) {
-  write(process.argv[2]).then(
+  const eager = process.argv[3] === '--eager';
+  write(process.argv[2], eager).then(
     (bytes) => process.stdout.write(`code cache: ${process.argv[2]}.v8cache (${bytes} bytes)\n`),
     (err) => {
       process.stderr.write(`code cache: ${err.stack || err}\n`);

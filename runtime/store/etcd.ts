@@ -2,8 +2,8 @@
 // `etcd3` client. etcd3 (with grpc-js and protobufjs) is loaded only when an etcd:// store is
 // opened: it stays outside the esbuild bundle and costs nothing to the local-store paths.
 //
-//   createIfAbsent  one transaction: if createRevision(key) == 0 then put
-//   deleteIf        one transaction: if value(key) == expected then delete
+//   createIfAbsent  one transaction: if createRevision(key) == 0 then put, else read it
+//   deleteIf        one transaction: if value(key) == expected then delete, else read it
 //   list / watch    by key prefix; the agent lists with the revision it read at and watches from
 //                   the next one, so no event falls between the two
 //   leases          the overlay agent's heartbeat: host and endpoint keys are bound to a lease
@@ -15,6 +15,20 @@
 // next try (and the next call) goes to another member: a dead leader costs one failed try, not
 // one in three of every call until it is back. Lease renewals, which are streams the client's
 // retry policy does not cover, retry on the next member the same way.
+//
+// Writes under an uncertain outcome. A write whose answer never came (deadline, connection reset
+// after the request left, a leader lost mid-proposal) may or may not have committed. etcd3's own
+// retry would send it again blind, and a create that had committed then reads "exists": the
+// caller believes it lost the key it holds (a leaked address, a VXLAN id handed out twice). So
+// etcd3 retries nothing here; writes go through mutate(), which tries again itself and knows
+// whether an earlier attempt's outcome is unknown. Every conditional write reads the key in its
+// else branch (same round trip), and after an unknown outcome:
+//   createIfAbsent  the key holds exactly our value → our earlier attempt committed: true
+//   deleteIf        the key is absent → our earlier attempt deleted it: true
+// This is sound because the values that matter are unique to their writer (lease holders carry
+// host, container, boot and a per-attach instance: ipam/holder.ts; lock holders a pid and time).
+// A value that two writers could both write (a VXLAN id's network name) is protected by the
+// cluster lock that serializes network create/rm instead.
 import { createRequire } from 'node:module';
 import type { Etcd3, IOptions, IKeyValue, Namespace, Watcher } from 'etcd3';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -177,8 +191,8 @@ export class EtcdStore implements ClusterStore {
       // Streams (watch, keepalive) live on; every unary call gets a deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: {
-        // Each endpoint once, then give up: the caller reports it, nothing waits for minutes.
-        global: cockatiel.retry(cockatiel.handleWhen(etcd3.isRecoverableError), { maxAttempts: Math.max(0, target.endpoints.length - 1) }),
+        // No retry here: mutate() retries, knowing which attempts' outcomes are unknown (header).
+        global: cockatiel.retry(cockatiel.handleWhen(etcd3.isRecoverableError), { maxAttempts: 0 }),
         // A short breaker, so a long-lived agent notices quickly when etcd is back.
         // With other members to try, the first failure takes a member out (see the top of the file).
         host: () => cockatiel.circuitBreaker(cockatiel.handleWhen(etcd3.isRecoverableError), { halfOpenAfter: 500, breaker: new cockatiel.ConsecutiveBreaker(target.endpoints.length > 1 ? 1 : 3) }),
@@ -197,30 +211,41 @@ export class EtcdStore implements ClusterStore {
 
   async get(key: string): Promise<string | undefined> {
     checkKey(key);
-    const v = await this.call('get', key, () => this.ns.get(key).string());
+    const v = await this.mutate('get', key, () => this.ns.get(key).string());
     return v ?? undefined;
   }
 
   async put(key: string, value: string): Promise<void> {
     checkKey(key);
-    await this.call('put', key, () => this.ns.put(key).value(value).exec());
+    // A put sent twice leaves the same value: no outcome to compare.
+    await this.mutate('put', key, () => this.ns.put(key).value(value).exec());
   }
 
   async createIfAbsent(key: string, value: string): Promise<boolean> {
     checkKey(key);
-    const res = await this.call('create', key, () => this.ns.if(key, 'Create', '==', 0).then(this.ns.put(key).value(value)).commit());
-    return res.succeeded;
+    return this.mutate('create', key, async (uncertain) => {
+      const res = await this.ns.if(key, 'Create', '==', 0).then(this.ns.put(key).value(value)).else(this.ns.get(key)).commit();
+      if (res.succeeded) return true;
+      // Exists. Holding exactly our value after an attempt whose answer was lost: that attempt
+      // committed (see the header). Without a lost answer, an equal value is someone else's.
+      return uncertain && rangeValue(res) === value;
+    });
   }
 
   async deleteIf(key: string, expected?: string): Promise<boolean> {
     checkKey(key);
     if (expected === undefined) {
-      const res = await this.call('delete', key, () => this.ns.delete().key(key).exec());
-      return Number(res.deleted) > 0;
+      // Unconditional: after a lost answer "absent now" cannot say who deleted it; callers of the
+      // unconditional form do not depend on the answer.
+      return this.mutate('delete', key, async () => Number((await this.ns.delete().key(key).exec()).deleted) > 0);
     }
-    // etcd fails a value comparison on an absent key, so "absent" reads as "not deleted".
-    const res = await this.call('delete', key, () => this.ns.if(key, 'Value', '==', expected).then(this.ns.delete().key(key)).commit());
-    return res.succeeded && Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+    return this.mutate('delete', key, async (uncertain) => {
+      // etcd fails a value comparison on an absent key: the else branch tells absent from other.
+      const res = await this.ns.if(key, 'Value', '==', expected).then(this.ns.delete().key(key)).else(this.ns.get(key)).commit();
+      if (res.succeeded) return Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+      // Absent after an attempt whose answer was lost: that attempt deleted it.
+      return uncertain && rangeValue(res) === undefined;
+    });
   }
 
   async list(prefix: string): Promise<StoreEntry[]> {
@@ -230,7 +255,7 @@ export class EtcdStore implements ClusterStore {
   /** The listing and the revision it was read at (watch from revision + 1 to miss nothing). */
   async listAt(prefix: string): Promise<{ entries: StoreEntry[]; revision: bigint }> {
     prefixSegments(prefix);
-    const res = await this.call('list', prefix || '(all)', () => (prefix === '' ? this.ns.getAll() : this.ns.getAll().prefix(prefix)).exec());
+    const res = await this.mutate('list', prefix || '(all)', () => (prefix === '' ? this.ns.getAll() : this.ns.getAll().prefix(prefix)).exec());
     const entries = res.kvs.map((kv) => ({ key: this.keyOf(kv), value: kv.value.toString('utf8') }));
     return { entries: entries.sort((a, b) => compareKeys(a.key, b.key)), revision: BigInt(res.header.revision) };
   }
@@ -313,7 +338,7 @@ export class EtcdStore implements ClusterStore {
   /** put bound to a lease: etcd deletes the key when the lease expires. */
   async putWithLease(key: string, value: string, leaseId: string): Promise<void> {
     checkKey(key);
-    await this.call('put', key, () => this.ns.put(key).value(value).lease(leaseId).exec());
+    await this.mutate('put', key, () => this.ns.put(key).value(value).lease(leaseId).exec());
   }
 
   async close(): Promise<void> {
@@ -327,12 +352,33 @@ export class EtcdStore implements ClusterStore {
     return kv.key.toString('utf8');
   }
 
-  /** Runs one etcd call; an unreachable cluster becomes one line naming it. */
+  /** Runs one lease or watch call, tried once per endpoint; an unreachable cluster becomes one
+   * line naming it. (Keys are read and written through mutate(), which is patient.) */
   private async call<T>(op: string, what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.failure(op, what, err);
+    return this.mutate(op, what, () => fn(), false);
+  }
+
+  /**
+   * Runs `attempt` until its outcome is known (see the header). `uncertain` tells an attempt that
+   * an earlier one may have been applied. A request that never left (connection refused, breaker
+   * open) is tried once per other endpoint, as before; one whose answer was lost is tried again,
+   * after a short pause (an election takes about a second), until RETRY_BUDGET deadlines have passed.
+   */
+  private async mutate<T>(op: string, what: string, attempt: (uncertain: boolean) => Promise<T>, patient = true): Promise<T> {
+    const started = Date.now();
+    let uncertain = false;
+    let unsentTries = 0;
+    for (let i = 0; ; i++) {
+      try {
+        return await attempt(uncertain);
+      } catch (err) {
+        if (!isRetryable(err)) throw this.failure(op, what, err);
+        const unsent = !patient || neverSent(err);
+        if (!unsent) uncertain = true;
+        const again = unsent ? ++unsentTries < this.target.endpoints.length : Date.now() - started < this.timeoutMs * RETRY_BUDGET && i < MAX_RETRIES;
+        if (!again) throw this.failure(op, what, err);
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** i, 1000)));
+      }
     }
   }
 
@@ -342,6 +388,28 @@ export class EtcdStore implements ClusterStore {
     }
     return new SystemError(`${op} ${what} in ${this.name}`, err);
   }
+}
+
+/** How long (in call deadlines) a write whose answer was lost keeps being retried, and how often. */
+const RETRY_BUDGET = 2;
+const MAX_RETRIES = 6;
+
+/** The value a transaction's else-branch read found; undefined when the key is absent. */
+function rangeValue(res: { responses: { response_range?: { kvs: { value: Buffer }[] } | null }[] }): string | undefined {
+  return res.responses[0]?.response_range?.kvs[0]?.value.toString('utf8');
+}
+
+/** etcd3's transient errors, and the unreachable ones ours names (a breaker, our deadline). */
+function isRetryable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (/ClientClosedError/.test(err.constructor.name)) return false;
+  return loadEtcd3().etcd3.isRecoverableError(err) || isUnreachable(err) || /leader changed|request timed out|ECONNRESET|Connection dropped|socket hang up/i.test(err.message);
+}
+
+/** True when the request certainly never reached etcd: nothing to be uncertain about. */
+function neverSent(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return /BrokenCircuitError|IsolatedCircuitError/.test(err.constructor.name) || /ECONNREFUSED|ENOENT|No connection established|circuit breaker is open/i.test(err.message);
 }
 
 class DeadlineError extends Error {

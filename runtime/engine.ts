@@ -152,11 +152,11 @@ export class Engine {
           const a: Allocation = await tx.step(
             `lease an IPv${family} address on ${net.name}`,
             () => this.ipam.allocate({ name: net.name, subnet, gateway }, req.containerId, { staticIp: family === 4 ? req.ip : req.ip6 }),
-            async (got) => void (await this.ipam.release(net.name, got.ip, req.containerId)),
+            async (got) => void (await this.ipam.release(net.name, got.ip, req.containerId, got.lease)),
           );
           // An address used before: its old flows go before anything can reach the new holder.
           if (viaHost && flushAtReuse(this.deps.store)) await tx.step(`forget old flows of ${a.ip}`, () => flushIfMarked(this.deps.store, net.name, a.ip, log));
-          return { address: a.ip, prefixLength: a.prefixLength, gateway: a.gateway };
+          return { address: a.ip, prefixLength: a.prefixLength, gateway: a.gateway, lease: a.lease };
         };
         const ipv4 = await alloc(4);
         const ipv6 = await alloc(6);
@@ -309,7 +309,7 @@ export class Engine {
           ...rec.ports.map((p) => ({ description: `release host port ${p.hostPort}/${p.protocol}`, run: () => releasePort(this.deps.store, p, rec.containerId) })),
           ...[rec.ipv4, rec.ipv6]
             .filter((a): a is EndpointAddress => a !== undefined)
-            .map((a) => ({ description: `release ${a.address}`, run: async () => void (await this.ipam.release(rec.network, a.address, rec.containerId)) })),
+            .map((a) => ({ description: `release ${a.address}`, run: async () => void (await this.ipam.release(rec.network, a.address, rec.containerId, a.lease)) })),
           { description: 'delete endpoint record', run: () => deleteEndpoint(this.deps.store, rec.containerId, rec.network) },
         ],
         log,

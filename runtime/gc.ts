@@ -25,6 +25,12 @@ import { ownerComment } from './firewall/nft-rules.js';
 import { LocalStore } from './store/local.js';
 import { sweepDeadUsers } from './netns-users.js';
 import { clusterOf } from './store/scoped.js';
+import { keyLayout, parseLeaseKey } from './ipam/ipam.js';
+import { decodeHolder } from './ipam/holder.js';
+import { canonicalAddress } from '../config/address.js';
+import { sameBoot } from './boot.js';
+import { ENDPOINTS_PREFIX, LOCAL_HOST_ID_KEY, parseOverlayEndpoint, parseOverlayKey } from './overlay/keys.js';
+import { publishedBy } from './drivers/overlay.js';
 
 export interface GcReport {
   containers: string[];
@@ -113,12 +119,31 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   const owners = new Set([...keep.map((e) => e.containerId), ...liveShim]);
 
   // 4. Leases and host ports without an endpoint (an attach that crashed before its record).
-  // With a cluster store the leases are every host's: this host cannot tell another host's live
-  // container from a crash, so it leaves them (the overlay agent withdraws its own host's).
-  for (const entry of clusterOf(store) ? [] : await store.list('ipam/')) {
-    const leaf = entry.key.split('/').pop()!;
-    if (leaf.startsWith('_')) continue; // allocation hints
-    if (!owners.has(entry.value) && (await store.deleteIf(entry.key, entry.value))) report.leases.push(entry.key);
+  // A lease is kept when a live endpoint record names it (exact value: records carry their
+  // lease's holder) or its container's tsrun process lives; a lease from another boot never is.
+  // With a cluster store the leases are every host's: only this host's own are judged (their
+  // holder names this host), never another host's, nor a bare pre-holder value (holder.ts).
+  const expected = new Map<string, string>();
+  for (const e of keep) for (const a of [e.ipv4, e.ipv6]) if (a) expected.set(keyLayout.lease(e.network, canonicalAddress(a.address)), a.lease ?? e.containerId);
+  const cluster = clusterOf(store);
+  const hostId = cluster ? await store.get(LOCAL_HOST_ID_KEY) : undefined;
+  for (const entry of cluster && hostId === undefined ? [] : await store.list('ipam/')) {
+    if (!parseLeaseKey(entry.key)) continue; // allocation hints
+    const h = decodeHolder(entry.value);
+    if (cluster && (h.host === undefined || h.host !== hostId)) continue;
+    const live = expected.get(entry.key) === entry.value || (liveShim.has(h.container) && sameBoot(h.boot));
+    if (!live && (await store.deleteIf(entry.key, entry.value))) report.leases.push(entry.key);
+  }
+  // This host's published overlay endpoints whose container has no live record here.
+  if (cluster && hostId !== undefined) {
+    for (const entry of await cluster.list(ENDPOINTS_PREFIX)) {
+      const k = parseOverlayKey(entry.key);
+      if (k?.kind !== 'endpoint' || k.hostId !== hostId) continue;
+      const ep = parseOverlayEndpoint(entry.value);
+      const rec = keep.find((r) => r.containerId === k.containerId && r.network === k.network);
+      const live = (rec !== undefined && (!ep || publishedBy(ep, rec))) || liveShim.has(k.containerId);
+      if (!live && (await cluster.deleteIf(entry.key, entry.value))) report.endpoints.push(entry.key);
+    }
   }
   for (const entry of await store.list('hostports/')) {
     if (!owners.has(entry.value) && (await store.deleteIf(entry.key, entry.value))) report.hostPorts.push(entry.key);

@@ -10,6 +10,9 @@ export interface EndpointAddress {
   address: string;
   prefixLength: number;
   gateway?: string | undefined;
+  /** The address lease's exact value (ipam/holder.ts): detach compares it before freeing the
+   * address. Absent in records from before holders were recorded (the lease holds the bare id). */
+  lease?: string | undefined;
 }
 
 /**

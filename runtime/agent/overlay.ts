@@ -270,7 +270,7 @@ export class OverlayAgent {
     const ipam = new Ipam(store);
     for (const e of plan.remove) {
       await cluster.deleteIf(endpointKey(e.network, e.hostId, e.containerId));
-      await ipam.release(e.network, e.ipv4, e.containerId);
+      await ipam.releaseHeld(e.network, e.ipv4, e.containerId);
       this.log.info({ containerId: e.containerId, network: e.network, ipv4: e.ipv4 }, 'withdrew the endpoint of a container that is gone');
     }
   }

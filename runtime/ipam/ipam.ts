@@ -2,7 +2,8 @@
 // allocators (threads, processes, or hosts on etcd) can never hand out the same address, and no
 // lock is held. Key layout (every segment is store-safe; see keyLayout below):
 //
-//   ipam/<network>/<address>                 lease; value: the container id
+//   ipam/<network>/<address>                 lease; value: its holder (ipam/holder.ts: container,
+//                                            host in the cluster, boot, a per-allocation instance)
 //   ipam/<network>/_last.<netaddr>_<prefix>  hint: the last address handed out in that subnet
 //
 // The hint makes the next allocation O(1) in a sparse pool: the first candidate after it is
@@ -11,8 +12,12 @@
 // When a walk keeps hitting taken addresses (a dense pool), the allocator lists the network's
 // leases once and skips those in memory, so exhausting a /16 is one listing, not 65k creates.
 import { ConflictError, UserError } from '../../config/errors.js';
-import { checkContainerId, checkNetworkName, isContainerId } from '../../config/ids.js';
+import { checkContainerId, checkNetworkName } from '../../config/ids.js';
 import type { Store } from '../store/store.js';
+import { clusterOf } from '../store/scoped.js';
+import { LOCAL_HOST_ID_KEY } from '../overlay/keys.js';
+import { bootId } from '../boot.js';
+import { decodeHolder, describeHolder, encodeHolder, isThisHost, judgeHolder, newInstance, type LeaseHolder } from './holder.js';
 import { type Family, type Subnet, canonicalAddress, formatAddress, parseAddress } from '../../config/address.js';
 import { type Pool, type PoolSpec, checkStaticAddress, nextCandidates, parsePool } from './allocator.js';
 
@@ -33,11 +38,15 @@ export interface Allocation {
   family: Family;
   /** Canonical CIDR of the subnet, e.g. "10.88.0.0/16". */
   subnet: string;
+  /** The lease's exact value (its holder): what release compares before deleting. */
+  lease: string;
 }
 
 export interface Lease {
   ip: string;
   containerId: string;
+  /** The host holding it, for leases in the cluster store. */
+  host?: string | undefined;
 }
 
 export interface IpamOptions {
@@ -55,9 +64,33 @@ export const keyLayout = {
 
 export class Ipam {
   private readonly denseAfter: number;
+  /** Leases live in the cluster store (etcd): holders name their host. */
+  private readonly cluster: boolean;
+  private hostId: string | undefined;
 
   constructor(private readonly store: Store, opts: IpamOptions = {}) {
     this.denseAfter = opts.denseAfter ?? 16;
+    this.cluster = clusterOf(store) !== undefined;
+  }
+
+  /** Who this host is, as lease holders name it: only leases in the cluster need it. The id is
+   * the overlay agent's (created here if no agent has run yet), kept in the local store. */
+  async self(): Promise<{ cluster: boolean; hostId?: string | undefined }> {
+    if (!this.cluster) return { cluster: false };
+    if (this.hostId === undefined) {
+      let id = await this.store.get(LOCAL_HOST_ID_KEY);
+      if (id === undefined) {
+        await this.store.createIfAbsent(LOCAL_HOST_ID_KEY, newInstance());
+        id = (await this.store.get(LOCAL_HOST_ID_KEY))!;
+      }
+      this.hostId = id;
+    }
+    return { cluster: true, hostId: this.hostId };
+  }
+
+  /** A new holder for an allocation by `containerId`: unique to this one call. */
+  private async holder(containerId: string): Promise<LeaseHolder> {
+    return { container: containerId, host: (await this.self()).hostId, boot: bootId(), instance: newInstance() };
   }
 
   /**
@@ -69,31 +102,56 @@ export class Ipam {
     checkContainerId(containerId);
     const label = `network ${net.name}`;
     const pool = parsePool(net, label);
+    const holder = await this.holder(containerId);
+    const lease = encodeHolder(holder);
     const ip = opts.staticIp !== undefined
-      ? await this.reserveStatic(net.name, checkStaticAddress(pool, opts.staticIp, label), containerId)
-      : await this.allocateNext(net.name, pool, containerId);
+      ? await this.reserveStatic(net.name, checkStaticAddress(pool, opts.staticIp, label), holder, lease)
+      : await this.allocateNext(net.name, pool, lease);
     return {
       ip,
       prefixLength: pool.subnet.prefixLength,
       gateway: formatAddress({ family: pool.subnet.family, value: pool.gateway }),
       family: pool.subnet.family,
       subnet: pool.subnet.cidr,
+      lease,
     };
   }
 
-  /** Frees `ip` if `containerId` holds it; true when this call freed it. Idempotent. */
-  async release(netName: string, ip: string, containerId: string): Promise<boolean> {
+  /**
+   * Frees `ip` if this lease is still the one `lease` (an Allocation's value) names: compare and
+   * delete, so a release can never free an address someone else holds now. Endpoint records from
+   * before holders were recorded have no value: the bare container id is what those leases hold.
+   * True when this call freed it. Idempotent.
+   */
+  async release(netName: string, ip: string, containerId: string, lease?: string): Promise<boolean> {
     checkNetworkName(netName);
-    return this.store.deleteIf(keyLayout.lease(netName, canonicalAddress(ip)), containerId);
+    return this.store.deleteIf(keyLayout.lease(netName, canonicalAddress(ip)), lease ?? containerId);
   }
 
-  /** Frees every lease held by `containerId` on any network (gc, and detach without a record). */
+  /** Frees `ip` if a container `containerId` of this host holds it, whatever attach took it (the
+   * overlay agent withdrawing a container that is gone). */
+  async releaseHeld(netName: string, ip: string, containerId: string): Promise<boolean> {
+    checkNetworkName(netName);
+    const key = keyLayout.lease(netName, canonicalAddress(ip));
+    const raw = await this.store.get(key);
+    if (raw === undefined) return false;
+    const h = decodeHolder(raw);
+    // A bare value names no host: the agent only asks for containers whose endpoint this host
+    // published with this address, which is the record's say-so (see holder.ts isThisHost).
+    if (h.container !== containerId || (h.host !== undefined && !isThisHost(h, await this.self()))) return false;
+    return this.store.deleteIf(key, raw);
+  }
+
+  /** Frees every lease a container `containerId` of this host holds on any network (gc, and
+   * detach without a record). */
   async releaseAll(containerId: string): Promise<{ network: string; ip: string }[]> {
+    const self = await this.self();
     const mine = (await this.store.list('ipam/')).flatMap((e) => {
       const lease = parseLeaseKey(e.key);
-      return lease && e.value === containerId ? [{ ...lease, key: e.key }] : [];
+      const h = lease && decodeHolder(e.value);
+      return lease && h && h.container === containerId && isThisHost(h, self) ? [{ ...lease, key: e.key, value: e.value }] : [];
     });
-    const freed = await Promise.all(mine.map(async (l) => ((await this.store.deleteIf(l.key, containerId)) ? [{ network: l.network, ip: l.ip }] : [])));
+    const freed = await Promise.all(mine.map(async (l) => ((await this.store.deleteIf(l.key, l.value)) ? [{ network: l.network, ip: l.ip }] : [])));
     return freed.flat();
   }
 
@@ -105,37 +163,43 @@ export class Ipam {
       const lease = parseLeaseKey(e.key);
       if (!lease || lease.network !== netName) continue;
       const a = parseAddress(lease.ip);
-      out.push({ ip: lease.ip, containerId: e.value, order: [a.family, a.value] });
+      const h = decodeHolder(e.value);
+      out.push({ ip: lease.ip, containerId: h.container, ...(h.host !== undefined ? { host: h.host } : {}), order: [a.family, a.value] });
     }
     out.sort((x, y) => x.order[0] - y.order[0] || (x.order[1] < y.order[1] ? -1 : x.order[1] > y.order[1] ? 1 : 0));
-    return out.map(({ ip, containerId }) => ({ ip, containerId }));
+    return out.map(({ order: _o, ...l }) => l);
   }
 
-  private async reserveStatic(net: string, ip: string, containerId: string): Promise<string> {
+  /**
+   * Takes `ip` for `me`. A lease already there is refused with one line naming its holder,
+   * unless judgeHolder says it is stale or this container's own (another boot of this host, a
+   * retried attach): then it is replaced by compare-and-delete of its exact value and a create,
+   * so two attaches racing for a stale lease still end with one winner.
+   */
+  private async reserveStatic(net: string, ip: string, me: LeaseHolder, lease: string): Promise<string> {
     const key = keyLayout.lease(net, ip);
-    // Two rounds: a holder may release between our failed create and our read.
+    // A few rounds: a holder may release between our failed create and our read.
     for (let round = 0; round < 3; round++) {
-      if (await this.store.createIfAbsent(key, containerId)) return ip;
-      const owner = await this.store.get(key);
-      if (owner === containerId) return ip; // a retried attach: the address is already ours
-      if (owner !== undefined && !isContainerId(owner)) {
-        // An unreadable lease (torn by a power loss: leases are volatile keys) names no container.
-        await this.store.deleteIf(key, owner);
-        continue;
+      if (await this.store.createIfAbsent(key, lease)) return ip;
+      const raw = await this.store.get(key);
+      if (raw === undefined) continue;
+      const current = decodeHolder(raw);
+      if (judgeHolder(current, me, await this.self()) === 'held') {
+        throw new ConflictError(`address ${ip} is already in use by ${describeHolder(current, this.cluster)} on network ${net}`);
       }
-      if (owner !== undefined) throw new ConflictError(`address ${ip} is already in use by container ${owner} on network ${net}`);
+      await this.store.deleteIf(key, raw);
     }
     throw new ConflictError(`address ${ip} on network ${net} is being allocated and released concurrently; try again`);
   }
 
-  private async allocateNext(net: string, pool: Pool, containerId: string): Promise<string> {
+  private async allocateNext(net: string, pool: Pool, lease: string): Promise<string> {
     const hintKey = keyLayout.hint(net, pool.subnet);
     const after = await this.store.get(hintKey).catch(() => undefined);
     let taken: Set<string> | undefined;
     let misses = 0;
     for (const ip of nextCandidates(pool, after)) {
       if (taken?.has(ip)) continue;
-      if (await this.store.createIfAbsent(keyLayout.lease(net, ip), containerId)) {
+      if (await this.store.createIfAbsent(keyLayout.lease(net, ip), lease)) {
         await this.store.put(hintKey, ip).catch(() => {}); // best-effort, see the header
         return ip;
       }

@@ -7,6 +7,7 @@ import { haveEtcd } from '../harness/etcd.js';
 import { BUSYBOX, ETCD_ADDRESS, OUTSIDE_ADDRESS, OverlayCluster, type OverlayHost } from '../harness/overlay-cluster.js';
 import { makeBundle, removeBundle, waitFor } from '../harness/sandbox.js';
 import { parseOverlayEndpoint } from '../../runtime/overlay/keys.js';
+import { decodeHolder } from '../../runtime/ipam/holder.js';
 import { runtimeEnv } from './hook/helpers.js';
 
 const TTL = 5;
@@ -249,7 +250,7 @@ maybe('overlay networks', () => {
         const store = cluster.store();
         try {
           expect((await store.list('overlay/endpoints/ov/')).map((e) => e.key).filter((k) => k.endsWith(`/${id}`))).toEqual([]);
-          expect((await store.list('ipam/ov/')).filter((e) => e.value === id)).toEqual([]);
+          expect((await store.list('ipam/ov/')).filter((e) => decodeHolder(e.value).container === id)).toEqual([]);
         } finally {
           await store.close();
         }
@@ -368,7 +369,7 @@ maybe('overlay networks', () => {
         expect([...seen.keys()].filter((k) => k.startsWith('DUPLICATE'))).toEqual([]);
         expect(seen.size).toBe(10);
         const leases = (await store.list('ipam/ov/')).filter((e) => !e.key.includes('_last'));
-        expect(leases.map((e) => e.value).sort()).toEqual(['a1', 'b1', 'c1']); // the racers released theirs; c1's host is gone
+        expect(leases.map((e) => decodeHolder(e.value).container).sort()).toEqual(['a1', 'b1', 'c1']); // the racers released theirs; c1's host is gone
       } finally {
         await store.close();
       }

@@ -3,6 +3,8 @@ import { ConflictError, UserError } from '../../../config/errors.js';
 import { Ipam, keyLayout, parseLeaseKey } from '../../../runtime/ipam/ipam.js';
 import { parseSubnet } from '../../../config/address.js';
 import { MemoryStore } from '../../../runtime/store/memory.js';
+import { decodeHolder } from '../../../runtime/ipam/holder.js';
+import { bootId } from '../../../runtime/boot.js';
 
 const web = { name: 'web', subnet: '10.88.0.0/24' };
 const small = { name: 'small', subnet: '10.77.0.0/29' }; // .2-.6 free, gateway .1
@@ -27,7 +29,7 @@ describe('Ipam over MemoryStore', () => {
 
   describe('dynamic allocation', () => {
     it('hands out addresses in order after the gateway, with prefix and gateway', async () => {
-      expect(await ipam.allocate(web, 'c1')).toEqual({ ip: '10.88.0.2', prefixLength: 24, gateway: '10.88.0.1', family: 4, subnet: '10.88.0.0/24' });
+      expect(await ipam.allocate(web, 'c1')).toEqual({ ip: '10.88.0.2', prefixLength: 24, gateway: '10.88.0.1', family: 4, subnet: '10.88.0.0/24', lease: expect.any(String) });
       expect((await ipam.allocate(web, 'c2')).ip).toBe('10.88.0.3');
       expect((await ipam.allocate(web, 'c3')).ip).toBe('10.88.0.4');
       expect(await ipam.leases('web')).toEqual([
@@ -38,9 +40,10 @@ describe('Ipam over MemoryStore', () => {
     });
 
     it('stores leases and the hint under the documented keys', async () => {
-      await ipam.allocate(web, 'c1');
+      const { lease } = await ipam.allocate(web, 'c1');
+      expect(decodeHolder(lease)).toEqual({ container: 'c1', host: undefined, boot: bootId(), instance: expect.stringMatching(/^[0-9a-f]{12}$/) });
       expect(await store.list('ipam/')).toEqual([
-        { key: 'ipam/web/10.88.0.2', value: 'c1' },
+        { key: 'ipam/web/10.88.0.2', value: lease },
         { key: 'ipam/web/_last.10.88.0.0_24', value: '10.88.0.2' },
       ]);
       expect(keyLayout.hint('web', parseSubnet('fd00:88::/64'))).toBe('ipam/web/_last.fd00:88::_64');
@@ -78,42 +81,44 @@ describe('Ipam over MemoryStore', () => {
 
   describe('release and reuse', () => {
     it('reuses a released address only after wrapping around', async () => {
-      const ips = [];
-      for (let i = 0; i < 3; i++) ips.push((await ipam.allocate(small, `c${i}`)).ip);
-      expect(ips).toEqual(['10.77.0.2', '10.77.0.3', '10.77.0.4']);
-      expect(await ipam.release('small', '10.77.0.3', 'c1')).toBe(true);
+      const got = [];
+      for (let i = 0; i < 3; i++) got.push(await ipam.allocate(small, `c${i}`));
+      expect(got.map((a) => a.ip)).toEqual(['10.77.0.2', '10.77.0.3', '10.77.0.4']);
+      expect(await ipam.release('small', '10.77.0.3', 'c1', got[1]!.lease)).toBe(true);
       expect((await ipam.allocate(small, 'c3')).ip).toBe('10.77.0.5');
       expect((await ipam.allocate(small, 'c4')).ip).toBe('10.77.0.6');
       expect((await ipam.allocate(small, 'c5')).ip).toBe('10.77.0.3');
     });
 
     it('is idempotent and only frees the holder\'s lease', async () => {
-      const { ip } = await ipam.allocate(small, 'c1');
+      const { ip, lease } = await ipam.allocate(small, 'c1');
       expect(await ipam.release('small', ip, 'someone-else')).toBe(false);
+      expect(await ipam.release('small', ip, 'c1')).toBe(false); // the bare id is not this lease's value
+      expect(await ipam.release('small', ip, 'c1', lease.replace(/"instance":"\w+"/, '"instance":"000000000000"'))).toBe(false); // another attach of c1
       expect(await ipam.leases('small')).toEqual([{ ip, containerId: 'c1' }]);
-      expect(await ipam.release('small', ip, 'c1')).toBe(true);
-      expect(await ipam.release('small', ip, 'c1')).toBe(false);
+      expect(await ipam.release('small', ip, 'c1', lease)).toBe(true);
+      expect(await ipam.release('small', ip, 'c1', lease)).toBe(false);
       expect(await ipam.leases('small')).toEqual([]);
     });
 
     it('canonicalizes the released address', async () => {
-      const { ip } = await ipam.allocate(v6, 'c1');
+      const { ip, lease } = await ipam.allocate(v6, 'c1');
       expect(ip).toBe('fd00:88::2');
-      expect(await ipam.release('web', 'FD00:88:0:0::2', 'c1')).toBe(true);
+      expect(await ipam.release('web', 'FD00:88:0:0::2', 'c1', lease)).toBe(true);
     });
 
     it('releaseAll frees a container\'s leases on every network and family, and nothing else', async () => {
       await ipam.allocate(web, 'c1');
       await ipam.allocate(v6, 'c1');
       await ipam.allocate(small, 'c1');
-      await ipam.allocate(web, 'c2');
+      const c2 = await ipam.allocate(web, 'c2');
       const freed = await ipam.releaseAll('c1');
       expect(freed.sort((a, b) => a.ip.localeCompare(b.ip))).toEqual([
         { network: 'small', ip: '10.77.0.2' },
         { network: 'web', ip: '10.88.0.2' },
         { network: 'web', ip: 'fd00:88::2' },
       ]);
-      expect((await store.list('ipam/')).filter((e) => parseLeaseKey(e.key))).toEqual([{ key: 'ipam/web/10.88.0.3', value: 'c2' }]);
+      expect((await store.list('ipam/')).filter((e) => parseLeaseKey(e.key))).toEqual([{ key: 'ipam/web/10.88.0.3', value: c2.lease }]);
       expect(await ipam.releaseAll('c1')).toEqual([]);
     });
   });
@@ -190,7 +195,7 @@ describe('Ipam over MemoryStore', () => {
 
   describe('IPv6 and dual stack', () => {
     it('allocates from a /64 in order', async () => {
-      expect(await ipam.allocate(v6, 'c1')).toEqual({ ip: 'fd00:88::2', prefixLength: 64, gateway: 'fd00:88::1', family: 6, subnet: 'fd00:88::/64' });
+      expect(await ipam.allocate(v6, 'c1')).toEqual({ ip: 'fd00:88::2', prefixLength: 64, gateway: 'fd00:88::1', family: 6, subnet: 'fd00:88::/64', lease: expect.any(String) });
       expect((await ipam.allocate(v6, 'c2')).ip).toBe('fd00:88::3');
     });
 

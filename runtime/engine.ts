@@ -12,7 +12,7 @@ import { checkIfname } from '../config/ids.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 import { Transaction, runAll } from './tx.js';
-import type { Release, StoreLock } from './locks.js';
+import { StoreLock, type Release } from './locks.js';
 import { Ipam, type Allocation } from './ipam/ipam.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -71,6 +71,10 @@ export interface EngineDeps {
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+
+/** The cluster-wide lock of network create/rm, in the cluster store (outside overlay/, which the
+ * agents watch). */
+export const CLUSTER_NETWORK_LOCK = 'locks/networks';
 
 export class Engine {
   readonly networks: NetworkRegistry;
@@ -322,7 +326,7 @@ export class Engine {
   /** Records a network and builds its host-side pieces (bridge, addresses, firewall elements)
    * in one transaction: a failure leaves no definition and no bridge behind. */
   async createNetwork(input: NetworkCreateInput): Promise<NetworkDef> {
-    return this.withHostLock('exclusive', () => this.createNetworkHeld(input));
+    return this.withClusterLock(() => this.withHostLock('exclusive', () => this.createNetworkHeld(input)));
   }
 
   private async createNetworkHeld(input: NetworkCreateInput): Promise<NetworkDef> {
@@ -357,7 +361,7 @@ export class Engine {
 
   /** Removes a network: refused while containers are attached, unless `force` detaches them. */
   async removeNetwork(name: string, force: boolean): Promise<void> {
-    return this.withHostLock('exclusive', () => this.removeNetworkHeld(name, force));
+    return this.withClusterLock(() => this.withHostLock('exclusive', () => this.removeNetworkHeld(name, force)));
   }
 
   private async removeNetworkHeld(name: string, force: boolean): Promise<void> {
@@ -461,6 +465,30 @@ export class Engine {
     const lock = this.deps.hostLock;
     if (!lock) return fn();
     const release: Release = mode === 'shared' ? await lock.shared() : await lock.exclusive();
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  /**
+   * Runs `fn` holding the cluster's network lock, when definitions live in a cluster store (etcd):
+   * network create and rm on any two hosts are then serialized (a VXLAN id, the subnet checks
+   * against the other networks, a definition removed under a create). Taken before the host lock,
+   * always in that order. Without a cluster store: nothing (no store round trip either).
+   */
+  async withClusterLock<T>(fn: () => Promise<T>): Promise<T> {
+    const cluster = clusterOf(this.deps.store);
+    if (!cluster) return fn();
+    const lock = new StoreLock(cluster, CLUSTER_NETWORK_LOCK, {
+      // A holder that vanished on another host (whose process this host cannot check) is broken
+      // after a minute: create and rm take seconds.
+      leaseMs: 60_000,
+      timeoutMs: 90_000,
+      onWait: (heldBy) => this.deps.log.info({ heldBy, cluster: cluster.name }, 'waiting for the cluster network lock'),
+    });
+    const release = await lock.exclusive();
     try {
       return await fn();
     } finally {

@@ -22,6 +22,7 @@ import { findNetnsPath } from '../netns/find.js';
 import { Transaction } from '../tx.js';
 import { Ipam } from '../ipam/ipam.js';
 import { allEndpoints } from '../records.js';
+import { sameBoot } from '../boot.js';
 import { ensureHostId, routeSourceTowards, underlayLink } from '../overlay/host.js';
 import { VXLAN_ALIAS_PREFIX, ensureVxlan } from '../overlay/devices.js';
 import { desiredEntries, endpointValue, isEmptyPlan, planEntries, planOwnEndpoints } from '../overlay/reconcile.js';
@@ -260,7 +261,7 @@ export class OverlayAgent {
     const { store, cluster } = this.opts;
     const local: OverlayEndpoint[] = (await allEndpoints(store))
       .filter((r) => r.driver === 'overlay' && r.ipv4 !== undefined && this.networks.has(r.network))
-      .map((r) => ({ containerId: r.containerId, network: r.network, hostId: this.hostId, mac: r.mac, ipv4: r.ipv4!.address, netns: r.containerNetns, aliases: r.aliases }));
+      .map((r) => ({ containerId: r.containerId, network: r.network, hostId: this.hostId, mac: r.mac, ipv4: r.ipv4!.address, netns: r.containerNetns, aliases: r.aliases, ...(r.bootId !== undefined ? { boot: r.bootId } : {}) }));
     const published = [...this.endpoints.values()].filter((e) => e.hostId === this.hostId);
     const plan = planOwnEndpoints(local, published, (e) => this.containerAlive(e));
     for (const e of plan.put) {
@@ -276,6 +277,8 @@ export class OverlayAgent {
   }
 
   private containerAlive(e: OverlayEndpoint): boolean {
+    // A namespace identity from another boot of this host names nothing that was attached.
+    if (!sameBoot(e.boot)) return false;
     return existsSync(path.join(this.opts.runDir, 'netns', e.containerId)) || findNetnsPath(e.netns) !== undefined;
   }
 

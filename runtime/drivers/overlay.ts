@@ -10,6 +10,7 @@ import type { NetworkDef } from '../../config/networks.js';
 import type { Issue } from '../../config/validate.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import { netnsId } from '../netns/netns.js';
+import { bootId } from '../boot.js';
 import type { Transaction } from '../tx.js';
 import type { EndpointRecord } from '../records.js';
 import type { Logger } from '../log.js';
@@ -56,6 +57,7 @@ export class OverlayDriver implements NetworkDriver {
       ipv4: ctx.ipv4.address,
       netns: netnsId(ctx.containerNetnsPath),
       ...(ctx.aliases && ctx.aliases.length > 0 ? { aliases: ctx.aliases } : {}),
+      boot: bootId(),
     };
     const key = endpointKey(net.name, self.hostId, ctx.containerId);
     await tx.step(
@@ -145,8 +147,9 @@ export class OverlayDriver implements NetworkDriver {
 }
 
 /** The published endpoint is the one this record's attach published (same address, MAC, namespace). */
-export function publishedBy(ep: OverlayEndpoint, rec: Pick<EndpointRecord, 'ipv4' | 'mac' | 'containerNetns'>): boolean {
-  return ep.ipv4 === rec.ipv4?.address && ep.mac === rec.mac && ep.netns === rec.containerNetns;
+export function publishedBy(ep: OverlayEndpoint, rec: Pick<EndpointRecord, 'ipv4' | 'mac' | 'containerNetns' | 'bootId'>): boolean {
+  const sameBootAs = ep.boot === undefined || rec.bootId === undefined || ep.boot === rec.bootId;
+  return ep.ipv4 === rec.ipv4?.address && ep.mac === rec.mac && ep.netns === rec.containerNetns && sameBootAs;
 }
 
 function requireClusterOf(store: Store | undefined, net: NetworkDef): ClusterStore {

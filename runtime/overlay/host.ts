@@ -9,7 +9,7 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import type { Link } from '../netlink/types.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStore } from '../store/cluster.js';
-import { HOSTS_PREFIX, LOCAL_HOST_ID_KEY, hostKey, parseHostRecord, type HostRecord } from './keys.js';
+import { HOSTS_PREFIX, LOCAL_HOST_ID_KEY, LOCAL_LEASE_KEY, hostKey, parseHostRecord, type HostRecord } from './keys.js';
 
 /** This host's id, created on first use (by the agent). */
 export async function ensureHostId(store: Store): Promise<string> {
@@ -20,7 +20,9 @@ export async function ensureHostId(store: Store): Promise<string> {
 /** This host's registration, as the driver needs it before wiring a container. */
 export async function requireLocalHost(store: Store, cluster: ClusterStore): Promise<HostRecord> {
   const hostId = await store.get(LOCAL_HOST_ID_KEY);
-  if (hostId === undefined) throw new UserError('no tsrun agent has run on this host: start `tsrun agent` (same TSRUN_ROOT and --store) before attaching to an overlay network');
+  // The id may predate any agent (IPAM names this host in cluster leases): the agent's lease
+  // record is what says one has run.
+  if (hostId === undefined || (await store.get(LOCAL_LEASE_KEY)) === undefined) throw new UserError('no tsrun agent has run on this host: start `tsrun agent` (same TSRUN_ROOT and --store) before attaching to an overlay network');
   const rec = parseHostRecord(await cluster.get(hostKey(hostId)));
   if (!rec) throw new UserError(`this host (${hostId}) is not registered in ${cluster.name}: is \`tsrun agent\` running here?`);
   return rec;
@@ -65,7 +67,9 @@ export async function underlayLink(host: Rtnl, address: string): Promise<Link> {
 export async function underlayFilter(store: Store, cluster: ClusterStore | undefined): Promise<{ local: string[]; peers: string[] } | undefined> {
   if (!cluster) return undefined;
   const hostId = await store.get(LOCAL_HOST_ID_KEY);
-  if (hostId === undefined) return undefined;
+  // IPAM may have made the id without any agent (cluster leases name their host): the agent's
+  // lease record is what says one ran.
+  if (hostId === undefined || (await store.get(LOCAL_LEASE_KEY)) === undefined) return undefined;
   const hosts = (await cluster.list(HOSTS_PREFIX)).map((e) => parseHostRecord(e.value)).filter((h): h is HostRecord => h !== undefined);
   const local = hosts.filter((h) => h.hostId === hostId).map((h) => h.address);
   const peers = [...new Set(hosts.filter((h) => h.hostId !== hostId).map((h) => h.address))].sort();

@@ -42,6 +42,9 @@ export interface OverlayEndpoint {
   netns: string;
   /** --network-alias names, for the DNS resolvers of other hosts. */
   aliases?: string[] | undefined;
+  /** The boot of the host that attached it (runtime/boot.ts): with the key's host and container,
+   * which attach this is; an endpoint of this host from another boot describes nothing live. */
+  boot?: string | undefined;
 }
 
 export const hostKey = (hostId: string): string => `${HOSTS_PREFIX}${hostId}`;

@@ -100,7 +100,7 @@ export function planOwnEndpoints(local: readonly OverlayEndpoint[], published: r
 
 /** The stored form of an endpoint: fixed field order, so equal endpoints are equal strings. */
 export function endpointValue(e: OverlayEndpoint): string {
-  return JSON.stringify({ containerId: e.containerId, network: e.network, hostId: e.hostId, mac: e.mac.toLowerCase(), ipv4: e.ipv4, netns: e.netns, ...(e.aliases && e.aliases.length > 0 ? { aliases: e.aliases } : {}) });
+  return JSON.stringify({ containerId: e.containerId, network: e.network, hostId: e.hostId, mac: e.mac.toLowerCase(), ipv4: e.ipv4, netns: e.netns, ...(e.aliases && e.aliases.length > 0 ? { aliases: e.aliases } : {}), ...(e.boot !== undefined ? { boot: e.boot } : {}) });
 }
 
 function keyOf(e: OverlayEndpoint): string {

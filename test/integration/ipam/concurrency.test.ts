@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { checkContainerId } from '../../../config/ids.js';
 import { contains, parseAddress } from '../../../config/address.js';
 import { Ipam, type IpamNetwork } from '../../../runtime/ipam/ipam.js';
+import { decodeHolder } from '../../../runtime/ipam/holder.js';
 import { LocalStore } from '../../../runtime/store/local.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/allocate-worker.js', import.meta.url));
@@ -115,8 +116,11 @@ describe('IPAM over LocalStore, many processes', () => {
       }
       leases++;
       expect(contains(net.subnet, parseAddress(name))).toBe(true);
-      expect(value).toMatch(/^w\d+-l\d-n\d+$/);
-      expect(checkContainerId(value)).toBe(value);
+      // A whole holder value (ipam/holder.ts), never a torn one.
+      const holder = decodeHolder(value);
+      expect(holder.container).toMatch(/^w\d+-l\d-n\d+$/);
+      expect(checkContainerId(holder.container)).toBe(holder.container);
+      expect(holder.instance).toMatch(/^[0-9a-f]{12}$/);
     }
     expect(leases).toBeGreaterThan(0);
     // The store's own view agrees, and sweep clears what the killed processes left.

@@ -5,12 +5,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { sandboxPerFile } from '../../harness/per-file.js';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT, SandboxHost, pinNetns, uniqueId, waitFor } from '../../harness/sandbox.js';
 import { listElements, ownerComment, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 import { ownsElementsOf } from '../../../runtime/gc.js';
+import { encodeHolder } from '../../../runtime/ipam/holder.js';
+import { bootId } from '../../../runtime/boot.js';
 
 let host: SandboxHost;
 let bundle: string;
@@ -162,6 +164,27 @@ describe('after a reboot (the run directory lost, the library directory kept)', 
     // Nothing from the last boot survives a gc.
     expect(host.tsrun(['gc'], { env: nextBoot }).status).toBe(0);
     expect(readdirSync(path.join(host.root, 'lib', 'store')).includes('endpoints') ? readdirSync(path.join(host.root, 'lib', 'store', 'endpoints')) : []).toEqual([]);
+  });
+
+  it('an --ip leased by a container of the last boot is taken over by a new container, without gc; of this boot, refused', () => {
+    const id = uniqueId('rb-ip');
+    ids.push(id);
+    const net = host.tsrun(['network', 'create', 'rbip', '--subnet', '10.96.0.0/24']);
+    expect(net.stderr).toBe('');
+    // What an attach killed before its record leaves: a lease, here from the boot before.
+    const leaseFile = path.join(host.root, 'lib', 'store', 'ipam', 'rbip', '10.96.0.9');
+    mkdirSync(path.dirname(leaseFile), { recursive: true });
+    writeFileSync(leaseFile, encodeHolder({ container: 'before-reboot', boot: 'a-previous-boot', instance: '000000000000' }), { mode: 0o600 });
+    const r = host.tsrun(['run', '--name', id, '--net', 'rbip', '--ip', '10.96.0.9', bundle, '--', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('inet 10.96.0.9/24');
+    // The same from a container of this boot that is still holding it: refused with one line.
+    mkdirSync(path.dirname(leaseFile), { recursive: true }); // the store prunes emptied directories
+    writeFileSync(leaseFile, encodeHolder({ container: 'holder', boot: bootId(), instance: '000000000000' }), { mode: 0o600 });
+    const refused = host.tsrun(['run', '--name', id, '--net', 'rbip', '--ip', '10.96.0.9', bundle, '--', 'true']);
+    expect({ status: refused.status, stderr: refused.stderr }).toEqual({ status: 125, stderr: 'tsrun: address 10.96.0.9 is already in use by container holder on network rbip\n' });
+    rmSync(leaseFile);
+    expect(host.tsrun(['network', 'rm', 'rbip']).status).toBe(0);
   });
 
   it('gc alone collects the records of another boot', async () => {

@@ -1,13 +1,19 @@
 // Fault injection: tsrun is SIGKILLed right after step k of its setup, then of its teardown, for
 // every k (TSRUN_FAULT_KILL_AFTER, runtime/tx.ts), on the paths that build things: `tsrun run` on a
-// bridge network with a published port and IPv6, on a macvlan network, `network create`, and the
-// OCI hook under runc. After each kill `tsrun gc` must leave nothing (link, lease, host port,
-// firewall element, record, pin, mount, cgroup, runc state) and the same thing run again must
-// work. The step counts covered are printed at the end.
+// bridge network with a published port and IPv6, on a macvlan network, on an overlay network
+// (real etcd and agent), `network create`, and the OCI hook under runc. After each kill `tsrun gc`
+// must leave nothing (link, lease, host port, firewall element, record, pin, mount, cgroup, runc
+// state; for the overlay also no lease or endpoint of this host in etcd) and the same thing run
+// again must work. The step counts covered are printed at the end.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SandboxHost, makeBundle, removeBundle, type RunResult } from '../../harness/sandbox.js';
+import { type SandboxHost, makeBundle, removeBundle, type RunResult } from '../../harness/sandbox.js';
 import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 import { HookHost, runtimeEnv } from '../hook/helpers.js';
+import { haveEtcd } from '../../harness/etcd.js';
+import { OverlayCluster, type OverlayHost } from '../../harness/overlay-cluster.js';
+import { decodeHolder } from '../../../runtime/ipam/holder.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 let host: SandboxHost;
 let hh: HookHost;
@@ -56,7 +62,7 @@ function leftovers(ids: string[], networks: string[] = []): string[] {
  * Runs `attempt(env)` with the fault at setup:k then teardown:k for k = 1, 2, … until a run is not
  * killed (k is past the last step). After each kill: gc, nothing left, and `again()` works.
  */
-function driveEveryStep(label: string, attempt: (env: NodeJS.ProcessEnv) => RunResult, again: () => void, check: () => string[]): void {
+async function driveEveryStep(label: string, attempt: (env: NodeJS.ProcessEnv) => RunResult, again: () => void, check: () => string[] | Promise<string[]>, on: SandboxHost = host): Promise<void> {
   for (const phase of ['setup', 'teardown'] as const) {
     let k = 1;
     for (; k <= MAX_STEPS; k++) {
@@ -65,11 +71,11 @@ function driveEveryStep(label: string, attempt: (env: NodeJS.ProcessEnv) => RunR
         expect({ label, phase, k, status: r.status, stderr: r.stderr }).toEqual({ label, phase, k, status: 0, stderr: '' });
         break;
       }
-      const gc = host.tsrun(['gc']);
+      const gc = on.tsrun(['gc']);
       expect({ label, phase, k, gc: gc.status, stderr: gc.stderr }).toEqual({ label, phase, k, gc: 0, stderr: '' });
-      expect({ label, phase, k, left: check() }).toEqual({ label, phase, k, left: [] });
+      expect({ label, phase, k, left: await check() }).toEqual({ label, phase, k, left: [] });
       again();
-      expect({ label, phase, k, afterRerun: check() }).toEqual({ label, phase, k, afterRerun: [] });
+      expect({ label, phase, k, afterRerun: await check() }).toEqual({ label, phase, k, afterRerun: [] });
     }
     expect(k).toBeLessThanOrEqual(MAX_STEPS);
     expect({ label, phase, killedAtLeastOnce: k > 1 }).toEqual({ label, phase, killedAtLeastOnce: true }); // not a vacuous pass
@@ -78,19 +84,19 @@ function driveEveryStep(label: string, attempt: (env: NodeJS.ProcessEnv) => RunR
 }
 
 describe('a SIGKILL after every step, then gc, leaves nothing and the same run works again', () => {
-  it('tsrun run on a bridge network with a published port and IPv6', () => {
+  it('tsrun run on a bridge network with a published port and IPv6', async () => {
     const id = 'flt-bridge';
     const args = ['run', '--name', id, '--net', 'fdual', '-p', '8096:80', bundle, '--', 'ip', '-6', 'addr', 'show', 'eth0'];
-    driveEveryStep('bridge', (env) => host.tsrun(args, { env }), () => expect(ok(args)).toContain('fd00:93::'), () => leftovers([id]));
+    await driveEveryStep('bridge', (env) => host.tsrun(args, { env }), () => expect(ok(args)).toContain('fd00:93::'), () => leftovers([id]));
   });
 
-  it('tsrun run on a macvlan network', () => {
+  it('tsrun run on a macvlan network', async () => {
     const id = 'flt-macvlan';
     const args = ['run', '--name', id, '--net', 'fmac', bundle, '--', 'ip', '-4', 'addr', 'show', 'eth0'];
-    driveEveryStep('macvlan', (env) => host.tsrun(args, { env }), () => expect(ok(args)).toContain('10.94.0.'), () => leftovers([id]));
+    await driveEveryStep('macvlan', (env) => host.tsrun(args, { env }), () => expect(ok(args)).toContain('10.94.0.'), () => leftovers([id]));
   });
 
-  it('network create (and rm)', () => {
+  it('network create (and rm)', async () => {
     const create = ['network', 'create', 'fnet', '--subnet', '10.95.0.0/24'];
     // A network half-created by a killed create is a defined network: rm removes it, create works.
     const recover = () => {
@@ -99,7 +105,7 @@ describe('a SIGKILL after every step, then gc, leaves nothing and the same run w
       ok(['network', 'rm', 'fnet']);
     };
     const noNetwork = () => [...leftovers([]), ...host.ns.linkNames().filter((l) => l === 'ts-fnet').map((l) => `bridge ${l}`), ...(ok(['network', 'ls', '-q']).includes('fnet') ? ['network fnet defined'] : [])];
-    driveEveryStep(
+    await driveEveryStep(
       'network create/rm',
       (env) => {
         const c = host.tsrun(create, { env: env.TSRUN_FAULT_KILL_AFTER?.startsWith('setup') ? env : {} });
@@ -115,7 +121,7 @@ describe('a SIGKILL after every step, then gc, leaves nothing and the same run w
     );
   });
 
-  it('the OCI hook under runc (createRuntime, then poststop)', () => {
+  it('the OCI hook under runc (createRuntime, then poststop)', async () => {
     const id = 'flt-hook';
     const hookBundle = (env: NodeJS.ProcessEnv) =>
       hh.bundle({
@@ -128,7 +134,7 @@ describe('a SIGKILL after every step, then gc, leaves nothing and the same run w
     const plain = hookBundle({});
     const runIt = (b: string) => hh.host.ns.exec('runc', ['--root', host.runcRoot, 'run', '-b', b, id], { env: runtimeEnv(), timeoutMs: 60_000 });
     const hookKilled = (r: RunResult) => / signal: killed|signal: killed|exit status 137|killed/.test(r.stderr);
-    driveEveryStep(
+    await driveEveryStep(
       'hook',
       (env) => {
         const r = runIt(hookBundle(env));
@@ -150,3 +156,43 @@ describe('a SIGKILL after every step, then gc, leaves nothing and the same run w
   });
 });
 
+
+const maybeEtcd = haveEtcd ? describe : describe.skip;
+
+maybeEtcd('overlay: a SIGKILL after every step, then gc, leaves nothing here or in etcd', () => {
+  let cluster: OverlayCluster;
+  let O: OverlayHost;
+  beforeAll(async () => {
+    // No periodic resync: what is collected after a kill must be gc's work, not the agent's.
+    cluster = await OverlayCluster.create({ prefix: `flt${process.pid}`, ttlSeconds: 10, resyncSeconds: 3600 });
+    O = await cluster.addHost('fO', 21);
+    await O.startAgent();
+    const r = O.tsrun(['network', 'create', 'fov', '--driver', 'overlay', '--subnet', '10.247.0.0/24']);
+    if (r.status !== 0) throw new Error(r.stderr);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.destroy();
+  }, 60_000);
+
+  /** This host's leases and endpoints in etcd, and the local leftovers. */
+  async function overlayLeftovers(id: string): Promise<string[]> {
+    const hostId = readFileSync(path.join(O.sandbox.root, 'lib', 'store', 'agent', 'host-id'), 'utf8').trim();
+    const found = O.sandbox.leaks([id]);
+    for (const l of O.ns.settledLinks(/^tsv[0-9a-f]{8}$/)) found.push(`link ${l}`); // veth ends; the VXLAN device (tsvx…) is the network's
+    const store = cluster.store();
+    try {
+      for (const e of await store.list('ipam/fov/')) if (!e.key.includes('/_') && decodeHolder(e.value).host === hostId) found.push(`etcd lease ${e.key}`);
+      for (const e of await store.list(`overlay/endpoints/fov/${hostId}/`)) found.push(`etcd endpoint ${e.key}`);
+      for (const e of await store.list('locks/')) found.push(`etcd lock ${e.key}`);
+    } finally {
+      await store.close();
+    }
+    return found;
+  }
+
+  it('tsrun run on an overlay network', async () => {
+    const id = 'flt-overlay';
+    const args = ['run', '--name', id, '--net', 'fov', bundle, '--', 'ip', '-4', 'addr', 'show', 'eth0'];
+    await driveEveryStep('overlay', (env) => O.sandbox.tsrun(args, { env }), () => expect(O.sandbox.tsrun(args).stdout).toContain('10.247.0.'), () => overlayLeftovers(id), O.sandbox);
+  }, 600_000);
+});

@@ -44,6 +44,8 @@ describe('lease holder values', () => {
     expect(judgeHolder({ container: 'c2', host: 'A', boot: 'old', instance: 'y' }, me, onA)).toBe('takeover');
     expect(judgeHolder({ container: 'c1', host: 'A', boot: 'now', instance: 'y' }, me, onA)).toBe('takeover');
     expect(judgeHolder({ container: 'c1' }, me, onA)).toBe('held'); // bare value in the cluster
+    expect(judgeHolder({ container: '' }, me, onA)).toBe('takeover'); // torn: names no container
+    expect(judgeHolder(decodeHolder('{"container":"c1","bo'), me, onA)).toBe('takeover');
     const local = { cluster: false };
     const meHere: LeaseHolder = { container: 'c1', boot: 'now', instance: 'x' };
     expect(judgeHolder({ container: 'c1' }, meHere, local)).toBe('takeover'); // bare local: this container

@@ -171,8 +171,9 @@ describe('Ipam over MemoryStore', () => {
 
     it.each(['', '\0\0\0\0'])('takes over a lease torn by a power loss (%j: names no container)', async (torn) => {
       await store.put(keyLayout.lease('web', '10.88.0.5'), torn);
-      expect((await ipam.allocate(web, 'c2', { staticIp: '10.88.0.5' })).ip).toBe('10.88.0.5');
-      expect(await store.get(keyLayout.lease('web', '10.88.0.5'))).toBe('c2');
+      const got = await ipam.allocate(web, 'c2', { staticIp: '10.88.0.5' });
+      expect(got.ip).toBe('10.88.0.5');
+      expect(await store.get(keyLayout.lease('web', '10.88.0.5'))).toBe(got.lease);
     });
 
     it('conflicts with a dynamically allocated address', async () => {

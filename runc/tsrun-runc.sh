@@ -19,7 +19,10 @@ command -v "$runc" >/dev/null 2>&1 || for d in /usr/local/sbin /usr/local/bin /u
 done
 
 node_side() {
-  here=$(dirname "$(readlink -f "$0")")
+  # This script's directory without a dirname/readlink process (two forks on every wired
+  # create and delete), unless it was reached through a symlink (npm's bin link).
+  case $0 in */*) here=${0%/*} ;; *) here=$(dirname "$(command -v "$0")") ;; esac
+  [ -h "$0" ] && here=$(dirname "$(readlink -f "$0")")
   node=${TSRUN_NODE:-$(command -v node)}
   # The plain bundle (with its code cache), as tsrun's launcher: runc.cjs's start-up snapshot only
   # with TSRUN_SNAPSHOT=1 (docs/fast-path.md: it does not pay, and V8 refuses a snapshot built on

@@ -77,6 +77,9 @@ export async function preloadWiring(): Promise<void> {
     import('../runtime/liveness.js'),
     import('../runtime/context.js'),
     import('../runtime/netns-users.js'),
+    // koffi and libnftables (the firewall batch, and koffi again for setns into the container):
+    // loading the FFI's native addon is 10-40 ms of the wiring's critical path otherwise.
+    import('../runtime/firewall/libnft.js').then((m) => m.libnftAvailable()),
   ]).catch(() => undefined);
 }
 

@@ -47,6 +47,8 @@ let tokenCounter = 0;
 export type Release = () => Promise<void>;
 
 export class StoreLock {
+  private anchored = false;
+
   constructor(
     private readonly store: Store,
     readonly name: string,
@@ -64,8 +66,12 @@ export class StoreLock {
   /** Holds the lock shared (many at once) until the returned function is called. */
   async shared(): Promise<Release> {
     // A key that stays, so that the shared directory is never pruned and made again on every
-    // acquire (measured: that churn is most of the cost on the local store).
-    if ((await this.store.get(`${this.sharedPrefix}${ANCHOR}`)) === undefined) await this.store.createIfAbsent(`${this.sharedPrefix}${ANCHOR}`, ANCHOR);
+    // acquire (measured: that churn is most of the cost on the local store). Checked once per
+    // lock object: nothing of tsrun's deletes it, and without it only that churn comes back.
+    if (!this.anchored) {
+      if ((await this.store.get(`${this.sharedPrefix}${ANCHOR}`)) === undefined) await this.store.createIfAbsent(`${this.sharedPrefix}${ANCHOR}`, ANCHOR);
+      this.anchored = true;
+    }
     const key = `${this.sharedPrefix}${process.pid}-${Date.now().toString(36)}-${++tokenCounter}`;
     const waiter = this.waiter();
     for (;;) {
@@ -73,7 +79,9 @@ export class StoreLock {
       await this.store.put(key, value);
       const writer = await this.liveHolder(this.exclusiveKey);
       // This very process holds it exclusive (gc cleaning up a container through the engine).
-      if (writer === undefined || writer === SELF) return async () => void (await this.store.deleteIf(key, value));
+      // The key's name is this acquisition's own (pid, time, counter): no one else ever writes
+      // it, so releasing is a plain delete, without the compare-and-delete's extra reads.
+      if (writer === undefined || writer === SELF) return async () => void (await this.store.deleteIf(key));
       // A writer has announced itself: step aside until it is done.
       await this.store.deleteIf(key, value);
       await waiter(writer);

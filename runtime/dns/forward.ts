@@ -23,25 +23,12 @@ export const TCP_PER_SERVER_MS = 1000;
  * two timers per query: at a few thousand forwarded queries a second those were most of the
  * forwarder's allocations, and so of its garbage-collection pauses). */
 const SWEEP_MS = 20;
-/** Upstream sockets unused this long are closed when a new one is opened. */
-const SOCKET_IDLE_MS = 60_000;
 
 const RCODE_SERVFAIL = 2;
 const RCODE_REFUSED = 5;
 
 /** The answer bytes (its ID already the client's), or undefined: no server answered in time. */
 export type ForwardDone = (answer: Buffer | undefined) => void;
-
-/** One server's connected UDP socket: the kernel delivers only that server's datagrams to it
- * (an answer from anyone else never reaches us), and a send needs no address lookup. */
-interface Link {
-  key: string;
-  socket: dgram.Socket;
-  connected: boolean;
-  /** Datagrams sent before connect() completed. */
-  queued: Buffer[];
-  lastUsed: number;
-}
 
 class Pending {
   /** Keys of the servers this query went to. */
@@ -75,12 +62,16 @@ export interface ForwarderSystem {
 }
 
 const realSystem: ForwarderSystem = {
-  socket: (type) => dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 }),
+  socket: (type) => dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup }),
   now: () => performance.now(),
 };
 
 export class Forwarder {
-  private readonly links = new Map<string, Link>();
+  /** One unconnected socket per address family for every server. Not a connected socket per
+   * server: a connected socket keeps the source address chosen when it connected (a host whose
+   * address changes, DHCP or a VPN, would send from one it no longer has), and the kernel fails
+   * its next send after an ICMP error (a server restarting would cost a query). */
+  private readonly sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
   /** Queries in flight by the ID they were sent with, oldest first (a Map keeps insertion order). */
   private readonly pending = new Map<number, Pending>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -147,20 +138,17 @@ export class Forwarder {
     this.closed = true;
     clearInterval(this.sweeper);
     this.sweeper = undefined;
-    for (const l of this.links.values()) l.socket.close();
-    this.links.clear();
+    for (const sock of this.sockets.values()) sock.close();
+    this.sockets.clear();
     for (const p of [...this.pending.values()]) this.finish(p, undefined);
   }
 
   private sendNext(p: Pending): void {
     const s = p.servers[p.next++];
     if (!s) return;
-    const link = this.link(s);
-    p.sentTo.push(link.key);
-    link.lastUsed = this.sys.now();
-    if (link.connected) link.socket.send(p.query);
-    else link.queued.push(p.query);
-    p.hedgeAt = p.next < p.servers.length ? link.lastUsed + HEDGE_MS : Infinity;
+    p.sentTo.push(keyOf(s));
+    this.socketFor(s.address).send(p.query, s.port, s.address);
+    p.hedgeAt = p.next < p.servers.length ? this.sys.now() + HEDGE_MS : Infinity;
   }
 
   private finish(p: Pending, answer: Buffer | undefined, answeredBy?: string): void {
@@ -205,41 +193,32 @@ export class Forwarder {
     return undefined;
   }
 
-  private link(s: Upstream): Link {
-    const key = keyOf(s);
-    let link = this.links.get(key);
-    if (link) return link;
-    if (this.links.size >= 16) this.closeIdleLinks();
-    const type = ipaddr.parse(s.address).kind() === 'ipv6' ? 'udp6' : 'udp4';
-    const socket = this.sys.socket(type);
-    const l: Link = { key, socket, connected: false, queued: [], lastUsed: this.sys.now() };
-    link = l;
-    socket.on('message', (msg) => this.onAnswer(msg, key));
-    // ECONNREFUSED (the server's port is closed) and the like: the hedge moves on.
-    socket.on('error', () => {});
-    socket.connect(s.port, s.address, () => {
-      l.connected = true;
-      for (const q of l.queued) socket.send(q);
-      l.queued = [];
-    });
-    this.links.set(key, l);
-    return l;
-  }
-
-  private closeIdleLinks(): void {
-    const now = this.sys.now();
-    for (const [k, l] of this.links) {
-      if (now - l.lastUsed < SOCKET_IDLE_MS) continue;
-      l.socket.close();
-      this.links.delete(k);
+  private socketFor(address: string): dgram.Socket {
+    // Upstream addresses are canonical literals (parseUpstream): a colon means IPv6.
+    const type = address.includes(':') ? 'udp6' : 'udp4';
+    let sock = this.sockets.get(type);
+    if (!sock) {
+      sock = this.sys.socket(type);
+      sock.on('message', (msg, rinfo) => this.onAnswer(msg, rinfo));
+      sock.on('error', () => {});
+      sock.bind(0);
+      this.sockets.set(type, sock);
     }
+    return sock;
   }
 
-  private onAnswer(msg: Buffer, from: string): void {
+  private onAnswer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (msg.length < 12) return;
     const p = this.pending.get(msg.readUInt16BE(0));
+    if (!p) return;
     // Only an answer from a server this query went to counts (no blind spoofing by ID alone).
-    if (!p || !p.sentTo.includes(from)) return;
+    // The kernel's IPv4 text is canonical; an IPv6 one is compared in ipaddr.js's form too.
+    let from = `${rinfo.address}#${rinfo.port}`;
+    if (!p.sentTo.includes(from)) {
+      if (!rinfo.address.includes(':')) return;
+      from = `${normalize(rinfo.address)}#${rinfo.port}`;
+      if (!p.sentTo.includes(from)) return;
+    }
     const rcode = msg.readUInt16BE(2) & 0xf;
     if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
       p.fallback ??= msg;
@@ -251,6 +230,20 @@ export class Forwarder {
     }
     this.finish(p, msg, from);
   }
+}
+
+function normalize(a: string): string {
+  try {
+    return ipaddr.parse(a).toString();
+  } catch {
+    return a;
+  }
+}
+
+/** dgram's address lookup for sockets only ever given IP literals: answers at once (the default,
+ * dns.lookup, defers every send to the next tick). */
+export function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
 }
 
 /** One query over a fresh TCP connection (RFC 7766 framing), within `timeoutMs`. */

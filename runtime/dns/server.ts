@@ -32,7 +32,7 @@ import { processStartTime } from '../containers.js';
 import { DnsTable, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
 import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
-import { Forwarder, type Upstream } from './forward.js';
+import { Forwarder, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
 
@@ -577,12 +577,6 @@ function udpLimit(q: dnsPacket.DecodedPacket): number {
 function memory(): Pick<ResolverStats, 'rssBytes' | 'heapUsedBytes' | 'heapTotalBytes' | 'externalBytes'> {
   const m = process.memoryUsage();
   return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
-}
-
-/** dgram's address lookup for sockets that are only ever given IP literals: answers at once. The
- * default (dns.lookup) defers every send to the next tick, once per query. */
-function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  callback(null, address, address.includes(':') ? 6 : 4);
 }
 
 /** A header-only answer for a query that could not be decoded. */

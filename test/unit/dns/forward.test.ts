@@ -4,29 +4,32 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import type dgram from 'node:dgram';
 import { Forwarder, HEDGE_MS, UDP_DEADLINE_MS, type Upstream } from '../../../runtime/dns/forward.js';
 
-/** A connected UDP socket to one upstream: records what it is sent, delivers what the test says. */
+/** The forwarder's UDP socket: records what it sends where, delivers what the test says. */
 class FakeSocket {
-  server = '';
-  sent: Buffer[] = [];
-  private onMessage?: (msg: Buffer) => void;
-  connect(port: number, address: string, cb: () => void): void {
-    this.server = `${address}#${port}`;
-    queueMicrotask(cb);
+  sent: { msg: Buffer; to: string }[] = [];
+  private onMessage?: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+  bind(): this {
+    return this;
   }
-  send(msg: Buffer): void {
-    this.sent.push(Buffer.from(msg));
+  send(msg: Buffer, port: number, address: string): void {
+    this.sent.push({ msg: Buffer.from(msg), to: `${address}#${port}` });
   }
-  on(event: string, fn: (msg: Buffer) => void): this {
+  on(event: string, fn: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): this {
     if (event === 'message') this.onMessage = fn;
     return this;
   }
   close(): void {}
-  /** The server answers the last query it got, with this rcode. */
-  answer(rcode = 0, id = this.sent.at(-1)!.readUInt16BE(0)): void {
-    const msg = Buffer.from(this.sent.at(-1)!);
-    msg.writeUInt16BE(id, 0);
+  /** Server `u` answers the last query it got, with this rcode (and ID). */
+  answer(u: Upstream, rcode = 0, id?: number): void {
+    const last = this.to(u).at(-1)!;
+    const msg = Buffer.from(last);
+    msg.writeUInt16BE(id ?? last.readUInt16BE(0), 0);
     msg.writeUInt16BE(0x8180 | rcode, 2);
-    this.onMessage!(msg);
+    this.onMessage!(msg, { address: u.address, port: u.port, family: 'IPv4', size: msg.length });
+  }
+  /** What server `u` was sent. */
+  to(u: Upstream): Buffer[] {
+    return this.sent.filter((x) => x.to === `${u.address}#${u.port}`).map((x) => x.msg);
   }
 }
 
@@ -42,9 +45,8 @@ const query = () => {
 
 describe('the forwarder', () => {
   let now = 0;
-  let sockets: FakeSocket[];
+  let socket: FakeSocket;
   let fwd: Forwarder;
-  const sock = (u: Upstream) => sockets.find((s) => s.server === `${u.address}#${u.port}`)!;
   const advance = async (ms: number) => {
     now += ms;
     jest.advanceTimersByTime(ms);
@@ -53,20 +55,15 @@ describe('the forwarder', () => {
   const ask = async (ups: Upstream[]) => {
     const done = jest.fn<(answer: Buffer | undefined) => void>();
     fwd.forward(query(), ups, done);
-    await Promise.resolve(); // connect() completes, queued datagrams go out
     return done;
   };
 
   beforeEach(() => {
     jest.useFakeTimers({ doNotFake: ['queueMicrotask', 'nextTick'] });
     now = 0;
-    sockets = [];
+    socket = new FakeSocket();
     fwd = new Forwarder({
-      socket: () => {
-        const s = new FakeSocket();
-        sockets.push(s);
-        return s as unknown as dgram.Socket;
-      },
+      socket: () => socket as unknown as dgram.Socket,
       now: () => now,
     });
   });
@@ -77,33 +74,32 @@ describe('the forwarder', () => {
 
   it('relays the query with a new ID and hands back the answer with the client\'s', async () => {
     const done = await ask([A, B]);
-    expect(sock(A).sent).toHaveLength(1);
-    sock(A).answer();
+    expect(socket.to(A)).toHaveLength(1);
+    socket.answer(A);
     expect(done).toHaveBeenCalledTimes(1);
     const answer = done.mock.calls[0]![0]!;
     expect(answer.readUInt16BE(0)).toBe(0x1234);
     await advance(HEDGE_MS * 2);
-    expect(sockets.map((s) => s.server)).toEqual(['192.0.2.1#53']); // B never asked
+    expect(socket.sent.map((x) => x.to)).toEqual(['192.0.2.1#53']); // B never asked
   });
 
   it('asks the next server after the hedge delay when the first is silent, and puts the silent one last next time', async () => {
     const done = await ask([A, B]);
     await advance(HEDGE_MS - 30);
-    expect(sockets).toHaveLength(1);
+    expect(socket.to(B)).toHaveLength(0);
     await advance(60);
-    expect(sock(B).sent).toHaveLength(1);
-    sock(B).answer();
+    expect(socket.to(B)).toHaveLength(1);
+    socket.answer(B);
     expect(done.mock.calls[0]![0]!.readUInt16BE(2) & 0xf).toBe(0);
     expect(fwd.order([A, B])).toEqual([B, A]);
   });
 
   it('a refusal moves on at once; when every server refuses, the client gets the refusal', async () => {
     const done = await ask([A, B]);
-    sock(A).answer(5);
-    await Promise.resolve(); // B's socket connects
-    expect(sock(B).sent).toHaveLength(1); // no hedge delay
+    socket.answer(A, 5);
+    expect(socket.to(B)).toHaveLength(1); // no hedge delay
     expect(done).not.toHaveBeenCalled();
-    sock(B).answer(2);
+    socket.answer(B, 2);
     expect(done).toHaveBeenCalledTimes(1);
     expect(done.mock.calls[0]![0]!.readUInt16BE(2) & 0xf).toBe(5); // the first fallback kept
   });
@@ -119,12 +115,12 @@ describe('the forwarder', () => {
   it('ignores an answer whose ID matches no query, and one from a server the query did not go to', async () => {
     const first = await ask([A]);
     const second = await ask([B]);
-    sock(A).answer(0, sock(B).sent[0]!.readUInt16BE(0)); // A answers with B's query's ID
+    socket.answer(A, 0, socket.to(B)[0]!.readUInt16BE(0)); // A answers with B's query's ID
     expect(second).not.toHaveBeenCalled();
-    sock(A).answer(0, (sock(A).sent[0]!.readUInt16BE(0) + 1) & 0xffff);
+    socket.answer(A, 0, (socket.to(A)[0]!.readUInt16BE(0) + 1) & 0xffff);
     expect(first).not.toHaveBeenCalled();
-    sock(A).answer();
-    sock(B).answer();
+    socket.answer(A);
+    socket.answer(B);
     expect(first).toHaveBeenCalledTimes(1);
     expect(second).toHaveBeenCalledTimes(1);
   });

@@ -99,8 +99,9 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
     // 100 ms runc sleeps before it first looks. Cleanup's `runc delete --force` then finds the
     // container stopped and only destroys it (processes left in the cgroup of a container without
     // a pid namespace of its own are killed there). Not seen to end: runc's own kill and wait.
+    // Only a process whose start time was recorded: a bare pid may have been reused since.
     const l = readLifecycle(settings.runDir, v.id);
-    const ended = l?.pid !== undefined && (await killAndWait(l.pid, l.pidStart ?? '', 2_000));
+    const ended = l?.pid !== undefined && l.pidStart !== undefined && (await killAndWait(l.pid, l.pidStart, 2_000));
     if (!ended) await runcDeleteForce(runc, v.id);
     if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   }

@@ -21,6 +21,7 @@ import { haveEtcd, type EtcdServer } from '../../harness/etcd.js';
 import { OverlayCluster, type OverlayHost } from '../../harness/overlay-cluster.js';
 import { makeBundle, removeBundle, waitFor } from '../../harness/sandbox.js';
 import { parseHostRecord, parseOverlayEndpoint } from '../../../runtime/overlay/keys.js';
+import { findNetnsPath } from '../../../runtime/netns/find.js';
 
 const NET = 'ldr';
 const SUBNET = '10.249.0.0/24';
@@ -320,7 +321,7 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
     }, 20_000);
   }, 120_000);
 
-  it('removing every container leaves etcd and the hosts clean', async () => {
+  it('removing every container leaves the hosts clean and no lease in etcd', async () => {
     const started = Date.now();
     const results = await pool(live.length, PARALLEL, async (i) => {
       const c = live[i]!;
@@ -334,19 +335,29 @@ maybe('the etcd leader killed during 50 overlay attaches on three hosts', () => 
     for (const h of hosts) {
       expect({ host: h.name, leaks: h.sandbox.leaks(), veths: vethsOn(h) }).toEqual({ host: h.name, leaks: [], veths: [] });
     }
-    // Known race (agent, not the store): an agent resync that read the local records just before
-    // a detach removed one re-publishes the endpoint the detach had just withdrawn; its next
-    // resync (RESYNC_SECONDS) withdraws it again. Logged when seen; the cluster must be clean
-    // within one resync.
+    const { leases } = await clusterKeys();
+    expect(leases).toEqual([]);
+  }, 120_000);
+
+  // KNOWN BUG, open (overlay agent, runtime/agent/overlay.ts; docs/resilience.md): an agent resync
+  // that read the local records just before `rm -f` removed one puts back the endpoint the detach
+  // had just withdrawn. Usually its next resync withdraws it again (seen: 2.6 s); once it stayed
+  // for more than two resyncs (the agent's "container alive" check looks for any namespace with
+  // the endpoint's dev:inode, and a freed namespace inode is soon given to a new one). This test
+  // fails whenever a re-published endpoint outlives three resyncs.
+  it('no endpoint record outlives its detach in etcd (fails while the agent resync race above is open)', async () => {
     let keys = await clusterKeys();
-    const stale = keys.endpoints.map((e) => e.key);
+    const stale = keys.endpoints.map((e) => parseOverlayEndpoint(e.value));
     const since = Date.now();
-    while (keys.leases.length + keys.endpoints.length > 0 && Date.now() - since < (RESYNC_SECONDS + 5) * 1000) {
+    while (keys.endpoints.length > 0 && Date.now() - since < 3 * RESYNC_SECONDS * 1000 + 2000) {
       await new Promise((r) => setTimeout(r, 500));
       keys = await clusterKeys();
     }
-    if (stale.length > 0) console.log(`endpoints re-published after their detach (agent resync race): ${stale.join(', ')}; ${keys.endpoints.length === 0 ? `withdrawn ${Date.now() - since} ms later` : 'still there'}`);
-    expect({ leases: keys.leases, endpoints: keys.endpoints }).toEqual({ leases: [], endpoints: [] });
+    if (stale.length > 0) {
+      const detail = stale.map((e) => `${e?.containerId} (netns ${e?.netns}: ${e?.netns && findNetnsPath(e.netns) ? 'an inode a live namespace has now' : 'no live namespace'})`);
+      console.log(`endpoints re-published after their detach (agent resync race): ${detail.join(', ')}; ${keys.endpoints.length === 0 ? `withdrawn ${Date.now() - since} ms later` : 'still there'}\n${hosts.flatMap(warnings).slice(-20).join('\n')}`);
+    }
+    expect(keys.endpoints).toEqual([]);
     const rm = hosts[1]!.tsrun(['network', 'rm', NET]);
     expect(rm.stderr).toBe('');
     const store = cluster.store();

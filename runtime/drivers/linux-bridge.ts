@@ -217,11 +217,16 @@ export async function retireVeth(host: Rtnl, hostIfname: string | number): Promi
   }
 }
 
-/** Deletes `hostIfname` if it is a retired veth (no master); true when it was one. */
+/**
+ * Frees `hostIfname` when a retired veth (no master) holds it; true when the name is free now.
+ * The kernel may finish deleting the pair (its namespace's cleanup) between our create's "exists"
+ * and this look: a name no link holds any more is free as well, so the create is tried again.
+ */
 async function deleteRetiredVeth(host: Rtnl, hostIfname: string): Promise<boolean> {
   const old = await host.getLink(hostIfname);
-  if (!old || old.kind !== 'veth' || old.master !== undefined) return false;
-  await host.deleteLink(old.index);
+  if (!old) return true;
+  if (old.kind !== 'veth' || old.master !== undefined) return false;
+  await host.deleteLink(old.index); // false when the kernel got there first: free either way
   return true;
 }
 

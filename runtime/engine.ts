@@ -315,6 +315,7 @@ export class Engine {
             .filter((a): a is EndpointAddress => a !== undefined)
             .map((a) => ({ description: `release ${a.address}`, run: async () => void (await this.ipam.release(rec.network, a.address, rec.containerId, a.lease)) })),
           { description: 'delete endpoint record', run: () => deleteEndpoint(this.deps.store, rec.containerId, rec.network) },
+          ...(this.driverFor(rec.driver).afterRecordDeleted ? [{ description: 'withdraw what the record re-published meanwhile', run: () => this.driverFor(rec.driver).afterRecordDeleted!(rec, this.deps.store) }] : []),
         ],
         log,
       );

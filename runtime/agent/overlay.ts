@@ -21,7 +21,7 @@ import { Rtnl } from '../netlink/rtnl.js';
 import { findNetnsPath } from '../netns/find.js';
 import { Transaction } from '../tx.js';
 import { Ipam } from '../ipam/ipam.js';
-import { allEndpoints } from '../records.js';
+import { allEndpoints, endpointsOf } from '../records.js';
 import { sameBoot } from '../boot.js';
 import { ensureHostId, routeSourceTowards, underlayLink } from '../overlay/host.js';
 import { VXLAN_ALIAS_PREFIX, ensureVxlan } from '../overlay/devices.js';
@@ -265,7 +265,17 @@ export class OverlayAgent {
     const published = [...this.endpoints.values()].filter((e) => e.hostId === this.hostId);
     const plan = planOwnEndpoints(local, published, (e) => this.containerAlive(e));
     for (const e of plan.put) {
-      await cluster.putWithLease(endpointKey(e.network, e.hostId, e.containerId), endpointValue(e), this.self!.leaseId);
+      // A detach may be running: its record read above can be gone (and its endpoint withdrawn)
+      // by now. Publish only while the record is there, and take our put back if it went
+      // meanwhile; the detach withdraws once more after deleting it (OverlayDriver.afterRecordDeleted).
+      if (!(await this.recordStands(e))) continue;
+      const key = endpointKey(e.network, e.hostId, e.containerId);
+      const value = endpointValue(e);
+      await cluster.putWithLease(key, value, this.self!.leaseId);
+      if (!(await this.recordStands(e))) {
+        await cluster.deleteIf(key, value);
+        continue;
+      }
       this.log.info({ containerId: e.containerId, network: e.network, ipv4: e.ipv4 }, 'endpoint published');
     }
     const ipam = new Ipam(store);
@@ -274,6 +284,11 @@ export class OverlayAgent {
       await ipam.releaseHeld(e.network, e.ipv4, e.containerId);
       this.log.info({ containerId: e.containerId, network: e.network, ipv4: e.ipv4 }, 'withdrew the endpoint of a container that is gone');
     }
+  }
+
+  /** The local record `e` was made from is still there (same namespace and address). */
+  private async recordStands(e: OverlayEndpoint): Promise<boolean> {
+    return (await endpointsOf(this.opts.store, e.containerId)).some((r) => r.network === e.network && r.containerNetns === e.netns && r.ipv4?.address === e.ipv4);
   }
 
   private containerAlive(e: OverlayEndpoint): boolean {

@@ -64,6 +64,9 @@ export interface NetworkDriver {
   /** Idempotent; works from the record alone. `host` is undefined when the host-side namespace
    * is gone (its links went with it). */
   detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store, opts?: DetachOptions): Promise<void>;
+  /** After the endpoint record is deleted: what another process may have re-created from the
+   * record while the detach ran (the overlay agent re-publishing an endpoint) goes too. */
+  afterRecordDeleted?(rec: EndpointRecord, store: Store): Promise<void>;
   /** Removes the host-side shared pieces of a deleted network (idempotent). */
   removeNetwork(net: NetworkDef, host: Rtnl): Promise<void>;
   /** Cluster-wide drivers: containers attached on other hosts ("host: id"), which refuse rm. */

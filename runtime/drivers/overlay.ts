@@ -79,6 +79,21 @@ export class OverlayDriver implements NetworkDriver {
 
   async detach(rec: EndpointRecord, host: Rtnl | undefined, store?: Store, opts: DetachOptions = {}): Promise<void> {
     // Withdraw first, so other hosts stop sending to the container before its address is reused.
+    await this.withdraw(rec, store, opts);
+    if (host) await removeVeth(host, rec, opts);
+  }
+
+  /**
+   * The agent re-publishes this host's endpoints from their local records (a resync): one that
+   * read this record before the detach deleted it can put the endpoint back after the withdrawal
+   * above. The agent checks the record again after such a put; this second withdrawal, after the
+   * record is gone, closes the other side of that window.
+   */
+  async afterRecordDeleted(rec: EndpointRecord, store: Store): Promise<void> {
+    await this.withdraw(rec, store, {});
+  }
+
+  private async withdraw(rec: EndpointRecord, store: Store | undefined, opts: DetachOptions): Promise<void> {
     const cluster = store && clusterOf(store);
     const hostId = store && (await store.get(LOCAL_HOST_ID_KEY));
     if (cluster && hostId) {
@@ -90,7 +105,6 @@ export class OverlayDriver implements NetworkDriver {
       if (raw !== undefined && (!found || publishedBy(found, rec))) await cluster.deleteIf(key, raw);
       else if (found) opts.log?.warn({ containerId: rec.containerId, network: rec.network, found: { ipv4: found.ipv4, mac: found.mac, netns: found.netns } }, 'the cluster endpoint under this key is a newer one: left alone');
     }
-    if (host) await removeVeth(host, rec, opts);
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {

@@ -16,6 +16,7 @@ import { netnsId } from '../runtime/netns/netns.js';
 import { endpointAlive } from '../runtime/liveness.js';
 import { formatAddress, parseInterfaceAddress, parseSubnet } from '../config/address.js';
 import { openStore } from '../runtime/store/open.js';
+import { decodeHolder } from '../runtime/ipam/holder.js';
 import type { PluginConfig } from './config.js';
 import { CODES, CniError, type CniEnv } from './protocol.js';
 import { buildResult, expectedFor, type CniResult } from './result.js';
@@ -247,7 +248,12 @@ export async function check(ctx: VerbContext): Promise<void> {
       }
     }
     for (const a of [rec.ipv4, rec.ipv6]) {
-      if (a && (await store.get(`ipam/${net.name}/${a.address}`)) !== containerId) throw fail(`the lease of ${a.address} is not held by ${containerId}`);
+      if (!a) continue;
+      // A lease's value names its holder (runtime/ipam/holder.ts): the record's exact value, or
+      // for a record from before holders were recorded, a value naming this container.
+      const held = await store.get(`ipam/${net.name}/${a.address}`);
+      const mine = held !== undefined && (a.lease !== undefined ? held === a.lease : decodeHolder(held).container === containerId);
+      if (!mine) throw fail(`the lease of ${a.address} is not held by ${containerId}`);
     }
   });
 }

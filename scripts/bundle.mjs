@@ -101,6 +101,33 @@ const lazyBuiltins = {
   },
 };
 
+// netlink's raw socket (netlink/dist/raw.js, all the engine uses of that package) is bundled, so
+// it comes compiled from the door's code cache, and its native binding is found without
+// node-gyp-build, which scans the package's directories on every load (requiring raw.js from
+// node_modules cost a cold process ~8 ms, the binding itself ~0.6 ms): the prebuilt
+// node.napi.node for this platform, else node-gyp-build as before.
+const netlinkBinding = {
+  name: 'netlink-binding',
+  setup(b) {
+    b.onResolve({ filter: /^netlink\/dist\/raw\.js$/ }, () => ({ path: requireHere.resolve('netlink/dist/raw.js') }));
+    b.onResolve({ filter: /^node-gyp-build$/ }, (args) => (args.importer.includes(`${path.sep}netlink${path.sep}`) ? { path: 'netlink', namespace: 'netlink-binding' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'netlink-binding' }, () => ({
+      contents: `const path = require('node:path');
+module.exports = () => {
+  const req = require('node:module').createRequire(__filename);
+  const dir = path.dirname(req.resolve('netlink/package.json'));
+  try {
+    return req(path.join(dir, 'prebuilds', process.platform + '-' + process.arch, 'node.napi.node'));
+  } catch {
+    return req('node-gyp-build')(dir);
+  }
+};
+`,
+      loader: 'js',
+    }));
+  },
+};
+
 /** Imports that become a require of a sibling file instead of being bundled. */
 const siblings = (map) => ({
   name: 'siblings',
@@ -152,10 +179,10 @@ await build({
   outdir: dir,
   plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']])],
 });
-await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
+await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
-await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
-await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins] });
+await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
+await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins, netlinkBinding] });
 // The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
 // small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });

@@ -9,6 +9,7 @@ import { expect } from '@jest/globals';
 import { SandboxHost, makeBundle, type RunResult, uniqueId } from '../../harness/sandbox.js';
 import { hostVethName } from '../../../runtime/drivers/bridge.js';
 import { listElements, ownerComment, type NftListing } from '../../../runtime/firewall/nft-rules.js';
+import { decodeHolder } from '../../../runtime/ipam/holder.js';
 
 export { hostVethName };
 
@@ -80,7 +81,8 @@ export class HookHost {
       for (const d of readdirSync(dir, { withFileTypes: true })) {
         const key = rel ? `${rel}/${d.name}` : d.name;
         if (d.isDirectory()) walk(path.join(dir, d.name), key);
-        else if (key.startsWith(`endpoints/${id}/`) || readFileSync(path.join(dir, d.name), 'utf8') === id) found.push(key);
+        // A lease's value names its holder (runtime/ipam/holder.ts); a host port's is the bare id.
+        else if (key.startsWith(`endpoints/${id}/`) || decodeHolder(readFileSync(path.join(dir, d.name), 'utf8')).container === id) found.push(key);
       }
     };
     walk(storeRoot, '');

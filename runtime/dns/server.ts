@@ -41,6 +41,8 @@ export const IDLE_EXIT_MS = 2000;
 /** A reload every so often catches a change whose notification was lost (a killed tsrun). */
 const RESYNC_MS = 10_000;
 const BIND_RETRY_MS = 250;
+/** A full garbage collection this long after the last reload (see collectSoon). */
+const GC_AFTER_RELOAD_MS = 1000;
 const TTL = 0;
 
 /** Answers cached per listening address: queries up to this size, this many at most. */
@@ -103,6 +105,7 @@ export class Resolver {
   private reloading?: Promise<void>;
   private reloadAgain = false;
   private idleTimer?: NodeJS.Timeout;
+  private gcTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private stopping = false;
   private stopWatch?: () => Promise<void>;
@@ -192,12 +195,29 @@ export class Resolver {
       this.pendingBinds.delete(a);
     }
     this.log.debug({ generation: this.generation, endpoints: table.endpointCount, listening: [...want] }, 'reloaded');
+    this.collectSoon();
     if (table.endpointCount === 0) {
       this.idleTimer ??= setTimeout(() => void this.idleCheck(), IDLE_EXIT_MS);
     } else if (this.idleTimer) {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
     }
+  }
+
+  /**
+   * Every reload leaves the previous table, its records and its answer caches behind: long-lived
+   * objects, in the old generation, which V8 collects only when that grows past its limit (or,
+   * idle for a while, by its memory reducer). Containers coming and going then grow the
+   * resolver's resident memory by ~0.5 MB a reload (measured: 13 -> 33 MiB private after the
+   * bench's 40 reloads under load). A full collection once the reloads have settled gives it
+   * back: a few milliseconds of pause, at most once a second, only after a reload. Needs
+   * --expose-gc (resolverCommand passes it); without it, nothing happens.
+   */
+  private collectSoon(): void {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) return;
+    clearTimeout(this.gcTimer);
+    this.gcTimer = setTimeout(() => gc(), GC_AFTER_RELOAD_MS).unref();
   }
 
   /** Overlay containers of every host, from the cluster store (none with a local store). */
@@ -529,6 +549,7 @@ export class Resolver {
     this.log.info({ why }, 'resolver exiting');
     clearInterval(this.resyncTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.gcTimer);
     for (const t of this.pendingBinds.values()) clearTimeout(t);
     // DNS sockets first, the control socket (the lock) last: a successor that takes the lock
     // finds port 53 free.

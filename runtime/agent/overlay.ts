@@ -66,6 +66,8 @@ export class OverlayAgent {
   private kernelPending = false;
   private unreachableSince: number | undefined;
   private stopped = false;
+  /** When each of this host's published endpoints was first seen without a local record. */
+  private readonly orphanSince = new Map<string, number>();
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log.child({ component: 'overlay-agent' });
@@ -263,7 +265,10 @@ export class OverlayAgent {
       .filter((r) => r.driver === 'overlay' && r.ipv4 !== undefined && this.networks.has(r.network))
       .map((r) => ({ containerId: r.containerId, network: r.network, hostId: this.hostId, mac: r.mac, ipv4: r.ipv4!.address, netns: r.containerNetns, aliases: r.aliases, ...(r.bootId !== undefined ? { boot: r.bootId } : {}) }));
     const published = [...this.endpoints.values()].filter((e) => e.hostId === this.hostId);
-    const plan = planOwnEndpoints(local, published, (e) => this.containerAlive(e));
+    const plan = planOwnEndpoints(local, published, (e) => this.containerAlive(e) && !this.orphanedTooLong(e));
+    // Forget orphans that got their record (an attach finished) or are gone.
+    const orphans = new Set(published.filter((e) => !local.some((l) => l.network === e.network && l.containerId === e.containerId)).map(orphanKey));
+    for (const k of this.orphanSince.keys()) if (!orphans.has(k)) this.orphanSince.delete(k);
     for (const e of plan.put) {
       // A detach may be running: its record read above can be gone (and its endpoint withdrawn)
       // by now. Publish only while the record is there, and take our put back if it went
@@ -289,6 +294,22 @@ export class OverlayAgent {
   /** The local record `e` was made from is still there (same namespace and address). */
   private async recordStands(e: OverlayEndpoint): Promise<boolean> {
     return (await endpointsOf(this.opts.store, e.containerId)).some((r) => r.network === e.network && r.containerNetns === e.netns && r.ipv4?.address === e.ipv4);
+  }
+
+  /**
+   * A published endpoint with no local record is an attach in progress (the driver publishes
+   * before the engine saves the record: milliseconds apart) or a leftover. Its namespace identity
+   * alone cannot tell: the kernel gives a freed namespace's inode to the next one. So one that
+   * stays without a record for two resync periods is a leftover, whatever holds that inode now.
+   */
+  private orphanedTooLong(e: OverlayEndpoint): boolean {
+    const k = orphanKey(e);
+    const since = this.orphanSince.get(k);
+    if (since === undefined) {
+      this.orphanSince.set(k, Date.now());
+      return false;
+    }
+    return Date.now() - since >= 2 * this.opts.resyncSeconds * 1000;
   }
 
   private containerAlive(e: OverlayEndpoint): boolean {
@@ -374,4 +395,8 @@ function safeParse<T>(text: string | undefined): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+function orphanKey(e: OverlayEndpoint): string {
+  return `${e.network}/${e.containerId}/${e.netns}`;
 }

@@ -106,6 +106,7 @@ export class Resolver {
   private reloadAgain = false;
   private idleTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
+  private collectAfterReload = false;
   private resyncTimer?: NodeJS.Timeout;
   private stopping = false;
   private stopWatch?: () => Promise<void>;
@@ -135,7 +136,7 @@ export class Resolver {
     this.resyncTimer = setInterval(() => {
       // The state root removed under us (a sandbox torn down): nothing left to serve.
       if (!existsSync(this.settings.runDir)) return void this.stop('state root gone');
-      this.reload().catch(() => {});
+      this.reload({ periodic: true }).catch(() => {});
     }, RESYNC_MS);
     this.log.info({ listening: this.listenAddresses() }, 'resolver started');
     return true;
@@ -146,7 +147,11 @@ export class Resolver {
   }
 
   /** Re-reads the Store; concurrent callers share one reload that starts after their request. */
-  async reload(): Promise<void> {
+  async reload(opts: { periodic?: boolean } = {}): Promise<void> {
+    // Only a reload someone asked for (a change) is followed by a collection: the periodic
+    // re-read mostly finds nothing new, and a full collection every 10 s would be a pause in the
+    // latency tail for nothing.
+    if (!opts.periodic) this.collectAfterReload = true;
     if (this.reloading) {
       // The loop below runs once more before the shared promise settles: this caller's change
       // (written before it asked) is in the table when it hears back.
@@ -195,7 +200,10 @@ export class Resolver {
       this.pendingBinds.delete(a);
     }
     this.log.debug({ generation: this.generation, endpoints: table.endpointCount, listening: [...want] }, 'reloaded');
-    this.collectSoon();
+    if (this.collectAfterReload) {
+      this.collectAfterReload = false;
+      this.collectSoon();
+    }
     if (table.endpointCount === 0) {
       this.idleTimer ??= setTimeout(() => void this.idleCheck(), IDLE_EXIT_MS);
     } else if (this.idleTimer) {
@@ -210,7 +218,8 @@ export class Resolver {
    * idle for a while, by its memory reducer). Containers coming and going then grow the
    * resolver's resident memory by ~0.5 MB a reload (measured: 13 -> 33 MiB private after the
    * bench's 40 reloads under load). A full collection once the reloads have settled gives it
-   * back: a few milliseconds of pause, at most once a second, only after a reload. Needs
+   * back: a few milliseconds of pause, at most once a second, only after a reload that was asked
+   * for (not the periodic re-read). Needs
    * --expose-gc (resolverCommand passes it); without it, nothing happens.
    */
   private collectSoon(): void {

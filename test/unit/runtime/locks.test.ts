@@ -63,10 +63,12 @@ describe.each(stores)('StoreLock on the %s store', (_name, make) => {
 
   it('the key of a holder on another boot (or host) is broken once its lease expired, not before', async () => {
     const store = make();
-    await store.put('host/exclusive', JSON.stringify({ boot: 'another', pid: 1, start: '', expires: Date.now() + 300 }));
+    // Room for a loaded machine between the put and the first attempt (300 ms was missed once).
+    const expires = Date.now() + 1500;
+    await store.put('host/exclusive', JSON.stringify({ boot: 'another', pid: 1, start: '', expires }));
     const lock = new StoreLock(store, 'host', { timeoutMs: 100 });
     await expect(lock.shared()).rejects.toThrow(/timed out waiting for the host lock \(held by process 1\)/);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now() + 50)));
     const release = await new StoreLock(store, 'host', { timeoutMs: 2000 }).shared();
     await release();
   });

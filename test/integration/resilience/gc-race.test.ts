@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { SandboxHost, TSRUN_BIN, pinNetns, waitFor } from '../../harness/sandbox.js';
 import type { EndpointRecord } from '../../../runtime/records.js';
+import { decodeHolder } from '../../../runtime/ipam/holder.js';
 
 const COUNT = 100;
 let host: SandboxHost;
@@ -87,7 +88,7 @@ describe('gc against an attach caught half done', () => {
       hookPid = spawned.at(-1)!;
       const stoppedPid = hookPid;
       await waitFor('the hook to stop after its lease', () => /^\S+ \(.*\) T /.test(readSafe(`/proc/${stoppedPid}/stat`)), 30_000);
-      const lease = () => leaseFiles().filter((f) => readSafe(f) === 'race-half');
+      const lease = () => leaseFiles().filter((f) => decodeHolder(readSafe(f)).container === 'race-half');
       expect(lease()).toHaveLength(1);
       const gc = tsrunAsync(['gc']);
       // Give gc every chance to collect the lease (it has no record yet); no timing is asserted.
@@ -131,7 +132,8 @@ describe('gc during 100 concurrent hook attaches', () => {
       // Each still holds its lease (gc removing a lease before its record was saved was the race).
       const lost = records.filter((rec) => {
         try {
-          return readFileSync(path.join(host.root, 'lib', 'store', 'ipam', 'race', rec.ipv4!.address), 'utf8') !== rec.containerId;
+          // The lease holds exactly the value the record says this attach wrote (its holder).
+          return readFileSync(path.join(host.root, 'lib', 'store', 'ipam', 'race', rec.ipv4!.address), 'utf8') !== (rec.ipv4!.lease ?? rec.containerId);
         } catch {
           return true;
         }

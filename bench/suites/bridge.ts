@@ -6,13 +6,14 @@
 //  - podman run --network bridge -p 8080:80 vs tsrun run                    ≤ 0.2×
 //  (iperf3 through a bridge and a published port: the throughput suite)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveSettings } from '../../config/settings.js';
 import { createLogger } from '../../runtime/log.js';
 import { openEngine } from '../../runtime/context.js';
-import { createPinnedNetns, deletePinnedNetns } from '../../runtime/netns/netns.js';
+import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../runtime/netns/netns.js';
+import { Rtnl } from '../../runtime/netlink/rtnl.js';
 import { countRules } from '../../runtime/firewall/nft.js';
 import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
@@ -89,6 +90,8 @@ async function scale(report: Report, settings: ReturnType<typeof resolveSettings
   const pins = ids.map((id) => path.join(settings.runDir, 'netns', id));
   const times: number[] = [];
   let rulesAt1 = 0;
+  let first = 0;
+  let last = 0;
   try {
     for (let i = 0; i < ids.length; i++) {
       createPinnedNetns(pins[i]!);
@@ -98,8 +101,8 @@ async function scale(report: Report, settings: ReturnType<typeof resolveSettings
       if (i === 0) rulesAt1 = await countRules({ nftBinary: settings.nft });
     }
     const rulesAt200 = await countRules({ nftBinary: settings.nft });
-    const first = median(times.slice(0, 20));
-    const last = median(times.slice(-20));
+    first = median(times.slice(0, 20));
+    last = median(times.slice(-20));
     report.add({ name: 'attach median, containers 1-20', value: first, unit: 'ms' });
     report.add({ name: 'attach median, containers 181-200', value: last, unit: 'ms' });
     report.add({ name: 'last 20 / first 20', value: last / first, unit: '×', target: '≤ 1.15' });
@@ -108,6 +111,47 @@ async function scale(report: Report, settings: ReturnType<typeof resolveSettings
     for (const id of ids) await handle.engine.detach(id);
     for (const p of pins) deletePinnedNetns(p);
     await handle.close();
+  }
+  // The kernel's own growth, beside it: the veth request an attach makes (peer born in a
+  // namespace of its own, this end enslaved and up, one request) on a bare bridge that gains
+  // one port each time, nothing else. What tsrun adds above the kernel is the difference.
+  const floor = await bridgePortFloor(ids.length);
+  report.add({ name: 'floor: one veth onto a bare bridge, ports 1-20', value: floor.first, unit: 'ms' });
+  report.add({ name: 'floor: one veth onto a bare bridge, ports 181-200', value: floor.last, unit: 'ms' });
+  report.add({ name: 'floor: last 20 / first 20 (the kernel with 200 bridge ports)', value: floor.last / floor.first, unit: '×' });
+  report.add({ name: "tsrun's growth above the floor's: (last - first) - floor's (last - first)", value: last - first - (floor.last - floor.first), unit: 'ms' });
+}
+
+/** Medians of the first and last 20 of `count` veth pairs put onto a bare bridge one by one,
+ * each created as an attach creates its own (see bridgePortFloor's caller). */
+async function bridgePortFloor(count: number): Promise<{ first: number; last: number }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-floor-'));
+  const host = Rtnl.open();
+  const pins: string[] = [];
+  const times: number[] = [];
+  try {
+    await host.createBridge({ name: 'tsbfloor0', up: true });
+    const bridge = (await host.getLink('tsbfloor0'))!;
+    for (let i = 0; i < count; i++) {
+      const pin = path.join(dir, `ns${i}`);
+      createPinnedNetns(pin);
+      pins.push(pin);
+      const t0 = performance.now();
+      const fd = openNetnsFd(pin);
+      try {
+        await host.createVeth({ name: `tsfl${i}`, peerName: 'eth0', peerNsFd: fd, master: bridge.index, up: true });
+      } finally {
+        closeSync(fd);
+      }
+      times.push(performance.now() - t0);
+    }
+    return { first: median(times.slice(0, 20)), last: median(times.slice(-20)) };
+  } finally {
+    for (let i = 0; i < pins.length; i++) await host.deleteLink(`tsfl${i}`).catch(() => false);
+    await host.deleteLink('tsbfloor0').catch(() => false);
+    for (const p of pins) deletePinnedNetns(p);
+    host.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -23,7 +23,7 @@ import { Transaction } from '../tx.js';
 import { Ipam } from '../ipam/ipam.js';
 import { allEndpoints, endpointsOf } from '../records.js';
 import { sameBoot } from '../boot.js';
-import { ensureHostId, routeSourceTowards, underlayLink } from '../overlay/host.js';
+import { ensureHostId, routeSourceTowards, splitUnderlay, underlayLink } from '../overlay/host.js';
 import { VXLAN_ALIAS_PREFIX, ensureVxlan } from '../overlay/devices.js';
 import { desiredEntries, endpointValue, isEmptyPlan, planEntries, planOwnEndpoints } from '../overlay/reconcile.js';
 import { BRIDGE_ALIAS_PREFIX } from '../drivers/linux-bridge.js';
@@ -79,9 +79,8 @@ export class OverlayAgent {
 
   /** This host's underlay address and the other registered hosts' (the VXLAN source filter). */
   underlay(): { local: string[]; peers: string[] } {
-    const local = this.self ? [this.self.address] : [];
-    const peers = [...this.hosts.values()].filter((h) => h.hostId !== this.hostId).map((h) => h.address).sort();
-    return { local, peers: [...new Set(peers)] };
+    const { peers } = splitUnderlay(this.hosts.values(), this.hostId);
+    return { local: this.self ? [this.self.address] : [], peers };
   }
 
   async start(): Promise<void> {

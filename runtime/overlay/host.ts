@@ -19,10 +19,8 @@ export async function ensureHostId(store: Store): Promise<string> {
 
 /** This host's registration, as the driver needs it before wiring a container. */
 export async function requireLocalHost(store: Store, cluster: ClusterStore): Promise<HostRecord> {
-  const hostId = await store.get(LOCAL_HOST_ID_KEY);
-  // The id may predate any agent (IPAM names this host in cluster leases): the agent's lease
-  // record is what says one has run.
-  if (hostId === undefined || (await store.get(LOCAL_LEASE_KEY)) === undefined) throw new UserError('no tsrun agent has run on this host: start `tsrun agent` (same TSRUN_ROOT and --store) before attaching to an overlay network');
+  const hostId = await agentHostId(store);
+  if (hostId === undefined) throw new UserError('no tsrun agent has run on this host: start `tsrun agent` (same TSRUN_ROOT and --store) before attaching to an overlay network');
   const rec = parseHostRecord(await cluster.get(hostKey(hostId)));
   if (!rec) throw new UserError(`this host (${hostId}) is not registered in ${cluster.name}: is \`tsrun agent\` running here?`);
   return rec;
@@ -66,12 +64,26 @@ export async function underlayLink(host: Rtnl, address: string): Promise<Link> {
  */
 export async function underlayFilter(store: Store, cluster: ClusterStore | undefined): Promise<{ local: string[]; peers: string[] } | undefined> {
   if (!cluster) return undefined;
-  const hostId = await store.get(LOCAL_HOST_ID_KEY);
-  // IPAM may have made the id without any agent (cluster leases name their host): the agent's
-  // lease record is what says one ran.
-  if (hostId === undefined || (await store.get(LOCAL_LEASE_KEY)) === undefined) return undefined;
+  const hostId = await agentHostId(store);
+  if (hostId === undefined) return undefined;
   const hosts = (await cluster.list(HOSTS_PREFIX)).map((e) => parseHostRecord(e.value)).filter((h): h is HostRecord => h !== undefined);
-  const local = hosts.filter((h) => h.hostId === hostId).map((h) => h.address);
-  const peers = [...new Set(hosts.filter((h) => h.hostId !== hostId).map((h) => h.address))].sort();
+  return splitUnderlay(hosts, hostId);
+}
+
+/** The VXLAN source filter from the registered hosts: this host's underlay address, and the
+ * others' (sorted, once each). The agent computes it from the hosts it watches, a rebuild from
+ * the cluster's listing. */
+export function splitUnderlay(hosts: Iterable<Pick<HostRecord, 'hostId' | 'address'>>, hostId: string): { local: string[]; peers: string[] } {
+  const all = [...hosts];
+  const local = all.filter((h) => h.hostId === hostId).map((h) => h.address);
+  const peers = [...new Set(all.filter((h) => h.hostId !== hostId).map((h) => h.address))].sort();
   return { local, peers };
+}
+
+/** This host's overlay id once an agent has run here. The id alone may predate any agent (IPAM
+ * names this host in cluster leases): the agent's lease record is what says one has run. */
+async function agentHostId(store: Store): Promise<string | undefined> {
+  const hostId = await store.get(LOCAL_HOST_ID_KEY);
+  if (hostId === undefined || (await store.get(LOCAL_LEASE_KEY)) === undefined) return undefined;
+  return hostId;
 }

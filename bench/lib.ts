@@ -59,28 +59,32 @@ export interface Row {
   /** "≤ 1.6" or "≥ 0.9": the target for a ratio row */
   target?: string;
   note?: string;
+  /** the section (a step of a suite) the row was measured in; set by Report */
+  section?: string;
 }
 
 export class Report {
   readonly rows: Row[] = [];
+  private currentSection = '';
 
   /** `onSection`: told when a section (a step of a suite) begins, for the progress lines. */
   constructor(private readonly onSection: (title: string) => void = () => {}) {}
 
   add(row: Row): void {
-    this.rows.push(row);
+    this.rows.push({ ...row, section: this.currentSection });
     const verdict = row.target ? (meets(row.value, row.target) ? '  ok' : '  MISSED') : '';
     const value = row.unit === '×' ? row.value.toFixed(2) : row.value.toFixed(row.value < 10 ? 2 : 1);
     console.log(`${row.name.padEnd(64)} ${value.padStart(9)} ${row.unit.padEnd(3)}${row.target ? ` target ${row.target}` : ''}${verdict}${row.note ? `  (${row.note})` : ''}`);
   }
 
   section(title: string): void {
+    this.currentSection = title;
     this.onSection(title);
     console.log(`\n== ${title}`);
   }
 }
 
-function meets(value: number, target: string): boolean {
+export function meets(value: number, target: string): boolean {
   const m = /^([≤≥])\s*([\d.]+)/.exec(target);
   if (!m) return true;
   return m[1] === '≤' ? value <= Number(m[2]) : value >= Number(m[2]);

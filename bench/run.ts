@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { Report } from './lib.js';
 import { Progress } from './progress.js';
+import { saveRun } from './saved-run.js';
 import { startupSuite } from './suites/startup.js';
 import { hookSuite } from './suites/hook.js';
 import { bridgeSuite } from './suites/bridge.js';
@@ -50,13 +51,15 @@ async function main(): Promise<void> {
   const selected = Object.keys(SUITES).filter((name) => only.length === 0 || only.includes(name));
   const progress = new Progress(selected, runs);
   const report = new Report((title) => progress.step(title));
-  console.log(`tsrun benchmark: ${new Date().toISOString()}, node ${process.version}, runs per measurement ${runs}`);
+  const started = new Date().toISOString();
+  console.log(`tsrun benchmark: ${started}, node ${process.version}, runs per measurement ${runs}`);
   for (const name of selected) {
     progress.startSuite(name);
     await SUITES[name]!(report, runs);
     progress.endSuite();
   }
   progress.done();
+  saveRun({ date: started, node: process.version, runs, suites: selected, rows: report.rows });
 }
 
 main().catch((err) => {

@@ -11,8 +11,7 @@
 //
 // The library is loaded on first use, not at import: koffi is a native module (it cannot be in a
 // start-up snapshot) and most commands never touch the firewall.
-import { createRequire } from 'node:module';
-import type * as KoffiModule from 'koffi';
+import { loadKoffi } from '../koffi.js';
 import { withNetnsSync } from '../netns/netns.js';
 
 /** Output flags from <nftables/libnftables.h>. */
@@ -49,8 +48,8 @@ export const LIBNFTABLES = 'libnftables.so.1';
 function load(): Lib | undefined {
   if (lib || loadError) return lib;
   try {
-    // createRequire: a synchronous, lazy load (the namespace switch below cannot await).
-    const koffi = createRequire(import.meta.url)('koffi') as typeof KoffiModule;
+    // Synchronous and lazy (the namespace switch below cannot await).
+    const koffi = loadKoffi();
     const so = koffi.load(LIBNFTABLES);
     const f = <T>(decl: string): T => so.func(decl) as unknown as T;
     lib = {

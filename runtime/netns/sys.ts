@@ -4,8 +4,7 @@
 //
 // libc is loaded through koffi on first use, not at import: the hook's start-up budget is tight
 // and most stages never switch namespaces.
-import { createRequire } from 'node:module';
-import type * as KoffiModule from 'koffi';
+import { loadKoffi, type Koffi } from '../koffi.js';
 import { ErrnoError } from './errno.js';
 
 export const CLONE_NEWNET = 0x4000_0000;
@@ -35,7 +34,7 @@ export interface Sys {
 
 type Fn = (...args: unknown[]) => number;
 interface Bindings {
-  koffi: typeof KoffiModule;
+  koffi: Koffi;
   setns: Fn;
   unshare: Fn;
   mount: Fn;
@@ -50,9 +49,8 @@ let bindings: Bindings | undefined;
 
 function libc(): Bindings {
   if (bindings) return bindings;
-  // createRequire keeps the load synchronous (an `await import()` could not run inside a
-  // namespace switch) and lazy.
-  const koffi = createRequire(import.meta.url)('koffi') as typeof KoffiModule;
+  // Synchronous (an `await import()` could not run inside a namespace switch) and lazy.
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
   bindings = {

@@ -1,0 +1,37 @@
+// koffi (the C FFI that reaches libc's namespace calls and libnftables), loaded the short way.
+//
+// `require('koffi')` costs a cold process ~6.3 ms, of which the native module is ~1.4 ms: the
+// rest is koffi's JavaScript loader (two files compiled without a code cache, and an ELF header
+// read of the node binary to tell glibc from musl) working out which prebuilt koffi.node to load.
+// Every hook and CNI process that wires a container pays it. So on glibc Linux the prebuilt module
+// of koffi's own platform package is required directly; the API tsrun uses (load, func, errno)
+// is the native module's own. Anything else (musl, a layout without that package, a build from
+// source) goes through koffi's loader as before, which finds the right binary or says why not.
+import { createRequire } from 'node:module';
+import type * as KoffiModule from 'koffi';
+
+export type Koffi = typeof KoffiModule;
+
+let koffi: Koffi | undefined;
+
+/** koffi, loaded once per process (synchronously: callers may be inside a namespace switch). */
+export function loadKoffi(): Koffi {
+  if (koffi) return koffi;
+  const req = createRequire(import.meta.url);
+  koffi = prebuilt(req) ?? (req('koffi') as Koffi);
+  return koffi;
+}
+
+/** The glibc build from koffi's platform package, or undefined when it cannot be used here. */
+export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch): Koffi | undefined {
+  // koffi names its glibc builds <platform>_<arch> for these; other arches (arm, riscv, ppc64)
+  // need its ELF checks.
+  if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) return undefined;
+  try {
+    const native = req(`@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`) as Partial<Koffi> | undefined;
+    return typeof native?.load === 'function' && typeof native.errno === 'function' ? (native as Koffi) : undefined;
+  } catch {
+    // not installed that way, or not loadable here (musl): koffi's loader decides
+    return undefined;
+  }
+}

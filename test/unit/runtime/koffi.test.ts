@@ -1,0 +1,37 @@
+import { describe, expect, it } from '@jest/globals';
+import { createRequire } from 'node:module';
+import { loadKoffi, prebuilt } from '../../../runtime/koffi.js';
+
+const fakeNative = { load: () => ({}), errno: () => 0, version: 'x' };
+
+describe('prebuilt koffi', () => {
+  it('requires the glibc build of the platform package on linux x64 and arm64', () => {
+    const asked: string[] = [];
+    const req = ((id: string) => (asked.push(id), fakeNative)) as unknown as NodeRequire;
+    expect(prebuilt(req, 'linux', 'x64')).toBe(fakeNative);
+    expect(prebuilt(req, 'linux', 'arm64')).toBe(fakeNative);
+    expect(asked).toEqual(['@koromix/koffi-linux-x64/linux_x64/koffi.node', '@koromix/koffi-linux-arm64/linux_arm64/koffi.node']);
+  });
+
+  it('leaves every other case to koffi\'s own loader', () => {
+    const req = (() => fakeNative) as unknown as NodeRequire;
+    expect(prebuilt(req, 'darwin', 'x64')).toBeUndefined();
+    expect(prebuilt(req, 'linux', 'arm')).toBeUndefined();
+    const throwing = (() => {
+      throw new Error('Error relocating koffi.node: symbol not found'); // a glibc build on musl
+    }) as unknown as NodeRequire;
+    expect(prebuilt(throwing, 'linux', 'x64')).toBeUndefined();
+    const notKoffi = (() => ({ version: '1' })) as unknown as NodeRequire;
+    expect(prebuilt(notKoffi, 'linux', 'x64')).toBeUndefined();
+  });
+
+  it('loads a koffi that calls into libc, the same module on every call', () => {
+    const koffi = loadKoffi();
+    expect(loadKoffi()).toBe(koffi);
+    const getpid = koffi.load('libc.so.6').func('int getpid()') as unknown as () => number;
+    expect(getpid()).toBe(process.pid);
+    // On this machine (glibc, x64 or arm64) that is the prebuilt module itself, not koffi's wrapper.
+    const native = prebuilt(createRequire(import.meta.url));
+    if (native) expect(koffi).toBe(native);
+  });
+});

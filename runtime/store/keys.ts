@@ -73,3 +73,22 @@ function invalidKey(key: unknown, why: string): UserError {
 export function leafConflict(key: string, other: string): UserError {
   return new UserError(`store key ${JSON.stringify(key)} conflicts with key ${JSON.stringify(other)}: a key cannot also be a prefix of other keys`);
 }
+
+/**
+ * Parses directory patterns for LocalStore's `keep` option: key prefixes ending in '/' in which a
+ * segment written as a star stands for any one segment (so hostports, a star and a slash names
+ * every directory one level below hostports/).
+ */
+export function parseDirPatterns(patterns: readonly string[]): string[][] {
+  return patterns.map((p) => {
+    if (!p.endsWith('/')) throw new UserError(`invalid directory pattern ${JSON.stringify(p)}: it must end in '/'`);
+    const segments = p.slice(0, -1).split('/');
+    for (const s of segments) if (s !== '*' && !isKeySegment(s)) throw new UserError(`invalid directory pattern ${JSON.stringify(p)}`);
+    return segments;
+  });
+}
+
+/** True when the directory `segments` (relative to the store's root) matches one of `patterns`. */
+export function matchesDirPattern(segments: readonly string[], patterns: readonly (readonly string[])[]): boolean {
+  return patterns.some((p) => p.length === segments.length && p.every((s, i) => s === '*' || s === segments[i]));
+}

@@ -34,7 +34,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { SystemError } from '../../config/errors.js';
 import type { Store, StoreEntry } from './store.js';
-import { compareKeys, isKeySegment, keySegments, leafConflict, prefixSegments } from './keys.js';
+import { compareKeys, isKeySegment, keySegments, leafConflict, matchesDirPattern, parseDirPatterns, prefixSegments } from './keys.js';
 
 export interface LocalStoreOptions {
   /** fdatasync every value before publishing it (default true). Off only for throwaway roots. */
@@ -43,6 +43,15 @@ export interface LocalStoreOptions {
   volatile?: readonly string[];
   /** Receives the rare anomalies deleteIf cannot undo (see there). */
   log?: { warn(obj: object, msg: string): void };
+  /**
+   * Directories never pruned when a delete empties them, as key prefixes ending in '/' in which a
+   * segment written as a star matches any one segment (open.ts KEPT_DIRS). Pruning and
+   * re-creating a directory is an rmdir and a mkdir, each costlier than the key's own write on
+   * ext4 (0.2-0.4 ms measured): without this, every attach re-created endpoints/ and
+   * hostports/<proto>/<port>/ and every detach removed them again. Keep only directories whose
+   * number stays bounded (a fixed set, or one per published port number).
+   */
+  keep?: readonly string[];
 }
 
 export interface SweepResult {
@@ -75,12 +84,14 @@ export class LocalStore implements Store {
   private readonly fsync: boolean;
   private readonly volatile: readonly string[];
   private readonly log: LocalStoreOptions['log'];
+  private readonly keep: string[][];
 
   constructor(root: string, opts: LocalStoreOptions = {}) {
     this.root = path.resolve(root);
     this.fsync = opts.fsync ?? true;
     this.volatile = opts.volatile ?? [];
     this.log = opts.log;
+    this.keep = parseDirPatterns(opts.keep ?? []);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -291,10 +302,12 @@ export class LocalStore implements Store {
     return new SystemError(`write store key ${JSON.stringify(key)}`, new Error('a path component is not a directory'));
   }
 
-  /** Removes directories left empty by a delete, up to (not including) the root. A writer that
-   * loses this race gets ENOENT on its temp file and recreates the directory (writeTemp). */
+  /** Removes directories left empty by a delete, up to (not including) the root or the first kept
+   * directory. A writer that loses this race gets ENOENT on its temp file and recreates the
+   * directory (writeTemp). */
   private pruneParents(file: string): void {
     for (let dir = path.dirname(file); dir !== this.root && dir.startsWith(this.root); dir = path.dirname(dir)) {
+      if (this.keep.length > 0 && matchesDirPattern(path.relative(this.root, dir).split(path.sep), this.keep)) return;
       try {
         fs.rmdirSync(dir);
       } catch {

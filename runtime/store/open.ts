@@ -25,8 +25,16 @@ export function localStoreRoot(libDir: string): string {
  */
 export const VOLATILE_PREFIXES: readonly string[] = ['ipam/', 'hostports/', 'endpoints/'];
 
+/**
+ * Local-store directories a delete never prunes (see LocalStoreOptions.keep): the key families
+ * every attach writes into, and one directory per published (protocol, port), which an attach and
+ * its detach otherwise created and removed each time. endpoints/<container>/ is not kept: there is
+ * one per container ever run.
+ */
+export const KEPT_DIRS: readonly string[] = ['endpoints/', 'ipam/', 'hostports/', 'hostports/*/', 'hostports/*/*/'];
+
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  const localOpts = { volatile: VOLATILE_PREFIXES, ...(opts.log ? { log: opts.log } : {}) };
+  const localOpts = { volatile: VOLATILE_PREFIXES, keep: KEPT_DIRS, ...(opts.log ? { log: opts.log } : {}) };
   if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), localOpts);
   if (opts.url.startsWith('etcd://') || opts.url.startsWith('etcds://')) {
     // Loaded only here: the etcd client is heavy, and single-host use never needs it.

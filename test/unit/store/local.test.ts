@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LocalStore } from '../../../runtime/store/local.js';
+import { KEPT_DIRS } from '../../../runtime/store/open.js';
+import { matchesDirPattern, parseDirPatterns } from '../../../runtime/store/keys.js';
 import { storeContract } from './contract.js';
 
 async function tempRoot(): Promise<string> {
@@ -11,6 +13,11 @@ async function tempRoot(): Promise<string> {
 storeContract('LocalStore', async () => {
   const dir = await tempRoot();
   return { store: new LocalStore(path.join(dir, 'store')), cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+storeContract('LocalStore keeping directories', async () => {
+  const dir = await tempRoot();
+  return { store: new LocalStore(path.join(dir, 'store'), { keep: KEPT_DIRS }), cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
 storeContract('LocalStore without fsync', async () => {
@@ -59,6 +66,27 @@ describe('LocalStore on disk', () => {
     expect(await store.get('endpoints/c3/web')).toBe('{}');
   });
 
+  it('never prunes the directories it is told to keep, and prunes the others as before', async () => {
+    const keeping = new LocalStore(root, { keep: ['endpoints/', 'hostports/', 'hostports/*/', 'hostports/*/*/'] });
+    await keeping.put('endpoints/c1/web', '{}');
+    await keeping.createIfAbsent('hostports/tcp/8080/any', 'c1');
+    await keeping.createIfAbsent('ipam/web/10.88.0.2', 'c1');
+    await keeping.deleteIf('endpoints/c1/web', '{}');
+    await keeping.deleteIf('hostports/tcp/8080/any', 'c1');
+    await keeping.deleteIf('ipam/web/10.88.0.2');
+    expect((await readdir(root)).sort()).toEqual(['endpoints', 'hostports']); // ipam/ is not kept
+    expect(await readdir(path.join(root, 'endpoints'))).toEqual([]); // one per container: pruned
+    expect(await readdir(path.join(root, 'hostports/tcp/8080'))).toEqual([]);
+    expect(await keeping.list('hostports/')).toEqual([]);
+    await keeping.put('endpoints/c2/web', '{}');
+    expect(await keeping.list('endpoints/')).toEqual([{ key: 'endpoints/c2/web', value: '{}' }]);
+  });
+
+  it('refuses a keep pattern that is not a directory of keys', () => {
+    expect(() => new LocalStore(root, { keep: ['endpoints'] })).toThrow(/must end in '\/'/);
+    expect(() => new LocalStore(root, { keep: ['../x/'] })).toThrow(/invalid directory pattern/);
+  });
+
   it('survives writers racing with the pruning of their directory', async () => {
     const ops: Promise<unknown>[] = [];
     for (let i = 0; i < 200; i++) {
@@ -105,5 +133,18 @@ describe('LocalStore on disk', () => {
     expect(await new StaleRead(root).deleteIf('ipam/web/10.88.0.9', 'A')).toBe(false);
     expect(await store.get('ipam/web/10.88.0.9')).toBe('B');
     expect(await readdir(path.join(root, 'ipam/web'))).toEqual(['10.88.0.9']);
+  });
+});
+
+describe('directory patterns (LocalStore keep)', () => {
+  it('matches a directory segment by segment, a star standing for any one segment', () => {
+    const patterns = parseDirPatterns(['endpoints/', 'hostports/*/', 'hostports/*/*/']);
+    expect(matchesDirPattern(['endpoints'], patterns)).toBe(true);
+    expect(matchesDirPattern(['endpoints', 'c1'], patterns)).toBe(false);
+    expect(matchesDirPattern(['hostports'], patterns)).toBe(false);
+    expect(matchesDirPattern(['hostports', 'udp'], patterns)).toBe(true);
+    expect(matchesDirPattern(['hostports', 'tcp', '8080'], patterns)).toBe(true);
+    expect(matchesDirPattern(['hostports', 'tcp', '8080', 'x'], patterns)).toBe(false);
+    expect(matchesDirPattern(['ipam'], patterns)).toBe(false);
   });
 });

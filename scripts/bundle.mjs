@@ -177,12 +177,15 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs']])],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/run-door\.js$/, 'run.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
 await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins, netlinkBinding] });
+// A foreground `tsrun run` (shim/run-door.ts): the run path and the engine it may wire with, without
+// commander and the other commands (shim/main.ts sends every other command line to cli.cjs).
+await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins, netlinkBinding] });
 // The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
 // small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
@@ -203,7 +206,7 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 // whole `run --net none`: its bundle carries every command, and an eager cache of all of them
 // (1.3 MB) costs `tsrun run` more to read than it saves.
 const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs']);
-for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'runc.cjs']) {
+for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'runc.cjs']) {
   const args = ['scripts/code-cache.cjs', `${dir}/${file}`, ...(EAGER_CACHE.has(file) ? ['--eager'] : [])];
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }

@@ -1,17 +1,10 @@
 // The command line: parses and normalizes flags once (so nothing below sees raw strings), turns
 // every failure into one line on stderr, and picks the exit code: 125 when tsrun itself fails,
 // as docker and podman do, otherwise the container's own status.
-import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { resolveSettings, isLogLevel, LOG_LEVELS, type Settings } from '../config/settings.js';
-import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
-import { checkContainerId } from '../config/ids.js';
-import { parseNetMode } from '../config/net-mode.js';
-import { parsePublishList } from '../config/ports.js';
-import { checkDnsName, parseUpstream } from '../config/resolv-conf.js';
-import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
-import { createLogger, type Logger } from '../runtime/log.js';
-import type { RunOptions } from './run.js';
+import { LOG_LEVELS } from '../config/settings.js';
+import { normalizeRunOptions } from './run-options.js';
+import { EXIT_TSRUN_FAILED, reportFailure, setup, type GlobalFlags } from './setup.js';
 import { lifecycleCommands, runDetachedCmd, separateExecCommand } from './lifecycle/commands.js';
 import { networkCommand } from './network-cmd.js';
 import { agentCommand } from './agent-cmd.js';
@@ -20,17 +13,8 @@ import { topologyCommand } from './topology-cmd.js';
 import { cniCommand } from './cni-cmd.js';
 import { ociRuntimeCommand } from './oci-runtime-cmd.js';
 import { inheritedSettings, resolverCommand } from './resolver-cmd.js';
-import { reviveResolver } from '../runtime/dns/client.js';
 
-export const EXIT_TSRUN_FAILED = 125;
-
-interface GlobalFlags {
-  root?: string;
-  store?: string;
-  log?: string;
-  logLevel?: string;
-  debug?: boolean;
-}
+export { EXIT_TSRUN_FAILED, normalizeRunOptions };
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -130,63 +114,6 @@ export function buildProgram(onExitCode: (code: number) => void, argv?: string[]
   return program;
 }
 
-/** `--stop-timeout`: whole seconds, 0 (kill at once) allowed. */
-function parseStopTimeout(s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(s)) throw new UserError(`invalid --stop-timeout ${JSON.stringify(s)}: use a whole number of seconds`);
-  return Number(s);
-}
-
-export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
-  const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
-  const env = (f.env as string[]).map((e) => {
-    if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
-    return e;
-  });
-  const hostname = str('hostname');
-  if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
-    throw new UserError(`invalid --hostname ${JSON.stringify(hostname)}: use up to 63 letters, digits, '.' and '-'`);
-  }
-  const memory = str('memory');
-  const swap = str('memorySwap');
-  const cpus = str('cpus');
-  const shares = str('cpuShares');
-  const pids = str('pidsLimit');
-  return {
-    bundle,
-    name: f.name === undefined ? undefined : checkContainerId(String(f.name)),
-    args: command,
-    env,
-    hostname,
-    cwd: str('cwd'),
-    net: parseNetMode(String(f.net)),
-    publish: parsePublishList(f.publish as string[]),
-    ip: str('ip'),
-    ip6: str('ip6'),
-    mac: str('mac'),
-    networkAliases: [...new Set((f.networkAlias as string[] | undefined ?? []).map((a) => checkDnsName(a)))],
-    dns: (f.dns as string[] | undefined ?? []).map((d) => (parseUpstream(d), d)),
-    resources: {
-      memoryBytes: memory === undefined ? undefined : parseSize('--memory', memory),
-      memorySwapBytes: swap === undefined ? undefined : parseSizeOrUnlimited('--memory-swap', swap),
-      cpus: cpus === undefined ? undefined : parseCpus('--cpus', cpus, availableParallelism()),
-      cpuShares: shares === undefined ? undefined : parsePositiveInt('--cpu-shares', shares, 262144),
-      pidsLimit: pids === undefined ? undefined : parsePositiveInt('--pids-limit', pids),
-    },
-    init: f.init === true ? true : undefined,
-    stopTimeoutS: parseStopTimeout(str('stopTimeout')),
-  };
-}
-
-function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: Settings; log: Logger } {
-  if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
-  const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });
-  const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: settings.debug });
-  // Every command supervises the DNS resolver: one file read when it is well or absent.
-  if (opts.supervise !== false) reviveResolver(settings, log);
-  return { settings, log };
-}
-
 /** Runs the CLI and returns the process exit code; never throws. */
 /**
  * The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
@@ -225,9 +152,6 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tsrun: ${parseError ?? err.message.replace(/^error: /, '')}\n`);
       return EXIT_TSRUN_FAILED;
     }
-    if ((err as { alreadyReported?: boolean }).alreadyReported !== true) process.stderr.write(`tsrun: ${userFacingMessage(err)}\n`);
-    if (!isTsrunError(err) && process.env.TSRUN_DEBUG === '1') process.stderr.write(`${(err as Error).stack}\n`);
-    const code = (err as { exitCode?: unknown }).exitCode;
-    return typeof code === 'number' ? code : EXIT_TSRUN_FAILED;
+    return reportFailure(err);
   }
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // tsrun's entry point. It loads only what the command needs: the hook is a cold process on every
-// container start, so it never pays for the CLI, and the CLI never pays for the hook.
+// container start, so it never pays for the CLI, and the CLI never pays for the hook. A foreground
+// `tsrun run` whose command line shim/run-args.ts can read goes to its own door (shim/run-door.ts),
+// which loads neither commander nor the other commands; any other command line goes to the CLI.
+import { parseRunArgs } from './run-args.js';
+
 const entryMs = performance.now();
 
 // The same routing is in the launcher (dist/bundle/tsrun, written by scripts/bundle.mjs), which
@@ -14,6 +18,8 @@ async function main(args: string[]): Promise<number> {
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
     return (await import('../hook/main.js')).door(args, entryMs);
   }
+  const run = parseRunArgs(args);
+  if (run !== undefined) return (await import('./run-door.js')).door(run);
   return (await import('./cli.js')).door(args);
 }
 

@@ -1,0 +1,28 @@
+// The front door of a foreground `tsrun run` (the entry, shim/main.ts, sends it here when
+// shim/run-args.ts could read the command line): the same steps as run's action in shim/cli.ts,
+// without commander and the other commands, so a cold `tsrun run` loads only what it runs.
+import { normalizeRunOptions } from './run-options.js';
+import { reportFailure, setup } from './setup.js';
+import { runContainer } from './run.js';
+import { shimNetworkWiring } from './network-wiring.js';
+import { parseRunArgs, type RunArgs } from './run-args.js';
+
+/** Runs the container and returns the process exit code; never throws (as the CLI's main). */
+export async function door(a: RunArgs): Promise<number> {
+  try {
+    const options = normalizeRunOptions(a.bundle, a.command, a.flags);
+    const { settings, log } = setup(a.globals);
+    log.debug({ options }, 'run');
+    return await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined);
+  } catch (err) {
+    return reportFailure(err);
+  }
+}
+
+/** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up
+ * (scripts/code-cache.cjs runs a whole `run --net none` through it). */
+export function main(argv: string[]): Promise<number> {
+  const a = parseRunArgs(argv.slice(2));
+  if (a === undefined) return Promise.reject(new Error(`not a command line for run's door: ${argv.slice(2).join(' ')}`));
+  return door(a);
+}

@@ -1,0 +1,58 @@
+// `tsrun run`'s flags as parsed (by commander in shim/cli.ts, or by shim/run-args.ts on the fast
+// path) turned into RunOptions: every value checked once, so nothing below sees raw strings.
+import { availableParallelism } from 'node:os';
+import { UserError } from '../config/errors.js';
+import { checkContainerId } from '../config/ids.js';
+import { parseNetMode } from '../config/net-mode.js';
+import { parsePublishList } from '../config/ports.js';
+import { checkDnsName, parseUpstream } from '../config/resolv-conf.js';
+import { parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from '../config/units.js';
+import type { RunOptions } from './run.js';
+
+/** `--stop-timeout`: whole seconds, 0 (kill at once) allowed. */
+function parseStopTimeout(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(s)) throw new UserError(`invalid --stop-timeout ${JSON.stringify(s)}: use a whole number of seconds`);
+  return Number(s);
+}
+
+export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
+  const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
+  const env = (f.env as string[]).map((e) => {
+    if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
+    return e;
+  });
+  const hostname = str('hostname');
+  if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
+    throw new UserError(`invalid --hostname ${JSON.stringify(hostname)}: use up to 63 letters, digits, '.' and '-'`);
+  }
+  const memory = str('memory');
+  const swap = str('memorySwap');
+  const cpus = str('cpus');
+  const shares = str('cpuShares');
+  const pids = str('pidsLimit');
+  return {
+    bundle,
+    name: f.name === undefined ? undefined : checkContainerId(String(f.name)),
+    args: command,
+    env,
+    hostname,
+    cwd: str('cwd'),
+    net: parseNetMode(String(f.net)),
+    publish: parsePublishList(f.publish as string[]),
+    ip: str('ip'),
+    ip6: str('ip6'),
+    mac: str('mac'),
+    networkAliases: [...new Set((f.networkAlias as string[] | undefined ?? []).map((a) => checkDnsName(a)))],
+    dns: (f.dns as string[] | undefined ?? []).map((d) => (parseUpstream(d), d)),
+    resources: {
+      memoryBytes: memory === undefined ? undefined : parseSize('--memory', memory),
+      memorySwapBytes: swap === undefined ? undefined : parseSizeOrUnlimited('--memory-swap', swap),
+      cpus: cpus === undefined ? undefined : parseCpus('--cpus', cpus, availableParallelism()),
+      cpuShares: shares === undefined ? undefined : parsePositiveInt('--cpu-shares', shares, 262144),
+      pidsLimit: pids === undefined ? undefined : parsePositiveInt('--pids-limit', pids),
+    },
+    init: f.init === true ? true : undefined,
+    stopTimeoutS: parseStopTimeout(str('stopTimeout')),
+  };
+}

@@ -1,0 +1,35 @@
+// What every CLI command does first: settings from the flags and the environment, the logger, and
+// a look at the DNS resolver. Shared by the whole CLI (shim/cli.ts) and `run`'s fast path
+// (shim/run-door.ts), which must not load the CLI.
+import { isLogLevel, resolveSettings, type Settings } from '../config/settings.js';
+import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
+import { createLogger, type Logger } from '../runtime/log.js';
+import { reviveResolver } from '../runtime/dns/client.js';
+
+/** tsrun itself failed (as docker and podman say it): the container never ran or its status is unknown. */
+export const EXIT_TSRUN_FAILED = 125;
+
+export interface GlobalFlags {
+  root?: string;
+  store?: string;
+  log?: string;
+  logLevel?: string;
+  debug?: boolean;
+}
+
+export function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: Settings; log: Logger } {
+  if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
+  const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });
+  const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: settings.debug });
+  // Every command supervises the DNS resolver: one file read when it is well or absent.
+  if (opts.supervise !== false) reviveResolver(settings, log);
+  return { settings, log };
+}
+
+/** A command failed: its one line on stderr (unless already printed), and the exit code. */
+export function reportFailure(err: unknown): number {
+  if ((err as { alreadyReported?: boolean }).alreadyReported !== true) process.stderr.write(`tsrun: ${userFacingMessage(err)}\n`);
+  if (!isTsrunError(err) && process.env.TSRUN_DEBUG === '1') process.stderr.write(`${(err as Error).stack}\n`);
+  const code = (err as { exitCode?: unknown }).exitCode;
+  return typeof code === 'number' ? code : EXIT_TSRUN_FAILED;
+}

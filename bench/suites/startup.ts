@@ -2,9 +2,10 @@
 // Target ≤ 1.6× runc. tsrun's floor is runc's own time plus a cold Node process, so two floors are
 // measured in the same run and tsrun is held within 10 % of them (≤ 1.1×):
 //   - (node -e 0) + runc run: a cold Node process doing nothing, then runc;
-//   - one Node process that loads the CLI's bundle as tsrun's entry does (code cache, top level
-//     evaluated) and spawns `runc run` and waits for it: what any Node front door of this size that
-//     runs runc costs, before tsrun's own work (state directory, spec, signals, teardown).
+//   - one Node process that loads the bundle tsrun's entry loads for a foreground `run` (run.cjs,
+//     its own door; code cache, top level evaluated) and spawns `runc run` and waits for it: what
+//     any Node front door of this size that runs runc costs, before tsrun's own work (state
+//     directory, spec, signals, teardown).
 // tsrun runs as installed (the launcher); the start-up snapshot (opt-in, TSRUN_SNAPSHOT=1) is
 // measured beside it to show what it is worth.
 import { spawnSync } from 'node:child_process';
@@ -22,10 +23,10 @@ export function startupSuite(report: Report, runs: number): void {
   const runcRoot = path.join(root, 'runc-ref');
   let n = 0;
   const runcArgs = () => ['--root', runcRoot, 'run', '--bundle', bundle.dir, `ref-${n++}`];
-  // The floor's process: load cli.cjs, then `runc run` with the container's stdio, exit with its status.
+  // The floor's process: load run.cjs, then `runc run` with the container's stdio, exit with its status.
   const floor = () => {
     const spawnRunc = `require('node:child_process').spawn('runc', ${JSON.stringify(runcArgs())}, { stdio: 'inherit' }).on('exit', (c) => process.exit(c ?? 1));`;
-    const [cmd, args] = nodeLoadingBundle('cli', spawnRunc);
+    const [cmd, args] = nodeLoadingBundle('run', spawnRunc);
     return timeCommand(cmd, args, { env });
   };
   try {
@@ -47,7 +48,7 @@ export function startupSuite(report: Report, runs: number): void {
     report.add({ name: 'tsrun run --net none / runc run', value: tsrun / runc, unit: '×', target: '≤ 1.6' });
     report.add({ name: 'floor A: (node -e 0 + runc run) / runc run', value: (node + runc) / runc, unit: '×' });
     report.add({ name: 'tsrun / floor A', value: tsrun / (node + runc), unit: '×', target: '≤ 1.1', note: "tsrun's own overhead above a cold Node + runc" });
-    report.add({ name: 'floor B: node loading cli.cjs + spawning runc run', value: floorB, unit: 'ms' });
+    report.add({ name: 'floor B: node loading run.cjs + spawning runc run', value: floorB, unit: 'ms' });
     report.add({ name: 'tsrun / floor B', value: tsrun / floorB, unit: '×', target: '≤ 1.1', note: "tsrun's work above loading its bundle and running runc" });
     report.add({ name: 'tsrun run --net none from the start-up snapshot (TSRUN_SNAPSHOT=1)', value: snapshot, unit: 'ms' });
     report.add({ name: 'snapshot / default (plain bundle)', value: snapshot / tsrun, unit: '×', note: 'below 1: the snapshot pays' });

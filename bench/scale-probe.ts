@@ -1,0 +1,173 @@
+// One side of the 200-attach growth measurement (bench/suites/bridge.ts, scale): a process in a
+// network namespace of its own (started under `unshare --net`) holding `size` containers attached
+// to tsrun's default network, which then answers probes on demand. Two of them run side by side,
+// one with 1 container and one with 200, and the suite alternates its probes between them, so
+// that whatever the machine does meanwhile hits both sizes alike (two windows taken one after the
+// other, seconds apart, measured the machine's drift as much as tsrun's growth).
+//
+// Commands, one JSON line each on stdin; one JSON line answers each on stdout:
+//   {"cmd":"setup","size":N}  attach N containers one after another (times of each, nft rules);
+//                             with "network": {name, subnet, bridge}, to a network created with
+//                             DNS on, rather than to the default network
+//   {"cmd":"probe"}           attach one more container (timed, with its steps), then detach it
+//   {"cmd":"floor"}           the kernel's part of that attach alone: the same veth request (peer
+//                             born in the probe's namespace, this end on the network's bridge, up),
+//                             timed, then the veth deleted
+//   {"cmd":"close"}           detach everything, unpin, remove the state root, exit
+import { closeSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { resolveSettings } from '../config/settings.js';
+import type { Logger } from '../runtime/log.js';
+import { openEngine, type EngineHandle } from '../runtime/context.js';
+import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../runtime/netns/netns.js';
+import { Rtnl } from '../runtime/netlink/rtnl.js';
+import { countRules } from '../runtime/firewall/nft.js';
+import { benchEnv } from './lib.js';
+
+export type ProbeCommand = { cmd: 'setup'; size: number; network?: ProbeNetwork } | { cmd: 'probe' } | { cmd: 'floor' } | { cmd: 'close' };
+
+/** A network of its own (with DNS: every attach waits for the resolver's reload) instead of
+ * tsrun's default network (DNS off). */
+export interface ProbeNetwork {
+  name: string;
+  subnet: string;
+  bridge: string;
+}
+
+export interface SetupAnswer {
+  /** Milliseconds of each of the `size` attaches, in order. */
+  times: number[];
+  /** Rules of table inet tsrun after the first attach and after the last. */
+  rulesAtFirst: number;
+  rulesAtLast: number;
+}
+
+export interface ProbeAnswer {
+  /** Wall time of engine.attach. */
+  ms: number;
+  /** The record's wiringMs. */
+  wiringMs: number;
+  /** Milliseconds of each named step of the attach (Transaction steps, libnftables runs). */
+  steps: Record<string, number>;
+}
+
+/** A logger that keeps the debug lines' step timings of the current probe. */
+function stepRecorder(): { log: Logger; take(): Record<string, number> } {
+  let steps: Record<string, number> = {};
+  const note = (obj: object | string, msg?: string) => {
+    if (typeof obj !== 'object') return;
+    const o = obj as { step?: unknown; ms?: unknown };
+    if (typeof o.step !== 'string' || typeof o.ms !== 'number') return;
+    // Names that carry an address or a port would never add up across probes: their kind only.
+    const name = `${msg === 'libnftables done' ? 'nft: ' : ''}${o.step.replace(/\d+(\.\d+){3}|[0-9a-f:]*::[0-9a-f:]*|\d+\/(tcp|udp)|tsv[0-9a-f]{8}/g, '*')}`;
+    steps[name] = (steps[name] ?? 0) + o.ms;
+  };
+  const nop = () => {};
+  const log: Logger = { level: 'debug', trace: nop, debug: note, info: nop, warn: nop, error: nop, fatal: nop, isLevelEnabled: (l) => l !== 'trace', child: () => log };
+  const take = () => {
+    const s = steps;
+    steps = {};
+    return s;
+  };
+  return { log, take };
+}
+
+async function main(): Promise<void> {
+  // Started by `unshare --net` from the suite, which names its own namespace: never act there.
+  if (readlinkSync('/proc/self/ns/net') === process.env.TSRUN_SCALE_PARENT_NETNS || !process.env.TSRUN_SCALE_PARENT_NETNS) throw new Error('scale-probe: not in a network namespace of its own');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-scale-'));
+  const settings = resolveSettings(benchEnv({ TSRUN_ROOT: root }));
+  const rec = stepRecorder();
+  const handle: EngineHandle = await openEngine(settings, rec.log);
+  const engine = handle.engine;
+  const pins: string[] = [];
+  const ids: string[] = [];
+  const probePin = path.join(settings.runDir, 'netns', 'scale-probe');
+  const floorPin = path.join(settings.runDir, 'netns', 'scale-floor');
+  const host = Rtnl.open();
+  const reply = (x: unknown) => process.stdout.write(`${JSON.stringify(x)}\n`);
+  let network = 'tsrun';
+  let bridgeName = 'tsrun0';
+
+  const handlers = {
+    setup: async (size: number, net?: ProbeNetwork): Promise<SetupAnswer> => {
+      if (net) {
+        await engine.createNetwork({ name: net.name, subnet: net.subnet, bridge: net.bridge, dns: true });
+        [network, bridgeName] = [net.name, net.bridge];
+      }
+      const times: number[] = [];
+      let rulesAtFirst = 0;
+      for (let i = 0; i < size; i++) {
+        const id = `scale-${i}`;
+        const pin = path.join(settings.runDir, 'netns', id);
+        createPinnedNetns(pin);
+        pins.push(pin);
+        const t0 = performance.now();
+        await engine.attach({ containerId: id, netnsPath: pin, network, ports: [{ hostPort: 20000 + i, containerPort: 80, protocol: 'tcp' }] });
+        times.push(performance.now() - t0);
+        ids.push(id);
+        if (i === 0) rulesAtFirst = await countRules({ nftBinary: settings.nft });
+      }
+      rec.take();
+      createPinnedNetns(probePin);
+      createPinnedNetns(floorPin);
+      return { times, rulesAtFirst, rulesAtLast: await countRules({ nftBinary: settings.nft }) };
+    },
+    probe: async (): Promise<ProbeAnswer> => {
+      rec.take();
+      const t0 = performance.now();
+      const r = await engine.attach({ containerId: 'scale-probe', netnsPath: probePin, network, ports: [{ hostPort: 29999, containerPort: 80, protocol: 'tcp' }] });
+      const ms = performance.now() - t0;
+      const steps = rec.take();
+      // The veth deleted here (not retired): the namespace is the probe's for every round, and
+      // the kernel's cleanup of a dying namespace would run under the next probe.
+      await engine.detach('scale-probe');
+      return { ms, wiringMs: r.wiringMs ?? ms, steps };
+    },
+    floor: async (): Promise<{ ms: number }> => {
+      const bridge = await host.getLink(bridgeName);
+      if (!bridge) throw new Error(`scale-probe: no bridge ${bridgeName} (setup first)`);
+      const t0 = performance.now();
+      const fd = openNetnsFd(floorPin);
+      try {
+        await host.createVeth({ name: 'tsflprobe', peerName: 'eth0', peerNsFd: fd, master: bridge.index, up: true });
+      } finally {
+        closeSync(fd);
+      }
+      const ms = performance.now() - t0;
+      await host.deleteLink('tsflprobe');
+      return { ms };
+    },
+  };
+
+  const close = async () => {
+    for (const id of ids) await engine.detach(id).catch(() => 0);
+    await engine.detach('scale-probe').catch(() => 0);
+    await host.deleteLink('tsflprobe').catch(() => false);
+    if (network !== 'tsrun') await engine.removeNetwork(network, true).catch(() => undefined);
+    for (const p of [...pins, probePin, floorPin]) deletePinnedNetns(p);
+    host.close();
+    await handle.close();
+    rmSync(root, { recursive: true, force: true });
+  };
+
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() === '') continue;
+    const c = JSON.parse(line) as ProbeCommand;
+    try {
+      if (c.cmd === 'close') break;
+      reply({ ok: true, value: c.cmd === 'setup' ? await handlers.setup(c.size, c.network) : await handlers[c.cmd]() });
+    } catch (err) {
+      reply({ ok: false, error: (err as Error).stack ?? String(err) });
+    }
+  }
+  await close();
+  reply({ ok: true, value: 'closed' });
+}
+
+main().catch((err) => {
+  process.stderr.write(`scale-probe: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

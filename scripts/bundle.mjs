@@ -9,7 +9,7 @@
 //    (instanceof holds). Loaded with a synchronous require, which also skips the ESM loader's
 //    ~6 ms of set-up;
 //  - execa and its dependencies (~115 KB; requiring them costs ~20 ms) live in a file of their own
-//    that the CLI requires only when it first runs a program (nft, runc). The hook's bundle does
+//    that cli.cjs and run.cjs require only when they first run a program through it (nft). The hook's bundle does
 //    not load execa at all: `execa` resolves to hook/exec-lite.ts there, the part of execa's API
 //    the engine uses, over child_process (its contract test runs both on the same commands);
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
@@ -128,14 +128,23 @@ module.exports = () => {
   },
 };
 
-/** Imports that become a require of a sibling file instead of being bundled. */
-const siblings = (map) => ({
-  name: 'siblings',
+// execa for the CLI's doors: the sibling execa.cjs, required when a program first runs, not when
+// the module that imports execa is evaluated. esbuild evaluates a module's imports with it, so a
+// plain sibling require cost every command that loads the engine (runtime/firewall/nft.ts imports
+// execa for its `nft` process fallback) ~12 ms of compiling and evaluating execa.cjs (CPU profile
+// of `tsrun run -p`), also with libnftables in use, when no program runs at all. A stand-in with
+// one getter per export of execa.cjs, as for the lazy built-ins above.
+const lazyExeca = (names) => ({
+  name: 'lazy-execa',
   setup(b) {
-    for (const [filter, file] of map) b.onResolve({ filter }, () => ({ path: file, external: true }));
+    b.onResolve({ filter: /^execa$/ }, () => ({ path: 'execa', namespace: 'lazy-execa' }));
+    b.onResolve({ filter: /^\.\/execa\.cjs$/, namespace: 'lazy-execa' }, () => ({ path: './execa.cjs', external: true }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-execa' }, () => ({
+      contents: `let real;\nconst load = () => (real ??= require('./execa.cjs'));\n${names.map((k) => `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => load().${k} });`).join('\n')}\n`,
+      loader: 'js',
+    }));
   },
 });
-const execaFile = [/^execa$/, './execa.cjs'];
 const execaLite = {
   name: 'execa-lite',
   setup(b) {
@@ -170,6 +179,8 @@ function buildInfo() {
   return { version, commit };
 }
 
+await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
+const execaNames = Object.keys(createRequire(path.resolve(dir, 'x.cjs'))('./execa.cjs')).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
 await build({
   ...common,
   // The entry needs no import.meta.url and starts the clock: keep it to the routing.
@@ -182,10 +193,10 @@ await build({
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
 await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
-await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins, netlinkBinding] });
+await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [lazyExeca(execaNames), lazyBuiltins, netlinkBinding] });
 // A foreground `tsrun run` (shim/run-door.ts): the run path and the engine it may wire with, without
 // commander and the other commands (shim/main.ts sends every other command line to cli.cjs).
-await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, plugins: [siblings([execaFile]), lazyBuiltins, netlinkBinding] });
+await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, plugins: [lazyExeca(execaNames), lazyBuiltins, netlinkBinding] });
 // The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
 // small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
@@ -195,7 +206,6 @@ await build({ ...common, define: clock.define, banner: { js: clock.banner }, ent
 await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
 chmodSync(`${dir}/tsrun-runc`, 0o755);
-await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
 chmodSync(`${dir}/tsrun.cjs`, 0o755);
 // In a child with no NODE_OPTIONS: V8 rejects a cache made under other flags.
 const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;

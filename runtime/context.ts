@@ -30,7 +30,7 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
     // In tsrun's own namespace a lost table is rebuilt from the Store (firewallState).
     firewall: (netns) =>
       createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }, netns ? undefined : () => engine.firewallState()),
-    dns: { sync: async (start) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start })) },
+    dns: { sync: async (start, containers) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start, containers })) },
     hostLock: hostLock(settings, log),
   });
   return engine;

@@ -55,8 +55,9 @@ export interface AttachRequest {
 
 /** Keeps the DNS resolver's table in step with the endpoint records. */
 export interface DnsSync {
-  /** After records changed; `start`: an attach that needs the resolver running. */
-  sync(start: boolean): Promise<void>;
+  /** After records changed; `start`: an attach that needs the resolver running; `containers`:
+   * the records changed are these containers' only (the resolver re-reads just theirs). */
+  sync(start: boolean, containers?: readonly string[]): Promise<void>;
 }
 
 export interface EngineDeps {
@@ -203,7 +204,7 @@ export class Engine {
         return rec;
       });
       log.info({ ipv4: record.ipv4?.address, ipv6: record.ipv6?.address, hostIfname: record.hostIfname, wiringMs: record.wiringMs }, 'attached');
-      if (record.resolver) await this.syncDns(true, log);
+      if (record.resolver) await this.syncDns(true, log, [req.containerId]);
       return record;
     } finally {
       host.close();
@@ -263,14 +264,14 @@ export class Engine {
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log, opts);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
-    if (records.some((r) => r.resolver)) await this.syncDns(false, log);
+    if (records.some((r) => r.resolver)) await this.syncDns(false, log, [containerId]);
     return records.length;
   }
 
   /** The resolver learns of a change before the caller goes on; DNS never fails a container. */
-  async syncDns(start: boolean, log: Logger = this.deps.log): Promise<void> {
+  async syncDns(start: boolean, log: Logger = this.deps.log, containers?: readonly string[]): Promise<void> {
     try {
-      await this.deps.dns?.sync(start);
+      await this.deps.dns?.sync(start, containers);
     } catch (err) {
       log.warn({ err }, 'could not update the DNS resolver');
     }

@@ -97,10 +97,13 @@ export function spawnResolver(settings: Settings): void {
 
 /**
  * Makes the resolver's table current: asks a running one to reload, or starts one when `start`
- * (an attach that needs it) and waits until it has loaded the Store.
+ * (an attach that needs it) and waits until it has loaded the Store. `containers`: the change
+ * was made for these containers only, so the resolver re-reads only their records (a reload of
+ * every record grew an attach with the number of containers on the host).
  */
-export async function syncResolver(settings: Settings, log: Logger, opts: { start: boolean }): Promise<boolean> {
-  const first = await resolverRequest(settings.runDir, 'reload');
+export async function syncResolver(settings: Settings, log: Logger, opts: { start: boolean; containers?: readonly string[] | undefined }): Promise<boolean> {
+  const command = opts.containers && opts.containers.length > 0 ? `reload ${opts.containers.join(' ')}` : 'reload';
+  const first = await reload(settings.runDir, command);
   if (first !== undefined) return answered(first, log);
   if (!opts.start) return false;
   spawnResolver(settings);
@@ -110,7 +113,7 @@ export async function syncResolver(settings: Settings, log: Logger, opts: { star
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 200);
-    const r = await resolverRequest(settings.runDir, 'reload');
+    const r = await reload(settings.runDir, command);
     if (r !== undefined) return answered(r, log);
     // The one we started may have lost a race with a resolver that was exiting: start another.
     if (Date.now() - respawned > 3000 && resolverState(settings.runDir) !== 'running') {
@@ -120,6 +123,14 @@ export async function syncResolver(settings: Settings, log: Logger, opts: { star
   }
   log.warn('the DNS resolver did not start in time: names will resolve once it runs');
   return false;
+}
+
+/** One reload request; a resolver from before `reload <id>` existed (it outlives an upgrade)
+ * refuses it as an unknown command, and is asked for a full reload instead. */
+async function reload(runDir: string, command: string): Promise<string | undefined> {
+  const reply = await resolverRequest(runDir, command);
+  if (command !== 'reload' && reply?.startsWith('error unknown command')) return resolverRequest(runDir, 'reload');
+  return reply;
 }
 
 /** A running resolver answered: "ok N", or the error its reload met (it keeps serving its last

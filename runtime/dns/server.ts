@@ -1,10 +1,11 @@
 // The resolver: one process per host (per state root and network namespace), serving every
 // network whose containers use it, on the network's gateway addresses, port 53, UDP and TCP.
 //
-// Its records are the Store's endpoint records, read whole on each reload: a resolver that
-// crashed and was restarted knows everything its predecessor knew. A reload builds a new table
-// and swaps it in; sockets of networks that stay are never closed, so no query is lost while
-// containers come and go (aardvark-dns#389). Sockets open for networks that appear and close for
+// Its records are the Store's endpoint records, read whole when it starts (and every 10 s, and when
+// the networks change): a resolver that crashed and was restarted knows everything its predecessor
+// knew. A reload that names its containers re-reads only theirs (endpoint-cache.ts). A reload
+// builds a new table and swaps it in; sockets of networks that stay are never closed, so no query
+// is lost while containers come and go (aardvark-dns#389). Sockets open for networks that appear and close for
 // networks that are gone.
 //
 // Changes reach it through its control socket, an abstract unix socket named after the state
@@ -26,8 +27,8 @@ import type { Settings } from '../../config/settings.js';
 import { parseResolvConf, parseUpstream } from '../../config/resolv-conf.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { allEndpoints } from '../records.js';
-import { NetworkRegistry } from '../networks.js';
+import { isContainerId } from '../../config/ids.js';
+import { EndpointCache } from './endpoint-cache.js';
 import { processStartTime } from '../containers.js';
 import { DnsTable, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
 import { clusterOf } from '../store/scoped.js';
@@ -103,7 +104,12 @@ export class Resolver {
   private resolvConfMtime = 0;
   private generation = 0;
   private reloading?: Promise<void>;
-  private reloadAgain = false;
+  /** What the next round of the reload loop reads: everything, or these containers' records. */
+  private pendingFull = false;
+  private readonly pendingContainers = new Set<string>();
+  private readonly cache: EndpointCache;
+  private remote: RemoteEndpoint[] = [];
+  private hostAddrs = new Set<string>();
   private idleTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
   private collectAfterReload = false;
@@ -114,7 +120,9 @@ export class Resolver {
   readonly done = new Promise<void>((r) => (this.stopped = r));
   private readonly stats = { queries: 0, answered: 0, forwarded: 0, servfail: 0, malformed: 0 };
 
-  constructor(private readonly settings: Settings, private readonly store: Store, private readonly log: Logger) {}
+  constructor(private readonly settings: Settings, private readonly store: Store, private readonly log: Logger) {
+    this.cache = new EndpointCache(store);
+  }
 
   /** Binds the control socket (false: another resolver holds it), loads the table, listens. */
   async start(): Promise<boolean> {
@@ -146,30 +154,37 @@ export class Resolver {
     return [...this.listeners.keys()];
   }
 
-  /** Re-reads the Store; concurrent callers share one reload that starts after their request. */
-  async reload(opts: { periodic?: boolean } = {}): Promise<void> {
+  /**
+   * Re-reads the Store; concurrent callers share one reload that starts after their request.
+   * `containers`: the change was made for these containers only, whose records are all that is
+   * read again (see endpoint-cache.ts); otherwise everything is.
+   */
+  async reload(opts: { periodic?: boolean; containers?: readonly string[] } = {}): Promise<void> {
     // Only a reload someone asked for (a change) is followed by a collection: the periodic
     // re-read mostly finds nothing new, and a full collection every 10 s would be a pause in the
     // latency tail for nothing.
     if (!opts.periodic) this.collectAfterReload = true;
-    if (this.reloading) {
-      // The loop below runs once more before the shared promise settles: this caller's change
-      // (written before it asked) is in the table when it hears back.
-      this.reloadAgain = true;
-      return this.reloading;
-    }
+    if (opts.containers && opts.containers.length > 0) for (const id of opts.containers) this.pendingContainers.add(id);
+    else this.pendingFull = true;
+    // Already reloading: the loop below runs once more before the shared promise settles, so this
+    // caller's change (written before it asked) is in the table when it hears back.
+    if (this.reloading) return this.reloading;
     this.reloading = (async () => {
       try {
-        do {
-          this.reloadAgain = false;
+        while (this.pendingFull || this.pendingContainers.size > 0) {
+          const containers = this.pendingFull ? undefined : [...this.pendingContainers];
+          this.pendingFull = false;
+          this.pendingContainers.clear();
           try {
-            await this.reloadOnce();
+            await this.reloadOnce(containers);
           } catch (err) {
-            // A store that cannot be read (a torn record, etcd away): keep serving the last table.
+            // A store that cannot be read (a torn record, etcd away): keep serving the last table,
+            // and read everything next time (what this one missed is not known).
+            this.pendingFull = true;
             this.log.error({ err: (err as Error).message }, 'reload failed: serving the previous table');
             throw err;
           }
-        } while (this.reloadAgain);
+        }
       } finally {
         this.reloading = undefined;
       }
@@ -177,9 +192,15 @@ export class Resolver {
     return this.reloading;
   }
 
-  private async reloadOnce(): Promise<void> {
-    const [nets, records, remote] = await Promise.all([new NetworkRegistry(this.store).list(), allEndpoints(this.store), this.remoteEndpoints()]);
-    const table = new DnsTable(nets, records, remote, hostAddresses());
+  private async reloadOnce(containers: string[] | undefined): Promise<void> {
+    // Host addresses and other hosts' containers change with networks and the cluster, not with
+    // this host's containers: read on a full reload only.
+    if (containers === undefined || !(await this.cache.update(containers))) {
+      const [, remote] = await Promise.all([this.cache.loadAll(), this.remoteEndpoints()]);
+      this.remote = remote;
+      this.hostAddrs = hostAddresses();
+    }
+    const table = new DnsTable(this.cache.networks(), this.cache.records(), this.remote, this.hostAddrs);
     this.hostUpstreams = this.readHostUpstreams(table);
     this.table = table;
     this.generation++;
@@ -531,20 +552,25 @@ export class Resolver {
     });
   }
 
-  private async command(cmd: string): Promise<string> {
+  private async command(line: string): Promise<string> {
     // A resolver on its way out answers nothing: the client then starts a new one.
     if (this.stopping) throw new Error('stopping');
+    const [cmd, ...args] = line.split(/\s+/);
     switch (cmd) {
-      case 'reload':
-        await this.reload();
+      case 'reload': {
+        // "reload <id>...": the change was made for these containers (see endpoint-cache.ts).
+        const containers = args.filter((id) => isContainerId(id));
+        if (containers.length !== args.length) throw new Error(`reload: invalid container id in ${JSON.stringify(args.join(' '))}`);
+        await this.reload({ containers });
         if (this.stopping) throw new Error('stopping');
         return `ok ${this.generation}`;
+      }
       case 'ping':
         return 'pong';
       case 'stats':
         return JSON.stringify(this.statsNow());
       default:
-        throw new Error(`unknown command ${cmd}`);
+        throw new Error(`unknown command ${line}`);
     }
   }
 

@@ -169,6 +169,27 @@ describe('names on a user network', () => {
     expect(query(cl.id, 'dnsa', GW_A, 'late').rcode).toBe('NXDOMAIN');
     expect(query(cl.id, 'dnsa', GW_A, late.id).rcode).toBe('NXDOMAIN');
   });
+
+  it('serves a network created while it runs from its first container on (a full re-read: the networks changed)', async () => {
+    const a = await w.start(['--net', 'dnsa', '--network-alias', 'first'], 'sleep 600');
+    const pid = resolverPid()!;
+    w.tsrunOk(['network', 'create', 'dnsc', '--subnet', '10.65.0.0/24']);
+    try {
+      const c = await w.start(['--net', 'dnsc', '--network-alias', 'third'], 'sleep 600');
+      const d = await w.start(['--net', 'dnsc'], 'sleep 600');
+      expect(resolverPid()).toBe(pid); // the same resolver took the new network
+      expect(addresses(query(d.id, 'dnsc', '10.65.0.1', 'third'))).toEqual([w.ip(c.id, 'dnsc')]);
+      expect(query(d.id, 'dnsc', '10.65.0.1', 'first').rcode).toBe('NXDOMAIN');
+      expect(addresses(query(a.id, 'dnsa', GW_A, 'first'))).toEqual([w.ip(a.id, 'dnsa')]);
+      const fromHost = w.host.ns.exec(process.execPath, [CLIENT, 'query', '10.65.0.1', 'third', 'A']);
+      expect(addresses(JSON.parse(fromHost.stdout) as Answer)).toEqual([w.ip(c.id, 'dnsc')]);
+      await d.stop();
+      expect(query(c.id, 'dnsc', '10.65.0.1', d.id).rcode).toBe('NXDOMAIN');
+      await w.stopAll();
+    } finally {
+      w.tsrunOk(['network', 'rm', 'dnsc']);
+    }
+  });
 });
 
 describe('forwarding', () => {

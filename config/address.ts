@@ -38,6 +38,9 @@ export interface InterfaceAddress {
 
 type Ip = ipaddr.IPv4 | ipaddr.IPv6;
 
+/** What ipaddr.IPv4.isValidFourPartDecimal also requires: four decimal parts, no leading zeros. */
+const FOUR_PART = /^(0|[1-9]\d*)(\.(0|[1-9]\d*)){3}$/;
+
 export function bitsOf(family: Family): 32 | 128 {
   return family === 4 ? 32 : 128;
 }
@@ -48,8 +51,10 @@ export function bitsOf(family: Family): 32 | 128 {
  */
 function parseIp(text: unknown, prefix = false): Ip | undefined {
   if (typeof text !== 'string') return undefined;
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
-  if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
+  // The shape first: ipaddr's IPv4 check throws (and catches) an Error for anything that is not
+  // IPv4, an IPv6 address included, and an Error's stack trace made every IPv6 parse cost ~20 µs.
+  if (!text.includes(':')) return FOUR_PART.test(text) && ipaddr.IPv4.isValid(text) ? ipaddr.IPv4.parse(text) : undefined;
+  if (text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
   const v6 = ipaddr.IPv6.parse(text);
   return v6.isIPv4MappedAddress() && !prefix ? v6.toIPv4Address() : v6;
 }

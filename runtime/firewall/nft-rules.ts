@@ -394,6 +394,23 @@ export function removeGuardBatch(ep: FirewallEndpoint): NftBatch {
   return { nftables: els.length === 0 ? [] : [...addElements(els), ...deleteElements(els)] };
 }
 
+/**
+ * The key and data types of one of tsrun's own sets, by family, table and name; undefined for any
+ * other set. The direct netlink path (nfnl.ts) encodes elements by these, without asking the kernel.
+ */
+export function setTypeOf(family: string, table: string, name: string): { type: string | readonly string[]; map?: string; interval: boolean } | undefined {
+  if (table !== TABLE) return undefined;
+  if (family === FAMILY) {
+    const s = SETS.find((d) => d.name === name);
+    return s && { type: s.type, ...(s.map ? { map: s.map } : {}), interval: s.flags?.includes('interval') ?? false };
+  }
+  if (family === GUARD_FAMILY) {
+    const g = GUARD_SETS.find((d) => d.name === name);
+    return g && { type: g.type, interval: false };
+  }
+  return undefined;
+}
+
 /** Rules in table bridge tsrun (the port guard): also constant. */
 export const GUARD_RULE_COUNT = GUARD_RULES.length;
 

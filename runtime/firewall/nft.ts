@@ -3,7 +3,9 @@
 //
 // Two backends take the same commands: libnftables in-process (libnft.ts, no process, chosen
 // whenever the library loads) and the `nft` process (the fallback, and what a custom nftBinary
-// asks for). Both report failures as an NftError carrying nft's own error text.
+// asks for). Both report failures as an NftError carrying nft's own error text. A batch that only
+// adds and deletes elements of tsrun's own sets (every attach and detach) skips both by default:
+// it goes to nf_tables over netlink directly (nfnl.ts), without libnftables' cache fill.
 //
 // The process backend: not `nft -j -f -`: nft reads "-" by opening /dev/stdin, and Node gives a child's stdin as a
 // socketpair, which cannot be opened that way (ENXIO). A batch therefore goes to nft as its
@@ -17,12 +19,14 @@ import { execa } from 'execa';
 import { SystemError } from '../../config/errors.js';
 import { resolveBinary } from '../binaries.js';
 import { libnftAvailable, runLibnft } from './libnft.js';
+import { encodeElementBatch, nfnlAvailable, sendElementBatch, type ElementBatch } from './nfnl.js';
 import { FAMILY, TABLE, countRulesIn, type NftBatch, type NftListing } from './nft-rules.js';
 import { silentLogger, type StepLogger } from '../step-log.js';
 
 /**
- * How commands reach the kernel. 'auto': libnftables when it loads, else the nft process.
- * 'lib' and 'process' force one (TSRUN_NFT_BACKEND; the tests run both).
+ * How commands reach the kernel. 'auto': element batches over netlink (nfnl.ts), everything else
+ * through libnftables when it loads, else the nft process. 'lib' and 'process' force one for
+ * every command (TSRUN_NFT_BACKEND; the tests run all three).
  */
 export type NftBackendKind = 'auto' | 'lib' | 'process';
 
@@ -65,8 +69,15 @@ export function isNftError(e: unknown, reason?: NftFailure): e is NftError {
 /** Applies one batch atomically: all of it or none of it. An empty batch runs nothing. */
 export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: string } = {}): Promise<void> {
   if (batch.nftables.length === 0) return;
-  const json = JSON.stringify(batch);
   const step = opts.step ?? 'apply nftables batch';
+  if ((opts.backend ?? 'auto') === 'auto') {
+    const direct = encodeElementBatch(batch);
+    if (direct && nfnlAvailable()) {
+      runNetlink(direct, opts, step);
+      return;
+    }
+  }
+  const json = JSON.stringify(batch);
   if (chooseBackend(opts) === 'lib') {
     runInProcess(json, opts, step);
     return;
@@ -134,6 +145,24 @@ function runInProcess(cmd: string, opts: NftOptions, step: string, terse = false
   }
   log.debug({ step, ms }, 'libnftables done');
   return r.out.replace(/\n$/, '');
+}
+
+/** An element batch straight to nf_tables; a refusal becomes the NftError nft would have given. */
+function runNetlink(batch: ElementBatch, opts: NftOptions, step: string): void {
+  const log = opts.log ?? silentLogger;
+  const started = performance.now();
+  let refusal;
+  try {
+    refusal = sendElementBatch(batch, { netns: opts.netns });
+  } catch (err) {
+    throw new SystemError(step, err);
+  }
+  const ms = +(performance.now() - started).toFixed(3);
+  if (refusal) {
+    log.debug({ step, ms, stderr: refusal.message }, 'nf_tables refused the batch');
+    throw new NftError(step, refusal.message, new Error(refusal.message));
+  }
+  log.debug({ step, ms }, 'nf_tables batch done');
 }
 
 async function runNft(args: string[], opts: NftOptions, step: string): Promise<string> {

@@ -2,9 +2,11 @@
 // runs in the machine's own namespace. Part 1 checks the table and its elements; part 2 sends
 // real packets through a small host/containers/outside topology.
 //
-// Everything here runs through libnftables in-process; nft-process.test.ts runs this same file
-// again with the nft process (TSRUN_TEST_NFT_BACKEND=process), so both backends pass the same
-// golden batches and the same packets.
+// Everything here runs through the default backend: element batches (attach, detach) straight to
+// nf_tables over netlink, everything else through libnftables in-process. nft-lib.test.ts runs
+// this same file again with libnftables for every batch (TSRUN_TEST_NFT_BACKEND=lib) and
+// nft-process.test.ts with the nft process (=process), so all three pass the same golden batches
+// and the same packets.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,7 +20,8 @@ import { ScratchNs, eventually as waitFor, startWhoServer, who } from '../../har
 
 jest.setTimeout(60_000);
 
-const backend: NftBackendKind = process.env.TSRUN_TEST_NFT_BACKEND === 'process' ? 'process' : 'lib';
+const wanted = process.env.TSRUN_TEST_NFT_BACKEND;
+const backend: NftBackendKind = wanted === 'process' || wanted === 'lib' ? wanted : 'auto';
 
 const GOLDEN = path.join(process.cwd(), 'test', 'unit', 'firewall', 'golden');
 const golden = (name: string): NftBatch => JSON.parse(readFileSync(path.join(GOLDEN, `${name}.json`), 'utf8')) as NftBatch;

@@ -1,0 +1,503 @@
+// Element batches straight to nf_tables over netlink: no libnftables, no `nft` process.
+//
+// Why. libnftables fills its cache from the kernel before every batch it evaluates (the generation,
+// then every table, chain, set and object of the namespace, and the elements of every interval
+// set: `add element` asks for all of that), unless nothing changed since its own last commit.
+// Another process's commit (the hook's other stage, another tsrun, anyone's firewall) makes it
+// stale, so on the attach path it is nearly always stale: one attach batch cost 1-2.6 ms, growing
+// with every other table of the namespace, for a commit the kernel does in tens of microseconds.
+// tsrun's attach and detach batches only add and delete elements of its own sets, whose types it
+// defined itself (nft-rules.ts): it can encode them without asking the kernel.
+//
+// What. The same JSON batch the other backends take ({"nftables": [{"add": {"element": …}}]}),
+// translated into one NFNL_MSG_BATCH_BEGIN … END datagram, exactly the messages nft itself sends
+// for it (`nft --debug=netlink` prints them): one NFT_MSG_NEWSETELEM / DELSETELEM per set, keys
+// and data in the sets' own byte layout, an interval as its start element (carrying the comment)
+// and its INTERVAL_END element, the owner comment as the element's userdata TLV. A batch holding
+// anything else (a table, a chain, a flush) or a value this file does not know is not translated
+// (encodeElementBatch returns undefined) and goes to libnftables as before.
+//
+// How it runs. Synchronously: nfnetlink processes a batch inside sendmsg itself, so every answer
+// is already queued when send returns; each message asks for an ACK, so success is confirmed
+// message by message, and a refusal names the command it refused. The kernel applies a batch all
+// or nothing, as with nft; errors read as nft's own ("Could not process rule: File exists"), so
+// callers tell a held port (EEXIST) and a missing table (ENOENT) apart as before.
+//
+// Namespaces: a netlink socket acts for life in the namespace it was made in. The one for the
+// process's own namespace is kept (like libnftables' context); one for another namespace is made
+// inside withNetnsSync and closed after its batch.
+import { addressBytes, parseAddress } from '../../config/address.js';
+import { NLA_F_NESTED, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, decodeMessages, errorCode } from '../netlink/codec.js';
+import { strerror, hasCode } from '../netns/errno.js';
+import { withNetnsSync } from '../netns/netns.js';
+import { AF_NETLINK, MSG_DONTWAIT, NETLINK_NETFILTER, SOCK_CLOEXEC, SOCK_RAW, libcSys, type Sys } from '../netns/sys.js';
+import { setTypeOf, type NftBatch, type NftJson } from './nft-rules.js';
+
+// include/uapi/linux/netfilter/nfnetlink.h and nf_tables.h
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFNL_MSG_BATCH_BEGIN = 16;
+const NFNL_MSG_BATCH_END = 17;
+const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_DELSETELEM = 14;
+const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3 } as const;
+const NFTA_LIST_ELEM = 1;
+const NFTA_SET_ELEM = { KEY: 1, DATA: 2, FLAGS: 3, USERDATA: 6 } as const;
+const NFTA_DATA_VALUE = 1;
+const NFT_SET_ELEM_INTERVAL_END = 1;
+/** libnftnl's element userdata: a TLV of (type u8, length u8, value); the comment is type 0. */
+const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
+const NFPROTO: Record<string, number> = { inet: 1, bridge: 7 };
+const IFNAMSIZ = 16;
+const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
+
+const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+
+/** One netlink message of the batch and the command it came from (for error messages). */
+interface BatchMessage {
+  type: number;
+  flags: number;
+  /** The payload (nfgenmsg and attributes): a view into the batch's datagram. */
+  body: Buffer;
+  what: string;
+}
+
+/** A batch ready to send: one datagram (BATCH_BEGIN, the element messages, BATCH_END). */
+export interface ElementBatch {
+  messages: BatchMessage[];
+  /** The whole datagram; sequence numbers are written in when it is sent. */
+  datagram: Buffer;
+}
+
+/** Thrown for a value this encoder does not handle: the batch goes to libnftables instead. */
+class Untranslatable extends Error {}
+
+/**
+ * Netlink bytes written straight into one growing buffer. The batch used to be built as a tree
+ * of small Buffers joined at every level; in a cold process (the hook: one attach per process)
+ * that cost more than the kernel's commit.
+ */
+class Writer {
+  buf = Buffer.allocUnsafe(2048);
+  pos = 0;
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v & 0xff;
+  }
+  bytes(b: ArrayLike<number>): void {
+    this.ensure(b.length);
+    for (let i = 0; i < b.length; i++) this.buf[this.pos++] = b[i]!;
+  }
+  zeros(n: number): void {
+    this.ensure(n);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+  }
+  /** A NUL-terminated string. */
+  str(s: string): void {
+    const len = Buffer.byteLength(s);
+    this.ensure(len + 1);
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+    this.buf[this.pos++] = 0;
+  }
+  /** Opens an attribute (or a netlink message header when `msg`): returns where it starts. */
+  open(type: number, nested = false): number {
+    this.ensure(4);
+    const at = this.pos;
+    this.buf.writeUInt16LE(type | (nested ? NLA_F_NESTED : 0), at + 2);
+    this.pos += 4;
+    return at;
+  }
+  /** Closes an attribute: its length, then padding to 4 bytes. */
+  close(at: number): void {
+    const len = this.pos - at;
+    if (len > 0xffff) throw new Untranslatable(); // an attribute holds at most 64 KiB
+    this.buf.writeUInt16LE(len, at);
+    this.zeros((4 - (len % 4)) % 4);
+  }
+  /** A netlink header (length, type, flags; seq and port zero until sent) and nfgenmsg. */
+  openMessage(type: number, flags: number, family: number, resId = 0): number {
+    this.ensure(20);
+    const at = this.pos;
+    this.buf.writeUInt16LE(type, at + 4);
+    this.buf.writeUInt16LE(flags, at + 6);
+    this.buf.writeUInt32LE(0, at + 8);
+    this.buf.writeUInt32LE(0, at + 12);
+    this.buf[at + 16] = family;
+    this.buf[at + 17] = 0; // NFNETLINK_V0
+    this.buf.writeUInt16BE(resId, at + 18);
+    this.pos += 20;
+    return at;
+  }
+  closeMessage(at: number): void {
+    this.buf.writeUInt32LE(this.pos - at, at);
+  }
+  /** An attribute holding raw bytes. */
+  attr(type: number, write: () => void): void {
+    const at = this.open(type);
+    write();
+    this.close(at);
+  }
+}
+
+/**
+ * The batch as nf_tables messages, or undefined when it holds anything but `add element` /
+ * `delete element` on tsrun's own sets, or a value outside the forms tsrun's batches use.
+ */
+export function encodeElementBatch(batch: NftBatch): ElementBatch | undefined {
+  const w = new Writer();
+  const spans: { at: number; type: number; flags: number; what: string }[] = [];
+  try {
+    w.closeMessage(w.openMessage(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES));
+    for (const cmd of batch.nftables) spans.push({ at: w.pos, ...encodeCommand(w, cmd) });
+    w.closeMessage(w.openMessage(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES));
+  } catch (err) {
+    if (err instanceof Untranslatable) return undefined;
+    throw err;
+  }
+  const datagram = w.buf.subarray(0, w.pos);
+  const messages = spans.map(({ at, type, flags, what }) => ({ type, flags, what, body: datagram.subarray(at + NLMSG_HDRLEN, at + datagram.readUInt32LE(at)) }));
+  return { messages, datagram };
+}
+
+function encodeCommand(w: Writer, cmd: Record<string, Record<string, NftJson>>): { type: number; flags: number; what: string } {
+  const verbs = Object.keys(cmd);
+  const verb = verbs[0];
+  if (verbs.length !== 1 || (verb !== 'add' && verb !== 'delete')) throw new Untranslatable();
+  const objs = cmd[verb]!;
+  const el = objs.element;
+  if (Object.keys(objs).length !== 1 || !isObject(el)) throw new Untranslatable();
+  const { family, table, name, elem } = el;
+  if (typeof family !== 'string' || typeof table !== 'string' || typeof name !== 'string' || !Array.isArray(elem)) throw new Untranslatable();
+  const def = setTypeOf(family, table, name);
+  const fam = NFPROTO[family];
+  if (!def || fam === undefined) throw new Untranslatable();
+  const add = verb === 'add';
+  const type = nftType(add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
+  // `add` without NLM_F_EXCL: re-adding an identical element is no error, one with other data is
+  // EEXIST, as with nft's `add element`.
+  const flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0);
+  const msg = w.openMessage(type, flags, fam);
+  w.attr(NFTA_SET_ELEM_LIST.TABLE, () => w.str(table));
+  w.attr(NFTA_SET_ELEM_LIST.SET, () => w.str(name));
+  const list = w.open(NFTA_SET_ELEM_LIST.ELEMENTS, true);
+  for (const raw of elem) {
+    const { key, value, comment } = splitElement(raw, def.map !== undefined);
+    const data = def.map !== undefined && add ? () => writeField(w, def.map!, value, false) : undefined;
+    const userdata = add && comment !== undefined ? () => writeComment(w, comment) : undefined;
+    if (def.interval) {
+      const [start, end] = intervalOf(typeName(def.type), key);
+      writeElement(w, () => w.bytes(start), 0, data, userdata);
+      writeElement(w, () => w.bytes(end), NFT_SET_ELEM_INTERVAL_END);
+    } else {
+      writeElement(w, () => writeKey(w, def.type, key), 0, data, userdata);
+    }
+  }
+  w.close(list);
+  w.closeMessage(msg);
+  return { type, flags, what: `${verb} element ${family} ${table} ${name}` };
+}
+
+function writeElement(w: Writer, key: () => void, flags: number, data?: () => void, userdata?: () => void): void {
+  const el = w.open(NFTA_LIST_ELEM, true);
+  const k = w.open(NFTA_SET_ELEM.KEY, true);
+  w.attr(NFTA_DATA_VALUE, key);
+  w.close(k);
+  if (flags !== 0) w.attr(NFTA_SET_ELEM.FLAGS, () => w.bytes([(flags >>> 24) & 0xff, (flags >>> 16) & 0xff, (flags >>> 8) & 0xff, flags & 0xff]));
+  if (data) {
+    const d = w.open(NFTA_SET_ELEM.DATA, true);
+    w.attr(NFTA_DATA_VALUE, data);
+    w.close(d);
+  }
+  if (userdata) w.attr(NFTA_SET_ELEM.USERDATA, userdata);
+  w.close(el);
+}
+
+/** {elem: {val, comment}} or a bare key; for maps, [key, value]. */
+function splitElement(raw: NftJson, isMap: boolean): { key: NftJson; value?: NftJson; comment?: string } {
+  let keyPart = raw;
+  let value: NftJson | undefined;
+  // A map's add gives [key, value]; a delete names keys only.
+  if (isMap && Array.isArray(raw)) {
+    if (raw.length !== 2) throw new Untranslatable();
+    [keyPart, value] = raw as [NftJson, NftJson];
+  }
+  if (isObject(keyPart) && isObject(keyPart.elem)) {
+    const e = keyPart.elem;
+    for (const k in e) if (k !== 'val' && k !== 'comment') throw new Untranslatable();
+    if (e.comment !== undefined && typeof e.comment !== 'string') throw new Untranslatable();
+    return { key: e.val ?? null, value, comment: e.comment };
+  }
+  return { key: keyPart, value };
+}
+
+/** The comment as libnftnl stores it: type, length (with the NUL), text, NUL. */
+function writeComment(w: Writer, comment: string): void {
+  const len = Buffer.byteLength(comment) + 1;
+  if (len > 255) throw new Untranslatable();
+  w.u8(NFTNL_UDATA_SET_ELEM_COMMENT);
+  w.u8(len);
+  w.str(comment);
+}
+
+function typeName(t: string | readonly string[]): string {
+  if (typeof t === 'string') return t;
+  throw new Untranslatable(); // no interval set of tsrun's has a concatenated key
+}
+
+/** A key: one field as it is, a concatenation with each field padded to 32-bit registers. */
+function writeKey(w: Writer, type: string | readonly string[], key: NftJson): void {
+  if (typeof type === 'string') return writeField(w, type, key, false);
+  if (!isObject(key) || !Array.isArray(key.concat) || key.concat.length !== type.length) throw new Untranslatable();
+  const parts = key.concat as NftJson[];
+  for (let i = 0; i < type.length; i++) writeField(w, type[i]!, parts[i], true);
+}
+
+function writeField(w: Writer, type: string, v: NftJson | undefined, pad: boolean): void {
+  const start = w.pos;
+  switch (type) {
+    case 'ifname': {
+      if (typeof v !== 'string' || v.includes('\0')) throw new Untranslatable();
+      const len = Buffer.byteLength(v);
+      if (len >= IFNAMSIZ) throw new Untranslatable();
+      w.str(v);
+      w.zeros(IFNAMSIZ - len - 1);
+      break;
+    }
+    case 'ipv4_addr':
+    case 'ipv6_addr':
+      w.bytes(addressField(type, v));
+      break;
+    case 'inet_proto': {
+      const n = typeof v === 'string' ? PROTO[v] : v;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 255) throw new Untranslatable();
+      w.u8(n);
+      break;
+    }
+    case 'inet_service': {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) throw new Untranslatable();
+      w.bytes([v >> 8, v & 0xff]);
+      break;
+    }
+    case 'ether_addr': {
+      if (typeof v !== 'string' || !MAC_RE.test(v)) throw new Untranslatable();
+      w.bytes(v.split(':').map((x) => parseInt(x, 16)));
+      break;
+    }
+    default:
+      throw new Untranslatable();
+  }
+  const len = w.pos - start;
+  if (pad && len % 4 !== 0) w.zeros(4 - (len % 4));
+}
+
+const MAC_RE = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
+const DEC_OCTET = /^(0|[1-9][0-9]{0,2})$/;
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** An address of the field's family in network byte order. */
+function addressField(type: string, v: NftJson | undefined): number[] {
+  if (typeof v !== 'string') throw new Untranslatable();
+  const bytes = type === 'ipv4_addr' ? ipv4Bytes(v) : ipv6Bytes(v);
+  if (bytes) return bytes;
+  // Anything the quick parsers do not take (an IPv4-mapped form, say): the strict parser decides.
+  let a;
+  try {
+    a = parseAddress(v);
+  } catch {
+    throw new Untranslatable();
+  }
+  if (a.family !== (type === 'ipv4_addr' ? 4 : 6)) throw new Untranslatable();
+  return addressBytes(a);
+}
+
+function ipv4Bytes(s: string): number[] | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4) return undefined;
+  const out: number[] = [];
+  for (const p of parts) {
+    if (!DEC_OCTET.test(p) || +p > 255) return undefined;
+    out.push(+p);
+  }
+  return out;
+}
+
+function ipv6Bytes(s: string): number[] | undefined {
+  if (s.includes('.') || s.includes('%')) return undefined;
+  const gap = s.indexOf('::');
+  if (gap !== s.lastIndexOf('::')) return undefined;
+  const split = (t: string): string[] => (t === '' ? [] : t.split(':'));
+  const head = gap < 0 ? split(s) : split(s.slice(0, gap));
+  const tail = gap < 0 ? [] : split(s.slice(gap + 2));
+  if (gap < 0 ? head.length !== 8 : head.length + tail.length > 7) return undefined;
+  const groups = [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  const out: number[] = [];
+  for (const g of groups) {
+    if (!HEX_GROUP.test(g)) return undefined;
+    const n = parseInt(g, 16);
+    out.push(n >> 8, n & 0xff);
+  }
+  return out;
+}
+
+/**
+ * An interval set's element (an address or a prefix) as nft sends it: the first address, and the
+ * first one after the range flagged INTERVAL_END. A range that starts at the zero address or ends
+ * at the last one has boundary cases nft handles itself: those go to libnftables.
+ */
+function intervalOf(type: string, key: NftJson): [number[], number[]] {
+  let addr: NftJson | undefined = key;
+  let len: number | undefined;
+  if (isObject(key) && isObject(key.prefix)) {
+    addr = key.prefix.addr;
+    len = typeof key.prefix.len === 'number' ? key.prefix.len : NaN;
+  }
+  const start = addressField(type, addr);
+  const bits = start.length * 8;
+  len ??= bits;
+  if (!Number.isInteger(len) || len < 1 || len > bits) throw new Untranslatable();
+  // Host bits set: not a prefix nft would take as it is.
+  for (let bit = len; bit < bits; bit++) if (start[bit >> 3]! & (0x80 >> (bit & 7))) throw new Untranslatable();
+  if (start.every((b) => b === 0)) throw new Untranslatable();
+  // The end: the start plus one at the prefix's last bit, carried up.
+  const end = [...start];
+  let i = (len - 1) >> 3;
+  let carry = 0x80 >> ((len - 1) & 7);
+  while (carry && i >= 0) {
+    const sum = end[i]! + carry;
+    end[i] = sum & 0xff;
+    carry = sum >> 8;
+    i--;
+  }
+  if (carry) throw new Untranslatable(); // the range ends at the last address
+  return [start, end];
+}
+
+function isObject(v: unknown): v is Record<string, NftJson> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---- sending ----
+
+/** The kernel refused a message of the batch: errno, the command, and nft's wording. */
+export interface NfnlRefusal {
+  errno: number;
+  what: string;
+  /** What nft prints for it: "Error: Could not process rule: File exists\n<command>". */
+  message: string;
+}
+
+// An error's answer carries the refused message back, and one message holds at most 64 KiB of
+// elements (the attribute length is 16 bits): twice that holds any answer whole.
+const RECV_BUFFER = 128 * 1024;
+let recvBuf: Buffer | undefined;
+let ownFd: number | undefined;
+let seq = 0;
+
+/**
+ * Sends one batch and reads every answer. Returns undefined when the kernel applied it, or the
+ * first refusal (the kernel then applied nothing). Throws on a socket failure or when an answer
+ * is missing.
+ */
+export function sendElementBatch(batch: ElementBatch, opts: { netns?: string | undefined; sys?: Sys } = {}): NfnlRefusal | undefined {
+  const sys = opts.sys ?? libcSys;
+  if (opts.netns === undefined) {
+    ownFd ??= openSocket(sys);
+    return exchange(sys, ownFd, batch);
+  }
+  const fd = withNetnsSync(opts.netns, () => openSocket(sys), sys);
+  try {
+    return exchange(sys, fd, batch);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+let available: boolean | undefined;
+
+/** True when this process can open a netfilter netlink socket (koffi loads; no CAP_NET_ADMIN is
+ * needed for that, the kernel checks it per batch). */
+export function nfnlAvailable(): boolean {
+  if (available === undefined) {
+    try {
+      ownFd ??= openSocket(libcSys);
+      available = true;
+    } catch {
+      available = false;
+    }
+  }
+  return available;
+}
+
+function openSocket(sys: Sys): number {
+  return sys.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+}
+
+/** The datagram with consecutive sequence numbers from `first` (BATCH_BEGIN's) written in. */
+export function batchDatagram(batch: ElementBatch, first: number): Buffer {
+  const d = batch.datagram;
+  for (let off = 0, seq = first; off + NLMSG_HDRLEN <= d.length; seq++) {
+    d.writeUInt32LE(seq >>> 0, off + 8);
+    off += (d.readUInt32LE(off) + 3) & ~3;
+  }
+  return d;
+}
+
+/** Sockets whose last exchange ended early (a throw): answers may still be queued on them. */
+const dirty = new Set<number>();
+
+function exchange(sys: Sys, fd: number, batch: ElementBatch): NfnlRefusal | undefined {
+  const n = batch.messages.length;
+  if (seq > 0x7fff_0000) seq = 0;
+  const first = seq + 1;
+  seq += n + 2;
+  if (dirty.has(fd)) drain(sys, fd);
+  dirty.add(fd);
+  sys.send(fd, batchDatagram(batch, first), 0);
+  // Every command is answered once, ACK or error; the begin message only when the whole batch is
+  // refused (no permission, malformed). All of it is queued already: reading never waits, and
+  // stops as soon as every command has its answer (an EAGAIN read costs more than the rest).
+  const answered = new Set<number>();
+  let refusal: NfnlRefusal | undefined;
+  const buf = (recvBuf ??= Buffer.allocUnsafe(RECV_BUFFER));
+  while (answered.size < n) {
+    let len: number;
+    try {
+      len = sys.recv(fd, buf, MSG_DONTWAIT);
+    } catch (err) {
+      if (hasCode(err, 'EAGAIN', 'EWOULDBLOCK')) break;
+      throw err;
+    }
+    for (const m of decodeMessages(buf.subarray(0, Math.min(len, buf.length)))) {
+      if (m.type !== NLMSG_ERROR || m.seq < first || m.seq > first + n + 1) continue;
+      const errno = errorCode(m.data);
+      const i = m.seq - first - 1;
+      if (i >= 0 && i < n) answered.add(m.seq);
+      if (errno === 0) continue;
+      const what = i >= 0 && i < n ? batch.messages[i]!.what : 'nf_tables batch';
+      refusal ??= { errno, what, message: `Error: Could not process rule: ${strerror(errno)}\n${what}` };
+    }
+  }
+  if (answered.size === n) dirty.delete(fd);
+  if (refusal) return refusal;
+  // Every command acknowledged, or the kernel did not apply the batch as we know it.
+  if (answered.size !== n) throw new Error(`nf_tables answered ${answered.size} of the ${n} commands of the batch`);
+  return undefined;
+}
+
+function drain(sys: Sys, fd: number): void {
+  const buf = (recvBuf ??= Buffer.allocUnsafe(RECV_BUFFER));
+  for (;;) {
+    try {
+      sys.recv(fd, buf, MSG_DONTWAIT);
+    } catch (err) {
+      if (hasCode(err, 'EAGAIN', 'EWOULDBLOCK')) return;
+      throw err;
+    }
+  }
+}

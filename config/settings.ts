@@ -18,7 +18,8 @@ export interface Settings {
   runc: string;
   nft: string;
   /** How nftables commands are applied: libnftables in-process ('lib'), the nft process
-   * ('process'), or the library when it loads ('auto', the default). TSRUN_NFT_BACKEND. */
+   * ('process'), or ('auto', the default) element batches straight to nf_tables over netlink and
+   * the rest through the library when it loads. TSRUN_NFT_BACKEND. */
   nftBackend?: 'auto' | 'lib' | 'process';
   /** The host's resolv.conf (of the namespace tsrun runs in): the upstreams the DNS resolver
    * forwards to, and what containers without the resolver copy. */

@@ -1,7 +1,8 @@
 // Rtnl: one rtnetlink socket bound to one network namespace (netavark's model). The socket is
 // opened inside the namespace in a synchronous section; afterwards every method is an ordinary
 // async call from anywhere, and nothing ever needs to switch namespaces again. Drivers hold two:
-// one for the host and one for the container.
+// one for the host and one for the container. Each exchange is made synchronously underneath
+// (sync-socket.ts: the kernel answers inside sendmsg); the methods stay async for their callers.
 //
 // Close it when done: an open socket keeps its namespace alive after the last process has left.
 import { NotFoundError, SystemError } from '../../config/errors.js';
@@ -10,7 +11,8 @@ import type { NlMessage } from './codec.js';
 import { kernelError } from './errors.js';
 import { parseAddress, parseFdb, parseLink, parseNeighbour, parseRoute } from './parse.js';
 import * as rq from './requests.js';
-import { NetlinkRefusal, NlSocket } from './socket.js';
+import { NetlinkRefusal } from './socket.js';
+import { SyncNlSocket, type NlTransport } from './sync-socket.js';
 import type {
   Address, BridgeOptions, FdbEntry, FdbSpec, IpFamily, IpvlanOptions, Link, LinkRef, MacvlanOptions, Neighbour, NeighbourSpec, Route,
   RouteSpec, VethOptions, VxlanOptions,
@@ -24,14 +26,19 @@ const defined = <T>(x: T | undefined): x is T => x !== undefined;
 
 export class Rtnl {
   private constructor(
-    private readonly sock: NlSocket,
+    private readonly sock: NlTransport,
     /** The namespace this socket acts in (undefined: the one the process was in when opened). */
     readonly nsPath: string | undefined,
   ) {}
 
   /** Opens a socket inside the namespace at `nsPath` (a pin or /proc/PID/ns/net), or here. */
   static open(nsPath?: string): Rtnl {
-    const sock = nsPath === undefined ? new NlSocket() : withNetnsSync(nsPath, () => new NlSocket());
+    const sock = nsPath === undefined ? new SyncNlSocket() : withNetnsSync(nsPath, () => new SyncNlSocket());
+    return new Rtnl(sock, nsPath);
+  }
+
+  /** Over a given transport (tests: a fake; the asynchronous NlSocket). */
+  static over(sock: NlTransport, nsPath?: string): Rtnl {
     return new Rtnl(sock, nsPath);
   }
 

@@ -1,5 +1,5 @@
-// The few libc calls Node does not offer: entering and creating namespaces, bind mounts, and a
-// raw socket for one synchronous netlink exchange. They sit behind the small `Sys` interface so
+// The few libc calls Node does not offer: entering and creating namespaces, bind mounts, and raw
+// netlink sockets for synchronous exchanges (netlink/sync-socket.ts, netlink/sync.ts). They sit behind the small `Sys` interface so
 // namespace logic can be unit-tested with a fake that records the calls (youki's Syscall trait).
 //
 // libc is loaded through koffi on first use, not at import: the hook's start-up budget is tight
@@ -29,6 +29,8 @@ export interface Sys {
   send(fd: number, buf: Buffer, flags: number): number;
   /** recv(2) into `buf`; returns the length of the datagram (may exceed buf with MSG_TRUNC). */
   recv(fd: number, buf: Buffer, flags: number): number;
+  /** poll(2) on one descriptor; returns its revents (0: timed out). */
+  poll(fd: number, events: number, timeoutMs: number): number;
   close(fd: number): void;
 }
 
@@ -42,6 +44,7 @@ interface Bindings {
   socket: Fn;
   send: Fn;
   recv: Fn;
+  poll: Fn;
   close: Fn;
 }
 
@@ -62,6 +65,7 @@ function libc(): Bindings {
     socket: f('int socket(int domain, int type, int protocol)'),
     send: f('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
     recv: f('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    poll: f('int poll(void *fds, unsigned long nfds, int timeout)'),
     close: f('int close(int fd)'),
   };
   return bindings;
@@ -84,5 +88,12 @@ export const libcSys: Sys = {
   socket: (domain, type, protocol) => call('socket', '', domain, type, protocol),
   send: (fd, buf, flags) => call('send', '', fd, buf, buf.length, flags),
   recv: (fd, buf, flags) => call('recv', '', fd, buf, buf.length, flags),
+  poll: (fd, events, timeoutMs) => {
+    // struct pollfd { int fd; short events; short revents; }
+    const pfd = Buffer.alloc(8);
+    pfd.writeInt32LE(fd, 0);
+    pfd.writeInt16LE(events, 4);
+    return call('poll', '', pfd, 1, timeoutMs) === 0 ? 0 : pfd.readInt16LE(6);
+  },
   close: (fd) => void call('close', '', fd),
 };

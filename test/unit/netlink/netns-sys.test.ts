@@ -60,6 +60,10 @@ class FakeSys implements Sys {
     reply.copy(buf);
     return reply.length;
   }
+  poll(): number {
+    this.note('poll', 'poll');
+    return 1;
+  }
   close(): void {
     this.note('close', 'close');
   }

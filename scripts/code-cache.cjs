@@ -43,11 +43,12 @@ function run(file, cachedData, eager = false) {
   return { exports: mod.exports, script };
 }
 
-/** The module's exports, compiled from its code cache when there is a valid one. */
-function load(file) {
+/** The module's exports, compiled from its code cache (`<file>.v8cache`, or the one named) when
+ * there is a valid one. */
+function load(file, cacheFile = `${file}.v8cache`) {
   let cache;
   try {
-    cache = fs.readFileSync(`${file}.v8cache`);
+    cache = fs.readFileSync(cacheFile);
   } catch {
     return require(file);
   }
@@ -60,7 +61,7 @@ function load(file) {
  * Build time: load `file`, warm it up, write `<file>.v8cache`. `eager`: the cache holds every
  * function of the bundle, compiled, not only those the warm-up ran (see scripts/bundle.mjs).
  */
-async function write(file, eager) {
+async function write(file, eager, out = `${path.resolve(file)}.v8cache`) {
   const abs = path.resolve(file);
   const { exports, script } = run(abs, undefined, eager);
   if (typeof exports.hookMain === 'function') {
@@ -134,16 +135,19 @@ async function write(file, eager) {
     }
   }
   const data = script.createCachedData();
-  fs.writeFileSync(`${abs}.v8cache`, Buffer.concat([Buffer.from(`${header(abs)}\n`), data]));
+  fs.writeFileSync(out, Buffer.concat([Buffer.from(`${header(abs)}\n`), data]));
   return data.length;
 }
 
 module.exports = { load };
 
 if (require.main === module) {
-  const eager = process.argv[3] === '--eager';
-  write(process.argv[2], eager).then(
-    (bytes) => process.stdout.write(`code cache: ${process.argv[2]}.v8cache (${bytes} bytes)\n`),
+  // node scripts/code-cache.cjs <bundle> [--eager] [--out <cache file>]
+  const eager = process.argv.includes('--eager');
+  const at = process.argv.indexOf('--out');
+  const out = at > 0 ? path.resolve(process.argv[at + 1]) : `${path.resolve(process.argv[2])}.v8cache`;
+  write(process.argv[2], eager, out).then(
+    (bytes) => process.stdout.write(`code cache: ${out} (${bytes} bytes)\n`),
     (err) => {
       process.stderr.write(`code cache: ${err.stack || err}\n`);
       process.exit(1);

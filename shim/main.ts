@@ -3,7 +3,7 @@
 // container start, so it never pays for the CLI, and the CLI never pays for the hook. A foreground
 // `tsrun run` whose command line shim/run-args.ts can read goes to its own door (shim/run-door.ts),
 // which loads neither commander nor the other commands; any other command line goes to the CLI.
-import { parseRunArgs } from './run-args.js';
+import { parseRunArgs, wiresANetwork } from './run-args.js';
 
 const entryMs = performance.now();
 
@@ -19,7 +19,12 @@ async function main(args: string[]): Promise<number> {
     return (await import('../hook/main.js')).door(args, entryMs);
   }
   const run = parseRunArgs(args);
-  if (run !== undefined) return (await import('./run-door.js')).door(run);
+  if (run !== undefined) {
+    // The same door either way; a network to wire runs the engine, whose functions come compiled
+    // from run.cjs's eager code cache (run-door-wired.js is that import: scripts/bundle.mjs).
+    if (wiresANetwork(String(run.flags.net))) return (await import('./run-door-wired.js')).door(run);
+    return (await import('./run-door.js')).door(run);
+  }
   return (await import('./cli.js')).door(args);
 }
 

@@ -104,3 +104,9 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   if (globals.logLevel !== undefined && !isLogLevel(globals.logLevel as string)) return undefined;
   return { globals: globals as GlobalFlags, bundle: operands[1]!, command: operands.slice(2), flags };
 }
+
+/** --net names a network to attach to (not none, host or container:<id>; see config/net-mode.ts). */
+export function wiresANetwork(net: string): boolean {
+  const v = net.trim();
+  return v !== 'none' && v !== 'host' && !v.startsWith('container:');
+}

@@ -12,17 +12,23 @@ import vm from 'node:vm';
 const BUNDLE = path.join(process.cwd(), 'dist', 'bundle');
 const Module = createRequire(import.meta.url)('node:module') as { wrap(source: string): string };
 
-function cacheOf(door: string): { rejected: boolean | undefined; bytes: number } {
+function cacheOf(door: string, cacheFile = `${door}.cjs.v8cache`): { rejected: boolean | undefined; bytes: number } {
   const file = path.join(BUNDLE, `${door}.cjs`);
-  const cache = readFileSync(`${file}.v8cache`);
+  const cache = readFileSync(path.join(BUNDLE, cacheFile));
   const nl = cache.indexOf(10);
   const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData: cache.subarray(nl + 1) });
   return { rejected: script.cachedDataRejected, bytes: cache.length - nl - 1 };
 }
 
 describe('code caches of the front doors', () => {
-  it.each(['cli', 'hook', 'cni', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
+  it.each(['cli', 'run', 'hook', 'cni', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
     expect(cacheOf(door).rejected).toBe(false);
+  });
+
+  it("run.cjs's second cache, for a network to wire, is accepted and holds the whole bundle", () => {
+    const wired = cacheOf('run', 'run.cjs.wired.v8cache');
+    expect(wired.rejected).toBe(false);
+    expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, 'run.cjs')).length);
   });
 
   it('the hook and the CNI plugin carry their whole bundle compiled', () => {
@@ -37,7 +43,7 @@ describe('code caches of the front doors', () => {
 // process.stdout is first touched: that getter loads net and stream.)
 describe('what loading a front door costs', () => {
   const EXPENSIVE = ['child_process', 'crypto', 'net', 'dgram', 'worker_threads', 'stream', 'perf_hooks', 'assert'];
-  it.each(['cli', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
+  it.each(['cli', 'run', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
     const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
     const code = `const before = new Set(process.moduleLoadList); require(${JSON.stringify(loader)}).load(${JSON.stringify(path.join(BUNDLE, `${door}.cjs`))}); const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)); process.stdout.write(JSON.stringify(loaded));`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
 import { buildProgram } from '../../../shim/cli.js';
-import { parseRunArgs } from '../../../shim/run-args.js';
+import { parseRunArgs, wiresANetwork } from '../../../shim/run-args.js';
 
 /** What commander hands run's action for `args` (as typed after `tsrun`), or its error. */
 function viaCommander(args: string[]): { bundle: string; command: string[]; flags: Record<string, unknown>; globals: Record<string, unknown> } | 'error' | 'not run' {
@@ -127,5 +127,12 @@ describe('run\'s command line without commander', () => {
       for (const [k, v] of Object.entries(mine.flags)) expect([args, k, v]).toEqual([args, k, theirs.flags[k]]);
     }
     expect(fast).toBeGreaterThan(100);
+  });
+});
+
+describe('which run wires a network (it loads run.cjs with its eager code cache)', () => {
+  it('none, host and container:<id> wire none; bridge, default and network names do', () => {
+    expect(['none', 'host', 'container:c1', ' none'].map(wiresANetwork)).toEqual([false, false, false, false]);
+    expect(['bridge', 'default', 'mynet', ''].map(wiresANetwork)).toEqual([true, true, true, true]);
   });
 });

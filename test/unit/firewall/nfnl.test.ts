@@ -154,6 +154,7 @@ describe('sendElementBatch', () => {
       mount: () => undefined,
       umount2: () => undefined,
       socket: () => 42,
+      poll: () => 0,
       close: (fd) => void closed.push(fd),
       send: (_fd, buf) => {
         sent.push(Buffer.from(buf));

@@ -200,7 +200,9 @@ export class Ipam {
     for (const ip of nextCandidates(pool, after)) {
       if (taken?.has(ip)) continue;
       if (await this.store.createIfAbsent(keyLayout.lease(net, ip), lease)) {
-        await this.store.put(hintKey, ip).catch(() => {}); // best-effort, see the header
+        // Best-effort (see the header), so written in place where the store can: a torn hint only
+        // starts the next walk elsewhere, and the leases stay the only authority.
+        await (this.store.overwrite ? this.store.overwrite(hintKey, ip) : this.store.put(hintKey, ip)).catch(() => {});
         return ip;
       }
       if (taken === undefined && ++misses >= this.denseAfter) {

@@ -31,6 +31,12 @@ export interface Store {
   /** Delete only when the current value equals `expected` (or unconditionally when omitted);
    * true when this call deleted it. Absent keys return false and are not an error. */
   deleteIf(key: string, expected?: string): Promise<boolean>;
+  /**
+   * Best-effort replace, for values that are hints and nothing more (IPAM's allocation hint): a
+   * reader racing with it may see a mix of the old and the new value. Stores without a cheaper
+   * way leave it out; callers then use put.
+   */
+  overwrite?(key: string, value: string): Promise<void>;
   /** Every key under `prefix` (a '/'-terminated path), in key order. */
   list(prefix: string): Promise<StoreEntry[]>;
   /** Changes under prefix until the returned function is called (the overlay agent). */

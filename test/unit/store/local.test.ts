@@ -66,6 +66,21 @@ describe('LocalStore on disk', () => {
     expect(await store.get('endpoints/c3/web')).toBe('{}');
   });
 
+  it('overwrites a value in place: same file, shorter values truncated, absent keys created', async () => {
+    await store.overwrite('ipam/web/_last.10.88.0.0_16', '10.88.1.10'); // absent: created as put does
+    const file = path.join(root, 'ipam/web/_last.10.88.0.0_16');
+    const inode = (await stat(file)).ino;
+    await store.overwrite('ipam/web/_last.10.88.0.0_16', '10.88.1.9');
+    expect(await store.get('ipam/web/_last.10.88.0.0_16')).toBe('10.88.1.9');
+    await store.overwrite('ipam/web/_last.10.88.0.0_16', '10.88.1.100');
+    expect(await store.get('ipam/web/_last.10.88.0.0_16')).toBe('10.88.1.100');
+    expect((await stat(file)).ino).toBe(inode); // no new file: no rename over the old one
+    expect(await readdir(path.join(root, 'ipam/web'))).toEqual(['_last.10.88.0.0_16']);
+    await store.put('a/b', '1');
+    await expect(store.overwrite('a', 'x')).rejects.toThrow(/a\/\.\.\./);
+    await expect(store.overwrite('a/b/c', 'x')).rejects.toThrow(/a\/b/);
+  });
+
   it('never prunes the directories it is told to keep, and prunes the others as before', async () => {
     const keeping = new LocalStore(root, { keep: ['endpoints/', 'hostports/', 'hostports/*/', 'hostports/*/*/'] });
     await keeping.put('endpoints/c1/web', '{}');

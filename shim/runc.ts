@@ -1,7 +1,8 @@
 // The runc wrapper. tsrun gives runc a private --root under its state directory, so its
 // containers never mix with other runc users', and a --log file in JSON so that runc's own
 // failures can be told apart from the container's exit status and reported in one line.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -17,10 +18,10 @@ export interface RuncRunOptions {
   logFile: string;
 }
 
-export function spawnRuncRun(runc: RuncPaths, o: RuncRunOptions): ChildProcess {
+export function spawnRuncRun(runc: RuncPaths, o: RuncRunOptions): InheritingChild {
   const args = ['--root', runc.root, '--log', o.logFile, '--log-format', 'json', 'run', '--bundle', o.bundle, '--pid-file', o.pidFile, o.id];
   // stdio passes straight through: runc hands these very descriptors to the container.
-  return spawn(runc.binary, args, { stdio: 'inherit' });
+  return spawnInherit(runc.binary, args);
 }
 
 /** runc's state for `id` exists when `runc run` did not get to delete it (runc was killed). */

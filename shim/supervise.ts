@@ -5,7 +5,7 @@
 // the stop timeout (docker's 10 s by default) it is killed: a PID 1 that ignores SIGTERM (a shell
 // script, a program not written to be PID 1) must not make `tsrun run` hang forever. SIGKILL cannot
 // be proxied by runc, so the kill goes through `runc kill` (the caller's `kill`).
-import type { ChildProcess } from 'node:child_process';
+import type { InheritingChild } from './spawn-inherit.js';
 import { constants } from 'node:os';
 
 export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -29,7 +29,7 @@ export interface StopPolicy {
 }
 
 /** Resolves with runc's exit; forwards signals until then, and kills after the stop timeout. */
-export function superviseChild(child: ChildProcess, stop?: StopPolicy): Promise<ChildExit> {
+export function superviseChild(child: InheritingChild, stop?: StopPolicy): Promise<ChildExit> {
   let timer: NodeJS.Timeout | undefined;
   const forward = (sig: NodeJS.Signals) => {
     child.kill(sig);

@@ -141,6 +141,27 @@ describe(`nft backend (${backend}): table inet tsrun and its elements`, () => {
     expect((await fw.listOwners()).containers).toHaveLength(50);
   });
 
+  it('self-check (intact): a whole table passes with 50 endpoints; a rule deleted or added by hand, or either table gone, fails it', async () => {
+    const fresh = () => new NftFirewall({ backend, netns: ns.path });
+    await fw.ensureBase();
+    await fw.addNetwork(net0);
+    for (let i = 0; i < 50; i++) await fw.attach(net0, endpoint(i));
+    expect(await fresh().intact()).toBe(true);
+    const handle = /masquerade comment "a: outbound NAT v4.*# handle (\d+)/.exec(await nftText('-a', 'list', 'chain', 'inet', 'tsrun', 'postrouting'))![1]!;
+    await nftText('delete', 'rule', 'inet', 'tsrun', 'postrouting', 'handle', handle);
+    expect(await fresh().intact()).toBe(false);
+    await fresh().ensureBase(); // replaced, elements kept
+    expect(await fresh().intact()).toBe(true);
+    await nftText('add', 'rule', 'inet', 'tsrun', 'forward', 'accept');
+    expect(await fresh().intact()).toBe(false);
+    await fresh().ensureBase();
+    expect(await fresh().intact()).toBe(true);
+    await nftText('delete', 'table', 'bridge', 'tsrun');
+    expect(await fresh().intact()).toBe(false);
+    await removeTable(ns);
+    expect(await fresh().intact()).toBe(false);
+  });
+
   it('removes idempotently: twice, after the table is gone, and never a port someone else took', async () => {
     await fw.ensureBase();
     await fw.addNetwork(net0);

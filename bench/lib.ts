@@ -101,6 +101,7 @@ const CODE_CACHE_LOADER = path.join(PROJECT_ROOT, 'scripts/code-cache.cjs');
  * this without making its bundle smaller; the rows that use it say how far above it tsrun is.
  */
 export function nodeLoadingBundle(door: 'cli' | 'run' | 'hook' | 'cni', then = ''): [string, string[]] {
-  const code = `require(${JSON.stringify(CODE_CACHE_LOADER)}).load(${JSON.stringify(path.join(BUNDLE_DIR, `${door}.cjs`))});${then}`;
+  // `then` may use `door`, the bundle's exports.
+  const code = `const door = require(${JSON.stringify(CODE_CACHE_LOADER)}).load(${JSON.stringify(path.join(BUNDLE_DIR, `${door}.cjs`))});${then}`;
   return [process.execPath, ['-e', code]];
 }

@@ -26,3 +26,6 @@ export function main(argv: string[]): Promise<number> {
   if (a === undefined) return Promise.reject(new Error(`not a command line for run's door: ${argv.slice(2).join(' ')}`));
   return door(a);
 }
+
+/** For the bench's floor B (bench/suites/startup.ts): runc started exactly as this door starts it. */
+export { spawnInherit } from './spawn-inherit.js';

@@ -3,7 +3,8 @@
 // measured in the same run and tsrun is held within 10 % of them (≤ 1.1×):
 //   - (node -e 0) + runc run: a cold Node process doing nothing, then runc;
 //   - one Node process that loads the bundle tsrun's entry loads for a foreground `run` (run.cjs,
-//     its own door; code cache, top level evaluated) and spawns `runc run` and waits for it: what
+//     its own door; code cache, top level evaluated) and spawns `runc run` as tsrun does (Node's
+//     process handle, shim/spawn-inherit.ts) and waits for it: what
 //     any Node front door of this size that runs runc costs, before tsrun's own work (state
 //     directory, spec, signals, teardown).
 // tsrun runs as installed (the launcher); the start-up snapshot (opt-in, TSRUN_SNAPSHOT=1) is
@@ -23,9 +24,11 @@ export function startupSuite(report: Report, runs: number): void {
   const runcRoot = path.join(root, 'runc-ref');
   let n = 0;
   const runcArgs = () => ['--root', runcRoot, 'run', '--bundle', bundle.dir, `ref-${n++}`];
-  // The floor's process: load run.cjs, then `runc run` with the container's stdio, exit with its status.
+  // The floor's process: load run.cjs, then `runc run` with the container's stdio, started the way
+  // tsrun starts it (run.cjs's spawnInherit: Node's process handle, no child_process), exit with
+  // its status.
   const floor = () => {
-    const spawnRunc = `require('node:child_process').spawn('runc', ${JSON.stringify(runcArgs())}, { stdio: 'inherit' }).on('exit', (c) => process.exit(c ?? 1));`;
+    const spawnRunc = `door.spawnInherit('runc', ${JSON.stringify(runcArgs())}).once('exit', (c) => process.exit(c ?? 1));`;
     const [cmd, args] = nodeLoadingBundle('run', spawnRunc);
     return timeCommand(cmd, args, { env });
   };

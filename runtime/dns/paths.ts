@@ -1,5 +1,5 @@
 // Where the resolver of a state root is found: its control socket and its pidfile.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../hash.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { processStartTime } from '../containers.js';
@@ -7,7 +7,7 @@ import { processStartTime } from '../containers.js';
 /** An abstract unix socket (no file; the kernel frees the name when the holder dies), per state
  * root; abstract names are per network namespace, so each host namespace has its own. */
 export function controlSocketName(runDir: string): string {
-  return `\0tsrun-resolver-${createHash('sha256').update(path.resolve(runDir)).digest('hex').slice(0, 20)}`;
+  return `\0tsrun-resolver-${sha256Hex(path.resolve(runDir)).slice(0, 20)}`;
 }
 
 export function pidfilePath(runDir: string): string {

@@ -2,7 +2,7 @@
 // with its gateway addresses, the veth pair per container whose peer is created directly inside
 // the container's namespace (it never exists in the host namespace, so its name cannot collide
 // there), the container side's addresses and routes, and the host sysctls such a network needs.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytesSync, sha256Hex } from '../hash.js';
 import { closeSync, readdirSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
@@ -21,7 +21,7 @@ export const VETH_ALIAS_PREFIX = 'tsrun-ep:';
 
 /** "tsv" + 8 hex characters of (container, network): stable, so detach can recompute it. */
 export function hostVethName(containerId: string, network: string): string {
-  return `tsv${createHash('sha256').update(`${containerId}\0${network}`).digest('hex').slice(0, 8)}`;
+  return `tsv${sha256Hex(`${containerId}\0${network}`).slice(0, 8)}`;
 }
 
 export interface BridgeOptions {
@@ -282,7 +282,7 @@ function readSysctl(key: string): string | undefined {
 
 /** A random locally administered unicast MAC. */
 function randomLocalMac(): string {
-  const b = randomBytes(6);
+  const b = randomBytesSync(6);
   b[0] = (b[0]! & 0xfc) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -12,7 +12,7 @@
 // deletes the interface with it. Detach still deletes it explicitly while the namespace lives, so
 // the parent is free again at once (passthru admits one child) and a detach from a record means
 // the same thing for every driver.
-import { randomBytes } from 'node:crypto';
+import { randomBytesSync } from '../hash.js';
 import { closeSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../config/errors.js';
 import { DEFAULT_MTU, type NetworkDef } from '../../config/networks.js';
@@ -87,7 +87,7 @@ export function childMtu(netMtu: number, parentMtu: number, network: string): nu
 
 /** "tsm" / "tsi" + 8 random hex characters: unique per attach, 11 bytes. */
 export function tempName(kind: SubifKind): string {
-  return `ts${kind === 'macvlan' ? 'm' : 'i'}${randomBytes(4).toString('hex')}`;
+  return `ts${kind === 'macvlan' ? 'm' : 'i'}${randomBytesSync(4).toString('hex')}`;
 }
 
 export async function attachSubif(spec: SubifSpec, ctx: AttachContext, tx: Transaction): Promise<DriverEndpoint> {

@@ -6,7 +6,7 @@
 // already gone, when the table is gone, or when another container has taken the port since.
 import { ConflictError } from '../../config/errors.js';
 import {
-  SCHEMA_ID,
+  schemaId,
   addEndpointBatch,
   addNetworkBatch,
   baseMatches,
@@ -144,7 +144,7 @@ export class NftFirewall implements FirewallBackend {
       try {
         // Starts with `create table`: if another process created (or rebuilt) it meanwhile,
         // this fails whole (EEXIST), nothing is duplicated, and what that process built stays.
-        if (state) this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is missing: rebuilding it from the store');
+        if (state) this.log.warn({ schema: schemaId() }, 'table inet tsrun is missing: rebuilding it from the store');
         await this.apply(state ? restoreBatch(state, 'create') : baseTable(), 'create nftables table inet tsrun');
         return;
       } catch (err) {
@@ -154,12 +154,12 @@ export class NftFirewall implements FirewallBackend {
       if (raced && baseMatches(raced)) return;
     }
     if (this.state) {
-      this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is from another tsrun version or was modified: rebuilding it from the store');
+      this.log.warn({ schema: schemaId() }, 'table inet tsrun is from another tsrun version or was modified: rebuilding it from the store');
       await this.restore(await this.state());
       return;
     }
     const old = await listTsrunTable(this.opts);
-    this.log.warn({ schema: SCHEMA_ID }, 'table inet tsrun is from another tsrun version or was modified: replacing it, keeping its elements');
+    this.log.warn({ schema: schemaId() }, 'table inet tsrun is from another tsrun version or was modified: replacing it, keeping its elements');
     await this.apply(replaceBaseBatch(old), 'replace nftables table inet tsrun');
   }
 

@@ -109,6 +109,7 @@
 //     to 64 KB (the VXLAN device's GRO cells aggregate what it decapsulates), so conntrack costs
 //     ~2 % of the path's CPU, and the rule's own set lookup ran for every packet of the host.
 import { createHash } from 'node:crypto';
+import { sha256Hex } from '../hash.js';
 import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
 import { checkContainerId, checkIfname, checkNetworkName } from '../../config/ids.js';
@@ -360,7 +361,7 @@ function guardBaseCommands(): NftCommand[] {
     { create: { table: { family: GUARD_FAMILY, name: TABLE } } },
     ...GUARD_SETS.map((g) => ({ add: { set: { ...guardWhere, name: g.name, type: g.type } } })),
     { add: { chain: { ...guardWhere, name: 'guard', type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } } },
-    ...GUARD_RULES.map((r) => ({ add: { rule: { ...guardWhere, chain: 'guard', expr: r.expr, comment: `guard: ${r.label} (tsrun ${SCHEMA_ID})` } } })),
+    ...GUARD_RULES.map((r) => ({ add: { rule: { ...guardWhere, chain: 'guard', expr: r.expr, comment: `guard: ${r.label} (tsrun ${schemaId()})` } } })),
   ];
 }
 
@@ -418,9 +419,16 @@ export const GUARD_RULE_COUNT = GUARD_RULES.length;
 export const RULE_COUNT = RULES.length;
 
 /** Changes whenever the sets, chains or rules above change. */
-export const SCHEMA_ID = `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES })).digest('hex').slice(0, 10)}`;
+// Computed on first use, with node:crypto: the attach path (the hook's createRuntime, the CNI ADD)
+// never needs it, and loading node:crypto costs a cold process ~2 ms (~1.5 ms more for the
+// node:stream it pulls in); SHA-256 of these ~13 KB in cold JavaScript would cost more still.
+let schemaIdMemo: string | undefined;
+export function schemaId(): string {
+  schemaIdMemo ??= `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES })).digest('hex').slice(0, 10)}`;
+  return schemaIdMemo;
+}
 
-const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${SCHEMA_ID})`;
+const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${schemaId()})`;
 const where = { family: FAMILY, table: TABLE };
 
 function setObject(s: SetDef): Record<string, NftJson> {
@@ -526,7 +534,7 @@ export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 
 
 /** True when a (terse) listing of table inet tsrun has exactly these sets, chains and rules. */
 export function baseMatches(listing: NftListing): boolean {
-  return JSON.stringify(inventory(listing)) === JSON.stringify(EXPECTED_INVENTORY);
+  return JSON.stringify(inventory(listing)) === expectedInventoryJson();
 }
 
 /** True when a (terse) listing of table bridge tsrun has the port guard's sets and rules as
@@ -535,7 +543,7 @@ export function guardMatches(listing: NftListing): boolean {
   const objs = tableObjects(listing, GUARD_FAMILY);
   const sets = objs.filter(([k]) => k === 'set').map(([, o]) => String(o.name)).sort();
   const rules = objs.filter(([k]) => k === 'rule').map(([, o]) => (typeof o.comment === 'string' ? o.comment : ''));
-  const want = GUARD_RULES.map((r) => `guard: ${r.label} (tsrun ${SCHEMA_ID})`);
+  const want = GUARD_RULES.map((r) => `guard: ${r.label} (tsrun ${schemaId()})`);
   return JSON.stringify(sets) === JSON.stringify(GUARD_SETS.map((g) => g.name).sort()) && JSON.stringify(rules) === JSON.stringify(want);
 }
 
@@ -545,11 +553,16 @@ interface Inventory {
   rules: Record<string, string[]>;
 }
 
-const EXPECTED_INVENTORY: Inventory = {
-  sets: SETS.map((s) => setShape(s)).sort(),
-  chains: CHAINS.map((c) => chainShape(chainObject(c))).sort(),
-  rules: Object.fromEntries(CHAINS.map((c) => [c.name, RULES.filter((r) => r.chain === c.name).map(ruleComment)])),
-};
+// Built on first use: the attach path never compares a listing.
+let expectedInventory: string | undefined;
+function expectedInventoryJson(): string {
+  expectedInventory ??= JSON.stringify({
+    sets: SETS.map((s) => setShape(s)).sort(),
+    chains: CHAINS.map((c) => chainShape(chainObject(c))).sort(),
+    rules: Object.fromEntries(CHAINS.map((c) => [c.name, RULES.filter((r) => r.chain === c.name).map(ruleComment)])),
+  } satisfies Inventory);
+  return expectedInventory;
+}
 
 function setShape(s: { name?: NftJson; type?: NftJson; flags?: NftJson; map?: NftJson }): string {
   return JSON.stringify([s.name, s.type, s.flags ?? [], s.map ?? null]);
@@ -613,7 +626,7 @@ const COMMENT_MAX = 128;
 export function ownerComment(kind: 'ctr' | 'net', id: string): string {
   const full = `${kind}:${id}`;
   if (Buffer.byteLength(full) <= COMMENT_MAX) return full;
-  const hash = createHash('sha256').update(id).digest('hex').slice(0, 16);
+  const hash = sha256Hex(id).slice(0, 16);
   return `${kind}:${id.slice(0, COMMENT_MAX - kind.length - 2 - hash.length - 1)}~${hash}`;
 }
 

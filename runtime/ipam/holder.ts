@@ -11,7 +11,7 @@
 //              answer was lost can recognise its own value (store/etcd.ts)
 // encoded as JSON. Older versions wrote the bare container id; such values are still read (the
 // upgrade path), see decodeHolder and judgeHolder.
-import { randomBytes } from 'node:crypto';
+import { randomBytesSync } from '../hash.js';
 import { isContainerId } from '../../config/ids.js';
 
 export interface LeaseHolder {
@@ -22,7 +22,7 @@ export interface LeaseHolder {
 }
 
 export function newInstance(): string {
-  return randomBytes(6).toString('hex');
+  return randomBytesSync(6).toString('hex');
 }
 
 export function encodeHolder(h: LeaseHolder): string {

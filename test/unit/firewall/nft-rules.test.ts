@@ -3,7 +3,7 @@ import { UserError } from '../../../config/errors.js';
 import {
   GUARD_RULE_COUNT,
   RULE_COUNT,
-  SCHEMA_ID,
+  schemaId,
   addEndpointBatch,
   addNetworkBatch,
   baseMatches,
@@ -85,10 +85,10 @@ describe('baseTable', () => {
     expect(RULE_COUNT).toBe(22);
     expect(GUARD_RULE_COUNT).toBe(7);
     for (const r of rules) {
-      expect(String(r.comment)).toContain(`tsrun ${SCHEMA_ID}`);
+      expect(String(r.comment)).toContain(`tsrun ${schemaId()}`);
       expect(Buffer.byteLength(String(r.comment))).toBeLessThanOrEqual(128);
     }
-    expect(SCHEMA_ID).toMatch(/^v1-[0-9a-f]{10}$/);
+    expect(schemaId()).toMatch(/^v1-[0-9a-f]{10}$/);
   });
 
   it('touches nothing outside tsrun\'s two tables (inet tsrun, and bridge tsrun for the port guard)', () => {

@@ -11,6 +11,7 @@ import type { Link } from '../netlink/types.js';
 import type { EndpointRecord, HostLink } from '../records.js';
 import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
+import { hasCode } from '../netns/errno.js';
 import type { Transaction } from '../tx.js';
 import type { Logger } from '../log.js';
 import type { AttachContext, DetachOptions, DriverEndpoint } from './driver.js';
@@ -145,8 +146,12 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
 export function refuseRouterAdverts(containerNetnsPath: string, ifname: string): void {
   withNetnsSync(containerNetnsPath, () => {
     for (const dev of ['all', 'default', ifname]) {
-      const key = `net/ipv6/conf/${dev}/accept_ra`;
-      if (readSysctl(key) !== undefined) setSysctlSync(key, '0');
+      // Written without reading it first: no file (ENOENT) is the namespace without IPv6.
+      try {
+        setSysctlSync(`net/ipv6/conf/${dev}/accept_ra`, '0');
+      } catch (err) {
+        if (!hasCode((err as Error).cause, 'ENOENT')) throw err;
+      }
     }
   });
 }

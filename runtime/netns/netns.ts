@@ -52,6 +52,9 @@ function returnHome(sys: Sys, home: number): void {
  */
 export function withNetnsSync<T>(nsPath: string, fn: () => T, sys: Sys = libcSys): T {
   checkNotStranded();
+  // The thread's own namespace: there is nothing to enter or leave (two opens and two setns saved
+  // on every attach, whose host sysctls are read here).
+  if (nsPath === THREAD_NETNS) return checkSync(fn());
   const target = openNetns(nsPath);
   try {
     const home = openSync(THREAD_NETNS, 'r');
@@ -67,17 +70,22 @@ export function withNetnsSync<T>(nsPath: string, fn: () => T, sys: Sys = libcSys
       } finally {
         returnHome(sys, home);
       }
-      if (isThenable(result)) {
-        (result as Promise<unknown>).catch(() => undefined);
-        throw new TypeError('withNetnsSync: the function returned a promise; its async part ran outside the namespace');
-      }
-      return result;
+      return checkSync(result);
     } finally {
       closeSync(home);
     }
   } finally {
     closeSync(target);
   }
+}
+
+/** `result` itself, unless it is a promise: its async part would have run outside the namespace. */
+function checkSync<T>(result: T): T {
+  if (isThenable(result)) {
+    (result as Promise<unknown>).catch(() => undefined);
+    throw new TypeError('withNetnsSync: the function returned a promise; its async part ran outside the namespace');
+  }
+  return result;
 }
 
 /** Opens a namespace file; a missing one (the process exited, the pin is gone) is NotFoundError. */

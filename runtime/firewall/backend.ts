@@ -33,6 +33,8 @@ import {
 } from './nft-rules.js';
 import { applyBatch, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
+import { dumpSync, nfnlAvailable } from './nfnl.js';
+import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
 import { NoneFirewall } from './none.js';
 import { silentLogger } from '../step-log.js';
 import type { FirewallEndpoint, FirewallNetwork } from './types.js';
@@ -100,7 +102,18 @@ export class NftFirewall implements FirewallBackend {
   ) {}
 
   async intact(): Promise<boolean> {
-    // In-process: the declarations and rules alone, in constant time (base-listing.ts); a table
+    if ((this.opts.backend ?? 'auto') === 'auto' && nfnlAvailable()) {
+      // Three netlink dumps (kernel-inventory.ts): no libnftables, no set element read.
+      try {
+        const [sets, chains, rules] = dumpSync([NFT_MSG_GETSET, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE], { netns: this.opts.netns });
+        const mismatch = kernelTablesMismatch({ sets: sets!, chains: chains!, rules: rules! });
+        if (mismatch) this.log.debug({ mismatch }, 'firewall self-check: tables differ from this version');
+        return mismatch === undefined;
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'firewall self-check over netlink failed: asking libnftables instead');
+      }
+    }
+    // libnftables: the declarations and rules alone, in constant time (base-listing.ts); a table
     // listing fetches every set element first, and grew with the containers on the host.
     const base = chooseBackend(this.opts) === 'lib' ? baseListing({ netns: this.opts.netns }) : undefined;
     if (base) return baseMatches(base) && guardMatches(base);

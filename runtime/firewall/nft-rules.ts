@@ -532,6 +532,34 @@ export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 
 /** Deletes table inet tsrun (tests, uninstall). `add` first so a missing table is no error. */
 // ---- checking a listed table against this definition ----
 
+/** One of tsrun's tables as this version defines it, for the self-check over netlink
+ * (kernel-inventory.ts): its sets' types, its chains' hooks, its rules' comments in order. */
+export interface TableDefinition {
+  family: string;
+  sets: { name: string; type: string | readonly string[]; map?: string; interval: boolean }[];
+  chains: { name: string; base?: { type: string; hook: string; prio: number; policy: 'accept' } }[];
+  rules: { chain: string; comment: string }[];
+}
+
+/** Both tables: inet tsrun and the port guard's bridge tsrun. */
+export function tableDefinitions(): TableDefinition[] {
+  return [
+    {
+      family: FAMILY,
+      sets: SETS.map((d) => ({ name: d.name, type: d.type, ...(d.map ? { map: d.map } : {}), interval: d.flags?.includes('interval') ?? false })),
+      chains: CHAINS.map((c) => ({ name: c.name, ...(c.base ? { base: { ...c.base, policy: 'accept' as const } } : {}) })),
+      rules: RULES.map((r) => ({ chain: r.chain, comment: ruleComment(r) })),
+    },
+    {
+      family: GUARD_FAMILY,
+      sets: GUARD_SETS.map((g) => ({ name: g.name, type: g.type, interval: false })),
+      chains: [{ name: 'guard', base: { type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } }],
+      rules: GUARD_RULES.map((r) => ({ chain: 'guard', comment: `guard: ${r.label} (tsrun ${schemaId()})` })),
+    },
+  ];
+}
+
+
 /** True when a (terse) listing of table inet tsrun has exactly these sets, chains and rules. */
 export function baseMatches(listing: NftListing): boolean {
   return JSON.stringify(inventory(listing)) === expectedInventoryJson();

@@ -129,4 +129,36 @@ describe('element batches over netlink', () => {
     expect(JSON.parse(String(r.stdout))).toEqual({ grew: 0 });
     expect(await viaNetlink.run(['nft', 'list', 'set', 'inet', 'tsrun', 'bridges'])).toMatch(/"tsBn1" comment "net:tsb-n1"/);
   });
+
+  it('checks the tables over netlink exactly as the listings do (intact), in every state', async () => {
+    const ns = viaNetlink;
+    const netlink = new NftFirewall({ netns: ns.path });
+    const listing = new NftFirewall({ backend: 'lib', netns: ns.path });
+    const verdicts = async () => [await netlink.intact(), await listing.intact()];
+    const nft = (cmd: string) => ns.run(['nft', cmd]);
+    await applyBatch(attachBatch(ep(0)), { netns: ns.path });
+    expect(await verdicts()).toEqual([true, true]);
+    const handle = /comment "e: within one bridge.*# handle (\d+)/.exec(await ns.run(['nft', '-a', 'list', 'chain', 'inet', 'tsrun', 'forward']))![1]!;
+    const damage: [string, string][] = [
+      ['a rule deleted', `delete rule inet tsrun forward handle ${handle}`],
+      ['a rule added', 'add rule inet tsrun forward accept'],
+      // (A set of another type or flags cannot replace one its rules use: kernel-inventory.test.ts.)
+      ['a set too many', 'add set inet tsrun extra { type ipv4_addr; }'],
+      ['a chain too many', 'add chain inet tsrun extra { type filter hook input priority 0; policy accept; }'],
+      ['a guard set too many', 'add set bridge tsrun extra { type ifname; }'],
+      ['a chain with another policy', 'add chain inet tsrun forward { type filter hook forward priority 0; policy drop; }'],
+      ['the guard table gone', 'delete table bridge tsrun'],
+      ['the inet table gone', 'delete table inet tsrun'],
+    ];
+    for (const [what, cmd] of damage) {
+      await new NftFirewall({ backend: 'lib', netns: ns.path }).restore({ networks: [], endpoints: [] });
+      expect([what, ...(await verdicts())]).toEqual([what, true, true]);
+      await nft(cmd);
+      expect([what, ...(await verdicts())]).toEqual([what, false, false]);
+    }
+    // A table of another family named tsrun is none of tsrun's business.
+    await new NftFirewall({ backend: 'lib', netns: ns.path }).restore({ networks: [], endpoints: [] });
+    await nft('add table ip tsrun; add set ip tsrun bridges { type ipv4_addr; }; add chain ip tsrun forward { type filter hook forward priority 0; }');
+    expect(await verdicts()).toEqual([true, true]);
+  });
 });

@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS } from '../config/settings.js';
 import { normalizeRunOptions } from './run-options.js';
+import { commandWord } from './command-word.js';
 import { EXIT_TSRUN_FAILED, reportFailure, setup, type GlobalFlags } from './setup.js';
 import { lifecycleCommands, runDetachedCmd, separateExecCommand } from './lifecycle/commands.js';
 import { networkCommand } from './network-cmd.js';
@@ -20,17 +21,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Top-level commands built only when they are the one asked for (see buildProgram). */
 const ON_DEMAND = new Set(['network', 'agent', 'topology', 'oci-runtime', 'hook', 'spec', 'cni', 'resolver', 'gc']);
-const GLOBAL_WITH_VALUE = new Set(['--root', '--store', '--log', '--log-level']);
-
-/** The command word of `argv` (after node, script and global options), if any. */
-export function commandWord(argv: string[]): string | undefined {
-  for (let i = 2; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (GLOBAL_WITH_VALUE.has(a)) i++;
-    else if (!a.startsWith('-')) return a;
-  }
-  return undefined;
-}
+export { commandWord };
 
 /**
  * The program. Building every command's options costs a cold process a few milliseconds, and a

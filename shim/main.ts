@@ -4,6 +4,7 @@
 // `tsrun run` whose command line shim/run-args.ts can read goes to its own door (shim/run-door.ts),
 // which loads neither commander nor the other commands; any other command line goes to the CLI.
 import { parseRunArgs, wiresANetwork } from './run-args.js';
+import { runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
 
@@ -25,6 +26,9 @@ async function main(args: string[]): Promise<number> {
     if (wiresANetwork(String(run.flags.net))) return (await import('./run-door-wired.js')).door(run);
     return (await import('./run-door.js')).door(run);
   }
+  // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
+  // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).
+  if (runsTheEngine(args)) return (await import('./cli-wired.js')).door(args);
   return (await import('./cli.js')).door(args);
 }
 

@@ -25,10 +25,10 @@ describe('code caches of the front doors', () => {
     expect(cacheOf(door).rejected).toBe(false);
   });
 
-  it("run.cjs's second cache, for a network to wire, is accepted and holds the whole bundle", () => {
-    const wired = cacheOf('run', 'run.cjs.wired.v8cache');
+  it.each(['run', 'cli'])("%s.cjs's second cache, for the engine's commands, is accepted and holds the whole bundle", (door) => {
+    const wired = cacheOf(door, `${door}.cjs.wired.v8cache`);
     expect(wired.rejected).toBe(false);
-    expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, 'run.cjs')).length);
+    expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
   });
 
   it('the hook and the CNI plugin carry their whole bundle compiled', () => {

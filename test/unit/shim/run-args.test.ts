@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
 import { buildProgram } from '../../../shim/cli.js';
 import { parseRunArgs, wiresANetwork } from '../../../shim/run-args.js';
+import { runsTheEngine } from '../../../shim/command-word.js';
 
 /** What commander hands run's action for `args` (as typed after `tsrun`), or its error. */
 function viaCommander(args: string[]): { bundle: string; command: string[]; flags: Record<string, unknown>; globals: Record<string, unknown> } | 'error' | 'not run' {
@@ -134,5 +135,12 @@ describe('which run wires a network (it loads run.cjs with its eager code cache)
   it('none, host and container:<id> wire none; bridge, default and network names do', () => {
     expect(['none', 'host', 'container:c1', ' none'].map(wiresANetwork)).toEqual([false, false, false, false]);
     expect(['bridge', 'default', 'mynet', ''].map(wiresANetwork)).toEqual([true, true, true, true]);
+  });
+});
+
+describe("which CLI command runs the engine (it loads cli.cjs with its eager code cache)", () => {
+  it('run -d, create, stop, rm, restart, cleanup, network and gc do; ps, logs, help do not', () => {
+    for (const args of [['run', '-d', 'b'], ['--root', '/r', 'rm', '-f', 'c'], ['network', 'ls'], ['cleanup', 'c'], ['gc']]) expect([args, runsTheEngine(args)]).toEqual([args, true]);
+    for (const args of [['ps'], ['logs', 'c'], ['--help'], [], ['--log-level', 'rm', 'ps']]) expect([args, runsTheEngine(args)]).toEqual([args, false]);
   });
 });

@@ -29,7 +29,9 @@ const round = (ms: number | undefined) => (ms === undefined ? undefined : +ms.to
 
 /** The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
  * call it: the CNI protocol is in the environment and on stdin, not in the arguments. */
-export function door(_args: string[], entryMs?: number): Promise<number> {
+export async function door(_args: string[], entryMs?: number): Promise<number> {
+  // A short process with nothing else to do: the resolver is asked without loading node:net.
+  (await import('../runtime/dns/client.js')).askResolverBlocking();
   return cniMain({ entryMs });
 }
 

@@ -35,7 +35,9 @@ export interface HookOptions {
  * The front door as the entry (shim/main.ts) and the start-up snapshot (scripts/snapshot-entry.cjs)
  * call it: `args` as typed after `tsrun`, i.e. ["hook", stage].
  */
-export function door(args: string[], entryMs?: number): Promise<number> {
+export async function door(args: string[], entryMs?: number): Promise<number> {
+  // A short process with nothing else to do: the resolver is asked without loading node:net.
+  (await import('../runtime/dns/client.js')).askResolverBlocking();
   return hookMain(args[1] ?? '', { entryMs, processHandlers: true });
 }
 

@@ -8,12 +8,26 @@ import { fileURLToPath } from 'node:url';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../log.js';
 import { controlSocketName, pidfilePath, resolverState } from './paths.js';
+import { resolverRequestSync } from './control-sync.js';
 
 const START_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 
+let blocking = false;
+
+/** This process asks the resolver synchronously when it can (control-sync.ts): for the hook's and
+ * the CNI plugin's short processes, which wait for the answer with nothing else to do and would
+ * otherwise load node:net for one request. Never for a long-lived process (the agent). */
+export function askResolverBlocking(): void {
+  blocking = true;
+}
+
 /** Sends one command; the reply line, or undefined when no resolver listens. */
-export function resolverRequest(runDir: string, command: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string | undefined> {
+export async function resolverRequest(runDir: string, command: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<string | undefined> {
+  if (blocking) {
+    const r = resolverRequestSync(runDir, command, timeoutMs);
+    if (r !== 'unavailable') return r.reply;
+  }
   return new Promise((resolve, reject) => {
     const c = net.connect(controlSocketName(runDir));
     let buf = '';

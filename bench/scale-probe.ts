@@ -9,10 +9,10 @@
 //   {"cmd":"setup","size":N}  attach N containers one after another (times of each, nft rules);
 //                             with "network": {name, subnet, bridge}, to a network created with
 //                             DNS on, rather than to the default network
-//   {"cmd":"probe"}           attach one more container (timed, with its steps), then detach it
-//   {"cmd":"floor"}           the kernel's part of that attach alone: the same veth request (peer
-//                             born in the probe's namespace, this end on the network's bridge, up),
-//                             timed, then the veth deleted
+//   {"cmd":"probe"}           attach one more container (timed, with its steps), detach it (timed
+//                             too), then the kernel's part of that attach alone: the same veth
+//                             request (peer born in the probe's namespace, this end on the
+//                             network's bridge, up), timed
 //   {"cmd":"close"}           detach everything, unpin, remove the state root, exit
 import { closeSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -26,7 +26,7 @@ import { Rtnl } from '../runtime/netlink/rtnl.js';
 import { countRules } from '../runtime/firewall/nft.js';
 import { benchEnv } from './lib.js';
 
-export type ProbeCommand = { cmd: 'setup'; size: number; network?: ProbeNetwork } | { cmd: 'probe' } | { cmd: 'floor' } | { cmd: 'close' };
+export type ProbeCommand = { cmd: 'setup'; size: number; network?: ProbeNetwork } | { cmd: 'probe' } | { cmd: 'close' };
 
 /** A network of its own (with DNS: every attach waits for the resolver's reload) instead of
  * tsrun's default network (DNS off). */
@@ -49,6 +49,10 @@ export interface ProbeAnswer {
   ms: number;
   /** The record's wiringMs. */
   wiringMs: number;
+  /** Wall time of engine.detach with the veth retired (DetachOptions.netnsGoing), as tsrun run's. */
+  detachMs: number;
+  /** The kernel's part alone: the attach's veth request, onto the same bridge, timed. */
+  floorMs: number;
   /** Milliseconds of each named step of the attach (Transaction steps, libnftables runs). */
   steps: Record<string, number>;
 }
@@ -61,7 +65,7 @@ function stepRecorder(): { log: Logger; take(): Record<string, number> } {
     const o = obj as { step?: unknown; ms?: unknown };
     if (typeof o.step !== 'string' || typeof o.ms !== 'number') return;
     // Names that carry an address or a port would never add up across probes: their kind only.
-    const name = `${msg === 'libnftables done' ? 'nft: ' : ''}${o.step.replace(/\d+(\.\d+){3}|[0-9a-f:]*::[0-9a-f:]*|\d+\/(tcp|udp)|tsv[0-9a-f]{8}/g, '*')}`;
+    const name = `${msg === 'libnftables done' ? 'nft: ' : ''}${o.step.replace(/\d+(\.\d+){3}|[0-9a-f:]*::[0-9a-f:]*|\d+\/(tcp|udp)|tsv[0-9a-f]{8}|scale-probe-\d+/g, '*')}`;
     steps[name] = (steps[name] ?? 0) + o.ms;
   };
   const nop = () => {};
@@ -84,8 +88,7 @@ async function main(): Promise<void> {
   const engine = handle.engine;
   const pins: string[] = [];
   const ids: string[] = [];
-  const probePin = path.join(settings.runDir, 'netns', 'scale-probe');
-  const floorPin = path.join(settings.runDir, 'netns', 'scale-floor');
+  let probes = 0;
   const host = Rtnl.open();
   const reply = (x: unknown) => process.stdout.write(`${JSON.stringify(x)}\n`);
   let network = 'tsrun';
@@ -111,43 +114,49 @@ async function main(): Promise<void> {
         if (i === 0) rulesAtFirst = await countRules({ nftBinary: settings.nft });
       }
       rec.take();
-      createPinnedNetns(probePin);
-      createPinnedNetns(floorPin);
       return { times, rulesAtFirst, rulesAtLast: await countRules({ nftBinary: settings.nft }) };
     },
     probe: async (): Promise<ProbeAnswer> => {
+      // Everything a probe makes stays until the end (a namespace per probe, its veths retired,
+      // off the bridge): deleting a veth waits for an RCU grace period (~25 ms) and a namespace
+      // unpinned dies in the kernel's background, under the next probe. Both sides keep as many.
+      const n = probes++;
+      const id = `scale-probe-${n}`;
+      const pin = path.join(settings.runDir, 'netns', id);
+      createPinnedNetns(pin);
+      pins.push(pin);
       rec.take();
       const t0 = performance.now();
-      const r = await engine.attach({ containerId: 'scale-probe', netnsPath: probePin, network, ports: [{ hostPort: 29999, containerPort: 80, protocol: 'tcp' }] });
+      const r = await engine.attach({ containerId: id, netnsPath: pin, network, ports: [{ hostPort: 29999, containerPort: 80, protocol: 'tcp' }] });
       const ms = performance.now() - t0;
       const steps = rec.take();
-      // The veth deleted here (not retired): the namespace is the probe's for every round, and
-      // the kernel's cleanup of a dying namespace would run under the next probe.
-      await engine.detach('scale-probe');
-      return { ms, wiringMs: r.wiringMs ?? ms, steps };
-    },
-    floor: async (): Promise<{ ms: number }> => {
+      // The detach as `tsrun run` makes it: the veth retired, left to the kernel.
+      const t1 = performance.now();
+      await engine.detach(id, { netnsGoing: true });
+      const detachMs = performance.now() - t1;
+      rec.take();
+      // The floor: the same veth request alone, onto the same bridge, into the same namespace.
       const bridge = await host.getLink(bridgeName);
       if (!bridge) throw new Error(`scale-probe: no bridge ${bridgeName} (setup first)`);
-      const t0 = performance.now();
-      const fd = openNetnsFd(floorPin);
+      const mtu = (await engine.networks.require(network)).mtu;
+      const t2 = performance.now();
+      const fd = openNetnsFd(pin);
       try {
-        await host.createVeth({ name: 'tsflprobe', peerName: 'eth0', peerNsFd: fd, master: bridge.index, up: true });
+        await host.createVeth({ name: `tsfl${n}`, peerName: 'eth1', peerNsFd: fd, mtu, master: bridge.index, up: true });
       } finally {
         closeSync(fd);
       }
-      const ms = performance.now() - t0;
-      await host.deleteLink('tsflprobe');
-      return { ms };
+      const floorMs = performance.now() - t2;
+      await host.setMaster(`tsfl${n}`, 0);
+      return { ms, wiringMs: r.wiringMs ?? ms, detachMs, floorMs, steps };
     },
   };
 
   const close = async () => {
-    for (const id of ids) await engine.detach(id).catch(() => 0);
-    await engine.detach('scale-probe').catch(() => 0);
-    await host.deleteLink('tsflprobe').catch(() => false);
+    for (const id of ids) await engine.detach(id, { netnsGoing: true }).catch(() => 0);
     if (network !== 'tsrun') await engine.removeNetwork(network, true).catch(() => undefined);
-    for (const p of [...pins, probePin, floorPin]) deletePinnedNetns(p);
+    // The namespaces take their veths with them (the kernel's cleanup, in one batch).
+    for (const p of pins) deletePinnedNetns(p);
     host.close();
     await handle.close();
     rmSync(root, { recursive: true, force: true });

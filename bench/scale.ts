@@ -65,7 +65,7 @@ export interface ScaleResult {
 }
 
 /**
- * `rounds` rounds of A B B A, where each letter is one probe attach and one floor on that side (A:
+ * `rounds` rounds of A B B A, where each letter is one probe (attach, detach, floor) on that side (A:
  * 1 container, B: `size`): the order cancels within a round, and so does a drift that is linear
  * over it. The first round warms up and is dropped.
  */
@@ -78,10 +78,9 @@ export async function measureScale(size: number, rounds: number, network?: Probe
     for (let i = 0; i <= rounds; i++) {
       for (const p of [a, b, b, a]) {
         const probe = await p.send<ProbeAnswer>({ cmd: 'probe' });
-        const floor = await p.send<{ ms: number }>({ cmd: 'floor' });
         if (i === 0) continue;
         (p === a ? r.small : r.large).push(probe);
-        (p === a ? r.floorSmall : r.floorLarge).push(floor.ms);
+        (p === a ? r.floorSmall : r.floorLarge).push(probe.floorMs);
       }
     }
     return r;

@@ -205,8 +205,8 @@ export class NftFirewall implements FirewallBackend {
 
   /**
    * Attaches running at once in this process (50 containers started together) share one batch:
-   * every libnftables run fills its cache from the kernel (tables, chains, sets and their
-   * elements) before committing, so one run for the burst instead of one per container. The
+   * one nf_tables transaction for the burst instead of one per container (and, through
+   * libnftables, one cache fill from the kernel instead of one per container). The
    * batches that reach this point in the same turn of the event loop are joined (identical
    * commands once: each carries its network's elements) and applied together; a batch is all or
    * nothing, so when the joined one fails, each attach goes on alone with its own conflict

@@ -15,7 +15,10 @@
 // and data in the sets' own byte layout, an interval as its start element (carrying the comment)
 // and its INTERVAL_END element, the owner comment as the element's userdata TLV. A batch holding
 // anything else (a table, a chain, a flush) or a value this file does not know is not translated
-// (encodeElementBatch returns undefined) and goes to libnftables as before.
+// (encodeElementBatch returns undefined) and goes to libnftables as before. The kernel checks
+// each key's and value's length against the set; that a set of a given name has the type this
+// version gives it holds across versions because a name is never given another type (pinned by
+// test/unit/firewall/nfnl.test.ts), and the self-check rebuilds a table of another version.
 //
 // How it runs. Synchronously: nfnetlink processes a batch inside sendmsg itself, so every answer
 // is already queued when send returns; each message asks for an ACK, so success is confirmed

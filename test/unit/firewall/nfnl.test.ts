@@ -2,7 +2,7 @@
 // sending it for the same JSON (nft 1.0.6), the batches left to libnftables, and how answers are
 // read (a fake socket).
 import { describe, expect, it } from '@jest/globals';
-import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, removeGuardBatch, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
+import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, removeGuardBatch, tableDefinitions, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
 import { batchDatagram, encodeElementBatch, sendElementBatch } from '../../../runtime/firewall/nfnl.js';
 import { decodeMessages, encodeMessage } from '../../../runtime/netlink/codec.js';
 import { ErrnoError } from '../../../runtime/netns/errno.js';
@@ -203,5 +203,46 @@ describe('sendElementBatch', () => {
   it('throws when a command goes unanswered', () => {
     const sys = fakeSys((i) => (i === 1 ? 0 : undefined));
     expect(() => sendElementBatch(batch, { sys, netns: '/proc/self/ns/net' })).toThrow(`nf_tables answered 1 of the ${n} commands of the batch`);
+  });
+});
+
+describe('the sets the netlink path encodes by name', () => {
+  // The encoder takes a set's type from this version's definition, not from the kernel (that is
+  // what spares libnftables' cache fill). An attach can reach a table made by an older tsrun
+  // before any self-check replaced it, so a name must mean the same type in every version: a set
+  // whose key, data or flags change gets a NEW name (the old table's set then is "missing": the
+  // batch fails as not-found and the table is rebuilt). Every name tsrun ever used is pinned here
+  // (git history of nft-rules.ts: no name has ever had two types). Never edit a line; add one.
+  const EVER: Record<string, string> = {
+    'inet bridges': 'ifname',
+    'inet bridge_pairs': 'ifname . ifname',
+    'inet internal_bridges': 'ifname',
+    'inet subnets4': 'ipv4_addr interval',
+    'inet subnets6': 'ipv6_addr interval',
+    'inet nat_src4': 'ipv4_addr interval',
+    'inet nat_src6': 'ipv6_addr interval',
+    'inet notrack_bridges': 'ifname', // removed; its name stays taken
+    'inet pub4_any_addr': 'inet_proto . inet_service : ipv4_addr',
+    'inet pub4_any_port': 'inet_proto . inet_service : inet_service',
+    'inet pub4_ip_addr': 'ipv4_addr . inet_proto . inet_service : ipv4_addr',
+    'inet pub4_ip_port': 'ipv4_addr . inet_proto . inet_service : inet_service',
+    'inet pub6_any_addr': 'inet_proto . inet_service : ipv6_addr',
+    'inet pub6_any_port': 'inet_proto . inet_service : inet_service',
+    'inet pub6_ip_addr': 'ipv6_addr . inet_proto . inet_service : ipv6_addr',
+    'inet pub6_ip_port': 'ipv6_addr . inet_proto . inet_service : inet_service',
+    'inet underlay_local4': 'ipv4_addr',
+    'inet underlay_peers4': 'ipv4_addr',
+    'bridge guard_ports': 'ifname',
+    'bridge guard_macs': 'ifname . ether_addr',
+    'bridge guard_src4': 'ifname . ether_addr . ipv4_addr',
+    'bridge guard_src6': 'ifname . ether_addr . ipv6_addr',
+  };
+  it('never gives a name another type', () => {
+    for (const t of tableDefinitions()) {
+      for (const set of t.sets) {
+        const type = [typeof set.type === 'string' ? set.type : set.type.join(' . '), set.interval ? 'interval' : '', set.map ? `: ${set.map}` : ''].filter(Boolean).join(' ');
+        expect(`${t.family} ${set.name}: ${type}`).toBe(`${t.family} ${set.name}: ${EVER[`${t.family} ${set.name}`] ?? '(a new name: pin it above)'}`);
+      }
+    }
   });
 });

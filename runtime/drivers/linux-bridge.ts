@@ -81,7 +81,10 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   const bridge = await host.getLink(net.bridge);
   if (!bridge) throw new UserError(`bridge ${net.bridge} of network ${net.name} vanished during attach`);
   const hostIfname = hostVethName(ctx.containerId, net.name);
-  const peerMac = ctx.mac ?? opts.mac;
+  // Chosen here rather than by the kernel (both random, locally administered): known without
+  // asking the container's namespace for it.
+  // Lower case, as the kernel reports MACs: the record's MAC is compared with the link's.
+  const peerMac = (ctx.mac ?? opts.mac ?? randomLocalMac()).toLowerCase();
 
   const create = () => {
     const fd = openNetnsFd(ctx.containerNetnsPath);
@@ -91,35 +94,38 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
         peerName: ctx.ifname,
         peerNsFd: fd,
         mtu: opts.mtu,
-        ...(peerMac ? { peerMac } : {}),
+        peerMac,
         master: bridge.index,
         up: true,
       })
       .finally(() => closeSync(fd));
   };
-  await tx.step(
+  const made = await tx.step(
     `create veth ${hostIfname} with ${ctx.ifname} in the container`,
     async () => {
       try {
-        await create();
+        return await create();
       } catch (err) {
         // The same container on the same network again, before the kernel has deleted the pair
         // an earlier detach retired (see retireVeth): delete that leftover now, then create.
         if (!(err instanceof ConflictError) || !(await deleteRetiredVeth(host, hostIfname))) throw err;
-        await create();
+        return await create();
       }
     },
     // Deleting one end of a veth deletes both.
     async () => void (await host.deleteLink(hostIfname)),
   );
-  const hostEnd = await host.getLink(hostIfname);
+  // The kernel's echo of the creation, else one GETLINK: this end's index and its peer's.
+  const hostEnd = made?.kind === 'veth' ? made : await host.getLink(hostIfname);
   if (!hostEnd) throw new UserError(`veth ${hostIfname} vanished during attach`);
   // Hairpin: with br_netfilter loaded, a container reaching its own published port through the
   // host address needs the bridge to send the DNATed frame back out the port it came in on.
   // Isolation is icc=false.
   await tx.step(`bridge port flags of ${hostIfname}`, () => host.setBridgePort(hostEnd.index, { hairpin: true, ...(net.icc ? {} : { isolated: true }) }));
 
-  const inner = await container.getLink(ctx.ifname);
+  // The peer's index in the container's namespace is the host end's link (IFLA_LINK); only
+  // without it is the container's namespace asked.
+  const inner = hostEnd.parentIndex !== undefined ? { index: hostEnd.parentIndex, mac: peerMac } : await container.getLink(ctx.ifname);
   if (!inner) throw new UserError(`${ctx.ifname} did not appear in the container namespace`);
   await tx.step(`configure ${ctx.ifname} in the container`, async () => {
     refuseRouterAdverts(ctx.containerNetnsPath, ctx.ifname);

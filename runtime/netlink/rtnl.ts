@@ -7,7 +7,7 @@
 // Close it when done: an open socket keeps its namespace alive after the last process has left.
 import { NotFoundError, SystemError } from '../../config/errors.js';
 import { withNetnsSync } from '../netns/netns.js';
-import type { NlMessage } from './codec.js';
+import { NLM_F_ECHO, RTM, type NlMessage } from './codec.js';
 import { kernelError } from './errors.js';
 import { parseAddress, parseFdb, parseLink, parseNeighbour, parseRoute } from './parse.js';
 import * as rq from './requests.js';
@@ -63,10 +63,19 @@ export class Rtnl {
     return (await this.dump(rq.dumpLinks(), 'list links')).map(parseLink);
   }
 
-  /** A veth pair; with `peerNsFd` the peer is born inside that namespace (no rename dance on the host). */
-  async createVeth(o: VethOptions): Promise<void> {
-    await this.send(rq.createVeth(o), `create veth "${o.name}"`);
+  /**
+   * A veth pair; with `peerNsFd` the peer is born inside that namespace (no rename dance on the
+   * host). Returns this end as the kernel reports it right after creating it (NLM_F_ECHO: its
+   * index and its peer's, what a GETLINK would answer), or undefined from a kernel that does not
+   * echo link creations (before 6.3): ask with getLink then.
+   */
+  async createVeth(o: VethOptions): Promise<Link | undefined> {
+    const req = rq.createVeth(o);
+    const replies = await this.send({ ...req, flags: req.flags | NLM_F_ECHO }, `create veth "${o.name}"`);
     await this.aliasNew(o.name, o.alias);
+    const echoed = replies.find((m) => m.type === RTM.NEWLINK);
+    const link = echoed && parseLink(echoed);
+    return link && link.name === o.name ? link : undefined;
   }
 
   async createBridge(o: BridgeOptions): Promise<void> {

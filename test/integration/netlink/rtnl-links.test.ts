@@ -93,9 +93,12 @@ describe('veth with its peer created directly in another namespace', () => {
 
 describe('addresses and routes', () => {
   it('adds v4 and v6 addresses (v6 usable at once), routes, and pings across the veth', async () => {
-    await hostNl.createVeth({ name: 'tsAv4', peerName: 'eth0', peerNsFd: ctrFd, up: true });
+    const echoed = await hostNl.createVeth({ name: 'tsAv4', peerName: 'eth0', peerNsFd: ctrFd, up: true });
     const h = (await hostNl.getLink('tsAv4'))!;
     const c = (await ctrNl.getLink('eth0'))!;
+    // The kernel's echo of the creation (Linux ≥ 6.3) says what GETLINK says: this end and its
+    // peer's index in the other namespace, which attach uses instead of asking twice.
+    if (echoed) expect({ index: echoed.index, peer: echoed.parentIndex, kind: echoed.kind }).toEqual({ index: h.index, peer: c.index, kind: 'veth' });
     await hostNl.addAddress(h.index, '10.99.0.1/24');
     await hostNl.addAddress(h.index, 'fd99::1/64');
     await ctrNl.setUp(c.index);

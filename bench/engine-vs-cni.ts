@@ -23,6 +23,8 @@ export interface AttachTimings {
   wiring: number[];
   cniAdd: number[];
   cniDel: number[];
+  /** The floor under the wiring, when one was given (see engineVsCni's `floor`). */
+  floor: number[];
 }
 
 /**
@@ -30,9 +32,14 @@ export interface AttachTimings {
  * the detach, as `tsrun run` does it: the detach then leaves the veth to the kernel
  * (DetachOptions.netnsGoing), and the unpin is counted in the detach's time.
  */
-export async function engineVsCni(runs: number, engine: Engine, req: AttachRequest, cni: CniReference, opts: { freshNetns?: boolean } = {}): Promise<AttachTimings> {
-  const t: AttachTimings = { attach: [], detach: [], wiring: [], cniAdd: [], cniDel: [] };
+export async function engineVsCni(runs: number, engine: Engine, req: AttachRequest, cni: CniReference, opts: { freshNetns?: boolean; floor?: (round: number) => Promise<number> } = {}): Promise<AttachTimings> {
+  const t: AttachTimings = { attach: [], detach: [], wiring: [], cniAdd: [], cniDel: [], floor: [] };
   for (let i = 0; i < runs + 1; i++) {
+    // A floor's round (`opts.floor`: the kernel's own part of the wiring, measured by the caller)
+    // goes before tsrun's in odd rounds and after it in even ones: each of the two follows the CNI
+    // processes (an idle gap) half of the time and the other one the other half.
+    const floorFirst = i % 2 === 1;
+    const floorBefore = opts.floor && floorFirst ? await opts.floor(i) : undefined;
     const pin = opts.freshNetns ? `${req.netnsPath}-${i}` : req.netnsPath;
     if (opts.freshNetns) createPinnedNetns(pin);
     const a0 = performance.now();
@@ -41,6 +48,7 @@ export async function engineVsCni(runs: number, engine: Engine, req: AttachReque
     await engine.detach(req.containerId, { netnsGoing: opts.freshNetns === true });
     if (opts.freshNetns) deletePinnedNetns(pin);
     const a2 = performance.now();
+    const floor = opts.floor && !floorFirst ? await opts.floor(i) : floorBefore;
     const add = cniCall(cni, 'ADD');
     const del = cniCall(cni, 'DEL');
     if (i === 0) continue; // warm-up
@@ -49,6 +57,7 @@ export async function engineVsCni(runs: number, engine: Engine, req: AttachReque
     t.wiring.push(rec.wiringMs ?? a1 - a0);
     t.cniAdd.push(add);
     t.cniDel.push(del);
+    if (floor !== undefined) t.floor.push(floor);
   }
   return t;
 }

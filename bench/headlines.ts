@@ -17,6 +17,8 @@ export const HEADLINES: Headline[] = [
   {
     label: 'in-process wiring of one bridge attach',
     target: { section: ATTACH, name: 'in-process wiring of one attach (record.wiringMs)' },
+    detail: [{ section: ATTACH, name: 'floor: its netlink requests and nft batch, raw (no tsrun)' }],
+    floor: { section: ATTACH, name: 'in-process wiring / floor' },
   },
   {
     label: '`tsrun run --net none` / (cold Node + runc) floor',

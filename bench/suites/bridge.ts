@@ -18,6 +18,9 @@ import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { GROWTH_TARGET, growthFloorTarget, measureScale, pairedRatio } from '../scale.js';
 import { BUSYBOX_BUNDLE, Report, TSRUN, benchBundle, benchEnv, interleave, median, timeCommand } from '../lib.js';
 import { engineVsCni } from '../engine-vs-cni.js';
+import { closeFloorSocket, floorHostSocket, wiringFloorRound, type FloorNetwork } from '../wiring-floor.js';
+import { firewallNetwork, type Engine } from '../../runtime/engine.js';
+import { formatAddress, lastAddress, parseSubnet } from '../../config/address.js';
 
 export async function bridgeSuite(report: Report, runs: number): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-bridge-'));
@@ -70,19 +73,45 @@ async function attachVsCni(report: Report, runs: number, settings: ReturnType<ty
   try {
     const req = { containerId: 'bench-attach', netnsPath: pin, network: 'tsrun', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' as const }] };
     // A new namespace per round, unpinned after the detach, as tsrun run does.
-    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del } = await engineVsCni(runs, handle.engine, { ...req, netnsPath: `${pin}-r` }, { plugin: 'bridge', conf, containerId: 'benchcni', netnsPath: cniPin }, { freshNetns: true });
+    const floorSock = floorHostSocket();
+    const floor = (round: number) => wiringFloor(handle.engine, floorSock, path.join(root, 'run', 'netns', `bench-floor-${round}`), round);
+    const { attach: att, detach: det, wiring, cniAdd: add, cniDel: del, floor: fl } = await engineVsCni(runs, handle.engine, { ...req, netnsPath: `${pin}-r` }, { plugin: 'bridge', conf, containerId: 'benchcni', netnsPath: cniPin }, { freshNetns: true, floor }).finally(() => closeFloorSocket(floorSock));
     report.add({ name: 'CNI bridge ADD (process, host-local, ipMasq)', value: median(add), unit: 'ms' });
     report.add({ name: 'CNI bridge DEL', value: median(del), unit: 'ms' });
     report.add({ name: 'tsrun attach (with one published port)', value: median(att), unit: 'ms' });
     report.add({ name: 'tsrun detach (veth left to the kernel, namespace unpinned)', value: median(det), unit: 'ms' });
     report.add({ name: 'tsrun attach+detach / CNI ADD+DEL', value: (median(att) + median(det)) / (median(add) + median(del)), unit: '×', target: '≤ 0.3' });
     report.add({ name: 'in-process wiring of one attach (record.wiringMs)', value: median(wiring), unit: 'ms', target: '≤ 5', note: 'includes IPAM and the nft batch' });
+    report.add({ name: 'floor: its netlink requests and nft batch, raw (no tsrun)', value: median(fl), unit: 'ms', note: 'the same requests in the same order, the accept_ra writes, one element batch' });
+    report.add({ name: 'in-process wiring / floor', value: median(wiring) / median(fl), unit: '×', target: '≤ 1.1', note: "tsrun's own part: leases and records in the Store, its checks, its JavaScript" });
   } finally {
     await handle.engine.detach('bench-attach');
     deletePinnedNetns(pin);
     deletePinnedNetns(cniPin);
     spawnSync('ip', ['link', 'del', 'cnibench0']);
     await handle.close();
+  }
+}
+
+/**
+ * One round of the wiring's floor (bench/wiring-floor.ts) on tsrun's default network, in a
+ * namespace of its own, undone as tsrun's detach undoes an attach (elements removed, the veth
+ * taken off the bridge and left to the namespace's end) outside the timing.
+ */
+async function wiringFloor(engine: Engine, host: number, pin: string, round: number): Promise<number> {
+  const net = await engine.networks.require('tsrun');
+  const subnet = parseSubnet(net.subnet4!);
+  const fnet: FloorNetwork = { bridge: net.bridge, gateway: net.gateway4!, gatewayCidr: `${net.gateway4}/${subnet.prefixLength}`, mtu: net.mtu, firewall: firewallNetwork(net) };
+  // From the top of the subnet down, where IPAM (which hands out from the bottom) does not reach.
+  const address = formatAddress({ family: 4, value: lastAddress(subnet) - 1n - BigInt(round % 64) });
+  createPinnedNetns(pin);
+  try {
+    const r = wiringFloorRound(host, fnet, pin, round, { address, prefixLength: subnet.prefixLength });
+    await engine.firewall().removeEndpoint(r.endpoint, { exclusive: true });
+    r.retireVeth();
+    return r.ms;
+  } finally {
+    deletePinnedNetns(pin);
   }
 }
 

@@ -52,6 +52,11 @@ export class EndpointCache {
     return this.nets?.defs ?? [];
   }
 
+  /** The records known of one container. */
+  recordsOf(containerId: string): EndpointRecord[] {
+    return this.byContainer.get(containerId) ?? [];
+  }
+
   /** Every record known, grouped by container (the order DnsTable takes them in does not matter). */
   records(): EndpointRecord[] {
     return [...this.byContainer.values()].flat();

@@ -195,12 +195,17 @@ export class Resolver {
   private async reloadOnce(containers: string[] | undefined): Promise<void> {
     // Host addresses and other hosts' containers change with networks and the cluster, not with
     // this host's containers: read on a full reload only.
+    let table: DnsTable | undefined;
     if (containers === undefined || !(await this.cache.update(containers))) {
       const [, remote] = await Promise.all([this.cache.loadAll(), this.remoteEndpoints()]);
       this.remote = remote;
       this.hostAddrs = hostAddresses();
+    } else if (containers.every((id) => this.table.replaceContainer(id, this.cache.recordsOf(id)))) {
+      // Changed in place, at the cost of these containers' endpoints (replaceContainer refuses
+      // all of them or none: it refuses a table with other hosts' containers).
+      table = this.table;
     }
-    const table = new DnsTable(this.cache.networks(), this.cache.records(), this.remote, this.hostAddrs);
+    table ??= new DnsTable(this.cache.networks(), this.cache.records(), this.remote, this.hostAddrs);
     this.hostUpstreams = this.readHostUpstreams(table);
     this.table = table;
     this.generation++;

@@ -1,5 +1,7 @@
-// The resolver's view of the Store, built whole on every reload and swapped in one assignment, so
-// a query sees the old table or the new one, never half of each. Pure: records in, answers out.
+// The resolver's view of the Store, built whole from every record (a full reload: swapped in one
+// assignment) or changed in place for the containers a reload names (replaceContainer), in one
+// synchronous call: a query sees the old table or the new one, never half of each. Pure: records
+// in, answers out.
 //
 // Scoping: a name is visible to a client when the client shares a network with it and that
 // network serves names. The client is found by its source address (a container on two networks
@@ -36,6 +38,11 @@ export interface RemoteEndpoint {
   aliases?: string[] | undefined;
 }
 
+/** An endpoint as the table keeps it: whether it uses the resolver decides what serves its network. */
+interface Entry extends DnsEndpoint {
+  resolver: boolean;
+}
+
 interface Client {
   visible: Set<string>;
   upstreams: string[] | undefined;
@@ -65,42 +72,77 @@ export function resolverServes(net: NetworkDef): boolean {
 export class DnsTable {
   readonly networks = new Map<string, ServedNetwork>();
   /** network → lower-case name → endpoints */
-  private readonly byName = new Map<string, Map<string, DnsEndpoint[]>>();
+  private readonly byName = new Map<string, Map<string, Entry[]>>();
   /** address → endpoints holding it (one per network) */
-  private readonly byAddress = new Map<string, DnsEndpoint[]>();
+  private readonly byAddress = new Map<string, Entry[]>();
   /** container id → its endpoints on every network */
-  private readonly byContainer = new Map<string, DnsEndpoint[]>();
+  private readonly byContainer = new Map<string, Entry[]>();
   /** gateway address → network */
   private readonly byListen = new Map<string, ServedNetwork>();
-  readonly endpointCount: number;
+  /** network → how many of its endpoints use the resolver (it is served while any does) */
+  private readonly using = new Map<string, number>();
+  private readonly defs: Map<string, NetworkDef>;
+  /** The table holds other hosts' containers: see replaceContainer. */
+  private readonly hasRemote: boolean;
+  private count = 0;
 
   /**
    * `records`: every endpoint in the Store. A network is served while at least one of its
    * endpoints uses the resolver (record.resolver); names are answered on networks with DNS on.
    */
   constructor(nets: NetworkDef[], records: EndpointRecord[], remote: RemoteEndpoint[] = [], private readonly hostAddresses: ReadonlySet<string> = new Set()) {
-    const defs = new Map(nets.map((n) => [n.name, n]));
-    let count = 0;
+    this.defs = new Map(nets.map((n) => [n.name, n]));
     // Containers of other hosts on overlay networks: names only (they never make a network served
     // here, and their queries go to their own host's resolver).
     const local = new Set(records.map((r) => `${r.containerId}/${r.network}`));
     const others: EndpointRecord[] = remote
       .filter((e) => !local.has(`${e.containerId}/${e.network}`))
       .map((e) => ({ containerId: e.containerId, network: e.network, driver: 'overlay', ifname: '', hostIfname: '', mac: '', ipv4: { address: e.ipv4, prefixLength: 32 }, aliases: e.aliases, ports: [], hostNetns: '', containerNetns: '', netnsPath: '', created: '' }));
-    for (const r of [...records, ...others]) {
-      const def = defs.get(r.network);
-      if (!def || !resolverServes(def)) continue;
-      const ep: DnsEndpoint = {
-        containerId: r.containerId,
-        network: r.network,
-        names: [...new Set([r.containerId, ...(r.aliases ?? [])].map((n) => n.toLowerCase()))],
-        ipv4: r.ipv4?.address,
-        ipv6: r.ipv6?.address,
-        upstreams: r.dnsServers ?? [],
-      };
-      for (const a of [ep.ipv4, ep.ipv6]) if (a) push(this.byAddress, normalizeIp(a), ep);
-      push(this.byContainer, ep.containerId, ep);
-      if (r.resolver && !this.networks.has(def.name)) {
+    this.hasRemote = others.length > 0;
+    for (const r of [...records, ...others]) this.add(r);
+  }
+
+  /** Endpoints that use the resolver. */
+  get endpointCount(): number {
+    return this.count;
+  }
+
+  /**
+   * The table in place with `containerId`'s endpoints replaced by `records` (its records now;
+   * none when it is gone): what a reload for one container changes, at the cost of that
+   * container's endpoints instead of a table built again from every record. The same table as
+   * one built whole from the new records (what it answers; the order of equal answers aside).
+   * The caller bumps its generation (answers cached before are stale). False, and nothing
+   * changed, for a table holding other hosts' containers (a local record hides a remote one of
+   * the same container and network): that one is built whole.
+   */
+  replaceContainer(containerId: string, records: readonly EndpointRecord[]): boolean {
+    if (this.hasRemote) return false;
+    for (const e of this.byContainer.get(containerId) ?? []) this.remove(e);
+    this.byContainer.delete(containerId);
+    for (const r of records) this.add(r);
+    this.clients.clear();
+    return true;
+  }
+
+  private add(r: EndpointRecord): void {
+    const def = this.defs.get(r.network);
+    if (!def || !resolverServes(def)) return;
+    const e: Entry = {
+      containerId: r.containerId,
+      network: r.network,
+      names: [...new Set([r.containerId, ...(r.aliases ?? [])].map((n) => n.toLowerCase()))],
+      ipv4: r.ipv4?.address,
+      ipv6: r.ipv6?.address,
+      upstreams: r.dnsServers ?? [],
+      resolver: r.resolver === true,
+    };
+    for (const a of [e.ipv4, e.ipv6]) if (a) push(this.byAddress, normalizeIp(a), e);
+    push(this.byContainer, e.containerId, e);
+    if (e.resolver) {
+      this.count++;
+      this.using.set(def.name, (this.using.get(def.name) ?? 0) + 1);
+      if (!this.networks.has(def.name)) {
         const served: ServedNetwork = {
           name: def.name,
           names: dnsEnabled(def),
@@ -111,14 +153,32 @@ export class DnsTable {
         this.networks.set(def.name, served);
         for (const l of served.listen) this.byListen.set(l, served);
       }
-      if (dnsEnabled(def)) {
-        let names = this.byName.get(def.name);
-        if (!names) this.byName.set(def.name, (names = new Map()));
-        for (const n of ep.names) push(names, n, ep);
-      }
-      if (r.resolver) count++;
     }
-    this.endpointCount = count;
+    if (dnsEnabled(def)) {
+      let names = this.byName.get(def.name);
+      if (!names) this.byName.set(def.name, (names = new Map()));
+      for (const n of e.names) push(names, n, e);
+    }
+  }
+
+  /** Undoes add(e), except byContainer (the caller's). */
+  private remove(e: Entry): void {
+    for (const a of [e.ipv4, e.ipv6]) if (a) pull(this.byAddress, normalizeIp(a), e);
+    const names = this.byName.get(e.network);
+    if (names) {
+      for (const n of e.names) pull(names, n, e);
+      if (names.size === 0) this.byName.delete(e.network);
+    }
+    if (e.resolver) {
+      this.count--;
+      const left = (this.using.get(e.network) ?? 1) - 1;
+      if (left > 0) this.using.set(e.network, left);
+      else {
+        this.using.delete(e.network);
+        for (const l of this.networks.get(e.network)?.listen ?? []) this.byListen.delete(l);
+        this.networks.delete(e.network);
+      }
+    }
   }
 
   /** Every address to listen on. */
@@ -130,8 +190,8 @@ export class DnsTable {
     return this.byListen.get(listenAddress) ?? this.byListen.get(normalizeIp(listenAddress));
   }
 
-  /** Clients seen by this table (it is immutable, so what a client sees cannot change under it):
-   * the hot path of a query is then two map lookups. Bounded against a flood of sources. */
+  /** Clients seen by this table (forgotten whenever it changes: replaceContainer): the hot path
+   * of a query is then two map lookups. Bounded against a flood of sources. */
   private readonly clients = new Map<string, Client>();
 
   private client(source: string, listenAddress: string): Client {
@@ -212,6 +272,15 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const list = m.get(k);
   if (list) list.push(v);
   else m.set(k, [v]);
+}
+
+/** Removes `v` (this very object) from `m`'s list at `k`, and the key with its last value. */
+function pull<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (!list) return;
+  const rest = list.filter((x) => x !== v);
+  if (rest.length > 0) m.set(k, rest);
+  else m.delete(k);
 }
 
 const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;

@@ -72,6 +72,53 @@ describe('DnsTable', () => {
     expect(table.lookup('example.com', 'A', '192.0.2.77', '10.1.0.1')).toEqual({ kind: 'refused' });
   });
 
+  it('changed in place for one container answers as a table built whole from the same records', () => {
+    let records: EndpointRecord[] = [
+      ep('db', 'a', '10.1.0.2', { aliases: ['primary'], ipv6: { address: 'fd00:1::2', prefixLength: 64 } }),
+      ep('web', 'a', '10.1.0.3', { dnsServers: ['192.0.2.53'] }),
+      ep('web', 'b', '10.2.0.3', { aliases: ['front'] }),
+      ep('other', 'b', '10.2.0.4'),
+      ep('plain', 'tsrun', '10.88.0.2'),
+    ];
+    const live = new DnsTable(nets, records, [], new Set(['192.0.2.77']));
+    const names = ['db', 'primary', 'web', 'front', 'other', 'plain', 'x', 'safe', 'db.a', 'web.b', 'x.a', '2.0.1.10.in-addr.arpa', '9.0.2.10.in-addr.arpa', 'example.com'];
+    const sources = ['10.1.0.2', '10.1.0.3', '10.2.0.4', '10.2.0.9', '10.1.0.9', '10.3.0.2', '10.88.0.2', '192.0.2.77', '198.51.100.1'];
+    const gateways = ['10.1.0.1', '10.2.0.1', '10.3.0.1', '10.88.0.1', 'fd00:1::1'];
+    const answers = (t: DnsTable) => {
+      const out: unknown[] = [t.listenAddresses().sort(), t.endpointCount];
+      for (const n of names) for (const type of ['A', 'AAAA', 'PTR']) for (const src of sources) for (const gw of gateways) {
+        const l = t.lookup(n, type, src, gw);
+        out.push(l.kind === 'answer' ? { ...l, addresses: [...l.addresses].sort() } : l.kind === 'ptr' ? { ...l, names: [...l.names].sort() } : l);
+      }
+      return out;
+    };
+    const change = (id: string, mine: EndpointRecord[]) => {
+      records = [...records.filter((r) => r.containerId !== id), ...mine];
+      expect(live.replaceContainer(id, mine)).toBe(true);
+      expect(answers(live)).toEqual(answers(new DnsTable(nets, records, [], new Set(['192.0.2.77']))));
+    };
+    answers(live); // clients cached before the changes must not survive them
+    change('x', [ep('x', 'a', '10.1.0.9', { aliases: ['primary'] })]); // a second holder of an alias
+    change('web', [ep('web', 'b', '10.2.0.3')]); // off network a, alias and --dns gone
+    change('db', []); // gone
+    change('safe', [ep('safe', 'vault', '10.3.0.2')]); // the first endpoint of a network: it is served
+    change('quiet', [ep('quiet', 'b', '10.2.0.9', { resolver: undefined })]); // on b without the resolver
+    change('other', []);
+    change('web', []); // b keeps only an endpoint that does not use the resolver: b is no longer served
+    change('safe', []);
+    change('x', []);
+    change('plain', []);
+    change('quiet', []);
+    expect(live.endpointCount).toBe(0);
+    expect(live.listenAddresses()).toEqual([]);
+  });
+
+  it('is not changed in place while it holds other hosts\' containers', () => {
+    const t = new DnsTable([net('o', 7, { driver: 'overlay' })], [ep('a', 'o', '10.7.0.2')], [{ containerId: 'r', network: 'o', ipv4: '10.7.0.3' }]);
+    expect(t.replaceContainer('a', [])).toBe(false);
+    expect(t.endpointCount).toBe(1);
+  });
+
   it('reverse names', () => {
     expect(ptrToIp('4.3.2.1.in-addr.arpa.')).toBe('1.2.3.4');
     expect(ptrToIp(`${'2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f'}.ip6.arpa`)).toBe('fd00:1::2');

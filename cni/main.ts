@@ -32,7 +32,12 @@ const round = (ms: number | undefined) => (ms === undefined ? undefined : +ms.to
 export async function door(_args: string[], entryMs?: number): Promise<number> {
   // A short process with nothing else to do: the resolver is asked without loading node:net.
   (await import('../runtime/dns/client.js')).askResolverBlocking();
-  return cniMain({ entryMs });
+  const code = await cniMain({ entryMs });
+  // Exit now rather than when the event loop runs dry: everything is done, the log is written
+  // synchronously, and stdio to pipes and files is synchronous on Linux, so nothing is lost. A
+  // natural exit first tears V8's heap down and runs the native addons' exit handlers: ~4 ms of
+  // a cold process (measured), paid on every container start and stop.
+  process.exit(code);
 }
 
 /** Runs one CNI call and returns the exit code; never throws. */

@@ -38,7 +38,12 @@ export interface HookOptions {
 export async function door(args: string[], entryMs?: number): Promise<number> {
   // A short process with nothing else to do: the resolver is asked without loading node:net.
   (await import('../runtime/dns/client.js')).askResolverBlocking();
-  return hookMain(args[1] ?? '', { entryMs, processHandlers: true });
+  const code = await hookMain(args[1] ?? '', { entryMs, processHandlers: true });
+  // Exit now rather than when the event loop runs dry: everything is done, the log is written
+  // synchronously, and stdio to pipes and files is synchronous on Linux, so nothing is lost. A
+  // natural exit first tears V8's heap down and runs the native addons' exit handlers: ~4 ms of
+  // a cold process (measured), paid on every container start and stop.
+  process.exit(code);
 }
 
 /** Runs one hook invocation and returns the exit code; never throws. */

@@ -102,17 +102,8 @@ export class NftFirewall implements FirewallBackend {
   ) {}
 
   async intact(): Promise<boolean> {
-    if ((this.opts.backend ?? 'auto') === 'auto' && nfnlAvailable()) {
-      // Three netlink dumps (kernel-inventory.ts): no libnftables, no set element read.
-      try {
-        const [sets, chains, rules] = dumpSync([NFT_MSG_GETSET, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE], { netns: this.opts.netns });
-        const mismatch = kernelTablesMismatch({ sets: sets!, chains: chains!, rules: rules! });
-        if (mismatch) this.log.debug({ mismatch }, 'firewall self-check: tables differ from this version');
-        return mismatch === undefined;
-      } catch (err) {
-        this.log.debug({ err: (err as Error).message }, 'firewall self-check over netlink failed: asking libnftables instead');
-      }
-    }
+    const viaNetlink = this.intactOverNetlink();
+    if (viaNetlink !== undefined) return viaNetlink;
     // libnftables: the declarations and rules alone, in constant time (base-listing.ts); a table
     // listing fetches every set element first, and grew with the containers on the host.
     const base = chooseBackend(this.opts) === 'lib' ? baseListing({ netns: this.opts.netns }) : undefined;
@@ -121,6 +112,23 @@ export class NftFirewall implements FirewallBackend {
     if (current === undefined || !baseMatches(current)) return false;
     const guard = await listTsrunTable({ ...this.opts, terse: true, family: GUARD_FAMILY });
     return guard !== undefined && guardMatches(guard);
+  }
+
+  /**
+   * Both tables checked with three netlink dumps (kernel-inventory.ts): no libnftables, no set
+   * element read. Undefined when this way is not taken (another backend asked for) or failed.
+   */
+  private intactOverNetlink(): boolean | undefined {
+    if ((this.opts.backend ?? 'auto') !== 'auto' || !nfnlAvailable()) return undefined;
+    try {
+      const [sets, chains, rules] = dumpSync([NFT_MSG_GETSET, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE], { netns: this.opts.netns });
+      const mismatch = kernelTablesMismatch({ sets: sets!, chains: chains!, rules: rules! });
+      if (mismatch) this.log.debug({ mismatch }, 'firewall self-check: tables differ from this version');
+      return mismatch === undefined;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'firewall self-check over netlink failed: asking libnftables instead');
+      return undefined;
+    }
   }
 
   async setUnderlay(local: string[], peers: string[]): Promise<void> {
@@ -150,6 +158,8 @@ export class NftFirewall implements FirewallBackend {
    * the base is created or replaced, keeping whatever elements are there.
    */
   private async checkOrCreateBase(): Promise<void> {
+    // Both tables as this version defines them: nothing to do, and nothing to list.
+    if (this.intactOverNetlink() === true) return;
     const current = await listTsrunTable({ ...this.opts, terse: true });
     if (current && baseMatches(current)) return;
     if (!current) {

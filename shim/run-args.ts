@@ -3,7 +3,7 @@
 // bundle (commander and every command) is most of what a cold `tsrun run` spends before runc.
 //
 // It reads exactly what commander reads for the command lines people type, and nothing else: any
-// argument it is not sure of (help, --version, -d and the detach-only options, an unknown or
+// argument it is not sure of (help, --version, the detach-only options without -d, an unknown or
 // combined short option, `-p8080:80`, an option value that begins with "-" other than a number,
 // a missing value or bundle, a bad --log-level) makes it answer undefined, and the entry hands the
 // whole command line to the CLI, which parses (or refuses) it as it always has. Its unit test
@@ -61,6 +61,11 @@ const RUN: Record<string, Spec> = {
   '-t': { key: 'tty', kind: 'flag' },
   '--interactive': { key: 'interactive', kind: 'flag' },
   '-i': { key: 'interactive', kind: 'flag' },
+  '--detach': { key: 'detach', kind: 'flag' },
+  '-d': { key: 'detach', kind: 'flag' },
+  // Detached only (shim/lifecycle/detach-options.ts): without -d the CLI refuses them.
+  '--log-max-size': { key: 'logMaxSize', kind: 'value' },
+  '--stop-signal': { key: 'stopSignal', kind: 'value' },
 };
 
 /** `args` as typed after `tsrun`: a foreground `run` read as commander would, or undefined. */
@@ -102,6 +107,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   }
   if (operands[0] !== 'run' || operands.length < 2) return undefined;
   if (globals.logLevel !== undefined && !isLogLevel(globals.logLevel as string)) return undefined;
+  if (flags.detach !== true && (flags.logMaxSize !== undefined || flags.stopSignal !== undefined)) return undefined;
   return { globals: globals as GlobalFlags, bundle: operands[1]!, command: operands.slice(2), flags };
 }
 

@@ -1,5 +1,5 @@
-// The front door of a foreground `tsrun run` (the entry, shim/main.ts, sends it here when
-// shim/run-args.ts could read the command line): the same steps as run's action in shim/cli.ts,
+// The front door of `tsrun run` (the entry, shim/main.ts, sends it here when shim/run-args.ts
+// could read the command line), foreground or -d: the same steps as run's action in shim/cli.ts,
 // without commander and the other commands, so a cold `tsrun run` loads only what it runs.
 import { normalizeRunOptions } from './run-options.js';
 import { reportFailure, setup } from './setup.js';
@@ -12,6 +12,12 @@ export async function door(a: RunArgs): Promise<number> {
   try {
     const options = normalizeRunOptions(a.bundle, a.command, a.flags);
     const { settings, log } = setup(a.globals);
+    if (a.flags.detach === true) {
+      // run -d: conmon supervises the container; this process prints its id and exits.
+      const { runDetachedCmd } = await import('./lifecycle/run-detached.js');
+      await runDetachedCmd(options, a.flags, settings, log);
+      return 0;
+    }
     log.debug({ options }, 'run');
     return await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined);
   } catch (err) {

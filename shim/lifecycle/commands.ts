@@ -6,7 +6,10 @@ import type { Settings } from '../../config/settings.js';
 import { UserError } from '../../config/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RunOptions } from '../run.js';
-import { addDetachOnlyOptions, detachOptionsOf, type DetachOptions } from './detach-options.js';
+import { addDetachOnlyOptions, detachOptionsOf } from './detach-options.js';
+import { runDetached, runDetachedCmd } from './run-detached.js';
+
+export { runDetached, runDetachedCmd };
 
 type Setup = (cmd: Command) => { settings: Settings; log: Logger };
 type OnExitCode = (code: number) => void;
@@ -30,29 +33,6 @@ async function wiring() {
 function positiveSeconds(flag: string, s: string): number {
   if (!/^\d{1,6}$/.test(s)) throw new UserError(`invalid ${flag} ${JSON.stringify(s)}: use a whole number of seconds`);
   return Number(s);
-}
-
-/** `tsrun run -d …`: prints the id. */
-export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknown>, settings: Settings, log: Logger): Promise<void> {
-  out(`${await runDetached(o, detachOptionsOf(flags), settings, log)}\n`);
-}
-
-/** `run -d`: create, then start. A container that cannot start is removed. */
-export async function runDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger): Promise<string> {
-  const t0 = performance.now();
-  const { createDetached, startCreated } = await import('./create.js');
-  const network = await wiring();
-  const id = await createDetached(o, d, settings, log, network);
-  const t1 = performance.now();
-  try {
-    await startCreated(id, settings, { knownCreated: true });
-    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
-  } catch (err) {
-    const { currentView, removeContainer } = await import('./signals.js');
-    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
-    throw err;
-  }
-  return id;
 }
 
 export function lifecycleCommands(deps: LifecycleDeps): Command[] {

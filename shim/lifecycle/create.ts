@@ -2,7 +2,7 @@
 // run's (prepareContainer: same claim, same engine entry, same pinned namespace, same spec
 // rewrite); then conmon, not this process, becomes the container's parent, and this process exits.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../config/random.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../config/errors.js';
@@ -34,7 +34,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     mkdirSync(p.exitDir, { recursive: true });
     mkdirSync(p.persistDir, { recursive: true });
     const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
-    const instance = randomBytes(8).toString('hex');
+    const instance = randomHex(8);
     // The bundle is kept absolute: `restart` may run from another directory.
     writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
     hooks.beforeMonitor?.(p);

@@ -1,0 +1,35 @@
+// `tsrun run -d`: create the container under conmon, then start it; print its id. Its own module
+// (no commander), so that run's own front door (shim/run-door.ts) can run it as the CLI does.
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../../runtime/log.js';
+import type { RunOptions } from '../run.js';
+import { detachOptionsOf, type DetachOptions } from './detach-options.js';
+
+const out = (s: string) => process.stdout.write(s);
+
+async function wiring() {
+  return (await import('../network-wiring.js')).shimNetworkWiring;
+}
+
+/** `tsrun run -d …`: prints the id. */
+export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknown>, settings: Settings, log: Logger): Promise<void> {
+  out(`${await runDetached(o, detachOptionsOf(flags), settings, log)}\n`);
+}
+
+/** `run -d`: create, then start. A container that cannot start is removed. */
+export async function runDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger): Promise<string> {
+  const t0 = performance.now();
+  const { createDetached, startCreated } = await import('./create.js');
+  const network = await wiring();
+  const id = await createDetached(o, d, settings, log, network);
+  const t1 = performance.now();
+  try {
+    await startCreated(id, settings, { knownCreated: true });
+    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+  } catch (err) {
+    const { currentView, removeContainer } = await import('./signals.js');
+    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
+    throw err;
+  }
+  return id;
+}

@@ -53,6 +53,8 @@ export interface ProbeAnswer {
   detachMs: number;
   /** The kernel's part alone: the attach's veth request, onto the same bridge, timed. */
   floorMs: number;
+  /** The detach's kernel part alone: that veth taken off the bridge (the retire request). */
+  floorDetachMs: number;
   /** Milliseconds of each named step of the attach (Transaction steps, libnftables runs). */
   steps: Record<string, number>;
 }
@@ -147,8 +149,11 @@ async function main(): Promise<void> {
         closeSync(fd);
       }
       const floorMs = performance.now() - t2;
+      // The detach's kernel part alone: that veth off the bridge, as a detach retires its own.
+      const t3 = performance.now();
       await host.setMaster(`tsfl${n}`, 0);
-      return { ms, wiringMs: r.wiringMs ?? ms, detachMs, floorMs, steps };
+      const floorDetachMs = performance.now() - t3;
+      return { ms, wiringMs: r.wiringMs ?? ms, detachMs, floorMs, floorDetachMs, steps };
     },
   };
 

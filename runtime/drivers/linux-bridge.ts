@@ -66,7 +66,17 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
     });
   }
   if (!bridge.up) await host.setUp(index);
+  bridgeFound.set(host, { name: net.bridge, index });
 }
+
+/**
+ * The bridge ensureBridge has just found or made, by the socket it used: attachVeth, next in the
+ * same attach, enslaves to that index instead of asking for the bridge again, and takes the entry
+ * (so an Rtnl kept for longer never hands out an index from an earlier attach). Should the
+ * bridge vanish in between (network rm waits for attaches; only a hand-made `ip link del` could),
+ * the veth's creation fails on the index as it would have on the name.
+ */
+const bridgeFound = new WeakMap<Rtnl, { name: string; index: number }>();
 
 export interface VethOptions {
   /** MTU of both veth ends. */
@@ -78,7 +88,9 @@ export interface VethOptions {
 /** A veth pair from the network's bridge into the container, addressed and routed there. */
 export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: VethOptions): Promise<DriverEndpoint> {
   const { net, host, container } = ctx;
-  const bridge = await host.getLink(net.bridge);
+  const found = bridgeFound.get(host);
+  bridgeFound.delete(host);
+  const bridge = found?.name === net.bridge ? found : await host.getLink(net.bridge);
   if (!bridge) throw new UserError(`bridge ${net.bridge} of network ${net.name} vanished during attach`);
   const hostIfname = hostVethName(ctx.containerId, net.name);
   // Chosen here rather than by the kernel (both random, locally administered): known without

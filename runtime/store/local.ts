@@ -378,7 +378,8 @@ export class LocalStore implements Store {
 
 function lstatOrUndefined(file: string): Stats | undefined {
   try {
-    return fs.lstatSync(file);
+    // Absent is the common answer (a free address): no exception built for it.
+    return fs.lstatSync(file, { throwIfNoEntry: false });
   } catch (e) {
     if (isCode(e, 'ENOENT', 'ENOTDIR')) return undefined;
     throw e;

@@ -108,7 +108,6 @@
 //     (docs/benchmarks.md), it gained nothing: TCP crosses the bridge in GSO/GRO aggregates of up
 //     to 64 KB (the VXLAN device's GRO cells aggregate what it decapsulates), so conntrack costs
 //     ~2 % of the path's CPU, and the rule's own set lookup ran for every packet of the host.
-import { createHash } from 'node:crypto';
 import { sha256Hex } from '../hash.js';
 import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
@@ -418,14 +417,23 @@ export const GUARD_RULE_COUNT = GUARD_RULES.length;
 /** Rules in table inet tsrun: the same number at 0, 1 and 200 containers. */
 export const RULE_COUNT = RULES.length;
 
-/** Changes whenever the sets, chains or rules above change. */
-// Computed on first use, with node:crypto: the attach path (the hook's createRuntime, the CNI ADD)
-// never needs it, and loading node:crypto costs a cold process ~2 ms (~1.5 ms more for the
-// node:stream it pulls in); SHA-256 of these ~13 KB in cold JavaScript would cost more still.
-let schemaIdMemo: string | undefined;
+/**
+ * Changes whenever the sets, chains or rules above change: "v1-" and the first 10 hex digits of
+ * the SHA-256 of schemaDefinition(). Written here rather than computed: every process that checks
+ * the table (a hook's poststop, a CNI DEL) would otherwise load node:crypto for it (~3.5 ms of a
+ * cold process with the node:stream it pulls in), and SHA-256 of these ~13 KB in cold JavaScript
+ * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
+ * definitions change and this does not.
+ */
+const SCHEMA_ID = 'v1-42947f5092';
+
 export function schemaId(): string {
-  schemaIdMemo ??= `v1-${createHash('sha256').update(JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES })).digest('hex').slice(0, 10)}`;
-  return schemaIdMemo;
+  return SCHEMA_ID;
+}
+
+/** What the schema id is the hash of (the unit test hashes it). */
+export function schemaDefinition(): string {
+  return JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES });
 }
 
 const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${schemaId()})`;

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { UserError } from '../../../config/errors.js';
 import {
   GUARD_RULE_COUNT,
   RULE_COUNT,
+  schemaDefinition,
   schemaId,
   addEndpointBatch,
   addNetworkBatch,
@@ -89,6 +91,10 @@ describe('baseTable', () => {
       expect(Buffer.byteLength(String(r.comment))).toBeLessThanOrEqual(128);
     }
     expect(schemaId()).toMatch(/^v1-[0-9a-f]{10}$/);
+  });
+
+  it('names its schema by the SHA-256 of the definitions (written in nft-rules.ts: update SCHEMA_ID there when this fails)', () => {
+    expect(schemaId()).toBe(`v1-${createHash('sha256').update(schemaDefinition()).digest('hex').slice(0, 10)}`);
   });
 
   it('touches nothing outside tsrun\'s two tables (inet tsrun, and bridge tsrun for the port guard)', () => {

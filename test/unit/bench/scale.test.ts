@@ -10,9 +10,12 @@ describe('pairedRatio', () => {
     // the machine twice as slow in the last two rounds, both sizes alike
     expect(pairedRatio([8, 16, 16], [8.4, 16.8, 16.8], 1)).toBeCloseTo(1.05);
   });
-  it('sums the samples of a round (A B B A): an order effect within the round cancels', () => {
-    // each side's first sample in a round is 2 ms slower than its second: summed, they cancel
-    expect(pairedRatio([12, 10, 12, 10], [10, 12, 10, 12])).toBeCloseTo(1);
+  it('takes each side\'s faster sample of a round (A B B A): an order effect within the round cancels', () => {
+    // each side's first sample in a round is 2 ms slower than its second
+    expect(pairedRatio([12, 10, 12, 10], [12.5, 10.5, 12.5, 10.5])).toBeCloseTo(1.05);
+  });
+  it('a sample that waited for a CPU does not move its round', () => {
+    expect(pairedRatio([10, 10, 10, 10, 10, 10], [10.5, 40, 10.5, 10.5, 30, 10.5])).toBeCloseTo(1.05);
   });
 });
 

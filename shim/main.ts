@@ -23,8 +23,12 @@ async function main(args: string[]): Promise<number> {
   if (run !== undefined) {
     // The same door either way; a network to wire runs the engine, whose functions come compiled
     // from run.cjs's eager code cache (run-door-wired.js is that import: scripts/bundle.mjs).
-    if (wiresANetwork(String(run.flags.net))) return (await import('./run-door-wired.js')).door(run);
-    return (await import('./run-door.js')).door(run);
+    const code = await (wiresANetwork(String(run.flags.net)) ? import('./run-door-wired.js') : import('./run-door.js')).then((d) => d.door(run));
+    // Exit now rather than when the event loop runs dry, as the hook does: the container is gone
+    // and torn down, the log is written synchronously, stdio to pipes and files is synchronous on
+    // Linux. A natural exit first tears V8's heap down and runs the native addons' exit handlers
+    // (koffi's, loaded by a run that wires a network, fsyncs stdout and stderr).
+    process.exit(code);
   }
   // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
   // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).

@@ -19,6 +19,7 @@ import { openStore } from '../runtime/store/open.js';
 import { decodeHolder } from '../runtime/ipam/holder.js';
 import type { PluginConfig } from './config.js';
 import { CODES, CniError, type CniEnv } from './protocol.js';
+import { bookImport } from '../runtime/load-clock.js';
 import { buildResult, expectedFor, type CniResult } from './result.js';
 
 export interface VerbContext {
@@ -35,7 +36,7 @@ interface Handle {
 }
 
 async function withEngine<T>(ctx: VerbContext, fn: (h: Handle) => Promise<T>): Promise<T> {
-  const { openEngine } = await import('../runtime/context.js');
+  const { openEngine } = await bookImport(() => import('../runtime/context.js'));
   const h = await openEngine(ctx.settings, ctx.log);
   try {
     return await fn(h);
@@ -87,7 +88,7 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
     const rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases, via: 'cni' });
     if (conf.aliases.length > 0 && !rec.resolver) log.info({ aliases: conf.aliases }, `network ${net.name} has no name resolution: the aliases are recorded, not served`);
     if (conf.bandwidth) {
-      const { applyBandwidth } = await import('./bandwidth.js');
+      const { applyBandwidth } = await bookImport(() => import('./bandwidth.js'));
       await applyBandwidth(rec, netns, conf.bandwidth, log).catch(async (err: unknown) => {
         await engine.detachEndpoint(rec, log);
         throw err;
@@ -100,7 +101,7 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
 async function resultOf(ctx: VerbContext, net: NetworkDef, rec: EndpointRecord): Promise<CniResult> {
   let host: { name: string; mac: string } | undefined;
   if (rec.hostIfname) {
-    const { Rtnl } = await import('../runtime/netlink/rtnl.js');
+    const { Rtnl } = await bookImport(() => import('../runtime/netlink/rtnl.js'));
     const nl = Rtnl.open();
     try {
       const link = await nl.getLink(rec.hostIfname);
@@ -213,7 +214,7 @@ export async function check(ctx: VerbContext): Promise<void> {
     if (!rec || rec.ifname !== ifname) throw fail(`container ${containerId} has no attachment ${ifname} on network ${net.name}`);
     if (rec.containerNetns !== nsId) throw fail(`the attachment of ${containerId} is in another network namespace than ${netns}`);
 
-    const { Rtnl } = await import('../runtime/netlink/rtnl.js');
+    const { Rtnl } = await bookImport(() => import('../runtime/netlink/rtnl.js'));
     const inner = Rtnl.open(netns);
     try {
       const link = await inner.getLink(ifname);
@@ -307,7 +308,7 @@ export async function status(ctx: VerbContext): Promise<void> {
     if (err instanceof CniError) throw err;
     throw unavailable(`the store (${settings.store}) is not usable`, err);
   }
-  const { listTsrunTable } = await import('../runtime/firewall/nft.js');
+  const { listTsrunTable } = await bookImport(() => import('../runtime/firewall/nft.js'));
   let table;
   try {
     table = await listTsrunTable({ nftBinary: settings.nft, terse: true });

@@ -124,7 +124,7 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
     // they live; the last one out tears it down (runtime/netns-users.ts). Its pid is the
     // container's own, so it counts as a user exactly as long as the container runs. Registered
     // before the attach, so a refusal leaves nothing wired, and withdrawn if the attach fails.
-    const users = await import('../runtime/netns-users.js');
+    const users = await timing.load(() => import('../runtime/netns-users.js'));
     await users.registerOwner(ctx.settings.runDir, state.id, state.pid!, { wired: true });
     let rec: EndpointRecord;
     try {
@@ -179,7 +179,7 @@ async function clearStale(rec: EndpointRecord, engine: import('../runtime/engine
 async function joinContainer(ctx: StageContext, target: string, containerNs: string): Promise<StageOutcome> {
   const recs = await recordsOf(ctx, target);
   if (recs.some((r) => r.containerNetns === containerNs)) {
-    const users = await import('../runtime/netns-users.js');
+    const users = await ctx.timing.load(() => import('../runtime/netns-users.js'));
     users.registerJoiner(ctx.settings.runDir, users.rootOf(ctx.settings.runDir, target) ?? target, ctx.state.id, ctx.state.pid!);
     ctx.log.info({ sharesWith: target }, 'the container shares the network namespace of another wired container');
     return { action: 'setup', result: 'left-alone', detail: { network: `container:${target}` } };
@@ -191,7 +191,7 @@ async function joinContainer(ctx: StageContext, target: string, containerNs: str
 async function teardown(ctx: StageContext): Promise<StageOutcome> {
   const { state, log, timing } = ctx;
   // A shared namespace (container:<id>): whoever leaves last tears the owner's endpoint down.
-  const users = await import('../runtime/netns-users.js');
+  const users = await timing.load(() => import('../runtime/netns-users.js'));
   const root = users.rootOf(ctx.settings.runDir, state.id);
   if (root !== undefined) {
     const leaving = users.leave(ctx.settings.runDir, root, state.id);

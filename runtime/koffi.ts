@@ -9,6 +9,7 @@
 // source) goes through koffi's loader as before, which finds the right binary or says why not.
 import { createRequire } from 'node:module';
 import type * as KoffiModule from 'koffi';
+import { bookLoad } from './load-clock.js';
 
 export type Koffi = typeof KoffiModule;
 
@@ -18,7 +19,7 @@ let koffi: Koffi | undefined;
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;
   const req = createRequire(import.meta.url);
-  koffi = prebuilt(req) ?? (req('koffi') as Koffi);
+  koffi = bookLoad(() => prebuilt(req) ?? (req('koffi') as Koffi));
   return koffi;
 }
 

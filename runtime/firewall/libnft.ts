@@ -12,6 +12,7 @@
 // The library is loaded on first use, not at import: koffi is a native module (it cannot be in a
 // start-up snapshot) and most commands never touch the firewall.
 import { loadKoffi } from '../koffi.js';
+import { bookLoad } from '../load-clock.js';
 import { withNetnsSync } from '../netns/netns.js';
 
 /** Output flags from <nftables/libnftables.h>. */
@@ -50,7 +51,7 @@ function load(): Lib | undefined {
   try {
     // Synchronous and lazy (the namespace switch below cannot await).
     const koffi = loadKoffi();
-    const so = koffi.load(LIBNFTABLES);
+    const so = bookLoad(() => koffi.load(LIBNFTABLES)); // opening the library is loading, not work
     const f = <T>(decl: string): T => so.func(decl) as unknown as T;
     lib = {
       ctxNew: f('void *nft_ctx_new(uint32_t flags)'),

@@ -55,8 +55,10 @@ export interface ProbeAnswer {
   floorMs: number;
   /** The detach's kernel part alone: that veth taken off the bridge (the retire request). */
   floorDetachMs: number;
-  /** Milliseconds of each named step of the attach (Transaction steps, libnftables runs). */
+  /** Milliseconds of each named step of the attach (Transaction steps, nft batches). */
   steps: Record<string, number>;
+  /** The same of the detach (its nft batches: runAll's steps are not timed). */
+  detachSteps: Record<string, number>;
 }
 
 /** A logger that keeps the debug lines' step timings of the current probe. */
@@ -67,7 +69,7 @@ function stepRecorder(): { log: Logger; take(): Record<string, number> } {
     const o = obj as { step?: unknown; ms?: unknown };
     if (typeof o.step !== 'string' || typeof o.ms !== 'number') return;
     // Names that carry an address or a port would never add up across probes: their kind only.
-    const name = `${msg === 'libnftables done' ? 'nft: ' : ''}${o.step.replace(/\d+(\.\d+){3}|[0-9a-f:]*::[0-9a-f:]*|\d+\/(tcp|udp)|tsv[0-9a-f]{8}|scale-probe-\d+/g, '*')}`;
+    const name = `${msg === 'libnftables done' || msg === 'nf_tables batch done' ? 'nft: ' : ''}${o.step.replace(/\d+(\.\d+){3}|[0-9a-f:]*::[0-9a-f:]*|\d+\/(tcp|udp)|tsv[0-9a-f]{8}|scale-probe-\d+/g, '*')}`;
     steps[name] = (steps[name] ?? 0) + o.ms;
   };
   const nop = () => {};
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
       const t1 = performance.now();
       await engine.detach(id, { netnsGoing: true });
       const detachMs = performance.now() - t1;
-      rec.take();
+      const detachSteps = rec.take();
       // The floor: the same veth request alone, onto the same bridge, into the same namespace.
       const bridge = await host.getLink(bridgeName);
       if (!bridge) throw new Error(`scale-probe: no bridge ${bridgeName} (setup first)`);
@@ -153,7 +155,7 @@ async function main(): Promise<void> {
       const t3 = performance.now();
       await host.setMaster(`tsfl${n}`, 0);
       const floorDetachMs = performance.now() - t3;
-      return { ms, wiringMs: r.wiringMs ?? ms, detachMs, floorMs, floorDetachMs, steps };
+      return { ms, wiringMs: r.wiringMs ?? ms, detachMs, floorMs, floorDetachMs, steps, detachSteps };
     },
   };
 

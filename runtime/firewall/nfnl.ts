@@ -71,6 +71,8 @@ export interface ElementBatch {
   datagram: Buffer;
 }
 
+const MAX_DATAGRAM = 128 * 1024;
+
 /** Thrown for a value this encoder does not handle: the batch goes to libnftables instead. */
 class Untranslatable extends Error {}
 
@@ -163,6 +165,9 @@ export function encodeElementBatch(batch: NftBatch): ElementBatch | undefined {
     if (err instanceof Untranslatable) return undefined;
     throw err;
   }
+  // A batch larger than this goes to libnftables, which grows its socket's send buffer to fit
+  // (the default, net.core.wmem_default, is usually 208 KiB; a joined burst of 50 attaches is ~70).
+  if (w.pos > MAX_DATAGRAM) return undefined;
   const datagram = w.buf.subarray(0, w.pos);
   const messages = spans.map(({ at, type, flags, what }) => ({ type, flags, what, body: datagram.subarray(at + NLMSG_HDRLEN, at + datagram.readUInt32LE(at)) }));
   return { messages, datagram };
@@ -387,6 +392,13 @@ function isObject(v: unknown): v is Record<string, NftJson> {
 
 // ---- sending ----
 
+/** The batch did not fit the socket's send buffer (nothing was sent). */
+export class BatchTooLarge extends Error {
+  constructor(readonly bytes: number) {
+    super(`an nf_tables batch of ${bytes} bytes does not fit the netlink socket's send buffer`);
+  }
+}
+
 /** The kernel refused a message of the batch: errno, the command, and nft's wording. */
 export interface NfnlRefusal {
   errno: number;
@@ -460,8 +472,14 @@ function exchange(sys: Sys, fd: number, batch: ElementBatch): NfnlRefusal | unde
   const first = seq + 1;
   seq += n + 2;
   if (dirty.has(fd)) drain(sys, fd);
+  try {
+    sys.send(fd, batchDatagram(batch, first), 0);
+  } catch (err) {
+    // Larger than the socket's send buffer: nothing was sent, libnftables can still take it.
+    if (hasCode(err, 'EMSGSIZE')) throw new BatchTooLarge(batch.datagram.length);
+    throw err;
+  }
   dirty.add(fd);
-  sys.send(fd, batchDatagram(batch, first), 0);
   // Every command is answered once, ACK or error; the begin message only when the whole batch is
   // refused (no permission, malformed). All of it is queued already: reading never waits, and
   // stops as soon as every command has its answer (an EAGAIN read costs more than the rest).

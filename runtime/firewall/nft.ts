@@ -19,7 +19,7 @@ import { execa } from 'execa';
 import { SystemError } from '../../config/errors.js';
 import { resolveBinary } from '../binaries.js';
 import { libnftAvailable, runLibnft } from './libnft.js';
-import { encodeElementBatch, nfnlAvailable, sendElementBatch, type ElementBatch } from './nfnl.js';
+import { BatchTooLarge, encodeElementBatch, nfnlAvailable, sendElementBatch, type ElementBatch } from './nfnl.js';
 import { FAMILY, TABLE, countRulesIn, type NftBatch, type NftListing } from './nft-rules.js';
 import { silentLogger, type StepLogger } from '../step-log.js';
 
@@ -72,10 +72,7 @@ export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: st
   const step = opts.step ?? 'apply nftables batch';
   if ((opts.backend ?? 'auto') === 'auto') {
     const direct = encodeElementBatch(batch);
-    if (direct && nfnlAvailable()) {
-      runNetlink(direct, opts, step);
-      return;
-    }
+    if (direct && nfnlAvailable() && runNetlink(direct, opts, step)) return;
   }
   const json = JSON.stringify(batch);
   if (chooseBackend(opts) === 'lib') {
@@ -147,14 +144,21 @@ function runInProcess(cmd: string, opts: NftOptions, step: string, terse = false
   return r.out.replace(/\n$/, '');
 }
 
-/** An element batch straight to nf_tables; a refusal becomes the NftError nft would have given. */
-function runNetlink(batch: ElementBatch, opts: NftOptions, step: string): void {
+/**
+ * An element batch straight to nf_tables; a refusal becomes the NftError nft would have given.
+ * False when it was not sent (too large for the socket): the caller hands it to libnftables.
+ */
+function runNetlink(batch: ElementBatch, opts: NftOptions, step: string): boolean {
   const log = opts.log ?? silentLogger;
   const started = performance.now();
   let refusal;
   try {
     refusal = sendElementBatch(batch, { netns: opts.netns });
   } catch (err) {
+    if (err instanceof BatchTooLarge) {
+      log.debug({ step, bytes: err.bytes }, 'nf_tables batch too large for the netlink socket: through libnftables');
+      return false;
+    }
     throw new SystemError(step, err);
   }
   const ms = +(performance.now() - started).toFixed(3);
@@ -163,6 +167,7 @@ function runNetlink(batch: ElementBatch, opts: NftOptions, step: string): void {
     throw new NftError(step, refusal.message, new Error(refusal.message));
   }
   log.debug({ step, ms }, 'nf_tables batch done');
+  return true;
 }
 
 async function runNft(args: string[], opts: NftOptions, step: string): Promise<string> {

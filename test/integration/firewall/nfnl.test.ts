@@ -106,6 +106,15 @@ describe('element batches over netlink', () => {
     expect(await viaNetlink.run(['nft', 'list', 'map', 'inet', 'tsrun', 'pub4_any_addr'])).toMatch(/ctr:tsb-nc0/);
   });
 
+  it('hands a batch too large for its socket to libnftables', async () => {
+    // 300 containers' attach batches joined: ~400 KiB, more than one datagram should carry.
+    const eps = Array.from({ length: 300 }, (_, i) => ({ ...ep(i), ipv4: `10.96.${1 + (i >> 8)}.${i & 255}`, ipv6: `fd00:96::1:${i.toString(16)}`, ports: [{ hostPort: 10000 + i, containerPort: 80, protocol: 'tcp' as const }], port: { ifname: `tsBw${i}`, mac: `02:42:ac:12:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` } }));
+    const batch: NftBatch = { nftables: [...addNetworkBatch(nets[0]!).nftables, ...eps.flatMap((e) => [...addEndpointBatch(e).nftables, ...addElements(guardElements(e))])] };
+    expect(encodeElementBatch(batch)).toBeUndefined();
+    await applyBatch(batch, { netns: viaNetlink.path });
+    expect((await viaNetlink.run(['nft', 'list', 'map', 'inet', 'tsrun', 'pub4_any_addr'])).match(/ctr:tsb-nc/g)).toHaveLength(300);
+  });
+
   it('closes a socket made for another namespace after its batch (none keeps it alive)', async () => {
     await applyBatch(attachBatch(ep(0)), { netns: viaNetlink.path });
     const before = sockets();

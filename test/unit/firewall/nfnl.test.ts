@@ -3,7 +3,7 @@
 // read (a fake socket).
 import { describe, expect, it } from '@jest/globals';
 import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, removeGuardBatch, tableDefinitions, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
-import { batchDatagram, encodeElementBatch, sendElementBatch } from '../../../runtime/firewall/nfnl.js';
+import { BatchTooLarge, batchDatagram, encodeElementBatch, sendElementBatch } from '../../../runtime/firewall/nfnl.js';
 import { decodeMessages, encodeMessage } from '../../../runtime/netlink/codec.js';
 import { ErrnoError } from '../../../runtime/netns/errno.js';
 import type { Sys } from '../../../runtime/netns/sys.js';
@@ -102,6 +102,12 @@ describe('encodeElementBatch', () => {
     expect(decode(dels[4]!.body).elements).toEqual([{ key: '06000000' + '1f900000' }]);
   });
 
+  it('leaves a batch of more than 128 KiB to libnftables (it grows its socket buffer to fit)', () => {
+    const many = (n: number): NftBatch => ({ nftables: Array.from({ length: n }, (_, i) => ({ add: { element: { family: 'inet', table: 'tsrun', name: 'bridges', elem: [{ elem: { val: `tsb${i}`, comment: `net:${'n'.repeat(60)}${i}` } }] } } })) });
+    expect(encodeElementBatch(many(100))!.datagram.length).toBeLessThan(128 * 1024);
+    expect(encodeElementBatch(many(2000))).toBeUndefined();
+  });
+
   it('leaves every other batch to libnftables', () => {
     const el = (o: Record<string, unknown>) => ({ nftables: [{ add: { element: { family: 'inet', table: 'tsrun', name: 'bridges', elem: ['tsbr1'], ...o } } }] }) as unknown as NftBatch;
     expect(encodeElementBatch(el({}))).toBeDefined();
@@ -198,6 +204,14 @@ describe('sendElementBatch', () => {
   it('reports a batch refused whole (the begin message answered with an error)', () => {
     const sys = fakeSys((i) => (i === 0 ? 1 : undefined));
     expect(sendElementBatch(batch, { sys, netns: '/proc/self/ns/net' })).toMatchObject({ errno: 1, what: 'nf_tables batch' });
+  });
+
+  it('says so when the batch does not fit the socket (nothing sent)', () => {
+    const sys = fakeSys(() => 0);
+    sys.send = () => {
+      throw new ErrnoError(90, 'send');
+    };
+    expect(() => sendElementBatch(batch, { sys, netns: '/proc/self/ns/net' })).toThrow(BatchTooLarge);
   });
 
   it('throws when a command goes unanswered', () => {

@@ -25,3 +25,18 @@ export function runsTheEngine(args: readonly string[]): boolean {
   const word = commandWord(['', '', ...args]);
   return word !== undefined && ENGINE_COMMANDS.has(word);
 }
+
+/**
+ * Commands that are done when their action returns: nothing they start needs this process's event
+ * loop afterwards (conmon runs on its own; no server, no stream). The entry exits at once after
+ * them (process.exit) instead of letting the loop run dry: a natural exit first tears V8's heap
+ * down and runs the native addons' exit handlers (koffi's fsyncs stdout and stderr). Left out:
+ * whatever may serve or stream (resolver, agent, logs, exec, network with its resolver start,
+ * topology, hook, spec, cni, oci-runtime), which keep the natural exit.
+ */
+const DONE_WHEN_RETURNED = new Set(['rm', 'stop', 'kill', 'ps', 'inspect', 'wait', 'start', 'create', 'restart', 'cleanup', 'pause', 'unpause', 'gc']);
+
+export function doneWhenReturned(args: readonly string[]): boolean {
+  const word = commandWord(['', '', ...args]);
+  return word !== undefined && DONE_WHEN_RETURNED.has(word);
+}

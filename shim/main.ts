@@ -4,7 +4,7 @@
 // `tsrun run` whose command line shim/run-args.ts can read goes to its own door (shim/run-door.ts),
 // which loads neither commander nor the other commands; any other command line goes to the CLI.
 import { parseRunArgs, wiresANetwork } from './run-args.js';
-import { runsTheEngine } from './command-word.js';
+import { doneWhenReturned, runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
 
@@ -32,8 +32,10 @@ async function main(args: string[]): Promise<number> {
   }
   // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
   // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).
-  if (runsTheEngine(args)) return (await import('./cli-wired.js')).door(args);
-  return (await import('./cli.js')).door(args);
+  const code = await (runsTheEngine(args) ? import('./cli-wired.js') : import('./cli.js')).then((d) => d.door(args));
+  // The lifecycle verbs (rm, stop, ps …) are done when they return: exit at once, as run does.
+  if (doneWhenReturned(args)) process.exit(code);
+  return code;
 }
 
 void main(process.argv.slice(2)).then((code) => {

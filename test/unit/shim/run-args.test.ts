@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Command } from 'commander';
 import { buildProgram } from '../../../shim/cli.js';
 import { parseRunArgs, wiresANetwork } from '../../../shim/run-args.js';
-import { runsTheEngine } from '../../../shim/command-word.js';
+import { doneWhenReturned, runsTheEngine } from '../../../shim/command-word.js';
 
 /** What commander hands run's action for `args` (as typed after `tsrun`), or its error. */
 function viaCommander(args: string[]): { bundle: string; command: string[]; flags: Record<string, unknown>; globals: Record<string, unknown> } | 'error' | 'not run' {
@@ -143,5 +143,12 @@ describe("which CLI command runs the engine (it loads cli.cjs with its eager cod
   it('run -d, create, stop, rm, restart, cleanup, network and gc do; ps, logs, help do not', () => {
     for (const args of [['run', '-d', 'b'], ['--root', '/r', 'rm', '-f', 'c'], ['network', 'ls'], ['cleanup', 'c'], ['gc']]) expect([args, runsTheEngine(args)]).toEqual([args, true]);
     for (const args of [['ps'], ['logs', 'c'], ['--help'], [], ['--log-level', 'rm', 'ps']]) expect([args, runsTheEngine(args)]).toEqual([args, false]);
+  });
+});
+
+describe('which CLI command exits as soon as it returns', () => {
+  it('the lifecycle verbs do; what may serve or stream keeps the natural exit', () => {
+    for (const args of [['rm', '-f', 'c'], ['--root', '/r', 'ps'], ['cleanup', 'c'], ['stop', 'c'], ['create', 'b']]) expect([args, doneWhenReturned(args)]).toEqual([args, true]);
+    for (const args of [['resolver'], ['agent', 'run'], ['logs', '-f', 'c'], ['exec', 'c', 'sh'], ['network', 'create', 'n'], ['--help'], []]) expect([args, doneWhenReturned(args)]).toEqual([args, false]);
   });
 });

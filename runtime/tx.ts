@@ -114,8 +114,10 @@ export class Transaction {
 export async function runAll(steps: { description: string; run: () => Promise<void> | void }[], log: StepLogger = silentLogger): Promise<void> {
   const failures: Error[] = [];
   for (const s of steps) {
+    const started = performance.now();
     try {
       await s.run();
+      log.debug({ step: s.description, ms: +(performance.now() - started).toFixed(2) }, 'teardown step done');
     } catch (err) {
       log.warn({ step: s.description, err }, 'teardown step failed');
       failures.push(isTsrunError(err) ? err : new SystemError(s.description, err));

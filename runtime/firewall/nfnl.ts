@@ -100,21 +100,33 @@ class Writer {
   }
   zeros(n: number): void {
     this.ensure(n);
-    this.buf.fill(0, this.pos, this.pos + n);
-    this.pos += n;
+    for (let i = 0; i < n; i++) this.buf[this.pos++] = 0;
   }
-  /** A NUL-terminated string. */
+  /** Little-endian 16 bits at `at` (byte stores: Buffer's checked writers cost more, cold). */
+  le16(at: number, v: number): void {
+    this.buf[at] = v & 0xff;
+    this.buf[at + 1] = (v >>> 8) & 0xff;
+  }
+  /** A NUL-terminated string (ASCII byte by byte, anything else through Buffer.write). */
   str(s: string): void {
-    const len = Buffer.byteLength(s);
-    this.ensure(len + 1);
-    this.pos += this.buf.write(s, this.pos, 'utf8');
+    this.ensure(s.length * 3 + 1);
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) for (let i = 0; i < s.length; i++) this.buf[this.pos++] = s.charCodeAt(i);
+    else this.pos += this.buf.write(s, this.pos, 'utf8');
     this.buf[this.pos++] = 0;
   }
   /** Opens an attribute (or a netlink message header when `msg`): returns where it starts. */
   open(type: number, nested = false): number {
     this.ensure(4);
     const at = this.pos;
-    this.buf.writeUInt16LE(type | (nested ? NLA_F_NESTED : 0), at + 2);
+    this.le16(at + 2, type | (nested ? NLA_F_NESTED : 0));
     this.pos += 4;
     return at;
   }
@@ -122,25 +134,27 @@ class Writer {
   close(at: number): void {
     const len = this.pos - at;
     if (len > 0xffff) throw new Untranslatable(); // an attribute holds at most 64 KiB
-    this.buf.writeUInt16LE(len, at);
+    this.le16(at, len);
     this.zeros((4 - (len % 4)) % 4);
   }
   /** A netlink header (length, type, flags; seq and port zero until sent) and nfgenmsg. */
   openMessage(type: number, flags: number, family: number, resId = 0): number {
     this.ensure(20);
     const at = this.pos;
-    this.buf.writeUInt16LE(type, at + 4);
-    this.buf.writeUInt16LE(flags, at + 6);
-    this.buf.writeUInt32LE(0, at + 8);
-    this.buf.writeUInt32LE(0, at + 12);
+    this.le16(at + 4, type);
+    this.le16(at + 6, flags);
+    for (let i = 8; i < 16; i++) this.buf[at + i] = 0; // seq and port: written when sent
     this.buf[at + 16] = family;
     this.buf[at + 17] = 0; // NFNETLINK_V0
-    this.buf.writeUInt16BE(resId, at + 18);
+    this.buf[at + 18] = (resId >>> 8) & 0xff; // res_id, big-endian
+    this.buf[at + 19] = resId & 0xff;
     this.pos += 20;
     return at;
   }
   closeMessage(at: number): void {
-    this.buf.writeUInt32LE(this.pos - at, at);
+    const len = this.pos - at;
+    this.le16(at, len & 0xffff);
+    this.le16(at + 2, len >>> 16);
   }
   /** An attribute holding raw bytes. */
   attr(type: number, write: () => void): void {
@@ -293,8 +307,9 @@ function writeField(w: Writer, type: string, v: NftJson | undefined, pad: boolea
       break;
     }
     case 'ether_addr': {
-      if (typeof v !== 'string' || !MAC_RE.test(v)) throw new Untranslatable();
-      w.bytes(v.split(':').map((x) => parseInt(x, 16)));
+      const mac = typeof v === 'string' ? macBytes(v) : undefined;
+      if (!mac) throw new Untranslatable();
+      w.bytes(mac);
       break;
     }
     default:
@@ -304,9 +319,29 @@ function writeField(w: Writer, type: string, v: NftJson | undefined, pad: boolea
   if (pad && len % 4 !== 0) w.zeros(4 - (len % 4));
 }
 
-const MAC_RE = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
-const DEC_OCTET = /^(0|[1-9][0-9]{0,2})$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+// Parsed by hand, not by regular expressions: compiling one costs more than the whole parse in a
+// cold process (the hook's: one attach per process).
+
+/** The value of a hex digit, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** 6 bytes from "aa:bb:cc:dd:ee:ff" (either case), or undefined. */
+function macBytes(s: string): number[] | undefined {
+  if (s.length !== 17) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < 17; i += 3) {
+    const hi = hexDigit(s.charCodeAt(i));
+    const lo = hexDigit(s.charCodeAt(i + 1));
+    if (hi < 0 || lo < 0 || (i < 15 && s.charCodeAt(i + 2) !== 58)) return undefined;
+    out.push(hi * 16 + lo);
+  }
+  return out;
+}
 
 /** An address of the field's family in network byte order. */
 function addressField(type: string, v: NftJson | undefined): number[] {
@@ -324,32 +359,60 @@ function addressField(type: string, v: NftJson | undefined): number[] {
   return addressBytes(a);
 }
 
+/** Dotted quad: four decimal parts 0-255 without leading zeros, or undefined. */
 function ipv4Bytes(s: string): number[] | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
   const out: number[] = [];
-  for (const p of parts) {
-    if (!DEC_OCTET.test(p) || +p > 255) return undefined;
-    out.push(+p);
+  let n = -1;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || out.length === 4) return undefined;
+      out.push(n);
+      n = -1;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return undefined; // a leading zero
+      n = (digits === 0 ? 0 : n) * 10 + (c - 48);
+      if (++digits > 3 || n > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
-  return out;
+  return out.length === 4 ? out : undefined;
 }
 
+/** Colon-hex with at most one "::" (no embedded IPv4, no zone), or undefined. */
 function ipv6Bytes(s: string): number[] | undefined {
-  if (s.includes('.') || s.includes('%')) return undefined;
   const gap = s.indexOf('::');
-  if (gap !== s.lastIndexOf('::')) return undefined;
-  const split = (t: string): string[] => (t === '' ? [] : t.split(':'));
-  const head = gap < 0 ? split(s) : split(s.slice(0, gap));
-  const tail = gap < 0 ? [] : split(s.slice(gap + 2));
+  if (gap >= 0 && s.indexOf('::', gap + 1) >= 0) return undefined;
+  const groups = (t: string): number[] | undefined => {
+    const out: number[] = [];
+    if (t === '') return out;
+    let n = 0;
+    let digits = 0;
+    for (let i = 0; i <= t.length; i++) {
+      const c = i < t.length ? t.charCodeAt(i) : 58;
+      if (c === 58) {
+        if (digits === 0) return undefined;
+        out.push(n);
+        n = 0;
+        digits = 0;
+        continue;
+      }
+      const d = hexDigit(c);
+      if (d < 0 || ++digits > 4) return undefined;
+      n = n * 16 + d;
+    }
+    return out;
+  };
+  const head = groups(gap < 0 ? s : s.slice(0, gap));
+  const tail = gap < 0 ? [] : groups(s.slice(gap + 2));
+  if (!head || !tail) return undefined;
   if (gap < 0 ? head.length !== 8 : head.length + tail.length > 7) return undefined;
-  const groups = [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  const all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   const out: number[] = [];
-  for (const g of groups) {
-    if (!HEX_GROUP.test(g)) return undefined;
-    const n = parseInt(g, 16);
-    out.push(n >> 8, n & 0xff);
-  }
+  for (const g of all) out.push(g >> 8, g & 0xff);
   return out;
 }
 

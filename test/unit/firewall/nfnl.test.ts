@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, removeGuardBatch, tableDefinitions, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
 import { BatchTooLarge, batchDatagram, encodeElementBatch, sendElementBatch } from '../../../runtime/firewall/nfnl.js';
 import { decodeMessages, encodeMessage } from '../../../runtime/netlink/codec.js';
+import { addressBytes, parseAddress } from '../../../config/address.js';
 import { ErrnoError } from '../../../runtime/netns/errno.js';
 import type { Sys } from '../../../runtime/netns/sys.js';
 
@@ -106,6 +107,23 @@ describe('encodeElementBatch', () => {
     const many = (n: number): NftBatch => ({ nftables: Array.from({ length: n }, (_, i) => ({ add: { element: { family: 'inet', table: 'tsrun', name: 'bridges', elem: [{ elem: { val: `tsb${i}`, comment: `net:${'n'.repeat(60)}${i}` } }] } } })) });
     expect(encodeElementBatch(many(100))!.datagram.length).toBeLessThan(128 * 1024);
     expect(encodeElementBatch(many(2000))).toBeUndefined();
+  });
+
+  it('parses addresses and MACs exactly as the strict parser does', () => {
+    const key = (name: string, val: unknown) => {
+      const family = name.startsWith('guard_') ? 'bridge' : 'inet';
+      const e = encodeElementBatch({ nftables: [{ add: { element: { family, table: 'tsrun', name, elem: [val] } } }] } as unknown as NftBatch);
+      return e ? decode(e.messages[0]!.body).elements[0]!.key : undefined;
+    };
+    const hex = (a: string) => Buffer.from(addressBytes(parseAddress(a))).toString('hex');
+    for (const a of ['10.0.0.1', '1.2.3.4', '255.255.255.254', '0.0.0.1']) expect([a, key('underlay_peers4', a)]).toEqual([a, hex(a)]);
+    for (const a of ['fd88::5', 'FD88::A', '1:2:3:4:5:6:7:8', '::1', '1::', 'fe80::1:0:0:2', '2001:db8:0:0:1::1']) expect([a, key('subnets6', a)]).toEqual([a, hex(a)]);
+    expect(key('subnets6', '::ffff:10.0.0.1')).toBeUndefined(); // IPv4-mapped: an IPv4 address to the strict parser
+    for (const bad of ['10.0.0.256', '010.0.0.1', '10.0.0', '10.0.0.1.2', '10..0.1', ' 10.0.0.1', '10.0.0.1/32', '']) expect([bad, key('underlay_peers4', bad)]).toEqual([bad, undefined]);
+    for (const bad of ['fd88:::1', 'fd88::1::2', '1:2:3:4:5:6:7:8:9', '1::2:3:4:5:6:7:8', '12345::', 'fd88::g', 'fe80::1%eth0', ':1::', '10.0.0.1']) expect([bad, key('subnets6', bad)]).toEqual([bad, undefined]);
+    const mac = (m: string) => key('guard_macs', { concat: ['tsv0', m] })?.slice(32, 44);
+    expect(mac('02:42:AC:11:00:0f')).toBe('0242ac11000f');
+    for (const bad of ['02:42:ac:11:00', '02:42:ac:11:00:0g', '02-42-ac-11-00-02', '02:42:ac:11:00:022']) expect([bad, mac(bad)]).toEqual([bad, undefined]);
   });
 
   it('leaves every other batch to libnftables', () => {

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // tsrun's entry point. It loads only what the command needs: the hook is a cold process on every
-// container start, so it never pays for the CLI, and the CLI never pays for the hook. A foreground
-// `tsrun run` whose command line shim/run-args.ts can read goes to its own door (shim/run-door.ts),
-// which loads neither commander nor the other commands; any other command line goes to the CLI.
+// container start, so it never pays for the CLI, and the CLI never pays for the hook. A
+// `tsrun run` (foreground or -d) whose command line shim/run-args.ts can read goes to its own door
+// (shim/run-door.ts), which loads neither commander nor the other commands; any other command
+// line goes to the CLI.
 import { parseRunArgs, wiresANetwork } from './run-args.js';
 import { doneWhenReturned, runsTheEngine } from './command-word.js';
 

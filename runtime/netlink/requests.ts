@@ -182,7 +182,8 @@ function addressRequest(type: number, flags: number, ifindex: number, cidr: stri
 
 export const addAddress = (ifindex: number, cidr: string): Request => addressRequest(RTM.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, cidr);
 export const deleteAddress = (ifindex: number, cidr: string): Request => addressRequest(RTM.DELADDR, 0, ifindex, cidr);
-export const dumpAddresses = (): Request => ({ type: RTM.GETADDR, flags: NLM_F_DUMP, body: ifaddrmsg({ family: AF_UNSPEC, prefixLen: 0, index: 0 }) });
+/** Every address of the namespace, or of one family (the kernel filters a dump by family). */
+export const dumpAddresses = (family: 4 | 6 | undefined = undefined): Request => ({ type: RTM.GETADDR, flags: NLM_F_DUMP, body: ifaddrmsg({ family: family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC, prefixLen: 0, index: 0 }) });
 
 // ---------------------------------------------------------------- routes
 

@@ -151,8 +151,9 @@ export class Rtnl {
     return this.sendDelete(rq.deleteAddress(ifindex, cidr), `delete address ${cidr} from ${linkName(ifindex)}`, ['EADDRNOTAVAIL']);
   }
 
-  async listAddresses(ifindex?: number): Promise<Address[]> {
-    const all = (await this.dump(rq.dumpAddresses(), 'list addresses')).map(parseAddress).filter(defined);
+  /** `family`: that family's only (a dump of both carries every container veth's IPv6 link-local). */
+  async listAddresses(ifindex?: number, family?: 4 | 6): Promise<Address[]> {
+    const all = (await this.dump(rq.dumpAddresses(family), 'list addresses')).map(parseAddress).filter(defined);
     return ifindex === undefined ? all : all.filter((a) => a.ifindex === ifindex);
   }
 

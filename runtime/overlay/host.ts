@@ -50,7 +50,8 @@ export async function routeSourceTowards(endpoint: string): Promise<string> {
 
 /** The interface holding `address` in the namespace of `host`. */
 export async function underlayLink(host: Rtnl, address: string): Promise<Link> {
-  const a = (await host.listAddresses()).find((x) => x.address === address);
+  // Its family's addresses only: an IPv6 dump carries a link-local address per container veth.
+  const a = (await host.listAddresses(undefined, isIP(address) === 6 ? 6 : 4)).find((x) => x.address === address);
   const link = a && (await host.getLink(a.ifindex));
   if (!link) throw new UserError(`${address} is not an address of this host: the overlay's underlay address must be a local one (--advertise-address)`);
   return link;

@@ -22,7 +22,6 @@ import { Rtnl } from '../../runtime/netlink/rtnl.js';
 import { createPinnedNetns, deletePinnedNetns, openNetnsFd } from '../../runtime/netns/netns.js';
 import { NftFirewall } from '../../runtime/firewall/backend.js';
 import { addElements, addEndpointBatch, addNetworkBatch, guardElements, type NftBatch } from '../../runtime/firewall/nft-rules.js';
-import { applyBatch } from '../../runtime/firewall/nft.js';
 import { encodeElementBatch, sendElementBatch } from '../../runtime/firewall/nfnl.js';
 import { NlSocket } from '../../runtime/netlink/socket.js';
 import { NETLINK_NETFILTER } from '../../runtime/netns/sys.js';
@@ -99,20 +98,23 @@ async function nftBatch(report: Report, runs: number): Promise<void> {
   report.section(`one nft attach batch (a network's and a container's elements, 2 published ports), each way it can reach the kernel (median of ${runs})`);
   await new NftFirewall().ensureBase();
   const net = { name: 'parts', bridge: 'tsbpart0', subnets4: ['10.79.0.0/16'], subnets6: ['fd79::/64'], internal: false, icc: true };
-  // What Engine.attach hands the firewall: the network's elements, the ports, the port guard.
+  // Each way through NftFirewall.attach, as Engine.attach calls it: the network's elements, the
+  // ports, the port guard in one batch.
+  const endpoint = (n: number) => ({
+    containerId: `bench-parts-${n}`,
+    ipv4: `10.79.${1 + (n >> 8)}.${n & 255}`,
+    ipv6: `fd79::${(n + 2).toString(16)}`,
+    ports: [
+      { hostPort: 21000 + n, containerPort: 80, protocol: 'tcp' as const },
+      { hostPort: 41000 + n, containerPort: 53, protocol: 'udp' as const, hostIp: '127.0.0.1' },
+    ],
+    port: { ifname: `tsbpv${n}`, mac: `02:42:ac:4f:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` },
+  });
   const attachBatch = (n: number): NftBatch => {
-    const ep = {
-      containerId: `bench-parts-${n}`,
-      ipv4: `10.79.${1 + (n >> 8)}.${n & 255}`,
-      ipv6: `fd79::${(n + 2).toString(16)}`,
-      ports: [
-        { hostPort: 21000 + n, containerPort: 80, protocol: 'tcp' as const },
-        { hostPort: 41000 + n, containerPort: 53, protocol: 'udp' as const, hostIp: '127.0.0.1' },
-      ],
-      port: { ifname: `tsbpv${n}`, mac: `02:42:ac:4f:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` },
-    };
+    const ep = endpoint(n);
     return { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
   };
+  const ways = { auto: new NftFirewall(), lib: new NftFirewall({ backend: 'lib' }), process: new NftFirewall({ backend: 'process' }) };
   const direct: number[] = [];
   const lib: number[] = [];
   const proc: number[] = [];
@@ -123,11 +125,11 @@ async function nftBatch(report: Report, runs: number): Promise<void> {
     for (let i = 0; i < runs + 1; i++) {
       // Interleaved, each with new elements; every way sees the others' commits, as on a host.
       const t0 = performance.now();
-      await applyBatch(attachBatch(n++), {});
+      await ways.auto.attach(net, endpoint(n++));
       const t1 = performance.now();
-      await applyBatch(attachBatch(n++), { backend: 'lib' });
+      await ways.lib.attach(net, endpoint(n++));
       const t2 = performance.now();
-      await applyBatch(attachBatch(n++), { backend: 'process' });
+      await ways.process.attach(net, endpoint(n++));
       const t3 = performance.now();
       // The kernel's own part: the same messages, encoded beforehand, sent and answered.
       const encoded = encodeElementBatch(attachBatch(n++))!;

@@ -9,6 +9,7 @@ import {
   schemaId,
   addEndpointBatch,
   addNetworkBatch,
+  networkBatchOf,
   baseMatches,
   baseTable,
   conflictingElements,
@@ -195,7 +196,7 @@ export class NftFirewall implements FirewallBackend {
   }
 
   async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
-    const batch = { nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
+    const batch = { nftables: [...networkBatchOf(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
     if (await this.joinBurst(batch)) return;
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {

@@ -73,6 +73,12 @@ export interface ElementBatch {
 
 const MAX_DATAGRAM = 128 * 1024;
 
+/**
+ * Commands already encoded, by object: a network's commands are the same objects at every attach
+ * (nft-rules.ts networkBatchOf). Their bytes hold no sequence number (written when sent).
+ */
+const encoded = new WeakMap<object, { bytes: Buffer; type: number; flags: number; what: string }>();
+
 /** Thrown for a value this encoder does not handle: the batch goes to libnftables instead. */
 class Untranslatable extends Error {}
 
@@ -97,6 +103,11 @@ class Writer {
   bytes(b: ArrayLike<number>): void {
     this.ensure(b.length);
     for (let i = 0; i < b.length; i++) this.buf[this.pos++] = b[i]!;
+  }
+  copy(b: Buffer): void {
+    this.ensure(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
   }
   zeros(n: number): void {
     this.ensure(n);
@@ -173,7 +184,18 @@ export function encodeElementBatch(batch: NftBatch): ElementBatch | undefined {
   const spans: { at: number; type: number; flags: number; what: string }[] = [];
   try {
     w.closeMessage(w.openMessage(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES));
-    for (const cmd of batch.nftables) spans.push({ at: w.pos, ...encodeCommand(w, cmd) });
+    for (const cmd of batch.nftables) {
+      const at = w.pos;
+      const done = encoded.get(cmd);
+      if (done) {
+        w.copy(done.bytes);
+        spans.push({ at, type: done.type, flags: done.flags, what: done.what });
+        continue;
+      }
+      const meta = encodeCommand(w, cmd);
+      spans.push({ at, ...meta });
+      encoded.set(cmd, { ...meta, bytes: Buffer.from(w.buf.subarray(at, w.pos)) });
+    }
     w.closeMessage(w.openMessage(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES));
   } catch (err) {
     if (err instanceof Untranslatable) return undefined;

@@ -720,6 +720,26 @@ export function deleteElements(els: SetElement[]): NftCommand[] {
 }
 
 export const addNetworkBatch = (net: FirewallNetwork): NftBatch => ({ nftables: addElements(networkElements(net)) });
+
+const networkBatches = new Map<string, NftBatch>();
+
+/**
+ * addNetworkBatch remembered per network: every attach re-adds its network's elements, so a
+ * process attaching many containers (the engine's callers, tsrun run, the agent) checks and
+ * builds them once, and the netlink encoder, which remembers commands it has encoded, encodes
+ * them once. The batch is shared: callers copy it, never change it.
+ */
+export function networkBatchOf(net: FirewallNetwork): NftBatch {
+  if (typeof net !== 'object' || net === null) return addNetworkBatch(net); // its error
+  const key = JSON.stringify([net.name, net.bridge, net.subnets4, net.subnets6, net.internal, net.icc]);
+  let batch = networkBatches.get(key);
+  if (!batch) {
+    batch = addNetworkBatch(net);
+    if (networkBatches.size >= 64) networkBatches.clear();
+    networkBatches.set(key, batch);
+  }
+  return batch;
+}
 export const deleteNetworkBatch = (net: FirewallNetwork): NftBatch => ({ nftables: deleteElements(networkElements(net)) });
 export const addEndpointBatch = (ep: FirewallEndpoint): NftBatch => ({ nftables: addElements(endpointElements(ep)) });
 export const deleteEndpointBatch = (ep: FirewallEndpoint): NftBatch => ({ nftables: deleteElements(endpointElements(ep)) });

@@ -2,7 +2,7 @@
 // sending it for the same JSON (nft 1.0.6), the batches left to libnftables, and how answers are
 // read (a fake socket).
 import { describe, expect, it } from '@jest/globals';
-import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, removeGuardBatch, tableDefinitions, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
+import { addElements, addEndpointBatch, addNetworkBatch, baseTable, deleteElements, endpointElements, guardElements, networkBatchOf, removeGuardBatch, tableDefinitions, type NftBatch } from '../../../runtime/firewall/nft-rules.js';
 import { BatchTooLarge, batchDatagram, encodeElementBatch, sendElementBatch } from '../../../runtime/firewall/nfnl.js';
 import { decodeMessages, encodeMessage } from '../../../runtime/netlink/codec.js';
 import { addressBytes, parseAddress } from '../../../config/address.js';
@@ -124,6 +124,19 @@ describe('encodeElementBatch', () => {
     const mac = (m: string) => key('guard_macs', { concat: ['tsv0', m] })?.slice(32, 44);
     expect(mac('02:42:AC:11:00:0f')).toBe('0242ac11000f');
     for (const bad of ['02:42:ac:11:00', '02:42:ac:11:00:0g', '02-42-ac-11-00-02', '02:42:ac:11:00:022']) expect([bad, mac(bad)]).toEqual([bad, undefined]);
+  });
+
+  it("builds a network's commands once and encodes them once, to the same bytes", () => {
+    const again = networkBatchOf({ ...net, subnets4: [...net.subnets4] });
+    expect(networkBatchOf(net)).toBe(again);
+    expect(networkBatchOf({ ...net, icc: false })).not.toBe(again);
+    expect(networkBatchOf(net)).toEqual(addNetworkBatch(net));
+    const batch = (): NftBatch => ({ nftables: [...networkBatchOf(net).nftables, ...addEndpointBatch(ep).nftables] });
+    const first = Buffer.from(encodeElementBatch(batch())!.datagram);
+    const second = encodeElementBatch(batch())!; // the network's commands from the encoder's memory
+    expect(second.datagram).toEqual(first);
+    expect(second.messages.map((m) => m.what)).toEqual(encodeElementBatch({ nftables: [...addNetworkBatch(net).nftables, ...addEndpointBatch(ep).nftables] })!.messages.map((m) => m.what));
+    expect(() => networkBatchOf(null as never)).toThrow(/expected an object/);
   });
 
   it('leaves every other batch to libnftables', () => {

@@ -31,6 +31,7 @@ import { dnsEnabled, resolverServes } from './dns/table.js';
 import { forgetFlows, forgetPortFlows } from './conntrack.js';
 import { flushAtReuse, flushIfMarked, flushMarks, markForFlush } from './conntrack-reuse.js';
 import { underlayFilter } from './overlay/host.js';
+import { attachOrPurge } from './firewall/owned-attach.js';
 import { clusterOf } from './store/scoped.js';
 
 export interface AttachRequest {
@@ -174,7 +175,7 @@ export class Engine {
 
         const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports, port: guardPort(ep) };
         // One nft batch: the network's elements (idempotent to re-add) and the published ports.
-        if (viaHost) await tx.step('firewall elements', () => firewall.attach(firewallNetwork(net), fwEndpoint), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
+        if (viaHost) await tx.step('firewall elements', () => attachOrPurge(firewall, firewallNetwork(net), fwEndpoint, log), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
         if (viaHost) await forgetPortFlows(req.ports, log); // old un-DNATed UDP flows to these ports
 
         const rec: EndpointRecord = {

@@ -66,10 +66,23 @@ export function isNftError(e: unknown, reason?: NftFailure): e is NftError {
   return e instanceof NftError && (reason === undefined || e.reason === reason);
 }
 
-/** Applies one batch atomically: all of it or none of it. An empty batch runs nothing. */
+/**
+ * Applies one batch atomically: all of it or none of it. An empty batch runs nothing. A failure
+ * does not always mean none of it: a signal that interrupts libnftables while it reads the
+ * kernel's answer makes it report "Interrupted system call" for a batch the kernel committed, so
+ * a caller that adds owned elements purges its owner's elements when this throws (engine.ts).
+ */
 export async function applyBatch(batch: NftBatch, opts: NftOptions & { step?: string } = {}): Promise<void> {
   if (batch.nftables.length === 0) return;
   const step = opts.step ?? 'apply nftables batch';
+  await applyBatchOnce(batch, opts, step);
+  // Tests only: TSRUN_FAULT_NFT_LOST_ANSWER=<step prefix> reports the batch of that step failed
+  // after the kernel applied it, as the interrupted read above does.
+  const lost = process.env.TSRUN_FAULT_NFT_LOST_ANSWER;
+  if (lost && step.startsWith(lost)) throw new NftError(step, 'Error: Could not process rule: Interrupted system call', undefined);
+}
+
+async function applyBatchOnce(batch: NftBatch, opts: NftOptions, step: string): Promise<void> {
   if ((opts.backend ?? 'auto') === 'auto') {
     const direct = encodeElementBatch(batch);
     if (direct && nfnlAvailable() && runNetlink(direct, opts, step)) return;

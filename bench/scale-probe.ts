@@ -169,7 +169,14 @@ async function main(): Promise<void> {
     rmSync(root, { recursive: true, force: true });
   };
 
-  for await (const line of createInterface({ input: process.stdin })) {
+  // Interrupted (Ctrl-C reaches the whole process group) or orphaned: finish the command under
+  // way, then tear everything down as for `close` (pins are mounts: they would outlive us).
+  const lines = createInterface({ input: process.stdin });
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => ((interrupted = true), lines.close()));
+  process.stdout.on('error', () => undefined); // the suite gone: nobody to answer
+  for await (const line of lines) {
+    if (interrupted) break;
     if (line.trim() === '') continue;
     const c = JSON.parse(line) as ProbeCommand;
     try {

@@ -97,11 +97,12 @@ export function resolverRequestSync(runDir: string, command: string, timeoutMs: 
   const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 'unavailable';
   try {
+    // Before connecting: a listener whose backlog is full makes connect(2) wait, up to this.
+    c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval(timeoutMs, c.longSize), 2 * c.longSize);
     if (c.connect(fd, addr, addr.length) !== 0) return 'unavailable';
     const deadline = performance.now() + timeoutMs;
     const timedOut = () => new Error(`the resolver did not answer ${command} within ${timeoutMs} ms`);
     const out = Buffer.from(`${command}\n`, 'utf8');
-    c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval(timeoutMs, c.longSize), 2 * c.longSize);
     for (let sent = 0; sent < out.length; ) {
       const n = c.send(fd, out.subarray(sent), out.length - sent, MSG_NOSIGNAL);
       if (n < 0 && c.errno() === EINTR) continue;

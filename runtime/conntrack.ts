@@ -20,7 +20,8 @@
 import { AF_UNSPEC } from './netlink/codec.js';
 import { IPCTNL_MSG, ctDeleteBody, ctDumpBody, ctMsgType, ctStatsBody, isUdpTo, namesAddress, parseCtEntry, parseCtEntryCount, type CtEntry } from './netlink/ctnl.js';
 import { parseIp } from './netlink/addr.js';
-import { NetlinkRefusal, NlSocket } from './netlink/socket.js';
+import { NetlinkRefusal } from './netlink/refusal.js';
+import { SyncNlSocket, type NlTransport } from './netlink/sync-socket.js';
 import { withNetnsSync } from './netns/netns.js';
 import { NETLINK_NETFILTER } from './netns/sys.js';
 import type { Logger } from './log.js';
@@ -60,7 +61,7 @@ export async function forgetPortFlows(ports: PortMapping[], log: Logger, netns?:
 
 /** One dump of `family` (AF_UNSPEC: both), then a delete for every entry that `match`es. */
 async function forget(family: number, match: (e: CtEntry) => boolean, log: Logger, netns?: string): Promise<void> {
-  let sock: NlSocket;
+  let sock: NlTransport;
   try {
     sock = netns === undefined ? open() : withNetnsSync(netns, open);
   } catch (err) {
@@ -91,7 +92,7 @@ async function forget(family: number, match: (e: CtEntry) => boolean, log: Logge
 }
 
 /** The namespace's conntrack entry count; undefined when the kernel does not say (then: dump). */
-async function entryCount(sock: NlSocket): Promise<number | undefined> {
+async function entryCount(sock: NlTransport): Promise<number | undefined> {
   try {
     const replies = await sock.request(ctMsgType(IPCTNL_MSG.GET_STATS), 0, ctStatsBody());
     for (const m of replies) {
@@ -104,4 +105,6 @@ async function entryCount(sock: NlSocket): Promise<number | undefined> {
   return undefined;
 }
 
-const open = (): NlSocket => new NlSocket(undefined, NETLINK_NETFILTER);
+// Synchronous, as Rtnl's (netlink/sync-socket.ts): ctnetlink answers inside sendmsg too, and a
+// dump's next part is queued by the recv that empties the queue.
+const open = (): NlTransport => new SyncNlSocket(undefined, NETLINK_NETFILTER);

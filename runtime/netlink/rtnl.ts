@@ -11,7 +11,7 @@ import { NLM_F_ECHO, RTM, type NlMessage } from './codec.js';
 import { kernelError } from './errors.js';
 import { parseAddress, parseFdb, parseLink, parseNeighbour, parseRoute } from './parse.js';
 import * as rq from './requests.js';
-import { NetlinkRefusal } from './socket.js';
+import { NetlinkRefusal } from './refusal.js';
 import { SyncNlSocket, type NlTransport } from './sync-socket.js';
 import type {
   Address, BridgeOptions, FdbEntry, FdbSpec, IpFamily, IpvlanOptions, Link, LinkRef, MacvlanOptions, Neighbour, NeighbourSpec, Route,

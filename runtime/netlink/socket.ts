@@ -17,15 +17,9 @@ import {
 import { NETLINK_ROUTE } from '../netns/sys.js';
 import { ErrnoError } from '../netns/errno.js';
 
-/** The kernel refused a request: `errno` > 0. */
-export class NetlinkRefusal extends Error {
-  constructor(readonly errno: number) {
-    super(`netlink request refused (errno ${errno})`);
-  }
-}
+import { DumpInterrupted, NetlinkRefusal } from './refusal.js';
 
-/** The dump changed while being read (NLM_F_DUMP_INTR) more often than we retry. */
-export class DumpInterrupted extends Error {}
+export { DumpInterrupted, NetlinkRefusal };
 
 /** The part of RawNetlinkSocket used here (a fake in unit tests). */
 export interface RawTransport {

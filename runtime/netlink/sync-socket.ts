@@ -19,7 +19,7 @@
 import { ErrnoError } from '../netns/errno.js';
 import { AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, libcSys, type Sys } from '../netns/sys.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, decodeMessages, encodeMessage, errorCode, type NlMessage } from './codec.js';
-import { DumpInterrupted, NetlinkRefusal } from './socket.js';
+import { DumpInterrupted, NetlinkRefusal } from './refusal.js';
 
 const MSG_TRUNC = 0x20;
 const POLLIN = 0x1;

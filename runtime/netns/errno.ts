@@ -15,6 +15,9 @@ const STRERROR: Record<string, string> = {
   EINTR: 'Interrupted system call',
   EBADF: 'Bad file descriptor',
   EAGAIN: 'Resource temporarily unavailable',
+  // 11 is named EWOULDBLOCK (its alias comes last in os.constants): without it every EAGAIN built
+  // libuv's whole error map to word its message (~24 us a time, on every non-blocking read that finds nothing).
+  EWOULDBLOCK: 'Resource temporarily unavailable',
   ENOMEM: 'Cannot allocate memory',
   EACCES: 'Permission denied',
   EBUSY: 'Device or resource busy',

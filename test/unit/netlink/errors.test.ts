@@ -9,6 +9,7 @@ describe('errno', () => {
     expect(errnoName(17)).toBe('EEXIST');
     expect(errnoName(-19)).toBe('ENODEV');
     expect(strerror(17)).toBe('File exists');
+    expect(strerror(11)).toBe('Resource temporarily unavailable'); // EAGAIN, named EWOULDBLOCK
     expect(strerror(99)).toBe('Cannot assign requested address');
     expect(errnoName(4000)).toBe('E4000');
     const e = new ErrnoError(22, 'setns', '(fd 3)');

@@ -27,6 +27,7 @@ import { bootId, sameBoot } from './boot.js';
 import { forgetFlows } from './conntrack.js';
 import { findNetnsPath } from './netns/find.js';
 import { THREAD_NETNS } from './netns/netns.js';
+import { oneAtATime } from './one-at-a-time.js';
 
 const MARK = '_flush.';
 const markKey = (network: string, ip: string): string => `ipam/${network}/${MARK}${canonicalAddress(ip)}`;
@@ -55,7 +56,13 @@ export async function markForFlush(store: Store, network: string, addresses: str
  */
 export async function flushIfMarked(store: Store, network: string, ip: string, log: Logger): Promise<void> {
   if ((await store.get(markKey(network, ip))) === undefined) return;
-  await flushMarks(store, network, log);
+  // Attaches of one process reusing addresses together (a burst after a burst) would each list
+  // the whole network: one at a time, and one whose mark is gone by its turn was served by the
+  // walk before it (a mark is deleted only after its flows were forgotten).
+  await oneAtATime(`flush:${network}`, async () => {
+    if ((await store.get(markKey(network, ip))) === undefined) return;
+    await flushMarks(store, network, log);
+  });
 }
 
 /** Forgets the flows of every address of `network` waiting for a flush (also: network rm). */

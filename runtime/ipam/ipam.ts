@@ -20,6 +20,7 @@ import { bootId } from '../boot.js';
 import { decodeHolder, describeHolder, encodeHolder, isThisHost, judgeHolder, newInstance, type LeaseHolder } from './holder.js';
 import { type Family, type Subnet, canonicalAddress, formatAddress, parseAddress } from '../../config/address.js';
 import { type Pool, type PoolSpec, checkStaticAddress, nextCandidates, parsePool } from './allocator.js';
+import { oneAtATime } from '../one-at-a-time.js';
 
 /** One address family of a network: a dual-stack network calls allocate once per family. */
 export interface IpamNetwork extends PoolSpec {
@@ -192,8 +193,18 @@ export class Ipam {
     throw new ConflictError(`address ${ip} on network ${net} is being allocated and released concurrently; try again`);
   }
 
-  private async allocateNext(net: string, pool: Pool, lease: string): Promise<string> {
+  /**
+   * The walk from the hint. Allocations in one process go through it one at a time per subnet:
+   * started together (50 attaches at once), they would all read the same hint and walk over each
+   * other's fresh leases, O(n²) creates; in turn, each starts after the address the previous one
+   * took. Still correct without it, and across processes, where leases decide (see the header).
+   */
+  private allocateNext(net: string, pool: Pool, lease: string): Promise<string> {
     const hintKey = keyLayout.hint(net, pool.subnet);
+    return oneAtATime(hintKey, () => this.walkFromHint(net, pool, lease, hintKey));
+  }
+
+  private async walkFromHint(net: string, pool: Pool, lease: string, hintKey: string): Promise<string> {
     const after = await this.store.get(hintKey).catch(() => undefined);
     let taken: Set<string> | undefined;
     let misses = 0;

@@ -13,6 +13,16 @@ const THROUGHPUT = 'throughput on one host';
 const OVERLAY = 'overlay: two hosts over VXLAN';
 const CONCURRENT = '50 containers attached at once';
 
+/** The scale section's growth row, beside the kernel's growth and tsrun's growth above it. */
+function scaleHeadline(label: string, section: string): Headline {
+  return {
+    label,
+    target: { section, name: 'tsrun: attach at 200 / at 1' },
+    detail: [{ section, name: "floor: an attach grown by the kernel's part only, 200 / 1" }],
+    floor: { section, name: "tsrun's growth / the floor's" },
+  };
+}
+
 export const HEADLINES: Headline[] = [
   {
     label: 'in-process wiring of one bridge attach',
@@ -58,18 +68,8 @@ export const HEADLINES: Headline[] = [
     detail: [{ section: THROUGHPUT, name: 'the kernel floor: bare bridge with conntrack / bare veth' }],
     floor: { section: THROUGHPUT, name: 'tsrun bridge / the floor' },
   },
-  {
-    label: '200 attaches: an attach at 200 containers / at 1',
-    target: { section: SCALE, name: 'tsrun: attach at 200 / at 1' },
-    detail: [{ section: SCALE, name: "floor: an attach grown by the kernel's part only, 200 / 1" }],
-    floor: { section: SCALE, name: "tsrun's growth / the floor's" },
-  },
-  {
-    label: 'the same on a network with DNS',
-    target: { section: SCALE_DNS, name: 'tsrun: attach at 200 / at 1' },
-    detail: [{ section: SCALE_DNS, name: "floor: an attach grown by the kernel's part only, 200 / 1" }],
-    floor: { section: SCALE_DNS, name: "tsrun's growth / the floor's" },
-  },
+  scaleHeadline('200 attaches: an attach at 200 containers / at 1', SCALE),
+  scaleHeadline('the same on a network with DNS', SCALE_DNS),
   {
     label: '50 concurrent attaches on one network vs CNI `-P 8`',
     target: { section: CONCURRENT, name: 'tsrun engine / CNI bridge -P 8' },

@@ -1,7 +1,6 @@
 // What only the in-process backend has: its output matches the nft process's byte for byte, its
 // errors come from libnftables' error buffer, a context for another namespace leaves no socket
 // behind (it would keep that namespace alive), and the process's own handle is made once.
-import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
@@ -9,16 +8,11 @@ import { NftFirewall } from '../../../runtime/firewall/backend.js';
 import { libnftAvailable, runLibnft } from '../../../runtime/firewall/libnft.js';
 import { applyBatch, isNftError, listTsrunTable } from '../../../runtime/firewall/nft.js';
 import { ScratchNs } from '../../harness/sandbox.js';
+import { openSockets } from '../../harness/sockets.js';
 
 jest.setTimeout(60_000);
 
-const sockets = (): number => readdirSync('/proc/self/fd').filter((fd) => {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-  } catch {
-    return false;
-  }
-}).length;
+const sockets = openSockets;
 
 describe('libnftables backend', () => {
   let ns: ScratchNs;

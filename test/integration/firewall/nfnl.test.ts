@@ -2,7 +2,6 @@
 // kernel ends up holding exactly what libnftables leaves for the same batches, refusals read as
 // libnftables' do, and no socket outlives its namespace. nft.test.ts runs the whole backend
 // (tables, elements, real packets) on this path.
-import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { execa } from 'execa';
@@ -12,16 +11,11 @@ import { applyBatch, isNftError } from '../../../runtime/firewall/nft.js';
 import { encodeElementBatch, nfnlAvailable } from '../../../runtime/firewall/nfnl.js';
 import type { FirewallEndpoint, FirewallNetwork } from '../../../runtime/firewall/types.js';
 import { ScratchNs } from '../../harness/sandbox.js';
+import { openSockets } from '../../harness/sockets.js';
 
 jest.setTimeout(60_000);
 
-const sockets = (): number => readdirSync('/proc/self/fd').filter((fd) => {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-  } catch {
-    return false;
-  }
-}).length;
+const sockets = openSockets;
 
 const nets: FirewallNetwork[] = [
   { name: 'tsb-n1', bridge: 'tsBn1', subnets4: ['10.96.0.0/16'], subnets6: ['fd00:96::/64'], internal: false, icc: true },

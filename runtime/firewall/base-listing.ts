@@ -13,18 +13,13 @@ import { NLM_F_REQUEST, attr, attrString, encodeAttrs, parseAttrs } from '../net
 import { SyncNlSocket } from '../netlink/sync-socket.js';
 import { withNetnsSync } from '../netns/netns.js';
 import { NETLINK_NETFILTER, libcSys, type Sys } from '../netns/sys.js';
+import { NFPROTO, NFTA_RULE, NFT_MSG_GETRULE, userdataComment } from './kernel-inventory.js';
+import { nftType } from './nfnl.js';
 import { runLibnft } from './libnft.js';
 import { FAMILY, GUARD_FAMILY, TABLE, type NftJson, type NftListing } from './nft-rules.js';
 
-// include/uapi/linux/netfilter/nfnetlink.h and nf_tables.h
-const NFNL_SUBSYS_NFTABLES = 10;
+// include/uapi/linux/netfilter/nf_tables.h
 const NFT_MSG_NEWRULE = 6;
-const NFT_MSG_GETRULE = 7;
-const NFTA_RULE = { TABLE: 1, CHAIN: 2, USERDATA: 7 } as const;
-/** libnftnl's rule userdata: TLVs of (type u8, length u8, value); the comment is type 0. */
-const NFTNL_UDATA_RULE_COMMENT = 0;
-const NFPROTO: Record<string, number> = { inet: 1, bridge: 7 };
-const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
 /**
  * The rules of table `family` `table` as listing objects ({"rule": {family, table, chain,
@@ -57,15 +52,7 @@ export function dumpRules(family: string, table: string, opts: { netns?: string 
 
 /** The comment TLV of a rule's userdata (NUL-terminated), if it has one. */
 export function ruleComment(udata: Buffer | undefined): string | undefined {
-  if (!udata) return undefined;
-  for (let off = 0; off + 2 <= udata.length; ) {
-    const type = udata[off]!;
-    const len = udata[off + 1]!;
-    if (off + 2 + len > udata.length) return undefined;
-    if (type === NFTNL_UDATA_RULE_COMMENT) return attrString(udata.subarray(off + 2, off + 2 + len));
-    off += 2 + len;
-  }
-  return undefined;
+  return udata ? userdataComment(udata) : undefined;
 }
 
 /**

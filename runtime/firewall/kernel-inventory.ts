@@ -15,14 +15,14 @@ export const NFT_MSG_GETSET = 10;
 const NFTA_SET = { TABLE: 1, NAME: 2, FLAGS: 3, KEY_TYPE: 4, KEY_LEN: 5, DATA_TYPE: 6, DATA_LEN: 7 } as const;
 const NFTA_CHAIN = { TABLE: 1, NAME: 3, HOOK: 4, POLICY: 5, TYPE: 7 } as const;
 const NFTA_HOOK = { HOOKNUM: 1, PRIORITY: 2 } as const;
-const NFTA_RULE = { TABLE: 1, CHAIN: 2, USERDATA: 7 } as const;
+export const NFTA_RULE = { TABLE: 1, CHAIN: 2, USERDATA: 7 } as const;
 const NFT_SET_ANONYMOUS = 0x1;
 /** The set flags a definition decides (constant, interval, map, timeout, eval, object); the rest
  * (concat, expr) follow from the types. */
 const SET_FLAGS_CHECKED = 0x7e;
 const NFT_SET_INTERVAL = 0x4;
 const NFT_SET_MAP = 0x8;
-const NFPROTO: Record<string, number> = { inet: 1, bridge: 7 };
+export const NFPROTO: Record<string, number> = { inet: 1, bridge: 7 };
 const HOOKS: Record<string, number> = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 };
 const NF_ACCEPT = 1;
 /** libnftnl's rule userdata: a TLV whose type 0 is the comment. */
@@ -97,16 +97,23 @@ function u32(buf: Buffer, type: number, from?: number, to?: number): number | un
 /** The comment in a rule's userdata TLVs ('' without one, as a listing shows no comment). */
 function ruleComment(buf: Buffer, type: number): string {
   const at = find(buf, type);
-  if (at < 0) return '';
-  const stop = at + lenAt(buf, at);
-  for (let off = at; off + 2 <= stop; off += 2 + buf[off + 1]!) {
+  return at < 0 ? '' : (userdataComment(buf, at, at + lenAt(buf, at)) ?? '');
+}
+
+/**
+ * The comment of libnftnl's rule userdata in buf[from, to): TLVs of (type u8, length u8, value),
+ * the comment being type 0, NUL-terminated. Undefined without one, or when a TLV runs past the end.
+ */
+export function userdataComment(buf: Buffer, from = 0, to = buf.length): string | undefined {
+  for (let off = from; off + 2 <= to; off += 2 + buf[off + 1]!) {
+    const stop = off + 2 + buf[off + 1]!;
+    if (stop > to) return undefined;
     if (buf[off] !== NFTNL_UDATA_RULE_COMMENT) continue;
     let end = off + 2;
-    const last = Math.min(stop, off + 2 + buf[off + 1]!);
-    while (end < last && buf[end] !== 0) end++;
+    while (end < stop && buf[end] !== 0) end++;
     return buf.toString('utf8', off + 2, end);
   }
-  return '';
+  return undefined;
 }
 
 interface Shapes {

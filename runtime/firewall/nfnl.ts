@@ -33,6 +33,7 @@ import { addressBytes, parseAddress } from '../../config/address.js';
 import { NLA_F_NESTED, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, decodeMessages, errorCode } from '../netlink/codec.js';
 import { strerror, hasCode } from '../netns/errno.js';
 import { withNetnsSync } from '../netns/netns.js';
+import { SyncNlSocket } from '../netlink/sync-socket.js';
 import { AF_NETLINK, MSG_DONTWAIT, NETLINK_NETFILTER, SOCK_CLOEXEC, SOCK_RAW, libcSys, type Sys } from '../netns/sys.js';
 import { setTypeOf, type NftBatch, type NftJson } from './nft-rules.js';
 
@@ -53,7 +54,7 @@ const NFPROTO: Record<string, number> = { inet: 1, bridge: 7 };
 const IFNAMSIZ = 16;
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
 
-const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+export const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
 /** One netlink message of the batch and the command it came from (for error messages). */
 interface BatchMessage {
@@ -610,74 +611,29 @@ function drain(sys: Sys, fd: number): void {
 
 // ---- reading: dumps ----
 
-const NLM_F_DUMP = 0x300;
-const NLMSG_DONE = 3;
-const NLM_F_DUMP_INTR = 0x10;
-const DUMP_RETRIES = 5;
-
 /** One nf_tables object of a dump: the family from its nfgenmsg, its attributes as received. */
 export interface DumpedObject {
   family: number;
   attrs: Buffer;
 }
 
+/** nfgenmsg of a dump of every family: NFPROTO_UNSPEC, version 0, resource id 0. */
+const EVERY_FAMILY = Buffer.alloc(4);
+let ownDumpSocket: SyncNlSocket | undefined;
+
 /**
  * Dumps of nf_tables object kinds (NFT_MSG_GETCHAIN, GETSET, GETRULE…) of every family, one
- * after the other on one socket, synchronously: the kernel fills a dump's next part inside each recv, so the answers are always
- * queued and reading never waits. Restarted when the ruleset changed while it was read.
+ * after the other, synchronously, over the same request/reply socket rtnetlink uses (it retries a
+ * dump the ruleset changed under). A socket of its own, not the batches': a batch that ended
+ * early may leave answers queued on that one.
  */
 export function dumpSync(msgs: readonly number[], opts: { netns?: string | undefined; sys?: Sys } = {}): DumpedObject[][] {
   const sys = opts.sys ?? libcSys;
-  if (opts.netns === undefined) {
-    ownFd ??= openSocket(sys);
-    return msgs.map((m) => dumpOn(sys, ownFd!, m));
-  }
-  const fd = withNetnsSync(opts.netns, () => openSocket(sys), sys);
+  const open = () => new SyncNlSocket(sys, NETLINK_NETFILTER);
+  const sock = opts.netns === undefined ? (ownDumpSocket ??= open()) : withNetnsSync(opts.netns, open, sys);
   try {
-    return msgs.map((m) => dumpOn(sys, fd, m));
+    return msgs.map((msg) => sock.dumpSync(nftType(msg), 0, EVERY_FAMILY).map((m) => ({ family: m.data[0]!, attrs: m.data.subarray(4) })));
   } finally {
-    sys.close(fd);
-  }
-}
-
-function dumpOn(sys: Sys, fd: number, msg: number): DumpedObject[] {
-  for (let attempt = 1; ; attempt++) {
-    if (seq > 0x7fff_0000) seq = 0;
-    const mySeq = ++seq;
-    if (dirty.has(fd)) drain(sys, fd);
-    dirty.add(fd);
-    const req = Buffer.alloc(NLMSG_HDRLEN + 4);
-    req.writeUInt32LE(req.length, 0);
-    req.writeUInt16LE(nftType(msg), 4);
-    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    req.writeUInt32LE(mySeq, 8);
-    // nfgenmsg: NFPROTO_UNSPEC (every family), version 0, res_id 0
-    sys.send(fd, req, 0);
-    const out: DumpedObject[] = [];
-    let interrupted = false;
-    const buf = (recvBuf ??= Buffer.allocUnsafe(RECV_BUFFER));
-    let done = false;
-    while (!done) {
-      const len = sys.recv(fd, buf, MSG_DONTWAIT); // EAGAIN before DONE: the caller falls back
-      if (len > buf.length) throw new Error('nf_tables dump: a message larger than the receive buffer');
-      for (const m of decodeMessages(buf.subarray(0, len))) {
-        if (m.seq !== mySeq) continue;
-        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (m.type === NLMSG_DONE) {
-          done = true;
-          break;
-        }
-        if (m.type === NLMSG_ERROR) {
-          const errno = errorCode(m.data);
-          if (errno !== 0) throw new Error(`nf_tables dump refused: ${strerror(errno)}`);
-          continue;
-        }
-        // Copied: the receive buffer is reused by the next read.
-        out.push({ family: m.data[0]!, attrs: Buffer.from(m.data.subarray(4)) });
-      }
-    }
-    dirty.delete(fd);
-    if (!interrupted) return out;
-    if (attempt >= DUMP_RETRIES) throw new Error(`nf_tables dump interrupted ${DUMP_RETRIES} times`);
+    if (sock !== ownDumpSocket) sock.close();
   }
 }

@@ -8,7 +8,8 @@ import { createFirewall } from './firewall/backend.js';
 import type { Store } from './store/store.js';
 import path from 'node:path';
 import { LocalStore } from './store/local.js';
-import { StoreLock } from './locks.js';
+import { StoreLock, type ReadWriteLock } from './locks.js';
+import { FileLock, recordLocksWork } from './host-lock.js';
 
 export interface EngineHandle {
   engine: Engine;
@@ -36,15 +37,16 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
   return engine;
 }
 
-/** This host's readers-writer lock (runtime/locks.ts): in the run directory, because it guards
- * this host's kernel state and, like it, must not survive a reboot; not fsync'ed, for the same
- * reason. Its directories are never pruned: the shared one always holds its anchor, yet every
- * release tried to remove it and its parent, and an rmdir that fails with ENOTEMPTY still costs
- * ext4 a journal handle (0.02-1.4 ms measured here). */
-export function hostLock(settings: Settings, log: Logger): StoreLock {
-  return new StoreLock(new LocalStore(path.join(settings.runDir, 'locks'), { fsync: false, keep: ['host/', 'host/shared/'] }), 'host', {
-    onWait: (heldBy) => log.info({ heldBy }, 'waiting for the host lock'),
-  });
+/** This host's readers-writer lock, in the run directory, because it guards this host's kernel
+ * state and, like it, must not survive a reboot: record locks on one file (host-lock.ts), which
+ * the kernel releases when a holder dies and which create nothing per acquisition. Where those
+ * cannot be taken as host-lock.ts takes them (not 64-bit little-endian Linux), a StoreLock in a
+ * local store there, not fsync'ed; its directories are never pruned: the shared one always holds
+ * its anchor, and an rmdir that fails with ENOTEMPTY still costs ext4 a journal handle. */
+export function hostLock(settings: Settings, log: Logger): ReadWriteLock {
+  const opts = { onWait: (heldBy: string) => log.info({ heldBy }, 'waiting for the host lock') };
+  if (recordLocksWork()) return new FileLock(path.join(settings.runDir, 'locks', 'host.lock'), 'host', opts);
+  return new StoreLock(new LocalStore(path.join(settings.runDir, 'locks'), { fsync: false, keep: ['host/', 'host/shared/'] }), 'host', opts);
 }
 
 /** Runs `fn` with an engine and closes its store afterwards, whatever happens. */

@@ -12,7 +12,7 @@ import { checkIfname } from '../config/ids.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 import { Transaction, runAll } from './tx.js';
-import { StoreLock, type Release } from './locks.js';
+import { StoreLock, type ReadWriteLock, type Release } from './locks.js';
 import { Ipam, type Allocation } from './ipam/ipam.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -69,7 +69,7 @@ export interface EngineDeps {
   dns?: DnsSync | undefined;
   /** Held shared by attach/detach and exclusive by network create/rm and gc (runtime/locks.ts);
    * absent: no coordination (one process, as in unit tests). */
-  hostLock?: StoreLock | undefined;
+  hostLock?: ReadWriteLock | undefined;
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;

@@ -46,7 +46,15 @@ let tokenCounter = 0;
 
 export type Release = () => Promise<void>;
 
-export class StoreLock {
+/** A readers-writer lock: StoreLock here, or host-lock.ts's FileLock for this host's own lock. */
+export interface ReadWriteLock {
+  /** Holds the lock shared (many at once) until the returned function is called. */
+  shared(): Promise<Release>;
+  /** Holds the lock alone until the returned function is called. */
+  exclusive(): Promise<Release>;
+}
+
+export class StoreLock implements ReadWriteLock {
   private anchored = false;
 
   constructor(

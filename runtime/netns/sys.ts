@@ -46,6 +46,7 @@ interface Bindings {
   recv: Fn;
   poll: Fn;
   close: Fn;
+  fcntl: Fn;
 }
 
 let bindings: Bindings | undefined;
@@ -67,6 +68,8 @@ function libc(): Bindings {
     recv: f('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
     poll: f('int poll(void *fds, unsigned long nfds, int timeout)'),
     close: f('int close(int fd)'),
+    // Variadic in C: the third argument is given with its type at each call (fcntlRecordLock).
+    fcntl: f('int fcntl(int fd, int cmd, ...)'),
   };
   return bindings;
 }
@@ -97,3 +100,15 @@ export const libcSys: Sys = {
   },
   close: (fd) => void call('close', '', fd),
 };
+
+export const F_GETLK = 5;
+export const F_SETLK = 6;
+
+/**
+ * fcntl(fd, cmd, struct flock *) for the record-lock commands (F_GETLK, F_SETLK): `flock` is the
+ * 32-byte struct flock of 64-bit Linux, read and, for F_GETLK, written back by the kernel.
+ * Throws an ErrnoError (EAGAIN/EACCES: a conflicting lock) when the call fails.
+ */
+export function fcntlRecordLock(fd: number, cmd: number, flock: Buffer): void {
+  call('fcntl', `(fd ${fd}, cmd ${cmd})`, fd, cmd, 'void *', flock);
+}

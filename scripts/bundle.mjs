@@ -196,7 +196,7 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache']])],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
@@ -205,6 +205,11 @@ await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugi
 // A foreground `tsrun run` (shim/run-door.ts): the run path and the engine it may wire with, without
 // commander and the other commands (shim/main.ts sends every other command line to cli.cjs).
 await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, plugins: [lazyExeca(execaNames), lazyBuiltins, netlinkBinding] });
+// A foreground `tsrun run --net none` or `--net host` (shim/run-door-plain.ts): run.cjs's run path
+// without the engine, which those never run. Loading run.cjs (235 KB, its cache 212 KB) cost a cold
+// `run --net none` ~6.5 ms of its ~80; most of it the reading and deserializing of the engine it
+// did not evaluate.
+await build({ ...common, entryPoints: { 'run-plain': 'shim/run-door-plain.ts' }, outdir: dir, plugins: [lazyBuiltins] });
 // The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
 // small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
@@ -224,7 +229,7 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 // whole `run --net none`: its bundle carries every command, and an eager cache of all of them
 // (1.3 MB) costs `tsrun run` more to read than it saves.
 const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs']);
-for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'runc.cjs']) {
+for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'runc.cjs']) {
   const args = ['scripts/code-cache.cjs', `${dir}/${file}`, ...(EAGER_CACHE.has(file) ? ['--eager'] : [])];
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }

@@ -2,9 +2,9 @@
 // tsrun's entry point. It loads only what the command needs: the hook is a cold process on every
 // container start, so it never pays for the CLI, and the CLI never pays for the hook. A
 // `tsrun run` (foreground or -d) whose command line shim/run-args.ts can read goes to its own door
-// (shim/run-door.ts), which loads neither commander nor the other commands; any other command
-// line goes to the CLI.
-import { parseRunArgs, wiresANetwork } from './run-args.js';
+// (shim/run-door.ts, or shim/run-door-plain.ts for --net none and host), which loads neither
+// commander nor the other commands; any other command line goes to the CLI.
+import { isPlainRun, parseRunArgs, wiresANetwork } from './run-args.js';
 import { doneWhenReturned, runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
@@ -22,9 +22,12 @@ async function main(args: string[]): Promise<number> {
   }
   const run = parseRunArgs(args);
   if (run !== undefined) {
-    // The same door either way; a network to wire runs the engine, whose functions come compiled
-    // from run.cjs's eager code cache (run-door-wired.js is that import: scripts/bundle.mjs).
-    const code = await (wiresANetwork(String(run.flags.net)) ? import('./run-door-wired.js') : import('./run-door.js')).then((d) => d.door(run));
+    // A foreground run with --net none or host: the plain door (run-plain.cjs), which has no
+    // engine to load; it hands back what needs one (undefined). Otherwise run.cjs's door; a
+    // network to wire runs the engine, whose functions come compiled from run.cjs's eager code
+    // cache (run-door-wired.js is that import: scripts/bundle.mjs).
+    const plain = isPlainRun(run) ? await import('./run-door-plain.js').then((d) => d.door(run)) : undefined;
+    const code = plain ?? (await (wiresANetwork(String(run.flags.net)) ? import('./run-door-wired.js') : import('./run-door.js')).then((d) => d.door(run)));
     // Exit now rather than when the event loop runs dry, as the hook does: the container is gone
     // and torn down, the log is written synchronously, stdio to pipes and files is synchronous on
     // Linux. A natural exit first tears V8's heap down and runs the native addons' exit handlers

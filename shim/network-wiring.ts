@@ -12,6 +12,7 @@ import { containerDir } from '../runtime/containers.js';
 import { dnsEnabled } from '../runtime/dns/table.js';
 import { RESOLV_CONF_NAME, needsResolverToForward, type DnsPlan } from './resolv-conf.js';
 import type { NetworkWiring } from './run.js';
+import { leaveNamespace as leaveWith, wireWithoutNetwork } from './network-plain.js';
 import { UserError } from '../config/errors.js';
 import { DEFAULT_NETWORK } from '../config/net-mode.js';
 import type { Settings } from '../config/settings.js';
@@ -25,18 +26,9 @@ function pinPath(runDir: string, containerId: string): string {
 
 export const shimNetworkWiring: NetworkWiring = {
   async wire(o, containerId, settings, tx, log) {
-    if (o.net.kind !== 'network' && (o.networkAliases ?? []).length > 0) throw new UserError(`--network-alias needs a network: --net ${o.net.kind} has none`);
+    const plain = await wireWithoutNetwork(o, containerId, settings, tx, log);
+    if (plain !== undefined) return plain;
     switch (o.net.kind) {
-      case 'none': {
-        if (o.publish.length > 0) throw new UserError('-p needs a network: --net none has no interfaces to publish on');
-        // Registered too, so other containers can join its (interface-less) namespace.
-        const users = await import('../runtime/netns-users.js');
-        await tx.step('register as the user of its network namespace', () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: false }), () => leaveNamespace(settings, containerId, containerId, log));
-        return { kind: 'new' };
-      }
-      case 'host':
-        if (o.publish.length > 0) throw new UserError('-p is not needed with --net host: the container uses the host ports directly');
-        return { kind: 'host', dns: { kind: 'copy', dns: o.dns ?? [], hostNetwork: true } };
       case 'container': {
         const target = o.net.containerId;
         if (o.publish.length > 0) throw new UserError(`-p cannot be used with --net container:${target}: publish the ports on container ${target}`);
@@ -91,6 +83,8 @@ export const shimNetworkWiring: NetworkWiring = {
           : { kind: 'copy', dns: dnsServers, hostNetwork: false };
         return { kind: 'path', path: pin, dns };
       }
+      default:
+        throw new Error(`--net ${o.net.kind}: not a network to wire`); // none and host returned above
     }
   },
 
@@ -114,23 +108,13 @@ export const shimNetworkWiring: NetworkWiring = {
   },
 };
 
-/** `id` stops using `root`'s namespace; the last user out tears the owner's endpoint down. */
-async function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine, opts: DetachOptions = {}): Promise<void> {
-  const users = await import('../runtime/netns-users.js');
-  const l = users.leave(settings.runDir, root, id);
-  if (!l.teardown) {
-    log.info({ owner: root }, 'the network namespace has other users: its endpoint stays for them');
-    return;
-  }
-  try {
-    if (l.wired) {
-      if (root !== id) log.info({ owner: root }, 'last user of a shared network namespace: tearing down its owner\'s endpoint');
-      if (engine) await engine.detach(root, opts);
-      else await withEngine(settings, log, (e) => e.detach(root, opts));
-    }
-  } finally {
-    users.finishTeardown(settings.runDir, root);
-  }
+/** `id` stops using `root`'s namespace; the last user out detaches the owner's endpoint, with the
+ * engine given or one opened for it. */
+function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine, opts: DetachOptions = {}): Promise<void> {
+  return leaveWith(settings, root, id, log, async (r) => {
+    if (engine) await engine.detach(r, opts);
+    else await withEngine(settings, log, (e) => e.detach(r, opts));
+  });
 }
 
 /** The engine is loaded only on the paths that wire something (not for --net none or host). */

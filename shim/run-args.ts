@@ -116,3 +116,9 @@ export function wiresANetwork(net: string): boolean {
   const v = net.trim();
   return v !== 'none' && v !== 'host' && !v.startsWith('container:');
 }
+
+/** A foreground run with --net none or host: shim/run-door-plain.ts's (no engine to load). */
+export function isPlainRun(a: RunArgs): boolean {
+  const net = String(a.flags.net).trim();
+  return a.flags.detach !== true && (net === 'none' || net === 'host');
+}

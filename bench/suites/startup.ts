@@ -7,6 +7,9 @@
 //     process handle, shim/spawn-inherit.ts) and waits for it: what
 //     any Node front door of this size that runs runc costs, before tsrun's own work (state
 //     directory, spec, signals, teardown).
+//     Since the plain door (shim/run-door-plain.ts), `run --net none` loads run-plain.cjs instead:
+//     floor B stays as it was (run.cjs, the door of run -d and of the networks), and floor B
+//     (plain) beside it loads run-plain.cjs the same way.
 // tsrun runs as installed (the launcher); the start-up snapshot (opt-in, TSRUN_SNAPSHOT=1) is
 // measured beside it to show what it is worth.
 import { spawnSync } from 'node:child_process';
@@ -27,9 +30,9 @@ export function startupSuite(report: Report, runs: number): void {
   // The floor's process: load run.cjs, then `runc run` with the container's stdio, started the way
   // tsrun starts it (run.cjs's spawnInherit: Node's process handle, no child_process), exit with
   // its status.
-  const floor = () => {
+  const floorOf = (door: 'run' | 'run-plain') => () => {
     const spawnRunc = `door.spawnInherit('runc', ${JSON.stringify(runcArgs())}).once('exit', (c) => process.exit(c ?? 1));`;
-    const [cmd, args] = nodeLoadingBundle('run', spawnRunc);
+    const [cmd, args] = nodeLoadingBundle(door, spawnRunc);
     return timeCommand(cmd, args, { env });
   };
   try {
@@ -38,13 +41,15 @@ export function startupSuite(report: Report, runs: number): void {
       tsrun: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle.dir], { env }),
       snapshot: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle.dir], { env: snapshotEnv }),
       node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
-      floor,
+      floor: floorOf('run'),
+      floorPlain: floorOf('run-plain'),
     });
     const runc = median(t.runc!);
     const tsrun = median(t.tsrun!);
     const node = median(t.node!);
     const floorB = median(t.floor!);
     const snapshot = median(t.snapshot!);
+    const floorPlain = median(t.floorPlain!);
     report.add({ name: 'runc run', value: runc, unit: 'ms' });
     report.add({ name: 'tsrun run --net none', value: tsrun, unit: 'ms' });
     report.add({ name: 'node -e 0 (a cold Node process)', value: node, unit: 'ms' });
@@ -53,6 +58,8 @@ export function startupSuite(report: Report, runs: number): void {
     report.add({ name: 'tsrun / floor A', value: tsrun / (node + runc), unit: '×', target: '≤ 1.1', note: "tsrun's own overhead above a cold Node + runc" });
     report.add({ name: 'floor B: node loading run.cjs + spawning runc run', value: floorB, unit: 'ms' });
     report.add({ name: 'tsrun / floor B', value: tsrun / floorB, unit: '×', target: '≤ 1.1', note: "tsrun's work above loading its bundle and running runc" });
+    report.add({ name: 'floor B (plain): node loading run-plain.cjs + spawning runc run', value: floorPlain, unit: 'ms', note: 'the bundle `run --net none` loads' });
+    report.add({ name: 'tsrun / floor B (plain)', value: tsrun / floorPlain, unit: '×', note: "tsrun's work above loading its own door and running runc" });
     report.add({ name: 'tsrun run --net none from the start-up snapshot (TSRUN_SNAPSHOT=1)', value: snapshot, unit: 'ms' });
     report.add({ name: 'snapshot / default (plain bundle)', value: snapshot / tsrun, unit: '×', note: 'below 1: the snapshot pays' });
   } finally {

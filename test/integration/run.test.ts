@@ -220,6 +220,26 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     expect(await new Promise((resolve) => first.once('exit', resolve))).toBe(0);
   });
 
+  it('the id of a --net none container whose tsrun was SIGKILLed is reclaimed by the next run of that name', async () => {
+    // The plain door (run-plain.cjs) hands a --name whose state exists to run.cjs's door, which
+    // reclaims it: runc's container deleted, the namespace registration gone, the id reused.
+    const id = uniqueId('stale');
+    ids.push(id);
+    const first = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'sh', '-c', 'echo up; sleep 600']);
+    let out = '';
+    first.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the first container', () => out.includes('up'));
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    expect(host.runcList()).toEqual([id]); // left running by its dead tsrun
+    const second = host.tsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'again']);
+    expect(second.stderr).toBe('');
+    expect(second.stdout).toBe('again\n');
+    expect(second.status).toBe(0);
+    expect(host.runcList()).toEqual([]);
+    expect(existsSync(path.join(host.root, 'run', 'netns-users', id))).toBe(false);
+  });
+
   it('a program that does not exist exits 127 with runc\'s one line', () => {
     const r = run(['--net', 'none', bundle, '--', 'no-such-program']);
     expect(r.status).toBe(127);

@@ -54,10 +54,10 @@ describe('spawnInherit falls back', () => {
   });
 });
 
-describe('a whole foreground run from run.cjs', () => {
+describe.each(['run.cjs', 'run-plain.cjs'])('a whole foreground run from %s', (door) => {
   it('starts runc without loading child_process (runc stands in as /bin/true; --net none, a throwaway root)', () => {
     const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
-    const bundle = path.join(process.cwd(), 'dist', 'bundle', 'run.cjs');
+    const bundle = path.join(process.cwd(), 'dist', 'bundle', door);
     const code = `
       const fs = require('node:fs'), os = require('node:os'), path = require('node:path');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-spawn-test-'));

@@ -1,0 +1,61 @@
+// The front door of a foreground `tsrun run` that wires no network (--net none or host), bundled
+// as run-plain.cjs: shim/run-door.ts's run path without the engine, netlink, the firewall or the
+// store, so a cold `tsrun run --net none` reads, deserializes and evaluates only what it runs
+// (see docs/fast-path.md). Anything that needs more is handed back to the entry, which runs the
+// whole command line through run.cjs's door instead: a container id left by a tsrun that died
+// (reclaiming it may need its network detached), or a --net this door does not know.
+import { existsSync } from 'node:fs';
+import { UserError } from '../config/errors.js';
+import { containerDir } from '../runtime/containers.js';
+import { resolveSettings } from '../config/settings.js';
+import { normalizeRunOptions } from './run-options.js';
+import { reportFailure, setup } from './setup.js';
+import { runContainer, type NetworkWiring } from './run.js';
+import { wireWithoutNetwork } from './network-plain.js';
+import { isPlainRun, parseRunArgs, type RunArgs } from './run-args.js';
+
+/** Thrown on the way back to the entry: this run needs run.cjs's door. Nothing is left behind (it
+ * is thrown before, or by, the claim of the container id, and the setup rolls back). */
+class NeedsFullDoor extends UserError {}
+
+const plainWiring: NetworkWiring = {
+  async wire(o, containerId, settings, tx, log) {
+    const netns = await wireWithoutNetwork(o, containerId, settings, tx, log);
+    if (netns === undefined) throw new NeedsFullDoor(`--net ${o.net.kind} is run.cjs's`);
+    return netns;
+  },
+  release() {
+    // A stale state directory with this id: its owner may have wired a network.
+    throw new NeedsFullDoor('a stale container id is reclaimed by run.cjs');
+  },
+};
+
+/** Runs the container and returns the process exit code, or undefined: the entry must run the
+ * command line through run.cjs's door. Never throws (as the CLI's main). */
+export async function door(a: RunArgs): Promise<number | undefined> {
+  try {
+    // A named container whose state directory exists: taken (refused) or stale (reclaimed), both
+    // the full door's, which this door would otherwise only find out at the claim.
+    if (a.flags.name !== undefined && existsSync(containerDir(resolveSettings(process.env, a.globals).runDir, String(a.flags.name)))) return undefined;
+    const options = normalizeRunOptions(a.bundle, a.command, a.flags);
+    const { settings, log } = setup(a.globals);
+    log.debug({ options }, 'run');
+    return await runContainer(options, settings, log, plainWiring, a.flags.tty === true ? true : undefined);
+  } catch (err) {
+    if (err instanceof NeedsFullDoor) return undefined;
+    return reportFailure(err);
+  }
+}
+
+/** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up
+ * (scripts/code-cache.cjs runs a whole `run --net none` through it). */
+export async function main(argv: string[]): Promise<number> {
+  const a = parseRunArgs(argv.slice(2));
+  if (a === undefined || !isPlainRun(a)) throw new Error(`not a command line for the plain run door: ${argv.slice(2).join(' ')}`);
+  const code = await door(a);
+  if (code === undefined) throw new Error('the plain run door handed the warm-up run back');
+  return code;
+}
+
+/** For the bench's floor B (bench/suites/startup.ts): runc started exactly as this door starts it. */
+export { spawnInherit } from './spawn-inherit.js';

@@ -3,8 +3,9 @@
 // failures can be told apart from the container's exit status and reported in one line.
 import { spawn } from 'node:child_process';
 import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { isAlive } from '../runtime/containers.js';
 
 export interface RuncPaths {
   binary: string;
@@ -31,6 +32,82 @@ export function runcStateExists(runc: RuncPaths, id: string): boolean {
 
 export async function runcDeleteForce(runc: RuncPaths, id: string): Promise<void> {
   await runcOutput(runc, ['delete', '--force', id]);
+}
+
+/** The parts of runc's state.json (runc 1.x) that its delete of a stopped container acts on. */
+interface RuncStateFile {
+  init_process_pid?: unknown;
+  init_process_start?: unknown;
+  cgroup_paths?: unknown;
+  intel_rdt_path?: unknown;
+  config?: { namespaces?: unknown; Hooks?: unknown; hooks?: unknown };
+}
+
+/**
+ * The cgroup directories to remove when a container whose init has ended can be deleted without
+ * runc, or undefined when runc must do it. For a stopped container `runc delete` kills what is
+ * left in the cgroup when the container had no pid namespace of its own, removes the cgroup
+ * directories, the Intel RDT group and its state directory, and runs the poststop hooks. Only the
+ * plain case is done here (an own pid namespace, whose processes the kernel killed with its init;
+ * no hooks; no RDT group; cgroup directories under /sys/fs/cgroup); anything else, or a state
+ * this does not recognise, is left to runc.
+ */
+export function cgroupsToDeleteInProcess(state: unknown, initAlive: (pid: number, start: string) => boolean): string[] | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const s = state as RuncStateFile;
+  if (typeof s.init_process_pid !== 'number' || typeof s.init_process_start !== 'number') return undefined;
+  if (initAlive(s.init_process_pid, String(s.init_process_start))) return undefined; // runc kills it
+  if (s.intel_rdt_path !== undefined && s.intel_rdt_path !== '') return undefined;
+  const ns = s.config?.namespaces;
+  if (!Array.isArray(ns) || !ns.some((n: { type?: unknown; path?: unknown }) => n?.type === 'NEWPID' && (n.path ?? '') === '')) return undefined;
+  for (const hooks of [s.config?.Hooks, s.config?.hooks]) {
+    if (hooks === undefined || hooks === null) continue;
+    if (typeof hooks !== 'object' || Object.values(hooks).some((h) => h !== null && (!Array.isArray(h) || h.length > 0))) return undefined;
+  }
+  const cg = s.cgroup_paths;
+  if (cg === undefined || cg === null) return [];
+  if (typeof cg !== 'object') return undefined;
+  const dirs = Object.values(cg);
+  if (!dirs.every((d): d is string => typeof d === 'string' && d.startsWith('/sys/fs/cgroup/') && !d.split('/').includes('..'))) return undefined;
+  return [...new Set(dirs)];
+}
+
+/**
+ * Deletes the runc state of a container whose init has ended (its exit file, or no process left):
+ * what `runc delete --force` does for a stopped container, in this process when
+ * cgroupsToDeleteInProcess allows (one Go process fewer, ~10 ms, on every rm, stop and exit
+ * command), else through runc. Nothing to do when runc has no state for it.
+ */
+export async function deleteEnded(runc: RuncPaths, id: string): Promise<'none' | 'in-process' | 'runc'> {
+  const dir = path.join(runc.root, id);
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
+    state = undefined; // being written, or not runc's format: runc decides
+  }
+  const cgroups = cgroupsToDeleteInProcess(state, isAlive);
+  if (cgroups === undefined || !removeEmptyDirs(cgroups)) {
+    await runcDeleteForce(runc, id);
+    return 'runc';
+  }
+  // Last, as runc does: while the state exists, a failure above can still be handed to runc.
+  rmSync(dir, { recursive: true, force: true });
+  return 'in-process';
+}
+
+/** rmdir of each (gone already is fine); false at the first that cannot go (EBUSY: a process
+ * left; ENOTEMPTY: a child cgroup), which runc then removes with its retries and recursion. */
+function removeEmptyDirs(dirs: readonly string[]): boolean {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
+  }
+  return true;
 }
 
 export interface RuncResult {

@@ -11,7 +11,7 @@ import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { hasCode } from '../../runtime/netns/errno.js';
 import type { NetworkWiring } from '../run.js';
 import { runcPaths } from '../run.js';
-import { runcDeleteForce, runcStateExists } from '../runc.js';
+import { deleteEnded } from '../runc.js';
 import { pathsOf, readExitFile, readLifecycle, updateLifecycle } from './record.js';
 import { processRuns, runcState } from './status.js';
 
@@ -55,9 +55,7 @@ export async function cleanupContainer(id: string, settings: Settings, log: Logg
     // The container has ended: runc's delete and the network's release need nothing of each
     // other, so they run side by side (each is mostly waiting: a runc process, netlink, nft).
     await Promise.all([
-      attempt('delete runc state', async () => {
-        if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
-      }),
+      attempt('delete runc state', () => deleteEnded(runc, id)),
       attempt('release the network', () => network.release(id, rec, settings, log)),
     ]);
     await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id)));

@@ -15,7 +15,8 @@ export async function main(env: NodeJS.ProcessEnv): Promise<number> {
   const settings = JSON.parse(env.TSRUN_RESOLVER_SETTINGS) as Settings;
   const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: false, bindings: { component: 'resolver' } });
   const store = await openStore({ url: settings.store, libDir: settings.libDir, log });
-  const resolver = new Resolver(settings, store, log);
+  // node:dgram instead of the batched socket (udp-batch.ts): for comparing the two, and a way out.
+  const resolver = new Resolver(settings, store, log, { udp: env.TSRUN_RESOLVER_UDP === 'dgram' ? 'dgram' : 'batch' });
   process.on('SIGTERM', () => void resolver.stop('signal SIGTERM'));
   process.on('SIGINT', () => void resolver.stop('signal SIGINT'));
   process.on('SIGHUP', () => void resolver.reload().catch(() => {}));

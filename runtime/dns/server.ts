@@ -36,6 +36,8 @@ import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
+import { BatchUdpSocket } from './udp-batch.js';
+import { ErrnoError } from '../netns/errno.js';
 
 /** With no endpoint left, the resolver waits this long for a new one before it exits. */
 export const IDLE_EXIT_MS = 2000;
@@ -49,6 +51,8 @@ const TTL = 0;
 /** Answers cached per listening address: queries up to this size, this many at most. */
 const MAX_CACHED_QUERY = 300;
 const MAX_CACHED_ANSWERS = 8192;
+/** Socket buffers of a listening UDP socket (the kernel caps them at its rmem/wmem_max). */
+const UDP_BUFFER_BYTES = 4 << 20;
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
@@ -66,11 +70,28 @@ interface AnswerCache {
   answers: Map<string, Buffer | ForwardTo>;
 }
 
+/** What answers go out through: the batched socket (udp-batch.ts) or node:dgram's. */
+interface UdpOut {
+  send(msg: Buffer, port: number, address: string): void;
+  /** `done` once the port is free (at once for the batched socket: close(2) frees it). */
+  close(done?: () => void): void;
+}
+
+/** The source of one datagram (node:dgram's rinfo has these and more). */
+interface Peer {
+  address: string;
+  port: number;
+}
+
 interface Listener {
   address: string;
-  udp: dgram.Socket;
+  udp: UdpOut;
   tcp: net.Server;
 }
+
+/** How the resolver reads and answers UDP: 'batch' (recvmmsg/sendmmsg, udp-batch.ts; node:dgram
+ * when libc cannot be reached) or 'dgram' (node:dgram only; TSRUN_RESOLVER_UDP=dgram). */
+export type UdpMode = 'batch' | 'dgram';
 
 export interface ResolverStats {
   pid: number;
@@ -120,8 +141,11 @@ export class Resolver {
   readonly done = new Promise<void>((r) => (this.stopped = r));
   private readonly stats = { queries: 0, answered: 0, forwarded: 0, servfail: 0, malformed: 0 };
 
-  constructor(private readonly settings: Settings, private readonly store: Store, private readonly log: Logger) {
+  private udpMode: UdpMode;
+
+  constructor(private readonly settings: Settings, private readonly store: Store, private readonly log: Logger, opts: { udp?: UdpMode } = {}) {
     this.cache = new EndpointCache(store);
+    this.udpMode = opts.udp ?? 'batch';
   }
 
   /** Binds the control socket (false: another resolver holds it), loads the table, listens. */
@@ -323,37 +347,108 @@ export class Resolver {
     if (this.stopping) return Promise.resolve(false);
     let settle!: (ok: boolean) => void;
     const result = new Promise<boolean>((r) => (settle = r));
-    const type = address.includes(':') ? 'udp6' : 'udp4';
-    const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
     const tcp = net.createServer((c) => this.onTcp(c, address));
+    const cache: AnswerCache = { generation: -1, answers: new Map() };
+    let udp: UdpOut | undefined;
     const fail = (what: string, e: NodeJS.ErrnoException) => {
-      udp.close();
+      udp?.close();
       tcp.close();
       if (attempt % 20 === 0) this.log.warn({ address, err: e.message, attempt }, `cannot listen on ${what}: retrying`);
       this.pendingBinds.set(address, setTimeout(() => void this.bind(address, attempt + 1), BIND_RETRY_MS));
       settle(false);
     };
-    udp.once('error', (e) => fail('udp', e));
-    udp.bind({ address, port: 53, exclusive: true }, () => {
-      udp.removeAllListeners('error');
-      udp.on('error', (e) => this.log.warn({ address, err: e.message }, 'udp socket error'));
+    const listenTcp = () => {
       tcp.once('error', (e) => fail('tcp', e));
       tcp.listen({ host: address, port: 53, exclusive: true }, () => {
         tcp.removeAllListeners('error');
         tcp.on('error', (e) => this.log.warn({ address, err: e.message }, 'tcp socket error'));
         if (this.stopping || !this.table.listenAddresses().includes(address)) {
-          udp.close();
+          udp!.close();
           tcp.close();
           return settle(false);
         }
-        this.listeners.set(address, { address, udp, tcp });
+        this.listeners.set(address, { address, udp: udp!, tcp });
         this.log.info({ address }, 'listening');
         settle(true);
       });
+    };
+    if (this.udpMode === 'batch') {
+      try {
+        const b = BatchUdpSocket.bind(address, 53, UDP_BUFFER_BYTES);
+        b.start(
+          (s, n) => this.onBatch(s, n, cache, address),
+          (e) => this.log.warn({ address, err: e.message }, 'udp socket error'),
+        );
+        udp = b;
+        listenTcp();
+        return result;
+      } catch (e) {
+        // The address not there yet: retried as node:dgram's bind would be.
+        if (e instanceof ErrnoError && e.syscall === 'bind') {
+          fail('udp', e);
+          return result;
+        }
+        // libc out of reach (koffi missing, another libc): node:dgram from now on.
+        this.udpMode = 'dgram';
+        this.log.warn({ err: (e as Error).message }, 'batched UDP unavailable: using node:dgram');
+      }
+    }
+    const type = address.includes(':') ? 'udp6' : 'udp4';
+    const d = dgram.createSocket({ type, recvBufferSize: UDP_BUFFER_BYTES, sendBufferSize: UDP_BUFFER_BYTES, lookup: literalLookup });
+    udp = d;
+    d.once('error', (e) => fail('udp', e));
+    d.bind({ address, port: 53, exclusive: true }, () => {
+      d.removeAllListeners('error');
+      d.on('error', (e) => this.log.warn({ address, err: e.message }, 'udp socket error'));
+      listenTcp();
     });
-    const cache: AnswerCache = { generation: -1, answers: new Map() };
-    udp.on('message', (msg, rinfo) => this.onUdp(udp, cache, msg, rinfo, address));
+    d.on('message', (msg, rinfo) => this.onUdp(d, cache, msg, rinfo, address));
     return result;
+  }
+
+  /**
+   * A batch of datagrams read by the batched socket: a query answered before (the cache below)
+   * is answered from the batch's memory, with no object made for it; any other datagram is
+   * copied out and goes the way node:dgram's would (onUdp).
+   */
+  private onBatch(sock: BatchUdpSocket, count: number, cache: AnswerCache, local: string): void {
+    this.syncCache(cache);
+    const rx = sock.rx;
+    for (let i = 0; i < count; i++) {
+      const o = sock.offset(i);
+      const len = sock.length(i);
+      const address = sock.sourceAddress(i);
+      if (sock.truncated(i)) {
+        // Larger than a slot: not a query this resolver can read whole.
+        this.stats.malformed++;
+        if (len >= 12 && (rx[o + 2]! & 0x80) === 0) sock.send(header(rx.subarray(o, o + len), RCODE.FORMERR), sock.sourcePort(i), address);
+        continue;
+      }
+      if (len <= MAX_CACHED_QUERY && len >= 12) {
+        const hit = cache.answers.get(`${address}|${rx.toString('latin1', o + 2, o + len)}`);
+        if (hit instanceof Buffer) {
+          this.stats.queries++;
+          this.stats.answered++;
+          sock.reply(i, hit);
+          continue;
+        }
+        if (hit instanceof ForwardTo) {
+          this.stats.queries++;
+          this.forwardUdp(sock, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, hit.own);
+          continue;
+        }
+      }
+      // Copied: the batch's memory is read again by the next batch.
+      this.onUdp(sock, cache, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, local);
+    }
+  }
+
+  /** Empties a listener's answer cache when the table changed since it was filled. */
+  private syncCache(cache: AnswerCache): void {
+    if (cache.generation !== this.generation) {
+      cache.generation = this.generation;
+      cache.answers.clear();
+    }
   }
 
   private onTcp(c: net.Socket, local: string): void {
@@ -385,11 +480,8 @@ export class Resolver {
    *    client's bytes as they are, and the outcome cached;
    *  - anything else (PTR, odd packets): answer(), the general path.
    */
-  private onUdp(udp: dgram.Socket, cache: AnswerCache, msg: Buffer, rinfo: dgram.RemoteInfo, local: string): void {
-    if (cache.generation !== this.generation) {
-      cache.generation = this.generation;
-      cache.answers.clear();
-    }
+  private onUdp(udp: UdpOut, cache: AnswerCache, msg: Buffer, rinfo: Peer, local: string): void {
+    this.syncCache(cache);
     const key = msg.length <= MAX_CACHED_QUERY && msg.length >= 12 ? `${rinfo.address}|${msg.toString('latin1', 2)}` : undefined;
     let hit = key === undefined ? undefined : cache.answers.get(key);
     if (hit === undefined) {
@@ -425,7 +517,7 @@ export class Resolver {
     udp.send(out, rinfo.port, rinfo.address);
   }
 
-  private forwardUdp(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, own: string[] | undefined): void {
+  private forwardUdp(udp: UdpOut, msg: Buffer, rinfo: Peer, own: string[] | undefined): void {
     this.stats.forwarded++;
     this.forwarder.forward(msg, this.upstreamsFor(own), (answer) => {
       if (answer) {

@@ -40,3 +40,24 @@ export function doneWhenReturned(args: readonly string[]): boolean {
   const word = commandWord(['', '', ...args]);
   return word !== undefined && DONE_WHEN_RETURNED.has(word);
 }
+
+/** `tsrun rm [-f|--force] ID…` with nothing else (no global option, no other flag, no `--`). */
+export interface RmArgs {
+  force: boolean;
+  names: string[];
+}
+
+/**
+ * The command line of rm's own door (shim/lifecycle/rm-door.ts), or undefined: any other command
+ * line, help included, is the CLI's, which reads it with commander as before.
+ */
+export function rmArgs(args: readonly string[]): RmArgs | undefined {
+  if (args[0] !== 'rm') return undefined;
+  const a: RmArgs = { force: false, names: [] };
+  for (const arg of args.slice(1)) {
+    if (arg === '-f' || arg === '--force') a.force = true;
+    else if (arg === '' || arg.startsWith('-')) return undefined;
+    else a.names.push(arg);
+  }
+  return a.names.length > 0 ? a : undefined;
+}

@@ -5,7 +5,7 @@
 // (shim/run-door.ts, or shim/run-door-plain.ts for --net none and host), which loads neither
 // commander nor the other commands; any other command line goes to the CLI.
 import { isPlainRun, parseRunArgs, wiresANetwork } from './run-args.js';
-import { doneWhenReturned, runsTheEngine } from './command-word.js';
+import { doneWhenReturned, rmArgs, runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
 
@@ -33,6 +33,13 @@ async function main(args: string[]): Promise<number> {
     // Linux. A natural exit first tears V8's heap down and runs the native addons' exit handlers
     // (koffi's, loaded by a run that wires a network, fsyncs stdout and stderr).
     process.exit(code);
+  }
+  // `rm [-f] ID…`: its own door (rm.cjs), which hands back containers whose network needs the
+  // engine (undefined): those go through the CLI below.
+  const rm = rmArgs(args);
+  if (rm !== undefined) {
+    const code = await import('./lifecycle/rm-door.js').then((d) => d.door(rm));
+    if (code !== undefined) process.exit(code);
   }
   // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
   // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).

@@ -197,17 +197,9 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-f, --force', 'kill and remove running containers')
     .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const ids = await detachedIds(settings, names);
-      const { currentView, isLive, removeContainer } = await import('./signals.js');
-      const { viewOf } = await import('./status.js');
-      // -f removes whatever the state: no need to ask runc for it first.
-      const views = await Promise.all(ids.map(async (id) => (f.force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
-      for (const v of views) {
-        if (!f.force && isLive(v) && v.status !== 'created') throw new UserError(`container ${v.id} is ${v.status}: stop it first, or use tsrun rm -f`);
-      }
-      const network = await wiring();
-      await Promise.all(views.map((v) => removeContainer(settings, log, network, v)));
-      out(views.map((v) => `${v.id}\n`).join(''));
+      const { removalViews, removeAll } = await import('./signals.js');
+      const views = await removalViews(settings, names, f.force === true);
+      out(`${(await removeAll(settings, log, await wiring(), views)).map((id) => `${id}\n`).join('')}`);
     });
 
   add(new Command('inspect'))
@@ -255,17 +247,8 @@ function describe(status: string, code: number | undefined): string {
   return status === 'exited' ? `exited with ${code ?? 'an unknown status'}` : status;
 }
 
-/** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor). */
 async function detachedIds(settings: Settings, names: string[]): Promise<string[]> {
-  const { resolveIds } = await import('./resolve.js');
-  const { readRecord } = await import('../../runtime/containers.js');
-  const ids = resolveIds(settings.runDir, names);
-  for (const id of ids) {
-    const rec = readRecord(settings.runDir, id);
-    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
-    if (rec?.detached === 'setup') throw new UserError(`container ${id} is still being created`);
-  }
-  return ids;
+  return (await import('./resolve.js')).detachedIds(settings.runDir, names);
 }
 
 /** Views of containers that must be live (stop, kill): all checked before anything is sent. */

@@ -2,6 +2,7 @@
 // container only. Every id of a command is resolved before anything is done, so a typo in the
 // third id of `tsrun rm a b c` changes nothing.
 import { NotFoundError, UserError } from '../../config/errors.js';
+import { readRecord } from '../../runtime/containers.js';
 import { listContainerIds } from './status.js';
 
 export function resolveId(runDir: string, name: string): string {
@@ -18,4 +19,15 @@ export function resolveId(runDir: string, name: string): string {
 export function resolveIds(runDir: string, names: string[]): string[] {
   const ids = names.map((n) => resolveId(runDir, n));
   return [...new Set(ids)];
+}
+
+/** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor). */
+export function detachedIds(runDir: string, names: string[]): string[] {
+  const ids = resolveIds(runDir, names);
+  for (const id of ids) {
+    const rec = readRecord(runDir, id);
+    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
+    if (rec?.detached === 'setup') throw new UserError(`container ${id} is still being created`);
+  }
+  return ids;
 }

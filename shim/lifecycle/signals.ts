@@ -85,6 +85,27 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
   if (v.record.detached) await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
 }
 
+/**
+ * `rm [-f] names…`: the views of the containers to remove, every name resolved and checked before
+ * anything is done (a running container without -f is refused).
+ */
+export async function removalViews(settings: Settings, names: string[], force: boolean): Promise<ContainerView[]> {
+  const { detachedIds } = await import('./resolve.js');
+  const ids = detachedIds(settings.runDir, names);
+  // -f removes whatever the state: no need to ask runc for it first.
+  const views = await Promise.all(ids.map(async (id) => (force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
+  for (const v of views) {
+    if (!force && isLive(v) && v.status !== 'created') throw new UserError(`container ${v.id} is ${v.status}: stop it first, or use tsrun rm -f`);
+  }
+  return views;
+}
+
+/** Removes them side by side; their ids, for the output. */
+export async function removeAll(settings: Settings, log: Logger, network: NetworkWiring, views: ContainerView[]): Promise<string[]> {
+  await Promise.all(views.map((v) => removeContainer(settings, log, network, v)));
+  return views.map((v) => v.id);
+}
+
 /** Removes a detached container: ended (or, with force, killed), cleaned up, its state deleted. */
 export async function removeContainer(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
   const runc = runcPaths(settings);

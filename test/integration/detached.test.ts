@@ -175,6 +175,17 @@ describeIf('tsrun run -d: a web server in the background', () => {
     });
   });
 
+  it("rm -f removes --net none containers through rm's own door, and hands a bridge one to the CLI in the same command; an exited one too", async () => {
+    const running = runD(['--net', 'none'], ['sleep', '1000']);
+    const exited = runD(['--net', 'none'], ['true']);
+    const bridged = runD([], ['sleep', '1000']);
+    await waitFor('the short one to end', () => psJson().find((e) => e.id === exited)?.status === 'exited');
+    expect(ok(['rm', '-f', running])).toBe(`${running}\n`);
+    expect(ok(['rm', '-f', exited, bridged])).toBe(`${exited}\n${bridged}\n`);
+    expect(ls()).toEqual([]);
+    // the afterEach: no conmon, runc state, cgroup, veth, lease or firewall element left
+  });
+
   it('pause freezes every process and unpause thaws them; stop, kill and rm -f work on a paused container', async () => {
     const ticks = (id: string) => tsrun(['logs', id]).stdout.split('\n').filter((l) => l === 'tick').length;
     const loop = 'trap "echo term; exit 42" TERM; while true; do echo tick; sleep 0.05; done';

@@ -1,0 +1,52 @@
+// The front door of `tsrun rm [-f] ID…`, bundled as rm.cjs: rm's path without commander, the other
+// commands or the engine, so a cold `tsrun rm -f` reads and evaluates only what it runs (loading
+// cli.cjs cost a cold rm ~20 ms, more than runc's delete). It removes containers that need no engine
+// to release their network (--net none: a namespace of their own with no endpoint); anything else
+// is handed back to the entry, which runs the same command line through the CLI, before anything
+// is changed (the names are resolved and checked here, read only, and again there).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Settings } from '../../config/settings.js';
+import type { Logger } from '../../runtime/log.js';
+import { rootOf } from '../../runtime/netns-users.js';
+import type { RmArgs } from '../command-word.js';
+import { leaveNamespace } from '../network-plain.js';
+import type { NetworkWiring } from '../run.js';
+import { reportFailure, setup } from '../setup.js';
+import { removalViews, removeAll } from './signals.js';
+import type { ContainerView } from './status.js';
+
+/** The release of a --net none container's namespace: it leaves the users' registry (its own
+ * entry; nothing to detach). wire() is never called by rm. */
+const plainRelease: NetworkWiring = {
+  wire() {
+    throw new Error('rm wires nothing');
+  },
+  async release(containerId, _stale, settings, log) {
+    const root = rootOf(settings.runDir, containerId);
+    if (root !== undefined) await leaveNamespace(settings, root, containerId, log);
+  },
+};
+
+/** True when removing `v` needs no engine: --net none, registered as the owner of its namespace
+ * (no joiner's share in another's), no pin; or already cleaned up (nothing left to release). */
+export function releasesWithoutEngine(settings: Settings, v: ContainerView): boolean {
+  if (v.lifecycle?.cleanedUp === true) return true;
+  if (v.lifecycle?.options.net.kind !== 'none') return false;
+  return rootOf(settings.runDir, v.id) === v.id && !existsSync(path.join(settings.runDir, 'netns', v.id));
+}
+
+/** Removes the containers and returns the exit code, or undefined: the entry must run the command
+ * line through the CLI (a container whose network needs the engine). Never throws. */
+export async function door(a: RmArgs): Promise<number | undefined> {
+  try {
+    const { settings, log } = setup({});
+    const views = await removalViews(settings, a.names, a.force);
+    if (!views.every((v) => releasesWithoutEngine(settings, v))) return undefined;
+    const ids = await removeAll(settings, log as Logger, plainRelease, views);
+    process.stdout.write(ids.map((id) => `${id}\n`).join(''));
+    return 0;
+  } catch (err) {
+    return reportFailure(err);
+  }
+}

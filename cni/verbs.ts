@@ -192,7 +192,9 @@ export async function del(ctx: VerbContext): Promise<void> {
     log.info({ recorded: rec.ifname }, 'the recorded attachment has another interface name: left alone');
     return;
   }
-  await withEngine(ctx, ({ engine }) => engine.detachEndpoint(rec, log));
+  // The plugin exits right after, and the runtime deletes the namespace only after DEL: the
+  // veth's delete (an RCU grace period) is left to a detached process (dismissVeth).
+  await withEngine(ctx, ({ engine }) => engine.detachEndpoint(rec, log, { deferLinkDelete: true }));
   log.info('detached');
 }
 

@@ -188,6 +188,10 @@ async function joinContainer(ctx: StageContext, target: string, containerNs: str
   throw new UserError(`${ANNOTATIONS.network}=container:${target}: ${why}; the runtime must join that namespace (podman run --network container:${target})`);
 }
 
+/** poststop exits right after its detach, and the container's namespace may outlive it (a
+ * runtime that pins it): the veth's delete is left to a detached process (dismissVeth). */
+const POSTSTOP_DETACH = { deferLinkDelete: true } as const;
+
 async function teardown(ctx: StageContext): Promise<StageOutcome> {
   const { state, log, timing } = ctx;
   // A shared namespace (container:<id>): whoever leaves last tears the owner's endpoint down.
@@ -203,7 +207,7 @@ async function teardown(ctx: StageContext): Promise<StageOutcome> {
       const { openEngine } = await timing.load(() => import('../runtime/context.js'));
       const handle = await openEngine(ctx.settings, log);
       try {
-        const n = await handle.engine.detach(root);
+        const n = await handle.engine.detach(root, POSTSTOP_DETACH);
         users.finishTeardown(ctx.settings.runDir, root);
         return { action: 'teardown', result: 'detached', detail: { endpoints: n, lastUserOf: root } };
       } finally {
@@ -220,7 +224,7 @@ async function teardown(ctx: StageContext): Promise<StageOutcome> {
   const { openEngine } = await timing.load(() => import('../runtime/context.js'));
   const handle = await openEngine(ctx.settings, log);
   try {
-    const n = await handle.engine.detach(state.id);
+    const n = await handle.engine.detach(state.id, POSTSTOP_DETACH);
     return { action: 'teardown', result: 'detached', detail: { endpoints: n, networks: records.map((r) => r.network) } };
   } finally {
     await handle.close();

@@ -1,5 +1,5 @@
 // Garbage collection: removes what a crash left behind. Everything tsrun creates is findable:
-// endpoint records and leases in the Store, tsv* veth ends and tagged bridges in the host
+// endpoint records and leases in the Store, tsv* veth ends (live and dying) and tagged bridges in the host
 // namespace, firewall elements tagged with their owner, namespace pins and container state
 // directories under the run directory. What is in use is never touched: a container counts as
 // alive while its supervising tsrun process lives or any process or pin still holds its
@@ -18,6 +18,7 @@ import { deletePinnedNetns } from './netns/netns.js';
 import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
+import { isDyingVeth } from './drivers/linux-bridge.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
 import type { FirewallBackend } from './firewall/backend.js';
@@ -156,6 +157,11 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   try {
     for (const link of await host.listLinks()) {
       if (link.kind === 'veth' && /^tsv[0-9a-f]{8}$/.test(link.name) && !knownVeths.has(link.name)) {
+        if (await host.deleteLink(link.index)) report.links.push(link.name);
+      }
+      // A detached delete that never finished (dismissVeth): the link is already set aside, no
+      // record names it. A deleter still at work meanwhile finds it gone, which is as good.
+      if (isDyingVeth(link)) {
         if (await host.deleteLink(link.index)) report.links.push(link.name);
       }
       if (link.kind === 'bridge' && link.alias?.startsWith(BRIDGE_ALIAS_PREFIX) && !networks.has(link.alias.slice(BRIDGE_ALIAS_PREFIX.length))) {

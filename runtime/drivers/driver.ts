@@ -44,6 +44,14 @@ export interface DetachOptions {
    * detach waiting for the delete's RCU grace period (~26 ms). See retireVeth.
    */
   netnsGoing?: boolean;
+  /**
+   * The caller exits right after this detach (the hook's poststop, the CNI plugin's DEL) and the
+   * container's namespace may live on. A veth is then set down, off its bridge and renamed to a
+   * dying name, and a detached process deletes it, instead of the detach waiting for the
+   * delete's RCU grace period. See dismissVeth. Only where the host side is the caller's own
+   * namespace; ignored with netnsGoing (retiring is cheaper still).
+   */
+  deferLinkDelete?: boolean;
   /** Where a detach says what it left alone (a link by the recorded name that is not the one it made). */
   log?: Logger | undefined;
 }

@@ -15,6 +15,8 @@ import { hasCode } from '../netns/errno.js';
 import type { Transaction } from '../tx.js';
 import type { Logger } from '../log.js';
 import type { AttachContext, DetachOptions, DriverEndpoint } from './driver.js';
+import { resolveBinary } from '../binaries.js';
+import { spawnDetached } from '../spawn-detached.js';
 
 /** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
@@ -206,7 +208,62 @@ export async function removeVeth(host: Rtnl, rec: Pick<EndpointRecord, 'hostIfna
     target = rec.hostLink.index;
   }
   if (opts.netnsGoing) await retireVeth(host, target);
+  else if (opts.deferLinkDelete && host.nsPath === undefined) await dismissVeth(host, target, opts.log);
   else await host.deleteLink(target);
+}
+
+/** What a veth is renamed to while a detached process deletes it (see dismissVeth): "tsvz" and
+ * its own index, so no two links can want the same dying name, it is never a live veth's name
+ * (tsv + 8 hex digits), and gc can tell one from any other link. */
+export const DYING_VETH_PREFIX = 'tsvz';
+
+export function dyingVethName(index: number): string {
+  return `${DYING_VETH_PREFIX}${index}`;
+}
+
+/** A veth dismissVeth left for a deleter: its dying name, its own index, off any bridge. */
+export function isDyingVeth(link: Pick<Link, 'name' | 'index' | 'kind' | 'master'>): boolean {
+  return link.kind === 'veth' && link.master === undefined && link.name === dyingVethName(link.index);
+}
+
+/**
+ * Deletes a container's veth without waiting for it, for a door that exits right after (the
+ * hook's poststop, the CNI plugin's DEL) while the container's namespace may stay alive (a
+ * runtime that pins it; the hook cannot tell). The delete waits for an RCU grace period inside
+ * the kernel (~17 ms, most of a poststop's own work); here the caller waits for three fast
+ * requests and a posix_spawn instead:
+ *   1. down and off its bridge (one request): from here on nothing on the network reaches the
+ *      old address (the container end's only way out is this end, which is down and bridge-less;
+ *      the host end has no address of its own), so the caller goes on to release the lease;
+ *   2. renamed to its dying name (dyingVethName; a link must be down to be renamed): the
+ *      container's name on this network is free at once, so the same container id attaches again
+ *      without meeting it, and the deleter's name can only ever mean this link;
+ *   3. `ip link delete dev <dying name>` started detached (runtime/spawn-detached.ts: stdio on
+ *      /dev/null, so a runtime waiting for the hook's pipes does not wait for it).
+ * A deleter that never finishes (killed, the machine going down) leaves a link that is down,
+ * bridge-less and named as dying: gc deletes it (isDyingVeth). If the container's namespace dies
+ * first, the kernel deletes the pair itself and the deleter finds nothing. Whatever cannot be
+ * done this way (no `ip`, the rename refused) is a plain delete, as without the option.
+ */
+export async function dismissVeth(host: Rtnl, target: string | number, log?: Logger): Promise<void> {
+  const index = typeof target === 'number' ? target : (await host.getLink(target))?.index;
+  if (index === undefined) return;
+  try {
+    await host.setDownUnslaved(index);
+    await host.rename(index, dyingVethName(index));
+  } catch (err) {
+    if (err instanceof NotFoundError) return; // the kernel deleted the pair with its namespace
+    log?.warn({ err: (err as Error).message, index }, 'could not set the veth aside for a detached delete: deleting it now');
+    await host.deleteLink(index);
+    return;
+  }
+  try {
+    const ip = resolveBinary('ip');
+    spawnDetached(ip, ['ip', 'link', 'delete', 'dev', dyingVethName(index)]);
+  } catch (err) {
+    log?.warn({ err: (err as Error).message, index }, 'could not start a detached delete of the veth: deleting it now');
+    await host.deleteLink(index);
+  }
 }
 
 /**

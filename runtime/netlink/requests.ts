@@ -134,6 +134,8 @@ export function changeLink(ref: LinkRef, change: { up?: boolean; attrs?: Attr[] 
 
 export const setUp = (ref: LinkRef, up: boolean): Request => changeLink(ref, { up });
 export const setMaster = (ref: LinkRef, masterIndex: number): Request => changeLink(ref, { attrs: [attr.u32(IFLA.MASTER, masterIndex)] });
+/** Down and off its bridge in one request (the kernel applies the flags before the master). */
+export const setDownUnslaved = (ref: LinkRef): Request => changeLink(ref, { up: false, attrs: [attr.u32(IFLA.MASTER, 0)] });
 export const setAlias = (ref: LinkRef, alias: string): Request => changeLink(ref, { attrs: [attr.str(IFLA.IFALIAS, alias)] });
 export function rename(index: number, newName: string): Request {
   return changeLink(index, { attrs: [attr.str(IFLA.IFNAME, checkIfname(newName))] });

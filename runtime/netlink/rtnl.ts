@@ -122,6 +122,11 @@ export class Rtnl {
     await this.send(rq.setMaster(ref, masterIndex), `set master of ${linkName(ref)} to #${masterIndex}`);
   }
 
+  /** Down and released from its bridge, in one request. */
+  async setDownUnslaved(ref: LinkRef): Promise<void> {
+    await this.send(rq.setDownUnslaved(ref), `set ${linkName(ref)} down and off its bridge`);
+  }
+
   async rename(index: number, newName: string): Promise<void> {
     await this.send(rq.rename(index, newName), `rename ${linkName(index)} to "${newName}"`);
   }

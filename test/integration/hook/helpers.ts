@@ -136,7 +136,8 @@ export class HookHost {
    * state, pins, mounts, cgroups and any container veth. Empty means clean. */
   leaks(ids: { id: string; network?: string }[]): string[] {
     const found = [...this.host.leaks(ids.map((c) => c.id)), ...this.leaksOf(ids)];
-    for (const l of this.host.ns.settledLinks(/^tsv[0-9a-f]{8}$/)) if (!found.some((f) => f.startsWith(`link ${l}`))) found.push(`link ${l}`);
+    // Live names, and the dying names a poststop's detached delete works on (dismissVeth).
+    for (const l of this.host.ns.settledLinks(/^tsv([0-9a-f]{8}|z\d+)$/)) if (!found.some((f) => f.startsWith(`link ${l}`))) found.push(`link ${l}`);
     return found;
   }
 

@@ -1,6 +1,6 @@
 // vethVerdict: is the link at a record's recorded index still the veth attach made?
 import { describe, expect, it } from '@jest/globals';
-import { vethVerdict } from '../../../runtime/drivers/linux-bridge.js';
+import { dyingVethName, hostVethName, isDyingVeth, vethVerdict } from '../../../runtime/drivers/linux-bridge.js';
 import type { Link } from '../../../runtime/netlink/types.js';
 import { publishedBy } from '../../../runtime/drivers/overlay.js';
 
@@ -22,6 +22,23 @@ describe('vethVerdict', () => {
     expect(vethVerdict({ ...veth, kind: 'dummy' }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, parentIndex: 5 }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, index: 8 }, veth.name, { index: 7, peer: 2 })).toBe('other');
+  });
+});
+
+describe('dying veths (a poststop\'s detached delete: dismissVeth)', () => {
+  it('a dying name is the prefix and the link\'s own index, never a live veth\'s name, within IFNAMSIZ', () => {
+    expect(dyingVethName(7)).toBe('tsvz7');
+    expect(dyingVethName(0xffffffff).length).toBeLessThan(16);
+    expect(dyingVethName(12345678)).not.toMatch(/^tsv[0-9a-f]{8}$/);
+    expect(hostVethName('c', 'n')).toMatch(/^tsv[0-9a-f]{8}$/);
+  });
+  it('only a veth off any bridge, named for its own index, is dying', () => {
+    const dying = { ...veth, name: 'tsvz7', master: undefined, up: false };
+    expect(isDyingVeth(dying)).toBe(true);
+    expect(isDyingVeth({ ...dying, name: 'tsvz8' })).toBe(false); // another index's name
+    expect(isDyingVeth({ ...dying, master: 3 })).toBe(false); // on a bridge
+    expect(isDyingVeth({ ...dying, kind: 'dummy' })).toBe(false);
+    expect(isDyingVeth(veth)).toBe(false);
   });
 });
 

@@ -1,0 +1,35 @@
+// spawnDetached: a program started through posix_spawn that nobody waits for. What a runtime
+// waiting for a hook's pipes needs from it: its stdio on /dev/null, no other descriptor of the
+// caller's, a session of its own, SIGPIPE back to its default.
+import { describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { spawnDetached } from '../../../runtime/spawn-detached.js';
+import { ErrnoError } from '../../../runtime/netns/errno.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('spawnDetached', () => {
+  it('stdio on /dev/null, nothing else inherited, a session of its own, SIGPIPE at its default', async () => {
+    const pid = spawnDetached('/bin/sleep', ['sleep', '30']);
+    try {
+      expect(pid).toBeGreaterThan(0);
+      // posix_spawn returns once the program is executing; read what it was given.
+      for (let i = 0; i < 100 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await sleep(10);
+      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => `${fd} ${readlinkSync(`/proc/${pid}/fd/${fd}`)}`);
+      expect(fds.sort()).toEqual(['0 /dev/null', '1 /dev/null', '2 /dev/null']);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const sid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+      expect(sid).toBe(pid);
+      const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+      expect(ignored & (1n << 12n)).toBe(0n); // SIGPIPE (13) not ignored
+      const blocked = BigInt(`0x${/SigBlk:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+      expect(blocked).toBe(0n);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('a program that cannot be started: an ErrnoError', () => {
+    expect(() => spawnDetached('/nonexistent/tsrun-no-such-program', ['x'])).toThrow(ErrnoError);
+  });
+});

@@ -72,6 +72,8 @@ export interface EndpointRecord {
 }
 
 const key = (containerId: string, network: string) => `endpoints/${containerId}/${network}`;
+/** The Store key of a container's record on a network. */
+export const recordKey = key;
 
 export async function saveEndpoint(store: Store, rec: EndpointRecord): Promise<void> {
   await store.put(key(rec.containerId, rec.network), JSON.stringify(rec));
@@ -82,28 +84,32 @@ export async function deleteEndpoint(store: Store, containerId: string, network:
 }
 
 export async function endpointsOf(store: Store, containerId: string): Promise<EndpointRecord[]> {
-  return (await store.list(`endpoints/${containerId}/`)).flatMap((e) => parseRecord(e.value) ?? []);
+  return (await store.list(`endpoints/${containerId}/`)).flatMap((e) => parseRecord(e.value, e.key) ?? []);
 }
 
 export async function allEndpoints(store: Store): Promise<EndpointRecord[]> {
-  return (await store.list('endpoints/')).flatMap((e) => parseRecord(e.value) ?? []);
+  return (await store.list('endpoints/')).flatMap((e) => parseRecord(e.value, e.key) ?? []);
 }
 
 /** Keys of records whose value cannot be read (see parseRecord): gc deletes them. */
 export async function tornRecordKeys(store: Store): Promise<string[]> {
-  return (await store.list('endpoints/')).filter((e) => parseRecord(e.value) === undefined).map((e) => e.key);
+  return (await store.list('endpoints/')).filter((e) => parseRecord(e.value, e.key) === undefined).map((e) => e.key);
 }
 
 /**
  * A stored record, or undefined when its value is unreadable. Records are written without
  * fdatasync (store/open.ts, VOLATILE_PREFIXES), so after a power loss one can be empty or
- * zero-filled; it then describes a container of an earlier boot, which is gone with its veth and
- * namespace, and is skipped (its lease and host ports are freed by gc, as a crashed attach's are).
+ * zero-filled, or hold another record written before the crash (its file was a reused spare:
+ * store/local.ts); it then describes a container of an earlier boot, which is gone with its veth
+ * and namespace, and is skipped (its lease and host ports are freed by gc, as a crashed attach's
+ * are). Given its `key`, a record that names another container or network than the key is torn:
+ * acting on it would tear down what another record owns.
  */
-export function parseRecord(value: string): EndpointRecord | undefined {
+export function parseRecord(value: string, key?: string): EndpointRecord | undefined {
   try {
     const r = JSON.parse(value) as Partial<EndpointRecord> | null;
-    return r !== null && typeof r === 'object' && typeof r.containerId === 'string' && typeof r.network === 'string' ? (r as EndpointRecord) : undefined;
+    const whole = r !== null && typeof r === 'object' && typeof r.containerId === 'string' && typeof r.network === 'string';
+    return whole && (key === undefined || key === recordKey(r.containerId!, r.network!)) ? (r as EndpointRecord) : undefined;
   } catch {
     return undefined;
   }

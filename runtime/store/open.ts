@@ -34,7 +34,7 @@ export const VOLATILE_PREFIXES: readonly string[] = ['ipam/', 'hostports/', 'end
 export const KEPT_DIRS: readonly string[] = ['endpoints/', 'ipam/', 'hostports/', 'hostports/*/', 'hostports/*/*/'];
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  const localOpts = { volatile: VOLATILE_PREFIXES, keep: KEPT_DIRS, ...(opts.log ? { log: opts.log } : {}) };
+  const localOpts = { volatile: VOLATILE_PREFIXES, recycle: VOLATILE_PREFIXES, keep: KEPT_DIRS, ...(opts.log ? { log: opts.log } : {}) };
   if (opts.url === 'local') return new LocalStore(localStoreRoot(opts.libDir), localOpts);
   if (opts.url.startsWith('etcd://') || opts.url.startsWith('etcds://')) {
     // Loaded only here: the etcd client is heavy, and single-host use never needs it.

@@ -79,6 +79,7 @@ export class HookHost {
     const walk = (dir: string, rel: string) => {
       if (!existsSync(dir)) return;
       for (const d of readdirSync(dir, { withFileTypes: true })) {
+        if (d.name.includes('~')) continue; // temps, tombstones and spare files (store/local.ts) are not keys
         const key = rel ? `${rel}/${d.name}` : d.name;
         if (d.isDirectory()) walk(path.join(dir, d.name), key);
         // A lease's value names its holder (runtime/ipam/holder.ts); a host port's is the bare id.

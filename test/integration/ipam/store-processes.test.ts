@@ -10,9 +10,9 @@ import { LocalStore } from '../../../runtime/store/local.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/store-worker.js', import.meta.url));
 
-function run(root: string, id: number, iterations: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(root: string, id: number, iterations: number, mode = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WORKER, root, String(id), String(iterations)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [WORKER, root, String(id), String(iterations), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -42,5 +42,20 @@ describe('LocalStore shared by processes', () => {
     expect(await store.list('endpoints/')).toEqual([]);
     expect(await store.list('shared/')).toHaveLength(iterations);
     expect(await readdir(root)).toEqual(['shared']); // endpoints/ pruned away entirely
+  }, 60_000);
+
+  it('the same with spare files reused across processes: every value read back is the one written', async () => {
+    const root = path.join(dir, 'store');
+    const iterations = 500;
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => run(root, i, iterations, 'recycle')));
+    for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const wins = results.flatMap((r) => r.stdout.split('\n').filter(Boolean));
+    expect(new Set(wins).size).toBe(iterations);
+    expect(wins).toHaveLength(iterations);
+    const store = new LocalStore(root, { fsync: false, recycle: ['endpoints/'] });
+    expect(await store.list('endpoints/')).toEqual([]);
+    expect((await readdir(root)).sort()).toEqual(['shared', '~spare~endpoints']);
+    // every deleted file went to the pool or was taken again: none left elsewhere
+    expect((await readdir(path.join(root, 'shared'))).filter((n) => n.includes('~'))).toEqual([]);
   }, 60_000);
 });

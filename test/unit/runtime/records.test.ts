@@ -19,6 +19,17 @@ describe('endpoint records', () => {
     expect(parseRecord(JSON.stringify(rec('c1', 'web')))).toEqual(rec('c1', 'web'));
   });
 
+  it("a record that is not its key's (a reused file's old value after a power loss) is torn", async () => {
+    const store = new MemoryStore();
+    await store.put('endpoints/c1/web', JSON.stringify(rec('c2', 'web')));
+    await store.put('endpoints/c3/web', JSON.stringify(rec('c3', 'db')));
+    await saveEndpoint(store, rec('c4', 'web'));
+    expect(parseRecord(JSON.stringify(rec('c2', 'web')), 'endpoints/c1/web')).toBeUndefined();
+    expect(await endpointsOf(store, 'c1')).toEqual([]);
+    expect((await allEndpoints(store)).map((r) => r.containerId)).toEqual(['c4']);
+    expect(await tornRecordKeys(store)).toEqual(['endpoints/c1/web', 'endpoints/c3/web']);
+  });
+
   it('listings skip torn records, and tornRecordKeys names them for gc', async () => {
     const store = new MemoryStore();
     await saveEndpoint(store, rec('c1', 'web'));

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LocalStore } from '../../../runtime/store/local.js';
 import { KEPT_DIRS } from '../../../runtime/store/open.js';
@@ -18,6 +18,11 @@ storeContract('LocalStore', async () => {
 storeContract('LocalStore keeping directories', async () => {
   const dir = await tempRoot();
   return { store: new LocalStore(path.join(dir, 'store'), { keep: KEPT_DIRS }), cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+storeContract('LocalStore recycling spare files', async () => {
+  const dir = await tempRoot();
+  return { store: new LocalStore(path.join(dir, 'store'), { fsync: false, recycle: ['ipam/', 'endpoints/', 'hostports/', 'shared/', 'a/', 'b/', 'k/', 'x/', 'p/'] }), cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
 storeContract('LocalStore without fsync', async () => {
@@ -148,6 +153,95 @@ describe('LocalStore on disk', () => {
     expect(await new StaleRead(root).deleteIf('ipam/web/10.88.0.9', 'A')).toBe(false);
     expect(await store.get('ipam/web/10.88.0.9')).toBe('B');
     expect(await readdir(path.join(root, 'ipam/web'))).toEqual(['10.88.0.9']);
+  });
+});
+
+describe('LocalStore spare files (recycle)', () => {
+  let dir: string;
+  let root: string;
+  let store: LocalStore;
+  const VOL = ['ipam/', 'hostports/', 'endpoints/'];
+  beforeEach(async () => {
+    dir = await tempRoot();
+    root = path.join(dir, 'store');
+    store = new LocalStore(root, { volatile: VOL, recycle: VOL, keep: KEPT_DIRS });
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const ino = async (key: string) => (await stat(path.join(root, key))).ino;
+
+  it("a deleted key's file becomes the next key of its kind, holding exactly the new value", async () => {
+    const value = JSON.stringify({ container: 'c-with-a-long-name', boot: 'b'.repeat(36), instance: 'i1' });
+    await store.createIfAbsent('ipam/web/10.88.0.2', value);
+    const first = await ino('ipam/web/10.88.0.2');
+    expect(await store.deleteIf('ipam/web/10.88.0.2', value)).toBe(true);
+    expect(await store.get('ipam/web/10.88.0.2')).toBeUndefined();
+    expect(await readdir(path.join(root, '~spare~ipam'))).toHaveLength(1);
+    expect(await store.createIfAbsent('ipam/db/10.89.0.7', 'short')).toBe(true);
+    expect(await ino('ipam/db/10.89.0.7')).toBe(first);
+    expect(await readFile(path.join(root, 'ipam/db/10.89.0.7'), 'utf8')).toBe('short'); // cut to length
+    expect(await readdir(path.join(root, '~spare~ipam'))).toEqual([]);
+    // an unconditional delete and put recycle too
+    await store.deleteIf('ipam/db/10.89.0.7');
+    await store.put('ipam/web/10.88.0.3', 'again');
+    expect(await ino('ipam/web/10.88.0.3')).toBe(first);
+    expect(await store.list('ipam/')).toEqual([{ key: 'ipam/web/10.88.0.3', value: 'again' }]);
+    // no temps left anywhere
+    expect(await readdir(path.join(root, 'ipam/web'))).toEqual(['10.88.0.3']);
+  });
+
+  it('keeps kinds apart: leases, flush marks, hints, host ports and records never share a file', async () => {
+    await store.createIfAbsent('ipam/web/10.88.0.2', 'lease');
+    await store.put('ipam/web/_flush.10.88.0.2', 'mark');
+    await store.createIfAbsent('hostports/tcp/80/any', 'c1');
+    await store.put('endpoints/c1/web', '{}');
+    for (const k of ['ipam/web/10.88.0.2', 'ipam/web/_flush.10.88.0.2', 'hostports/tcp/80/any', 'endpoints/c1/web']) await store.deleteIf(k);
+    expect((await readdir(root)).filter((n) => n.startsWith('~')).sort()).toEqual(['~spare~endpoints', '~spare~hostports', '~spare~ipam', '~spare~ipam._flush']);
+    await store.put('ipam/web/_last.10.88.0.0_16', '10.88.0.2'); // a kind of its own: a fresh file
+    expect(await readdir(path.join(root, '~spare~ipam'))).toHaveLength(1);
+    expect(await readdir(path.join(root, '~spare~ipam._flush'))).toHaveLength(1);
+  });
+
+  it('never recycles durable keys, nor keys outside its prefixes', async () => {
+    const durable = new LocalStore(root, { volatile: ['ipam/'], recycle: ['ipam/', 'networks/'] });
+    await durable.put('networks/web', '{}');
+    await durable.deleteIf('networks/web');
+    await durable.put('agent/id', 'x');
+    await durable.deleteIf('agent/id');
+    expect((await readdir(root)).filter((n) => n.startsWith('~'))).toEqual([]);
+  });
+
+  it('does not move a directory into a pool', async () => {
+    await store.put('endpoints/c1/web', '{}');
+    expect(await store.deleteIf('endpoints/c1')).toBe(false);
+    expect(await store.get('endpoints/c1/web')).toBe('{}');
+  });
+
+  it('takes a spare into a directory that does not exist yet, and survives its pool being removed', async () => {
+    await store.createIfAbsent('hostports/tcp/80/any', 'c1');
+    await store.deleteIf('hostports/tcp/80/any', 'c1');
+    await store.createIfAbsent('hostports/udp/5353/any', 'c2');
+    expect(await store.get('hostports/udp/5353/any')).toBe('c2');
+    await rm(path.join(root, '~spare~hostports'), { recursive: true });
+    expect(await store.deleteIf('hostports/udp/5353/any', 'c2')).toBe(true);
+    expect(await readdir(path.join(root, '~spare~hostports'))).toHaveLength(1);
+  });
+
+  it('sweep leaves pools alone (up to 64 spares each) and a freshly taken spare too', async () => {
+    for (let i = 0; i < 70; i++) await store.createIfAbsent(`ipam/web/10.88.1.${i}`, 'c');
+    for (let i = 0; i < 70; i++) await store.deleteIf(`ipam/web/10.88.1.${i}`, 'c');
+    expect(await readdir(path.join(root, '~spare~ipam'))).toHaveLength(70);
+    // A spare just taken by a writer: old mtime, its name says when it was taken.
+    const taken = path.join(root, 'ipam/web', `~tmp~r${Date.now().toString(36)}.1.x.1~10.88.0.9`);
+    await mkdir(path.dirname(taken), { recursive: true });
+    await writeFile(taken, 'old');
+    const old = new Date(Date.now() - 3_600_000);
+    await utimes(taken, old, old);
+    expect(await store.sweep(60_000)).toEqual({ removedTemps: 0, restored: 0, removedTombstones: 0 });
+    expect(await readdir(path.join(root, '~spare~ipam'))).toHaveLength(64);
+    expect(await readdir(path.join(root, 'ipam/web'))).toEqual([path.basename(taken)]);
+    expect(await store.list('ipam/')).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 // Where the resolver of a state root is found: its control socket and its pidfile.
 import { sha256Hex } from '../hash.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { processStartTime } from '../containers.js';
 
@@ -20,6 +20,8 @@ export interface ResolverPid {
 }
 
 export function readResolverPid(runDir: string): ResolverPid | undefined {
+  // Every command looks, and there is usually none: no failed read (an Error with a stack).
+  if (!existsSync(pidfilePath(runDir))) return undefined;
   try {
     const rec = JSON.parse(readFileSync(pidfilePath(runDir), 'utf8')) as ResolverPid;
     return typeof rec.pid === 'number' ? rec : undefined;

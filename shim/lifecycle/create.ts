@@ -11,7 +11,7 @@ import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
 import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
-import { lastRuncError } from '../runc.js';
+import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
 import { startConmon, readPid } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
@@ -78,7 +78,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
 }
 
 /** `runc start`: the created container's process runs. */
-export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean } = {}): Promise<void> {
+export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean } = {}): Promise<'exec fifo' | 'runc start'> {
   const runc = runcPaths(settings);
   // `run -d` has just created it: no need to ask runc (a process) again.
   const state = o.knownCreated ? { status: 'created' } : await runcState(runc, id);
@@ -86,6 +86,15 @@ export async function startCreated(id: string, settings: Settings, o: { knownCre
     throw new UserError(`container ${id} cannot be started: it is ${state?.status === undefined ? 'exited' : state.status}${state?.status === undefined ? ' (tsrun restart starts it again)' : ''}`);
   }
   const p = pathsOf(settings.runDir, id);
+  const how = (await startInProcess(runc, id)) ? 'exec fifo' : 'runc start';
+  if (how === 'runc start') await runcStart(runc, id, p);
+  updateLifecycle(settings.runDir, id, (rec) => {
+    rec.startedAt = new Date().toISOString();
+  });
+  return how;
+}
+
+async function runcStart(runc: RuncPaths, id: string, p: ContainerPaths): Promise<void> {
   // A plain spawn: this is on the path of every `run -d`, and loading execa costs ~20 ms.
   const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(runc.binary, ['--root', runc.root, '--log', p.runcLog, '--log-format', 'json', 'start', id], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -95,9 +104,6 @@ export async function startCreated(id: string, settings: Settings, o: { knownCre
     child.once('close', (code) => resolve({ code, stderr }));
   });
   if (r.code !== 0) throw new UserError(`runc: ${lastRuncError(p.runcLog) ?? (r.stderr.trim() || 'start failed')}`);
-  updateLifecycle(settings.runDir, id, (rec) => {
-    rec.startedAt = new Date().toISOString();
-  });
 }
 
 /** The environment conmon passes to runc and to the exit command: the same settings as this

@@ -24,8 +24,8 @@ export async function runDetached(o: RunOptions, d: DetachOptions, settings: Set
   const id = await createDetached(o, d, settings, log, network);
   const t1 = performance.now();
   try {
-    await startCreated(id, settings, { knownCreated: true });
-    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+    const startedBy = await startCreated(id, settings, { knownCreated: true });
+    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
   } catch (err) {
     const { currentView, removeContainer } = await import('./signals.js');
     await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);

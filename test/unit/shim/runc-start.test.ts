@@ -1,0 +1,94 @@
+// `runc start` in-process (shim/runc.ts startInProcess): the exec fifo read the way runc's start
+// reads it, against a real fifo and a real process standing in for runc's init (no runc needed):
+// the byte read and the fifo removed; nothing done, and no wait, when the init has ended or there
+// is no fifo; hooks and NOTIFY_SOCKET left to runc.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startInProcess, startableInProcess } from '../../../shim/runc.js';
+
+let root: string;
+const children: ChildProcess[] = [];
+beforeAll(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-runc-start-test-'));
+});
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(root, { recursive: true, force: true });
+});
+
+function startTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+/** A container directory as runc leaves a created one: state.json naming `pid` as its init, and
+ * its exec fifo (unless `fifo` is false). */
+function created(id: string, pid: number, o: { fifo?: boolean; hooks?: unknown } = {}): string {
+  const dir = path.join(root, id);
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ id, init_process_pid: pid, init_process_start: startTicks(pid), config: { Hooks: o.hooks ?? null } }));
+  if (o.fifo !== false) expect(spawnSync('mkfifo', [path.join(dir, 'exec.fifo')]).status).toBe(0);
+  return dir;
+}
+
+describe('startInProcess', () => {
+  it("reads the init's byte from the exec fifo and removes the fifo", async () => {
+    // The stand-in init opens the fifo for writing (waiting for a reader, as runc's init does),
+    // writes its byte, and goes on running.
+    const dir = path.join(root, 'c1');
+    mkdirSync(dir);
+    const fifo = path.join(dir, 'exec.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const init = spawn('sh', ['-c', `printf 0 > ${fifo}; echo started; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(init);
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ id: 'c1', init_process_pid: init.pid, init_process_start: startTicks(init.pid!), config: { Hooks: null } }));
+    const said = new Promise<string>((resolve) => init.stdout!.once('data', (d: Buffer) => resolve(d.toString())));
+    expect(await startInProcess({ binary: '/bin/false', root }, 'c1')).toBe(true);
+    expect(await said).toBe('started\n');
+    expect(existsSync(fifo)).toBe(false);
+  });
+
+  it('does nothing, at once, when the init has ended (runc start then says so)', async () => {
+    const gone = spawnSync('sh', ['-c', 'echo $$']);
+    const pid = Number(gone.stdout.toString());
+    const dir = path.join(root, 'c2');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ id: 'c2', init_process_pid: pid, init_process_start: 1, config: {} }));
+    expect(spawnSync('mkfifo', [path.join(dir, 'exec.fifo')]).status).toBe(0);
+    expect(await startInProcess({ binary: '/bin/false', root }, 'c2')).toBe(false);
+    expect(existsSync(path.join(dir, 'exec.fifo'))).toBe(true);
+  });
+
+  it('does nothing when there is no fifo (started already) or no state', async () => {
+    const init = spawn('sleep', ['30']);
+    children.push(init);
+    created('c3', init.pid!, { fifo: false });
+    expect(await startInProcess({ binary: '/bin/false', root }, 'c3')).toBe(false);
+    expect(await startInProcess({ binary: '/bin/false', root }, 'nosuch')).toBe(false);
+  });
+
+  it('leaves a container with hooks to runc, fifo untouched', async () => {
+    const init = spawn('sleep', ['30']);
+    children.push(init);
+    const dir = created('c4', init.pid!, { hooks: { poststart: [{ path: '/bin/true' }] } });
+    expect(await startInProcess({ binary: '/bin/false', root }, 'c4')).toBe(false);
+    expect(existsSync(path.join(dir, 'exec.fifo'))).toBe(true);
+  });
+});
+
+describe('startableInProcess', () => {
+  const state = { init_process_pid: 10, init_process_start: 99, config: { Hooks: { poststart: null, prestart: null } } };
+  it('a plain created container with a live init', () => {
+    expect(startableInProcess(state, () => true, {})).toBe(true);
+  });
+  it('not with NOTIFY_SOCKET (runc start waits for READY), hooks, an ended init or an unknown state', () => {
+    expect(startableInProcess(state, () => true, { NOTIFY_SOCKET: '/run/x.sock' })).toBe(false);
+    expect(startableInProcess({ ...state, config: { Hooks: { poststart: [{ path: '/x' }] } } }, () => true, {})).toBe(false);
+    expect(startableInProcess(state, () => false, {})).toBe(false);
+    expect(startableInProcess({ init_process_pid: '10' }, () => true, {})).toBe(false);
+    expect(startableInProcess(null, () => true, {})).toBe(false);
+  });
+});

@@ -23,6 +23,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
+import ipaddr from 'ipaddr.js';
 import type { Settings } from '../../config/settings.js';
 import { parseResolvConf, parseUpstream } from '../../config/resolv-conf.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,7 @@ import { Forwarder, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlSocketName, pidfilePath } from './paths.js';
 import { BatchUdpSocket } from './udp-batch.js';
+import { AnswerCache } from './answer-cache.js';
 import { ErrnoError } from '../netns/errno.js';
 
 /** With no endpoint left, the resolver waits this long for a new one before it exits. */
@@ -64,11 +66,8 @@ class ForwardTo {
 const FORWARD_TO_HOST = new ForwardTo(undefined);
 
 /** What the table says about a query (the answer's bytes, or where to forward it), by client
- * and query bytes, valid for one table generation. */
-interface AnswerCache {
-  generation: number;
-  answers: Map<string, Buffer | ForwardTo>;
-}
+ * and query bytes, valid for one table generation (answer-cache.ts). */
+type Answers = AnswerCache<Buffer | ForwardTo>;
 
 /** What answers go out through: the batched socket (udp-batch.ts) or node:dgram's. */
 interface UdpOut {
@@ -119,6 +118,8 @@ export class Resolver {
   /** A container's own upstreams (--dns), parsed once per table (the table's arrays are the keys). */
   private readonly ownUpstreams = new WeakMap<string[], Upstream[]>();
   private readonly forwardTos = new WeakMap<string[], ForwardTo>();
+  /** Clients' addresses as the answer caches key them (node:dgram gives them as text). */
+  private readonly clientKeys = new Map<string, Buffer>();
   private control?: net.Server;
   private hostUpstreams: Upstream[] = [];
   private resolvConfCheckedAt = 0;
@@ -348,7 +349,7 @@ export class Resolver {
     let settle!: (ok: boolean) => void;
     const result = new Promise<boolean>((r) => (settle = r));
     const tcp = net.createServer((c) => this.onTcp(c, address));
-    const cache: AnswerCache = { generation: -1, answers: new Map() };
+    const cache: Answers = new AnswerCache(MAX_CACHED_ANSWERS);
     let udp: UdpOut | undefined;
     const fail = (what: string, e: NodeJS.ErrnoException) => {
       udp?.close();
@@ -411,7 +412,7 @@ export class Resolver {
    * is answered from the batch's memory, with no object made for it; any other datagram is
    * copied out and goes the way node:dgram's would (onUdp).
    */
-  private onBatch(sock: BatchUdpSocket, count: number, cache: AnswerCache, local: string): void {
+  private onBatch(sock: BatchUdpSocket, count: number, cache: Answers, local: string): void {
     this.syncCache(cache);
     const rx = sock.rx;
     for (let i = 0; i < count; i++) {
@@ -424,8 +425,11 @@ export class Resolver {
         if (len >= 12 && (rx[o + 2]! & 0x80) === 0) sock.send(header(rx.subarray(o, o + len), RCODE.FORMERR), sock.sourcePort(i), address);
         continue;
       }
+      // The client is the source address's bytes, where recvmmsg wrote them.
+      const ao = sock.addressOffset(i);
+      const al = sock.addressLength(i);
       if (len <= MAX_CACHED_QUERY && len >= 12) {
-        const hit = cache.answers.get(`${address}|${rx.toString('latin1', o + 2, o + len)}`);
+        const hit = cache.get(rx, ao, al, rx, o, len);
         if (hit instanceof Buffer) {
           this.stats.queries++;
           this.stats.answered++;
@@ -439,16 +443,31 @@ export class Resolver {
         }
       }
       // Copied: the batch's memory is read again by the next batch.
-      this.onUdp(sock, cache, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, local);
+      this.onUdp(sock, cache, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, local, Buffer.from(rx.subarray(ao, ao + al)));
     }
   }
 
   /** Empties a listener's answer cache when the table changed since it was filled. */
-  private syncCache(cache: AnswerCache): void {
+  private syncCache(cache: Answers): void {
     if (cache.generation !== this.generation) {
       cache.generation = this.generation;
-      cache.answers.clear();
+      cache.clear();
     }
+  }
+
+  /** A client's address as the cache keys it: its 4 or 16 bytes, as the batched socket has them. */
+  private clientBytes(address: string): Buffer {
+    let b = this.clientKeys.get(address);
+    if (!b) {
+      if (this.clientKeys.size >= 4096) this.clientKeys.clear();
+      try {
+        b = Buffer.from(ipaddr.parse(address).toByteArray());
+      } catch {
+        b = Buffer.from(address, 'latin1');
+      }
+      this.clientKeys.set(address, b);
+    }
+    return b;
   }
 
   private onTcp(c: net.Socket, local: string): void {
@@ -480,10 +499,10 @@ export class Resolver {
    *    client's bytes as they are, and the outcome cached;
    *  - anything else (PTR, odd packets): answer(), the general path.
    */
-  private onUdp(udp: UdpOut, cache: AnswerCache, msg: Buffer, rinfo: Peer, local: string): void {
+  private onUdp(udp: UdpOut, cache: Answers, msg: Buffer, rinfo: Peer, local: string, client: Buffer = this.clientBytes(rinfo.address)): void {
     this.syncCache(cache);
-    const key = msg.length <= MAX_CACHED_QUERY && msg.length >= 12 ? `${rinfo.address}|${msg.toString('latin1', 2)}` : undefined;
-    let hit = key === undefined ? undefined : cache.answers.get(key);
+    const cacheable = msg.length <= MAX_CACHED_QUERY && msg.length >= 12;
+    let hit = cacheable ? cache.get(client, 0, client.length, msg, 0, msg.length) : undefined;
     if (hit === undefined) {
       const q = parseSimpleQuery(msg);
       const result = q && this.table.lookup(q.name, q.type, normalizeIp(rinfo.address), local);
@@ -499,11 +518,8 @@ export class Resolver {
         const rcode = result.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR;
         hit = fastAnswer(msg, q.qEnd, q.type, result.kind === 'answer' ? result.addresses : [], rcode, q.edns, q.udpLimit, TTL);
       }
-      if (key !== undefined) {
-        // Bounded against a flood of distinct queries: emptied when full, refilled by the next ones.
-        if (cache.answers.size >= MAX_CACHED_ANSWERS) cache.answers.clear();
-        cache.answers.set(key, hit);
-      }
+      // Bounded against a flood of distinct queries: emptied when full, refilled by the next ones.
+      if (cacheable) cache.set(client, 0, client.length, msg, 0, msg.length, hit);
     }
     this.stats.queries++;
     if (hit instanceof ForwardTo) return this.forwardUdp(udp, msg, rinfo, hit.own);

@@ -156,8 +156,11 @@ export class BatchUdpSocket {
   private reading = false;
   private readonly lib: Libc;
   private readonly scratch = Buffer.alloc(NAME);
-  /** Source addresses as text, by their IPv4 address (a handful of clients: the containers). */
+  /** Source addresses as text, by their IPv4 address or IPv6 bytes (a handful of clients: the containers). */
   private readonly v4Names = new Map<number, string>();
+  private readonly v6Names = new Map<string, string>();
+  /** Headers whose name length the last read overwrote. */
+  private used = BATCH;
 
   private constructor(private readonly fd: number, private readonly mem: [unknown, unknown], lib: Libc, rxAddr: bigint, txAddr: bigint) {
     this.lib = lib;
@@ -226,8 +229,9 @@ export class BatchUdpSocket {
     for (;;) {
       if (this.closed) return;
       // recvmmsg writes each name's length: reset to the slot's size before every read.
-      for (let i = 0; i < BATCH; i++) this.rx.writeUInt32LE(NAME, i * MMSGHDR + H_NAMELEN);
+      for (let i = 0; i < this.used; i++) this.rx.writeUInt32LE(NAME, i * MMSGHDR + H_NAMELEN);
       const n = this.lib.recvmmsg(this.fd, this.rxAddr, BATCH, MSG_DONTWAIT, null);
+      this.used = n > 0 ? n : 0;
       if (n < 0) {
         const e = this.lib.koffi.errno();
         if (e === EAGAIN || e === EINTR) return;
@@ -262,7 +266,16 @@ export class BatchUdpSocket {
   /** Datagram i's source address as text, the same string for the same client. */
   sourceAddress(i: number): string {
     const o = NAME_AT + i * NAME;
-    if (this.rx.readUInt16LE(o) !== AF_INET) return sockaddrAddress(this.rx, o);
+    if (this.rx.readUInt16LE(o) !== AF_INET) {
+      const k = this.rx.toString('latin1', o + 8, o + 24);
+      let s = this.v6Names.get(k);
+      if (s === undefined) {
+        if (this.v6Names.size >= 4096) this.v6Names.clear();
+        s = sockaddrAddress(this.rx, o);
+        this.v6Names.set(k, s);
+      }
+      return s;
+    }
     const key = this.rx.readUInt32LE(o + 4);
     let s = this.v4Names.get(key);
     if (s === undefined) {
@@ -271,6 +284,16 @@ export class BatchUdpSocket {
       this.v4Names.set(key, s);
     }
     return s;
+  }
+
+  /** Where datagram i's source address bytes are in `rx` (4 for IPv4, 16 for IPv6). */
+  addressOffset(i: number): number {
+    const o = NAME_AT + i * NAME;
+    return this.rx.readUInt16LE(o) === AF_INET ? o + 4 : o + 8;
+  }
+
+  addressLength(i: number): number {
+    return this.rx.readUInt16LE(NAME_AT + i * NAME) === AF_INET ? 4 : 16;
   }
 
   sourcePort(i: number): number {

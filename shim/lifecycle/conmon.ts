@@ -82,6 +82,7 @@ export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
   return new Promise<ConmonStarted>((resolve, reject) => {
     let buf = '';
     let settled = false;
+    let answered = false;
     const finish = (err: Error | undefined, value?: ConmonStarted) => {
       if (settled) return;
       settled = true;
@@ -98,6 +99,7 @@ export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
     }, o.timeoutMs ?? 30_000);
     child.once('error', (err) => finish(new UserError(`conmon: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed (run scripts/setup-host.sh)' : err.message}`)));
     sync.on('data', (d: Buffer) => {
+      if (answered) return;
       buf += d.toString();
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
@@ -112,14 +114,17 @@ export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
         finish(new UserError(`runc: ${lastRuncError(o.paths.runcLog) ?? msg.message?.trim() ?? 'container create failed'}`));
         return;
       }
-      const conmonPid = readPid(o.paths.conmonPidFile);
-      if (conmonPid === undefined) {
-        finish(new SystemError(`start conmon for ${o.id}`, new Error(`no pid in ${o.paths.conmonPidFile}`)));
-        return;
-      }
-      finish(undefined, { pid: msg.data, conmonPid });
+      const pid = msg.data;
+      answered = true;
+      // Its pid file may land just after the message (seen once in 20 parallel starts on a loaded
+      // machine): a few more looks before giving up.
+      void waitPid(o.paths.conmonPidFile, 2_000).then((conmonPid) => {
+        if (conmonPid === undefined) finish(new SystemError(`start conmon for ${o.id}`, new Error(`no pid in ${o.paths.conmonPidFile}`)));
+        else finish(undefined, { pid, conmonPid });
+      });
     });
     sync.once('end', () => {
+      if (answered) return; // the pid came: its pid file is being waited for
       // The pipe closed without a message: conmon failed before it could create anything.
       setTimeout(() => finish(new UserError(`conmon: ${lastLine(stderr) ?? lastRuncError(o.paths.runcLog) ?? 'exited without creating the container'}`)), 50);
     });
@@ -129,6 +134,16 @@ export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
 function lastLine(s: string): string | undefined {
   const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
   return lines.pop()?.replace(/^\[conmon:\w\]:\s*/, '');
+}
+
+/** readPid, looked at again every 2 ms until there is one or `timeoutMs` has passed. */
+async function waitPid(file: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pid = readPid(file);
+    if (pid !== undefined || performance.now() > deadline) return pid;
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 export function readPid(file: string): number | undefined {

@@ -3,7 +3,7 @@ import { UserError } from '../../config/errors.js';
 export { parseSignal } from './signal-names.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
-import { rmSync } from 'node:fs';
+import { rmSync, watch, type FSWatcher } from 'node:fs';
 import { isAlive } from '../../runtime/containers.js';
 import { killAndWait, waitGone } from '../../runtime/process-exit.js';
 import { runcPaths, type NetworkWiring } from '../run.js';
@@ -47,15 +47,47 @@ export function hasEnded(settings: Settings, v: ContainerView): boolean {
   return v.pid === undefined ? !isAlive(v.record.ownerPid, v.record.ownerStart) : !processRuns(v.pid);
 }
 
+/**
+ * True once the container has ended (hasEnded), false after `timeoutMs`. A detached container's
+ * end is conmon writing its exit file: inotify (fs.watch on the exit directory) wakes the wait at
+ * once instead of at its next look. The looks go on regardless — short first (a killed container
+ * ends within milliseconds), then every 20 ms —, for what no event announces (a monitor that died
+ * without writing the file, a foreground container, a watch that could not be set up or missed).
+ */
 export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  // Short looks first (a killed container ends within milliseconds), then every 20 ms.
   let delay = 2;
-  for (;;) {
-    if (hasEnded(settings, v)) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 1.5, 20);
+  let wake: (() => void) | undefined;
+  // Set up before the first look, so that an exit file written in between is not missed.
+  const watcher = v.record.detached ? watchDir(pathsOf(settings.runDir, v.id).exitDir, () => wake?.()) : undefined;
+  try {
+    for (;;) {
+      if (hasEnded(settings, v)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+      delay = Math.min(delay * 1.5, 20);
+    }
+  } finally {
+    watcher?.close();
+  }
+}
+
+/** An inotify watch of `dir` (not keeping the process alive), or undefined when it cannot be set
+ * up (no such directory, out of watches): the caller's looks still see the change. */
+function watchDir(dir: string, onChange: () => void): FSWatcher | undefined {
+  try {
+    const w = watch(dir, { persistent: false }, onChange);
+    w.on('error', () => undefined);
+    return w;
+  } catch {
+    return undefined;
   }
 }
 

@@ -23,7 +23,7 @@ import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
-import { processStartTime } from './containers.js';
+import { isoNow, processStartTime } from './containers.js';
 import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
@@ -199,7 +199,7 @@ export class Engine {
           ...(useResolver ? { resolver: true } : {}),
           ...(req.via ? { via: req.via } : {}),
           wiringMs: +(performance.now() - started).toFixed(2),
-          created: new Date().toISOString(),
+          created: isoNow(), // not toISOString: its first call costs a cold attach ~0.2 ms
         };
         await tx.step('save endpoint record', () => saveEndpoint(this.deps.store, rec), () => deleteEndpoint(this.deps.store, rec.containerId, rec.network));
         return rec;

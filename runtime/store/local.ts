@@ -89,6 +89,8 @@ const SPARE = '~spare~';
 const CLAIMED = 'r';
 /** Spares kept per kind by sweep(); between sweeps a pool holds at most what was deleted. */
 const MAX_SPARES = 64;
+/** How long a pool found empty is not listed again (only a spare missed, never a wrong one). */
+const EMPTY_POOL_RECHECK_MS = 1000;
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 /** Bounded retries for the race with concurrent deletes pruning the directories we write into. */
@@ -112,8 +114,9 @@ export class LocalStore implements Store {
   private readonly recycle: readonly string[];
   /** Names of spares this process put into each pool and has not taken back (LIFO). */
   private readonly knownSpares = new Map<string, string[]>();
-  /** Pools this process has made sure exist. */
-  private readonly pools = new Set<string>();
+  /** Pools found empty, until when (ms) they are not listed again: a process attaching many
+   * containers and deleting none (a burst, the scale bench) would list them on every write. */
+  private readonly emptyUntil = new Map<string, number>();
 
   constructor(root: string, opts: LocalStoreOptions = {}) {
     this.root = path.resolve(root);
@@ -385,14 +388,6 @@ export class LocalStore implements Store {
     if (!st.isFile() || st.nlink !== 1) return false;
     const name = `s${uniqueTag()}`;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (!this.pools.has(pool)) {
-        try {
-          fs.mkdirSync(pool, { mode: DIR_MODE });
-        } catch (e) {
-          if (!isCode(e, 'EEXIST')) return false;
-        }
-        this.pools.add(pool);
-      }
       try {
         fs.renameSync(file, path.join(pool, name));
         let known = this.knownSpares.get(pool);
@@ -402,9 +397,13 @@ export class LocalStore implements Store {
       } catch (e) {
         if (!isCode(e, 'ENOENT')) return false;
         // The file is gone (a concurrent delete: the caller's unlink reports it), or the pool
-        // was removed under us (once more, making it again).
+        // does not exist yet (made once, then the rename again).
         if (lstatOrUndefined(file) === undefined) throw e;
-        this.pools.delete(pool);
+        try {
+          fs.mkdirSync(pool, { mode: DIR_MODE });
+        } catch (err) {
+          if (!isCode(err, 'EEXIST')) return false;
+        }
       }
     }
     return false;
@@ -422,11 +421,13 @@ export class LocalStore implements Store {
   private claimSpare(key: string, pool: string, dir: string, tmp: string): boolean {
     let names = this.knownSpares.get(pool);
     if (!names || names.length === 0) {
+      if ((this.emptyUntil.get(pool) ?? 0) > Date.now()) return false;
       try {
         names = fs.readdirSync(pool);
       } catch {
-        return false; // no pool yet
+        names = []; // no pool yet
       }
+      if (names.length === 0) this.emptyUntil.set(pool, Date.now() + EMPTY_POOL_RECHECK_MS);
       this.knownSpares.set(pool, names);
     }
     let madeDir = false;

@@ -54,7 +54,7 @@ export function hasEnded(settings: Settings, v: ContainerView): boolean {
  * ends within milliseconds), then every 20 ms —, for what no event announces (a monitor that died
  * without writing the file, a foreground container, a watch that could not be set up or missed).
  */
-export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number): Promise<boolean> {
+export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number, maxDelayMs = 20): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   let wake: (() => void) | undefined;
@@ -72,7 +72,7 @@ export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs:
         };
       });
       wake = undefined;
-      delay = Math.min(delay * 1.5, 20);
+      delay = Math.min(delay * 1.5, maxDelayMs);
     }
   } finally {
     watcher?.close();
@@ -154,13 +154,15 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
     // a pid namespace of its own are killed there). Not seen to end: runc's own kill and wait.
     // Only a process whose start time was recorded: a bare pid may have been reused since.
     const l = readLifecycle(settings.runDir, v.id);
-    const ended = l?.pid !== undefined && l.pidStart !== undefined && (await killAndWait(l.pid, l.pidStart, 2_000));
+    // A look every millisecond (a few microseconds each): a SIGKILLed init and conmon end within
+    // milliseconds, and a growing pause would overshoot that by up to its length on a loaded machine.
+    const ended = l?.pid !== undefined && l.pidStart !== undefined && (await killAndWait(l.pid, l.pidStart, 2_000, 1));
     if (!ended) await runcDeleteForce(runc, v.id);
-    if (!(await waitEnded(settings, v, 10_000))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
+    if (!(await waitEnded(settings, v, 10_000, 1))) throw new UserError(`container ${v.id} did not end after SIGKILL`);
   }
   const r = await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
   if (r === 'running') throw new UserError(`container ${v.id} is still running`);
-  await waitMonitorGone(settings, v.id);
+  await waitMonitorGone(settings, v.id, 10_000, 1);
   // A late exit command may still create its marker while the directory goes: retried.
   rmSync(pathsOf(settings.runDir, v.id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
 }
@@ -176,7 +178,7 @@ function killMonitor(settings: Settings, id: string): void {
 }
 
 /** conmon writes its last files (persist/exit, the end of the log) after the exit file. */
-export async function waitMonitorGone(settings: Settings, id: string, timeoutMs = 10_000): Promise<void> {
+export async function waitMonitorGone(settings: Settings, id: string, timeoutMs = 10_000, maxDelayMs?: number): Promise<void> {
   const l = readLifecycle(settings.runDir, id);
-  if (l?.conmonPid !== undefined) await waitGone(l.conmonPid, l.conmonStart ?? '', timeoutMs);
+  if (l?.conmonPid !== undefined) await waitGone(l.conmonPid, l.conmonStart ?? '', timeoutMs, maxDelayMs);
 }

@@ -46,7 +46,7 @@ describe('LocalStore shared by processes', () => {
 
   it('the same with spare files reused across processes: every value read back is the one written', async () => {
     const root = path.join(dir, 'store');
-    const iterations = 500;
+    const iterations = 250;
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => run(root, i, iterations, 'recycle')));
     for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const wins = results.flatMap((r) => r.stdout.split('\n').filter(Boolean));

@@ -3,9 +3,10 @@
 // failures can be told apart from the container's exit status and reported in one line.
 import { spawn } from 'node:child_process';
 import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, rmdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { isAlive } from '../runtime/containers.js';
+import { removeTree } from '../runtime/files.js';
 
 export interface RuncPaths {
   binary: string;
@@ -167,7 +168,7 @@ export async function deleteEnded(runc: RuncPaths, id: string): Promise<'none' |
     return 'runc';
   }
   // Last, as runc does: while the state exists, a failure above can still be handed to runc.
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
   return 'in-process';
 }
 

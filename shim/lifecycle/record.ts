@@ -62,7 +62,21 @@ export interface ContainerPaths {
   cleanupMarker: string;
 }
 
+/** The paths of a container's files. Kept once made (they depend on nothing else, and a wait for
+ * the end of a container asks for them at every look, every millisecond for rm -f). Frozen:
+ * callers share the object. */
 export function pathsOf(runDir: string, id: string): ContainerPaths {
+  const key = `${runDir}\0${id}`;
+  let p = madePaths.get(key);
+  if (p === undefined) {
+    p = Object.freeze(makePaths(runDir, id));
+    madePaths.set(key, p);
+  }
+  return p;
+}
+const madePaths = new Map<string, ContainerPaths>();
+
+function makePaths(runDir: string, id: string): ContainerPaths {
   const dir = containerDir(runDir, id);
   return {
     dir,

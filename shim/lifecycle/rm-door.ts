@@ -12,7 +12,7 @@ import { rootOf } from '../../runtime/netns-users.js';
 import type { RmArgs } from '../command-word.js';
 import { leaveNamespace } from '../network-plain.js';
 import type { NetworkWiring } from '../run.js';
-import { reportFailure, setup } from '../setup.js';
+import { reportFailure, setup, writeStdout } from '../setup.js';
 import { removalViews, removeAll } from './signals.js';
 import type { ContainerView } from './status.js';
 
@@ -44,7 +44,7 @@ export async function door(a: RmArgs): Promise<number | undefined> {
     const views = await removalViews(settings, a.names, a.force);
     if (!views.every((v) => releasesWithoutEngine(settings, v))) return undefined;
     const ids = await removeAll(settings, log as Logger, plainRelease, views);
-    process.stdout.write(ids.map((id) => `${id}\n`).join(''));
+    writeStdout(ids.map((id) => `${id}\n`).join(''));
     return 0;
   } catch (err) {
     return reportFailure(err);

@@ -4,8 +4,8 @@ import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RunOptions } from '../run.js';
 import { detachOptionsOf, type DetachOptions } from './detach-options.js';
+import { writeStdout } from '../setup.js';
 
-const out = (s: string) => process.stdout.write(s);
 
 async function wiring() {
   return (await import('../network-wiring.js')).shimNetworkWiring;
@@ -13,7 +13,7 @@ async function wiring() {
 
 /** `tsrun run -d …`: prints the id. */
 export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknown>, settings: Settings, log: Logger): Promise<void> {
-  out(`${await runDetached(o, detachOptionsOf(flags), settings, log)}\n`);
+  writeStdout(`${await runDetached(o, detachOptionsOf(flags), settings, log)}\n`);
 }
 
 /** `run -d`: create, then start. A container that cannot start is removed. */

@@ -178,6 +178,8 @@ export class BatchUdpSocket {
    * be reached (the caller then uses node:dgram).
    */
   static bind(address: string, port: number, bufferBytes: number): BatchUdpSocket {
+    // The layouts above are LP64 little-endian: elsewhere the caller keeps node:dgram.
+    if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) throw new Error(`batched UDP is not built for ${process.platform}/${process.arch}`);
     const lib = load();
     const v6 = address.includes(':');
     const fd = lib.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -198,7 +198,7 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs']])],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
@@ -216,6 +216,9 @@ await build({ ...common, entryPoints: { 'run-plain': 'shim/run-door-plain.ts' },
 // and the engine (a --net none container's removal needs none; the others go back to cli.cjs).
 // Loading cli.cjs cost a cold rm ~20 ms; its whole cache is eager (a small bundle, all of it run).
 await build({ ...common, entryPoints: { rm: 'shim/lifecycle/rm-door.ts' }, outdir: dir, plugins: [lazyBuiltins] });
+// rm of containers whose network needs the engine (shim/lifecycle/rm-door-wired.ts): the same door
+// with the engine, as run.cjs is bundled; still no commander.
+await build({ ...common, entryPoints: { 'rm-wired': 'shim/lifecycle/rm-door-wired.ts' }, outdir: dir, plugins: [lazyExeca(execaNames), lazyBuiltins, netlinkBinding] });
 // The DNS resolver's process (runtime/dns/main.ts): the one resident tsrun process, so its own
 // small file, without the CLI; started as `node resolver.cjs` by runtime/dns/client.ts.
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
@@ -234,8 +237,8 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 // 191 ms, the CNI plugin's ADD + DEL 160 -> 146 ms, measured). The CLI's stays lazy, warmed by a
 // whole `run --net none`: its bundle carries every command, and an eager cache of all of them
 // (1.3 MB) costs `tsrun run` more to read than it saves.
-const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'rm.cjs']);
-for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'rm.cjs', 'runc.cjs']) {
+const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'rm.cjs', 'rm-wired.cjs']);
+for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'rm.cjs', 'rm-wired.cjs', 'runc.cjs']) {
   const args = ['scripts/code-cache.cjs', `${dir}/${file}`, ...(EAGER_CACHE.has(file) ? ['--eager'] : [])];
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }

@@ -35,11 +35,11 @@ async function main(args: string[]): Promise<number> {
     process.exit(code);
   }
   // `rm [-f] ID…`: its own door (rm.cjs), which hands back containers whose network needs the
-  // engine (undefined): those go through the CLI below.
+  // engine (undefined): those go through rm-wired.cjs, the same door with the engine.
   const rm = rmArgs(args);
   if (rm !== undefined) {
-    const code = await import('./lifecycle/rm-door.js').then((d) => d.door(rm));
-    if (code !== undefined) process.exit(code);
+    const code = (await import('./lifecycle/rm-door.js').then((d) => d.door(rm))) ?? (await import('./lifecycle/rm-door-wired.js').then((d) => d.door(rm)));
+    process.exit(code);
   }
   // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
   // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).

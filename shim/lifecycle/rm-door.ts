@@ -2,8 +2,9 @@
 // commands or the engine, so a cold `tsrun rm -f` reads and evaluates only what it runs (loading
 // cli.cjs cost a cold rm ~20 ms, more than runc's delete). It removes containers that need no engine
 // to release their network (--net none: a namespace of their own with no endpoint); anything else
-// is handed back to the entry, which runs the same command line through the CLI, before anything
-// is changed (the names are resolved and checked here, read only, and again there).
+// is handed back to the entry before anything is changed (the names are resolved and checked here,
+// read only, and again there), which runs the same command line through rm-door-wired.ts
+// (rm-wired.cjs: this door with the engine's network release, still without the CLI).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../../config/settings.js';
@@ -37,13 +38,19 @@ export function releasesWithoutEngine(settings: Settings, v: ContainerView): boo
 }
 
 /** Removes the containers and returns the exit code, or undefined: the entry must run the command
- * line through the CLI (a container whose network needs the engine). Never throws. */
-export async function door(a: RmArgs): Promise<number | undefined> {
+ * line through rm-door-wired.ts (a container whose network needs the engine). Never throws. */
+export function door(a: RmArgs): Promise<number | undefined> {
+  return removeWith(a, undefined);
+}
+
+/** rm with `network` releasing the networks; without one, only containers that need no engine
+ * (else undefined, before anything is changed). */
+export async function removeWith(a: RmArgs, network: NetworkWiring | undefined): Promise<number | undefined> {
   try {
     const { settings, log } = setup({});
     const views = await removalViews(settings, a.names, a.force);
-    if (!views.every((v) => releasesWithoutEngine(settings, v))) return undefined;
-    const ids = await removeAll(settings, log as Logger, plainRelease, views);
+    if (network === undefined && !views.every((v) => releasesWithoutEngine(settings, v))) return undefined;
+    const ids = await removeAll(settings, log as Logger, network ?? plainRelease, views);
     writeStdout(ids.map((id) => `${id}\n`).join(''));
     return 0;
   } catch (err) {

@@ -175,7 +175,7 @@ describeIf('tsrun run -d: a web server in the background', () => {
     });
   });
 
-  it("rm -f removes --net none containers through rm's own door, and hands a bridge one to the CLI in the same command; an exited one too", async () => {
+  it("rm -f removes --net none containers through rm's own door, and hands a bridge one in the same command to its wired door; an exited one too", async () => {
     const running = runD(['--net', 'none'], ['sleep', '1000']);
     const exited = runD(['--net', 'none'], ['true']);
     const bridged = runD([], ['sleep', '1000']);

@@ -21,7 +21,7 @@ function cacheOf(door: string, cacheFile = `${door}.cjs.v8cache`): { rejected: b
 }
 
 describe('code caches of the front doors', () => {
-  it.each(['cli', 'run', 'run-plain', 'rm', 'hook', 'cni', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
     expect(cacheOf(door).rejected).toBe(false);
   });
 
@@ -33,7 +33,7 @@ describe('code caches of the front doors', () => {
 
   it('the hook, the CNI plugin and rm carry their whole bundle compiled', () => {
     // An eager cache is larger than its source; a lazy one is a fraction of it.
-    for (const door of ['hook', 'cni', 'rm']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
+    for (const door of ['hook', 'cni', 'rm', 'rm-wired']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
   });
 });
 
@@ -43,7 +43,7 @@ describe('code caches of the front doors', () => {
 // process.stdout is first touched: that getter loads net and stream.)
 describe('what loading a front door costs', () => {
   const EXPENSIVE = ['child_process', 'crypto', 'net', 'dgram', 'worker_threads', 'stream', 'perf_hooks', 'assert'];
-  it.each(['cli', 'run', 'run-plain', 'rm', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
     const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
     const code = `const before = new Set(process.moduleLoadList); require(${JSON.stringify(loader)}).load(${JSON.stringify(path.join(BUNDLE, `${door}.cjs`))}); const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)); process.stdout.write(JSON.stringify(loaded));`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });

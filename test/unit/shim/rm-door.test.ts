@@ -1,7 +1,8 @@
 // `tsrun rm [-f] ID…` goes through rm's own door (shim/lifecycle/rm-door.ts, bundled as rm.cjs),
-// which carries neither commander nor the engine; any other rm command line (help, global options,
-// `--`) is the CLI's. The removals themselves (--net none through the door, a bridge container
-// handed back to the CLI) are in test/integration/detached.test.ts.
+// which carries neither commander nor the engine (containers whose network needs the engine are
+// handed to rm-door-wired.ts, rm-wired.cjs); any other rm command line (help, global options, `--`)
+// is the CLI's. The removals themselves (--net none through the door, a bridge container handed to
+// the wired door) are in test/integration/detached.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,6 +53,7 @@ describe("rm's door", () => {
     expect(r.loaded).toContain('rm.cjs');
     expect(r.loaded).not.toContain('cli.cjs');
     expect(r.loaded).not.toContain('run.cjs');
+    expect(r.loaded).not.toContain('rm-wired.cjs');
   });
 
   it('rm --help is the CLI', () => {

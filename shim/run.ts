@@ -10,7 +10,6 @@ import { UserError } from '../config/errors.js';
 import { generateContainerId } from '../config/ids.js';
 import type { Logger } from '../runtime/log.js';
 import { Transaction } from '../runtime/tx.js';
-import { resolveBinary } from '../runtime/binaries.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { removeCgroup } from '../runtime/cgroups/cleanup.js';
@@ -18,7 +17,7 @@ import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { resolvConfMount, type DnsPlan } from './resolv-conf.js';
-import { lastRuncError, runcDeleteForce, runcKill, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
+import { lastRuncError, runcDeleteForce, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
 import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
@@ -56,9 +55,7 @@ export interface NetworkWiring {
   release(containerId: string, stale: ContainerRecord | undefined, settings: Settings, log: Logger): Promise<void>;
 }
 
-export function runcPaths(settings: Settings): RuncPaths {
-  return { binary: resolveBinary(settings.runc), root: path.join(settings.runDir, 'runc') };
-}
+export { runcPaths };
 
 /** A container whose state directory, network and runc spec are ready; `tx` undoes all of it. */
 export interface PreparedContainer {

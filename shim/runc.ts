@@ -5,12 +5,21 @@ import { spawn } from 'node:child_process';
 import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
 import { closeSync, constants, existsSync, openSync, readFileSync, readSync, rmdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import type { Settings } from '../config/settings.js';
+import { resolveBinary } from '../runtime/binaries.js';
 import { isAlive } from '../runtime/containers.js';
 import { removeTree } from '../runtime/files.js';
 
 export interface RuncPaths {
   binary: string;
   root: string;
+}
+
+/** runc as tsrun runs it: the configured binary, with a private --root under the run directory.
+ * Here rather than in run.ts, so that the lifecycle commands (rm's door above all) can have it
+ * without loading the foreground run and the spec parsing it brings. */
+export function runcPaths(settings: Settings): RuncPaths {
+  return { binary: resolveBinary(settings.runc), root: path.join(settings.runDir, 'runc') };
 }
 
 export interface RuncRunOptions {

@@ -10,8 +10,7 @@ import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { hasCode } from '../../runtime/netns/errno.js';
 import type { NetworkWiring } from '../run.js';
-import { runcPaths } from '../run.js';
-import { deleteEnded } from '../runc.js';
+import { runcPaths, deleteEnded } from '../runc.js';
 import { pathsOf, readExitFile, readLifecycle, updateLifecycle } from './record.js';
 import { processRuns, runcState } from './status.js';
 

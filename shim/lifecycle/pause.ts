@@ -5,8 +5,7 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
 import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
-import { runcPaths } from '../run.js';
-import { runcOutput, type RuncPaths } from '../runc.js';
+import { runcPaths, runcOutput, type RuncPaths } from '../runc.js';
 import type { ContainerView } from './status.js';
 
 export type PauseVerb = 'pause' | 'resume';

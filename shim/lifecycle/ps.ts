@@ -1,11 +1,11 @@
 // `tsrun ps` and `tsrun inspect`: every container under the run directory, detached or foreground,
 // with its derived status, its network endpoints (from the Store) and its published ports.
+import { runcPaths } from '../runc.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import type { PortMapping } from '../../config/ports.js';
 import { openStore } from '../../runtime/store/open.js';
 import { allEndpoints, endpointsOf, type EndpointRecord } from '../../runtime/records.js';
-import { runcPaths } from '../run.js';
 import { pathsOf } from './record.js';
 import { listContainerIds, runcState, runcStates, viewOf, type ContainerView } from './status.js';
 

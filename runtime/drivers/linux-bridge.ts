@@ -2,7 +2,7 @@
 // with its gateway addresses, the veth pair per container whose peer is created directly inside
 // the container's namespace (it never exists in the host namespace, so its name cannot collide
 // there), the container side's addresses and routes, and the host sysctls such a network needs.
-import { randomBytesSync, sha256Hex } from '../hash.js';
+import { sha256Hex } from '../hash.js';
 import { closeSync, readdirSync } from 'node:fs';
 import { ConflictError, NotFoundError, UserError } from '../../config/errors.js';
 import type { NetworkDef } from '../../config/networks.js';
@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { AttachContext, DetachOptions, DriverEndpoint } from './driver.js';
 import { resolveBinary } from '../binaries.js';
 import { spawnDetached } from '../spawn-detached.js';
+import { containerMac, randomLocalMac } from './mac.js';
 
 /** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
@@ -83,8 +84,6 @@ const bridgeFound = new WeakMap<Rtnl, { name: string; index: number }>();
 export interface VethOptions {
   /** MTU of both veth ends. */
   mtu: number;
-  /** MAC of the container's end (ctx.mac wins over it). */
-  mac?: string | undefined;
 }
 
 /** A veth pair from the network's bridge into the container, addressed and routed there. */
@@ -95,10 +94,10 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   const bridge = found?.name === net.bridge ? found : await host.getLink(net.bridge);
   if (!bridge) throw new UserError(`bridge ${net.bridge} of network ${net.name} vanished during attach`);
   const hostIfname = hostVethName(ctx.containerId, net.name);
-  // Chosen here rather than by the kernel (both random, locally administered): known without
-  // asking the container's namespace for it.
-  // Lower case, as the kernel reports MACs: the record's MAC is compared with the link's.
-  const peerMac = (ctx.mac ?? opts.mac ?? randomLocalMac()).toLowerCase();
+  // Chosen here, after IPAM gave the addresses (see containerMac: derived from the IPv4 address
+  // unless the user gave one), rather than by the kernel: known without asking the container's
+  // namespace for it.
+  const peerMac = containerMac(ctx.mac, ctx.ipv4?.address);
 
   const create = () => {
     const fd = openNetnsFd(ctx.containerNetnsPath);
@@ -153,9 +152,36 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
     if (ctx.ipv4?.gateway && (await addDefault(4))) await container.addRoute({ dst: 'default', gateway: ctx.ipv4.gateway, ifindex: inner.index });
     if (ctx.ipv6?.gateway && (await addDefault(6))) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
   });
+  await forgetNeighbours(host, bridge.index, ctx);
   // The host end's index (and its peer's, reported by the same request) tell this veth from a
   // newer one with the same name: see removeVeth.
   return { hostIfname, hostLink: { index: hostEnd.index, ...(hostEnd.parentIndex !== undefined ? { peer: hostEnd.parentIndex } : {}) }, mac: inner.mac };
+}
+
+/**
+ * The host's neighbour entries for the new endpoint's addresses on the bridge are dropped: one
+ * may still map a reused address to the MAC of the container that held it before (an IPv6-only
+ * endpoint's MAC is random; a user's --mac, or an earlier holder's, may differ), and the host
+ * would send that address's traffic (published ports' DNAT, the host's own) to a MAC no port has
+ * until the entry aged out and was probed again (REACHABLE 15-45 s, then DELAY/PROBE). Without
+ * the entry, the host's next packet asks afresh and the new holder answers. One request per
+ * address (~35 µs measured on a loaded machine, "no such entry", the common answer, included:
+ * see Rtnl.forgetNeighbour). Chosen over the kernel's own announcement (arp_notify /
+ * ndisc_notify), which is sent as the container's end comes up, before the bridge has put the new
+ * port in forwarding state, and so is dropped there: measured, never seen by the host nor by
+ * other containers. Other containers' caches are right because the MAC follows from the IPv4
+ * address (containerMac); where it does not, they re-resolve on their own. A cache hint: a
+ * refusal is logged, never fails the attach.
+ */
+async function forgetNeighbours(host: Rtnl, bridgeIndex: number, ctx: AttachContext): Promise<void> {
+  for (const a of [ctx.ipv4, ctx.ipv6]) {
+    if (!a) continue;
+    try {
+      await host.forgetNeighbour({ ifindex: bridgeIndex, ip: a.address });
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message, address: a.address }, 'could not drop the host neighbour entry of a reused address');
+    }
+  }
 }
 
 /**
@@ -358,11 +384,4 @@ function readSysctl(key: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A random locally administered unicast MAC. */
-function randomLocalMac(): string {
-  const b = randomBytesSync(6);
-  b[0] = (b[0]! & 0xfc) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -23,7 +23,7 @@ import { ensureVxlan, overlayMtu, removeVxlan } from '../overlay/devices.js';
 import { requireLocalHost, underlayLink } from '../overlay/host.js';
 import { endpointValue } from '../overlay/reconcile.js';
 import {
-  HOSTS_PREFIX, LOCAL_HOST_ID_KEY, endpointKey, hostKey, macFromIpv4, networkEndpointsPrefix, parseHostRecord, parseOverlayEndpoint,
+  HOSTS_PREFIX, LOCAL_HOST_ID_KEY, endpointKey, hostKey, networkEndpointsPrefix, parseHostRecord, parseOverlayEndpoint,
   vxlanName, type HostRecord, type OverlayEndpoint,
 } from '../overlay/keys.js';
 
@@ -47,7 +47,9 @@ export class OverlayDriver implements NetworkDriver {
     const underlay = await underlayLink(host, self.address);
     const mtu = overlayMtu(net, underlay.mtu);
     await ensureVxlan(net, host, { address: self.address, underlayIndex: underlay.index, underlayMtu: underlay.mtu, mac: self.vtepMac }, tx, log);
-    const ep = await attachVeth(ctx, tx, { mtu, mac: macFromIpv4(ctx.ipv4.address) });
+    // The container's MAC follows from its IPv4 address (attachVeth: containerMac), Docker's
+    // scheme: what the other hosts' static neighbour entries rely on being unique.
+    const ep = await attachVeth(ctx, tx, { mtu });
 
     const published: OverlayEndpoint = {
       containerId: ctx.containerId,

@@ -102,10 +102,3 @@ export function vtepMacOf(hostId: string): string {
   const hex = hostId.replace(/[^0-9a-f]/gi, '').padEnd(10, '0').slice(0, 10).toLowerCase();
   return `0e:${hex.match(/../g)!.join(':')}`;
 }
-
-/** Container MACs on an overlay follow from the address (Docker's scheme): unique wherever the
- * address is, which IPAM guarantees across the cluster. */
-export function macFromIpv4(ip: string): string {
-  const b = ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
-  return `02:42:${b.join(':')}`;
-}

@@ -1,7 +1,7 @@
 // The overlay's key layout and names: what the driver writes, the agent parses, inspect reads.
 import { describe, expect, it } from '@jest/globals';
 import {
-  endpointKey, hostEndpointsPrefix, hostKey, macFromIpv4, networkEndpointsPrefix, parseHostRecord, parseOverlayEndpoint, parseOverlayKey, vniKey,
+  endpointKey, hostEndpointsPrefix, hostKey, networkEndpointsPrefix, parseHostRecord, parseOverlayEndpoint, parseOverlayKey, vniKey,
   vtepMacOf, vxlanName,
 } from '../../../runtime/overlay/keys.js';
 import { checkKey, checkPrefix } from '../../../runtime/store/keys.js';
@@ -49,8 +49,7 @@ describe('overlay names', () => {
     expect(vxlanName(16777215).length).toBeLessThanOrEqual(15);
   });
 
-  it('derives MACs: container MACs from addresses, VTEP MACs from host ids (unicast, locally administered)', () => {
-    expect(macFromIpv4('10.200.0.5')).toBe('02:42:0a:c8:00:05');
+  it('derives VTEP MACs from host ids (unicast, locally administered)', () => {
     const vtep = vtepMacOf('0a1b2c3d4e5f');
     expect(vtep).toBe('0e:0a:1b:2c:3d:4e');
     expect(parseInt(vtep.slice(0, 2), 16) & 0b11).toBe(0b10);

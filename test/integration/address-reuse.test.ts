@@ -87,4 +87,18 @@ describe('an address handed on at once', () => {
     expect(pingOnce(X)).toBe(true);
     expect(hostNeighbour(X, 'tsrun0')).toContain('lladdr 02:aa:00:00:00:02');
   });
+
+  it('the same for an IPv6 address: the host reaches the new holder (another --mac) with one ping', async () => {
+    const X6 = 'fd00:32:6::10';
+    const net = ['--net', 'reuse6'];
+    await w.start(net, 'sleep 600');
+    const a = await w.start([...net, '--ip6', X6, '--mac', '02:aa:00:00:01:01'], 'sleep 600');
+    expect(pingOnce(X6)).toBe(true);
+    const bridge = JSON.parse(w.tsrunOk(['network', 'inspect', 'reuse6'])).bridge as string;
+    expect(hostNeighbour(X6, bridge)).toContain('lladdr 02:aa:00:00:01:01');
+    await a.stop();
+    await w.start([...net, '--ip6', X6, '--mac', '02:aa:00:00:01:02'], 'sleep 600');
+    expect(pingOnce(X6)).toBe(true);
+    expect(hostNeighbour(X6, bridge)).toContain('lladdr 02:aa:00:00:01:02');
+  });
 });

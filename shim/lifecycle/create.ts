@@ -28,6 +28,7 @@ export interface RecreateHooks {
 /** Creates the container under conmon (runc create); returns its id. */
 export async function createDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring, hooks: RecreateHooks = {}): Promise<string> {
   const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' } });
+  const tPrep = performance.now();
   const { id, runc, tx } = prep;
   const p = pathsOf(settings.runDir, id);
   try {
@@ -69,7 +70,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     });
     const root = rootOf(settings.runDir, id);
     if (root !== undefined) handOver(settings.runDir, root, id, started.conmonPid);
-    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
+    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
   } catch (err) {
     await tx.rollback();
     throw err;

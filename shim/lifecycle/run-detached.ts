@@ -25,7 +25,7 @@ export async function runDetached(o: RunOptions, d: DetachOptions, settings: Set
   const t1 = performance.now();
   try {
     const startedBy = await startCreated(id, settings, { knownCreated: true });
-    log.info({ containerId: id, createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+    log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
   } catch (err) {
     const { currentView, removeContainer } = await import('./signals.js');
     await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);

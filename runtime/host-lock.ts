@@ -26,10 +26,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConflictError, SystemError } from '../config/errors.js';
+import { SystemError } from '../config/errors.js';
 import { ErrnoError } from './netns/errno.js';
 import { F_GETLK, F_SETLK, fcntlRecordLock } from './netns/sys.js';
-import type { LockOptions, ReadWriteLock, Release } from './locks.js';
+import { lockWaiter, type LockOptions, type ReadWriteLock, type Release } from './locks.js';
 
 export const F_RDLCK = 0;
 export const F_WRLCK = 1;
@@ -49,7 +49,6 @@ export interface RecordLocks {
   holder(fd: number, type: LockType, byte: number): number | undefined;
 }
 
-const DEFAULT_TIMEOUT_MS = 120_000;
 const EAGAIN = 11;
 const EACCES = 13;
 
@@ -83,7 +82,7 @@ export class FileLock implements ReadWriteLock {
     const hold = this.hold();
     // This very process holds it exclusive (gc cleaning up a container through the engine).
     if (hold.writers > 0) return async () => undefined;
-    const waiter = this.waiter();
+    const waiter = lockWaiter(this.name, this.opts);
     for (;;) {
       // An exclusive acquisition of this process that is waiting: wait behind it like any reader
       // (taking the gate shared here would convert this process's own exclusive gate).
@@ -110,7 +109,7 @@ export class FileLock implements ReadWriteLock {
       hold.writers++;
       return once(async () => this.releaseExclusive(hold));
     }
-    const waiter = this.waiter();
+    const waiter = lockWaiter(this.name, this.opts);
     // The gate first: from here on, no new reader of any process gets in.
     while (hold.gate || !this.sys.set(hold.fd, F_WRLCK, GATE)) {
       if (hold.writers > 0) {
@@ -163,21 +162,6 @@ export class FileLock implements ReadWriteLock {
     return pid === undefined ? undefined : `process ${pid}`;
   }
 
-  /** Sleeps a little longer each time; throws once the timeout has passed (as StoreLock's). */
-  private waiter(): (heldBy: string) => Promise<void> {
-    const deadline = Date.now() + (this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    let delay = 2;
-    let told = false;
-    return async (heldBy) => {
-      if (!told) {
-        this.opts.onWait?.(heldBy);
-        told = true;
-      }
-      if (Date.now() > deadline) throw new ConflictError(`timed out waiting for the ${this.name} lock (held by ${heldBy})`);
-      await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
-      delay = Math.min(delay * 2, 100);
-    };
-  }
 }
 
 /** A release that does its work once, however often it is called. */

@@ -81,7 +81,7 @@ export class StoreLock implements ReadWriteLock {
       this.anchored = true;
     }
     const key = `${this.sharedPrefix}${process.pid}-${Date.now().toString(36)}-${++tokenCounter}`;
-    const waiter = this.waiter();
+    const waiter = lockWaiter(this.name, this.opts);
     for (;;) {
       const value = this.holderValue();
       await this.store.put(key, value);
@@ -99,7 +99,7 @@ export class StoreLock implements ReadWriteLock {
 
   /** Holds the lock alone until the returned function is called. */
   async exclusive(): Promise<Release> {
-    const waiter = this.waiter();
+    const waiter = lockWaiter(this.name, this.opts);
     const value = this.holderValue();
     while (!(await this.store.createIfAbsent(this.exclusiveKey, value))) {
       const other = await this.liveHolder(this.exclusiveKey);
@@ -145,19 +145,24 @@ export class StoreLock implements ReadWriteLock {
     return undefined;
   }
 
-  /** Sleeps a little longer each time; throws once the timeout has passed. */
-  private waiter(): (heldBy: string) => Promise<void> {
-    const deadline = Date.now() + (this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    let delay = 2;
-    let told = false;
-    return async (heldBy) => {
-      if (!told) {
-        this.opts.onWait?.(heldBy);
-        told = true;
-      }
-      if (Date.now() > deadline) throw new ConflictError(`timed out waiting for the ${this.name} lock (held by ${heldBy})`);
-      await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
-      delay = Math.min(delay * 2, 100);
-    };
-  }
+}
+
+/**
+ * The wait between two attempts at a lock, shared by StoreLock and the host's FileLock: a little
+ * longer each time (2 ms doubling to 100 ms, jittered so that waiters spread out), onWait told
+ * once, and past the timeout a ConflictError naming the lock and its holder.
+ */
+export function lockWaiter(name: string, opts: LockOptions): (heldBy: string) => Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  let delay = 2;
+  let told = false;
+  return async (heldBy) => {
+    if (!told) {
+      opts.onWait?.(heldBy);
+      told = true;
+    }
+    if (Date.now() > deadline) throw new ConflictError(`timed out waiting for the ${name} lock (held by ${heldBy})`);
+    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+    delay = Math.min(delay * 2, 100);
+  };
 }

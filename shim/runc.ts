@@ -109,7 +109,7 @@ export function startableInProcess(state: unknown, initAlive: (pid: number, star
  * (no fifo, hooks, an init that ended, no byte within the timeout), and the caller runs
  * `runc start`, which reports what is wrong in its own words.
  */
-export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_000): Promise<boolean> {
+export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_000, initAlive: (pid: number, start: string) => boolean = isAlive): Promise<boolean> {
   const dir = path.join(runc.root, id);
   let state: unknown;
   try {
@@ -117,7 +117,7 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
   } catch {
     return false;
   }
-  if (!startableInProcess(state, isAlive)) return false;
+  if (!startableInProcess(state, initAlive)) return false;
   const s = state as { init_process_pid: number; init_process_start: number };
   const fifo = path.join(dir, 'exec.fifo');
   let fd: number;
@@ -133,6 +133,11 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
     const deadline = performance.now() + timeoutMs;
     let delay = 0;
     for (;;) {
+      // Asked before the read, not after: an init that writes its byte, execs and ends (a program
+      // that exits at once) between a read and the look would be taken for one that died before
+      // starting, and run -d would report, and remove, a container that ran (runc start, too,
+      // takes a byte left in the fifo by an init that has ended for a start).
+      const alive = initAlive(s.init_process_pid, String(s.init_process_start));
       let n = 0;
       try {
         n = readSync(fd, buf, 0, 1, null);
@@ -141,7 +146,7 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
       }
       if (n > 0) break;
       // 0: the init has not opened its end yet (EOF before a writer); EAGAIN: opened, not written.
-      if (!isAlive(s.init_process_pid, String(s.init_process_start)) || performance.now() > deadline) return false;
+      if (!alive || performance.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay + 1, 5);
     }

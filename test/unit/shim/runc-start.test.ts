@@ -62,6 +62,25 @@ describe('startInProcess', () => {
     expect(existsSync(path.join(dir, 'exec.fifo'))).toBe(true);
   });
 
+  it('takes the byte of an init that wrote it and ended between a read and the look at it (a program that exits at once)', async () => {
+    // Found in review: the look came after the read, so an init that wrote, exec'd and ended in
+    // between was taken for one that died before starting. The look here writes the byte (as the
+    // init would, with this reader open) and says the init has ended.
+    const init = spawn('sleep', ['30']);
+    children.push(init);
+    const dir = created('c5', init.pid!);
+    const fifo = path.join(dir, 'exec.fifo');
+    let looks = 0;
+    const alive = (): boolean => {
+      looks++;
+      if (looks === 1) return true; // startableInProcess: alive when the start begins
+      expect(spawnSync('sh', ['-c', `printf 0 > ${fifo}`]).status).toBe(0);
+      return false;
+    };
+    expect(await startInProcess({ binary: '/bin/false', root }, 'c5', 5_000, alive)).toBe(true);
+    expect(existsSync(fifo)).toBe(false);
+  });
+
   it('does nothing when there is no fifo (started already) or no state', async () => {
     const init = spawn('sleep', ['30']);
     children.push(init);

@@ -1,0 +1,245 @@
+// The detached lifecycle's in-process shortcuts against runc's own answers, and its races, under
+// real conmon and runc in a sandbox host: run -d's start by the exec fifo and rm's delete of an
+// ended container without runc (shim/runc.ts startInProcess, deleteEnded), rm's own doors, and
+// the plain run door's refusal of a --name in use. What runc sees afterwards (runc state, runc
+// list, its root, the cgroup directories in every hierarchy) must be what its own start and delete
+// leave; a race must end in one line and a non-zero exit, or success, never a hang or a leftover.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BridgeWorld } from '../harness/bridge-world.js';
+import { cgroupDirsOf, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
+
+const hasConmon = spawnSync('conmon', ['--version']).status === 0;
+const describeIf = hasConmon ? describe : describe.skip;
+if (!hasConmon) console.warn('detached-races tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
+
+let w: BridgeWorld;
+
+beforeAll(async () => {
+  if (!hasConmon) return;
+  w = await BridgeWorld.create('races', { outside: false });
+});
+
+afterAll(async () => {
+  if (!hasConmon) return;
+  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  await w.destroy();
+});
+
+afterEach(() => {
+  if (!hasConmon) return;
+  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  expect(w.leaks()).toEqual([]);
+});
+
+function ls(): string[] {
+  return w.host.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
+}
+
+function tsrun(args: string[]) {
+  return w.host.tsrun(args, { timeoutMs: 30_000 });
+}
+
+function ok(args: string[]): string {
+  const r = tsrun(args);
+  if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')} → ${r.status}: ${r.stderr.trim()}`);
+  expect(r.stderr).toBe('');
+  return r.stdout;
+}
+
+function name(prefix = 'r'): string {
+  const id = uniqueId(prefix);
+  w.ids.push(id);
+  return id;
+}
+
+function runD(id: string, args: string[], cmd: string[], bundle = w.bundle): void {
+  expect(ok(['run', '-d', '--name', id, ...args, bundle, '--', ...cmd]).trim()).toBe(id);
+}
+
+/** `runc state ID` in the sandbox: its status, or undefined when runc has no such container. */
+function runcStatus(id: string): string | undefined {
+  const r = w.host.ns.exec('runc', ['--root', w.host.runcRoot, 'state', id]);
+  return r.status === 0 ? (JSON.parse(r.stdout) as { status: string }).status : undefined;
+}
+
+/** Nothing of `id` left where runc keeps it: its list, its root, the cgroups of every hierarchy. */
+function runcLeftovers(id: string): string[] {
+  const found: string[] = [];
+  if (w.host.runcList().includes(id)) found.push('runc list');
+  if (runcStatus(id) !== undefined) found.push('runc state');
+  if (existsSync(path.join(w.host.runcRoot, id))) found.push('runc root');
+  for (const d of cgroupDirsOf(id)) found.push(`cgroup ${d}`);
+  return found;
+}
+
+/** The init pid runc recorded for a created container. */
+function initPid(id: string): number {
+  return (JSON.parse(readFileSync(path.join(w.host.runcRoot, id, 'state.json'), 'utf8')) as { init_process_pid: number }).init_process_pid;
+}
+
+describeIf("run -d's start and rm's delete leave what runc's own leave", () => {
+  it('running: runc says running, no exec fifo; removed: nothing of it in runc or any cgroup hierarchy', () => {
+    const id = name();
+    runD(id, ['--net', 'none'], ['sleep', '100']);
+    expect(runcStatus(id)).toBe('running');
+    expect(w.host.runcList()).toContain(id);
+    expect(existsSync(path.join(w.host.runcRoot, id, 'exec.fifo'))).toBe(false);
+    expect(cgroupDirsOf(id).length).toBeGreaterThan(0);
+    expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+
+  it('ended on its own: the exit command deletes its runc state and cgroups, the record stays', async () => {
+    const id = name();
+    runD(id, ['--net', 'none'], ['true']);
+    expect(ok(['wait', id])).toBe('0\n');
+    await waitFor('the exit command to clean up', () => runcLeftovers(id).length === 0);
+    expect(ok(['rm', id])).toBe(`${id}\n`);
+  });
+
+  it('a child cgroup in the container\'s cgroup (in-process rmdir fails): runc removes the tree', () => {
+    const id = name();
+    runD(id, ['--net', 'none'], ['sleep', '100']);
+    const dirs = cgroupDirsOf(id);
+    for (const d of dirs) spawnSync('mkdir', [path.join(d, 'child')]);
+    expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+
+  it('a container with hooks in its spec goes through runc: its poststart and poststop hooks run', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-races-hooks-'));
+    const log = path.join(dir, 'hooks.log');
+    const bundle = makeBundle((spec) => {
+      spec.hooks = Object.fromEntries(['poststart', 'poststop'].map((s) => [s, [{ path: '/bin/sh', args: ['sh', '-c', `echo ${s} >> ${log}`] }]]));
+    });
+    try {
+      const id = name();
+      runD(id, ['--net', 'none'], ['sleep', '100'], bundle);
+      expect(readFileSync(log, 'utf8')).toBe('poststart\n');
+      expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+      expect(readFileSync(log, 'utf8')).toBe('poststart\npoststop\n');
+      expect(runcLeftovers(id)).toEqual([]);
+    } finally {
+      removeBundle(bundle);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeIf('start races the end of the init', () => {
+  it("a created container whose init was killed: start fails in one line, at once, and rm leaves nothing", () => {
+    const id = name();
+    expect(ok(['create', '--name', id, '--net', 'none', w.bundle, '--', 'sleep', '100']).trim()).toBe(id);
+    process.kill(initPid(id), 'SIGKILL');
+    const r = tsrun(['start', id]);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 125, stderr: expect.stringMatching(new RegExp(`^tsrun: (container ${id} cannot be started: it is (exited|stopped).*|runc: .*)\\n$`)) });
+    expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+
+  it('run -d of a program that ends at once reports the container, which ran (exit 0), every time', () => {
+    for (let i = 0; i < 8; i++) {
+      const id = name('q');
+      runD(id, ['--net', 'none'], ['true']);
+      expect(ok(['wait', id])).toBe('0\n');
+      expect(ok(['rm', id])).toBe(`${id}\n`);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+  });
+});
+
+describeIf('rm -f races', () => {
+  it('rm -f while the container ends on its own (its exit command cleaning up): removed, nothing left', async () => {
+    for (let i = 0; i < 6; i++) {
+      const id = name('x');
+      runD(id, ['--net', 'none'], ['sh', '-c', `sleep 0.0${i * 2}`]);
+      expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+  });
+
+  it('two rm -f of one id at once: each removes it or says it is gone, in one line; nothing left', async () => {
+    for (let i = 0; i < 3; i++) {
+      const id = name('two');
+      runD(id, ['--net', 'none'], ['sleep', '100']);
+      const both = await Promise.all([0, 1].map(() => new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
+        const c = w.host.spawnTsrun(['rm', '-f', id]);
+        let out = '';
+        let err = '';
+        c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        c.once('close', (status) => resolve({ status, out, err }));
+      })));
+      for (const r of both) {
+        expect([{ status: 0, out: `${id}\n`, err: '' }, { status: 125, out: '', err: `tsrun: no such container: ${id}\n` }]).toContainEqual(r);
+      }
+      expect(both.some((r) => r.status === 0)).toBe(true);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+  });
+
+  it('missing and malformed ids: one line naming the first missing one, 125, nothing removed (as the CLI before its door)', () => {
+    const id = name();
+    runD(id, ['--net', 'none'], ['sleep', '100']);
+    const long = 'a'.repeat(300);
+    const cases: [string[], string][] = [
+      [['rm', '-f', 'nosuch'], 'tsrun: no such container: nosuch\n'],
+      [['rm', '-f', '../x'], 'tsrun: no such container: ../x\n'],
+      [['rm', '-f', `../containers/${id}`], `tsrun: no such container: ../containers/${id}\n`],
+      [['rm', '-f', '/'], 'tsrun: no such container: /\n'],
+      [['rm', '-f', long], `tsrun: no such container: ${long}\n`],
+      [['rm', '-f', ''], 'tsrun: no such container:\n'],
+      [['rm', '-f', id, 'nosuch'], 'tsrun: no such container: nosuch\n'],
+      [['rm', '-f', 'nosuch', id, 'other'], 'tsrun: no such container: nosuch\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      const r = tsrun(args);
+      expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status: 125, stdout: '', stderr });
+      expect(runcStatus(id)).toBe('running');
+    }
+    // The same id twice is removed once.
+    expect(ok(['rm', '-f', id, id])).toBe(`${id}\n`);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+});
+
+describeIf('run --name of a container in use (the plain door hands it to run.cjs)', () => {
+  it('running or exited detached: refused in one line, the detached container untouched', () => {
+    const running = name();
+    const exited = name();
+    runD(running, ['--net', 'none'], ['sleep', '100']);
+    runD(exited, ['--net', 'none'], ['true']);
+    expect(ok(['wait', exited])).toBe('0\n');
+    for (const net of ['none', 'host']) {
+      for (const [id, suffix] of [[running, ''], [exited, ` (remove it first: tsrun rm ${exited})`]] as const) {
+        const r = tsrun(['run', '--net', net, '--name', id, w.bundle, '--', 'echo', 'hi']);
+        expect({ net, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ net, status: 125, stdout: '', stderr: `tsrun: container id ${id} is already in use${suffix}\n` });
+      }
+    }
+    expect(runcStatus(running)).toBe('running');
+    expect(ok(['ps', '-a', '-q']).split('\n').filter(Boolean).sort()).toEqual([exited, running].sort());
+    ok(['rm', '-f', running, exited]);
+  });
+
+  it('two plain runs of one new name at once: one runs, the other is refused in one line; nothing left', async () => {
+    for (let i = 0; i < 3; i++) {
+      const id = name('dup');
+      const both = await Promise.all([0, 1].map(() => new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
+        const c = w.host.spawnTsrun(['run', '--net', 'none', '--name', id, w.bundle, '--', 'sh', '-c', 'sleep 0.3; echo ran']);
+        let out = '';
+        let err = '';
+        c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        c.once('close', (status) => resolve({ status, out, err }));
+      })));
+      const ran = both.filter((r) => r.status === 0);
+      expect(ran).toEqual([{ status: 0, out: 'ran\n', err: '' }]);
+      expect(both.filter((r) => r.status !== 0)).toEqual([{ status: 125, out: '', err: `tsrun: container id ${id} is already in use\n` }]);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+  });
+});

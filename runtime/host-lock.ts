@@ -22,7 +22,8 @@
 // leaves the read lock as it was). So the attaches of one process share one read lock (counted
 // here), and gc holding it exclusive can detach through the engine (shared inside exclusive is a
 // no-op, as with StoreLock). The flip side: closing any descriptor of the file drops all of the
-// process's locks on it, so the file is opened once per process, here, and never closed.
+// process's locks on it, so the file is opened once per process, here, and never closed; and one
+// file reached by two paths (a symlinked run directory) is one hold, found by device and inode.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +44,9 @@ export const MAIN = 1;
 /** The record-lock calls this module makes (a fake one in unit tests). */
 export interface RecordLocks {
   open(file: string): number;
+  /** Which file `fd` is (device and inode), so that one file reached by two paths is held once;
+   * absent (unit tests' fakes): the path alone names it. */
+  identity?(fd: number): string;
   /** Sets or clears the lock on one byte without waiting; false when another process's conflicts. */
   set(fd: number, type: LockType, byte: number): boolean;
   /** The pid of a process whose lock conflicts with `type` on that byte, or undefined. */
@@ -63,7 +67,8 @@ interface ProcessHold {
   gate: boolean;
 }
 
-/** Per process (per RecordLocks: unit tests give each simulated process its own), per file. */
+/** Per process (per RecordLocks: unit tests give each simulated process its own), per file: by
+ * path, and by identity ("#dev:ino") for the same file reached by another path. */
 const holds = new WeakMap<RecordLocks, Map<string, ProcessHold>>();
 
 export class FileLock implements ReadWriteLock {
@@ -151,8 +156,14 @@ export class FileLock implements ReadWriteLock {
     if (!files) holds.set(this.sys, (files = new Map()));
     let hold = files.get(this.file);
     if (!hold) {
-      hold = { fd: this.sys.open(this.file), readers: 0, writers: 0, gate: false };
+      const fd = this.sys.open(this.file);
+      // The file may already be held under another path (a symlinked run directory): the locks
+      // are the process's on the file, so a second hold's unlock would drop the first's. The
+      // extra descriptor stays open (closing it would drop them all): one per path, never more.
+      const id = this.sys.identity ? `#${this.sys.identity(fd)}` : undefined;
+      hold = (id !== undefined ? files.get(id) : undefined) ?? { fd, readers: 0, writers: 0, gate: false };
       files.set(this.file, hold);
+      if (id !== undefined) files.set(id, hold);
     }
     return hold;
   }
@@ -184,6 +195,10 @@ export const libcRecordLocks: RecordLocks = {
     } catch (e) {
       throw new SystemError(`open the lock file ${file}`, e);
     }
+  },
+  identity(fd) {
+    const st = fs.fstatSync(fd, { bigint: true });
+    return `${st.dev}:${st.ino}`;
   },
   set(fd, type, byte) {
     try {

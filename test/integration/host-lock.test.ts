@@ -5,7 +5,8 @@
 // root: only a file under /tmp.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { FileLock } from '../../runtime/host-lock.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -124,5 +125,26 @@ describe('the host lock as record locks, between processes', () => {
     expect(other.lines).toEqual(['held']);
     await release(other);
     await release(attach);
+  });
+
+  it('one process naming the file by two paths holds one lock: releasing through one name never drops what the other holds', async () => {
+    // Record locks belong to the process and the file: a second descriptor (the file opened again
+    // by another name: a symlinked run directory) shares them, so an exclusive acquisition and
+    // release through it would unlock the shared hold taken through the first name.
+    mkdirSync(path.dirname(file), { recursive: true });
+    const alias = path.join(dir, 'alias');
+    symlinkSync(path.dirname(file), alias);
+    const attach = await new FileLock(file, 'host').shared();
+    const inner = await new FileLock(path.join(alias, 'host.lock'), 'host').exclusive();
+    await inner();
+    // Another process must still find the attach's shared hold.
+    const gc = hold('exclusive', 500);
+    expect(await Promise.race([gc.said('held'), gc.exit.then(() => 'gave up')])).toBe('gave up');
+    expect(await gc.exit).toBe(1);
+    expect(gc.stderr()).toBe(`timed out waiting for the host lock (held by process ${process.pid})\n`);
+    await attach();
+    const gc2 = hold('exclusive');
+    await gc2.said('held');
+    await release(gc2);
   });
 });

@@ -133,6 +133,17 @@ describe('FileLock (record locks, simulated processes)', () => {
     expect(p.opens).toBe(1);
   });
 
+  it('one file by two paths (same identity) is one hold: an exclusive release through one path keeps the shared hold taken through the other', async () => {
+    const kernel = new FakeKernel();
+    const p = Object.assign(new FakeProcess(kernel, 1), { identity: () => '8:42' });
+    const attach = await new FileLock('/run/tsrun/locks/host.lock', 'host', {}, p).shared();
+    await (await new FileLock('/var/run/tsrun/locks/host.lock', 'host', {}, p).exclusive())();
+    expect(kernel.held(MAIN)).toEqual({ 1: 'R' });
+    await attach();
+    expect(kernel.held(MAIN)).toEqual({});
+    expect(p.opens).toBe(2);
+  });
+
   it('two exclusive acquisitions of one process: the second waits for the first to get it, then nests', async () => {
     const { kernel, locks } = setup(2);
     const reader = await locks[1]!.shared();

@@ -147,6 +147,9 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
       if (n > 0) break;
       // 0: the init has not opened its end yet (EOF before a writer); EAGAIN: opened, not written.
       if (!alive || performance.now() > deadline) return false;
+      // EOF with the fifo gone: another start (tsrun's or runc's) took the byte and removed it; the
+      // init, running now, never writes again (runc start says so: an already running container).
+      if (n === 0 && !existsSync(fifo)) return false;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay + 1, 5);
     }

@@ -81,6 +81,25 @@ describe('startInProcess', () => {
     expect(existsSync(fifo)).toBe(false);
   });
 
+  it('two starts at once: one takes the byte, the other gives up once the fifo is gone, not at its timeout', async () => {
+    // Found in review: the second read EOF for as long as its timeout (5 s), the init being alive.
+    const dir = path.join(root, 'c6');
+    mkdirSync(dir);
+    const fifo = path.join(dir, 'exec.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    // The stand-in init waits until both starts have the fifo open (two readers), then writes.
+    const init = spawn('sh', ['-c', `sleep 0.3; printf 0 > ${fifo}; exec sleep 30`], { stdio: 'ignore' });
+    children.push(init);
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ id: 'c6', init_process_pid: init.pid, init_process_start: startTicks(init.pid!), config: { Hooks: null } }));
+    const starts = Promise.all([startInProcess({ binary: '/bin/false', root }, 'c6', 60_000), startInProcess({ binary: '/bin/false', root }, 'c6', 60_000)]);
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), 4_000)));
+    const r = await Promise.race([starts, hung]);
+    clearTimeout(timer);
+    expect(r === 'hung' ? r : [...r].sort()).toEqual([false, true]);
+    expect(existsSync(fifo)).toBe(false);
+  });
+
   it('does nothing when there is no fifo (started already) or no state', async () => {
     const init = spawn('sleep', ['30']);
     children.push(init);

@@ -305,7 +305,14 @@ export class Engine {
             description: 'forget conntrack flows',
             run: async () => {
               if (!hostPath || this.driverFor(rec.driver).hostFirewall === false) return;
-              const addrs = [rec.ipv4?.address, rec.ipv6?.address].filter((a): a is string => a !== undefined);
+              // Not an address leased to someone else since (a stale record's late teardown): its
+              // flows are now the new holder's, whose allocation was the time to forget the old.
+              const addrs = (
+                await Promise.all(
+                  [rec.ipv4, rec.ipv6].map(async (a) => (a !== undefined && !(await this.ipam.leasedToAnother(rec.network, a.address, rec.containerId, a.lease)) ? [a.address] : [])),
+                )
+              ).flat();
+              if (addrs.length === 0) return;
               const hostId = safeId(hostPath);
               // Flushed when an address is handed out again (conntrack-reuse.ts), not now.
               if (flushAtReuse(this.deps.store) && hostId !== undefined) await markForFlush(this.deps.store, rec.network, addrs, hostId);

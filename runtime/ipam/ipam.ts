@@ -129,6 +129,14 @@ export class Ipam {
     return this.store.deleteIf(keyLayout.lease(netName, canonicalAddress(ip)), lease ?? containerId);
   }
 
+  /** True when `ip` is leased to another holder than `lease` (release's arguments): a late detach
+   * of a record whose address was handed on since must leave the new holder's conntrack flows. */
+  async leasedToAnother(netName: string, ip: string, containerId: string, lease?: string): Promise<boolean> {
+    checkNetworkName(netName);
+    const value = await this.store.get(keyLayout.lease(netName, canonicalAddress(ip)));
+    return value !== undefined && value !== (lease ?? containerId);
+  }
+
   /** Frees `ip` if a container `containerId` of this host holds it, whatever attach took it (the
    * overlay agent withdrawing a container that is gone). */
   async releaseHeld(netName: string, ip: string, containerId: string): Promise<boolean> {

@@ -4,6 +4,9 @@
 // the IPv4 address (the same MAC for the same address, as with Docker), and the host's entries
 // for the address are dropped at attach (for the MACs that still change: --mac, IPv6-only).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { BridgeWorld } from '../harness/bridge-world.js';
 
 let w: BridgeWorld;
@@ -100,5 +103,44 @@ describe('an address handed on at once', () => {
     await w.start([...net, '--ip6', X6, '--mac', '02:aa:00:00:01:02'], 'sleep 600');
     expect(pingOnce(X6)).toBe(true);
     expect(hostNeighbour(X6, bridge)).toContain('lladdr 02:aa:00:00:01:02');
+  });
+});
+
+describe('two successive holders of an address share a MAC', () => {
+  it('a stale record of the previous holder (same address, same MAC) torn down by gc leaves the new holder whole', async () => {
+    // The MAC follows from the address, so a record of the address's previous holder names the
+    // new holder's MAC too. Nothing tsrun tears down for that record may reach the new holder:
+    // not its veth (the link at the recorded index is checked by name, kind and peer, never by
+    // MAC), not its guard elements (keyed by the host veth's name), not its lease (released
+    // by compare of the exact holder value).
+    const store = path.join(w.host.root, 'lib', 'store');
+    const recordOf = (id: string) => JSON.parse(readFileSync(path.join(store, 'endpoints', id, 'reuse6'), 'utf8')) as Record<string, unknown>;
+    const peer = await w.start(['--net', 'reuse6'], 'sleep 600');
+    const holder = await w.start(['--net', 'reuse6'], 'sleep 600');
+    const rec = recordOf(holder.id);
+    const ip = w.ip(holder.id, 'reuse6');
+    const lease = readFileSync(path.join(store, 'ipam', 'reuse6', ip), 'utf8');
+    const dead = spawnSync('true').pid!;
+    // The previous holder: same address and MAC, a veth at the very index (worst case), its own
+    // name, and its holder process gone.
+    const ghost = { ...rec, containerId: 'reuse-ghost', hostIfname: 'tsv0badf00d', ipv4: { ...(rec.ipv4 as object), lease: 'reuse-ghost' }, netnsPath: `/proc/${dead}/ns/net`, netnsHolder: { pid: dead, start: '1' } };
+    delete (ghost as { ipv6?: unknown }).ipv6;
+    mkdirSync(path.join(store, 'endpoints', 'reuse-ghost'), { recursive: true });
+    writeFileSync(path.join(store, 'endpoints', 'reuse-ghost', 'reuse6'), JSON.stringify(ghost));
+    const gc = w.host.tsrun(['gc']);
+    expect(gc.status).toBe(0);
+    expect(gc.stdout + gc.stderr).toContain('reuse-ghost');
+    expect(() => w.endpoint('reuse-ghost', 'reuse6')).toThrow(/no endpoint record/);
+    // The new holder: its veth on the bridge, its lease, its record, and traffic both ways
+    // through its guard elements (MAC and source address checked per port).
+    expect(w.host.ns.exec('ip', ['-o', 'link', 'show', String(rec.hostIfname)]).stdout).toContain('master');
+    expect(readFileSync(path.join(store, 'ipam', 'reuse6', ip), 'utf8')).toBe(lease);
+    expect(recordOf(holder.id)).toEqual(rec);
+    expect(pingOnce(ip, { id: peer.id, network: 'reuse6' })).toBe(true);
+    expect(pingOnce('10.32.6.1', { id: holder.id, network: 'reuse6' })).toBe(true);
+    expect(pingOnce(ip)).toBe(true);
+    // Nor its conntrack flows: no flush is left waiting for its address (conntrack-reuse.ts: the
+    // next allocation of any marked address on the network forgets every marked address's flows).
+    expect(w.host.ns.exec('ls', ['-a', path.join(store, 'ipam', 'reuse6')]).stdout).not.toContain(`_flush.${ip}\n`);
   });
 });

@@ -11,6 +11,7 @@ import { contains, parseAddress } from '../../../config/address.js';
 import { Ipam, type IpamNetwork } from '../../../runtime/ipam/ipam.js';
 import { decodeHolder } from '../../../runtime/ipam/holder.js';
 import { LocalStore } from '../../../runtime/store/local.js';
+import { KEPT_DIRS, VOLATILE_PREFIXES } from '../../../runtime/store/open.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/allocate-worker.js', import.meta.url));
 
@@ -130,5 +131,33 @@ describe('IPAM over LocalStore, many processes', () => {
     expect(swept.removedTemps + swept.restored + swept.removedTombstones).toBe(leftovers.length);
     expect((await readdir(leaseDir)).filter((n) => n.includes('~'))).toEqual([]);
     console.log(`crash test: ${rounds * perRound} processes killed, ${leases} leases intact, ${leftovers.length} temp/tombstone files left behind and swept (${JSON.stringify(swept)})`);
-  }, 60_000);
+
+    // Then allocators on what the killed ones left: the pools hold spares written with other
+    // leases' (longer) values, some parked by processes killed right after. Every new lease must
+    // read back exactly as its allocator was told (the spare's old bytes cut off, never another
+    // key's value), and no address may be handed out twice.
+    // Some of the survivors released as a container's detach would (their files parked as spares).
+    const recycling = new LocalStore(root, { volatile: VOLATILE_PREFIXES, recycle: VOLATILE_PREFIXES, keep: KEPT_DIRS });
+    const survivors = (await readdir(leaseDir)).filter((n) => !n.includes('~') && !n.startsWith('_'));
+    for (const ip of survivors.slice(0, 30)) {
+      const value = await readFile(path.join(leaseDir, ip), 'utf8');
+      expect(await new Ipam(recycling).release('crash', ip, decodeHolder(value).container, value)).toBe(true);
+    }
+    const pool = path.join(root, '~spare~ipam');
+    const spares = (await readdir(pool).catch(() => [] as string[])).length;
+    expect(spares).toBeGreaterThanOrEqual(30);
+    const before = new Map((await new Ipam(store).leases('crash')).map((l) => [l.ip, l.containerId]));
+    const { ok, failed } = await allocateInParallel(root, net, 5, 10);
+    expect(failed).toEqual([]);
+    expect(new Set(ok.map((a) => a.ip)).size).toBe(ok.length);
+    for (const a of ok) expect(before.has(a.ip)).toBe(false);
+    for (const a of ok) {
+      const holder = decodeHolder(await readFile(path.join(leaseDir, a.ip), 'utf8'));
+      expect(holder.container).toBe(a.containerId);
+    }
+    const after = await new Ipam(store).leases('crash');
+    expect(after).toHaveLength(before.size + ok.length);
+    for (const [ip, id] of before) expect(after.find((l) => l.ip === ip)?.containerId).toBe(id);
+    console.log(`crash test: then ${ok.length} allocations over ${spares} spares, every value exact`);
+  }, 90_000);
 });

@@ -12,7 +12,10 @@ export function resolveBinary(nameOrPath: string, env: NodeJS.ProcessEnv = proce
   if (cached) return cached;
   const candidates = nameOrPath.includes('/')
     ? [nameOrPath]
-    : [...(env.PATH ?? '').split(':').filter(Boolean), ...SYSTEM_BIN_DIRS].map((d) => path.join(d, nameOrPath));
+    : // Absolute directories only: an empty or relative entry ("", ".", "bin") names the caller's
+      // working directory, which for a hook is wherever the runtime ran it (a bundle), so a
+      // program found there would run as root in tsrun's place.
+      [...(env.PATH ?? '').split(':').filter((d) => path.isAbsolute(d)), ...SYSTEM_BIN_DIRS].map((d) => path.join(d, nameOrPath));
   for (const candidate of candidates) {
     // Looked for first: a failed accessSync builds an Error with a stack (~50-100 µs in a cold
     // process), and runc is usually found several directories down the PATH.

@@ -197,9 +197,11 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-f, --force', 'kill and remove running containers')
     .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const { removalViews, removeAll } = await import('./signals.js');
-      const views = await removalViews(settings, names, f.force === true);
+      const { missingError, removalViews, removeAll } = await import('./signals.js');
+      const missing: string[] = [];
+      const views = await removalViews(settings, names, f.force === true, missing);
       out(`${(await removeAll(settings, log, await wiring(), views)).map((id) => `${id}\n`).join('')}`);
+      if (missing.length > 0) throw missingError(missing);
     });
 
   add(new Command('inspect'))

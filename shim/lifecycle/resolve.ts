@@ -21,13 +21,26 @@ export function resolveIds(runDir: string, names: string[]): string[] {
   return [...new Set(ids)];
 }
 
-/** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor). */
-export function detachedIds(runDir: string, names: string[]): string[] {
-  const ids = resolveIds(runDir, names);
+/** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor).
+ * With `missing`, a name that matches no container goes there instead of failing the command
+ * (rm -f, as docker's: the others are removed, each missing one named); any other refusal (an
+ * ambiguous prefix, a foreground container) still fails it before anything is done. */
+export function detachedIds(runDir: string, names: string[], missing?: string[]): string[] {
+  const ids = missing === undefined ? resolveIds(runDir, names) : [...new Set(names.flatMap((n) => resolvedOrMissing(runDir, n, missing)))];
   for (const id of ids) {
     const rec = readRecord(runDir, id);
     if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
     if (rec?.detached === 'setup') throw new UserError(`container ${id} is still being created`);
   }
   return ids;
+}
+
+function resolvedOrMissing(runDir: string, name: string, missing: string[]): string[] {
+  try {
+    return [resolveId(runDir, name)];
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    missing.push(name);
+    return [];
+  }
 }

@@ -14,7 +14,7 @@ import type { RmArgs } from '../command-word.js';
 import { leaveNamespace } from '../network-plain.js';
 import type { NetworkWiring } from '../run.js';
 import { reportFailure, setup, writeStdout } from '../setup.js';
-import { removalViews, removeAll } from './signals.js';
+import { missingError, removalViews, removeAll } from './signals.js';
 import type { ContainerView } from './status.js';
 
 /** The release of a --net none container's namespace: it leaves the users' registry (its own
@@ -48,10 +48,12 @@ export function door(a: RmArgs): Promise<number | undefined> {
 export async function removeWith(a: RmArgs, network: NetworkWiring | undefined): Promise<number | undefined> {
   try {
     const { settings, log } = setup({});
-    const views = await removalViews(settings, a.names, a.force);
+    const missing: string[] = [];
+    const views = await removalViews(settings, a.names, a.force, missing);
     if (network === undefined && !views.every((v) => releasesWithoutEngine(settings, v))) return undefined;
     const ids = await removeAll(settings, log as Logger, network ?? plainRelease, views);
     writeStdout(ids.map((id) => `${id}\n`).join(''));
+    if (missing.length > 0) throw missingError(missing);
     return 0;
   } catch (err) {
     return reportFailure(err);

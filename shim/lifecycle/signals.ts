@@ -1,5 +1,5 @@
 // stop, kill, wait and rm: signals through `runc kill`, the end seen through conmon's exit file.
-import { UserError } from '../../config/errors.js';
+import { NotFoundError, UserError } from '../../config/errors.js';
 export { parseSignal } from './signal-names.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
@@ -120,17 +120,26 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
 
 /**
  * `rm [-f] names…`: the views of the containers to remove, every name resolved and checked before
- * anything is done (a running container without -f is refused).
+ * anything is done (a running container without -f is refused). With -f, names that match no
+ * container are pushed to `missing` (removeAll's caller reports them after removing the others,
+ * as docker rm -f does: a container that went away meanwhile must not keep the rest in place);
+ * without -f, one of them fails the command before anything is done.
  */
-export async function removalViews(settings: Settings, names: string[], force: boolean): Promise<ContainerView[]> {
+export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = []): Promise<ContainerView[]> {
   const { detachedIds } = await import('./resolve.js');
-  const ids = detachedIds(settings.runDir, names);
+  const ids = detachedIds(settings.runDir, names, force ? missing : undefined);
   // -f removes whatever the state: no need to ask runc for it first.
   const views = await Promise.all(ids.map(async (id) => (force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
   for (const v of views) {
     if (!force && isLive(v) && v.status !== 'created') throw new UserError(`container ${v.id} is ${v.status}: stop it first, or use tsrun rm -f`);
   }
   return views;
+}
+
+/** The error of rm -f's names that matched no container, once the others are removed: one line
+ * naming each (the exit status of a failed command). */
+export function missingError(missing: readonly string[]): NotFoundError {
+  return new NotFoundError(missing.map((n) => `no such container: ${n}`).join('; '));
 }
 
 /** Removes them side by side; their ids, for the output. */

@@ -11,7 +11,7 @@ import { duration, formatPort, formatTable, type PsEntry } from '../../../../shi
 import { conmonArgs } from '../../../../shim/lifecycle/conmon.js';
 import { DEFAULT_LOG_MAX_BYTES, detachOptionsOf } from '../../../../shim/lifecycle/detach-options.js';
 import { pathsOf } from '../../../../shim/lifecycle/record.js';
-import { resolveId, resolveIds } from '../../../../shim/lifecycle/resolve.js';
+import { detachedIds, resolveId, resolveIds } from '../../../../shim/lifecycle/resolve.js';
 import { viewOf } from '../../../../shim/lifecycle/status.js';
 import { monitorEnv } from '../../../../shim/lifecycle/create.js';
 import { resolveSettings } from '../../../../config/settings.js';
@@ -160,6 +160,18 @@ describe('ids and status from the state directory', () => {
     expect(() => resolveId(runDir, 'nope')).toThrow('no such container: nope');
     expect(() => resolveId(runDir, 'web')).toThrow('container id prefix web matches 2 containers (web-1, web-2): give more of the id');
     expect(() => resolveId(runDir, '')).toThrow('no such container: ');
+  });
+
+  it("detachedIds with a missing list (rm -f): names that match nothing are set aside, any other refusal still fails", () => {
+    container('web-1', { detached: 'monitored' });
+    container('web-2', { detached: 'monitored' });
+    container('fg', {});
+    const missing: string[] = [];
+    expect(detachedIds(runDir, ['nope', 'web-1', '../x', 'web-1', ''], missing)).toEqual(['web-1']);
+    expect(missing).toEqual(['nope', '../x', '']);
+    expect(() => detachedIds(runDir, ['nope', 'web'], [])).toThrow('container id prefix web matches 2 containers');
+    expect(() => detachedIds(runDir, ['nope', 'fg'], [])).toThrow('container fg runs in the foreground');
+    expect(() => detachedIds(runDir, ['web-1', 'nope'])).toThrow('no such container: nope');
   });
 
   it('derives the status: exit file first, then what cleanup recorded, then runc', () => {

@@ -247,9 +247,10 @@ export function dyingVethName(index: number): string {
   return `${DYING_VETH_PREFIX}${index}`;
 }
 
-/** A veth dismissVeth left for a deleter: its dying name, its own index, off any bridge. */
-export function isDyingVeth(link: Pick<Link, 'name' | 'index' | 'kind' | 'master'>): boolean {
-  return link.kind === 'veth' && link.master === undefined && link.name === dyingVethName(link.index);
+/** A veth dismissVeth left for a deleter: its dying name, its own index, off any bridge, and down
+ * (set down before its rename: a link someone brought up is in use, whatever its name). */
+export function isDyingVeth(link: Pick<Link, 'name' | 'index' | 'kind' | 'master' | 'up'>): boolean {
+  return link.kind === 'veth' && link.master === undefined && !link.up && link.name === dyingVethName(link.index);
 }
 
 /**

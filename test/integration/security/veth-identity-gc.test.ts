@@ -49,3 +49,26 @@ it('a late gc of an old bridge record leaves the newer container with the same v
   }
   expect(w.leaks()).toEqual([]);
 });
+
+it('gc deletes a dying veth whose deleter never ran, and no link that only looks like one', async () => {
+  // dismissVeth's contract (linux-bridge.ts): a dying veth is down, off any bridge, and named
+  // tsvz<its own index>. Links that miss any of these are someone else's, and stay.
+  const sh = (cmd: string) => w.host.ns.sh(cmd);
+  sh('ip link add i10vbr type bridge');
+  sh('ip link add name tsvz9001 index 9001 type veth peer name i10p1 && ip link set tsvz9001 up'); // up: in use
+  sh('ip link add name tsvz9002 index 9003 type veth peer name i10p2'); // another index's name
+  sh('ip link add name tsvz9004 index 9004 type veth peer name i10p4 && ip link set tsvz9004 master i10vbr'); // on a bridge
+  sh('ip link add name tsvz9005 index 9005 type bridge'); // not a veth
+  sh('ip link add name tsvz9006 index 9006 type veth peer name i10p6'); // dying, its deleter gone
+  try {
+    const gc = w.host.tsrun(['gc']);
+    expect(gc.status).toBe(0);
+    const links = w.host.ns.exec('ip', ['-o', 'link', 'show']).stdout;
+    for (const name of ['tsvz9001', 'tsvz9002', 'tsvz9004', 'tsvz9005']) expect(links).toContain(`${name}`);
+    expect(links).not.toContain('tsvz9006');
+    expect(links).not.toContain('i10p6');
+  } finally {
+    for (const l of ['tsvz9001', 'tsvz9002', 'tsvz9004', 'tsvz9005', 'tsvz9006', 'i10vbr']) w.host.ns.exec('ip', ['link', 'del', l]);
+  }
+  expect(w.leaks()).toEqual([]);
+});

@@ -38,6 +38,7 @@ describe('dying veths (a poststop\'s detached delete: dismissVeth)', () => {
     expect(isDyingVeth({ ...dying, name: 'tsvz8' })).toBe(false); // another index's name
     expect(isDyingVeth({ ...dying, master: 3 })).toBe(false); // on a bridge
     expect(isDyingVeth({ ...dying, kind: 'dummy' })).toBe(false);
+    expect(isDyingVeth({ ...dying, up: true })).toBe(false); // in use, whatever its name
     expect(isDyingVeth(veth)).toBe(false);
   });
 });

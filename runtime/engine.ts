@@ -21,6 +21,7 @@ import { findNetnsPath, safeId } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
+import { vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
@@ -123,7 +124,7 @@ export class Engine {
     }
     try {
       if (existing) {
-        if (await this.isLiveEndpoint(existing, req.netnsPath, container)) {
+        if (await this.isLiveEndpoint(existing, req.netnsPath, container, host)) {
           log.info('already attached: nothing to do');
           return existing;
         }
@@ -434,12 +435,21 @@ export class Engine {
 
   /** True when `rec` describes the namespace at `netnsPath` as it is now: same boot, same
    * namespace identity, the same holder process (hook), and its interface still there (a freed
-   * namespace's inode can be reused by a new pin within one boot). */
-  private async isLiveEndpoint(rec: EndpointRecord, netnsPath: string, container: Rtnl): Promise<boolean> {
+   * namespace's inode can be reused by a new pin within one boot). The interface's MAC alone does
+   * not tell: it follows from the address (drivers/mac.ts), so the address's previous holder had
+   * the same, and a container that can add links can make one. Where the record names its veth
+   * pair, the pair must be the one attach made: the container end at the recorded peer index,
+   * and the host end still there (it goes with its peer when the old namespace dies). */
+  private async isLiveEndpoint(rec: EndpointRecord, netnsPath: string, container: Rtnl, host: Rtnl): Promise<boolean> {
     if (!sameBoot(rec.bootId) || !endpointAlive(rec, new Set([rec.containerNetns]))) return false;
     if (rec.containerNetns !== netnsId(netnsPath)) return false;
     const link = await container.getLink(rec.ifname);
-    return link !== undefined && link.mac === rec.mac;
+    if (link === undefined || link.mac !== rec.mac) return false;
+    if (rec.hostLink) {
+      if (rec.hostLink.peer !== undefined && link.index !== rec.hostLink.peer) return false;
+      if (rec.hostNetns === netnsId(THREAD_NETNS) && vethVerdict(await host.getLink(rec.hostLink.index), rec.hostIfname, rec.hostLink) !== 'ours') return false;
+    }
+    return true;
   }
 
   /**

@@ -5,9 +5,10 @@
 // for the address are dropped at attach (for the MACs that still change: --mac, IPv6-only).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BridgeWorld } from '../harness/bridge-world.js';
+import { PROJECT_ROOT } from '../harness/sandbox.js';
 
 let w: BridgeWorld;
 beforeAll(async () => {
@@ -142,5 +143,42 @@ describe('two successive holders of an address share a MAC', () => {
     // Nor its conntrack flows: no flush is left waiting for its address (conntrack-reuse.ts: the
     // next allocation of any marked address on the network forgets every marked address's flows).
     expect(w.host.ns.exec('ls', ['-a', path.join(store, 'ipam', 'reuse6')]).stdout).not.toContain(`_flush.${ip}\n`);
+  });
+
+  it('an attach is not "already attached" by a stale record whose namespace identity and MAC a live container now has', async () => {
+    // The record's namespace identity (dev:inode) is reused once its namespace is freed, and its
+    // MAC is the address's: a stale record of the address's previous holder can name a live
+    // namespace and an eth0 with its very MAC. Its veth pair is what tells it is gone.
+    const store = path.join(w.host.root, 'lib', 'store');
+    const recordOf = (id: string) => JSON.parse(readFileSync(path.join(store, 'endpoints', id, 'reuse6'), 'utf8')) as Record<string, unknown>;
+    const holder = await w.start(['--net', 'reuse6'], 'sleep 600');
+    const rec = recordOf(holder.id);
+    const ip = w.ip(holder.id, 'reuse6');
+    const ghostId = 'reuse-ghost2';
+    const pin = path.join(w.host.root, 'run', 'netns', ghostId);
+    symlinkSync(String(rec.netnsPath), pin);
+    const hostLink = rec.hostLink as { index: number; peer?: number };
+    const ghost = { ...rec, containerId: ghostId, hostIfname: 'tsv0badf0d2', hostLink: { ...hostLink, index: 99_999 }, ipv4: { ...(rec.ipv4 as object), lease: ghostId }, netnsPath: pin };
+    delete (ghost as { ipv6?: unknown }).ipv6;
+    delete (ghost as { netnsHolder?: unknown }).netnsHolder;
+    mkdirSync(path.join(store, 'endpoints', ghostId), { recursive: true });
+    writeFileSync(path.join(store, 'endpoints', ghostId, 'reuse6'), JSON.stringify(ghost));
+    try {
+      const r = w.host.ns.exec(process.execPath, [path.join(PROJECT_ROOT, 'dist/test/integration/fixtures/dns-churn.js'), 'connect', ghostId, 'reuse6', 'eth0'], { env: w.host.env });
+      // Not taken for attached: the stale record is torn down, and the attach (eth0 is taken in
+      // that namespace) fails with one line and leaves nothing.
+      expect(r.stdout).not.toContain(ghostId);
+      expect(r.status).not.toBe(0);
+      expect(() => w.endpoint(ghostId, 'reuse6')).toThrow(/no endpoint record/);
+    } finally {
+      rmSync(pin, { force: true });
+      rmSync(path.join(store, 'endpoints', ghostId), { recursive: true, force: true });
+    }
+    // The live container is whole: its eth0, veth on the bridge, lease, record, traffic.
+    expect(macOf(holder.id, 'reuse6')).toBe(rec.mac);
+    expect(w.host.ns.exec('ip', ['-o', 'link', 'show', String(rec.hostIfname)]).stdout).toContain('master');
+    expect(recordOf(holder.id)).toEqual(rec);
+    expect(pingOnce(ip)).toBe(true);
+    expect(pingOnce('10.32.6.1', { id: holder.id, network: 'reuse6' })).toBe(true);
   });
 });

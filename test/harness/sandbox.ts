@@ -136,6 +136,22 @@ export class SandboxHost {
     return path.join(this.root, 'log', 'tsrun.log');
   }
 
+  /** Ids of every container this sandbox's tsrun knows (`ps -a -q`). */
+  containerIds(): string[] {
+    return this.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
+  }
+
+  /** `rm -f` of every container this sandbox's tsrun knows: a detached test's cleanup. */
+  removeAllContainers(): void {
+    for (const id of this.containerIds()) this.tsrun(['rm', '-f', id]);
+  }
+
+  /** conmon processes started for this sandbox (their arguments name its root). */
+  monitors(): string[] {
+    const r = spawnSync('pgrep', ['-a', '-f', `conmon .*${this.root}`], { encoding: 'utf8' });
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
   /** `tsrun ARGS` inside the sandbox, to completion. */
   tsrun(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): RunResult {
     return this.ns.exec(TSRUN_BIN, [...args], { ...opts, env: { ...this.env, ...opts.env } });

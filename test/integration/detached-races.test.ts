@@ -25,19 +25,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   await w.destroy();
 });
 
 afterEach(() => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   expect(w.leaks()).toEqual([]);
 });
-
-function ls(): string[] {
-  return w.host.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
-}
 
 function tsrun(args: string[]) {
   return w.host.tsrun(args, { timeoutMs: 30_000 });
@@ -227,7 +223,7 @@ describeIf('rm -f races', () => {
     const r = tsrun(['rm', '-f', a, 'nosuch', b, '../x']);
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 125, stdout: `${a}\n${b}\n`, stderr: 'tsrun: no such container: nosuch; no such container: ../x\n' });
     expect(runcLeftovers(a)).toEqual([]);
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
     // The same through the CLI (a global option sends rm there) and through rm's wired door (a bridged one).
     const c = name();
     runD(c, ['--net', 'none'], ['sleep', '100']);
@@ -237,7 +233,7 @@ describeIf('rm -f races', () => {
     runD(d, [], ['sleep', '100']);
     const wired = tsrun(['rm', '-f', d, 'nosuch']);
     expect({ status: wired.status, stdout: wired.stdout, stderr: wired.stderr }).toEqual({ status: 125, stdout: `${d}\n`, stderr: 'tsrun: no such container: nosuch\n' });
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
   });
 });
 

@@ -21,27 +21,18 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   await w.destroy();
 });
 
 afterEach(async () => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   // A monitor whose container was killed ends once its exit command has run.
-  await waitFor('monitors to end', () => monitors().length === 0, 15_000).catch(() => undefined);
-  expect(monitors()).toEqual([]);
+  await waitFor('monitors to end', () => w.host.monitors().length === 0, 15_000).catch(() => undefined);
+  expect(w.host.monitors()).toEqual([]);
   expect(w.leaks()).toEqual([]);
 });
-
-function ls(): string[] {
-  return w.host.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
-}
-
-function monitors(): string[] {
-  const r = spawnSync('pgrep', ['-a', '-f', `conmon .*${w.host.root}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
-}
 
 /** `tsrun ARGS` in the sandbox without blocking the test's event loop. */
 function tsrunAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -66,11 +57,11 @@ describeIf('detached containers at scale and after failures', () => {
     expect(mine).toHaveLength(20);
     expect(mine.every((e) => e.status === 'running')).toBe(true);
     expect(new Set(mine.map((e) => e.networks[0]?.ipv4)).size).toBe(20);
-    expect(monitors()).toHaveLength(20);
+    expect(w.host.monitors()).toHaveLength(20);
 
     const removed = await Promise.all(ids.map((id) => tsrunAsync(['rm', '-f', id])));
     for (const [i, r] of removed.entries()) expect({ id: ids[i], status: r.status, stderr: r.stderr }).toEqual({ id: ids[i], status: 0, stderr: '' });
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
   });
 
   it.each([
@@ -87,7 +78,7 @@ describeIf('detached containers at scale and after failures', () => {
     await exited;
     const gc = w.host.tsrun(['gc']);
     expect(gc.status).toBe(0);
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
     // the id can be used again
     expect(w.host.tsrun(['run', '-d', '--name', id, '--net', 'none', w.bundle, '--', 'true']).status).toBe(0);
     expect(w.host.tsrun(['wait', id]).stdout).toBe('0\n');

@@ -21,27 +21,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   await w.destroy();
 });
 
 afterEach(() => {
   if (!hasConmon) return;
-  for (const id of ls()) w.host.tsrun(['rm', '-f', id]);
+  w.host.removeAllContainers();
   expect(w.leaks()).toEqual([]);
-  expect(monitors()).toEqual([]);
+  expect(w.host.monitors()).toEqual([]);
 });
-
-/** Ids of every container the sandbox's tsrun knows (ps -a -q). */
-function ls(): string[] {
-  return w.host.tsrun(['ps', '-a', '-q']).stdout.split('\n').filter(Boolean);
-}
-
-/** conmon processes started for this sandbox (their arguments name its root). */
-function monitors(): string[] {
-  const r = spawnSync('pgrep', ['-a', '-f', `conmon .*${w.host.root}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
-}
 
 function tsrun(args: string[]) {
   return w.host.tsrun(args);
@@ -140,7 +129,7 @@ describeIf('tsrun run -d: a web server in the background', () => {
     expect(tsrun(['logs', id]).stderr.match(/response:/g)?.length).toBeGreaterThanOrEqual(2);
 
     expect(ok(['rm', id])).toBe(`${id}\n`);
-    expect(ls()).not.toContain(id);
+    expect(w.host.containerIds()).not.toContain(id);
   });
 
   it('a container that exits on its own is cleaned up by conmon\'s exit command, and ps -a keeps its code', async () => {
@@ -150,7 +139,7 @@ describeIf('tsrun run -d: a web server in the background', () => {
     await waitFor('the exit command to clean up', () => leaksBesides(id).length === 0 && inspect(id).state.cleanedUp === true, 15_000);
     expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 3, networks: [], ports: [] }));
     expect(tsrun(['logs', id]).stdout).toBe('bye\nno newline');
-    expect(monitors()).toEqual([]);
+    expect(w.host.monitors()).toEqual([]);
     ok(['rm', id]);
   });
 
@@ -171,7 +160,7 @@ describeIf('tsrun run -d: a web server in the background', () => {
       expect(refused.stderr).toBe(`tsrun: container ${id} is running: stop it first, or use tsrun rm -f\n`);
       expect(psJson(false).find((e) => e.id === id)?.status).toBe('running');
       expect(ok(['rm', '-f', id])).toBe(`${id}\n`);
-      expect(ls()).not.toContain(id);
+      expect(w.host.containerIds()).not.toContain(id);
     });
   });
 
@@ -182,7 +171,7 @@ describeIf('tsrun run -d: a web server in the background', () => {
     await waitFor('the short one to end', () => psJson().find((e) => e.id === exited)?.status === 'exited');
     expect(ok(['rm', '-f', running])).toBe(`${running}\n`);
     expect(ok(['rm', '-f', exited, bridged])).toBe(`${exited}\n${bridged}\n`);
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
     // the afterEach: no conmon, runc state, cgroup, veth, lease or firewall element left
   });
 
@@ -224,14 +213,14 @@ describeIf('tsrun run -d: a web server in the background', () => {
     ok(['kill', a]);
     expect(ok(['wait', a])).toBe('137\n');
     expect(ok(['rm', '-f', a, b])).toBe(`${a}\n${b}\n`);
-    expect(ls()).toEqual([]);
+    expect(w.host.containerIds()).toEqual([]);
   });
 
   it('--log-max-size has conmon start the log afresh; logs and logs -f read what is there', async () => {
     // 300 numbered lines of ~60 bytes (~100 with the k8s-file prefix) into a 4 KiB log.
     const script = 'go=; trap "go=1" USR1; until [ -n "$go" ]; do sleep 0.05; done; i=0; while [ $i -lt 300 ]; do echo "line $i ................................................"; i=$((i+1)); done; echo done; sleep 1000';
     const id = runD(['--net', 'none', '--log-max-size', '4k'], ['sh', '-c', script]);
-    const mine = monitors().filter((m) => m.includes(`-c ${id} `));
+    const mine = w.host.monitors().filter((m) => m.includes(`-c ${id} `));
     expect(mine).toHaveLength(1);
     expect(mine[0]).toContain('--log-size-max 4096');
     expect(inspect(id).config.logMaxBytes).toBe(4096);
@@ -263,8 +252,8 @@ describeIf('tsrun run -d: a web server in the background', () => {
     // The default (10m) is given to conmon; -1 means no limit.
     const dflt = runD(['--net', 'none'], ['sleep', '1000']);
     const unlimited = runD(['--net', 'none', '--log-max-size', '-1'], ['sleep', '1000']);
-    expect(monitors().find((m) => m.includes(`-c ${dflt} `))).toContain(`--log-size-max ${10 * 1024 * 1024}`);
-    expect(monitors().find((m) => m.includes(`-c ${unlimited} `))).not.toContain('--log-size-max');
+    expect(w.host.monitors().find((m) => m.includes(`-c ${dflt} `))).toContain(`--log-size-max ${10 * 1024 * 1024}`);
+    expect(w.host.monitors().find((m) => m.includes(`-c ${unlimited} `))).not.toContain('--log-size-max');
     expect(inspect(unlimited).config.logMaxBytes).toBe(-1);
     ok(['rm', '-f', dflt, unlimited]);
   });

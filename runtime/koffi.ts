@@ -23,6 +23,18 @@ export function loadKoffi(): Koffi {
   return koffi;
 }
 
+/** A libc function as tsrun declares them: integers, pointers and strings in, an integer out. */
+export type LibcFn = (...args: unknown[]) => number;
+
+let libc: ReturnType<Koffi['load']> | undefined;
+
+/** Declares a function of libc (opened once per process) from its C prototype. Each module that
+ * calls libc declares the few functions it needs through this, lazily, when first used. */
+export function libcFunction(prototype: string): LibcFn {
+  libc ??= loadKoffi().load('libc.so.6');
+  return libc.func(prototype) as unknown as LibcFn;
+}
+
 /** The glibc build from koffi's platform package, or undefined when it cannot be used here. */
 export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch): Koffi | undefined {
   // koffi names its glibc builds <platform>_<arch> for these; other arches (arm, riscv, ppc64)

@@ -8,7 +8,7 @@
 //
 // The child is never reaped by the caller: use this only in a process that exits right after
 // (the hook's and the CNI plugin's doors), whose orphans init (or the nearest subreaper) reaps.
-import { loadKoffi } from './koffi.js';
+import { libcFunction, type LibcFn as Fn } from './koffi.js';
 import { ErrnoError } from './netns/errno.js';
 
 const O_RDWR = 2;
@@ -23,7 +23,6 @@ const SIGSET_BYTES = 128;
 const ATTR_BYTES = 1024;
 const ACTIONS_BYTES = 512;
 
-type Fn = (...args: unknown[]) => number;
 interface Spawn {
   actionsInit: Fn;
   actionsDestroy: Fn;
@@ -42,8 +41,7 @@ let bound: Spawn | undefined;
 
 function libc(): Spawn {
   if (bound) return bound;
-  const lib = loadKoffi().load('libc.so.6');
-  const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
+  const f = libcFunction;
   let addCloseFrom: Fn | undefined;
   try {
     addCloseFrom = f('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)');

@@ -8,7 +8,7 @@
 // then failed) is final: when the connection itself fails (no resolver, or a name this client
 // does not form the way the server bound it), the caller asks again through node:net, which
 // decides as before.
-import { loadKoffi } from '../koffi.js';
+import { libcFunction, loadKoffi, type LibcFn as Fn } from '../koffi.js';
 import { controlSocketName } from './paths.js';
 
 const AF_UNIX = 1;
@@ -24,7 +24,6 @@ const EAGAIN = 11; // also EWOULDBLOCK: what a receive timeout returns
  * (strace: connect(..., 110) from node:net), and an abstract name is all of its bytes. */
 const SOCKADDR_UN_LEN = 110;
 
-type Fn = (...args: unknown[]) => number;
 interface Libc {
   socket: Fn;
   connect: Fn;
@@ -42,8 +41,7 @@ function bindings(): Libc | undefined {
   if (libc === undefined) {
     try {
       const koffi = loadKoffi();
-      const lib = koffi.load('libc.so.6');
-      const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
+      const f = libcFunction;
       libc = {
         socket: f('int socket(int domain, int type, int protocol)'),
         connect: f('int connect(int fd, const void *addr, uint32_t len)'),

@@ -19,7 +19,7 @@
 //
 // struct layouts are LP64 Linux (x86-64, arm64: the architectures koffi.ts loads).
 import ipaddr from 'ipaddr.js';
-import { loadKoffi, type Koffi } from '../koffi.js';
+import { libcFunction, loadKoffi, type Koffi, type LibcFn as Fn } from '../koffi.js';
 import { ErrnoError } from '../netns/errno.js';
 
 /** Datagrams per recvmmsg / sendmmsg. */
@@ -55,7 +55,6 @@ const IOVEC = 16;
 /** struct sockaddr_in6 is 28 bytes; a slot of 32 holds either family. */
 export const NAME = 32;
 
-type Fn = (...args: unknown[]) => number;
 interface Libc {
   koffi: Koffi;
   socket: Fn;
@@ -71,8 +70,7 @@ let libc: Libc | undefined;
 function load(): Libc {
   if (libc) return libc;
   const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
+  const f = libcFunction;
   libc = {
     koffi,
     socket: f('int socket(int domain, int type, int protocol)'),

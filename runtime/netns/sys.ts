@@ -4,7 +4,7 @@
 //
 // libc is loaded through koffi on first use, not at import: the hook's start-up budget is tight
 // and most stages never switch namespaces.
-import { loadKoffi, type Koffi } from '../koffi.js';
+import { libcFunction, loadKoffi, type Koffi, type LibcFn as Fn } from '../koffi.js';
 import { ErrnoError } from './errno.js';
 
 export const CLONE_NEWNET = 0x4000_0000;
@@ -34,7 +34,6 @@ export interface Sys {
   close(fd: number): void;
 }
 
-type Fn = (...args: unknown[]) => number;
 interface Bindings {
   koffi: Koffi;
   setns: Fn;
@@ -55,8 +54,7 @@ function libc(): Bindings {
   if (bindings) return bindings;
   // Synchronous (an `await import()` could not run inside a namespace switch) and lazy.
   const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  const f = (decl: string): Fn => lib.func(decl) as unknown as Fn;
+  const f = libcFunction;
   bindings = {
     koffi,
     setns: f('int setns(int fd, int nstype)'),

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../runtime/log.js';
 import { CODES, CURRENT_VERSION, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseEnv, toErrorObject, type CniEnv } from './protocol.js';
 import { parseConfig, peekVersion, type PluginConfig } from './config.js';
 import { loadedMs } from '../runtime/load-clock.js';
+import { writeStdout } from '../shim/setup.js';
 
 /** The stdin of a CNI call is a network config with its prevResult: a few KiB. */
 const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
@@ -44,7 +45,10 @@ export async function door(_args: string[], entryMs?: number): Promise<number> {
 /** Runs one CNI call and returns the exit code; never throws. */
 export async function cniMain(opts: CniOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
-  const writeOut = opts.writeOut ?? ((t: string) => void process.stdout.write(t));
+  // fd 1 written directly: building process.stdout's stream for a pipe (net, stream) cost every
+  // ADD and VERSION ~4 ms of a cold process (measured: node writing 700 bytes to a pipe through
+  // process.stdout 38.0 ms, through writeSync 33.8 ms, node -e 0 33.4 ms; 30 interleaved runs).
+  const writeOut = opts.writeOut ?? writeStdout;
   const writeErr = opts.writeErr ?? ((t: string) => void process.stderr.write(t));
   let version: string = CURRENT_VERSION;
   let log: Logger | undefined;

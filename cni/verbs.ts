@@ -45,6 +45,12 @@ async function withEngine<T>(ctx: VerbContext, fn: (h: Handle) => Promise<T>): P
   }
 }
 
+/** The engine over a store already open (the engine's modules loaded on first use). */
+async function engineOver(ctx: VerbContext, store: Store): Promise<Engine> {
+  const { engineFor } = await bookImport(() => import('../runtime/context.js'));
+  return engineFor(store, ctx.settings, ctx.log);
+}
+
 async function withStore<T>(ctx: VerbContext, fn: (s: Store) => Promise<T>): Promise<T> {
   const store = await openStore({ url: ctx.settings.store, libDir: ctx.settings.libDir, log: ctx.log });
   try {
@@ -182,20 +188,23 @@ export async function del(ctx: VerbContext): Promise<void> {
   const { env, conf, log } = ctx;
   const containerId = env.containerId!;
   const ifname = env.ifname!;
-  // Usually answered from the store alone: a second DEL, or a DEL after a failed ADD.
-  const rec = await withStore(ctx, async (store) => (await endpointsOf(store, containerId)).find((e) => e.network === conf.network));
-  if (!rec) {
-    log.info('no attachment recorded: nothing to delete');
-    return;
-  }
-  if (rec.ifname !== ifname) {
-    log.info({ recorded: rec.ifname }, 'the recorded attachment has another interface name: left alone');
-    return;
-  }
-  // The plugin exits right after, and the runtime deletes the namespace only after DEL: the
-  // veth's delete (an RCU grace period) is left to a detached process (dismissVeth).
-  await withEngine(ctx, ({ engine }) => engine.detachEndpoint(rec, log, { deferLinkDelete: true }));
-  log.info('detached');
+  // Usually answered from the store alone: a second DEL, or a DEL after a failed ADD. The engine,
+  // when there is something to detach, works over the same open store (one etcd client, not two).
+  await withStore(ctx, async (store) => {
+    const rec = (await endpointsOf(store, containerId)).find((e) => e.network === conf.network);
+    if (!rec) {
+      log.info('no attachment recorded: nothing to delete');
+      return;
+    }
+    if (rec.ifname !== ifname) {
+      log.info({ recorded: rec.ifname }, 'the recorded attachment has another interface name: left alone');
+      return;
+    }
+    // The plugin exits right after, and the runtime deletes the namespace only after DEL: the
+    // veth's delete (an RCU grace period) is left to a detached process (dismissVeth).
+    await (await engineOver(ctx, store)).detachEndpoint(rec, log, { deferLinkDelete: true });
+    log.info('detached');
+  });
 }
 
 export async function check(ctx: VerbContext): Promise<void> {
@@ -274,13 +283,14 @@ function canonicalHost(cidr: string): string {
 export async function gc(ctx: VerbContext): Promise<void> {
   const { conf, log } = ctx;
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
-  const stale = await withStore(ctx, async (store) =>
-    (await allEndpoints(store)).filter((r) => r.via === 'cni' && r.network === conf.network && !valid.has(`${r.containerId}\0${r.ifname}`)),
-  );
-  if (stale.length === 0) return;
   const failures: string[] = [];
-  await withEngine(ctx, async ({ engine }) => {
-    for (const rec of stale) {
+  let stale = 0;
+  await withStore(ctx, async (store) => {
+    const recs = (await allEndpoints(store)).filter((r) => r.via === 'cni' && r.network === conf.network && !valid.has(`${r.containerId}\0${r.ifname}`));
+    stale = recs.length;
+    if (stale === 0) return;
+    const engine = await engineOver(ctx, store);
+    for (const rec of recs) {
       try {
         await engine.detachEndpoint(rec, log);
         log.info({ containerId: rec.containerId, ifname: rec.ifname }, 'GC: removed a stale attachment');
@@ -289,7 +299,7 @@ export async function gc(ctx: VerbContext): Promise<void> {
       }
     }
   });
-  if (failures.length > 0) throw new CniError(CODES.tsrunFailed, `GC could not remove ${failures.length} of ${stale.length} stale attachments`, failures.join('; '));
+  if (failures.length > 0) throw new CniError(CODES.tsrunFailed, `GC could not remove ${failures.length} of ${stale} stale attachments`, failures.join('; '));
 }
 
 export async function status(ctx: VerbContext): Promise<void> {

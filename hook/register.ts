@@ -59,6 +59,20 @@ export function preferLauncher(node: string, entry: string): { node: string; ent
   return /\.[cm]?js$/.test(entry) && existsSync(launcher) ? { node: '/bin/sh', entry: launcher } : { node, entry };
 }
 
+/**
+ * How a runtime should start tsrun's hook: node with the bundle's entry (tsrun.cjs), never the sh
+ * launcher. Runtimes run a hook with the environment its registration records and nothing else, so
+ * the launcher's one choice (TSRUN_SNAPSHOT=1: the door's start-up snapshot) could never be made
+ * for a hook; it only cost each hook process a sh (~3 ms of a cold createRuntime or poststop,
+ * measured: docs/hook-cold.md). `entry` may be the launcher (dist/bundle/tsrun): its tsrun.cjs is
+ * registered instead.
+ */
+export function hookRunner(node: string, entry: string): { node: string; entry: string } {
+  const beside = path.join(path.dirname(entry), 'tsrun.cjs');
+  if (path.basename(entry) === 'tsrun' && existsSync(beside)) return { node, entry: beside };
+  return { node, entry };
+}
+
 export function hookCommand(node: string, entry: string, settings: RecordedSettings, timeout = DEFAULT_TIMEOUT_S): HookCommand {
   for (const [what, p] of [['node', node], ['entry point', entry], ['nft', settings.nft]] as const) {
     if (!path.isAbsolute(p)) throw new UserError(`the hook needs absolute paths: ${what} is ${JSON.stringify(p)}`);
@@ -183,7 +197,12 @@ function removeIfOurs(file: string): boolean {
 export function isTsrunHookEntry(h: unknown, entry?: string): boolean {
   const args = (h as { args?: unknown } | null)?.args;
   if (!Array.isArray(args) || args[2] !== 'hook' || typeof args[3] !== 'string' || !isStage(args[3])) return false;
-  return entry === undefined || args[1] === entry || (typeof args[1] === 'string' && path.basename(args[1]) === path.basename(entry));
+  if (entry === undefined || args[1] === entry) return true;
+  if (typeof args[1] !== 'string') return false;
+  // A registration through the launcher (dist/bundle/tsrun, as tsrun registered hooks before) and
+  // one of tsrun.cjs are the same hook: registering again replaces either.
+  const name = (p: string) => (path.basename(p) === 'tsrun' ? 'tsrun.cjs' : path.basename(p));
+  return name(args[1]) === name(entry);
 }
 
 /**

@@ -270,7 +270,7 @@ async function run(ctx: Ctx): Promise<number> {
 /** A copy of the engine's bundle for `run`: its config.json with tsrun's hooks, the root and
  * relative bind sources made absolute (runc resolves them from the bundle directory). */
 async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Promise<string> {
-  const { hookCommand, preferLauncher, withTsrunHooks } = await import('../hook/register.js');
+  const { hookCommand, hookRunner, withTsrunHooks } = await import('../hook/register.js');
   const bundle = loadBundle(bundleDir);
   const spec = { ...(bundle.spec as Record<string, unknown>) } as Record<string, any>;
   spec.root = { ...spec.root, path: bundle.rootfs };
@@ -280,7 +280,7 @@ async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Prom
     );
   }
   const root = ctx.env.TSRUN_ROOT ? path.resolve(ctx.env.TSRUN_ROOT) : undefined;
-  const self = preferLauncher(realpathSync(process.execPath), path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrun.cjs'));
+  const self = hookRunner(realpathSync(process.execPath), path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrun.cjs'));
   const cmd = hookCommand(self.node, self.entry, {
     root,
     store: ctx.settings.store,

@@ -16,7 +16,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** The settings a registration records, and the absolute paths of node and tsrun's entry. */
 async function commandFor(cmd: Command, settings: Settings, timeout: string | undefined): Promise<HookCommand> {
-  const { hookCommand, preferLauncher, DEFAULT_TIMEOUT_S } = await import('../hook/register.js');
+  const { hookCommand, hookRunner, DEFAULT_TIMEOUT_S } = await import('../hook/register.js');
   const { resolveBinary } = await import('../runtime/binaries.js');
   const root = (cmd.optsWithGlobals() as { root?: string }).root ?? nonEmpty(process.env.TSRUN_ROOT);
   const recorded: RecordedSettings = {
@@ -31,7 +31,7 @@ async function commandFor(cmd: Command, settings: Settings, timeout: string | un
     throw new UserError(`invalid --timeout ${JSON.stringify(timeout)}: use 1-3600 seconds`);
   }
   const seconds = timeout === undefined ? DEFAULT_TIMEOUT_S : Number(timeout);
-  const self = preferLauncher(realpathSync(process.execPath), entryPoint());
+  const self = hookRunner(realpathSync(process.execPath), entryPoint());
   return hookCommand(self.node, self.entry, recorded, seconds);
 }
 

@@ -2,6 +2,8 @@
 // with `tsrun spec add-hooks`), runc with a private --root inside a sandbox host's namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import { Netns, waitFor } from '../../harness/sandbox.js';
 import { HookHost, eth0Address, hostVethName, runtimeEnv } from './helpers.js';
 
@@ -46,6 +48,13 @@ describe('runc run / create / delete with tsrun hooks', () => {
       annotations: { 'io.tsrun.network': 'web', 'io.tsrun.ip': '10.123.0.50', 'io.tsrun.mac': '02:42:0a:7b:00:32', 'io.tsrun.ports': '8080:80/tcp' },
       args: ['nc', '-ll', '-p', '80', '-e', '/bin/echo', 'hello-from-a'],
     });
+    // Registered as node with the bundle's tsrun.cjs, not through the sh launcher (a runtime runs
+    // a hook with the recorded environment only, so the launcher had nothing to choose).
+    const hooks = (JSON.parse(readFileSync(path.join(bundleA, 'config.json'), 'utf8')) as { hooks: Record<string, { path: string; args: string[] }[]> }).hooks;
+    for (const stage of ['createRuntime', 'poststop']) {
+      expect(hooks[stage]![0]!.path).toBe(realpathSync(process.execPath));
+      expect(path.basename(hooks[stage]![0]!.args[1]!)).toBe('tsrun.cjs');
+    }
     const created = hh.runcDetached(a, bundleA);
     expect(created.stderr).toBe('');
     expect(created.status).toBe(0);

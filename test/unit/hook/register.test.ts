@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import os from 'node:os';
 import path from 'node:path';
 import {
-  addHooksToBundle, hookCommand, hookEnv, hooksDFile, installHooksDir, isTsrunHookEntry, preferLauncher, parseAnnotationConditions, parseStages,
+  addHooksToBundle, hookCommand, hookEnv, hooksDFile, hookRunner, installHooksDir, isTsrunHookEntry, preferLauncher, parseAnnotationConditions, parseStages,
   uninstallHooksDir, whenClause, withTsrunHooks, type HookCommand,
 } from '../../../hook/register.js';
 
@@ -118,6 +118,21 @@ describe('spec add-hooks', () => {
     const out = withTsrunHooks(spec, launcher, 'createRuntime') as typeof spec & { hooks: Record<string, unknown[]> };
     expect(out.hooks.createRuntime![1]).toEqual({ path: '/bin/sh', args: ['/bin/sh', '/opt/tsrun/dist/bundle/tsrun', 'hook', 'createRuntime'], env: launcher.env, timeout: 30 });
     expect(isTsrunHookEntry(out.hooks.createRuntime![1], launcher.entry)).toBe(true);
+  });
+
+  it('registers hooks as node with tsrun.cjs, never through the launcher, and replaces a launcher registration', () => {
+    const bundleDir = path.join(dir, 'bundle-runner');
+    mkdirSync(bundleDir);
+    writeFileSync(path.join(bundleDir, 'tsrun'), '#!/bin/sh\n');
+    expect(hookRunner('/usr/bin/node', path.join(bundleDir, 'tsrun.cjs'))).toEqual({ node: '/usr/bin/node', entry: path.join(bundleDir, 'tsrun.cjs') });
+    // The launcher named as the entry with no tsrun.cjs beside it stays as it is.
+    expect(hookRunner('/usr/bin/node', path.join(bundleDir, 'tsrun'))).toEqual({ node: '/usr/bin/node', entry: path.join(bundleDir, 'tsrun') });
+    writeFileSync(path.join(bundleDir, 'tsrun.cjs'), '');
+    expect(hookRunner('/usr/bin/node', path.join(bundleDir, 'tsrun'))).toEqual({ node: '/usr/bin/node', entry: path.join(bundleDir, 'tsrun.cjs') });
+    const old = withTsrunHooks(spec, hookCommand('/bin/sh', '/opt/tsrun/dist/bundle/tsrun', settings, 30), 'createRuntime');
+    const now = withTsrunHooks(old, cmd, 'createRuntime') as { hooks: Record<string, unknown[]> };
+    expect(now.hooks.createRuntime).toEqual([userHook, { path: '/usr/bin/node', args: ['/usr/bin/node', cmd.entry, 'hook', 'createRuntime'], env: cmd.env, timeout: 30 }]);
+    expect(now.hooks.poststop).toHaveLength(2);
   });
 
   it('appends to the setup stage and poststop, keeping the hooks already there', () => {

@@ -557,12 +557,14 @@ export async function checkLocalHostIps(ports: PortMapping[], host: Rtnl): Promi
   const local = new Set(dumped.map((a) => canonicalAddress(a.address)));
   for (const p of wanted) {
     const ip = canonicalAddress(p.hostIp!);
-    if (local.has(ip) || contains(LOOPBACK4, parseAddress(ip))) continue;
+    if (local.has(ip) || contains((LOOPBACK4 ??= parseSubnet('127.0.0.0/8')), parseAddress(ip))) continue;
     throw new UserError(`cannot publish ${ip.includes(':') ? `[${ip}]` : ip}:${p.hostPort}: ${ip} is not an address of this host (use one of its addresses, or none for all)`);
   }
 }
 
-const LOOPBACK4 = parseSubnet('127.0.0.0/8');
+// Parsed on first use: parsing at load evaluated ipaddr.js (~1 ms) in every process loading the
+// engine, also in those (a CNI DEL, a poststop) that parse no address.
+let LOOPBACK4: ReturnType<typeof parseSubnet> | undefined;
 
 /**
  * Destinations of the host's routes, except default, IPv6 link-local and multicast, and ::1. The

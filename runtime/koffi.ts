@@ -18,7 +18,10 @@ let koffi: Koffi | undefined;
 /** koffi, loaded once per process (synchronously: callers may be inside a namespace switch). */
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;
-  const req = createRequire(import.meta.url);
+  // In a bundle (CommonJS) __filename is the bundle's path: making and parsing the file: URL of
+  // import.meta.url only for createRequire to turn it back into that path cost a cold process
+  // ~1 ms (node:url and the URL parser, on their first use). The ES module build has no __filename.
+  const req = createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
   koffi = bookLoad(() => prebuilt(req) ?? (req('koffi') as Koffi));
   return koffi;
 }

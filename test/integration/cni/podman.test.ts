@@ -29,7 +29,10 @@ maybe('podman\'s CNI backend with tsrun as the plugin', () => {
     const files = w.tsrunOk(['cni', 'install', '--bin-dir', pm.binDir, '--conf-dir', pm.confDir, '--network', 'tsrunnet']).trim().split('\n');
     expect(files).toEqual([path.join(pm.binDir, 'tsrun'), path.join(pm.confDir, '10-tsrun-tsrunnet.conflist')]);
     // The wrapper carries this sandbox's state root: podman runs it with its own environment.
-    expect(readFileSync(files[0]!, 'utf8')).toContain(`export TSRUN_ROOT='${w.host.root}'`);
+    const wrapper = readFileSync(files[0]!, 'utf8');
+    expect(wrapper).toContain(`export TSRUN_ROOT='${w.host.root}'`);
+    // Straight to node and the bundle's entry, without the sh launcher (one sh per call, not two).
+    expect(wrapper).toMatch(/\nexec '[^']*node[^']*' '[^']*\/tsrun\.cjs' "\$@"\n$/);
   }, 120_000);
 
   afterAll(async () => {

@@ -385,7 +385,6 @@ export class Engine {
     }
     const log = this.deps.log.child({ network: name });
     for (const ep of attached) await this.detachEndpoint(ep, log);
-    if (attached.some((r) => r.resolver)) await this.syncDns(false, log);
     const host = Rtnl.open();
     try {
       const firewall = this.deps.firewall();
@@ -403,6 +402,10 @@ export class Engine {
       log.info('network removed');
     } finally {
       host.close();
+      // Whether or not containers were attached: a running resolver may still listen on the
+      // gateway (it keeps a network's listener while its bridge holds the address, docs/dns.md),
+      // and it learns here that the network and its bridge are gone. Never fails the removal.
+      await this.syncDns(false, log);
     }
   }
 

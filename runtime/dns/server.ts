@@ -31,7 +31,7 @@ import type { Store } from '../store/store.js';
 import { isContainerId } from '../../config/ids.js';
 import { EndpointCache } from './endpoint-cache.js';
 import { processStartTime } from '../containers.js';
-import { DnsTable, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
+import { DnsTable, keptListeners, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
 import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, literalLookup, type Upstream } from './forward.js';
@@ -238,8 +238,14 @@ export class Resolver {
     // Waits for the first attempt of each new address, so a container started after this reload
     // finds its resolver listening; retries go on in the background.
     await Promise.all([...want].filter((a) => !this.listeners.has(a) && !this.pendingBinds.has(a)).map((a) => this.bind(a)));
-    for (const [a, l] of this.listeners) {
-      if (want.has(a)) continue;
+    // A network whose last container left keeps its listener while its bridge holds the gateway
+    // (keptListeners): the next container's attach then binds nothing, and its detach closes
+    // nothing. Looked at on every reload while the network is idle.
+    const idle = [...this.listeners.keys()].filter((a) => !want.has(a));
+    const kept = idle.length > 0 ? keptListeners(idle, this.cache.networks(), os.networkInterfaces()) : new Set<string>();
+    for (const a of idle) {
+      if (kept.has(a)) continue;
+      const l = this.listeners.get(a)!;
       l.udp.close();
       l.tcp.close();
       this.listeners.delete(a);
@@ -336,8 +342,8 @@ export class Resolver {
     } catch {
       return [];
     }
-    const own = new Set(table.listenAddresses());
-    // A host whose resolv.conf names one of our own gateways would loop.
+    const own = new Set([...table.listenAddresses(), ...this.listeners.keys()]);
+    // A host whose resolv.conf names one of our own gateways (served, or kept listening) would loop.
     return parseResolvConf(text).nameservers.map((n) => toUpstream(n)).filter((u): u is Upstream => u !== undefined && !own.has(u.address));
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { DnsTable, ptrToIp } from '../../../runtime/dns/table.js';
+import { DnsTable, keptListeners, ptrToIp } from '../../../runtime/dns/table.js';
 import type { NetworkDef } from '../../../config/networks.js';
 import type { EndpointRecord } from '../../../runtime/records.js';
 
@@ -123,5 +123,25 @@ describe('DnsTable', () => {
     expect(ptrToIp('4.3.2.1.in-addr.arpa.')).toBe('1.2.3.4');
     expect(ptrToIp(`${'2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f'}.ip6.arpa`)).toBe('fd00:1::2');
     expect(ptrToIp('3.2.1.in-addr.arpa')).toBeUndefined();
+  });
+});
+
+describe('keptListeners', () => {
+  const defs = [net('a', 1, { subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1' }), net('b', 2), net('m', 4, { driver: 'macvlan', bridge: undefined, parent: 'eth0' })];
+  it('keeps a gateway of a defined bridge network while its bridge holds the address', () => {
+    const ifs = { 'ts-a': [{ address: '10.1.0.1' }, { address: 'fd00:1::1' }], 'ts-b': [{ address: '10.2.0.1' }] };
+    expect([...keptListeners(['10.1.0.1', 'fd00:1::1', '10.2.0.1'], defs, ifs)].sort()).toEqual(['10.1.0.1', '10.2.0.1', 'fd00:1::1']);
+  });
+  it('closes it when the network is gone, the bridge is gone, or the address is off the bridge', () => {
+    expect(keptListeners(['10.9.0.1'], defs, { 'ts-a': [{ address: '10.9.0.1' }] }).size).toBe(0); // no network has it
+    expect(keptListeners(['10.2.0.1'], defs, { 'ts-a': [{ address: '10.1.0.1' }] }).size).toBe(0); // no bridge ts-b
+    expect(keptListeners(['10.2.0.1'], defs, { 'ts-b': [] }).size).toBe(0); // address gone
+    // the address on another interface than the network's bridge is not the network's
+    expect(keptListeners(['10.2.0.1'], defs, { 'ts-a': [{ address: '10.2.0.1' }], 'ts-b': [{ address: '10.2.0.2' }] }).size).toBe(0);
+    // a network that is not a bridge (its gateway is not the host's to listen on)
+    expect(keptListeners(['10.4.0.1'], defs, { eth0: [{ address: '10.4.0.1' }] }).size).toBe(0);
+  });
+  it('compares addresses as the kernel reports them (IPv6 scope and long forms)', () => {
+    expect(keptListeners(['fd00:1:0:0:0:0:0:1'], defs, { 'ts-a': [{ address: 'fd00:1::1%ts-a' }] }).size).toBe(1);
   });
 });

@@ -31,7 +31,7 @@ import type { Store } from '../store/store.js';
 import { isContainerId } from '../../config/ids.js';
 import { EndpointCache } from './endpoint-cache.js';
 import { processStartTime } from '../containers.js';
-import { DnsTable, keptListeners, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
+import { DnsTable, keptListeners, listenerBridges, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
 import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, literalLookup, type Upstream } from './forward.js';
@@ -242,7 +242,7 @@ export class Resolver {
     // (keptListeners): the next container's attach then binds nothing, and its detach closes
     // nothing. Looked at on every reload while the network is idle.
     const idle = [...this.listeners.keys()].filter((a) => !want.has(a));
-    const kept = idle.length > 0 ? keptListeners(idle, this.cache.networks(), os.networkInterfaces()) : new Set<string>();
+    const kept = idle.length > 0 ? keptListeners(idle, this.cache.networks(), await this.bridgeAddresses(listenerBridges(idle, this.cache.networks()).values())) : new Set<string>();
     for (const a of idle) {
       if (kept.has(a)) continue;
       const l = this.listeners.get(a)!;
@@ -267,6 +267,32 @@ export class Resolver {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
     }
+  }
+
+  /**
+   * The addresses on these bridges, by bridge name, from netlink (the bridge gone: none). Any
+   * failure (netlink or libc out of reach) means none: the listener is closed, as before.
+   */
+  private async bridgeAddresses(bridges: Iterable<string>): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const names = [...new Set(bridges)];
+    if (names.length === 0) return out;
+    let rtnl: import('../netlink/rtnl.js').Rtnl | undefined;
+    try {
+      const { Rtnl } = await import('../netlink/rtnl.js');
+      rtnl = Rtnl.open();
+      const all = await rtnl.listAddresses();
+      for (const name of names) {
+        const link = await rtnl.getLink(name);
+        out.set(name, link ? all.filter((a) => a.ifindex === link.index).map((a) => a.address) : []);
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot read the bridges\' addresses: closing idle listeners');
+      out.clear();
+    } finally {
+      rtnl?.close();
+    }
+    return out;
   }
 
   /**

@@ -72,22 +72,33 @@ export function resolverServes(net: NetworkDef): boolean {
 /**
  * Of the listening addresses the table no longer wants (`idle`: their network's last container
  * left), those to keep listening on: each is a gateway of a bridge network that is still defined,
- * and the host still has it on that network's bridge (`interfaces`: os.networkInterfaces() of the
- * resolver's namespace). With one container at a time on a network, closing at each last detach
+ * and the host still has it on that network's bridge (`interfaces`: the addresses of those bridges,
+ * by name, as netlink reports them: os.networkInterfaces() leaves out a link without carrier, which
+ * a bridge whose last port just left is). With one container at a time on a network, closing at each last detach
  * and binding again at each first attach cost every attach and detach a round of socket calls
  * (docs/dns.md). A kept listener follows the bridge: the network removed, the bridge gone or the
  * address off it, and the next reload closes it; the resolver exiting (no endpoint left) closes
  * them all.
  */
-export function keptListeners(idle: Iterable<string>, nets: readonly NetworkDef[], interfaces: Readonly<Record<string, readonly { address: string }[] | undefined>>): Set<string> {
+export function keptListeners(idle: Iterable<string>, nets: readonly NetworkDef[], interfaces: ReadonlyMap<string, readonly string[]>): Set<string> {
   const kept = new Set<string>();
-  for (const address of idle) {
+  for (const [address, bridge] of listenerBridges(idle, nets)) {
     const a = normalizeIp(address);
-    const holder = nets.find((n) => n.driver === 'bridge' && Boolean(n.bridge) && resolverServes(n) && [n.gateway4, n.gateway6].some((g) => g !== undefined && normalizeIp(g) === a));
-    if (!holder) continue;
-    if ((interfaces[holder.bridge!] ?? []).some((i) => normalizeIp(i.address.replace(/%.*$/, '')) === a)) kept.add(address);
+    if ((interfaces.get(bridge) ?? []).some((i) => normalizeIp(i.replace(/%.*$/, '')) === a)) kept.add(address);
   }
   return kept;
+}
+
+/** The bridge each of these gateway addresses belongs to (a defined bridge network the resolver
+ * can serve); addresses of no such network are left out. */
+export function listenerBridges(addresses: Iterable<string>, nets: readonly NetworkDef[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const address of addresses) {
+    const a = normalizeIp(address);
+    const holder = nets.find((n) => n.driver === 'bridge' && Boolean(n.bridge) && resolverServes(n) && [n.gateway4, n.gateway6].some((g) => g !== undefined && normalizeIp(g) === a));
+    if (holder) out.set(address, holder.bridge!);
+  }
+  return out;
 }
 
 export class DnsTable {

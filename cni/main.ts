@@ -4,19 +4,15 @@
 // with the spec's code goes to stdout, as JSON. stderr gets one line when something fails; the
 // log file gets the details, every line bound to the container id and the command.
 //
-// A cold process on every call, as the hook is: VERSION (which libcni runs when it loads a
-// conflist) loads nothing but this file and the protocol tables, and the engine (netlink, nft,
-// the store) is imported only by the verbs that use it.
+// A cold process on every call, as the hook is: the engine (netlink, nft, the store) is imported
+// only by the verbs that use it, and VERSION (which libcni runs for every plugin whenever it loads
+// a conflist) does not come here at all: shim/main.ts sends it to cni/version-door.ts.
 import { resolveSettings } from '../config/settings.js';
-import { readAllSync } from '../hook/stdin.js';
 import { createLogger, type Logger } from '../runtime/log.js';
-import { CODES, CURRENT_VERSION, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseEnv, toErrorObject, type CniEnv } from './protocol.js';
-import { parseConfig, peekVersion, type PluginConfig } from './config.js';
+import { newCallState, readCall, reportFailure, versionAnswer } from './call.js';
+import { parseConfig, type PluginConfig } from './config.js';
 import { loadedMs } from '../runtime/load-clock.js';
-import { writeStdout } from '../shim/setup.js';
-
-/** The stdin of a CNI call is a network config with its prevResult: a few KiB. */
-const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
+import { writeStdout } from '../runtime/stdout.js';
 
 export interface CniOptions {
   env?: NodeJS.ProcessEnv;
@@ -45,29 +41,14 @@ export async function door(_args: string[], entryMs?: number): Promise<number> {
 /** Runs one CNI call and returns the exit code; never throws. */
 export async function cniMain(opts: CniOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
-  // fd 1 written directly: building process.stdout's stream for a pipe (net, stream) cost every
-  // ADD and VERSION ~4 ms of a cold process (measured: node writing 700 bytes to a pipe through
-  // process.stdout 38.0 ms, through writeSync 33.8 ms, node -e 0 33.4 ms; 30 interleaved runs).
   const writeOut = opts.writeOut ?? writeStdout;
   const writeErr = opts.writeErr ?? ((t: string) => void process.stderr.write(t));
-  let version: string = CURRENT_VERSION;
+  const state = newCallState();
   let log: Logger | undefined;
-  let parsed: CniEnv | undefined;
   try {
-    parsed = parseEnv(env);
-    // Programs this call starts (nft, tc, the DNS resolver, which is tsrun itself) are not CNI
-    // plugins: they must not inherit the protocol's variables.
-    if (env === process.env) for (const k of Object.keys(process.env)) if (k.startsWith('CNI_')) delete process.env[k];
-    let input: string;
-    try {
-      input = readAllSync(opts.stdinFd ?? 0, CONFIG_MAX_BYTES);
-    } catch (err) {
-      throw new CniError(CODES.ioFailure, 'cannot read the network config on stdin', (err as Error).message);
-    }
-    const peeked = peekVersion(input);
-    if (peeked !== undefined && isSupportedVersion(peeked)) version = peeked;
+    const { env: parsed, input } = readCall(env, opts.stdinFd ?? 0, state);
     if (parsed.command === 'VERSION') {
-      writeOut(`${JSON.stringify({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS })}\n`);
+      writeOut(versionAnswer(state.version));
       return 0;
     }
     const conf: PluginConfig = parseConfig(input, parsed);
@@ -107,9 +88,7 @@ export async function cniMain(opts: CniOptions = {}): Promise<number> {
     log.info({ startupMs: round(opts.entryMs), loadMs: round(started - (opts.entryMs ?? 0) + loadedInVerb), verbMs: round(now - started - loadedInVerb), totalMs: round(now) }, 'cni done');
     return 0;
   } catch (err) {
-    const obj = toErrorObject(err, version);
-    writeOut(`${JSON.stringify(obj)}\n`);
-    writeErr(`tsrun: CNI ${parsed?.command ?? 'call'}: ${obj.msg}\n`);
+    const obj = reportFailure(err, state, writeOut, writeErr);
     try {
       log?.error({ err, code: obj.code }, 'cni failed');
     } catch {

@@ -198,11 +198,13 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
 await build({ ...common, entryPoints: { cni: 'cni/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
+// CNI VERSION (cni/version-door.ts): the protocol's tables, without the engine.
+await build({ ...common, entryPoints: { 'cni-version': 'cni/version-door.ts' }, outdir: dir, plugins: [lazyBuiltins] });
 await build({ ...common, entryPoints: { cli: 'shim/cli.ts' }, outdir: dir, plugins: [lazyExeca(execaNames), lazyBuiltins, netlinkBinding] });
 // A foreground `tsrun run` (shim/run-door.ts): the run path and the engine it may wire with, without
 // commander and the other commands (shim/main.ts sends every other command line to cli.cjs).
@@ -237,8 +239,8 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 // 191 ms, the CNI plugin's ADD + DEL 160 -> 146 ms, measured). The CLI's stays lazy, warmed by a
 // whole `run --net none`: its bundle carries every command, and an eager cache of all of them
 // (1.3 MB) costs `tsrun run` more to read than it saves.
-const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'rm.cjs', 'rm-wired.cjs']);
-for (const file of ['hook.cjs', 'cni.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'rm.cjs', 'rm-wired.cjs', 'runc.cjs']) {
+const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'rm.cjs', 'rm-wired.cjs']);
+for (const file of ['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'rm.cjs', 'rm-wired.cjs', 'runc.cjs']) {
   const args = ['scripts/code-cache.cjs', `${dir}/${file}`, ...(EAGER_CACHE.has(file) ? ['--eager'] : [])];
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }

@@ -15,6 +15,9 @@ async function main(args: string[]): Promise<number> {
   // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the
   // environment, and runtimes pass no arguments (a `tsrun …` command line is the CLI's).
   if (process.env.CNI_COMMAND && args.length === 0) {
+    // VERSION (libcni runs it for every plugin whenever it loads a conflist) has a door of its
+    // own, without the engine: cni-version.cjs.
+    if (process.env.CNI_COMMAND === 'VERSION') return (await import('../cni/version-door.js')).door();
     return (await import('../cni/main.js')).door(args, entryMs);
   }
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {

@@ -1,7 +1,6 @@
 // What every CLI command does first: settings from the flags and the environment, the logger, and
 // a look at the DNS resolver. Shared by the whole CLI (shim/cli.ts) and `run`'s fast path
 // (shim/run-door.ts), which must not load the CLI.
-import { writeSync } from 'node:fs';
 import { isLogLevel, resolveSettings, type Settings } from '../config/settings.js';
 import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
 import { createLogger, type Logger } from '../runtime/log.js';
@@ -35,19 +34,5 @@ export function reportFailure(err: unknown): number {
   return typeof code === 'number' ? code : EXIT_TSRUN_FAILED;
 }
 
-/**
- * `text` on stdout, written to fd 1 directly: the first use of process.stdout builds its stream
- * (net, stream, tty: ~5 ms of CPU in a cold process), too much for the one line `run -d` and `rm`
- * print. A pipe that cannot take it now (EAGAIN: non-blocking, full) gets the rest through
- * process.stdout after all.
- */
-export function writeStdout(text: string): void {
-  const buf = Buffer.from(text);
-  let done = 0;
-  try {
-    while (done < buf.length) done += writeSync(1, buf, done);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-    process.stdout.write(buf.subarray(done));
-  }
-}
+/** `text` on stdout, without building process.stdout (runtime/stdout.ts). */
+export { writeStdout } from '../runtime/stdout.js';

@@ -3,12 +3,13 @@
 // shapes of each spec version, real packets through published ports, and the error codes of the
 // failure cases. The "containers" are bare network namespaces, as a pause container's.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createPinnedNetns, deletePinnedNetns } from '../../../runtime/netns/netns.js';
 import { BridgeWorld, HOST_UPLINK_IP } from '../../harness/bridge-world.js';
-import { Netns, uniqueId } from '../../harness/sandbox.js';
+import { Netns, TSRUN_BIN, uniqueId } from '../../harness/sandbox.js';
 import { BUSYBOX } from '../lan-sandbox.js';
 import { addressesOf, callPlugin, callPluginAsync, containerNs, httpServer, type Attachment, type Conf } from './helpers.js';
 
@@ -64,6 +65,16 @@ describe('CNI verbs on a bridge network', () => {
     expect(r.status).toBe(0);
     expect(r.json).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
     expect(call('VERSION', {}).json.cniVersion).toBe('1.1.0');
+    // Not JSON: still an answer, in the newest version (libcni reads the list).
+    expect(call('VERSION', 'not json').json).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+  });
+
+  it('VERSION through its own door fails as the spec says: the error object on stdout, one line on stderr, exit 1', () => {
+    // A directory as stdin: reading it fails (EISDIR), the I/O failure code 5.
+    const r = spawnSync('nsenter', [`--net=${w.host.ns.path}`, '--', TSRUN_BIN], { env: { ...w.host.env, CNI_COMMAND: 'VERSION' }, stdio: [openSync('/', 'r'), 'pipe', 'pipe'], encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '1.1.0', code: 5, msg: 'cannot read the network config on stdin' });
+    expect(r.stderr.trim().split('\n')).toEqual(['tsrun: CNI VERSION: cannot read the network config on stdin']);
   });
 
   it('ADD wires the namespace and publishes the port; CHECK passes; DEL removes it all, twice, and without CNI_NETNS', async () => {

@@ -1,12 +1,13 @@
 // The CNI front door's pure parts: environment and config parsing with the spec's error codes,
 // result shapes per version (and chained on a prevResult), the install files.
 import { describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../cni/config.js';
 import { CniError, parseCniArgs, parseEnv, toErrorObject } from '../../../cni/protocol.js';
 import { buildResult, expectedFor, type AttachmentFacts } from '../../../cni/result.js';
+import { newCallState, readCall, reportFailure, versionAnswer } from '../../../cni/call.js';
 import { WRAPPER_MARK, conflist, install, uninstall, wrapperScript } from '../../../cni/install.js';
 import { ConflictError, SystemError, UserError } from '../../../config/errors.js';
 
@@ -171,6 +172,60 @@ describe('install', () => {
       expect(() => wrapperScript('node', '/x', {})).toThrow(/absolute/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('reading a call (cni/call.ts, both doors)', () => {
+  const withStdin = <T>(text: string, fn: (fd: number) => T): T => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-call-'));
+    const file = path.join(dir, 'conf.json');
+    writeFileSync(file, text);
+    const fd = openSync(file, 'r');
+    try {
+      return fn(fd);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('learns the command and the config\'s version; an unsupported or missing version keeps the newest', () => {
+    const state = newCallState();
+    const call = withStdin('{"cniVersion":"0.4.0","name":"n"}', (fd) => readCall({ CNI_COMMAND: 'VERSION' }, fd, state));
+    expect(call.env.command).toBe('VERSION');
+    expect(call.input).toBe('{"cniVersion":"0.4.0","name":"n"}');
+    expect(state.version).toBe('0.4.0');
+    expect(versionAnswer(state.version)).toBe('{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n');
+    for (const text of ['{"cniVersion":"9.9.9"}', 'not json', '']) {
+      const s = newCallState();
+      withStdin(text, (fd) => readCall({ CNI_COMMAND: 'VERSION' }, fd, s));
+      expect(s.version).toBe('1.1.0');
+    }
+  });
+
+  it('a failure answers with the error object on stdout and one line on stderr, naming the command once known', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const state = newCallState();
+    expect(() => readCall({ CNI_COMMAND: 'NOPE' }, 0, state)).toThrow(CniError);
+    reportFailure(new CniError(4, 'invalid environment: x'), state, (t) => out.push(t), (t) => err.push(t));
+    expect(out).toEqual(['{"cniVersion":"1.1.0","code":4,"msg":"invalid environment: x"}\n']);
+    expect(err).toEqual(['tsrun: CNI call: invalid environment: x\n']);
+
+    const known = newCallState();
+    withStdin('{"cniVersion":"1.0.0"}', (fd) => readCall({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0' }, fd, known));
+    const obj = reportFailure(new ConflictError('in use'), known, (t) => out.push(t), (t) => err.push(t));
+    expect(obj).toEqual({ cniVersion: '1.0.0', code: 101, msg: 'in use' });
+    expect(err[1]).toBe('tsrun: CNI DEL: in use\n');
+  });
+
+  it('a directory on stdin is an I/O failure (code 5)', () => {
+    const fd = openSync(os.tmpdir(), 'r');
+    try {
+      expect(codeOf(() => readCall({ CNI_COMMAND: 'VERSION' }, fd, newCallState()))).toBe(5);
+    } finally {
+      closeSync(fd);
     }
   });
 });

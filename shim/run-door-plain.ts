@@ -13,6 +13,8 @@ import { reportFailure, setup } from './setup.js';
 import { runContainer, type NetworkWiring } from './run.js';
 import { wireWithoutNetwork } from './network-plain.js';
 import { isPlainRun, parseRunArgs, type RunArgs } from './run-args.js';
+import { warmCgroupMigration } from '../runtime/cgroups/migration-warmup.js';
+import { hostHierarchies } from '../runtime/cgroups/hierarchies.js';
 
 /** Thrown on the way back to the entry: this run needs run.cjs's door. Nothing is left behind (it
  * is thrown before, or by, the claim of the container id, and the setup rolls back). */
@@ -33,6 +35,9 @@ const plainWiring: NetworkWiring = {
 /** Runs the container and returns the process exit code, or undefined: the entry must run the
  * command line through run.cjs's door. Never throws (as the CLI's main). */
 export async function door(a: RunArgs): Promise<number | undefined> {
+  // runc's first cgroup migration waits for an RCU grace period unless one passed just before:
+  // started now, it passes while this door works (runtime/cgroups/migration-warmup.ts).
+  warmCgroupMigration(hostHierarchies());
   try {
     // A named container whose state directory exists: taken (refused) or stale (reclaimed), both
     // the full door's, which this door would otherwise only find out at the claim.

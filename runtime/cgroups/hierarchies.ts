@@ -7,6 +7,8 @@ export type CgroupLayout = 'v1' | 'hybrid' | 'v2';
 export interface Hierarchy {
   mountPoint: string;
   version: 1 | 2;
+  /** The cgroup mounted there when it is not the hierarchy's root (a bind-mounted subtree). */
+  root?: string;
 }
 
 export function parseMountinfo(text: string): Hierarchy[] {
@@ -17,8 +19,10 @@ export function parseMountinfo(text: string): Hierarchy[] {
     if (sep < 0) continue;
     const fstype = line.slice(sep + 3).split(' ')[0];
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    const mountPoint = unescapeMount(line.slice(0, sep).split(' ')[4] ?? '');
-    if (mountPoint) out.push({ mountPoint, version: fstype === 'cgroup2' ? 2 : 1 });
+    const fields = line.slice(0, sep).split(' ');
+    const mountPoint = unescapeMount(fields[4] ?? '');
+    const root = unescapeMount(fields[3] ?? '/');
+    if (mountPoint) out.push({ mountPoint, version: fstype === 'cgroup2' ? 2 : 1, ...(root !== '/' ? { root } : {}) });
   }
   return out;
 }

@@ -2,10 +2,12 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { sandboxPerFile } from '../harness/per-file.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS } from '../harness/sandbox.js';
+import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN } from '../harness/sandbox.js';
+import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
+import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
 
 let host: SandboxHost;
 let bundle: string;
@@ -151,6 +153,32 @@ describe('tsrun run: resources', () => {
     process.kill(pid, 'SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     expect(cgroupDirsOf(id)).toEqual([]);
+  });
+});
+
+describe('tsrun run: the cgroup warm-up', () => {
+  it('moves tsrun nowhere: started in a cgroup of its own, it is still there while its container runs', async () => {
+    // The warm-up (runtime/cgroups/migration-warmup.ts) writes tsrun into the cgroup.procs of the
+    // cgroup it is in; written anywhere else, it would move tsrun.
+    const own = ownCgroupProcsFile(hostHierarchies(), readFileSync('/proc/self/cgroup', 'utf8'));
+    expect(own).toBeDefined();
+    const id = uniqueId('warm');
+    ids.push(id);
+    const cg = path.join(path.dirname(own!), `tsrun-test-${id}`);
+    mkdirSync(cg);
+    try {
+      const child = host.ns.spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec ${TSRUN_BIN} "$@"`, 'sh', 'run', '--name', id, '--net', 'none', bundle, '--', 'sh', '-c', 'echo up; read x'], { env: { ...host.env } });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor('the container', () => out.includes('up'));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the warm-up's write is long done
+      const line = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8').split('\n').find((l) => l.endsWith(`/tsrun-test-${id}`));
+      expect(line).toBeDefined();
+      child.stdin!.end('\n');
+      expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    } finally {
+      rmdirSync(cg);
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { layoutOf, parseMountinfo } from '../../../runtime/cgroups/hierarchies.js';
 import { removeCgroup } from '../../../runtime/cgroups/cleanup.js';
+import { ownCgroupProcsFile } from '../../../runtime/cgroups/migration-warmup.js';
 import { humanLine } from '../../../runtime/log.js';
 
 const HYBRID = `25 30 0:23 / /sys rw,nosuid - sysfs sysfs rw
@@ -40,6 +41,27 @@ describe('cgroup hierarchies', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the cgroup warm-up\'s file: the cgroup.procs of the cgroup this process is in', () => {
+  const hybrid = parseMountinfo(HYBRID);
+  it('prefers the unified hierarchy, at the path /proc/self/cgroup gives', () => {
+    expect(ownCgroupProcsFile(hybrid, '4:memory:/user.slice\n1:name=systemd:/user.slice/s.scope\n0::/user.slice/s.scope\n')).toBe('/sys/fs/cgroup/unified/user.slice/s.scope/cgroup.procs');
+  });
+  it('takes a v1 hierarchy mounted under its controllers\' names when there is no v2 line', () => {
+    const v1 = hybrid.filter((h) => h.version === 1);
+    expect(ownCgroupProcsFile(v1, '1:name=systemd:/a\n4:memory:/m\n')).toBe('/sys/fs/cgroup/memory/m/cgroup.procs');
+    expect(ownCgroupProcsFile(v1, '1:name=systemd:/a\n9:cpu,cpuacct:/c\n')).toBeUndefined();
+  });
+  it('never uses a mount of a subtree (its paths are not /proc/self/cgroup\'s)', () => {
+    const sub = parseMountinfo('36 35 0:31 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw');
+    expect(sub).toEqual([{ mountPoint: '/sys/fs/cgroup', version: 2, root: '/docker/abc' }]);
+    expect(ownCgroupProcsFile(sub, '0::/docker/abc\n')).toBeUndefined();
+  });
+  it('nothing without cgroup file systems or a readable /proc/self/cgroup', () => {
+    expect(ownCgroupProcsFile([], '0::/\n')).toBeUndefined();
+    expect(ownCgroupProcsFile(hybrid, '')).toBeUndefined();
   });
 });
 

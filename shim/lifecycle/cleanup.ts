@@ -57,7 +57,8 @@ export async function cleanupContainer(id: string, settings: Settings, log: Logg
       attempt('delete runc state', () => deleteEnded(runc, id)),
       attempt('release the network', () => network.release(id, rec, settings, log)),
     ]);
-    await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id)));
+    // Its own directory only: tsrun's parent stays for the next container (runtime/cgroups/cleanup.ts).
+    await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true }));
     updateLifecycle(settings.runDir, id, (r) => {
       r.cleanedUp = true;
       r.exitCode = exit?.code ?? r.exitCode;

@@ -42,6 +42,19 @@ describe('cgroup hierarchies', () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+
+  it('keepParents: removes the container\'s own directory only, the empty parent stays', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
+    try {
+      const a = path.join(root, 'memory');
+      mkdirSync(path.join(a, 'tsrun', 'c1'), { recursive: true });
+      expect(removeCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], { keepParents: true })).toEqual([path.join(a, 'tsrun', 'c1')]);
+      expect(existsSync(path.join(a, 'tsrun'))).toBe(true);
+      expect(removeCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], { keepParents: true })).toEqual([]); // idempotent
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the cgroup warm-up\'s file: the cgroup.procs of the cgroup this process is in', () => {

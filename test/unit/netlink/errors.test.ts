@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConflictError, NotFoundError, SystemError } from '../../../config/errors.js';
 import { errnoCode, kernelError } from '../../../runtime/netlink/errors.js';
-import { ErrnoError, errnoName, hasCode, strerror } from '../../../runtime/netns/errno.js';
+import { ErrnoError, errnoName, errnoNames, hasCode, strerror } from '../../../runtime/netns/errno.js';
+import os from 'node:os';
 import { sysctlPath } from '../../../runtime/netlink/sysctl.js';
 
 describe('errno', () => {
@@ -16,6 +17,14 @@ describe('errno', () => {
     expect(e).toMatchObject({ code: 'EINVAL', errno: 22, syscall: 'setns', message: 'setns (fd 3): Invalid argument' });
     expect(hasCode(e, 'EPERM', 'EINVAL')).toBe(true);
     expect(hasCode(new Error('x'), 'EINVAL')).toBe(false);
+  });
+
+  it('the built-in table for Linux x64 and arm64 is os.constants.errno, number for number (the last name of an alias)', () => {
+    const fromOs = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+    if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) expect(errnoNames()).toEqual(fromOs);
+    // Elsewhere: os.constants itself.
+    expect(errnoNames('linux', 'mips')).toEqual(fromOs);
+    expect(errnoNames('linux', 'x64').get(11)).toBe('EWOULDBLOCK');
   });
 });
 

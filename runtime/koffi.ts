@@ -18,10 +18,12 @@ let koffi: Koffi | undefined;
 /** koffi, loaded once per process (synchronously: callers may be inside a namespace switch). */
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;
-  // In a bundle (CommonJS) __filename is the bundle's path: making and parsing the file: URL of
-  // import.meta.url only for createRequire to turn it back into that path cost a cold process
-  // ~1 ms (node:url and the URL parser, on their first use). The ES module build has no __filename.
-  const req = createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
+  // In a bundle (CommonJS) the bundle's own require, which resolves from the bundle's path: making
+  // and parsing the file: URL of import.meta.url only for createRequire to turn it back into that
+  // path cost a cold process ~1 ms (node:url and the URL parser, on their first use), and the
+  // first require of node:module loads Node's ES module loader and source maps (~0.4 ms; the
+  // bundles load node:module lazily, scripts/bundle.mjs). The ES module build has no require.
+  const req = typeof require === 'function' ? require : createRequire(import.meta.url);
   koffi = bookLoad(() => prebuilt(req) ?? (req('koffi') as Koffi));
   return koffi;
 }

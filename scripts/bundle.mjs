@@ -72,7 +72,7 @@ const common = {
 // on first use. esbuild reads an imported binding at the call (import_x.name), and its __toESM
 // copies properties as getters, so default, named and namespace imports all stay lazy, and the
 // values are the real ones (instanceof holds). The export names are read here, from this Node.
-const LAZY_BUILTINS = ['assert', 'child_process', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'fs/promises', 'net', 'os', 'perf_hooks', 'readline', 'stream', 'string_decoder', 'tls', 'tty', 'v8', 'vm', 'worker_threads', 'zlib'];
+const LAZY_BUILTINS = ['assert', 'child_process', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'fs/promises', 'module', 'net', 'os', 'perf_hooks', 'readline', 'stream', 'string_decoder', 'tls', 'tty', 'v8', 'vm', 'worker_threads', 'zlib'];
 // CommonJS packages whose evaluation is costly and that some commands never call get the same
 // treatment (bundled as usual, evaluated on first use): ipaddr.js compiles its regular expressions
 // when it loads (~1.5 ms), and `tsrun run --net none` parses no address.

@@ -21,7 +21,7 @@ function cacheOf(door: string, cacheFile = `${door}.cjs.v8cache`): { rejected: b
 }
 
 describe('code caches of the front doors', () => {
-  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
     expect(cacheOf(door).rejected).toBe(false);
   });
 
@@ -33,7 +33,7 @@ describe('code caches of the front doors', () => {
 
   it('the hook, the CNI plugin and rm carry their whole bundle compiled', () => {
     // An eager cache is larger than its source; a lazy one is a fraction of it.
-    for (const door of ['hook', 'cni', 'rm', 'rm-wired']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
+    for (const door of ['hook', 'cni', 'cni-version', 'rm', 'rm-wired']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
   });
 });
 
@@ -43,12 +43,41 @@ describe('code caches of the front doors', () => {
 // process.stdout is first touched: that getter loads net and stream.)
 describe('what loading a front door costs', () => {
   const EXPENSIVE = ['child_process', 'crypto', 'net', 'dgram', 'worker_threads', 'stream', 'perf_hooks', 'assert'];
-  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
     const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
     const code = `const before = new Set(process.moduleLoadList); require(${JSON.stringify(loader)}).load(${JSON.stringify(path.join(BUNDLE, `${door}.cjs`))}); const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)); process.stdout.write(JSON.stringify(loaded));`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     expect(r.stderr).toBe('');
     const loaded = JSON.parse(r.stdout) as string[];
     expect(loaded.filter((m) => EXPENSIVE.includes(m))).toEqual([]);
+  });
+});
+
+// esbuild's __toESM (a default or namespace import of a CommonJS module: node:fs, node:path, the
+// lazy stand-ins) copies every property of the module for each importing module; the build
+// memoizes it per module (scripts/bundle.mjs). Its pattern is matched in esbuild's output: a new
+// esbuild that writes it otherwise must not go unnoticed.
+describe('the bundles share one namespace object per CommonJS module', () => {
+  it.each(['tsrun', 'cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc', 'resolver', 'execa'])("%s.cjs's __toESM is memoized", (door) => {
+    const src = readFileSync(path.join(BUNDLE, `${door}.cjs`), 'utf8');
+    if (!src.includes('.__esModule?')) return; // no CommonJS module imported that way
+    expect(src).toMatch(/=\(\(o,c\)=>\(t,e\)=>\{if\(t==null.*,new WeakMap\)/);
+  });
+
+  it('the memoized bundle works and its source map still points at the sources', () => {
+    const file = path.join(BUNDLE, 'cni.cjs');
+    const src = readFileSync(file, 'utf8');
+    const { SourceMap } = createRequire(import.meta.url)('node:module') as { SourceMap: new (payload: unknown) => { findEntry(line: number, column: number): { originalSource?: string; originalLine?: number } } };
+    const map = new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
+    // The first function defined after the helper, on its line: where it maps must be a source
+    // file that defines a function there (mappings moved with the code).
+    const at = src.indexOf(',new WeakMap)');
+    const fn = src.indexOf('function ', at);
+    const line = src.slice(0, fn).split('\n').length - 1;
+    const column = fn - (src.lastIndexOf('\n', fn - 1) + 1);
+    const entry = map.findEntry(line, column);
+    expect(entry.originalSource).toMatch(/\.ts$/);
+    const original = readFileSync(path.resolve(path.dirname(file), entry.originalSource!), 'utf8').split('\n')[entry.originalLine!];
+    expect(original).toMatch(/function /);
   });
 });

@@ -21,6 +21,7 @@ import { lastRuncError, runcDeleteForce, runcKill, runcPaths, runcStateExists, s
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
 import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
+import { keepCgroupMigrationWarm } from '../runtime/cgroups/migration-warmup.js';
 
 export interface RunOptions {
   bundle: string;
@@ -157,6 +158,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   const hold = holdSignals();
   try {
     const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
+    keepCgroupMigrationWarm(); // the plain door's cgroup warm-up, kept open for runc's own move
     const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
       stopTimeoutMs: stopTimeoutS * 1000,
       kill: () => runcKill(runc, id, 'KILL'),

@@ -36,15 +36,36 @@ export function ownCgroupProcsFile(hierarchies: readonly Hierarchy[], procSelfCg
   return undefined;
 }
 
+/** The file the first warm-up wrote to (keepCgroupMigrationWarm writes it again). */
+let warmed: string | undefined;
+
 /** Fire and forget; `TSRUN_NO_CGROUP_WARMUP=1` turns it off (the bench measures both). */
 export function warmCgroupMigration(hierarchies: readonly Hierarchy[], env: NodeJS.ProcessEnv = process.env): void {
   if (env.TSRUN_NO_CGROUP_WARMUP === '1') return;
+  try {
+    warmed = ownCgroupProcsFile(hierarchies, readFileSync('/proc/self/cgroup', 'utf8'));
+  } catch {
+    return;
+  }
+  moveIntoOwnCgroup();
+}
+
+/**
+ * Right before runc starts, after a warm-up: a move within about a grace period of the last one
+ * does not wait and keeps the lock's fast path open another grace period, so runc's move still
+ * finds it when tsrun's own work took longer than the grace period (a loaded machine); after a
+ * longer gap it starts a new grace period, of which runc then waits only the rest.
+ */
+export function keepCgroupMigrationWarm(): void {
+  if (warmed !== undefined) moveIntoOwnCgroup();
+}
+
+function moveIntoOwnCgroup(): void {
   let fd: number;
   try {
-    const file = ownCgroupProcsFile(hierarchies, readFileSync('/proc/self/cgroup', 'utf8'));
-    if (file === undefined) return;
-    fd = openSync(file, 'w');
+    fd = openSync(warmed!, 'w');
   } catch {
+    warmed = undefined;
     return;
   }
   // Only the write waits, on a pool thread.

@@ -65,19 +65,37 @@ export interface KernelDumps {
 }
 
 // Attributes are read in place by offset: a Buffer view per attribute (parseAttrs) made the
-// comparison cost more than the dumps in a cold process.
+// comparison cost more than the dumps in a cold process. And byte by byte: Buffer's
+// readUInt16LE and toString are JavaScript functions of Node's that a cold process runs in the
+// interpreter, with their argument checks, thousands of times here (the check's comparison cost a
+// poststop ~2 ms, most of it those calls; indexed reads are the interpreter's own).
+
+/** The little-endian u16 at `off` (the caller keeps off + 1 inside the buffer). */
+const u16le = (buf: Buffer, off: number): number => buf[off]! | (buf[off + 1]! << 8);
 
 /** Where the payload of the first top-level attribute `type` in buf[from, to) starts, or -1. */
 function find(buf: Buffer, type: number, from = 0, to = buf.length): number {
   for (let off = from; off + 4 <= to; ) {
-    const len = buf.readUInt16LE(off);
+    const len = u16le(buf, off);
     if (len < 4) return -1;
-    if ((buf.readUInt16LE(off + 2) & 0x3fff) === type) return off + 4;
+    if ((u16le(buf, off + 2) & 0x3fff) === type) return off + 4;
     off += (len + 3) & ~3;
   }
   return -1;
 }
-const lenAt = (buf: Buffer, payload: number): number => buf.readUInt16LE(payload - 4) - 4;
+const lenAt = (buf: Buffer, payload: number): number => u16le(buf, payload - 4) - 4;
+
+/** buf[from, to) as UTF-8 text; ASCII (every name and comment tsrun writes) without a call
+ * into Buffer's decoder. */
+function text(buf: Buffer, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return buf.toString('utf8', from, to);
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
 
 /** A NUL-terminated string attribute (undefined when absent). */
 function str(buf: Buffer, type: number): string | undefined {
@@ -86,12 +104,12 @@ function str(buf: Buffer, type: number): string | undefined {
   let end = at;
   const stop = at + lenAt(buf, at);
   while (end < stop && buf[end] !== 0) end++;
-  return buf.toString('utf8', at, end);
+  return text(buf, at, end);
 }
 
 function u32(buf: Buffer, type: number, from?: number, to?: number): number | undefined {
   const at = find(buf, type, from, to);
-  return at >= 0 && lenAt(buf, at) >= 4 ? buf.readUInt32BE(at) : undefined;
+  return at >= 0 && lenAt(buf, at) >= 4 ? ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0 : undefined;
 }
 
 /** The comment in a rule's userdata TLVs ('' without one, as a listing shows no comment). */
@@ -111,7 +129,7 @@ export function userdataComment(buf: Buffer, from = 0, to = buf.length): string 
     if (buf[off] !== NFTNL_UDATA_RULE_COMMENT) continue;
     let end = off + 2;
     while (end < stop && buf[end] !== 0) end++;
-    return buf.toString('utf8', off + 2, end);
+    return text(buf, off + 2, end);
   }
   return undefined;
 }

@@ -128,9 +128,9 @@ export function parseAttrs(buf: Buffer): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
   let off = 0;
   while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
+    const len = u16le(buf, off);
     if (len < 4 || off + len > buf.length) break;
-    out.set(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len));
+    out.set(u16le(buf, off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len));
     off += align4(len);
   }
   return out;
@@ -166,18 +166,25 @@ export function encodeMessage(m: NlMessage): Buffer {
   return Buffer.concat([head, m.data]);
 }
 
+// Header and attribute fields are read byte by byte: Buffer's readUInt16LE and readUInt32LE are
+// JavaScript functions of Node's, with argument checks, that a cold process (a hook stage, a CNI
+// call) runs in the interpreter for every message and attribute (3000 calls: ~0.8 ms against
+// ~0.2 ms for indexed reads, measured cold). The callers keep the offsets inside the buffer.
+const u16le = (buf: Buffer, off: number): number => buf[off]! | (buf[off + 1]! << 8);
+const u32le = (buf: Buffer, off: number): number => (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
+
 /** Splits one datagram into its messages. */
 export function decodeMessages(buf: Buffer): NlMessage[] {
   const out: NlMessage[] = [];
   let off = 0;
   while (off + NLMSG_HDRLEN <= buf.length) {
-    const len = buf.readUInt32LE(off);
+    const len = u32le(buf, off);
     if (len < NLMSG_HDRLEN || off + len > buf.length) throw new Error(`malformed netlink message (length ${len} at ${off})`);
     out.push({
-      type: buf.readUInt16LE(off + 4),
-      flags: buf.readUInt16LE(off + 6),
-      seq: buf.readUInt32LE(off + 8),
-      port: buf.readUInt32LE(off + 12),
+      type: u16le(buf, off + 4),
+      flags: u16le(buf, off + 6),
+      seq: u32le(buf, off + 8),
+      port: u32le(buf, off + 12),
       data: buf.subarray(off + NLMSG_HDRLEN, off + len),
     });
     off += align4(len);

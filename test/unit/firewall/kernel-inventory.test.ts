@@ -1,7 +1,7 @@
 // The self-check over netlink against the kernel's own answers: the sets, chains and rules below
 // are what nf_tables dumps (kernel 6.18) for the base tables nft 1.0.6 creates from baseTable().
 import { describe, expect, it } from '@jest/globals';
-import { kernelTablesMismatch, type KernelDumps } from '../../../runtime/firewall/kernel-inventory.js';
+import { kernelTablesMismatch, userdataComment, type KernelDumps } from '../../../runtime/firewall/kernel-inventory.js';
 import { schemaId, tableDefinitions } from '../../../runtime/firewall/nft-rules.js';
 import { attr, encodeAttrs, type Attr } from '../../../runtime/netlink/codec.js';
 import type { DumpedObject } from '../../../runtime/firewall/nfnl.js';
@@ -103,5 +103,15 @@ describe('kernelTablesMismatch', () => {
     const d = intact();
     damage(d);
     expect(kernelTablesMismatch(d)).toBe(why);
+  });
+});
+
+describe('userdataComment', () => {
+  const tlv = (type: number, value: Buffer) => Buffer.concat([Buffer.from([type, value.length]), value]);
+  it('reads the comment TLV, ASCII or not, up to its NUL', () => {
+    expect(userdataComment(Buffer.concat([tlv(1, Buffer.from([9, 9])), tlv(0, Buffer.from('allow dns (tsrun v1)\0'))]))).toBe('allow dns (tsrun v1)');
+    expect(userdataComment(tlv(0, Buffer.from('caf\u00e9 \u2713\0', 'utf8')))).toBe('caf\u00e9 \u2713');
+    expect(userdataComment(tlv(1, Buffer.from('x')))).toBeUndefined();
+    expect(userdataComment(Buffer.from([0, 9, 65]))).toBeUndefined(); // runs past the end
   });
 });

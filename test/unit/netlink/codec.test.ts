@@ -43,6 +43,13 @@ describe('messages', () => {
     expect(msgs.map((m) => [m.type, m.flags, m.seq, m.port, m.data.length])).toEqual([[16, 0x405, 7, 99, 3], [3, 2, 8, 0, 4]]);
   });
 
+  it('reads every header field whole, high bits included', () => {
+    const m = encodeMessage({ type: 0xfffe, flags: 0x8301, seq: 0xfffffff0, port: 0x80000001, data: Buffer.alloc(0) });
+    expect(decodeMessages(m).map((x) => [x.type, x.flags, x.seq, x.port])).toEqual([[0xfffe, 0x8301, 0xfffffff0, 0x80000001]]);
+    const a = Buffer.concat([encodeAttrs([attr.u32(0x3fff, 1)])]);
+    expect([...parseAttrs(a).keys()]).toEqual([0x3fff]);
+  });
+
   it('reads the errno of an error message (0 is an ACK)', () => {
     const e = Buffer.alloc(20);
     e.writeInt32LE(-17, 0);

@@ -76,6 +76,10 @@ export interface PrepareExtras {
   record?: Partial<Omit<ContainerRecord, 'id' | 'ownerPid' | 'bundle' | 'ownerStart' | 'created'>>;
   /** Overrides process.terminal in the spec (`-t`; a detached container without -t must have none). */
   terminal?: boolean | undefined;
+  /** Runs once the id is claimed (its state directory exists), before the network and the spec:
+   * the detached door starts conmon here, held on its start pipe, so that conmon's own start-up
+   * runs beside the rest of the setup. */
+  afterClaim?(id: string, tx: Transaction): void;
 }
 
 /**
@@ -108,6 +112,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       () => claimContainer(settings.runDir, { ...extras.record, id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
       () => removeContainerDir(settings.runDir, id),
     );
+    extras.afterClaim?.(id, tx);
     const cgroupsPath = cgroupsPathFor(id);
     tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath));
     tx.onRollback('remove runc state', async () => {

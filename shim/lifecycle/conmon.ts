@@ -5,7 +5,7 @@
 // runs the exit command (`tsrun cleanup ID`), so the network is torn down with no tsrun running.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { SystemError, UserError } from '../../config/errors.js';
 import { lastRuncError, type RuncPaths } from '../runc.js';
 import type { ContainerPaths } from './record.js';
@@ -63,40 +63,62 @@ export function conmonArgs(o: ConmonOptions): string[] {
   return args;
 }
 
+/** conmon started and held on its start pipe (spawnConmon). */
+export interface ConmonHandle {
+  /** Lets it go on: conmon forks into the background and runs `runc create`. Resolves with the
+   * container's pid once created, or rejects with runc's (or conmon's) one-line error. */
+  start(): Promise<ConmonStarted>;
+  /** Ends the conmon process this one started, if it still runs (it has not forked yet, or is
+   * waiting on its start pipe): for a rollback. The forked monitor's pid is in its pid file. */
+  kill(): void;
+}
+
 /**
- * Starts conmon and waits for `runc create` under it: resolves with the container's pid, or
- * rejects with runc's (or conmon's) one-line error. The container is created, not started.
+ * Starts conmon held on its start pipe (_OCI_STARTPIPE, the pipe podman uses to move conmon into
+ * a cgroup before it runs anything): conmon loads, parses its arguments and opens its log, then
+ * waits for a byte there before it forks and runs `runc create`. So it can be started as soon as
+ * the state directory exists, and its start-up (exec, its shared libraries, GLib; ~5-10 ms) runs
+ * beside the rest of the setup; start() once the bundle is written. Until then conmon has made
+ * nothing but its (empty) log file. (Were this process to die first, the pipe's end would let
+ * conmon go on: with no bundle yet runc create fails and conmon exits; with one, the container
+ * waits, created and never started, as when this process dies just after start(): gc and rm
+ * remove it.)
  */
-export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
+export function spawnConmon(o: ConmonOptions): ConmonHandle {
   // fd 3 is the sync pipe (a socketpair from Node): conmon writes {"data": pid} (or a negative
-  // data and a message) when runc create has finished. No start pipe: conmon needs no cgroup move.
+  // data and a message) when runc create has finished. fd 4, the start pipe: one byte lets it go on.
   const child = spawn(o.conmonBinary ?? 'conmon', conmonArgs(o), {
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    env: { ...o.env, _OCI_SYNCPIPE: '3' },
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...o.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
     detached: true,
   });
   const sync = child.stdio[3] as Readable;
+  const startPipe = child.stdio[4] as Writable;
+  startPipe.on('error', () => undefined); // conmon gone: the sync pipe's end reports it
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let timer: NodeJS.Timeout | undefined;
+  let timeoutHandler: () => void = () => undefined;
+  let settled = false;
 
-  return new Promise<ConmonStarted>((resolve, reject) => {
+  const created = new Promise<ConmonStarted>((resolve, reject) => {
     let buf = '';
-    let settled = false;
     let answered = false;
     const finish = (err: Error | undefined, value?: ConmonStarted) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       sync.destroy();
+      startPipe.destroy();
       child.stderr!.destroy();
       child.unref();
       if (err) reject(err);
       else resolve(value!);
     };
-    const timer = setTimeout(() => {
+    timeoutHandler = () => {
       child.kill('SIGKILL');
       finish(new SystemError(`start conmon for ${o.id}`, new Error(`no answer within ${(o.timeoutMs ?? 30_000) / 1000} s`)));
-    }, o.timeoutMs ?? 30_000);
+    };
     child.once('error', (err) => finish(new UserError(`conmon: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed (run scripts/setup-host.sh)' : err.message}`)));
     sync.on('data', (d: Buffer) => {
       if (answered) return;
@@ -129,6 +151,29 @@ export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
       setTimeout(() => finish(new UserError(`conmon: ${lastLine(stderr) ?? lastRuncError(o.paths.runcLog) ?? 'exited without creating the container'}`)), 50);
     });
   });
+  // A failure before start() (conmon not installed, gone) is reported by start(); until then no
+  // unhandled rejection.
+  created.catch(() => undefined);
+  return {
+    start() {
+      if (!settled) {
+        timer = setTimeout(timeoutHandler, o.timeoutMs ?? 30_000);
+        startPipe.end('s');
+      }
+      return created;
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * Starts conmon and waits for `runc create` under it: resolves with the container's pid, or
+ * rejects with runc's (or conmon's) one-line error. The container is created, not started.
+ */
+export function startConmon(o: ConmonOptions): Promise<ConmonStarted> {
+  return spawnConmon(o).start();
 }
 
 function lastLine(s: string): string | undefined {

@@ -11,8 +11,9 @@ import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
 import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
+import type { Transaction } from '../../runtime/tx.js';
 import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
-import { startConmon, readPid } from './conmon.js';
+import { spawnConmon, readPid, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
 import { runcState } from './status.js';
@@ -27,36 +28,44 @@ export interface RecreateHooks {
 
 /** Creates the container under conmon (runc create); returns its id. */
 export async function createDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring, hooks: RecreateHooks = {}): Promise<string> {
-  const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' } });
-  const tPrep = performance.now();
-  const { id, runc, tx } = prep;
-  const p = pathsOf(settings.runDir, id);
-  try {
+  const instance = randomHex(8);
+  let monitor: ConmonHandle | undefined;
+  let tSpawn = 0;
+  // conmon is started as soon as the id is claimed, held on its start pipe until the bundle is
+  // written (spawnConmon): its start-up runs beside the network and the spec.
+  const startMonitor = (id: string, tx: Transaction) => {
+    const p = pathsOf(settings.runDir, id);
     mkdirSync(p.exitDir, { recursive: true });
     mkdirSync(p.persistDir, { recursive: true });
-    const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
-    const instance = randomHex(8);
-    // The bundle is kept absolute: `restart` may run from another directory.
-    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
-    hooks.beforeMonitor?.(p);
-
-    // Rolled back first if anything below fails: no monitor may run an exit command for a
-    // container that this rollback is removing.
-    tx.onRollback('stop conmon', () => {
-      const pid = readPid(p.conmonPidFile);
-      if (pid !== undefined) killQuietly(pid);
-    });
-    const t0 = performance.now();
-    const started = await startConmon({
+    hooks.beforeMonitor?.(p); // before conmon opens the log
+    tSpawn = performance.now();
+    monitor = spawnConmon({
       id,
       paths: p,
-      runc,
+      runc: runcPaths(settings),
       tty: d.tty,
       stdin: d.stdin,
       logSizeMax: d.logMaxBytes,
       exitCommand: [process.execPath, path.resolve(process.argv[1]!), 'cleanup', '--instance', instance, id],
       env: monitorEnv(settings),
     });
+    // Until start() conmon has created nothing: it goes last, after whatever setup made.
+    tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
+  };
+  const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' }, afterClaim: startMonitor });
+  const tPrep = performance.now();
+  const { id, tx } = prep;
+  const p = pathsOf(settings.runDir, id);
+  try {
+    // Rolled back first if anything below fails: no monitor may run an exit command for a
+    // container that this rollback is removing.
+    tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
+    const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
+    // The bundle is kept absolute: `restart` may run from another directory.
+    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
+
+    const t0 = performance.now();
+    const started = await monitor!.start();
 
     // From here conmon is the owner: gc, ps and a second `create` with this id see it alive.
     const conmonStart = processStartTime(started.conmonPid) ?? '';
@@ -70,12 +79,19 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     });
     const root = rootOf(settings.runDir, id);
     if (root !== undefined) handOver(settings.runDir, root, id, started.conmonPid);
-    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
+    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
   } catch (err) {
     await tx.rollback();
     throw err;
   }
   return id;
+}
+
+/** The conmon this process started (held or forking), and the monitor it forked (its pid file). */
+function stopMonitor(monitor: ConmonHandle | undefined, p: ContainerPaths): void {
+  monitor?.kill();
+  const pid = readPid(p.conmonPidFile);
+  if (pid !== undefined) killQuietly(pid);
 }
 
 /** `runc start`: the created container's process runs. */

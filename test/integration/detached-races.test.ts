@@ -273,3 +273,28 @@ describeIf('run --name of a container in use (the plain door hands it to run.cjs
     }
   });
 });
+
+describeIf('conmon started as soon as the id is claimed, held on its start pipe until the bundle is written', () => {
+  it('a setup that fails after conmon started (--net container: of no container, of itself): one line, 125, no conmon, nothing left', async () => {
+    for (const target of ['nosuch', 'self']) {
+      const id = name('held');
+      const r = tsrun(['run', '-d', '--name', id, '--net', `container:${target === 'self' ? id : target}`, w.bundle, '--', 'sleep', '100']);
+      expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 125, stdout: '' });
+      expect(r.stderr).toMatch(/^tsrun: [^\n]*container[^\n]*\n$/);
+      await waitFor('its conmon to end', () => w.host.monitors().every((l) => !l.includes(` -c ${id} `)));
+      expect(ok(['ps', '-a', '-q']).split('\n')).not.toContain(id);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+  });
+
+  it('create leaves the container created under its conmon; start runs it; its log is the one conmon opened early', async () => {
+    const id = name('held');
+    expect(ok(['create', '--name', id, '--net', 'none', w.bundle, '--', 'sh', '-c', 'echo early; sleep 100']).trim()).toBe(id);
+    expect(runcStatus(id)).toBe('created');
+    expect(w.host.monitors().filter((l) => l.includes(` -c ${id} `))).toHaveLength(1);
+    ok(['start', id]);
+    await waitFor('the output', () => tsrun(['logs', id]).stdout === 'early\n');
+    ok(['rm', '-f', id]);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+});

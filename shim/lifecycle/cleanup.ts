@@ -53,12 +53,15 @@ export async function cleanupContainer(id: string, settings: Settings, log: Logg
     };
     // The container has ended: runc's delete and the network's release need nothing of each
     // other, so they run side by side (each is mostly waiting: a runc process, netlink, nft).
+    const runcDelete: { how?: Awaited<ReturnType<typeof deleteEnded>> } = {};
     await Promise.all([
-      attempt('delete runc state', () => deleteEnded(runc, id)),
+      attempt('delete runc state', async () => (runcDelete.how = await deleteEnded(runc, id))),
       attempt('release the network', () => network.release(id, rec, settings, log)),
     ]);
+    // What runc's delete left, or a runc killed before it got there. Not after the in-process
+    // delete, which removed every directory runc recorded (~0.6 ms of looks in 10 hierarchies).
     // Its own directory only: tsrun's parent stays for the next container (runtime/cgroups/cleanup.ts).
-    await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true }));
+    if (runcDelete.how !== 'in-process') await attempt('remove the cgroup', () => removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true }));
     updateLifecycle(settings.runDir, id, (r) => {
       r.cleanedUp = true;
       r.exitCode = exit?.code ?? r.exitCode;

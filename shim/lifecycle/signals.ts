@@ -59,7 +59,9 @@ export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs:
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   let wake: (() => void) | undefined;
-  // Set up before the first look, so that an exit file written in between is not missed.
+  // Ended already (rm -f has watched the killed init end): no watch to set up and take down.
+  if (hasEnded(settings, v)) return true;
+  // Set up before the next look, so that an exit file written in between is not missed.
   const watcher = v.record.detached ? watchDir(pathsOf(settings.runDir, v.id).exitDir, () => wake?.()) : undefined;
   try {
     for (;;) {

@@ -101,9 +101,57 @@ process.kill(init, 'SIGKILL');
   process.exitCode = spawnSync(runc, ['--root', root, 'delete', '--force', id], { stdio: 'ignore' }).status;
 })();`;
 
+// Floor B: the same parts without the two runc processes tsrun no longer runs for a plain
+// container (docs/detached.md): the start is the read of runc's exec fifo, the delete of the ended
+// container the rmdir of the cgroup directories runc recorded and of its state directory. What
+// tsrun's own design cannot do without; floor A above keeps runc start and runc delete (~10 ms
+// each) in, which flatters tsrun.
+const FLOOR_RUN_B = `
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const [conmon, runc, root, dir, id] = process.argv.slice(1);
+const args = ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-r', runc, '-b', dir, '-p', dir + '/pid',
+  '-l', 'k8s-file:' + dir + '/ctr.log', '--exit-dir', dir + '/exits', '--persist-dir', dir + '/persist',
+  '--socket-dir-path', dir, '--conmon-pidfile', dir + '/conmon.pid', '--runtime-arg', '--root=' + root];
+const c = spawn(conmon, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' }, detached: true });
+c.stdio[3].once('data', (d) => {
+  c.stdio[3].destroy();
+  c.unref();
+  if (!(JSON.parse(String(d).split('\\n')[0]).data > 0)) process.exit(1); // runc create failed
+  const fifo = root + '/' + id + '/exec.fifo';
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const buf = Buffer.alloc(1);
+  (function read() {
+    let n = 0;
+    try { n = fs.readSync(fd, buf, 0, 1, null); } catch (e) { if (e.code !== 'EAGAIN') throw e; }
+    if (n === 0) return setTimeout(read, 1);
+    fs.closeSync(fd);
+    fs.unlinkSync(fifo);
+  })();
+});`;
+const FLOOR_RM_B = `
+const fs = require('node:fs');
+const [root, dir, id] = process.argv.slice(1);
+const pid = (f) => Number(fs.readFileSync(dir + '/' + f, 'utf8'));
+const gone = (p) => { try { return /^\\d+ \\(.*\\) [ZX]/.test(fs.readFileSync('/proc/' + p + '/stat', 'utf8')); } catch { return true; } };
+process.kill(pid('conmon.pid'), 'SIGKILL');
+const init = pid('pid');
+process.kill(init, 'SIGKILL');
+(function wait() {
+  if (!gone(init)) return setTimeout(wait, 1);
+  const state = root + '/' + id;
+  for (const d of new Set(Object.values(JSON.parse(fs.readFileSync(state + '/state.json', 'utf8')).cgroup_paths ?? {}))) {
+    try { fs.rmdirSync(d); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+  }
+  for (const f of fs.readdirSync(state)) fs.unlinkSync(state + '/' + f);
+  fs.rmdirSync(state);
+})();`;
+
 interface Floor {
   run(i: number): number;
   rm(i: number): number;
+  runB(i: number): number;
+  rmB(i: number): number;
 }
 
 function floorOf(env: NodeJS.ProcessEnv, bundle: string, root: string): Floor {
@@ -121,6 +169,13 @@ function floorOf(env: NodeJS.ProcessEnv, bundle: string, root: string): Floor {
       return timeCommand(process.execPath, ['-e', FLOOR_RUN, 'conmon', runc, runcRoot, dir, `floor-${i}`], { env });
     },
     rm: (i) => timeCommand(process.execPath, ['-e', FLOOR_RM, runc, runcRoot, dirOf(i), `floor-${i}`], { env }),
+    runB: (i) => {
+      const dir = dirOf(i);
+      for (const d of ['exits', 'persist']) mkdirSync(path.join(dir, d), { recursive: true });
+      writeFileSync(path.join(dir, 'config.json'), spec);
+      return timeCommand(process.execPath, ['-e', FLOOR_RUN_B, 'conmon', runc, runcRoot, dir, `floor-${i}`], { env });
+    },
+    rmB: (i) => timeCommand(process.execPath, ['-e', FLOOR_RM_B, runcRoot, dirOf(i), `floor-${i}`], { env }),
   };
 }
 
@@ -136,13 +191,16 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
     // warm-up: the first bridge attach creates the network and the nft table
     timeCommand(TSRUN, ['run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env });
     timeCommand(TSRUN, ['rm', '-f', 'warm'], { env });
-    const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[], floorRun: [] as number[], floorRm: [] as number[] };
+    const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[], floorRun: [] as number[], floorRm: [] as number[], floorBRun: [] as number[], floorBRm: [] as number[] };
     floor.rm((floor.run(++f), f)); // warm-up
+    floor.rmB((floor.runB(++f), f));
     for (let i = 0; i < n; i++) {
       t.tsrunRun.push(timeCommand(TSRUN, ['run', '-d', '--name', `b${i}`, ...tsrunNet, bundle], { env }));
       t.tsrunRm.push(timeCommand(TSRUN, ['rm', '-f', `b${i}`], { env }));
       t.floorRun.push(floor.run(++f));
       t.floorRm.push(floor.rm(f));
+      t.floorBRun.push(floor.runB(++f));
+      t.floorBRm.push(floor.rmB(f));
       if (podman.available !== undefined) continue;
       t.podmanRun.push(timeCommand('podman', podman.runArgs(`p${i}`, podmanNet), { env }));
       // -t 0: SIGKILL at once, as tsrun rm -f does (podman's default waits 10 s for SIGTERM first)
@@ -158,6 +216,13 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
     const wired = label !== '--net none';
     report.add({ name: `tsrun run -d / floor (${label})`, value: median(t.tsrunRun) / floorRun, unit: '×', ...(wired ? { note: 'the floor has no network: the rest is the wiring' } : { target: '≤ 1.1' }) });
     report.add({ name: `tsrun rm -f / floor (${label})`, value: median(t.tsrunRm) / floorRm, unit: '×', ...(wired ? { note: 'the floor has no network: the rest is the teardown' } : { target: '≤ 1.1' }) });
+    // Floor B (for information): floor A without the runc start and runc delete tsrun does without.
+    const floorBRun = median(t.floorBRun);
+    const floorBRm = median(t.floorBRm);
+    report.add({ name: 'floor B: node + conmon (runc create) + exec fifo read', value: floorBRun, unit: 'ms' });
+    report.add({ name: 'floor B: node + SIGKILL, wait + cgroup and state rmdirs', value: floorBRm, unit: 'ms' });
+    report.add({ name: `tsrun run -d / floor B (${label})`, value: median(t.tsrunRun) / floorBRun, unit: '×', note: 'floor B: no runc start (tsrun reads the exec fifo itself)' });
+    report.add({ name: `tsrun rm -f / floor B (${label})`, value: median(t.tsrunRm) / floorBRm, unit: '×', note: 'floor B: no runc delete (tsrun deletes an ended container itself)' });
     if (podman.available !== undefined) {
       report.add({ name: 'podman (unavailable here)', value: 0, unit: '', note: podman.available });
       continue;

@@ -8,6 +8,7 @@
 // is the native module's own. Anything else (musl, a layout without that package, a build from
 // source) goes through koffi's loader as before, which finds the right binary or says why not.
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type * as KoffiModule from 'koffi';
 import { bookLoad } from './load-clock.js';
 
@@ -24,7 +25,8 @@ export function loadKoffi(): Koffi {
   // first require of node:module loads Node's ES module loader and source maps (~0.4 ms; the
   // bundles load node:module lazily, scripts/bundle.mjs). The ES module build has no require.
   const req = typeof require === 'function' ? require : createRequire(import.meta.url);
-  koffi = bookLoad(() => prebuilt(req) ?? (req('koffi') as Koffi));
+  const nodeModules = typeof __dirname === 'string' ? join(__dirname, '..', '..', 'node_modules') : undefined;
+  koffi = bookLoad(() => prebuilt(req, process.platform, process.arch, nodeModules) ?? (req('koffi') as Koffi));
   return koffi;
 }
 
@@ -41,15 +43,21 @@ export function libcFunction(prototype: string): LibcFn {
 }
 
 /** The glibc build from koffi's platform package, or undefined when it cannot be used here. */
-export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch): Koffi | undefined {
+export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch, nodeModules?: string): Koffi | undefined {
   // koffi names its glibc builds <platform>_<arch> for these; other arches (arm, riscv, ppc64)
   // need its ELF checks.
   if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) return undefined;
-  try {
-    const native = req(`@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`) as Partial<Koffi> | undefined;
-    return typeof native?.load === 'function' && typeof native.errno === 'function' ? (native as Koffi) : undefined;
-  } catch {
-    // not installed that way, or not loadable here (musl): koffi's loader decides
-    return undefined;
+  const id = `@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`;
+  // From a bundle (dist/bundle/*.cjs), the package's own node_modules (the first place the
+  // resolver would look that has it) by path: the resolver's walk and its package.json reads cost
+  // a cold process ~0.4 ms. Not there (a hoisted install): the resolver finds it.
+  for (const spec of nodeModules === undefined ? [id] : [join(nodeModules, id), id]) {
+    try {
+      const native = req(spec) as Partial<Koffi> | undefined;
+      return typeof native?.load === 'function' && typeof native.errno === 'function' ? (native as Koffi) : undefined;
+    } catch {
+      // not installed that way, or not loadable here (musl): the next way, then koffi's loader
+    }
   }
+  return undefined;
 }

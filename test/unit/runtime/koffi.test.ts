@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { loadKoffi, prebuilt } from '../../../runtime/koffi.js';
 
 const fakeNative = { load: () => ({}), errno: () => 0, version: 'x' };
@@ -11,6 +12,21 @@ describe('prebuilt koffi', () => {
     expect(prebuilt(req, 'linux', 'x64')).toBe(fakeNative);
     expect(prebuilt(req, 'linux', 'arm64')).toBe(fakeNative);
     expect(asked).toEqual(['@koromix/koffi-linux-x64/linux_x64/koffi.node', '@koromix/koffi-linux-arm64/linux_arm64/koffi.node']);
+  });
+
+  it('from a bundle, tries the package\'s own node_modules by path first, then the resolver', () => {
+    const asked: string[] = [];
+    const req = ((id: string) => {
+      asked.push(id);
+      if (id.startsWith('/')) throw Object.assign(new Error('Cannot find module'), { code: 'MODULE_NOT_FOUND' });
+      return fakeNative;
+    }) as unknown as NodeRequire;
+    expect(prebuilt(req, 'linux', 'x64', '/opt/tsrun/node_modules')).toBe(fakeNative);
+    expect(asked).toEqual(['/opt/tsrun/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node', '@koromix/koffi-linux-x64/linux_x64/koffi.node']);
+    // This checkout's, by path: the module the resolver finds.
+    const own = createRequire(import.meta.url);
+    const byPath = prebuilt(own, process.platform, process.arch, path.join(process.cwd(), 'node_modules'));
+    if (byPath) expect(byPath).toBe(prebuilt(own));
   });
 
   it('leaves every other case to koffi\'s own loader', () => {

@@ -163,7 +163,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   const hold = holdSignals();
   try {
     const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
-    keepCgroupMigrationWarm(); // the plain door's cgroup warm-up, kept open for runc's own move
+    keepCgroupMigrationWarm(hostHierarchies()); // runc's cgroup wait, started or kept open (migration-warmup.ts)
     const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
       stopTimeoutMs: stopTimeoutS * 1000,
       kill: () => runcKill(runc, id, 'KILL'),

@@ -51,13 +51,16 @@ export function warmCgroupMigration(hierarchies: readonly Hierarchy[], env: Node
 }
 
 /**
- * Right before runc starts, after a warm-up: a move within about a grace period of the last one
- * does not wait and keeps the lock's fast path open another grace period, so runc's move still
- * finds it when tsrun's own work took longer than the grace period (a loaded machine); after a
- * longer gap it starts a new grace period, of which runc then waits only the rest.
+ * Right before runc starts. After the plain door's warm-up: a move within about a grace period of
+ * the last one does not wait and keeps the lock's fast path open another grace period, so runc's
+ * move still finds it when tsrun's own work took longer than the grace period (a loaded machine);
+ * after a longer gap it starts a new grace period, of which runc then waits only the rest. Without
+ * one (run.cjs's doors: wiring a network takes longer than the fast path stays open), the first
+ * warm-up, of whose grace period runc waits only what is left when it moves.
  */
-export function keepCgroupMigrationWarm(): void {
+export function keepCgroupMigrationWarm(hierarchies: readonly Hierarchy[], env: NodeJS.ProcessEnv = process.env): void {
   if (warmed !== undefined) moveIntoOwnCgroup();
+  else warmCgroupMigration(hierarchies, env);
 }
 
 function moveIntoOwnCgroup(): void {

@@ -114,6 +114,8 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
     return { action: 'setup', result: 'already-attached', detail: { network } };
   }
   const { openEngine } = await timing.load(() => import('../runtime/context.js'));
+  // Loaded with the engine: one attach in this process, nothing to join (see attachesAlone).
+  (await import('../runtime/firewall/backend.js')).attachesAlone();
   const handle = await openEngine(ctx.settings, log);
   try {
     for (const rec of existing) {

@@ -221,7 +221,8 @@ export class Resolver {
     // Host addresses and other hosts' containers change with networks and the cluster, not with
     // this host's containers: read on a full reload only.
     let table: DnsTable | undefined;
-    if (containers === undefined || !(await this.cache.update(containers))) {
+    const full = containers === undefined || !(await this.cache.update(containers));
+    if (full) {
       const [, remote] = await Promise.all([this.cache.loadAll(), this.remoteEndpoints()]);
       this.remote = remote;
       this.hostAddrs = hostAddresses();
@@ -240,17 +241,13 @@ export class Resolver {
     await Promise.all([...want].filter((a) => !this.listeners.has(a) && !this.pendingBinds.has(a)).map((a) => this.bind(a)));
     // A network whose last container left keeps its listener while its bridge holds the gateway
     // (keptListeners): the next container's attach then binds nothing, and its detach closes
-    // nothing. Looked at on every reload while the network is idle.
-    const idle = [...this.listeners.keys()].filter((a) => !want.has(a));
-    const kept = idle.length > 0 ? keptListeners(idle, this.cache.networks(), await this.bridgeAddresses(listenerBridges(idle, this.cache.networks()).values())) : new Set<string>();
-    for (const a of idle) {
-      if (kept.has(a)) continue;
-      const l = this.listeners.get(a)!;
-      l.udp.close();
-      l.tcp.close();
-      this.listeners.delete(a);
-      this.log.info({ address: a }, 'stopped listening (network gone)');
-    }
+    // nothing. Looked at on every reload while the network is idle: before answering when the
+    // networks changed (network rm, gc, the periodic re-read: a removed network's listener is
+    // closed when they return), right after answering when one container's records did (the
+    // networks are as they were; only an address taken off its bridge by hand is left to find,
+    // and the detach that asked need not wait for the netlink dump that finds it).
+    if (full) await this.closeIdle();
+    else if ([...this.listeners.keys()].some((a) => !want.has(a))) setImmediate(() => void this.closeIdle().catch((err: Error) => this.log.warn({ err: err.message }, 'idle listener check failed')));
     for (const [a, t] of this.pendingBinds) {
       if (want.has(a)) continue;
       clearTimeout(t);
@@ -266,6 +263,24 @@ export class Resolver {
     } else if (this.idleTimer) {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
+    }
+  }
+
+  /** Closes the listeners no network is served on any more, but those keptListeners keeps. */
+  private async closeIdle(): Promise<void> {
+    const idle = [...this.listeners.keys()].filter((a) => !this.table.listenAddresses().includes(a));
+    if (idle.length === 0) return;
+    const nets = this.cache.networks();
+    const kept = keptListeners(idle, nets, await this.bridgeAddresses(listenerBridges(idle, nets).values()));
+    // As the table is now: a reload during the await may serve one of them again.
+    const wanted = new Set(this.table.listenAddresses());
+    for (const a of idle) {
+      const l = this.listeners.get(a);
+      if (!l || kept.has(a) || wanted.has(a)) continue;
+      l.udp.close();
+      l.tcp.close();
+      this.listeners.delete(a);
+      this.log.info({ address: a }, 'stopped listening (network gone)');
     }
   }
 

@@ -30,6 +30,19 @@ export function loadKoffi(): Koffi {
   return koffi;
 }
 
+/**
+ * Ends the process now through libc's _exit, when koffi is already loaded (a wiring hook stage, a
+ * CNI call): Node's own exit (process.exit) first stops its platform's worker threads and the
+ * libuv thread pool and runs C++ destructors and atexit handlers, ~1.1 ms of a short process
+ * (measured from the exit call to the parent's wait4). Only for a process whose output is all
+ * written synchronously (the hook's log and stderr line, stdio to pipes and files) and that has
+ * no 'exit' listener: nothing runs after this. Returns, doing nothing, when koffi is not loaded.
+ */
+export function exitFast(code: number): void {
+  if (!koffi) return;
+  libcFunction('void _exit(int)')(code);
+}
+
 /** A libc function as tsrun declares them: integers, pointers and strings in, an integer out. */
 export type LibcFn = (...args: unknown[]) => number;
 

@@ -10,7 +10,7 @@ import type { NetworkDef } from '../config/networks.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
-import type { Store } from '../runtime/store/store.js';
+import { listKeys, type Store } from '../runtime/store/store.js';
 import { allEndpoints, endpointsOf, type EndpointRecord } from '../runtime/records.js';
 import { netnsId } from '../runtime/netns/netns.js';
 import { endpointAlive } from '../runtime/liveness.js';
@@ -308,13 +308,14 @@ export async function status(ctx: VerbContext): Promise<void> {
   let endpoints = 0;
   try {
     await withStore(ctx, async (store) => {
-      // A read of the definitions (etcd when clustered) and a write where this host's keys go.
-      const net = (await store.list('networks/')).find((e) => e.key === `networks/${conf.network}`);
-      if (!net && !conf.inline) throw new CniError(CODES.notAvailable, `network ${conf.network} does not exist: ADD would fail`);
+      // A read of the network's definition (etcd when clustered) and a write where this host's
+      // keys go; the endpoints counted by their keys, none of the records read.
+      const net = await store.get(`networks/${conf.network}`);
+      if (net === undefined && !conf.inline) throw new CniError(CODES.notAvailable, `network ${conf.network} does not exist: ADD would fail`);
       const probe = `cni/status/probe-${process.pid}`;
       await store.put(probe, new Date().toISOString());
       await store.deleteIf(probe);
-      endpoints = (await store.list('endpoints/')).length;
+      endpoints = (await listKeys(store, 'endpoints/')).length;
     });
   } catch (err) {
     if (err instanceof CniError) throw err;

@@ -276,6 +276,14 @@ export class LocalStore implements Store {
     return entries.sort((a, b) => compareKeys(a.key, b.key));
   }
 
+  /** The keys list would return, from the directories alone: no value file is opened. */
+  async listKeys(prefix: string): Promise<string[]> {
+    const segments = prefixSegments(prefix);
+    const keys: string[] = [];
+    this.walk(path.join(this.root, ...segments), prefix, (key) => void keys.push(key), () => {});
+    return keys.sort(compareKeys);
+  }
+
   /**
    * Cleans up after processes killed mid-operation (for gc): removes temp files older than
    * `olderThanMs` (younger ones may belong to a live writer) and resolves old tombstones by

@@ -55,6 +55,10 @@ export class MemoryStore implements Store {
     return out.sort((a, b) => compareKeys(a.key, b.key));
   }
 
+  async listKeys(prefix: string): Promise<string[]> {
+    return (await this.list(prefix)).map((e) => e.key);
+  }
+
   async watch(prefix: string, onEvent: (e: WatchEvent) => void): Promise<() => Promise<void>> {
     prefixSegments(prefix);
     const w: Watcher = { prefix, onEvent };

@@ -4,7 +4,7 @@
 // records (they name namespaces by device and inode, meaningful only here), host port
 // reservations, the host's sysctl notes, the agent's identity. The engine, IPAM and records stay
 // written against one Store; this router is the only place that knows the split.
-import type { Store, StoreEntry, WatchEvent } from './store.js';
+import { listKeys, type Store, type StoreEntry, type WatchEvent } from './store.js';
 import { compareKeys, keySegments, prefixSegments } from './keys.js';
 import type { ClusterStore } from './cluster.js';
 
@@ -48,6 +48,12 @@ export class ScopedStore implements Store {
     if (segments.length > 0) return this.storeFor(segments.join('/')).list(prefix);
     const all = [...(await this.cluster.list('')), ...(await this.local.list(''))];
     return all.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async listKeys(prefix: string): Promise<string[]> {
+    const segments = prefixSegments(prefix);
+    if (segments.length > 0) return listKeys(this.storeFor(segments.join('/')), prefix);
+    return [...(await listKeys(this.cluster, '')), ...(await listKeys(this.local, ''))].sort(compareKeys);
   }
 
   async watch(prefix: string, onEvent: (e: WatchEvent) => void): Promise<() => Promise<void>> {

@@ -39,7 +39,15 @@ export interface Store {
   overwrite?(key: string, value: string): Promise<void>;
   /** Every key under `prefix` (a '/'-terminated path), in key order. */
   list(prefix: string): Promise<StoreEntry[]>;
+  /** list's keys without their values, for a caller that only counts or names them; a store
+   * without a cheaper way leaves it out (listKeys below falls back to list). */
+  listKeys?(prefix: string): Promise<string[]>;
   /** Changes under prefix until the returned function is called (the overlay agent). */
   watch?(prefix: string, onEvent: (e: WatchEvent) => void): Promise<() => Promise<void>>;
   close?(): Promise<void>;
+}
+
+/** The keys under `prefix`, in key order, without reading the values where the store can. */
+export async function listKeys(store: Store, prefix: string): Promise<string[]> {
+  return store.listKeys ? store.listKeys(prefix) : (await store.list(prefix)).map((e) => e.key);
 }

@@ -3,7 +3,7 @@
 //   storeContract('LocalStore', async () => ({ store: new LocalStore(dir), cleanup }));
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { UserError } from '../../../config/errors.js';
-import type { Store, WatchEvent } from '../../../runtime/store/store.js';
+import { listKeys, type Store, type WatchEvent } from '../../../runtime/store/store.js';
 
 export interface StoreFixture {
   store: Store;
@@ -162,6 +162,13 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.deleteIf('a/b/deep/er');
         expect((await store.list('a/b/')).map((e) => e.key)).toEqual(['a/b/1', 'a/b/10', 'a/b/2']);
         expect(await store.list('a/b/deep/')).toEqual([]);
+      });
+
+      it('listKeys (where the store has it) names what list returns, without values', async () => {
+        for (const prefix of ['a/b/', 'a/bc/', '', 'nope/', 'z/']) expect(await listKeys(store, prefix)).toEqual((await store.list(prefix)).map((e) => e.key));
+        await store.deleteIf('a/b/deep/er');
+        expect(await listKeys(store, 'a/b/')).toEqual(['a/b/1', 'a/b/10', 'a/b/2']);
+        if (store.listKeys) await expect(store.listKeys('a/b')).rejects.toThrow(UserError);
       });
 
       it('refuses a prefix without the trailing slash', async () => {

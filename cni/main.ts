@@ -34,7 +34,11 @@ export async function door(_args: string[], entryMs?: number): Promise<number> {
   // Exit now rather than when the event loop runs dry: everything is done, the log is written
   // synchronously, and stdio to pipes and files is synchronous on Linux, so nothing is lost. A
   // natural exit first tears V8's heap down and runs the native addons' exit handlers: ~4 ms of
-  // a cold process (measured), paid on every container start and stop.
+  // a cold process (measured), paid on every container start and stop. A call that loaded koffi
+  // (ADD, DEL, CHECK: the host lock, netlink) leaves through libc's _exit, which also skips Node's
+  // own exit (its threads stopped and joined, destructors: ~1 ms, runtime/koffi.ts exitFast): the
+  // answer on stdout, the log and the failure line are all written synchronously.
+  (await import('../runtime/koffi.js')).exitFast(code);
   process.exit(code);
 }
 

@@ -24,7 +24,7 @@
 // no-op, as with StoreLock). The flip side: closing any descriptor of the file drops all of the
 // process's locks on it, so the file is opened once per process, here, and never closed; and one
 // file reached by two paths (a symlinked run directory) is one hold, found by device and inode.
-import fs from 'node:fs';
+import { fstatSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { SystemError } from '../config/errors.js';
 import { ErrnoError } from './netns/errno.js';
@@ -188,15 +188,15 @@ function once(fn: () => Promise<void>): Release {
 export const libcRecordLocks: RecordLocks = {
   open(file) {
     try {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       // Read and write: a read lock needs the one, a write lock the other.
-      return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+      return openSync(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
     } catch (e) {
       throw new SystemError(`open the lock file ${file}`, e);
     }
   },
   identity(fd) {
-    const st = fs.fstatSync(fd, { bigint: true });
+    const st = fstatSync(fd, { bigint: true });
     return `${st.dev}:${st.ino}`;
   },
   set(fd, type, byte) {

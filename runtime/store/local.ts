@@ -45,7 +45,7 @@
 // round trip (~50 µs measured here) for a syscall that takes a few µs, and tsrun's processes are
 // short-lived and do nothing else while they touch the store. fdatasync, the one call that can
 // take milliseconds, runs async, so other work in the process (and other allocations) proceeds.
-import fs, { type Dirent, type Stats, constants as fsc } from 'node:fs';
+import { closeSync, fdatasync as fdatasyncCallback, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync, type Dirent, type Stats, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SystemError } from '../../config/errors.js';
@@ -95,7 +95,7 @@ const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 /** Bounded retries for the race with concurrent deletes pruning the directories we write into. */
 const MKDIR_ATTEMPTS = 20;
-const fdatasync = promisify(fs.fdatasync);
+const fdatasync = promisify(fdatasyncCallback);
 
 /** Unique per process (pid + random) and per call (counter), so temp names never collide. */
 const nonce = `${process.pid}.${Math.random().toString(36).slice(2, 8)}`;
@@ -130,7 +130,7 @@ export class LocalStore implements Store {
   async get(key: string): Promise<string | undefined> {
     const file = this.fileOf(key);
     try {
-      return fs.readFileSync(file, 'utf8');
+      return readFileSync(file, 'utf8');
     } catch (e) {
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) return undefined;
       throw this.failure('read', key, e);
@@ -141,7 +141,7 @@ export class LocalStore implements Store {
     const file = this.fileOf(key);
     const tmp = await this.writeTemp(key, file, value);
     try {
-      fs.renameSync(tmp, file);
+      renameSync(tmp, file);
     } catch (e) {
       unlinkQuietly(tmp);
       if (isCode(e, 'EISDIR', 'ENOTEMPTY', 'EEXIST')) throw leafConflict(key, `${key}/...`);
@@ -161,7 +161,7 @@ export class LocalStore implements Store {
     const file = this.fileOf(key);
     let fd: number;
     try {
-      fd = fs.openSync(file, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+      fd = openSync(file, fsc.O_WRONLY | fsc.O_NOFOLLOW);
     } catch (e) {
       if (isCode(e, 'ENOENT')) return this.put(key, value);
       if (isCode(e, 'EISDIR')) throw leafConflict(key, `${key}/...`);
@@ -170,12 +170,12 @@ export class LocalStore implements Store {
     }
     try {
       const buf = Buffer.from(value, 'utf8');
-      for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off, off);
-      fs.ftruncateSync(fd, buf.length);
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, off);
+      ftruncateSync(fd, buf.length);
     } catch (e) {
       throw this.failure('write', key, e);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   }
 
@@ -193,7 +193,7 @@ export class LocalStore implements Store {
     if (existing) return false;
     const tmp = await this.writeTemp(key, file, value);
     try {
-      fs.linkSync(tmp, file);
+      linkSync(tmp, file);
       return true;
     } catch (e) {
       if (isCode(e, 'EEXIST')) return false;
@@ -221,7 +221,7 @@ export class LocalStore implements Store {
     if (expected === undefined) {
       const pool = this.poolOf(key);
       try {
-        if (pool === undefined || !this.park(pool, file)) fs.unlinkSync(file);
+        if (pool === undefined || !this.park(pool, file)) unlinkSync(file);
       } catch (e) {
         if (isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) return false;
         throw this.failure('delete', key, e);
@@ -235,14 +235,14 @@ export class LocalStore implements Store {
 
     const tomb = path.join(path.dirname(file), `${TOMB}${uniqueTag()}~${path.basename(file)}`);
     try {
-      fs.renameSync(file, tomb);
+      renameSync(file, tomb);
     } catch (e) {
       if (isCode(e, 'ENOENT', 'ENOTDIR')) return false; // another deleter got there first
       throw this.failure('delete', key, e);
     }
     let moved: string;
     try {
-      moved = fs.readFileSync(tomb, 'utf8');
+      moved = readFileSync(tomb, 'utf8');
     } catch (e) {
       throw this.failure('delete', key, e, `read tombstone ${tomb}`);
     }
@@ -253,7 +253,7 @@ export class LocalStore implements Store {
       return true;
     }
     try {
-      fs.linkSync(tomb, file);
+      linkSync(tomb, file);
     } catch (e) {
       if (!isCode(e, 'EEXIST')) throw this.failure('delete', key, e, `restore ${JSON.stringify(moved)} from ${tomb}`);
       this.log?.warn({ key, lostValue: moved, expected }, `deleteIf ${key}: a concurrent create replaced the value it had set aside; the old value is lost`);
@@ -267,7 +267,7 @@ export class LocalStore implements Store {
     const entries: StoreEntry[] = [];
     this.walk(path.join(this.root, ...segments), prefix, (key, file) => {
       try {
-        entries.push({ key, value: fs.readFileSync(file, 'utf8') });
+        entries.push({ key, value: readFileSync(file, 'utf8') });
       } catch (e) {
         if (!isCode(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw this.failure('read', key, e);
         // deleted between readdir and read: not part of the listing
@@ -307,7 +307,7 @@ export class LocalStore implements Store {
       if (name.startsWith(TOMB)) {
         const original = path.join(path.dirname(file), name.slice(name.lastIndexOf('~') + 1));
         try {
-          fs.linkSync(file, original);
+          linkSync(file, original);
           result.restored++;
         } catch (e) {
           if (!isCode(e, 'EEXIST')) throw this.failure('sweep', path.relative(this.root, original), e);
@@ -345,7 +345,7 @@ export class LocalStore implements Store {
     let fd: number;
     for (let attempt = 1; ; attempt++) {
       try {
-        fd = fs.openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, FILE_MODE);
+        fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, FILE_MODE);
         break;
       } catch (e) {
         if (isCode(e, 'ENOENT') && attempt < MKDIR_ATTEMPTS) {
@@ -357,13 +357,13 @@ export class LocalStore implements Store {
       }
     }
     try {
-      fs.writeFileSync(fd, value, 'utf8');
+      writeFileSync(fd, value, 'utf8');
       if (this.fsync && !this.volatile.some((p) => key.startsWith(p))) await fdatasync(fd);
     } catch (e) {
       unlinkQuietly(tmp);
       throw this.failure('write', key, e);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
     return tmp;
   }
@@ -397,7 +397,7 @@ export class LocalStore implements Store {
     const name = `s${uniqueTag()}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        fs.renameSync(file, path.join(pool, name));
+        renameSync(file, path.join(pool, name));
         let known = this.knownSpares.get(pool);
         if (!known) this.knownSpares.set(pool, (known = []));
         known.push(name);
@@ -408,7 +408,7 @@ export class LocalStore implements Store {
         // does not exist yet (made once, then the rename again).
         if (lstatOrUndefined(file) === undefined) throw e;
         try {
-          fs.mkdirSync(pool, { mode: DIR_MODE });
+          mkdirSync(pool, { mode: DIR_MODE });
         } catch (err) {
           if (!isCode(err, 'EEXIST')) return false;
         }
@@ -431,7 +431,7 @@ export class LocalStore implements Store {
     if (!names || names.length === 0) {
       if ((this.emptyUntil.get(pool) ?? 0) > Date.now()) return false;
       try {
-        names = fs.readdirSync(pool);
+        names = readdirSync(pool);
       } catch {
         names = []; // no pool yet
       }
@@ -442,7 +442,7 @@ export class LocalStore implements Store {
     while (names.length > 0) {
       const name = names[names.length - 1]!;
       try {
-        fs.renameSync(path.join(pool, name), tmp);
+        renameSync(path.join(pool, name), tmp);
         names.pop();
         return true;
       } catch (e) {
@@ -468,15 +468,15 @@ export class LocalStore implements Store {
   private writeOver(key: string, tmp: string, value: string): void {
     let fd: number | undefined;
     try {
-      fd = fs.openSync(tmp, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_NOFOLLOW);
       const buf = Buffer.from(value, 'utf8');
-      for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off, off);
-      fs.ftruncateSync(fd, buf.length);
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, off);
+      ftruncateSync(fd, buf.length);
     } catch (e) {
       unlinkQuietly(tmp);
       throw this.failure('write', key, e);
     } finally {
-      if (fd !== undefined) fs.closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
@@ -484,7 +484,7 @@ export class LocalStore implements Store {
   private trimPool(pool: string): void {
     let names: string[];
     try {
-      names = fs.readdirSync(pool);
+      names = readdirSync(pool);
     } catch {
       return;
     }
@@ -494,7 +494,7 @@ export class LocalStore implements Store {
 
   private makeDir(key: string, dir: string): void {
     try {
-      fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+      mkdirSync(dir, { recursive: true, mode: DIR_MODE });
     } catch (e) {
       // A concurrent delete pruned a parent we had just created: the caller's loop tries again.
       if (isCode(e, 'ENOENT')) return;
@@ -520,7 +520,7 @@ export class LocalStore implements Store {
     for (let dir = path.dirname(file); dir !== this.root && dir.startsWith(this.root); dir = path.dirname(dir)) {
       if (this.keep.length > 0 && matchesDirPattern(path.relative(this.root, dir).split(path.sep), this.keep)) return;
       try {
-        fs.rmdirSync(dir);
+        rmdirSync(dir);
       } catch {
         return; // not empty (the usual case), or already gone
       }
@@ -534,7 +534,7 @@ export class LocalStore implements Store {
   private walk(dir: string, keyPrefix: string, onKey: (key: string, file: string) => void, onOther: (file: string) => void): void {
     let dirents: Dirent[];
     try {
-      dirents = fs.readdirSync(dir, { withFileTypes: true });
+      dirents = readdirSync(dir, { withFileTypes: true });
     } catch (e) {
       if (isCode(e, 'ENOENT', 'ENOTDIR')) return;
       throw new SystemError(`list store directory ${dir}`, e);
@@ -559,7 +559,7 @@ export class LocalStore implements Store {
 function lstatOrUndefined(file: string): Stats | undefined {
   try {
     // Absent is the common answer (a free address): no exception built for it.
-    return fs.lstatSync(file, { throwIfNoEntry: false });
+    return lstatSync(file, { throwIfNoEntry: false });
   } catch (e) {
     if (isCode(e, 'ENOENT', 'ENOTDIR')) return undefined;
     throw e;
@@ -575,7 +575,7 @@ function claimedAt(name: string): number {
 
 function unlinkQuietly(file: string): void {
   try {
-    fs.unlinkSync(file);
+    unlinkSync(file);
   } catch {
     // already gone, or the directory was removed with it
   }

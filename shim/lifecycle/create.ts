@@ -12,6 +12,8 @@ import { processStartTime, readRecord, writeRecord } from '../../runtime/contain
 import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
 import type { Transaction } from '../../runtime/tx.js';
+import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
+import { keepCgroupMigrationWarm, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
 import { spawnConmon, readPid, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
@@ -28,6 +30,10 @@ export interface RecreateHooks {
 
 /** Creates the container under conmon (runc create); returns its id. */
 export async function createDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring, hooks: RecreateHooks = {}): Promise<string> {
+  // runc's first cgroup migration (its init into the container's cgroups, under runc create)
+  // waits for an RCU grace period unless one passed just before: started now, it passes while
+  // this process sets up (runtime/cgroups/migration-warmup.ts, as the plain run door does).
+  warmCgroupMigration(hostHierarchies());
   const instance = randomHex(8);
   let monitor: ConmonHandle | undefined;
   let tSpawn = 0;
@@ -65,7 +71,11 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
 
     const t0 = performance.now();
-    const started = await monitor!.start();
+    // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
+    // starts and sets the cgroups up): a move every few ms keeps the fast path open until then.
+    keepCgroupMigrationWarm();
+    const warm = setInterval(keepCgroupMigrationWarm, 4);
+    const started = await monitor!.start().finally(() => clearInterval(warm));
 
     // From here conmon is the owner: gc, ps and a second `create` with this id see it alive.
     const conmonStart = processStartTime(started.conmonPid) ?? '';

@@ -73,8 +73,9 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     const t0 = performance.now();
     // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
     // starts and sets the cgroups up): a move every few ms keeps the fast path open until then.
-    keepCgroupMigrationWarm();
-    const warm = setInterval(keepCgroupMigrationWarm, 4);
+    const hierarchies = hostHierarchies();
+    keepCgroupMigrationWarm(hierarchies);
+    const warm = setInterval(() => keepCgroupMigrationWarm(hierarchies), 4);
     const started = await monitor!.start().finally(() => clearInterval(warm));
 
     // From here conmon is the owner: gc, ps and a second `create` with this id see it alive.

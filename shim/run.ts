@@ -114,7 +114,11 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     );
     extras.afterClaim?.(id, tx);
     const cgroupsPath = cgroupsPathFor(id);
-    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath));
+    // The container's own cgroup only: tsrun's parent stays, as a detached container's cleanup
+    // leaves it (docs/detached.md). Removing an emptied v1 parent costs every hierarchy an rmdir
+    // and the next runc a mkdir, and an rmdir between a concurrent runc's mkdir of the parent and
+    // of its container's directory fails that runc (docker keeps /docker the same way).
+    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath, undefined, { keepParents: true }));
     tx.onRollback('remove runc state', async () => {
       if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
     });
@@ -152,15 +156,18 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
 }
 
 export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, terminal?: boolean): Promise<number> {
+  // No signal may end tsrun from here on: a second Ctrl-C would leave the network half removed.
+  // During setup a signal also aborts it (prepareContainer's own handler); while the container runs,
+  // signals are forwarded to it. They stay held until tsrun exits (just after teardown, or after
+  // the setup's rollback), so the container's status is what tsrun exits with. Held from before
+  // the setup, the process keeps one handler per signal throughout: the setup's handlers come and
+  // go without the kernel's handlers being removed and installed again (7 signals, ~70 syscalls).
+  const hold = holdSignals();
   const { id, dir, bundleDir, runc, tx, log: clog } = await prepareContainer(o, settings, log, network, { terminal });
   const pidFile = path.join(dir, 'pid');
   const runcLog = path.join(dir, 'runc.log');
   const started = performance.now();
   let status: number;
-  // From here on no signal may end tsrun: a second Ctrl-C would leave the network half removed.
-  // While the container runs, signals are also forwarded to it. They stay held until tsrun exits
-  // (just after teardown), so the container's status is what tsrun exits with.
-  const hold = holdSignals();
   try {
     const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
     keepCgroupMigrationWarm(hostHierarchies()); // runc's cgroup wait, started or kept open (migration-warmup.ts)
@@ -211,5 +218,5 @@ export async function cleanupStale(stale: ContainerRecord | undefined, id: strin
   log.warn({ stale }, 'reclaiming the state of a container whose tsrun process is gone');
   if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
   await network.release(id, stale, settings, log);
-  removeCgroup(cgroupsPathFor(id));
+  removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
 }

@@ -100,7 +100,7 @@ const CODE_CACHE_LOADER = path.join(PROJECT_ROOT, 'scripts/code-cache.cjs');
  * what `then` says (JavaScript run in that process: e.g. spawn runc and wait). tsrun cannot go below
  * this without making its bundle smaller; the rows that use it say how far above it tsrun is.
  */
-export function nodeLoadingBundle(door: 'cli' | 'run' | 'run-plain' | 'hook' | 'cni', then = ''): [string, string[]] {
+export function nodeLoadingBundle(door: 'cli' | 'run' | 'run-plain' | 'hook' | 'cni' | 'cni-version', then = ''): [string, string[]] {
   // `then` may use `door`, the bundle's exports.
   const code = `const door = require(${JSON.stringify(CODE_CACHE_LOADER)}).load(${JSON.stringify(path.join(BUNDLE_DIR, `${door}.cjs`))});${then}`;
   return [process.execPath, ['-e', code]];

@@ -107,6 +107,7 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
     refVersion: () => timeCommand(path.join(CNI_PATH, 'bridge'), [], { env: benchEnv({ CNI_COMMAND: 'VERSION' }), input: '{"cniVersion":"1.0.0"}', stdio: ['pipe', 'ignore', 'pipe'] }),
     node: () => timeCommand(process.execPath, ['-e', '0'], { env }),
     nodeCni: () => timeCommand(...nodeLoadingBundle('cni', EXIT_AS_THE_DOOR_DOES), { env }),
+    nodeCniVersion: () => timeCommand(...nodeLoadingBundle('cni-version', EXIT_AS_THE_DOOR_DOES), { env }),
   });
   const m = (k: string) => median(t[k]!);
   report.add({ name: 'tsrun CNI ADD + DEL (2 processes)', value: m('tsrun'), unit: 'ms' });
@@ -117,6 +118,9 @@ function verbs(report: Report, runs: number, env: NodeJS.ProcessEnv, root: strin
   report.add({ name: 'tsrun (own ports) / bridge + portmap', value: m('tsrunPorts') / m('refPorts'), unit: '×', target: '≤ 0.7' });
   report.add({ name: 'tsrun CNI VERSION (a cold process)', value: m('tsrunVersion'), unit: 'ms' });
   report.add({ name: 'bridge VERSION', value: m('refVersion'), unit: 'ms', note: 'libcni runs VERSION of every plugin whenever it loads a conflist' });
+  // VERSION has a door of its own (cni-version.cjs): its floor, for information.
+  report.add({ name: 'node loading cni-version.cjs and exiting (VERSION\'s door doing nothing)', value: m('nodeCniVersion'), unit: 'ms' });
+  report.add({ name: 'tsrun CNI VERSION / that floor', value: m('tsrunVersion') / m('nodeCniVersion'), unit: '×', note: 'for information' });
   // tsrun's floor: ADD and DEL are two cold Node processes where the reference plugins are Go.
   report.add({ name: 'node -e 0 (a cold Node process, for reference)', value: m('node'), unit: 'ms' });
   report.add({ name: 'node loading cni.cjs and exiting (a cold front door doing nothing)', value: m('nodeCni'), unit: 'ms' });

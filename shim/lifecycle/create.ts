@@ -76,26 +76,65 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     const hierarchies = hostHierarchies();
     keepCgroupMigrationWarm(hierarchies);
     const warm = setInterval(() => keepCgroupMigrationWarm(hierarchies), 4);
-    const started = await monitor!.start().finally(() => clearInterval(warm));
+    const created = monitor!.start().finally(() => clearInterval(warm));
+    // conmon writes its pid file as it forks, just after the byte, long before runc create has
+    // answered: the monitor's part of the records is written meanwhile (recordMonitor).
+    const forked = recordMonitorWhenForked(settings.runDir, id, p, created);
+    const started = await created;
+    let monitorRecord = await forked;
+    if (monitorRecord?.pid !== started.conmonPid) monitorRecord = recordMonitor(settings.runDir, id, started.conmonPid);
 
-    // From here conmon is the owner: gc, ps and a second `create` with this id see it alive.
-    const conmonStart = processStartTime(started.conmonPid) ?? '';
+    // From here conmon is the owner: gc, ps and a second `create` with this id see it alive. (Not
+    // before the container exists: with the monitor as owner and no runc state, ps would show it
+    // exited rather than creating.)
     const rec = readRecord(settings.runDir, id)!;
-    writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: conmonStart, detached: 'monitored' });
+    writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
     updateLifecycle(settings.runDir, id, (r) => {
-      r.conmonPid = started.conmonPid;
-      r.conmonStart = conmonStart;
       r.pid = started.pid;
       r.pidStart = processStartTime(started.pid);
     });
-    const root = rootOf(settings.runDir, id);
-    if (root !== undefined) handOver(settings.runDir, root, id, started.conmonPid);
     prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
   } catch (err) {
     await tx.rollback();
     throw err;
   }
   return id;
+}
+
+/** The monitor's part of the records: lifecycle.json names conmon (rm -f kills it first; a wait
+ * for the end watches it), and the network namespace's user entry passes to it. */
+function recordMonitor(runDir: string, id: string, conmonPid: number): { pid: number; start: string } {
+  const start = processStartTime(conmonPid) ?? '';
+  updateLifecycle(runDir, id, (r) => {
+    r.conmonPid = conmonPid;
+    r.conmonStart = start;
+  });
+  const root = rootOf(runDir, id);
+  if (root !== undefined) handOver(runDir, root, id, conmonPid);
+  return { pid: conmonPid, start };
+}
+
+/** recordMonitor as soon as conmon's pid file names it (a look every millisecond), while runc
+ * creates the container; undefined when runc create answered first or the records could not be
+ * written (the caller then records the monitor itself). */
+async function recordMonitorWhenForked(runDir: string, id: string, p: ContainerPaths, created: Promise<unknown>): Promise<{ pid: number; start: string } | undefined> {
+  let answered = false;
+  created.then(
+    () => (answered = true),
+    () => (answered = true),
+  );
+  while (!answered) {
+    const pid = readPid(p.conmonPidFile);
+    if (pid !== undefined) {
+      try {
+        return recordMonitor(runDir, id, pid);
+      } catch {
+        return undefined;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return undefined;
 }
 
 /** The conmon this process started (held or forking), and the monitor it forked (its pid file). */

@@ -5,17 +5,26 @@
 // 30 interleaved runs).
 import { writeSync } from 'node:fs';
 
+/** What writeStdout waits on between two tries at a full non-blocking pipe (nothing wakes it). */
+let pause: Int32Array | undefined;
+
 /**
- * `text` on stdout, written to fd 1 directly. A pipe that cannot take it now (EAGAIN:
- * non-blocking, full) gets the rest through process.stdout after all.
+ * `text` on stdout, written to fd 1 directly and all of it before returning: the doors that print
+ * with this leave through process.exit or libc's _exit right after, which drop whatever a stream
+ * still has queued. A pipe that cannot take it now (EAGAIN: non-blocking, as libuv leaves a pipe
+ * it opened, here or in a process sharing it, and full) is tried again after 1 ms until it has
+ * taken everything, as a blocking write would wait. (Handing the rest to process.stdout lost it
+ * at that exit.)
  */
 export function writeStdout(text: string): void {
   const buf = Buffer.from(text);
   let done = 0;
-  try {
-    while (done < buf.length) done += writeSync(1, buf, done);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-    process.stdout.write(buf.subarray(done));
+  while (done < buf.length) {
+    try {
+      done += writeSync(1, buf, done);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait((pause ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, 1);
+    }
   }
 }

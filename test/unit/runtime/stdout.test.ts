@@ -1,0 +1,29 @@
+// writeStdout (runtime/stdout.ts): a front door's answer (a CNI result or error object, the line
+// `run -d` and `rm` print) written to fd 1 synchronously, because the door leaves through
+// process.exit or libc's _exit right after, which drop whatever a stream still has queued.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const MODULE = path.join(process.cwd(), 'dist', 'runtime', 'stdout.js');
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-stdout-test-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('writeStdout', () => {
+  it('writes all of a long answer to a non-blocking pipe whose reader is slow, then exits', () => {
+    // Touching process.stdout opens fd 1 through libuv, which makes the pipe non-blocking (as does
+    // any process sharing it): writeSync then meets EAGAIN once the pipe is full. What the
+    // answer's rest was handed to (process.stdout) was lost at the exit right after.
+    const child = path.join(dir, 'child.mjs');
+    writeFileSync(child, `import { writeStdout } from ${JSON.stringify(MODULE)};\nvoid process.stdout;\nwriteStdout('y'.repeat(300000) + '\\n');\nprocess.exit(0);\n`);
+    const r = spawnSync('/bin/sh', ['-c', `"$0" "$1" | { sleep 0.3; wc -c; }`, process.execPath, child], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('300001');
+  });
+});

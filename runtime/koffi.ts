@@ -8,7 +8,7 @@
 // is the native module's own. Anything else (musl, a layout without that package, a build from
 // source) goes through koffi's loader as before, which finds the right binary or says why not.
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type * as KoffiModule from 'koffi';
 import { bookLoad } from './load-clock.js';
 
@@ -25,9 +25,21 @@ export function loadKoffi(): Koffi {
   // first require of node:module loads Node's ES module loader and source maps (~0.4 ms; the
   // bundles load node:module lazily, scripts/bundle.mjs). The ES module build has no require.
   const req = typeof require === 'function' ? require : createRequire(import.meta.url);
-  const nodeModules = typeof __dirname === 'string' ? join(__dirname, '..', '..', 'node_modules') : undefined;
+  const nodeModules = typeof __dirname === 'string' ? packageNodeModules(__dirname) : undefined;
   koffi = bookLoad(() => prebuilt(req, process.platform, process.arch, nodeModules) ?? (req('koffi') as Koffi));
   return koffi;
+}
+
+/**
+ * The node_modules of tsrun's own package, for a bundle in its dist/bundle directory: the place the
+ * resolver would find koffi's platform package after the two inside the package (dist/bundle's and
+ * dist's node_modules). A bundle anywhere else (copied to /tmp/x/bundle, /opt/tsrun/...) gets
+ * undefined: its ../../node_modules is some ancestor's, which the resolver tries only after the
+ * nearer ones (the bundle's own install beside it), and may be anyone's to fill (/tmp/node_modules:
+ * a native module planted there ran in every root hook and CNI call of a bundle in /tmp/x/bundle).
+ */
+export function packageNodeModules(bundleDir: string): string | undefined {
+  return basename(bundleDir) === 'bundle' && basename(dirname(bundleDir)) === 'dist' ? join(bundleDir, '..', '..', 'node_modules') : undefined;
 }
 
 /**

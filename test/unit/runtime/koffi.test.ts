@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadKoffi, prebuilt } from '../../../runtime/koffi.js';
+import { loadKoffi, packageNodeModules, prebuilt } from '../../../runtime/koffi.js';
 
 const fakeNative = { load: () => ({}), errno: () => 0, version: 'x' };
 
@@ -27,6 +27,16 @@ describe('prebuilt koffi', () => {
     const own = createRequire(import.meta.url);
     const byPath = prebuilt(own, process.platform, process.arch, path.join(process.cwd(), 'node_modules'));
     if (byPath) expect(byPath).toBe(prebuilt(own));
+  });
+
+  it('takes a node_modules by path only for a bundle in the package\'s dist/bundle, never an ancestor\'s beyond it', () => {
+    expect(packageNodeModules('/usr/lib/node_modules/tsrun/dist/bundle')).toBe('/usr/lib/node_modules/tsrun/node_modules');
+    expect(packageNodeModules(path.join(process.cwd(), 'dist', 'bundle'))).toBe(path.join(process.cwd(), 'node_modules'));
+    // A bundle copied elsewhere: ../../node_modules would be /tmp/node_modules, which any local user
+    // can fill, tried before the bundle's own /tmp/x/node_modules that the resolver finds first.
+    expect(packageNodeModules('/tmp/x/bundle')).toBeUndefined();
+    expect(packageNodeModules('/opt/tsrun')).toBeUndefined();
+    expect(packageNodeModules('/srv/app/dist/other')).toBeUndefined();
   });
 
   it('leaves every other case to koffi\'s own loader', () => {

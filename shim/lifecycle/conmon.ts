@@ -191,6 +191,29 @@ async function waitPid(file: string, timeoutMs: number): Promise<number | undefi
   }
 }
 
+/**
+ * SIGKILL to the forked monitor whose pid `pidFile` holds, only while that pid is still a conmon
+ * started with this pid file (its command line names it): for a rollback. The monitor of a failed
+ * `runc create` has already exited when the rollback runs, and its pid may by then be another
+ * process's (pid_max is 32768 on many hosts).
+ */
+export function killMonitor(pidFile: string): void {
+  const pid = readPid(pidFile);
+  if (pid === undefined) return;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return; // gone
+  }
+  if (!cmdline.includes(`\0--conmon-pidfile\0${pidFile}\0`)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+}
+
 export function readPid(file: string): number | undefined {
   try {
     const pid = Number(readFileSync(file, 'utf8').trim());

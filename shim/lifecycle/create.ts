@@ -15,7 +15,7 @@ import type { Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
-import { spawnConmon, readPid, type ConmonHandle } from './conmon.js';
+import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
 import { runcState } from './status.js';
@@ -140,8 +140,7 @@ async function recordMonitorWhenForked(runDir: string, id: string, p: ContainerP
 /** The conmon this process started (held or forking), and the monitor it forked (its pid file). */
 function stopMonitor(monitor: ConmonHandle | undefined, p: ContainerPaths): void {
   monitor?.kill();
-  const pid = readPid(p.conmonPidFile);
-  if (pid !== undefined) killQuietly(pid);
+  killMonitor(p.conmonPidFile);
 }
 
 /** `runc start`: the created container's process runs. */
@@ -189,12 +188,4 @@ export function monitorEnv(settings: Settings): NodeJS.ProcessEnv {
   delete env.TSRUN_DEBUG; // the exit command's stderr goes nowhere
   delete env.NODE_OPTIONS;
   return env;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
 }

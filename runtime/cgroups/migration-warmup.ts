@@ -12,9 +12,9 @@
 // its door and writes the spec.
 //
 // The write moves tsrun into the cgroup it is already in (pid 0: the writer's own process,
-// `/proc/self/cgroup`'s path, read just before), so nothing changes but the kernel's state. It runs
-// on libuv's thread pool, so nothing waits for it; any failure (no cgroup file system, read-only,
-// a subtree bind-mounted, not allowed) only means no head start.
+// `/proc/self/cgroup`'s path, read again before each write), so nothing changes but the kernel's
+// state. It runs on libuv's thread pool, so nothing waits for it; any failure (no cgroup file
+// system, read-only, a subtree bind-mounted, not allowed) only means no head start.
 import { closeSync, openSync, readFileSync, write } from 'node:fs';
 import path from 'node:path';
 import type { Hierarchy } from './hierarchies.js';
@@ -36,17 +36,13 @@ export function ownCgroupProcsFile(hierarchies: readonly Hierarchy[], procSelfCg
   return undefined;
 }
 
-/** The file the first warm-up wrote to (keepCgroupMigrationWarm writes it again). */
-let warmed: string | undefined;
+/** The hierarchies of the first warm-up, while its writes succeed (keepCgroupMigrationWarm moves again). */
+let warmed: readonly Hierarchy[] | undefined;
 
 /** Fire and forget; `TSRUN_NO_CGROUP_WARMUP=1` turns it off (the bench measures both). */
 export function warmCgroupMigration(hierarchies: readonly Hierarchy[], env: NodeJS.ProcessEnv = process.env): void {
   if (env.TSRUN_NO_CGROUP_WARMUP === '1') return;
-  try {
-    warmed = ownCgroupProcsFile(hierarchies, readFileSync('/proc/self/cgroup', 'utf8'));
-  } catch {
-    return;
-  }
+  warmed = hierarchies;
   moveIntoOwnCgroup();
 }
 
@@ -66,7 +62,12 @@ export function keepCgroupMigrationWarm(hierarchies: readonly Hierarchy[], env: 
 function moveIntoOwnCgroup(): void {
   let fd: number;
   try {
-    fd = openSync(warmed!, 'w');
+    // Read again at each move, never remembered: something else (a cgroup rules daemon, a
+    // supervisor) may have moved this process since the last one, and a remembered path would
+    // move it back out of where it was put.
+    const file = ownCgroupProcsFile(warmed!, readFileSync('/proc/self/cgroup', 'utf8'));
+    if (file === undefined) throw new Error('no mounted hierarchy of this process');
+    fd = openSync(file, 'w');
   } catch {
     warmed = undefined;
     return;

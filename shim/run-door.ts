@@ -6,6 +6,7 @@ import { reportFailure, setup } from './setup.js';
 import { runContainer } from './run.js';
 import { shimNetworkWiring } from './network-wiring.js';
 import { parseRunArgs, type RunArgs } from './run-args.js';
+import { exitFast } from '../runtime/koffi.js';
 
 /** Runs the container and returns the process exit code; never throws (as the CLI's main). */
 export async function door(a: RunArgs): Promise<number> {
@@ -16,6 +17,10 @@ export async function door(a: RunArgs): Promise<number> {
       // run -d: conmon supervises the container; this process prints its id and exits.
       const { runDetachedCmd } = await import('./lifecycle/run-detached.js');
       await runDetachedCmd(options, a.flags, settings, log);
+      // Its id and the log are written synchronously and nothing listens for 'exit': a run -d that
+      // wired a network (koffi loaded) leaves through libc's _exit, as the hook does (~1.1 ms of
+      // Node's own exit; runtime/koffi.ts exitFast, which does nothing without koffi).
+      exitFast(0);
       return 0;
     }
     log.debug({ options }, 'run');

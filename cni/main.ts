@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../runtime/log.js';
 import { newCallState, readCall, reportFailure, versionAnswer } from './call.js';
 import { parseConfig, type PluginConfig } from './config.js';
 import { loadedMs } from '../runtime/load-clock.js';
-import { writeStdout } from '../runtime/stdout.js';
+import { writeStderr, writeStdout } from '../runtime/stdout.js';
 
 export interface CniOptions {
   env?: NodeJS.ProcessEnv;
@@ -46,7 +46,7 @@ export async function door(_args: string[], entryMs?: number): Promise<number> {
 export async function cniMain(opts: CniOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
   const writeOut = opts.writeOut ?? writeStdout;
-  const writeErr = opts.writeErr ?? ((t: string) => void process.stderr.write(t));
+  const writeErr = opts.writeErr ?? writeStderr;
   const state = newCallState();
   let log: Logger | undefined;
   try {

@@ -2,7 +2,7 @@
 // of a conflist whenever it loads one (podman, CRI-O, containerd): a cold process each time, which
 // needs the protocol's tables and nothing else. Loading cni.cjs, the door with the engine (its
 // 213 KB and a 760 KB code cache), cost each VERSION ~8 ms of its ~37 ms.
-import { writeStdout } from '../runtime/stdout.js';
+import { writeStderr, writeStdout } from '../runtime/stdout.js';
 import { newCallState, readCall, reportFailure, versionAnswer } from './call.js';
 
 /** The door as the entry (shim/main.ts) calls it when CNI_COMMAND is VERSION. */
@@ -13,7 +13,7 @@ export function door(): never {
     readCall(process.env, 0, state);
     writeStdout(versionAnswer(state.version));
   } catch (err) {
-    reportFailure(err, state, writeStdout, (t) => void process.stderr.write(t));
+    reportFailure(err, state, writeStdout, writeStderr);
     code = 1;
   }
   // As the full door does: exit at once, stdio to pipes and files is synchronous on Linux.

@@ -9,6 +9,7 @@ import { blameOf, userFacingMessage } from '../config/errors.js';
 import type { State } from '../config/oci.js';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/settings.js';
 import { createLogger, type Logger } from '../runtime/log.js';
+import { writeStderr } from '../runtime/stdout.js';
 import { checkStage, parseState, type Stage } from './state.js';
 import { runStage, type StageOutcome } from './stages.js';
 import { readAllSync } from './stdin.js';
@@ -52,7 +53,7 @@ export async function door(args: string[], entryMs?: number): Promise<number> {
 /** Runs one hook invocation and returns the exit code; never throws. */
 export async function hookMain(stageArg: string, opts: HookOptions = {}): Promise<number> {
   const timing = new HookTiming(opts.entryMs);
-  const writeErr = opts.writeErr ?? ((line: string) => void process.stderr.write(line));
+  const writeErr = opts.writeErr ?? writeStderr;
   const fail = (err: unknown) => writeErr(`tsrun: hook ${printable(stageArg)}: ${userFacingMessage(err)}\n`);
   if (opts.processHandlers) installLastResort(fail);
 

@@ -5,7 +5,7 @@
 // 30 interleaved runs).
 import { writeSync } from 'node:fs';
 
-/** What writeStdout waits on between two tries at a full non-blocking pipe (nothing wakes it). */
+/** What writeAll waits on between two tries at a full non-blocking pipe (nothing wakes it). */
 let pause: Int32Array | undefined;
 
 /**
@@ -17,11 +17,25 @@ let pause: Int32Array | undefined;
  * at that exit.)
  */
 export function writeStdout(text: string): void {
+  writeAll(1, text);
+}
+
+/**
+ * A door's failure line on stderr, as writeStdout writes stdout: process.stderr queues what a
+ * full pipe (the runtime's stderr, read late by a pager or a log collector) cannot take now, and
+ * the exit right after dropped the one line that says why the call failed. It also spares a
+ * failing call building that stream.
+ */
+export function writeStderr(text: string): void {
+  writeAll(2, text);
+}
+
+function writeAll(fd: number, text: string): void {
   const buf = Buffer.from(text);
   let done = 0;
   while (done < buf.length) {
     try {
-      done += writeSync(1, buf, done);
+      done += writeSync(fd, buf, done);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       Atomics.wait((pause ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, 1);

@@ -26,4 +26,15 @@ describe('writeStdout', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe('300001');
   });
+
+  it('writeStderr: a failure line reaches a stderr pipe that is full until after the exit', () => {
+    // A door's one failure line (the hook's, a CNI call's) when the runtime's stderr is a pipe
+    // someone is slow to read (a pager, a log collector behind): process.stderr queued it, and the
+    // exit right after dropped it.
+    const child = path.join(dir, 'child-err.mjs');
+    writeFileSync(child, `import { writeStderr } from ${JSON.stringify(MODULE)};\nvoid process.stderr;\nwriteStderr('tsrun: failed\\n');\nprocess.exit(1);\n`);
+    const r = spawnSync('/bin/sh', ['-c', `{ head -c 65536 /dev/zero >&2; "$0" "$1" >/dev/null; } 2>&1 | { sleep 0.3; tail -c +65537; }`, process.execPath, child], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('tsrun: failed\n');
+  });
 });

@@ -99,6 +99,20 @@ describe('a network\'s resolver listener between containers', () => {
     expect(stats().listening).not.toContain(GW_A);
     expect(udp53()).not.toContain(GW_A);
     expect(stats().listening).toContain(GW_K);
+
+    // The name again with another subnet: served on its new gateway; nothing answers on the old
+    // one (no socket left there, nothing of the removed network's container), and its listener
+    // is kept and closed as the first one was.
+    w.tsrunOk(['network', 'create', 'lsa', '--subnet', '10.66.5.0/24']);
+    const again = await w.start(['--net', 'lsa'], 'sleep 600');
+    expect((hostQuery('10.66.5.1', again.id).answers ?? []).map((a) => a.data)).toEqual([w.ip(again.id, 'lsa')]);
+    expect(stats().listening).not.toContain(GW_A);
+    expect(hostQuery(GW_A, again.id)).toMatchObject({ timeout: true });
+    await again.stop();
+    expect(stats().listening).toContain('10.66.5.1');
+    w.tsrunOk(['network', 'rm', 'lsa']);
+    expect(stats().listening).not.toContain('10.66.5.1');
+    expect(udp53()).not.toContain('10.66.5.1');
     await keeper.stop();
   });
 });

@@ -4,7 +4,8 @@
 // PATH) and the settings in force at install time (TSRUN_ROOT, the store, the log); the
 // configuration directory gets a conflist naming the network. Files are written temp-then-rename,
 // so a runtime scanning the directories never reads half of one.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { writeFileReplacing } from '../runtime/files.js';
 import path from 'node:path';
 import { UserError } from '../config/errors.js';
 import { checkNetworkName } from '../config/ids.js';
@@ -107,10 +108,12 @@ function isOurConflist(file: string): boolean {
   }
 }
 
+// Through writeFileReplacing: a random temporary name created with O_EXCL|O_NOFOLLOW. A
+// predictable `<file>.tmp-<pid>` written with writeFileSync followed a symlink planted under that
+// name, so whoever could write the plugin or configuration directory had root write a wrapper or
+// conflist through it into any file.
 function writeAtomic(file: string, text: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, file);
+  writeFileReplacing(file, text, mode);
 }
 
 function shellQuote(s: string): string {

@@ -1,7 +1,7 @@
 // The CNI front door's pure parts: environment and config parsing with the spec's error codes,
 // result shapes per version (and chained on a prevResult), the install files.
 import { describe, expect, it } from '@jest/globals';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../cni/config.js';
@@ -170,6 +170,32 @@ describe('install', () => {
       writeFileSync(path.join(bin, 'tsrun'), '#!/bin/sh\necho not ours\n');
       expect(() => install({ binDir: bin, confDir: conf, node: '/usr/bin/node', entry: '/opt/tsrun.cjs', env: {} })).toThrow(/not tsrun's wrapper/);
       expect(() => wrapperScript('node', '/x', {})).toThrow(/absolute/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('install writes through no planted symlink', () => {
+  it('a symlink at the old predictable temporary names is neither followed nor left written', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-unit-'));
+    try {
+      const bin = path.join(dir, 'bin');
+      const conf = path.join(dir, 'net.d');
+      mkdirSync(bin);
+      mkdirSync(conf);
+      const victim = path.join(dir, 'victim');
+      writeFileSync(victim, 'untouched\n');
+      // What someone who can write the directories plants: the names the old writer used.
+      symlinkSync(victim, path.join(bin, `tsrun.tmp-${process.pid}`));
+      symlinkSync(victim, path.join(conf, `10-tsrun-web.conflist.tmp-${process.pid}`));
+      const [plugin, list] = install({ binDir: bin, confDir: conf, network: 'web', node: '/usr/bin/node', entry: '/opt/tsrun.cjs', env: {} });
+      expect(readFileSync(victim, 'utf8')).toBe('untouched\n');
+      expect(lstatSync(plugin!).isFile()).toBe(true);
+      expect(lstatSync(list!).isFile()).toBe(true);
+      expect(readFileSync(plugin!, 'utf8')).toContain(WRAPPER_MARK);
+      // nothing else left beside them but the planted links
+      expect(readdirSync(bin).sort()).toEqual(['tsrun', `tsrun.tmp-${process.pid}`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

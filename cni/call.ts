@@ -50,7 +50,16 @@ export function versionAnswer(version: string): string {
 /** A failed call: the error object on stdout, one line on stderr. */
 export function reportFailure(err: unknown, state: CallState, writeOut: (t: string) => void, writeErr: (t: string) => void): CniErrorObject {
   const obj = toErrorObject(err, state.version);
-  writeOut(`${JSON.stringify(obj)}\n`);
-  writeErr(`tsrun: CNI ${state.env?.command ?? 'call'}: ${obj.msg}\n`);
+  // Each write on its own: a runtime that closed its end of stdout (EPIPE) still gets the line on
+  // stderr, and neither failure escapes as a second error with a stack trace.
+  const attempt = (write: () => void) => {
+    try {
+      write();
+    } catch {
+      // the reader is gone; the exit status still says the call failed
+    }
+  };
+  attempt(() => writeOut(`${JSON.stringify(obj)}\n`));
+  attempt(() => writeErr(`tsrun: CNI ${state.env?.command ?? 'call'}: ${obj.msg}\n`));
   return obj;
 }

@@ -246,6 +246,17 @@ describe('reading a call (cni/call.ts, both doors)', () => {
     expect(err[1]).toBe('tsrun: CNI DEL: in use\n');
   });
 
+  it('a reader gone from stdout (EPIPE) still gets the stderr line, and nothing is thrown', () => {
+    const err: string[] = [];
+    const epipe = () => {
+      throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    };
+    const obj = reportFailure(new ConflictError('in use'), newCallState(), epipe, (t) => err.push(t));
+    expect(obj.code).toBe(101);
+    expect(err).toEqual(['tsrun: CNI call: in use\n']);
+    expect(() => reportFailure(new ConflictError('in use'), newCallState(), epipe, epipe)).not.toThrow();
+  });
+
   it('a directory on stdin is an I/O failure (code 5)', () => {
     const fd = openSync(os.tmpdir(), 'r');
     try {

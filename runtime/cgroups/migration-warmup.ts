@@ -59,6 +59,24 @@ export function keepCgroupMigrationWarm(hierarchies: readonly Hierarchy[], env: 
   else warmCgroupMigration(hierarchies, env);
 }
 
+/**
+ * `move` now and every `everyMs` until the returned stop() or until `forMs` have passed: run -d
+ * keeps the fast path open this way from conmon's start byte until runc create has answered. runc's
+ * own move comes 10-30 ms after the byte, before any createRuntime/prestart hook of the bundle runs;
+ * without the bound a slow hook (seconds) had tsrun move itself ~250 times a second meanwhile, each
+ * a write-lock of the kernel's global cgroup_threadgroup_rwsem (every fork, exec and exit on the
+ * host waits on it) for no gain.
+ */
+export function keepWarmFor(move: () => void, everyMs = 4, forMs = 250): () => void {
+  move();
+  const until = performance.now() + forMs;
+  const timer = setInterval(() => {
+    if (performance.now() > until) clearInterval(timer);
+    else move();
+  }, everyMs);
+  return () => clearInterval(timer);
+}
+
 function moveIntoOwnCgroup(): void {
   let fd: number;
   try {

@@ -13,7 +13,7 @@ import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
 import type { Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
-import { keepCgroupMigrationWarm, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
+import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
@@ -72,11 +72,11 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
 
     const t0 = performance.now();
     // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
-    // starts and sets the cgroups up): a move every few ms keeps the fast path open until then.
+    // starts and sets the cgroups up): a move every few ms keeps the fast path open until then
+    // (for at most 250 ms: the bundle's hooks run after runc's move).
     const hierarchies = hostHierarchies();
-    keepCgroupMigrationWarm(hierarchies);
-    const warm = setInterval(() => keepCgroupMigrationWarm(hierarchies), 4);
-    const created = monitor!.start().finally(() => clearInterval(warm));
+    const stopWarm = keepWarmFor(() => keepCgroupMigrationWarm(hierarchies));
+    const created = monitor!.start().finally(stopWarm);
     // conmon writes its pid file as it forks, just after the byte, long before runc create has
     // answered: the monitor's part of the records is written meanwhile (recordMonitor).
     const forked = recordMonitorWhenForked(settings.runDir, id, p, created);

@@ -22,6 +22,7 @@ import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORW
 import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
 import { keepCgroupMigrationWarm } from '../runtime/cgroups/migration-warmup.js';
+import { killMonitor, pathsOf } from './lifecycle/record.js';
 
 export interface RunOptions {
   bundle: string;
@@ -215,6 +216,10 @@ export class RuncFailure extends UserError {
 /** A previous owner died without cleaning up: remove what it left so the id can be reused. */
 export async function cleanupStale(stale: ContainerRecord | undefined, id: string, runc: RuncPaths, network: NetworkWiring, settings: Settings, log: Logger): Promise<void> {
   log.warn({ stale }, 'reclaiming the state of a container whose tsrun process is gone');
+  // A run -d killed while runc create ran leaves its conmon monitoring the created container. It
+  // goes first: once runc's delete ends the container it would write its exit file, into this id's
+  // new state directory if that exists by then, and the new container would read as exited.
+  killMonitor(pathsOf(settings.runDir, id).conmonPidFile);
   if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
   await network.release(id, stale, settings, log);
   removeCgroup(cgroupsPathFor(id));

@@ -4,11 +4,12 @@
 // (k8s-file), writes the exit status into the exit directory when the container ends, and then
 // runs the exit command (`tsrun cleanup ID`), so the network is torn down with no tsrun running.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { SystemError, UserError } from '../../config/errors.js';
 import { lastRuncError, type RuncPaths } from '../runc.js';
-import type { ContainerPaths } from './record.js';
+import { readPid, type ContainerPaths } from './record.js';
+
+export { killMonitor, readPid } from './record.js';
 
 export interface ConmonOptions {
   id: string;
@@ -191,34 +192,3 @@ async function waitPid(file: string, timeoutMs: number): Promise<number | undefi
   }
 }
 
-/**
- * SIGKILL to the forked monitor whose pid `pidFile` holds, only while that pid is still a conmon
- * started with this pid file (its command line names it): for a rollback. The monitor of a failed
- * `runc create` has already exited when the rollback runs, and its pid may by then be another
- * process's (pid_max is 32768 on many hosts).
- */
-export function killMonitor(pidFile: string): void {
-  const pid = readPid(pidFile);
-  if (pid === undefined) return;
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-  } catch {
-    return; // gone
-  }
-  if (!cmdline.includes(`\0--conmon-pidfile\0${pidFile}\0`)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone meanwhile
-  }
-}
-
-export function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -130,3 +130,35 @@ export function readExitFile(p: ContainerPaths): { code: number; at: string } | 
     return undefined;
   }
 }
+
+export function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SIGKILL to the forked monitor whose pid `pidFile` holds, only while that pid is still a conmon
+ * started with this pid file (its command line names it): for a rollback. The monitor of a failed
+ * `runc create` has already exited when the rollback runs, and its pid may by then be another
+ * process's (pid_max is 32768 on many hosts).
+ */
+export function killMonitor(pidFile: string): void {
+  const pid = readPid(pidFile);
+  if (pid === undefined) return;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return; // gone
+  }
+  if (!cmdline.includes(`\0--conmon-pidfile\0${pidFile}\0`)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+}

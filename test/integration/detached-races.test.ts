@@ -6,7 +6,7 @@
 // leave; a race must end in one line and a non-zero exit, or success, never a hang or a leftover.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld } from '../harness/bridge-world.js';
@@ -296,5 +296,42 @@ describeIf('conmon started as soon as the id is claimed, held on its start pipe 
     await waitFor('the output', () => tsrun(['logs', id]).stdout === 'early\n');
     ok(['rm', '-f', id]);
     expect(runcLeftovers(id)).toEqual([]);
+  });
+});
+
+describeIf('a name reclaimed from a run -d that died while runc create ran', () => {
+  it('its conmon, still monitoring the created container, is killed first: it writes no exit file into the new container', async () => {
+    const id = name('stale');
+    runD(id, ['--net', 'none'], ['sleep', '1000']);
+    const dir = path.join(w.host.root, 'run', 'containers', id);
+    const old = Number(readFileSync(path.join(dir, 'conmon.pid'), 'utf8'));
+    // What a run -d killed during runc create leaves: the record its setup wrote, owned by a tsrun
+    // that is gone, and conmon monitoring the created container.
+    const rec = JSON.parse(readFileSync(path.join(dir, 'container.json'), 'utf8')) as Record<string, unknown>;
+    const gone = spawnSync('true').pid!;
+    writeFileSync(path.join(dir, 'container.json'), JSON.stringify({ ...rec, detached: 'setup', ownerPid: gone, ownerStart: '1' }));
+    // Stopped, the old conmon sees its container end only after the new one is made (a loaded host).
+    process.kill(old, 'SIGSTOP');
+    try {
+      runD(id, ['--net', 'none'], ['sleep', '1000']);
+    } finally {
+      try {
+        process.kill(old, 'SIGCONT');
+      } catch {
+        // killed
+      }
+    }
+    const ended = () => {
+      try {
+        return /^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${old}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    };
+    await waitFor('the old conmon to end', ended);
+    await new Promise((r) => setTimeout(r, 100)); // its exit command, had it run
+    expect(existsSync(path.join(dir, 'exits', id))).toBe(false);
+    expect(runcStatus(id)).toBe('running');
+    expect(tsrun(['ps', '-a']).stdout).not.toMatch(new RegExp(`${id}\\s+exited`));
   });
 });

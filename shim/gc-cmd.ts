@@ -6,6 +6,7 @@ import { collectGarbage as collect, type GcReport } from '../runtime/gc.js';
 import { createFirewall } from '../runtime/firewall/backend.js';
 import { runcDeleteForce, runcStateExists } from './runc.js';
 import { runcPaths } from './run.js';
+import { killMonitor, pathsOf } from './lifecycle/record.js';
 
 export async function collectGarbage(settings: Settings, log: Logger): Promise<GcReport> {
   const handle = await openEngine(settings, log);
@@ -17,6 +18,10 @@ export async function collectGarbage(settings: Settings, log: Logger): Promise<G
       store: handle.store,
       firewall: createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log }),
       deleteRuntimeContainer: async (id) => {
+        // A run -d that died while runc create ran left its conmon monitoring the container: it
+        // goes first, or it would write its exit file once the container ends, into a new state
+        // directory of this id if one exists by then (cleanupStale in shim/run.ts does the same).
+        killMonitor(pathsOf(settings.runDir, id).conmonPidFile);
         if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
       },
       detachedContainer: async (id) => (await import('./lifecycle/gc.js')).detachedForGc(id, settings, log),

@@ -300,6 +300,46 @@ describeIf('conmon started as soon as the id is claimed, held on its start pipe 
 });
 
 describeIf('a name reclaimed from a run -d that died while runc create ran', () => {
+  /** A run -d of `id`, left as one killed during runc create leaves it; its conmon stopped (a loaded
+   * host: it sees its container end only later). Returns conmon's pid. */
+  function killedDuringCreate(id: string): number {
+    runD(id, ['--net', 'none'], ['sleep', '1000']);
+    const dir = path.join(w.host.root, 'run', 'containers', id);
+    const old = Number(readFileSync(path.join(dir, 'conmon.pid'), 'utf8'));
+    const rec = JSON.parse(readFileSync(path.join(dir, 'container.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(path.join(dir, 'container.json'), JSON.stringify({ ...rec, detached: 'setup', ownerPid: spawnSync('true').pid!, ownerStart: '1' }));
+    process.kill(old, 'SIGSTOP');
+    return old;
+  }
+
+  function ended(pid: number): boolean {
+    try {
+      return /^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return true;
+    }
+  }
+
+  it('gc kills its conmon before it deletes the container: nothing written into the next container of that name', async () => {
+    const id = name('stalegc');
+    const old = killedDuringCreate(id);
+    try {
+      const gc = tsrun(['gc']);
+      expect(gc.status).toBe(0);
+      runD(id, ['--net', 'none'], ['sleep', '1000']);
+    } finally {
+      try {
+        process.kill(old, 'SIGCONT');
+      } catch {
+        // killed
+      }
+    }
+    await waitFor('the old conmon to end', () => ended(old));
+    await new Promise((r) => setTimeout(r, 100)); // its exit command, had it run
+    expect(existsSync(path.join(w.host.root, 'run', 'containers', id, 'exits', id))).toBe(false);
+    expect(runcStatus(id)).toBe('running');
+  });
+
   it('its conmon, still monitoring the created container, is killed first: it writes no exit file into the new container', async () => {
     const id = name('stale');
     runD(id, ['--net', 'none'], ['sleep', '1000']);

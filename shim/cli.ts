@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS } from '../config/settings.js';
 import { normalizeRunOptions } from './run-options.js';
 import { commandWord } from './command-word.js';
-import { EXIT_TSRUN_FAILED, reportFailure, setup, type GlobalFlags } from './setup.js';
+import { EXIT_TSRUN_FAILED, reportFailure, sayOnStderr, setup, type GlobalFlags } from './setup.js';
 import { lifecycleCommands, runDetachedCmd, separateExecCommand } from './lifecycle/commands.js';
 import { networkCommand } from './network-cmd.js';
 import { agentCommand } from './agent-cmd.js';
@@ -140,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return 0; // --help, --version
-      process.stderr.write(`tsrun: ${parseError ?? err.message.replace(/^error: /, '')}\n`);
+      sayOnStderr(`tsrun: ${parseError ?? err.message.replace(/^error: /, '')}\n`);
       return EXIT_TSRUN_FAILED;
     }
     return reportFailure(err);

@@ -5,6 +5,7 @@ import { isLogLevel, resolveSettings, type Settings } from '../config/settings.j
 import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { reviveResolver } from '../runtime/dns/client.js';
+import { writeStderr } from '../runtime/stdout.js';
 
 /** tsrun itself failed (as docker and podman say it): the container never ran or its status is unknown. */
 export const EXIT_TSRUN_FAILED = 125;
@@ -28,10 +29,24 @@ export function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { set
 
 /** A command failed: its one line on stderr (unless already printed), and the exit code. */
 export function reportFailure(err: unknown): number {
-  if ((err as { alreadyReported?: boolean }).alreadyReported !== true) process.stderr.write(`tsrun: ${userFacingMessage(err)}\n`);
-  if (!isTsrunError(err) && process.env.TSRUN_DEBUG === '1') process.stderr.write(`${(err as Error).stack}\n`);
+  if ((err as { alreadyReported?: boolean }).alreadyReported !== true) sayOnStderr(`tsrun: ${userFacingMessage(err)}\n`);
+  if (!isTsrunError(err) && process.env.TSRUN_DEBUG === '1') sayOnStderr(`${(err as Error).stack}\n`);
   const code = (err as { exitCode?: unknown }).exitCode;
   return typeof code === 'number' ? code : EXIT_TSRUN_FAILED;
+}
+
+/**
+ * A failure line on fd 2, written whole before the exit that follows (runtime/stdout.ts): through
+ * process.stderr it was queued when stderr is a full non-blocking pipe (a pager, a log collector
+ * behind), and process.exit or _exit right after dropped it, so the command failed without saying
+ * why. A reader that is gone (EPIPE) loses the line; the exit status still tells.
+ */
+export function sayOnStderr(text: string): void {
+  try {
+    writeStderr(text);
+  } catch {
+    // nobody reads stderr any more
+  }
 }
 
 /** `text` on stdout, without building process.stdout (runtime/stdout.ts). */

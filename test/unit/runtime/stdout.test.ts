@@ -37,4 +37,14 @@ describe('writeStdout', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('tsrun: failed\n');
   });
+
+  it('the CLI doors\' reportFailure: the one line reaches a full stderr pipe read after the exit, and an exit status', () => {
+    // run, run -d, rm and the other commands report a failure through shim/setup.ts and exit at once.
+    const setupModule = path.join(process.cwd(), 'dist', 'shim', 'setup.js');
+    const errorsModule = path.join(process.cwd(), 'dist', 'config', 'errors.js');
+    const child = path.join(dir, 'child-cli.mjs');
+    writeFileSync(child, `import { reportFailure } from ${JSON.stringify(setupModule)};\nimport { UserError } from ${JSON.stringify(errorsModule)};\nvoid process.stderr;\nprocess.exit(reportFailure(new UserError('no such container: x')));\n`);
+    const r = spawnSync('/bin/sh', ['-c', `{ head -c 65536 /dev/zero >&2; "$0" "$1" >/dev/null; echo "status $?" >&2; } 2>&1 | { sleep 0.3; tail -c +65537; }`, process.execPath, child], { encoding: 'utf8' });
+    expect(r.stdout).toBe('tsrun: no such container: x\nstatus 125\n');
+  });
 });

@@ -15,6 +15,7 @@ import type { Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
+import { FORWARDED_SIGNALS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
@@ -58,47 +59,73 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
     // Until start() conmon has created nothing: it goes last, after whatever setup made.
     tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
   };
-  const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' }, afterClaim: startMonitor });
-  const tPrep = performance.now();
-  const { id, tx } = prep;
-  const p = pathsOf(settings.runDir, id);
+  // A signal until runc create has answered aborts the creation and rolls it back, as one during
+  // prepareContainer does (its own handler): without a handler here, Ctrl-C while runc create ran
+  // ended this process at once and left the created container, its conmon, network and published
+  // ports behind. Installed before prepareContainer's, the same seven signal handles stay in place
+  // throughout (no extra sigaction calls).
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+  };
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
   try {
-    // Rolled back first if anything below fails: no monitor may run an exit command for a
-    // container that this rollback is removing.
-    tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
-    const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
-    // The bundle is kept absolute: `restart` may run from another directory.
-    writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
-
-    const t0 = performance.now();
-    // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
-    // starts and sets the cgroups up): a move every few ms keeps the fast path open until then
-    // (for at most 250 ms: the bundle's hooks run after runc's move).
-    const hierarchies = hostHierarchies();
-    const stopWarm = keepWarmFor(() => keepCgroupMigrationWarm(hierarchies));
-    const created = monitor!.start().finally(stopWarm);
-    // conmon writes its pid file as it forks, just after the byte, long before runc create has
-    // answered: the monitor's part of the records is written meanwhile (recordMonitor).
-    const forked = recordMonitorWhenForked(settings.runDir, id, p, created);
-    const started = await created;
-    let monitorRecord = await forked;
-    if (monitorRecord?.pid !== started.conmonPid) monitorRecord = recordMonitor(settings.runDir, id, started.conmonPid);
-
-    // From here conmon is the owner: gc, ps and a second `create` with this id see it alive. (Not
-    // before the container exists: with the monitor as owner and no runc state, ps would show it
-    // exited rather than creating.)
-    const rec = readRecord(settings.runDir, id)!;
-    writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
-    updateLifecycle(settings.runDir, id, (r) => {
-      r.pid = started.pid;
-      r.pidStart = processStartTime(started.pid);
-    });
-    prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
-  } catch (err) {
-    await tx.rollback();
-    throw err;
+    return await createMonitored();
+  } finally {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
   }
-  return id;
+
+  async function createMonitored(): Promise<string> {
+    const checkInterrupted = () => {
+      if (interrupted) throw new UserError(`interrupted by ${interrupted} during setup`);
+    };
+    const prep = await prepareContainer(o, settings, log, network, { terminal: d.tty, record: { detached: 'setup' }, afterClaim: startMonitor });
+    const tPrep = performance.now();
+    const { id, tx } = prep;
+    const p = pathsOf(settings.runDir, id);
+    try {
+      // Rolled back first if anything below fails: no monitor may run an exit command for a
+      // container that this rollback is removing.
+      tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
+      const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
+      // The bundle is kept absolute: `restart` may run from another directory.
+      writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
+
+      checkInterrupted(); // conmon is still held: nothing created yet
+      const t0 = performance.now();
+      // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
+      // starts and sets the cgroups up): a move every few ms keeps the fast path open until then
+      // (for at most 250 ms: the bundle's hooks run after runc's move).
+      const hierarchies = hostHierarchies();
+      const stopWarm = keepWarmFor(() => keepCgroupMigrationWarm(hierarchies));
+      const created = monitor!.start().finally(stopWarm);
+      // conmon writes its pid file as it forks, just after the byte, long before runc create has
+      // answered: the monitor's part of the records is written meanwhile (recordMonitor).
+      const forked = recordMonitorWhenForked(settings.runDir, id, p, created);
+      // Not before runc create has answered: a rollback while it runs could not remove a container
+      // it has not yet recorded.
+      const started = await created;
+      checkInterrupted();
+      let monitorRecord = await forked;
+      if (monitorRecord?.pid !== started.conmonPid) monitorRecord = recordMonitor(settings.runDir, id, started.conmonPid);
+
+      // From here conmon is the owner: gc, ps and a second `create` with this id see it alive. (Not
+      // before the container exists: with the monitor as owner and no runc state, ps would show it
+      // exited rather than creating.)
+      const rec = readRecord(settings.runDir, id)!;
+      writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
+      updateLifecycle(settings.runDir, id, (r) => {
+        r.pid = started.pid;
+        r.pidStart = processStartTime(started.pid);
+      });
+      checkInterrupted();
+      prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+    return id;
+  }
 }
 
 /** The monitor's part of the records: lifecycle.json names conmon (rm -f kills it first; a wait

@@ -375,3 +375,37 @@ describeIf('a name reclaimed from a run -d that died while runc create ran', () 
     expect(tsrun(['ps', '-a']).stdout).not.toMatch(new RegExp(`${id}\\s+exited`));
   });
 });
+
+describeIf('run -d interrupted while runc create runs', () => {
+  it('SIGINT after the start byte: one line, non-zero, the created container, its conmon and its port removed', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-races-int-'));
+    const marker = path.join(dir, 'hook-ran');
+    // runc create waits for this hook (a second), so the signal lands while it runs
+    const bundle = makeBundle((spec) => {
+      spec.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `touch ${marker}; sleep 1`] }] };
+    });
+    try {
+      const id = name('int');
+      const child = w.host.spawnTsrun(['run', '-d', '--name', id, '-p', '18481:80', bundle, '--', 'sleep', '1000']);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await waitFor('runc create to run the hook', () => existsSync(marker));
+      const conmon = Number(readFileSync(path.join(w.host.root, 'run', 'containers', id, 'conmon.pid'), 'utf8'));
+      child.kill('SIGINT');
+      const code = await exited;
+      expect(code).not.toBe(0);
+      expect(code).not.toBeNull();
+      expect(stderr.trim().split('\n')).toEqual(['tsrun: interrupted by SIGINT during setup']);
+      expect(existsSync(`/proc/${conmon}/cmdline`) && readFileSync(`/proc/${conmon}/cmdline`, 'utf8').includes(id)).toBe(false);
+      expect(runcLeftovers(id)).toEqual([]);
+      expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);
+      // the port is free again: a new container may publish it
+      const again = name('int');
+      runD(again, ['-p', '18481:80'], ['sleep', '1000']);
+    } finally {
+      removeBundle(bundle);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

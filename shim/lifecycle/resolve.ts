@@ -2,7 +2,7 @@
 // container only. Every id of a command is resolved before anything is done, so a typo in the
 // third id of `tsrun rm a b c` changes nothing.
 import { NotFoundError, UserError } from '../../config/errors.js';
-import { readRecord } from '../../runtime/containers.js';
+import { isAlive, readRecord } from '../../runtime/containers.js';
 import { listContainerIds } from './status.js';
 
 export function resolveId(runDir: string, name: string): string {
@@ -30,7 +30,11 @@ export function detachedIds(runDir: string, names: string[], missing?: string[])
   for (const id of ids) {
     const rec = readRecord(runDir, id);
     if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
-    if (rec?.detached === 'setup') throw new UserError(`container ${id} is still being created`);
+    if (rec?.detached === 'setup') {
+      // Its tsrun died half-way (killed while runc create ran): gc reclaims it, as a crashed run.
+      if (!isAlive(rec.ownerPid, rec.ownerStart)) throw new UserError(`container ${id} was left half-created by a tsrun process that is gone: tsrun gc removes it`);
+      throw new UserError(`container ${id} is still being created`);
+    }
   }
   return ids;
 }

@@ -94,8 +94,10 @@ const FLOOR_WARMUP = `const warmFile = process.argv[6];
 const warm = () => { if (!warmFile) return; try { const fd = require('node:fs').openSync(warmFile, 'w'); require('node:fs').write(fd, '0', () => require('node:fs').closeSync(fd)); } catch {} };
 warm();
 const warming = setInterval(warm, 4);`;
-const FLOOR_RUN = `${FLOOR_WARMUP}
-const { spawn, spawnSync } = require('node:child_process');
+// conmon started as tsrun starts it (its sync pipe on fd 3, runc create under it), waited for until
+// runc create answered; then \`afterCreate\` (the start), in the same process. Both floors A and B.
+const floorRun = (requires: string, afterCreate: string) => `${FLOOR_WARMUP}
+${requires}
 const [conmon, runc, root, dir, id] = process.argv.slice(1);
 const args = ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-r', runc, '-b', dir, '-p', dir + '/pid',
   '-l', 'k8s-file:' + dir + '/ctr.log', '--exit-dir', dir + '/exits', '--persist-dir', dir + '/persist',
@@ -107,8 +109,12 @@ c.stdio[3].once('data', (d) => {
   c.stdio[3].destroy();
   c.unref();
   if (!(JSON.parse(String(d).split('\\n')[0]).data > 0)) process.exit(1); // runc create failed
-  process.exitCode = spawnSync(runc, ['--root', root, 'start', id], { stdio: 'ignore' }).status;
+${afterCreate}
 });`;
+const FLOOR_RUN = floorRun(
+  "const { spawn, spawnSync } = require('node:child_process');",
+  "  process.exitCode = spawnSync(runc, ['--root', root, 'start', id], { stdio: 'ignore' }).status;",
+);
 const FLOOR_RM = `
 const { readFileSync } = require('node:fs');
 const { spawnSync } = require('node:child_process');
@@ -128,21 +134,9 @@ process.kill(init, 'SIGKILL');
 // container the rmdir of the cgroup directories runc recorded and of its state directory. What
 // tsrun's own design cannot do without; floor A above keeps runc start and runc delete (~10 ms
 // each) in, which flatters tsrun.
-const FLOOR_RUN_B = `${FLOOR_WARMUP}
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const [conmon, runc, root, dir, id] = process.argv.slice(1);
-const args = ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-r', runc, '-b', dir, '-p', dir + '/pid',
-  '-l', 'k8s-file:' + dir + '/ctr.log', '--exit-dir', dir + '/exits', '--persist-dir', dir + '/persist',
-  '--socket-dir-path', dir, '--conmon-pidfile', dir + '/conmon.pid', '--runtime-arg', '--root=' + root];
-const c = spawn(conmon, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' }, detached: true });
-c.stdio[3].once('close', () => clearInterval(warming));
-c.stdio[3].once('data', (d) => {
-  clearInterval(warming);
-  c.stdio[3].destroy();
-  c.unref();
-  if (!(JSON.parse(String(d).split('\\n')[0]).data > 0)) process.exit(1); // runc create failed
-  const fifo = root + '/' + id + '/exec.fifo';
+const FLOOR_RUN_B = floorRun(
+  "const { spawn } = require('node:child_process');\nconst fs = require('node:fs');",
+  `  const fifo = root + '/' + id + '/exec.fifo';
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   const buf = Buffer.alloc(1);
   (function read() {
@@ -151,8 +145,8 @@ c.stdio[3].once('data', (d) => {
     if (n === 0) return setTimeout(read, 1);
     fs.closeSync(fd);
     fs.unlinkSync(fifo);
-  })();
-});`;
+  })();`,
+);
 const FLOOR_RM_B = `
 const fs = require('node:fs');
 const [root, dir, id] = process.argv.slice(1);

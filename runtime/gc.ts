@@ -73,7 +73,8 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
 
   // 1. Shim containers whose tsrun process died: runc state, pins, cgroups, state directories.
   const liveShim = new Set<string>();
-  for (const id of listDir(containersDir(settings.runDir))) {
+  // Not a dot name: a restart's old state directory, set aside while it runs (shim/lifecycle/restart.ts).
+  for (const id of listDir(containersDir(settings.runDir)).filter((n) => !n.startsWith('.'))) {
     const rec = readRecord(settings.runDir, id);
     const detached = rec?.detached === 'monitored' ? await deps.detachedContainer?.(id) : undefined;
     if (detached === 'live') {

@@ -17,7 +17,7 @@ import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { resolvConfMount, type DnsPlan } from './resolv-conf.js';
-import { lastRuncError, runcDeleteForce, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
+import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
 import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
@@ -195,12 +195,6 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   return status;
 }
 
-/** docker's statuses: 127 the program was not found, 126 the container started but its program
- * could not run, 125 the container never started. */
-export function runcFailureStatus(runcError: string, started: boolean): number {
-  if (/executable file not found|no such file or directory/.test(runcError)) return 127;
-  return started ? 126 : 125;
-}
 
 /**
  * runc could not start the container; the exit status follows docker: 125, 126 or 127. runc has

@@ -9,6 +9,7 @@ import type { Settings } from '../config/settings.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { isAlive } from '../runtime/containers.js';
 import { removeTree } from '../runtime/files.js';
+import { UserError } from '../config/errors.js';
 
 export interface RuncPaths {
   binary: string;
@@ -223,6 +224,26 @@ export function runcOutput(runc: RuncPaths, args: readonly string[]): Promise<Ru
     child.once('error', (err) => resolve({ code: -1, stdout, stderr: `${stderr}${err.message}\n` }));
     child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** docker's statuses: 127 the program was not found, 126 the program exists but could not run
+ * (the container started and its exec failed, or runc's own look at the program before it creates
+ * the container (runc >= 1.1) found it not executable: a directory, no x bit, a wrong format), 125
+ * the container never started. Shared by the foreground run and the detached create/start. */
+export function runcFailureStatus(runcError: string, started: boolean): number {
+  if (/executable file not found|no such file or directory/.test(runcError)) return 127;
+  if (/exec: "[^"]*": (permission denied|exec format error)/.test(runcError)) return 126;
+  return started ? 126 : 125;
+}
+
+/** runc failed to create or start a detached container: runc's line (its stderr went to conmon
+ * or to a pipe, so tsrun prints it) and docker's status, as the foreground run's RuncFailure. */
+export class DetachedRuncFailure extends UserError {
+  readonly exitCode: number;
+  constructor(runcError: string, started: boolean) {
+    super(`runc: ${runcError}`);
+    this.exitCode = runcFailureStatus(runcError, started);
+  }
 }
 
 /** The last error runc logged, in one line without runc's "runc run failed:" prefix. */

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { SystemError, UserError } from '../../config/errors.js';
-import { lastRuncError, type RuncPaths } from '../runc.js';
+import { DetachedRuncFailure, lastRuncError, type RuncPaths } from '../runc.js';
 import { readPid, type ContainerPaths } from './record.js';
 
 export { killMonitor, readPid } from './record.js';
@@ -134,7 +134,7 @@ export function spawnConmon(o: ConmonOptions): ConmonHandle {
         return;
       }
       if (typeof msg.data !== 'number' || msg.data <= 0) {
-        finish(new UserError(`runc: ${lastRuncError(o.paths.runcLog) ?? msg.message?.trim() ?? 'container create failed'}`));
+        finish(new DetachedRuncFailure(lastRuncError(o.paths.runcLog) ?? msg.message?.trim() ?? 'container create failed', false));
         return;
       }
       const pid = msg.data;

@@ -14,7 +14,7 @@ import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from
 import type { Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
-import { lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
+import { DetachedRuncFailure, lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
 import { FORWARDED_SIGNALS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
@@ -196,7 +196,7 @@ async function runcStart(runc: RuncPaths, id: string, p: ContainerPaths): Promis
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stderr }));
   });
-  if (r.code !== 0) throw new UserError(`runc: ${lastRuncError(p.runcLog) ?? (r.stderr.trim() || 'start failed')}`);
+  if (r.code !== 0) throw new DetachedRuncFailure(lastRuncError(p.runcLog) ?? (r.stderr.trim() || 'start failed'), true);
 }
 
 /** The environment conmon passes to runc and to the exit command: the same settings as this

@@ -3,10 +3,10 @@
 // a container that ended on its own. The "outside" namespace reaches published ports.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
-import { uniqueId, waitFor } from '../harness/sandbox.js';
+import { makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const describeIf = hasConmon ? describe : describe.skip;
@@ -370,7 +370,6 @@ describeIf('detached containers: bad input is one line, a non-zero exit, and cha
       [['unpause', a], new RegExp(`^tsrun: container ${a} cannot be unpaused: it is not paused \\(running\\)\\n$`)],
       [['run', '-d', '--name', a, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${a} is already in use\\n$`)],
       [['run', '-d', '--name', done, '--net', 'none', w.bundle], new RegExp(`^tsrun: container id ${done} is already in use \\(remove it first: tsrun rm ${done}\\)\\n$`)],
-      [['run', '-d', '--net', 'none', w.bundle, '--', 'no-such-program'], /^tsrun: runc: .*no-such-program.*\n$/],
     ];
     for (const [args, message] of cases) {
       const r = tsrun(args);
@@ -378,6 +377,79 @@ describeIf('detached containers: bad input is one line, a non-zero exit, and cha
       expect(snapshot()).toBe(before);
     }
     ok(['rm', '-f', a, b, done]);
+  });
+});
+
+describeIf('a program that cannot run: docker\'s statuses, one line, nothing left', () => {
+  it('run -d and create: 127 for a program not found, 126 for one that exists but cannot run', () => {
+    const snapshot = () => JSON.stringify(psJson().map((e) => [e.id, e.status, e.pid]));
+    const before = snapshot();
+    const cases: [string[], number, RegExp][] = [
+      [['run', '-d', '--net', 'none', w.bundle, '--', '/nonexistent'], 127, /^tsrun: runc: .*"\/nonexistent".*no such file or directory\n$/],
+      [['run', '-d', w.bundle, '--', 'no-such-program'], 127, /^tsrun: runc: .*no-such-program.*not found.*\n$/],
+      [['run', '-d', '--net', 'none', w.bundle, '--', '/etc/passwd'], 126, /^tsrun: runc: .*"\/etc\/passwd": permission denied\n$/],
+      [['run', '-d', w.bundle, '--', '/etc'], 126, /^tsrun: runc: .*"\/etc": permission denied\n$/],
+      [['create', '--net', 'none', w.bundle, '--', '/nonexistent'], 127, /^tsrun: runc: .*no such file or directory\n$/],
+      [['create', w.bundle, '--', '/etc/passwd'], 126, /^tsrun: runc: .*permission denied\n$/],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = tsrun(args);
+      expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status, stdout: '', stderr: expect.stringMatching(message) });
+      expect(snapshot()).toBe(before);
+      expect(w.leaks()).toEqual([]);
+      expect(w.host.monitors()).toEqual([]);
+    }
+  });
+});
+
+describeIf('a restart that fails keeps the container, as docker does', () => {
+  /** The state directories tsrun keeps, dot names (a restart's old one, set aside) included. */
+  const stateDirs = () => readdirSync(path.join(w.host.root, 'run', 'containers'));
+
+  it('a published port taken meanwhile: exited, listed, its log kept; restart works once the port is free; nothing leaks', async () => {
+    const a = runD(['-p', '8095:80'], ['sh', '-c', 'echo one; sleep 100']);
+    await waitFor('the output', () => tsrun(['logs', a]).stdout === 'one\n');
+    ok(['stop', '-t', '0', a]);
+    const b = runD(['-p', '8095:80'], ['sleep', '100']);
+    const r = tsrun(['restart', a]);
+    expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 125, stdout: '' });
+    expect(r.stderr).toMatch(/^tsrun: [^\n]*8095[^\n]*\n$/);
+    const entry = psJson().find((e) => e.id === a);
+    expect(entry).toEqual(expect.objectContaining({ status: 'exited', exitCode: 137 }));
+    expect(ok(['logs', a])).toBe('one\n');
+    expect(inspect(a).state.restartCount ?? 0).toBe(0);
+    expect(stateDirs().filter((n) => n.startsWith('.'))).toEqual([]);
+    ok(['rm', '-f', b]);
+    expect(leaksBesides(a)).toEqual([]); // the failed attempt left no conmon, runc state, cgroup, address, port
+    expect(w.host.monitors()).toEqual([]);
+    w.ids.push(a);
+    // Nothing of the failed attempt is in the way of the next one.
+    ok(['restart', a]);
+    expect(psJson().find((e) => e.id === a)?.status).toBe('running');
+    await waitFor('the second output', () => tsrun(['logs', a]).stdout === 'one\none\n');
+    expect(inspect(a).state.restartCount).toBe(1);
+    ok(['rm', '-f', a]);
+  });
+
+  it('its bundle removed: exited, listed, its log kept, rm removes it and nothing is left', async () => {
+    const bundle = makeBundle();
+    const id = uniqueId('rb');
+    w.ids.push(id);
+    try {
+      expect(ok(['run', '-d', '--name', id, bundle, '--', 'sh', '-c', 'echo kept; exit 3']).trim()).toBe(id);
+      expect(ok(['wait', id])).toBe('3\n');
+      removeBundle(bundle);
+      const r = tsrun(['restart', id]);
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 125, stdout: '', stderr: `tsrun: bundle ${bundle}: no such directory\n` });
+      expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 3 }));
+      expect(ok(['logs', id])).toBe('kept\n');
+      expect(stateDirs().filter((n) => n.startsWith('.'))).toEqual([]);
+      expect(leaksBesides(id)).toEqual([]);
+      ok(['rm', id]);
+      expect(stateDirs()).not.toContain(id);
+    } finally {
+      removeBundle(bundle);
+    }
   });
 });
 

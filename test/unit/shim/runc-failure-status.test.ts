@@ -1,0 +1,34 @@
+import { describe, expect, it } from '@jest/globals';
+import { DetachedRuncFailure, runcFailureStatus } from '../../../shim/runc.js';
+
+// runc's own lines (runc 1.1), as its JSON log records them.
+const notFound = 'unable to start container process: exec: "/nonexistent": stat /nonexistent: no such file or directory';
+const notInPath = 'unable to start container process: exec: "nosuch": executable file not found in $PATH';
+const noExecBit = 'unable to start container process: exec: "/etc/passwd": permission denied';
+const badFormat = 'unable to start container process: exec: "/bin/x": exec format error';
+const cgroup = 'unable to apply cgroup configuration: mkdir /sys/fs/cgroup/x: permission denied';
+
+describe('runcFailureStatus: docker\'s 125/126/127', () => {
+  it('127 when the program is not found, whether runc looked before creating or at exec', () => {
+    expect(runcFailureStatus(notFound, false)).toBe(127);
+    expect(runcFailureStatus(notInPath, false)).toBe(127);
+    expect(runcFailureStatus(notFound, true)).toBe(127);
+  });
+
+  it('126 when the program exists but cannot run, also when runc refused it before creating', () => {
+    expect(runcFailureStatus(noExecBit, false)).toBe(126);
+    expect(runcFailureStatus(badFormat, false)).toBe(126);
+    expect(runcFailureStatus('anything else', true)).toBe(126);
+  });
+
+  it('125 when the container never started for another reason (a permission elsewhere too)', () => {
+    expect(runcFailureStatus(cgroup, false)).toBe(125);
+  });
+
+  it('the detached failure prints runc\'s line and carries the status', () => {
+    const e = new DetachedRuncFailure(notFound, false);
+    expect(e.shortMessage).toBe(`runc: ${notFound}`);
+    expect(e.exitCode).toBe(127);
+    expect((e as { alreadyReported?: boolean }).alreadyReported).toBeUndefined();
+  });
+});

@@ -115,10 +115,12 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     );
     extras.afterClaim?.(id, tx);
     const cgroupsPath = cgroupsPathFor(id);
-    // tsrun's parent goes too when it is empty (a detached container's cleanup keeps it): CI's host
-    // guard compares the host's cgroup directories before and after, and an empty tsrun parent left
-    // behind would read as a leak (docs/fast-path.md).
-    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath));
+    // The container's own cgroup only: tsrun's parent stays, as a detached container's cleanup
+    // leaves it (docs/detached.md) and docker keeps /docker. Removing an emptied v1 parent costs
+    // every hierarchy an rmdir and the next runc a mkdir (~0.7 ms over 10 hierarchies), and an
+    // rmdir between a concurrent runc's mkdir of the parent and of its container's directory fails
+    // that runc. The test suite's global teardown removes an empty parent (test/harness/reap-pins.ts).
+    tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath, undefined, { keepParents: true }));
     tx.onRollback('remove runc state', async () => {
       if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
     });
@@ -216,5 +218,5 @@ export async function cleanupStale(stale: ContainerRecord | undefined, id: strin
   killMonitor(pathsOf(settings.runDir, id).conmonPidFile);
   if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
   await network.release(id, stale, settings, log);
-  removeCgroup(cgroupsPathFor(id));
+  removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
 }

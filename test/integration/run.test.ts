@@ -140,7 +140,7 @@ describe('tsrun run: resources', () => {
     expect(roomy.status).toBe(0);
   });
 
-  it('the container cgroup sits under tsrun/<id> while it runs and is gone after', async () => {
+  it('the container cgroup sits under tsrun/<id> while it runs and is gone after, tsrun\'s parent stays', async () => {
     const id = uniqueId('cg');
     ids.push(id);
     const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', '--memory', '32m', bundle, '--', 'sleep', '1000']);
@@ -148,11 +148,15 @@ describe('tsrun run: resources', () => {
     await waitFor('the container to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').length > 0);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/tsrun/${id}`);
-    expect(cgroupDirsOf(id).length).toBeGreaterThan(0);
+    const dirs = cgroupDirsOf(id);
+    expect(dirs.length).toBeGreaterThan(0);
     child.kill('SIGTERM'); // sleep as pid 1 ignores TERM: kill it directly
     process.kill(pid, 'SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     expect(cgroupDirsOf(id)).toEqual([]);
+    // tsrun's parent stays (as after a detached container): the next runc need not make it again
+    // (jest's global teardown removes it when empty, test/harness/reap-pins.ts)
+    for (const dir of dirs) expect(existsSync(path.dirname(dir))).toBe(true);
   });
 });
 

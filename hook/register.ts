@@ -50,16 +50,6 @@ export function hookEnv(s: RecordedSettings): string[] {
 }
 
 /**
- * How a runtime should start tsrun, given this process's node and entry script: through the
- * launcher beside the entry (dist/bundle/tsrun, a sh script that starts each front door from its
- * start-up snapshot) when there is one, else node with the entry script.
- */
-export function preferLauncher(node: string, entry: string): { node: string; entry: string } {
-  const launcher = path.join(path.dirname(entry), 'tsrun');
-  return /\.[cm]?js$/.test(entry) && existsSync(launcher) ? { node: '/bin/sh', entry: launcher } : { node, entry };
-}
-
-/**
  * How a runtime should start tsrun's hook: node with the bundle's entry (tsrun.cjs), never the sh
  * launcher. Runtimes run a hook with the environment its registration records and nothing else, so
  * the launcher's one choice (TSRUN_SNAPSHOT=1: the door's start-up snapshot) could never be made

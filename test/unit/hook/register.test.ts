@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import os from 'node:os';
 import path from 'node:path';
 import {
-  addHooksToBundle, hookCommand, hookEnv, hooksDFile, hookRunner, installHooksDir, isTsrunHookEntry, preferLauncher, parseAnnotationConditions, parseStages,
+  addHooksToBundle, hookCommand, hookEnv, hooksDFile, hookRunner, installHooksDir, isTsrunHookEntry, parseAnnotationConditions, parseStages,
   uninstallHooksDir, whenClause, withTsrunHooks, type HookCommand,
 } from '../../../hook/register.js';
 
@@ -108,12 +108,7 @@ describe('spec add-hooks', () => {
     custom: { kept: true },
   };
 
-  it('runs the launcher beside the entry with sh, when there is one', () => {
-    const bundleDir = path.join(dir, 'bundle');
-    mkdirSync(bundleDir);
-    expect(preferLauncher('/usr/bin/node', path.join(bundleDir, 'tsrun.cjs'))).toEqual({ node: '/usr/bin/node', entry: path.join(bundleDir, 'tsrun.cjs') });
-    writeFileSync(path.join(bundleDir, 'tsrun'), '#!/bin/sh\n');
-    expect(preferLauncher('/usr/bin/node', path.join(bundleDir, 'tsrun.cjs'))).toEqual({ node: '/bin/sh', entry: path.join(bundleDir, 'tsrun') });
+  it('a hook registered through the sh launcher (as tsrun did before) is still written and recognised as tsrun\'s', () => {
     const launcher = hookCommand('/bin/sh', '/opt/tsrun/dist/bundle/tsrun', settings, 30);
     const out = withTsrunHooks(spec, launcher, 'createRuntime') as typeof spec & { hooks: Record<string, unknown[]> };
     expect(out.hooks.createRuntime![1]).toEqual({ path: '/bin/sh', args: ['/bin/sh', '/opt/tsrun/dist/bundle/tsrun', 'hook', 'createRuntime'], env: launcher.env, timeout: 30 });

@@ -7,6 +7,7 @@
 // library in a process that needed nothing else of it; the dumps cost ~0.3 ms.
 import { TABLE, tableDefinitions, type TableDefinition } from './nft-rules.js';
 import type { DumpedObject } from './nfnl.js';
+import { u16le } from '../netlink/codec.js';
 
 // include/uapi/linux/netfilter/nf_tables.h
 export const NFT_MSG_GETCHAIN = 4;
@@ -69,9 +70,6 @@ export interface KernelDumps {
 // readUInt16LE and toString are JavaScript functions of Node's that a cold process runs in the
 // interpreter, with their argument checks, thousands of times here (the check's comparison cost a
 // poststop ~2 ms, most of it those calls; indexed reads are the interpreter's own).
-
-/** The little-endian u16 at `off` (the caller keeps off + 1 inside the buffer). */
-const u16le = (buf: Buffer, off: number): number => buf[off]! | (buf[off + 1]! << 8);
 
 /** Where the payload of the first top-level attribute `type` in buf[from, to) starts, or -1. */
 function find(buf: Buffer, type: number, from = 0, to = buf.length): number {

@@ -33,6 +33,8 @@ afterEach(() => {
   if (!hasConmon) return;
   w.host.removeAllContainers();
   expect(w.leaks()).toEqual([]);
+  // No conmon outlives its container here either (a race's loser included), as in detached.test.ts.
+  expect(w.host.monitors()).toEqual([]);
 });
 
 function tsrun(args: string[]) {

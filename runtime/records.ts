@@ -26,6 +26,14 @@ export interface HostLink {
   index: number;
   /** ifindex of the peer (the container's interface) in the container's namespace. */
   peer?: number | undefined;
+  /** The host end's MAC, chosen at random by the kernel when attach made it: with the name and
+   * the index, what tells this link from a newer one wherever its peer has gone since (a
+   * container with CAP_NET_ADMIN can move its end, which changes the peer's index and namespace,
+   * but cannot touch the host end). Absent in older records (then the peer index is checked). */
+  mac?: string | undefined;
+  /** The peer's namespace as the host side saw it at attach (IFLA_LINK_NETNSID): when it differs
+   * now, the peer has been moved, so its namespace's end no longer takes the pair with it. */
+  peerNs?: number | undefined;
 }
 
 export interface EndpointRecord {

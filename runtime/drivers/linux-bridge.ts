@@ -155,7 +155,11 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   await forgetNeighbours(host, bridge.index, ctx);
   // The host end's index (and its peer's, reported by the same request) tell this veth from a
   // newer one with the same name: see removeVeth.
-  return { hostIfname, hostLink: { index: hostEnd.index, ...(hostEnd.parentIndex !== undefined ? { peer: hostEnd.parentIndex } : {}) }, mac: inner.mac };
+  const hostLink: HostLink = { index: hostEnd.index };
+  if (hostEnd.parentIndex !== undefined) hostLink.peer = hostEnd.parentIndex;
+  if (hostEnd.mac) hostLink.mac = hostEnd.mac;
+  if (hostEnd.linkNetnsId !== undefined) hostLink.peerNs = hostEnd.linkNetnsId;
+  return { hostIfname, hostLink, mac: inner.mac };
 }
 
 /**
@@ -220,6 +224,7 @@ export function refuseRouterAdverts(containerNetnsPath: string, ifname: string):
  */
 export async function removeVeth(host: Rtnl, rec: Pick<EndpointRecord, 'hostIfname' | 'hostLink' | 'containerId' | 'network'>, opts: DetachOptions = {}): Promise<void> {
   let target: string | number = rec.hostIfname;
+  let moved = false;
   if (rec.hostLink) {
     const live = await host.getLink(rec.hostLink.index);
     const verdict = vethVerdict(live, rec.hostIfname, rec.hostLink);
@@ -232,8 +237,11 @@ export async function removeVeth(host: Rtnl, rec: Pick<EndpointRecord, 'hostIfna
       return;
     }
     target = rec.hostLink.index;
+    moved = peerMoved(live!, rec.hostLink);
   }
-  if (opts.netnsGoing) await retireVeth(host, target);
+  // Retiring leaves the delete to the kernel when the container's namespace dies; a peer the
+  // container moved into a namespace of its own may outlive it, and the host end with it.
+  if (opts.netnsGoing && !moved) await retireVeth(host, target);
   else if (opts.deferLinkDelete && host.nsPath === undefined) await dismissVeth(host, target, opts.log);
   else await host.deleteLink(target);
 }
@@ -295,14 +303,24 @@ export async function dismissVeth(host: Rtnl, target: string | number, log?: Log
 
 /**
  * What the link now at the recorded index is: 'gone' (nothing there), 'ours' (the veth attach
- * made: same name, a veth, the same peer when the peer was recorded) or 'other' (anything else:
+ * made: same name, a veth, and its own MAC when recorded, else the same peer) or 'other' (anything else:
  * an index taken again by some other link, which must not be touched).
  */
 export function vethVerdict(live: Link | undefined, hostIfname: string, recorded: HostLink): 'gone' | 'ours' | 'other' {
   if (!live) return 'gone';
   if (live.index !== recorded.index || live.name !== hostIfname || live.kind !== 'veth') return 'other';
+  // The host end's own MAC, when recorded, is its identity: the peer may have been moved by the
+  // container since (another index, another namespace). Older records have only the peer index.
+  if (recorded.mac !== undefined) return live.mac === recorded.mac ? 'ours' : 'other';
   if (recorded.peer !== undefined && live.parentIndex !== recorded.peer) return 'other';
   return 'ours';
+}
+
+/** True when the peer of the host end `live` (a veth vethVerdict found 'ours') is no longer where
+ * attach put it: another index, or another namespace, in the container's namespace's stead. */
+export function peerMoved(live: Pick<Link, 'parentIndex' | 'linkNetnsId'>, recorded: HostLink): boolean {
+  if (recorded.peer !== undefined && live.parentIndex !== recorded.peer) return true;
+  return recorded.peerNs !== undefined && live.linkNetnsId !== recorded.peerNs;
 }
 
 /**

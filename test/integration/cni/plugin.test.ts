@@ -110,6 +110,31 @@ describe('CNI verbs on a bridge network', () => {
     delOk(conf, { ...a, netns: undefined });
   });
 
+  it('DEL removes the host end after the container moved its eth0 into a namespace of its own that outlives it', async () => {
+    const ns = await ctr();
+    const nested = await ctr();
+    const a = at(ns);
+    const result = addOk(NET, a);
+    const hostEnd = result.interfaces[0].name as string;
+    // A container with CAP_NET_ADMIN: `ip link set eth0 netns <its own namespace>`; the index eth0
+    // had is taken there, so the peer changes index and namespace; the nested namespace stays.
+    const indexes = (n: Netns) => (JSON.parse(n.sh('ip -j link show')) as { ifindex: number }[]).map((l) => l.ifindex);
+    const peer = (JSON.parse(ns.sh('ip -j link show dev eth0')) as { ifindex: number }[])[0]!.ifindex;
+    const taken = indexes(nested).includes(peer);
+    try {
+      if (!taken) nested.sh(`ip link add tscninest index ${peer} type veth peer name tscninest2 index ${peer + 1000}`);
+      ns.sh(`ip link set eth0 netns ${nested.pid}`);
+      if (!taken) nested.sh('ip link del tscninest');
+      expect(w.host.ns.linkNames()).toContain(hostEnd);
+      expect(indexes(nested)).not.toContain(peer);
+    } finally {
+      delOk(NET, a, result);
+    }
+    // (afterEach's leak check waits for the detached delete and fails on a host end left behind)
+    expect(w.tsrunVeths()).toEqual([]);
+    expect(nested.linkNames()).toEqual(['lo']);
+  });
+
   it('two containers on the network reach each other, by address and by the aliases capability through tsrun\'s resolver', async () => {
     const [n1, n2] = [await ctr(), await ctr()];
     const [a1, a2] = [at(n1), at(n2)];

@@ -1,6 +1,6 @@
 // vethVerdict: is the link at a record's recorded index still the veth attach made?
 import { describe, expect, it } from '@jest/globals';
-import { dyingVethName, hostVethName, isDyingVeth, vethVerdict } from '../../../runtime/drivers/linux-bridge.js';
+import { dyingVethName, hostVethName, isDyingVeth, peerMoved, vethVerdict } from '../../../runtime/drivers/linux-bridge.js';
 import type { Link } from '../../../runtime/netlink/types.js';
 import { publishedBy } from '../../../runtime/drivers/overlay.js';
 
@@ -22,6 +22,24 @@ describe('vethVerdict', () => {
     expect(vethVerdict({ ...veth, kind: 'dummy' }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, parentIndex: 5 }, veth.name, { index: 7, peer: 2 })).toBe('other');
     expect(vethVerdict({ ...veth, index: 8 }, veth.name, { index: 7, peer: 2 })).toBe('other');
+  });
+});
+
+describe('vethVerdict with the host end\'s MAC recorded (a peer the container moved)', () => {
+  const rec = { index: 7, peer: 2, mac: veth.mac, peerNs: 0 };
+  it('same index, name, kind and MAC: ours, wherever the peer has gone', () => {
+    expect(vethVerdict(veth, veth.name, rec)).toBe('ours');
+    expect(vethVerdict({ ...veth, parentIndex: 5, linkNetnsId: 4 }, veth.name, rec)).toBe('ours');
+  });
+  it('another MAC under the same name and index: other', () => {
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02' }, veth.name, rec)).toBe('other');
+    expect(vethVerdict({ ...veth, name: 'eth9' }, veth.name, rec)).toBe('other');
+  });
+  it('peerMoved: another peer index or another peer namespace', () => {
+    expect(peerMoved(veth, rec)).toBe(false);
+    expect(peerMoved({ ...veth, parentIndex: 5 }, rec)).toBe(true);
+    expect(peerMoved({ ...veth, linkNetnsId: 4 }, rec)).toBe(true);
+    expect(peerMoved({ ...veth, linkNetnsId: 4 }, { index: 7, peer: 2 })).toBe(false); // older record: index only
   });
 });
 

@@ -24,7 +24,18 @@ export async function door(a: RunArgs): Promise<number> {
       return 0;
     }
     log.debug({ options }, 'run');
-    return await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined);
+    const code = await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined);
+    // The container has exited and runContainer's teardown is done (network detached, pin, state
+    // and cgroup removed); the log is written synchronously, nothing listens for 'exit', and on
+    // this path tsrun printed nothing itself. A run that wired a network has koffi loaded: it
+    // leaves through libc's _exit, as run -d, rm and the hook do, skipping Node's own exit (the
+    // platform's and the pool's threads stopped and joined, destructors, the addons' exit
+    // handlers): 2-4 ms from the exit call to the parent's wait4 (docs/fast-path.md, Exit when done).
+    // Not after a failure (its line goes through process.stderr), and not for --net none, host or
+    // container:<id> (koffi may not be loaded; the build's code-cache warm-up runs --net none in
+    // its own process).
+    if (options.net.kind === 'network') exitFast(code);
+    return code;
   } catch (err) {
     return reportFailure(err);
   }

@@ -1,9 +1,10 @@
 // Bridge networking end to end: real runc containers in a sandbox host, real packets, real
 // nftables. The "outside" namespace plays the upstream network; nothing leaves the machine.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP, OUTSIDE_IP } from '../harness/bridge-world.js';
-import { PROJECT_ROOT } from '../harness/sandbox.js';
+import { PROJECT_ROOT, uniqueId, waitFor } from '../harness/sandbox.js';
 
 let w: BridgeWorld;
 beforeAll(async () => {
@@ -124,6 +125,38 @@ describe('the default network', () => {
   it('sets a requested MAC address', () => {
     const r = w.run(['--mac', '02:42:ac:11:00:99'], ['cat', '/sys/class/net/eth0/address']);
     expect(r.stdout.trim()).toBe('02:42:ac:11:00:99');
+  });
+});
+
+describe('a networked foreground run ends as its container did, torn down first (it leaves through _exit)', () => {
+  it('passes the exit status, stdout and stderr through with a published port', () => {
+    const r = w.run(['-p', '8600:80'], ['sh', '-c', 'echo out; echo err >&2; exit 7']);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 7, stdout: 'out\n', stderr: 'err\n' });
+    expect(w.run(['-p', '8600:80'], ['true']).status).toBe(0);
+  });
+
+  it('a container killed by signal N exits 128+N', async () => {
+    const id = uniqueId('kill');
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '-p', '8601:80', w.bundle, '--', 'sleep', '1000']);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const pidFile = path.join(w.host.root, 'run', 'containers', id, 'pid');
+    await waitFor('the container to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').length > 0);
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    expect(await exited).toBe(137);
+  });
+
+  it('SIGTERM sent to tsrun reaches the container, and tsrun exits with its status', async () => {
+    const id = uniqueId('sig');
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '-p', '8602:80', w.bundle, '--', 'sh', '-c', 'trap "echo got-TERM; exit 43" TERM; echo ready; while true; do sleep 0.05; done']);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    await waitFor('the container to trap signals', () => out.includes('ready'));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(43);
+    expect(out).toContain('got-TERM');
   });
 });
 

@@ -9,7 +9,8 @@ import { UserError } from '../config/errors.js';
 import { containerDir } from '../runtime/containers.js';
 import { resolveSettings } from '../config/settings.js';
 import { normalizeRunOptions } from './run-options.js';
-import { reportFailure, setup } from './setup.js';
+import { reportFailure, settingsAndLog } from './setup.js';
+import { resolverState } from '../runtime/dns/paths.js';
 import { runContainer, type NetworkWiring } from './run.js';
 import { wireWithoutNetwork } from './network-plain.js';
 import { isPlainRun, parseRunArgs, type RunArgs } from './run-args.js';
@@ -43,7 +44,11 @@ export async function door(a: RunArgs): Promise<number | undefined> {
     // the full door's, which this door would otherwise only find out at the claim.
     if (a.flags.name !== undefined && existsSync(containerDir(resolveSettings(process.env, a.globals).runDir, String(a.flags.name)))) return undefined;
     const options = normalizeRunOptions(a.bundle, a.command, a.flags);
-    const { settings, log } = setup(a.globals);
+    const { settings, log } = settingsAndLog(a.globals);
+    // The DNS resolver's supervision, as setup() does it for every other command (one file read
+    // when it is well or absent). Its client (the stand-ins of node:child_process and node:net, and
+    // koffi's loader through the synchronous control request) is loaded only when it died.
+    if (resolverState(settings.runDir) === 'dead') (await import('../runtime/dns/client.js')).reviveResolver(settings, log);
     log.debug({ options }, 'run');
     return await runContainer(options, settings, log, plainWiring, a.flags.tty === true ? true : undefined);
   } catch (err) {

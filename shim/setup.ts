@@ -19,11 +19,18 @@ export interface GlobalFlags {
 }
 
 export function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: Settings; log: Logger } {
+  const { settings, log } = settingsAndLog(g);
+  // Every command supervises the DNS resolver: one file read when it is well or absent.
+  if (opts.supervise !== false) reviveResolver(settings, log);
+  return { settings, log };
+}
+
+/** setup() without the resolver's supervision, for a door that does it itself (the plain run door
+ * loads the resolver's client only when the resolver died: shim/run-door-plain.ts). */
+export function settingsAndLog(g: GlobalFlags): { settings: Settings; log: Logger } {
   if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
   const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });
   const log = createLogger({ file: settings.logFile, level: settings.logLevel, debug: settings.debug });
-  // Every command supervises the DNS resolver: one file read when it is well or absent.
-  if (opts.supervise !== false) reviveResolver(settings, log);
   return { settings, log };
 }
 

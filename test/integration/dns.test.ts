@@ -293,6 +293,20 @@ describe('the resolver process', () => {
     expect(gc.resolver).toBe('running');
   });
 
+  it('is restarted by a tsrun run --net none too (the plain door loads its client only then)', async () => {
+    const db = await w.start(['--net', 'dnsa', '--network-alias', 'db'], 'sleep 600');
+    const before = resolverPid()!;
+    expect(alive(before)).toBe(true);
+    process.kill(before, 'SIGKILL');
+    await waitFor('the resolver to die', () => !alive(before));
+    expect(w.run(['--net', 'none'], ['true']).status).toBe(0);
+    await waitFor('a new resolver', () => {
+      const now = resolverPid();
+      return now !== undefined && now !== before && alive(now);
+    });
+    await waitFor('the name to resolve again', () => addresses(query(db.id, 'dnsa', GW_A, 'db')).join() === w.ip(db.id, 'dnsa'));
+  });
+
   it('serves internal networks: names resolve, nothing is forwarded', async () => {
     w.tsrunOk(['network', 'create', 'vault', '--internal', '--subnet', '10.63.0.0/24']);
     try {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** tsrun as installed: the launcher (the plain bundle; the start-up snapshot with TSRUN_SNAPSHOT=1). */
+/** tsrun as installed: the entry, a node script (the plain bundle; the start-up snapshot with TSRUN_SNAPSHOT=1). */
 export const TSRUN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 

@@ -18,7 +18,8 @@ import { STAGES, isStage, type Stage } from './state.js';
 /** How a runtime starts tsrun's hook: all absolute, all recorded. */
 export interface HookCommand {
   /** Absolute path of what runs the entry: the node binary for a bundle file (tsrun.cjs), /bin/sh
-   * for the launcher (dist/bundle/tsrun, which starts the hook from its start-up snapshot). */
+   * for a registration through the old sh launcher (dist/bundle/tsrun, a node script with a shell
+   * line since the launcher went: it still runs that way). */
   node: string;
   /** Absolute path of tsrun's entry point (dist/bundle/tsrun or dist/bundle/tsrun.cjs). */
   entry: string;
@@ -54,7 +55,7 @@ export function hookEnv(s: RecordedSettings): string[] {
  * launcher. Runtimes run a hook with the environment its registration records and nothing else, so
  * the launcher's one choice (TSRUN_SNAPSHOT=1: the door's start-up snapshot) could never be made
  * for a hook; it only cost each hook process a sh (~3 ms of a cold createRuntime or poststop,
- * measured: docs/hook-cold.md). `entry` may be the launcher (dist/bundle/tsrun): its tsrun.cjs is
+ * measured: docs/hook-cold.md). `entry` may be the entry script dist/bundle/tsrun (the launcher's path): its tsrun.cjs is
  * registered instead.
  */
 export function hookRunner(node: string, entry: string): { node: string; entry: string } {

@@ -22,7 +22,7 @@ export function parseFault(text: string | undefined): { phase: FaultPhase; k: nu
 
 const stepsDone: Record<FaultPhase, number> = { setup: 0, teardown: 0 };
 let stopped = false;
-// Read at the first step, not when the module loads: the launcher starts tsrun from a snapshot
+// Read at the first step, not when the module loads: the entry may start tsrun from a snapshot
 // whose modules were evaluated when it was built, long before this process's environment existed.
 let faults: { fault: ReturnType<typeof parseFault>; stopAfter: string | undefined } | undefined;
 

@@ -17,13 +17,13 @@
 //  - hook.cjs, cni.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
 //    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it;
 //  - each front door also gets a start-up snapshot (<door>.snapshot.blob, Node's --build-snapshot,
-//    see scripts/snapshot-entry.cjs): its modules already evaluated. The launcher `tsrun` (a
-//    POSIX sh script written here, package.json's bin) picks the door from the arguments and
-//    environment as shim/main.ts does and runs the plain bundle (tsrun.cjs); with TSRUN_SNAPSHOT=1
-//    it starts Node from that door's snapshot instead, unless there is none or the node binary is
-//    newer than it (an upgraded Node rejects a snapshot made by another). tsrun-runc's shell front
-//    has its own rule for runc.cjs. A new front door: export door(args, entryMs) from its bundle,
-//    add it to DOORS, and route to its snapshot where its shell front starts Node.
+//    see scripts/snapshot-entry.cjs): its modules already evaluated. The entry `tsrun`
+//    (package.json's bin: tsrun.cjs with a `#!` line naming node, written at the end) runs the
+//    plain bundle; with TSRUN_SNAPSHOT=1 it execs node again from the door's snapshot (shim/entry.ts
+//    picks the door as shim/main.ts does), unless there is none or the node binary is newer than
+//    it (an upgraded Node rejects a snapshot made by another). tsrun-runc's shell front has its own
+//    rule for runc.cjs. A new front door: export door(args, entryMs) from its bundle, add it to
+//    DOORS, and route to its snapshot in shim/entry.ts (or where its shell front starts Node).
 // The files are built in a directory of their own and swapped in by rename at the end, so that a
 // hook or a test running during a build finds the old set or the new one, never half of each.
 import { build } from 'esbuild';
@@ -31,6 +31,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+// shim/entry.ts as tsc compiled it (npm run build runs tsc first): the entry's first line.
+import { shebangLine, shebangProblem, shellLine } from '../dist/shim/entry.js';
 
 const OUT = 'dist/bundle';
 const dir = `dist/bundle.tmp-${process.pid}`;
@@ -231,6 +233,8 @@ await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdi
 // tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
 // Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
 await build({ ...common, define: clock.define, banner: { js: clock.banner }, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
+// The entry's opt-in path (shim/entry.ts): loaded by `tsrun` only with TSRUN_SNAPSHOT=1.
+await build({ ...common, entryPoints: { entry: 'shim/entry.ts' }, outdir: dir });
 await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
 chmodSync(`${dir}/tsrun-runc`, 0o755);
@@ -367,36 +371,44 @@ for (const door of DOORS) {
   }
 }
 
-// The launcher. Plain sh: a few builtins, no process of its own before node. It finds its
-// directory from $0, following the symlink npm's bin link puts in PATH (the only case that costs
-// a readlink process). Routing as in shim/main.ts.
-// It runs the plain bundle (tsrun.cjs, with its code caches) unless TSRUN_SNAPSHOT=1 asks for the
-// door's start-up snapshot: measured, the snapshot does not pay (deserializing a 5 MB heap costs
-// as much CPU as loading the bundle from its code cache, or more), and V8 refuses a snapshot built
-// on another CPU with exit 14, which a launcher cannot tell from a program's own exit 14, so no
-// fallback could be safe. Opting in is for a machine that built its own dist/. TSRUN_NO_SNAPSHOT=1
-// still forces the plain bundle (it wins over TSRUN_SNAPSHOT).
+// The entry `tsrun` (package.json's bin): tsrun.cjs itself, started by the kernel through its `#!`
+// line, with no shell in front of node (the sh launcher it replaces cost every command ~1.3 ms; floor
+// C has none). Its lines:
+//  1. `#!` and the node binary that builds it, absolutely, as the launcher named it (no PATH lookup);
+//  2. a line that is a string and a comment to JavaScript and, to a shell, `:` then exec of that node
+//     on this file: hooks registered through the launcher (`/bin/sh <bundle>/tsrun hook <stage>`,
+//     as tsrun registered them before e922176) and `sh tsrun` keep working, one sh as before;
+//  3. the clock banner and the prelude: tsrun.cjs named as process.argv[1], as the launcher's
+//     `exec node tsrun.cjs` did (conmon's exit command, the resolver and the hook and CNI
+//     registrations start tsrun again from it), and with TSRUN_SNAPSHOT=1 only, entry.cjs
+//     (shim/entry.ts), which execs node again from the door's start-up snapshot unless
+//     TSRUN_NO_SNAPSHOT is set, there is none, or node is newer than it (an upgraded Node refuses
+//     a snapshot made by another). The default path pays one environment read: the snapshot does
+//     not pay (deserializing a 5 MB heap costs as much CPU as loading the bundle from its code
+//     cache, or more), and V8 refuses a snapshot built on another CPU with exit 14, which nothing
+//     can tell from a program's own exit 14 once exec'd, so no fallback could be safe. Opting in
+//     is for a machine that built its own dist/;
+//  4. tsrun.cjs's code, one line lower: its source map, tsrun.map, is tsrun.cjs.map one line lower.
+// Node loads the main module from its real path (a symlink in PATH, as npm's bin link, finds its
+// siblings), and an extensionless file as the nearest package.json's "type" says: this package's
+// is "module", so dist/bundle gets its own, "commonjs" (every other file there is .cjs or not
+// JavaScript, so nothing else changes).
+// Node moved or removed: the kernel cannot start the entry, and the shell says so on one line
+// ("bad interpreter: No such file or directory" from bash, "not found" from dash); `npm run build`
+// writes the entry again for the node that runs it.
 const node = realpathSync(process.execPath);
-writeFileSync(
-  `${dir}/tsrun`,
-  `#!/bin/sh
-# tsrun's launcher, written by scripts/bundle.mjs: starts the front door (from its start-up snapshot with TSRUN_SNAPSHOT=1).
-node='${node}'
-here=\${0%/*}
-[ -h "$0" ] && here=$(dirname "$(readlink -f "$0")")
-case $1 in
-  hook) case $2 in ''|-*|install|uninstall) door=cli ;; *) door=hook ;; esac ;;
-  *) door=cli ;;
-esac
-[ -n "\${CNI_COMMAND-}" ] && [ $# -eq 0 ] && door=cni
-blob=$here/$door.snapshot.blob
-if [ "\${TSRUN_SNAPSHOT-}" = 1 ] && [ -z "\${TSRUN_NO_SNAPSHOT-}" ] && [ -f "$blob" ] && [ "$blob" -nt "$node" ]; then
-  exec "$node" --snapshot-blob "$blob" -- "$here/tsrun.cjs" "$@"
-fi
-exec "$node" "$here/tsrun.cjs" "$@"
-`,
-  { mode: 0o755 },
-);
+const problem = shebangProblem(node);
+if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(node)} ${problem}: the entry starts node through /usr/bin/env`);
+const [first, second, ...rest] = readFileSync(`${dir}/tsrun.cjs`, 'utf8').split('\n');
+const mapLine = rest.length - 1 - [...rest].reverse().findIndex((l) => l.startsWith('//# sourceMappingURL='));
+if (!first.startsWith('#!') || second !== clock.banner || mapLine >= rest.length) throw new Error('bundle: tsrun.cjs is not #! line, clock banner, code, source map URL: the entry cannot be written');
+rest[mapLine] = '//# sourceMappingURL=tsrun.map';
+const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNAPSHOT==="1")require("./entry.cjs").execSnapshot(__dirname);';
+writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), second + prelude, ...rest].join('\n'), { mode: 0o755 });
+chmodSync(`${dir}/tsrun`, 0o755);
+const entryMap = JSON.parse(readFileSync(`${dir}/tsrun.cjs.map`, 'utf8'));
+writeFileSync(`${dir}/tsrun.map`, JSON.stringify({ ...entryMap, mappings: `;${entryMap.mappings}` }));
+writeFileSync(`${dir}/package.json`, `${JSON.stringify({ type: 'commonjs' })}\n`);
 
 // The swap: two renames, microseconds apart, instead of a build-long gap.
 const old = `dist/bundle.old-${process.pid}`;

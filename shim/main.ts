@@ -9,8 +9,8 @@ import { doneWhenReturned, rmArgs, runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
 
-// The same routing is in the launcher (dist/bundle/tsrun, written by scripts/bundle.mjs), which
-// picks the front door's start-up snapshot: keep the two in step.
+// The same routing, as far as the start-up snapshots go, is in shim/entry.ts (snapshotDoor), which
+// picks the door's snapshot when TSRUN_SNAPSHOT=1: keep the two in step.
 async function main(args: string[]): Promise<number> {
   // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the
   // environment, and runtimes pass no arguments (a `tsrun …` command line is the CLI's).

@@ -79,15 +79,16 @@ export function hookSuite(report: Report, runs: number): void {
   let n = 0;
   // The hook as tsrun registers it with runtimes (`tsrun hook install`, `spec add-hooks`,
   // tsrun-runc: hook/register.ts hookRunner): node with the bundle's tsrun.cjs. Hooks were
-  // registered through the sh launcher (dist/bundle/tsrun) before; that is kept as a row for
-  // information (`launcher`).
+  // registered through the sh launcher (`/bin/sh dist/bundle/tsrun hook <stage>`) before; that is
+  // kept as a row for information (`launcher`): dist/bundle/tsrun is a node script now, whose
+  // second line is, to a shell, an exec of node on it, so /bin/sh runs it as such registrations do.
   const registered = hookRunner(realpathSync(process.execPath), TSRUN);
   type Where = { root: string; env: NodeJS.ProcessEnv; network: string };
   const here: Where = { root, env, network: 'hookbench' };
   const hook = (stage: 'createRuntime' | 'poststop', id: string, pid: number | undefined, ports: boolean, launcher = false, where: Where = here): number => {
     const annotations: Record<string, string> = { 'io.tsrun.network': where.network, ...(ports ? { 'io.tsrun.ports': '8080:80/tcp' } : {}) };
     const state = { ociVersion: '1.0.2', id, status: stage === 'poststop' ? 'stopped' : 'creating', ...(pid ? { pid } : {}), bundle: where.root, annotations };
-    const [cmd, args] = launcher ? [TSRUN, ['hook', stage]] : [registered.node, [registered.entry, 'hook', stage]];
+    const [cmd, args] = launcher ? ['/bin/sh', [TSRUN, 'hook', stage]] : [registered.node, [registered.entry, 'hook', stage]];
     return timeCommand(cmd, args, { env: where.env, input: JSON.stringify(state), stdio: ['pipe', 'ignore', 'pipe'] });
   };
   const withPorts = new Set<string>();

@@ -18,7 +18,7 @@
 //     (state directory, spec, signals, teardown). Since the plain door (shim/run-door-plain.ts),
 //     `run --net none` loads run-plain.cjs instead: floor B stays as it was (run.cjs, the door of
 //     run -d and of the networks), and floor B (plain) beside it loads run-plain.cjs the same way.
-// tsrun runs as installed (the launcher); the start-up snapshot (opt-in, TSRUN_SNAPSHOT=1) is
+// tsrun runs as installed (the entry dist/bundle/tsrun, a node script); the start-up snapshot (opt-in, TSRUN_SNAPSHOT=1) is
 // measured beside it to show what it is worth.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -20,7 +20,7 @@ import { Rtnl } from '../../runtime/netlink/rtnl.js';
 import { openNetnsFd } from '../../runtime/netns/netns.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-/** tsrun as installed: the launcher, so the tests run what users run (the plain bundle by default). */
+/** tsrun as installed: the entry (a node script), so the tests run what users run (the plain bundle by default). */
 export const TSRUN_BIN = path.join(PROJECT_ROOT, 'dist/bundle/tsrun');
 export const BUSYBOX_BUNDLE = path.join(PROJECT_ROOT, 'rootfs-fixtures/.cache/busybox');
 export const BUSYBOX_ROOTFS = path.join(BUSYBOX_BUNDLE, 'rootfs');

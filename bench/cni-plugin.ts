@@ -32,16 +32,17 @@ export function pinNetns(): NetnsPin {
 }
 
 /**
- * One plugin process: `type` is a reference plugin in CNI_PATH, or 'tsrun' for tsrun's bundle.
- * Returns how long it took and its stdout (the result); throws when it fails.
+ * One plugin process: `type` is a reference plugin in CNI_PATH, or 'tsrun' for tsrun's bundle
+ * (`o.exe`: the executable to run for it, e.g. the wrapper `tsrun cni install` wrote; default the
+ * launcher). Returns how long it took and its stdout (the result); throws when it fails.
  */
 export function cniPlugin(
   type: string,
   command: string,
   conf: object | string,
-  o: { netnsPath?: string | undefined; containerId: string; env?: NodeJS.ProcessEnv },
+  o: { netnsPath?: string | undefined; containerId: string; env?: NodeJS.ProcessEnv; exe?: string },
 ): { ms: number; out: string } {
-  const [file, args] = type === 'tsrun' ? [TSRUN, []] : [path.join(CNI_PATH, type), []];
+  const [file, args] = type === 'tsrun' ? [o.exe ?? TSRUN, []] : [path.join(CNI_PATH, type), []];
   const env = benchEnv({ ...o.env, CNI_COMMAND: command, CNI_CONTAINERID: o.containerId, CNI_IFNAME: 'eth0', CNI_PATH, ...(o.netnsPath ? { CNI_NETNS: o.netnsPath } : {}) });
   const started = performance.now();
   const r = spawnSync(file, args, { input: typeof conf === 'string' ? conf : JSON.stringify(conf), env, encoding: 'utf8' });

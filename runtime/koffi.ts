@@ -67,22 +67,51 @@ export function libcFunction(prototype: string): LibcFn {
   return libc.func(prototype) as unknown as LibcFn;
 }
 
-/** The glibc build from koffi's platform package, or undefined when it cannot be used here. */
-export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch, nodeModules?: string): Koffi | undefined {
+/** The glibc build from koffi's platform package, or undefined when it cannot be used here. `open`
+ * loads a native module by its absolute path (tests give a fake). */
+export function prebuilt(req: NodeRequire, platform: string = process.platform, arch: string = process.arch, nodeModules?: string, open: (file: string) => unknown = dlopenOnce): Koffi | undefined {
   // koffi names its glibc builds <platform>_<arch> for these; other arches (arm, riscv, ppc64)
   // need its ELF checks.
   if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) return undefined;
   const id = `@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`;
   // From a bundle (dist/bundle/*.cjs), the package's own node_modules (the first place the
-  // resolver would look that has it) by path: the resolver's walk and its package.json reads cost
-  // a cold process ~0.4 ms. Not there (a hoisted install): the resolver finds it.
-  for (const spec of nodeModules === undefined ? [id] : [join(nodeModules, id), id]) {
+  // resolver would look that has it) by path, opened directly: the resolver's walk costs a cold
+  // process ~0.4 ms, and even a require() of an absolute path reads the requiring bundle's package
+  // scope first (every package.json up to the package root, for a self-reference), ~0.45 ms of each
+  // CNI ADD and DEL. Not there (a hoisted install): the resolver finds it.
+  const ways: (() => unknown)[] = [() => req(id)];
+  if (nodeModules !== undefined) ways.unshift(() => open(join(nodeModules, id)));
+  for (const way of ways) {
     try {
-      const native = req(spec) as Partial<Koffi> | undefined;
+      const native = way() as Partial<Koffi> | undefined;
       return typeof native?.load === 'function' && typeof native.errno === 'function' ? (native as Koffi) : undefined;
     } catch {
       // not installed that way, or not loadable here (musl): the next way, then koffi's loader
     }
   }
   return undefined;
+}
+
+/** Native modules this process opened by path, under a process-wide key: two bundles loaded by
+ * one process (rm.cjs, then rm-wired.cjs) share one, as they would through require's cache (a
+ * second dlopen of the same file returns the same library, and would run its module initialiser
+ * again on a new exports object). */
+const OPENED = Symbol.for('tsrun.nativeModulesByPath');
+
+/** A native module by its absolute path, as require() loads one (process.dlopen with the default
+ * flags), without the resolver; once per process. In a bundle it is also entered in require's
+ * cache under that path, so a require() of the same file gets the same module. Throws what dlopen
+ * throws (no such file, a build that cannot load here). */
+export function dlopenOnce(file: string): unknown {
+  const opened = ((globalThis as unknown as Record<symbol, Map<string, unknown> | undefined>)[OPENED] ??= new Map());
+  const cache = typeof require === 'function' ? require.cache : undefined;
+  if (opened.has(file)) return opened.get(file);
+  const cached = cache?.[file];
+  if (cached?.loaded) return cached.exports;
+  const mod = { id: file, filename: file, loaded: false, exports: {} as unknown, children: [], paths: [] };
+  process.dlopen(mod, file);
+  mod.loaded = true;
+  opened.set(file, mod.exports);
+  if (cache && cache[file] === undefined) cache[file] = mod as unknown as NodeJS.Module;
+  return mod.exports;
 }

@@ -34,10 +34,10 @@ export function cniCommand(setup: Setup): Command {
       env.TSRUN_LOG = settings.logFile;
       env.TSRUN_LOG_LEVEL = settings.logLevel;
       env.TSRUN_NFT = resolveBinary(settings.nft);
-      // The wrapper execs node with the bundle's entry (tsrun.cjs), as a hook is registered, not
-      // the sh launcher: a second sh before node cost every plugin call ~1 ms (interleaved, 60
-      // VERSION calls: wrapper through the launcher 45.0 ms, straight to node 43.9 ms), and the
-      // launcher's one choice (TSRUN_SNAPSHOT=1, the door's start-up snapshot) measured slower.
+      // The wrapper runs the bundle's entry (tsrun.cjs) with this node (node itself by its
+      // shebang: cni/install.ts), as a hook is registered, not the sh launcher: a sh before node
+      // cost every plugin call ~1 ms, and the launcher's one choice (TSRUN_SNAPSHOT=1, the door's
+      // start-up snapshot) measured slower.
       const { hookRunner } = await import('../hook/register.js');
       const self = hookRunner(realpathSync(process.execPath), realpathSync(path.resolve(process.argv[1] ?? '')));
       for (const file of install({ binDir: path.resolve(f.binDir), confDir: path.resolve(f.confDir), network: f.network, node: self.node, entry: self.entry, env })) {

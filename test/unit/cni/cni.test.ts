@@ -1,7 +1,8 @@
 // The CNI front door's pure parts: environment and config parsing with the spec's error codes,
 // result shapes per version (and chained on a prevResult), the install files.
 import { describe, expect, it } from '@jest/globals';
-import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, realpathSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../cni/config.js';
@@ -159,7 +160,13 @@ describe('install', () => {
       const files = install({ binDir: bin, confDir: conf, network: 'web', node: '/usr/bin/node', entry: "/opt/ts'run/tsrun.cjs", env: { TSRUN_ROOT: '/var/lib/x y' } });
       expect(files).toEqual([path.join(bin, 'tsrun'), path.join(conf, '10-tsrun-web.conflist')]);
       const script = readFileSync(files[0]!, 'utf8');
-      expect(script.split('\n').slice(0, 4)).toEqual(['#!/bin/sh', WRAPPER_MARK, "export TSRUN_ROOT='/var/lib/x y'", `exec '/usr/bin/node' '/opt/ts'\\''run/tsrun.cjs' "$@"`]);
+      expect(script.split('\n').slice(0, 5)).toEqual([
+        '#!/usr/bin/node',
+        `//${WRAPPER_MARK.slice(1)}`,
+        'process.env["TSRUN_ROOT"] = "/var/lib/x y";',
+        `if (typeof require === 'function') require("/opt/ts'run/tsrun.cjs");`,
+        `else import("file:///opt/ts'run/tsrun.cjs");`,
+      ]);
       expect(statSync(files[0]!).mode & 0o777).toBe(0o755);
       expect(JSON.parse(readFileSync(files[1]!, 'utf8'))).toEqual(conflist('web'));
       install({ binDir: bin, confDir: conf, node: '/usr/bin/node', entry: '/opt/tsrun.cjs', env: {} });
@@ -170,6 +177,52 @@ describe('install', () => {
       writeFileSync(path.join(bin, 'tsrun'), '#!/bin/sh\necho not ours\n');
       expect(() => install({ binDir: bin, confDir: conf, node: '/usr/bin/node', entry: '/opt/tsrun.cjs', env: {} })).toThrow(/not tsrun's wrapper/);
       expect(() => wrapperScript('node', '/x', {})).toThrow(/absolute/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the wrapper', () => {
+  it('is node by its shebang, setting the recorded environment and running the entry with the runtime\'s arguments', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-unit-'));
+    try {
+      const entry = path.join(dir, "en'try.cjs");
+      writeFileSync(entry, 'process.stdout.write(JSON.stringify({ root: process.env.TSRUN_ROOT, log: process.env.TSRUN_LOG, args: process.argv.slice(2), cni: process.env.CNI_COMMAND }));\n');
+      const [plugin] = install({ binDir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d'), node: realpathSync(process.execPath), entry, env: { TSRUN_ROOT: '/var/lib/x y"\\', TSRUN_LOG: "/l'og\u2028" } });
+      expect(readFileSync(plugin!, 'utf8').startsWith(`#!${realpathSync(process.execPath)}\n`)).toBe(true);
+      const r = spawnSync(plugin!, [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' } });
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ root: '/var/lib/x y"\\', log: "/l'og\u2028", args: [], cni: 'VERSION' });
+      // Under a package.json that makes it an ES module (no require there), the same.
+      writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+      const esm = spawnSync(plugin!, [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' } });
+      expect(esm.stderr).toBe('');
+      expect(JSON.parse(esm.stdout)).toEqual({ root: '/var/lib/x y"\\', log: "/l'og\u2028", args: [], cni: 'VERSION' });
+      // uninstall knows it as tsrun's
+      expect(uninstall({ binDir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d') })).toContain(plugin);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is a sh script when node\'s path cannot be a shebang\'s or the entry is not CommonJS', () => {
+    expect(wrapperScript('/opt/my node/bin/node', '/opt/tsrun/tsrun.cjs', { TSRUN_ROOT: '/r' }).split('\n').slice(0, 4)).toEqual([
+      '#!/bin/sh',
+      WRAPPER_MARK,
+      "export TSRUN_ROOT='/r'",
+      `exec '/opt/my node/bin/node' '/opt/tsrun/tsrun.cjs' "$@"`,
+    ]);
+    expect(wrapperScript(`/${'n'.repeat(240)}`, '/opt/tsrun/tsrun.cjs', {}).startsWith('#!/bin/sh\n')).toBe(true);
+    expect(wrapperScript('/usr/bin/node', '/opt/tsrun/dist/shim/main.js', {}).startsWith('#!/bin/sh\n')).toBe(true);
+    // an old sh wrapper is still tsrun's: install replaces it, uninstall removes it
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-unit-'));
+    try {
+      const bin = path.join(dir, 'bin');
+      mkdirSync(bin);
+      writeFileSync(path.join(bin, 'tsrun'), wrapperScript('/opt/my node/node', '/opt/tsrun.cjs', {}), { mode: 0o755 });
+      install({ binDir: bin, confDir: path.join(dir, 'net.d'), node: '/usr/bin/node', entry: '/opt/tsrun.cjs', env: {} });
+      expect(readFileSync(path.join(bin, 'tsrun'), 'utf8').startsWith('#!/usr/bin/node\n')).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -193,7 +246,7 @@ describe('install writes through no planted symlink', () => {
       expect(readFileSync(victim, 'utf8')).toBe('untouched\n');
       expect(lstatSync(plugin!).isFile()).toBe(true);
       expect(lstatSync(list!).isFile()).toBe(true);
-      expect(readFileSync(plugin!, 'utf8')).toContain(WRAPPER_MARK);
+      expect(readFileSync(plugin!, 'utf8')).toContain(WRAPPER_MARK.slice(2));
       // nothing else left beside them but the planted links
       expect(readdirSync(bin).sort()).toEqual(['tsrun', `tsrun.tmp-${process.pid}`]);
     } finally {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadKoffi, packageNodeModules, prebuilt } from '../../../runtime/koffi.js';
+import { existsSync } from 'node:fs';
+import { dlopenOnce, loadKoffi, packageNodeModules, prebuilt } from '../../../runtime/koffi.js';
 
 const fakeNative = { load: () => ({}), errno: () => 0, version: 'x' };
 
@@ -14,19 +15,32 @@ describe('prebuilt koffi', () => {
     expect(asked).toEqual(['@koromix/koffi-linux-x64/linux_x64/koffi.node', '@koromix/koffi-linux-arm64/linux_arm64/koffi.node']);
   });
 
-  it('from a bundle, tries the package\'s own node_modules by path first, then the resolver', () => {
+  it('from a bundle, opens the package\'s own node_modules by path first (no resolver), then asks the resolver', () => {
     const asked: string[] = [];
-    const req = ((id: string) => {
-      asked.push(id);
-      if (id.startsWith('/')) throw Object.assign(new Error('Cannot find module'), { code: 'MODULE_NOT_FOUND' });
-      return fakeNative;
-    }) as unknown as NodeRequire;
-    expect(prebuilt(req, 'linux', 'x64', '/opt/tsrun/node_modules')).toBe(fakeNative);
-    expect(asked).toEqual(['/opt/tsrun/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node', '@koromix/koffi-linux-x64/linux_x64/koffi.node']);
-    // This checkout's, by path: the module the resolver finds.
-    const own = createRequire(import.meta.url);
-    const byPath = prebuilt(own, process.platform, process.arch, path.join(process.cwd(), 'node_modules'));
-    if (byPath) expect(byPath).toBe(prebuilt(own));
+    const req = ((id: string) => (asked.push(`require ${id}`), fakeNative)) as unknown as NodeRequire;
+    const open = (file: string) => {
+      asked.push(`open ${file}`);
+      throw new Error(`${file}: cannot open shared object file: No such file or directory`);
+    };
+    expect(prebuilt(req, 'linux', 'x64', '/opt/tsrun/node_modules', open)).toBe(fakeNative);
+    expect(asked).toEqual(['open /opt/tsrun/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node', 'require @koromix/koffi-linux-x64/linux_x64/koffi.node']);
+    // Found by path: the resolver is not asked.
+    asked.length = 0;
+    expect(prebuilt(req, 'linux', 'x64', '/opt/tsrun/node_modules', (file) => (asked.push(`open ${file}`), fakeNative))).toBe(fakeNative);
+    expect(asked).toEqual(['open /opt/tsrun/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node']);
+    // This checkout's, by path: a koffi that calls into libc.
+    const byPath = prebuilt(createRequire(import.meta.url), process.platform, process.arch, path.join(process.cwd(), 'node_modules'));
+    if (byPath) expect((byPath.load('libc.so.6').func('int getpid()') as unknown as () => number)()).toBe(process.pid);
+  });
+
+  it('opens a native module by path once per process, and says when it cannot', () => {
+    const file = path.join(process.cwd(), 'node_modules', `@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`);
+    if (process.platform === 'linux' && existsSync(file)) {
+      const first = dlopenOnce(file) as { load: (lib: string) => { func: (p: string) => () => number } };
+      expect(dlopenOnce(file)).toBe(first);
+      expect(first.load('libc.so.6').func('int getpid()')()).toBe(process.pid);
+    }
+    expect(() => dlopenOnce('/nonexistent/tsrun-test/koffi.node')).toThrow(/cannot open|No such file/);
   });
 
   it('takes a node_modules by path only for a bundle in the package\'s dist/bundle, never an ancestor\'s beyond it', () => {

@@ -28,6 +28,8 @@
 //       ip daddr 127.0.0.0/8 iifname != "lo" drop
 //       ip6 daddr ::1 iifname != "lo" drop
 //       udp dport 4789 ip daddr @underlay_local4 ip saddr != @underlay_peers4 drop
+//       th dport 53 meta l4proto { udp, tcp } ip daddr @subnets4 fib daddr type local iifname != @bridges iifname != "lo" drop
+//       th dport 53 meta l4proto { udp, tcp } ip6 daddr @subnets6 fib daddr type local iifname != @bridges iifname != "lo" drop
 //     }
 //     chain prerouting { type nat hook prerouting priority dstnat; policy accept;  jump publish }
 //     chain output     { type nat hook output priority -100; policy accept;        jump publish }
@@ -50,9 +52,7 @@
 //     }
 //   }
 //
-// Rules that let traffic INTO the host from a network (DNS to the gateway, say) belong in an
-// input chain with an accept set keyed by bridge; none exists yet because tsrun does not filter
-// the host's input.
+// tsrun filters the host's input in one place only: its resolvers' port on the gateways (j).
 //
 // Each rule also carries a comment "<label> (tsrun <schema id>)"; the schema id is a hash of this
 // definition, so ensureBase can tell a current table from an old or damaged one.
@@ -103,6 +103,15 @@
 //     else on the underlay cannot inject frames into an overlay network, --internal ones too.
 //  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
 //     which never reaches the inet hooks.
+//  j. tsrun's resolvers (UDP and TCP 53 on each served network's gateway addresses, which are the
+//     host's own) answer only packets that came in through a tsrun bridge (the containers) or
+//     from the host itself (lo). Anything else to port 53 of a local address inside a tsrun
+//     subnet is dropped before conntrack: a LAN neighbour that routes a container subnet via the
+//     host (or sends to a gateway at the host's MAC) reaches a gateway as local input, which the
+//     forward rules (e) never see; the resolver would answer it REFUSED, or, from a spoofed
+//     container or subnet source, send a container's names or a forwarded answer into the
+//     bridge. A listener kept after a network's last container is covered the same way. Fail
+//     closed: the rule is in the fixed ruleset (schema id), so a table without it is rebuilt.
 //  i. No notrack rule. With br_netfilter loaded, bridged frames cross the inet hooks and
 //     conntrack; an earlier version untracked traffic that stayed on an overlay bridge. Measured
 //     (docs/benchmarks.md), it gained nothing: TCP crosses the bridge in GSO/GRO aggregates of up
@@ -225,6 +234,10 @@ function dnatVia(family: 'ip' | 'ip6', key: NftJson, addrMap: SetName, portMap: 
 }
 
 const protoPort = concat(meta('l4proto'), payload('th', 'dport'));
+/** DNS: UDP or TCP to port 53. The port first: one load and compare ends the rule for nearly
+ * every packet (bridged frames cross prerouting too, with br_netfilter); the protocol check then
+ * keeps bytes 2-3 of another protocol's header from passing for a port. */
+const dns53: NftJson[] = [match(payload('th', 'dport'), 53), match(meta('l4proto'), { set: ['udp', 'tcp'] })];
 
 interface RuleDef {
   chain: ChainName;
@@ -275,6 +288,20 @@ const RULES: readonly RuleDef[] = [
     chain: 'prerouting_raw',
     label: 'h: VXLAN only from registered hosts',
     expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('ip', 'daddr'), 'underlay_local4'), inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
+  },
+  // j: tsrun's resolvers listen on the gateways (the host's own addresses in tsrun subnets): only
+  // for the containers (through a tsrun bridge) and the host itself (lo). A LAN neighbour that
+  // routes a subnet via the host would otherwise query them as local input, which the forward
+  // rules never see (a probe of the networks, a reflector, TCP connections piled up).
+  {
+    chain: 'prerouting_raw',
+    label: 'j: resolvers only from tsrun bridges and the host v4',
+    expr: [...dns53, inSet(payload('ip', 'daddr'), 'subnets4'), fibLocal, inSet(meta('iifname'), 'bridges', '!='), match(meta('iifname'), 'lo', '!='), drop],
+  },
+  {
+    chain: 'prerouting_raw',
+    label: 'j: resolvers only from tsrun bridges and the host v6',
+    expr: [...dns53, inSet(payload('ip6', 'daddr'), 'subnets6'), fibLocal, inSet(meta('iifname'), 'bridges', '!='), match(meta('iifname'), 'lo', '!='), drop],
   },
   { chain: 'prerouting', label: 'b: published ports', expr: [{ jump: { target: 'publish' } }] },
   { chain: 'output', label: 'c: published ports from the host', expr: [{ jump: { target: 'publish' } }] },
@@ -425,7 +452,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-42947f5092';
+const SCHEMA_ID = 'v1-1a66ea1056';
 
 export function schemaId(): string {
   return SCHEMA_ID;

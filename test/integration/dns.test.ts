@@ -152,15 +152,16 @@ describe('names on a user network', () => {
     await w.stopAll();
   });
 
-  it('answers the host at the gateway, and refuses a stranger that can route to it', async () => {
+  it('answers the host at the gateway; a stranger that can route to it gets nothing (tsrun\'s table drops it)', async () => {
     const db = await w.start(['--net', 'dnsa', '--network-alias', 'db'], 'sleep 600');
     const fromHost = w.host.ns.exec(process.execPath, [CLIENT, 'query', GW_A, 'db', 'A']);
     expect(addresses(JSON.parse(fromHost.stdout) as Answer)).toEqual([w.ip(db.id, 'dnsa')]);
     w.outside.sh(`ip route replace 10.61.0.0/24 via ${HOST_UPLINK_IP}`);
     try {
       for (const name of ['db', 'www.example.test']) {
-        const r = w.outside.exec(process.execPath, [CLIENT, 'query', GW_A, name, 'A']);
-        expect(JSON.parse(r.stdout)).toMatchObject({ rcode: 'REFUSED', answers: [] });
+        // Not even REFUSED: see test/integration/security/dns-outsider.test.ts.
+        const r = w.outside.exec(process.execPath, [CLIENT, 'query', GW_A, name, 'A', 'timeout=700']);
+        expect(JSON.parse(r.stdout)).toEqual({ timeout: true });
       }
     } finally {
       w.outside.sh('ip route del 10.61.0.0/24');

@@ -252,6 +252,14 @@ export class EtcdStore implements ClusterStore {
     return (await this.listAt(prefix)).entries;
   }
 
+  /** list's keys alone (a keys-only range: etcd sends no values), e.g. CNI STATUS counting the
+   * endpoints of a clustered host, which would otherwise read every endpoint record. */
+  async listKeys(prefix: string): Promise<string[]> {
+    prefixSegments(prefix);
+    const keys = await this.mutate('list', prefix || '(all)', () => (prefix === '' ? this.ns.getAll() : this.ns.getAll().prefix(prefix)).keys('utf8'));
+    return keys.sort(compareKeys);
+  }
+
   /** The listing and the revision it was read at (watch from revision + 1 to miss nothing). */
   async listAt(prefix: string): Promise<{ entries: StoreEntry[]; revision: bigint }> {
     prefixSegments(prefix);

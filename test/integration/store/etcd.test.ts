@@ -28,6 +28,25 @@ maybe('EtcdStore', () => {
   // Every fixture gets a fresh key prefix: the same server, an empty store each time.
   storeContract('EtcdStore', async () => ({ store: etcd.store(`contract${++n}`) }), { leafKeysOnly: false });
 
+  it('lists keys without their values (CNI STATUS counts a clustered host\'s endpoints this way)', async () => {
+    const s = etcd.store(`keys${++n}`);
+    try {
+      // The contract's listKeys check runs only for a store that has it: this one must.
+      expect(typeof s.listKeys).toBe('function');
+      await s.put('endpoints/c1/web', 'x'.repeat(100_000));
+      await s.put('endpoints/c2/web', '{}');
+      await s.put('endpointsx/c3', '{}');
+      expect(await s.listKeys('endpoints/')).toEqual(['endpoints/c1/web', 'endpoints/c2/web']);
+      expect(await s.listKeys('')).toEqual(['endpoints/c1/web', 'endpoints/c2/web', 'endpointsx/c3']);
+      // Another store's keys (another prefix on the same server) are not this one's.
+      const other = etcd.store(`keys${++n}`);
+      expect(await other.listKeys('')).toEqual([]);
+      await other.close();
+    } finally {
+      await s.close();
+    }
+  });
+
   describe('leases', () => {
     it('keys bound to a lease vanish when it is revoked, and renewals report the TTL', async () => {
       const s = etcd.store(`lease${++n}`);

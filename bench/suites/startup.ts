@@ -124,6 +124,10 @@ export function startupSuite(report: Report, runs: number): void {
         : {}),
       tsrunNoWarmup: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle.dir], { env: noWarmupEnv }),
       snapshot: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle.dir], { env: snapshotEnv }),
+      // The CLI's snapshot as the sh launcher started it (one exec of node from the blob), what the
+      // snapshot itself is worth: the entry, a node script since session 6, pays a Node start of its
+      // own before it execs node from the snapshot (docs/fast-path.md, "The entry").
+      snapshotDirect: () => timeCommand(process.execPath, ['--snapshot-blob', path.join(path.dirname(TSRUN), 'cli.snapshot.blob'), '--', path.join(path.dirname(TSRUN), 'tsrun.cjs'), 'run', '--net', 'none', bundle.dir], { env }),
       floor: floorOf('run'),
       floorPlain: floorOf('run-plain'),
       // last, so that it runs right after floor B (plain)'s runc ended, as it always did here
@@ -168,7 +172,10 @@ export function startupSuite(report: Report, runs: number): void {
     report.add({ name: 'floor B (plain): node loading run-plain.cjs + spawning runc run', value: floorPlain, unit: 'ms', note: 'the bundle `run --net none` loads' });
     report.add({ name: 'tsrun / floor B (plain)', value: tsrun / floorPlain, unit: '×', note: "tsrun's work above loading its own door and running runc" });
     report.add({ name: 'tsrun run --net none from the start-up snapshot (TSRUN_SNAPSHOT=1)', value: snapshot, unit: 'ms' });
-    report.add({ name: 'snapshot / default (plain bundle)', value: snapshot / tsrun, unit: '×', note: 'below 1: the snapshot pays' });
+    report.add({ name: 'snapshot / default (plain bundle)', value: snapshot / tsrun, unit: '×', note: 'below 1: the snapshot pays (the entry starts node twice for it)' });
+    const snapshotDirect = median(t.snapshotDirect!);
+    report.add({ name: 'the same, node started from the snapshot directly (node --snapshot-blob, as the sh launcher did)', value: snapshotDirect, unit: 'ms', note: 'for information' });
+    report.add({ name: 'snapshot started directly / default (plain bundle)', value: snapshotDirect / tsrun, unit: '×', note: 'below 1: the snapshot itself pays' });
   } finally {
     spawnSync('rm', ['-rf', runcRoot, diskRuncRoot]);
     bundle.cleanup();

@@ -1,7 +1,7 @@
 // A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
 // mkdir is the lock that refuses a second live container with the same id. It holds the owner
 // (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdirPrivate, PRIVATE_DIR_MODE, removeTree, writeFileReplacing } from './files.js';
 import path from 'node:path';
 import { ConflictError, SystemError } from '../config/errors.js';
@@ -85,8 +85,33 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
   }
 }
 
-export function removeContainerDir(runDir: string, id: string): void {
-  removeTree(containerDir(runDir, id));
+/**
+ * Removes a container's state directory. `expected`: the entries its run leaves there (names in
+ * it; a directory named with a trailing '/' is removed as a tree, never through a link), removed by
+ * name, the record last, without listing the directory itself; anything else there, or an entry
+ * missing, and the whole tree is removed as without it.
+ */
+export function removeContainerDir(runDir: string, id: string, expected?: readonly string[]): void {
+  const dir = containerDir(runDir, id);
+  if (expected !== undefined && removeByName(dir, [...expected, 'container.json'])) return;
+  removeTree(dir);
+}
+
+function removeByName(dir: string, entries: readonly string[]): boolean {
+  try {
+    for (const e of entries) {
+      if (e.endsWith('/')) {
+        const sub = path.join(dir, e.slice(0, -1));
+        // A real directory only (removeTree lists what it is given, through a link too).
+        if (lstatSync(sub, { throwIfNoEntry: false })?.isDirectory() !== true) return false;
+        removeTree(sub);
+      } else unlinkSync(path.join(dir, e));
+    }
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false; // something else is there, or was not: removeTree takes what is left
+  }
 }
 
 /**

@@ -76,8 +76,13 @@ function listEntries(dir: string): string[] {
 /** Live users of `root`'s namespace (dead entries are removed on the way). */
 export function liveUsers(runDir: string, root: string): string[] {
   const dir = usersDir(runDir, root);
+  return liveAmong(dir, listEntries(dir));
+}
+
+/** The live users among `entries`, a listing of `dir` (dead entries are removed on the way). */
+function liveAmong(dir: string, entries: readonly string[]): string[] {
   const out: string[] = [];
-  for (const name of listEntries(dir)) {
+  for (const name of entries) {
     if (name.startsWith('.')) continue;
     if (live(readHolder(path.join(dir, name)))) out.push(name);
     else removeFile(path.join(dir, name));
@@ -141,8 +146,11 @@ export interface Leaving {
 export function leave(runDir: string, root: string, id: string): Leaving {
   const dir = usersDir(runDir, root);
   removeFile(path.join(dir, id));
-  if (liveUsers(runDir, root).length > 0) return { teardown: false, wired: false };
-  const wired = listEntries(dir).includes(WIRED);
+  // One listing for both questions: the .wired marker is written only by the owner's registration,
+  // before its container runs, so the listing that finds no live user also says whether it is there.
+  const entries = listEntries(dir);
+  if (liveAmong(dir, entries).length > 0) return { teardown: false, wired: false };
+  const wired = entries.includes(WIRED);
   // Claimed with link(2): it fails if the marker exists, and the marker is complete when it appears.
   const mine = path.join(dir, `.tmp.teardown.${process.pid}`);
   try {

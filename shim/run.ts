@@ -16,7 +16,7 @@ import { removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
-import { resolvConfMount, type DnsPlan } from './resolv-conf.js';
+import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
 import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
 import { findInit } from './init.js';
@@ -107,11 +107,15 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
 
   const tx = new Transaction(clog);
   const dir = containerDir(settings.runDir, id);
+  // What a foreground run leaves in its state directory, removed by name at teardown (no listing;
+  // anything else there and the whole tree goes as before). A detached container's monitor adds its
+  // own files: that directory is listed.
+  const stateEntries: string[] | undefined = extras.afterClaim === undefined ? ['bundle/', 'runc.log', 'pid'] : undefined;
   try {
     await tx.step(
       'claim container id',
       () => claimContainer(settings.runDir, { ...extras.record, id, ownerPid: process.pid, bundle: bundle.dir }, (stale) => cleanupStale(stale, id, runc, network, settings, clog)),
-      () => removeContainerDir(settings.runDir, id),
+      () => removeContainerDir(settings.runDir, id, stateEntries),
     );
     extras.afterClaim?.(id, tx);
     const cgroupsPath = cgroupsPathFor(id);
@@ -128,6 +132,8 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     const { dns, ...netns } = await network.wire(o, id, settings, tx, clog);
     checkInterrupted();
 
+    const resolvConf = resolvConfMount(settings, dir, bundle.rootfs, dns);
+    if (resolvConf?.source === path.join(dir, RESOLV_CONF_NAME)) stateEntries?.unshift(RESOLV_CONF_NAME);
     const spec = rewriteSpec(bundle.spec, {
       rootfs: bundle.rootfs,
       args: o.args,
@@ -139,7 +145,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       cgroupsPath,
       cgroupLayout: layoutOf(hostHierarchies()),
       terminal: extras.terminal,
-      resolvConf: resolvConfMount(settings, dir, bundle.rootfs, dns),
+      resolvConf,
       init: o.init ? findInit() : undefined,
     });
     const runBundle = path.join(dir, 'bundle');
@@ -179,8 +185,10 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
       onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
     });
     status = exitStatusOf(exit);
-    const runcError = lastRuncError(runcLog);
-    if (runcError !== undefined && exit.code !== null && exit.code !== 0) {
+    // runc's log says why only when runc failed (a container's own failure is its exit status too):
+    // after a run that ended well there is nothing to read.
+    const runcError = exit.code !== null && exit.code !== 0 ? lastRuncError(runcLog) : undefined;
+    if (runcError !== undefined) {
       // runc itself failed (the container never ran, or its program could not be started).
       clog.error({ runcError, exit }, 'runc failed');
       throw new RuncFailure(`runc: ${runcError}`, runcFailureStatus(runcError, existsSync(pidFile)));

@@ -19,6 +19,7 @@ import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
 import { isDyingVeth } from './drivers/linux-bridge.js';
+import { settleRestartAsides } from './restart-aside.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
 import type { FirewallBackend } from './firewall/backend.js';
@@ -42,6 +43,9 @@ export interface GcReport {
   bridges: string[];
   firewallOwners: string[];
   pins: string[];
+  /** Directories of restarts that died half-way (runtime/restart-aside.ts): put back as the
+   * container ("restored <id>"), or removed where the id holds a container again. */
+  restarts?: string[] | undefined;
   /** The DNS resolver: running (needed and alive), restarted (needed, was dead), stopping (no
    * longer needed: told to re-read and exit), absent. */
   resolver?: 'running' | 'restarted' | 'stopping' | 'absent' | undefined;
@@ -73,7 +77,7 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
 
   // 1. Shim containers whose tsrun process died: runc state, pins, cgroups, state directories.
   const liveShim = new Set<string>();
-  // Not a dot name: a restart's old state directory, set aside while it runs (shim/lifecycle/restart.ts).
+  // Not a dot name: a restart's old state directory, set aside while it runs (step 1b).
   for (const id of listDir(containersDir(settings.runDir)).filter((n) => !n.startsWith('.'))) {
     const rec = readRecord(settings.runDir, id);
     const detached = rec?.detached === 'monitored' ? await deps.detachedContainer?.(id) : undefined;
@@ -92,6 +96,11 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
     removeContainerDir(settings.runDir, id);
     report.containers.push(id);
   }
+
+  // 1b. A restart's set-aside directory whose restart died (after step 1, which removed a new
+  // container that restart had half made): put back while the id is free, else removed.
+  const asides = settleRestartAsides(settings.runDir);
+  if (asides.restored.length + asides.removed.length > 0) report.restarts = [...asides.restored.map((id) => `restored ${id}`), ...asides.removed.map((id) => `removed ${id}`)];
 
   // 2. Pins nobody owns any more.
   for (const id of listDir(netnsDir)) {

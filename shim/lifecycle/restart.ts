@@ -6,17 +6,18 @@
 // log kept, removable with `rm`. The old state directory is moved aside while the new container
 // is set up, and moved back when that fails (after the failed setup has rolled back what it made);
 // it was removed before, and a failed restart lost the container's record and its log.
-import { linkSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { UserError } from '../../config/errors.js';
-import { containersDir } from '../../runtime/containers.js';
+import { clearRestartHolder, restartAsidePath, writeRestartHolder } from '../../runtime/restart-aside.js';
+import { writeFileReplacing } from '../../runtime/files.js';
 import type { NetworkWiring } from '../run.js';
 import { cleanupContainer } from './cleanup.js';
 import { createDetached, startCreated } from './create.js';
 import { DEFAULT_LOG_MAX_BYTES, DEFAULT_STOP_SIGNAL } from './detach-options.js';
-import { pathsOf, readLifecycle } from './record.js';
+import { pathsOf, readExitFile, readLifecycle, updateLifecycle, type ContainerPaths } from './record.js';
 import { currentView, isLive, removeContainer, stopContainer, waitMonitorGone } from './signals.js';
 
 export async function restartContainer(settings: Settings, log: Logger, network: NetworkWiring, id: string, timeoutS: number | undefined): Promise<void> {
@@ -28,9 +29,12 @@ export async function restartContainer(settings: Settings, log: Logger, network:
 
   await waitMonitorGone(settings, id);
   const p = pathsOf(settings.runDir, id);
-  // A dot name: ps, gc and the namespace users' scan skip it, and the id's claim is free.
-  const aside = path.join(containersDir(settings.runDir), `.${id}.restart`);
+  // A dot name: ps and the namespace users' scan skip it, and the id's claim is free. It carries
+  // this process's identity, so gc leaves it alone while this restart runs and settles it once
+  // the restart is gone without finishing (runtime/restart-aside.ts).
+  const aside = restartAsidePath(settings.runDir, id);
   rmSync(aside, { recursive: true, force: true }); // a restart killed half-way
+  writeRestartHolder(p.dir);
   renameSync(p.dir, aside);
   let created = false;
   try {
@@ -54,6 +58,8 @@ export async function restartContainer(settings: Settings, log: Logger, network:
     if (created) await removeContainer(settings, log, network, await currentView(settings, id)).catch((e: unknown) => log.warn({ containerId: id, err: (e as Error).message }, 'restart: removing the failed container'));
     try {
       renameSync(aside, p.dir);
+      clearRestartHolder(p.dir);
+      recordFailedStart(p, settings.runDir, id, err);
     } catch (e) {
       // Its id was claimed again meanwhile (a run -d --name of the same id): the old record yields.
       log.warn({ containerId: id, err: (e as Error).message }, 'restart: the old record could not be put back');
@@ -62,4 +68,23 @@ export async function restartContainer(settings: Settings, log: Logger, network:
     throw err;
   }
   rmSync(aside, { recursive: true, force: true });
+}
+
+/**
+ * The container's exit code after a restart that failed, as docker records a failed start
+ * (daemon/start.go): 127 or 126 when the program was not found or could not be invoked (the
+ * attempt's own status); otherwise the code it had, unless that was 0 (then 128, so a container
+ * that failed to start never looks like one that succeeded). Written where ps, inspect and wait
+ * read it first: conmon's exit file, then the record.
+ */
+function recordFailedStart(p: ContainerPaths, runDir: string, id: string, err: unknown): void {
+  const attempt = (err as { exitCode?: unknown }).exitCode;
+  const rec = readLifecycle(runDir, id);
+  const before = readExitFile(p)?.code ?? rec?.exitCode;
+  const code = attempt === 127 || attempt === 126 ? attempt : before === undefined || before === 0 ? 128 : before;
+  if (code === before) return;
+  if (existsSync(p.exitFile)) writeFileReplacing(p.exitFile, String(code));
+  updateLifecycle(runDir, id, (r) => {
+    r.exitCode = code;
+  });
 }

@@ -3,10 +3,12 @@
 // a container that ended on its own. The "outside" namespace reaches published ports.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
-import { makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
+import { BUSYBOX_ROOTFS, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const describeIf = hasConmon ? describe : describe.skip;
@@ -447,6 +449,85 @@ describeIf('a restart that fails keeps the container, as docker does', () => {
       expect(leaksBesides(id)).toEqual([]);
       ok(['rm', id]);
       expect(stateDirs()).not.toContain(id);
+    } finally {
+      removeBundle(bundle);
+    }
+  });
+});
+
+describeIf('a restart that fails records the attempt\'s status, as docker does', () => {
+  it('0 then a failure to set up: 128; the program gone: 127; not executable: 126; nothing leaks', async () => {
+    // A rootfs of its own, so the program can be taken away between runs.
+    const rootfs = mkdtempSync(path.join(os.tmpdir(), 'tsrun-fixer6-rootfs-'));
+    execFileSync('cp', ['-a', `${BUSYBOX_ROOTFS}/.`, rootfs]);
+    const bundle = makeBundle((spec) => {
+      spec.root.path = rootfs;
+    });
+    const moved = `${bundle}.away`;
+    const id = uniqueId('rs');
+    w.ids.push(id);
+    try {
+      expect(ok(['run', '-d', '--net', 'none', '--name', id, bundle, '--', '/bin/sh', '-c', 'exit 0']).trim()).toBe(id);
+      expect(ok(['wait', id])).toBe('0\n');
+      const code = () => psJson().find((e) => e.id === id)?.exitCode;
+
+      // Not the program's fault (docker: the code it had, 128 instead of 0).
+      renameSync(bundle, moved);
+      expect(tsrun(['restart', id]).status).toBe(125);
+      renameSync(moved, bundle);
+      expect(code()).toBe(128);
+
+      rmSync(path.join(rootfs, 'bin', 'sh'));
+      const notFound = tsrun(['restart', id]);
+      expect({ status: notFound.status, stdout: notFound.stdout }).toEqual({ status: 127, stdout: '' });
+      expect(code()).toBe(127);
+      expect(ok(['wait', id])).toBe('127\n');
+
+      writeFileSync(path.join(rootfs, 'bin', 'sh'), 'not a program\n', { mode: 0o644 });
+      expect(tsrun(['restart', id]).status).toBe(126);
+      expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 126 }));
+      expect(readdirSync(path.join(w.host.root, 'run', 'containers')).filter((n) => n.startsWith('.'))).toEqual([]);
+      expect(leaksBesides(id)).toEqual([]);
+      expect(w.host.monitors()).toEqual([]);
+      ok(['rm', id]);
+    } finally {
+      if (existsSync(moved)) renameSync(moved, bundle);
+      removeBundle(bundle);
+      rmSync(rootfs, { recursive: true, force: true });
+    }
+  });
+
+  it('a restart killed half-way: gc leaves its set-aside directory while it runs, then puts the container back', async () => {
+    const bundle = makeBundle();
+    const id = uniqueId('rk');
+    w.ids.push(id);
+    try {
+      expect(ok(['run', '-d', '--net', 'none', '--name', id, bundle, '--', 'sh', '-c', 'echo before; exit 3']).trim()).toBe(id);
+      expect(ok(['wait', id])).toBe('3\n');
+      // The next creation waits in a hook: the restart is then between its set-aside and its end.
+      const spec = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8')) as Record<string, any>;
+      spec.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '3'] }] };
+      writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      const containers = path.join(w.host.root, 'run', 'containers');
+      const restart = w.host.spawnTsrun(['restart', id]);
+      const gone = new Promise((r) => restart.once('exit', r));
+      await waitFor('the restart to set the old directory aside', () => existsSync(path.join(containers, `.${id}.restart`)) && existsSync(path.join(containers, id)));
+      // Its holder runs: gc leaves it alone.
+      const during = JSON.parse(ok(['gc'])) as { restarts?: string[] };
+      expect(during.restarts).toBeUndefined();
+      expect(existsSync(path.join(containers, `.${id}.restart`))).toBe(true);
+
+      process.kill(restart.pid!, 'SIGKILL');
+      await gone;
+      await new Promise((r) => setTimeout(r, 3500)); // the hook ends; runc create finishes
+      const after = JSON.parse(ok(['gc'])) as { restarts?: string[]; containers: string[] };
+      expect(after.restarts).toEqual([`restored ${id}`]);
+      expect(readdirSync(containers).filter((n) => n.startsWith('.'))).toEqual([]);
+      expect(psJson().find((e) => e.id === id)).toEqual(expect.objectContaining({ status: 'exited', exitCode: 3 }));
+      expect(ok(['logs', id])).toBe('before\n');
+      expect(leaksBesides(id)).toEqual([]);
+      expect(w.host.monitors()).toEqual([]);
+      ok(['rm', id]);
     } finally {
       removeBundle(bundle);
     }

@@ -231,10 +231,21 @@ export function runcOutput(runc: RuncPaths, args: readonly string[]): Promise<Ru
  * the container (runc >= 1.1) found it not executable: a directory, no x bit, a wrong format), 125
  * the container never started. Shared by the foreground run and the detached create/start. */
 export function runcFailureStatus(runcError: string, started: boolean): number {
-  if (/executable file not found|no such file or directory/.test(runcError)) return 127;
-  if (/exec: "[^"]*": (permission denied|exec format error)/.test(runcError)) return 126;
+  const exec = EXEC_FAILURE.exec(runcError)?.[1];
+  if (exec !== undefined) {
+    if (/executable file not found|no such file or directory/.test(exec)) return 127;
+    if (/^(permission denied|exec format error)/.test(exec)) return 126;
+  }
   return started ? 126 : 125;
 }
+
+/** What follows runc's line for the container's own program failing at its exec (runc 1.1:
+ * `unable to start container process: exec: "<program>": <why>`). Only that clause decides 127
+ * or 126: a bind-mount source that does not exist is "no such file or directory" too (`error
+ * during container init: error mounting "<source>" …`), which docker answers 125 (its rule needs
+ * the program's name beside the error). Anchored at the line's start, so no path quoted later in
+ * the line can pass for it; the program is Go-quoted (%q), escapes included. */
+const EXEC_FAILURE = /^(?:unable to start container process: )?exec: "(?:[^"\\]|\\.)*": (.*)$/;
 
 /** runc failed to create or start a detached container: runc's line (its stderr went to conmon
  * or to a pipe, so tsrun prints it) and docker's status, as the foreground run's RuncFailure. */

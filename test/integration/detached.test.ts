@@ -404,6 +404,24 @@ describeIf('a program that cannot run: docker\'s statuses, one line, nothing lef
   });
 });
 
+describeIf('a bind-mount source that does not exist: 125, not 127 (docker: the container never started)', () => {
+  it('run -d and create', () => {
+    const b = makeBundle((spec) => {
+      spec.mounts.push({ destination: '/data', type: 'bind', source: '/tmp/tsrun-no-such-mount-source', options: ['rbind'] });
+    });
+    try {
+      for (const args of [['run', '-d', '--net', 'none', b, '--', 'true'], ['create', b, '--', 'true']]) {
+        const r = tsrun(args);
+        expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status: 125, stdout: '', stderr: expect.stringMatching(/^tsrun: runc: .*"\/tmp\/tsrun-no-such-mount-source".*no such file or directory\n$/) });
+        expect(w.leaks()).toEqual([]);
+        expect(w.host.monitors()).toEqual([]);
+      }
+    } finally {
+      removeBundle(b);
+    }
+  });
+});
+
 describeIf('a restart that fails keeps the container, as docker does', () => {
   /** The state directories tsrun keeps, dot names (a restart's old one, set aside) included. */
   const stateDirs = () => readdirSync(path.join(w.host.root, 'run', 'containers'));

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN } from '../harness/sandbox.js';
+import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
 
@@ -277,6 +277,21 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     expect(r.status).toBe(127);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain('no-such-program');
+  });
+
+  it('a bind-mount source that does not exist exits 125 (docker\'s status: the container never started), not 127', () => {
+    const b = makeBundle((spec) => {
+      spec.mounts.push({ destination: '/data', type: 'bind', source: '/tmp/tsrun-no-such-mount-source', options: ['rbind'] });
+    });
+    try {
+      const r = run(['--net', 'none', b, '--', 'true']);
+      expect(r.status).toBe(125);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('/tmp/tsrun-no-such-mount-source');
+      expect(host.runcList()).toEqual([]);
+    } finally {
+      removeBundle(b);
+    }
   });
 });
 

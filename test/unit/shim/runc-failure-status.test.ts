@@ -6,6 +6,7 @@ const notFound = 'unable to start container process: exec: "/nonexistent": stat 
 const notInPath = 'unable to start container process: exec: "nosuch": executable file not found in $PATH';
 const noExecBit = 'unable to start container process: exec: "/etc/passwd": permission denied';
 const badFormat = 'unable to start container process: exec: "/bin/x": exec format error';
+const missingSource = 'unable to start container process: error during container init: error mounting "/tmp/no-such-dir" to rootfs at "/data": stat /tmp/no-such-dir: no such file or directory';
 const cgroup = 'unable to apply cgroup configuration: mkdir /sys/fs/cgroup/x: permission denied';
 
 describe('runcFailureStatus: docker\'s 125/126/127', () => {
@@ -23,6 +24,15 @@ describe('runcFailureStatus: docker\'s 125/126/127', () => {
 
   it('125 when the container never started for another reason (a permission elsewhere too)', () => {
     expect(runcFailureStatus(cgroup, false)).toBe(125);
+  });
+
+  it('125, not 127, for a bind-mount source that does not exist (runc 1.1\'s line, measured), whatever its path says', () => {
+    expect(runcFailureStatus(missingSource, false)).toBe(125);
+    const tricky = 'unable to start container process: error during container init: error mounting "/tmp/exec: \\"x\\": no such file or directory" to rootfs at "/data": stat /tmp/x: no such file or directory';
+    expect(runcFailureStatus(tricky, false)).toBe(125);
+    expect(runcFailureStatus(tricky.replace('/tmp/exec', '/tmp/container process: exec'), false)).toBe(125);
+    // A program whose quoted name has escapes is still the program.
+    expect(runcFailureStatus('unable to start container process: exec: "/a \\"b\\"": stat /a "b": no such file or directory', false)).toBe(127);
   });
 
   it('the detached failure prints runc\'s line and carries the status', () => {

@@ -204,7 +204,7 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { tsrun: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
+  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
@@ -220,6 +220,9 @@ await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, 
 // `run --net none` ~6.5 ms of its ~80; most of it the reading and deserializing of the engine it
 // did not evaluate.
 await build({ ...common, entryPoints: { 'run-plain': 'shim/run-door-plain.ts' }, outdir: dir, plugins: [lazyBuiltins] });
+// `tsrun run -d --net none` or `--net host` (shim/lifecycle/run-detached-door.ts): run -d's path
+// (conmon, the records, the exec-fifo start) without the engine, as run-plain.cjs is run's.
+await build({ ...common, entryPoints: { 'run-detached': 'shim/lifecycle/run-detached-door.ts' }, outdir: dir, plugins: [lazyBuiltins] });
 // `tsrun rm [-f] ID…` (shim/lifecycle/rm-door.ts): rm's path without commander, the other commands
 // and the engine (a --net none container's removal needs none; the others go back to cli.cjs).
 // Loading cli.cjs cost a cold rm ~20 ms; its whole cache is eager (a small bundle, all of it run).
@@ -331,8 +334,8 @@ const { NODE_OPTIONS: _flags, ...cleanEnv } = process.env;
 // 191 ms, the CNI plugin's ADD + DEL 160 -> 146 ms, measured). The CLI's stays lazy, warmed by a
 // whole `run --net none`: its bundle carries every command, and an eager cache of all of them
 // (1.3 MB) costs `tsrun run` more to read than it saves.
-const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'rm.cjs', 'rm-wired.cjs']);
-for (const file of ['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'rm.cjs', 'rm-wired.cjs', 'runc.cjs']) {
+const EAGER_CACHE = new Set(['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'rm.cjs', 'rm-wired.cjs', 'run-detached.cjs']);
+for (const file of ['hook.cjs', 'cni.cjs', 'cni-version.cjs', 'cli.cjs', 'run.cjs', 'run-plain.cjs', 'run-detached.cjs', 'rm.cjs', 'rm-wired.cjs', 'runc.cjs']) {
   const args = ['scripts/code-cache.cjs', `${dir}/${file}`, ...(EAGER_CACHE.has(file) ? ['--eager'] : [])];
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 }

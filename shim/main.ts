@@ -4,7 +4,7 @@
 // `tsrun run` (foreground or -d) whose command line shim/run-args.ts can read goes to its own door
 // (shim/run-door.ts, or shim/run-door-plain.ts for --net none and host), which loads neither
 // commander nor the other commands; any other command line goes to the CLI.
-import { isPlainRun, parseRunArgs, wiresANetwork } from './run-args.js';
+import { isPlainDetachedRun, isPlainRun, parseRunArgs, wiresANetwork } from './run-args.js';
 import { doneWhenReturned, rmArgs, runsTheEngine } from './command-word.js';
 
 const entryMs = performance.now();
@@ -29,7 +29,8 @@ async function main(args: string[]): Promise<number> {
     // engine to load; it hands back what needs one (undefined). Otherwise run.cjs's door; a
     // network to wire runs the engine, whose functions come compiled from run.cjs's eager code
     // cache (run-door-wired.js is that import: scripts/bundle.mjs).
-    const plain = isPlainRun(run) ? await import('./run-door-plain.js').then((d) => d.door(run)) : undefined;
+    // run -d with --net none or host: the plain detached door (run-detached.cjs), the same way.
+    const plain = isPlainRun(run) ? await import('./run-door-plain.js').then((d) => d.door(run)) : isPlainDetachedRun(run) ? await import('./lifecycle/run-detached-door.js').then((d) => d.door(run)) : undefined;
     const code = plain ?? (await (wiresANetwork(String(run.flags.net)) ? import('./run-door-wired.js') : import('./run-door.js')).then((d) => d.door(run)));
     // Exit now rather than when the event loop runs dry, as the hook does: the container is gone
     // and torn down, the log is written synchronously, stdio to pipes and files is synchronous on

@@ -122,3 +122,9 @@ export function isPlainRun(a: RunArgs): boolean {
   const net = String(a.flags.net).trim();
   return a.flags.detach !== true && (net === 'none' || net === 'host');
 }
+
+/** run -d with --net none or host: shim/lifecycle/run-detached-door.ts's (no engine to load). */
+export function isPlainDetachedRun(a: RunArgs): boolean {
+  const net = String(a.flags.net).trim();
+  return a.flags.detach === true && (net === 'none' || net === 'host');
+}

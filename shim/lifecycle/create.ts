@@ -29,6 +29,23 @@ export interface RecreateHooks {
   restartCount?: number;
 }
 
+/** `run -d`: create, then start, with `network` wiring it (run.cjs's and the CLI's wire networks;
+ * the plain detached door's only none and host). A container that cannot start is removed. */
+export async function createAndStart(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring): Promise<string> {
+  const t0 = performance.now();
+  const id = await createDetached(o, d, settings, log, network);
+  const t1 = performance.now();
+  try {
+    const startedBy = await startCreated(id, settings, { knownCreated: true });
+    log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+  } catch (err) {
+    const { currentView, removeContainer } = await import('./signals.js');
+    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
+    throw err;
+  }
+  return id;
+}
+
 /** Creates the container under conmon (runc create); returns its id. */
 export async function createDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring, hooks: RecreateHooks = {}): Promise<string> {
   // runc's first cgroup migration (its init into the container's cgroups, under runc create)

@@ -18,18 +18,6 @@ export async function runDetachedCmd(o: RunOptions, flags: Record<string, unknow
 
 /** `run -d`: create, then start. A container that cannot start is removed. */
 export async function runDetached(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger): Promise<string> {
-  const t0 = performance.now();
-  const { createDetached, startCreated } = await import('./create.js');
-  const network = await wiring();
-  const id = await createDetached(o, d, settings, log, network);
-  const t1 = performance.now();
-  try {
-    const startedBy = await startCreated(id, settings, { knownCreated: true });
-    log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
-  } catch (err) {
-    const { currentView, removeContainer } = await import('./signals.js');
-    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
-    throw err;
-  }
-  return id;
+  const { createAndStart } = await import('./create.js');
+  return createAndStart(o, d, settings, log, await wiring());
 }

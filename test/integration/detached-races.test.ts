@@ -411,3 +411,83 @@ describeIf('run -d interrupted while runc create runs', () => {
     }
   });
 });
+
+describeIf('run -d --net none and host through their own door (run-detached.cjs, no engine)', () => {
+  /** `tsrun ARGS` with a preload that writes the bundles the process loaded into a file. */
+  function loading(args: string[]): { status: number | null; stdout: string; stderr: string; loaded: string[] } {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-races-door-'));
+    try {
+      const preload = path.join(dir, 'loaded.cjs');
+      const out = path.join(dir, 'loaded.json');
+      writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache).map((f) => require('node:path').basename(f)))));`);
+      const r = w.host.tsrun(args, { timeoutMs: 30_000, env: { NODE_OPTIONS: `-r ${preload}` } });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr, loaded: existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as string[]) : [] };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('runs the container without loading run.cjs; a name in use goes to run.cjs, which refuses it; the exit command still cleans up', async () => {
+    for (const net of ['none', 'host']) {
+      const id = name('door');
+      const r = loading(['run', '-d', '--name', id, '--net', net, w.bundle, '--', 'sleep', '100']);
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: `${id}\n`, stderr: '' });
+      expect(r.loaded).toContain('run-detached.cjs');
+      expect(r.loaded).not.toContain('run.cjs');
+      expect(runcStatus(id)).toBe('running');
+      const again = loading(['run', '-d', '--name', id, '--net', net, w.bundle, '--', 'true']);
+      expect({ status: again.status, stdout: again.stdout, stderr: again.stderr }).toEqual({ status: 125, stdout: '', stderr: `tsrun: container id ${id} is already in use\n` });
+      expect(again.loaded).toEqual(expect.arrayContaining(['run-detached.cjs', 'run.cjs']));
+      expect(runcStatus(id)).toBe('running');
+      ok(['rm', '-f', id]);
+      expect(runcLeftovers(id)).toEqual([]);
+    }
+    // A container that ends on its own: conmon's exit command (tsrun cleanup) records its code.
+    const id = name('door');
+    runD(id, ['--net', 'none'], ['sh', '-c', 'exit 3']);
+    expect(ok(['wait', id])).toBe('3\n');
+    await waitFor('the exit command to clean up', () => JSON.parse(ok(['inspect', id]))[0].state.status === 'exited');
+    expect(runcLeftovers(id)).toEqual([]);
+    ok(['rm', id]);
+  });
+
+  it('a stale --name (its run -d killed before conmon took over) is reclaimed through run.cjs', () => {
+    const id = name('door');
+    const state = path.join(w.host.root, 'run', 'containers', id);
+    // What a run -d SIGKILLed right after its claim leaves: the claim of a process that is gone.
+    spawnSync('mkdir', ['-p', '-m', '0700', state]);
+    writeFileSync(path.join(state, 'container.json'), JSON.stringify({ id, ownerPid: 999_999, ownerStart: '1', created: new Date(Date.now() - 60_000).toISOString(), bundle: w.bundle, detached: 'setup' }));
+    const r = loading(['run', '-d', '--name', id, '--net', 'none', w.bundle, '--', 'sleep', '100']);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: `${id}\n`, stderr: '' });
+    // (run.cjs's reclaim loads the engine, and a run -d that loaded koffi leaves through _exit: no
+    // 'exit' event for the preload to list the bundles in.)
+    expect(runcStatus(id)).toBe('running');
+    expect(ok(['ps', '-q'])).toContain(`${id}\n`);
+    ok(['rm', '-f', id]);
+  });
+
+  it('SIGINT while runc create runs: one line, non-zero, nothing left (as through run.cjs)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-races-int-'));
+    const marker = path.join(dir, 'hook-ran');
+    const bundle = makeBundle((spec) => {
+      spec.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `touch ${marker}; sleep 1`] }] };
+    });
+    try {
+      const id = name('int');
+      const child = w.host.spawnTsrun(['run', '-d', '--name', id, '--net', 'none', bundle, '--', 'sleep', '1000']);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await waitFor('runc create to run the hook', () => existsSync(marker));
+      child.kill('SIGINT');
+      expect(await exited).toBe(125);
+      expect(stderr).toBe('tsrun: interrupted by SIGINT during setup\n');
+      expect(runcLeftovers(id)).toEqual([]);
+      expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);
+      expect(existsSync(path.join(w.host.root, 'run', 'netns-users', id))).toBe(false);
+    } finally {
+      removeBundle(bundle);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -21,7 +21,7 @@ function cacheOf(door: string, cacheFile = `${door}.cjs.v8cache`): { rejected: b
 }
 
 describe('code caches of the front doors', () => {
-  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'run-detached', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc'])('%s.cjs.v8cache is accepted by this Node', (door) => {
     expect(cacheOf(door).rejected).toBe(false);
   });
 
@@ -43,7 +43,7 @@ describe('code caches of the front doors', () => {
 // process.stdout is first touched: that getter loads net and stream.)
 describe('what loading a front door costs', () => {
   const EXPENSIVE = ['child_process', 'crypto', 'net', 'dgram', 'worker_threads', 'stream', 'perf_hooks', 'assert'];
-  it.each(['cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
+  it.each(['cli', 'run', 'run-plain', 'run-detached', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version'])('loading %s.cjs loads none of the expensive built-ins', (door) => {
     const loader = path.join(process.cwd(), 'scripts', 'code-cache.cjs');
     const code = `const before = new Set(process.moduleLoadList); require(${JSON.stringify(loader)}).load(${JSON.stringify(path.join(BUNDLE, `${door}.cjs`))}); const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)); process.stdout.write(JSON.stringify(loaded));`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });
@@ -58,7 +58,7 @@ describe('what loading a front door costs', () => {
 // memoizes it per module (scripts/bundle.mjs). Its pattern is matched in esbuild's output: a new
 // esbuild that writes it otherwise must not go unnoticed.
 describe('the bundles share one namespace object per CommonJS module', () => {
-  it.each(['tsrun', 'cli', 'run', 'run-plain', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc', 'resolver', 'execa'])("%s.cjs's __toESM is memoized", (door) => {
+  it.each(['tsrun', 'cli', 'run', 'run-plain', 'run-detached', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc', 'resolver', 'execa'])("%s.cjs's __toESM is memoized", (door) => {
     const src = readFileSync(path.join(BUNDLE, `${door}.cjs`), 'utf8');
     if (!src.includes('.__esModule?')) return; // no CommonJS module imported that way
     expect(src).toMatch(/=\(\(o,c\)=>\(t,e\)=>\{if\(t==null.*,new WeakMap\)/);

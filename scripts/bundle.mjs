@@ -396,9 +396,9 @@ for (const door of DOORS) {
 // siblings), and an extensionless file as the nearest package.json's "type" says: this package's
 // is "module", so dist/bundle gets its own, "commonjs" (every other file there is .cjs or not
 // JavaScript, so nothing else changes).
-// Node moved or removed: the kernel cannot start the entry, and the shell says so on one line
-// ("bad interpreter: No such file or directory" from bash, "not found" from dash); `npm run build`
-// writes the entry again for the node that runs it.
+// Node moved or removed: the kernel cannot start the entry (ENOENT, as for a missing file), and the
+// shell says so on one line naming the entry (bash 5.2: "cannot execute: required file not found",
+// 127; dash: "not found"); `npm run build` writes the entry again for the node that runs it.
 const node = realpathSync(process.execPath);
 const problem = shebangProblem(node);
 if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(node)} ${problem}: the entry starts node through /usr/bin/env`);

@@ -374,24 +374,28 @@ for (const door of DOORS) {
   }
 }
 
-// The entry `tsrun` (package.json's bin): tsrun.cjs itself, started by the kernel through its `#!`
-// line, with no shell in front of node (the sh launcher it replaces cost every command ~1.3 ms; floor
-// C has none). Its lines:
+// The entry `tsrun` (package.json's bin): a node script the kernel starts through its `#!` line,
+// with no shell in front of node (the sh launcher it replaces cost every command ~1.3 ms; floor C
+// has none). Its lines:
 //  1. `#!` and the node binary that builds it, absolutely, as the launcher named it (no PATH lookup);
 //  2. a line that is a string and a comment to JavaScript and, to a shell, `:` then exec of that node
 //     on this file: hooks registered through the launcher (`/bin/sh <bundle>/tsrun hook <stage>`,
 //     as tsrun registered them before e922176) and `sh tsrun` keep working, one sh as before;
-//  3. the clock banner and the prelude: tsrun.cjs named as process.argv[1], as the launcher's
-//     `exec node tsrun.cjs` did (conmon's exit command, the resolver and the hook and CNI
-//     registrations start tsrun again from it), and with TSRUN_SNAPSHOT=1 only, entry.cjs
-//     (shim/entry.ts), which execs node again from the door's start-up snapshot unless
-//     TSRUN_NO_SNAPSHOT is set, there is none, or node is newer than it (an upgraded Node refuses
-//     a snapshot made by another). The default path pays one environment read: the snapshot does
-//     not pay (deserializing a 5 MB heap costs as much CPU as loading the bundle from its code
-//     cache, or more), and V8 refuses a snapshot built on another CPU with exit 14, which nothing
-//     can tell from a program's own exit 14 once exec'd, so no fallback could be safe. Opting in
-//     is for a machine that built its own dist/;
-//  4. tsrun.cjs's code, one line lower: its source map, tsrun.map, is tsrun.cjs.map one line lower.
+//  3. the prelude: tsrun.cjs named as process.argv[1], as the launcher's `exec node tsrun.cjs` did
+//     (conmon's exit command, the resolver and the hook and CNI registrations start tsrun again
+//     from it); with TSRUN_SNAPSHOT=1 only, entry.cjs (shim/entry.ts), which execs node again from
+//     the door's start-up snapshot unless TSRUN_NO_SNAPSHOT is set, there is none, or node is newer
+//     than it (an upgraded Node refuses a snapshot made by another). The default path pays one
+//     environment read: the snapshot does not pay (deserializing a 5 MB heap costs as much CPU as
+//     loading the bundle from its code cache, or more), and V8 refuses a snapshot built on another
+//     CPU with exit 14, which nothing can tell from a program's own exit 14 once exec'd, so no
+//     fallback could be safe. Opting in is for a machine that built its own dist/;
+//  4. the dispatcher tsrun.cjs, run from its code cache (tsrun.cjs.v8cache: every function of it
+//     compiled, made by scripts/code-cache.cjs --compile-only) with the header check of
+//     scripts/code-cache.cjs's load(), and its `#!` line made a comment as the cache was made;
+//     without a valid cache, required as usual. As the main module Node compiled all 9.8 KB without
+//     a cache (~0.3-0.6 ms, and each function it ran again on first call); reading and checking the
+//     cache costs a stat and two reads whose first calls the door's load paid anyway.
 // Node loads the main module from its real path (a symlink in PATH, as npm's bin link, finds its
 // siblings), and an extensionless file as the nearest package.json's "type" says: this package's
 // is "module", so dist/bundle gets its own, "commonjs" (every other file there is .cjs or not
@@ -399,18 +403,20 @@ for (const door of DOORS) {
 // Node moved or removed: the kernel cannot start the entry (ENOENT, as for a missing file), and the
 // shell says so on one line naming the entry (bash 5.2: "cannot execute: required file not found",
 // 127; dash: "not found"); `npm run build` writes the entry again for the node that runs it.
+execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/tsrun.cjs`, '--compile-only'], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 const node = realpathSync(process.execPath);
 const problem = shebangProblem(node);
 if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(node)} ${problem}: the entry starts node through /usr/bin/env`);
-const [first, second, ...rest] = readFileSync(`${dir}/tsrun.cjs`, 'utf8').split('\n');
-const mapLine = rest.length - 1 - [...rest].reverse().findIndex((l) => l.startsWith('//# sourceMappingURL='));
-if (!first.startsWith('#!') || second !== clock.banner || mapLine >= rest.length) throw new Error('bundle: tsrun.cjs is not #! line, clock banner, code, source map URL: the entry cannot be written');
-rest[mapLine] = '//# sourceMappingURL=tsrun.map';
 const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNAPSHOT==="1")require("./entry.cjs").execSnapshot(__dirname);';
-writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), second + prelude, ...rest].join('\n'), { mode: 0o755 });
+const dispatcher = [
+  '{const fs=require("node:fs"),M=module.constructor,f=process.argv[1];let d;',
+  'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
+  'if(n>0&&c.latin1Slice(0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
+  'if(d===void 0)require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=M._nodeModulePaths(__dirname);require.cache[f]=m;',
+  'new(require("node:vm").Script)(M.wrap(t.startsWith("#!")?"//"+t.slice(2):t),{filename:f,cachedData:d}).runInThisContext().call(m.exports,m.exports,M.createRequire(f),m,f,__dirname);m.loaded=!0}}',
+].join('');
+writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), prelude + dispatcher, ''].join('\n'), { mode: 0o755 });
 chmodSync(`${dir}/tsrun`, 0o755);
-const entryMap = JSON.parse(readFileSync(`${dir}/tsrun.cjs.map`, 'utf8'));
-writeFileSync(`${dir}/tsrun.map`, JSON.stringify({ ...entryMap, mappings: `;${entryMap.mappings}` }));
 writeFileSync(`${dir}/package.json`, `${JSON.stringify({ type: 'commonjs' })}\n`);
 
 // The swap: two renames, microseconds apart, instead of a build-long gap.

@@ -61,6 +61,28 @@ function load(file, cacheFile = `${file}.v8cache`) {
 }
 
 /**
+ * Build time, for the dispatcher tsrun.cjs (whose top level routes the process's own command line,
+ * so it cannot be run here): every function compiled, nothing run, the cache written to `out`.
+ * Compiled as the entry dist/bundle/tsrun compiles it (scripts/bundle.mjs): its `#!` line made a
+ * `//` comment (V8 takes a `#!` only at the very start of a script, and the module wrapper comes
+ * first), so the source V8 checks the cache against is the same length.
+ */
+function writeCompiled(file, out) {
+  const abs = path.resolve(file);
+  const source = fs.readFileSync(abs, 'utf8');
+  require('node:v8').setFlagsFromString('--no-lazy');
+  let script;
+  try {
+    script = new vm.Script(Module.wrap(source.startsWith('#!') ? `//${source.slice(2)}` : source), { filename: abs });
+  } finally {
+    require('node:v8').setFlagsFromString('--lazy');
+  }
+  const data = script.createCachedData();
+  fs.writeFileSync(out, Buffer.concat([Buffer.from(`${header(abs)}\n`), data]));
+  return data.length;
+}
+
+/**
  * Build time: load `file`, warm it up, write `<file>.v8cache`. `eager`: the cache holds every
  * function of the bundle, compiled, not only those the warm-up ran (see scripts/bundle.mjs).
  */
@@ -145,11 +167,12 @@ async function write(file, eager, out = `${path.resolve(file)}.v8cache`) {
 module.exports = { load };
 
 if (require.main === module) {
-  // node scripts/code-cache.cjs <bundle> [--eager] [--out <cache file>]
+  // node scripts/code-cache.cjs <bundle> [--eager] [--out <cache file>] [--compile-only]
   const eager = process.argv.includes('--eager');
   const at = process.argv.indexOf('--out');
   const out = at > 0 ? path.resolve(process.argv[at + 1]) : `${path.resolve(process.argv[2])}.v8cache`;
-  write(process.argv[2], eager, out).then(
+  const made = process.argv.includes('--compile-only') ? Promise.resolve().then(() => writeCompiled(process.argv[2], out)) : write(process.argv[2], eager, out);
+  made.then(
     (bytes) => process.stdout.write(`code cache: ${out} (${bytes} bytes)\n`),
     (err) => {
       process.stderr.write(`code cache: ${err.stack || err}\n`);

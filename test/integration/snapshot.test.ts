@@ -122,6 +122,16 @@ describe('the entry and start-up snapshots', () => {
     expect(hook(path.join(BUNDLE, 'tsrun'), 'sh-snap', { TSRUN_SNAPSHOT: '1' }, '/bin/sh')).toEqual({ status: 0, stderr: '', startedFrom: 'snapshot' });
   });
 
+  it('runs the dispatcher without its code cache when the cache is stale or missing', () => {
+    // The cache's header names tsrun.cjs's size and mtime: a touched tsrun.cjs makes it stale.
+    const dispatcher = path.join(copy, 'tsrun.cjs');
+    const now = new Date();
+    utimesSync(dispatcher, now, now);
+    expect(hook(path.join(copy, 'tsrun'), 'stale-cache', {})).toEqual({ status: 0, stderr: '', startedFrom: 'bundle' });
+    rmSync(`${dispatcher}.v8cache`);
+    expect(hook(path.join(copy, 'tsrun'), 'no-cache', {})).toEqual({ status: 0, stderr: '', startedFrom: 'bundle' });
+  });
+
   it('fails with one line from the shell when its node is gone', () => {
     const moved = path.join(copy, 'tsrun-moved');
     const [, ...lines] = readFileSync(path.join(copy, 'tsrun'), 'utf8').split('\n');

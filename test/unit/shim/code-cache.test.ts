@@ -4,7 +4,7 @@
 // (every function compiled), the CLI's holds what a whole `run --net none` ran.
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -29,6 +29,20 @@ describe('code caches of the front doors', () => {
     const wired = cacheOf(door, `${door}.cjs.wired.v8cache`);
     expect(wired.rejected).toBe(false);
     expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
+  });
+
+  it("the dispatcher's cache (tsrun.cjs.v8cache) passes the entry's header check, is accepted as the entry compiles it, and holds every function", () => {
+    // dist/bundle/tsrun compiles tsrun.cjs with its #! line made a comment (scripts/bundle.mjs).
+    const file = path.join(BUNDLE, 'tsrun.cjs');
+    const cache = readFileSync(`${file}.v8cache`);
+    const nl = cache.indexOf(10);
+    const st = statSync(file);
+    expect(cache.subarray(0, nl).toString('latin1')).toBe(JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, node: process.version, arch: process.arch }));
+    const source = readFileSync(file, 'utf8');
+    expect(source.startsWith('#!')).toBe(true);
+    const script = new vm.Script(Module.wrap(`//${source.slice(2)}`), { filename: file, cachedData: cache.subarray(nl + 1) });
+    expect(script.cachedDataRejected).toBe(false);
+    expect(cache.length - nl - 1).toBeGreaterThan(source.length);
   });
 
   it('the hook, the CNI plugin and rm carry their whole bundle compiled', () => {

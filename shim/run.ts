@@ -18,10 +18,10 @@ import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
 import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
-import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS } from './supervise.js';
+import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
 import { existsSync } from 'node:fs';
-import { keepCgroupMigrationWarm } from '../runtime/cgroups/migration-warmup.js';
+import { keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
 
 export interface RunOptions {
@@ -178,12 +178,31 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   let status: number;
   try {
     const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
-    keepCgroupMigrationWarm(hostHierarchies()); // runc's cgroup wait, started or kept open (migration-warmup.ts)
-    const exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
-      stopTimeoutMs: stopTimeoutS * 1000,
-      kill: () => runcKill(runc, id, 'KILL'),
-      onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
-    });
+    // runc's cgroup wait (migration-warmup.ts), started or kept open: a move now, and one every few
+    // ms until runc's own move is done (its pid file is written once the container's init is in its
+    // cgroups and running), for at most 250 ms. The fast path stays open about one grace period
+    // after the last move, and runc's move comes 7-40 ms after it starts (its own start-up, slower
+    // on a loaded machine): after a single move right before the spawn, runc's first cgroup.procs
+    // write waited a whole grace period (2-16 ms) in 7 of 15 runs, with these moves in none
+    // (perf trace of runc's writes, load ~8).
+    const hierarchies = hostHierarchies();
+    const stopWarm =
+      process.env.TSRUN_NO_CGROUP_WARMUP === '1'
+        ? () => undefined
+        : keepWarmUntil(
+            () => existsSync(pidFile),
+            () => keepCgroupMigrationWarm(hierarchies),
+          );
+    let exit: ChildExit;
+    try {
+      exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
+        stopTimeoutMs: stopTimeoutS * 1000,
+        kill: () => runcKill(runc, id, 'KILL'),
+        onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
+      });
+    } finally {
+      stopWarm();
+    }
     status = exitStatusOf(exit);
     // runc's log says why only when runc failed (a container's own failure is its exit status too):
     // after a run that ended well there is nothing to read.

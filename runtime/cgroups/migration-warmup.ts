@@ -77,6 +77,24 @@ export function keepWarmFor(move: () => void, everyMs = 4, forMs = 250): () => v
   return () => clearInterval(timer);
 }
 
+/**
+ * keepWarmFor until the move it keeps the fast path open for has happened: `done()`, asked before
+ * each move after the first, stops it (a foreground run asks whether runc's pid file exists, which
+ * runc writes once the container's init is in its cgroups and running). Still at most `forMs`.
+ */
+export function keepWarmUntil(done: () => boolean, move: () => void, everyMs = 4, forMs = 250): () => void {
+  let stop: (() => void) | undefined;
+  stop = keepWarmFor(
+    () => {
+      if (stop !== undefined && done()) stop();
+      else move();
+    },
+    everyMs,
+    forMs,
+  );
+  return stop;
+}
+
 function moveIntoOwnCgroup(): void {
   let fd: number;
   try {

@@ -52,6 +52,11 @@ export class EndpointCache {
     return this.nets?.defs ?? [];
   }
 
+  /** The networks' definitions as read (their text), '' before the first read. */
+  networksText(): string {
+    return this.nets?.text ?? '';
+  }
+
   /** The records known of one container. */
   recordsOf(containerId: string): EndpointRecord[] {
     return this.byContainer.get(containerId) ?? [];

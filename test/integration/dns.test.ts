@@ -3,7 +3,7 @@
 // exact answers), an upstream server in the "outside" namespace and one on the host's loopback.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP, OUTSIDE_IP } from '../harness/bridge-world.js';
@@ -197,6 +197,51 @@ describe('names on a user network', () => {
     } finally {
       w.tsrunOk(['network', 'rm', 'dnsc']);
     }
+  });
+});
+
+describe('full re-reads', () => {
+  const generation = () => (JSON.parse(w.tsrunOk(['resolver', '--stats'])) as { generation: number }).generation;
+  const reread = async (pid: number, until: (g: number) => boolean, what: string) => {
+    process.kill(pid, 'SIGHUP'); // a full re-read, as the periodic one every 10 s
+    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(what, () => until(generation()), 5000);
+  };
+
+  it('a re-read that finds nothing new keeps the table and its cached answers; one that finds a change made behind its back serves it', async () => {
+    const a = await w.start(['--net', 'dnsa', '--network-alias', 'kept'], 'sleep 600');
+    const pid = resolverPid()!;
+    expect(addresses(query(a.id, 'dnsa', GW_A, 'kept'))).toEqual([w.ip(a.id, 'dnsa')]);
+    // Nothing changed: the same generation (no cached answer dropped), the same answers. (The host's
+    // addresses are part of the table, and a new veth's IPv6 link-local address comes a moment
+    // after it is up: re-read until one finds nothing new; before, every re-read was a new table.)
+    let before = generation();
+    let kept = false;
+    for (let i = 0; i < 10 && !kept; i++) {
+      process.kill(pid, 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 500));
+      const now = generation();
+      kept = now === before;
+      before = now;
+    }
+    expect(kept).toBe(true);
+    expect(addresses(query(a.id, 'dnsa', GW_A, 'kept'))).toEqual([w.ip(a.id, 'dnsa')]);
+    // A record written by hand (no reload asked for): the next full re-read serves it.
+    const store = path.join(w.host.root, 'lib', 'store', 'endpoints');
+    const rec = JSON.parse(readFileSync(path.join(store, a.id, 'dnsa'), 'utf8')) as Record<string, unknown>;
+    const ghost = 'ghost0000000000000000000000000000000000000000000000000000000001';
+    mkdirSync(path.join(store, ghost));
+    try {
+      writeFileSync(path.join(store, ghost, 'dnsa'), JSON.stringify({ ...rec, containerId: ghost, aliases: ['ghostly'], ipv4: { ...(rec.ipv4 as object), address: '10.61.0.250' } }));
+      await reread(pid, (g) => g > before, 'the re-read to see the record');
+      expect(addresses(query(a.id, 'dnsa', GW_A, 'ghostly'))).toEqual(['10.61.0.250']);
+    } finally {
+      rmSync(path.join(store, ghost), { recursive: true, force: true });
+    }
+    const after = generation();
+    await reread(pid, (g) => g > after, 'the re-read to see it gone');
+    expect(query(a.id, 'dnsa', GW_A, 'ghostly').rcode).toBe('NXDOMAIN');
+    expect(addresses(query(a.id, 'dnsa', GW_A, 'kept'))).toEqual([w.ip(a.id, 'dnsa')]);
   });
 });
 

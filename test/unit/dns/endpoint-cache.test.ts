@@ -3,6 +3,7 @@
 // loaded yet, the networks changed) asks for a full read instead.
 import { describe, expect, it } from '@jest/globals';
 import { EndpointCache } from '../../../runtime/dns/endpoint-cache.js';
+import { tableInputs } from '../../../runtime/dns/server.js';
 import { deleteEndpoint, saveEndpoint, type EndpointRecord } from '../../../runtime/records.js';
 import { MemoryStore } from '../../../runtime/store/memory.js';
 import type { StoreEntry } from '../../../runtime/store/store.js';
@@ -76,5 +77,38 @@ describe('the resolver endpoint cache', () => {
     await deleteEndpoint(store, 'c0', 'web');
     await cache.loadAll();
     expect(names(cache)).toEqual(['c1/web=10.1.0.3']);
+  });
+});
+
+describe('what a table is built from (tableInputs: an unchanged full re-read keeps the table)', () => {
+  const inputs = (c: EndpointCache, hosts: string[] = ['10.1.0.1', '127.0.0.1']) => tableInputs(c.networksText(), c.records(), [], new Set(hosts));
+
+  it('is the same after a re-read that found nothing new, whatever order the host addresses come in', async () => {
+    const store = await world(3);
+    const cache = new EndpointCache(store);
+    await cache.loadAll();
+    const first = inputs(cache);
+    await cache.loadAll();
+    expect(inputs(cache, ['127.0.0.1', '10.1.0.1'])).toBe(first);
+  });
+
+  it('differs after any change: a record, a network, a host address, another host\'s container', async () => {
+    const store = await world(3);
+    const cache = new EndpointCache(store);
+    await cache.loadAll();
+    const first = inputs(cache);
+    expect(inputs(cache, ['10.1.0.1'])).not.toBe(first);
+    expect(tableInputs(cache.networksText(), cache.records(), [{ name: 'x' } as never], new Set(['10.1.0.1', '127.0.0.1']))).not.toBe(first);
+    await saveEndpoint(store, { ...rec('c1', 'web', '10.1.0.3'), aliases: ['db'] });
+    await cache.loadAll();
+    const aliased = inputs(cache);
+    expect(aliased).not.toBe(first);
+    await deleteEndpoint(store, 'c2', 'web');
+    await cache.loadAll();
+    expect(inputs(cache)).not.toBe(aliased);
+    await store.put('networks/web', JSON.stringify({ name: 'web', driver: 'bridge', bridge: 'tsweb0', subnet4: '10.1.0.0/24', gateway4: '10.1.0.1', internal: true }));
+    const before = inputs(cache);
+    await cache.loadAll();
+    expect(inputs(cache)).not.toBe(before);
   });
 });

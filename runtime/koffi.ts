@@ -55,6 +55,12 @@ export function exitFast(code: number): void {
   libcFunction('void _exit(int)')(code);
 }
 
+/** Whether koffi is loaded in this process already (a run that wired a network): callers that
+ * could use it but need not (shim/spawn-vfork.ts) never load it for that alone. */
+export function koffiLoaded(): boolean {
+  return koffi !== undefined;
+}
+
 /** A libc function as tsrun declares them: integers, pointers and strings in, an integer out. */
 export type LibcFn = (...args: unknown[]) => number;
 

@@ -7,6 +7,8 @@ import { runContainer } from './run.js';
 import { shimNetworkWiring } from './network-wiring.js';
 import { parseRunArgs, type RunArgs } from './run-args.js';
 import { exitFast } from '../runtime/koffi.js';
+import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
+import { spawnInheritVfork } from './spawn-vfork.js';
 
 /** Runs the container and returns the process exit code; never throws (as the CLI's main). */
 export async function door(a: RunArgs): Promise<number> {
@@ -24,7 +26,7 @@ export async function door(a: RunArgs): Promise<number> {
       return 0;
     }
     log.debug({ options }, 'run');
-    const code = await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined);
+    const code = await runContainer(options, settings, log, shimNetworkWiring, a.flags.tty === true ? true : undefined, spawnRunc);
     // The container has exited and runContainer's teardown is done (network detached, pin, state
     // and cgroup removed); the log is written synchronously, nothing listens for 'exit', and on
     // this path tsrun printed nothing itself. A run that wired a network has koffi loaded: it
@@ -39,6 +41,12 @@ export async function door(a: RunArgs): Promise<number> {
   } catch (err) {
     return reportFailure(err);
   }
+}
+
+/** runc through posix_spawn when the run has loaded koffi (it wired a network: shim/spawn-vfork.ts),
+ * else through Node's process handle. */
+function spawnRunc(file: string, args: readonly string[]): InheritingChild {
+  return spawnInheritVfork(file, args) ?? spawnInherit(file, args);
 }
 
 /** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up

@@ -20,6 +20,7 @@ import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.j
 import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
+import type { InheritingChild } from './spawn-inherit.js';
 import { existsSync } from 'node:fs';
 import { keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
@@ -163,7 +164,9 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
   return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog };
 }
 
-export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, terminal?: boolean): Promise<number> {
+/** `spawn` starts runc (default: shim/spawn-inherit.ts); run.cjs's door passes one that uses
+ * posix_spawn once koffi is loaded (shim/spawn-vfork.ts). */
+export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, terminal?: boolean, spawn?: (file: string, args: readonly string[]) => InheritingChild): Promise<number> {
   // No signal may end tsrun from here on: a second Ctrl-C would leave the network half removed.
   // During setup a signal also aborts it (prepareContainer's own handler); while the container runs,
   // signals are forwarded to it. They stay held until tsrun exits (just after teardown, or after
@@ -195,7 +198,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           );
     let exit: ChildExit;
     try {
-      exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }), {
+      exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn), {
         stopTimeoutMs: stopTimeoutS * 1000,
         kill: () => runcKill(runc, id, 'KILL'),
         onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),

@@ -30,10 +30,10 @@ export interface RuncRunOptions {
   logFile: string;
 }
 
-export function spawnRuncRun(runc: RuncPaths, o: RuncRunOptions): InheritingChild {
+export function spawnRuncRun(runc: RuncPaths, o: RuncRunOptions, spawn: (file: string, args: readonly string[]) => InheritingChild = spawnInherit): InheritingChild {
   const args = ['--root', runc.root, '--log', o.logFile, '--log-format', 'json', 'run', '--bundle', o.bundle, '--pid-file', o.pidFile, o.id];
   // stdio passes straight through: runc hands these very descriptors to the container.
-  return spawnInherit(runc.binary, args);
+  return spawn(runc.binary, args);
 }
 
 /** runc's state for `id` exists when `runc run` did not get to delete it (runc was killed). */

@@ -1,7 +1,9 @@
 // Bundles tsrun with esbuild into CommonJS files under dist/bundle/. A cold Node process spends
 // much of its start-up compiling and evaluating modules (V8 parses a whole file before running any
 // of it), so:
-//  - tsrun.cjs, the entry, is a few lines: it picks the front door and requires only its file;
+//  - dispatch.cjs (shim/main.ts), the dispatcher, is a few lines: it picks the front door and
+//    requires only its file; the entries `tsrun` and tsrun.cjs (written at the end) run it from
+//    its code cache;
 //  - one file per front door: hook.cjs for `tsrun hook <stage>` (a cold process on every
 //    container start), cni.cjs when a runtime calls tsrun as its CNI plugin (CNI_COMMAND set;
 //    also cold, and with the hook's execa-lite) and cli.cjs for everything else. They never load each other. Modules both
@@ -15,10 +17,10 @@
 //  - native addons (koffi, netlink) and etcd3 stay external: they load from node_modules, and
 //    only on the paths that use them;
 //  - hook.cjs, cni.cjs and cli.cjs come with V8 code caches (*.v8cache, see scripts/code-cache.cjs), which
-//    tsrun.cjs hands V8 when it loads them: compiling a bundle is most of loading it;
+//    the dispatcher hands V8 when it loads them: compiling a bundle is most of loading it;
 //  - each front door also gets a start-up snapshot (<door>.snapshot.blob, Node's --build-snapshot,
 //    see scripts/snapshot-entry.cjs): its modules already evaluated. The entry `tsrun`
-//    (package.json's bin: tsrun.cjs with a `#!` line naming node, written at the end) runs the
+//    (package.json's bin: a node script with a `#!` line naming node, written at the end) runs the
 //    plain bundle; with TSRUN_SNAPSHOT=1 it execs node again from the door's snapshot (shim/entry.ts
 //    picks the door as shim/main.ts does), unless there is none or the node binary is newer than
 //    it (an upgraded Node rejects a snapshot made by another). tsrun-runc's shell front has its own
@@ -202,7 +204,7 @@ await build({
   // The entry needs no import.meta.url and starts the clock: keep it to the routing.
   define: clock.define,
   banner: { js: clock.banner },
-  entryPoints: { tsrun: 'shim/main.ts' },
+  entryPoints: { dispatch: 'shim/main.ts' },
   outdir: dir,
   plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
 });
@@ -241,7 +243,6 @@ await build({ ...common, entryPoints: { entry: 'shim/entry.ts' }, outdir: dir })
 await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
 copyFileSync('runc/tsrun-runc.sh', `${dir}/tsrun-runc`);
 chmodSync(`${dir}/tsrun-runc`, 0o755);
-chmodSync(`${dir}/tsrun.cjs`, 0o755);
 // esbuild's __toESM, what a default or namespace import of a CommonJS module (node:fs, node:path,
 // the lazy built-ins above) gets: a new object with a getter copied for every property of the
 // module, made once per importing module (two modules importing node:fs copy its 104 properties
@@ -390,12 +391,15 @@ for (const door of DOORS) {
 //     loading the bundle from its code cache, or more), and V8 refuses a snapshot built on another
 //     CPU with exit 14, which nothing can tell from a program's own exit 14 once exec'd, so no
 //     fallback could be safe. Opting in is for a machine that built its own dist/;
-//  4. the dispatcher tsrun.cjs, run from its code cache (tsrun.cjs.v8cache: every function of it
-//     compiled, made by scripts/code-cache.cjs --compile-only) with the header check of
-//     scripts/code-cache.cjs's load(), and its `#!` line made a comment as the cache was made;
-//     without a valid cache, required as usual. As the main module Node compiled all 9.8 KB without
-//     a cache (~0.3-0.6 ms, and each function it ran again on first call); reading and checking the
-//     cache costs a stat and two reads whose first calls the door's load paid anyway.
+//  4. the dispatcher dispatch.cjs (shim/main.ts), run from its code cache (dispatch.cjs.v8cache:
+//     every function of it compiled, made by scripts/code-cache.cjs --compile-only) with the header
+//     check of scripts/code-cache.cjs's load(), and its `#!` line made a comment as the cache was
+//     made; without a valid cache, required as usual. As the main module Node compiled all 9.8 KB
+//     without a cache (~0.3-0.6 ms, and each function it ran again on first call); reading and
+//     checking the cache costs a stat and two reads whose first calls the door's load paid anyway.
+// tsrun.cjs, what hooks, the CNI wrapper and conmon's exit command run (`node <bundle>/tsrun.cjs
+// ...`), is the same loader of the dispatcher after a `#!/usr/bin/env node` line, so they start
+// from its code cache too, with no registration changed.
 // Node loads the main module from its real path (a symlink in PATH, as npm's bin link, finds its
 // siblings), and an extensionless file as the nearest package.json's "type" says: this package's
 // is "module", so dist/bundle gets its own, "commonjs" (every other file there is .cjs or not
@@ -403,13 +407,13 @@ for (const door of DOORS) {
 // Node moved or removed: the kernel cannot start the entry (ENOENT, as for a missing file), and the
 // shell says so on one line naming the entry (bash 5.2: "cannot execute: required file not found",
 // 127; dash: "not found"); `npm run build` writes the entry again for the node that runs it.
-execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/tsrun.cjs`, '--compile-only'], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
+execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/dispatch.cjs`, '--compile-only'], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
 const node = realpathSync(process.execPath);
 const problem = shebangProblem(node);
 if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(node)} ${problem}: the entry starts node through /usr/bin/env`);
 const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNAPSHOT==="1")require("./entry.cjs").execSnapshot(__dirname);';
 const dispatcher = [
-  '{const fs=require("node:fs"),M=module.constructor,f=process.argv[1];let d;',
+  '{const fs=require("node:fs"),M=module.constructor,f=__dirname+"/dispatch.cjs";let d;',
   'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
   'if(n>0&&c.latin1Slice(0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
   'if(d===void 0)require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=M._nodeModulePaths(__dirname);require.cache[f]=m;',
@@ -417,6 +421,8 @@ const dispatcher = [
 ].join('');
 writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), prelude + dispatcher, ''].join('\n'), { mode: 0o755 });
 chmodSync(`${dir}/tsrun`, 0o755);
+writeFileSync(`${dir}/tsrun.cjs`, ['#!/usr/bin/env node', `// tsrun's dispatcher (dispatch.cjs) from its code cache: written by scripts/bundle.mjs.`, dispatcher, ''].join('\n'), { mode: 0o755 });
+chmodSync(`${dir}/tsrun.cjs`, 0o755);
 writeFileSync(`${dir}/package.json`, `${JSON.stringify({ type: 'commonjs' })}\n`);
 
 // The swap: two renames, microseconds apart, instead of a build-long gap.

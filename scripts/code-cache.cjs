@@ -7,14 +7,16 @@
 //     a CLI `run --net none` with /bin/true as runc, each in a throwaway state root) so that the
 //     functions it runs are compiled too, and writes hook.cjs.v8cache; with --eager every function
 //     of the bundle is compiled first (the hook's and the CNI plugin's, see scripts/bundle.mjs);
-//   - at run time, tsrun.cjs loads hook.cjs through load() below, which hands V8 the cache.
+//   - at run time, the dispatcher (dispatch.cjs) loads hook.cjs through load() below, which hands
+//     V8 the cache.
 // The cache names the file's size and mtime and the Node version it was made for; any mismatch,
 // or V8 rejecting it (another V8, other flags), means an ordinary require: slower, never wrong.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
-// The Module class from the main module when there is one (tsrun.cjs, which bundles this file):
+// The Module class from the main module when there is one (the entry, tsrun or tsrun.cjs, whose
+// dispatcher dispatch.cjs bundles this file):
 // the first require of node:module loads Node's ES module loader and source maps with it (~0.4 ms
 // of every cold front door), for the class every CommonJS module already has as its constructor.
 const Module = typeof require.main?.constructor?.wrap === 'function' && typeof require.main.constructor.createRequire === 'function' ? require.main.constructor : require('node:module');
@@ -61,7 +63,7 @@ function load(file, cacheFile = `${file}.v8cache`) {
 }
 
 /**
- * Build time, for the dispatcher tsrun.cjs (whose top level routes the process's own command line,
+ * Build time, for the dispatcher dispatch.cjs (whose top level routes the process's own command line,
  * so it cannot be run here): every function compiled, nothing run, the cache written to `out`.
  * Compiled as the entry dist/bundle/tsrun compiles it (scripts/bundle.mjs): its `#!` line made a
  * `//` comment (V8 takes a `#!` only at the very start of a script, and the module wrapper comes

@@ -123,8 +123,8 @@ describe('the entry and start-up snapshots', () => {
   });
 
   it('runs the dispatcher without its code cache when the cache is stale or missing', () => {
-    // The cache's header names tsrun.cjs's size and mtime: a touched tsrun.cjs makes it stale.
-    const dispatcher = path.join(copy, 'tsrun.cjs');
+    // The cache's header names dispatch.cjs's size and mtime: a touched dispatch.cjs makes it stale.
+    const dispatcher = path.join(copy, 'dispatch.cjs');
     const now = new Date();
     utimesSync(dispatcher, now, now);
     expect(hook(path.join(copy, 'tsrun'), 'stale-cache', {})).toEqual({ status: 0, stderr: '', startedFrom: 'bundle' });

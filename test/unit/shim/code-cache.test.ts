@@ -31,9 +31,10 @@ describe('code caches of the front doors', () => {
     expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
   });
 
-  it("the dispatcher's cache (tsrun.cjs.v8cache) passes the entry's header check, is accepted as the entry compiles it, and holds every function", () => {
-    // dist/bundle/tsrun compiles tsrun.cjs with its #! line made a comment (scripts/bundle.mjs).
-    const file = path.join(BUNDLE, 'tsrun.cjs');
+  it("the dispatcher's cache (dispatch.cjs.v8cache) passes the entry's header check, is accepted as the entry compiles it, and holds every function", () => {
+    // dist/bundle/tsrun and tsrun.cjs compile dispatch.cjs with its #! line made a comment
+    // (scripts/bundle.mjs).
+    const file = path.join(BUNDLE, 'dispatch.cjs');
     const cache = readFileSync(`${file}.v8cache`);
     const nl = cache.indexOf(10);
     const st = statSync(file);
@@ -72,7 +73,7 @@ describe('what loading a front door costs', () => {
 // memoizes it per module (scripts/bundle.mjs). Its pattern is matched in esbuild's output: a new
 // esbuild that writes it otherwise must not go unnoticed.
 describe('the bundles share one namespace object per CommonJS module', () => {
-  it.each(['tsrun', 'cli', 'run', 'run-plain', 'run-detached', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc', 'resolver', 'execa'])("%s.cjs's __toESM is memoized", (door) => {
+  it.each(['dispatch', 'cli', 'run', 'run-plain', 'run-detached', 'rm', 'rm-wired', 'hook', 'cni', 'cni-version', 'runc', 'resolver', 'execa'])("%s.cjs's __toESM is memoized", (door) => {
     const src = readFileSync(path.join(BUNDLE, `${door}.cjs`), 'utf8');
     if (!src.includes('.__esModule?')) return; // no CommonJS module imported that way
     expect(src).toMatch(/=\(\(o,c\)=>\(t,e\)=>\{if\(t==null.*,new WeakMap\)/);

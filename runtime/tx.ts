@@ -27,16 +27,26 @@ let stopped = false;
 let faults: { fault: ReturnType<typeof parseFault>; stopAfter: string | undefined } | undefined;
 
 function faultPoint(phase: FaultPhase, description?: string): void {
-  // TSRUN_FAULT_STOP_AFTER=<step description prefix> SIGSTOPs this process once, right after that
-  // setup step: a test can then race another command (gc) against a half-done attach, and SIGCONT.
+  faultStop(description);
+  const { fault } = faults!;
+  if (fault === undefined || fault.phase !== phase) return;
+  if (++stepsDone[phase] === fault.k) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * TSRUN_FAULT_STOP_AFTER=<step description prefix> SIGSTOPs this process once, right after that
+ * setup step: a test can then race another command (gc) against a half-done attach, or send a
+ * signal into that moment, and SIGCONT. Every Transaction step is such a point; code outside a
+ * transaction names its own (run -d's "container recorded", shim/lifecycle/create.ts), which
+ * TSRUN_FAULT_KILL_AFTER does not count.
+ */
+export function faultStop(description: string | undefined): void {
   faults ??= { fault: parseFault(process.env.TSRUN_FAULT_KILL_AFTER), stopAfter: process.env.TSRUN_FAULT_STOP_AFTER || undefined };
-  const { fault, stopAfter } = faults;
+  const { stopAfter } = faults;
   if (stopAfter !== undefined && !stopped && description?.startsWith(stopAfter)) {
     stopped = true;
     process.kill(process.pid, 'SIGSTOP');
   }
-  if (fault === undefined || fault.phase !== phase) return;
-  if (++stepsDone[phase] === fault.k) process.kill(process.pid, 'SIGKILL');
 }
 
 export class Transaction {

@@ -11,7 +11,7 @@ import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
 import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
-import type { Transaction } from '../../runtime/tx.js';
+import { faultStop, type Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { DetachedRuncFailure, lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
@@ -30,20 +30,46 @@ export interface RecreateHooks {
 }
 
 /** `run -d`: create, then start, with `network` wiring it (run.cjs's and the CLI's wire networks;
- * the plain detached door's only none and host). A container that cannot start is removed. */
+ * the plain detached door's only none and host). A container that cannot start is removed.
+ *
+ * A signal (Ctrl-C) before the id is returned removes the container: during the creation
+ * createDetached's own handler rolls back; from the moment the container is recorded until it has
+ * started (the records, the exec fifo's byte or runc start: a few milliseconds, longer with a
+ * poststart hook) it is removed as one that could not start, although it may have started
+ * meanwhile, since nobody was told its id. Without a handler there, a signal in that window ended
+ * tsrun with the container left created for gc. On success the handlers stay until the process
+ * exits (the caller prints the id and exits): a signal then is held, not acted on, as the
+ * container runs and its id is being printed. */
 export async function createAndStart(o: RunOptions, d: DetachOptions, settings: Settings, log: Logger, network: NetworkWiring): Promise<string> {
-  const t0 = performance.now();
-  const id = await createDetached(o, d, settings, log, network);
-  const t1 = performance.now();
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+  };
+  // Installed before createDetached's, so that the same signal handles stay in place throughout.
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+  const checkInterrupted = () => {
+    if (interrupted) throw new UserError(`interrupted by ${interrupted} during setup`);
+  };
   try {
-    const startedBy = await startCreated(id, settings, { knownCreated: true });
-    log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+    const t0 = performance.now();
+    const id = await createDetached(o, d, settings, log, network);
+    const t1 = performance.now();
+    faultStop('container recorded'); // tests: a signal between the records and the start
+    try {
+      checkInterrupted();
+      const startedBy = await startCreated(id, settings, { knownCreated: true });
+      checkInterrupted();
+      log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
+    } catch (err) {
+      const { currentView, removeContainer } = await import('./signals.js');
+      await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
+      throw err;
+    }
+    return id;
   } catch (err) {
-    const { currentView, removeContainer } = await import('./signals.js');
-    await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
     throw err;
   }
-  return id;
 }
 
 /** Creates the container under conmon (runc create); returns its id. */

@@ -491,3 +491,36 @@ describeIf('run -d --net none and host through their own door (run-detached.cjs,
     }
   });
 });
+
+describeIf('run -d interrupted between the records and the start', () => {
+  it('SIGINT once the container is recorded, before it has started: one line, 125, the container, its conmon and its network removed', async () => {
+    // --net none through the plain detached door, the default bridge through run.cjs's
+    for (const net of [['--net', 'none'], []]) {
+      const id = name('int');
+      // TSRUN_FAULT_STOP_AFTER stops tsrun right there (runtime/tx.ts faultStop); the signal waits
+      // for the SIGCONT.
+      const child = w.host.spawnTsrun(['run', '-d', '--name', id, ...net, w.bundle, '--', 'sleep', '1000'], { TSRUN_FAULT_STOP_AFTER: 'container recorded' });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const stopped = () => {
+        try {
+          return readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
+        } catch {
+          return false;
+        }
+      };
+      await waitFor('tsrun to stop once the container is recorded', stopped);
+      expect(runcStatus(id)).toBe('created');
+      process.kill(child.pid!, 'SIGINT');
+      process.kill(child.pid!, 'SIGCONT');
+      expect({ net, code: await exited, stdout, stderr }).toEqual({ net, code: 125, stdout: '', stderr: 'tsrun: interrupted by SIGINT during setup\n' });
+      expect(runcLeftovers(id)).toEqual([]);
+      expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);
+      await waitFor('its conmon to end', () => w.host.monitors().every((l) => !l.includes(` -c ${id} `)));
+      expect(w.leaks()).toEqual([]);
+    }
+  });
+});

@@ -111,7 +111,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
   // What a foreground run leaves in its state directory, removed by name at teardown (no listing;
   // anything else there and the whole tree goes as before). A detached container's monitor adds its
   // own files: that directory is listed.
-  const stateEntries: string[] | undefined = extras.afterClaim === undefined ? ['bundle/', 'runc.log', 'pid'] : undefined;
+  const stateEntries: string[] | undefined = extras.afterClaim === undefined ? ['bundle/config.json', 'bundle/', 'runc.log', 'pid'] : undefined;
   try {
     await tx.step(
       'claim container id',

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { containerDir, removeContainerDir } from '../../../runtime/containers.js';
 
-const RUN_ENTRIES = ['bundle/', 'runc.log', 'pid'];
+const RUN_ENTRIES = ['bundle/config.json', 'bundle/', 'runc.log', 'pid'];
 
 function withRunDir(f: (runDir: string, dir: string) => void): void {
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-container-dir-test-'));
@@ -34,6 +34,11 @@ describe('removeContainerDir', () => {
       writeFileSync(path.join(dir, 'resolv.conf'), 'nameserver 10.0.0.1\n');
       mkdirSync(path.join(dir, 'extra', 'deeper'), { recursive: true });
       writeFileSync(path.join(dir, 'extra', 'deeper', 'f'), '');
+      removeContainerDir(runDir, 'c1', RUN_ENTRIES);
+      expect(existsSync(dir)).toBe(false);
+    });
+    withRunDir((runDir, dir) => {
+      writeFileSync(path.join(dir, 'bundle', 'config.json.orig'), '{}'); // more in a named subdirectory
       removeContainerDir(runDir, 'c1', RUN_ENTRIES);
       expect(existsSync(dir)).toBe(false);
     });

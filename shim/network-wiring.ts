@@ -77,7 +77,9 @@ export const shimNetworkWiring: NetworkWiring = {
         const rec = await tx.step(`attach to network ${network}`, () =>
           handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
         );
-        const def = await handle.engine.networks.get(rec.network);
+        // The network's definition only for a resolver's search domain: a copied resolv.conf needs
+        // none, and reading it again cost every other run a store read.
+        const def = rec.resolver ? await handle.engine.networks.get(rec.network) : undefined;
         const dns: DnsPlan = rec.resolver
           ? { kind: 'resolver', addresses: [rec.ipv4?.gateway, rec.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
           : { kind: 'copy', dns: dnsServers, hostNetwork: false };

@@ -1,13 +1,14 @@
-// What the CLI entry `dist/bundle/tsrun` needs beyond the dispatcher it carries (shim/main.ts):
-// its first line, and the opt-in start-up snapshot.
+// What the CLI entry `dist/bundle/tsrun` needs beyond the dispatcher it runs (shim/main.ts,
+// bundled as dispatch.cjs): its first two lines, and the opt-in start-up snapshot.
 //
 // `tsrun` is a Node script the kernel starts through its `#!` line: no shell in front of node
-// (the sh launcher it replaces cost every command ~1.3 ms). scripts/bundle.mjs writes it as
-// tsrun.cjs with the node binary that built it on the first line (shebangLine) and, on its second,
-// one check of TSRUN_SNAPSHOT: only when that asks for the door's start-up snapshot does the entry
-// load this module's bundle (entry.cjs) and exec node again from the snapshot (execSnapshot). So the
-// default path pays one environment read for the opt-in, and the opt-in pays one more Node start:
-// the snapshot does not pay anyway (docs/fast-path.md), it stays for experiments.
+// (the sh launcher it replaces cost every command ~1.3 ms). scripts/bundle.mjs writes it: the node
+// binary that built it on the first line (shebangLine), a line a shell reads as an exec of that node
+// (shellLine), then one check of TSRUN_SNAPSHOT: only when that asks for the door's start-up
+// snapshot does the entry load this module's bundle (entry.cjs) and exec node again from the
+// snapshot (execSnapshot); otherwise it runs dispatch.cjs from its code cache. So the default path
+// pays one environment read for the opt-in, and the opt-in pays one more Node start: the snapshot
+// does not pay anyway (docs/fast-path.md), it stays for experiments.
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { libcFunction } from '../runtime/koffi.js';

@@ -239,13 +239,15 @@ export function runcFailureStatus(runcError: string, started: boolean): number {
   return started ? 126 : 125;
 }
 
-/** What follows runc's line for the container's own program failing at its exec (runc 1.1:
- * `unable to start container process: exec: "<program>": <why>`). Only that clause decides 127
+/** What follows runc's line for the container's own program failing at its exec (runc 1.1 and
+ * later: `unable to start container process: exec: "<program>": <why>`; runc 1.0 and its release
+ * candidates: `container_linux.go:380: starting container process caused: exec: "<program>": <why>`,
+ * the Go file and line varying). Only that clause decides 127
  * or 126: a bind-mount source that does not exist is "no such file or directory" too (`error
  * during container init: error mounting "<source>" …`), which docker answers 125 (its rule needs
  * the program's name beside the error). Anchored at the line's start, so no path quoted later in
  * the line can pass for it; the program is Go-quoted (%q), escapes included. */
-const EXEC_FAILURE = /^(?:unable to start container process: )?exec: "(?:[^"\\]|\\.)*": (.*)$/;
+const EXEC_FAILURE = /^(?:unable to start container process: |[\w.-]+\.go:\d+: starting container process caused: )?exec: "(?:[^"\\]|\\.)*": (.*)$/;
 
 /** runc failed to create or start a detached container: runc's line (its stderr went to conmon
  * or to a pipe, so tsrun prints it) and docker's status, as the foreground run's RuncFailure. */

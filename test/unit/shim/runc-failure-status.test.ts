@@ -26,6 +26,14 @@ describe('runcFailureStatus: docker\'s 125/126/127', () => {
     expect(runcFailureStatus(cgroup, false)).toBe(125);
   });
 
+  it('runc 1.0\'s lines (its Go file and line before the clause): 127 and 126 as with runc 1.1, a missing mount source 125', () => {
+    // runc 1.0.x / 1.0.0-rc9x, as its JSON log records them (before, any "no such file" gave 127).
+    expect(runcFailureStatus('container_linux.go:380: starting container process caused: exec: "nosuch": executable file not found in $PATH', false)).toBe(127);
+    expect(runcFailureStatus('container_linux.go:367: starting container process caused: exec: "/nonexistent": stat /nonexistent: no such file or directory', false)).toBe(127);
+    expect(runcFailureStatus('container_linux.go:380: starting container process caused: exec: "/etc/passwd": permission denied', false)).toBe(126);
+    expect(runcFailureStatus('container_linux.go:380: starting container process caused: process_linux.go:545: container init caused: rootfs_linux.go:76: mounting "/tmp/x" to rootfs at "/data" caused: stat /tmp/x: no such file or directory', false)).toBe(125);
+  });
+
   it('125, not 127, for a bind-mount source that does not exist (runc 1.1\'s line, measured), whatever its path says', () => {
     expect(runcFailureStatus(missingSource, false)).toBe(125);
     const tricky = 'unable to start container process: error during container init: error mounting "/tmp/exec: \\"x\\": no such file or directory" to rootfs at "/data": stat /tmp/x: no such file or directory';

@@ -135,6 +135,9 @@ export class Resolver {
   /** The table is what the cache, `remote` and `hostAddrs` describe (a reload completed: built
    * from them, or changed in place for the containers the cache re-read). */
   private tableMatchesCache = false;
+  /** tableInputs at the last full read, while no change was made in place since (saves computing
+   * it again from the cache at the next one). */
+  private builtFrom: string | undefined;
   private hostAddrs = new Set<string>();
   private idleTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
@@ -235,17 +238,20 @@ export class Resolver {
       // always) keeps the table and its generation: a new generation empties every cached
       // answer, and at 1000 queries/s the next few hundred queries (one per name and client)
       // then took the slow path, over 1 % of a dnsperf run's queries: the p99 against aardvark-dns.
-      const before = matched ? tableInputs(this.cache.networksText(), this.cache.records(), this.remote, this.hostAddrs) : undefined;
+      const before = matched ? (this.builtFrom ?? tableInputs(this.cache.networksText(), this.cache.records(), this.remote, this.hostAddrs)) : undefined;
       const [, remote] = await Promise.all([this.cache.loadAll(), this.remoteEndpoints()]);
       this.remote = remote;
       this.hostAddrs = hostAddresses();
-      unchanged = before !== undefined && before === tableInputs(this.cache.networksText(), this.cache.records(), remote, this.hostAddrs);
+      const after = tableInputs(this.cache.networksText(), this.cache.records(), remote, this.hostAddrs);
+      unchanged = before !== undefined && before === after;
       if (unchanged) table = this.table;
+      this.builtFrom = after;
     } else if (containers.every((id) => this.table.replaceContainer(id, this.cache.recordsOf(id)))) {
       // Changed in place, at the cost of these containers' endpoints (replaceContainer refuses
       // all of them or none: it refuses a table with other hosts' containers).
       table = this.table;
     }
+    if (!full) this.builtFrom = undefined;
     table ??= new DnsTable(this.cache.networks(), this.cache.records(), this.remote, this.hostAddrs);
     this.hostUpstreams = this.readHostUpstreams(table);
     this.table = table;

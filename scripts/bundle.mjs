@@ -415,7 +415,7 @@ const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNA
 const dispatcher = [
   '{const fs=require("node:fs"),M=module.constructor,f=__dirname+"/dispatch.cjs";let d;',
   'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
-  'if(n>0&&c.latin1Slice(0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
+  'if(n>0&&c.toString("latin1",0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
   'if(d===void 0)require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=M._nodeModulePaths(__dirname);require.cache[f]=m;',
   'new(require("node:vm").Script)(M.wrap(t.startsWith("#!")?"//"+t.slice(2):t),{filename:f,cachedData:d}).runInThisContext().call(m.exports,m.exports,M.createRequire(f),m,f,__dirname);m.loaded=!0}}',
 ].join('');

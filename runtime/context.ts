@@ -8,7 +8,8 @@ import { createFirewall } from './firewall/backend.js';
 import type { Store } from './store/store.js';
 import path from 'node:path';
 import { LocalStore } from './store/local.js';
-import { StoreLock, type ReadWriteLock } from './locks.js';
+import { existsSync } from 'node:fs';
+import { StoreLock, type ReadWriteLock, type Release } from './locks.js';
 import { FileLock, recordLocksWork } from './host-lock.js';
 
 export interface EngineHandle {
@@ -45,8 +46,54 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
  * its anchor, and an rmdir that fails with ENOTEMPTY still costs ext4 a journal handle. */
 export function hostLock(settings: Settings, log: Logger): ReadWriteLock {
   const opts = { onWait: (heldBy: string) => log.info({ heldBy }, 'waiting for the host lock') };
-  if (recordLocksWork()) return new FileLock(path.join(settings.runDir, 'locks', 'host.lock'), 'host', opts);
-  return new StoreLock(new LocalStore(path.join(settings.runDir, 'locks'), { fsync: false, keep: ['host/', 'host/shared/'] }), 'host', opts);
+  const locks = path.join(settings.runDir, 'locks');
+  const keyed = () => new StoreLock(new LocalStore(locks, { fsync: false, keep: ['host/', 'host/shared/'] }), 'host', opts);
+  if (recordLocksWork()) return new WithKeyedWriters(new FileLock(path.join(locks, 'host.lock'), 'host', opts), path.join(locks, 'host'), keyed);
+  return keyed();
+}
+
+/**
+ * The record lock, whose exclusive holders also take the key-based lock while its directory
+ * exists. tsrun before record locks (and tsrun where they cannot be taken) holds the host lock
+ * as Store keys in the same `locks` directory (`host/exclusive`, `host/shared/<token>`), which
+ * the record lock never sees: during an upgrade an old process's attach or detach (a foreground
+ * `run` started before it, tearing down after) and a new gc or network rm held the host lock at
+ * once. The key-based lock's writer waits for its readers' keys and turns new ones away, so a new
+ * writer that also takes it excludes old readers and old writers. Only writers (gc, network
+ * create/rm: rare) pay for it, and only where an old tsrun has made that directory since boot
+ * (one stat otherwise; /run is a tmpfs, so it goes with the reboot). Left: an old writer still
+ * does not see new readers, which take no key (their whole point is to create nothing per
+ * acquisition); that needs an old gc or network command running during the upgrade itself.
+ */
+class WithKeyedWriters implements ReadWriteLock {
+  constructor(
+    private readonly lock: ReadWriteLock,
+    private readonly keyedDir: string,
+    private readonly keyed: () => ReadWriteLock,
+  ) {}
+
+  shared(): Promise<Release> {
+    return this.lock.shared();
+  }
+
+  async exclusive(): Promise<Release> {
+    const release = await this.lock.exclusive();
+    if (!existsSync(this.keyedDir)) return release;
+    let releaseKeyed: Release;
+    try {
+      releaseKeyed = await this.keyed().exclusive();
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    return async () => {
+      try {
+        await releaseKeyed();
+      } finally {
+        await release();
+      }
+    };
+  }
 }
 
 /** Runs `fn` with an engine and closes its store afterwards, whatever happens. */

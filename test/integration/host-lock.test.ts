@@ -5,7 +5,7 @@
 // root: only a file under /tmp.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { FileLock } from '../../runtime/host-lock.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,8 +35,8 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function hold(mode: 'shared' | 'exclusive', timeoutMs = 20_000): Holder {
-  const child = spawn(process.execPath, [HOLDER, file, mode, String(timeoutMs)], { stdio: 'pipe' });
+function hold(mode: 'shared' | 'exclusive', timeoutMs = 20_000, impl: 'file' | 'keyed' | 'host' = 'file'): Holder {
+  const child = spawn(process.execPath, [HOLDER, file, mode, String(timeoutMs), impl], { stdio: 'pipe' });
   const lines: string[] = [];
   let err = '';
   let waiters: { prefix: string; resolve: (l: string) => void }[] = [];
@@ -146,5 +146,45 @@ describe('the host lock as record locks, between processes', () => {
     const gc2 = hold('exclusive');
     await gc2.said('held');
     await release(gc2);
+  });
+});
+
+describe('during an upgrade: an older tsrun holds the host lock as Store keys in the same directory', () => {
+  it('a new gc (exclusive) waits for an old attach or detach, and an old one waits for the new gc', async () => {
+    const oldDetach = hold('shared', 20_000, 'keyed');
+    await oldDetach.said('held');
+    const gc = hold('exclusive', 20_000, 'host');
+    expect(await gc.said('waiting')).toMatch(/^waiting /);
+    expect(gc.lines.filter((l) => l === 'held')).toEqual([]);
+    await release(oldDetach);
+    await gc.said('held');
+    const oldAttach = hold('shared', 20_000, 'keyed');
+    await oldAttach.said('waiting');
+    await release(gc);
+    await oldAttach.said('held');
+    await release(oldAttach);
+  });
+
+  it('new gc and an old gc exclude each other; new attaches still take no key', async () => {
+    const oldGc = hold('exclusive', 20_000, 'keyed');
+    await oldGc.said('held');
+    const gc = hold('exclusive', 20_000, 'host');
+    await gc.said('waiting');
+    await release(oldGc);
+    await gc.said('held');
+    await release(gc);
+    const attach = hold('shared', 20_000, 'host');
+    await attach.said('held');
+    await release(attach);
+    // Nothing keyed but the directories and the anchor an older tsrun made.
+    const keyed = (readdirSync(path.join(dir, 'locks'), { recursive: true }) as string[]).filter((n) => n !== 'host.lock' && !n.includes('anchor'));
+    expect(keyed.filter((n) => /shared./.test(n))).toEqual([]);
+  });
+
+  it('without an older tsrun\'s directory, a new gc creates none', async () => {
+    const gc = hold('exclusive', 20_000, 'host');
+    await gc.said('held');
+    await release(gc);
+    expect(readdirSync(path.join(dir, 'locks'))).toEqual(['host.lock']);
   });
 });

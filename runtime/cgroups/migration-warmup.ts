@@ -12,10 +12,10 @@
 // its door and writes the spec.
 //
 // The write moves tsrun into the cgroup it is already in (pid 0: the writer's own process,
-// `/proc/self/cgroup`'s path, read again before each write), so nothing changes but the kernel's
-// state. It runs on libuv's thread pool, so nothing waits for it; any failure (no cgroup file
+// `/proc/self/cgroup`'s path, read again before each write from a descriptor held open), so
+// nothing changes but the kernel's state. It runs on libuv's thread pool, so nothing waits for it; any failure (no cgroup file
 // system, read-only, a subtree bind-mounted, not allowed) only means no head start.
-import { closeSync, openSync, readFileSync, write } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, write } from 'node:fs';
 import path from 'node:path';
 import type { Hierarchy } from './hierarchies.js';
 
@@ -95,13 +95,39 @@ export function keepWarmUntil(done: () => boolean, move: () => void, everyMs = 4
   return stop;
 }
 
+/** /proc/self/cgroup, held open (O_CLOEXEC, as Node opens every file) from the first move on and
+ * read again from offset 0 at each move: the kernel generates the text anew on every read from the
+ * start, so a move after something else moved this process still sees where it was put. */
+let selfCgroupFd: number | undefined;
+const selfCgroupBuf = Buffer.allocUnsafe(4096);
+/** The text of the last read and the cgroup.procs file it named. */
+let lastText: Buffer | undefined;
+let lastFile: string | undefined;
+
+/**
+ * The cgroup.procs file of the cgroup this process is in now. A foreground run moves every 4 ms
+ * until runc's pid file exists (5-15 moves), and each `readFileSync` of the file (open, fstat, two
+ * reads, close) and parse cost the main thread ~0.1 ms more than floor C's move (which remembers
+ * its path): one pread of the held descriptor, and the parse only when the text changed.
+ */
+function ownProcsFileNow(): string | undefined {
+  if (selfCgroupFd === undefined) selfCgroupFd = openSync('/proc/self/cgroup', 'r');
+  const n = readSync(selfCgroupFd, selfCgroupBuf, 0, selfCgroupBuf.length, 0);
+  // A text the buffer cannot hold (hundreds of hierarchies or very long paths): read it whole.
+  if (n === selfCgroupBuf.length) return ownCgroupProcsFile(warmed!, readFileSync('/proc/self/cgroup', 'utf8'));
+  if (lastText !== undefined && selfCgroupBuf.compare(lastText, 0, lastText.length, 0, n) === 0) return lastFile;
+  lastText = Buffer.from(selfCgroupBuf.subarray(0, n));
+  lastFile = ownCgroupProcsFile(warmed!, lastText.toString('utf8'));
+  return lastFile;
+}
+
 function moveIntoOwnCgroup(): void {
   let fd: number;
   try {
     // Read again at each move, never remembered: something else (a cgroup rules daemon, a
     // supervisor) may have moved this process since the last one, and a remembered path would
     // move it back out of where it was put.
-    const file = ownCgroupProcsFile(warmed!, readFileSync('/proc/self/cgroup', 'utf8'));
+    const file = ownProcsFileNow();
     if (file === undefined) throw new Error('no mounted hierarchy of this process');
     fd = openSync(file, 'w');
   } catch {

@@ -80,6 +80,12 @@ it('a warm-up after something else moved tsrun leaves it where it was put', asyn
   c.stdin!.write('keep\n');
   expect(await line(c)).toBe('ok');
   expect(readFileSync(`/proc/${c.pid}/cgroup`, 'utf8')).toContain(`/${name}/b\n`);
+  // and back: the warm-up reads /proc/self/cgroup from a descriptor it holds and parses it again
+  // only when the text changed, so a second change must be seen as well as the first
+  writeFileSync(path.join(base, 'a', 'cgroup.procs'), String(c.pid));
+  c.stdin!.write('keep\n');
+  expect(await line(c)).toBe('ok');
+  expect(readFileSync(`/proc/${c.pid}/cgroup`, 'utf8')).toContain(`/${name}/a\n`);
   c.stdin!.end();
   c.kill('SIGKILL');
   await once(c, 'exit');

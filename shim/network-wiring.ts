@@ -56,6 +56,7 @@ export const shimNetworkWiring: NetworkWiring = {
         await tx.step('create the container network namespace', () => createPinnedNetns(pin), () => deletePinnedNetns(pin));
         const handle = await openEngine(settings, log);
         tx.onRollback('close the store', () => handle.close());
+        wired = handle.engine;
         // Before the attach: an earlier namespace wired under this id may still have users.
         const { reclaimed } = await tx.step(
           'register as the owner of its network namespace',
@@ -109,6 +110,24 @@ export const shimNetworkWiring: NetworkWiring = {
     if (existsSync(pin)) deletePinnedNetns(pin);
   },
 };
+
+/** The engine of the network this process wired (run.cjs's foreground door), for checkAhead. */
+let wired: Engine | undefined;
+
+/**
+ * While the container runs (tsrun only waits for runc meanwhile), the firewall self-check its
+ * detach will make: found intact, it is remembered with the ruleset's generation, and the detach
+ * then reads only that generation (runtime/firewall/backend.ts intactOverNetlink), unless
+ * anything was committed since, by anyone, in which case it checks again in full and repairs.
+ * Never throws: the detach's own check is what repairs.
+ */
+export async function checkAhead(): Promise<void> {
+  try {
+    await wired?.firewall().intact();
+  } catch {
+    // the detach checks (and says why) again
+  }
+}
 
 /** `id` stops using `root`'s namespace; the last user out detaches the owner's endpoint, with the
  * engine given or one opened for it. */

@@ -4,7 +4,7 @@
 import { normalizeRunOptions } from './run-options.js';
 import { reportFailure, setup } from './setup.js';
 import { runContainer } from './run.js';
-import { shimNetworkWiring } from './network-wiring.js';
+import { checkAhead, shimNetworkWiring } from './network-wiring.js';
 import { parseRunArgs, type RunArgs } from './run-args.js';
 import { exitFast } from '../runtime/koffi.js';
 import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
@@ -46,7 +46,10 @@ export async function door(a: RunArgs): Promise<number> {
 /** runc through posix_spawn when the run has loaded koffi (it wired a network: shim/spawn-vfork.ts),
  * else through Node's process handle. */
 function spawnRunc(file: string, args: readonly string[]): InheritingChild {
-  return spawnInheritVfork(file, args) ?? spawnInherit(file, args);
+  const child = spawnInheritVfork(file, args) ?? spawnInherit(file, args);
+  // The detach's firewall self-check, made while runc runs (network-wiring.ts checkAhead).
+  setImmediate(() => void checkAhead());
+  return child;
 }
 
 /** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up

@@ -34,7 +34,7 @@ import {
 } from './nft-rules.js';
 import { applyBatch, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
-import { dumpSync, nfnlAvailable } from './nfnl.js';
+import { dumpSync, nfnlAvailable, ownGenerationSync } from './nfnl.js';
 import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
 import { NoneFirewall } from './none.js';
 import { silentLogger } from '../step-log.js';
@@ -104,6 +104,10 @@ export function attachesAlone(): void {
   bursts = false;
 }
 
+/** The ruleset generation (ownGenerationSync) at which this process last found the tables of its
+ * own namespace intact, read before that check's dumps. */
+let intactAtGeneration: string | undefined;
+
 export class NftFirewall implements FirewallBackend {
   readonly kind = 'nft' as const;
   /** ensureBase succeeded in this process: later calls skip the listing. */
@@ -133,9 +137,16 @@ export class NftFirewall implements FirewallBackend {
   private intactOverNetlink(): boolean | undefined {
     if ((this.opts.backend ?? 'auto') !== 'auto' || !nfnlAvailable()) return undefined;
     try {
+      // In this process's own namespace, the ruleset's generation is read before the dumps: when
+      // it has not moved since a check that found the tables intact, nothing was committed since,
+      // and they still are (a run checks while its container runs, and its detach then asks only
+      // this; see ownGenerationSync). Any commit in between, by anyone, means the full check.
+      const gen = this.opts.netns === undefined ? ownGenerationSync() : undefined;
+      if (gen !== undefined && gen === intactAtGeneration) return true;
       const [sets, chains, rules] = dumpSync([NFT_MSG_GETSET, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE], { netns: this.opts.netns });
       const mismatch = kernelTablesMismatch({ sets: sets!, chains: chains!, rules: rules! });
       if (mismatch) this.log.debug({ mismatch }, 'firewall self-check: tables differ from this version');
+      if (this.opts.netns === undefined) intactAtGeneration = mismatch === undefined ? gen : undefined;
       return mismatch === undefined;
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'firewall self-check over netlink failed: asking libnftables instead');

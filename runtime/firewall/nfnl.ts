@@ -30,7 +30,7 @@
 // process's own namespace is kept (like libnftables' context); one for another namespace is made
 // inside withNetnsSync and closed after its batch.
 import { addressBytes, parseAddress } from '../../config/address.js';
-import { NLA_F_NESTED, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, decodeMessages, errorCode } from '../netlink/codec.js';
+import { NLA_F_NESTED, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, decodeMessages, errorCode, parseAttrs } from '../netlink/codec.js';
 import { strerror, hasCode } from '../netns/errno.js';
 import { withNetnsSync } from '../netns/netns.js';
 import { SyncNlSocket } from '../netlink/sync-socket.js';
@@ -636,4 +636,28 @@ export function dumpSync(msgs: readonly number[], opts: { netns?: string | undef
   } finally {
     if (sock !== ownDumpSocket) sock.close();
   }
+}
+
+const NFT_MSG_NEWGEN = 15;
+const NFT_MSG_GETGEN = 16;
+const NFTA_GEN_ID = 1;
+const NFTA_GEN_PROC_PID = 2;
+
+/**
+ * The nf_tables ruleset generation of this process's own namespace (NFT_MSG_GETGEN): the kernel
+ * moves it on with every commit that changes anything there, in any table of any family, and
+ * names the process that made the last one. The same value twice means nothing was committed in
+ * between. Undefined when the kernel does not answer with one.
+ */
+export function ownGenerationSync(sys: Sys = libcSys): string | undefined {
+  const sock = (ownDumpSocket ??= new SyncNlSocket(sys, NETLINK_NETFILTER));
+  for (const m of sock.requestSync(nftType(NFT_MSG_GETGEN), 0, EVERY_FAMILY)) {
+    if (m.type !== nftType(NFT_MSG_NEWGEN) || m.data.length < 4) continue;
+    const attrs = parseAttrs(m.data.subarray(4));
+    const id = attrs.get(NFTA_GEN_ID);
+    if (id === undefined || id.length < 4) return undefined;
+    const pid = attrs.get(NFTA_GEN_PROC_PID);
+    return `${id.readUInt32BE(0)}:${pid !== undefined && pid.length >= 4 ? pid.readUInt32BE(0) : ''}`;
+  }
+  return undefined;
 }

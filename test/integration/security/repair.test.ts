@@ -89,6 +89,20 @@ describe('a deleted table inet tsrun', () => {
     expectProtected();
   });
 
+  it('a rule deleted while a foreground run -p waits for its container is restored by that run\'s detach (its check ahead is stale)', async () => {
+    // The run checks the tables while its container runs and remembers the ruleset's generation
+    // (backend.ts intactOverNetlink); the deletion below is a commit, so its detach checks again in full.
+    const c = await w.start(['--net', 'i10other', '-p', '8501:80'], 'sleep 600', 'ahead');
+    await new Promise((r) => setTimeout(r, 300));
+    const handle = /# handle (\d+)/.exec(w.host.ns.sh('nft -a list chain inet tsrun forward | grep "default-deny"'))![1]!;
+    w.host.ns.sh(`nft delete rule inet tsrun forward handle ${handle}`);
+    expect(rules()).toBe(RULE_COUNT - 1);
+    expect(await c.stop()).toBe(0);
+    expect(rules()).toBe(RULE_COUNT);
+    expect(elements()).toEqual(before);
+    expectProtected();
+  });
+
   it('is rebuilt whole by `tsrun network reload`, also when only one rule was deleted by hand', () => {
     deleteTable();
     expect(w.tsrunOk(['network', 'reload'])).toBe('firewall rebuilt: 3 network(s), 2 endpoint(s)\n');

@@ -33,6 +33,12 @@ function query(ns: { exec: BridgeWorld['outside']['exec'] }, server: string, nam
   return r.stdout.trim() ? (JSON.parse(r.stdout) as Answer) : { timeout: true };
 }
 
+/** A TCP connect from the neighbour: 'connected', an error code, or 'timeout'. */
+function connectResult(host: string, port: number): string {
+  const script = `const s=require('net').connect({host:${JSON.stringify(host)},port:${port}});s.setTimeout(1500,()=>{console.log('timeout');process.exit(0)});s.on('connect',()=>{console.log('connected');process.exit(0)});s.on('error',(e)=>{console.log(e.code);process.exit(0)})`;
+  return w.outside.exec(process.execPath, ['-e', script]).stdout.trim();
+}
+
 beforeAll(async () => {
   w = await BridgeWorld.create('dnso');
   w.tsrunOk(['network', 'create', 'outsdr', '--subnet', SUBNET, '--ipv6-subnet', SUBNET6]);
@@ -58,6 +64,9 @@ it('a LAN neighbour gets nothing from a live or a kept listener, over UDP or TCP
   expect(JSON.parse(inside.stdout).answers.map((a: { data: unknown }) => a.data)).toEqual([w.ip(c.id, 'outsdr')]);
 
   for (const server of [GW, GW6]) {
+    // The neighbour does reach the gateway (a closed port answers with a reset), so what follows
+    // is the rule, not routing.
+    expect(connectResult(server, 54)).toBe('ECONNREFUSED');
     expect(query(w.outside, server, name)).toEqual({ timeout: true });
     expect(query(w.outside, server, name, true).timeout).toBe(true);
   }

@@ -111,24 +111,48 @@ export function startableInProcess(state: unknown, initAlive: (pid: number, star
  * `runc start`, which reports what is wrong in its own words.
  */
 export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_000, initAlive: (pid: number, start: string) => boolean = isAlive): Promise<boolean> {
+  const fifo = openExecFifo(runc, id, initAlive);
+  return fifo !== undefined && awaitStartByte(fifo, timeoutMs, initAlive);
+}
+
+/** A created container's exec fifo, opened for reading by openExecFifo: its init is on its way to
+ * the program. */
+export interface ExecFifo {
+  path: string;
+  fd: number;
+  initPid: number;
+  initStart: string;
+}
+
+/**
+ * startInProcess's first half: the exec fifo opened for reading, when startableInProcess allows
+ * (else undefined: nothing was done). From this open the init, which waits in its open for
+ * writing, goes on: it writes its byte and execs the program; awaitStartByte reads the byte and
+ * removes the fifo. run -d writes its records in between (shim/lifecycle/create.ts).
+ */
+export function openExecFifo(runc: RuncPaths, id: string, initAlive: (pid: number, start: string) => boolean = isAlive): ExecFifo | undefined {
   const dir = path.join(runc.root, id);
   let state: unknown;
   try {
     state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8'));
   } catch {
-    return false;
+    return undefined;
   }
-  if (!startableInProcess(state, initAlive)) return false;
+  if (!startableInProcess(state, initAlive)) return undefined;
   const s = state as { init_process_pid: number; init_process_start: number };
   const fifo = path.join(dir, 'exec.fifo');
-  let fd: number;
   try {
     // Non-blocking: a blocking open of a fifo waits for a writer, for ever if the init has died.
     // (libuv opens with O_CLOEXEC: nothing spawned meanwhile inherits it.)
-    fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    return { path: fifo, fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), initPid: s.init_process_pid, initStart: String(s.init_process_start) };
   } catch {
-    return false; // no fifo: not created (started already, or ended)
+    return undefined; // no fifo: not created (started already, or ended)
   }
+}
+
+/** startInProcess's second half: the init's byte read (the fifo closed either way), the fifo
+ * removed. False: no byte (an init that ended first, the timeout); the caller runs `runc start`. */
+export async function awaitStartByte(f: ExecFifo, timeoutMs = 5_000, initAlive: (pid: number, start: string) => boolean = isAlive): Promise<boolean> {
   try {
     const buf = Buffer.alloc(1);
     const deadline = performance.now() + timeoutMs;
@@ -138,10 +162,10 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
       // that exits at once) between a read and the look would be taken for one that died before
       // starting, and run -d would report, and remove, a container that ran (runc start, too,
       // takes a byte left in the fifo by an init that has ended for a start).
-      const alive = initAlive(s.init_process_pid, String(s.init_process_start));
+      const alive = initAlive(f.initPid, f.initStart);
       let n = 0;
       try {
-        n = readSync(fd, buf, 0, 1, null);
+        n = readSync(f.fd, buf, 0, 1, null);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
       }
@@ -150,19 +174,30 @@ export async function startInProcess(runc: RuncPaths, id: string, timeoutMs = 5_
       if (!alive || performance.now() > deadline) return false;
       // EOF with the fifo gone: another start (tsrun's or runc's) took the byte and removed it; the
       // init, running now, never writes again (runc start says so: an already running container).
-      if (n === 0 && !existsSync(fifo)) return false;
+      if (n === 0 && !existsSync(f.path)) return false;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay + 1, 5);
     }
   } finally {
-    closeSync(fd);
+    closeExecFifo(f);
   }
   try {
-    unlinkSync(fifo);
+    unlinkSync(f.path);
   } catch {
     // removed already
   }
   return true;
+}
+
+/** Closes the fifo's descriptor (once): awaitStartByte does; a run -d that fails before it, too. */
+export function closeExecFifo(f: ExecFifo): void {
+  if (f.fd < 0) return;
+  try {
+    closeSync(f.fd);
+  } catch {
+    // closed already
+  }
+  f.fd = -1;
 }
 
 /**

@@ -11,10 +11,10 @@ import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
 import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
-import { faultStop, type Transaction } from '../../runtime/tx.js';
+import { faultPause, type Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
-import { DetachedRuncFailure, lastRuncError, startInProcess, type RuncPaths } from '../runc.js';
+import { awaitStartByte, closeExecFifo, DetachedRuncFailure, lastRuncError, openExecFifo, startInProcess, type ExecFifo, type RuncPaths } from '../runc.js';
 import { FORWARDED_SIGNALS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
@@ -27,6 +27,9 @@ export interface RecreateHooks {
   /** Runs once the state directory exists, before conmon opens its log (restart keeps the log). */
   beforeMonitor?(p: ContainerPaths): void;
   restartCount?: number;
+  /** Runs once runc create has answered, before the container is recorded (run -d opens the exec
+   * fifo there). A failure after it removes the container as any failure of the creation does. */
+  afterCreated?(id: string): void;
 }
 
 /** `run -d`: create, then start, with `network` wiring it (run.cjs's and the CLI's wire networks;
@@ -52,15 +55,31 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
   };
   try {
     const t0 = performance.now();
-    const id = await createDetached(o, d, settings, log, network);
+    // The exec fifo is opened as soon as runc create has answered, before the records: the init
+    // then writes its byte and execs the program while they are written, and the byte is there
+    // to read when they are done (opened after them, the first read came too early and waited for
+    // a timer). Until the id is returned the container is removed on any failure or signal, so
+    // starting it before it is recorded leaves nothing more behind than before.
+    let fifo: ExecFifo | undefined;
+    let id: string;
+    try {
+      id = await createDetached(o, d, settings, log, network, { afterCreated: (created) => (fifo = openExecFifo(runcPaths(settings), created)) });
+    } catch (err) {
+      if (fifo !== undefined) closeExecFifo(fifo);
+      throw err;
+    }
     const t1 = performance.now();
-    faultStop('container recorded'); // tests: a signal between the records and the start
+    await faultPause('container recorded'); // tests: a signal between the records and the start
     try {
       checkInterrupted();
-      const startedBy = await startCreated(id, settings, { knownCreated: true });
+      const startedBy = await startCreated(id, settings, { knownCreated: true, fifo });
+      // One turn of the event loop first: a signal that came while this process ran without one
+      // (the records, a byte that was already there) reaches its handler only there.
+      await new Promise((r) => setImmediate(r));
       checkInterrupted();
       log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
     } catch (err) {
+      if (fifo !== undefined) closeExecFifo(fifo);
       const { currentView, removeContainer } = await import('./signals.js');
       await removeContainer(settings, log, network, await currentView(settings, id)).catch(() => undefined);
       throw err;
@@ -130,25 +149,42 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       // Rolled back first if anything below fails: no monitor may run an exit command for a
       // container that this rollback is removing.
       tx.onRollback('stop conmon', () => stopMonitor(monitor, p));
-      const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
-      // The bundle is kept absolute: `restart` may run from another directory.
-      writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
 
       checkInterrupted(); // conmon is still held: nothing created yet
       const t0 = performance.now();
+      // The byte goes first: conmon's fork and runc create (the bulk of run -d) start at once, and
+      // what follows here runs beside them.
+      const created = monitor!.start();
       // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
       // starts and sets the cgroups up): a move every few ms keeps the fast path open until then
       // (for at most 250 ms: the bundle's hooks run after runc's move).
       const hierarchies = hostHierarchies();
       const stopWarm = keepWarmFor(() => keepCgroupMigrationWarm(hierarchies));
-      const created = monitor!.start().finally(stopWarm);
+      created.then(stopWarm, stopWarm);
+      // lifecycle.json, written while runc create runs: nothing reads it before the container has
+      // started (the exit command, which checks its instance, runs once the container has ended),
+      // and `ps` meanwhile sees the claim (creating). A failure to write it waits for runc create's
+      // answer, as any failure from here does: a rollback while runc create runs could not remove a
+      // container it has not yet recorded.
+      let recordFailure: unknown;
+      try {
+        const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
+        // The bundle is kept absolute: `restart` may run from another directory.
+        writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
+      } catch (err) {
+        recordFailure = err;
+      }
       // conmon writes its pid file as it forks, just after the byte, long before runc create has
       // answered: the monitor's part of the records is written meanwhile (recordMonitor).
-      const forked = recordMonitorWhenForked(settings.runDir, id, p, created);
+      const forked = recordFailure === undefined ? recordMonitorWhenForked(settings.runDir, id, p, created) : Promise.resolve(undefined);
       // Not before runc create has answered: a rollback while it runs could not remove a container
       // it has not yet recorded.
       const started = await created;
+      if (recordFailure !== undefined) throw recordFailure;
       checkInterrupted();
+      // run -d: the exec fifo opened now, so that the init goes on to its program while the records
+      // are written (createAndStart reads its byte afterwards).
+      hooks.afterCreated?.(id);
       let monitorRecord = await forked;
       if (monitorRecord?.pid !== started.conmonPid) monitorRecord = recordMonitor(settings.runDir, id, started.conmonPid);
 
@@ -214,7 +250,7 @@ function stopMonitor(monitor: ConmonHandle | undefined, p: ContainerPaths): void
 }
 
 /** `runc start`: the created container's process runs. */
-export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean } = {}): Promise<'exec fifo' | 'runc start'> {
+export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean; fifo?: ExecFifo | undefined } = {}): Promise<'exec fifo' | 'runc start'> {
   const runc = runcPaths(settings);
   // `run -d` has just created it: no need to ask runc (a process) again.
   const state = o.knownCreated ? { status: 'created' } : await runcState(runc, id);
@@ -222,7 +258,8 @@ export async function startCreated(id: string, settings: Settings, o: { knownCre
     throw new UserError(`container ${id} cannot be started: it is ${state?.status === undefined ? 'exited' : state.status}${state?.status === undefined ? ' (tsrun restart starts it again)' : ''}`);
   }
   const p = pathsOf(settings.runDir, id);
-  const how = (await startInProcess(runc, id)) ? 'exec fifo' : 'runc start';
+  // run -d opened the fifo already (createAndStart); else open it now.
+  const how = (await (o.fifo !== undefined ? awaitStartByte(o.fifo) : startInProcess(runc, id))) ? 'exec fifo' : 'runc start';
   if (how === 'runc start') await runcStart(runc, id, p);
   updateLifecycle(settings.runDir, id, (rec) => {
     rec.startedAt = new Date().toISOString();

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startInProcess, startableInProcess } from '../../../shim/runc.js';
+import { awaitStartByte, closeExecFifo, openExecFifo, startInProcess, startableInProcess } from '../../../shim/runc.js';
 
 let root: string;
 const children: ChildProcess[] = [];
@@ -128,5 +128,44 @@ describe('startableInProcess', () => {
     expect(startableInProcess(state, () => false, {})).toBe(false);
     expect(startableInProcess({ init_process_pid: '10' }, () => true, {})).toBe(false);
     expect(startableInProcess(null, () => true, {})).toBe(false);
+  });
+});
+
+describe('openExecFifo and awaitStartByte (run -d opens the fifo before its records)', () => {
+  it('the open lets the init go on to its program at once; the byte is read afterwards and the fifo removed', async () => {
+    const dir = path.join(root, 'c7');
+    mkdirSync(dir);
+    const fifo = path.join(dir, 'exec.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const init = spawn('sh', ['-c', `printf 0 > ${fifo}; echo started; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(init);
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ id: 'c7', init_process_pid: init.pid, init_process_start: startTicks(init.pid!), config: { Hooks: null } }));
+    const said = new Promise<string>((resolve) => init.stdout!.once('data', (d: Buffer) => resolve(d.toString())));
+    const opened = openExecFifo({ binary: '/bin/false', root }, 'c7');
+    expect(opened).toBeDefined();
+    // The init has written its byte and gone on before anyone read it.
+    expect(await said).toBe('started\n');
+    expect(existsSync(fifo)).toBe(true);
+    expect(await awaitStartByte(opened!)).toBe(true);
+    expect(existsSync(fifo)).toBe(false);
+    expect(opened!.fd).toBe(-1);
+  });
+
+  it('opens nothing where startInProcess would do nothing: hooks, no fifo, no state', () => {
+    const sleeper = spawn('sleep', ['30']);
+    children.push(sleeper);
+    created('c8', sleeper.pid!, { hooks: { poststart: [{ path: '/bin/true' }] } });
+    created('c9', sleeper.pid!, { fifo: false });
+    for (const id of ['c8', 'c9', 'nosuch']) expect(openExecFifo({ binary: '/bin/false', root }, id)).toBeUndefined();
+  });
+
+  it('closeExecFifo closes once (a run -d that failed before the read)', () => {
+    const sleeper = spawn('sleep', ['30']);
+    children.push(sleeper);
+    created('c10', sleeper.pid!);
+    const f = openExecFifo({ binary: '/bin/false', root }, 'c10')!;
+    closeExecFifo(f);
+    expect(f.fd).toBe(-1);
+    closeExecFifo(f); // again: nothing
   });
 });

@@ -4,7 +4,7 @@
 // A predictable temporary name in a directory someone else can write (a bundle directory for
 // `spec add-hooks`) lets them plant a symlink there and have tsrun write through it.
 import { randomHex } from '../config/random.js';
-import { chmodSync, closeSync, constants as fsc, fchmodSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, fchmodSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -13,6 +13,11 @@ export const PRIVATE_FILE_MODE = 0o600;
 /** mkdir -p with mode 0700; an existing directory is tightened to 0700 too (older versions made
  * them 0755). Parents created on the way get 0700 as well. */
 export function mkdirPrivate(dir: string): void {
+  // Most calls find the directory there already with its mode (the state root, its containers/,
+  // runc's root, the log directory: every run asks for them): one stat then, where mkdir -p's
+  // EEXIST, its own stat and the chmod were three system calls and an inode change each time.
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (st !== undefined && st.isDirectory() && (st.mode & 0o7777) === PRIVATE_DIR_MODE) return;
   mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   chmodSync(dir, PRIVATE_DIR_MODE);
 }

@@ -1,9 +1,9 @@
 // removeFile / removeTree: rm -f and rm -rf without fs.rmSync (which loads and runs rimraf).
 import { describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { removeFile, removeTree } from '../../../runtime/files.js';
+import { mkdirPrivate, removeFile, removeTree } from '../../../runtime/files.js';
 import { randomHex } from '../../../config/random.js';
 
 describe('removeFile and removeTree', () => {
@@ -35,5 +35,32 @@ describe('removeFile and removeTree', () => {
     const a = randomHex(8);
     expect(a).toMatch(/^[0-9a-f]{16}$/);
     expect(randomHex(8)).not.toBe(a);
+  });
+});
+
+describe('mkdirPrivate', () => {
+  it('makes the directory and its parents 0700, tightens an existing one, leaves a 0700 one alone, refuses a file', () => {
+    const top = mkdtempSync(path.join(os.tmpdir(), 'tsrun-files-test-'));
+    const mode = (p: string) => statSync(p).mode & 0o7777;
+    try {
+      const deep = path.join(top, 'a', 'b');
+      mkdirPrivate(deep);
+      expect(mode(deep)).toBe(0o700);
+      expect(mode(path.join(top, 'a'))).toBe(0o700);
+      // made by an older version (0755), or with the setgid bit: tightened to 0700
+      chmodSync(deep, 0o2755);
+      mkdirPrivate(deep);
+      expect(mode(deep)).toBe(0o700);
+      // already right: nothing changes (its ctime stays)
+      const before = statSync(deep).ctimeMs;
+      mkdirPrivate(deep);
+      expect(statSync(deep).ctimeMs).toBe(before);
+      const file = path.join(top, 'file');
+      writeFileSync(file, 'x', { mode: 0o700 });
+      expect(() => mkdirPrivate(file)).toThrow(/EEXIST/);
+      expect(statSync(file).isFile()).toBe(true);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 });

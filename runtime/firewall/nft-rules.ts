@@ -19,6 +19,8 @@
 //     map pub6_*           the same for IPv6
 //
 //     chain publish {                                              regular chain, jumped to twice
+//       th dport 53 meta l4proto { udp, tcp } ip daddr @subnets4 fib daddr type local return
+//       th dport 53 meta l4proto { udp, tcp } ip6 daddr @subnets6 fib daddr type local return
 //       fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub4_ip_addr : … map @pub4_ip_port
 //       meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @pub4_any_addr : … @pub4_any_port
 //       fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_ip_addr : … @pub6_ip_port
@@ -112,6 +114,9 @@
 //     container or subnet source, send a container's names or a forwarded answer into the
 //     bridge. A listener kept after a network's last container is covered the same way. Fail
 //     closed: the rule is in the fixed ruleset (schema id), so a table without it is rebuilt.
+//     Nor are they DNATed to a published port: a container publishing port 53 on every host
+//     address (-p 53:53/udp, a DNS server in a container) would otherwise take the gateways'
+//     port 53, every container's and the host's queries to their resolver, with it.
 //  i. No notrack rule. With br_netfilter loaded, bridged frames cross the inet hooks and
 //     conntrack; an earlier version untracked traffic that stayed on an overlay bridge. Measured
 //     (docs/benchmarks.md), it gained nothing: TCP crosses the bridge in GSO/GRO aggregates of up
@@ -246,6 +251,18 @@ interface RuleDef {
 }
 
 const RULES: readonly RuleDef[] = [
+  // j: port 53 of a gateway is tsrun's resolver, never a published port (a DNS server published
+  // on every host address would otherwise answer every container's queries to its gateway).
+  {
+    chain: 'publish',
+    label: 'j: resolvers not DNATed v4',
+    expr: [...dns53, inSet(payload('ip', 'daddr'), 'subnets4'), fibLocal, { return: null }],
+  },
+  {
+    chain: 'publish',
+    label: 'j: resolvers not DNATed v6',
+    expr: [...dns53, inSet(payload('ip6', 'daddr'), 'subnets6'), fibLocal, { return: null }],
+  },
   // b, c: published ports (jumped to from prerouting and output). Every DNAT names a LOCAL
   // destination (fib): a published address that later stops being local (an address removed, a
   // route added) can never turn into a hijack of traffic meant for another machine.
@@ -452,7 +469,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-1a66ea1056';
+const SCHEMA_ID = 'v1-efc3c46119';
 
 export function schemaId(): string {
   return SCHEMA_ID;

@@ -99,11 +99,14 @@ function liveAmong(dir: string, entries: readonly string[]): string[] {
 export async function registerOwner(runDir: string, owner: string, pid: number, opts: { wired: boolean }): Promise<{ reclaimed: boolean }> {
   const dir = usersDir(runDir, owner);
   await waitForTeardown(dir, owner);
-  const others = liveUsers(runDir, owner).filter((u) => u !== owner);
+  // One listing for both questions: with no live user left nobody can start a teardown (only a
+  // user does), and no other owner can write .wired (the id's claim is exclusive), so a second
+  // listing could not see another .wired or .teardown; only dead users' entries went meanwhile.
+  const left = listEntries(dir);
+  const others = liveAmong(dir, left).filter((u) => u !== owner);
   if (others.length > 0) {
     throw new ConflictError(`container id ${owner} is still in use: container(s) ${others.slice(0, 3).join(', ')} share the network namespace of an earlier ${owner}`);
   }
-  const left = listEntries(dir);
   const reclaimed = left.includes(WIRED);
   if (left.includes(TEARDOWN)) removeFile(path.join(dir, TEARDOWN)); // its holder died (waited above)
   if (reclaimed && !opts.wired) removeFile(path.join(dir, WIRED));

@@ -72,6 +72,18 @@ describe('owner and joiners', () => {
     expect(readdirSync(usersDir(runDir, 'a')).sort()).toEqual(['.wired', 'a']);
   });
 
+  it('one listing settles what an earlier generation left: dead users, its dead teardown, its .wired', async () => {
+    await registerOwner(runDir, 'a', me, { wired: true });
+    registerJoiner(runDir, 'a', 'j', me);
+    die('a', 'a');
+    die('a', 'j');
+    die('a', 'a', '.teardown');
+    // registerOwner straight away (no liveUsers before it): the dead entries and the dead
+    // teardown marker go, the endpoint left behind is reported, a --net none owner drops .wired
+    expect(await registerOwner(runDir, 'a', me, { wired: false })).toEqual({ reclaimed: true });
+    expect(readdirSync(usersDir(runDir, 'a')).sort()).toEqual(['a']);
+  });
+
   it('a teardown whose holder died is taken over', async () => {
     await registerOwner(runDir, 'a', me, { wired: true });
     expect(leave(runDir, 'a', 'a').teardown).toBe(true);

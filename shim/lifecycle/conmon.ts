@@ -8,6 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { SystemError, UserError } from '../../config/errors.js';
 import { DetachedRuncFailure, lastRuncError, type RuncPaths } from '../runc.js';
 import { readPid, type ContainerPaths } from './record.js';
+import { closeInheritedOnExec } from '../../runtime/inherited-fds.js';
 
 export { killMonitor, readPid } from './record.js';
 
@@ -88,6 +89,8 @@ export interface ConmonHandle {
 export function spawnConmon(o: ConmonOptions): ConmonHandle {
   // fd 3 is the sync pipe (a socketpair from Node): conmon writes {"data": pid} (or a negative
   // data and a message) when runc create has finished. fd 4, the start pipe: one byte lets it go on.
+  // conmon outlives this process: nothing else of the caller's goes with it (runtime/inherited-fds.ts).
+  closeInheritedOnExec();
   const child = spawn(o.conmonBinary ?? 'conmon', conmonArgs(o), {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
     env: { ...o.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },

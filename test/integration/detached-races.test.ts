@@ -6,11 +6,11 @@
 // leave; a race must end in one line and a non-zero exit, or success, never a hang or a leftover.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld } from '../harness/bridge-world.js';
-import { cgroupDirsOf, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
+import { cgroupDirsOf, makeBundle, removeBundle, TSRUN_BIN, uniqueId, waitFor } from '../harness/sandbox.js';
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const describeIf = hasConmon ? describe : describe.skip;
@@ -522,6 +522,59 @@ describeIf('run -d interrupted between the records and the start', () => {
       expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);
       await waitFor('its conmon to end', () => w.host.monitors().every((l) => !l.includes(` -c ${id} `)));
       expect(w.leaks()).toEqual([]);
+    }
+  });
+});
+
+/** Processes (pid and command) that hold `file` open. */
+function holdersOf(file: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === file) out.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()}`);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+describeIf('run -d started from a process with a descriptor open above a gap', () => {
+  it("conmon and the DNS resolver keep none of the caller's descriptors (a lock taken with exec 200>file; flock 200 is released when the caller exits)", () => {
+    // (bash: dash redirects only 0-9.) Node marks inherited descriptors close-on-exec only up to the
+    // first gap above 15: fd 200
+    // (3-15 closed) stayed inheritable, and conmon, which outlives run -d, kept it.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-fds-'));
+    const lock = path.join(dir, 'lock');
+    try {
+      // --net none through the plain detached door, the default bridge through run.cjs's, and a
+      // network of its own, whose DNS resolver this run -d starts.
+      const network = 'fdnet';
+      ok(['network', 'create', network]);
+      // A foreground run on it first: it starts the network's DNS resolver (nothing else of this
+      // run outlives it).
+      const fg = w.host.ns.exec('bash', ['-c', 'exec 200>"$1"; shift; exec "$@"', 'bash', lock, TSRUN_BIN, 'run', '--net', network, w.bundle, '--', 'true'], { env: w.host.env });
+      expect({ status: fg.status, stderr: fg.stderr }).toEqual({ status: 0, stderr: '' });
+      expect({ net: 'foreground', holders: holdersOf(lock) }).toEqual({ net: 'foreground', holders: [] });
+      for (const net of [['--net', 'none'], [], ['--net', network]]) {
+        const id = name('fds');
+        const r = w.host.ns.exec('bash', ['-c', 'exec 200>"$1"; shift; exec "$@"', 'bash', lock, TSRUN_BIN, 'run', '-d', '--name', id, ...net, w.bundle, '--', 'sleep', '1000'], { env: w.host.env });
+        expect({ net, status: r.status, stderr: r.stderr }).toEqual({ net, status: 0, stderr: '' });
+        expect(w.host.monitors().filter((l) => l.includes(` -c ${id} `))).toHaveLength(1);
+        expect({ net, holders: holdersOf(lock) }).toEqual({ net, holders: [] });
+        ok(['rm', '-f', id]);
+      }
+      ok(['network', 'rm', network]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -328,7 +328,7 @@ export async function dismissVeth(host: Rtnl, target: string | number, log?: Log
 
 /**
  * What the link now at the recorded index is: 'gone' (nothing there), 'ours' (the veth attach
- * made: same name, a veth, and its own MAC when recorded, else the same peer) or 'other' (anything else:
+ * made: same name, a veth, and its own MAC when recorded or else the same peer) or 'other' (anything else:
  * an index taken again by some other link, which must not be touched).
  */
 export function vethVerdict(live: Link | undefined, hostIfname: string, recorded: HostLink): 'gone' | 'ours' | 'other' {
@@ -336,7 +336,12 @@ export function vethVerdict(live: Link | undefined, hostIfname: string, recorded
   if (live.index !== recorded.index || live.name !== hostIfname || live.kind !== 'veth') return 'other';
   // The host end's own MAC, when recorded, is its identity: the peer may have been moved by the
   // container since (another index, another namespace). Older records have only the peer index.
-  if (recorded.mac !== undefined) return live.mac === recorded.mac ? 'ours' : 'other';
+  // The host may have changed that MAC since, though: systemd-udevd's default
+  // MACAddressPolicy=persistent gives a new link whose MAC the kernel chose at random one derived
+  // from its name, moments after creation. Then the peer, still at its recorded index and in its
+  // recorded namespace, is the identity, as before the MAC was recorded (a peer both moved and
+  // under a rewritten MAC is left alone, for gc).
+  if (recorded.mac !== undefined) return live.mac === recorded.mac || (recorded.peer !== undefined && !peerMoved(live, recorded)) ? 'ours' : 'other';
   if (recorded.peer !== undefined && live.parentIndex !== recorded.peer) return 'other';
   return 'ours';
 }

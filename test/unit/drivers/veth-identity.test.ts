@@ -31,8 +31,12 @@ describe('vethVerdict with the host end\'s MAC recorded (a peer the container mo
     expect(vethVerdict(veth, veth.name, rec)).toBe('ours');
     expect(vethVerdict({ ...veth, parentIndex: 5, linkNetnsId: 4 }, veth.name, rec)).toBe('ours');
   });
-  it('another MAC under the same name and index: other', () => {
-    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02' }, veth.name, rec)).toBe('other');
+  it('another MAC under the same name and index: other, unless the peer is still where attach put it (a MAC the host rewrote: udev)', () => {
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02', parentIndex: 5 }, veth.name, rec)).toBe('other');
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02', linkNetnsId: 4 }, veth.name, rec)).toBe('other');
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02', linkNetnsId: undefined }, veth.name, rec)).toBe('other');
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02' }, veth.name, rec)).toBe('ours');
+    expect(vethVerdict({ ...veth, mac: '02:00:00:00:00:02' }, veth.name, { index: 7, mac: veth.mac })).toBe('other');
     expect(vethVerdict({ ...veth, name: 'eth9' }, veth.name, rec)).toBe('other');
   });
   it('peerMoved: another peer index or another peer namespace', () => {

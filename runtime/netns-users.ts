@@ -23,7 +23,7 @@
 // entry *before* checking that its target is still a live user; if the target left in between,
 // the joiner gives up (and leaves like any user); if the target left after, the target saw the
 // joiner's entry and kept the endpoint. Entries of processes that died are ignored and removed.
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, SystemError, UserError } from '../config/errors.js';
 import { isAlive, processStartTime, readRecord, containerDir } from './containers.js';
@@ -173,7 +173,19 @@ export function leave(runDir: string, root: string, id: string): Leaving {
 
 /** After the last user's teardown: the namespace has no users left to record. */
 export function finishTeardown(runDir: string, root: string): void {
-  removeTree(usersDir(runDir, root));
+  const dir = usersDir(runDir, root);
+  // What the last user of a --net none namespace leaves is its .teardown marker alone (its own
+  // entry went first, nothing was wired): the marker and the directory by name, where listing the
+  // directory first took five more system calls. Anything else there (.wired, a joiner's entry, a
+  // dead user's) makes rmdir fail, and the tree goes as before; so does a marker already gone.
+  try {
+    unlinkSync(path.join(dir, TEARDOWN));
+    rmdirSync(dir);
+    return;
+  } catch {
+    // not the plain case: list and remove what is there
+  }
+  removeTree(dir);
 }
 
 /** Directories whose users all died, for gc: their roots (endpoints are gc's own business). */

@@ -84,6 +84,25 @@ describe('owner and joiners', () => {
     expect(readdirSync(usersDir(runDir, 'a')).sort()).toEqual(['a']);
   });
 
+  it('finishTeardown removes the directory whatever is left in it', async () => {
+    // the plain case: the last user's .teardown marker alone
+    await registerOwner(runDir, 'n', me, { wired: false });
+    expect(leave(runDir, 'n', 'n')).toEqual({ teardown: true, wired: false });
+    expect(readdirSync(usersDir(runDir, 'n'))).toEqual(['.teardown']);
+    finishTeardown(runDir, 'n');
+    expect(existsSync(usersDir(runDir, 'n'))).toBe(false);
+    // .wired and an entry written meanwhile (a joiner giving up): the whole tree
+    await registerOwner(runDir, 'a', me, { wired: true });
+    expect(leave(runDir, 'a', 'a').teardown).toBe(true);
+    registerJoiner(runDir, 'a', 'late', me);
+    finishTeardown(runDir, 'a');
+    expect(existsSync(usersDir(runDir, 'a'))).toBe(false);
+    // no marker (a failed wiring's cleanup, gc): the tree as well
+    await registerOwner(runDir, 'b', me, { wired: true });
+    finishTeardown(runDir, 'b');
+    expect(existsSync(usersDir(runDir, 'b'))).toBe(false);
+  });
+
   it('a teardown whose holder died is taken over', async () => {
     await registerOwner(runDir, 'a', me, { wired: true });
     expect(leave(runDir, 'a', 'a').teardown).toBe(true);

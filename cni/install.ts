@@ -10,6 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../config/errors.js';
 import { checkNetworkName } from '../config/ids.js';
+import { CODES } from './protocol.js';
 
 /** The first line after the shebang: how uninstall knows the wrapper is tsrun's. */
 export const WRAPPER_MARK = '# tsrun CNI plugin wrapper, written by `tsrun cni install`';
@@ -54,8 +55,12 @@ export function wrapperScript(node: string, entry: string, env: Record<string, s
     `#!${node}`,
     JS_WRAPPER_MARK,
     ...Object.entries(env).map(([k, v]) => `process.env[${JSON.stringify(k)}] = ${JSON.stringify(v)};`),
-    `if (typeof require === 'function') require(${JSON.stringify(entry)});`,
-    `else import(${JSON.stringify(pathToFileURL(entry).href)});`,
+    // An entry gone (tsrun moved or removed after install) is the runtime's error object, not a
+    // Node stack trace: one line on stderr, the spec's error on stdout, exit 1. Only that failure
+    // is caught (the entry's own errors are its own to report); nothing is paid on success.
+    `const gone = (e, code, fs) => { if (e?.code !== code || fs.existsSync(${JSON.stringify(entry)})) throw e; const msg = ${JSON.stringify(`tsrun's CNI plugin is broken: its entry ${entry} is gone (run \`tsrun cni install\` again)`)}; fs.writeSync(1, JSON.stringify({ cniVersion: ${JSON.stringify(CONFLIST_VERSION)}, code: ${CODES.tsrunFailed}, msg }) + '\\n'); fs.writeSync(2, msg + '\\n'); process.exit(1); };`,
+    `if (typeof require === 'function') { try { require(${JSON.stringify(entry)}); } catch (e) { gone(e, 'MODULE_NOT_FOUND', require('node:fs')); } }`,
+    `else import(${JSON.stringify(pathToFileURL(entry).href)}).catch(async (e) => gone(e, 'ERR_MODULE_NOT_FOUND', await import('node:fs')));`,
   ];
   return `${lines.join('\n')}\n`;
 }

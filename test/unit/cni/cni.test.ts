@@ -160,12 +160,11 @@ describe('install', () => {
       const files = install({ binDir: bin, confDir: conf, network: 'web', node: '/usr/bin/node', entry: "/opt/ts'run/tsrun.cjs", env: { TSRUN_ROOT: '/var/lib/x y' } });
       expect(files).toEqual([path.join(bin, 'tsrun'), path.join(conf, '10-tsrun-web.conflist')]);
       const script = readFileSync(files[0]!, 'utf8');
-      expect(script.split('\n').slice(0, 5)).toEqual([
-        '#!/usr/bin/node',
-        `//${WRAPPER_MARK.slice(1)}`,
-        'process.env["TSRUN_ROOT"] = "/var/lib/x y";',
-        `if (typeof require === 'function') require("/opt/ts'run/tsrun.cjs");`,
-        `else import("file:///opt/ts'run/tsrun.cjs");`,
+      const lines = script.split('\n');
+      expect(lines.slice(0, 3)).toEqual(['#!/usr/bin/node', `//${WRAPPER_MARK.slice(1)}`, 'process.env["TSRUN_ROOT"] = "/var/lib/x y";']);
+      expect(lines.slice(4, 6)).toEqual([
+        `if (typeof require === 'function') { try { require("/opt/ts'run/tsrun.cjs"); } catch (e) { gone(e, 'MODULE_NOT_FOUND', require('node:fs')); } }`,
+        `else import("file:///opt/ts'run/tsrun.cjs").catch(async (e) => gone(e, 'ERR_MODULE_NOT_FOUND', await import('node:fs')));`,
       ]);
       expect(statSync(files[0]!).mode & 0o777).toBe(0o755);
       expect(JSON.parse(readFileSync(files[1]!, 'utf8'))).toEqual(conflist('web'));
@@ -201,6 +200,31 @@ describe('the wrapper', () => {
       expect(JSON.parse(esm.stdout)).toEqual({ root: '/var/lib/x y"\\', log: "/l'og\u2028", args: [], cni: 'VERSION' });
       // uninstall knows it as tsrun's
       expect(uninstall({ binDir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d') })).toContain(plugin);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a CNI error object, not a stack trace, when the entry it runs is gone', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cni-unit-'));
+    try {
+      const entry = path.join(dir, 'tsrun.cjs');
+      const [plugin] = install({ binDir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d'), node: realpathSync(process.execPath), entry, env: {} });
+      for (const esm of [false, true]) {
+        if (esm) writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+        const r = spawnSync(plugin!, [], { encoding: 'utf8', env: { CNI_COMMAND: 'ADD' } });
+        expect(r.status).toBe(1);
+        expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 100, msg: expect.stringContaining(`its entry ${entry} is gone`) });
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      // an entry that exists but fails to load is its own error, passed through as before
+      writeFileSync(entry, "require('./no-such-module');\n");
+      rmSync(path.join(dir, 'package.json'));
+      const own = spawnSync(plugin!, [], { encoding: 'utf8', env: { CNI_COMMAND: 'ADD' } });
+      expect(own.status).not.toBe(0);
+      expect(own.stdout).toBe('');
+      expect(own.stderr).toMatch(/no-such-module/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

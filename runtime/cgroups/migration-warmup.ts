@@ -132,6 +132,17 @@ function moveIntoOwnCgroup(): void {
     fd = openSync(file, 'w');
   } catch {
     warmed = undefined;
+    // A later warm-up (run -d's create warms again) opens /proc/self/cgroup afresh rather than
+    // trusting a descriptor whose read failed.
+    if (selfCgroupFd !== undefined) {
+      try {
+        closeSync(selfCgroupFd);
+      } catch {
+        // already gone
+      }
+      selfCgroupFd = undefined;
+      lastText = undefined;
+    }
     return;
   }
   // Only the write waits, on a pool thread.

@@ -52,8 +52,24 @@ export function packageNodeModules(bundleDir: string): string | undefined {
  */
 export function exitFast(code: number): void {
   if (!koffi) return;
+  // Node's own exit puts stdin, stdout and stderr back as it found them (ResetStdio); _exit does
+  // not. A stream Node made on one (process.stderr: node:net's Socket._destroy reads it whenever a
+  // child's pipe closes, e.g. conmon's in run -d) set O_NONBLOCK on that open file description,
+  // which the caller shares (a shell's 2>&3, a CI runner's pipe): a later writer to it got EAGAIN.
+  // The descriptions tsrun is given are blocking (as shells and pipe(2) make them, and libuv
+  // leaves them for its children), so one still non-blocking is made blocking again, as
+  // shim/spawn-vfork.ts does before runc.
+  const fcntl = libcFunction('int fcntl(int fd, int cmd, ...)');
+  for (const fd of [0, 1, 2]) {
+    const flags = fcntl(fd, F_GETFL, 'int', 0);
+    if (flags >= 0 && (flags & O_NONBLOCK) !== 0) fcntl(fd, F_SETFL, 'int', flags & ~O_NONBLOCK);
+  }
   libcFunction('void _exit(int)')(code);
 }
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
 
 /** Whether koffi is loaded in this process already (a run that wired a network): callers that
  * could use it but need not (shim/spawn-vfork.ts) never load it for that alone. */

@@ -9,7 +9,7 @@ import type { PortMapping } from '../config/ports.js';
 import { UserError } from '../config/errors.js';
 import { generateContainerId } from '../config/ids.js';
 import type { Logger } from '../runtime/log.js';
-import { Transaction } from '../runtime/tx.js';
+import { Transaction, faultPause } from '../runtime/tx.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { removeCgroup } from '../runtime/cgroups/cleanup.js';
@@ -18,7 +18,7 @@ import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
 import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
-import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, FORWARDED_SIGNALS, type ChildExit } from './supervise.js';
+import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
 import type { InheritingChild } from './spawn-inherit.js';
 import { existsSync } from 'node:fs';
@@ -101,7 +101,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
   const onSignal = (sig: NodeJS.Signals) => {
     interrupted = sig;
   };
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+  for (const sig of SETUP_INTERRUPTS) process.on(sig, onSignal);
   const checkInterrupted = () => {
     if (interrupted) throw new UserError(`interrupted by ${interrupted} during setup`);
   };
@@ -154,13 +154,14 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     mkdirPrivate(runBundle);
     writeFileReplacing(path.join(runBundle, 'config.json'), JSON.stringify(spec));
     mkdirPrivate(runc.root);
+    await faultPause('set up'); // tests: a signal at the end of the setup
     checkInterrupted();
   } catch (err) {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+    for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
     await tx.rollback();
     throw err;
   }
-  for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+  for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
   return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog };
 }
 

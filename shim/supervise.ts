@@ -9,6 +9,12 @@ import type { InheritingChild } from './spawn-inherit.js';
 import { constants } from 'node:os';
 
 export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/**
+ * The signals that abort a setup in progress: every forwarded one but SIGWINCH, which only says the
+ * terminal changed size (its default action is to be ignored). A window resized while tsrun sets up
+ * a container is no reason to tear the setup down; once the container runs it is forwarded.
+ */
+export const SETUP_INTERRUPTS: readonly NodeJS.Signals[] = FORWARDED_SIGNALS.filter((s) => s !== 'SIGWINCH');
 const STOP_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM']);
 
 /** docker's default: seconds between the stop signal and SIGKILL. */

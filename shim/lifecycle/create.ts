@@ -15,7 +15,7 @@ import { faultPause, type Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { awaitStartByte, closeExecFifo, DetachedRuncFailure, lastRuncError, openExecFifo, startInProcess, type ExecFifo, type RuncPaths } from '../runc.js';
-import { FORWARDED_SIGNALS } from '../supervise.js';
+import { SETUP_INTERRUPTS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
@@ -49,7 +49,7 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
     interrupted ??= sig;
   };
   // Installed before createDetached's, so that the same signal handles stay in place throughout.
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+  for (const sig of SETUP_INTERRUPTS) process.on(sig, onSignal);
   const checkInterrupted = () => {
     if (interrupted) throw new UserError(`interrupted by ${interrupted} during setup`);
   };
@@ -86,7 +86,7 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
     }
     return id;
   } catch (err) {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+    for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
     throw err;
   }
 }
@@ -130,11 +130,11 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
   const onSignal = (sig: NodeJS.Signals) => {
     interrupted ??= sig;
   };
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+  for (const sig of SETUP_INTERRUPTS) process.on(sig, onSignal);
   try {
     return await createMonitored();
   } finally {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+    for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
   }
 
   async function createMonitored(): Promise<string> {

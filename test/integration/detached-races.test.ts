@@ -493,6 +493,23 @@ describeIf('run -d --net none and host through their own door (run-detached.cjs,
 });
 
 describeIf('run -d interrupted between the records and the start', () => {
+  it('a terminal resize (SIGWINCH) there is no interruption: the container starts and its id is printed', async () => {
+    const id = name('winch');
+    const child = w.host.spawnTsrun(['run', '-d', '--name', id, '--net', 'none', w.bundle, '--', 'sleep', '1000'], { TSRUN_FAULT_PAUSE_AT: 'container recorded:1500' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const record = path.join(w.host.root, 'run', 'containers', id, 'container.json');
+    await waitFor('the container to be recorded', () => existsSync(record) && readFileSync(record, 'utf8').includes('"monitored"'));
+    process.kill(child.pid!, 'SIGWINCH');
+    expect({ code: await exited, stdout, stderr }).toEqual({ code: 0, stdout: `${id}\n`, stderr: '' });
+    expect(runcStatus(id)).toBe('running');
+    ok(['rm', '-f', id]);
+    expect(runcLeftovers(id)).toEqual([]);
+  });
+
   it('SIGINT once the container is recorded, before its start is done: one line, 125, the container, its conmon and its network removed', async () => {
     // --net none through the plain detached door, the default bridge through run.cjs's
     for (const net of [['--net', 'none'], []]) {

@@ -89,6 +89,27 @@ describe('tsrun run: process', () => {
     }
   });
 
+  it('a terminal resize (SIGWINCH) during setup does not abort it; SIGINT does, with one line and nothing left', async () => {
+    for (const [sig, expected] of [
+      ['SIGWINCH', { code: 0, out: 'ran\n', err: '' }],
+      ['SIGINT', { code: 125, out: '', err: 'tsrun: interrupted by SIGINT during setup\n' }],
+    ] as const) {
+      const id = uniqueId('setup-sig');
+      ids.push(id);
+      // TSRUN_FAULT_PAUSE_AT holds tsrun at the end of its setup for 1.5 s (runtime/tx.ts faultPause).
+      const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'set up:1500' });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      await waitFor('the setup to reach its end', () => existsSync(path.join(host.root, 'run', 'containers', id, 'bundle', 'config.json')));
+      child.kill(sig);
+      expect({ sig, code: await exited, out, err }).toEqual({ sig, ...expected });
+      expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+    }
+  });
+
   it('never modifies the user bundle', () => {
     const before = createHash('sha256').update(readFileSync(path.join(bundle, 'config.json'))).digest('hex');
     expect(run(['--net', 'none', '--memory', '64m', '--hostname', 'x', bundle, '--', 'true']).status).toBe(0);

@@ -8,7 +8,8 @@ import { ConflictError, NotFoundError, UserError } from '../../config/errors.js'
 import type { NetworkDef } from '../../config/networks.js';
 import type { Rtnl } from '../netlink/rtnl.js';
 import type { Link } from '../netlink/types.js';
-import type { EndpointRecord, HostLink } from '../records.js';
+import { allEndpoints, type EndpointRecord, type HostLink } from '../records.js';
+import { contains } from '../../config/address.js';
 import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import { hasCode } from '../netns/errno.js';
@@ -99,6 +100,7 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   // unless the user gave one), rather than by the kernel: known without asking the container's
   // namespace for it.
   const peerMac = containerMac(ctx.mac, ctx.ipv4?.address);
+  if (ctx.mac !== undefined) await refuseTakenMac(ctx, peerMac);
 
   const create = () => {
     const fd = openNetnsFd(ctx.containerNetnsPath);
@@ -188,6 +190,25 @@ async function forgetNeighbours(host: Rtnl, bridgeIndex: number, ctx: AttachCont
       ctx.log.warn({ err: (err as Error).message, address: a.address }, 'could not drop the host neighbour entry of a reused address');
     }
   }
+}
+
+/**
+ * A MAC the caller chose (--mac, the hook's io.tsrun.mac, CNI's mac) must not be one another
+ * endpoint of the network has or will have: the bridge learns a MAC at the newest port that sent
+ * from it (announce, below, sends at once), so the other container's frames would go to this one.
+ * Refused: a live record of the network with that MAC, and the MAC derived from another address
+ * of the network's subnet (macFromIpv4: whoever gets that address later would share it). Its own
+ * address's MAC is what it would have had anyway. Only on this path: one listing of the records.
+ */
+async function refuseTakenMac(ctx: AttachContext, mac: string): Promise<void> {
+  const m = /^02:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/.exec(mac);
+  const derivedFrom = m ? m.slice(1).map((h) => parseInt(h, 16)).join('.') : undefined;
+  if (derivedFrom !== undefined && derivedFrom !== ctx.ipv4?.address && ctx.net.subnet4 && contains(ctx.net.subnet4, derivedFrom)) {
+    throw new UserError(`--mac ${mac} is the MAC of ${derivedFrom} on network ${ctx.net.name}: the container given that address would share it (choose a MAC outside 02:42 + this network's addresses)`);
+  }
+  if (!ctx.store) return;
+  const holder = (await allEndpoints(ctx.store)).find((r) => r.network === ctx.net.name && r.mac === mac && r.containerId !== ctx.containerId);
+  if (holder) throw new UserError(`--mac ${mac} is already used on network ${ctx.net.name} by container ${holder.containerId}`);
 }
 
 /**

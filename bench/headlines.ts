@@ -37,7 +37,7 @@ export const HEADLINES: Headline[] = [
     target: { section: STARTUP, name: 'tsrun / floor C' },
     detail: [
       { section: STARTUP, name: 'tsrun run --net none' },
-      { section: STARTUP, name: 'floor C: one cold node -e: cgroup warm-up kept until runc moved, runc run, wait' },
+      { section: STARTUP, name: 'floor C: one cold node -e: cgroup warm-up, runc run, wait (the faster of its two warm-ups)' },
       { section: STARTUP, name: 'runc run right after node -e 0' },
       { section: STARTUP, name: 'node -e 0 (a cold Node process)' },
     ],

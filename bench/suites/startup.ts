@@ -66,10 +66,12 @@ export function startupSuite(report: Report, runs: number): void {
   };
   const warmup = () => (procs === undefined ? '' : `{const fs=require('fs'),fd=fs.openSync(${JSON.stringify(procs)},'w');fs.write(fd,'0',()=>fs.closeSync(fd));}`);
   // Since session 6 tsrun keeps that path open until runc has moved its init (a move every 4 ms
-  // from the spawn until runc's --pid-file exists, at most 250 ms: shim/run.ts, keepWarmUntil),
-  // so floor C does the same: a floor that let the path close before runc's own move would pay a
-  // grace period tsrun shows any Node front door can avoid. The floor with one move stays for
-  // information. pidFile: where the floor's runc writes its init's pid, as tsrun's runc does.
+  // from the spawn until runc's --pid-file exists, at most 250 ms: shim/run.ts, keepWarmUntil):
+  // it wins on a loaded machine, where runc's own move comes late, and costs a little on a quiet
+  // one, where the moves make runc's many clones take the kernel's slow path. Floor C is measured
+  // both ways, and the target holds tsrun to the faster of the two in the same run: the least a
+  // Node front door can do, whichever way the machine leans. pidFile: where the floor's runc
+  // writes its init's pid, as tsrun's runc does.
   const keptWarm = (pidFile: string) =>
     procs === undefined
       ? ''
@@ -169,10 +171,12 @@ export function startupSuite(report: Report, runs: number): void {
     report.add({ name: 'runc run right after another runc run', value: median(t.runcAfterRunc!), unit: 'ms', note: 'runc timed alone, the one before untimed' });
     report.add({ name: 'runc run right after node -e 0', value: runcAfterNode, unit: 'ms', note: 'where tsrun runs it: after a Node process' });
     if (afterGrace.length > 0) report.add({ name: 'runc run right after a cgroup migration (the grace period paid)', value: median(afterGrace), unit: 'ms', note: 'the cause: see docs/benchmarks.md' });
-    report.add({ name: 'floor C: one cold node -e: cgroup warm-up kept until runc moved, runc run, wait', value: floorC, unit: 'ms', note: "as tsrun starts runc: Node's process handle" });
-    report.add({ name: 'tsrun / floor C', value: tsrun / floorC, unit: '×', target: '≤ 1.1', note: "tsrun's own overhead above a cold Node + runc (issue 16)" });
-    report.add({ name: 'floor C with one warm-up move (before session 6)', value: floorCOnce, unit: 'ms', note: 'for information: the path may close before runc moves' });
-    report.add({ name: 'tsrun / floor C with one warm-up move', value: tsrun / floorCOnce, unit: '×', note: 'for information' });
+    const floorCBest = Math.min(floorC, floorCOnce);
+    report.add({ name: 'floor C: one cold node -e: cgroup warm-up, runc run, wait (the faster of its two warm-ups)', value: floorCBest, unit: 'ms', note: "as tsrun starts runc: Node's process handle" });
+    report.add({ name: 'tsrun / floor C', value: tsrun / floorCBest, unit: '×', target: '≤ 1.1', note: "tsrun's own overhead above a cold Node + runc (issue 16)" });
+    report.add({ name: 'floor C, the warm-up kept until runc moved (as tsrun)', value: floorC, unit: 'ms', note: 'for information' });
+    report.add({ name: 'floor C, one warm-up move (as until session 6)', value: floorCOnce, unit: 'ms', note: 'for information' });
+    report.add({ name: 'tsrun / floor C with the warm-up kept', value: tsrun / floorC, unit: '×', note: 'for information' });
     report.add({ name: 'floor C without the warm-up', value: floorCCold, unit: 'ms', note: 'for information' });
     report.add({ name: 'tsrun without the warm-up (TSRUN_NO_CGROUP_WARMUP=1)', value: tsrunNoWarmup, unit: 'ms', note: 'for information' });
     report.add({ name: 'the same / floor C without the warm-up', value: tsrunNoWarmup / floorCCold, unit: '×', note: 'for information: both pay the grace period in full' });

@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import type { AttachContext, DetachOptions, DriverEndpoint } from './driver.js';
 import { resolveBinary } from '../binaries.js';
 import { spawnDetached } from '../spawn-detached.js';
-import { containerMac, randomLocalMac } from './mac.js';
+import { containerMac, hostVethMac, randomLocalMac } from './mac.js';
 import { announcementFrames, sendFrames } from './announce.js';
 
 /** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
@@ -110,6 +110,8 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
         peerName: ctx.ifname,
         peerNsFd: fd,
         mtu: opts.mtu,
+        // Both ends' MACs given: see hostVethMac (udev rewrites a MAC the kernel chose).
+        mac: hostVethMac(),
         peerMac,
         master: bridge.index,
         up: true,

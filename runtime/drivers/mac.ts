@@ -22,6 +22,21 @@ export function randomLocalMac(): string {
 }
 
 /**
+ * The host end's MAC of a veth, given in the creation request: a MAC the kernel picks itself is
+ * marked random (addr_assign_type NET_ADDR_RANDOM), and systemd-udevd's default
+ * MACAddressPolicy=persistent rewrites such an address moments after the link appears, so the MAC
+ * recorded at creation (the veth's identity, see removeVeth) no longer matched. A MAC given at
+ * creation is NET_ADDR_SET, which udev leaves alone. Never in 02:42: that prefix is the
+ * containers' (macFromIpv4), and the bridge delivers a port's own MAC locally.
+ */
+export function hostVethMac(): string {
+  for (;;) {
+    const m = randomLocalMac();
+    if (!m.startsWith('02:42:')) return m;
+  }
+}
+
+/**
  * The container end's MAC, chosen once IPAM has given the addresses: the user's (--mac) wins;
  * else the one derived from the IPv4 address; an endpoint without IPv4 gets a random one.
  * Lower case, as the kernel reports MACs: the record's MAC is compared with the link's.

@@ -96,9 +96,28 @@ it('an old record without hostLink is detached by name, as before', async () => 
   expect(pair.ctr.linkNames()).toEqual(['lo']);
 });
 
+// The host end's MAC is given at creation, so the kernel marks it set (addr_assign_type 3,
+// NET_ADDR_SET) and udev's MACAddressPolicy=persistent, which rewrites only random addresses (1),
+// leaves it alone: the MAC in the record stays the link's. /sys shows the namespace of whoever
+// mounted it: a fresh sysfs in a private mount namespace inside the scratch host namespace.
+it('the host end\'s MAC is set at creation (addr_assign_type 3) and is the recorded one', async () => {
+  const rec = await wire('vid-macset');
+  try {
+    const sysfs = `mount -t sysfs none /sys && cat /sys/class/net/${rec.hostIfname}/addr_assign_type`;
+    expect(pair.host.run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', sysfs]).trim()).toBe('3');
+    const live = pair.host.ipJson<{ address: string }[]>(['link', 'show', rec.hostIfname])[0]?.address;
+    expect(rec.hostLink?.mac).toBe(live);
+    expect(live).not.toMatch(/^02:42:/);
+    // The container end's MAC is still the one containerMac chose (none given, no IPv4: random).
+    expect(pair.ctr.ipJson<{ address: string }[]>(['link', 'show', 'eth0'])[0]?.address).toBe(rec.mac);
+  } finally {
+    await new BridgeDriver().detach(rec, pair.hostNl, undefined, {});
+  }
+});
+
 // A container with CAP_NET_ADMIN may move its eth0 into a namespace of its own making (`ip link set
 // eth0 netns nested`): the peer's index and namespace change, the host end stays what attach made
-// (its name, index and kernel-chosen MAC). When that nested namespace outlives the container (a
+// (its name, index and the MAC it was created with). When that nested namespace outlives the container (a
 // pin the container handed out, a bind mount on a shared propagation), the kernel never deletes
 // the pair: detach must delete the host end itself, on every door's path, never leave it for gc.
 describe('detach after the container moved its eth0 into a nested namespace', () => {

@@ -1,6 +1,6 @@
 // The MAC of a container's interface on a bridge-based network (runtime/drivers/mac.ts).
 import { describe, expect, it } from '@jest/globals';
-import { containerMac, macFromIpv4, randomLocalMac } from '../../../runtime/drivers/mac.js';
+import { containerMac, hostVethMac, macFromIpv4, randomLocalMac } from '../../../runtime/drivers/mac.js';
 
 const LOCAL_UNICAST = (mac: string) => (parseInt(mac.slice(0, 2), 16) & 0b11) === 0b10;
 
@@ -29,5 +29,13 @@ describe('container MACs', () => {
     expect(LOCAL_UNICAST(a)).toBe(true);
     expect(a).not.toBe(b);
     for (let i = 0; i < 50; i++) expect(LOCAL_UNICAST(randomLocalMac())).toBe(true);
+  });
+
+  it('a host veth end gets a locally administered unicast MAC, never in the containers\' 02:42', () => {
+    for (let i = 0; i < 200; i++) {
+      const m = hostVethMac();
+      expect(LOCAL_UNICAST(m)).toBe(true);
+      expect(m.startsWith('02:42:')).toBe(false);
+    }
   });
 });

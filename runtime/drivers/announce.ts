@@ -11,13 +11,13 @@
 // (override flag, to all nodes) for each IPv6 address. A peer's kernel updates an entry it has
 // (never creates one: arp_accept and accept_untracked_na stay as they are).
 //
-// Sent from the bridge device itself, in the host-side namespace, right after the attach: the
-// frames go out of every port that forwards already, which are the peers'. Sent from the
-// container's end instead (docker's way, three times 600 ms apart), they cross the new port,
-// which forwards only once the kernel's link watch has seen the carrier (up to a second later),
-// and the first ones are dropped there (what happens to the kernel's own arp_notify/ndisc_notify
-// announcement: see forgetNeighbours in linux-bridge.ts); that needs a process that outlives the
-// hook or CNI call. One AF_PACKET socket, one sendto per frame: no process, no wait.
+// Sent from the container's end, inside the container's namespace, once the attach has
+// configured it (see announce in linux-bridge.ts): the frames enter the bridge through the new
+// port and leave through the peers' ports (neighbour-announce.test.ts shows a peer's entry
+// updated by them). Once, not docker's three times 600 ms apart, which needs a process that
+// outlives the hook or CNI call. The port's hairpin is off meanwhile, so the bridge does not send
+// them back into the container. One AF_PACKET socket, one sendto per frame: no process, no wait.
+// Best-effort: a failure is logged, never fails the attach.
 import { closeSync } from 'node:fs';
 import { libcFunction, loadKoffi, type LibcFn as Fn } from '../koffi.js';
 import { withNetnsSync } from '../netns/netns.js';

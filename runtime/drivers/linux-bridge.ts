@@ -221,16 +221,27 @@ async function refuseTakenMac(ctx: AttachContext, mac: string): Promise<void> {
  * endpoint sends nothing: every holder of its address has had its MAC. The port's hairpin is off
  * while they are sent (two requests, only for these endpoints): with it the bridge sends them
  * back into the container, whose kernel then logs "NA: … advertised our address" (measured: one
- * line per IPv6 attach). A cache hint: a failed send is logged, never fails the attach.
+ * line per IPv6 attach).
+ *
+ * A cache hint, best-effort: when the hairpin cannot be turned off (a port-flags request is
+ * applied whole or not at all, so the port keeps the hairpin attach gave it) nothing is sent, and
+ * a failed send is logged; neither fails the attach. Once the hairpin is off it is turned back
+ * on whatever the send did; should that request fail, the attach fails (its transaction removes
+ * the veth) rather than leave a port without the hairpin its published ports need.
  */
-async function announce(ctx: AttachContext, host: Rtnl, hostIndex: number, ifindex: number, mac: string): Promise<void> {
+export async function announce(ctx: AttachContext, host: Pick<Rtnl, 'setBridgePort'>, hostIndex: number, ifindex: number, mac: string): Promise<void> {
   if (ctx.mac === undefined && ctx.ipv4 && !ctx.ipv6) return;
   const frames = announcementFrames(mac, ctx.ipv4?.address, ctx.ipv6 ? [ctx.ipv6.address] : []);
-  await host.setBridgePort(hostIndex, { hairpin: false });
+  try {
+    await host.setBridgePort(hostIndex, { hairpin: false });
+  } catch (err) {
+    ctx.log.debug({ err: (err as Error).message }, 'endpoint not announced: the bridge port\'s hairpin could not be turned off');
+    return;
+  }
   try {
     sendFrames(ctx.containerNetnsPath, ifindex, frames);
   } catch (err) {
-    ctx.log.warn({ err: (err as Error).message }, 'could not announce the endpoint to its neighbours');
+    ctx.log.debug({ err: (err as Error).message }, 'could not announce the endpoint to its neighbours');
   } finally {
     await host.setBridgePort(hostIndex, { hairpin: true });
   }

@@ -2,6 +2,8 @@
 // ICMPv6 checksum a receiver verifies.
 import { describe, expect, it } from '@jest/globals';
 import { announcementFrames, garpFrame, icmp6Checksum, unsolicitedNaFrame } from '../../../runtime/drivers/announce.js';
+import { announce } from '../../../runtime/drivers/linux-bridge.js';
+import type { AttachContext } from '../../../runtime/drivers/driver.js';
 
 const MAC = '02:aa:bb:cc:dd:ee';
 
@@ -49,4 +51,62 @@ describe('unsolicitedNaFrame', () => {
 it('announcementFrames: a GARP for IPv4, an NA for each IPv6 address, nothing without addresses', () => {
   expect(announcementFrames(MAC, '10.0.0.2', ['fd00::2']).map((b) => b.readUInt16BE(12))).toEqual([0x0806, 0x86dd]);
   expect(announcementFrames(MAC, undefined, [])).toEqual([]);
+});
+
+// The announcement is a cache hint: an attach goes on when it cannot be made, and the port's
+// hairpin (on, as attach set it) is on again afterwards in every case it was turned off.
+describe('announce (best-effort, hairpin restored)', () => {
+  const debug: string[] = [];
+  const ctx = (over: Partial<AttachContext> = {}) =>
+    ({
+      // No such namespace: the send fails as it would on a namespace gone meanwhile.
+      containerNetnsPath: '/nonexistent/tsrun-announce-test',
+      mac: '02:aa:bb:cc:dd:ee',
+      ipv4: { address: '10.0.0.2', prefixLength: 24 },
+      log: { debug: (_o: unknown, m: string) => void debug.push(m), warn() {}, info() {}, error() {} },
+      ...over,
+    }) as unknown as AttachContext;
+  const host = (fail: (hairpin: boolean) => boolean) => {
+    const calls: boolean[] = [];
+    const hairpin = { on: true };
+    return {
+      calls,
+      hairpin,
+      setBridgePort: async (_index: number, f: { hairpin?: boolean }) => {
+        calls.push(f.hairpin!);
+        if (fail(f.hairpin!)) throw new Error('EPERM');
+        hairpin.on = f.hairpin!;
+      },
+    };
+  };
+
+  it('resolves and sends nothing when the hairpin cannot be turned off; the hairpin stays on', async () => {
+    debug.length = 0;
+    const h = host((on) => !on);
+    await expect(announce(ctx(), h, 7, 2, '02:aa:bb:cc:dd:ee')).resolves.toBeUndefined();
+    expect(h.calls).toEqual([false]);
+    expect(h.hairpin.on).toBe(true);
+    expect(debug).toHaveLength(1);
+  });
+
+  it('resolves when the frames cannot be sent, with the hairpin back on', async () => {
+    debug.length = 0;
+    const h = host(() => false);
+    await expect(announce(ctx({ ipv6: { address: 'fd00::2', prefixLength: 64 } } as Partial<AttachContext>), h, 7, 2, '02:aa:bb:cc:dd:ee')).resolves.toBeUndefined();
+    expect(h.calls).toEqual([false, true]);
+    expect(h.hairpin.on).toBe(true);
+    expect(debug).toHaveLength(1);
+  });
+
+  it('fails the attach when the hairpin cannot be turned back on (the transaction removes the port)', async () => {
+    const h = host((on) => on);
+    await expect(announce(ctx(), h, 7, 2, '02:aa:bb:cc:dd:ee')).rejects.toThrow('EPERM');
+    expect(h.calls).toEqual([false, true]);
+  });
+
+  it('leaves the port alone for a default IPv4 endpoint (nothing to announce)', async () => {
+    const h = host(() => false);
+    await announce(ctx({ mac: undefined }), h, 7, 2, '02:42:0a:00:00:02');
+    expect(h.calls).toEqual([]);
+  });
 });

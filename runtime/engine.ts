@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 import { Transaction, runAll } from './tx.js';
 import { StoreLock, type ReadWriteLock, type Release } from './locks.js';
+import { oneAtATime } from './one-at-a-time.js';
 import { Ipam, type Allocation } from './ipam/ipam.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -145,7 +146,7 @@ export class Engine {
       const firewall = this.deps.firewall();
       const useResolver = resolverServes(net) && (req.resolver ?? dnsEnabled(net));
 
-      const record = await Transaction.run(log, async (tx) => {
+      const record = await this.withChosenMacLock(req.mac, net.name, () => Transaction.run(log, async (tx) => {
         await driver.ensureNetwork(net, host, tx, log);
         if (viaHost) {
           const changed = await tx.step('host sysctls', () => ensureHostSysctls(THREAD_NETNS, net));
@@ -204,7 +205,7 @@ export class Engine {
         };
         await tx.step('save endpoint record', () => saveEndpoint(this.deps.store, rec), () => deleteEndpoint(this.deps.store, rec.containerId, rec.network));
         return rec;
-      });
+      }));
       log.info({ ipv4: record.ipv4?.address, ipv6: record.ipv6?.address, hostIfname: record.hostIfname, wiringMs: record.wiringMs }, 'attached');
       if (record.resolver) await this.syncDns(true, log, [req.containerId]);
       return record;
@@ -478,6 +479,27 @@ export class Engine {
       if (!reclaimed) throw err;
     }
     await reservePort(this.deps.store, p, containerId);
+  }
+
+  /**
+   * An attach with a MAC its caller chose runs `fn` (its wiring, up to the saved record) alone
+   * among such attaches of the network: the driver's duplicate-MAC check (refuseTakenMac in
+   * linux-bridge.ts) reads the records, and a record is saved only at the end, so two attaches
+   * with the same chosen MAC could both pass it. IPAM takes no lock (leases are create-if-absent
+   * keys), so this is a lock of its own: a StoreLock across processes (a dead holder's key is
+   * broken), a per-key queue within one (StoreLock lets its own process through). Other attaches,
+   * whose MAC follows from their leased address, never wait for it.
+   */
+  private async withChosenMacLock<T>(mac: string | undefined, network: string, fn: () => Promise<T>): Promise<T> {
+    if (mac === undefined) return fn();
+    return oneAtATime(`chosen-mac:${network}`, async () => {
+      const release = await new StoreLock(this.deps.store, `locks/chosen-mac/${network}`).exclusive();
+      try {
+        return await fn();
+      } finally {
+        await release();
+      }
+    });
   }
 
   /**

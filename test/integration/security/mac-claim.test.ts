@@ -36,3 +36,38 @@ it('refuses a chosen MAC another endpoint of the network has or would get; allow
   const elsewhere = w.run(['--mac', '02:aa:00:00:00:07'], ['true']);
   expect(elsewhere.status).toBe(0);
 });
+
+// Concurrent attaches choosing the same MAC: the check reads the records, which are saved only at
+// the end of an attach, so it runs under a lock of the network's chosen-MAC attaches (engine
+// withChosenMacLock). Exactly one of them gets the MAC; the others exit 125 with one line.
+it('of concurrent attaches choosing the same MAC, exactly one gets it', async () => {
+  const mac = '02:aa:00:00:00:31';
+  const kids = [0, 1, 2, 3].map(() => {
+    const id = `cm${Math.random().toString(36).slice(2, 8)}`;
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '--mac', mac, w.bundle, '--', 'sh', '-c', 'trap "exit 0" TERM; echo started; sleep 600 & wait']);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, exited, out: () => out };
+  });
+  try {
+    // Each either runs (says "started") or is refused (exits).
+    const outcome = await Promise.all(
+      kids.map(async (k) => {
+        for (;;) {
+          if (k.out().includes('started')) return 'started';
+          const code = await Promise.race([k.exited, new Promise<'wait'>((r) => setTimeout(() => r('wait'), 50))]);
+          if (code !== 'wait') return code;
+        }
+      }),
+    );
+    expect(outcome.filter((o) => o === 'started')).toHaveLength(1);
+    expect(outcome.filter((o) => o === 125)).toHaveLength(3);
+    for (const k of kids) if (!k.out().includes('started')) expect(k.out()).toContain(`--mac ${mac} is already used`);
+  } finally {
+    for (const k of kids) k.child.kill('SIGTERM');
+    await Promise.all(kids.map((k) => k.exited));
+  }
+}, 60_000);

@@ -63,6 +63,19 @@ export function superviseChild(child: InheritingChild, stop?: StopPolicy): Promi
   });
 }
 
+/**
+ * Resolves once the event loop has polled for I/O at least once since the call: a signal reaches
+ * its JS handler only there (libuv's C handler writes it into a pipe the poll reads). One
+ * setImmediate is not enough: called from a poll-phase callback (an fs or child-process callback,
+ * where most awaits resume) it runs in the same iteration's check phase, with no poll in between,
+ * so a signal that came during the synchronous stretch before it was still unseen. The second one
+ * runs in the next iteration's check phase, after its poll (a zero-timeout epoll: microseconds).
+ */
+export async function pollSignals(): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+}
+
 export interface HeldSignals {
   /** The signals that arrived so far. */
   readonly held: readonly NodeJS.Signals[];

@@ -15,7 +15,7 @@ import { faultPause, type Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
 import { awaitStartByte, closeExecFifo, DetachedRuncFailure, lastRuncError, openExecFifo, startInProcess, type ExecFifo, type RuncPaths } from '../runc.js';
-import { SETUP_INTERRUPTS } from '../supervise.js';
+import { pollSignals, SETUP_INTERRUPTS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
 import type { DetachOptions } from './detach-options.js';
 import { pathsOf, updateLifecycle, writeLifecycle, type ContainerPaths } from './record.js';
@@ -73,9 +73,9 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
     try {
       checkInterrupted();
       const startedBy = await startCreated(id, settings, { knownCreated: true, fifo });
-      // One turn of the event loop first: a signal that came while this process ran without one
-      // (the records, a byte that was already there) reaches its handler only there.
-      await new Promise((r) => setImmediate(r));
+      // One poll of the event loop first: a signal that came while this process ran without one
+      // (the records, a byte that was already there) reaches its handler only there (pollSignals).
+      await pollSignals();
       checkInterrupted();
       log.info({ containerId: id, enteredMs: +t0.toFixed(1), createMs: +(t1 - t0).toFixed(1), startMs: +(performance.now() - t1).toFixed(1), startedBy, sinceProcessStartMs: +performance.now().toFixed(1) }, 'detached container running');
     } catch (err) {

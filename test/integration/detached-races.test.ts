@@ -541,6 +541,38 @@ describeIf('run -d interrupted between the records and the start', () => {
       expect(w.leaks()).toEqual([]);
     }
   });
+
+  it('a SIGINT that comes while tsrun runs on without polling its event loop (stopped there, signalled, continued) is seen too', async () => {
+    // The signal reaches libuv at once but its JS handler only at the loop's next poll: the last
+    // look for a signal must let the loop poll first (shim/supervise.ts pollSignals). One
+    // setImmediate did not: resumed from a poll-phase callback, tsrun printed the id and exited 0.
+    const id = name('intsync');
+    // TSRUN_FAULT_PAUSE_AT=<point>:stop SIGSTOPs tsrun right there (runtime/tx.ts faultPause).
+    const child = w.host.spawnTsrun(['run', '-d', '--name', id, '--net', 'none', w.bundle, '--', 'sleep', '1000'], { TSRUN_FAULT_PAUSE_AT: 'container recorded:stop' });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const stopped = () => {
+      try {
+        return readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await waitFor('tsrun to stop once the container is recorded', stopped);
+      process.kill(child.pid!, 'SIGINT');
+    } finally {
+      process.kill(child.pid!, 'SIGCONT'); // never left stopped
+    }
+    expect({ code: await exited, stdout, stderr }).toEqual({ code: 125, stdout: '', stderr: 'tsrun: interrupted by SIGINT during setup\n' });
+    expect(runcLeftovers(id)).toEqual([]);
+    expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);
+    await waitFor('its conmon to end', () => w.host.monitors().every((l) => !l.includes(` -c ${id} `)));
+    expect(w.leaks()).toEqual([]);
+  });
 });
 
 /** Processes (pid and command) that hold `file` open. */

@@ -173,11 +173,25 @@ export class Engine {
           await tx.step(`reserve host port ${p.hostPort}/${p.protocol}`, () => this.reservePortReclaiming(p, req.containerId, log), () => releasePort(this.deps.store, p, req.containerId));
         }
 
-        const ep = await driver.attach({ containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store, aliases: req.aliases }, tx);
-
-        const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports, port: guardPort(ep) };
-        // One nft batch: the network's elements (idempotent to re-add) and the published ports.
-        if (viaHost) await tx.step('firewall elements', () => attachOrPurge(firewall, firewallNetwork(net), fwEndpoint, log), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
+        // One nft batch: the network's elements (idempotent to re-add), the published ports and
+        // the port guard's elements. Added from inside the driver before it makes the bridge port
+        // (the guard drops a container port it does not know: `network connect` to a running
+        // container), or after it for a driver without one.
+        let guarded: FirewallEndpoint['port'];
+        const addFirewall = async (port: FirewallEndpoint['port']): Promise<void> => {
+          const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports, port };
+          await tx.step('firewall elements', () => attachOrPurge(firewall, firewallNetwork(net), fwEndpoint, log), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
+          guarded = port ?? { ifname: '', mac: '' };
+        };
+        const ep = await driver.attach(
+          { containerId: req.containerId, net, host, container: container!, containerNetnsPath: req.netnsPath, ifname, mac: req.mac, ipv4, ipv6, log, store: this.deps.store, aliases: req.aliases, ...(viaHost ? { guardPort: addFirewall } : {}) },
+          tx,
+        );
+        if (viaHost && !guarded) await addFirewall(guardPort(ep));
+        else if (viaHost && (guarded!.ifname !== ep.hostIfname || guarded!.mac.toLowerCase() !== ep.mac.toLowerCase())) {
+          // The port the driver made is not the one guarded: its frames would all be dropped.
+          throw new Error(`attach of ${req.containerId}: bridge port ${ep.hostIfname} (${ep.mac}) is not the guarded ${guarded!.ifname} (${guarded!.mac})`);
+        }
         if (viaHost) await forgetPortFlows(req.ports, log); // old un-DNATed UDP flows to these ports
 
         const rec: EndpointRecord = {

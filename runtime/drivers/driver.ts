@@ -26,6 +26,10 @@ export interface AttachContext {
   store?: Store | undefined;
   /** DNS names besides the container id (the overlay publishes them for other hosts' resolvers). */
   aliases?: string[] | undefined;
+  /** Installs the firewall elements of the bridge port the driver is about to make (its host end's
+   * name, the container's MAC), BEFORE the link exists: called once by drivers with a bridge
+   * port, so the port guard knows the port from its first frame. Absent: nothing to call. */
+  guardPort?: ((port: { ifname: string; mac: string }) => Promise<void>) | undefined;
 }
 
 /** What a driver reports about the interfaces it made. */

@@ -101,6 +101,9 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   // namespace for it.
   const peerMac = containerMac(ctx.mac, ctx.ipv4?.address);
   if (ctx.mac !== undefined) await refuseTakenMac(ctx, peerMac);
+  // The guard's elements first: once the container's end exists, a running (hostile) container
+  // can send through it, and the guard drops everything from a tsv port it does not know.
+  if (ctx.guardPort) await ctx.guardPort({ ifname: hostIfname, mac: peerMac });
 
   const create = () => {
     const fd = openNetnsFd(ctx.containerNetnsPath);

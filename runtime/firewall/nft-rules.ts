@@ -356,7 +356,7 @@ const RULES: readonly RuleDef[] = [
 //     set guard_src4  { type ifname . ether_addr . ipv4_addr }          (port . MAC . its address)
 //     set guard_src6  { type ifname . ether_addr . ipv6_addr }
 //     chain guard { type filter hook prerouting priority -300; policy accept;
-//       iifname != @guard_ports accept                                  not a container: nothing to check
+//       iifname != @guard_ports iifname != "tsv*" accept                not a container: nothing to check
 //       iifname . ether saddr . ip saddr @guard_src4 accept             its own MAC and IPv4 address: the rest passes
 //       iifname . ether saddr != @guard_macs drop                       MAC spoofing
 //       arp saddr ip != 0.0.0.0 iifname . ether saddr . arp saddr ip != @guard_src4 drop   ARP spoofing
@@ -367,6 +367,11 @@ const RULES: readonly RuleDef[] = [
 //   }
 // Link-local IPv6 sources (and :: for duplicate address detection) pass with the MAC check
 // alone: the kernel derives them inside the container.
+// Fail-closed: a port named like a container's veth (tsv…, hostVethName) that the guard does not
+// know yet is NOT "not a container": it falls through, matches no (port . MAC) element and is
+// dropped whole by the MAC rule. So nothing a container sends passes before its elements exist
+// (`network connect` to a running, hostile container), whatever the order of the attach's steps.
+export const GUARDED_PORT_PREFIX = 'tsv';
 export const GUARD_FAMILY = 'bridge';
 const guardWhere = { family: GUARD_FAMILY, table: TABLE };
 
@@ -380,7 +385,7 @@ const GUARD_SETS: readonly { name: GuardSet; type: string | string[] }[] = [
 const gSet = (name: GuardSet) => `@${name}`;
 const portMac = [meta('iifname'), payload('ether', 'saddr')];
 const GUARD_RULES: readonly { label: string; expr: NftJson[] }[] = [
-  { label: 'not a container port', expr: [match(meta('iifname'), gSet('guard_ports'), '!='), accept] },
+  { label: 'not a container port', expr: [match(meta('iifname'), gSet('guard_ports'), '!='), match(meta('iifname'), `${GUARDED_PORT_PREFIX}*`, '!='), accept] },
   // Nearly every frame a container sends is IPv4 from its own MAC and address: accepted here, on
   // the second lookup instead of the third, without walking the ARP and IPv6 rules. Exactly
   // what the rules below would do: a (port . MAC . address) element of guard_src4 is added with
@@ -469,7 +474,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-efc3c46119';
+const SCHEMA_ID = 'v1-44a37acca3';
 
 export function schemaId(): string {
   return SCHEMA_ID;

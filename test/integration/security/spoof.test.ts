@@ -70,6 +70,40 @@ describe('anti-spoofing', () => {
   });
 });
 
+describe('a port the guard does not know yet', () => {
+  // The window of an attach before its elements exist (`network connect` to a running, hostile
+  // container): made here by deleting the attacker's elements. Fail-closed: a tsv port missing
+  // from the guard passes nothing, not even its own address; `network reload` puts them back.
+  it('passes nothing, honest or spoofed, until its elements exist', async () => {
+    const to = rec(receiver.id);
+    const mine = rec(attacker.id) as ReturnType<typeof rec> & { hostIfname: string };
+    const theirs = rec(victim.id);
+    const port = mine.hostIfname;
+    expect(port).toMatch(/^tsv/);
+    const sink4 = udpSink(w.host.ns, to.netnsPath, 5355, 4);
+    try {
+      await sink4.ready;
+      w.host.ns.sh(
+        `nft delete element bridge tsrun guard_ports '{ ${port} }' && nft delete element bridge tsrun guard_macs '{ ${port} . ${mine.mac} }' && ` +
+          `nft delete element bridge tsrun guard_src4 '{ ${port} . ${mine.mac} . ${mine.ipv4!.address} }' && nft delete element bridge tsrun guard_src6 '{ ${port} . ${mine.mac} . ${mine.ipv6.address} }'`,
+      );
+      const a = inAttacker();
+      sendUdp4(a, { ifname: 'eth0', dmac: to.mac, src: theirs.ipv4!.address, dst: to.ipv4!.address, dport: 5355, payload: 'unknown-spoofed' });
+      sendUdp4(a, { ifname: 'eth0', dmac: to.mac, smac: '02:00:00:00:0b:ad', src: theirs.ipv4!.address, dst: to.ipv4!.address, dport: 5355, payload: 'unknown-macspoof' });
+      sendUdp4(a, { ifname: 'eth0', dmac: to.mac, src: mine.ipv4!.address, dst: to.ipv4!.address, dport: 5355, payload: 'unknown-honest' });
+      await sleep(500);
+      expect(sink4.received()).not.toContain('unknown-');
+      w.tsrunOk(['network', 'reload']);
+      sendUdp4(a, { ifname: 'eth0', dmac: to.mac, src: mine.ipv4!.address, dst: to.ipv4!.address, dport: 5355, payload: 'known-honest' });
+      await sleep(500);
+      expect(sink4.received()).toContain('known-honest');
+    } finally {
+      sink4.stop();
+      w.tsrunOk(['network', 'reload']);
+    }
+  });
+});
+
 describe('router advertisements', () => {
   it('a rogue RA from a container reaches neither its neighbours nor the host, and containers refuse RAs anyway', async () => {
     const to = rec(receiver.id);

@@ -357,6 +357,7 @@ const RULES: readonly RuleDef[] = [
 //     set guard_src6  { type ifname . ether_addr . ipv6_addr }
 //     chain guard { type filter hook prerouting priority -300; policy accept;
 //       iifname != @guard_ports iifname != "tsv*" accept                not a container: nothing to check
+//       iifname "tsvx*" accept                                          the overlay's VXLAN port (vxlanName)
 //       iifname . ether saddr . ip saddr @guard_src4 accept             its own MAC and IPv4 address: the rest passes
 //       iifname . ether saddr != @guard_macs drop                       MAC spoofing
 //       arp saddr ip != 0.0.0.0 iifname . ether saddr . arp saddr ip != @guard_src4 drop   ARP spoofing
@@ -371,7 +372,10 @@ const RULES: readonly RuleDef[] = [
 // know yet is NOT "not a container": it falls through, matches no (port . MAC) element and is
 // dropped whole by the MAC rule. So nothing a container sends passes before its elements exist
 // (`network connect` to a running, hostile container), whatever the order of the attach's steps.
+// The overlay's VXLAN device (tsvx<vni>, vxlanName) is the one bridge port of tsrun's with that
+// prefix that is no container's: hex never has an x, so no container veth is named tsvx….
 export const GUARDED_PORT_PREFIX = 'tsv';
+export const VXLAN_PORT_PREFIX = 'tsvx';
 export const GUARD_FAMILY = 'bridge';
 const guardWhere = { family: GUARD_FAMILY, table: TABLE };
 
@@ -386,6 +390,7 @@ const gSet = (name: GuardSet) => `@${name}`;
 const portMac = [meta('iifname'), payload('ether', 'saddr')];
 const GUARD_RULES: readonly { label: string; expr: NftJson[] }[] = [
   { label: 'not a container port', expr: [match(meta('iifname'), gSet('guard_ports'), '!='), match(meta('iifname'), `${GUARDED_PORT_PREFIX}*`, '!='), accept] },
+  { label: 'the overlay\'s VXLAN port', expr: [match(meta('iifname'), `${VXLAN_PORT_PREFIX}*`), accept] },
   // Nearly every frame a container sends is IPv4 from its own MAC and address: accepted here, on
   // the second lookup instead of the third, without walking the ARP and IPv6 rules. Exactly
   // what the rules below would do: a (port . MAC . address) element of guard_src4 is added with
@@ -474,7 +479,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-44a37acca3';
+const SCHEMA_ID = 'v1-0e621c8d9d';
 
 export function schemaId(): string {
   return SCHEMA_ID;

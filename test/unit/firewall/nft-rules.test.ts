@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { UserError } from '../../../config/errors.js';
+import { hostVethName } from '../../../runtime/drivers/linux-bridge.js';
+import { vxlanName } from '../../../runtime/overlay/keys.js';
 import {
+  GUARDED_PORT_PREFIX,
+  VXLAN_PORT_PREFIX,
   GUARD_RULE_COUNT,
   RULE_COUNT,
   schemaDefinition,
@@ -81,11 +85,18 @@ describe('baseTable', () => {
     expect(cmds.some((c) => 'delete' in c || 'flush' in c)).toBe(false);
   });
 
+  it('guards every container veth name (tsv + hex) and exempts only the overlay\'s VXLAN port', () => {
+    const veth = hostVethName('c0ffee', 'net1');
+    expect(veth.startsWith(GUARDED_PORT_PREFIX)).toBe(true);
+    expect(veth.startsWith(VXLAN_PORT_PREFIX)).toBe(false);
+    expect(vxlanName(42).startsWith(VXLAN_PORT_PREFIX)).toBe(true);
+  });
+
   it('has a fixed number of rules, each tagged with the schema id in a comment nft accepts', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
     expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
     expect(RULE_COUNT).toBe(26);
-    expect(GUARD_RULE_COUNT).toBe(7);
+    expect(GUARD_RULE_COUNT).toBe(8);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${schemaId()}`);
       expect(Buffer.byteLength(String(r.comment))).toBeLessThanOrEqual(128);

@@ -110,6 +110,34 @@ describe('tsrun run: process', () => {
     }
   });
 
+  it('SIGINT to a tsrun stopped at the end of its setup, then SIGCONT: the setup is aborted (125, one line, nothing left)', async () => {
+    const id = uniqueId('setup-stop');
+    ids.push(id);
+    // TSRUN_FAULT_PAUSE_AT=<point>:stop SIGSTOPs tsrun there without a turn of its event loop
+    // (runtime/tx.ts faultPause): the signal reaches its handler only at the loop's next poll.
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'set up:stop' });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const stopped = () => {
+      try {
+        return readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await waitFor('tsrun to stop at the end of its setup', stopped);
+      process.kill(child.pid!, 'SIGINT');
+    } finally {
+      process.kill(child.pid!, 'SIGCONT'); // never left stopped
+    }
+    expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGINT during setup\n' });
+    expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+  });
+
   it('never modifies the user bundle', () => {
     const before = createHash('sha256').update(readFileSync(path.join(bundle, 'config.json'))).digest('hex');
     expect(run(['--net', 'none', '--memory', '64m', '--hostname', 'x', bundle, '--', 'true']).status).toBe(0);

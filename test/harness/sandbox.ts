@@ -259,6 +259,28 @@ export async function waitFor(what: string, predicate: () => boolean, timeoutMs 
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Whether process `pid` is stopped (state T in /proc/PID/stat); false once it is gone. */
+export function isStopped(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits until `pid` has stopped itself (TSRUN_FAULT_PAUSE_AT=<point>:stop), sends it `signal`, then
+ * SIGCONT, which is sent even when the wait fails, so that no test leaves a process stopped.
+ */
+export async function signalWhileStopped(pid: number, signal: NodeJS.Signals, what: string): Promise<void> {
+  try {
+    await waitFor(what, () => isStopped(pid));
+    process.kill(pid, signal);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
 export function mkdirp(dir: string): string {
   mkdirSync(dir, { recursive: true });
   return dir;

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld } from '../harness/bridge-world.js';
-import { cgroupDirsOf, makeBundle, removeBundle, TSRUN_BIN, uniqueId, waitFor } from '../harness/sandbox.js';
+import { cgroupDirsOf, makeBundle, removeBundle, signalWhileStopped, TSRUN_BIN, uniqueId, waitFor } from '../harness/sandbox.js';
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const describeIf = hasConmon ? describe : describe.skip;
@@ -554,19 +554,7 @@ describeIf('run -d interrupted between the records and the start', () => {
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const stopped = () => {
-      try {
-        return readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
-      } catch {
-        return false;
-      }
-    };
-    try {
-      await waitFor('tsrun to stop once the container is recorded', stopped);
-      process.kill(child.pid!, 'SIGINT');
-    } finally {
-      process.kill(child.pid!, 'SIGCONT'); // never left stopped
-    }
+    await signalWhileStopped(child.pid!, 'SIGINT', 'tsrun to stop once the container is recorded');
     expect({ code: await exited, stdout, stderr }).toEqual({ code: 125, stdout: '', stderr: 'tsrun: interrupted by SIGINT during setup\n' });
     expect(runcLeftovers(id)).toEqual([]);
     expect(existsSync(path.join(w.host.root, 'run', 'containers', id))).toBe(false);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { haveEtcd } from '../harness/etcd.js';
 import { OverlayCluster, type OverlayHost } from '../harness/overlay-cluster.js';
-import { makeBundle, removeBundle, waitFor } from '../harness/sandbox.js';
+import { isStopped, makeBundle, removeBundle, waitFor } from '../harness/sandbox.js';
 import { decodeHolder, encodeHolder } from '../../runtime/ipam/holder.js';
 import { bootId } from '../../runtime/boot.js';
 import { endpointKey } from '../../runtime/overlay/keys.js';
@@ -149,7 +149,7 @@ maybe('overlay leases and endpoints keyed by host and container', () => {
     create.stderr!.on('data', (d: Buffer) => (createErr += d.toString()));
     create.stdout!.resume();
     // A's create stops itself right after recording the definition, holding the cluster lock.
-    await waitFor('the create to stop after recording', () => readFileSync(`/proc/${create.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T'), 20_000);
+    await waitFor('the create to stop after recording', () => isStopped(create.pid!), 20_000);
     const rm = B.sandbox.spawnTsrun(['network', 'rm', 'ovlk']);
     let rmErr = '';
     rm.stderr!.on('data', (d: Buffer) => (rmErr += d.toString()));

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxHost, uniqueId, cgroupDirsOf, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
+import { SandboxHost, uniqueId, cgroupDirsOf, signalWhileStopped, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
 
@@ -121,19 +121,7 @@ describe('tsrun run: process', () => {
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    const stopped = () => {
-      try {
-        return readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T');
-      } catch {
-        return false;
-      }
-    };
-    try {
-      await waitFor('tsrun to stop at the end of its setup', stopped);
-      process.kill(child.pid!, 'SIGINT');
-    } finally {
-      process.kill(child.pid!, 'SIGCONT'); // never left stopped
-    }
+    await signalWhileStopped(child.pid!, 'SIGINT', 'tsrun to stop at the end of its setup');
     expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGINT during setup\n' });
     expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
   });

@@ -29,7 +29,7 @@ import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
 import { Report, TSRUN, benchBundle, benchEnv, interleave, median, nodeLoadingBundle, timeCommand } from '../lib.js';
 
 export function startupSuite(report: Report, runs: number): void {
-  report.section(`start-up: tsrun run --net none vs runc run, busybox /bin/true, state on tmpfs as /run on a host (median of ${runs})`);
+  report.section(`start-up: tsrun run --net none vs runc run, busybox /bin/true, state on tmpfs as /run on a host (median of ${runs}; tsrun and floor C: of ${runs * 4})`);
   // State where a host keeps it. tsrun's run directory (container state, rewritten specs, runc's
   // --root under it) is /run/tsrun by default and runc's own root /run/runc, and on a host /run is
   // a tmpfs. On the bench VM (a container) /run and os.tmpdir() are the ext4 disk, so the measured
@@ -152,6 +152,13 @@ export function startupSuite(report: Report, runs: number): void {
       // last, so that it runs right after floor B (plain)'s runc ended, as it always did here
       runc: () => timeCommand('runc', runcArgs(), { env }),
     });
+    // The target's ratio (tsrun / the faster floor C) moved 1.06-1.23x between three quiet runs of
+    // this suite on one build (lead, session 7: 10 and 20 rounds): the machine's speed drifts within
+    // seconds, and a median of 10 samples follows it. Its three rows get three times as many rounds
+    // more, tsrun and both floors C interleaved as above (~0.2 s a round): the same measurements,
+    // more of them.
+    const more = interleave(runs * 3, { tsrun: () => timeCommand(TSRUN, ['run', '--net', 'none', bundle.dir], { env }), floorC: nodeStartsRunc('kept'), floorCOnce: nodeStartsRunc('once') });
+    for (const k of ['tsrun', 'floorC', 'floorCOnce'] as const) t[k]!.push(...more[k]!);
     const runc = median(t.runc!);
     const tsrun = median(t.tsrun!);
     const node = median(nodeThenRunc.node);

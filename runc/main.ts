@@ -11,7 +11,7 @@
 //           engine's bundle is never touched
 //   delete  runc delete as given → poststop (teardown from the records) once the container is
 //           gone → runc's own status
-import { realpathSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { realpathSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError, userFacingMessage } from '../config/errors.js';
@@ -22,6 +22,7 @@ import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { isAlive, processStartTime } from '../runtime/containers.js';
 import { killAndWait } from '../runtime/process-exit.js';
+import { mkdirPrivate, writeFileReplacing } from '../runtime/files.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
 import { exitLike, queryRunc, runRunc, type RuncOutcome } from './exec-runc.js';
@@ -288,9 +289,12 @@ async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Prom
     logLevel: ctx.settings.logLevel,
     nft: resolveBinary(ctx.settings.nft, ctx.env),
   });
+  // The copy carries the process's environment (`-e` secrets): private, as `tsrun run`'s own
+  // rewritten bundle is (a state root that another path made 0755 is tightened first).
+  mkdirPrivate(ctx.settings.runDir);
   const dir = path.join(ctx.settings.runDir, 'runc-bundles', id);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(withTsrunHooks(spec, cmd, 'createRuntime'), null, 2)}\n`);
+  mkdirPrivate(dir);
+  writeFileReplacing(path.join(dir, 'config.json'), `${JSON.stringify(withTsrunHooks(spec, cmd, 'createRuntime'), null, 2)}\n`);
   return dir;
 }
 

@@ -7,7 +7,8 @@
 //
 // A marker per wired container (<runDir>/runc-net/<id>.json) is what `delete` looks for: the
 // shell front tests for that one file and otherwise hands `delete` to runc without starting Node.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdirPrivate, writeFileReplacing } from '../runtime/files.js';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
@@ -37,11 +38,8 @@ export function markerPath(settings: Settings, id: string): string {
 /** Written before anything is wired: a tsrun-runc killed half-way leaves a marker, so the
  * engine's `delete` still comes to tsrun and tears down what was done. */
 export function writeMarker(settings: Settings, m: WiredMarker): void {
-  mkdirSync(markerDir(settings), { recursive: true });
-  const file = markerPath(settings, m.id);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(m)}\n`);
-  renameSync(tmp, file);
+  mkdirPrivate(markerDir(settings));
+  writeFileReplacing(markerPath(settings, m.id), `${JSON.stringify(m)}\n`);
 }
 
 export function readMarker(settings: Settings, id: string): WiredMarker | undefined {

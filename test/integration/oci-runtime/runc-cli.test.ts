@@ -1,7 +1,7 @@
 // tsrun-runc driven directly, as an engine would, in a sandbox host: the paths the engines'
 // tests do not reach (run, a refused delete, the json log of a failure, --version).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { makeBundle, removeBundle, uniqueId } from '../../harness/sandbox.js';
 import { engineWorld, eth0Address, have, type EngineWorld } from './helpers.js';
@@ -51,6 +51,30 @@ run('tsrun-runc on its own', () => {
     expect(r.status).toBe(4);
     expect(eth0Address(r.stdout)).toMatch(/^10\.130\.0\.\d+\/24$/);
     expect(readFileSync(path.join(b, 'config.json'), 'utf8')).toBe(before); // the engine's bundle untouched
+  });
+
+  it('run: the private bundle copy, which carries the process environment (secrets), is private (directories 0700, config.json 0600)', () => {
+    const id = uniqueId('priv');
+    const b = makeBundle((spec) => {
+      spec.process.args = ['sleep', '60'];
+      spec.process.terminal = false;
+      spec.process.env = [...spec.process.env, 'OCI_SECRET=hunter2'];
+      spec.annotations = { 'io.tsrun.network': 'web' };
+    });
+    bundles.push(b);
+    const detached = ew.world.host.ns.exec('sh', ['-c', `exec "$0" --root "$1" run --detach --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, ew.runtime, path.join(ew.work, 'runc'), b, id]);
+    expect(detached.status).toBe(0);
+    try {
+      const runDir = path.join(ew.world.host.root, 'run');
+      const copy = path.join(runDir, 'runc-bundles', id);
+      expect(readFileSync(path.join(copy, 'config.json'), 'utf8')).toContain('OCI_SECRET=hunter2');
+      const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+      expect({ run: mode(runDir), bundles: mode(path.dirname(copy)), copy: mode(copy), config: mode(path.join(copy, 'config.json')), markers: mode(path.join(runDir, 'runc-net')) })
+        .toEqual({ run: '700', bundles: '700', copy: '700', config: '600', markers: '700' });
+    } finally {
+      expect(rt(['delete', '--force', id]).status).toBe(0);
+    }
+    expect(existsSync(path.join(ew.world.host.root, 'run', 'runc-bundles', id))).toBe(false);
   });
 
   it('delete without --force of a running container is refused by runc and its network stays; --force tears it down', () => {

@@ -106,7 +106,7 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
   let annotations: Record<string, string>;
   try {
     annotations = readBundleAnnotations(bundle);
-    if (Object.keys(annotations).length === 0) annotations = annotationsFromEnv(bundle);
+    if (Object.keys(annotations).length === 0 && ctx.env.TSRUN_RUNC_ENV_KEYS === '1') annotations = annotationsFromEnv(bundle);
   } catch {
     return undefined; // an unreadable or malformed config.json: runc's own error says so
   }
@@ -121,7 +121,10 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
  * The same keys as process environment variables (`docker run -e io.tsrun.network=web`), for
  * engines that cannot set OCI annotations: Docker before API 1.43 (Docker 24), such as Debian's
  * 20.10. Read only when the bundle has no tsrun annotation, through the shim's bundle loader
- * (the hook's reader looks at annotations only).
+ * (the hook's reader looks at annotations only), and only when the wrapper was installed with
+ * `--env-keys` (TSRUN_RUNC_ENV_KEYS=1): the process environment includes the image's own ENV,
+ * so otherwise whoever built the image would choose its network and publish its ports on the
+ * host for a user who asked for `--network none`.
  */
 function annotationsFromEnv(bundleDir: string): Record<string, string> {
   const out: Record<string, string> = {};

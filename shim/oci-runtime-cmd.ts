@@ -33,7 +33,8 @@ export function ociRuntimeCommand(setup: Setup): Command {
     .description('write an executable that runs tsrun-runc with the current settings, for an engine to use as its runtime')
     .requiredOption('--path <file>', 'where to write it, e.g. /usr/local/bin/tsrun-runc')
     .option('--runc <path>', 'the runc tsrun-runc runs (default: runc on PATH)', 'runc')
-    .action(async (f: { path: string; runc: string }, cmd: Command) => {
+    .option('--env-keys', "also read tsrun's keys from the container's environment when it has no tsrun annotation (Docker before 24); the image's ENV can then set them too")
+    .action(async (f: { path: string; runc: string; envKeys?: boolean }, cmd: Command) => {
       const { settings } = setup(cmd);
       const { hookEnv } = await import('../hook/register.js');
       const { resolveBinary } = await import('../runtime/binaries.js');
@@ -42,6 +43,7 @@ export function ociRuntimeCommand(setup: Setup): Command {
         ...hookEnv({ root: root === undefined ? undefined : path.resolve(root), store: settings.store, logFile: settings.logFile, logLevel: settings.logLevel, nft: resolveBinary(settings.nft) }),
         `TSRUN_RUNC=${resolveBinary(f.runc)}`,
         `TSRUN_NODE=${realpathSync(process.execPath)}`,
+        ...(f.envKeys ? ['TSRUN_RUNC_ENV_KEYS=1'] : []),
       ];
       const front = path.join(path.dirname(realpathSync(path.resolve(process.argv[1] ?? ''))), 'tsrun-runc');
       const file = path.resolve(f.path);

@@ -6,7 +6,8 @@
 //
 // Debian 12's dockerd is 20.10 (API 1.41): `docker run --annotation` needs API 1.43 (Docker 24),
 // so on it the tsrun keys go in as environment variables (-e io.tsrun.network=web), which
-// tsrun-runc reads when the bundle has no tsrun annotation; a newer daemon gets --annotation.
+// tsrun-runc reads when the bundle has no tsrun annotation and its wrapper was installed with
+// --env-keys; a newer daemon gets --annotation.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -52,6 +53,8 @@ run('Docker: docker run --runtime tsrun', () => {
     const api = docker(['version', '--format', '{{.Server.APIVersion}}']).stdout.trim();
     const [major, minor] = api.split('.').map(Number);
     annotationsSupported = major! > 1 || (major === 1 && minor! >= 43);
+    // Environment keys are read only by a wrapper installed with --env-keys (an image's ENV could set them).
+    if (!annotationsSupported) ew.world.tsrunOk(['oci-runtime', 'install', '--path', ew.runtime, '--env-keys']);
     const imp = docker(['import', rootfsTar(ew.rootfs, path.join(ew.work, 'rootfs.tar')), IMAGE], 120_000);
     if (imp.status !== 0) throw new Error(`docker import: ${imp.stderr}`);
   }, 120_000);

@@ -77,6 +77,33 @@ run('tsrun-runc on its own', () => {
     expect(existsSync(path.join(ew.world.host.root, 'run', 'runc-bundles', id))).toBe(false);
   });
 
+  it('tsrun keys in the process environment (an image\'s ENV) are ignored unless the wrapper was installed with --env-keys', () => {
+    // An image can carry ENV io.tsrun.network=… io.tsrun.ports=…: run as `--network none` by a
+    // user who gave no tsrun key, it must not choose a network or publish a port on the host.
+    const env = ['io.tsrun.network=web', 'io.tsrun.ports=8090:80'];
+    const mk = () => makeBundle((spec) => {
+      spec.process.args = ['sh', '-c', 'ip -o link | grep -c "eth0" ; exit 0'];
+      spec.process.terminal = false;
+      spec.process.env = [...spec.process.env, ...env];
+    });
+    const b = mk();
+    bundles.push(b);
+    const id = uniqueId('envimg');
+    const r = rt(['run', '--bundle', b, id]);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('0'); // lo only
+    expect(existsSync(path.join(ew.world.host.root, 'lib', 'store', 'endpoints', id))).toBe(false);
+    expect(ew.logOf(id)).toEqual([]);
+    // Opted in (Docker before API 1.43, which passes no annotations): the keys wire it.
+    const optIn = path.join(ew.work, 'bin', 'tsrun-runc-env');
+    ew.world.tsrunOk(['oci-runtime', 'install', '--path', optIn, '--env-keys']);
+    const b2 = mk();
+    bundles.push(b2);
+    const r2 = ew.world.host.ns.exec(optIn, ['--root', path.join(ew.work, 'runc'), 'run', '--bundle', b2, uniqueId('envopt')], { env: { PATH: process.env.PATH } });
+    expect(r2.status).toBe(0);
+    expect(r2.stdout.trim()).toBe('1');
+  });
+
   it('delete without --force of a running container is refused by runc and its network stays; --force tears it down', () => {
     const id = uniqueId('del');
     const b = bundle(['sleep', '60'], { 'io.tsrun.network': 'web' });

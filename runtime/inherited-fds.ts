@@ -1,5 +1,5 @@
-// Descriptors this process inherited open and inheritable, made close-on-exec before it starts a
-// program that outlives it (conmon, the DNS resolver).
+// Descriptors this process inherited open and inheritable, closed before it starts a program that
+// outlives it (conmon, the DNS resolver).
 //
 // Why: Node marks the descriptors it inherits close-on-exec as it starts (libuv's
 // uv_disable_stdio_inheritance), but only 0-15 and, above those, up to the first that is not open:
@@ -8,14 +8,19 @@
 // and the resolver, which run on long after the command that started them, kept it open: the
 // caller's lock was never released and its pipe never saw its end. (Programs tsrun waits for, such
 // as `runc run`, end with it; runc marks everything above stdio close-on-exec for the container.)
-import { readdirSync, readFileSync } from 'node:fs';
-import { libcFunction } from './koffi.js';
+//
+// Closed, not marked close-on-exec: tsrun never uses a descriptor it inherited above 15 (nothing
+// of tsrun's takes descriptors from its caller: no --preserve-fds, no socket activation), and its
+// own are all close-on-exec (libuv opens every file, pipe and socket with O_CLOEXEC), so the only
+// difference is in this process, which closes its copy early. The caller's copy is untouched: a
+// flock() or an OFD lock belongs to the open file and stays while the caller holds it, and this
+// process holds no POSIX record lock of the caller's (they are not inherited across fork). Marking
+// them needed fcntl(2), which Node does not offer: koffi was loaded for it, ~1.5-2 ms of CPU of a
+// `run -d` whose caller had one such descriptor (a runner's, a test harness's pipe at 251).
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
 
 /** O_CLOEXEC as /proc/<pid>/fdinfo's "flags" shows it (octal) for a close-on-exec descriptor. */
 const O_CLOEXEC = 0o2000000;
-const F_GETFD = 1;
-const F_SETFD = 2;
-const FD_CLOEXEC = 1;
 /** Node has made 0-15 close-on-exec itself: only the descriptors above are looked at. */
 const FIRST_UNCHECKED = 16;
 
@@ -47,18 +52,16 @@ export function inheritableFds(fdDir = '/proc/self/fd', fdinfoDir = '/proc/self/
   return out;
 }
 
-/** Marks them close-on-exec (koffi is loaded only when there is one). Best effort: where koffi
- * cannot be loaded they stay as they were, as before. */
-export function closeInheritedOnExec(): void {
-  const fds = inheritableFds();
-  if (fds.length === 0) return;
-  try {
-    const fcntl = libcFunction('int fcntl(int fd, int cmd, ...)');
-    for (const fd of fds) {
-      const flags = fcntl(fd, F_GETFD);
-      if (flags >= 0) fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC);
+/** Closes them (none in the usual case: one listing of /proc/self/fd). The descriptor of Node's IPC
+ * channel, when this process was forked with one (NODE_CHANNEL_FD), is kept: it is Node's. */
+export function closeInherited(env: NodeJS.ProcessEnv = process.env): void {
+  const channel = env.NODE_CHANNEL_FD !== undefined ? Number(env.NODE_CHANNEL_FD) : -1;
+  for (const fd of inheritableFds()) {
+    if (fd === channel) continue;
+    try {
+      closeSync(fd);
+    } catch {
+      // closed meanwhile
     }
-  } catch {
-    // no koffi here
   }
 }

@@ -9,7 +9,7 @@ import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../log.js';
 import { controlSocketName, pidfilePath, resolverState } from './paths.js';
 import { resolverRequestSync } from './control-sync.js';
-import { closeInheritedOnExec } from '../inherited-fds.js';
+import { closeInherited } from '../inherited-fds.js';
 
 const START_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -103,7 +103,7 @@ export function spawnResolver(settings: Settings): void {
   // stdio ignored: a resolver started from a hook must not hold the runtime's pipes open (runc
   // waits for its hooks' output to close); nor any other descriptor of the caller's
   // (runtime/inherited-fds.ts).
-  closeInheritedOnExec();
+  closeInherited();
   const child = spawn(process.execPath, resolverCommand(), {
     detached: true,
     stdio: 'ignore',

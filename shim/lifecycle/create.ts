@@ -30,6 +30,9 @@ export interface RecreateHooks {
   /** Runs once runc create has answered, before the container is recorded (run -d opens the exec
    * fifo there). A failure after it removes the container as any failure of the creation does. */
   afterCreated?(id: string): void;
+  /** run -d: startedAt goes into lifecycle.json with the container's pid, in one write before the
+   * start, rather than in a write of its own after it (startCreated's `startRecorded`). */
+  recordStartWithPid?: boolean;
 }
 
 /** `run -d`: create, then start, with `network` wiring it (run.cjs's and the CLI's wire networks;
@@ -63,7 +66,7 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
     let fifo: ExecFifo | undefined;
     let id: string;
     try {
-      id = await createDetached(o, d, settings, log, network, { afterCreated: (created) => (fifo = openExecFifo(runcPaths(settings), created)) });
+      id = await createDetached(o, d, settings, log, network, { afterCreated: (created) => (fifo = openExecFifo(runcPaths(settings), created)), recordStartWithPid: true });
     } catch (err) {
       if (fifo !== undefined) closeExecFifo(fifo);
       throw err;
@@ -72,7 +75,7 @@ export async function createAndStart(o: RunOptions, d: DetachOptions, settings: 
     await faultPause('container recorded'); // tests: a signal between the records and the start
     try {
       checkInterrupted();
-      const startedBy = await startCreated(id, settings, { knownCreated: true, fifo });
+      const startedBy = await startCreated(id, settings, { knownCreated: true, fifo, startRecorded: true });
       // One poll of the event loop first: a signal that came while this process ran without one
       // (the records, a byte that was already there) reaches its handler only there (pollSignals).
       await pollSignals();
@@ -193,9 +196,13 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       // exited rather than creating.)
       const rec = readRecord(settings.runDir, id)!;
       writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
+      // run -d: with the start's time, a few milliseconds early (the start follows at once; one
+      // that fails removes the container and its records), in this one write instead of a second
+      // read, parse and atomic replace of the file after the start (~0.5 ms of CPU).
       updateLifecycle(settings.runDir, id, (r) => {
         r.pid = started.pid;
         r.pidStart = processStartTime(started.pid);
+        if (hooks.recordStartWithPid) r.startedAt = new Date().toISOString();
       });
       checkInterrupted();
       prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
@@ -250,7 +257,7 @@ function stopMonitor(monitor: ConmonHandle | undefined, p: ContainerPaths): void
 }
 
 /** `runc start`: the created container's process runs. */
-export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean; fifo?: ExecFifo | undefined } = {}): Promise<'exec fifo' | 'runc start'> {
+export async function startCreated(id: string, settings: Settings, o: { knownCreated?: boolean; fifo?: ExecFifo | undefined; startRecorded?: boolean } = {}): Promise<'exec fifo' | 'runc start'> {
   const runc = runcPaths(settings);
   // `run -d` has just created it: no need to ask runc (a process) again.
   const state = o.knownCreated ? { status: 'created' } : await runcState(runc, id);
@@ -261,9 +268,12 @@ export async function startCreated(id: string, settings: Settings, o: { knownCre
   // run -d opened the fifo already (createAndStart); else open it now.
   const how = (await (o.fifo !== undefined ? awaitStartByte(o.fifo) : startInProcess(runc, id))) ? 'exec fifo' : 'runc start';
   if (how === 'runc start') await runcStart(runc, id, p);
-  updateLifecycle(settings.runDir, id, (rec) => {
-    rec.startedAt = new Date().toISOString();
-  });
+  // run -d recorded startedAt with the pid (createDetached's recordStartWithPid).
+  if (!o.startRecorded) {
+    updateLifecycle(settings.runDir, id, (rec) => {
+      rec.startedAt = new Date().toISOString();
+    });
+  }
   return how;
 }
 

@@ -47,8 +47,6 @@ export async function claimContainer(
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
-      writeRecord(runDir, full);
-      return full;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new SystemError(`create state directory ${dir}`, err);
       const old = readRecord(runDir, rec.id);
@@ -57,6 +55,16 @@ export async function claimContainer(
       if (!old && attempt === 0 && recentlyCreated(dir)) throw new ConflictError(`container id ${rec.id} is already in use`);
       await onStale(old);
       removeTree(dir);
+      continue;
+    }
+    try {
+      writeRecord(runDir, full);
+      return full;
+    } catch (err) {
+      // A full or read-only run directory: the claim is ours, and an empty directory left here
+      // would refuse this id for 2 s and stay until gc.
+      removeTree(dir);
+      throw new SystemError(`create state directory ${dir}`, err);
     }
   }
   throw new ConflictError(`container id ${rec.id} is already in use`);

@@ -268,7 +268,16 @@ function writeEntry(dir: string, id: string, h: Holder): void {
       return;
     } catch (err) {
       removeFile(tmp);
-      if (!hasCode(err, 'ENOENT') || attempt >= 2) throw new SystemError(`register ${id} in ${dir}`, err);
+      if (!hasCode(err, 'ENOENT') || attempt >= 2) {
+        // A full run directory (ENOSPC): no empty directory left for gc. Only an empty one goes,
+        // and a user registering meanwhile finds it gone at its rename and registers once more.
+        try {
+          rmdirSync(dir);
+        } catch {
+          // other users' entries are there, or it is gone
+        }
+        throw new SystemError(`register ${id} in ${dir}`, err);
+      }
     }
   }
 }

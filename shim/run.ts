@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { NetMode } from '../config/net-mode.js';
 import type { PortMapping } from '../config/ports.js';
-import { UserError } from '../config/errors.js';
+import { SystemError, UserError } from '../config/errors.js';
 import { generateContainerId } from '../config/ids.js';
 import type { Logger } from '../runtime/log.js';
 import { Transaction, faultPause } from '../runtime/tx.js';
@@ -152,7 +152,11 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     const runBundle = path.join(dir, 'bundle');
     // config.json carries the -e values: 0600 in a 0700 directory.
     mkdirPrivate(runBundle);
-    writeFileReplacing(path.join(runBundle, 'config.json'), JSON.stringify(spec));
+    try {
+      writeFileReplacing(path.join(runBundle, 'config.json'), JSON.stringify(spec));
+    } catch (err) {
+      throw new SystemError(`write the container's spec into ${runBundle}`, err); // ENOSPC: say what, not "internal error"
+    }
     mkdirPrivate(runc.root);
     await faultPause('set up'); // tests: a signal at the end of the setup
     // A signal that came during the synchronous stretch above reaches its handler only at the

@@ -193,7 +193,10 @@ export async function del(ctx: VerbContext): Promise<void> {
   await withStore(ctx, async (store) => {
     const rec = (await endpointsOf(store, containerId)).find((e) => e.network === conf.network);
     if (!rec) {
-      log.info('no attachment recorded: nothing to delete');
+      // An ADD killed before it saved its record leaves its lease, host ports, firewall elements
+      // and veth: this DEL is the runtime's only call to release them (a re-ADD failed on them).
+      const released = await (await engineOver(ctx, store)).releaseUnrecorded(containerId, log, conf.network);
+      log.info({ released }, 'no attachment recorded: nothing else to delete');
       return;
     }
     if (rec.ifname !== ifname) {

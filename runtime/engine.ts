@@ -14,7 +14,9 @@ import type { Store } from './store/store.js';
 import { Transaction, runAll } from './tx.js';
 import { StoreLock, type ReadWriteLock, type Release } from './locks.js';
 import { oneAtATime } from './one-at-a-time.js';
-import { Ipam, type Allocation } from './ipam/ipam.js';
+import { Ipam, keyLayout, parseLeaseKey, type Allocation } from './ipam/ipam.js';
+import { decodeHolder } from './ipam/holder.js';
+import { LOCAL_HOST_ID_KEY } from './overlay/keys.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
@@ -22,7 +24,7 @@ import { findNetnsPath, safeId } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
-import { vethVerdict } from './drivers/linux-bridge.js';
+import { hostVethName, vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
@@ -268,12 +270,16 @@ export class Engine {
     return this.deps.firewall();
   }
 
-  /** Tears down every endpoint of the container; idempotent. `netnsGoing`: see DetachOptions. */
-  async detach(containerId: string, opts: DetachOptions = {}): Promise<number> {
+  /**
+   * Tears down every endpoint of the container; idempotent. `netnsGoing`: see DetachOptions.
+   * `unrecorded`: the caller knows no setup of this container runs (a stale claim reclaimed): what
+   * an attach killed before its record holds goes too (releaseUnrecorded).
+   */
+  async detach(containerId: string, opts: DetachOptions & { unrecorded?: boolean } = {}): Promise<number> {
     return this.withHostLock('shared', () => this.detachHeld(containerId, opts));
   }
 
-  private async detachHeld(containerId: string, opts: DetachOptions): Promise<number> {
+  private async detachHeld(containerId: string, opts: DetachOptions & { unrecorded?: boolean }): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
     // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
@@ -281,8 +287,60 @@ export class Engine {
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log, opts);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
+    if (opts.unrecorded) await this.releaseUnrecordedHeld(containerId, log);
     if (records.some((r) => r.resolver)) await this.syncDns(false, log, [containerId]);
     return records.length;
+  }
+
+  /**
+   * Releases what an attach of `containerId` killed before it saved its endpoint record still holds
+   * (a record is what a detach works from, and an attach saves it last): address leases naming the
+   * container (on `network`, or on any), then, when no record of the container is left, its host
+   * port reservations and firewall elements, and the veth named for it on those networks. What
+   * `tsrun gc` collects, for callers that know no setup of the container runs: a reclaimed stale
+   * claim (the same `run --name` again: without this its old firewall elements failed it once, and
+   * its lease stayed until gc), a CNI DEL (a runtime never runs one beside an ADD of the container).
+   * In a cluster store only this host's leases. Returns how many leases and ports it released.
+   */
+  async releaseUnrecorded(containerId: string, log: Logger, network?: string): Promise<number> {
+    return this.withHostLock('shared', () => this.releaseUnrecordedHeld(containerId, log, network));
+  }
+
+  private async releaseUnrecordedHeld(containerId: string, log: Logger, network?: string): Promise<number> {
+    const store = this.deps.store;
+    const records = await endpointsOf(store, containerId);
+    const named = new Set(records.flatMap((r) => [r.ipv4, r.ipv6].flatMap((a) => (a ? [keyLayout.lease(r.network, canonicalAddress(a.address))] : []))));
+    const cluster = clusterOf(store) !== undefined;
+    const hostId = cluster ? await store.get(LOCAL_HOST_ID_KEY) : undefined;
+    const released: string[] = [];
+    const networks = new Set<string>();
+    for (const e of cluster && hostId === undefined ? [] : await store.list(network === undefined ? 'ipam/' : `ipam/${network}/`)) {
+      const lease = parseLeaseKey(e.key);
+      if (!lease || named.has(e.key)) continue;
+      const h = decodeHolder(e.value);
+      if (h.container !== containerId || (cluster && h.host !== hostId)) continue;
+      if (await store.deleteIf(e.key, e.value)) {
+        released.push(e.key);
+        networks.add(lease.network);
+      }
+    }
+    if (records.length === 0) {
+      for (const e of await store.list('hostports/')) if (e.value === containerId && (await store.deleteIf(e.key, e.value))) released.push(e.key);
+      if (released.length > 0) {
+        await this.deps.firewall().purge({ container: containerId });
+        const host = Rtnl.open();
+        try {
+          for (const net of networks) {
+            const link = await host.getLink(hostVethName(containerId, net));
+            if (link?.kind === 'veth') await host.deleteLink(link.index);
+          }
+        } finally {
+          host.close();
+        }
+      }
+    }
+    if (released.length > 0) log.warn({ released }, 'released what an attach killed before its record held');
+    return released.length;
   }
 
   /** The resolver learns of a change before the caller goes on; DNS never fails a container. */

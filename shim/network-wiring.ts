@@ -65,7 +65,7 @@ export const shimNetworkWiring: NetworkWiring = {
           // This one: the pin goes next (the step before), so the veth can go with the namespace.
           () => leaveNamespace(settings, containerId, containerId, log, handle.engine, { netnsGoing: true }),
         );
-        if (reclaimed) await handle.engine.detach(containerId); // left by users that all died
+        if (reclaimed) await handle.engine.detach(containerId, { unrecorded: true }); // left by users that all died
         const network = o.net.network;
         const dnsServers = o.dns ?? [];
         if ((o.networkAliases ?? []).length > 0) {
@@ -99,10 +99,11 @@ export const shimNetworkWiring: NetworkWiring = {
       // Its own namespace, left by its last user, whose pin goes next: the kernel can take the
       // veth with it (DetachOptions.netnsGoing). A joiner leaving last: the owner's pin is not
       // ours to judge, so its veth is deleted outright.
-      await leaveNamespace(settings, root, containerId, log, undefined, { netnsGoing: root === containerId });
+      // Its attach may have died before its record: what it held then goes too (unrecorded).
+      await leaveNamespace(settings, root, containerId, log, undefined, { netnsGoing: root === containerId, unrecorded: true });
     } else {
       // Never registered (it died during setup): whatever it attached is its own.
-      await withEngine(settings, log, (engine) => engine.detach(containerId));
+      await withEngine(settings, log, (engine) => engine.detach(containerId, { unrecorded: true }));
     }
     // No pin (--net none, host): nothing can be mounted there, and unmounting would load libc's
     // bindings (~10 ms) for nothing.
@@ -131,7 +132,7 @@ export async function checkAhead(): Promise<void> {
 
 /** `id` stops using `root`'s namespace; the last user out detaches the owner's endpoint, with the
  * engine given or one opened for it. */
-function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine, opts: DetachOptions = {}): Promise<void> {
+function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, engine?: Engine, opts: DetachOptions & { unrecorded?: boolean } = {}): Promise<void> {
   return leaveWith(settings, root, id, log, async (r) => {
     if (engine) await engine.detach(r, opts);
     else await withEngine(settings, log, (e) => e.detach(r, opts));

@@ -1,0 +1,136 @@
+// A SIGKILL after every setup step, then the caller's own next move, without `tsrun gc`: the same
+// `tsrun run --name` again (its stale claim is reclaimed), or the runtime's CNI DEL after a killed
+// ADD. An attach saves its endpoint record last and a detach works from the record, so what an
+// attach killed after its lease, host port or firewall step and before its record held used to
+// outlive these: the rerun failed once ("host port … is already published by container <itself>",
+// its old firewall elements) and leaked the old lease until gc; DEL released nothing, and the next
+// ADD of that container failed the same way. And a full run directory (ENOSPC at each write of the
+// setup): one line, non-zero, nothing left (the claimed state directory stayed; the spec's write
+// failed as "internal error").
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeBundle, Netns, removeBundle, SandboxHost, type RunResult } from '../../harness/sandbox.js';
+import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
+import { callPlugin, type Conf } from '../cni/helpers.js';
+
+let host: SandboxHost;
+let bundle: string;
+const MAX_STEPS = 60;
+
+beforeAll(async () => {
+  host = await SandboxHost.create('h7crr');
+  bundle = makeBundle();
+  ok(['network', 'create', 'rrnet', '--subnet', '10.96.0.0/24', '--ipv6-subnet', 'fd00:96::/64']);
+});
+
+afterAll(() => {
+  removeBundle(bundle);
+  host.destroy();
+});
+
+function ok(args: string[]): string {
+  const r = host.tsrun(args);
+  if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')} → ${r.status ?? r.signal}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+const killed = (r: RunResult) => r.signal === 'SIGKILL' || r.status === 137;
+
+/** Leases, host ports, records, state, links and firewall elements of containers, left on the host. */
+function leftovers(ids: string[]): string[] {
+  const found = host.leaks(ids);
+  for (const l of host.ns.settledLinks(/^tsv/)) found.push(`link ${l}`);
+  const r = host.ns.exec('nft', ['-j', 'list', 'table', 'inet', 'tsrun']);
+  if (r.status === 0) for (const e of listElements(JSON.parse(r.stdout) as NftListing)) if (e.comment?.startsWith('ctr:')) found.push(`nft ${e.set} ${e.comment}`);
+  return found;
+}
+
+describe('a SIGKILL after every setup step, then no gc', () => {
+  it('the same tsrun run --name again works, and leaves nothing once it ended', () => {
+    const id = 'rr-run';
+    const args = ['run', '--name', id, '--net', 'rrnet', '-p', '8196:80', bundle, '--', 'ip', '-4', 'addr', 'show', 'eth0'];
+    let k = 1;
+    for (; k <= MAX_STEPS; k++) {
+      const r = host.tsrun(args, { env: { TSRUN_FAULT_KILL_AFTER: `setup:${k}` } });
+      if (!killed(r)) {
+        expect({ k, status: r.status, stderr: r.stderr }).toEqual({ k, status: 0, stderr: '' });
+        break;
+      }
+      // The container a kill after runc's start leaves running ends by itself (ip addr): the rerun
+      // reclaims the claim of a dead tsrun either way.
+      const again = host.tsrun(args);
+      expect({ k, status: again.status, stderr: again.stderr }).toEqual({ k, status: 0, stderr: '' });
+      expect(again.stdout).toContain('10.96.0.');
+      expect({ k, left: leftovers([id]) }).toEqual({ k, left: [] });
+    }
+    expect(k).toBeGreaterThan(10); // not a vacuous pass: the attach's steps were all driven
+    expect(k).toBeLessThanOrEqual(MAX_STEPS);
+  }, 300_000);
+
+  it('the CNI DEL after a killed ADD leaves nothing, and the next ADD works', async () => {
+    const ns = await Netns.create('h7crrc');
+    try {
+      const conf: Conf = { cniVersion: '1.0.0', name: 'rrcni', type: 'tsrun', subnet: '10.97.0.0/24', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8197, containerPort: 80, protocol: 'tcp' }] } };
+      const at = { containerId: 'rr-cni', netns: ns.path, ifname: 'eth0' };
+      const inContainer = () => ns.linkNames().filter((l) => l !== 'lo');
+      let k = 1;
+      for (; k <= MAX_STEPS; k++) {
+        const r = callPlugin(host, 'ADD', conf, at, { TSRUN_FAULT_KILL_AFTER: `setup:${k}` });
+        if (r.status !== null) { // null: killed (callPlugin reports no signal)
+          expect({ k, status: r.status, stderr: r.stderr }).toEqual({ k, status: 0, stderr: '' });
+          expect(callPlugin(host, 'DEL', conf, at).status).toBe(0);
+          break;
+        }
+        const del = callPlugin(host, 'DEL', conf, at);
+        expect({ k, status: del.status, stderr: del.stderr }).toEqual({ k, status: 0, stderr: '' });
+        expect({ k, left: leftovers([]), inContainer: inContainer() }).toEqual({ k, left: [], inContainer: [] });
+        const add = callPlugin(host, 'ADD', conf, at);
+        expect({ k, status: add.status, stdout: add.status === 0 ? '' : add.stdout }).toEqual({ k, status: 0, stdout: '' });
+        expect(callPlugin(host, 'DEL', conf, at).status).toBe(0);
+        expect({ k, afterAddDel: leftovers([]) }).toEqual({ k, afterAddDel: [] });
+      }
+      expect(k).toBeGreaterThan(5);
+      expect(k).toBeLessThanOrEqual(MAX_STEPS);
+    } finally {
+      ns.destroy();
+    }
+  }, 300_000);
+});
+
+describe('a full run directory', () => {
+  it('at every write of a --net none run: one line, non-zero, no state directory or registration left', () => {
+    // The run directory on a tmpfs of its own, filled so that 0, 4, 8, … KiB are left.
+    const run = path.join(host.root, 'run');
+    mkdirSync(run, { recursive: true });
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', run]);
+    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
+    try {
+      const ran: number[] = [];
+      for (let freeKiB = 0; freeKiB <= 64; freeKiB += 4) {
+        const fill = path.join(run, 'fill');
+        rmSync(fill, { force: true });
+        const fs = statfsSync(run);
+        writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - freeKiB * 1024)));
+        const id = `rr-full-${freeKiB}`;
+        const r = host.tsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran']);
+        rmSync(fill, { force: true });
+        if (r.status === 0) {
+          expect(r.stdout).toBe('ran\n');
+          ran.push(freeKiB);
+        } else {
+          // tsrun's own line says what it could not write (runc's own complaint, when its log
+          // cannot be written either, is runc's).
+          expect({ freeKiB, internal: /internal error/.test(r.stderr), status: r.status }).toEqual({ freeKiB, internal: false, status: r.status === 1 ? 1 : 125 });
+        }
+        const users = (existsSync(path.join(run, 'netns-users')) ? readdirSync(path.join(run, 'netns-users'), { withFileTypes: true }) : []).filter((e) => !e.name.startsWith('.')).map((e) => `netns-users/${e.name}`);
+        expect({ freeKiB, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...users] }).toEqual({ freeKiB, left: [] });
+      }
+      expect(ran.length).toBeGreaterThan(0); // enough room, at last: it runs
+      expect(ran[0]).toBeGreaterThan(0); // and a full directory was tried
+    } finally {
+      spawnSync('umount', ['-l', run]);
+    }
+  }, 120_000);
+});

@@ -67,8 +67,9 @@ const common = {
   // (~15 ms for hook.cjs).
   // Node 20's V8 has every Unicode property escape (\p{…}); esbuild's table does not say so for
   // node20 and turns such a regular expression literal into `new RegExp(…)`, which tree shaking
-  // cannot drop: valibot's EMOJI_REGEX (unused by tsrun) was compiled by every door that loads
-  // valibot (run-plain, run, cli, hook, runc), ~0.15-0.2 ms of each cold process.
+  // cannot drop: valibot's EMOJI_REGEX (unused by tsrun) was compiled by every door that loaded
+  // valibot (run-plain, run, cli, hook, runc), ~0.15-0.2 ms of each cold process (valibot itself is
+  // gone since session 7: config/validate.ts).
   supported: { 'dynamic-import': false, 'regexp-unicode-property-escapes': true },
 };
 

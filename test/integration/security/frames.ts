@@ -12,7 +12,17 @@ def csum(b):
     return (~s) & 0xffff
 def mac(m): return bytes.fromhex(m.replace(':', ''))
 kind, ifname, dmac, smac = sys.argv[1:5]
-if kind == 'udp4':
+# An optional 802.1Q/802.1ad tag (TPID:VID) after the MACs, as the last argument 'tag=8100:0'.
+tag = b''
+if sys.argv[-1].startswith('tag='):
+    tpid, vid = sys.argv.pop()[4:].split(':')
+    tag = struct.pack('!HH', int(tpid, 16), int(vid))
+if kind == 'garp':
+    # gratuitous ARP request: "IP is at SMAC", to broadcast
+    ip = socket.inet_aton(sys.argv[5])
+    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, mac(smac), ip, bytes(6), ip)
+    frame = mac(dmac) + mac(smac) + b'\x08\x06' + arp
+elif kind == 'udp4':
     src, dst, sport, dport, payload = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9].encode()
     udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
@@ -38,6 +48,7 @@ elif kind == 'ra':
     frame = mac('33:33:00:00:00:01') + mac(smac) + b'\x86\xdd' + ip + body
 else:
     sys.exit('unknown frame kind ' + kind)
+frame = frame[:12] + tag + frame[12:]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((ifname, 0))
 for _ in range(3):
@@ -60,9 +71,16 @@ export function sendUdp6(ns: Netns, o: { ifname: string; dmac: string; src: stri
   send(ns, ['udp6', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, '40000', String(o.dport), o.payload]);
 }
 
-/** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies). */
-export function sendRouterAdvert(ns: Netns, ifname: string): void {
-  send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname)]);
+/** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies),
+ * optionally behind a VLAN tag ('8100:0': 802.1Q, VLAN 0). */
+export function sendRouterAdvert(ns: Netns, ifname: string, tag?: string): void {
+  send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname), ...(tag ? [`tag=${tag}`] : [])]);
+}
+
+/** Sends a gratuitous ARP request claiming `ip` at the interface's own MAC (three copies),
+ * optionally behind a VLAN tag ('8100:0': 802.1Q, VLAN 0; '88a8:0': 802.1ad). */
+export function sendGratuitousArp(ns: Netns, o: { ifname: string; ip: string; tag?: string }): void {
+  send(ns, ['garp', o.ifname, 'ff:ff:ff:ff:ff:ff', macOf(ns, o.ifname), o.ip, ...(o.tag ? [`tag=${o.tag}`] : [])]);
 }
 
 function send(ns: Netns, args: string[]): void {

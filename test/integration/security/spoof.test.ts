@@ -3,7 +3,7 @@
 // sent from inside the attacker's network namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { BridgeWorld, type RunningContainer } from '../../harness/bridge-world.js';
-import { sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
+import { macOf, sendGratuitousArp, sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
 import type { Netns } from '../../harness/sandbox.js';
 
 let w: BridgeWorld;
@@ -70,6 +70,55 @@ describe('anti-spoofing', () => {
   });
 });
 
+/** The MAC a namespace's neighbour table holds for `ip` on `dev`, or undefined. */
+function neighbourMac(netnsPath: string, dev: string, ip: string): string | undefined {
+  const r = w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', 'neigh', 'show', 'to', ip, 'dev', dev]);
+  return (JSON.parse(r.stdout || '[]') as { dst: string; lladdr?: string }[]).find((n) => n.dst === ip)?.lladdr;
+}
+
+/** One UDP datagram from a namespace to `ip`: its kernel resolves the address first. */
+function talk(netnsPath: string, ip: string): void {
+  w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', process.execPath, '-e', `const s=require('dgram').createSocket('${ip.includes(':') ? 'udp6' : 'udp4'}');s.send('x',9,'${ip}',()=>s.close())`]);
+}
+
+describe('ARP spoofing', () => {
+  // A gratuitous ARP claiming the victim's (or the gateway's) address at the attacker's MAC: the
+  // host (the gateway) and the neighbours that talked to them would send their frames to the
+  // attacker. The guard's ARP rule matches `ether type arp`, which reads the VLAN tag of a tagged
+  // frame; a receiver takes a frame tagged with VLAN 0 (802.1p priority tag) for an untagged one.
+  // So the tag carried the claim past the guard: the host's and the receiver's entries changed.
+  it.each([
+    ['untagged', undefined],
+    ['behind an 802.1Q tag, VLAN 0', '8100:0'],
+    ['behind an 802.1ad tag, VLAN 0', '88a8:0'],
+  ])('a claim of the neighbour\'s or the gateway\'s IPv4 address changes no entry: %s', async (_label, tag) => {
+    const to = rec(receiver.id);
+    const theirs = rec(victim.id);
+    const bridge = `ts-${NET}`;
+    const gateway = '10.71.0.1';
+    const gatewayMac = macOf(w.host.ns, bridge);
+    const victimIp = theirs.ipv4!.address;
+    talk(w.host.ns.path, victimIp);
+    talk(to.netnsPath, victimIp);
+    talk(to.netnsPath, gateway);
+    await sleep(300);
+    expect(neighbourMac(w.host.ns.path, bridge, victimIp)).toBe(theirs.mac);
+    expect(neighbourMac(to.netnsPath, 'eth0', victimIp)).toBe(theirs.mac);
+    expect(neighbourMac(to.netnsPath, 'eth0', gateway)).toBe(gatewayMac);
+    try {
+      sendGratuitousArp(inAttacker(), { ifname: 'eth0', ip: victimIp, ...(tag ? { tag } : {}) });
+      sendGratuitousArp(inAttacker(), { ifname: 'eth0', ip: gateway, ...(tag ? { tag } : {}) });
+      await sleep(300);
+      expect(neighbourMac(w.host.ns.path, bridge, victimIp)).toBe(theirs.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', victimIp)).toBe(theirs.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', gateway)).toBe(gatewayMac);
+    } finally {
+      w.host.ns.exec('ip', ['neigh', 'flush', 'dev', bridge]);
+      w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', 'neigh', 'flush', 'dev', 'eth0']);
+    }
+  });
+});
+
 describe('a port the guard does not know yet', () => {
   // The window of an attach before its elements exist (`network connect` to a running, hostile
   // container): made here by deleting the attacker's elements. Fail-closed: a tsv port missing
@@ -131,5 +180,17 @@ describe('router advertisements', () => {
       w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'sh', '-c', 'echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra; ip -6 addr flush dev eth0 scope global to 2001:db8:bad::/64; ip -6 route flush 2001:db8:bad::/64']);
     }
     expect(w.host.ns.sh('nft list chain bridge tsrun guard')).toContain('router advertisements');
+  });
+
+  it('a rogue RA behind a VLAN 0 tag does not get through either', async () => {
+    const to = rec(receiver.id);
+    w.host.ns.sh(`nsenter --net=${to.netnsPath} -- sh -c 'echo 1 > /proc/sys/net/ipv6/conf/eth0/accept_ra'`);
+    try {
+      sendRouterAdvert(inAttacker(), 'eth0', '8100:0');
+      await sleep(1000);
+      expect(w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', '-6', 'addr', 'show']).stdout).not.toContain('2001:db8:bad');
+    } finally {
+      w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'sh', '-c', 'echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra; ip -6 addr flush dev eth0 scope global to 2001:db8:bad::/64; ip -6 route flush 2001:db8:bad::/64']);
+    }
   });
 });

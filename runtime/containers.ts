@@ -1,10 +1,10 @@
 // A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
 // mkdir is the lock that refuses a second live container with the same id. It holds the owner
 // (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
-import { lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdirPrivate, PRIVATE_DIR_MODE, removeTree, writeFileReplacing } from './files.js';
 import path from 'node:path';
-import { ConflictError, SystemError } from '../config/errors.js';
+import { ConflictError, SystemError, UserError } from '../config/errors.js';
 
 export interface ContainerRecord {
   id: string;
@@ -91,6 +91,19 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The one line for a container whose record is there but does not parse (truncated by a disk
+ * error, edited by hand): commands refuse it by name instead of calling it missing ("no such
+ * container") or failing with an internal error; gc removes it as a container whose owner is gone.
+ * Undefined when the record reads or is absent (absent: a claim in progress, the record is renamed
+ * into place whole).
+ */
+export function unreadableRecord(runDir: string, id: string): UserError | undefined {
+  const file = path.join(containerDir(runDir, id), 'container.json');
+  if (readRecord(runDir, id) != null || !existsSync(file)) return undefined;
+  return new UserError(`container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun gc removes the container`);
 }
 
 /**

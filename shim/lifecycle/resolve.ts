@@ -2,7 +2,7 @@
 // container only. Every id of a command is resolved before anything is done, so a typo in the
 // third id of `tsrun rm a b c` changes nothing.
 import { NotFoundError, UserError } from '../../config/errors.js';
-import { isAlive, readRecord } from '../../runtime/containers.js';
+import { isAlive, readRecord, unreadableRecord } from '../../runtime/containers.js';
 import { listContainerIds } from './status.js';
 
 export function resolveId(runDir: string, name: string): string {
@@ -29,6 +29,10 @@ export function detachedIds(runDir: string, names: string[], missing?: string[])
   const ids = missing === undefined ? resolveIds(runDir, names) : [...new Set(names.flatMap((n) => resolvedOrMissing(runDir, n, missing)))];
   for (const id of ids) {
     const rec = readRecord(runDir, id);
+    if (!rec) {
+      const unreadable = unreadableRecord(runDir, id);
+      if (unreadable) throw unreadable;
+    }
     if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
     if (rec?.detached === 'setup') {
       // Its tsrun died half-way (killed while runc create ran): gc reclaims it, as a crashed run.

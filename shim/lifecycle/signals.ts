@@ -5,7 +5,7 @@ import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { watch, type FSWatcher } from 'node:fs';
 import { removeTree } from '../../runtime/files.js';
-import { isAlive } from '../../runtime/containers.js';
+import { isAlive, unreadableRecord } from '../../runtime/containers.js';
 import { killAndWait, waitGone } from '../../runtime/process-exit.js';
 import type { NetworkWiring } from '../run.js';
 import { runcPaths, runcDeleteForce, runcOutput, runcStateExists, type RuncPaths } from '../runc.js';
@@ -20,7 +20,7 @@ const LIVE = new Set(['created', 'running', 'paused']);
 /** The current view of one container (runc state + exit file + records). */
 export async function currentView(settings: Settings, id: string): Promise<ContainerView> {
   const view = viewOf(settings.runDir, id, await runcState(runcPaths(settings), id));
-  if (!view) throw new UserError(`no such container: ${id}`);
+  if (!view) throw unreadableRecord(settings.runDir, id) ?? new UserError(`no such container: ${id}`);
   return view;
 }
 

@@ -9,7 +9,7 @@
 // failed as "internal error").
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeBundle, Netns, removeBundle, SandboxHost, type RunResult } from '../../harness/sandbox.js';
 import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
@@ -133,4 +133,22 @@ describe('a full run directory', () => {
       spawnSync('umount', ['-l', run]);
     }
   }, 120_000);
+});
+
+describe('a truncated container record', () => {
+  it('every command names it in one line (125), and gc removes the container and everything of it', () => {
+    const id = 'rr-torn';
+    ok(['run', '-d', '--name', id, '--net', 'rrnet', '-p', '8198:80', bundle, '--', 'sleep', '1000']);
+    const file = path.join(host.root, 'run', 'containers', id, 'container.json');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
+    for (const cmd of [['inspect', id], ['rm', '-f', id], ['stop', id], ['kill', id], ['logs', id], ['exec', id, 'true']]) {
+      const r = host.tsrun(cmd);
+      // Before: rm -f and stop said "no such container", inspect "internal error: … vanished".
+      expect({ cmd, status: r.status, stderr: r.stderr }).toEqual({ cmd, status: 125, stderr: `tsrun: container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun gc removes the container\n` });
+    }
+    const gc = host.tsrun(['gc']);
+    expect({ status: gc.status, stderr: gc.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(leftovers([id])).toEqual([]);
+    expect(host.monitors()).toEqual([]);
+  }, 60_000);
 });

@@ -25,7 +25,7 @@ function pinPath(runDir: string, containerId: string): string {
 }
 
 export const shimNetworkWiring: NetworkWiring = {
-  async wire(o, containerId, settings, tx, log) {
+  async wire(o, containerId, settings, tx, log, opts) {
     const plain = await wireWithoutNetwork(o, containerId, settings, tx, log);
     if (plain !== undefined) return plain;
     switch (o.net.kind) {
@@ -75,16 +75,33 @@ export const shimNetworkWiring: NetworkWiring = {
         // A network without names still uses the resolver when the host's resolvers are all on its
         // loopback (systemd-resolved): a copied resolv.conf would have no server left.
         const resolver = needsResolverToForward(settings, dnsServers) ? true : undefined;
-        const rec = await tx.step(`attach to network ${network}`, () =>
-          handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
-        );
-        // The network's definition only for a resolver's search domain: a copied resolv.conf needs
-        // none, and reading it again cost every other run a store read.
-        const def = rec.resolver ? await handle.engine.networks.get(rec.network) : undefined;
-        const dns: DnsPlan = rec.resolver
-          ? { kind: 'resolver', addresses: [rec.ipv4?.gateway, rec.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
-          : { kind: 'copy', dns: dnsServers, hostNetwork: false };
-        return { kind: 'path', path: pin, dns };
+        let attachDone!: (ok: boolean) => void;
+        attached = new Promise<boolean>((resolve) => (attachDone = resolve));
+        const attach = async (): Promise<DnsPlan> => {
+          let ok = false;
+          try {
+            const plan = await attachNow();
+            ok = true;
+            return plan;
+          } finally {
+            attachDone(ok);
+          }
+        };
+        const attachNow = async (): Promise<DnsPlan> => {
+          const rec = await tx.step(`attach to network ${network}`, () =>
+            handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
+          );
+          // The network's definition only for a resolver's search domain: a copied resolv.conf needs
+          // none, and reading it again cost every other run a store read.
+          const def = rec.resolver ? await handle.engine.networks.get(rec.network) : undefined;
+          return rec.resolver
+            ? { kind: 'resolver', addresses: [rec.ipv4?.gateway, rec.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
+            : { kind: 'copy', dns: dnsServers, hostNetwork: false };
+        };
+        // The foreground run attaches while runc starts (shim/runc-gate.ts): the namespace is
+        // pinned and registered, the attach (and with it the resolv.conf's content) comes later.
+        if (opts?.deferAttach === true) return { kind: 'path', path: pin, dns: { kind: 'copy', dns: dnsServers, hostNetwork: false }, attach };
+        return { kind: 'path', path: pin, dns: await attach() };
       }
       default:
         throw new Error(`--net ${o.net.kind}: not a network to wire`); // none and host returned above
@@ -114,6 +131,10 @@ export const shimNetworkWiring: NetworkWiring = {
 
 /** The engine of the network this process wired (run.cjs's foreground door), for checkAhead. */
 let wired: Engine | undefined;
+/** Settles when this process's attach is done (true) or failed (false): with runc started first
+ * (shim/runc-gate.ts) the check waits for it, or it would read the ruleset mid-attach, and the
+ * attach's own commit would then send the detach to the full check anyway. */
+let attached: Promise<boolean> | undefined;
 
 /**
  * While the container runs (tsrun only waits for runc meanwhile), the firewall self-check its
@@ -124,6 +145,7 @@ let wired: Engine | undefined;
  */
 export async function checkAhead(): Promise<void> {
   try {
+    if ((await attached) === false) return;
     await wired?.firewall().intact();
   } catch {
     // the detach checks (and says why) again

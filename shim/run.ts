@@ -16,6 +16,7 @@ import { removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
+import type { Spec } from '../config/oci.js';
 import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
 import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
@@ -24,6 +25,7 @@ import type { InheritingChild } from './spawn-inherit.js';
 import { existsSync } from 'node:fs';
 import { keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
+import { makeGate, rememberEnd, withGateHook } from './runc-gate.js';
 
 export interface RunOptions {
   bundle: string;
@@ -48,12 +50,19 @@ export interface RunOptions {
   stopTimeoutS?: number | undefined;
 }
 
-/** The namespace choice, and what the container's resolv.conf should say. */
-export type WiredNetns = NetnsChoice & { dns?: DnsPlan | undefined };
+/** The namespace choice, and what the container's resolv.conf should say. `attach`: asked to
+ * defer it (WireOptions.deferAttach), the wiring left to do once runc has started; it says what the
+ * resolv.conf should say then (`dns` is what it says until then). */
+export type WiredNetns = NetnsChoice & { dns?: DnsPlan | undefined; attach?: (() => Promise<DnsPlan>) | undefined };
+
+export interface WireOptions {
+  /** The caller starts runc held at a gate (shim/runc-gate.ts) and attaches meanwhile. */
+  deferAttach?: boolean | undefined;
+}
 
 /** What the network part of `run` needs from the engine; set up inside the run's transaction. */
 export interface NetworkWiring {
-  wire(o: RunOptions, containerId: string, settings: Settings, tx: Transaction, log: Logger): Promise<WiredNetns>;
+  wire(o: RunOptions, containerId: string, settings: Settings, tx: Transaction, log: Logger, opts?: WireOptions): Promise<WiredNetns>;
   /** Undo what wire() did for a container whose supervising process died (idempotent). */
   release(containerId: string, stale: ContainerRecord | undefined, settings: Settings, log: Logger): Promise<void>;
 }
@@ -71,6 +80,11 @@ export interface PreparedContainer {
   runc: RuncPaths;
   tx: Transaction;
   log: Logger;
+  /** With PrepareExtras.overlapRunc, where runc can start held at a gate (shim/runc-gate.ts): the
+   * rest of the setup (the attach, the resolv.conf, the last signal check), which lets runc go on.
+   * Run once, after runc was started; throws as the setup would (the caller kills runc and rolls
+   * back). */
+  finish?: (() => Promise<void>) | undefined;
 }
 
 export interface PrepareExtras {
@@ -82,6 +96,9 @@ export interface PrepareExtras {
    * the detached door starts conmon here, held on its start pipe, so that conmon's own start-up
    * runs beside the rest of the setup. */
   afterClaim?(id: string, tx: Transaction): void;
+  /** The foreground run: runc may start before the network is attached, held at a gate until it
+   * is (PreparedContainer.finish). */
+  overlapRunc?: boolean | undefined;
 }
 
 /**
@@ -130,7 +147,12 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
     });
 
-    const { dns, ...netns } = await network.wire(o, id, settings, tx, clog);
+    const { dns: wiredDns, attach, ...netns } = await network.wire(o, id, settings, tx, clog, extras.overlapRunc === true ? { deferAttach: true } : undefined);
+    let dns = wiredDns;
+    // runc held at a gate while the attach runs (shim/runc-gate.ts); without one, attached now.
+    const gate = attach !== undefined ? makeGate() : undefined;
+    if (gate !== undefined) tx.onRollback('close the gate', () => gate.close());
+    else if (attach !== undefined) dns = await attach();
     checkInterrupted();
 
     const resolvConf = resolvConfMount(settings, dir, bundle.rootfs, dns);
@@ -149,6 +171,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       resolvConf,
       init: o.init ? findInit() : undefined,
     });
+    if (gate !== undefined) spec.hooks = withGateHook<NonNullable<Spec['hooks']>[string][number]>(spec.hooks, { ...gate.hook });
     const runBundle = path.join(dir, 'bundle');
     // config.json carries the -e values: 0600 in a 0700 directory.
     mkdirPrivate(runBundle);
@@ -164,6 +187,24 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     // to start (exit 130, no line) instead of aborting the setup. ~20 µs.
     await pollSignals();
     checkInterrupted();
+    if (gate !== undefined && attach !== undefined) {
+      // The setup's handlers stay until the gate opens: a signal before then still aborts it.
+      const finish = async () => {
+        try {
+          const attached = await attach();
+          // The resolv.conf runc has bind-mounted already, rewritten in place (same inode) when the
+          // attach says otherwise (a resolver's addresses); the container has not started.
+          if (resolvConf !== undefined && JSON.stringify(attached) !== JSON.stringify(dns)) resolvConfMount(settings, dir, bundle.rootfs, attached);
+          await faultPause('gate'); // tests: tsrun held (or killed) while runc waits at the gate
+          await pollSignals();
+          checkInterrupted();
+          gate.open();
+        } finally {
+          for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
+        }
+      };
+      return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog, finish };
+    }
   } catch (err) {
     for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
     await tx.rollback();
@@ -183,7 +224,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   // the setup, the process keeps one handler per signal throughout: the setup's handlers come and
   // go without the kernel's handlers being removed and installed again (7 signals, ~70 syscalls).
   const hold = holdSignals();
-  const { id, dir, bundleDir, runc, tx, log: clog } = await prepareContainer(o, settings, log, network, { terminal });
+  const { id, dir, bundleDir, runc, tx, log: clog, finish } = await prepareContainer(o, settings, log, network, { terminal, overlapRunc: true });
   const pidFile = path.join(dir, 'pid');
   const runcLog = path.join(dir, 'runc.log');
   const started = performance.now();
@@ -207,7 +248,22 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           );
     let exit: ChildExit;
     try {
-      exit = await superviseChild(spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn), {
+      let child = spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn);
+      if (finish !== undefined) {
+        // runc starts up (its cgroups, runc init, the mounts) while the network is attached; its
+        // first hook holds it until finish() opens the gate (shim/runc-gate.ts).
+        const held = rememberEnd(child);
+        child = held;
+        try {
+          await finish();
+        } catch (err) {
+          // Killed, not failed at the gate: a failed hook makes runc print a line of its own.
+          held.kill('SIGKILL');
+          await held.exited.catch(() => undefined);
+          throw err;
+        }
+      }
+      exit = await superviseChild(child, {
         stopTimeoutMs: stopTimeoutS * 1000,
         kill: () => runcKill(runc, id, 'KILL'),
         onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),

@@ -1,10 +1,10 @@
 // Bridge networking end to end: real runc containers in a sandbox host, real packets, real
 // nftables. The "outside" namespace plays the upstream network; nothing leaves the machine.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP, OUTSIDE_IP } from '../harness/bridge-world.js';
-import { PROJECT_ROOT, uniqueId, waitFor } from '../harness/sandbox.js';
+import { PROJECT_ROOT, isStopped, signalWhileStopped, uniqueId, waitFor } from '../harness/sandbox.js';
 
 let w: BridgeWorld;
 beforeAll(async () => {
@@ -293,6 +293,71 @@ describe('a crash leaves nothing tsrun gc cannot remove', () => {
     // the port is free again
     const again = await w.start(['-p', '8500:80'], HTTPD);
     await again.stop();
+  });
+});
+
+describe('runc started before the attach, held at its gate (shim/runc-gate.ts)', () => {
+  /** Pids of runc processes (runc run, runc init, its hooks) whose command line names `id`. */
+  const runcProcesses = (id: string): string[] =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+          return cmd.some((a) => a.endsWith('runc')) && cmd.includes(id);
+        } catch {
+          return false;
+        }
+      });
+
+  it('the container starts only once the network is attached: its first look finds eth0 and the published port', () => {
+    const r = w.run(['-p', '8502:80'], ['sh', '-c', 'ip -o -4 addr show eth0; ip route']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/eth0\s+inet 10\.88\./);
+    expect(r.stdout).toContain('default via 10.88.0.1');
+  });
+
+  it('tsrun killed while runc waits at the gate: the container never runs, runc gives up on its own, gc removes the rest', async () => {
+    const id = uniqueId('gate');
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '-p', '8503:80', w.bundle, '--', 'sh', '-c', 'echo the-container-ran'], { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor('tsrun held at the gate', () => isStopped(child.pid!));
+      expect(runcProcesses(id).length).toBeGreaterThan(0); // runc started before the attach was done
+      expect(w.endpoint(id).hostIfname).toMatch(/./); // attached
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await exited;
+    // Its gate's pipe gone with tsrun, runc's hook fails and runc removes what it had created.
+    await waitFor('runc to give up', () => runcProcesses(id).length === 0);
+    expect(w.host.runcList()).toEqual([]);
+    expect(out).not.toContain('the-container-ran');
+    const report = JSON.parse(w.tsrunOk(['gc']));
+    expect(report.containers).toEqual([id]);
+    expect(w.leaks()).toEqual([]);
+  });
+
+  it('a signal while runc waits at the gate aborts the setup: 125, one line, runc gone, nothing left', async () => {
+    const id = uniqueId('gates');
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '-p', '8504:80', w.bundle, '--', 'sh', '-c', 'echo the-container-ran'], { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await signalWhileStopped(child.pid!, 'SIGTERM', 'tsrun held at the gate');
+    expect(await exited).toBe(125);
+    expect(err.trim().split('\n')).toEqual([expect.stringContaining('interrupted by SIGTERM during setup')]);
+    expect(out).toBe('');
+    expect(runcProcesses(id)).toEqual([]);
+    expect(w.host.runcList()).toEqual([]);
   });
 });
 

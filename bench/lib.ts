@@ -105,3 +105,34 @@ export function nodeLoadingBundle(door: 'cli' | 'run' | 'run-plain' | 'hook' | '
   const code = `const door = require(${JSON.stringify(CODE_CACHE_LOADER)}).load(${JSON.stringify(path.join(BUNDLE_DIR, `${door}.cjs`))});${then}`;
   return [process.execPath, ['-e', code]];
 }
+
+/**
+ * The cgroup warm-up as tsrun's door starts it, as JavaScript for a floor's `node -e`
+ * (runtime/cgroups/migration-warmup.ts): `once`, one move into the process's own cgroup (its
+ * cgroup.procs file, `procs`) on libuv's pool; `kept`, a move now and one every 4 ms until runc's
+ * pid file exists (at most 250 ms), as tsrun keeps it since session 6 (shim/run.ts keepWarmUntil).
+ * Empty without a cgroup.procs file to write.
+ */
+export function warmupCode(procs: string | undefined, warm: 'kept' | 'once' | 'none', pidFile?: string): string {
+  if (procs === undefined || warm === 'none') return '';
+  if (warm === 'once') return `{const fs=require('fs'),fd=fs.openSync(${JSON.stringify(procs)},'w');fs.write(fd,'0',()=>fs.closeSync(fd));}`;
+  return (
+    `{const fs=require('fs'),p=${JSON.stringify(procs)},f=${JSON.stringify(pidFile)},t0=Date.now(),mv=()=>{const fd=fs.openSync(p,'w');fs.write(fd,'0',()=>fs.closeSync(fd));};` +
+    "mv();const t=setInterval(()=>{if(fs.existsSync(f)||Date.now()-t0>250)clearInterval(t);else mv();},4);t.unref();}"
+  );
+}
+
+/**
+ * Floor C's process (bench/suites/startup.ts): one cold Node process that does nothing but start
+ * `runc <runcArgs>` the way tsrun starts it (Node's process handle, as shim/spawn-inherit.ts, no
+ * module loaded), with the container's stdio, and exit with its status; `warm`: the cgroup warm-up
+ * first (warmupCode; `kept` needs runcArgs to carry --pid-file pidFile).
+ */
+export function floorCCommand(runcArgs: string[], procs: string | undefined, warm: 'kept' | 'once' | 'none', pidFile?: string): [string, string[]] {
+  const code =
+    warmupCode(procs, warm, pidFile) +
+    "const P=process.binding('process_wrap').Process,h=new P();h.onexit=(c)=>process.exit(c);" +
+    `const a=${JSON.stringify(runcArgs)};` +
+    "if(h.spawn({file:'runc',args:['runc',...a],envPairs:Object.entries(process.env).map(([k,v])=>k+'='+v),stdio:[0,1,2].map((fd)=>({type:'fd',fd})),detached:false,windowsHide:false}))process.exit(125)";
+  return [process.execPath, ['-e', code]];
+}

@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
-import { Report, TSRUN, benchBundle, benchEnv, interleave, median, nodeLoadingBundle, timeCommand } from '../lib.js';
+import { Report, TSRUN, benchBundle, benchEnv, floorCCommand, interleave, median, nodeLoadingBundle, timeCommand, warmupCode } from '../lib.js';
 
 export function startupSuite(report: Report, runs: number): void {
   report.section(`start-up: tsrun run --net none vs runc run, busybox /bin/true, state on tmpfs as /run on a host (median of ${runs}; tsrun and floor C: of ${runs * 4})`);
@@ -64,7 +64,6 @@ export function startupSuite(report: Report, runs: number): void {
       return false;
     }
   };
-  const warmup = () => (procs === undefined ? '' : `{const fs=require('fs'),fd=fs.openSync(${JSON.stringify(procs)},'w');fs.write(fd,'0',()=>fs.closeSync(fd));}`);
   // Since session 6 tsrun keeps that path open until runc has moved its init (a move every 4 ms
   // from the spawn until runc's --pid-file exists, at most 250 ms: shim/run.ts, keepWarmUntil):
   // it wins on a loaded machine, where runc's own move comes late, and costs a little on a quiet
@@ -72,11 +71,7 @@ export function startupSuite(report: Report, runs: number): void {
   // both ways, and the target holds tsrun to the faster of the two in the same run: the least a
   // Node front door can do, whichever way the machine leans. pidFile: where the floor's runc
   // writes its init's pid, as tsrun's runc does.
-  const keptWarm = (pidFile: string) =>
-    procs === undefined
-      ? ''
-      : `{const fs=require('fs'),p=${JSON.stringify(procs)},f=${JSON.stringify(pidFile)},t0=Date.now(),mv=()=>{const fd=fs.openSync(p,'w');fs.write(fd,'0',()=>fs.closeSync(fd));};` +
-        "mv();const t=setInterval(()=>{if(fs.existsSync(f)||Date.now()-t0>250)clearInterval(t);else mv();},4);t.unref();}";
+  const keptWarm = (pidFile: string) => warmupCode(procs, 'kept', pidFile);
   const pidDir = path.join(stateRoot, 'floor-pids');
   mkdirSync(pidDir, { recursive: true });
   // The floor's process: load run.cjs, then `runc run` with the container's stdio, started the way
@@ -104,12 +99,8 @@ export function startupSuite(report: Report, runs: number): void {
   // libuv's pool), as tsrun's door does: what the least a Node front door can do costs.
   const nodeStartsRunc = (warm: 'kept' | 'once' | 'none', where = runcRoot) => () => {
     const pidFile = path.join(pidDir, `${n}.pid`);
-    const code =
-      (warm === 'kept' ? keptWarm(pidFile) : warm === 'once' ? warmup() : '') +
-      "const P=process.binding('process_wrap').Process,h=new P();h.onexit=(c)=>process.exit(c);" +
-      `const a=${JSON.stringify(['--root', where, 'run', '--pid-file', pidFile, '--bundle', bundle.dir, `ref-${n++}`])};` +
-      "if(h.spawn({file:'runc',args:['runc',...a],envPairs:Object.entries(process.env).map(([k,v])=>k+'='+v),stdio:[0,1,2].map((fd)=>({type:'fd',fd})),detached:false,windowsHide:false}))process.exit(125)";
-    return timeCommand(process.execPath, ['-e', code], { env });
+    const [cmd, args] = floorCCommand(['--root', where, 'run', '--pid-file', pidFile, '--bundle', bundle.dir, `ref-${n++}`], procs, warm, pidFile);
+    return timeCommand(cmd, args, { env });
   };
   const afterGrace: number[] = [];
   try {

@@ -1,8 +1,8 @@
 // A container's tsrun state directory, `<runDir>/containers/<id>/`, claimed exclusively: the
 // mkdir is the lock that refuses a second live container with the same id. It holds the owner
 // (the tsrun process supervising it), the spec written for runc, and what cleanup needs.
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
-import { mkdirPrivate, PRIVATE_DIR_MODE, removeTree, writeFileReplacing } from './files.js';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirPrivate, PRIVATE_DIR_MODE, removeTree, writeFileExclusive, writeFileReplacing } from './files.js';
 import path from 'node:path';
 import { ConflictError, SystemError, UserError } from '../config/errors.js';
 
@@ -58,7 +58,14 @@ export async function claimContainer(
       continue;
     }
     try {
-      writeRecord(runDir, full);
+      // The directory is this process's alone from the mkdir on (0700, made just now): the record
+      // is written under a fixed temporary name, created exclusively without following a link
+      // (writeFileExclusive), and renamed into place whole, as readers rely on (unreadableRecord).
+      // A random temporary name guards a directory others can write; here it only cost a
+      // /dev/urandom open, read and close.
+      const file = recordFile(runDir, rec.id);
+      writeFileExclusive(`${file}.new`, JSON.stringify(full, null, 2));
+      renameSync(`${file}.new`, file);
       return full;
     } catch (err) {
       // A full or read-only run directory: the claim is ours, and an empty directory left here
@@ -80,14 +87,17 @@ export function isoNow(d = new Date()): string {
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}T${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}Z`;
 }
 
+function recordFile(runDir: string, id: string): string {
+  return path.join(containerDir(runDir, id), 'container.json');
+}
+
 export function writeRecord(runDir: string, rec: ContainerRecord): void {
-  const file = path.join(containerDir(runDir, rec.id), 'container.json');
-  writeFileReplacing(file, JSON.stringify(rec, null, 2));
+  writeFileReplacing(recordFile(runDir, rec.id), JSON.stringify(rec, null, 2));
 }
 
 export function readRecord(runDir: string, id: string): ContainerRecord | undefined {
   try {
-    return JSON.parse(readFileSync(path.join(containerDir(runDir, id), 'container.json'), 'utf8')) as ContainerRecord;
+    return JSON.parse(readFileSync(recordFile(runDir, id), 'utf8')) as ContainerRecord;
   } catch {
     return undefined;
   }
@@ -101,7 +111,7 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
  * into place whole).
  */
 export function unreadableRecord(runDir: string, id: string): UserError | undefined {
-  const file = path.join(containerDir(runDir, id), 'container.json');
+  const file = recordFile(runDir, id);
   if (readRecord(runDir, id) != null || !existsSync(file)) return undefined;
   return new UserError(`container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun gc removes the container`);
 }

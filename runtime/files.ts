@@ -49,6 +49,36 @@ export function writeFileReplacing(file: string, data: string | Buffer, mode: nu
   }
 }
 
+/**
+ * Creates `file` with `data`, which must not exist yet: for a file in a directory this process has
+ * just created itself, exclusively (a container's claimed state directory), where nothing can be
+ * in the way and nobody else writes. O_EXCL|O_NOFOLLOW still refuses anything planted there (a
+ * symlink included). No random temporary name and no rename: what writeFileReplacing spends on
+ * them (a /dev/urandom open, read and close, and the rename) guards a file that readers may see
+ * being replaced; a reader of a file being created here sees it absent or short, which each one
+ * already takes as "not written yet" (an unreadable record reads as no record). If the write
+ * fails, the partial file is removed.
+ */
+export function writeFileExclusive(file: string, data: string | Buffer, mode: number = PRIVATE_FILE_MODE): void {
+  const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  try {
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      fchmodSync(fd, mode); // the umask may have taken bits off
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // gone already
+    }
+    throw err;
+  }
+}
+
 /** `rm -f file`: gone already is fine. Not fs.rmSync, which in Node 20 loads its rimraf module and
  * runs it (lstat, retries) on every call, also for one file: a cold process pays for both. */
 export function removeFile(file: string): void {

@@ -35,7 +35,9 @@ export async function wireWithoutNetwork(o: RunOptions, containerId: string, set
  */
 export async function leaveNamespace(settings: Settings, root: string, id: string, log: Logger, detach?: (root: string) => Promise<void>): Promise<void> {
   const users = await import('../runtime/netns-users.js');
-  const l = users.leave(settings.runDir, root, id);
+  // Without `detach` the caller is a --net none owner, which registered unwired: its directory is
+  // removed at once when it is the last user (netns-users.ts, removeEmpty).
+  const l = users.leave(settings.runDir, root, id, { unwired: detach === undefined && root === id });
   if (!l.teardown) {
     log.info({ owner: root }, 'the network namespace has other users: its endpoint stays for them');
     return;
@@ -47,6 +49,6 @@ export async function leaveNamespace(settings: Settings, root: string, id: strin
       await detach!(root);
     }
   } finally {
-    users.finishTeardown(settings.runDir, root);
+    if (l.finished !== true) users.finishTeardown(settings.runDir, root);
   }
 }

@@ -1,9 +1,9 @@
 // removeFile / removeTree: rm -f and rm -rf without fs.rmSync (which loads and runs rimraf).
 import { describe, expect, it } from '@jest/globals';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdirPrivate, removeFile, removeTree } from '../../../runtime/files.js';
+import { mkdirPrivate, removeFile, removeTree, writeFileExclusive } from '../../../runtime/files.js';
 import { randomHex } from '../../../config/random.js';
 
 describe('removeFile and removeTree', () => {
@@ -60,6 +60,38 @@ describe('mkdirPrivate', () => {
       expect(() => mkdirPrivate(file)).toThrow(/EEXIST/);
       expect(statSync(file).isFile()).toBe(true);
     } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('writeFileExclusive', () => {
+  it('creates a new 0600 file whatever the umask, and refuses a file or a symlink already there without touching it', () => {
+    const top = mkdtempSync(path.join(os.tmpdir(), 'tsrun-files-test-'));
+    const old = process.umask(0o077 | 0o100); // a umask that takes the owner's x bit too
+    try {
+      const f = path.join(top, 'config.json');
+      writeFileExclusive(f, '{"a":1}');
+      expect(readFileSync(f, 'utf8')).toBe('{"a":1}');
+      expect(statSync(f).mode & 0o7777).toBe(0o600);
+      expect(readdirSync(top)).toEqual(['config.json']); // no temporary name left beside it
+      expect(() => writeFileExclusive(f, 'x')).toThrow(/EEXIST/);
+      expect(readFileSync(f, 'utf8')).toBe('{"a":1}');
+      // a symlink planted in its place is neither followed nor replaced
+      const target = path.join(top, 'target');
+      writeFileSync(target, 'keep');
+      const link = path.join(top, 'link');
+      symlinkSync(target, link);
+      expect(() => writeFileExclusive(link, 'x')).toThrow(/EEXIST/);
+      expect(readFileSync(target, 'utf8')).toBe('keep');
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      // a dangling one too (O_EXCL|O_NOFOLLOW: the kernel refuses to create through it)
+      const dangling = path.join(top, 'dangling');
+      symlinkSync(path.join(top, 'nowhere'), dangling);
+      expect(() => writeFileExclusive(dangling, 'x')).toThrow(/EEXIST/);
+      expect(existsSync(path.join(top, 'nowhere'))).toBe(false);
+    } finally {
+      process.umask(old);
       rmSync(top, { recursive: true, force: true });
     }
   });

@@ -103,6 +103,41 @@ describe('owner and joiners', () => {
     expect(existsSync(usersDir(runDir, 'b'))).toBe(false);
   });
 
+  it('an unwired owner leaving last removes its directory at once; anything else in it and the protocol decides', async () => {
+    // the plain case: nothing left, nothing for finishTeardown
+    await registerOwner(runDir, 'n', me, { wired: false });
+    expect(leave(runDir, 'n', 'n', { unwired: true })).toEqual({ teardown: true, wired: false, finished: true });
+    expect(existsSync(usersDir(runDir, 'n'))).toBe(false);
+    expect(existsSync(path.join(runDir, 'netns-users'))).toBe(true);
+    // a live joiner: it keeps the namespace
+    await registerOwner(runDir, 'a', me, { wired: false });
+    registerJoiner(runDir, 'a', 'j', me);
+    expect(leave(runDir, 'a', 'a', { unwired: true })).toEqual({ teardown: false, wired: false });
+    expect(leave(runDir, 'a', 'j')).toEqual({ teardown: true, wired: false });
+    finishTeardown(runDir, 'a');
+    // a dead user's entry: the listing removes it and this caller tears down
+    await registerOwner(runDir, 'b', me, { wired: false });
+    die('b', 'x');
+    expect(leave(runDir, 'b', 'b', { unwired: true })).toEqual({ teardown: true, wired: false });
+    finishTeardown(runDir, 'b');
+    expect(existsSync(usersDir(runDir, 'b'))).toBe(false);
+    // the hint wrong (the owner was wired): .wired keeps the directory, the endpoint is reported
+    await registerOwner(runDir, 'w', me, { wired: true });
+    expect(leave(runDir, 'w', 'w', { unwired: true })).toEqual({ teardown: true, wired: true });
+    finishTeardown(runDir, 'w');
+    // a teardown in progress by a live holder: not this caller's
+    await registerOwner(runDir, 't', me, { wired: false });
+    writeFileSync(path.join(usersDir(runDir, 't'), '.teardown'), JSON.stringify({ pid: me, start: '' }));
+    expect(leave(runDir, 't', 't', { unwired: true })).toEqual({ teardown: false, wired: false });
+  });
+
+  it('a new owner registers without reading anything; a directory left behind is settled as before', async () => {
+    expect(existsSync(usersDir(runDir, 'f'))).toBe(false);
+    expect(await registerOwner(runDir, 'f', me, { wired: false })).toEqual({ reclaimed: false });
+    expect(readdirSync(usersDir(runDir, 'f'))).toEqual(['f']);
+    expect(isLiveUser(runDir, 'f', 'f')).toBe(true);
+  });
+
   it('a teardown whose holder died is taken over', async () => {
     await registerOwner(runDir, 'a', me, { wired: true });
     expect(leave(runDir, 'a', 'a').teardown).toBe(true);

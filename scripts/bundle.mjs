@@ -31,7 +31,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import path from 'node:path';
 // shim/entry.ts as tsc compiled it (npm run build runs tsc first): the entry's first line.
 import { shebangLine, shebangProblem, shellLine } from '../dist/shim/entry.js';
@@ -105,6 +105,31 @@ const lazyBuiltins = {
       const lines = keys.map((k) => `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => load().${k} });`);
       return {
         contents: `let real;\nconst load = () => (real ??= require(${JSON.stringify(id)}));\n${lines.join('\n')}\n`,
+        loader: 'js',
+        resolveDir: process.cwd(),
+      };
+    });
+    // The other built-ins (fs, path, url, util, events, ...: loaded by Node's bootstrap anyway),
+    // when imported by an import statement: one ES module per built-in whose exports are the real
+    // module's values, so that esbuild binds each imported name to a variable, read once when the
+    // bundle loads. Required as an external, each importing module got its own require() (21 of
+    // node:fs and 18 of node:path in run-plain.cjs: Node's public loader syncs a built-in's every
+    // export into its ES module facade on each) and __toESM's copy of the module (a getter per
+    // property: 104 for node:fs), and every call went through a getter. Only the names some module
+    // imports are kept (the others are pure and dropped). A require() call (bundled CommonJS code)
+    // still gets the module itself.
+    const eager = builtinModules.filter((m) => !m.startsWith('_') && !LAZY_BUILTINS.includes(m));
+    b.onResolve({ filter: new RegExp(`^(?:node:)?(${eager.map((m) => m.replace(/[/.]/g, (c) => `\\${c}`)).join('|')})$`) }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (args.namespace === 'eager-builtin' || args.kind !== 'import-statement') return { path: `node:${name}`, external: true };
+      return { path: name, namespace: 'eager-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'eager-builtin' }, (args) => {
+      const id = `node:${args.path}`;
+      const keys = Object.keys(requireHere(id)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const lines = keys.map((k) => `export const ${k} = /* @__PURE__ */ pick(${JSON.stringify(k)});`);
+      return {
+        contents: `const real = require(${JSON.stringify(id)});\nconst pick = (k) => real[k];\n${lines.join('\n')}\nexport default real;\n`,
         loader: 'js',
         resolveDir: process.cwd(),
       };

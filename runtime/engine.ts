@@ -29,6 +29,7 @@ import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
 import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
+import { clashingListener, hostListenersFor, listenerText } from './host-listeners.js';
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
 import { dnsEnabled, resolverServes } from './dns/table.js';
@@ -145,6 +146,7 @@ export class Engine {
       const viaHost = driver.hostFirewall !== false;
       if (!viaHost && req.ports.length > 0) throw new UserError(`-p cannot publish ports on ${net.driver} network ${net.name}: its containers are reachable at their own addresses`);
       await checkLocalHostIps(req.ports, host);
+      await this.checkHostListeners(req.ports);
       const firewall = this.deps.firewall();
       const useResolver = resolverServes(net) && (req.resolver ?? dnsEnabled(net));
 
@@ -532,6 +534,28 @@ export class Engine {
    * Reserves a host port; when another container holds it and every endpoint record of that
    * container is from another boot (it cannot be running), its endpoints are torn down first.
    */
+  /**
+   * Refuses a mapping whose host port a process of the host listens on (runtime/host-listeners.ts):
+   * the DNAT would take that service's connections. Listeners on port 53 at an address inside a
+   * tsrun subnet (the resolvers on the gateways) are left out: the publish chain never DNATs
+   * those (nft-rules.ts, rule j), so nothing of theirs is taken.
+   */
+  private async checkHostListeners(ports: PortMapping[]): Promise<void> {
+    if (ports.length === 0) return;
+    let listeners = hostListenersFor(ports);
+    if (listeners.length === 0) return;
+    if (listeners.some((l) => l.port === 53)) {
+      const subnets = (await this.networks.list()).flatMap((n) => [n.subnet4, n.subnet6]).filter((c): c is string => !!c).map((c) => parseSubnet(c));
+      listeners = listeners.filter((l) => l.port !== 53 || isUnspecified(parseAddress(l.address)) || !subnets.some((s) => contains(s, parseAddress(l.address))));
+    }
+    for (const p of ports) {
+      const l = clashingListener(p, listeners);
+      if (!l) continue;
+      const at = p.hostIp === undefined ? '' : p.hostIp.includes(':') ? `[${p.hostIp}]:` : `${p.hostIp}:`;
+      throw new ConflictError(`cannot publish ${at}${p.hostPort}/${p.protocol}: a process of the host listens on ${listenerText(l)}, and publishing would take its connections (stop it, or publish another host port)`);
+    }
+  }
+
   private async reservePortReclaiming(p: PortMapping, containerId: string, log: Logger): Promise<void> {
     try {
       await reservePort(this.deps.store, p, containerId);

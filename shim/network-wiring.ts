@@ -54,24 +54,8 @@ export const shimNetworkWiring: NetworkWiring = {
         const users = await import('../runtime/netns-users.js');
         const pin = pinPath(settings.runDir, containerId);
         await tx.step('create the container network namespace', () => createPinnedNetns(pin), () => deletePinnedNetns(pin));
-        const handle = await openEngine(settings, log);
-        tx.onRollback('close the store', () => handle.close());
-        wired = handle.engine;
-        // Before the attach: an earlier namespace wired under this id may still have users.
-        const { reclaimed } = await tx.step(
-          'register as the owner of its network namespace',
-          () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: true }),
-          // The endpoint goes with the last user of the namespace: this one, or a joiner later.
-          // This one: the pin goes next (the step before), so the veth can go with the namespace.
-          () => leaveNamespace(settings, containerId, containerId, log, handle.engine, { netnsGoing: true }),
-        );
-        if (reclaimed) await handle.engine.detach(containerId, { unrecorded: true }); // left by users that all died
         const network = o.net.network;
         const dnsServers = o.dns ?? [];
-        if ((o.networkAliases ?? []).length > 0) {
-          const def = await handle.engine.networks.get(network);
-          if (!(def ? dnsEnabled(def) : network !== DEFAULT_NETWORK)) throw new UserError(`--network-alias: network ${network} has no name resolution (aliases need a network with DNS on)`);
-        }
         // A network without names still uses the resolver when the host's resolvers are all on its
         // loopback (systemd-resolved): a copied resolv.conf would have no server left.
         const resolver = needsResolverToForward(settings, dnsServers) ? true : undefined;
@@ -87,7 +71,26 @@ export const shimNetworkWiring: NetworkWiring = {
             attachDone(ok);
           }
         };
+        // The engine (the store), the registration and the attach: with runc started first (the
+        // foreground run, shim/runc-gate.ts), all of it while runc starts up; only the pinned
+        // namespace (the spec's path) comes before.
         const attachNow = async (): Promise<DnsPlan> => {
+          const handle = await openEngine(settings, log);
+          tx.onRollback('close the store', () => handle.close());
+          wired = handle.engine;
+          // Before the attach: an earlier namespace wired under this id may still have users.
+          const { reclaimed } = await tx.step(
+            'register as the owner of its network namespace',
+            () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: true }),
+            // The endpoint goes with the last user of the namespace: this one, or a joiner later.
+            // This one: the pin goes next (the step before), so the veth can go with the namespace.
+            () => leaveNamespace(settings, containerId, containerId, log, handle.engine, { netnsGoing: true }),
+          );
+          if (reclaimed) await handle.engine.detach(containerId, { unrecorded: true }); // left by users that all died
+          if ((o.networkAliases ?? []).length > 0) {
+            const def = await handle.engine.networks.get(network);
+            if (!(def ? dnsEnabled(def) : network !== DEFAULT_NETWORK)) throw new UserError(`--network-alias: network ${network} has no name resolution (aliases need a network with DNS on)`);
+          }
           const rec = await tx.step(`attach to network ${network}`, () =>
             handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
           );
@@ -99,7 +102,7 @@ export const shimNetworkWiring: NetworkWiring = {
             : { kind: 'copy', dns: dnsServers, hostNetwork: false };
         };
         // The foreground run attaches while runc starts (shim/runc-gate.ts): the namespace is
-        // pinned and registered, the attach (and with it the resolv.conf's content) comes later.
+        // pinned, the rest (and with it the resolv.conf's content) comes later.
         if (opts?.deferAttach === true) return { kind: 'path', path: pin, dns: { kind: 'copy', dns: dnsServers, hostNetwork: false }, attach };
         return { kind: 'path', path: pin, dns: await attach() };
       }

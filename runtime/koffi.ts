@@ -48,10 +48,12 @@ export function packageNodeModules(bundleDir: string): string | undefined {
  * libuv thread pool and runs C++ destructors and atexit handlers, ~1.1 ms of a short process
  * (measured from the exit call to the parent's wait4). Only for a process whose output is all
  * written synchronously (the hook's log and stderr line, stdio to pipes and files) and that has
- * no 'exit' listener: nothing runs after this. Returns, doing nothing, when koffi is not loaded.
+ * no 'exit' listener: nothing runs after this. Returns, doing nothing, when koffi is not loaded or
+ * something listens for 'exit' after all.
  */
 export function exitFast(code: number): void {
-  if (!koffi) return;
+  // Something listens for 'exit' (a test's preload recording what was loaded): Node's exit runs it.
+  if (!koffi || process.listenerCount('exit') > 0) return;
   // Node's own exit puts stdin, stdout and stderr back as it found them (ResetStdio); _exit does
   // not. A stream Node made on one (process.stderr: node:net's Socket._destroy reads it whenever a
   // child's pipe closes, e.g. conmon's in run -d) set O_NONBLOCK on that open file description,

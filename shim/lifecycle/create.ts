@@ -3,7 +3,7 @@
 // rewrite); then conmon, not this process, becomes the container's parent, and this process exits.
 import { spawn } from 'node:child_process';
 import { randomHex } from '../../config/random.js';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
@@ -205,7 +205,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
         if (hooks.recordStartWithPid) r.startedAt = new Date().toISOString();
       });
       checkInterrupted();
-      prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
+      prep.log.info({ containerPid: started.pid, conmonPid: started.conmonPid, conmonSpawnedAtMs: +tSpawn.toFixed(1), conmonSpawnedBy: monitor!.spawnedBy, preparedMs: +tPrep.toFixed(1), conmonAtMs: +t0.toFixed(1), conmonMs: +(performance.now() - t0).toFixed(1) }, 'detached container created');
     } catch (err) {
       await tx.rollback();
       throw err;
@@ -237,7 +237,9 @@ async function recordMonitorWhenForked(runDir: string, id: string, p: ContainerP
     () => (answered = true),
   );
   while (!answered) {
-    const pid = readPid(p.conmonPidFile);
+    // existsSync first: readPid's readFileSync throws (and builds an Error) at every look before
+    // the file exists.
+    const pid = existsSync(p.conmonPidFile) ? readPid(p.conmonPidFile) : undefined;
     if (pid !== undefined) {
       try {
         return recordMonitor(runDir, id, pid);

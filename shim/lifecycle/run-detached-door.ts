@@ -12,6 +12,7 @@ import { UserError } from '../../config/errors.js';
 import { resolveSettings } from '../../config/settings.js';
 import { containerDir } from '../../runtime/containers.js';
 import { resolverState } from '../../runtime/dns/paths.js';
+import { exitFast } from '../../runtime/koffi.js';
 import { rootOf } from '../../runtime/netns-users.js';
 import { leaveNamespace, wireWithoutNetwork } from '../network-plain.js';
 import type { RunArgs } from '../run-args.js';
@@ -59,6 +60,10 @@ export async function door(a: RunArgs): Promise<number | undefined> {
     // it is well or absent); its client is loaded only when it died (as in the plain run door).
     if (resolverState(settings.runDir) === 'dead') (await import('../../runtime/dns/client.js')).reviveResolver(settings, log);
     writeStdout(`${await createAndStart(options, detachOptionsOf(a.flags), settings, log, plainDetachedWiring())}\n`);
+    // conmon was started through koffi (shim/lifecycle/conmon.ts): leave through libc's _exit, as
+    // a wired run -d does (runtime/koffi.ts exitFast; ~1 ms of Node's own exit). The id and the
+    // log are written synchronously and nothing listens for 'exit'; without koffi, returns.
+    exitFast(0);
     return 0;
   } catch (err) {
     if (err instanceof NeedsFullDoor) return undefined;

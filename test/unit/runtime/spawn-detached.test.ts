@@ -2,8 +2,8 @@
 // waiting for a hook's pipes needs from it: its stdio on /dev/null, no other descriptor of the
 // caller's, a session of its own, SIGPIPE back to its default.
 import { describe, expect, it } from '@jest/globals';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { spawnDetached } from '../../../runtime/spawn-detached.js';
+import { closeSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { pipeCloexec, spawnDetached } from '../../../runtime/spawn-detached.js';
 import { ErrnoError } from '../../../runtime/netns/errno.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,6 +27,32 @@ describe('spawnDetached', () => {
     } finally {
       process.kill(pid, 'SIGKILL');
     }
+  });
+
+  it("run -d's conmon: a pipe of the caller's on fd 3, the environment given, the program found in PATH", () => {
+    const [r, w] = pipeCloexec();
+    try {
+      const pid = spawnDetached('sh', ['sh', '-c', 'echo "$X $(readlink /proc/$$/fd/2) $(ls /proc/$$/fd | tr "\\n" " ")" >&3'], { fds: [undefined, undefined, undefined, w], env: ['X=given', 'PATH=/usr/bin:/bin'], search: true });
+      expect(pid).toBeGreaterThan(0);
+      closeSync(w);
+      // Blocking reads: the pipe ends when sh has exited (the caller's own end is close-on-exec).
+      const buf = Buffer.alloc(4096);
+      let out = '';
+      for (let n = readSync(r, buf); n > 0; n = readSync(r, buf)) out += buf.toString('utf8', 0, n);
+      const [x, stderr, ...fds] = out.trim().split(/\s+/);
+      expect(x).toBe('given');
+      expect(stderr).toBe('/dev/null');
+      // 0-3, and nothing of this process's (the command substitution's own pipe aside)
+      const nums = fds.map(Number).sort((a, b) => a - b);
+      expect(nums.slice(0, 4)).toEqual([0, 1, 2, 3]);
+      expect(nums.filter((fd) => fd > 3).length).toBeLessThanOrEqual(1);
+    } finally {
+      closeSync(r);
+    }
+  });
+
+  it('refuses a descriptor that a lower one would overwrite first', () => {
+    expect(() => spawnDetached('/bin/true', ['true'], { fds: [undefined, undefined, undefined, 2] })).toThrow(RangeError);
   });
 
   it('a program that cannot be started: an ErrnoError', () => {

@@ -39,10 +39,27 @@ async function until(what: string, ok: () => boolean): Promise<void> {
   if (!ok()) throw new Error(`timed out waiting for ${what}`);
 }
 
-describe('conmon held on its start pipe', () => {
+// Both ways of starting it (shim/lifecycle/conmon.ts): libc's posix_spawn, and node:child_process
+// (TSRUN_SPAWN=child_process, also what runs where koffi cannot be loaded).
+const ways: ['posix_spawn' | 'child_process', string | undefined][] = [
+  ['posix_spawn', undefined],
+  ['child_process', 'child_process'],
+];
+describe.each(ways)('conmon held on its start pipe, started by %s', (way, knob) => {
+  const saved = process.env.TSRUN_SPAWN;
+  beforeEach(() => {
+    if (knob === undefined) delete process.env.TSRUN_SPAWN;
+    else process.env.TSRUN_SPAWN = knob;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.TSRUN_SPAWN;
+    else process.env.TSRUN_SPAWN = saved;
+  });
+
   it('does nothing until start(), then goes on and reports the pid', async () => {
     mkdirSync(path.join(dir, 'run', 'containers', 'c1'), { recursive: true });
     const h = handle();
+    expect(h.spawnedBy).toBe(way);
     await until('the stand-in to run', () => existsSync(path.join(dir, 'held.pid')));
     await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(path.join(dir, 'started'))).toBe(false);
@@ -68,6 +85,28 @@ describe('conmon held on its start pipe', () => {
         return true;
       }
     });
+  });
+
+  it('a conmon that fails before it answers: its last stderr line, and its descriptors were 0-4 alone', async () => {
+    const failing = path.join(dir, 'conmon-failing');
+    writeFileSync(failing, `#!/bin/sh
+ls -l /proc/$$/fd > "$FAKE_DIR/fds"
+head -c 1 <&4 > /dev/null
+echo "[conmon:w]: first" >&2
+echo "[conmon:e]: cannot open the log" >&2
+exit 1
+`);
+    chmodSync(failing, 0o755);
+    const p = pathsOf(path.join(dir, 'run'), 'c3');
+    const h = spawnConmon({ id: 'c3', paths: p, runc: { binary: '/bin/false', root: dir }, tty: false, stdin: false, exitCommand: ['/bin/true'], env: { PATH: process.env.PATH, FAKE_DIR: dir }, conmonBinary: failing, timeoutMs: 5_000 });
+    await expect(h.start()).rejects.toThrow(/^conmon: cannot open the log$/);
+    // `N -> target` lines: 0-4 are conmon's (stdio, the sync and start pipes); above them only the
+    // shell's own copies for its redirection (fd 10 on: /dev/null, the listing's file), never a
+    // pipe or socket of this process's.
+    const fds = new Map([...readFileSync(path.join(dir, 'fds'), 'utf8').matchAll(/ (\d+) -> (.*)$/gm)].map((m) => [Number(m[1]), m[2]!]));
+    expect([0, 1, 2, 3, 4].every((fd) => fds.has(fd))).toBe(true);
+    expect([...fds].filter(([fd, target]) => fd > 4 && /^(pipe|socket):/.test(target))).toEqual([]);
+    expect([...fds.keys()].filter((fd) => fd > 4 && fd < 10)).toEqual([]);
   });
 
   it('a missing binary is reported by start(), in one line', async () => {

@@ -203,7 +203,7 @@ const cachedFrontDoors = (map) => ({
       const [file, cache] = args.path.split('#');
       const at = (f) => `require('node:path').join(__dirname, ${JSON.stringify(f)})`;
       return {
-        contents: `module.exports = require(${JSON.stringify(path.resolve('scripts/code-cache.cjs'))}).load(${at(file)}${cache ? `, ${at(cache)}` : ''});`,
+        contents: `module.exports = require(${JSON.stringify(path.resolve('scripts/code-cache-load.cjs'))}).load(${at(file)}${cache ? `, ${at(cache)}` : ''});`,
         loader: 'js',
         resolveDir: process.cwd(),
       };

@@ -1,0 +1,59 @@
+// The run-time half of scripts/code-cache.cjs: load() compiles a front door's bundle from its V8 code
+// cache. The dispatcher dispatch.cjs bundles this file and nothing else of the code-cache tool, and
+// its own code cache holds every function of what it bundles (scripts/bundle.mjs): the build-time
+// half (warm-up runs, writing caches: scripts/code-cache.cjs) made that cache twice as large,
+// deserialized by every cold tsrun process for code only the build runs.
+// The cache names the file's size and mtime and the Node version it was made for; any mismatch,
+// or V8 rejecting it (another V8, other flags), means an ordinary require: slower, never wrong.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+// The Module class from the main module when there is one (the entry, tsrun or tsrun.cjs, whose
+// dispatcher dispatch.cjs bundles this file):
+// the first require of node:module loads Node's ES module loader and source maps with it (~0.4 ms
+// of every cold front door), for the class every CommonJS module already has as its constructor.
+const Module = typeof require.main?.constructor?.wrap === 'function' && typeof require.main.constructor.createRequire === 'function' ? require.main.constructor : require('node:module');
+
+function header(file) {
+  const st = fs.statSync(file);
+  return JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, node: process.version, arch: process.arch });
+}
+
+/** Compiles and runs `file` as a CommonJS module, with `cachedData` when given. `eager`: compile
+ * every function now (build time), not when first called, so the cache holds all of them. */
+function run(file, cachedData, eager = false) {
+  const source = fs.readFileSync(file, 'utf8');
+  // V8 checks a cache against the flags it was made under: --lazy is back on before the cache is
+  // made, so the cache is one the default flags accept.
+  if (eager) require('node:v8').setFlagsFromString('--no-lazy');
+  let script;
+  try {
+    script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  } finally {
+    if (eager) require('node:v8').setFlagsFromString('--lazy');
+  }
+  const mod = new Module(file, module);
+  mod.filename = file;
+  mod.paths = Module._nodeModulePaths(path.dirname(file));
+  require.cache[file] = mod;
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  mod.loaded = true;
+  return { exports: mod.exports, script };
+}
+
+/** The module's exports, compiled from its code cache (`<file>.v8cache`, or the one named) when
+ * there is a valid one. */
+function load(file, cacheFile = `${file}.v8cache`) {
+  let cache;
+  try {
+    cache = fs.readFileSync(cacheFile);
+  } catch {
+    return require(file);
+  }
+  const nl = cache.indexOf(10);
+  if (nl < 0 || cache.subarray(0, nl).toString('utf8') !== header(file)) return require(file);
+  return run(file, cache.subarray(nl + 1)).exports;
+}
+
+module.exports = { header, load, run, Module };

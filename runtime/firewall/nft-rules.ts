@@ -44,6 +44,8 @@
 //     }
 //     chain forward { type filter hook forward priority filter; policy accept;
 //       ct state established,related accept
+//       iifname != @bridges ip saddr @subnets4 drop
+//       iifname != @bridges ip6 saddr @subnets6 drop
 //       iifname . oifname @bridge_pairs accept
 //       iifname @internal_bridges drop
 //       oifname @internal_bridges drop
@@ -117,6 +119,15 @@
 //     Nor are they DNATed to a published port: a container publishing port 53 on every host
 //     address (-p 53:53/udp, a DNS server in a container) would otherwise take the gateways'
 //     port 53, every container's and the host's queries to their resolver, with it.
+//  k. Forged container sources. A new flow whose source is inside a tsrun subnet but that did not
+//     come in through a tsrun bridge is dropped before any accept (IPv4 and IPv6). A LAN
+//     neighbour sending with a container's address as its source (no route to the subnet needed)
+//     was forwarded back out and masqueraded by (a) as that container's flow: the host relayed
+//     for it with its own address, and the neighbour's answer to that address came back through
+//     the flow as an established reply into a port the container never published (default-deny
+//     bypassed). Sent to a published port instead, the DNATed packet made the container answer a
+//     neighbour of its own. Overlay traffic of other hosts' containers comes in through the
+//     network's bridge (its VXLAN port), the host's own packets are output, not forward.
 //  i. No notrack rule. With br_netfilter loaded, bridged frames cross the inet hooks and
 //     conntrack; an earlier version untracked traffic that stayed on an overlay bridge. Measured
 //     (docs/benchmarks.md), it gained nothing: TCP crosses the bridge in GSO/GRO aggregates of up
@@ -334,6 +345,14 @@ const RULES: readonly RuleDef[] = [
   },
   // e, f: forwarding. Established flows first: the one rule nearly every forwarded packet hits.
   { chain: 'forward', label: 'f: established flows', expr: [match(ct('state'), ['established', 'related'], 'in'), accept] },
+  // k: a container's address as the source of a new flow that did not come out of a tsrun bridge
+  // is forged (a LAN neighbour needs no route to the subnet for it): without this, the host
+  // forwarded it back out and masqueraded it as that container's flow (a relay speaking with
+  // the host's address), and the answer came back through the flow, as an established reply,
+  // into a port the container never published; a forged source to a published port made the
+  // container answer a neighbour of its own.
+  { chain: 'forward', label: 'k: container sources only from tsrun bridges v4', expr: [inSet(meta('iifname'), 'bridges', '!='), inSet(payload('ip', 'saddr'), 'subnets4'), drop] },
+  { chain: 'forward', label: 'k: container sources only from tsrun bridges v6', expr: [inSet(meta('iifname'), 'bridges', '!='), inSet(payload('ip6', 'saddr'), 'subnets6'), drop] },
   { chain: 'forward', label: 'e: within one bridge (icc)', expr: [inSet(concat(meta('iifname'), meta('oifname')), 'bridge_pairs'), accept] },
   { chain: 'forward', label: 'e: nothing out of internal networks', expr: [inSet(meta('iifname'), 'internal_bridges'), drop] },
   { chain: 'forward', label: 'e: nothing into internal networks', expr: [inSet(meta('oifname'), 'internal_bridges'), drop] },
@@ -486,7 +505,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-404e3c8766';
+const SCHEMA_ID = 'v1-f43b504c80';
 
 export function schemaId(): string {
   return SCHEMA_ID;

@@ -158,6 +158,42 @@ describe('default-deny into container networks', () => {
     }
   });
 
+  // A LAN neighbour sending with a container's address as its source (no route to the subnet
+  // needed): the host forwarded the datagram back out of the uplink and masqueraded it as a
+  // container's outbound flow (a relay speaking with the host's address), and the neighbour's
+  // answer to the host's address came back through that flow as an established reply, into a
+  // port the container never published.
+  it('a neighbour sending from a container\'s address gets no relay through the host\'s NAT, and no way back into an unpublished port', async () => {
+    const server = await w.start(['--net', 'i10dual'], 'sleep 600');
+    const ep = w.endpoint(server.id, 'i10dual');
+    w.host.ns.sh('ip -6 addr add fd00:198::1/64 dev uplink0 nodad');
+    w.outside.sh('ip -6 addr add fd00:198::2/64 dev uplink1 nodad');
+    // the neighbour's listeners: whatever arrives is printed and answered to its source
+    const answer = (fam: 4 | 6, addr: string, port: number) =>
+      `{const s=require('dgram').createSocket('udp${fam}');s.on('message',(m,r)=>{console.log('relayed'+${fam}+' '+r.address);s.send('injected${fam}',r.port,r.address)});s.bind(${port},'${addr}',()=>console.log('bound'))}`;
+    const listener = w.outside.spawn(process.execPath, ['-e', answer(4, OUTSIDE_IP, 41001) + answer(6, 'fd00:198::2', 41002)]);
+    let heard = '';
+    listener.stdout!.on('data', (d: Buffer) => (heard += d.toString()));
+    // one dual-stack socket on the source port the hand-made datagrams carry (40000)
+    const sink = udpSink(w.host.ns, ep.netnsPath, 40000, 6);
+    try {
+      await sink.ready;
+      await new Promise((r) => setTimeout(r, 300));
+      const dmac = macOf(w.host.ns, 'uplink0');
+      sendUdp4(w.outside, { ifname: 'uplink1', dmac, src: ep.ipv4!.address, dst: OUTSIDE_IP, dport: 41001, payload: 'spoofed4' });
+      sendUdp6(w.outside, { ifname: 'uplink1', dmac, src: ep.ipv6!.address, dst: 'fd00:198::2', dport: 41002, payload: 'spoofed6' });
+      await sleep(800);
+      expect(sink.received()).not.toContain('injected');
+      expect(heard).not.toContain('relayed');
+    } finally {
+      listener.kill();
+      sink.stop();
+      w.outside.exec('ip', ['-6', 'addr', 'del', 'fd00:198::2/64', 'dev', 'uplink1']);
+      w.host.ns.exec('ip', ['-6', 'addr', 'del', 'fd00:198::1/64', 'dev', 'uplink0']);
+      await server.stop();
+    }
+  });
+
   it('icc=false: a container cannot reach its neighbour by routing through the gateway', async () => {
     w.tsrunOk(['network', 'create', 'i10quiet', '--subnet', '10.42.0.0/24', '-o', 'icc=false']);
     const b = await w.start(['--net', 'i10quiet'], 'sleep 600');

@@ -13,7 +13,7 @@ import { Transaction, faultPause } from '../runtime/tx.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { removeCgroup } from '../runtime/cgroups/cleanup.js';
-import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
+import { hostHierarchies, layoutOf, type Hierarchy } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import type { Spec } from '../config/oci.js';
@@ -251,8 +251,16 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     try {
       let child = spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn);
       if (process.env.TSRUN_NO_CGROUP_WARMUP !== '1') {
+        // Kept up until runc has moved its init into the container's cgroups, which it does before
+        // anything else of the container's setup: one hierarchy after another, it makes the
+        // container's directory and writes the pid into its cgroup.procs (ten here within ~0.3 ms
+        // once the first write is through). The pid file, the sign used before, comes only after
+        // the namespaces, the mounts and runc init's clones, and the moves meanwhile were for
+        // nothing: each takes the kernel's global cgroup_threadgroup_rwsem for writing, which
+        // runc's own forks and exits wait on. A hierarchy runc leaves out means the pid file again.
+        const probes = cgroupProbes(hierarchies, cgroupsPathFor(id));
         stopWarm = keepWarmUntil(
-          () => existsSync(pidFile),
+          () => (probes.length > 0 && probes.every((d) => existsSync(d))) || existsSync(pidFile),
           () => keepCgroupMigrationWarm(hierarchies),
         );
       }
@@ -299,6 +307,20 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   return status;
 }
 
+
+/**
+ * The container's cgroup directories, which runc makes as it moves the container's init into its
+ * cgroups: in every hierarchy mounted at its root (a bind-mounted subtree, tsrun in a container,
+ * has paths runc's would not match), the last mounted first: runc makes them in about that order
+ * here (v1 controllers, systemd's, the unified one), so a check before runc's last one usually
+ * stops at the first look.
+ */
+export function cgroupProbes(hierarchies: readonly Hierarchy[], cgroupsPath: string): string[] {
+  return hierarchies
+    .filter((h) => h.root === undefined)
+    .map((h) => path.join(h.mountPoint, cgroupsPath))
+    .reverse();
+}
 
 /**
  * runc could not start the container; the exit status follows docker: 125, 126 or 127. runc has

@@ -4,7 +4,7 @@ import type { Logger } from '../runtime/log.js';
 import { openEngine } from '../runtime/context.js';
 import { collectGarbage as collect, type GcReport } from '../runtime/gc.js';
 import { createFirewall } from '../runtime/firewall/backend.js';
-import { runcDeleteForce, runcStateExists } from './runc.js';
+import { removeRuncState } from './runc.js';
 import { runcPaths } from './run.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
 
@@ -22,7 +22,7 @@ export async function collectGarbage(settings: Settings, log: Logger): Promise<G
         // goes first, or it would write its exit file once the container ends, into a new state
         // directory of this id if one exists by then (cleanupStale in shim/run.ts does the same).
         killMonitor(pathsOf(settings.runDir, id).conmonPidFile);
-        if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+        await removeRuncState(runc, id);
       },
       detachedContainer: async (id) => (await import('./lifecycle/gc.js')).detachedForGc(id, settings, log),
       log,

@@ -18,7 +18,7 @@ import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import type { Spec } from '../config/oci.js';
 import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
-import { lastRuncError, runcDeleteForce, runcFailureStatus, runcKill, runcPaths, runcStateExists, spawnRuncRun, type RuncPaths } from './runc.js';
+import { lastRuncError, runcFailureStatus, runcKill, runcPaths, removeRuncState, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
 import type { InheritingChild } from './spawn-inherit.js';
@@ -143,9 +143,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     // rmdir between a concurrent runc's mkdir of the parent and of its container's directory fails
     // that runc. The test suite's global teardown removes an empty parent (test/harness/reap-pins.ts).
     tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath, undefined, { keepParents: true }));
-    tx.onRollback('remove runc state', async () => {
-      if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
-    });
+    tx.onRollback('remove runc state', () => removeRuncState(runc, id));
 
     const { dns: wiredDns, attach, ...netns } = await network.wire(o, id, settings, tx, clog, extras.overlapRunc === true ? { deferAttach: true } : undefined);
     let dns = wiredDns;
@@ -340,7 +338,7 @@ export async function cleanupStale(stale: ContainerRecord | undefined, id: strin
   // goes first: once runc's delete ends the container it would write its exit file, into this id's
   // new state directory if that exists by then, and the new container would read as exited.
   killMonitor(pathsOf(settings.runDir, id).conmonPidFile);
-  if (runcStateExists(runc, id)) await runcDeleteForce(runc, id);
+  await removeRuncState(runc, id);
   await network.release(id, stale, settings, log);
   removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
 }

@@ -45,6 +45,18 @@ export async function runcDeleteForce(runc: RuncPaths, id: string): Promise<void
   await runcOutput(runc, ['delete', '--force', id]);
 }
 
+/**
+ * Removes what runc left for `id`: a container (`runc delete --force`), or, when runc was killed
+ * before it wrote its state.json (a foreground run's setup failing while runc waits at its gate,
+ * shim/runc-gate.ts, or a kill during runc's start-up), the directory runc makes first: left, it
+ * refuses the id to every later runc ("container with given ID already exists"). Only for an id this
+ * process holds (its claim, or a dead owner's reclaimed) once that runc has ended.
+ */
+export async function removeRuncState(runc: RuncPaths, id: string): Promise<void> {
+  if (runcStateExists(runc, id)) return runcDeleteForce(runc, id);
+  removeTree(path.join(runc.root, id));
+}
+
 /** The parts of runc's state.json (runc 1.x) that its delete of a stopped container acts on. */
 interface RuncStateFile {
   init_process_pid?: unknown;

@@ -358,6 +358,21 @@ describe('runc started before the attach, held at its gate (shim/runc-gate.ts)',
     expect(out).toBe('');
     expect(runcProcesses(id)).toEqual([]);
     expect(w.host.runcList()).toEqual([]);
+    expect(existsSync(path.join(w.host.runcRoot, id))).toBe(false); // runc list skips a directory without state.json
+  });
+
+  it('an attach refused while runc waits at the gate leaves no runc directory: the same --name runs again', () => {
+    const id = uniqueId('gater');
+    w.ids.push(id);
+    const bad = w.host.tsrun(['run', '--name', id, '--ip', '10.99.0.5', '-p', '8505:80', w.bundle, '--', 'true']);
+    expect(bad.status).toBe(125);
+    expect(bad.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^tsrun: .*10\.99\.0\.5.*not in subnet/)]);
+    // runc killed before its state.json: the directory it made first would refuse the id to every later runc
+    expect(existsSync(path.join(w.host.runcRoot, id))).toBe(false);
+    const again = w.host.tsrun(['run', '--name', id, '-p', '8505:80', w.bundle, '--', 'echo', 'ran']);
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(again.stdout).toBe('ran\n');
   });
 });
 

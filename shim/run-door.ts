@@ -2,7 +2,8 @@
 // could read the command line), foreground or -d: the same steps as run's action in shim/cli.ts,
 // without commander and the other commands, so a cold `tsrun run` loads only what it runs.
 import { normalizeRunOptions } from './run-options.js';
-import { reportFailure, setup } from './setup.js';
+import { reportFailure } from './setup.js';
+import { setup } from './setup-supervised.js';
 import { runContainer } from './run.js';
 import { checkAhead, shimNetworkWiring } from './network-wiring.js';
 import { parseRunArgs, type RunArgs } from './run-args.js';

@@ -1,10 +1,9 @@
-// What every CLI command does first: settings from the flags and the environment, the logger, and
-// a look at the DNS resolver. Shared by the whole CLI (shim/cli.ts) and `run`'s fast path
-// (shim/run-door.ts), which must not load the CLI.
+// What every CLI command does first: settings from the flags and the environment, and the logger
+// (the look at the DNS resolver that follows is setup(), shim/setup-supervised.ts). Shared by the
+// whole CLI (shim/cli.ts) and `run`'s and `rm`'s doors, which must not load the CLI.
 import { isLogLevel, resolveSettings, type Settings } from '../config/settings.js';
 import { UserError, isTsrunError, userFacingMessage } from '../config/errors.js';
 import { createLogger, type Logger } from '../runtime/log.js';
-import { reviveResolver } from '../runtime/dns/client.js';
 import { writeStderr } from '../runtime/stdout.js';
 
 /** tsrun itself failed (as docker and podman say it): the container never ran or its status is unknown. */
@@ -18,15 +17,9 @@ export interface GlobalFlags {
   debug?: boolean;
 }
 
-export function setup(g: GlobalFlags, opts: { supervise?: boolean } = {}): { settings: Settings; log: Logger } {
-  const { settings, log } = settingsAndLog(g);
-  // Every command supervises the DNS resolver: one file read when it is well or absent.
-  if (opts.supervise !== false) reviveResolver(settings, log);
-  return { settings, log };
-}
-
-/** setup() without the resolver's supervision, for a door that does it itself (the plain run door
- * loads the resolver's client only when the resolver died: shim/run-door-plain.ts). */
+/** The settings and the logger. setup() (shim/setup-supervised.ts) adds the resolver's supervision;
+ * the plain run doors do it themselves, loading the resolver's client only when the resolver died
+ * (shim/run-door-plain.ts). */
 export function settingsAndLog(g: GlobalFlags): { settings: Settings; log: Logger } {
   if (g.logLevel !== undefined && !isLogLevel(g.logLevel)) throw new UserError(`invalid --log-level ${g.logLevel}`);
   const settings = resolveSettings(process.env, { root: g.root, store: g.store, log: g.log, logLevel: g.logLevel, debug: g.debug });

@@ -13,7 +13,8 @@ import { rootOf } from '../../runtime/netns-users.js';
 import type { RmArgs } from '../command-word.js';
 import { leaveNamespace } from '../network-plain.js';
 import type { NetworkWiring } from '../run.js';
-import { reportFailure, setup, writeStdout } from '../setup.js';
+import { reportFailure, writeStdout } from '../setup.js';
+import { setup } from '../setup-supervised.js';
 import { missingError, removalViews, removeAll } from './signals.js';
 import type { ContainerView } from './status.js';
 

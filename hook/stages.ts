@@ -127,7 +127,10 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
     // container's own, so it counts as a user exactly as long as the container runs. Registered
     // before the attach, so a refusal leaves nothing wired, and withdrawn if the attach fails.
     const users = await timing.load(() => import('../runtime/netns-users.js'));
-    await users.registerOwner(ctx.settings.runDir, state.id, state.pid!, { wired: true });
+    const { reclaimed } = await users.registerOwner(ctx.settings.runDir, state.id, state.pid!, { wired: true });
+    // An earlier container of this id whose wiring was killed before its record, and never
+    // deleted: what it held would fail this attach (its firewall elements) or leak (its lease).
+    if (reclaimed) await handle.engine.detach(state.id, { unrecorded: true });
     let rec: EndpointRecord;
     try {
       rec = await handle.engine.attach({
@@ -209,7 +212,9 @@ async function teardown(ctx: StageContext): Promise<StageOutcome> {
       const { openEngine } = await timing.load(() => import('../runtime/context.js'));
       const handle = await openEngine(ctx.settings, log);
       try {
-        const n = await handle.engine.detach(root, POSTSTOP_DETACH);
+        // No record: its createRuntime may have been killed after its lease and before its
+        // record (tsrun-runc create killed, then the engine's delete): release what that held.
+        const n = await handle.engine.detach(root, { ...POSTSTOP_DETACH, unrecorded: 'if-none' });
         users.finishTeardown(ctx.settings.runDir, root);
         return { action: 'teardown', result: 'detached', detail: { endpoints: n, lastUserOf: root } };
       } finally {

@@ -275,13 +275,14 @@ export class Engine {
   /**
    * Tears down every endpoint of the container; idempotent. `netnsGoing`: see DetachOptions.
    * `unrecorded`: the caller knows no setup of this container runs (a stale claim reclaimed): what
-   * an attach killed before its record holds goes too (releaseUnrecorded).
+   * an attach killed before its record holds goes too (releaseUnrecorded); 'if-none' only when the
+   * container has no record (a teardown's usual path, with records, pays nothing for it).
    */
-  async detach(containerId: string, opts: DetachOptions & { unrecorded?: boolean } = {}): Promise<number> {
+  async detach(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none' } = {}): Promise<number> {
     return this.withHostLock('shared', () => this.detachHeld(containerId, opts));
   }
 
-  private async detachHeld(containerId: string, opts: DetachOptions & { unrecorded?: boolean }): Promise<number> {
+  private async detachHeld(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none' }): Promise<number> {
     const log = this.deps.log.child({ containerId });
     const records = await endpointsOf(this.deps.store, containerId);
     // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
@@ -289,7 +290,7 @@ export class Engine {
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log, opts);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
-    if (opts.unrecorded) await this.releaseUnrecordedHeld(containerId, log);
+    if (opts.unrecorded === true || (opts.unrecorded === 'if-none' && records.length === 0)) await this.releaseUnrecordedHeld(containerId, log);
     if (records.some((r) => r.resolver)) await this.syncDns(false, log, [containerId]);
     return records.length;
   }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeBundle, Netns, removeBundle, SandboxHost, type RunResult } from '../../harness/sandbox.js';
+import { makeBundle, Netns, removeBundle, SandboxHost, TSRUN_BIN, type RunResult } from '../../harness/sandbox.js';
 import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 import { callPlugin, type Conf } from '../cni/helpers.js';
 
@@ -95,6 +95,52 @@ describe('a SIGKILL after every setup step, then no gc', () => {
       expect(k).toBeLessThanOrEqual(MAX_STEPS);
     } finally {
       ns.destroy();
+    }
+  }, 300_000);
+});
+
+describe('tsrun-runc create killed while it wires (after runc create), as an engine sees it', () => {
+  it("the engine's delete --force leaves nothing, and the next create of the id works; also without that delete", () => {
+    // The created container's process keeps the stdio it was given: not the test's pipes, or the
+    // call would wait for it; stderr through a file.
+    const errFile = path.join(host.root, 'tsrun-runc.err');
+    const runc = (args: string[], env: NodeJS.ProcessEnv = {}): RunResult => {
+      const r = host.ns.exec('sh', ['-c', 'exec "$@" </dev/null >/dev/null 2>"$ERRF"', 'sh', path.join(path.dirname(TSRUN_BIN), 'tsrun-runc'), '--root', path.join(host.root, 'run', 'rr'), ...args], { env: { ...host.env, ...env, ERRF: errFile } });
+      return { ...r, stderr: existsSync(errFile) ? readFileSync(errFile, 'utf8') : '' };
+    };
+    const b = makeBundle((spec) => {
+      spec.process.args = ['sleep', '1000'];
+      spec.process.terminal = false;
+      spec.annotations = { 'io.tsrun.network': 'rrnet', 'io.tsrun.ports': '8199:80' };
+    });
+    try {
+      let k = 1;
+      for (; k <= MAX_STEPS; k++) {
+        const id = `rr-oci-${k}`;
+        const r = runc(['create', '-b', b, id], { TSRUN_FAULT_KILL_AFTER: `setup:${k}` });
+        if (!killed(r)) {
+          expect({ k, status: r.status, stderr: r.stderr }).toEqual({ k, status: 0, stderr: '' });
+          expect(runc(['delete', '--force', id]).status).toBe(0);
+          break;
+        }
+        if (k % 2 === 0) {
+          // The engine's delete after the failed create.
+          expect({ k, del: runc(['delete', '--force', id]).status }).toEqual({ k, del: 0 });
+          expect({ k, left: leftovers([]) }).toEqual({ k, left: [] });
+        } else {
+          // No delete came (the engine died too): runc's container goes by hand, and the next
+          // create of the id reclaims what the killed one held.
+          host.ns.exec('runc', ['--root', path.join(host.root, 'run', 'rr'), 'delete', '--force', id]);
+        }
+        const again = runc(['create', '-b', b, id]);
+        expect({ k, status: again.status, stderr: again.stderr }).toEqual({ k, status: 0, stderr: '' });
+        expect(runc(['delete', '--force', id]).status).toBe(0);
+        expect({ k, afterRecreate: leftovers([]) }).toEqual({ k, afterRecreate: [] });
+      }
+      expect(k).toBeGreaterThan(5);
+      expect(k).toBeLessThanOrEqual(MAX_STEPS);
+    } finally {
+      removeBundle(b);
     }
   }, 300_000);
 });

@@ -11,7 +11,8 @@
 //
 // The library is loaded on first use, not at import: koffi is a native module (it cannot be in a
 // start-up snapshot) and most commands never touch the firewall.
-import { loadKoffi } from '../koffi.js';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { libcFunction, loadKoffi } from '../koffi.js';
 import { bookLoad } from '../load-clock.js';
 import { withNetnsSync } from '../netns/netns.js';
 
@@ -80,14 +81,63 @@ export function libnftUnavailableReason(): string | undefined {
 }
 
 function newCtx(l: Lib): Ctx {
+  const before = openFds();
   const ctx = l.ctxNew(0);
   if (!ctx) throw new Error('nft_ctx_new failed');
+  closeOnExecSince(before);
   // Both buffered: output and error text come back as strings instead of going to fd 1 and 2.
   if (l.bufferOutput(ctx) !== 0 || l.bufferError(ctx) !== 0) {
     l.ctxFree(ctx);
     throw new Error('nft_ctx_buffer_output/error failed');
   }
   return ctx;
+}
+
+/** This process's open descriptors and what each is (its /proc/self/fd link), undefined where
+ * /proc cannot say. By what, not by number alone: the listing's own descriptor is closed once it
+ * is done, and the next one opened takes its number. */
+function openFds(): Map<string, string> | undefined {
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, string>();
+  for (const name of names) {
+    try {
+      out.set(name, readlinkSync(`/proc/self/fd/${name}`));
+    } catch {
+      // the listing's own, closed by now
+    }
+  }
+  return out;
+}
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/**
+ * Marks close-on-exec the descriptors opened since `before`: the netlink socket nft_ctx_new opened
+ * (libmnl's mnl_socket_open makes it without SOCK_CLOEXEC). Without the mark it was inherited by
+ * every program this process started afterwards (the DNS resolver, conmon), and the closing of a
+ * caller's inheritable descriptors before those start (runtime/inherited-fds.ts, which takes every
+ * descriptor above 15 without the flag for one this process inherited) closed it under
+ * libnftables: its next command failed with EBADF ("cache initialization failed: Bad file
+ * descriptor", the bench's DNS scale probe), or wrote into whatever file took its number next.
+ */
+function closeOnExecSince(before: Map<string, string> | undefined): void {
+  if (before === undefined) return;
+  const after = openFds();
+  if (after === undefined) return;
+  const fcntl = libcFunction('int fcntl(int fd, int cmd, ...)');
+  for (const [name, what] of after) {
+    if (before.get(name) === what) continue;
+    const fd = Number(name);
+    const flags = fcntl(fd, F_GETFD, 'int', 0);
+    if (flags >= 0 && (flags & FD_CLOEXEC) === 0) fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC);
+  }
 }
 
 /**

@@ -65,7 +65,10 @@ export function makeGate(): RuncGate | undefined {
   const [readEnd, writeEnd] = [fds[0]!, fds[1]!];
   let closed = false;
   return {
-    hook: { path: SHELL, args: ['sh', '-c', 'read -r x < "$0" && [ "$x" = go ]', `/proc/${pid}/fd/${readEnd}`] },
+    // The terminal's signals ignored: a Ctrl-C reaches the whole foreground process group, runc and
+    // this hook with tsrun; a hook it ended made runc fail the creation and print a line of its own
+    // beside tsrun's. tsrun aborts the setup itself and closes the pipe, which ends the hook.
+    hook: { path: SHELL, args: ['sh', '-c', 'trap "" INT QUIT TSTP HUP TERM; read -r x < "$0" && [ "$x" = go ]', `/proc/${pid}/fd/${readEnd}`] },
     open() {
       writeSync(writeEnd, 'go\n');
     },

@@ -361,6 +361,43 @@ describe('runc started before the attach, held at its gate (shim/runc-gate.ts)',
     expect(existsSync(path.join(w.host.runcRoot, id))).toBe(false); // runc list skips a directory without state.json
   });
 
+  it('a Ctrl-C while runc waits at the gate (SIGINT to tsrun, runc and the gate hook, as a terminal sends it): 125, one line', async () => {
+    const id = uniqueId('gatei');
+    w.ids.push(id);
+    const child = w.host.spawnTsrun(['run', '--name', id, '-p', '8506:80', w.bundle, '--', 'sh', '-c', 'echo the-container-ran'], { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    /** The gate's hook: the sh reading tsrun's pipe through /proc. */
+    const gateHooks = (): string[] =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/proc/${child.pid}/fd/`);
+          } catch {
+            return false;
+          }
+        });
+    try {
+      await waitFor('tsrun held at the gate', () => isStopped(child.pid!));
+      await waitFor('runc at its gate hook', () => gateHooks().length > 0);
+      for (const pid of [...runcProcesses(id), ...gateHooks()]) process.kill(Number(pid), 'SIGINT');
+      process.kill(child.pid!, 'SIGINT');
+      // A hook the signal ended made runc fail the creation and print its own line by now.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      process.kill(child.pid!, 'SIGCONT');
+    }
+    expect(await exited).toBe(125);
+    expect(err.trim().split('\n')).toEqual([expect.stringContaining('interrupted by SIGINT during setup')]);
+    expect(out).toBe('');
+    expect(runcProcesses(id)).toEqual([]);
+    expect(existsSync(path.join(w.host.runcRoot, id))).toBe(false);
+  });
+
   it('an attach refused while runc waits at the gate leaves no runc directory: the same --name runs again', () => {
     const id = uniqueId('gater');
     w.ids.push(id);

@@ -90,6 +90,13 @@ describe('makeGate (a real pipe and /bin/sh)', () => {
     expect(r.stdout).toBe('code 1\nlate true\n');
   });
 
+  it('the hook outlives a Ctrl-C (SIGINT to the process group) and still waits for the gate', () => {
+    const spawnHook = `const run = (g) => { const c = cp.spawn(g.hook.path, g.hook.args.slice(1), { argv0: g.hook.args[0], stdio: 'ignore' }); return { c, code: new Promise((resolve) => c.once('exit', (code, sig) => resolve(sig ?? code))) }; };`;
+    const r = inNode(`${spawnHook} const g = makeGate(); const h = run(g); await new Promise((r) => setTimeout(r, 300)); h.c.kill('SIGINT'); h.c.kill('SIGTERM'); await new Promise((r) => setTimeout(r, 200)); console.log('alive', h.c.exitCode === null && h.c.signalCode === null); g.open(); console.log('code', await h.code); g.close();`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('alive true\ncode 0\n');
+  });
+
   it('is not made without koffi loaded, or with TSRUN_RUNC_GATE=0 (the run attaches first)', () => {
     expect(inNode(`console.log(makeGate() === undefined);`, { koffi: false }).stdout).toBe('true\n');
     expect(inNode(`console.log(makeGate() === undefined);`, { env: { TSRUN_RUNC_GATE: '0' } }).stdout).toBe('true\n');

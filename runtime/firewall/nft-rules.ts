@@ -380,7 +380,7 @@ const RULES: readonly RuleDef[] = [
 //       iifname . ether saddr . ip saddr @guard_src4 accept             its own MAC and IPv4 address: the rest passes
 //       iifname . ether saddr != @guard_macs drop                       MAC spoofing
 //       ether type { 8021q, 8021ad } drop                               VLAN-tagged frames (VLAN 0 hid ARP/RAs)
-//       arp saddr ip != 0.0.0.0 iifname . ether saddr . arp saddr ip != @guard_src4 drop   ARP spoofing
+//       arp saddr ip != 0.0.0.0 iifname . arp saddr ether . arp saddr ip != @guard_src4 drop   ARP spoofing
 //       iifname . ether saddr . ip saddr != @guard_src4 drop            IPv4 source spoofing
 //       icmpv6 type { nd-router-advert, nd-redirect } drop              a container is never a router
 //       ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @guard_src6 drop
@@ -423,9 +423,11 @@ const GUARD_RULES: readonly { label: string; expr: NftJson[] }[] = [
   // claimed the gateway's or a neighbour's address past the guard. A container port sends no
   // tagged frames (the rule above accepted its own IPv4 ones, tagged or not: harmless).
   { label: 'VLAN-tagged frames', expr: [match(payload('ether', 'type'), { set: ['8021q', '8021ad'] }), drop] },
+  // The ARP body's sender MAC, not the frame's (the rule above holds the frame's to the port's):
+  // receivers learn the body's, so a container could point its own address at a neighbour's MAC.
   {
     label: 'ARP spoofing',
-    expr: [match(payload('arp', 'saddr ip'), '0.0.0.0', '!='), match(concat(...portMac, payload('arp', 'saddr ip')), gSet('guard_src4'), '!='), drop],
+    expr: [match(payload('arp', 'saddr ip'), '0.0.0.0', '!='), match(concat(meta('iifname'), payload('arp', 'saddr ether'), payload('arp', 'saddr ip')), gSet('guard_src4'), '!='), drop],
   },
   { label: 'IPv4 source spoofing', expr: [match(concat(...portMac, payload('ip', 'saddr')), gSet('guard_src4'), '!='), drop] },
   { label: 'router advertisements and redirects', expr: [match(payload('icmpv6', 'type'), { set: ['nd-router-advert', 'nd-redirect'] }), drop] },
@@ -505,7 +507,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-f43b504c80';
+const SCHEMA_ID = 'v1-3cba94cf0d';
 
 export function schemaId(): string {
   return SCHEMA_ID;

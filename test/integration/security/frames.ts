@@ -19,8 +19,10 @@ if sys.argv[-1].startswith('tag='):
     tag = struct.pack('!HH', int(tpid, 16), int(vid))
 if kind == 'garp':
     # gratuitous ARP request: "IP is at SMAC", to broadcast
+    # the sender hardware address is SMAC unless a sixth argument names another
     ip = socket.inet_aton(sys.argv[5])
-    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, mac(smac), ip, bytes(6), ip)
+    sha = mac(sys.argv[6]) if len(sys.argv) > 6 else mac(smac)
+    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, sha, ip, bytes(6), ip)
     frame = mac(dmac) + mac(smac) + b'\x08\x06' + arp
 elif kind == 'udp4':
     src, dst, sport, dport, payload = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9].encode()
@@ -77,10 +79,11 @@ export function sendRouterAdvert(ns: Netns, ifname: string, tag?: string): void 
   send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname), ...(tag ? [`tag=${tag}`] : [])]);
 }
 
-/** Sends a gratuitous ARP request claiming `ip` at the interface's own MAC (three copies),
- * optionally behind a VLAN tag ('8100:0': 802.1Q, VLAN 0; '88a8:0': 802.1ad). */
-export function sendGratuitousArp(ns: Netns, o: { ifname: string; ip: string; tag?: string }): void {
-  send(ns, ['garp', o.ifname, 'ff:ff:ff:ff:ff:ff', macOf(ns, o.ifname), o.ip, ...(o.tag ? [`tag=${o.tag}`] : [])]);
+/** Sends a gratuitous ARP request claiming `ip` at the interface's own MAC, or at `sha` in the ARP
+ * body (the frame still from the interface's MAC) (three copies), optionally behind a VLAN tag
+ * ('8100:0': 802.1Q, VLAN 0; '88a8:0': 802.1ad). */
+export function sendGratuitousArp(ns: Netns, o: { ifname: string; ip: string; tag?: string; sha?: string }): void {
+  send(ns, ['garp', o.ifname, 'ff:ff:ff:ff:ff:ff', macOf(ns, o.ifname), o.ip, ...(o.sha ? [o.sha] : []), ...(o.tag ? [`tag=${o.tag}`] : [])]);
 }
 
 function send(ns: Netns, args: string[]): void {

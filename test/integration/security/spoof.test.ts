@@ -119,6 +119,28 @@ describe('ARP spoofing', () => {
   });
 });
 
+describe('ARP with another sender MAC', () => {
+  // The frame from the attacker's own MAC (the guard's MAC rule passes it), its own address, but
+  // another container's MAC as the ARP sender hardware address: the host took it, and sent what
+  // it had for the attacker's address (the answers to a download the attacker started, say) to
+  // the victim's port. The guard's ARP rule checked the frame's MAC, not the ARP body's.
+  it('a container cannot point its own address at its neighbour\'s MAC', async () => {
+    const mine = rec(attacker.id);
+    const theirs = rec(victim.id);
+    const bridge = `ts-${NET}`;
+    talk(w.host.ns.path, mine.ipv4!.address);
+    await sleep(300);
+    expect(neighbourMac(w.host.ns.path, bridge, mine.ipv4!.address)).toBe(mine.mac);
+    try {
+      sendGratuitousArp(inAttacker(), { ifname: 'eth0', ip: mine.ipv4!.address, sha: theirs.mac });
+      await sleep(300);
+      expect(neighbourMac(w.host.ns.path, bridge, mine.ipv4!.address)).toBe(mine.mac);
+    } finally {
+      w.host.ns.exec('ip', ['neigh', 'flush', 'dev', bridge]);
+    }
+  });
+});
+
 describe('a port the guard does not know yet', () => {
   // The window of an attach before its elements exist (`network connect` to a running, hostile
   // container): made here by deleting the attacker's elements. Fail-closed: a tsv port missing

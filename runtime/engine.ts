@@ -22,7 +22,7 @@ import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
 import { findNetnsPath, safeId } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
-import { ensureHostSysctls } from './drivers/bridge.js';
+import { BRIDGE_ALIAS_PREFIX, ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import { hostVethName, vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
@@ -452,6 +452,7 @@ export class Engine {
   }
 
   private async removeNetworkHeld(name: string, force: boolean): Promise<void> {
+    if (await this.networks.unreadable(name)) return this.removeUnreadableNetwork(name, force);
     const net = await this.networks.require(name);
     const remote = (await this.driverFor(net.driver).remoteEndpoints?.(net, this.deps.store)) ?? [];
     if (remote.length > 0) throw new ConflictError(`network ${name} has ${remote.length} container(s) on other hosts (${remote.slice(0, 3).join(', ')}): stop them there first`);
@@ -486,6 +487,41 @@ export class Engine {
   }
 
   /** The network's definition, its bridge as the kernel sees it, and its endpoints. */
+  /**
+   * `network rm` of a network whose definition does not parse: its containers' records still say
+   * how to detach them, its bridge is found by its alias and its firewall elements by their owner
+   * tag; then the definition goes. (An overlay's VNI reservation, named only by the definition,
+   * stays.)
+   */
+  private async removeUnreadableNetwork(name: string, force: boolean): Promise<void> {
+    const log = this.deps.log.child({ network: name });
+    const attached = (await allEndpoints(this.deps.store)).filter((e) => e.network === name);
+    if (attached.length > 0 && !force) {
+      throw new ConflictError(`network ${name} has ${attached.length} attached container(s) (${attached.map((e) => e.containerId).slice(0, 3).join(', ')}): stop them or use --force`);
+    }
+    for (const ep of attached) await this.detachEndpoint(ep, log);
+    const host = Rtnl.open();
+    try {
+      await runAll(
+        [
+          { description: 'remove firewall elements', run: async () => void (await this.deps.firewall().purge({ network: name })) },
+          {
+            description: 'remove its bridge',
+            run: async () => {
+              for (const link of await host.listLinks()) if (link.kind === 'bridge' && link.alias === `${BRIDGE_ALIAS_PREFIX}${name}`) await host.deleteLink(link.index);
+            },
+          },
+          { description: 'remove address hints', run: async () => void (await Promise.all((await this.deps.store.list(`ipam/${name}/`)).map((e) => this.deps.store.deleteIf(e.key)))) },
+          { description: 'remove the definition', run: async () => void (await this.networks.remove(name)) },
+        ],
+        log,
+      );
+      log.warn('network with an unreadable definition removed');
+    } finally {
+      host.close();
+    }
+  }
+
   async inspectNetwork(name: string): Promise<Record<string, unknown>> {
     const net = await this.networks.require(name);
     const host = Rtnl.open();

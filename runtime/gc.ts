@@ -161,7 +161,7 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   }
 
   // 5. Links: tsv* veth ends no record knows, bridges of networks that no longer exist.
-  const networks = new Set((await engine.networks.list()).map((n) => n.name));
+  const networks = new Set(await engine.networks.names());
   const knownVeths = new Set(keep.map((e) => e.hostIfname));
   const host = Rtnl.open();
   try {

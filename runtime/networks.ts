@@ -22,9 +22,22 @@ export function* candidateSubnets(): Generator<string> {
 export class NetworkRegistry {
   constructor(private readonly store: Store) {}
 
+  /** Throws UnreadableNetworkError for a definition that does not parse (see parseDefinition). */
   async get(name: string): Promise<NetworkDef | undefined> {
     const text = await this.store.get(KEY(checkNetworkName(name)));
-    return text === undefined ? undefined : (JSON.parse(text) as NetworkDef);
+    return text === undefined ? undefined : parseDefinition(name, text);
+  }
+
+  /** True when `name`'s definition is there but unreadable: `network rm` removes it all the same. */
+  async unreadable(name: string): Promise<boolean> {
+    const text = await this.store.get(KEY(checkNetworkName(name)));
+    return text !== undefined && readable(text) === undefined;
+  }
+
+  /** Every defined network's name, those with an unreadable definition too (gc keeps their
+   * bridges and firewall elements: containers may still be attached). */
+  async names(): Promise<string[]> {
+    return (await this.store.list('networks/')).map((e) => e.key.slice('networks/'.length));
   }
 
   async require(name: string): Promise<NetworkDef> {
@@ -33,8 +46,10 @@ export class NetworkRegistry {
     return net;
   }
 
+  /** The definitions that read: one truncated or corrupt definition (a disk error, a hand edit)
+   * must not fail ls, gc, the firewall's repair or every network create; names() has them all. */
   async list(): Promise<NetworkDef[]> {
-    return (await this.store.list('networks/')).map((e) => JSON.parse(e.value) as NetworkDef);
+    return (await this.store.list('networks/')).flatMap((e) => readable(e.value) ?? []);
   }
 
   /**
@@ -122,11 +137,32 @@ export class NetworkRegistry {
   }
 
   async remove(name: string): Promise<boolean> {
-    const def = await this.get(name);
+    const def = await this.get(name).catch((err: unknown) => {
+      if (err instanceof UnreadableNetworkError) return undefined; // its VNI, if any, is not known
+      throw err;
+    });
     const removed = await this.store.deleteIf(KEY(checkNetworkName(name)));
     if (removed && def?.vni !== undefined) await releaseVni(this.store, def.vni, def.name);
     return removed;
   }
+}
+
+/** A network whose stored definition does not parse: one line naming it and the way out. */
+export class UnreadableNetworkError extends UserError {}
+
+function readable(text: string): NetworkDef | undefined {
+  try {
+    const def = JSON.parse(text) as NetworkDef;
+    return typeof def === 'object' && def !== null && typeof def.name === 'string' && typeof def.driver === 'string' ? def : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseDefinition(name: string, text: string): NetworkDef {
+  const def = readable(text);
+  if (def === undefined) throw new UnreadableNetworkError(`network ${name}: its definition (store key ${KEY(name)}) is unreadable (truncated or corrupt): tsrun network rm ${name} removes it`);
+  return def;
 }
 
 export function pickFreeSubnet(taken: string[]): string {

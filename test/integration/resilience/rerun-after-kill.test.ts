@@ -198,3 +198,31 @@ describe('a truncated container record', () => {
     expect(host.monitors()).toEqual([]);
   }, 60_000);
 });
+
+describe('a truncated network definition', () => {
+  it('gc, ls and other networks keep working; its own commands say so in one line; rm removes it and its bridge', () => {
+    ok(['network', 'create', 'rrtorn', '--subnet', '10.98.0.0/24']);
+    ok(['run', '-d', '--name', 'rr-on-torn', '--net', 'rrtorn', bundle, '--', 'sleep', '1000']);
+    const file = path.join(host.root, 'lib', 'store', 'networks', 'rrtorn');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 30));
+    const line = 'tsrun: network rrtorn: its definition (store key networks/rrtorn) is unreadable (truncated or corrupt): tsrun network rm rrtorn removes it\n';
+    // Before: gc, network ls, inspect and rm all failed with "internal error: Expected ',' or '}'…",
+    // so nothing at all was collected and the network could not be removed.
+    const gc = host.tsrun(['gc']);
+    expect({ status: gc.status, stderr: gc.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(host.ns.linkNames()).toContain('ts-rrtorn'); // its container is still attached: gc keeps its bridge
+    expect(ok(['network', 'ls'])).toContain('rrnet');
+    for (const cmd of [['network', 'inspect', 'rrtorn'], ['run', '--net', 'rrtorn', bundle, '--', 'true']]) {
+      const r = host.tsrun(cmd);
+      expect({ cmd, status: r.status, stderr: r.stderr.replace(/^tsrun: attach to network rrtorn: /, 'tsrun: ') }).toEqual({ cmd, status: 125, stderr: line });
+    }
+    expect(host.tsrun(['network', 'rm', 'rrtorn']).stderr).toMatch(/has 1 attached container\(s\) \(rr-on-torn\)/);
+    ok(['rm', '-f', 'rr-on-torn']);
+    ok(['network', 'rm', 'rrtorn']);
+    expect(host.ns.linkNames()).not.toContain('ts-rrtorn');
+    expect(ok(['network', 'ls'])).not.toContain('rrtorn');
+    expect(leftovers(['rr-on-torn'])).toEqual([]);
+    const r = host.ns.exec('nft', ['list', 'table', 'inet', 'tsrun']);
+    expect(r.stdout).not.toContain('net:rrtorn');
+  }, 60_000);
+});

@@ -125,7 +125,9 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       if (v.status !== 'running') throw new UserError(`container ${id} is not running (${describe(v.status, v.exitCode)})`);
       const { execInContainer } = await import('./exec.js');
       const { runcPaths } = await import('../run.js');
-      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env: f.env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true }));
+      const { pathsOf } = await import('./record.js');
+      const stateDir = pathsOf(settings.runDir, id).dir;
+      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env: f.env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true, stateDir }));
     });
 
   add(new Command('stop'))

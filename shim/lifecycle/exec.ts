@@ -2,7 +2,10 @@
 // stdio passes straight through; with -t runc makes the pseudo-terminal and copies between it
 // and this terminal; the process's exit status becomes tsrun's.
 import { spawn } from 'node:child_process';
-import type { RuncPaths } from '../runc.js';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../../config/errors.js';
+import { lastRuncError, runcFailureStatus, type RuncPaths } from '../runc.js';
 import { exitStatusOf, superviseChild } from '../supervise.js';
 
 export interface ExecOptions {
@@ -12,16 +15,40 @@ export interface ExecOptions {
   cwd?: string | undefined;
   tty: boolean;
   interactive: boolean;
+  /** The container's state directory: runc's log of this exec goes there (gone with the container). */
+  stateDir: string;
 }
 
 export async function execInContainer(runc: RuncPaths, o: ExecOptions): Promise<number> {
-  const args = ['--root', runc.root, 'exec'];
+  // runc's console needs this process's controlling terminal; without one runc fails late with
+  // "open /dev/tty: no such device or address" and 255. Say what to do instead, as docker does.
+  if (o.tty) requireTerminal();
+  // runc exits 255 both when the program exits 255 and when runc could not start it; its log
+  // tells the two apart, so a program not found or not executable gets docker's 127/126.
+  const runcLog = path.join(existsSync(o.stateDir) ? o.stateDir : path.dirname(runc.root), `exec-${process.pid}.log`);
+  const args = ['--root', runc.root, '--log', runcLog, '--log-format', 'json', 'exec'];
   if (o.tty) args.push('--tty');
   if (o.cwd !== undefined) args.push('--cwd', o.cwd);
   for (const e of o.env) args.push('--env', e);
   args.push(o.id, ...o.args);
   // Without -i the process reads nothing (docker's default); with -t it still needs the terminal.
   const stdin = o.interactive || o.tty ? 'inherit' : 'ignore';
-  const exit = await superviseChild(spawn(runc.binary, args, { stdio: [stdin, 'inherit', 'inherit'] }));
-  return exitStatusOf(exit);
+  rmSync(runcLog, { force: true });
+  try {
+    const exit = await superviseChild(spawn(runc.binary, args, { stdio: [stdin, 'inherit', 'inherit'] }));
+    const status = exitStatusOf(exit);
+    if (status !== 255) return status;
+    const runcError = lastRuncError(runcLog)?.replace(/^exec failed: /, '');
+    return runcError === undefined ? status : runcFailureStatus(runcError, true);
+  } finally {
+    rmSync(runcLog, { force: true });
+  }
+}
+
+function requireTerminal(): void {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+  } catch {
+    throw new UserError('the input device is not a TTY: drop -t (and keep -i to pass stdin), or run from a terminal');
+  }
 }

@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
@@ -401,6 +401,35 @@ describeIf('a program that cannot run: docker\'s statuses, one line, nothing lef
       expect(w.leaks()).toEqual([]);
       expect(w.host.monitors()).toEqual([]);
     }
+  });
+});
+
+function hasTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describeIf('exec: a program that cannot run gets docker\'s 127/126, not runc\'s 255', () => {
+  it('127 not found, 126 not executable, 255 when the program itself exits 255; -t without a terminal is one line and 125', () => {
+    const id = runD(['--net', 'none'], ['sleep', '100']);
+    const cases: [string[], number, RegExp][] = [
+      [['exec', id, 'no-such-program'], 127, /"no-such-program": executable file not found/],
+      [['exec', id, '/etc'], 126, /"\/etc": permission denied/],
+      [['exec', id, 'sh', '-c', 'exit 255'], 255, /^$/],
+    ];
+    // Run from a terminal, tsrun inherits it and -t works; the CI runs without one.
+    if (!hasTerminal()) cases.push([['exec', '-it', id, 'true'], 125, /^tsrun: the input device is not a TTY: drop -t \(and keep -i to pass stdin\), or run from a terminal\n$/]);
+    for (const [args, status, message] of cases) {
+      const r = tsrun(args);
+      expect({ args, status: r.status, stderr: r.stderr }).toEqual({ args, status, stderr: expect.stringMatching(message) });
+    }
+    // runc's log of each exec goes with it.
+    expect(readdirSync(path.join(w.host.root, 'run', 'containers', id)).filter((f) => f.startsWith('exec-'))).toEqual([]);
+    ok(['rm', '-f', id]);
   });
 });
 

@@ -24,8 +24,6 @@ const O_CLOEXEC = 0o2000000;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
-const SIGKILL = 9;
-const SIGSTOP = 19;
 /** sizeof(sigset_t) in glibc (1024 bits); the attribute and file-action objects are opaque and
  * smaller than these buffers (336 and 80 bytes on x86-64 and arm64). */
 const SIGSET_BYTES = 128;
@@ -113,11 +111,11 @@ export function spawnDetached(file: string, argv: readonly string[], o: Detached
     if (c.addCloseFrom) check(c.addCloseFrom(actions, fds.length), 'posix_spawn_file_actions_addclosefrom_np', '');
     // Node ignores SIGPIPE, and an ignored signal stays ignored across exec (a caller started
     // with nohup, or in the background of a script, ignores SIGHUP or SIGINT and SIGQUIT): the
-    // child gets the default of every standard signal back, as libuv gives a child of Node's, and
-    // no signal blocked. (SIGKILL and SIGSTOP cannot be changed; glibc's own signals are above 31.)
-    const defaults = Buffer.alloc(SIGSET_BYTES);
-    for (let sig = 1; sig <= 31; sig++) if (sig !== SIGKILL && sig !== SIGSTOP) defaults[(sig - 1) >> 3]! |= 1 << ((sig - 1) & 7);
-    check(c.setSigDefault(attr, defaults), 'posix_spawnattr_setsigdefault', '');
+    // child gets the default of every signal back, as libuv gives a child of Node's, and no
+    // signal blocked. Every signal, glibc's own two included (32 and 33): posix_spawn's child sets
+    // those to SIG_IGN unless they are in this set, and SIG_IGN survives exec (conmon, then runc
+    // and the container, would start with them ignored), as shim/spawn-vfork.ts explains.
+    check(c.setSigDefault(attr, Buffer.alloc(SIGSET_BYTES, 0xff)), 'posix_spawnattr_setsigdefault', '');
     check(c.setSigMask(attr, Buffer.alloc(SIGSET_BYTES)), 'posix_spawnattr_setsigmask', '');
     // A session of its own: a signal to the caller's process group (a terminal's ^C to the
     // runtime) does not reach it.

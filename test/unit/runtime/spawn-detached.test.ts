@@ -22,6 +22,7 @@ describe('spawnDetached', () => {
       expect(sid).toBe(pid);
       const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
       expect(ignored & (1n << 12n)).toBe(0n); // SIGPIPE (13) not ignored
+      expect(ignored).toBe(0n); // nor any other, glibc's 32 and 33 included
       const blocked = BigInt(`0x${/SigBlk:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
       expect(blocked).toBe(0n);
     } finally {

@@ -91,6 +91,7 @@ describe.each(ways)('conmon held on its start pipe, started by %s', (way, knob) 
     const failing = path.join(dir, 'conmon-failing');
     writeFileSync(failing, `#!/bin/sh
 ls -l /proc/$$/fd > "$FAKE_DIR/fds"
+grep -E '^Sig(Ign|Blk):' /proc/$$/status > "$FAKE_DIR/signals"
 head -c 1 <&4 > /dev/null
 echo "[conmon:w]: first" >&2
 echo "[conmon:e]: cannot open the log" >&2
@@ -107,6 +108,8 @@ exit 1
     expect([0, 1, 2, 3, 4].every((fd) => fds.has(fd))).toBe(true);
     expect([...fds].filter(([fd, target]) => fd > 4 && /^(pipe|socket):/.test(target))).toEqual([]);
     expect([...fds.keys()].filter((fd) => fd > 4 && fd < 10)).toEqual([]);
+    // No signal ignored or blocked, glibc's 32 and 33 included, either way (libuv resets them all).
+    expect(readFileSync(path.join(dir, 'signals'), 'utf8')).toMatch(/^SigBlk:\s*0+\nSigIgn:\s*0+\n$/);
   });
 
   it('a missing binary is reported by start(), in one line', async () => {

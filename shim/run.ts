@@ -12,7 +12,7 @@ import type { Logger } from '../runtime/log.js';
 import { Transaction, faultPause } from '../runtime/tx.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
-import { removeCgroup } from '../runtime/cgroups/cleanup.js';
+import { emptyCgroup, removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf, type Hierarchy } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
@@ -273,6 +273,8 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           // Killed, not failed at the gate: a failed hook makes runc print a line of its own.
           held.kill('SIGKILL');
           await held.exited.catch(() => undefined);
+          // Its `runc init`, left in the container's cgroup, ends before the rollback's rmdir.
+          await emptyCgroup(cgroupsPathFor(id), hierarchies);
           throw err;
         }
       }

@@ -6,7 +6,7 @@
 // v1 parent costs ~1 ms per hierarchy (10 here: ~10 ms of every last `rm -f`), the next
 // `runc create` makes it again in each, and an rmdir of the parent between runc's mkdir of the
 // parent and of the container's own directory fails that create.
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { hostHierarchies, type Hierarchy } from './hierarchies.js';
 
@@ -31,4 +31,39 @@ export function removeCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hos
     }
   }
   return removed;
+}
+
+/**
+ * Ends what is left in a container's cgroup after its `runc run` was killed mid-create (the
+ * foreground run's setup aborted while runc waited at its gate, shim/runc-gate.ts): runc's child,
+ * `runc init`, then sits in the container's cgroup, blocked on its parent's pipe; it ends by itself
+ * once it reads that pipe's end, but not before tsrun's rollback would try the cgroup's rmdir
+ * (EBUSY: the directories stayed behind). Each pid listed is sent SIGKILL (nothing else can be in
+ * the cgroup of an id this process claimed: the container's program never started) and the listing
+ * read again until it is empty, for at most `timeoutMs`. Resolves whether or not it emptied.
+ */
+export async function emptyCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hostHierarchies(), timeoutMs = 2000): Promise<void> {
+  const files = hierarchies.map((h) => path.join(h.mountPoint, ...cgroupsPath.split('/').filter(Boolean), 'cgroup.procs'));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = new Set<number>();
+    for (const f of files) {
+      let text: string;
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        continue; // no such cgroup in this hierarchy (never made, or removed)
+      }
+      for (const line of text.split('\n')) if (/^[0-9]+$/.test(line)) pids.add(Number(line));
+    }
+    if (pids.size === 0 || Date.now() > deadline) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }

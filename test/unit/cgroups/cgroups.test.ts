@@ -1,9 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { mkdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { layoutOf, parseMountinfo } from '../../../runtime/cgroups/hierarchies.js';
-import { removeCgroup } from '../../../runtime/cgroups/cleanup.js';
+import { emptyCgroup, removeCgroup } from '../../../runtime/cgroups/cleanup.js';
 import { ownCgroupProcsFile } from '../../../runtime/cgroups/migration-warmup.js';
 import { humanLine } from '../../../runtime/log.js';
 
@@ -100,5 +101,24 @@ describe('log lines for humans', () => {
     const line = humanLine(JSON.stringify({ level: 20, time: Date.UTC(2026, 0, 1, 12, 0, 1, 123), pid: 1, msg: 'step done', step: 'x', ms: 1.5 }));
     expect(line).toBe('12:00:01.123 DEBUG step done step="x" ms=1.5\n');
     expect(humanLine('not json')).toBe('not json');
+  });
+
+  it("emptyCgroup kills what its cgroup.procs lists, and returns at once when it lists nothing (runc init after a killed runc run)", async () => {
+    const a = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const dir = path.join(a, 'tsrun', 'c1');
+      mkdirSync(dir, { recursive: true });
+      const ended = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+      writeFileSync(path.join(dir, 'cgroup.procs'), `${child.pid}\n`);
+      // A plain file does not forget the pid as the kernel's would: the wait ends at its timeout.
+      await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], 50);
+      expect(await ended).toBe('SIGKILL');
+      writeFileSync(path.join(dir, 'cgroup.procs'), '');
+      await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }, { mountPoint: path.join(a, 'none'), version: 1 }]);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(a, { recursive: true, force: true });
+    }
   });
 });

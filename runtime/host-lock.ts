@@ -226,13 +226,4 @@ function flock(type: LockType, byte: number): Buffer {
   return b;
 }
 
-/** os.endianness() without loading node:os (~0.25 ms of a cold process that needs nothing else from it). */
-function hostEndianness(): 'LE' | 'BE' {
-  return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 'LE' : 'BE';
-}
-
-/** Where record locks can be taken as above: 64-bit little-endian Linux (the struct's layout and
- * fcntl's command numbers are those of the generic ABI there). */
-export function recordLocksWork(platform: string = process.platform, arch: string = process.arch, endianness: string = hostEndianness()): boolean {
-  return platform === 'linux' && endianness === 'LE' && ['x64', 'arm64', 'riscv64', 'loong64'].includes(arch);
-}
+export { recordLocksWork } from './record-locks-abi.js';

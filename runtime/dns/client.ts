@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../log.js';
-import { controlSocketName, pidfilePath, resolverState } from './paths.js';
+import { controlAddress, pidfilePath, resolverState } from './paths.js';
 import { resolverRequestSync } from './control-sync.js';
 import { closeInherited } from '../inherited-fds.js';
 
@@ -30,7 +30,7 @@ export async function resolverRequest(runDir: string, command: string, timeoutMs
     if (r !== 'unavailable') return r.reply;
   }
   return new Promise((resolve, reject) => {
-    const c = net.connect(controlSocketName(runDir));
+    const c = net.connect(controlAddress(runDir));
     let buf = '';
     let connected = false;
     const timer = setTimeout(() => {

@@ -9,7 +9,7 @@
 // does not form the way the server bound it), the caller asks again through node:net, which
 // decides as before.
 import { libcFunction, loadKoffi, type LibcFn as Fn } from '../koffi.js';
-import { controlSocketName } from './paths.js';
+import { controlAddress } from './paths.js';
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -59,6 +59,17 @@ function bindings(): Libc | undefined {
   return libc ?? undefined;
 }
 
+/** The sockaddr_un of a socket file's path (NUL-terminated) or of an abstract name. */
+export function unixAddress(name: string): Buffer | undefined {
+  if (!name.startsWith('/')) return abstractAddress(name);
+  const file = Buffer.from(name, 'utf8');
+  if (2 + file.length + 1 > SOCKADDR_UN_LEN) return undefined;
+  const addr = Buffer.alloc(2 + file.length + 1);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  file.copy(addr, 2);
+  return addr;
+}
+
 /** The sockaddr_un of an abstract name ("\0..."), padded as libuv pads it. */
 export function abstractAddress(name: string): Buffer | undefined {
   const path = Buffer.from(name, 'utf8');
@@ -90,7 +101,7 @@ function timeval(ms: number, longSize: number): Buffer {
  */
 export function resolverRequestSync(runDir: string, command: string, timeoutMs: number): { reply: string | undefined } | 'unavailable' {
   const c = bindings();
-  const addr = abstractAddress(controlSocketName(runDir));
+  const addr = unixAddress(controlAddress(runDir));
   if (!c || !addr) return 'unavailable';
   const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 'unavailable';

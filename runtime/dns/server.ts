@@ -8,18 +8,19 @@
 // is lost while containers come and go (aardvark-dns#389). Sockets open for networks that appear and close for
 // networks that are gone.
 //
-// Changes reach it through its control socket, an abstract unix socket named after the state
-// root. tsrun asks for a reload after every attach and detach and waits for "ok", so when
+// Changes reach it through its control socket, a unix socket file in the state root's dns/ (0700;
+// paths.ts: controlAddress). tsrun asks for a reload after every attach and detach and waits for "ok", so when
 // `tsrun run` starts a container its name already resolves, and when it returns after a removal
 // the name is gone. Watching the state root instead (inotify) would need a recursive watch over
 // the store's directories, would not work for the etcd store, and could not tell the writer when
-// the change was live. The abstract socket is also the resolver's lock: only one process can
-// bind the name, and the kernel frees it when that process dies, so there is no stale lock file.
+// the change was live. The resolver's lock is a record lock on dns/resolver.lock, held for its
+// life: the kernel drops it when that process dies, so there is no stale holder to recognize (the
+// abstract socket name was the lock before session 7, but any local user could bind it first).
 // The pidfile beside it is for gc and for people, with the start time so a recycled pid is not
 // taken for the resolver.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
@@ -37,7 +38,9 @@ import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
-import { controlSocketName, pidfilePath } from './paths.js';
+import { controlAddress, pidfilePath, resolverLockPath } from './paths.js';
+import { F_WRLCK, libcRecordLocks } from '../host-lock.js';
+import { mkdirPrivate, removeFile } from '../files.js';
 import { BatchUdpSocket } from './udp-batch.js';
 import { AnswerCache } from './answer-cache.js';
 import { ErrnoError } from '../netns/errno.js';
@@ -122,6 +125,8 @@ export class Resolver {
   /** Clients' addresses as the answer caches key them (node:dgram gives them as text). */
   private readonly clientKeys = new Map<string, Buffer>();
   private control?: net.Server;
+  /** The record lock's file while this resolver holds it. */
+  private lockFd?: number;
   private hostUpstreams: Upstream[] = [];
   private resolvConfCheckedAt = 0;
   private resolvConfMtime = 0;
@@ -158,15 +163,27 @@ export class Resolver {
 
   /** Binds the control socket (false: another resolver holds it), loads the table, listens. */
   async start(): Promise<boolean> {
+    const address = controlAddress(this.settings.runDir);
+    if (!address.startsWith('\0')) {
+      // A socket file in a directory only root can enter (paths.ts says why). Which resolver may
+      // bind it is the record lock's to say (the lock the abstract name was): one that died left
+      // its file behind, and only the next holder of the lock removes it.
+      mkdirPrivate(path.dirname(address));
+      if (!this.takeLock()) return false;
+      removeFile(address);
+    }
     const control = net.createServer((c) => this.onControl(c));
     const bound = await new Promise<boolean>((resolve) => {
       control.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? false : (this.log.error({ err: e }, 'control socket'), false)));
-      control.listen(controlSocketName(this.settings.runDir), () => resolve(true));
+      control.listen(address, () => resolve(true));
     });
-    if (!bound) return false;
+    if (!bound) {
+      this.releaseLock();
+      return false;
+    }
     this.control = control;
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
-    mkdirSync(path.dirname(pidfilePath(this.settings.runDir)), { recursive: true });
+    mkdirPrivate(path.dirname(pidfilePath(this.settings.runDir)));
     // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile.
     const pidfile = pidfilePath(this.settings.runDir);
     writeFileSync(`${pidfile}.${process.pid}.tmp`, `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
@@ -180,6 +197,23 @@ export class Resolver {
     }, RESYNC_MS);
     this.log.info({ listening: this.listenAddresses() }, 'resolver started');
     return true;
+  }
+
+  /** The resolver's lock (paths.ts: resolverLockPath), held until it stops; false: another holds it. */
+  private takeLock(): boolean {
+    const fd = libcRecordLocks.open(resolverLockPath(this.settings.runDir));
+    if (libcRecordLocks.set(fd, F_WRLCK, 0)) {
+      this.lockFd = fd;
+      return true;
+    }
+    closeSync(fd);
+    return false;
+  }
+
+  private releaseLock(): void {
+    if (this.lockFd === undefined) return;
+    closeSync(this.lockFd); // the kernel drops the process's record locks on the file
+    this.lockFd = undefined;
   }
 
   listenAddresses(): string[] {
@@ -781,6 +815,7 @@ export class Resolver {
       // gone already
     }
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    this.releaseLock();
     this.stopped();
   }
 }

@@ -25,7 +25,7 @@ beforeAll(async () => {
   // The resolver's control server in miniature: one reply per command, as server.ts answers.
   const code = `
     const net = require('node:net');
-    import(${JSON.stringify(PATHS)}).then(({ controlSocketName }) => {
+    import(${JSON.stringify(PATHS)}).then(({ controlAddress }) => {
       const s = net.createServer((c) => c.on('data', (d) => {
         const cmd = d.toString().trim();
         if (cmd.startsWith('reload')) c.end('ok ' + cmd.split(' ').length + '\\n');
@@ -34,7 +34,9 @@ beforeAll(async () => {
         else if (cmd === 'split') { c.write('ok sp'); setTimeout(() => c.end('lit\\nrest\\n'), 50); }
         // 'silent': never answers
       }));
-      s.listen(controlSocketName(process.argv[1]), () => console.log('ready'));
+      const address = controlAddress(process.argv[1]);
+      require('node:fs').mkdirSync(require('node:path').dirname(address), { recursive: true });
+      s.listen(address, () => console.log('ready'));
     });`;
   server = ns.spawn(process.execPath, ['-e', code, dir]);
   server.stdout!.on('data', (d: Buffer) => (ready ||= d.toString().includes('ready')));

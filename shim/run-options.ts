@@ -16,12 +16,23 @@ function parseStopTimeout(s: string | undefined): number | undefined {
   return Number(s);
 }
 
+/** `-e KEY=VALUE`, or `-e KEY` as docker and podman take it: the caller's value of KEY, and
+ * nothing when the caller has none. Shared by run, create and exec. */
+export function envFlags(flags: readonly string[], callerEnv: NodeJS.ProcessEnv = process.env): string[] {
+  const env: string[] = [];
+  for (const e of flags) {
+    if (/^[^=\s]+=/.test(e)) env.push(e);
+    else if (/^[^=\s]+$/.test(e)) {
+      const value = callerEnv[e];
+      if (value !== undefined) env.push(`${e}=${value}`);
+    } else throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE, or KEY to pass this shell's value`);
+  }
+  return env;
+}
+
 export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
   const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
-  const env = (f.env as string[]).map((e) => {
-    if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
-    return e;
-  });
+  const env = envFlags(f.env as string[]);
   const hostname = str('hostname');
   if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
     throw new UserError(`invalid --hostname ${JSON.stringify(hostname)}: use up to 63 letters, digits, '.' and '-'`);

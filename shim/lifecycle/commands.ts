@@ -116,7 +116,8 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string }, cmd: Command) => {
       const { settings } = setup(cmd);
-      for (const e of f.env) if (!/^[^=\s]+=/.test(e)) throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE`);
+      const { envFlags } = await import('../run-options.js');
+      const env = envFlags(f.env);
       if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new UserError(`invalid --workdir ${JSON.stringify(f.workdir)}: must be an absolute path`);
       const { resolveId } = await import('./resolve.js');
       const id = resolveId(settings.runDir, name);
@@ -127,7 +128,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const { runcPaths } = await import('../run.js');
       const { pathsOf } = await import('./record.js');
       const stateDir = pathsOf(settings.runDir, id).dir;
-      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env: f.env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true, stateDir }));
+      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true, stateDir }));
     });
 
   add(new Command('stop'))

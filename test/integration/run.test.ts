@@ -62,6 +62,11 @@ describe('tsrun run: process', () => {
     expect(r.stdout).toBe('hi /bin box1 /tmp\n');
   });
 
+  it("-e KEY without a value takes the caller's value, and leaves KEY out when the caller has none (docker's -e)", () => {
+    const r = run(['--net', 'none', '-e', 'TSRUN_TEST_FROM_CALLER', '-e', 'TSRUN_TEST_UNSET', bundle, '--', 'sh', '-c', 'echo "$TSRUN_TEST_FROM_CALLER ${TSRUN_TEST_UNSET-unset}"'], { env: { TSRUN_TEST_FROM_CALLER: 'passed on' } });
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: 'passed on unset\n', stderr: '' });
+  });
+
   it('a container killed by signal N exits 128+N', async () => {
     const id = uniqueId('kill');
     ids.push(id);

@@ -53,7 +53,9 @@ export function packageNodeModules(bundleDir: string): string | undefined {
  */
 export function exitFast(code: number): void {
   // Something listens for 'exit' (a test's preload recording what was loaded): Node's exit runs it.
-  if (!koffi || process.listenerCount('exit') > 0) return;
+  // A profile asked for (--cpu-prof, --heap-prof, --prof, on node's command line or in
+  // NODE_OPTIONS) is written by Node's own exit too: _exit left none.
+  if (!koffi || process.listenerCount('exit') > 0 || profiling()) return;
   // Node's own exit puts stdin, stdout and stderr back as it found them (ResetStdio); _exit does
   // not. A stream Node made on one (process.stderr: node:net's Socket._destroy reads it whenever a
   // child's pipe closes, e.g. conmon's in run -d) set O_NONBLOCK on that open file description,
@@ -69,6 +71,12 @@ export function exitFast(code: number): void {
   libcFunction('void _exit(int)')(code);
 }
 
+/** Whether Node was asked to write a profile at exit: the flags themselves (the -dir, -name and
+ * -interval ones only tune them), as node's options or in NODE_OPTIONS. */
+function profiling(): boolean {
+  const on = (arg: string) => arg === '--cpu-prof' || arg === '--heap-prof' || arg === '--prof';
+  return process.execArgv.some(on) || (process.env.NODE_OPTIONS ?? '').split(/\s+/).some(on);
+}
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;

@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { dlopenOnce, loadKoffi, packageNodeModules, prebuilt } from '../../../runtime/koffi.js';
 
 const fakeNative = { load: () => ({}), errno: () => 0, version: 'x' };
@@ -73,5 +75,25 @@ describe('prebuilt koffi', () => {
     // On this machine (glibc, x64 or arm64) that is the prebuilt module itself, not koffi's wrapper.
     const native = prebuilt(createRequire(import.meta.url));
     if (native) expect(koffi).toBe(native);
+  });
+});
+
+describe('exitFast', () => {
+  it('leaves a profile asked for (--cpu-prof) to Node\'s own exit, which writes it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-exitfast-'));
+    try {
+      const mod = path.join(process.cwd(), 'dist', 'runtime', 'koffi.js');
+      // After the module's evaluation: while a top-level await runs, Node listens for 'exit' itself
+      // (and exitFast leaves the exit to Node for that alone).
+      const code = `const k = await import(${JSON.stringify(mod)}); k.loadKoffi(); setTimeout(() => { k.exitFast(7); process.exit(9); }, 0);`;
+      const run = (flags: string[]) => spawnSync(process.execPath, [...flags, '--input-type=module', '-e', code], { encoding: 'utf8' });
+      const profiled = run(['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+      expect(profiled.status).toBe(9);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))).toHaveLength(1);
+      // Without a profile, _exit with exitFast's status (Node's exit would have been 9).
+      expect(run([]).status).toBe(7);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -30,6 +30,7 @@ import { clusterOf } from './store/scoped.js';
 import { keyLayout, parseLeaseKey } from './ipam/ipam.js';
 import { decodeHolder } from './ipam/holder.js';
 import { canonicalAddress } from '../config/address.js';
+import { isContainerId } from '../config/ids.js';
 import { sameBoot } from './boot.js';
 import { ENDPOINTS_PREFIX, LOCAL_HOST_ID_KEY, parseOverlayEndpoint, parseOverlayKey } from './overlay/keys.js';
 import { publishedBy } from './drivers/overlay.js';
@@ -142,7 +143,11 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
     if (!parseLeaseKey(entry.key)) continue; // allocation hints
     const h = decodeHolder(entry.value);
     if (cluster && (h.host === undefined || h.host !== hostId)) continue;
-    const live = expected.get(entry.key) === entry.value || (liveShim.has(h.container) && sameBoot(h.boot));
+    // A torn value (a truncated file: empty, half a holder) under a key a live record names is
+    // still that container's address: collected, the next container was given it while the first
+    // still used it (a duplicate address on the network).
+    const torn = expected.has(entry.key) && !isContainerId(h.container);
+    const live = expected.get(entry.key) === entry.value || torn || (liveShim.has(h.container) && sameBoot(h.boot));
     if (!live && (await store.deleteIf(entry.key, entry.value))) report.leases.push(entry.key);
   }
   // This host's published overlay endpoints whose container has no live record here.

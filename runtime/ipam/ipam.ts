@@ -12,7 +12,7 @@
 // When a walk keeps hitting taken addresses (a dense pool), the allocator lists the network's
 // leases once and skips those in memory, so exhausting a /16 is one listing, not 65k creates.
 import { ConflictError, UserError } from '../../config/errors.js';
-import { checkContainerId, checkNetworkName } from '../../config/ids.js';
+import { checkContainerId, checkNetworkName, isContainerId } from '../../config/ids.js';
 import type { Store } from '../store/store.js';
 import { clusterOf } from '../store/scoped.js';
 import { LOCAL_HOST_ID_KEY } from '../overlay/keys.js';
@@ -196,6 +196,13 @@ export class Ipam {
       if (judgeHolder(current, me, await this.self()) === 'held') {
         throw new ConflictError(`address ${ip} is already in use by ${describeHolder(current, this.cluster)} on network ${net}`);
       }
+      // A torn value (a power loss; or a truncated file under a live container) names no one,
+      // but a live endpoint record naming the address does: taken over, the address would be on
+      // the network twice. Read only here, where a lease is unreadable.
+      if (!isContainerId(current.container)) {
+        const holder = await liveRecordOf(this.store, net, ip);
+        if (holder !== undefined) throw new ConflictError(`address ${ip} is already in use by container ${holder} on network ${net} (its lease is unreadable)`);
+      }
       await this.store.deleteIf(key, raw);
     }
     throw new ConflictError(`address ${ip} on network ${net} is being allocated and released concurrently; try again`);
@@ -232,6 +239,17 @@ export class Ipam {
     }
     throw new UserError(`network ${net} has no free addresses in ${pool.subnet.cidr}`);
   }
+}
+
+/** The container whose live endpoint record on `net` has address `ip`, if any. */
+async function liveRecordOf(store: Store, net: string, ip: string): Promise<string | undefined> {
+  const [{ allEndpoints }, { endpointAlive }] = await Promise.all([import('../records.js'), import('../liveness.js')]);
+  const at = canonicalAddress(ip);
+  for (const e of await allEndpoints(store)) {
+    if (e.network !== net) continue;
+    if ([e.ipv4, e.ipv6].some((a) => a !== undefined && canonicalAddress(a.address) === at) && endpointAlive(e)) return e.containerId;
+  }
+  return undefined;
 }
 
 /** "ipam/web/10.88.0.5" → {network: "web", ip: "10.88.0.5"}; hints and strays → undefined. */

@@ -226,3 +226,20 @@ describe('a truncated network definition', () => {
     expect(r.stdout).not.toContain('net:rrtorn');
   }, 60_000);
 });
+
+describe('a truncated lease file of a running container', () => {
+  it('gc keeps it, so its address is not given to another container', () => {
+    ok(['run', '-d', '--name', 'rr-lease', '--net', 'rrnet', bundle, '--', 'sleep', '1000']);
+    const ip = /rrnet:(10\.96\.0\.\d+)/.exec(ok(['ps']))![1]!;
+    const file = path.join(host.root, 'lib', 'store', 'ipam', 'rrnet', ip);
+    writeFileSync(file, '');
+    const gc = host.tsrun(['gc']);
+    expect({ status: gc.status, leases: JSON.parse(gc.stdout).leases }).toEqual({ status: 0, leases: [] }); // before: ["ipam/rrnet/<ip>"]
+    const r = host.tsrun(['run', '--name', 'rr-lease2', '--ip', ip, '--net', 'rrnet', bundle, '--', 'true']);
+    // Before: 0, the address on the network twice (also without gc: --ip took the torn lease over).
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 125, stderr: `tsrun: address ${ip} is already in use by container rr-lease on network rrnet (its lease is unreadable)\n` });
+    ok(['rm', '-f', 'rr-lease']);
+    ok(['gc']); // its release compares the value it wrote: the torn lease goes with gc
+    expect(leftovers(['rr-lease', 'rr-lease2'])).toEqual([]);
+  }, 60_000);
+});

@@ -235,11 +235,14 @@ export class Engine {
 
   /**
    * What tsrun's firewall table should hold, from the Store: every network whose driver uses the
-   * host firewall, and every endpoint of those networks attached in this namespace.
+   * host firewall, and every endpoint of those networks attached in this namespace. A definition
+   * that does not parse refuses it (one line naming the network and `network rm`): a table rebuilt
+   * without that network would fail open (no internal-network drop, no port guards for its
+   * containers), while the table left as it is keeps them.
    */
   async firewallState(): Promise<FirewallState> {
     const here = netnsId(THREAD_NETNS);
-    const nets = (await this.networks.list()).filter((n) => driverFor(n.driver)?.hostFirewall !== false);
+    const nets = (await this.networks.listEvery()).filter((n) => driverFor(n.driver)?.hostFirewall !== false);
     const names = new Set(nets.map((n) => n.name));
     const endpoints = (await allEndpoints(this.deps.store))
       .filter((r) => names.has(r.network) && r.hostNetns === here)

@@ -225,6 +225,31 @@ describe('a truncated network definition', () => {
     const r = host.ns.exec('nft', ['list', 'table', 'inet', 'tsrun']);
     expect(r.stdout).not.toContain('net:rrtorn');
   }, 60_000);
+
+  it('the firewall is not rebuilt without it: its internal drop and its containers\' port guards stay (fail closed)', () => {
+    ok(['network', 'create', 'rrint', '--subnet', '10.97.0.0/24', '--internal']);
+    ok(['run', '-d', '--name', 'rr-on-int', '--net', 'rrint', bundle, '--', 'sleep', '1000']);
+    const elements = () => {
+      const out: string[] = [];
+      for (const family of ['inet', 'bridge']) {
+        const r = host.ns.exec('nft', ['-j', 'list', 'table', family, 'tsrun']);
+        for (const e of listElements(JSON.parse(r.stdout) as NftListing, family)) if (e.comment === 'net:rrint' || e.comment === 'ctr:rr-on-int') out.push(`${e.set} ${e.comment}`);
+      }
+      return out.sort();
+    };
+    const before = elements();
+    expect(before).toEqual(expect.arrayContaining(['internal_bridges net:rrint', 'guard_ports ctr:rr-on-int']));
+    const file = path.join(host.root, 'lib', 'store', 'networks', 'rrint');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 30));
+    // Rebuilt from the definitions that read, the table lost the network: its containers got a
+    // way out of the --internal network and lost their port guards.
+    const r = host.tsrun(['network', 'reload']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 125, stderr: 'tsrun: network rrint: its definition (store key networks/rrint) is unreadable (truncated or corrupt): tsrun network rm rrint removes it\n' });
+    expect(elements()).toEqual(before);
+    ok(['rm', '-f', 'rr-on-int']);
+    ok(['network', 'rm', 'rrint']);
+    expect(leftovers(['rr-on-int'])).toEqual([]);
+  }, 60_000);
 });
 
 describe('a truncated lease file of a running container', () => {

@@ -54,7 +54,9 @@ export async function emptyCgroup(cgroupsPath: string, hierarchies: Hierarchy[] 
       } catch {
         continue; // no such cgroup in this hierarchy (never made, or removed)
       }
-      for (const line of text.split('\n')) if (/^[0-9]+$/.test(line)) pids.add(Number(line));
+      // 0 names a process outside this process's pid namespace, and kill(0) would signal this
+      // process's own process group (the caller's shell pipeline): never sent.
+      for (const line of text.split('\n')) if (/^[0-9]+$/.test(line) && Number(line) > 0) pids.add(Number(line));
     }
     if (pids.size === 0 || Date.now() > deadline) return;
     for (const pid of pids) {

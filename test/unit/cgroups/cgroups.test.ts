@@ -121,4 +121,22 @@ describe('log lines for humans', () => {
       rmSync(a, { recursive: true, force: true });
     }
   });
+
+  it('emptyCgroup never signals pid 0 (cgroup.procs lists a process outside this pid namespace as 0; kill(0) is the whole process group)', async () => {
+    const a = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
+    const real = process.kill;
+    const sent: number[] = [];
+    // Recorded, never sent: the version before killed tsrun's own process group (its caller's shell pipeline).
+    process.kill = ((pid: number) => (sent.push(pid), true)) as typeof process.kill;
+    try {
+      const dir = path.join(a, 'tsrun', 'c1');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'cgroup.procs'), '0\n');
+      await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], 20);
+    } finally {
+      process.kill = real;
+      rmSync(a, { recursive: true, force: true });
+    }
+    expect(sent).toEqual([]);
+  });
 });

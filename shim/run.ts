@@ -13,7 +13,7 @@ import { Transaction, faultPause } from '../runtime/tx.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { emptyCgroup, removeCgroup } from '../runtime/cgroups/cleanup.js';
-import { hostHierarchies, layoutOf, type Hierarchy } from '../runtime/cgroups/hierarchies.js';
+import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import type { Spec } from '../config/oci.js';
@@ -23,7 +23,7 @@ import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, supervi
 import { findInit } from './init.js';
 import type { InheritingChild } from './spawn-inherit.js';
 import { existsSync, mkdirSync } from 'node:fs';
-import { keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
+import { cgroupProbes, keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
 import { makeGate, rememberEnd, withGateHook } from './runc-gate.js';
 
@@ -307,20 +307,6 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   return status;
 }
 
-
-/**
- * The container's cgroup directories, which runc makes as it moves the container's init into its
- * cgroups: in every hierarchy mounted at its root (a bind-mounted subtree, tsrun in a container,
- * has paths runc's would not match), the last mounted first: runc makes them in about that order
- * here (v1 controllers, systemd's, the unified one), so a check before runc's last one usually
- * stops at the first look.
- */
-export function cgroupProbes(hierarchies: readonly Hierarchy[], cgroupsPath: string): string[] {
-  return hierarchies
-    .filter((h) => h.root === undefined)
-    .map((h) => path.join(h.mountPoint, cgroupsPath))
-    .reverse();
-}
 
 /**
  * runc could not start the container; the exit status follows docker: 125, 126 or 127. runc has

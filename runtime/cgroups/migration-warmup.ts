@@ -148,3 +148,17 @@ function moveIntoOwnCgroup(): void {
   // Only the write waits, on a pool thread.
   write(fd, '0', () => closeSync(fd));
 }
+
+/**
+ * The container's cgroup directories, which runc makes as it moves the container's init into its
+ * cgroups: in every hierarchy mounted at its root (a bind-mounted subtree, tsrun in a container,
+ * has paths runc's would not match), the last mounted first: runc makes them in about that order
+ * here (v1 controllers, systemd's, the unified one), so a check before runc's last one usually
+ * stops at the first look.
+ */
+export function cgroupProbes(hierarchies: readonly Hierarchy[], cgroupsPath: string): string[] {
+  return hierarchies
+    .filter((h) => h.root === undefined)
+    .map((h) => path.join(h.mountPoint, cgroupsPath))
+    .reverse();
+}

@@ -13,7 +13,8 @@ import { handOver, rootOf } from '../../runtime/netns-users.js';
 import { prepareContainer, runcPaths, type NetworkWiring, type RunOptions } from '../run.js';
 import { faultPause, type Transaction } from '../../runtime/tx.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
-import { keepCgroupMigrationWarm, keepWarmFor, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
+import { cgroupProbes, keepCgroupMigrationWarm, keepWarmUntil, warmCgroupMigration } from '../../runtime/cgroups/migration-warmup.js';
+import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { awaitStartByte, closeExecFifo, DetachedRuncFailure, lastRuncError, openExecFifo, startInProcess, type ExecFifo, type RuncPaths } from '../runc.js';
 import { pollSignals, SETUP_INTERRUPTS } from '../supervise.js';
 import { killMonitor, readPid, spawnConmon, type ConmonHandle } from './conmon.js';
@@ -160,9 +161,16 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       const created = monitor!.start();
       // Kept open for runc's own move, which comes some 10-30 ms after the byte (conmon forks, runc
       // starts and sets the cgroups up): a move every few ms keeps the fast path open until then
-      // (for at most 250 ms: the bundle's hooks run after runc's move).
+      // (for at most 250 ms: the bundle's hooks run after runc's move), and no longer: once the
+      // container's cgroup directories exist runc has moved its init, and a move during the rest
+      // of runc create (namespaces, mounts, runc init's clones) only holds up runc's forks
+      // (cgroupProbes, as the foreground run).
       const hierarchies = hostHierarchies();
-      const stopWarm = keepWarmFor(() => keepCgroupMigrationWarm(hierarchies));
+      const probes = cgroupProbes(hierarchies, cgroupsPathFor(id));
+      const stopWarm = keepWarmUntil(
+        () => probes.length > 0 && probes.every((d) => existsSync(d)),
+        () => keepCgroupMigrationWarm(hierarchies),
+      );
       created.then(stopWarm, stopWarm);
       // lifecycle.json, written while runc create runs: nothing reads it before the container has
       // started (the exit command, which checks its instance, runs once the container has ended),

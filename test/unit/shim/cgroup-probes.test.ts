@@ -1,8 +1,8 @@
 // Where a foreground run looks for runc's move of its init into the container's cgroups, to stop
-// keeping the kernel's cgroup lock warm (shim/run.ts): every hierarchy mounted at its root, the last
+// keeping the kernel's cgroup lock warm (shim/run.ts, shim/lifecycle/create.ts): every hierarchy mounted at its root, the last
 // mounted first (runc joins them in about mountinfo order, systemd's and the unified one last).
 import { expect, it } from '@jest/globals';
-import { cgroupProbes } from '../../../shim/run.js';
+import { cgroupProbes } from '../../../runtime/cgroups/migration-warmup.js';
 import { parseMountinfo } from '../../../runtime/cgroups/hierarchies.js';
 
 const line = (id: number, root: string, at: string, fs: string, opts: string) => `${id} 25 0:${id} ${root} ${at} rw,relatime shared:${id} - ${fs} cgroup ${opts}`;

@@ -23,7 +23,9 @@ export function envFlags(flags: readonly string[], callerEnv: NodeJS.ProcessEnv 
   for (const e of flags) {
     if (/^[^=\s]+=/.test(e)) env.push(e);
     else if (/^[^=\s]+$/.test(e)) {
-      const value = callerEnv[e];
+      // Own keys only: process.env['constructor'] (or '__proto__', 'toString') is Object's, and
+      // was passed as constructor=function Object() { [native code] }.
+      const value = Object.hasOwn(callerEnv, e) ? callerEnv[e] : undefined;
       if (value !== undefined) env.push(`${e}=${value}`);
     } else throw new UserError(`invalid --env ${JSON.stringify(e)}: expected KEY=VALUE, or KEY to pass this shell's value`);
   }

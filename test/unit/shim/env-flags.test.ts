@@ -19,6 +19,11 @@ describe('envFlags', () => {
     expect(envFlags(['NOT_SET_ANYWHERE', 'A=1'], caller)).toEqual(['A=1']);
   });
 
+  it("leaves out a bare KEY that is only Object's own (constructor, __proto__, toString), with process.env too", () => {
+    expect(envFlags(['constructor', '__proto__', 'toString', 'A=1'], caller)).toEqual(['A=1']);
+    expect(envFlags(['constructor', 'hasOwnProperty'])).toEqual([]);
+  });
+
   it('refuses an empty key or whitespace in the key', () => {
     for (const bad of ['', '=x', 'A B', 'A B=1']) {
       expect(() => envFlags([bad], caller)).toThrow(UserError);

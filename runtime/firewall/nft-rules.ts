@@ -29,7 +29,7 @@
 //     chain prerouting_raw { type filter hook prerouting priority raw; policy accept;
 //       ip daddr 127.0.0.0/8 iifname != "lo" drop
 //       ip6 daddr ::1 iifname != "lo" drop
-//       udp dport 4789 ip daddr @underlay_local4 ip saddr != @underlay_peers4 drop
+//       udp dport 4789 udp dport @underlay_ports fib daddr type local ip saddr != @underlay_peers4 drop
 //       th dport 53 meta l4proto { udp, tcp } ip daddr @subnets4 fib daddr type local iifname != @bridges iifname != "lo" drop
 //       th dport 53 meta l4proto { udp, tcp } ip6 daddr @subnets6 fib daddr type local iifname != @bridges iifname != "lo" drop
 //     }
@@ -102,9 +102,12 @@
 //     nftables a drop in ANY base chain is final, so accepts document intent but cannot override
 //     another table's drop policy: a host whose own forward policy is drop must allow tsrun's
 //     bridges itself (tsrun never edits other tables).
-//  h. VXLAN (UDP 4789) to this host's underlay address is accepted only from the registered
+//  h. VXLAN (UDP 4789) to any local address of this host is accepted only from the registered
 //     underlay addresses of the cluster's other hosts (sets kept by the overlay agent): anything
-//     else on the underlay cannot inject frames into an overlay network, --internal ones too.
+//     else on the underlay cannot inject frames into an overlay network, --internal ones too. Any
+//     local address, not only the underlay one: the kernel's VXLAN socket listens on all of them.
+//     underlay_ports holds 4789 while the agent keeps the sets (a host without a tsrun overlay
+//     drops no one's VXLAN); underlay_local4 says which address the agent registered.
 //  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
 //     which never reaches the inet hooks.
 //  j. tsrun's resolvers (UDP and TCP 53 on each served network's gateway addresses, which are the
@@ -174,7 +177,8 @@ export type SetName =
   | 'pub6_ip_addr'
   | 'pub6_ip_port'
   | 'underlay_local4'
-  | 'underlay_peers4';
+  | 'underlay_peers4'
+  | 'underlay_ports';
 
 /** One element of a named set or map (value present for maps). */
 export interface SetElement {
@@ -212,6 +216,9 @@ const SETS: readonly SetDef[] = [
   // underlay addresses of the other hosts of the cluster.
   { name: 'underlay_local4', type: 'ipv4_addr' },
   { name: 'underlay_peers4', type: 'ipv4_addr' },
+  // The VXLAN port while the agent keeps the two sets above (empty otherwise): it turns the
+  // source filter (h) on, so a host running no tsrun overlay drops nobody's VXLAN.
+  { name: 'underlay_ports', type: 'inet_service' },
 ];
 
 type ChainName = 'publish' | 'prerouting_raw' | 'prerouting' | 'output' | 'postrouting' | 'forward';
@@ -310,12 +317,15 @@ const RULES: readonly RuleDef[] = [
     label: 'c: loopback v6 only from lo',
     expr: [match(payload('ip6', 'daddr'), '::1'), match(meta('iifname'), 'lo', '!='), drop],
   },
-  // h: VXLAN only from the cluster's registered hosts (the sets are empty without an agent, so
-  // nothing is dropped on a host that runs no overlay).
+  // h: VXLAN only from the cluster's registered hosts, to ANY local address: the kernel's VXLAN
+  // socket listens on all of them, so a filter on the underlay address alone let a frame sent to
+  // another one (a gateway, the host's LAN address) into the network. On only while the agent
+  // keeps the sets (underlay_ports holds the port then), so nothing is dropped on a host that runs
+  // no tsrun overlay.
   {
     chain: 'prerouting_raw',
     label: 'h: VXLAN only from registered hosts',
-    expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('ip', 'daddr'), 'underlay_local4'), inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
+    expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('udp', 'dport'), 'underlay_ports'), fibLocal, inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
   },
   // j: tsrun's resolvers listen on the gateways (the host's own addresses in tsrun subnets): only
   // for the containers (through a tsrun bridge) and the host itself (lo). A LAN neighbour that
@@ -507,7 +517,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-3cba94cf0d';
+const SCHEMA_ID = 'v1-37f3c06e63';
 
 export function schemaId(): string {
   return SCHEMA_ID;
@@ -575,6 +585,8 @@ function underlayElements(local: string[], peers: string[]): SetElement[] {
   return [
     ...local.map((a) => ({ set: 'underlay_local4', key: normalizeAddress(a, 'ipv4', 'underlay address'), comment: 'agent' })),
     ...peers.map((a) => ({ set: 'underlay_peers4', key: normalizeAddress(a, 'ipv4', 'underlay peer'), comment: 'agent' })),
+    // The filter is on while this host has an underlay address registered.
+    ...(local.length > 0 ? [{ set: 'underlay_ports', key: VXLAN_UDP_PORT, comment: 'agent' }] : []),
   ];
 }
 
@@ -584,6 +596,7 @@ export function underlayBatch(local: string[], peers: string[]): NftBatch {
     nftables: [
       { flush: { set: { ...where, name: 'underlay_local4' } } },
       { flush: { set: { ...where, name: 'underlay_peers4' } } },
+      { flush: { set: { ...where, name: 'underlay_ports' } } },
       ...addElements(els),
     ],
   };

@@ -277,6 +277,7 @@ describe('the sets the netlink path encodes by name', () => {
     'inet pub6_ip_port': 'ipv6_addr . inet_proto . inet_service : inet_service',
     'inet underlay_local4': 'ipv4_addr',
     'inet underlay_peers4': 'ipv4_addr',
+    'inet underlay_ports': 'inet_service',
     'bridge guard_ports': 'ifname',
     'bridge guard_macs': 'ifname . ether_addr',
     'bridge guard_src4': 'ifname . ether_addr . ipv4_addr',

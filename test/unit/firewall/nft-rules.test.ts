@@ -434,13 +434,16 @@ describe('port guard (anti-spoofing)', () => {
 });
 
 describe('underlayBatch (VXLAN source filter)', () => {
-  it('flushes and refills both underlay sets in one batch', () => {
+  it('flushes and refills the underlay sets in one batch, the port (the filter on) with a local address', () => {
     const b = underlayBatch(['10.250.0.1'], ['10.250.0.2', '10.250.0.3']);
-    expect(b.nftables.slice(0, 2)).toEqual([
+    expect(b.nftables.slice(0, 3)).toEqual([
       { flush: { set: { family: 'inet', table: 'tsrun', name: 'underlay_local4' } } },
       { flush: { set: { family: 'inet', table: 'tsrun', name: 'underlay_peers4' } } },
+      { flush: { set: { family: 'inet', table: 'tsrun', name: 'underlay_ports' } } },
     ]);
-    expect(JSON.stringify(b.nftables.slice(2))).toContain('10.250.0.3');
+    expect(JSON.stringify(b.nftables.slice(3))).toContain('10.250.0.3');
+    expect(JSON.stringify(b.nftables.slice(3))).toContain('"name":"underlay_ports","elem":[{"elem":{"val":4789');
+    expect(JSON.stringify(underlayBatch([], []).nftables.slice(3))).not.toContain('underlay_ports');
     expect(() => underlayBatch(['fd00::1'], [])).toThrow(UserError);
   });
 });

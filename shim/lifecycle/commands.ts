@@ -138,10 +138,12 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (names: string[], f: { time?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
-      const views = await liveViews(settings, names, 'stopped');
-      const { stopContainer } = await import('./signals.js');
+      // An ended container is already stopped: docker and podman print its id and exit 0, so a
+      // script's `stop x; rm x` works whether or not x ended on its own first.
+      const views = await liveViews(settings, names, 'stopped', true);
+      const { isLive, stopContainer } = await import('./signals.js');
       const network = await wiring();
-      await Promise.all(views.map((v) => stopContainer(settings, log, network, v, timeout)));
+      await Promise.all(views.filter(isLive).map((v) => stopContainer(settings, log, network, v, timeout)));
       out(views.map((v) => `${v.id}\n`).join(''));
     });
 
@@ -257,11 +259,12 @@ async function detachedIds(settings: Settings, names: string[]): Promise<string[
 }
 
 /** Views of containers that must be live (stop, kill): all checked before anything is sent. */
-async function liveViews(settings: Settings, names: string[], verb: string) {
+async function liveViews(settings: Settings, names: string[], verb: string, endedToo = false) {
   const { resolveIds } = await import('./resolve.js');
   const { currentView, isLive } = await import('./signals.js');
   const views = await Promise.all(resolveIds(settings.runDir, names).map((id) => currentView(settings, id)));
   for (const v of views) {
+    if (endedToo && (v.status === 'exited' || v.status === 'stopped')) continue;
     if (!isLive(v)) throw new UserError(`container ${v.id} cannot be ${verb}: it is not running (${describe(v.status, v.exitCode)})`);
   }
   return views;

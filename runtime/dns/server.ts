@@ -38,7 +38,7 @@ import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
 import { Forwarder, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
-import { controlAddress, pidfilePath, resolverLockPath } from './paths.js';
+import { controlAddress, pidfilePath, readResolverPid, resolverLockPath } from './paths.js';
 import { F_WRLCK, libcRecordLocks } from '../host-lock.js';
 import { mkdirPrivate, removeFile } from '../files.js';
 import { BatchUdpSocket } from './udp-batch.js';
@@ -50,6 +50,9 @@ export const IDLE_EXIT_MS = 2000;
 /** A reload every so often catches a change whose notification was lost (a killed tsrun). */
 const RESYNC_MS = 10_000;
 const BIND_RETRY_MS = 250;
+/** How long a new resolver waits for an older tsrun's to let go of port 53 (retirePredecessor);
+ * past it, its binds retry as for an address not there yet. */
+const RETIRE_TIMEOUT_MS = 5000;
 /** A full garbage collection this long after the last reload (see collectSoon). */
 const GC_AFTER_RELOAD_MS = 1000;
 const TTL = 0;
@@ -183,6 +186,7 @@ export class Resolver {
     }
     this.control = control;
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
+    if (this.lockFd !== undefined) await this.retirePredecessor();
     mkdirPrivate(path.dirname(pidfilePath(this.settings.runDir)));
     // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile.
     const pidfile = pidfilePath(this.settings.runDir);
@@ -197,6 +201,30 @@ export class Resolver {
     }, RESYNC_MS);
     this.log.info({ listening: this.listenAddresses() }, 'resolver started');
     return true;
+  }
+
+  /**
+   * A resolver of a tsrun from before session 7 still running after an upgrade: its control
+   * socket is the abstract name and it holds no record lock, so this one took the lock, but the
+   * old one keeps port 53 on every gateway (this one's binds would retry for ever) and hears no
+   * reload (clients now knock on the socket file): its table would go stale, refreshed only by
+   * its 10 s re-read, and it never exits while containers run. The pidfile (root's 0700
+   * directory; pid and start time) names it; a live process named there while this resolver
+   * holds the lock is not a resolver of this version (one writes its pidfile only once it holds
+   * the lock, and removes it before letting go). Asked to stop (SIGTERM: it closes its DNS
+   * sockets first) and waited for, so this one binds port 53 at its first reload.
+   */
+  private async retirePredecessor(): Promise<void> {
+    const old = readResolverPid(this.settings.runDir);
+    if (!old || old.pid === process.pid || old.start === undefined || processStartTime(old.pid) !== old.start) return;
+    this.log.warn({ pid: old.pid }, 'a resolver of an older tsrun holds the gateways: asking it to stop');
+    try {
+      process.kill(old.pid, 'SIGTERM');
+    } catch {
+      return; // gone already
+    }
+    const deadline = Date.now() + RETIRE_TIMEOUT_MS;
+    while (Date.now() < deadline && processStartTime(old.pid) === old.start) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** The resolver's lock (paths.ts: resolverLockPath), held until it stops; false: another holds it. */

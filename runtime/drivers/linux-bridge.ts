@@ -20,6 +20,7 @@ import { resolveBinary } from '../binaries.js';
 import { spawnDetached } from '../spawn-detached.js';
 import { containerMac, hostVethMac, randomLocalMac } from './mac.js';
 import { announcementFrames, sendFrames } from './announce.js';
+import { networkEndpointsPrefix, parseOverlayEndpoint } from '../overlay/keys.js';
 
 /** Aliases tag what tsrun created, so gc can tell its links from everyone else's. */
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
@@ -214,6 +215,15 @@ async function refuseTakenMac(ctx: AttachContext, mac: string): Promise<void> {
   if (!ctx.store) return;
   const holder = (await allEndpoints(ctx.store)).find((r) => r.network === ctx.net.name && r.mac === mac && r.containerId !== ctx.containerId);
   if (holder) throw new UserError(`--mac ${mac} is already used on network ${ctx.net.name} by container ${holder.containerId}`);
+  // An overlay network's other containers are on other hosts too: their endpoints are in the
+  // cluster store, not in this host's records. A container there with this MAC would have its
+  // frames from here go to this one (this host's bridge learns the MAC at the new port) and, once
+  // this one sends through the overlay, that host's frames for it come here.
+  if (ctx.net.driver !== 'overlay') return;
+  const remote = (await ctx.store.list(networkEndpointsPrefix(ctx.net.name)))
+    .map((e) => parseOverlayEndpoint(e.value))
+    .find((e) => e !== undefined && e.mac.toLowerCase() === mac.toLowerCase() && e.containerId !== ctx.containerId);
+  if (remote) throw new UserError(`--mac ${mac} is already used on network ${ctx.net.name} by container ${remote.containerId} (on host ${remote.hostId})`);
 }
 
 /**

@@ -113,6 +113,26 @@ maybe('VXLAN source filter', () => {
     }
   });
 
+  // A chosen MAC (--mac) on an overlay network held by a container of another host: the duplicate
+  // check read this host's endpoint records only, so host B accepted it. B's container sending
+  // from that MAC through the overlay makes A's bridge learn it at the VXLAN port, and A's frames
+  // for its own container go to B's.
+  it('refuses a --mac that a container of another host has on the same overlay network', async () => {
+    expect(A.tsrun(['network', 'create', 'i10om', '--driver', 'overlay', '--subnet', '10.251.0.0/24', '--vni', String(VNI + 3)]).stderr).toBe('');
+    try {
+      await A.runContainer('i10m1', 'i10om', bundle, ['--mac', '02:aa:00:00:07:01']);
+      const r = B.tsrun(['run', '--name', 'i10m2', '--net', 'i10om', '--mac', '02:aa:00:00:07:01', bundle, '--', 'true']);
+      expect(r.stderr).toMatch(/^tsrun: --mac 02:aa:00:00:07:01 is already used on network i10om by container i10m1/);
+      expect(r.status).toBe(125);
+      // another MAC is fine
+      const ok = B.tsrun(['run', '--name', 'i10m3', '--net', 'i10om', '--mac', '02:aa:00:00:07:02', bundle, '--', 'true']);
+      expect([ok.status, ok.stderr]).toEqual([0, '']);
+    } finally {
+      await A.stopContainer('i10m1');
+      A.tsrun(['network', 'rm', 'i10om']);
+    }
+  });
+
   it('a table rebuilt by any command keeps the filter: no window that accepts VXLAN from anyone', async () => {
     expect(A.tsrun(['network', 'create', 'i10ow', '--driver', 'overlay', '--subnet', '10.254.0.0/24', '--vni', String(VNI + 1)]).stderr).toBe('');
     try {

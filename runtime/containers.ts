@@ -185,12 +185,20 @@ function statFields(pid: number): string[] | undefined {
   }
 }
 
-/** A directory without a record may be a claim in progress by another process. */
+/** A directory without a record may be a claim in progress by another process (between its mkdir
+ * and the record's rename): claimContainer leaves one made in the last 2 s alone. */
 function recentlyCreated(dir: string): boolean {
   try {
     return Date.now() - statSync(dir).mtimeMs < 2000;
   } catch {
     return false;
   }
+}
+
+/** A claim in progress: the directory exists, made in the last 2 s, and no record is in it yet
+ * (claimContainer renames the record in whole). gc leaves it alone: removed, the claimer's record
+ * write failed. A record that is there but unreadable is not one (torn by a crash: gc's). */
+export function claimInProgress(runDir: string, id: string): boolean {
+  return !existsSync(recordFile(runDir, id)) && recentlyCreated(containerDir(runDir, id));
 }
 

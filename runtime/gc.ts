@@ -12,7 +12,7 @@ import type { Logger } from './log.js';
 import type { Engine } from './engine.js';
 import type { Store } from './store/store.js';
 import { allEndpoints, tornRecordKeys, type EndpointRecord } from './records.js';
-import { containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
+import { claimInProgress, containersDir, isAlive, readRecord, removeContainerDir } from './containers.js';
 import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns } from './netns/netns.js';
 import { safeId } from './netns/find.js';
@@ -81,6 +81,12 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   // Not a dot name: a restart's old state directory, set aside while it runs (step 1b).
   for (const id of listDir(containersDir(settings.runDir)).filter((n) => !n.startsWith('.'))) {
     const rec = readRecord(settings.runDir, id);
+    // A claim between its mkdir and its record's rename (claimContainer leaves it alone too).
+    // Removed, the claimer's record write failed and its run ended with 'create state directory'.
+    if (!rec && claimInProgress(settings.runDir, id)) {
+      liveShim.add(id);
+      continue;
+    }
     const detached = rec?.detached === 'monitored' ? await deps.detachedContainer?.(id) : undefined;
     if (detached === 'live') {
       liveShim.add(id);

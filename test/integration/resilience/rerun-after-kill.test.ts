@@ -9,7 +9,7 @@
 // failed as "internal error").
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeBundle, Netns, removeBundle, SandboxHost, TSRUN_BIN, type RunResult } from '../../harness/sandbox.js';
 import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
@@ -266,5 +266,23 @@ describe('a truncated lease file of a running container', () => {
     ok(['rm', '-f', 'rr-lease']);
     ok(['gc']); // its release compares the value it wrote: the torn lease goes with gc
     expect(leftovers(['rr-lease', 'rr-lease2'])).toEqual([]);
+  }, 60_000);
+});
+
+describe('a claim in progress (a state directory made, its record not yet renamed in)', () => {
+  it('gc leaves it alone while it is new, and removes it once it is old', () => {
+    const id = 'rr-claiming';
+    const dir = path.join(host.root, 'run', 'containers', id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Made "now" (a second ahead, so that a slow gc start still sees it within claimContainer's 2 s).
+    const soon = new Date(Date.now() + 1000);
+    utimesSync(dir, soon, soon);
+    const gc = host.tsrun(['gc']);
+    // Before: removed, and the claimer's record write failed ('create state directory …').
+    expect({ status: gc.status, containers: JSON.parse(gc.stdout).containers, there: existsSync(dir) }).toEqual({ status: 0, containers: [], there: true });
+    const old = new Date(Date.now() - 10_000);
+    utimesSync(dir, old, old);
+    const later = host.tsrun(['gc']);
+    expect({ status: later.status, containers: JSON.parse(later.stdout).containers, there: existsSync(dir) }).toEqual({ status: 0, containers: [id], there: false });
   }, 60_000);
 });

@@ -52,6 +52,7 @@ export function buildProgram(onExitCode: (code: number) => void, argv?: string[]
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .option('--hostname <name>', 'the container hostname')
     .option('--cwd <dir>', 'working directory inside the container')
+    .option('-w, --workdir <dir>', 'the same as --cwd (docker\'s name)')
     .option('--net <mode>', 'none | host | bridge | container:<id> | <network name>', 'bridge')
     .option('-p, --publish <spec>', 'publish [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable)', collect, [])
     .option('--ip <address>', 'static IPv4 address on the network')

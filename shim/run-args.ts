@@ -41,6 +41,8 @@ const RUN: Record<string, Spec> = {
   '-e': { key: 'env', kind: 'list' },
   '--hostname': { key: 'hostname', kind: 'value' },
   '--cwd': { key: 'cwd', kind: 'value' },
+  '--workdir': { key: 'workdir', kind: 'value' },
+  '-w': { key: 'workdir', kind: 'value' },
   '--net': { key: 'net', kind: 'value' },
   '--publish': { key: 'publish', kind: 'list' },
   '-p': { key: 'publish', kind: 'list' },

@@ -32,6 +32,12 @@ export function envFlags(flags: readonly string[], callerEnv: NodeJS.ProcessEnv 
   return env;
 }
 
+/** `--cwd` or docker's `-w`/`--workdir` (the spec rewrite checks the path). */
+function workdir(cwd: string | undefined, w: string | undefined): string | undefined {
+  if (cwd !== undefined && w !== undefined && cwd !== w) throw new UserError(`--cwd ${JSON.stringify(cwd)} and --workdir ${JSON.stringify(w)} disagree: give one of them`);
+  return cwd ?? w;
+}
+
 export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
   const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
   const env = envFlags(f.env as string[]);
@@ -50,7 +56,7 @@ export function normalizeRunOptions(bundle: string, command: string[], f: Record
     args: command,
     env,
     hostname,
-    cwd: str('cwd'),
+    cwd: workdir(str('cwd'), str('workdir')),
     net: parseNetMode(String(f.net)),
     publish: parsePublishList(f.publish as string[]),
     ip: str('ip'),

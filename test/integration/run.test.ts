@@ -67,6 +67,15 @@ describe('tsrun run: process', () => {
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: 'passed on unset\n', stderr: '' });
   });
 
+  it("-w and --workdir set the working directory as --cwd does (docker's and exec's name)", () => {
+    for (const flag of [['-w', '/tmp'], ['--workdir=/etc']]) {
+      const r = run(['--net', 'none', ...flag, bundle, '--', 'pwd']);
+      expect({ flag, status: r.status, stdout: r.stdout }).toEqual({ flag, status: 0, stdout: `${flag.join(' ').replace(/^.*[ =]/, '')}\n` });
+    }
+    const r = run(['--net', 'none', '-w', '/tmp', '--cwd', '/etc', bundle, '--', 'pwd']);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 125, stdout: '', stderr: 'tsrun: --cwd "/etc" and --workdir "/tmp" disagree: give one of them\n' });
+  });
+
   it('a container killed by signal N exits 128+N', async () => {
     const id = uniqueId('kill');
     ids.push(id);

@@ -233,14 +233,11 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
   try {
     const stopTimeoutS = o.stopTimeoutS ?? DEFAULT_STOP_TIMEOUT_S;
     // runc's cgroup wait (migration-warmup.ts), started or kept open: a move now, and one every few
-    // ms until runc's own move is done (its pid file is written once the container's init is in its
-    // cgroups and running), for at most 250 ms. The fast path stays open about one grace period
+    // ms until runc's own move is done (see the probes below), for at most 250 ms. The fast path stays open about one grace period
     // after the last move, and runc's move comes 7-40 ms after it starts (its own start-up, slower
     // on a loaded machine): after a single move right before the spawn, runc's first cgroup.procs
     // write waited a whole grace period (2-16 ms) in 7 of 15 runs, with these moves in none
     // (perf trace of runc's writes, load ~8).
-    // The first move comes right after the spawn, not before it: runc's own move is milliseconds
-    // away either way, and runc starts ~0.1-0.3 ms sooner (a move's main-thread time).
     // The first move comes right after the spawn, not before it: runc's own move is milliseconds
     // away either way, and runc starts ~0.1-0.3 ms sooner (a move's main-thread time).
     const hierarchies = hostHierarchies();

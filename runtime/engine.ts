@@ -372,7 +372,8 @@ export class Engine {
           {
             description: 'unpublish ports',
             run: async () => {
-              if (!firewall || rec.ports.length === 0) return;
+              // A port guard's elements (every bridge port has them) go even without a published port.
+              if (!firewall || (rec.ports.length === 0 && !fwEndpoint.port)) return;
               // Still holding every port's reservation means no one else can hold its element.
               const exclusive = (await Promise.all(rec.ports.map((p) => holdsPort(this.deps.store, p, rec.containerId)))).every(Boolean);
               await firewall.removeEndpoint(fwEndpoint, { exclusive });

@@ -216,3 +216,17 @@ describe('router advertisements', () => {
     }
   });
 });
+
+describe('a removed container', () => {
+  // Its port's elements went only with a published port's removal (the detach skipped the
+  // firewall for a container without -p): they stayed, and the next container given the same
+  // name (the same host port name) inherited its predecessor's MAC and address as allowed sources.
+  it('leaves no element in the port guard', async () => {
+    const id = `i10gone-${process.pid}`;
+    w.tsrunOk(['run', '-d', '--name', id, '--net', NET, w.bundle, '--', 'sleep', '600']);
+    const guard = () => w.host.ns.sh('nft list table bridge tsrun');
+    expect(guard()).toContain(`"ctr:${id}"`);
+    w.tsrunOk(['rm', '-f', id]);
+    expect(guard()).not.toContain(`"ctr:${id}"`);
+  });
+});

@@ -22,7 +22,7 @@ import { lastRuncError, runcFailureStatus, runcKill, runcPaths, removeRuncState,
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
 import type { InheritingChild } from './spawn-inherit.js';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { cgroupProbes, keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
 import { killMonitor, pathsOf } from './lifecycle/record.js';
 import { makeGate, rememberEnd, withGateHook } from './runc-gate.js';
@@ -215,9 +215,21 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
   return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog };
 }
 
+/** runc's console (`-t` in the foreground, `tsrun exec -t`) is this process's controlling
+ * terminal; without one runc fails only after the setup, with "open /dev/tty: no such device or
+ * address". Checked first, with what to do instead, as docker does. */
+export function requireTerminal(): void {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+  } catch {
+    throw new UserError('the input device is not a TTY: drop -t (and keep -i to pass stdin), or run from a terminal');
+  }
+}
+
 /** `spawn` starts runc (default: shim/spawn-inherit.ts); run.cjs's door passes one that uses
  * posix_spawn once koffi is loaded (shim/spawn-vfork.ts). */
 export async function runContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, terminal?: boolean, spawn?: (file: string, args: readonly string[]) => InheritingChild): Promise<number> {
+  if (terminal === true) requireTerminal();
   // No signal may end tsrun from here on: a second Ctrl-C would leave the network half removed.
   // During setup a signal also aborts it (prepareContainer's own handler); while the container runs,
   // signals are forwarded to it. They stay held until tsrun exits (just after teardown, or after

@@ -2,10 +2,10 @@
 // stdio passes straight through; with -t runc makes the pseudo-terminal and copies between it
 // and this terminal; the process's exit status becomes tsrun's.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../../config/errors.js';
 import { lastRuncError, runcFailureStatus, type RuncPaths } from '../runc.js';
+import { requireTerminal } from '../run.js';
 import { exitStatusOf, superviseChild } from '../supervise.js';
 
 export interface ExecOptions {
@@ -42,13 +42,5 @@ export async function execInContainer(runc: RuncPaths, o: ExecOptions): Promise<
     return runcError === undefined ? status : runcFailureStatus(runcError, true);
   } finally {
     rmSync(runcLog, { force: true });
-  }
-}
-
-function requireTerminal(): void {
-  try {
-    closeSync(openSync('/dev/tty', 'r'));
-  } catch {
-    throw new UserError('the input device is not a TTY: drop -t (and keep -i to pass stdin), or run from a terminal');
   }
 }

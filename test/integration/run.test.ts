@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { sandboxPerFile } from '../harness/per-file.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SandboxHost, uniqueId, cgroupDirsOf, signalWhileStopped, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
@@ -18,6 +18,15 @@ sandboxPerFile('run', ids, (h, b) => {
   // Something only this sandbox host has, so --net host can be told from --net none.
   h.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
 });
+
+function hasTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
   const id = uniqueId('run');
@@ -255,6 +264,11 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     ['an invalid container id', () => ['--name', '../../etc', bundle], /invalid container id/, {}],
     ['a relative --cwd', () => ['--cwd', 'tmp', bundle], /invalid --cwd "tmp": must be an absolute path/, {}],
     ['runc not installed', () => [bundle], /runc-not-here is not installed/, { TSRUN_RUNC: 'runc-not-here' }],
+    // runc's console is tsrun's controlling terminal; run from a terminal, -t works (the CI has none).
+    ...(hasTerminal() ? [] : ([
+      ['-t without a terminal', () => ['-t', '--net', 'none', bundle], /^tsrun: the input device is not a TTY: drop -t \(and keep -i to pass stdin\), or run from a terminal$/, {}],
+      ['-it without a terminal, on a network', () => ['-it', '--net', 'bridge', bundle], /^tsrun: the input device is not a TTY/, {}],
+    ] as [string, () => string[], RegExp, NodeJS.ProcessEnv][])),
   ];
   const made: string[] = [];
   afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));

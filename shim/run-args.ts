@@ -63,6 +63,7 @@ const RUN: Record<string, Spec> = {
   '-t': { key: 'tty', kind: 'flag' },
   '--interactive': { key: 'interactive', kind: 'flag' },
   '-i': { key: 'interactive', kind: 'flag' },
+  '--rm': { key: 'rm', kind: 'flag' },
   '--detach': { key: 'detach', kind: 'flag' },
   '-d': { key: 'detach', kind: 'flag' },
   // Detached only (shim/lifecycle/detach-options.ts): without -d the CLI refuses them.
@@ -110,6 +111,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   if (operands[0] !== 'run' || operands.length < 2) return undefined;
   if (globals.logLevel !== undefined && !isLogLevel(globals.logLevel as string)) return undefined;
   if (flags.detach !== true && (flags.logMaxSize !== undefined || flags.stopSignal !== undefined)) return undefined;
+  if (flags.detach === true && flags.rm === true) return undefined; // the CLI refuses it in one line
   return { globals: globals as GlobalFlags, bundle: operands[1]!, command: operands.slice(2), flags };
 }
 

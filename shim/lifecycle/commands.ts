@@ -48,7 +48,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .description('create a container under conmon without starting it (tsrun start ID starts it)')
     .argument('<bundle>', 'directory holding config.json and the root filesystem')
     .argument('[command...]', 'program and arguments (after --)');
-  for (const opt of deps.runCommand.options) if (opt.long !== '--detach') create.addOption(opt);
+  for (const opt of deps.runCommand.options) if (opt.long !== '--detach' && opt.long !== '--rm') create.addOption(opt);
   create.action(async (bundle: string, command: string[], f: Record<string, unknown>, cmd: Command) => {
     const { settings, log } = setup(cmd);
     const o = deps.normalizeRunOptions(bundle, command, f);

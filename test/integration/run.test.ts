@@ -85,6 +85,14 @@ describe('tsrun run: process', () => {
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 125, stdout: '', stderr: 'tsrun: --cwd "/etc" and --workdir "/tmp" disagree: give one of them\n' });
   });
 
+  it("--rm is accepted, as in docker's scripts: a foreground container is removed when it ends anyway", () => {
+    for (const net of ['none', 'bridge']) {
+      const r = run(['--rm', '--net', net, bundle, '--', 'echo', 'hi']);
+      expect({ net, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ net, status: 0, stdout: 'hi\n', stderr: '' });
+      expect(host.tsrun(['inspect', r.id]).status).toBe(125);
+    }
+  });
+
   it('a container killed by signal N exits 128+N', async () => {
     const id = uniqueId('kill');
     ids.push(id);
@@ -263,6 +271,8 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     ['an unknown option', () => ['--bogus', bundle], /unknown option '--bogus'/, {}],
     ['an invalid container id', () => ['--name', '../../etc', bundle], /invalid container id/, {}],
     ['a relative --cwd', () => ['--cwd', 'tmp', bundle], /invalid --cwd "tmp": must be an absolute path/, {}],
+    ['--rm with -d', () => ['-d', '--rm', '--net', 'none', bundle], /^tsrun: --rm is not supported with -d: remove the container with tsrun rm once it has ended$/, {}],
+    ['--rm with -d, on a network', () => ['--rm', '-d', '--net', 'bridge', bundle], /^tsrun: --rm is not supported with -d/, {}],
     ['runc not installed', () => [bundle], /runc-not-here is not installed/, { TSRUN_RUNC: 'runc-not-here' }],
     // runc's console is tsrun's controlling terminal; run from a terminal, -t works (the CI has none).
     ...(hasTerminal() ? [] : ([

@@ -7,6 +7,15 @@
 // server gets the query at once, the next one HEDGE_MS later if no answer has come, and so on;
 // the first answer wins. Servers that left a query unanswered move behind the ones that answer,
 // so after one miss a dead server costs nothing at all until it answers again.
+//
+// Against off-path spoofing (as aardvark-dns and dnsmasq do): every query goes out from its own
+// socket, bound by the kernel to a fresh random ephemeral port and closed with the query, with an
+// ID from the crypto generator; an answer counts only when it comes to that socket, from a server
+// and port the query went to, with the query's ID and question. A spoofer must guess ~32 bits
+// (port and ID) per query, not 16, and a tenant whose --dns server sees its queries learns
+// nothing about the next ones: one shared socket gave away the port, and Math.random's IDs are
+// predictable from a few observed ones.
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
@@ -40,11 +49,16 @@ class Pending {
   fallback: Buffer | undefined;
   /** When the next server gets the query if no answer has come (Infinity: no server left). */
   hedgeAt = Infinity;
+  /** The query's own sockets, one per address family it used (closed when it finishes). */
+  sock4: dgram.Socket | undefined;
+  sock6: dgram.Socket | undefined;
   readonly deadline: number;
   constructor(
     readonly id: number,
     readonly originalId: number,
     readonly query: Buffer,
+    /** Where the query's question section ends (an answer must repeat it). */
+    readonly qEnd: number,
     readonly servers: Upstream[],
     readonly done: ForwardDone,
     readonly created: number,
@@ -62,18 +76,16 @@ export interface ForwarderSystem {
 }
 
 const realSystem: ForwarderSystem = {
-  socket: (type) => dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup }),
+  // One answer per socket: the default buffers do (no setsockopt calls per query).
+  socket: (type) => dgram.createSocket({ type, lookup: literalLookup }),
   now: () => performance.now(),
 };
 
 export class Forwarder {
-  /** One unconnected socket per address family for every server. Not a connected socket per
-   * server: a connected socket keeps the source address chosen when it connected (a host whose
-   * address changes, DHCP or a VPN, would send from one it no longer has), and the kernel fails
-   * its next send after an ICMP error (a server restarting would cost a query). */
-  private readonly sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
-  /** Queries in flight by the ID they were sent with, oldest first (a Map keeps insertion order). */
-  private readonly pending = new Map<number, Pending>();
+  /** Queries in flight, oldest first (a Set keeps insertion order). Each has its own unconnected
+   * sockets (see the top): not connected ones, as a connected socket fails its next send after
+   * an ICMP error (a hedge to a restarting server would be lost). */
+  private readonly pending = new Set<Pending>();
   private sweeper: NodeJS.Timeout | undefined;
   /** Consecutive unanswered queries per server, for servers with at least one; a server that
    * answers is deleted (0), so with every server healthy the order costs nothing. */
@@ -103,13 +115,14 @@ export class Forwarder {
    */
   forward(query: Buffer, upstreams: Upstream[], done: ForwardDone): void {
     if (this.closed || upstreams.length === 0 || query.length < 12) return done(undefined);
-    const id = this.freeId();
-    if (id === undefined) return done(undefined);
+    const qEnd = questionEnd(query);
+    if (qEnd === undefined) return done(undefined);
+    const id = randomInt(65536);
     const out = Buffer.allocUnsafe(query.length);
     query.copy(out, 0);
     out.writeUInt16BE(id, 0);
-    const p = new Pending(id, query.readUInt16BE(0), out, this.order(upstreams), done, this.sys.now());
-    this.pending.set(id, p);
+    const p = new Pending(id, query.readUInt16BE(0), out, qEnd, this.order(upstreams), done, this.sys.now());
+    this.pending.add(p);
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     this.sendNext(p);
   }
@@ -138,8 +151,6 @@ export class Forwarder {
     this.closed = true;
     clearInterval(this.sweeper);
     this.sweeper = undefined;
-    for (const sock of this.sockets.values()) sock.close();
-    this.sockets.clear();
     for (const p of [...this.pending.values()]) this.finish(p, undefined);
   }
 
@@ -147,14 +158,16 @@ export class Forwarder {
     const s = p.servers[p.next++];
     if (!s) return;
     p.sentTo.push(keyOf(s));
-    this.socketFor(s.address).send(p.query, s.port, s.address);
+    this.socketFor(p, s.address).send(p.query, s.port, s.address);
     p.hedgeAt = p.next < p.servers.length ? this.sys.now() + HEDGE_MS : Infinity;
   }
 
   private finish(p: Pending, answer: Buffer | undefined, answeredBy?: string): void {
     if (p.finished) return;
     p.finished = true;
-    this.pending.delete(p.id);
+    this.pending.delete(p);
+    p.sock4?.close();
+    p.sock6?.close();
     for (const k of p.sentTo) {
       if (k === answeredBy) this.misses.delete(k);
       else this.missed(k);
@@ -185,33 +198,25 @@ export class Forwarder {
     }
   }
 
-  private freeId(): number | undefined {
-    for (let i = 0; i < 64; i++) {
-      const id = Math.floor(Math.random() * 65536);
-      if (!this.pending.has(id)) return id;
-    }
-    return undefined;
-  }
-
-  private socketFor(address: string): dgram.Socket {
+  /** The query's socket for `address`'s family: bound to a port the kernel picks at random. */
+  private socketFor(p: Pending, address: string): dgram.Socket {
     // Upstream addresses are canonical literals (parseUpstream): a colon means IPv6.
-    const type = address.includes(':') ? 'udp6' : 'udp4';
-    let sock = this.sockets.get(type);
+    const v6 = address.includes(':');
+    let sock = v6 ? p.sock6 : p.sock4;
     if (!sock) {
-      sock = this.sys.socket(type);
-      sock.on('message', (msg, rinfo) => this.onAnswer(msg, rinfo));
+      sock = this.sys.socket(v6 ? 'udp6' : 'udp4');
+      sock.on('message', (msg, rinfo) => this.onAnswer(p, msg, rinfo));
       sock.on('error', () => {});
       sock.bind(0);
-      this.sockets.set(type, sock);
+      if (v6) p.sock6 = sock;
+      else p.sock4 = sock;
     }
     return sock;
   }
 
-  private onAnswer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (msg.length < 12) return;
-    const p = this.pending.get(msg.readUInt16BE(0));
-    if (!p) return;
-    // Only an answer from a server this query went to counts (no blind spoofing by ID alone).
+  private onAnswer(p: Pending, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (p.finished || msg.length < 12 || msg.readUInt16BE(0) !== p.id) return;
+    // Only an answer from a server this query went to counts.
     // The kernel's IPv4 text is canonical; an IPv6 one is compared in ipaddr.js's form too.
     let from = `${rinfo.address}#${rinfo.port}`;
     if (!p.sentTo.includes(from)) {
@@ -219,6 +224,7 @@ export class Forwarder {
       from = `${normalize(rinfo.address)}#${rinfo.port}`;
       if (!p.sentTo.includes(from)) return;
     }
+    if (!sameQuestion(p.query, p.qEnd, msg)) return;
     const rcode = msg.readUInt16BE(2) & 0xf;
     if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
       p.fallback ??= msg;
@@ -231,6 +237,44 @@ export class Forwarder {
     this.finish(p, msg, from);
   }
 }
+
+/** Where the question section of query `m` ends, or undefined: not walkable (a query's names
+ * are never compressed). */
+export function questionEnd(m: Buffer): number | undefined {
+  let o = 12;
+  for (let n = m.readUInt16BE(4); n > 0; n--) {
+    for (;;) {
+      if (o >= m.length) return undefined;
+      const l = m[o]!;
+      o++;
+      if (l === 0) break;
+      if (l > 63) return undefined;
+      o += l;
+    }
+    o += 4;
+  }
+  return o <= m.length ? o : undefined;
+}
+
+/** Whether answer `a` repeats query `q`'s question section (its end at `qEnd`): same count,
+ * label lengths, type and class; names compared without regard to ASCII case (RFC 4343). */
+export function sameQuestion(q: Buffer, qEnd: number, a: Buffer): boolean {
+  if (a.length < qEnd || a[4] !== q[4] || a[5] !== q[5]) return false;
+  let o = 12;
+  for (let n = q.readUInt16BE(4); n > 0; n--) {
+    for (;;) {
+      const l = q[o]!;
+      if (a[o] !== l) return false;
+      o++;
+      if (l === 0) break;
+      for (const end = o + l; o < end; o++) if (lower(q[o]!) !== lower(a[o]!)) return false;
+    }
+    for (const end = o + 4; o < end; o++) if (q[o] !== a[o]) return false;
+  }
+  return true;
+}
+
+const lower = (b: number) => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
 
 function normalize(a: string): string {
   try {

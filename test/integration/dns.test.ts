@@ -24,14 +24,14 @@ function setHostResolvers(text: string): void {
   writeFileSync(hostResolv, text);
 }
 
-async function startUpstream(where: 'outside' | 'host', address: string, tag: string): Promise<ChildProcess> {
+async function startUpstream(where: 'outside' | 'host', address: string, tag: string, ...mode: string[]): Promise<ChildProcess & { out: () => string }> {
   const ns = where === 'outside' ? w.outside : w.host.ns;
-  const child = ns.spawn(process.execPath, [path.join(FIXTURES, 'dns-upstream.js'), address, tag]);
+  const child = ns.spawn(process.execPath, [path.join(FIXTURES, 'dns-upstream.js'), address, tag, ...mode]);
   upstreams.push(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   await waitFor(`upstream ${tag} to listen`, () => out.includes('listening'));
-  return child;
+  return Object.assign(child, { out: () => out });
 }
 
 interface Answer {
@@ -258,6 +258,21 @@ describe('forwarding', () => {
     setHostResolvers(`nameserver ${DEAD}\n`);
     const own = await w.start(['--net', 'dnsa', '--dns', OUTSIDE_IP], 'sleep 600');
     expect(addresses(query(own.id, 'dnsa', GW_A, 'www.example.test'))).toEqual(['203.0.113.7']);
+  });
+
+  it('each forwarded query leaves from its own random port; forged answers (another port, ID or question) are ignored', async () => {
+    const SPOOF = '198.51.100.3';
+    w.outside.sh(`ip addr add ${SPOOF}/24 dev uplink1`);
+    const spoofer = await startUpstream('outside', SPOOF, 'spoof', 'spoof');
+    const cl = await w.start(['--net', 'dnsa', '--dns', SPOOF], 'sleep 600');
+    for (let i = 0; i < 6; i++) expect(addresses(query(cl.id, 'dnsa', GW_A, `s${i}.example.test`))).toEqual(['203.0.113.7']);
+    // query() blocks this process: the spoofer's output is read after the queries
+    await waitFor('the spoofer to report 6 queries', () => (spoofer.out().match(/^port /gm) ?? []).length >= 6);
+    const ports = [...spoofer.out().matchAll(/^port (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ports).toHaveLength(6);
+    expect(new Set(ports).size).toBe(6);
+    spoofer.kill();
+    w.outside.sh(`ip addr del ${SPOOF}/24 dev uplink1`);
   });
 
   it('a dead first upstream still gets an answer within a 1 s client timeout, every time', async () => {

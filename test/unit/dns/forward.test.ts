@@ -4,28 +4,44 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import type dgram from 'node:dgram';
 import { Forwarder, HEDGE_MS, UDP_DEADLINE_MS, type Upstream } from '../../../runtime/dns/forward.js';
 
-/** The forwarder's UDP socket: records what it sends where, delivers what the test says. */
+/** The forwarder's UDP sockets (one per query): records what each sends where, delivers what
+ * the test says to the socket that sent the query being answered. */
 class FakeSocket {
-  sent: { msg: Buffer; to: string }[] = [];
-  private onMessage?: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+  onMessage?: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+  closed = false;
+  constructor(private readonly net: FakeNet) {}
   bind(): this {
     return this;
   }
   send(msg: Buffer, port: number, address: string): void {
-    this.sent.push({ msg: Buffer.from(msg), to: `${address}#${port}` });
+    this.net.sent.push({ msg: Buffer.from(msg), to: `${address}#${port}`, from: this });
   }
   on(event: string, fn: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): this {
     if (event === 'message') this.onMessage = fn;
     return this;
   }
-  close(): void {}
-  /** Server `u` answers the last query it got, with this rcode (and ID). */
-  answer(u: Upstream, rcode = 0, id?: number): void {
-    const last = this.to(u).at(-1)!;
-    const msg = Buffer.from(last);
-    msg.writeUInt16BE(id ?? last.readUInt16BE(0), 0);
+  close(): void {
+    this.closed = true;
+  }
+}
+
+class FakeNet {
+  sent: { msg: Buffer; to: string; from: FakeSocket }[] = [];
+  sockets: FakeSocket[] = [];
+  socket(): FakeSocket {
+    const s = new FakeSocket(this);
+    this.sockets.push(s);
+    return s;
+  }
+  /** Server `u` answers the last query it got, with this rcode (and ID, and question name byte),
+   * to the socket that query came from. */
+  answer(u: Upstream, rcode = 0, id?: number, from: Upstream = u, mangle?: (m: Buffer) => void): void {
+    const last = this.sent.filter((x) => x.to === `${u.address}#${u.port}`).at(-1)!;
+    const msg = Buffer.from(last.msg);
+    msg.writeUInt16BE(id ?? last.msg.readUInt16BE(0), 0);
     msg.writeUInt16BE(0x8180 | rcode, 2);
-    this.onMessage!(msg, { address: u.address, port: u.port, family: 'IPv4', size: msg.length });
+    mangle?.(msg);
+    if (!last.from.closed) last.from.onMessage!(msg, { address: from.address, port: from.port, family: 'IPv4', size: msg.length });
   }
   /** What server `u` was sent. */
   to(u: Upstream): Buffer[] {
@@ -40,12 +56,13 @@ const query = () => {
   q.writeUInt16BE(0x1234, 0); // the client's ID
   q.writeUInt16BE(0x0100, 2);
   q.writeUInt16BE(1, 4);
+  Buffer.from([3, 0x77, 0x77, 0x77, 0, 0, 1, 0, 1]).copy(q, 12); // www A IN
   return q;
 };
 
 describe('the forwarder', () => {
   let now = 0;
-  let socket: FakeSocket;
+  let socket: FakeNet;
   let fwd: Forwarder;
   const advance = async (ms: number) => {
     now += ms;
@@ -61,9 +78,9 @@ describe('the forwarder', () => {
   beforeEach(() => {
     jest.useFakeTimers({ doNotFake: ['queueMicrotask', 'nextTick'] });
     now = 0;
-    socket = new FakeSocket();
+    socket = new FakeNet();
     fwd = new Forwarder({
-      socket: () => socket as unknown as dgram.Socket,
+      socket: () => socket.socket() as unknown as dgram.Socket,
       now: () => now,
     });
   });
@@ -123,5 +140,32 @@ describe('the forwarder', () => {
     socket.answer(B);
     expect(first).toHaveBeenCalledTimes(1);
     expect(second).toHaveBeenCalledTimes(1);
+  });
+
+  it('sends each query from its own socket, closed once answered, with IDs that are not Math.random\'s', async () => {
+    const random = jest.spyOn(Math, 'random');
+    const first = await ask([A]);
+    const second = await ask([A]);
+    const [s1, s2] = socket.sent.map((x) => x.from);
+    expect(s1).not.toBe(s2);
+    socket.answer(A); // answers the second
+    expect(second).toHaveBeenCalledTimes(1);
+    expect(first).not.toHaveBeenCalled();
+    expect(s2!.closed).toBe(true);
+    expect(s1!.closed).toBe(false);
+    expect(random).not.toHaveBeenCalled();
+    random.mockRestore();
+  });
+
+  it('ignores an answer from the right server but another port, or with another question', async () => {
+    const done = await ask([A]);
+    socket.answer(A, 0, undefined, { address: A.address, port: 5353 });
+    expect(done).not.toHaveBeenCalled();
+    socket.answer(A, 0, undefined, A, (m) => (m[13] = 0x78)); // xww
+    expect(done).not.toHaveBeenCalled();
+    socket.answer(A, 0, undefined, A, (m) => m.writeUInt16BE(28, 17)); // AAAA
+    expect(done).not.toHaveBeenCalled();
+    socket.answer(A, 0, undefined, A, (m) => (m[13] = 0x57)); // Www: case does not matter
+    expect(done).toHaveBeenCalledTimes(1);
   });
 });

@@ -7,6 +7,7 @@
 import { ConflictError } from '../../config/errors.js';
 import {
   schemaId,
+  schemaMarkBatch,
   addEndpointBatch,
   addNetworkBatch,
   networkBatchOf,
@@ -218,7 +219,9 @@ export class NftFirewall implements FirewallBackend {
   }
 
   async attach(net: FirewallNetwork, ep: FirewallEndpoint): Promise<void> {
-    const batch = { nftables: [...networkBatchOf(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
+    // The schema mark first: on a table of another schema (an in-place upgrade) the batch fails
+    // whole, before any of this container's elements, and addWithBase rebuilds it (nft-rules.ts).
+    const batch = { nftables: [...schemaMarkBatch(), ...networkBatchOf(net).nftables, ...addEndpointBatch(ep).nftables, ...addElements(guardElements(ep))] };
     if (bursts && (await this.joinBurst(batch))) return;
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {

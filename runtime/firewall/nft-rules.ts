@@ -493,7 +493,7 @@ export function removeGuardBatch(ep: FirewallEndpoint): NftBatch {
 export function setTypeOf(family: string, table: string, name: string): { type: string | readonly string[]; map?: string; interval: boolean } | undefined {
   if (table !== TABLE) return undefined;
   if (family === FAMILY) {
-    const s = SETS.find((d) => d.name === name);
+    const s = ALL_SETS.find((d) => d.name === name);
     return s && { type: s.type, ...(s.map ? { map: s.map } : {}), interval: s.flags?.includes('interval') ?? false };
   }
   if (family === GUARD_FAMILY) {
@@ -521,6 +521,26 @@ const SCHEMA_ID = 'v1-37f3c06e63';
 
 export function schemaId(): string {
   return SCHEMA_ID;
+}
+
+/**
+ * The schema marker: a set of table inet tsrun whose NAME carries the schema id, holding one
+ * element. Every attach batch re-adds that element (backend.ts attach; re-adding an identical
+ * element is no error), so a table built by another schema (an older tsrun before an in-place
+ * upgrade) fails the attach's own batch with ENOENT, and the attach rebuilds the table with the
+ * current fixed rules (ensureBase) before any element of the container is added: no extra nft
+ * process or dump on the attach path, one more message in the batch it sends anyway. Outside
+ * schemaDefinition() (its name is derived from the hash), inside the self-check's inventory.
+ */
+const SCHEMA_SET: SetDef = { name: `schema_${SCHEMA_ID.replace(/-/g, '_')}` as SetName, type: 'inet_service' };
+const SCHEMA_MARK: SetElement = { set: SCHEMA_SET.name, key: 1 };
+
+/** This version's sets of table inet tsrun: SETS and the schema marker. */
+const ALL_SETS: readonly SetDef[] = [...SETS, SCHEMA_SET];
+
+/** The attach's schema check: fails the batch (not-found) on a table of another schema. */
+export function schemaMarkBatch(): NftCommand[] {
+  return addElements([SCHEMA_MARK]);
 }
 
 /** What the schema id is the hash of (the unit test hashes it). */
@@ -554,7 +574,8 @@ export function baseTable(): NftBatch {
 function baseCommands(): NftCommand[] {
   return [
     { create: { table: { family: FAMILY, name: TABLE } } },
-    ...SETS.map((s) => ({ add: { [s.map ? 'map' : 'set']: setObject(s) } })),
+    ...ALL_SETS.map((s) => ({ add: { [s.map ? 'map' : 'set']: setObject(s) } })),
+    ...schemaMarkBatch(),
     ...CHAINS.map((c) => ({ add: { chain: chainObject(c) } })),
     ...RULES.map((r) => ({ add: { rule: { ...where, chain: r.chain, expr: r.expr, comment: ruleComment(r) } } })),
     ...guardBaseCommands(),
@@ -649,7 +670,7 @@ export function tableDefinitions(): TableDefinition[] {
   return [
     {
       family: FAMILY,
-      sets: SETS.map((d) => ({ name: d.name, type: d.type, ...(d.map ? { map: d.map } : {}), interval: d.flags?.includes('interval') ?? false })),
+      sets: ALL_SETS.map((d) => ({ name: d.name, type: d.type, ...(d.map ? { map: d.map } : {}), interval: d.flags?.includes('interval') ?? false })),
       chains: CHAINS.map((c) => ({ name: c.name, ...(c.base ? { base: { ...c.base, policy: 'accept' as const } } : {}) })),
       rules: RULES.map((r) => ({ chain: r.chain, comment: ruleComment(r) })),
     },
@@ -688,7 +709,7 @@ interface Inventory {
 let expectedInventory: string | undefined;
 function expectedInventoryJson(): string {
   expectedInventory ??= JSON.stringify({
-    sets: SETS.map((s) => setShape(s)).sort(),
+    sets: ALL_SETS.map((s) => setShape(s)).sort(),
     chains: CHAINS.map((c) => chainShape(chainObject(c))).sort(),
     rules: Object.fromEntries(CHAINS.map((c) => [c.name, RULES.filter((r) => r.chain === c.name).map(ruleComment)])),
   } satisfies Inventory);
@@ -861,12 +882,14 @@ function groupBySet(els: SetElement[]): [string, SetElement[]][] {
 
 // ---- reading elements back from a listing (gc, conflicts, fallback delete) ----
 
-/** Every element of every set and map of table inet tsrun in a full listing. */
+/** Every element of every set and map of table inet tsrun in a full listing (the schema marker aside). */
 export function listElements(listing: NftListing, family: string = FAMILY): SetElement[] {
   const out: SetElement[] = [];
   for (const [kind, obj] of tableObjects(listing, family)) {
     if ((kind !== 'set' && kind !== 'map') || !Array.isArray(obj.elem)) continue;
     const set = String(obj.name);
+    // A schema marker (this version's or another's) is part of the base, owned by no one.
+    if (family === FAMILY && set.startsWith('schema_')) continue;
     for (const raw of obj.elem) {
       const isPair = kind === 'map' && Array.isArray(raw) && raw.length === 2;
       const keyPart = isPair ? (raw as NftJson[])[0]! : raw;

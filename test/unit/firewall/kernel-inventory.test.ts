@@ -23,6 +23,7 @@ const SETS: SetRow[] = [
   [1, 'pub6_any_addr', 8, 781, 8, 8, 16], [1, 'pub6_any_port', 8, 781, 8, 13, 2],
   [1, 'pub6_ip_addr', 8, 33549, 24, 8, 16], [1, 'pub6_ip_port', 8, 33549, 24, 13, 2],
   [1, 'underlay_local4', 0, 7, 4], [1, 'underlay_peers4', 0, 7, 4], [1, 'underlay_ports', 0, 13, 2],
+  [1, `schema_${schemaId().replace(/-/g, '_')}`, 0, 13, 2], // the schema marker (nft-rules.ts)
   [7, 'guard_ports', 0, 41, 16], [7, 'guard_macs', 0, 2633, 24], [7, 'guard_src4', 0, 168519, 28], [7, 'guard_src6', 0, 168520, 40],
   [7, '__set0', 3, 29, 1], [7, '__set1', 7, 8, 16], // the guard rules' anonymous sets
 ];

@@ -1,0 +1,65 @@
+// An in-place upgrade: table inet tsrun (and the port guard's bridge tsrun) built by an older
+// tsrun, whose fixed rules lack this version's (e.g. forward's rule k, the guard's VLAN drop).
+// The first container the new build starts must not run under the old rules until some other
+// command happens to rebuild the table: its own attach rebuilds it before its elements are added
+// (the schema marker in every attach batch, runtime/firewall/nft-rules.ts schemaMarkBatch).
+// Before that, `run -d` (and run -p, the hook, CNI ADD, tsrun-runc: one attach path,
+// runtime/firewall/owned-attach.ts) added its elements to the old table as it was.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { BridgeWorld } from '../../harness/bridge-world.js';
+import { GUARD_RULE_COUNT, RULE_COUNT, schemaId } from '../../../runtime/firewall/nft-rules.js';
+
+const NET = 'i16sch';
+let w: BridgeWorld;
+beforeAll(async () => {
+  w = await BridgeWorld.create('i16sc');
+  w.tsrunOk(['network', 'create', NET, '--subnet', '10.57.0.0/24']);
+});
+afterAll(async () => {
+  await w.stopAll();
+  w.host.tsrun(['network', 'rm', '--force', NET]);
+  expect(w.leaks()).toEqual([]);
+  await w.destroy();
+});
+
+const marker = `schema_${schemaId().replace(/-/g, '_')}`;
+const listing = (family: string) => w.host.ns.sh(`nft -a list table ${family} tsrun`);
+const inetRules = () => (listing('inet').match(/comment "[^"]*\(tsrun /g) ?? []).length;
+const guardRules = () => (listing('bridge').match(/comment "guard: /g) ?? []).length;
+
+function deleteRule(family: string, chain: string, label: string): void {
+  const line = listing(family).split('\n').find((l) => l.includes(label));
+  const handle = /# handle (\d+)/.exec(line ?? '')?.[1];
+  expect(handle).toBeDefined();
+  w.host.ns.sh(`nft delete rule ${family} tsrun ${chain} handle ${handle}`);
+}
+
+/** The tables as an older schema built them: no marker of this schema, fewer fixed rules. */
+function makeOldSchema(): void {
+  w.host.ns.sh(`nft delete set inet tsrun ${marker}`);
+  deleteRule('inet', 'forward', 'k: container sources only from tsrun bridges v4');
+  deleteRule('bridge', 'guard', 'VLAN-tagged frames');
+  expect(inetRules()).toBe(RULE_COUNT - 1);
+  expect(guardRules()).toBe(GUARD_RULE_COUNT - 1);
+}
+
+describe('a table of an older schema (in-place upgrade)', () => {
+  it('is rebuilt with the current fixed rules by `run -d`, the first command after the upgrade', () => {
+    makeOldSchema();
+    const id = `i16sch-${process.pid}`;
+    w.tsrunOk(['run', '-d', '--name', id, '--net', NET, w.bundle, '--', 'sleep', '600']);
+    try {
+      // No other command in between: what run -d left is what its container runs under.
+      expect(inetRules()).toBe(RULE_COUNT);
+      expect(guardRules()).toBe(GUARD_RULE_COUNT);
+      expect(listing('inet')).toContain('k: container sources only from tsrun bridges v4');
+      expect(listing('bridge')).toContain('VLAN-tagged frames');
+      expect(listing('inet')).toContain(`set ${marker} `);
+      // and the container's own elements are in the rebuilt table
+      expect(listing('bridge')).toContain(`"ctr:${id}"`);
+    } finally {
+      w.tsrunOk(['rm', '-f', id]);
+    }
+    expect(listing('bridge')).not.toContain(`"ctr:${id}"`);
+  });
+});

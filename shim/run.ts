@@ -12,7 +12,7 @@ import type { Logger } from '../runtime/log.js';
 import { Transaction, faultPause } from '../runtime/tx.js';
 import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
-import { emptyCgroup, removeCgroup } from '../runtime/cgroups/cleanup.js';
+import { descendantsOf, emptyCgroup, removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
 import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
@@ -280,10 +280,12 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           await finish();
         } catch (err) {
           // Killed, not failed at the gate: a failed hook makes runc print a line of its own.
+          // Its `runc init`, left in the container's cgroup, ends before the rollback's rmdir:
+          // known as runc's child before the kill, so that nothing else is ever signalled.
+          const ours = held.pid !== undefined ? descendantsOf(held.pid) : new Map<number, string>();
           held.kill('SIGKILL');
           await held.exited.catch(() => undefined);
-          // Its `runc init`, left in the container's cgroup, ends before the rollback's rmdir.
-          await emptyCgroup(cgroupsPathFor(id), hierarchies);
+          await emptyCgroup(cgroupsPathFor(id), hierarchies, undefined, ours);
           throw err;
         }
       }

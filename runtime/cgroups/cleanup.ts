@@ -6,9 +6,10 @@
 // v1 parent costs ~1 ms per hierarchy (10 here: ~10 ms of every last `rm -f`), the next
 // `runc create` makes it again in each, and an rmdir of the parent between runc's mkdir of the
 // parent and of the container's own directory fails that create.
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { hostHierarchies, type Hierarchy } from './hierarchies.js';
+import { processStartTime } from '../containers.js';
 
 export function removeCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hostHierarchies(), o: { keepParents?: boolean } = {}): string[] {
   const removed: string[] = [];
@@ -42,7 +43,49 @@ export function removeCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hos
  * the cgroup of an id this process claimed: the container's program never started) and the listing
  * read again until it is empty, for at most `timeoutMs`. Resolves whether or not it emptied.
  */
-export async function emptyCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hostHierarchies(), timeoutMs = 2000): Promise<void> {
+/**
+ * A process's descendants, as pid -> start time (/proc/PID/stat), through /proc/PID/task/TID/children:
+ * what a SIGKILL of it leaves running (runc's `runc init`), taken before that kill, so that what
+ * is signalled afterwards is known by identity (pid and start time), never by a cgroup's listing.
+ */
+export function descendantsOf(pid: number): Map<number, string> {
+  const out = new Map<number, string>();
+  const visit = (p: number) => {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return; // gone
+    }
+    for (const t of tasks) {
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const c of text.split(' ').filter((x) => /^[0-9]+$/.test(x)).map(Number)) {
+        if (out.has(c)) continue;
+        const start = processStartTime(c);
+        if (start === undefined) continue;
+        out.set(c, start);
+        visit(c);
+      }
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+/**
+ * Waits (at most `timeoutMs`) for the cgroup to have no process left, SIGKILLing those of `ours`
+ * (descendantsOf, taken before their parent was killed) that are still the same processes. Any
+ * other process listed is never signalled: a cgroup path is per container id, and another tsrun
+ * (another TSRUN_ROOT, another host namespace on this machine) may run a container of that id in
+ * it. Killing by the listing alone killed that container (overlay-holders.test: host B's refused
+ * `run --name fixed` ended host A's running `fixed`).
+ */
+export async function emptyCgroup(cgroupsPath: string, hierarchies: Hierarchy[] = hostHierarchies(), timeoutMs = 2000, ours: ReadonlyMap<number, string> = new Map()): Promise<void> {
   const files = hierarchies.map((h) => path.join(h.mountPoint, ...cgroupsPath.split('/').filter(Boolean), 'cgroup.procs'));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -60,6 +103,8 @@ export async function emptyCgroup(cgroupsPath: string, hierarchies: Hierarchy[] 
     }
     if (pids.size === 0 || Date.now() > deadline) return;
     for (const pid of pids) {
+      const start = ours.get(pid);
+      if (start === undefined || processStartTime(pid) !== start) continue; // not ours: waited for only
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

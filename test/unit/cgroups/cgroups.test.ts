@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { layoutOf, parseMountinfo } from '../../../runtime/cgroups/hierarchies.js';
-import { emptyCgroup, removeCgroup } from '../../../runtime/cgroups/cleanup.js';
+import { descendantsOf, emptyCgroup, removeCgroup } from '../../../runtime/cgroups/cleanup.js';
 import { ownCgroupProcsFile } from '../../../runtime/cgroups/migration-warmup.js';
 import { humanLine } from '../../../runtime/log.js';
 
@@ -103,21 +103,49 @@ describe('log lines for humans', () => {
     expect(humanLine('not json')).toBe('not json');
   });
 
-  it("emptyCgroup kills what its cgroup.procs lists, and returns at once when it lists nothing (runc init after a killed runc run)", async () => {
+  it("emptyCgroup kills what its cgroup.procs lists of its own (runc init after a killed runc run), and returns at once when it lists nothing", async () => {
     const a = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cg-'));
-    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    // A parent (runc) with a child (its runc init): the child is known as the parent's before the
+    // parent is killed.
+    const parent = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {
       const dir = path.join(a, 'tsrun', 'c1');
       mkdirSync(dir, { recursive: true });
-      const ended = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
-      writeFileSync(path.join(dir, 'cgroup.procs'), `${child.pid}\n`);
-      // A plain file does not forget the pid as the kernel's would: the wait ends at its timeout.
+      let ours = descendantsOf(parent.pid!);
+      for (let i = 0; i < 200 && ours.size === 0; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        ours = descendantsOf(parent.pid!);
+      }
+      const [childPid] = [...ours.keys()];
+      expect(childPid).toBeGreaterThan(0);
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      writeFileSync(path.join(dir, 'cgroup.procs'), `${childPid}\n${parent.pid}\n`);
+      // Listed but not among `ours` (another tsrun's container of the same id): waited for, never
+      // signalled. A plain file does not forget the pid as the kernel's would: the wait ends at its
+      // timeout.
       await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], 50);
-      expect(await ended).toBe('SIGKILL');
+      expect(alive(childPid!)).toBe(true);
+      // The same pid with another start time (a reused pid): not signalled either.
+      await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], 50, new Map([[childPid!, 'not its start']]));
+      expect(alive(childPid!)).toBe(true);
+      // Its own, by identity: killed; the parent, listed but not among them, is not.
+      await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }], 50, ours);
+      for (let i = 0; i < 200 && alive(childPid!); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(alive(childPid!)).toBe(false);
+      // The parent (its shell's `wait` returns once the child is killed) ends by itself, not by a signal.
+      for (let i = 0; i < 200 && parent.exitCode === null && parent.signalCode === null; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(parent.signalCode).toBe(null);
       writeFileSync(path.join(dir, 'cgroup.procs'), '');
       await emptyCgroup('/tsrun/c1', [{ mountPoint: a, version: 1 }, { mountPoint: path.join(a, 'none'), version: 1 }]);
     } finally {
-      child.kill('SIGKILL');
+      parent.kill('SIGKILL');
       rmSync(a, { recursive: true, force: true });
     }
   });

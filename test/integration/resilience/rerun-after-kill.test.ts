@@ -227,7 +227,7 @@ describe('a truncated network definition', () => {
   }, 60_000);
 
   it('the firewall is not rebuilt without it: its internal drop and its containers\' port guards stay (fail closed)', () => {
-    ok(['network', 'create', 'rrint', '--subnet', '10.97.0.0/24', '--internal']);
+    ok(['network', 'create', 'rrint', '--subnet', '10.99.0.0/24', '--internal']);
     ok(['run', '-d', '--name', 'rr-on-int', '--net', 'rrint', bundle, '--', 'sleep', '1000']);
     const elements = () => {
       const out: string[] = [];

@@ -3,10 +3,12 @@
 // The first container the new build starts must not run under the old rules until some other
 // command happens to rebuild the table: its own attach rebuilds it before its elements are added
 // (the schema marker in every attach batch, runtime/firewall/nft-rules.ts schemaMarkBatch).
-// Before that, `run -d` (and run -p, the hook, CNI ADD, tsrun-runc: one attach path,
+// Before that, `run -d` and CNI ADD (and run -p, the hook, tsrun-runc: one attach path,
 // runtime/firewall/owned-attach.ts) added its elements to the old table as it was.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BridgeWorld } from '../../harness/bridge-world.js';
+import { uniqueId } from '../../harness/sandbox.js';
+import { callPlugin, containerNs, type Conf } from '../cni/helpers.js';
 import { GUARD_RULE_COUNT, RULE_COUNT, schemaId } from '../../../runtime/firewall/nft-rules.js';
 
 const NET = 'i16sch';
@@ -61,5 +63,22 @@ describe('a table of an older schema (in-place upgrade)', () => {
       w.tsrunOk(['rm', '-f', id]);
     }
     expect(listing('bridge')).not.toContain(`"ctr:${id}"`);
+  });
+
+  it('is rebuilt by CNI ADD (the same attach path as the hook and tsrun-runc)', async () => {
+    const conf: Conf = { cniVersion: '1.0.0', name: 'i16schcni', type: 'tsrun', subnet: '10.58.0.0/24' };
+    const nss = [await containerNs(uniqueId('i16c')), await containerNs(uniqueId('i16c'))];
+    const ats = nss.map((ns) => ({ containerId: uniqueId('i16cni'), netns: ns.path, ifname: 'eth0' }));
+    try {
+      expect(callPlugin(w.host, 'ADD', conf, ats[0]).status).toBe(0);
+      makeOldSchema();
+      expect(callPlugin(w.host, 'ADD', conf, ats[1]).status).toBe(0);
+      expect(inetRules()).toBe(RULE_COUNT);
+      expect(guardRules()).toBe(GUARD_RULE_COUNT);
+      expect(listing('inet')).toContain(`set ${marker} `);
+    } finally {
+      for (const a of ats) callPlugin(w.host, 'DEL', conf, a);
+      for (const ns of nss) ns.destroy();
+    }
   });
 });

@@ -29,21 +29,14 @@ export function mkdirPrivate(dir: string): void {
  */
 export function writeFileReplacing(file: string, data: string | Buffer, mode: number = PRIVATE_FILE_MODE): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(8)}.tmp`);
-  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  writeFileExclusive(tmp, data, mode); // removes its partial file if the write fails
   try {
-    try {
-      const buf = typeof data === 'string' ? Buffer.from(data) : data;
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
-      fchmodSync(fd, mode); // the umask may have taken bits off
-    } finally {
-      closeSync(fd);
-    }
     renameSync(tmp, file);
   } catch (err) {
     try {
       unlinkSync(tmp);
     } catch {
-      // already renamed or gone
+      // gone already
     }
     throw err;
   }

@@ -10,7 +10,7 @@
 // share it: SandboxHost/Netns (tsrun inside a host), scratchNetns/scratchPair (netlink tests,
 // synchronous exec) and ScratchNs (firewall tests, asynchronous exec).
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -234,6 +234,16 @@ export function removeBundle(dir: string): void {
 
 let counter = 0;
 /** Container ids unique across test files and runs. */
+/** Whether this process has a controlling terminal (tests of `-t` without one skip under a terminal). */
+export function hasTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function uniqueId(prefix = 't'): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }

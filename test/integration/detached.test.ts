@@ -4,11 +4,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
-import { BUSYBOX_ROOTFS, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
+import { BUSYBOX_ROOTFS, hasTerminal, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
 
 const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const describeIf = hasConmon ? describe : describe.skip;
@@ -405,15 +405,6 @@ describeIf('a program that cannot run: docker\'s statuses, one line, nothing lef
     }
   });
 });
-
-function hasTerminal(): boolean {
-  try {
-    closeSync(openSync('/dev/tty', 'r'));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describeIf('exec: a program that cannot run gets docker\'s 127/126, not runc\'s 255', () => {
   it('127 not found, 126 not executable, 255 when the program itself exits 255; -t without a terminal is one line and 125', () => {

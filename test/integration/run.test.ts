@@ -2,10 +2,10 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { sandboxPerFile } from '../harness/per-file.js';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxHost, uniqueId, cgroupDirsOf, signalWhileStopped, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
+import { SandboxHost, uniqueId, cgroupDirsOf, hasTerminal, signalWhileStopped, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
 import { hostHierarchies } from '../../runtime/cgroups/hierarchies.js';
 import { ownCgroupProcsFile } from '../../runtime/cgroups/migration-warmup.js';
 
@@ -18,15 +18,6 @@ sandboxPerFile('run', ids, (h, b) => {
   // Something only this sandbox host has, so --net host can be told from --net none.
   h.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
 });
-
-function hasTerminal(): boolean {
-  try {
-    closeSync(openSync('/dev/tty', 'r'));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
   const id = uniqueId('run');

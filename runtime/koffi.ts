@@ -63,12 +63,20 @@ export function exitFast(code: number): void {
   // The descriptions tsrun is given are blocking (as shells and pipe(2) make them, and libuv
   // leaves them for its children), so one still non-blocking is made blocking again, as
   // shim/spawn-vfork.ts does before runc.
-  const fcntl = libcFunction('int fcntl(int fd, int cmd, ...)');
+  blockingStdio();
+  libcFunction('void _exit(int)')(code);
+}
+
+let fcntl: LibcFn | undefined;
+
+/** Clears O_NONBLOCK on stdin, stdout and stderr where it is set: before _exit (above), and before
+ * a child inherits them (shim/spawn-vfork.ts: libuv does the same for its children). */
+export function blockingStdio(): void {
+  fcntl ??= libcFunction('int fcntl(int fd, int cmd, ...)');
   for (const fd of [0, 1, 2]) {
     const flags = fcntl(fd, F_GETFL, 'int', 0);
     if (flags >= 0 && (flags & O_NONBLOCK) !== 0) fcntl(fd, F_SETFL, 'int', flags & ~O_NONBLOCK);
   }
-  libcFunction('void _exit(int)')(code);
 }
 
 /** Whether Node was asked to write a profile at exit: the flags themselves (the -dir, -name and

@@ -30,7 +30,8 @@ const SIGSET_BYTES = 128;
 const ATTR_BYTES = 1024;
 const ACTIONS_BYTES = 512;
 
-interface Spawn {
+/** posix_spawn's calls, bound once per process (this module's and shim/spawn-vfork.ts's). */
+export interface PosixSpawnCalls {
   actionsInit: Fn;
   actionsDestroy: Fn;
   addOpen: Fn;
@@ -46,9 +47,9 @@ interface Spawn {
   spawnp: Fn;
 }
 
-let bound: Spawn | undefined;
+let bound: PosixSpawnCalls | undefined;
 
-function libc(): Spawn {
+export function posixSpawnCalls(): PosixSpawnCalls {
   if (bound) return bound;
   const f = libcFunction;
   let addCloseFrom: Fn | undefined;
@@ -97,7 +98,7 @@ export interface DetachedSpawnOptions {
 export function spawnDetached(file: string, argv: readonly string[], o: DetachedSpawnOptions = {}): number {
   const fds = o.fds ?? [undefined, undefined, undefined];
   if (fds.length < 3 || fds.some((fd) => fd !== undefined && fd < fds.length)) throw new RangeError(`spawnDetached: descriptors ${fds.join(',')}`);
-  const c = libc();
+  const c = posixSpawnCalls();
   const actions = Buffer.alloc(ACTIONS_BYTES);
   const attr = Buffer.alloc(ATTR_BYTES);
   check(c.actionsInit(actions), 'posix_spawn_file_actions_init', '');
@@ -133,7 +134,7 @@ export function spawnDetached(file: string, argv: readonly string[], o: Detached
 /** Whether posix_spawn closes every descriptor above the child's own (glibc ≥ 2.34); without it
  * the caller closes what it inherited itself (runtime/inherited-fds.ts). */
 export function spawnClosesTheRest(): boolean {
-  return libc().addCloseFrom !== undefined;
+  return posixSpawnCalls().addCloseFrom !== undefined;
 }
 
 let pipe2: Fn | undefined;

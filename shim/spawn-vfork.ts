@@ -23,15 +23,13 @@
 // child through the process handle as before.
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
-import { koffiLoaded, libcFunction, loadKoffi, type LibcFn } from '../runtime/koffi.js';
+import { blockingStdio, koffiLoaded, libcFunction, loadKoffi, type LibcFn } from '../runtime/koffi.js';
+import { posixSpawnCalls, type PosixSpawnCalls } from '../runtime/spawn-detached.js';
 import type { InheritingChild } from './spawn-inherit.js';
 
-// glibc's <spawn.h> flags, <fcntl.h> and <sys/wait.h> values (Linux, every architecture koffi is used on).
+// glibc's <spawn.h> flags and <sys/wait.h> values (Linux, every architecture koffi is used on).
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const O_NONBLOCK = 0o4000;
 const WNOHANG = 1;
 const EINTR = 4;
 const ECHILD = 10;
@@ -41,19 +39,8 @@ const ATTR_BYTES = 1024;
 const ACTIONS_BYTES = 256;
 const SIGSET_BYTES = 256;
 
-interface Libc {
-  spawnp: LibcFn;
-  actionsInit: LibcFn;
-  actionsDestroy: LibcFn;
-  actionsAddDup2: LibcFn;
-  attrInit: LibcFn;
-  attrDestroy: LibcFn;
-  attrSetFlags: LibcFn;
-  attrSetSigDefault: LibcFn;
-  attrSetSigMask: LibcFn;
-  sigEmptySet: LibcFn;
+interface Libc extends PosixSpawnCalls {
   waitpid: LibcFn;
-  fcntl: LibcFn;
   errno: () => number;
 }
 
@@ -65,18 +52,8 @@ function bindings(): Libc | null {
   try {
     const koffi = loadKoffi();
     libc = {
-      spawnp: libcFunction('int posix_spawnp(_Out_ int *pid, const char *file, void *fileActions, void *attr, const char **argv, const char **envp)'),
-      actionsInit: libcFunction('int posix_spawn_file_actions_init(void *actions)'),
-      actionsDestroy: libcFunction('int posix_spawn_file_actions_destroy(void *actions)'),
-      actionsAddDup2: libcFunction('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
-      attrInit: libcFunction('int posix_spawnattr_init(void *attr)'),
-      attrDestroy: libcFunction('int posix_spawnattr_destroy(void *attr)'),
-      attrSetFlags: libcFunction('int posix_spawnattr_setflags(void *attr, short flags)'),
-      attrSetSigDefault: libcFunction('int posix_spawnattr_setsigdefault(void *attr, void *sigset)'),
-      attrSetSigMask: libcFunction('int posix_spawnattr_setsigmask(void *attr, void *sigset)'),
-      sigEmptySet: libcFunction('int sigemptyset(void *sigset)'),
+      ...posixSpawnCalls(),
       waitpid: libcFunction('int waitpid(int pid, _Out_ int *status, int options)'),
-      fcntl: libcFunction('int fcntl(int fd, int cmd, ...)'),
       errno: () => koffi.errno(),
     };
   } catch {
@@ -93,14 +70,6 @@ export function decodeWaitStatus(status: number): { code: number | null; signal:
   if (termsig === 0) return { code: (status >> 8) & 0xff, signal: null }; // WIFEXITED
   if (termsig !== 0x7f) return { code: null, signal: signalNames.get(termsig) ?? (`SIG${termsig}` as NodeJS.Signals) }; // WIFSIGNALED
   return undefined; // stopped or continued: not an end (never asked for: no WUNTRACED)
-}
-
-/** libuv clears O_NONBLOCK on the child's stdin, stdout and stderr; they are the parent's descriptions. */
-function blockingStdio(c: Libc): void {
-  for (const fd of [0, 1, 2]) {
-    const flags = c.fcntl(fd, F_GETFL, 'int', 0);
-    if (flags >= 0 && (flags & O_NONBLOCK) !== 0) c.fcntl(fd, F_SETFL, 'int', flags & ~O_NONBLOCK);
-  }
 }
 
 class SpawnedChild extends EventEmitter implements InheritingChild {
@@ -121,17 +90,17 @@ class SpawnedChild extends EventEmitter implements InheritingChild {
     // in this set to SIG_IGN if it is one of those two, and SIG_IGN survives exec (runc, then the
     // container, would start with signal 32 ignored; fork and exec leave it at its default).
     const all = Buffer.alloc(SIGSET_BYTES, 0xff);
-    const none = Buffer.alloc(SIGSET_BYTES);
-    c.sigEmptySet(none);
+    const none = Buffer.alloc(SIGSET_BYTES); // zeroed: the empty set
     let err = c.attrInit(attr) || c.actionsInit(actions);
     if (err === 0) {
       try {
-        err = c.attrSetSigDefault(attr, all) || c.attrSetSigMask(attr, none) || c.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        err = c.setSigDefault(attr, all) || c.setSigMask(attr, none) || c.setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
         // Node marks its stdin, stdout and stderr close-on-exec; a dup2 onto itself clears that
         // in the child (POSIX 2017, glibc 2.29), as libuv does for inherited stdio.
-        for (const fd of [0, 1, 2]) err ||= c.actionsAddDup2(actions, fd, fd);
+        for (const fd of [0, 1, 2]) err ||= c.addDup2(actions, fd, fd);
         if (err === 0) {
-          blockingStdio(c);
+          // libuv clears O_NONBLOCK on a child's stdin, stdout and stderr: they are the parent's descriptions.
+          blockingStdio();
           // Listening before the child exists: its SIGCHLD cannot come before the listener.
           process.on('SIGCHLD', this.onSigchld);
           const pid = [0];

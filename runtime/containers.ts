@@ -106,14 +106,15 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
 /**
  * The one line for a container whose record is there but does not parse (truncated by a disk
  * error, edited by hand): commands refuse it by name instead of calling it missing ("no such
- * container") or failing with an internal error; gc removes it as a container whose owner is gone.
+ * container") or failing with an internal error; `ps -a` shows it as unknown, and `rm -f` (or gc,
+ * as a container whose owner is gone) removes it.
  * Undefined when the record reads or is absent (absent: a claim in progress, the record is renamed
  * into place whole).
  */
 export function unreadableRecord(runDir: string, id: string): UserError | undefined {
   const file = recordFile(runDir, id);
   if (readRecord(runDir, id) != null || !existsSync(file)) return undefined;
-  return new UserError(`container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun gc removes the container`);
+  return new UserError(`container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun rm -f ${id} removes it`);
 }
 
 /**

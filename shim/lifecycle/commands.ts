@@ -202,10 +202,13 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-f, --force', 'kill and remove running containers')
     .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const { missingError, removalViews, removeAll } = await import('./signals.js');
+      const { missingError, removalViews, removeAll, removeUnreadable } = await import('./signals.js');
       const missing: string[] = [];
-      const views = await removalViews(settings, names, f.force === true, missing);
-      out(`${(await removeAll(settings, log, await wiring(), views)).map((id) => `${id}\n`).join('')}`);
+      const unreadable: string[] = [];
+      const views = await removalViews(settings, names, f.force === true, missing, unreadable);
+      const ids = await removeAll(settings, log, await wiring(), views);
+      for (const id of unreadable) await removeUnreadable(settings, log, await wiring(), id);
+      out(`${[...ids, ...unreadable].map((id) => `${id}\n`).join('')}`);
       if (missing.length > 0) throw missingError(missing);
     });
 

@@ -27,25 +27,43 @@ export interface PsEntry {
 
 export async function listContainers(settings: Settings, log: Logger, all: boolean): Promise<PsEntry[]> {
   const states = await runcStates(runcPaths(settings));
-  const views = listContainerIds(settings.runDir)
+  const ids = listContainerIds(settings.runDir);
+  const views = ids
     .map((id) => viewOf(settings.runDir, id, states.get(id)))
     .filter((v): v is ContainerView => v !== undefined)
     .filter((v) => all || v.status === 'running' || v.status === 'paused');
-  const endpoints = views.length > 0 ? await withStore(settings, log, (s) => allEndpoints(s)) : [];
-  return views.map((v) => entryOf(v, endpoints.filter((e) => e.containerId === v.id)));
+  // A record that does not parse: shown as unknown (with -a, or while runc runs it), so that what
+  // rm -f can remove is seen; before, only gc ever named it. Its network is the Store's.
+  const unknown = ids.filter((id) => unreadableRecord(settings.runDir, id) !== undefined && (all || LIVE_STATES.has(states.get(id)?.status ?? '')));
+  const endpoints = views.length + unknown.length > 0 ? await withStore(settings, log, (s) => allEndpoints(s)) : [];
+  const entries = views.map((v) => entryOf(v, endpoints.filter((e) => e.containerId === v.id)));
+  for (const id of unknown) entries.push(unknownEntry(id, states.get(id)?.pid, endpoints.filter((e) => e.containerId === id)));
+  return entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+const LIVE_STATES = new Set(['running', 'paused']);
+
+/** ps's entry of a container whose record is unreadable: its id, runc's pid, its network. */
+function unknownEntry(id: string, pid: number | undefined, endpoints: EndpointRecord[]): PsEntry {
+  return { id, status: 'unknown', pid, detached: false, ...networkFields(endpoints), created: '', command: [] };
+}
+
+function networkFields(endpoints: EndpointRecord[]): Pick<PsEntry, 'networks' | 'ports'> {
+  return {
+    networks: endpoints.map((e) => ({ network: e.network, ipv4: e.ipv4?.address, ipv6: e.ipv6?.address, mac: e.mac })),
+    ports: endpoints.flatMap((e) => e.ports).map(formatPort),
+  };
 }
 
 export function entryOf(v: ContainerView, endpoints: EndpointRecord[]): PsEntry {
   const l = v.lifecycle;
-  const ports = endpoints.length > 0 ? endpoints.flatMap((e) => e.ports) : [];
   return {
     id: v.id,
     status: v.status,
     exitCode: v.exitCode,
     pid: v.pid,
     detached: v.record.detached !== undefined,
-    networks: endpoints.map((e) => ({ network: e.network, ipv4: e.ipv4?.address, ipv6: e.ipv6?.address, mac: e.mac })),
-    ports: ports.map(formatPort),
+    ...networkFields(endpoints),
     created: l?.created ?? v.record.created,
     startedAt: l?.startedAt ?? (v.record.detached ? undefined : v.record.created),
     finishedAt: v.finishedAt,

@@ -24,14 +24,21 @@ export function resolveIds(runDir: string, names: string[]): string[] {
 /** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor).
  * With `missing`, a name that matches no container goes there instead of failing the command
  * (rm -f, as docker's: the others are removed, each missing one named); any other refusal (an
- * ambiguous prefix, a foreground container) still fails it before anything is done. */
-export function detachedIds(runDir: string, names: string[], missing?: string[]): string[] {
+ * ambiguous prefix, a foreground container) still fails it before anything is done. With both
+ * `missing` and `unreadableIds` (rm -f), a container whose record is unreadable goes there. */
+export function detachedIds(runDir: string, names: string[], missing?: string[], unreadableIds?: string[]): string[] {
   const ids = missing === undefined ? resolveIds(runDir, names) : [...new Set(names.flatMap((n) => resolvedOrMissing(runDir, n, missing)))];
+  const out: string[] = [];
   for (const id of ids) {
     const rec = readRecord(runDir, id);
     if (!rec) {
       const unreadable = unreadableRecord(runDir, id);
-      if (unreadable) throw unreadable;
+      // rm -f removes it (signals.ts removeUnreadable), as docker rm -f a container it cannot load.
+      if (unreadable && (missing === undefined || unreadableIds === undefined)) throw unreadable;
+      if (unreadable) {
+        unreadableIds!.push(id);
+        continue;
+      }
     }
     if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
     if (rec?.detached === 'setup') {
@@ -39,8 +46,9 @@ export function detachedIds(runDir: string, names: string[], missing?: string[])
       if (!isAlive(rec.ownerPid, rec.ownerStart)) throw new UserError(`container ${id} was left half-created by a tsrun process that is gone: tsrun gc removes it`);
       throw new UserError(`container ${id} is still being created`);
     }
+    out.push(id);
   }
-  return ids;
+  return out;
 }
 
 function resolvedOrMissing(runDir: string, name: string, missing: string[]): string[] {

@@ -8,7 +8,9 @@ import { removeTree } from '../../runtime/files.js';
 import { isAlive, unreadableRecord } from '../../runtime/containers.js';
 import { killAndWait, waitGone } from '../../runtime/process-exit.js';
 import type { NetworkWiring } from '../run.js';
-import { runcPaths, runcDeleteForce, runcOutput, runcStateExists, type RuncPaths } from '../runc.js';
+import { runcPaths, runcDeleteForce, runcOutput, runcStateExists, removeRuncState, type RuncPaths } from '../runc.js';
+import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
+import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { cleanupContainer } from './cleanup.js';
 import { isFrozen, resumeAfterSignal } from './pause.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT_S } from './detach-options.js';
@@ -125,11 +127,12 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
  * anything is done (a running container without -f is refused). With -f, names that match no
  * container are pushed to `missing` (removeAll's caller reports them after removing the others,
  * as docker rm -f does: a container that went away meanwhile must not keep the rest in place);
- * without -f, one of them fails the command before anything is done.
+ * without -f, one of them fails the command before anything is done. With -f and `unreadable`,
+ * containers whose record does not parse go there (removeUnreadable).
  */
-export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = []): Promise<ContainerView[]> {
+export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = [], unreadable?: string[]): Promise<ContainerView[]> {
   const { detachedIds } = await import('./resolve.js');
-  const ids = detachedIds(settings.runDir, names, force ? missing : undefined);
+  const ids = detachedIds(settings.runDir, names, force ? missing : undefined, force ? unreadable : undefined);
   // -f removes whatever the state: no need to ask runc for it first.
   const views = await Promise.all(ids.map(async (id) => (force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
   for (const v of views) {
@@ -178,6 +181,23 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   // A late exit command may still create its marker while the directory goes: retried. (Not
   // fs.rmSync: Node 20's is a JavaScript rimraf, ~3-5 ms of CPU for this small tree.)
   await removeTreeRetrying(pathsOf(settings.runDir, v.id).dir);
+}
+
+/**
+ * rm -f of a container whose record is there but unreadable (truncated, corrupt): what it is and
+ * who runs it are unknown, so everything that can be of it goes, as gc removes a container whose
+ * owner is gone: its monitor (lifecycle.json is a file of its own), runc's container, the network
+ * (endpoint records in the Store, by container id, and what an attach held unrecorded), the pin,
+ * the cgroup, the state directory. Before, only gc removed it, and `ps -a` did not show it.
+ */
+export async function removeUnreadable(settings: Settings, log: Logger, network: NetworkWiring, id: string): Promise<void> {
+  const runc = runcPaths(settings);
+  killMonitor(settings, id);
+  await removeRuncState(runc, id);
+  await network.release(id, undefined, settings, log);
+  removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
+  await waitMonitorGone(settings, id, 10_000, 1);
+  await removeTreeRetrying(pathsOf(settings.runDir, id).dir);
 }
 
 /** removeTree, again up to five times 20 ms apart while something is created in the tree as it

@@ -182,21 +182,44 @@ describe('a full run directory', () => {
 });
 
 describe('a truncated container record', () => {
+  const line = (id: string, file: string) => `tsrun: container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun rm -f ${id} removes it\n`;
+
   it('every command names it in one line (125), and gc removes the container and everything of it', () => {
     const id = 'rr-torn';
     ok(['run', '-d', '--name', id, '--net', 'rrnet', '-p', '8198:80', bundle, '--', 'sleep', '1000']);
     const file = path.join(host.root, 'run', 'containers', id, 'container.json');
     writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
-    for (const cmd of [['inspect', id], ['rm', '-f', id], ['stop', id], ['kill', id], ['logs', id], ['exec', id, 'true']]) {
+    for (const cmd of [['inspect', id], ['rm', id], ['stop', id], ['kill', id], ['logs', id], ['exec', id, 'true']]) {
       const r = host.tsrun(cmd);
       // Before: rm -f and stop said "no such container", inspect "internal error: … vanished".
-      expect({ cmd, status: r.status, stderr: r.stderr }).toEqual({ cmd, status: 125, stderr: `tsrun: container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun gc removes the container\n` });
+      expect({ cmd, status: r.status, stderr: r.stderr }).toEqual({ cmd, status: 125, stderr: line(id, file) });
     }
     const gc = host.tsrun(['gc']);
     expect({ status: gc.status, stderr: gc.stderr }).toEqual({ status: 0, stderr: '' });
     expect(leftovers([id])).toEqual([]);
     expect(host.monitors()).toEqual([]);
   }, 60_000);
+
+  it('ps -a shows it (status unknown, its network), and rm -f removes it and everything of it, as docker rm -f would', () => {
+    for (const [id, detached] of [['rr-torn-d', true], ['rr-torn-none', true], ['rr-torn-gone', false]] as const) {
+      const net = id === 'rr-torn-none' ? 'none' : 'rrnet';
+      const ports = net === 'none' ? [] : ['-p', '8198:80'];
+      if (detached) ok(['run', '-d', '--name', id, '--net', net, ...ports, bundle, '--', 'sleep', '1000']);
+      else expect(killed(host.tsrun(['run', '--name', id, '--net', net, ...ports, bundle, '--', 'true'], { env: { TSRUN_FAULT_KILL_AFTER: 'teardown:1' } }))).toBe(true);
+      const file = path.join(host.root, 'run', 'containers', id, 'container.json');
+      writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
+      // Before: ps -a left it out, so nothing but gc ever named it.
+      const ps = ok(['ps', '-a']).split('\n').find((l) => l.startsWith(`${id} `));
+      expect({ id, ps }).toEqual({ id, ps: expect.stringMatching(id !== 'rr-torn-d' ? / unknown / : / unknown .*rrnet:10\.96\.0\.\d+.*:8198->80\/tcp/) });
+      const rm = host.tsrun(['rm', '-f', id]);
+      expect({ id, status: rm.status, stdout: rm.stdout, stderr: rm.stderr }).toEqual({ id, status: 0, stdout: `${id}\n`, stderr: '' });
+      expect({ id, left: leftovers([id]), monitors: host.monitors() }).toEqual({ id, left: [], monitors: [] });
+      expect(ok(['ps', '-a'])).not.toContain(id);
+      // And the name works again.
+      ok(['run', '--name', id, '--net', net, ...ports, bundle, '--', 'true']);
+      expect({ id, again: leftovers([id]) }).toEqual({ id, again: [] });
+    }
+  }, 90_000);
 });
 
 describe('a truncated network definition', () => {

@@ -1,7 +1,7 @@
 // The pure parts of the detached-container verbs: log parsing, exec's argument split, signals,
 // ps formatting, conmon's command line, id resolution and status derivation over state files.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LogParser } from '../../../../shim/lifecycle/logs.js';
@@ -172,6 +172,19 @@ describe('ids and status from the state directory', () => {
     expect(() => detachedIds(runDir, ['nope', 'web'], [])).toThrow('container id prefix web matches 2 containers');
     expect(() => detachedIds(runDir, ['nope', 'fg'], [])).toThrow('container fg runs in the foreground');
     expect(() => detachedIds(runDir, ['web-1', 'nope'])).toThrow('no such container: nope');
+  });
+
+  it('detachedIds: an unreadable record is set aside for rm -f (unreadable list), refused in one line otherwise', () => {
+    container('web-1', { detached: 'monitored' });
+    container('torn', { detached: 'monitored' });
+    const file = path.join(runDir, 'containers', 'torn', 'container.json');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 10));
+    const missing: string[] = [];
+    const unreadable: string[] = [];
+    expect(detachedIds(runDir, ['torn', 'web-1', 'nope'], missing, unreadable)).toEqual(['web-1']);
+    expect({ missing, unreadable }).toEqual({ missing: ['nope'], unreadable: ['torn'] });
+    expect(() => detachedIds(runDir, ['torn'])).toThrow(`container torn: its record ${file} is unreadable (truncated or corrupt): tsrun rm -f torn removes it`);
+    expect(() => detachedIds(runDir, ['torn'], [])).toThrow('is unreadable');
   });
 
   it('derives the status: exit file first, then what cleanup recorded, then runc', () => {

@@ -3,6 +3,7 @@
 // config.json is the fallback for a runtime that leaves them out (podman's poststop state carries
 // fewer). Every value is checked here, before anything is touched, and a bad one is reported by
 // its annotation name, as the user wrote it.
+import path from 'node:path';
 import { readBundleJson } from '../config/bundle.js';
 import { UserError } from '../config/errors.js';
 import { formatAddress, parseAddressOf } from '../config/address.js';
@@ -119,11 +120,17 @@ function address(text: string | undefined, key: string, family: 'ipv4' | 'ipv6')
  * runtime has validated the rest already.
  */
 export function readBundleAnnotations(bundle: string): Record<string, string> {
+  return readBundleTsrun(bundle).annotations;
+}
+
+/** The same, with the container's root path (absolute) when config.json names one. */
+export function readBundleTsrun(bundle: string): { annotations: Record<string, string>; rootPath?: string | undefined } {
   const doc = readBundleJson(bundle, { missingOk: true });
-  if (!doc) return {};
+  if (!doc) return { annotations: {} };
+  const rootPath = rootPathOf(doc.dir, doc.json);
   const at = `bundle ${bundle}: config.json: annotations`;
   const ann = (doc.json as { annotations?: unknown } | null)?.annotations;
-  if (ann === undefined || ann === null) return {};
+  if (ann === undefined || ann === null) return { annotations: {}, rootPath };
   if (typeof ann !== 'object' || Array.isArray(ann)) throw new UserError(`${at}: must be an object of strings`);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(ann as Record<string, unknown>)) {
@@ -131,7 +138,13 @@ export function readBundleAnnotations(bundle: string): Record<string, string> {
     if (typeof v !== 'string') throw new UserError(`${at}.${k}: must be a string`);
     out[k] = v;
   }
-  return out;
+  return { annotations: out, rootPath };
+}
+
+/** The container root path of a config.json document (absolute), if it names one. */
+export function rootPathOf(bundleDir: string, doc: unknown): string | undefined {
+  const root = (doc as { root?: { path?: unknown } } | null | undefined)?.root?.path;
+  return typeof root === 'string' && root !== '' ? path.resolve(bundleDir, root) : undefined;
 }
 
 function shown(s: string): string {

@@ -16,7 +16,8 @@ import type { State } from '../config/oci.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { EndpointRecord } from '../runtime/records.js';
-import { ANNOTATIONS, selectAnnotations, wiringFromAnnotations } from './annotations.js';
+import { ANNOTATIONS, readBundleTsrun, selectAnnotations, wiringFromAnnotations } from './annotations.js';
+import { dropImageAnnotations } from './image-annotations.js';
 import type { Stage } from './state.js';
 import type { HookTiming } from './timing.js';
 
@@ -39,6 +40,8 @@ export interface StageContext {
   timing: HookTiming;
   /** Annotations of the bundle's config.json (injectable for tests). */
   readBundleAnnotations?: (bundle: string) => Record<string, string>;
+  /** The annotations are already without the image's own (tsrun-runc dropped them before create). */
+  imageChecked?: boolean | undefined;
 }
 
 /** What a stage did, for the log's last line and for tests. */
@@ -62,7 +65,20 @@ export async function runStage(ctx: StageContext): Promise<StageOutcome> {
 
 async function setup(ctx: StageContext): Promise<StageOutcome> {
   const { state, log, timing } = ctx;
-  const { annotations, source } = selectAnnotations(state, ctx.readBundleAnnotations);
+  const selected = selectAnnotations(state, ctx.readBundleAnnotations);
+  const { source } = selected;
+  let annotations = selected.annotations;
+  if (source !== 'none' && !ctx.imageChecked) {
+    // An image's own io.tsrun.* annotations (podman copies them) are not the user's request.
+    const image = dropImageAnnotations(annotations, readBundleTsrun(state.bundle).rootPath, state.id);
+    if (image.fromImage.length > 0) {
+      log.warn({ fromImage: image.fromImage }, 'annotations set by the container\'s image are not honoured');
+      annotations = image.annotations;
+      if (Object.keys(annotations).length === 0) {
+        return { action: 'setup', result: 'left-alone', detail: { network: 'none', fromImage: image.fromImage } };
+      }
+    }
+  }
   const wiring = wiringFromAnnotations(annotations);
   log.debug({ source, annotations }, 'annotations read');
   if (wiring.mode.kind === 'host' || wiring.mode.kind === 'none') {

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { UserError, userFacingMessage } from '../config/errors.js';
 import { checkContainerId } from '../config/ids.js';
 import { resolveSettings, type Settings } from '../config/settings.js';
-import { ANNOTATION_PREFIX, readBundleAnnotations, wiringFromAnnotations } from '../hook/annotations.js';
+import { ANNOTATION_PREFIX, readBundleTsrun, wiringFromAnnotations } from '../hook/annotations.js';
+import { dropImageAnnotations } from '../hook/image-annotations.js';
 import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { isAlive, processStartTime } from '../runtime/containers.js';
@@ -94,7 +95,7 @@ async function passThrough(ctx: Ctx): Promise<number> {
 
 /** The container id and tsrun annotations of a create/run, or undefined when tsrun has no part
  * in it (no annotations, host or none networking, or input runc itself must judge). */
-function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<string, string> } | undefined {
+function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<string, string>; fromImage: string[] } | undefined {
   const id = ctx.args.positionals[0];
   if (id === undefined) return undefined;
   try {
@@ -104,17 +105,24 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
   }
   const bundle = path.resolve(ctx.args.flags.get('bundle') || '.');
   let annotations: Record<string, string>;
+  let fromImage: string[];
   try {
-    annotations = readBundleAnnotations(bundle);
+    const read = readBundleTsrun(bundle);
+    annotations = read.annotations;
     if (Object.keys(annotations).length === 0 && ctx.env.TSRUN_RUNC_ENV_KEYS === '1') annotations = annotationsFromEnv(bundle);
+    // What the container's image set (podman copies its manifest's annotations, and its ENV is
+    // the process's) is not the user's request: an image must not choose a network or publish
+    // ports on the host (hook/image-annotations.ts).
+    ({ annotations, fromImage } = dropImageAnnotations(annotations, read.rootPath, id));
   } catch {
     return undefined; // an unreadable or malformed config.json: runc's own error says so
   }
+  if (fromImage.length > 0) logger(ctx, id, ctx.args.command ?? 'create').warn({ fromImage }, 'annotations set by the container\'s image are not honoured');
   if (Object.keys(annotations).length === 0) return undefined;
   // Checked before runc is called: a bad annotation creates nothing.
   const wiring = wiringFromAnnotations(annotations);
   if (wiring.mode.kind === 'none' || wiring.mode.kind === 'host') return undefined;
-  return { id, bundle, annotations };
+  return { id, bundle, annotations, fromImage };
 }
 
 /**

@@ -89,6 +89,7 @@ export function wireCreated(r: StageRun & { pid: number }, timing: HookTiming): 
     settings: r.settings,
     log: r.log,
     timing,
+    imageChecked: true,
   });
 }
 

@@ -100,7 +100,7 @@ export function rootfsTar(rootfs: string, out: string): string {
  * An OCI image archive (the image layout, tarred) of one layer made from `rootfs`, named `name`,
  * for `ctr image import`: blobs/sha256/…, index.json naming the image, oci-layout.
  */
-export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: string[] = ['sh']): string {
+export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: string[] = ['sh'], extra: { annotations?: Record<string, string>; env?: string[] } = {}): string {
   const layout = path.join(dir, 'layout');
   const blobs = path.join(layout, 'blobs', 'sha256');
   spawnSync('mkdir', ['-p', blobs]);
@@ -110,7 +110,7 @@ export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: 
     return { digest: `sha256:${hex}`, size: data.length };
   };
   const layer = put(readFileSync(rootfsTar(rootfs, path.join(dir, 'layer.tar'))));
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: cmd }, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: cmd, ...(extra.env ? { Env: extra.env } : {}) }, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
   const manifest = put(
     Buffer.from(
       JSON.stringify({
@@ -118,6 +118,7 @@ export function ociImageArchive(rootfs: string, dir: string, name: string, cmd: 
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
         layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+        ...(extra.annotations ? { annotations: extra.annotations } : {}),
       }),
     ),
   );

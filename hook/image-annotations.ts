@@ -1,0 +1,140 @@
+// Annotations that came from the container's image, not from its user. podman (4.x, specgen's
+// "annotations from the image") copies an OCI image's manifest annotations into the container's
+// spec and marks nothing: an image carrying `io.tsrun.network=web`, `io.tsrun.ports=2222:22`
+// reaches the hook's state and tsrun-runc's bundle exactly as `--annotation` does (the user's
+// `--annotation` wins on the same key). Whoever built the image would choose the network and
+// publish ports on the host.
+//
+// The spec cannot tell them apart, but the image can be found: podman (and CRI-O) keep it in
+// containers/storage, and the container's root is that storage's mount of its layer
+// (`<graph>/overlay/<layer>/merged`, `<graph>/vfs/dir/<layer>`). `<graph>/<driver>-containers/
+// containers.json` names the container's image, and `<graph>/<driver>-images/<image>/` holds its
+// manifests ("manifest", and "manifest-<digest>" stored as "=" + base64 of the name). A tsrun key
+// whose value is the one an image manifest carries is the image's, and is not honoured: a user
+// who gives the same key another value is honoured (podman took the user's). A root outside
+// containers/storage (docker, containerd, `podman --rootfs`, runc) has no image to ask: nothing
+// is dropped (those engines copy no image annotations).
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import path from 'node:path';
+import { ANNOTATION_PREFIX } from './annotations.js';
+
+/** containers.json grows with the containers of the storage: ~1 KiB each. */
+const STORE_MAX_BYTES = 64 * 1024 * 1024;
+/** containers/storage refuses manifests above 4 MiB. */
+const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Reads a regular file of at most `max` bytes (no FIFO, no device), or undefined. */
+function readSmall(file: string, max: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) return undefined;
+    const buf = Buffer.allocUnsafe(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got).toString('utf8');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parse(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The containers/storage layout a container root path belongs to, if it looks like one. */
+export function storageOf(rootPath: string): { graph: string; driver: string } | undefined {
+  const p = path.resolve(rootPath);
+  const up1 = path.dirname(p);
+  const up2 = path.dirname(up1);
+  // overlay: <graph>/overlay/<layer>/merged; vfs: <graph>/vfs/dir/<layer>
+  if (path.basename(p) === 'merged' && path.basename(up2) === 'overlay') return { graph: path.dirname(up2), driver: 'overlay' };
+  if (path.basename(up1) === 'dir' && path.basename(up2) === 'vfs') return { graph: path.dirname(up2), driver: 'vfs' };
+  return undefined;
+}
+
+/**
+ * The io.tsrun.* annotations of the manifests of the image the container `id` was made from, or
+ * undefined when its root is not a containers/storage layer of a container with that id.
+ */
+export function imageTsrunAnnotations(rootPath: string, id: string): Map<string, Set<string>> | undefined {
+  const where = storageOf(rootPath);
+  if (!where) return undefined;
+  const containers = parse(readSmall(path.join(where.graph, `${where.driver}-containers`, 'containers.json'), STORE_MAX_BYTES));
+  if (!Array.isArray(containers)) return undefined;
+  const entry = containers.find((c) => c !== null && typeof c === 'object' && (c as { id?: unknown }).id === id) as { image?: unknown } | undefined;
+  const image = entry?.image;
+  if (typeof image !== 'string' || !/^[0-9a-f]{64}$/.test(image)) return undefined;
+  const dir = path.join(where.graph, `${where.driver}-images`, image);
+  const found = new Map<string, Set<string>>();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const file of names) {
+    const name = file.startsWith('=') ? Buffer.from(file.slice(1), 'base64').toString('utf8') : file;
+    const add = (k: string, v: unknown) => {
+      if (!k.startsWith(ANNOTATION_PREFIX) || typeof v !== 'string') return;
+      let set = found.get(k);
+      if (!set) found.set(k, (set = new Set()));
+      set.add(v);
+    };
+    if (name.startsWith('manifest')) {
+      const ann = (parse(readSmall(path.join(dir, file), MANIFEST_MAX_BYTES)) as { annotations?: unknown } | undefined)?.annotations;
+      if (ann !== null && typeof ann === 'object') for (const [k, v] of Object.entries(ann as Record<string, unknown>)) add(k, v);
+    } else if (name === `sha256:${image}`) {
+      // The image's config: its ENV reaches the process environment, which tsrun-runc reads
+      // for `--env-keys` wrappers (Docker before 24): the same rule holds for those keys.
+      const env = (parse(readSmall(path.join(dir, file), MANIFEST_MAX_BYTES)) as { config?: { Env?: unknown } } | undefined)?.config?.Env;
+      if (Array.isArray(env)) {
+        for (const kv of env) {
+          if (typeof kv !== 'string') continue;
+          const eq = kv.indexOf('=');
+          if (eq > 0) add(kv.slice(0, eq), kv.slice(eq + 1));
+        }
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * `annotations` without the tsrun keys the container's image supplied (same key, same value in
+ * one of its manifests), and which keys those were. Nothing is dropped for a container whose
+ * image cannot be found.
+ */
+export function dropImageAnnotations(
+  annotations: Record<string, string>,
+  rootPath: string | undefined,
+  id: string,
+): { annotations: Record<string, string>; fromImage: string[] } {
+  const keys = Object.keys(annotations).filter((k) => k.startsWith(ANNOTATION_PREFIX));
+  if (keys.length === 0 || rootPath === undefined) return { annotations, fromImage: [] };
+  const image = imageTsrunAnnotations(rootPath, id);
+  if (!image || image.size === 0) return { annotations, fromImage: [] };
+  const kept: Record<string, string> = {};
+  const fromImage: string[] = [];
+  for (const [k, v] of Object.entries(annotations)) {
+    if (image.get(k)?.has(v)) fromImage.push(k);
+    else kept[k] = v;
+  }
+  return { annotations: kept, fromImage };
+}

@@ -1,0 +1,73 @@
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { dropImageAnnotations, imageTsrunAnnotations, storageOf } from '../../../hook/image-annotations.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-imgann-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const IMAGE = 'a'.repeat(64);
+const CTR = 'c'.repeat(64);
+const big = (name: string) => `=${Buffer.from(name).toString('base64')}`;
+
+/** A containers/storage graph root as podman leaves it: one container of one image. */
+function storage(driver: 'overlay' | 'vfs', manifest: unknown, config: unknown = { config: {} }): string {
+  const graph = mkdtempSync(path.join(tmp, `${driver}-`));
+  mkdirSync(path.join(graph, `${driver}-containers`));
+  writeFileSync(path.join(graph, `${driver}-containers`, 'containers.json'), JSON.stringify([{ id: 'other', image: 'b'.repeat(64) }, { id: CTR, image: IMAGE, layer: 'l1' }]));
+  const img = path.join(graph, `${driver}-images`, IMAGE);
+  mkdirSync(img, { recursive: true });
+  writeFileSync(path.join(img, 'manifest'), JSON.stringify(manifest));
+  writeFileSync(path.join(img, big(`manifest-sha256:${'d'.repeat(64)}`)), JSON.stringify(manifest));
+  writeFileSync(path.join(img, big(`sha256:${IMAGE}`)), JSON.stringify(config));
+  return graph;
+}
+const rootOf = (graph: string, driver: 'overlay' | 'vfs') => (driver === 'overlay' ? path.join(graph, 'overlay', 'l1', 'merged') : path.join(graph, 'vfs', 'dir', 'l1'));
+
+describe('storageOf', () => {
+  it('finds the graph root of overlay and vfs layer mounts, and nothing for other roots', () => {
+    expect(storageOf('/var/lib/containers/storage/overlay/abc/merged')).toEqual({ graph: '/var/lib/containers/storage', driver: 'overlay' });
+    expect(storageOf('/var/lib/containers/storage/vfs/dir/abc')).toEqual({ graph: '/var/lib/containers/storage', driver: 'vfs' });
+    expect(storageOf('/srv/bundle/rootfs')).toBeUndefined();
+    expect(storageOf('/run/containerd/io.containerd.runtime.v2.task/default/x/rootfs')).toBeUndefined();
+    expect(storageOf('/var/lib/docker/overlay2/abc/merged')).toBeUndefined();
+  });
+});
+
+describe('dropImageAnnotations', () => {
+  const manifest = { schemaVersion: 2, annotations: { 'io.tsrun.network': 'web', 'io.tsrun.ports': '2222:22', 'org.example': 'x' } };
+
+  for (const driver of ['overlay', 'vfs'] as const) {
+    it(`${driver}: drops the keys whose value the image's manifest carries, keeps the user's`, () => {
+      const root = rootOf(storage(driver, manifest), driver);
+      const r = dropImageAnnotations({ 'io.tsrun.network': 'web', 'io.tsrun.ports': '8080:80', 'other.key': 'web' }, root, CTR);
+      expect(r.fromImage).toEqual(['io.tsrun.network']);
+      expect(r.annotations).toEqual({ 'io.tsrun.ports': '8080:80', 'other.key': 'web' });
+    });
+  }
+
+  it("the image config's ENV counts as the image's (what --env-keys would read)", () => {
+    const graph = storage('overlay', { schemaVersion: 2 }, { config: { Env: ['PATH=/bin', 'io.tsrun.network=web', 'io.tsrun.ports'] } });
+    const r = dropImageAnnotations({ 'io.tsrun.network': 'web' }, rootOf(graph, 'overlay'), CTR);
+    expect(r).toEqual({ annotations: {}, fromImage: ['io.tsrun.network'] });
+    expect(imageTsrunAnnotations(rootOf(graph, 'overlay'), CTR)).toEqual(new Map([['io.tsrun.network', new Set(['web'])]]));
+  });
+
+  it('nothing is dropped for a root outside containers/storage, an unknown container, or a broken store', () => {
+    const ann = { 'io.tsrun.network': 'web' };
+    expect(dropImageAnnotations(ann, '/srv/bundle/rootfs', CTR)).toEqual({ annotations: ann, fromImage: [] });
+    expect(dropImageAnnotations(ann, undefined, CTR)).toEqual({ annotations: ann, fromImage: [] });
+    const graph = storage('overlay', manifest);
+    expect(dropImageAnnotations(ann, rootOf(graph, 'overlay'), 'someone-else')).toEqual({ annotations: ann, fromImage: [] });
+    writeFileSync(path.join(graph, 'overlay-containers', 'containers.json'), '{not json');
+    expect(dropImageAnnotations(ann, rootOf(graph, 'overlay'), CTR)).toEqual({ annotations: ann, fromImage: [] });
+  });
+
+  it('a hostile manifest (annotations not an object, values not strings) drops nothing and throws nothing', () => {
+    for (const m of [{ annotations: 'io.tsrun.network' }, { annotations: ['web'] }, { annotations: { 'io.tsrun.network': 7 } }, null, 'x']) {
+      const root = rootOf(storage('overlay', m), 'overlay');
+      expect(dropImageAnnotations({ 'io.tsrun.network': 'web' }, root, CTR).fromImage).toEqual([]);
+    }
+  });
+});

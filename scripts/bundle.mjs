@@ -223,6 +223,9 @@ function buildInfo() {
   return { version, commit };
 }
 
+// The doors the routing (shim/dispatch.ts) loads, each from its code cache: in dispatch.cjs, and in
+// run-plain.cjs, which carries the routing too (the entry's guess of a plain run, below).
+const FRONT_DOORS = [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']];
 await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
 const execaNames = Object.keys(createRequire(path.resolve(dir, 'x.cjs'))('./execa.cjs')).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
 await build({
@@ -232,7 +235,7 @@ await build({
   banner: { js: clock.banner },
   entryPoints: { dispatch: 'shim/main.ts' },
   outdir: dir,
-  plugins: [cachedFrontDoors([[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']])],
+  plugins: [cachedFrontDoors(FRONT_DOORS)],
 });
 await build({ ...common, entryPoints: { hook: 'hook/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins, netlinkBinding] });
 // The CNI front door (cni/main.ts): a cold process per call like the hook, so the same diet.
@@ -247,7 +250,10 @@ await build({ ...common, entryPoints: { run: 'shim/run-door.ts' }, outdir: dir, 
 // without the engine, which those never run. Loading run.cjs (235 KB, its cache 212 KB) cost a cold
 // `run --net none` ~6.5 ms of its ~80; most of it the reading and deserializing of the engine it
 // did not evaluate.
-await build({ ...common, entryPoints: { 'run-plain': 'shim/run-door-plain.ts' }, outdir: dir, plugins: [lazyBuiltins] });
+// It carries the entry's routing (shim/dispatch.ts, its start()) with the other doors as
+// dispatch.cjs loads them, from their caches: for what the entry guesses is a plain run it is the one
+// script the process loads (below).
+await build({ ...common, entryPoints: { 'run-plain': 'shim/run-door-plain.ts' }, outdir: dir, plugins: [cachedFrontDoors(FRONT_DOORS), lazyBuiltins] });
 // `tsrun run -d --net none` or `--net host` (shim/lifecycle/run-detached-door.ts): run -d's path
 // (conmon, the records, the exec-fifo start) without the engine, as run-plain.cjs is run's.
 await build({ ...common, entryPoints: { 'run-detached': 'shim/lifecycle/run-detached-door.ts' }, outdir: dir, plugins: [lazyBuiltins] });
@@ -426,6 +432,14 @@ for (const door of DOORS) {
 //     The dispatcher gets the entry's own require and lookup paths (the same directory; Node made them
 //     for the main module), and passes that require on to the door (scripts/code-cache-load.cjs),
 //     instead of a createRequire each: ~0.1-0.2 ms of a cold process per call.
+//     A command line the entry guesses is a foreground plain run (`run` first, a whole argument
+//     none or host or --net=none/host, no -d or --detach) loads run-plain.cjs in its place, the
+//     same way, and runs its start(): that bundle carries the routing (shim/dispatch.ts) with the
+//     other doors behind their loaders, so the process deserializes one code cache, not two (CPU of
+//     a `run --net none` with /bin/true as runc, perf stat, 40 interleaved runs: 39.0 -> 37.7 ms).
+//     The guess only picks the script: the routing decides, and a wrong guess costs run-plain.cjs's
+//     load (~2 ms), never a different outcome (test/unit/shim/run-plain.test.ts). Every other
+//     command line loads dispatch.cjs as before.
 // tsrun.cjs, what hooks, the CNI wrapper and conmon's exit command run (`node <bundle>/tsrun.cjs
 // ...`), is the same loader of the dispatcher after a `#!/usr/bin/env node` line, so they start
 // from its code cache too, with no registration changed.
@@ -442,11 +456,12 @@ const problem = shebangProblem(node);
 if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(node)} ${problem}: the entry starts node through /usr/bin/env`);
 const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNAPSHOT==="1")require("./entry.cjs").execSnapshot(__dirname);';
 const dispatcher = [
-  '{const fs=require("node:fs"),M=module.constructor,f=__dirname+"/dispatch.cjs";let d;',
+  '{const fs=require("node:fs"),M=module.constructor,a=process.argv,p=a[2]==="run"&&!a.includes("-d")&&!a.includes("--detach")&&(a.includes("none")||a.includes("host")||a.includes("--net=none")||a.includes("--net=host")),f=__dirname+(p?"/run-plain.cjs":"/dispatch.cjs");let d,x;',
   'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
   'if(n>0&&c.toString("latin1",0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
-  'if(d===void 0)require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=module.paths;require.cache[f]=m;',
-  'new(require("node:vm").Script)(M.wrap(t.startsWith("#!")?"//"+t.slice(2):t),{filename:f,cachedData:d}).runInThisContext().call(m.exports,m.exports,require,m,f,__dirname);m.loaded=!0}}',
+  'if(d===void 0)x=require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=module.paths;require.cache[f]=m;',
+  'new(require("node:vm").Script)(M.wrap(t.startsWith("#!")?"//"+t.slice(2):t),{filename:f,cachedData:d}).runInThisContext().call(m.exports,m.exports,require,m,f,__dirname);m.loaded=!0;x=m.exports}',
+  'if(p)x.start(a.slice(2))}',
 ].join('');
 writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), prelude + dispatcher, ''].join('\n'), { mode: 0o755 });
 chmodSync(`${dir}/tsrun`, 0o755);

@@ -43,7 +43,7 @@ export function shellLine(node: string): string {
 
 export type SnapshotDoor = 'cli' | 'hook' | 'cni';
 
-/** Which door's snapshot a command line starts from: the routing of shim/main.ts, as far as the
+/** Which door's snapshot a command line starts from: the routing of shim/dispatch.ts, as far as the
  * snapshots go (run, rm and the CLI's commands all start from the CLI's). */
 export function snapshotDoor(args: readonly string[], env: NodeJS.ProcessEnv): SnapshotDoor {
   if (env.CNI_COMMAND && args.length === 0) return 'cni';

@@ -3,61 +3,11 @@
 // container start, so it never pays for the CLI, and the CLI never pays for the hook. A
 // `tsrun run` (foreground or -d) whose command line shim/run-args.ts can read goes to its own door
 // (shim/run-door.ts, or shim/run-door-plain.ts for --net none and host), which loads neither
-// commander nor the other commands; any other command line goes to the CLI.
-import { isPlainDetachedRun, isPlainRun, parseRunArgs, wiresANetwork } from './run-args.js';
-import { doneWhenReturned, rmArgs, runsTheEngine } from './command-word.js';
+// commander nor the other commands; any other command line goes to the CLI. The routing is
+// shim/dispatch.ts, which run-plain.cjs carries too (the entry loads that script alone for what it
+// guesses is a plain run: scripts/bundle.mjs).
+import { dispatch } from './dispatch.js';
 
 const entryMs = performance.now();
 
-// The same routing, as far as the start-up snapshots go, is in shim/entry.ts (snapshotDoor), which
-// picks the door's snapshot when TSRUN_SNAPSHOT=1: keep the two in step.
-async function main(args: string[]): Promise<number> {
-  // A container runtime calling tsrun as its CNI plugin (cni/): the protocol is in the
-  // environment, and runtimes pass no arguments (a `tsrun …` command line is the CLI's).
-  if (process.env.CNI_COMMAND && args.length === 0) {
-    // VERSION (libcni runs it for every plugin whenever it loads a conflist) has a door of its
-    // own, without the engine: cni-version.cjs.
-    if (process.env.CNI_COMMAND === 'VERSION') return (await import('../cni/version-door.js')).door();
-    return (await import('../cni/main.js')).door(args, entryMs);
-  }
-  if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
-    return (await import('../hook/main.js')).door(args, entryMs);
-  }
-  const run = parseRunArgs(args);
-  if (run !== undefined) {
-    // A foreground run with --net none or host: the plain door (run-plain.cjs), which has no
-    // engine to load; it hands back what needs one (undefined). Otherwise run.cjs's door; a
-    // network to wire runs the engine, whose functions come compiled from run.cjs's eager code
-    // cache (run-door-wired.js is that import: scripts/bundle.mjs).
-    // run -d with --net none or host: the plain detached door (run-detached.cjs), the same way.
-    const plain = isPlainRun(run) ? await import('./run-door-plain.js').then((d) => d.door(run)) : isPlainDetachedRun(run) ? await import('./lifecycle/run-detached-door.js').then((d) => d.door(run)) : undefined;
-    const code = plain ?? (await (wiresANetwork(String(run.flags.net)) ? import('./run-door-wired.js') : import('./run-door.js')).then((d) => d.door(run)));
-    // Exit now rather than when the event loop runs dry, as the hook does: the container is gone
-    // and torn down, the log is written synchronously, stdio to pipes and files is synchronous on
-    // Linux. A natural exit first tears V8's heap down and runs the native addons' exit handlers
-    // (koffi's, loaded by a run that wires a network, fsyncs stdout and stderr).
-    process.exit(code);
-  }
-  // `rm [-f] ID…`: its own door (rm.cjs), which hands back containers whose network needs the
-  // engine (undefined): those go through rm-wired.cjs, the same door with the engine.
-  const rm = rmArgs(args);
-  if (rm !== undefined) {
-    const code = (await import('./lifecycle/rm-door.js').then((d) => d.door(rm))) ?? (await import('./lifecycle/rm-door-wired.js').then((d) => d.door(rm)));
-    process.exit(code);
-  }
-  // Commands that attach, detach or change networks (run -d, rm, network …) load the CLI with its
-  // eager code cache, the others with the lazy one (cli-wired.js is that import: scripts/bundle.mjs).
-  const code = await (runsTheEngine(args) ? import('./cli-wired.js') : import('./cli.js')).then((d) => d.door(args));
-  // The lifecycle verbs (rm, stop, ps …) are done when they return: exit at once, as run does.
-  if (doneWhenReturned(args)) process.exit(code);
-  return code;
-}
-
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-  // The work is done and every store closed; a connection attempt to an unreachable etcd can
-  // still hold the event loop for minutes (a TCP connect in progress outlives the gRPC channel
-  // that started it). Exit anyway, shortly: stdio to pipes and files is synchronous on Linux and
-  // the log is written synchronously, so nothing is lost. The timer does not delay a normal exit.
-  setTimeout(() => process.exit(code), 500).unref();
-});
+dispatch(process.argv.slice(2), (run) => import('./run-door-plain.js').then((d) => d.door(run)), entryMs);

@@ -14,6 +14,7 @@ import { resolverState } from '../runtime/dns/paths.js';
 import { runContainer, type NetworkWiring } from './run.js';
 import { wireWithoutNetwork } from './network-plain.js';
 import { isPlainRun, parseRunArgs, type RunArgs } from './run-args.js';
+import { dispatch, route } from './dispatch.js';
 import { warmCgroupMigration } from '../runtime/cgroups/migration-warmup.js';
 import { hostHierarchies } from '../runtime/cgroups/hierarchies.js';
 
@@ -57,14 +58,26 @@ export async function door(a: RunArgs): Promise<number | undefined> {
   }
 }
 
+/** The entry's routing (shim/dispatch.ts) with this door in the same script: what the entry runs
+ * when it guesses a plain run from the command line (scripts/bundle.mjs), so that process
+ * deserializes one code cache, this bundle's, instead of the dispatcher's and then this one.
+ * Anything else the routing passes on as dispatch.cjs would. */
+export function start(args: string[]): void {
+  dispatch(args, door, performance.now());
+}
+
 /** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up
- * (scripts/code-cache.cjs runs a whole `run --net none` through it). */
+ * (scripts/code-cache.cjs runs a whole `run --net none` through it, through the routing as start()
+ * runs it, so the cache holds the routing's functions too). */
 export async function main(argv: string[]): Promise<number> {
   const a = parseRunArgs(argv.slice(2));
   if (a === undefined || !isPlainRun(a)) throw new Error(`not a command line for the plain run door: ${argv.slice(2).join(' ')}`);
-  const code = await door(a);
-  if (code === undefined) throw new Error('the plain run door handed the warm-up run back');
-  return code;
+  const { code } = await route(argv.slice(2), async (run) => {
+    const c = await door(run);
+    if (c === undefined) throw new Error('the plain run door handed the warm-up run back');
+    return c;
+  }, performance.now());
+  return code ?? 0;
 }
 
 /** For the bench's floor B (bench/suites/startup.ts): runc started exactly as this door starts it. */

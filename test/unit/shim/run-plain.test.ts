@@ -42,6 +42,9 @@ describe('the plain run door', () => {
     expect(r.status).toBe(0);
     expect(r.loaded).toContain('run-plain.cjs');
     expect(r.loaded).not.toContain('run.cjs');
+    // The entry guessed a plain run (its guess looks for a whole argument none or host): run-plain.cjs
+    // carries the routing, no dispatcher loaded.
+    if (net === net.trim()) expect(r.loaded).not.toContain('dispatch.cjs');
     expect(readdirSync(path.join(root, 'run', 'containers'))).toEqual([]);
     // host has no namespace of its own, so no users directory at all
     if (net !== 'host') expect(readdirSync(path.join(root, 'run', 'netns-users'))).toEqual([]);
@@ -65,6 +68,25 @@ describe('the plain run door', () => {
     expect(r.stderr).toBe('tsrun: -p needs a network: --net none has no interfaces to publish on\n');
     expect(r.status).toBe(125);
     expect(r.loaded).not.toContain('run.cjs');
+  });
+
+  // The entry loads run-plain.cjs alone (its routing, shim/dispatch.ts, in the same script) for a
+  // command line it guesses is a plain run (scripts/bundle.mjs); the routing decides. A command line
+  // with global options first is never guessed (dispatch.cjs routes it): both ways end the same.
+  it.each([
+    ['an unknown option', ['--bogus']],
+    ['a mistyped option of the plain door', ['-p', '80:80']],
+    ['a network named "none" is not --net none', ['--name', 'x', '--hostname', 'none', '--net', 'container:nothere']],
+    ['help', ['--help']],
+  ])('a command line guessed plain that is not (%s) ends as through the dispatcher', (_what, extra) => {
+    const line = ['run', '--net', 'none', ...extra, path.join(dir, 'no-bundle')];
+    const guessed = tsrun(line, path.join(dir, 'root-guess-a'));
+    const routed = tsrun(['--log-level', 'info', ...line], path.join(dir, 'root-guess-b'));
+    expect(guessed.loaded).toContain('run-plain.cjs');
+    expect(guessed.loaded).not.toContain('dispatch.cjs');
+    expect(routed.loaded).toContain('dispatch.cjs');
+    expect(guessed.status).toBe(routed.status);
+    expect(guessed.stderr.replaceAll('root-guess-a', 'root-guess-b')).toBe(routed.stderr);
   });
 
   it('carries no engine: no libnftables, no store, no attach', () => {

@@ -51,6 +51,8 @@ export function buildProgram(onExitCode: (code: number) => void, argv?: string[]
     .argument('[command...]', 'program and arguments, replacing process.args (put them after --)')
     .option('--name <id>', 'container id (generated when absent)')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('--env-file <file>', "read environment variables from FILE: KEY=VALUE lines, # comments, a bare KEY takes this shell's value (repeatable)", collect, [])
+    .option('-u, --user <user[:group]>', "run the process as this user: a uid or a name from the root filesystem's /etc/passwd, and a gid or group name")
     .option('--hostname <name>', 'the container hostname')
     .option('--cwd <dir>', 'working directory inside the container')
     .option('-w, --workdir <dir>', 'the same as --cwd (docker\'s name)')

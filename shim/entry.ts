@@ -22,14 +22,17 @@ import { libcFunction } from '../runtime/koffi.js';
 export function shebangProblem(node: string): string | undefined {
   if (!path.isAbsolute(node)) return 'is not absolute';
   if (/\s/.test(node)) return 'has a blank';
-  if (`#!${node}`.length > 127) return 'is longer than a #! line may be';
+  if (`#!${node} --`.length > 127) return 'is longer than a #! line may be';
   return undefined;
 }
 
 /** The entry's first line: the node binary that built it, named absolutely (no PATH lookup, as the
- * sh launcher named it), or `/usr/bin/env node` when that path cannot be a `#!` line. */
+ * sh launcher named it), or `/usr/bin/env node` when that path cannot be a `#!` line. With `--`
+ * after it: Node 20 scans the script's own arguments for `--env-file FILE` and, when FILE does not
+ * exist, exits 9 before any JavaScript runs ("node: FILE: not found"), so `tsrun run --env-file
+ * missing.env` never reached tsrun's own one line and 125; `--` ends node's options for that scan. */
 export function shebangLine(node: string): string {
-  return shebangProblem(node) === undefined ? `#!${node}` : '#!/usr/bin/env node';
+  return shebangProblem(node) === undefined ? `#!${node} --` : '#!/usr/bin/env node';
 }
 
 /**
@@ -38,7 +41,7 @@ export function shebangLine(node: string): string {
  * launcher's days) and `sh tsrun …` keep working, through one sh as they always did.
  */
 export function shellLine(node: string): string {
-  return `":" //; exec '${node.replaceAll("'", `'\\''`)}' "$0" "$@"`;
+  return `":" //; exec '${node.replaceAll("'", `'\\''`)}' -- "$0" "$@"`;
 }
 
 export type SnapshotDoor = 'cli' | 'hook' | 'cni';

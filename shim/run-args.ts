@@ -39,6 +39,9 @@ const RUN: Record<string, Spec> = {
   '--name': { key: 'name', kind: 'value' },
   '--env': { key: 'env', kind: 'list' },
   '-e': { key: 'env', kind: 'list' },
+  '--env-file': { key: 'envFile', kind: 'list' },
+  '--user': { key: 'user', kind: 'value' },
+  '-u': { key: 'user', kind: 'value' },
   '--hostname': { key: 'hostname', kind: 'value' },
   '--cwd': { key: 'cwd', kind: 'value' },
   '--workdir': { key: 'workdir', kind: 'value' },
@@ -74,7 +77,7 @@ const RUN: Record<string, Spec> = {
 /** `args` as typed after `tsrun`: a foreground `run` read as commander would, or undefined. */
 export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   const globals: Record<string, unknown> = {};
-  const flags: Record<string, unknown> = { env: [], net: 'bridge', publish: [], networkAlias: [], dns: [] };
+  const flags: Record<string, unknown> = { env: [], envFile: [], net: 'bridge', publish: [], networkAlias: [], dns: [] };
   const operands: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

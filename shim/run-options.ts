@@ -1,5 +1,6 @@
 // `tsrun run`'s flags as parsed (by commander in shim/cli.ts, or by shim/run-args.ts on the fast
 // path) turned into RunOptions: every value checked once, so nothing below sees raw strings.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { UserError } from '../config/errors.js';
 import { checkContainerId } from '../config/ids.js';
@@ -32,6 +33,65 @@ export function envFlags(flags: readonly string[], callerEnv: NodeJS.ProcessEnv 
   return env;
 }
 
+/**
+ * `--env-file FILE`'s text read as docker reads it (its opts/file.go): lines with their leading
+ * blanks dropped; empty lines and lines starting with `#` skipped; `KEY=VALUE` kept as written (no
+ * quote processing, the value's blanks kept); a bare `KEY` takes the caller's value and is left out
+ * when the caller has none. A key with a blank in it, an empty key or a NUL is refused. `file` only
+ * names the file in the error.
+ */
+export function parseEnvFile(text: string, file: string, callerEnv: NodeJS.ProcessEnv = process.env): string[] {
+  const env: string[] = [];
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '').replace(/^\s+/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    const bad = (why: string) => new UserError(`invalid --env-file ${JSON.stringify(file)}: line ${i + 1}: ${why}`);
+    if (line.includes('\0')) throw bad('a NUL byte');
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line : line.slice(0, eq);
+    if (key === '') throw bad('no variable name');
+    if (/\s/.test(key)) throw bad(`variable ${JSON.stringify(key)} contains blanks`);
+    if (eq >= 0) env.push(line);
+    else if (Object.hasOwn(callerEnv, key) && callerEnv[key] !== undefined) env.push(`${key}=${callerEnv[key]}`);
+  }
+  return env;
+}
+
+/** The files of `--env-file`, in order (docker's: the files first, then `-e`, the later value of a key winning). */
+function envFiles(files: readonly string[] | undefined): string[] {
+  const env: string[] = [];
+  for (const file of files ?? []) {
+    let text: string;
+    try {
+      // Read whole, as docker does (a pipe too: `--env-file <(…)`), then bounded.
+      const buf = readFileSync(file);
+      if (buf.length > ENV_FILE_MAX_BYTES) throw new UserError(`invalid --env-file ${JSON.stringify(file)}: larger than 1 MiB`);
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+      } catch {
+        throw new UserError(`invalid --env-file ${JSON.stringify(file)}: not UTF-8 text`);
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UserError(`invalid --env-file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : (err as Error).message}`);
+    }
+    env.push(...parseEnvFile(text, file));
+  }
+  return env;
+}
+const ENV_FILE_MAX_BYTES = 1024 * 1024;
+
+/** `-u/--user USER[:GROUP]`: each part a number (0 to 2^31-1) or a name to look up in the root
+ * filesystem's /etc/passwd and /etc/group when the container is created (shim/user.ts). */
+export function checkUserSpec(s: string): string {
+  const m = /^([^:\s]+)(?::([^:\s]+))?$/.exec(s);
+  const tooBig = (p: string | undefined) => p !== undefined && /^\d+$/.test(p) && Number(p) > 2 ** 31 - 1;
+  if (!m || tooBig(m[1]) || tooBig(m[2])) throw new UserError(`invalid --user ${JSON.stringify(s)}: expected USER or USER:GROUP, each a number or a name`);
+  return s;
+}
+
 /** `--cwd` or docker's `-w`/`--workdir` (the spec rewrite checks the path). */
 function workdir(cwd: string | undefined, w: string | undefined): string | undefined {
   if (cwd !== undefined && w !== undefined && cwd !== w) throw new UserError(`--cwd ${JSON.stringify(cwd)} and --workdir ${JSON.stringify(w)} disagree: give one of them`);
@@ -40,7 +100,8 @@ function workdir(cwd: string | undefined, w: string | undefined): string | undef
 
 export function normalizeRunOptions(bundle: string, command: string[], f: Record<string, unknown>): RunOptions {
   const str = (k: string) => (f[k] === undefined ? undefined : String(f[k]));
-  const env = envFlags(f.env as string[]);
+  const files = f.envFile as string[] | undefined;
+  const env = files !== undefined && files.length > 0 ? [...envFiles(files), ...envFlags(f.env as string[])] : envFlags(f.env as string[]);
   const hostname = str('hostname');
   if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
     throw new UserError(`invalid --hostname ${JSON.stringify(hostname)}: use up to 63 letters, digits, '.' and '-'`);
@@ -73,5 +134,6 @@ export function normalizeRunOptions(bundle: string, command: string[], f: Record
     },
     init: f.init === true ? true : undefined,
     stopTimeoutS: parseStopTimeout(str('stopTimeout')),
+    ...(f.user === undefined ? {} : { user: checkUserSpec(String(f.user)) }),
   };
 }

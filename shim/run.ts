@@ -21,6 +21,7 @@ import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.j
 import { lastRuncError, runcFailureStatus, runcKill, runcPaths, removeRuncState, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
+import { resolveUser } from './user.js';
 import type { InheritingChild } from './spawn-inherit.js';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { cgroupProbes, keepCgroupMigrationWarm, keepWarmUntil } from '../runtime/cgroups/migration-warmup.js';
@@ -48,6 +49,8 @@ export interface RunOptions {
   init?: boolean | undefined;
   /** `--stop-timeout`: seconds from a stop signal (SIGINT/SIGTERM) to SIGKILL; docker's 10 s. */
   stopTimeoutS?: number | undefined;
+  /** `-u/--user USER[:GROUP]` as given (checked); resolved against the rootfs at each creation. */
+  user?: string | undefined;
 }
 
 /** The namespace choice, and what the container's resolv.conf should say. `attach`: asked to
@@ -110,6 +113,8 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
   const runc = runcPaths(settings);
   const bundle = loadBundle(o.bundle);
   if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new UserError(`invalid --cwd ${JSON.stringify(o.cwd)}: must be an absolute path`);
+  // Before anything is made: a name the root filesystem does not have is one line, nothing left.
+  const user = o.user === undefined ? undefined : resolveUser(bundle.rootfs, o.user);
   const id = o.name ?? generateContainerId();
   const clog = log.child({ containerId: id });
 
@@ -168,6 +173,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       terminal: extras.terminal,
       resolvConf,
       init: o.init ? findInit() : undefined,
+      user,
     });
     if (gate !== undefined) spec.hooks = withGateHook<NonNullable<Spec['hooks']>[string][number]>(spec.hooks, { ...gate.hook });
     const runBundle = path.join(dir, 'bundle');

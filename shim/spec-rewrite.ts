@@ -32,6 +32,9 @@ export interface SpecOverrides {
   /** `--init`: a static init on the host (tini, catatonit), bind-mounted at INIT_PATH and run as
    * PID 1 in front of the container's program. */
   init?: string | undefined;
+  /** `-u/--user`, resolved against the root filesystem (shim/user.ts): the process's ids, and
+   * HOME for an environment that has none (docker's). */
+  user?: { uid: number; gid: number; additionalGids?: number[] | undefined; home: string } | undefined;
 }
 
 /** Where --init's binary appears in the container: under /dev, the tmpfs runc mounts, so nothing
@@ -46,6 +49,11 @@ export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
   if (o.args && o.args.length > 0) out.process.args = [...o.args];
   if (o.env && o.env.length > 0) out.process.env = mergeEnv(out.process.env ?? [], o.env);
   if (o.cwd !== undefined) out.process.cwd = o.cwd;
+  if (o.user !== undefined) {
+    const { uid, gid, additionalGids, home } = o.user;
+    out.process.user = { uid, gid, ...(additionalGids ? { additionalGids } : {}) };
+    if (!(out.process.env ?? []).some((e) => e.startsWith('HOME='))) out.process.env = [...(out.process.env ?? []), `HOME=${home}`];
+  }
   if (o.hostname !== undefined) out.hostname = o.hostname;
   if (o.terminal !== undefined) out.process.terminal = o.terminal;
   if (o.annotations) out.annotations = { ...out.annotations, ...o.annotations };

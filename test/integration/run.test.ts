@@ -67,6 +67,31 @@ describe('tsrun run: process', () => {
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: 'passed on unset\n', stderr: '' });
   });
 
+  it("--env-file: docker's format (no quotes processing, # comments, a bare KEY takes the caller's value); -e after it wins", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-envfile-'));
+    try {
+      writeFileSync(path.join(dir, 'a.env'), '# settings\nA="quoted"\n  B=two words  \nTSRUN_TEST_FROM_CALLER\nTSRUN_TEST_UNSET\nC=from-file\n');
+      const r = run(['--net', 'none', '--env-file', path.join(dir, 'a.env'), '-e', 'C=from-e', bundle, '--', 'sh', '-c', 'printf "%s|%s|%s|%s|%s\\n" "$A" "$B" "$TSRUN_TEST_FROM_CALLER" "${TSRUN_TEST_UNSET-unset}" "$C"'], { env: { TSRUN_TEST_FROM_CALLER: 'passed on' } });
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: '"quoted"|two words  |passed on|unset|from-e\n', stderr: '' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('-u/--user: a uid, a name from the rootfs, USER:GROUP; HOME from the entry', () => {
+    const cases: [string, string][] = [
+      ['1234', 'uid=1234 gid=0(root) groups=0(root) /'],
+      ['0', 'uid=0(root) gid=0(root) groups=0(root) /root'],
+      ['nobody', 'uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup) /nonexistent'],
+      ['nobody:root', 'uid=65534(nobody) gid=0(root) groups=0(root) /nonexistent'],
+      ['1234:nogroup', 'uid=1234 gid=65534(nogroup) groups=65534(nogroup) /'],
+    ];
+    for (const [user, want] of cases) {
+      const r = run(['--net', 'none', '-u', user, bundle, '--', 'sh', '-c', 'echo "$(id) $HOME"']);
+      expect({ user, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ user, status: 0, stdout: `${want}\n`, stderr: '' });
+    }
+  });
+
   it("-w and --workdir set the working directory as --cwd does (docker's and exec's name)", () => {
     for (const flag of [['-w', '/tmp'], ['--workdir=/etc']]) {
       const r = run(['--net', 'none', ...flag, bundle, '--', 'pwd']);
@@ -262,6 +287,10 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     ['an unknown option', () => ['--bogus', bundle], /unknown option '--bogus'/, {}],
     ['an invalid container id', () => ['--name', '../../etc', bundle], /invalid container id/, {}],
     ['a relative --cwd', () => ['--cwd', 'tmp', bundle], /invalid --cwd "tmp": must be an absolute path/, {}],
+    ['a missing --env-file', () => ['--env-file', '/nonexistent/x.env', bundle], /^tsrun: invalid --env-file "\/nonexistent\/x\.env": no such file$/, {}],
+    ['a malformed --user', () => ['-u', 'a:b:c', bundle], /^tsrun: invalid --user "a:b:c": expected USER or USER:GROUP, each a number or a name$/, {}],
+    ['a user the root filesystem does not have', () => ['--user', 'mallory', bundle], /^tsrun: unable to find user mallory: no matching entries in the root filesystem's \/etc\/passwd$/, {}],
+    ['a group it does not have, on a network', () => ['-u', 'nobody:staff', '--net', 'bridge', bundle], /^tsrun: unable to find group staff/, {}],
     ['--rm with -d', () => ['-d', '--rm', '--net', 'none', bundle], /^tsrun: --rm is not supported with -d: remove the container with tsrun rm once it has ended$/, {}],
     ['--rm with -d, on a network', () => ['--rm', '-d', '--net', 'bridge', bundle], /^tsrun: --rm is not supported with -d/, {}],
     ['runc not installed', () => [bundle], /runc-not-here is not installed/, { TSRUN_RUNC: 'runc-not-here' }],

@@ -88,7 +88,8 @@ describe('the entry and start-up snapshots', () => {
 
   it('is a node script that names its node absolutely, loaded as CommonJS beside the bundle', () => {
     const [first] = readFileSync(path.join(BUNDLE, 'tsrun'), 'utf8').split('\n');
-    expect(first).toBe(`#!${realpathSync(process.execPath)}`);
+    // `--`: node reads none of tsrun's arguments as its own (`--env-file FILE`; shim/entry.ts).
+    expect(first).toBe(`#!${realpathSync(process.execPath)} --`);
     expect(JSON.parse(readFileSync(path.join(BUNDLE, 'package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
   });
 

@@ -6,8 +6,8 @@ import { shebangLine, shebangProblem, shellLine, snapshotArgv, snapshotBlob, sna
 
 describe('the entry\'s first line', () => {
   it('names the node binary absolutely', () => {
-    expect(shebangLine('/usr/bin/node')).toBe('#!/usr/bin/node');
-    expect(shebangLine('/root/.nvm/versions/node/v20.20.2/bin/node')).toBe('#!/root/.nvm/versions/node/v20.20.2/bin/node');
+    expect(shebangLine('/usr/bin/node')).toBe('#!/usr/bin/node --');
+    expect(shebangLine('/root/.nvm/versions/node/v20.20.2/bin/node')).toBe('#!/root/.nvm/versions/node/v20.20.2/bin/node --');
   });
 
   it('falls back to /usr/bin/env node for a path a #! line cannot carry', () => {
@@ -17,8 +17,8 @@ describe('the entry\'s first line', () => {
     expect(shebangProblem(long)).toBe('is longer than a #! line may be');
     for (const p of ['/opt/my node/bin/node', 'node', long]) expect(shebangLine(p)).toBe('#!/usr/bin/env node');
     // 127 bytes, #! included, is the most an old kernel reads
-    const edge = `/${'y'.repeat(119)}/node`;
-    expect(`#!${edge}`.length).toBe(127);
+    const edge = `/${'y'.repeat(116)}/node`;
+    expect(`#!${edge} --`.length).toBe(127);
     expect(shebangProblem(edge)).toBeUndefined();
     expect(shebangProblem(`${edge}x`)).toBeDefined();
   });
@@ -31,7 +31,7 @@ describe('the entry\'s shell line', () => {
 
   it('execs that node on the entry with its arguments, quoted, in a real shell', () => {
     const r = spawnSync('/bin/sh', ['-c', `${shellLine("/bin/echo")}`, '/the/entry', 'a b', "c'd"], { encoding: 'utf8' });
-    expect(r.stdout).toBe("/the/entry a b c'd\n");
+    expect(r.stdout).toBe("-- /the/entry a b c'd\n");
     const q = spawnSync('/bin/sh', ['-c', shellLine("/no/such/it's/node"), 'e'], { encoding: 'utf8' });
     expect(q.stderr).toContain("/no/such/it's/node");
   });

@@ -50,6 +50,8 @@ const FAST = [
   ['run', '--detach', '-p', '8080:80', 'b', '--', 'sleep', '1000'],
   ['run', '-d', '--log-max-size', '1m', '--stop-signal', 'SIGINT', 'b'],
   ['run', '--stop-signal=SIGHUP', '-t', '-i', '-d', 'b'],
+  ['run', '--env-file', 'a.env', '--env-file=b.env', '-e', 'A=1', '-u', '1000:1000', 'b'],
+  ['run', '--user=nobody', '--net', 'none', 'b', '--', 'id'],
 ];
 
 const TO_THE_CLI = [
@@ -89,7 +91,7 @@ describe('run\'s command line without commander', () => {
     expect(mine).toBeDefined();
     expect(theirs).not.toBe('error');
     if (mine === undefined || typeof theirs === 'string') return;
-    const own = Object.fromEntries(Object.entries(theirs.flags).filter(([k]) => k in mine.flags || ['name', 'hostname', 'cwd', 'ip', 'ip6', 'mac', 'memory', 'memorySwap', 'cpus', 'cpuShares', 'pidsLimit', 'init', 'stopTimeout', 'tty', 'interactive', 'detach', 'logMaxSize', 'stopSignal'].includes(k)));
+    const own = Object.fromEntries(Object.entries(theirs.flags).filter(([k]) => k in mine.flags || ['name', 'hostname', 'cwd', 'ip', 'ip6', 'mac', 'memory', 'memorySwap', 'cpus', 'cpuShares', 'pidsLimit', 'init', 'stopTimeout', 'tty', 'interactive', 'detach', 'logMaxSize', 'stopSignal', 'user'].includes(k)));
     expect({ bundle: mine.bundle, command: mine.command, flags: mine.flags, globals: mine.globals }).toEqual({ bundle: theirs.bundle, command: theirs.command, flags: own, globals: theirs.globals });
   });
 

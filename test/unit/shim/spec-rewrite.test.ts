@@ -80,6 +80,15 @@ describe('rewriteSpec', () => {
     expect(mergeEnv(['A=1=2'], ['A=3'])).toEqual(['A=3']);
   });
 
+  it('-u: the process user, and HOME from its entry when the environment has none', () => {
+    const withUser = rewriteSpec(base, { ...overrides, user: { uid: 1000, gid: 100, additionalGids: [10], home: '/home/a' } });
+    expect(withUser.process.user).toEqual({ uid: 1000, gid: 100, additionalGids: [10] });
+    expect(withUser.process.env).toContain('HOME=/home/a');
+    const keeps = rewriteSpec(base, { ...overrides, env: ['HOME=/mine'], user: { uid: 1, gid: 1, home: '/x' } });
+    expect(keeps.process.user).toEqual({ uid: 1, gid: 1 });
+    expect(keeps.process.env!.filter((e) => e.startsWith('HOME='))).toEqual(['HOME=/mine']);
+  });
+
   it('turns limits into linux.resources', () => {
     const out = rewriteSpec(base, { ...overrides, resources: { memoryBytes: 64 << 20, memorySwapBytes: 96 << 20, cpus: 1.5, cpuShares: 512, pidsLimit: 20 } });
     expect(out.linux!.resources).toMatchObject({ memory: { limit: 64 << 20, swap: 96 << 20 }, cpu: { quota: 150000, period: 100000, shares: 512 }, pids: { limit: 20 } });

@@ -24,7 +24,7 @@ import { findNetnsPath, safeId } from './netns/find.js';
 import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
 import { BRIDGE_ALIAS_PREFIX, ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
-import { hostVethName, vethVerdict } from './drivers/linux-bridge.js';
+import { hostVethName, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
@@ -424,8 +424,19 @@ export class Engine {
     const log = this.deps.log.child({ network: input.name });
     const host = Rtnl.open();
     try {
-      const routes = await hostRouteCidrs(host);
       const bridge = normalizeNetworkInput(input).bridge; // validates names first
+      // The bridge of a network removed elsewhere (another host of the cluster) stays here until
+      // gc, and its subnet's route refused that subnet to every new network: gone first, as gc
+      // would (the host lock is held exclusive, as gc holds it).
+      const names = new Set(await this.networks.names());
+      for (const link of await host.listLinks()) {
+        const gone = staleBridgeNetwork(link, names);
+        if (gone === undefined) continue;
+        await host.deleteLink(link.index);
+        await this.deps.firewall().purge({ network: gone });
+        log.info({ bridge: link.name, of: gone }, 'removed the bridge of a network that no longer exists');
+      }
+      const routes = await hostRouteCidrs(host);
       const occupied = bridge !== '' && (await host.getLink(bridge)) !== undefined; // "": macvlan, ipvlan
       return await Transaction.run(log, async (tx) => {
         const net = await tx.step(`record network ${input.name}`, () => this.networks.create(input, routes), async (n) => void (await this.networks.remove(n.name)));

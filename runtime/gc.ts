@@ -17,8 +17,7 @@ import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns } from './netns/netns.js';
 import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
-import { BRIDGE_ALIAS_PREFIX } from './drivers/bridge.js';
-import { isDyingVeth } from './drivers/linux-bridge.js';
+import { isDyingVeth, staleBridgeNetwork } from './drivers/linux-bridge.js';
 import { settleRestartAsides } from './restart-aside.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
@@ -185,9 +184,10 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
       if (isDyingVeth(link)) {
         if (await host.deleteLink(link.index)) report.links.push(link.name);
       }
-      if (link.kind === 'bridge' && link.alias?.startsWith(BRIDGE_ALIAS_PREFIX) && !networks.has(link.alias.slice(BRIDGE_ALIAS_PREFIX.length))) {
+      const gone = staleBridgeNetwork(link, networks);
+      if (gone !== undefined) {
         if (await host.deleteLink(link.index)) report.bridges.push(link.name);
-        await firewall.purge({ network: link.alias.slice(BRIDGE_ALIAS_PREFIX.length) });
+        await firewall.purge({ network: gone });
       }
     }
   } finally {

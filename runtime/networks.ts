@@ -8,7 +8,7 @@ import { checkNetworkName } from '../config/ids.js';
 import type { Store } from './store/store.js';
 import { formatAddress, overlaps, parseSubnet } from '../config/address.js';
 import { parsePool } from './ipam/allocator.js';
-import { releaseVni, requireCluster, reserveVni } from './overlay/vni.js';
+import { releaseVni, releaseVnisOf, requireCluster, reserveVni } from './overlay/vni.js';
 
 const KEY = (name: string) => `networks/${name}`;
 
@@ -144,12 +144,17 @@ export class NetworkRegistry {
   }
 
   async remove(name: string): Promise<boolean> {
+    let unreadable = false;
     const def = await this.get(name).catch((err: unknown) => {
-      if (err instanceof UnreadableNetworkError) return undefined; // its VNI, if any, is not known
-      throw err;
+      if (!(err instanceof UnreadableNetworkError)) throw err;
+      unreadable = true;
+      return undefined;
     });
     const removed = await this.store.deleteIf(KEY(checkNetworkName(name)));
     if (removed && def?.vni !== undefined) await releaseVni(this.store, def.vni, def.name);
+    // Its VNI is named only by the definition: the reservations held in its name (their value)
+    // go. Left, the id was refused to every later network for good.
+    if (removed && unreadable) await releaseVnisOf(this.store, name);
     return removed;
   }
 }

@@ -26,6 +26,16 @@ import { networkEndpointsPrefix, parseOverlayEndpoint } from '../overlay/keys.js
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
 export const VETH_ALIAS_PREFIX = 'tsrun-ep:';
 
+/** The network of a bridge tsrun made for a network that no longer exists (removed on another
+ * host of a cluster, or its rm killed after the definition went), else undefined. Only under the
+ * host lock held exclusive (gc, network create): a create in progress makes its bridge after its
+ * definition. */
+export function staleBridgeNetwork(link: Link, networks: ReadonlySet<string>): string | undefined {
+  if (link.kind !== 'bridge' || link.alias?.startsWith(BRIDGE_ALIAS_PREFIX) !== true) return undefined;
+  const name = link.alias.slice(BRIDGE_ALIAS_PREFIX.length);
+  return networks.has(name) ? undefined : name;
+}
+
 /** "tsv" + 8 hex characters of (container, network): stable, so detach can recompute it. */
 export function hostVethName(containerId: string, network: string): string {
   return `tsv${sha256Hex(`${containerId}\0${network}`).slice(0, 8)}`;

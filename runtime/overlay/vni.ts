@@ -29,3 +29,8 @@ export async function reserveVni(store: Store, network: string, wanted: number |
 export async function releaseVni(store: Store, vni: number, network: string): Promise<void> {
   await store.deleteIf(vniKey(vni), network);
 }
+
+/** Releases every id reserved in `network`'s name (its definition unreadable, its id unknown). */
+export async function releaseVnisOf(store: Store, network: string): Promise<void> {
+  for (const e of await store.list('overlay/vni/')) if (e.value === network) await store.deleteIf(e.key, network);
+}

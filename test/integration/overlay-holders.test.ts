@@ -37,6 +37,11 @@ async function leases(): Promise<Map<string, ReturnType<typeof decodeHolder>>> {
   }
 }
 
+function ok(h: OverlayHost, args: string[]): void {
+  const r = h.tsrun(args);
+  expect({ args, status: r.status, stderr: r.stderr }).toEqual({ args, status: 0, stderr: '' });
+}
+
 async function withStore<T>(fn: (s: ReturnType<OverlayCluster['store']>) => Promise<T>): Promise<T> {
   const store = cluster.store();
   try {
@@ -168,5 +173,31 @@ maybe('overlay leases and endpoints keyed by host and container', () => {
       expect((await s.list('overlay/vni/')).map((e) => e.value)).toEqual([NET]); // ovlk's id released
       expect(await s.list('locks/networks/')).toEqual([]);
     });
+  }, 60_000);
+
+  it('network rm of an overlay network whose definition is unreadable releases its VXLAN id too', async () => {
+    ok(A, ['network', 'create', 'ovtorn', '--driver', 'overlay', '--subnet', '10.247.0.0/24', '--vni', '7777']);
+    await withStore(async (s) => {
+      const def = (await s.get('networks/ovtorn'))!;
+      await s.put('networks/ovtorn', def.slice(0, 30)); // a torn definition: the VNI is named only there
+    });
+    ok(A, ['network', 'rm', 'ovtorn']);
+    // Before: the reservation stayed for good (no definition names it any more), and --vni 7777
+    // was refused to every later network ("already used by overlay network ovtorn").
+    await withStore(async (s) => expect(await s.get('overlay/vni/7777')).toBeUndefined());
+    ok(B, ['network', 'create', 'ovtorn2', '--driver', 'overlay', '--subnet', '10.247.0.0/24', '--vni', '7777']);
+    ok(B, ['network', 'rm', 'ovtorn2']);
+    await withStore(async (s) => expect((await s.list('overlay/vni/')).map((e) => e.value)).toEqual([NET]));
+  }, 60_000);
+
+  it('an overlay network removed on another host: the next network create here takes its subnet (its bridge left here goes)', () => {
+    ok(A, ['network', 'create', 'ovgone', '--driver', 'overlay', '--subnet', '10.246.0.0/24']);
+    ok(B, ['network', 'rm', 'ovgone']);
+    // A's bridge of it stays until A's gc (its agent removes only devices of networks with a
+    // VXLAN device, i.e. with containers): before, A refused the subnet ("overlaps a host route").
+    ok(A, ['network', 'create', 'ovgone2', '--driver', 'overlay', '--subnet', '10.246.0.0/24']);
+    expect(A.ns.linkNames()).not.toContain('ts-ovgone');
+    ok(A, ['network', 'rm', 'ovgone2']);
+    expect(A.ns.linkNames()).not.toContain('ts-ovgone2');
   }, 60_000);
 });

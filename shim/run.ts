@@ -83,10 +83,10 @@ export interface PreparedContainer {
   runc: RuncPaths;
   tx: Transaction;
   log: Logger;
-  /** With PrepareExtras.overlapRunc, where runc can start held at a gate (shim/runc-gate.ts): the
-   * rest of the setup (the attach, the resolv.conf, the last signal check), which lets runc go on.
-   * Run once, after runc was started; throws as the setup would (the caller kills runc and rolls
-   * back). */
+  /** With PrepareExtras.overlapRunc: the rest of the setup, run once right after runc was started
+   * (the setup's last look for a signal; where runc starts held at a gate, shim/runc-gate.ts, the
+   * attach and the resolv.conf first, then the gate opened, which lets runc go on). Throws as the
+   * setup would (the caller kills runc and rolls back). */
   finish?: (() => Promise<void>) | undefined;
 }
 
@@ -99,8 +99,8 @@ export interface PrepareExtras {
    * the detached door starts conmon here, held on its start pipe, so that conmon's own start-up
    * runs beside the rest of the setup. */
   afterClaim?(id: string, tx: Transaction): void;
-  /** The foreground run: runc may start before the network is attached, held at a gate until it
-   * is (PreparedContainer.finish). */
+  /** The foreground run: runc starts before the setup's last look for a signal, and before the
+   * network is attached, held at a gate until it is (PreparedContainer.finish). */
   overlapRunc?: boolean | undefined;
 }
 
@@ -189,29 +189,41 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     }
     mkdirPrivate(runc.root);
     await faultPause('set up'); // tests: a signal at the end of the setup
-    // A signal that came during the synchronous stretch above reaches its handler only at the
-    // event loop's next poll (pollSignals): without one it was held and forwarded to the runc about
-    // to start (exit 130, no line) instead of aborting the setup. ~20 µs.
-    await pollSignals();
+    // What a handler has seen already (a signal while the event loop ran: an await above, the
+    // fault pause) aborts here, before runc exists: a look at a flag.
     checkInterrupted();
-    if (gate !== undefined && attach !== undefined) {
-      // The setup's handlers stay until the gate opens: a signal before then still aborts it.
+    if (extras.overlapRunc === true) {
+      // The foreground run: the setup's last look for a signal, a poll of the event loop (a
+      // signal that came during the synchronous stretch above reaches its handler only there:
+      // pollSignals), comes right after runc's spawn, while runc starts up, instead of before it
+      // (~0.4-0.5 ms of a cold process's main thread, its first setImmediate, off the critical
+      // path). A signal seen there aborts the setup as one seen before the spawn did: the caller
+      // kills the runc it just started (its runc init, known by identity) and rolls back, as at
+      // the gate below; 125 and one line. runc is then a fraction of a millisecond into its own
+      // start-up: nothing of the container has run. The setup's handlers stay until then.
       const finish = async () => {
         try {
-          const attached = await attach();
-          // The resolv.conf runc has bind-mounted already, rewritten in place (same inode) when the
-          // attach says otherwise (a resolver's addresses); the container has not started.
-          if (resolvConf !== undefined && JSON.stringify(attached) !== JSON.stringify(dns)) resolvConfMount(settings, dir, bundle.rootfs, attached);
-          await faultPause('gate'); // tests: tsrun held (or killed) while runc waits at the gate
+          if (gate !== undefined && attach !== undefined) {
+            const attached = await attach();
+            // The resolv.conf runc has bind-mounted already, rewritten in place (same inode) when the
+            // attach says otherwise (a resolver's addresses); the container has not started.
+            if (resolvConf !== undefined && JSON.stringify(attached) !== JSON.stringify(dns)) resolvConfMount(settings, dir, bundle.rootfs, attached);
+            await faultPause('gate'); // tests: tsrun held (or killed) while runc waits at the gate
+          } else {
+            await faultPause('spawned'); // tests: a signal right after runc's spawn
+          }
           await pollSignals();
           checkInterrupted();
-          gate.open();
+          gate?.open();
         } finally {
           for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
         }
       };
-      return { id, dir, bundleDir: path.join(dir, 'bundle'), userBundle: bundle.dir, runc, tx, log: clog, finish };
+      return { id, dir, bundleDir: runBundle, userBundle: bundle.dir, runc, tx, log: clog, finish };
     }
+    // run -d, create: their own steps follow; the look for a signal is here.
+    await pollSignals();
+    checkInterrupted();
   } catch (err) {
     for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
     await tx.rollback();
@@ -278,8 +290,9 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
         );
       }
       if (finish !== undefined) {
-        // runc starts up (its cgroups, runc init, the mounts) while the network is attached; its
-        // first hook holds it until finish() opens the gate (shim/runc-gate.ts).
+        // runc starts up (its cgroups, runc init, the mounts) while the setup ends: its last look
+        // for a signal, and with a network to wire the attach, runc held at its first hook until
+        // finish() opens the gate (shim/runc-gate.ts).
         const held = rememberEnd(child);
         child = held;
         try {

@@ -2,7 +2,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { sandboxPerFile } from '../harness/per-file.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { SandboxHost, uniqueId, cgroupDirsOf, hasTerminal, signalWhileStopped, waitFor, BUSYBOX_ROOTFS, TSRUN_BIN, makeBundle, removeBundle } from '../harness/sandbox.js';
@@ -18,6 +19,11 @@ sandboxPerFile('run', ids, (h, b) => {
   // Something only this sandbox host has, so --net host can be told from --net none.
   h.ns.sh('ip link add tsrunhostA type veth peer name tsrunhostB && ip link set tsrunhostA up');
 });
+
+function spawnSyncOk(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
 
 function run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
   const id = uniqueId('run');
@@ -171,6 +177,42 @@ describe('tsrun run: process', () => {
     await signalWhileStopped(child.pid!, 'SIGINT', 'tsrun to stop at the end of its setup');
     expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGINT during setup\n' });
     expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+  });
+
+  it('SIGTERM right after runc was spawned, before the setup\'s last look for a signal: runc is killed, the setup aborted (125, one line, nothing left)', async () => {
+    // Since session 8 the setup's last look for a signal (a poll of the event loop) comes right
+    // after runc's spawn (shim/run.ts, PreparedContainer.finish). A runc that waits on a fifo nobody
+    // writes stands in for one early in its start-up, so that the container could not have started
+    // whenever the test's signal comes; TSRUN_FAULT_PAUSE_AT=spawned:stop stops tsrun right after
+    // the spawn, and the signal reaches its handler only at that look.
+    const id = uniqueId('spawn-sig');
+    ids.push(id);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-slow-runc-'));
+    try {
+      const fifo = path.join(dir, 'never-written');
+      const marker = path.join(dir, 'went-on');
+      spawnSyncOk('mkfifo', [fifo]);
+      const wrapper = path.join(dir, 'runc');
+      writeFileSync(wrapper, `#!/bin/sh\nread -r _ < ${fifo}\ntouch ${marker}\nexec runc "$@"\n`, { mode: 0o755 });
+      const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'spawned:stop', TSRUN_RUNC: wrapper });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      await signalWhileStopped(child.pid!, 'SIGTERM', 'tsrun to stop right after the spawn');
+      expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGTERM during setup\n' });
+      expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+      expect(existsSync(path.join(host.root, 'run', 'runc', id))).toBe(false);
+      expect(existsSync(path.join(host.root, 'run', 'netns-users', id))).toBe(false);
+      expect(cgroupDirsOf(id)).toEqual([]);
+      // The "runc" was killed, not let go on: nobody opened the fifo for writing, so had it lived
+      // it would still wait; opening it now (non-blocking, for writing) finds no reader.
+      expect(() => closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK))).toThrow(/ENXIO/);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('never modifies the user bundle', () => {

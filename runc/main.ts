@@ -29,7 +29,7 @@ import { flagIsTrue, parseRuncArgs, type RuncArgs } from './args.js';
 import { exitLike, queryRunc, runRunc, type RuncOutcome } from './exec-runc.js';
 import { loadBundle } from '../shim/bundle.js';
 import { reportRuncError } from './runc-log.js';
-import { preloadWiring, readMarker, removeMarker, unwireDeleted, wireCreated, writeMarker, type WiredMarker } from './wiring.js';
+import { adoptLegacyMarker, preloadWiring, privateBundleDir, readMarker, removeMarker, runcRootOf, unwireDeleted, wireCreated, writeMarker, type WiredMarker } from './wiring.js';
 
 declare const TSRUN_BUILD: { version: string; commit: string } | undefined;
 
@@ -43,6 +43,8 @@ interface Ctx {
   args: RuncArgs;
   settings: Settings;
   runc: string;
+  /** runc's state root for this engine (--root or runc's default): markers are keyed by it. */
+  root: string;
   env: NodeJS.ProcessEnv;
   /** Where a wiring command's time goes (Node start-up, module loading, work), for its log lines. */
   timing: HookTiming;
@@ -69,7 +71,7 @@ export async function runcMain(argv: string[], opts: RuncMainOptions = {}): Prom
   }
   const settings = resolveSettings(env);
   const quietGlobals = [...args.globals].filter(([k]) => k !== 'log' && k !== 'log-format').map(([k, v]) => `--${k}=${v}`);
-  const ctx: Ctx = { argv, args, settings, runc, env, timing: new HookTiming(opts.entryMs), quietGlobals };
+  const ctx: Ctx = { argv, args, settings, runc, root: runcRootOf(args.globals, env), env, timing: new HookTiming(opts.entryMs), quietGlobals };
   try {
     if (args.version) return version(runc);
     switch (args.command) {
@@ -155,26 +157,26 @@ async function create(ctx: Ctx): Promise<number> {
   // A marker already there belongs to a container with this id that tsrun-runc wired: runc is
   // about to refuse the duplicate, and that container's marker must stay for its own delete. (If
   // it is stale, from a crash, runc creates the new one and the stage clears the stale record.)
-  const earlier = readMarker(ctx.settings, id) !== undefined;
-  if (!earlier) writeMarker(ctx.settings, { id, bundle });
+  const earlier = readMarker(ctx.settings, ctx.root, id) !== undefined;
+  if (!earlier) writeMarker(ctx.settings, ctx.root, { id, bundle });
   const creating = runRunc(ctx.runc, ctx.argv, { preserveFds: Number(ctx.args.flags.get('preserve-fds') ?? 0) || 0 });
   await ctx.timing.load(preloadWiring); // while runc creates the container
   const created = await creating;
   if (created.code !== 0) {
-    if (!earlier) removeMarker(ctx.settings, id);
+    if (!earlier) removeMarker(ctx.settings, ctx.root, id);
     return exitLike(created);
   }
-  if (earlier) writeMarker(ctx.settings, { id, bundle });
+  if (earlier) writeMarker(ctx.settings, ctx.root, { id, bundle });
   try {
     const pid = containerPid(ctx, id);
-    writeMarker(ctx.settings, { id, bundle, pid, pidStart: processStartTime(pid) });
+    writeMarker(ctx.settings, ctx.root, { id, bundle, pid, pidStart: processStartTime(pid) });
     const outcome = await wireCreated({ settings: ctx.settings, log, id, bundle, annotations, pid }, ctx.timing);
     log.info({ ...outcome, ...ctx.timing.summary() }, 'tsrun-runc create: wired');
     return 0;
   } catch (err) {
     log.error({ err }, 'tsrun-runc create: wiring failed, deleting the container');
     queryRunc(ctx.runc, [...ctx.quietGlobals, 'delete', '--force', id]);
-    removeMarker(ctx.settings, id);
+    removeMarker(ctx.settings, ctx.root, id);
     throw err;
   }
 }
@@ -201,7 +203,7 @@ function containerPid(ctx: Ctx, id: string): number {
 
 async function del(ctx: Ctx): Promise<number> {
   const id = ctx.args.positionals[0];
-  const marker = id === undefined ? undefined : safeMarker(ctx.settings, id);
+  const marker = id === undefined ? undefined : safeMarker(ctx, id);
   if (id === undefined || !marker) return passThrough(ctx);
   const log = logger(ctx, id, 'delete');
   const unwire = async () => {
@@ -210,7 +212,7 @@ async function del(ctx: Ctx): Promise<number> {
   };
   const done = (deleted: RuncOutcome) => {
     if (marker.privateBundle) rmSync(marker.privateBundle, { recursive: true, force: true });
-    removeMarker(ctx.settings, id);
+    removeMarker(ctx.settings, ctx.root, id);
     return exitLike(deleted);
   };
   if (await initEnded(ctx, marker)) {
@@ -245,13 +247,25 @@ async function initEnded(ctx: Ctx, marker: WiredMarker): Promise<boolean> {
   return !isAlive(marker.pid, marker.pidStart);
 }
 
-function safeMarker(settings: Settings, id: string) {
+function safeMarker(ctx: Ctx, id: string): WiredMarker | undefined {
   try {
     checkContainerId(id);
   } catch {
     return undefined;
   }
-  return readMarker(settings, id);
+  return (
+    readMarker(ctx.settings, ctx.root, id) ??
+    // Written before markers were keyed by root (a container of the tsrun-runc before an upgrade):
+    // this engine's only if runc under this root holds that container.
+    adoptLegacyMarker(ctx.settings, ctx.root, id, () => {
+      const text = queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]);
+      try {
+        return text === undefined ? undefined : (JSON.parse(text) as { pid?: number; bundle?: string });
+      } catch {
+        return undefined;
+      }
+    })
+  );
 }
 
 async function run(ctx: Ctx): Promise<number> {
@@ -262,7 +276,7 @@ async function run(ctx: Ctx): Promise<number> {
   // of that container's (its private bundle, its network) may be touched on the way.
   if (queryRunc(ctx.runc, [...ctx.quietGlobals, 'state', id]) !== undefined) return passThrough(ctx);
   const privateBundle = await writePrivateBundle(ctx, part.bundle, id);
-  writeMarker(ctx.settings, { id, bundle: part.bundle, privateBundle });
+  writeMarker(ctx.settings, ctx.root, { id, bundle: part.bundle, privateBundle });
   const words: string[] = [...ctx.args.globalWords, 'run', '--bundle', privateBundle];
   for (const [k, v] of ctx.args.flags) if (k !== 'bundle') words.push(`--${k}=${v}`);
   words.push('--', ...ctx.args.positionals);
@@ -274,7 +288,7 @@ async function run(ctx: Ctx): Promise<number> {
     const log = logger(ctx, id, 'run');
     await unwireDeleted({ settings: ctx.settings, log, id, bundle: part.bundle, annotations: {} }, ctx.timing);
     rmSync(privateBundle, { recursive: true, force: true });
-    removeMarker(ctx.settings, id);
+    removeMarker(ctx.settings, ctx.root, id);
   }
   return exitLike(outcome);
 }
@@ -303,7 +317,8 @@ async function writePrivateBundle(ctx: Ctx, bundleDir: string, id: string): Prom
   // The copy carries the process's environment (`-e` secrets): private, as `tsrun run`'s own
   // rewritten bundle is (a state root that another path made 0755 is tightened first).
   mkdirPrivate(ctx.settings.runDir);
-  const dir = path.join(ctx.settings.runDir, 'runc-bundles', id);
+  mkdirPrivate(path.join(ctx.settings.runDir, 'runc-bundles'));
+  const dir = privateBundleDir(ctx.settings, ctx.root, id);
   mkdirPrivate(dir);
   writeFileReplacing(path.join(dir, 'config.json'), `${JSON.stringify(withTsrunHooks(spec, cmd, 'createRuntime'), null, 2)}\n`);
   return dir;

@@ -36,15 +36,18 @@ node_side() {
 
 # runc's global flags, then the command; for create/run/delete also their flags, then the id.
 # A flag's value is the next word unless written --flag=value; Go accepts -flag and --flag.
-cmd= bundle= id= next=
+cmd= bundle= id= next= root=
 for a do
   case $next in
     skip) next=; continue ;;
     bundle) bundle=$a; next=; continue ;;
+    root) root=$a; next=; continue ;;
   esac
   if [ -z "$cmd" ]; then
     case $a in
-      --root|-root|--log|-log|--log-format|-log-format|--criu|-criu|--rootless|-rootless) next=skip ;;
+      --root|-root) next=root ;;
+      --root=*|-root=*) root=${a#*=} ;;
+      --log|-log|--log-format|-log-format|--criu|-criu|--rootless|-rootless) next=skip ;;
       --version|-version|-v|--v|--) node_side "$@" ;;
       -*) ;;
       *) cmd=$a
@@ -70,6 +73,20 @@ case $cmd in
     case $id in
       */*|'') exec "$runc" "$@" ;;
     esac
-    [ -e "$rundir/runc-net/$id.json" ] || exec "$runc" "$@" ;;
+    # Markers are keyed by runc's root (two engines may use one id): the path as runc's --root
+    # gives it, or runc's default. A root this front cannot normalise without a process, and the
+    # default of a user runc may take from XDG_RUNTIME_DIR, are left to Node (runc/wiring.ts).
+    if [ -z "$root" ]; then
+      [ -z "${XDG_RUNTIME_DIR-}" ] || node_side "$@"
+      root=/run/runc
+    fi
+    case $root in
+      /) ;;
+      /*/|*//*|*/./*|*/../*|*/.|*/..) node_side "$@" ;;
+      /*) ;;
+      *) node_side "$@" ;;
+    esac
+    # ... or in the layout before (one marker per id), adopted by Node for the root that holds it
+    [ -e "$rundir/runc-net/by-root$root/$id.json" ] || [ -e "$rundir/runc-net/$id.json" ] || exec "$runc" "$@" ;;
 esac
 node_side "$@"

@@ -5,8 +5,12 @@
 // once runc has deleted it. Reusing hook/stages.ts means every check the hook makes (host
 // networking, container:<id>, a second live container with the id, stale records) holds here too.
 //
-// A marker per wired container (<runDir>/runc-net/<id>.json) is what `delete` looks for: the
-// shell front tests for that one file and otherwise hands `delete` to runc without starting Node.
+// A marker per wired container is what `delete` looks for: the shell front tests for that one file
+// and otherwise hands `delete` to runc without starting Node. It is keyed by runc's --root and the
+// container id (<runDir>/runc-net/by-root<root>/<id>.json): two engines (two runc roots) may use
+// one id, and one's `delete --force` must never find the other's marker (it would kill that
+// container's init and tear its network down). Markers of the layout before (<runDir>/runc-net/
+// <id>.json) are adopted by the delete of the root whose runc holds that container (legacyMarker).
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdirPrivate, writeFileReplacing } from '../runtime/files.js';
 import path from 'node:path';
@@ -27,31 +31,81 @@ export interface WiredMarker {
   pidStart?: string | undefined;
 }
 
-export function markerDir(settings: Settings): string {
-  return path.join(settings.runDir, 'runc-net');
+/** runc's state root as runc itself picks it: --root, else $XDG_RUNTIME_DIR/runc for a non-root
+ * user, else /run/runc; absolute and normalised (the marker's key). */
+export function runcRootOf(globals: Map<string, string>, env: NodeJS.ProcessEnv, euid: number = process.geteuid?.() ?? 0): string {
+  const given = globals.get('root');
+  if (given) return path.resolve(given);
+  if (euid !== 0 && env.XDG_RUNTIME_DIR) return path.resolve(env.XDG_RUNTIME_DIR, 'runc');
+  return '/run/runc';
 }
 
-export function markerPath(settings: Settings, id: string): string {
-  return path.join(markerDir(settings), `${id}.json`);
+export function markerDir(settings: Settings, root: string): string {
+  return path.join(settings.runDir, 'runc-net', `by-root${root}`);
+}
+
+export function markerPath(settings: Settings, root: string, id: string): string {
+  return path.join(markerDir(settings, root), `${id}.json`);
+}
+
+/** Where markers were before they were keyed by root: one per id for every engine. */
+export function legacyMarkerPath(settings: Settings, id: string): string {
+  return path.join(settings.runDir, 'runc-net', `${id}.json`);
+}
+
+/** Where `run` puts the private copy of a bundle, keyed as the markers are. */
+export function privateBundleDir(settings: Settings, root: string, id: string): string {
+  return path.join(settings.runDir, 'runc-bundles', `by-root${root}`, id);
 }
 
 /** Written before anything is wired: a tsrun-runc killed half-way leaves a marker, so the
  * engine's `delete` still comes to tsrun and tears down what was done. */
-export function writeMarker(settings: Settings, m: WiredMarker): void {
-  mkdirPrivate(markerDir(settings));
-  writeFileReplacing(markerPath(settings, m.id), `${JSON.stringify(m)}\n`);
+export function writeMarker(settings: Settings, root: string, m: WiredMarker): void {
+  mkdirPrivate(settings.runDir);
+  mkdirPrivate(path.join(settings.runDir, 'runc-net'));
+  mkdirPrivate(markerDir(settings, root));
+  writeFileReplacing(markerPath(settings, root, m.id), `${JSON.stringify(m)}\n`);
 }
 
-export function readMarker(settings: Settings, id: string): WiredMarker | undefined {
+function readJson(file: string): WiredMarker | undefined {
   try {
-    return JSON.parse(readFileSync(markerPath(settings, id), 'utf8')) as WiredMarker;
+    return JSON.parse(readFileSync(file, 'utf8')) as WiredMarker;
   } catch {
     return undefined;
   }
 }
 
-export function removeMarker(settings: Settings, id: string): void {
-  rmSync(markerPath(settings, id), { force: true });
+export function readMarker(settings: Settings, root: string, id: string): WiredMarker | undefined {
+  return readJson(markerPath(settings, root, id));
+}
+
+export function removeMarker(settings: Settings, root: string, id: string): void {
+  rmSync(markerPath(settings, root, id), { force: true });
+}
+
+/**
+ * A marker of the layout before roots (an upgrade with containers running), adopted into this
+ * root's place when runc under this root holds a container of that id made from the marker's
+ * bundle (`runcState`: runc's own `state`, pid and bundle): then it is this engine's. Anything
+ * else (another engine's container, no container) leaves it where it is, for its owner.
+ */
+export function adoptLegacyMarker(
+  settings: Settings,
+  root: string,
+  id: string,
+  runcState: () => { pid?: number; bundle?: string } | undefined,
+): WiredMarker | undefined {
+  const legacy = legacyMarkerPath(settings, id);
+  const m = readJson(legacy);
+  if (!m || m.id !== id) return undefined;
+  const state = runcState();
+  if (!state || typeof state.bundle !== 'string') return undefined;
+  const bundle = m.privateBundle ?? m.bundle;
+  if (typeof bundle !== 'string' || path.resolve(state.bundle) !== path.resolve(bundle)) return undefined;
+  if (m.pid !== undefined && typeof state.pid === 'number' && state.pid > 0 && state.pid !== m.pid) return undefined;
+  writeMarker(settings, root, m);
+  rmSync(legacy, { force: true });
+  return m;
 }
 
 export interface StageRun {

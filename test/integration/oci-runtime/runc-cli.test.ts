@@ -1,7 +1,7 @@
 // tsrun-runc driven directly, as an engine would, in a sandbox host: the paths the engines'
 // tests do not reach (run, a refused delete, the json log of a failure, --version).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { makeBundle, removeBundle, uniqueId } from '../../harness/sandbox.js';
 import { engineWorld, eth0Address, have, type EngineWorld } from './helpers.js';
@@ -66,7 +66,7 @@ run('tsrun-runc on its own', () => {
     expect(detached.status).toBe(0);
     try {
       const runDir = path.join(ew.world.host.root, 'run');
-      const copy = path.join(runDir, 'runc-bundles', id);
+      const copy = path.join(runDir, 'runc-bundles', `by-root${path.join(ew.work, 'runc')}`, id);
       expect(readFileSync(path.join(copy, 'config.json'), 'utf8')).toContain('OCI_SECRET=hunter2');
       const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
       expect({ run: mode(runDir), bundles: mode(path.dirname(copy)), copy: mode(copy), config: mode(path.join(copy, 'config.json')), markers: mode(path.join(runDir, 'runc-net')) })
@@ -74,7 +74,7 @@ run('tsrun-runc on its own', () => {
     } finally {
       expect(rt(['delete', '--force', id]).status).toBe(0);
     }
-    expect(existsSync(path.join(ew.world.host.root, 'run', 'runc-bundles', id))).toBe(false);
+    expect(existsSync(path.join(ew.world.host.root, 'run', 'runc-bundles', `by-root${path.join(ew.work, 'runc')}`, id))).toBe(false);
   });
 
   it('tsrun keys in the process environment (an image\'s ENV) are ignored unless the wrapper was installed with --env-keys', () => {
@@ -120,6 +120,55 @@ run('tsrun-runc on its own', () => {
     const again = rt(['delete', '--force', id]);
     const runcSays = ew.world.host.ns.exec('runc', ['--root', path.join(ew.work, 'runc'), 'delete', '--force', id]);
     expect([again.status, again.stderr]).toEqual([runcSays.status, runcSays.stderr]);
+  });
+
+  it('two engines (two runc roots) with one container id: one\'s delete --force never touches the other\'s container or network, also with a marker of the layout before', () => {
+    // Markers were keyed by id alone: engine B's `delete --force X` of its own plain container
+    // found engine A's marker, SIGKILLed A's container's init and tore A's network down.
+    const id = uniqueId('tworoots');
+    const rootA = path.join(ew.work, 'runc');
+    const rootB = path.join(ew.work, 'runc-b');
+    const wired = bundle(['sleep', '60'], { 'io.tsrun.network': 'web' });
+    const plain = bundle(['sleep', '60'], {});
+    const create = (root: string, b: string) =>
+      ew.world.host.ns.exec('sh', ['-c', `exec "$0" --root "$1" create --bundle "$2" "$3" </dev/null >/dev/null 2>&1`, ew.runtime, root, b, id]).status;
+    const on = (root: string, args: string[]) => ew.world.host.ns.exec(ew.runtime, ['--root', root, ...args], { env: { PATH: process.env.PATH } });
+    const status = (root: string) => {
+      const r = ew.world.host.ns.exec('runc', ['--root', root, 'state', id]);
+      return r.status === 0 ? (JSON.parse(r.stdout) as { status: string }).status : 'gone';
+    };
+    const record = path.join(ew.world.host.root, 'lib', 'store', 'endpoints', id, 'web');
+    const runNet = path.join(ew.world.host.root, 'run', 'runc-net');
+    const legacy = path.join(runNet, `${id}.json`);
+    try {
+      expect(create(rootA, wired)).toBe(0);
+      expect(on(rootA, ['start', id]).status).toBe(0);
+      expect(create(rootB, plain)).toBe(0);
+      expect(on(rootB, ['start', id]).status).toBe(0);
+      expect(existsSync(record)).toBe(true);
+
+      expect(on(rootB, ['delete', '--force', id]).status).toBe(0);
+      expect(status(rootB)).toBe('gone');
+      expect(status(rootA)).toBe('running');
+      expect(existsSync(record)).toBe(true);
+
+      // The same with A's marker where the tsrun-runc before this one wrote it (an upgrade with
+      // A's container running): B leaves it alone, A's delete adopts it and tears down.
+      const keyed = path.join(runNet, `by-root${rootA}`, `${id}.json`);
+      renameSync(keyed, legacy);
+      expect(create(rootB, plain)).toBe(0);
+      expect(on(rootB, ['delete', '--force', id]).status).toBe(0);
+      expect(status(rootA)).toBe('running');
+      expect(existsSync(record)).toBe(true);
+      expect(existsSync(legacy)).toBe(true);
+      expect(on(rootA, ['delete', '--force', id]).status).toBe(0);
+      expect(status(rootA)).toBe('gone');
+      expect(existsSync(path.join(ew.world.host.root, 'lib', 'store', 'endpoints', id))).toBe(false);
+      expect([existsSync(legacy), existsSync(keyed)]).toEqual([false, false]);
+    } finally {
+      ew.world.host.ns.exec('runc', ['--root', rootB, 'delete', '--force', id]);
+      on(rootA, ['delete', '--force', id]);
+    }
   });
 
   it('a failure is one JSON line in --log (runc\'s form) and the message on stderr; no container is left', () => {

@@ -33,6 +33,10 @@ describe('tsrun-runc shell front', () => {
     writeFileSync(path.join(dir, 'tsrun', 'config.json'), '{"ociVersion":"1.0.2","annotations":{"io.tsrun.network":"web"}}');
     mkdirSync(path.join(dir, 'root', 'run', 'runc-net'), { recursive: true });
     writeFileSync(path.join(dir, 'root', 'run', 'runc-net', 'wired.json'), '{}');
+    for (const root of ['/r', '/run/runc']) {
+      mkdirSync(path.join(dir, 'root', 'run', 'runc-net', `by-root${root}`), { recursive: true });
+      writeFileSync(path.join(dir, 'root', 'run', 'runc-net', `by-root${root}`, 'keyed.json'), '{}');
+    }
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -63,6 +67,17 @@ describe('tsrun-runc shell front', () => {
     expect(front(['--root', '/r', 'delete', '--force', 'wired'])).toEqual({ side: 'node', args: ['--root', '/r', 'delete', '--force', 'wired'] });
     expect(front(['delete', '-f', 'other']).side).toBe('runc');
     expect(front(['delete', '../wired']).side).toBe('runc');
+  });
+
+  it("delete: markers are keyed by runc's root, so another engine's container of the same id goes to runc", () => {
+    for (const args of [['--root', '/r', 'delete', 'keyed'], ['--root=/r', 'delete', '-f', 'keyed'], ['-root', '/r', 'delete', 'keyed'], ['delete', 'keyed']]) {
+      expect(front(args)).toEqual({ side: 'node', args });
+    }
+    for (const args of [['--root', '/other', 'delete', '--force', 'keyed'], ['--root', '/r/sub', 'delete', 'keyed'], ['--root=/', 'delete', 'keyed']]) {
+      expect(front(args)).toEqual({ side: 'runc', args });
+    }
+    // roots the front cannot normalise without a process: Node decides
+    for (const root of ['/r/', 'r', '/x/../r', '/./r', '//r']) expect(front(['--root', root, 'delete', 'keyed']).side).toBe('node');
   });
 
   it('--version and unparseable input go to Node', () => {

@@ -28,7 +28,7 @@ import { hostVethName, staleBridgeNetwork, vethVerdict } from './drivers/linux-b
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
-import { holdsPort, portHolders, releasePort, reservePort } from './hostports.js';
+import { holdsPort, portHolders, portKey, releasePort, reservePort } from './hostports.js';
 import { clashingListener, hostListenersFor, listenerText } from './host-listeners.js';
 import { bootId, sameBoot } from './boot.js';
 import { endpointAlive } from './liveness.js';
@@ -184,7 +184,8 @@ export class Engine {
         let guarded: FirewallEndpoint['port'];
         const addFirewall = async (port: FirewallEndpoint['port']): Promise<void> => {
           const fwEndpoint: FirewallEndpoint = { containerId: req.containerId, ipv4: ipv4?.address, ipv6: ipv6?.address, ports: req.ports, port };
-          await tx.step('firewall elements', () => attachOrPurge(firewall, firewallNetwork(net), fwEndpoint, log), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
+          const others = async () => (await endpointsOf(this.deps.store, req.containerId)).filter((r) => r.network !== net.name).map(firewallEndpointOf);
+          await tx.step('firewall elements', () => attachOrPurge(firewall, firewallNetwork(net), fwEndpoint, log, others), () => firewall.removeEndpoint(fwEndpoint, { exclusive: true }));
           guarded = port ?? { ifname: '', mac: '' };
         };
         const ep = await driver.attach(
@@ -330,19 +331,24 @@ export class Engine {
         networks.add(lease.network);
       }
     }
-    if (records.length === 0) {
-      for (const e of await store.list('hostports/')) if (e.value === containerId && (await store.deleteIf(e.key, e.value))) released.push(e.key);
-      if (released.length > 0) {
-        await this.deps.firewall().purge({ container: containerId });
-        const host = Rtnl.open();
-        try {
-          for (const net of networks) {
-            const link = await host.getLink(hostVethName(containerId, net));
-            if (link?.kind === 'veth') await host.deleteLink(link.index);
-          }
-        } finally {
-          host.close();
+    // The container may still be attached elsewhere (another network's record: a CNI ADD to a
+    // second network killed, a DEL of that one): its reservations, firewall elements and veths
+    // other than those records name go, theirs stay. Before, with any record left, all of them
+    // stayed, and gc keeps them too (the container is alive).
+    const recordedPorts = new Set(records.flatMap((r) => r.ports.map(portKey)));
+    const ports = await store.list('hostports/');
+    for (const e of ports) if (e.value === containerId && !recordedPorts.has(e.key) && (await store.deleteIf(e.key, e.value))) released.push(e.key);
+    if (released.length > 0) {
+      await this.deps.firewall().purge({ container: containerId, keep: records.map(firewallEndpointOf) });
+      const host = Rtnl.open();
+      try {
+        for (const net of networks) {
+          if (records.some((r) => r.network === net)) continue;
+          const link = await host.getLink(hostVethName(containerId, net));
+          if (link?.kind === 'veth') await host.deleteLink(link.index);
         }
+      } finally {
+        host.close();
       }
     }
     if (released.length > 0) log.warn({ released }, 'released what an attach killed before its record held');
@@ -365,7 +371,7 @@ export class Engine {
     const here = hostPath === THREAD_NETNS;
     const host = hostPath ? Rtnl.open(here ? undefined : hostPath) : undefined;
     const firewall = hostPath ? this.deps.firewall(here ? undefined : hostPath) : undefined;
-    const fwEndpoint: FirewallEndpoint = { containerId: rec.containerId, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, ports: rec.ports, port: guardPort(rec) };
+    const fwEndpoint = firewallEndpointOf(rec);
     try {
       await runAll(
         [
@@ -700,6 +706,11 @@ export class Engine {
 }
 
 /** The bridge port the anti-spoofing guard checks: the host end of the veth and the container's MAC. */
+/** The firewall's view of a recorded endpoint: its published ports and its port guard. */
+function firewallEndpointOf(rec: EndpointRecord): FirewallEndpoint {
+  return { containerId: rec.containerId, ipv4: rec.ipv4?.address, ipv6: rec.ipv6?.address, ports: rec.ports, port: guardPort(rec) };
+}
+
 function guardPort(ep: { hostIfname: string; mac: string }): FirewallEndpoint['port'] {
   return ep.hostIfname && ep.mac ? { ifname: ep.hostIfname, mac: ep.mac } : undefined;
 }

@@ -17,6 +17,8 @@ import type { Store, StoreEntry } from './store/store.js';
 const ANY = 'any';
 const prefix = (p: PortMapping) => `hostports/${p.protocol}/${p.hostPort}/`;
 const keyOf = (p: PortMapping) => `${prefix(p)}${p.hostIp ?? ANY}`;
+/** The Store key of `p`'s reservation. */
+export const portKey = keyOf;
 const hostIpOf = (key: string): string | undefined => {
   const last = key.slice(key.lastIndexOf('/') + 1);
   return last === ANY ? undefined : last;

@@ -14,6 +14,7 @@ import {
   baseMatches,
   baseTable,
   conflictingElements,
+  elementsExcept,
   deleteElements,
   endpointElements,
   listElements,
@@ -82,9 +83,12 @@ export interface FirewallBackend {
   removeEndpoint(ep: FirewallEndpoint, opts?: { exclusive?: boolean }): Promise<void>;
   /** Who owns elements now (gc). */
   listOwners(): Promise<FirewallOwners>;
-  /** Removes every element tagged with this container or network (gc without a record). */
-  purge(owner: { container: string } | { network: string }): Promise<number>;
+  /** Removes every element tagged with this container or network (gc without a record); a
+   * container's except those of `keep` (the endpoints it still has on other networks). */
+  purge(owner: PurgeOwner): Promise<number>;
 }
+
+export type PurgeOwner = { container: string; keep?: readonly FirewallEndpoint[] | undefined } | { network: string };
 
 export type FirewallKind = 'nft' | 'none';
 
@@ -327,11 +331,12 @@ export class NftFirewall implements FirewallBackend {
     return { containers: [...containers].sort(), networks: [...networks].sort() };
   }
 
-  async purge(owner: { container: string } | { network: string }): Promise<number> {
+  async purge(owner: PurgeOwner): Promise<number> {
     const comment = 'container' in owner ? ownerComment('ctr', owner.container) : ownerComment('net', owner.network);
     const listing = await listTsrunTable(this.opts);
     const guard = 'container' in owner ? await listTsrunTable({ ...this.opts, family: GUARD_FAMILY }) : undefined;
-    const mine = [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])].filter((e) => e.comment === comment);
+    const keep = 'container' in owner ? (owner.keep ?? []).flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)]) : [];
+    const mine = elementsExcept([...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])].filter((e) => e.comment === comment), keep);
     if (mine.length > 0) await this.apply({ nftables: deleteElements(mine) }, `purge firewall elements of ${comment}`);
     return mine.length;
   }

@@ -916,6 +916,14 @@ export function ownedElements(listing: NftListing, wanted: SetElement[]): SetEle
   return wanted.filter((w) => have.has(identity(w, 'owner')));
 }
 
+/** `els` without those whose set and key `keep` has (a container's elements other than those of
+ * the endpoints it still has on record). */
+export function elementsExcept(els: SetElement[], keep: SetElement[]): SetElement[] {
+  if (keep.length === 0) return els;
+  const kept = new Set(keep.map((e) => identity(e, 'key')));
+  return els.filter((e) => !kept.has(identity(e, 'key')));
+}
+
 /** Wanted map elements whose key the listing holds with different data, with the holder. */
 export function conflictingElements(listing: NftListing, wanted: SetElement[]): { wanted: SetElement; held: SetElement }[] {
   const byKey = new Map(listElements(listing).map((e) => [identity(e, 'key'), e] as const));

@@ -99,6 +99,53 @@ describe('a SIGKILL after every setup step, then no gc', () => {
   }, 300_000);
 });
 
+describe('a killed attach of a container attached elsewhere', () => {
+  it('the CNI DEL of the killed network releases its host port, firewall elements and veth; the other attachment stays whole', async () => {
+    const ns = await Netns.create('h8crro');
+    try {
+      const first: Conf = { cniVersion: '1.0.0', name: 'rrone', type: 'tsrun', subnet: '10.95.0.0/24', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8195, containerPort: 80, protocol: 'tcp' }] } };
+      const second: Conf = { cniVersion: '1.0.0', name: 'rrtwo', type: 'tsrun', subnet: '10.94.0.0/24', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8194, containerPort: 80, protocol: 'tcp' }] } };
+      const at1 = { containerId: 'rr-multi', netns: ns.path, ifname: 'eth0' };
+      const at2 = { ...at1, ifname: 'eth1' };
+      const add1 = callPlugin(host, 'ADD', first, at1);
+      expect({ status: add1.status, stderr: add1.stderr }).toEqual({ status: 0, stderr: '' });
+      const ofFirst = leftovers([]).sort(); // what the live attachment to rrone holds
+      const elements = () => {
+        const r = host.ns.exec('nft', ['-j', 'list', 'table', 'inet', 'tsrun']);
+        return listElements(JSON.parse(r.stdout) as NftListing).filter((e) => e.comment === 'ctr:rr-multi').map((e) => `${e.set} ${JSON.stringify(e.key)}`).sort();
+      };
+      const elementsOfFirst = elements();
+      const dir = path.join(host.root, 'lib', 'store', 'hostports');
+      const ports = () => host.ns.exec('sh', ['-c', `cd ${dir} && find . -type f`]).stdout.split('\n').filter(Boolean).sort();
+      expect(ports()).toEqual(['./tcp/8195/any']);
+      let k = 1;
+      for (; k <= MAX_STEPS; k++) {
+        const r = callPlugin(host, 'ADD', second, at2, { TSRUN_FAULT_KILL_AFTER: `setup:${k}` });
+        if (r.status !== null) {
+          expect({ k, status: r.status, stderr: r.stderr }).toEqual({ k, status: 0, stderr: '' });
+          expect(callPlugin(host, 'DEL', second, at2).status).toBe(0);
+          break;
+        }
+        const del = callPlugin(host, 'DEL', second, at2);
+        expect({ k, status: del.status, stderr: del.stderr }).toEqual({ k, status: 0, stderr: '' });
+        // Before: from the host port's step on, its reservation, its firewall elements and the
+        // veth stayed while rrone's record lived (gc keeps them too: the container is alive).
+        expect({ k, ports: ports(), elements: elements(), links: host.ns.settledLinks(/^tsv/).length, inContainer: ns.linkNames().filter((l) => l !== 'lo').sort() }).toEqual({ k, ports: ['./tcp/8195/any'], elements: elementsOfFirst, links: 1, inContainer: ['eth0'] });
+        const add = callPlugin(host, 'ADD', second, at2);
+        expect({ k, status: add.status, stdout: add.status === 0 ? '' : add.stdout }).toEqual({ k, status: 0, stdout: '' });
+        expect(callPlugin(host, 'DEL', second, at2).status).toBe(0);
+        expect({ k, afterAddDel: leftovers([]).sort(), elements: elements() }).toEqual({ k, afterAddDel: ofFirst, elements: elementsOfFirst });
+      }
+      expect(k).toBeGreaterThan(5);
+      expect(k).toBeLessThanOrEqual(MAX_STEPS);
+      expect(callPlugin(host, 'DEL', first, at1).status).toBe(0);
+      expect(leftovers([])).toEqual([]);
+    } finally {
+      ns.destroy();
+    }
+  }, 300_000);
+});
+
 describe('tsrun-runc create killed while it wires (after runc create), as an engine sees it', () => {
   it("the engine's delete --force leaves nothing, and the next create of the id works; also without that delete", () => {
     // The created container's process keeps the stdio it was given: not the test's pipes, or the

@@ -261,19 +261,29 @@ export async function findJoinTarget(runDir: string, id: string, waitMs = PID_FI
   if (!rec) throw new UserError(`--net container:${id}: container ${id} not found (it must be a running tsrun container)`);
   const notRunning = new UserError(`--net container:${id}: container ${id} is not running`);
   // runc writes the pid file just after starting the process: a container started a moment ago
-  // may already be running without it. Wait a little while its tsrun process lives.
+  // may already be running without it. And a --net none owner registers as its namespace's user
+  // while runc starts up (shim/network-plain.ts), so on a loaded machine its pid file can come
+  // first. Wait a little for both while its tsrun process lives; a container that shares this
+  // process's namespace (--net host) never registers.
   const deadline = Date.now() + waitMs;
   let pid: number | undefined;
+  let root: string | undefined;
+  let host = false;
   while (isAlive(rec.ownerPid, rec.ownerStart)) {
     pid = readPidFile(path.join(containerDir(runDir, id), 'pid'));
-    if (pid !== undefined || Date.now() >= deadline) break;
+    if (pid !== undefined) {
+      root = rootOf(runDir, id);
+      if (root !== undefined || (host = sharesOwnNetns(pid))) break;
+    }
+    if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   if (pid === undefined || processStartTime(pid) === undefined || !isAlive(rec.ownerPid, rec.ownerStart)) throw notRunning;
-  const root = rootOf(runDir, id);
   if (!root || !isLiveUser(runDir, root, id)) {
-    // Not registered: a --net host container (there is no namespace of its own to share).
-    throw new UserError(`--net container:${id}: container ${id} uses the host's network namespace: use --net host`);
+    // Not registered: a --net host container (there is no namespace of its own to share), or an
+    // owner that never registered (its setup failed) or has left.
+    if (host || sharesOwnNetns(pid)) throw new UserError(`--net container:${id}: container ${id} uses the host's network namespace: use --net host`);
+    throw notRunning;
   }
   const nsPath = `/proc/${pid}/ns/net`;
   let nsId: string;
@@ -285,6 +295,16 @@ export async function findJoinTarget(runDir: string, id: string, waitMs = PID_FI
   return { id, root, nsPath, nsId };
 }
 
+
+/** The process `pid` is in this process's network namespace (a --net host container, seen from
+ * the host's tsrun). False when either cannot be read. */
+function sharesOwnNetns(pid: number): boolean {
+  try {
+    return netnsId(`/proc/${pid}/ns/net`) === netnsId('/proc/self/ns/net');
+  } catch {
+    return false;
+  }
+}
 
 function writeEntry(dir: string, id: string, h: Holder): void {
   // Written aside and renamed into place: a reader never sees half an entry (which it would take

@@ -26,7 +26,7 @@ function pinPath(runDir: string, containerId: string): string {
 
 export const shimNetworkWiring: NetworkWiring = {
   async wire(o, containerId, settings, tx, log, opts) {
-    const plain = await wireWithoutNetwork(o, containerId, settings, tx, log);
+    const plain = await wireWithoutNetwork(o, containerId, settings, tx, log, opts);
     if (plain !== undefined) return plain;
     switch (o.net.kind) {
       case 'container': {

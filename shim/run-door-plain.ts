@@ -23,8 +23,8 @@ import { hostHierarchies } from '../runtime/cgroups/hierarchies.js';
 class NeedsFullDoor extends UserError {}
 
 const plainWiring: NetworkWiring = {
-  async wire(o, containerId, settings, tx, log) {
-    const netns = await wireWithoutNetwork(o, containerId, settings, tx, log);
+  async wire(o, containerId, settings, tx, log, opts) {
+    const netns = await wireWithoutNetwork(o, containerId, settings, tx, log, opts);
     if (netns === undefined) throw new NeedsFullDoor(`--net ${o.net.kind} is run.cjs's`);
     return netns;
   },

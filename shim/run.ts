@@ -55,11 +55,14 @@ export interface RunOptions {
 
 /** The namespace choice, and what the container's resolv.conf should say. `attach`: asked to
  * defer it (WireOptions.deferAttach), the wiring left to do once runc has started; it says what the
- * resolv.conf should say then (`dns` is what it says until then). */
-export type WiredNetns = NetnsChoice & { dns?: DnsPlan | undefined; attach?: (() => Promise<DnsPlan>) | undefined };
+ * resolv.conf should say then (`dns` is what it says until then). `late`: asked the same, steps
+ * runc does not need (the --net none owner's registration), for the caller to run right after
+ * runc's spawn, before its setup ends (steps of its transaction: a failure rolls them back). */
+export type WiredNetns = NetnsChoice & { dns?: DnsPlan | undefined; attach?: (() => Promise<DnsPlan>) | undefined; late?: (() => Promise<void>) | undefined };
 
 export interface WireOptions {
-  /** The caller starts runc held at a gate (shim/runc-gate.ts) and attaches meanwhile. */
+  /** The caller starts runc before the end of its setup (PreparedContainer.finish): held at a gate
+   * (shim/runc-gate.ts) while it attaches, and in any case while it runs `late`. */
   deferAttach?: boolean | undefined;
 }
 
@@ -150,7 +153,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     tx.onRollback('remove cgroup', () => void removeCgroup(cgroupsPath, undefined, { keepParents: true }));
     tx.onRollback('remove runc state', () => removeRuncState(runc, id));
 
-    const { dns: wiredDns, attach, ...netns } = await network.wire(o, id, settings, tx, clog, extras.overlapRunc === true ? { deferAttach: true } : undefined);
+    const { dns: wiredDns, attach, late, ...netns } = await network.wire(o, id, settings, tx, clog, extras.overlapRunc === true ? { deferAttach: true } : undefined);
     let dns = wiredDns;
     // runc held at a gate while the attach runs (shim/runc-gate.ts); without one, attached now.
     const gate = attach !== undefined ? makeGate() : undefined;
@@ -203,14 +206,14 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       // start-up: nothing of the container has run. The setup's handlers stay until then.
       const finish = async () => {
         try {
+          await faultPause('spawned'); // tests: tsrun held (or stopped) right after runc's spawn
+          await late?.();
           if (gate !== undefined && attach !== undefined) {
             const attached = await attach();
             // The resolv.conf runc has bind-mounted already, rewritten in place (same inode) when the
             // attach says otherwise (a resolver's addresses); the container has not started.
             if (resolvConf !== undefined && JSON.stringify(attached) !== JSON.stringify(dns)) resolvConfMount(settings, dir, bundle.rootfs, attached);
             await faultPause('gate'); // tests: tsrun held (or killed) while runc waits at the gate
-          } else {
-            await faultPause('spawned'); // tests: a signal right after runc's spawn
           }
           await pollSignals();
           checkInterrupted();

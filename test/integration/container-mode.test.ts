@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SandboxHost, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
+import { SandboxHost, isStopped, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
 
 let host: SandboxHost;
 let bundle: string;
@@ -132,6 +132,42 @@ describe('--net container:<id>', () => {
     expect(joiner.stdout.trim().split('\n')).toEqual(['1', 'served:root']);
     owner.child.stdin!.end('\n');
     expect(await owner.exited).toBe(0);
+  });
+
+  it('a joiner racing the start of a --net none owner (its pid file before its registration) waits for it, then joins', async () => {
+    // Since session 8 a --net none owner registers as its namespace's user right after runc's
+    // spawn, while runc starts up (shim/network-plain.ts). TSRUN_FAULT_PAUSE_AT=spawned:stop stops
+    // the owner's tsrun right there: runc goes on and starts the container (its pid file appears),
+    // the registration waits. A joiner must wait for it rather than call the owner a --net host
+    // container or not running, and join once it is there.
+    const id = uniqueId('cm');
+    ids.push(id);
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'sh', '-c', `${SERVE}; echo up; read x`], { TSRUN_FAULT_PAUSE_AT: 'spawned:stop' });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    running.push({ id, child, out: () => out, err: () => '', exited });
+    try {
+      await waitFor('the owner to stop right after its spawn', () => isStopped(child.pid!));
+      await waitFor('its container to run', () => out.includes('up'), 20_000);
+      expect(existsSync(path.join(host.root, 'run', 'netns-users', id))).toBe(false);
+      const jid = uniqueId('cm');
+      ids.push(jid);
+      const joiner = host.spawnTsrun(['run', '--name', jid, '--net', `container:${id}`, bundle, '--', 'sh', '-c', `ip -o link | wc -l; ${FETCH}`]);
+      let jout = '';
+      let jerr = '';
+      joiner.stdout!.on('data', (d: Buffer) => (jout += d.toString()));
+      joiner.stderr!.on('data', (d: Buffer) => (jerr += d.toString()));
+      const joined = new Promise<number | null>((resolve) => joiner.once('exit', (code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 300));
+      expect({ waiting: joiner.exitCode === null, jerr }).toEqual({ waiting: true, jerr: '' });
+      process.kill(child.pid!, 'SIGCONT');
+      expect({ code: await joined, jout, jerr }).toEqual({ code: 0, jout: '1\nserved:root\n', jerr: '' });
+    } finally {
+      process.kill(child.pid!, 'SIGCONT');
+    }
+    child.stdin!.end('\n');
+    expect(await exited).toBe(0);
   });
 
   it('an owner that exits first returns at once; its endpoint lives until the last joiner is gone', async () => {

@@ -5,7 +5,9 @@ import { closeSync, openSync, readSync } from 'node:fs';
 
 /** `bytes` random bytes as lowercase hex (2 × bytes characters). */
 export function randomHex(bytes: number): string {
-  const buf = Buffer.alloc(bytes);
+  // Every byte is read into before it is used (a short read throws): allocUnsafe, which every tsrun
+  // process has compiled already (fs.readFileSync's), not alloc, one more first call before runc.
+  const buf = Buffer.allocUnsafe(bytes);
   const fd = openSync('/dev/urandom', 'r');
   try {
     for (let off = 0; off < bytes; ) {

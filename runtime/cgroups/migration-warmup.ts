@@ -101,7 +101,7 @@ export function keepWarmUntil(done: () => boolean, move: () => void, everyMs = 4
 let selfCgroupFd: number | undefined;
 const selfCgroupBuf = Buffer.allocUnsafe(4096);
 /** The text of the last read and the cgroup.procs file it named. */
-let lastText: Buffer | undefined;
+let lastText: string | undefined;
 let lastFile: string | undefined;
 
 /**
@@ -115,9 +115,13 @@ function ownProcsFileNow(): string | undefined {
   const n = readSync(selfCgroupFd, selfCgroupBuf, 0, selfCgroupBuf.length, 0);
   // A text the buffer cannot hold (hundreds of hierarchies or very long paths): read it whole.
   if (n === selfCgroupBuf.length) return ownCgroupProcsFile(warmed!, readFileSync('/proc/self/cgroup', 'utf8'));
-  if (lastText !== undefined && selfCgroupBuf.compare(lastText, 0, lastText.length, 0, n) === 0) return lastFile;
-  lastText = Buffer.from(selfCgroupBuf.subarray(0, n));
-  lastFile = ownCgroupProcsFile(warmed!, lastText.toString('utf8'));
+  // Kept and compared as a string: Buffer#toString is compiled already in every tsrun process (the
+  // entry's header check), where a copy (Buffer.from) and Buffer#compare were each a first call in
+  // the process, compiled before runc's spawn (~20-40 us each on a quiet machine).
+  const text = selfCgroupBuf.toString('utf8', 0, n);
+  if (text === lastText) return lastFile;
+  lastText = text;
+  lastFile = ownCgroupProcsFile(warmed!, text);
   return lastFile;
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
 import { listKeys, type Store } from '../runtime/store/store.js';
 import { allEndpoints, endpointsOf, type EndpointRecord } from '../runtime/records.js';
-import { netnsId } from '../runtime/netns/netns.js';
+import { THREAD_NETNS, netnsId } from '../runtime/netns/netns.js';
 import { endpointAlive } from '../runtime/liveness.js';
 import { formatAddress, parseInterfaceAddress, parseSubnet } from '../config/address.js';
 import { openStore } from '../runtime/store/open.js';
@@ -76,6 +76,7 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
   const ifname = env.ifname!;
   const netns = env.netns!;
   const nsId = netnsIdentity(netns);
+  if (nsId === netnsId(THREAD_NETNS)) throw new CniError(CODES.invalidEnvironment, `invalid environment: CNI_NETNS ${netns} is the plugin's own network namespace (the host's): refusing to wire it`);
 
   return withEngine(ctx, async ({ engine, store }) => {
     const net = await ensureNetwork(engine, conf);

@@ -326,6 +326,9 @@ describe('CNI failures: the spec\'s codes, one line on stderr, nothing left behi
     ['sctp ports', () => ({ conf: { ...NET, runtimeConfig: { portMappings: [{ hostPort: 9, containerPort: 9, protocol: 'sctp' }] } } }), 2, /sctp/],
     ['a missing network namespace', () => ({ conf: NET, a: () => ({ containerId: 'gone1', netns: '/proc/999999999/ns/net' }) }), 3, /does not exist/],
     ['no CNI_NETNS on ADD', () => ({ conf: NET, a: () => ({ containerId: 'nonetns' }) }), 4, /CNI_NETNS/],
+    // The plugin's own namespace (the host's): the container end, its address and its default
+    // route went into the host, and the host's traffic to the subnet's gateway to the bridge.
+    ['CNI_NETNS naming the plugin\'s own namespace (the host\'s)', () => ({ conf: NET, a: () => ({ containerId: 'hostns', netns: '/proc/self/ns/net', ifname: 'tsx0' }) }), 4, /own network namespace/],
     ['a bad container id', () => ({ conf: NET, a: (ns) => ({ containerId: '../x', netns: ns.path }) }), 4, /CNI_CONTAINERID/],
     ['an unknown command', () => ({ command: 'FROB', conf: NET }), 4, /CNI_COMMAND/],
     ['a host port taken by another container', () => ({ conf: { ...NET, runtimeConfig: { portMappings: [{ hostPort: 8181, containerPort: 80 }] } } }), 101, /8181\/tcp is already published/],
@@ -348,6 +351,7 @@ describe('CNI failures: the spec\'s codes, one line on stderr, nothing left behi
     // One whole line, also from a call that leaves through _exit (koffi loaded: the taken port).
     expect(r.stderr).toMatch(/^tsrun: CNI [A-Za-z]+: [^\n]+\n$/);
     expect(ns.linkNames()).toEqual(['lo']);
+    expect(w.host.ns.exec('ip', ['-o', 'link', 'show', 'tsx0']).status).not.toBe(0);
     if (holder) delOk(c.conf as Conf, holder);
   });
 });

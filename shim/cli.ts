@@ -2,7 +2,6 @@
 // every failure into one line on stderr, and picks the exit code: 125 when tsrun itself fails,
 // as docker and podman do, otherwise the container's own status.
 import { Command, CommanderError, Option } from 'commander';
-import { UserError } from '../config/errors.js';
 import { LOG_LEVELS } from '../config/settings.js';
 import { normalizeRunOptions } from './run-options.js';
 import { commandWord } from './command-word.js';
@@ -72,10 +71,8 @@ export function buildProgram(onExitCode: (code: number) => void, argv?: string[]
     .option('--stop-timeout <seconds>', 'seconds from SIGINT/SIGTERM to SIGKILL (default 10)')
     .option('-t, --tty', 'give the container a pseudo-terminal')
     .option('-i, --interactive', 'keep stdin open (detached: conmon holds it)')
-    .option('--rm', "accepted for docker's scripts: a foreground container is always removed when it ends")
+    .option('--rm', 'remove the container when it ends (a foreground one always is; -d and create: once it exits or is stopped)')
     .action(async (bundle: string, command: string[], flags: Record<string, unknown>, cmd: Command) => {
-      // Nothing removes a detached container when it ends yet: refused rather than ignored.
-      if (flags.rm === true && flags.detach === true) throw new UserError('--rm is not supported with -d: remove the container with tsrun rm once it has ended');
       const globals = cmd.optsWithGlobals() as GlobalFlags;
       const options = normalizeRunOptions(bundle, command, flags);
       const { settings, log } = setup(globals);

@@ -114,7 +114,6 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   if (operands[0] !== 'run' || operands.length < 2) return undefined;
   if (globals.logLevel !== undefined && !isLogLevel(globals.logLevel as string)) return undefined;
   if (flags.detach !== true && (flags.logMaxSize !== undefined || flags.stopSignal !== undefined)) return undefined;
-  if (flags.detach === true && flags.rm === true) return undefined; // the CLI refuses it in one line
   return { globals: globals as GlobalFlags, bundle: operands[1]!, command: operands.slice(2), flags };
 }
 

@@ -3,6 +3,8 @@
 // exclusive marker; idempotent: the network is released, runc's state and the cgroup removed, the
 // exit code recorded. The state directory stays for `ps -a`, `logs` and `inspect` until `rm`.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { removeTree } from '../../runtime/files.js';
+import { waitGone } from '../../runtime/process-exit.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord } from '../../runtime/containers.js';
@@ -73,6 +75,46 @@ export async function cleanupContainer(id: string, settings: Settings, log: Logg
     rmSync(p.cleanupMarker, { force: true });
   }
   return 'done';
+}
+
+/**
+ * `--rm`: once cleanup is done, the container's state directory goes too (its record, log and
+ * claim), as `rm` would remove it, after its monitor has exited (conmon writes its last files after
+ * the exit file and runs its exit command as it leaves). Only that creation of `id` (`instance`,
+ * looked at again just before the removal) and only when cleanup is recorded. True when removed.
+ * Called by the exit command, `stop` and `gc`; `restart` clears the flag before it stops the
+ * container, and `rm` removes it anyway.
+ */
+export async function removeIfAutoRemove(settings: Settings, log: Logger, id: string, instance?: string): Promise<boolean> {
+  const asked = () => {
+    const l = readLifecycle(settings.runDir, id);
+    return l !== undefined && l.autoRemove === true && l.cleanedUp === true && (instance === undefined || l.instance === instance) ? l : undefined;
+  };
+  const l = asked();
+  if (l === undefined) return false;
+  // Not when conmon is this process's parent: the exit command, which conmon runs last and waits
+  // for (seen: conmon 2.1 still the parent 0.5 s later), after its exit file and log are written.
+  const parent = l.conmonPid === process.ppid;
+  if (l.conmonPid !== undefined && !parent) await waitGone(l.conmonPid, l.conmonStart ?? '', 10_000);
+  if (asked()?.instance !== l.instance) return false;
+  await removeTreeRetrying(pathsOf(settings.runDir, id).dir);
+  log.child({ containerId: id }).info({ byExitCommand: parent }, 'detached container removed (--rm)');
+  return true;
+}
+
+/** removeTree, again up to five times 20 ms apart while something is created in the tree as it
+ * goes (ENOTEMPTY, EBUSY): a late exit command may still create its marker. */
+export async function removeTreeRetrying(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      removeTree(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (attempt >= 5 || (code !== 'ENOTEMPTY' && code !== 'EBUSY')) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
 
 /**

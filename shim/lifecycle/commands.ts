@@ -48,7 +48,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .description('create a container under conmon without starting it (tsrun start ID starts it)')
     .argument('<bundle>', 'directory holding config.json and the root filesystem')
     .argument('[command...]', 'program and arguments (after --)');
-  for (const opt of deps.runCommand.options) if (opt.long !== '--detach' && opt.long !== '--rm') create.addOption(opt);
+  for (const opt of deps.runCommand.options) if (opt.long !== '--detach') create.addOption(opt);
   create.action(async (bundle: string, command: string[], f: Record<string, unknown>, cmd: Command) => {
     const { settings, log } = setup(cmd);
     const o = deps.normalizeRunOptions(bundle, command, f);
@@ -245,9 +245,11 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (id: string, f: { instance?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const { checkContainerId } = await import('../../config/ids.js');
-      const { cleanupContainer } = await import('./cleanup.js');
+      const { cleanupContainer, removeIfAutoRemove } = await import('./cleanup.js');
       const r = await cleanupContainer(checkContainerId(id), settings, log, await wiring(), f.instance);
       if (r === 'running') throw new UserError(`container ${id} is still running`);
+      // --rm: the container goes with its monitor (this instance only).
+      if (r === 'done') await removeIfAutoRemove(settings, log, id, f.instance);
     });
 
   return cmds;

@@ -181,7 +181,7 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       try {
         const spec = JSON.parse(readFileSync(path.join(p.bundle, 'config.json'), 'utf8')) as { process?: { args?: string[] } };
         // The bundle is kept absolute: `restart` may run from another directory.
-        writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, restartCount: hooks.restartCount });
+        writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, ...(d.autoRemove === true ? { autoRemove: true } : {}), restartCount: hooks.restartCount });
       } catch (err) {
         recordFailure = err;
       }

@@ -19,6 +19,8 @@ export interface DetachOptions {
   logMaxBytes: number;
   /** What `stop` sends first (SIGKILL follows after the stop timeout). */
   stopSignal: string;
+  /** `--rm`: the container is removed once it has ended (its exit command, stop, gc). */
+  autoRemove?: boolean | undefined;
 }
 
 export function addDetachOnlyOptions(run: Command): void {
@@ -41,5 +43,6 @@ export function detachOptionsOf(f: Record<string, unknown>): DetachOptions {
     stdin: f.interactive === true,
     logMaxBytes: size === undefined ? DEFAULT_LOG_MAX_BYTES : parseSizeOrUnlimited('--log-max-size', size),
     stopSignal: f.stopSignal === undefined ? DEFAULT_STOP_SIGNAL : parseSignal(String(f.stopSignal)),
+    ...(f.rm === true ? { autoRemove: true } : {}),
   };
 }

@@ -4,7 +4,7 @@
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { shimNetworkWiring } from '../network-wiring.js';
-import { cleanupContainer } from './cleanup.js';
+import { cleanupContainer, removeIfAutoRemove } from './cleanup.js';
 import { readLifecycle } from './record.js';
 import { processRuns } from './status.js';
 
@@ -12,5 +12,7 @@ export async function detachedForGc(id: string, settings: Settings, log: Logger)
   const l = readLifecycle(settings.runDir, id);
   if (processRuns(l?.conmonPid, l?.conmonStart) || processRuns(l?.pid, l?.pidStart)) return 'live';
   const r = await cleanupContainer(id, settings, log, shimNetworkWiring);
-  return r === 'running' ? 'live' : 'kept';
+  if (r === 'running') return 'live';
+  await removeIfAutoRemove(settings, log, id); // --rm: as its exit command would have
+  return 'kept';
 }

@@ -113,7 +113,7 @@ export async function inspectContainer(settings: Settings, log: Logger, id: stri
     bundle: v.record.bundle,
     command: e.command,
     detached: e.detached,
-    config: l ? { ...l.options, stopSignal: l.stopSignal ?? 'SIGTERM', logMaxBytes: l.logMaxBytes ?? null } : null,
+    config: l ? { ...l.options, stopSignal: l.stopSignal ?? 'SIGTERM', logMaxBytes: l.logMaxBytes ?? null, autoRemove: l.autoRemove === true } : null,
     tty: l?.tty ?? false,
     state: {
       status: v.status,

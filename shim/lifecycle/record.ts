@@ -34,6 +34,8 @@ export interface LifecycleRecord {
   logMaxBytes?: number | undefined;
   /** What `stop` sends first; undefined: SIGTERM. */
   stopSignal?: string | undefined;
+  /** `--rm`: removed once it has ended (shim/lifecycle/cleanup.ts removeIfAutoRemove). */
+  autoRemove?: boolean | undefined;
   conmonPid?: number | undefined;
   conmonStart?: string | undefined;
   /** The container's init (host pid namespace). */

@@ -24,6 +24,8 @@ export async function restartContainer(settings: Settings, log: Logger, network:
   const before = readLifecycle(settings.runDir, id);
   if (!before) throw new UserError(`container ${id} has no record to restart from`);
   const v = await currentView(settings, id);
+  // --rm: not removed by this stop (docker's restart too keeps it); the new creation has it again.
+  if (before.autoRemove === true) updateLifecycle(settings.runDir, id, (r) => void delete r.autoRemove);
   if (isLive(v)) await stopContainer(settings, log, network, v, timeoutS);
   if ((await cleanupContainer(id, settings, log, network)) === 'running') throw new UserError(`container ${id} is still running`);
 
@@ -38,7 +40,7 @@ export async function restartContainer(settings: Settings, log: Logger, network:
   renameSync(p.dir, aside);
   let created = false;
   try {
-    await createDetached({ ...before.options, name: id }, { tty: before.tty, stdin: before.stdin, logMaxBytes: before.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, stopSignal: before.stopSignal ?? DEFAULT_STOP_SIGNAL }, settings, log, network, {
+    await createDetached({ ...before.options, name: id }, { tty: before.tty, stdin: before.stdin, logMaxBytes: before.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, stopSignal: before.stopSignal ?? DEFAULT_STOP_SIGNAL, autoRemove: before.autoRemove }, settings, log, network, {
       // A second name for the old log, which conmon then appends to; the old one stays whole in
       // the directory set aside, should this creation fail.
       beforeMonitor: (np) => {

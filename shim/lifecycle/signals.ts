@@ -4,14 +4,13 @@ export { parseSignal } from './signal-names.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { watch, type FSWatcher } from 'node:fs';
-import { removeTree } from '../../runtime/files.js';
 import { isAlive, unreadableRecord } from '../../runtime/containers.js';
 import { killAndWait, waitGone } from '../../runtime/process-exit.js';
 import type { NetworkWiring } from '../run.js';
 import { runcPaths, runcDeleteForce, runcOutput, runcStateExists, removeRuncState, type RuncPaths } from '../runc.js';
 import { removeCgroup } from '../../runtime/cgroups/cleanup.js';
 import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
-import { cleanupContainer } from './cleanup.js';
+import { cleanupContainer, removeIfAutoRemove, removeTreeRetrying } from './cleanup.js';
 import { isFrozen, resumeAfterSignal } from './pause.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT_S } from './detach-options.js';
 import { pathsOf, readExitFile, readLifecycle } from './record.js';
@@ -119,7 +118,10 @@ export async function stopContainer(settings: Settings, log: Logger, network: Ne
 }
 
 async function finish(settings: Settings, log: Logger, network: NetworkWiring, v: ContainerView): Promise<void> {
-  if (v.record.detached) await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
+  if (!v.record.detached) return;
+  await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
+  // --rm: gone when stop returns (its exit command may be removing it too: either does it whole).
+  await removeIfAutoRemove(settings, log, v.id, v.lifecycle?.instance);
 }
 
 /**
@@ -198,21 +200,6 @@ export async function removeUnreadable(settings: Settings, log: Logger, network:
   removeCgroup(cgroupsPathFor(id), undefined, { keepParents: true });
   await waitMonitorGone(settings, id, 10_000, 1);
   await removeTreeRetrying(pathsOf(settings.runDir, id).dir);
-}
-
-/** removeTree, again up to five times 20 ms apart while something is created in the tree as it
- * goes (ENOTEMPTY, EBUSY). */
-async function removeTreeRetrying(dir: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      removeTree(dir);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (attempt >= 5 || (code !== 'ENOTEMPTY' && code !== 'EBUSY')) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 }
 
 function killMonitor(settings: Settings, id: string): void {

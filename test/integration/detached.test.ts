@@ -313,6 +313,54 @@ describeIf('tsrun run -d: a web server in the background', () => {
     ok(['rm', '-f', id]);
   });
 
+  it('run -d --rm: removed whole once it exits by itself, or once stop (or kill) ends it; create --rm too', async () => {
+    // Nothing of it left: no state directory, monitor, runc state, cgroup, veth, lease, port or
+    // firewall element (w.leaks() lists every kind).
+    const gone = (id: string) => !w.host.containerIds().includes(id) && w.leaks().length === 0 && w.host.monitors().length === 0;
+
+    // Ends by itself: conmon's exit command cleans up and removes it.
+    const byItself = runD(['--rm', '-p', '8082:80'], ['sh', '-c', 'echo bye; exit 3']);
+    await waitFor('the exit command to remove it', () => gone(byItself), 15_000);
+    const logged = readFileSync(w.host.logFile, 'utf8').split('\n').filter((l) => l.includes(byItself) && l.includes('removed (--rm)'));
+    expect(logged).toHaveLength(1);
+
+    // stop: gone when stop returns (the output is still its id, as docker's).
+    const stopped = runD(['--rm', '-p', '8083:80'], ['sleep', '1000']);
+    expect(inspect(stopped).config.autoRemove).toBe(true);
+    expect(ok(['stop', '-t', '0', stopped])).toBe(`${stopped}\n`);
+    expect(gone(stopped)).toBe(true);
+    expect(tsrun(['rm', stopped]).stderr).toBe(`tsrun: no such container: ${stopped}\n`);
+
+    // kill: the exit command removes it; --net none goes through run -d's own door.
+    const killed = runD(['--rm', '--net', 'none'], ['sleep', '1000']);
+    ok(['kill', killed]);
+    await waitFor('the exit command to remove the killed one', () => gone(killed), 15_000);
+
+    // create --rm, then start: the same once it ends.
+    const id = uniqueId('cr');
+    w.ids.push(id);
+    expect(ok(['create', '--rm', '--name', id, '--net', 'none', w.bundle, '--', 'sh', '-c', 'sleep 0.2']).trim()).toBe(id);
+    expect(psJson().find((e) => e.id === id)?.status).toBe('created');
+    ok(['start', id]);
+    await waitFor('create --rm to be removed once it ended', () => gone(id), 15_000);
+  });
+
+  it('restart of a --rm container keeps it (as docker): the new one is --rm again; without --rm an ended one stays', async () => {
+    const id = runD(['--rm', '--net', 'none'], ['sleep', '1000']);
+    ok(['restart', '-t', '0', id]);
+    expect(psJson().find((e) => e.id === id)?.status).toBe('running');
+    expect(inspect(id).config.autoRemove).toBe(true);
+    expect(inspect(id).state.restartCount).toBe(1);
+    ok(['stop', '-t', '0', id]);
+    expect(w.host.containerIds()).not.toContain(id);
+    const kept = runD(['--net', 'none'], ['true']);
+    expect(ok(['wait', kept])).toBe('0\n');
+    await waitFor('the exit command', () => inspect(kept).state.cleanedUp === true, 15_000);
+    expect(inspect(kept).config.autoRemove).toBe(false);
+    expect(w.host.containerIds()).toContain(kept);
+    ok(['rm', kept]);
+  });
+
   it('--net container: joins a detached container; its endpoint stays until the last user is removed', () => {
     const owner = runD([], ['sleep', '1000']);
     const joiner = runD(['--net', `container:${owner}`], ['sleep', '1000']);

@@ -333,8 +333,6 @@ describe('tsrun run: user errors give one line, exit 125 and leave nothing', () 
     ['a malformed --user', () => ['-u', 'a:b:c', bundle], /^tsrun: invalid --user "a:b:c": expected USER or USER:GROUP, each a number or a name$/, {}],
     ['a user the root filesystem does not have', () => ['--user', 'mallory', bundle], /^tsrun: unable to find user mallory: no matching entries in the root filesystem's \/etc\/passwd$/, {}],
     ['a group it does not have, on a network', () => ['-u', 'nobody:staff', '--net', 'bridge', bundle], /^tsrun: unable to find group staff/, {}],
-    ['--rm with -d', () => ['-d', '--rm', '--net', 'none', bundle], /^tsrun: --rm is not supported with -d: remove the container with tsrun rm once it has ended$/, {}],
-    ['--rm with -d, on a network', () => ['--rm', '-d', '--net', 'bridge', bundle], /^tsrun: --rm is not supported with -d/, {}],
     ['runc not installed', () => [bundle], /runc-not-here is not installed/, { TSRUN_RUNC: 'runc-not-here' }],
     // runc's console is tsrun's controlling terminal; run from a terminal, -t works (the CI has none).
     ...(hasTerminal() ? [] : ([

@@ -52,6 +52,7 @@ const FAST = [
   ['run', '--stop-signal=SIGHUP', '-t', '-i', '-d', 'b'],
   ['run', '--env-file', 'a.env', '--env-file=b.env', '-e', 'A=1', '-u', '1000:1000', 'b'],
   ['run', '--user=nobody', '--net', 'none', 'b', '--', 'id'],
+  ['run', '-d', '--rm', '--net', 'none', 'b'],
 ];
 
 const TO_THE_CLI = [

@@ -120,6 +120,8 @@ describe('options of detached containers', () => {
     expect(detachOptionsOf({})).toEqual({ tty: false, stdin: false, logMaxBytes: DEFAULT_LOG_MAX_BYTES, stopSignal: 'SIGTERM' });
     expect(DEFAULT_LOG_MAX_BYTES).toBe(10 * 1024 * 1024);
     expect(detachOptionsOf({ logMaxSize: '4k', stopSignal: '10', tty: true })).toEqual({ tty: true, stdin: false, logMaxBytes: 4096, stopSignal: 'SIGUSR1' });
+    // --rm: removed once it has ended (kept in the record as autoRemove)
+    expect(detachOptionsOf({ rm: true })).toEqual({ tty: false, stdin: false, logMaxBytes: DEFAULT_LOG_MAX_BYTES, stopSignal: 'SIGTERM', autoRemove: true });
     expect(detachOptionsOf({ logMaxSize: '-1', stopSignal: 'int' }).logMaxBytes).toBe(-1);
     expect(() => detachOptionsOf({ logMaxSize: '0' })).toThrow(UserError);
     expect(() => detachOptionsOf({ stopSignal: 'NOPE' })).toThrow('invalid signal "NOPE"');

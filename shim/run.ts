@@ -10,7 +10,7 @@ import { SystemError, UserError } from '../config/errors.js';
 import { generateContainerId } from '../config/ids.js';
 import type { Logger } from '../runtime/log.js';
 import { Transaction, faultPause } from '../runtime/tx.js';
-import { claimContainer, containerDir, removeContainerDir, type ContainerRecord } from '../runtime/containers.js';
+import { claimContainer, containerDir, removeContainerDir, warmRemoval, type ContainerRecord } from '../runtime/containers.js';
 import { cgroupsPathFor, type ResourceLimits } from '../runtime/cgroups/resources.js';
 import { descendantsOf, emptyCgroup, removeCgroup } from '../runtime/cgroups/cleanup.js';
 import { hostHierarchies, layoutOf } from '../runtime/cgroups/hierarchies.js';
@@ -311,11 +311,14 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           throw err;
         }
       }
-      exit = await superviseChild(child, {
+      const supervised = superviseChild(child, {
         stopTimeoutMs: stopTimeoutS * 1000,
         kill: () => runcKill(runc, id, 'KILL'),
         onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
       });
+      // The teardown's first calls compiled while runc runs (signals are forwarded from here on).
+      warmRemoval(settings.runDir, id);
+      exit = await supervised;
     } finally {
       stopWarm();
     }

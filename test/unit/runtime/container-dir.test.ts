@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { containerDir, removeContainerDir } from '../../../runtime/containers.js';
+import { containerDir, removeContainerDir, warmRemoval } from '../../../runtime/containers.js';
 
 const RUN_ENTRIES = ['bundle/config.json', 'bundle/', 'runc.log', 'pid'];
 
@@ -83,6 +83,19 @@ describe('removeContainerDir', () => {
       expect(existsSync(dir)).toBe(false);
       removeContainerDir(runDir, 'c1');
       removeContainerDir(runDir, 'c1', RUN_ENTRIES);
+    });
+  });
+});
+
+describe('warmRemoval', () => {
+  it('changes nothing in the state directory, and does not throw when it is gone', () => {
+    withRunDir((runDir, dir) => {
+      const before = readdirSync(dir).sort();
+      warmRemoval(runDir, 'c1');
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(() => warmRemoval(runDir, 'gone')).not.toThrow();
+      removeContainerDir(runDir, 'c1', RUN_ENTRIES);
+      expect(existsSync(dir)).toBe(false);
     });
   });
 });

@@ -61,10 +61,15 @@ export async function route(args: string[], plainDoor: PlainDoor, entryMs: numbe
   return { code, exitNow: doneWhenReturned(args) };
 }
 
-/** Routes the process's command line and exits with the door's code. */
-export function dispatch(args: string[], plainDoor: PlainDoor, entryMs: number): void {
+/** Routes the process's command line and exits with the door's code. `exit`: instead of
+ * process.exit, for the build's code-cache warm-up (run-door-plain.ts main), so that the cache holds
+ * what a real run runs here too. */
+export function dispatch(args: string[], plainDoor: PlainDoor, entryMs: number, exit?: (code: number | undefined) => void): void {
   void route(args, plainDoor, entryMs).then(({ code, exitNow }) => {
-    if (exitNow) process.exit(code);
+    if (exitNow) {
+      if (exit !== undefined) return exit(code);
+      process.exit(code);
+    }
     process.exitCode = code;
     // The work is done and every store closed; a connection attempt to an unreachable etcd can
     // still hold the event loop for minutes (a TCP connect in progress outlives the gRPC channel

@@ -14,7 +14,7 @@ import { resolverState } from '../runtime/dns/paths.js';
 import { runContainer, type NetworkWiring } from './run.js';
 import { wireWithoutNetwork } from './network-plain.js';
 import { isPlainRun, parseRunArgs, type RunArgs } from './run-args.js';
-import { dispatch, route } from './dispatch.js';
+import { dispatch, type PlainDoor } from './dispatch.js';
 import { warmCgroupMigration } from '../runtime/cgroups/migration-warmup.js';
 import { hostHierarchies } from '../runtime/cgroups/hierarchies.js';
 
@@ -69,15 +69,17 @@ export function start(args: string[]): void {
 /** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up
  * (scripts/code-cache.cjs runs a whole `run --net none` through it, through the routing as start()
  * runs it, so the cache holds the routing's functions too). */
-export async function main(argv: string[]): Promise<number> {
+export function main(argv: string[]): Promise<number> {
   const a = parseRunArgs(argv.slice(2));
   if (a === undefined || !isPlainRun(a)) throw new Error(`not a command line for the plain run door: ${argv.slice(2).join(' ')}`);
-  const { code } = await route(argv.slice(2), async (run) => {
-    const c = await door(run);
-    if (c === undefined) throw new Error('the plain run door handed the warm-up run back');
-    return c;
-  }, performance.now());
-  return code ?? 0;
+  return new Promise((resolve, reject) => {
+    const here: PlainDoor = async (run) => {
+      const c = await door(run);
+      if (c === undefined) reject(new Error('the plain run door handed the warm-up run back'));
+      return c ?? 0;
+    };
+    dispatch(argv.slice(2), here, performance.now(), (code) => resolve(code ?? 0));
+  });
 }
 
 /** For the bench's floor B (bench/suites/startup.ts): runc started exactly as this door starts it. */

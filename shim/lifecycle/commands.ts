@@ -62,7 +62,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .argument('<id...>')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const { settings } = setup(cmd);
-      const ids = await detachedIds(settings, names);
+      const ids = await detachedIds(settings, names, 'start');
       const { startCreated } = await import('./create.js');
       for (const id of ids) {
         await startCreated(id, settings);
@@ -93,7 +93,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (name: string, f: { follow?: boolean; tail?: string; timestamps?: boolean }, cmd: Command) => {
       const { settings } = setup(cmd);
       if (f.tail !== undefined && !/^\d{1,9}$/.test(f.tail)) throw new UserError(`invalid --tail ${JSON.stringify(f.tail)}: use a number of lines`);
-      const [id] = await detachedIds(settings, [name]);
+      const [id] = await detachedIds(settings, [name], 'logs');
       const { printLogs } = await import('./logs.js');
       const { pathsOf } = await import('./record.js');
       const { currentView, hasEnded } = await import('./signals.js');
@@ -140,11 +140,15 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
       // An ended container is already stopped: docker and podman print its id and exit 0, so a
       // script's `stop x; rm x` works whether or not x ended on its own first.
-      const views = await liveViews(settings, names, 'stopped', true);
+      // A name that matches no container does not keep the others running (docker's: each
+      // named on stderr afterwards, exit 1).
+      const missing: string[] = [];
+      const views = await liveViews(settings, names, 'stopped', true, missing);
       const { isLive, stopContainer } = await import('./signals.js');
       const network = await wiring();
       await Promise.all(views.filter(isLive).map((v) => stopContainer(settings, log, network, v, timeout)));
       out(views.map((v) => `${v.id}\n`).join(''));
+      if (missing.length > 0) throw (await import('./resolve.js')).noSuchContainers(missing);
     });
 
   add(new Command('kill'))
@@ -155,7 +159,8 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const { settings } = setup(cmd);
       const { parseSignal, runcKill } = await import('./signals.js');
       const signal = parseSignal(f.signal);
-      const views = await liveViews(settings, names, 'killed');
+      const missing: string[] = [];
+      const views = await liveViews(settings, names, 'killed', false, missing);
       const { runcPaths } = await import('../run.js');
       const { resumeAfterSignal } = await import('./pause.js');
       for (const v of views) {
@@ -164,6 +169,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
         if (signal === 'SIGKILL') await resumeAfterSignal(runcPaths(settings), v);
       }
       out(views.map((v) => `${v.id}\n`).join(''));
+      if (missing.length > 0) throw (await import('./resolve.js')).noSuchContainers(missing);
     });
 
   for (const [verb, runcVerb, what] of [['pause', 'pause', 'freeze'], ['unpause', 'resume', 'thaw']] as const) {
@@ -186,7 +192,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .argument('<id...>')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const { settings } = setup(cmd);
-      const ids = await detachedIds(settings, names);
+      const ids = await detachedIds(settings, names, 'wait');
       const { currentView, waitEnded } = await import('./signals.js');
       const { readExitFile, pathsOf, readLifecycle } = await import('./record.js');
       for (const id of ids) {
@@ -232,7 +238,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (names: string[], f: { time?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
-      const ids = await detachedIds(settings, names);
+      const ids = await detachedIds(settings, names, 'restart');
       const { restartContainer } = await import('./restart.js');
       for (const id of ids) await restartContainer(settings, log, await wiring(), id, timeout);
       out(ids.map((id) => `${id}\n`).join(''));
@@ -259,15 +265,16 @@ function describe(status: string, code: number | undefined): string {
   return status === 'exited' ? `exited with ${code ?? 'an unknown status'}` : status;
 }
 
-async function detachedIds(settings: Settings, names: string[]): Promise<string[]> {
-  return (await import('./resolve.js')).detachedIds(settings.runDir, names);
+async function detachedIds(settings: Settings, names: string[], verb: string): Promise<string[]> {
+  return (await import('./resolve.js')).detachedIds(settings.runDir, names, undefined, undefined, verb);
 }
 
-/** Views of containers that must be live (stop, kill): all checked before anything is sent. */
-async function liveViews(settings: Settings, names: string[], verb: string, endedToo = false) {
+/** Views of containers that must be live (stop, kill): all checked before anything is sent; names
+ * that match no container go to `missing`. */
+async function liveViews(settings: Settings, names: string[], verb: string, endedToo: boolean, missing: string[]) {
   const { resolveIds } = await import('./resolve.js');
   const { currentView, isLive } = await import('./signals.js');
-  const views = await Promise.all(resolveIds(settings.runDir, names).map((id) => currentView(settings, id)));
+  const views = await Promise.all(resolveIds(settings.runDir, names, missing).map((id) => currentView(settings, id)));
   for (const v of views) {
     if (endedToo && (v.status === 'exited' || v.status === 'stopped')) continue;
     if (!isLive(v)) throw new UserError(`container ${v.id} cannot be ${verb}: it is not running (${describe(v.status, v.exitCode)})`);

@@ -9,7 +9,7 @@ import { allEndpoints, endpointsOf, type EndpointRecord } from '../../runtime/re
 import { pathsOf } from './record.js';
 import { listContainerIds, runcState, runcStates, viewOf, type ContainerView } from './status.js';
 import { unreadableRecord } from '../../runtime/containers.js';
-import { NotFoundError } from '../../config/errors.js';
+import { NoSuchContainer } from './resolve.js';
 
 export interface PsEntry {
   id: string;
@@ -103,7 +103,7 @@ function truncate(s: string, n: number): string {
 /** `tsrun inspect ID`: everything tsrun knows about one container, as JSON. */
 export async function inspectContainer(settings: Settings, log: Logger, id: string): Promise<Record<string, unknown>> {
   const v = viewOf(settings.runDir, id, await runcState(runcPaths(settings), id));
-  if (!v) throw unreadableRecord(settings.runDir, id) ?? new NotFoundError(`no such container: ${id}`);
+  if (!v) throw unreadableRecord(settings.runDir, id) ?? new NoSuchContainer(`no such container: ${id}`);
   const endpoints = await withStore(settings, log, (s) => endpointsOf(s, id));
   const e = entryOf(v, endpoints);
   const l = v.lifecycle;

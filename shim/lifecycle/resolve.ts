@@ -5,19 +5,32 @@ import { NotFoundError, UserError } from '../../config/errors.js';
 import { isAlive, readRecord, unreadableRecord } from '../../runtime/containers.js';
 import { listContainerIds } from './status.js';
 
+/** A name that matches no container: exit 1, as docker's rm, stop, kill, logs… (125 is for tsrun's
+ * own failures: a bad flag, a run that could not be set up). */
+export class NoSuchContainer extends NotFoundError {
+  readonly exitCode = 1;
+}
+
+/** The one line of the names that matched no container (rm, stop, kill name each, once the others
+ * are done). */
+export function noSuchContainers(names: readonly string[]): NoSuchContainer {
+  return new NoSuchContainer(names.map((n) => `no such container: ${n}`).join('; '));
+}
+
 export function resolveId(runDir: string, name: string): string {
   const ids = listContainerIds(runDir);
   if (ids.includes(name)) return name;
   const matches = ids.filter((id) => id.startsWith(name));
-  if (name === '' || matches.length === 0) throw new NotFoundError(`no such container: ${name}`);
+  if (name === '' || matches.length === 0) throw new NoSuchContainer(`no such container: ${name}`);
   if (matches.length > 1) {
     throw new UserError(`container id prefix ${name} matches ${matches.length} containers (${matches.slice(0, 4).join(', ')}${matches.length > 4 ? ', …' : ''}): give more of the id`);
   }
   return matches[0]!;
 }
 
-export function resolveIds(runDir: string, names: string[]): string[] {
-  const ids = names.map((n) => resolveId(runDir, n));
+/** With `missing`, a name that matches no container goes there instead of failing the command. */
+export function resolveIds(runDir: string, names: string[], missing?: string[]): string[] {
+  const ids = missing === undefined ? names.map((n) => resolveId(runDir, n)) : names.flatMap((n) => resolvedOrMissing(runDir, n, missing));
   return [...new Set(ids)];
 }
 
@@ -26,8 +39,8 @@ export function resolveIds(runDir: string, names: string[]): string[] {
  * (rm -f, as docker's: the others are removed, each missing one named); any other refusal (an
  * ambiguous prefix, a foreground container) still fails it before anything is done. With both
  * `missing` and `unreadableIds` (rm -f), a container whose record is unreadable goes there. */
-export function detachedIds(runDir: string, names: string[], missing?: string[], unreadableIds?: string[]): string[] {
-  const ids = missing === undefined ? resolveIds(runDir, names) : [...new Set(names.flatMap((n) => resolvedOrMissing(runDir, n, missing)))];
+export function detachedIds(runDir: string, names: string[], missing?: string[], unreadableIds?: string[], verb = 'rm'): string[] {
+  const ids = resolveIds(runDir, names, missing);
   const out: string[] = [];
   for (const id of ids) {
     const rec = readRecord(runDir, id);
@@ -40,7 +53,7 @@ export function detachedIds(runDir: string, names: string[], missing?: string[],
         continue;
       }
     }
-    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): stop it, or end that process`);
+    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): ${FOREGROUND_HINT[verb] ?? `tsrun ${verb} works on detached containers (run -d, create)`}`);
     if (rec?.detached === 'setup') {
       // Its tsrun died half-way (killed while runc create ran): gc reclaims it, as a crashed run.
       if (!isAlive(rec.ownerPid, rec.ownerStart)) throw new UserError(`container ${id} was left half-created by a tsrun process that is gone: tsrun gc removes it`);
@@ -50,6 +63,13 @@ export function detachedIds(runDir: string, names: string[], missing?: string[],
   }
   return out;
 }
+
+/** What to say of a foreground container to the verbs that need a detached one. */
+const FOREGROUND_HINT: Record<string, string> = {
+  rm: 'stop it, or end that process',
+  // Its output is that tsrun's own stdout and stderr: there is no log to read.
+  logs: "its output goes to that process's stdout and stderr, and no log is kept (tsrun logs reads those of run -d and create)",
+};
 
 function resolvedOrMissing(runDir: string, name: string, missing: string[]): string[] {
   try {

@@ -1,5 +1,6 @@
 // stop, kill, wait and rm: signals through `runc kill`, the end seen through conmon's exit file.
-import { NotFoundError, UserError } from '../../config/errors.js';
+import { UserError } from '../../config/errors.js';
+import { NoSuchContainer, noSuchContainers } from './resolve.js';
 export { parseSignal } from './signal-names.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
@@ -21,7 +22,7 @@ const LIVE = new Set(['created', 'running', 'paused']);
 /** The current view of one container (runc state + exit file + records). */
 export async function currentView(settings: Settings, id: string): Promise<ContainerView> {
   const view = viewOf(settings.runDir, id, await runcState(runcPaths(settings), id));
-  if (!view) throw unreadableRecord(settings.runDir, id) ?? new UserError(`no such container: ${id}`);
+  if (!view) throw unreadableRecord(settings.runDir, id) ?? new NoSuchContainer(`no such container: ${id}`);
   return view;
 }
 
@@ -126,15 +127,14 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
 
 /**
  * `rm [-f] names…`: the views of the containers to remove, every name resolved and checked before
- * anything is done (a running container without -f is refused). With -f, names that match no
- * container are pushed to `missing` (removeAll's caller reports them after removing the others,
- * as docker rm -f does: a container that went away meanwhile must not keep the rest in place);
- * without -f, one of them fails the command before anything is done. With -f and `unreadable`,
- * containers whose record does not parse go there (removeUnreadable).
+ * anything is done (a running container without -f is refused). Names that match no container are
+ * pushed to `missing` (removeAll's caller reports them after removing the others, as docker rm
+ * does, exit 1: a container that went away meanwhile must not keep the rest in place). With -f and
+ * `unreadable`, containers whose record does not parse go there (removeUnreadable).
  */
 export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = [], unreadable?: string[]): Promise<ContainerView[]> {
   const { detachedIds } = await import('./resolve.js');
-  const ids = detachedIds(settings.runDir, names, force ? missing : undefined, force ? unreadable : undefined);
+  const ids = detachedIds(settings.runDir, names, missing, force ? unreadable : undefined);
   // -f removes whatever the state: no need to ask runc for it first.
   const views = await Promise.all(ids.map(async (id) => (force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
   for (const v of views) {
@@ -143,11 +143,9 @@ export async function removalViews(settings: Settings, names: string[], force: b
   return views;
 }
 
-/** The error of rm -f's names that matched no container, once the others are removed: one line
- * naming each (the exit status of a failed command). */
-export function missingError(missing: readonly string[]): NotFoundError {
-  return new NotFoundError(missing.map((n) => `no such container: ${n}`).join('; '));
-}
+/** The error of rm's names that matched no container, once the others are removed: one line
+ * naming each, exit 1 (resolve.ts noSuchContainers). */
+export { noSuchContainers as missingError };
 
 /** Removes them side by side; their ids, for the output. */
 export async function removeAll(settings: Settings, log: Logger, network: NetworkWiring, views: ContainerView[]): Promise<string[]> {

@@ -382,7 +382,9 @@ describeIf('tsrun run -d: a web server in the background', () => {
       // lifecycle verbs that need a monitor say so in one line
       const r = tsrun(['logs', c.id]);
       expect(r.status).toBe(125);
-      expect(r.stderr).toMatch(/^tsrun: container \S+ runs in the foreground \(tsrun process \d+\): stop it, or end that process\n$/);
+      expect(r.stderr).toMatch(/^tsrun: container \S+ runs in the foreground \(tsrun process \d+\): its output goes to that process's stdout and stderr, and no log is kept \(tsrun logs reads those of run -d and create\)\n$/);
+      expect(tsrun(['rm', c.id]).stderr).toMatch(/^tsrun: container \S+ runs in the foreground \(tsrun process \d+\): stop it, or end that process\n$/);
+      expect(tsrun(['wait', c.id]).stderr).toMatch(/^tsrun: container \S+ runs in the foreground \(tsrun process \d+\): tsrun wait works on detached containers \(run -d, create\)\n$/);
       expect(tsrun(['exec', c.id, 'true']).status).toBe(0);
     } finally {
       await c.stop();
@@ -402,8 +404,6 @@ describeIf('detached containers: bad input is one line, a non-zero exit, and cha
     const snapshot = () => JSON.stringify(psJson().map((e) => [e.id, e.status, e.pid]));
     const before = snapshot();
     const cases: [string[], RegExp][] = [
-      [['stop', 'nosuch'], /^tsrun: no such container: nosuch\n$/],
-      [['rm', a, 'nosuch'], /^tsrun: no such container: nosuch\n$/],
       [['stop', prefix], new RegExp(`^tsrun: container id prefix ${prefix} matches \\d+ containers \\(.*\\): give more of the id\\n$`)],
       [['kill', done], new RegExp(`^tsrun: container ${done} cannot be killed: it is not running \\(exited with 0\\)\\n$`)],
       [['exec', done, 'true'], new RegExp(`^tsrun: container ${done} is not running \\(exited with 0\\)\\n$`)],
@@ -429,6 +429,41 @@ describeIf('detached containers: bad input is one line, a non-zero exit, and cha
     expect(ok(['stop', done])).toBe(`${done}\n`);
     expect(snapshot()).toBe(before);
     ok(['rm', '-f', a, b, done]);
+  });
+});
+
+describeIf("a name that matches no container: docker's exit 1, and the others are still done", () => {
+  it('rm, stop and kill of found and missing names: the found ones done and printed, the missing named in one line, exit 1', async () => {
+    const a = runD(['--net', 'none'], ['sleep', '100']);
+    const b = runD(['--net', 'none'], ['sh', '-c', 'trap "exit 0" USR1; while true; do sleep 0.1; done']);
+    const done = runD(['--net', 'none'], ['true']);
+    expect(ok(['wait', done])).toBe('0\n');
+    const status = (id: string) => psJson().find((e) => e.id === id)?.status;
+
+    const kill = tsrun(['kill', '-s', 'USR1', 'nosuch', b]);
+    expect({ status: kill.status, stdout: kill.stdout, stderr: kill.stderr }).toEqual({ status: 1, stdout: `${b}\n`, stderr: 'tsrun: no such container: nosuch\n' });
+    await waitFor('the trap to end b', () => status(b) === 'exited');
+
+    const stop = tsrun(['stop', '-t', '0', a, 'nosuch', 'gone-too']);
+    expect({ status: stop.status, stdout: stop.stdout, stderr: stop.stderr }).toEqual({ status: 1, stdout: `${a}\n`, stderr: 'tsrun: no such container: nosuch; no such container: gone-too\n' });
+    expect(status(a)).toBe('exited');
+
+    // rm without -f too (it was all or nothing): the ended ones removed, the missing one named.
+    const rm = tsrun(['rm', a, 'nosuch', b, done]);
+    expect({ status: rm.status, stdout: rm.stdout, stderr: rm.stderr }).toEqual({ status: 1, stdout: `${a}\n${b}\n${done}\n`, stderr: 'tsrun: no such container: nosuch\n' });
+    expect(w.host.containerIds()).toEqual([]);
+
+    // A single missing name: exit 1 for every verb that names containers; 125 stays tsrun's own failure.
+    for (const args of [['rm', 'nosuch'], ['stop', 'nosuch'], ['kill', 'nosuch'], ['logs', 'nosuch'], ['start', 'nosuch'], ['wait', 'nosuch'], ['inspect', 'nosuch'], ['exec', 'nosuch', 'true'], ['restart', 'nosuch'], ['pause', 'nosuch']]) {
+      const r = tsrun(args);
+      expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status: 1, stdout: '', stderr: 'tsrun: no such container: nosuch\n' });
+    }
+    // Any other refusal still changes nothing and is 125 (a running container without -f).
+    const c = runD(['--net', 'none'], ['sleep', '100']);
+    const refused = tsrun(['rm', c, 'nosuch']);
+    expect({ status: refused.status, stdout: refused.stdout }).toEqual({ status: 125, stdout: '' });
+    expect(status(c)).toBe('running');
+    ok(['rm', '-f', c]);
   });
 });
 

@@ -45,10 +45,10 @@ describe('rmArgs', () => {
 });
 
 describe("rm's door", () => {
-  it('an unknown id: one line, exit 125, through rm.cjs without the CLI or the engine', () => {
+  it("an unknown id: one line, exit 1 (docker's), through rm.cjs without the CLI or the engine", () => {
     const r = tsrun(['rm', '-f', 'nosuch']);
     expect(r.stderr).toBe('tsrun: no such container: nosuch\n');
-    expect(r.status).toBe(125);
+    expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.loaded).toContain('rm.cjs');
     expect(r.loaded).not.toContain('cli.cjs');

@@ -97,13 +97,32 @@ async function write(file, eager, out = `${path.resolve(file)}.v8cache`) {
     const whole = fs.existsSync('/bin/true');
     if (whole) {
       fs.mkdirSync(path.join(bundle, 'rootfs'), { recursive: true });
-      const spec = { ociVersion: '1.0.2', process: { args: ['true'], cwd: '/', user: { uid: 0, gid: 0 } }, root: { path: 'rootfs' }, linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }] } };
+      // Shaped as `runc spec` writes one (the bench's and most users' bundles): a boolean, an
+      // environment, every namespace and the mounts each have checks and rewrites of their own, and
+      // any the warm-up does not run is compiled in every real run instead (found with
+      // --print-bytecode set after the cache was consumed: config/validate.ts's boolean,
+      // config/oci.ts's KEY=VALUE, shim/spec-rewrite.ts's uts).
+      const spec = {
+        ociVersion: '1.0.2',
+        process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['true'], env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'], cwd: '/', rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }], noNewPrivileges: true },
+        root: { path: 'rootfs', readonly: true },
+        hostname: 'warmup',
+        mounts: [
+          { destination: '/proc', type: 'proc', source: 'proc' },
+          { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+          { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+        ],
+        linux: { resources: { devices: [{ allow: false, access: 'rwm' }] }, namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }], maskedPaths: ['/proc/kcore'], readonlyPaths: ['/proc/sys'] },
+      };
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
     }
     const saved = { root: process.env.TSRUN_ROOT, runc: process.env.TSRUN_RUNC };
     const write = process.stderr.write;
     process.env.TSRUN_ROOT = path.join(dir, 'root');
-    process.env.TSRUN_RUNC = '/bin/true';
+    // By name, as runc is found: through PATH (runtime/binaries.ts), which a real run walks too.
+    process.env.TSRUN_RUNC = 'true';
+    // The entry reads run-plain.cjs's start (its export getter) before it calls it.
+    void exports.start;
     process.stderr.write = () => true;
     try {
       const code = await exports.main([process.execPath, 'tsrun', 'run', '--net', 'none', '--memory', '64m', '-e', 'A=1', whole ? bundle : path.join(dir, 'no-bundle')]);

@@ -61,9 +61,10 @@ export async function door(a: RunArgs): Promise<number | undefined> {
 /** The entry's routing (shim/dispatch.ts) with this door in the same script: what the entry runs
  * when it guesses a plain run from the command line (scripts/bundle.mjs), so that process
  * deserializes one code cache, this bundle's, instead of the dispatcher's and then this one.
- * Anything else the routing passes on as dispatch.cjs would. */
-export function start(args: string[]): void {
-  dispatch(args, door, performance.now());
+ * Anything else the routing passes on as dispatch.cjs would. `exit` and `plainDoor`: the build's
+ * warm-up's (main below). */
+export function start(args: string[], exit?: (code: number | undefined) => void, plainDoor: PlainDoor = door): void {
+  dispatch(args, plainDoor, performance.now(), exit);
 }
 
 /** The CLI's signature (argv with node and the script first), for the build's code-cache warm-up
@@ -78,7 +79,7 @@ export function main(argv: string[]): Promise<number> {
       if (c === undefined) reject(new Error('the plain run door handed the warm-up run back'));
       return c ?? 0;
     };
-    dispatch(argv.slice(2), here, performance.now(), (code) => resolve(code ?? 0));
+    start(argv.slice(2), (code) => resolve(code ?? 0), here);
   });
 }
 

@@ -2,6 +2,8 @@
 // without interfaces) and --net host. No engine is needed for them, so this module imports none:
 // the plain run door (shim/run-door-plain.ts) loads only this, and shim/network-wiring.ts, which
 // wires networks and joins namespaces, hands these two cases here.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { UserError, SystemError } from '../config/errors.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
@@ -25,7 +27,11 @@ export async function wireWithoutNetwork(o: RunOptions, containerId: string, set
         const users = await import('../runtime/netns-users.js');
         await tx.step('register as the user of its network namespace', () => users.registerOwner(settings.runDir, containerId, process.pid, { wired: false }), () => leaveNamespace(settings, containerId, containerId, log));
       };
-      if (opts?.deferAttach === true) return { kind: 'new', late: register };
+      // Deferred only for a new id (no users' directory, netns-users.ts usersDir: the usual case,
+      // where registerOwner can refuse nothing): an id with an earlier namespace registers before
+      // runc, so that its refusal comes before anything of the container runs (a run held up after
+      // its spawn would otherwise run the command of a run it then refuses).
+      if (opts?.deferAttach === true && !existsSync(path.join(settings.runDir, 'netns-users', containerId))) return { kind: 'new', late: register };
       await register();
       return { kind: 'new' };
     }

@@ -205,6 +205,27 @@ describe('--net container:<id>', () => {
     expect(again.stdout.trim()).toBe(ownerAddr);
   });
 
+  it('a --net none id still in use by an earlier namespace is refused before its command runs, however late the run gets on after runc\'s spawn', async () => {
+    // The --net none owner's registration runs after runc's spawn (shim/network-plain.ts); the
+    // refusal it can make (an earlier namespace of the id still has users) must still come before
+    // anything of the new container runs. TSRUN_FAULT_PAUSE_AT=spawned:800 holds the new run right
+    // after its spawn, as a loaded machine may: the command must not have run meanwhile.
+    const owner = start(['--net', 'none'], 'echo up; read x');
+    await waitFor('the owner', () => owner.out().includes('up'), 20_000);
+    const joiner = start(['--net', `container:${owner.id}`], 'echo joined; read x');
+    await waitFor('the joiner', () => joiner.out().includes('joined'), 20_000);
+    owner.child.stdin!.end('\n');
+    expect(await owner.exited).toBe(0);
+    const reuse = host.tsrun(['run', '--name', owner.id, '--net', 'none', bundle, '--', 'sh', '-c', 'echo ran'], { env: { TSRUN_FAULT_PAUSE_AT: 'spawned:800' } });
+    expect(reuse).toMatchObject({
+      status: 125,
+      stdout: '',
+      stderr: `tsrun: container id ${owner.id} is still in use: container(s) ${joiner.id} share the network namespace of an earlier ${owner.id}\n`,
+    });
+    joiner.child.stdin!.end('\n');
+    expect(await joiner.exited).toBe(0);
+  });
+
   it('a joiner whose tsrun process was killed is cleaned up with its id, and the owner keeps its endpoint', async () => {
     const owner = start(['--net', NET], `echo "addr=$(${ADDR})"; read x`);
     await waitFor('the owner', () => owner.out().includes('addr='), 20_000);

@@ -11,7 +11,8 @@ import { duration, formatPort, formatTable, type PsEntry } from '../../../../shi
 import { conmonArgs } from '../../../../shim/lifecycle/conmon.js';
 import { DEFAULT_LOG_MAX_BYTES, detachOptionsOf } from '../../../../shim/lifecycle/detach-options.js';
 import { pathsOf } from '../../../../shim/lifecycle/record.js';
-import { detachedIds, resolveId, resolveIds } from '../../../../shim/lifecycle/resolve.js';
+import { detachedIds, NoSuchContainer, noSuchContainers, resolveId, resolveIds } from '../../../../shim/lifecycle/resolve.js';
+import { reportFailure } from '../../../../shim/setup.js';
 import { viewOf } from '../../../../shim/lifecycle/status.js';
 import { monitorEnv } from '../../../../shim/lifecycle/create.js';
 import { resolveSettings } from '../../../../config/settings.js';
@@ -174,6 +175,28 @@ describe('ids and status from the state directory', () => {
     expect(() => detachedIds(runDir, ['nope', 'web'], [])).toThrow('container id prefix web matches 2 containers');
     expect(() => detachedIds(runDir, ['nope', 'fg'], [])).toThrow('container fg runs in the foreground');
     expect(() => detachedIds(runDir, ['web-1', 'nope'])).toThrow('no such container: nope');
+  });
+
+  it("a name that matches no container is NoSuchContainer, exit 1 (docker's); other refusals stay 125; the foreground hint names the verb", () => {
+    container('web-1', { detached: 'monitored' });
+    container('fg', {});
+    expect(() => resolveId(runDir, 'nope')).toThrow(NoSuchContainer);
+    expect(new NoSuchContainer('no such container: x').exitCode).toBe(1);
+    expect(noSuchContainers(['a', 'b']).shortMessage).toBe('no such container: a; no such container: b');
+    const missing: string[] = [];
+    expect(resolveIds(runDir, ['nope', 'web-1', 'gone'], missing)).toEqual(['web-1']);
+    expect(missing).toEqual(['nope', 'gone']);
+    expect(() => detachedIds(runDir, ['fg'], undefined, undefined, 'logs')).toThrow("its output goes to that process's stdout and stderr, and no log is kept");
+    expect(() => detachedIds(runDir, ['fg'], undefined, undefined, 'wait')).toThrow('tsrun wait works on detached containers (run -d, create)');
+    expect(() => detachedIds(runDir, ['fg'])).toThrow('stop it, or end that process');
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      expect(reportFailure(noSuchContainers(['x']))).toBe(1);
+      expect(reportFailure(new UserError('container x is running'))).toBe(125);
+    } finally {
+      process.stderr.write = stderr;
+    }
   });
 
   it('detachedIds: an unreadable record is set aside for rm -f (unreadable list), refused in one line otherwise', () => {

@@ -2,6 +2,8 @@
 // rm, inspect, restart, and `cleanup` (conmon's exit command). `run -d` is `run` with a flag
 // (shim/cli.ts hands it to runDetached). Each action loads its module only when it runs.
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Settings } from '../../config/settings.js';
 import { UserError } from '../../config/errors.js';
 import type { Logger } from '../../runtime/log.js';
@@ -114,10 +116,12 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-t, --tty', 'give the process a pseudo-terminal')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'working directory inside the container')
-    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string }, cmd: Command) => {
+    .option('-u, --user <user[:group]>', "run as this user (default: the container's): a uid or a name from the container's /etc/passwd, and a gid or group name")
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }, cmd: Command) => {
       const { settings } = setup(cmd);
-      const { envFlags } = await import('../run-options.js');
+      const { checkUserSpec, envFlags } = await import('../run-options.js');
       const env = envFlags(f.env);
+      if (f.user !== undefined) checkUserSpec(f.user);
       if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new UserError(`invalid --workdir ${JSON.stringify(f.workdir)}: must be an absolute path`);
       const { resolveId } = await import('./resolve.js');
       const id = resolveId(settings.runDir, name);
@@ -128,7 +132,9 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const { runcPaths } = await import('../run.js');
       const { pathsOf } = await import('./record.js');
       const stateDir = pathsOf(settings.runDir, id).dir;
-      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true, stateDir }));
+      // Names are looked up in the root filesystem the container runs (its spec's root.path).
+      const user = f.user === undefined ? undefined : (await import('../user.js')).resolveUser(containerRootfs(stateDir, id), f.user);
+      onExitCode(await execInContainer(runcPaths(settings), { id, args: command, env, cwd: f.workdir, tty: f.tty === true, interactive: f.interactive === true, stateDir, user }));
     });
 
   add(new Command('stop'))
@@ -261,6 +267,17 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
   return cmds;
 }
 
+/** The root filesystem of a container, from the spec runc runs (in its state directory). */
+function containerRootfs(stateDir: string, id: string): string {
+  try {
+    const root = (JSON.parse(readFileSync(path.join(stateDir, 'bundle', 'config.json'), 'utf8')) as { root?: { path?: unknown } }).root?.path;
+    if (typeof root === 'string' && root.startsWith('/')) return root;
+  } catch {
+    // below
+  }
+  throw new UserError(`container ${id}: its spec cannot be read to look up --user`);
+}
+
 function describe(status: string, code: number | undefined): string {
   return status === 'exited' ? `exited with ${code ?? 'an unknown status'}` : status;
 }
@@ -282,7 +299,7 @@ async function liveViews(settings: Settings, names: string[], verb: string, ende
   return views;
 }
 
-const VALUE_OPTIONS = new Set(['-e', '--env', '-w', '--workdir', '--root', '--store', '--log', '--log-level']);
+const VALUE_OPTIONS = new Set(['-e', '--env', '-w', '--workdir', '-u', '--user', '--root', '--store', '--log', '--log-level']);
 
 /**
  * `tsrun exec ID cmd -o x`: everything after the id belongs to the command, as in docker. A `--`

@@ -361,6 +361,25 @@ describeIf('tsrun run -d: a web server in the background', () => {
     ok(['rm', kept]);
   });
 
+  it("-u: run -d as a user of the rootfs; exec runs as the container's user, or as exec -u's", () => {
+    const id = runD(['--net', 'none', '-u', 'nobody'], ['sleep', '100']);
+    const nobody = 'uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n';
+    expect(ok(['exec', id, 'id'])).toBe(nobody);
+    expect(ok(['exec', '-u', '0', id, 'id'])).toBe('uid=0(root) gid=0(root) groups=0(root)\n');
+    expect(ok(['exec', '--user', '1234:nogroup', id, 'id'])).toBe('uid=1234 gid=65534(nogroup) groups=65534(nogroup)\n');
+    // the container's environment with -e over it, -w, and the status passed through, as without -u
+    const st = tsrun(['exec', '-u', '0', '-e', 'A=b', '-w', '/tmp', id, 'sh', '-c', 'echo "$A $(pwd) $PATH"; exit 7']);
+    expect({ status: st.status, stdout: st.stdout }).toEqual({ status: 7, stdout: `b /tmp ${JSON.parse(readFileSync(path.join(w.bundle, 'config.json'), 'utf8')).process.env.find((e: string) => e.startsWith('PATH=')).slice(5)}\n` });
+    expect(readdirSync(path.join(w.host.root, 'run', 'containers', id)).filter((f) => f.startsWith('exec-'))).toEqual([]);
+    const bad = tsrun(['exec', '-u', 'mallory', id, 'id']);
+    expect({ status: bad.status, stdout: bad.stdout, stderr: bad.stderr }).toEqual({ status: 125, stdout: '', stderr: "tsrun: unable to find user mallory: no matching entries in the root filesystem's /etc/passwd\n" });
+    // the record keeps -u as given: restart looks it up again
+    expect(inspect(id).config.user).toBe('nobody');
+    ok(['restart', '-t', '0', id]);
+    expect(ok(['exec', id, 'id'])).toBe(nobody);
+    ok(['rm', '-f', id]);
+  });
+
   it('--net container: joins a detached container; its endpoint stays until the last user is removed', () => {
     const owner = runD([], ['sleep', '1000']);
     const joiner = runD(['--net', `container:${owner}`], ['sleep', '1000']);

@@ -49,6 +49,8 @@ describe('exec arguments', () => {
     [argv('exec', '-e', 'A=b', '-w', '/tmp', '-t', 'web', 'sh', '-c', 'x'), argv('exec', '-e', 'A=b', '-w', '/tmp', '-t', 'web', '--', 'sh', '-c', 'x')],
     [argv('--root', '/r', 'exec', 'web', 'ls', '-l'), argv('--root', '/r', 'exec', 'web', '--', 'ls', '-l')],
     [argv('exec', 'web', '--', 'ls', '-l'), argv('exec', 'web', '--', 'ls', '-l')],
+    [argv('exec', '-u', 'nobody', 'web', 'id', '-u'), argv('exec', '-u', 'nobody', 'web', '--', 'id', '-u')],
+    [argv('exec', '--user', '0:0', '-i', 'web', 'sh'), argv('exec', '--user', '0:0', '-i', 'web', '--', 'sh')],
     [argv('run', '--name', 'exec', 'b'), argv('run', '--name', 'exec', 'b')],
     [argv('run', 'exec'), argv('run', 'exec')],
     [argv('exec'), argv('exec')],

@@ -133,6 +133,24 @@ describe('the entry and start-up snapshots', () => {
     expect(hook(path.join(copy, 'tsrun'), 'no-cache', {})).toEqual({ status: 0, stderr: '', startedFrom: 'bundle' });
   });
 
+  it('runs a guessed plain run from run-plain.cjs without its code cache when the cache is stale or missing', () => {
+    // The entry loads run-plain.cjs itself for what it guesses is a plain run (scripts/bundle.mjs),
+    // with the same header check: a stale or missing cache means a plain require, and its start().
+    const userBundle = path.join(tmp, 'plain-bundle');
+    mkdirSync(path.join(userBundle, 'rootfs'), { recursive: true });
+    writeFileSync(path.join(userBundle, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { args: ['true'], cwd: '/' }, root: { path: 'rootfs' }, linux: { namespaces: [{ type: 'pid' }] } }));
+    const run = (name: string) => {
+      const r = ns.exec(path.join(copy, 'tsrun'), ['run', '--net', 'none', userBundle], { env: { PATH: process.env.PATH, TSRUN_ROOT: path.join(tmp, `root-${name}`), TSRUN_RUNC: '/bin/true' } });
+      return { status: r.status, stderr: r.stderr };
+    };
+    const door = path.join(copy, 'run-plain.cjs');
+    const now = new Date();
+    utimesSync(door, now, now);
+    expect(run('plain-stale')).toEqual({ status: 0, stderr: '' });
+    rmSync(`${door}.v8cache`);
+    expect(run('plain-no-cache')).toEqual({ status: 0, stderr: '' });
+  });
+
   it('fails with one line from the shell when its node is gone', () => {
     const moved = path.join(copy, 'tsrun-moved');
     const [, ...lines] = readFileSync(path.join(copy, 'tsrun'), 'utf8').split('\n');

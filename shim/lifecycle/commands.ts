@@ -214,13 +214,13 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-f, --force', 'kill and remove running containers')
     .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
       const { settings, log } = setup(cmd);
-      const { missingError, removalViews, removeAll, removeUnreadable } = await import('./signals.js');
+      const { missingError, removalViews, removeAll, removeOrphan } = await import('./signals.js');
       const missing: string[] = [];
-      const unreadable: string[] = [];
-      const views = await removalViews(settings, names, f.force === true, missing, unreadable);
+      const orphans: string[] = [];
+      const views = await removalViews(settings, names, f.force === true, missing, orphans);
       const ids = await removeAll(settings, log, await wiring(), views);
-      for (const id of unreadable) await removeUnreadable(settings, log, await wiring(), id);
-      out(`${[...ids, ...unreadable].map((id) => `${id}\n`).join('')}`);
+      for (const id of orphans) await removeOrphan(settings, log, await wiring(), id);
+      out(`${[...ids, ...orphans].map((id) => `${id}\n`).join('')}`);
       if (missing.length > 0) throw missingError(missing);
     });
 

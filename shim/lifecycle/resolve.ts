@@ -36,28 +36,39 @@ export function resolveIds(runDir: string, names: string[], missing?: string[]):
 
 /** Ids resolved, each a detached container (logs, start, wait, rm, restart need its monitor).
  * With `missing`, a name that matches no container goes there instead of failing the command
- * (rm -f, as docker's: the others are removed, each missing one named); any other refusal (an
- * ambiguous prefix, a foreground container) still fails it before anything is done. With both
- * `missing` and `unreadableIds` (rm -f), a container whose record is unreadable goes there. */
-export function detachedIds(runDir: string, names: string[], missing?: string[], unreadableIds?: string[], verb = 'rm'): string[] {
+ * (rm, as docker's: the others are removed, each missing one named); any other refusal (an
+ * ambiguous prefix, a live foreground container) still fails it before anything is done. With
+ * `orphans` (rm -f), a container nothing owns any more goes there (signals.ts removeOrphan): its
+ * record unreadable, or its tsrun gone (a foreground run or a setup killed). Before, rm -f refused
+ * them ("runs in the foreground (tsrun process N)" of a process long dead) and only gc removed
+ * them. */
+export function detachedIds(runDir: string, names: string[], missing?: string[], orphans?: string[], verb = 'rm'): string[] {
   const ids = resolveIds(runDir, names, missing);
   const out: string[] = [];
+  const orphan = (id: string, refusal: UserError): void => {
+    if (orphans === undefined) throw refusal;
+    orphans.push(id);
+  };
   for (const id of ids) {
     const rec = readRecord(runDir, id);
     if (!rec) {
       const unreadable = unreadableRecord(runDir, id);
-      // rm -f removes it (signals.ts removeUnreadable), as docker rm -f a container it cannot load.
-      if (unreadable && (missing === undefined || unreadableIds === undefined)) throw unreadable;
       if (unreadable) {
-        unreadableIds!.push(id);
+        orphan(id, unreadable);
         continue;
       }
     }
-    if (rec && !rec.detached) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): ${FOREGROUND_HINT[verb] ?? `tsrun ${verb} works on detached containers (run -d, create)`}`);
+    const ownerGone = rec !== undefined && rec.detached !== 'monitored' && !isAlive(rec.ownerPid, rec.ownerStart);
+    if (rec && !rec.detached) {
+      if (!ownerGone) throw new UserError(`container ${id} runs in the foreground (tsrun process ${rec.ownerPid}): ${FOREGROUND_HINT[verb] ?? `tsrun ${verb} works on detached containers (run -d, create)`}`);
+      orphan(id, new UserError(`container ${id} was left by a tsrun process that is gone (killed): tsrun rm -f ${id} removes it`));
+      continue;
+    }
     if (rec?.detached === 'setup') {
-      // Its tsrun died half-way (killed while runc create ran): gc reclaims it, as a crashed run.
-      if (!isAlive(rec.ownerPid, rec.ownerStart)) throw new UserError(`container ${id} was left half-created by a tsrun process that is gone: tsrun gc removes it`);
-      throw new UserError(`container ${id} is still being created`);
+      // Its tsrun died half-way (killed while runc create ran): removed as a crashed run.
+      if (!ownerGone) throw new UserError(`container ${id} is still being created`);
+      orphan(id, new UserError(`container ${id} was left half-created by a tsrun process that is gone: tsrun rm -f ${id} removes it`));
+      continue;
     }
     out.push(id);
   }

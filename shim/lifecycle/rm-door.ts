@@ -15,7 +15,7 @@ import { leaveNamespace } from '../network-plain.js';
 import type { NetworkWiring } from '../run.js';
 import { reportFailure, writeStdout } from '../setup.js';
 import { setup } from '../setup-supervised.js';
-import { missingError, removalViews, removeAll, removeUnreadable } from './signals.js';
+import { missingError, removalViews, removeAll, removeOrphan } from './signals.js';
 import type { ContainerView } from './status.js';
 
 /** The release of a --net none container's namespace: it leaves the users' registry (its own
@@ -50,13 +50,13 @@ export async function removeWith(a: RmArgs, network: NetworkWiring | undefined):
   try {
     const { settings, log } = setup({});
     const missing: string[] = [];
-    const unreadable: string[] = [];
-    const views = await removalViews(settings, a.names, a.force, missing, unreadable);
-    // An unreadable record names no network: the engine's release looks (rm-wired.cjs).
-    if (network === undefined && (unreadable.length > 0 || !views.every((v) => releasesWithoutEngine(settings, v)))) return undefined;
+    const orphans: string[] = [];
+    const views = await removalViews(settings, a.names, a.force, missing, orphans);
+    // An orphan's network is not known from its record: the engine's release looks (rm-wired.cjs).
+    if (network === undefined && (orphans.length > 0 || !views.every((v) => releasesWithoutEngine(settings, v)))) return undefined;
     const ids = await removeAll(settings, log as Logger, network ?? plainRelease, views);
-    for (const id of unreadable) await removeUnreadable(settings, log as Logger, network!, id);
-    writeStdout([...ids, ...unreadable].map((id) => `${id}\n`).join(''));
+    for (const id of orphans) await removeOrphan(settings, log as Logger, network!, id);
+    writeStdout([...ids, ...orphans].map((id) => `${id}\n`).join(''));
     if (missing.length > 0) throw missingError(missing);
     return 0;
   } catch (err) {

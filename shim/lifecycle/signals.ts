@@ -130,11 +130,11 @@ async function finish(settings: Settings, log: Logger, network: NetworkWiring, v
  * anything is done (a running container without -f is refused). Names that match no container are
  * pushed to `missing` (removeAll's caller reports them after removing the others, as docker rm
  * does, exit 1: a container that went away meanwhile must not keep the rest in place). With -f and
- * `unreadable`, containers whose record does not parse go there (removeUnreadable).
+ * `orphans`, containers nothing owns any more go there (removeOrphan; resolve.ts detachedIds).
  */
-export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = [], unreadable?: string[]): Promise<ContainerView[]> {
+export async function removalViews(settings: Settings, names: string[], force: boolean, missing: string[] = [], orphans?: string[]): Promise<ContainerView[]> {
   const { detachedIds } = await import('./resolve.js');
-  const ids = detachedIds(settings.runDir, names, missing, force ? unreadable : undefined);
+  const ids = detachedIds(settings.runDir, names, missing, force ? orphans : undefined);
   // -f removes whatever the state: no need to ask runc for it first.
   const views = await Promise.all(ids.map(async (id) => (force ? viewOf(settings.runDir, id, undefined) : undefined) ?? currentView(settings, id)));
   for (const v of views) {
@@ -184,13 +184,14 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
 }
 
 /**
- * rm -f of a container whose record is there but unreadable (truncated, corrupt): what it is and
- * who runs it are unknown, so everything that can be of it goes, as gc removes a container whose
- * owner is gone: its monitor (lifecycle.json is a file of its own), runc's container, the network
- * (endpoint records in the Store, by container id, and what an attach held unrecorded), the pin,
- * the cgroup, the state directory. Before, only gc removed it, and `ps -a` did not show it.
+ * rm -f of a container nothing owns any more: its record unreadable (truncated, corrupt: what it
+ * is and who runs it are unknown), or its tsrun gone (a foreground run or a run -d setup killed).
+ * Everything that can be of it goes, as gc removes a container whose owner is gone: its monitor
+ * (lifecycle.json is a file of its own), runc's container, the network (endpoint records in the
+ * Store, by container id, and what an attach held unrecorded), the pin, the cgroup, the state
+ * directory. Before, only gc removed them.
  */
-export async function removeUnreadable(settings: Settings, log: Logger, network: NetworkWiring, id: string): Promise<void> {
+export async function removeOrphan(settings: Settings, log: Logger, network: NetworkWiring, id: string): Promise<void> {
   const runc = runcPaths(settings);
   killMonitor(settings, id);
   await removeRuncState(runc, id);

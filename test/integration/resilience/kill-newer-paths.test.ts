@@ -1,0 +1,147 @@
+// A kill at the steps of the paths added last: `run -p`'s gate (runc started before the attach and
+// held at its first createRuntime hook, reading tsrun's pipe; shim/runc-gate.ts) and `run -d`'s
+// conmon (started through posix_spawn; shim/lifecycle/create.ts). After each, the caller's own
+// next move (the same `run --name`, `rm -f`) must work and leave nothing, without `tsrun gc`.
+// The moments are the code's own fault points (runtime/tx.ts faultPause: TSRUN_FAULT_PAUSE_AT).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { isStopped, makeBundle, removeBundle, SandboxHost, waitFor } from '../../harness/sandbox.js';
+
+let host: SandboxHost;
+let bundle: string;
+
+beforeAll(async () => {
+  host = await SandboxHost.create('hc8kill');
+  bundle = makeBundle();
+  ok(['network', 'create', 'hc8net', '--subnet', '10.93.0.0/24']);
+});
+
+afterAll(() => {
+  removeBundle(bundle);
+  host.destroy();
+});
+
+function ok(args: string[]): string {
+  const r = host.tsrun(args);
+  if (r.status !== 0) throw new Error(`tsrun ${args.join(' ')} → ${r.status ?? r.signal}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Pids of processes running the program `name` (its path's last part) with the word `id`. */
+function processes(name: string, id: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return (cmd[0] === name || cmd[0]!.endsWith(`/${name}`)) && cmd.some((a) => a === id || a.includes(`/${id}/`) || a.endsWith(`/${id}`));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+function collect(child: ChildProcess): { exited: Promise<number | null>; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : null))));
+  return { exited, out: () => out, err: () => err };
+}
+
+const RUN = (id: string, port: number) => ['run', '--name', id, '--net', 'hc8net', '-p', `${port}:80`, bundle, '--', 'sh', '-c', 'echo the-container-ran'];
+
+describe('run -p: runc held at its gate while the network is attached', () => {
+  it('runc SIGKILLed at the gate: tsrun fails in one line and leaves nothing; the same name runs again', async () => {
+    const id = 'hc8-gate-runc';
+    const child = host.spawnTsrun(RUN(id, 8931), { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    const c = collect(child);
+    await waitFor('tsrun held at the gate', () => isStopped(child.pid!));
+    const runcs = processes('runc', id);
+    expect(runcs.length).toBeGreaterThan(0);
+    for (const p of runcs) process.kill(p, 'SIGKILL');
+    await waitFor('runc gone', () => processes('runc', id).length === 0);
+    process.kill(child.pid!, 'SIGCONT');
+    const status = await c.exited;
+    expect({ status, out: c.out(), lines: c.err().trim().split('\n').length }).toEqual({ status: expect.any(Number), out: '', lines: 1 });
+    expect(status).not.toBe(0);
+    expect(host.leaks([id])).toEqual([]);
+    const again = host.tsrun(RUN(id, 8931));
+    expect({ status: again.status, stdout: again.stdout, stderr: again.stderr }).toEqual({ status: 0, stdout: 'the-container-ran\n', stderr: '' });
+    expect(host.leaks([id])).toEqual([]);
+  }, 60_000);
+
+  it('tsrun SIGKILLed at the gate: rm -f removes what it left (no gc), and the same name runs again', async () => {
+    const id = 'hc8-gate-rm';
+    const child = host.spawnTsrun(RUN(id, 8932), { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    const c = collect(child);
+    await waitFor('tsrun held at the gate', () => isStopped(child.pid!));
+    child.kill('SIGKILL');
+    await c.exited;
+    await waitFor('runc to give up', () => processes('runc', id).length === 0);
+    // Before: rm and rm -f both said "runs in the foreground (tsrun process N): stop it, or end
+    // that process" of a process already gone; only gc removed it.
+    const plain = host.tsrun(['rm', id]);
+    expect({ status: plain.status, stderr: plain.stderr }).toEqual({ status: 125, stderr: `tsrun: container ${id} was left by a tsrun process that is gone (killed): tsrun rm -f ${id} removes it\n` });
+    const rm = host.tsrun(['rm', '-f', id]);
+    expect({ status: rm.status, stdout: rm.stdout, stderr: rm.stderr }).toEqual({ status: 0, stdout: `${id}\n`, stderr: '' });
+    expect(host.leaks([id])).toEqual([]);
+    const again = host.tsrun(RUN(id, 8932));
+    expect({ status: again.status, stdout: again.stdout, stderr: again.stderr }).toEqual({ status: 0, stdout: 'the-container-ran\n', stderr: '' });
+    expect(host.leaks([id])).toEqual([]);
+  }, 60_000);
+
+  it('tsrun SIGKILLed at the gate: the same run --name again works at once and leaves nothing', async () => {
+    const id = 'hc8-gate-again';
+    const child = host.spawnTsrun(RUN(id, 8933), { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });
+    const c = collect(child);
+    await waitFor('tsrun held at the gate', () => isStopped(child.pid!));
+    child.kill('SIGKILL');
+    await c.exited;
+    const again = host.tsrun(RUN(id, 8933));
+    expect({ status: again.status, stdout: again.stdout, stderr: again.stderr }).toEqual({ status: 0, stdout: 'the-container-ran\n', stderr: '' });
+    await waitFor('runc to give up', () => processes('runc', id).length === 0);
+    expect(host.leaks([id])).toEqual([]);
+  }, 60_000);
+});
+
+describe('run -d: conmon, started through posix_spawn and held on its start pipe during the setup', () => {
+  const RUND = (id: string, port: number) => ['run', '-d', '--name', id, '--net', 'hc8net', '-p', `${port}:80`, bundle, '--', 'sleep', '1000'];
+
+  it('conmon SIGKILLed while tsrun attaches the network: one line, non-zero, nothing left; the same run -d works', async () => {
+    const id = 'hc8-conmon';
+    const child = host.spawnTsrun(RUND(id, 8934), { TSRUN_FAULT_STOP_AFTER: 'attach to network' });
+    const c = collect(child);
+    await waitFor('tsrun stopped after its attach', () => isStopped(child.pid!));
+    const conmons = processes('conmon', id);
+    expect(conmons.length).toBeGreaterThan(0);
+    for (const p of conmons) process.kill(p, 'SIGKILL');
+    await waitFor('conmon gone', () => processes('conmon', id).length === 0);
+    process.kill(child.pid!, 'SIGCONT');
+    const status = await c.exited;
+    expect({ status: status === 0 ? 0 : 'failed', out: c.out(), lines: c.err().trim().split('\n').length, internal: /internal error/.test(c.err()) }).toEqual({ status: 'failed', out: '', lines: 1, internal: false });
+    expect({ left: host.leaks([id]), monitors: host.monitors() }).toEqual({ left: [], monitors: [] });
+    ok(RUND(id, 8934));
+    ok(['rm', '-f', id]);
+    expect({ left: host.leaks([id]), monitors: host.monitors() }).toEqual({ left: [], monitors: [] });
+  }, 60_000);
+
+  it('tsrun SIGKILLed after its attach (conmon waiting on its start pipe): rm -f removes it (no gc); the same run -d works', async () => {
+    const id = 'hc8-conmon-rm';
+    const child = host.spawnTsrun(RUND(id, 8935), { TSRUN_FAULT_STOP_AFTER: 'attach to network' });
+    const c = collect(child);
+    await waitFor('tsrun stopped after its attach', () => isStopped(child.pid!));
+    child.kill('SIGKILL');
+    await c.exited;
+    const rm = host.tsrun(['rm', '-f', id]);
+    expect({ status: rm.status, stdout: rm.stdout, stderr: rm.stderr }).toEqual({ status: 0, stdout: `${id}\n`, stderr: '' });
+    await waitFor('conmon gone', () => processes('conmon', id).length === 0);
+    expect({ left: host.leaks([id]), monitors: host.monitors() }).toEqual({ left: [], monitors: [] });
+    ok(RUND(id, 8935));
+    ok(['rm', '-f', id]);
+    expect({ left: host.leaks([id]), monitors: host.monitors() }).toEqual({ left: [], monitors: [] });
+  }, 60_000);
+});

@@ -59,7 +59,7 @@ export function parseEnvFile(text: string, file: string, callerEnv: NodeJS.Proce
 }
 
 /** The files of `--env-file`, in order (docker's: the files first, then `-e`, the later value of a key winning). */
-function envFiles(files: readonly string[] | undefined): string[] {
+export function envFiles(files: readonly string[] | undefined): string[] {
   const env: string[] = [];
   for (const file of files ?? []) {
     let text: string;

@@ -115,12 +115,13 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .option('-i, --interactive', 'pass stdin to the process')
     .option('-t, --tty', 'give the process a pseudo-terminal')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('--env-file <file>', "read environment variables from FILE, as run's --env-file (repeatable)", collect, [])
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', "run as this user (default: the container's): a uid or a name from the container's /etc/passwd, and a gid or group name")
-    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }, cmd: Command) => {
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; envFile: string[]; workdir?: string; user?: string }, cmd: Command) => {
       const { settings } = setup(cmd);
-      const { checkUserSpec, envFlags } = await import('../run-options.js');
-      const env = envFlags(f.env);
+      const { checkUserSpec, envFiles, envFlags } = await import('../run-options.js');
+      const env = [...envFiles(f.envFile), ...envFlags(f.env)];
       if (f.user !== undefined) checkUserSpec(f.user);
       if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new UserError(`invalid --workdir ${JSON.stringify(f.workdir)}: must be an absolute path`);
       const { resolveId } = await import('./resolve.js');
@@ -299,7 +300,7 @@ async function liveViews(settings: Settings, names: string[], verb: string, ende
   return views;
 }
 
-const VALUE_OPTIONS = new Set(['-e', '--env', '-w', '--workdir', '-u', '--user', '--root', '--store', '--log', '--log-level']);
+const VALUE_OPTIONS = new Set(['-e', '--env', '--env-file', '-w', '--workdir', '-u', '--user', '--root', '--store', '--log', '--log-level']);
 
 /**
  * `tsrun exec ID cmd -o x`: everything after the id belongs to the command, as in docker. A `--`

@@ -371,6 +371,11 @@ describeIf('tsrun run -d: a web server in the background', () => {
     const st = tsrun(['exec', '-u', '0', '-e', 'A=b', '-w', '/tmp', id, 'sh', '-c', 'echo "$A $(pwd) $PATH"; exit 7']);
     expect({ status: st.status, stdout: st.stdout }).toEqual({ status: 7, stdout: `b /tmp ${JSON.parse(readFileSync(path.join(w.bundle, 'config.json'), 'utf8')).process.env.find((e: string) => e.startsWith('PATH=')).slice(5)}\n` });
     expect(readdirSync(path.join(w.host.root, 'run', 'containers', id)).filter((f) => f.startsWith('exec-'))).toEqual([]);
+    // exec --env-file, as run's: the file, then -e over it
+    const envFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'tsrun-execenv-')), 'e.env');
+    writeFileSync(envFile, '# x\nA=from-file\nB="q"\n');
+    expect(ok(['exec', '--env-file', envFile, '-e', 'A=from-e', id, 'sh', '-c', 'echo "$A $B"'])).toBe('from-e "q"\n');
+    rmSync(path.dirname(envFile), { recursive: true, force: true });
     const bad = tsrun(['exec', '-u', 'mallory', id, 'id']);
     expect({ status: bad.status, stdout: bad.stdout, stderr: bad.stderr }).toEqual({ status: 125, stdout: '', stderr: "tsrun: unable to find user mallory: no matching entries in the root filesystem's /etc/passwd\n" });
     // the record keeps -u as given: restart looks it up again

@@ -51,6 +51,7 @@ describe('exec arguments', () => {
     [argv('exec', 'web', '--', 'ls', '-l'), argv('exec', 'web', '--', 'ls', '-l')],
     [argv('exec', '-u', 'nobody', 'web', 'id', '-u'), argv('exec', '-u', 'nobody', 'web', '--', 'id', '-u')],
     [argv('exec', '--user', '0:0', '-i', 'web', 'sh'), argv('exec', '--user', '0:0', '-i', 'web', '--', 'sh')],
+    [argv('exec', '--env-file', 'a.env', 'web', 'env'), argv('exec', '--env-file', 'a.env', 'web', '--', 'env')],
     [argv('run', '--name', 'exec', 'b'), argv('run', '--name', 'exec', 'b')],
     [argv('run', 'exec'), argv('run', 'exec')],
     [argv('exec'), argv('exec')],

@@ -10,7 +10,7 @@
 // --env-keys; a newer daemon gets --annotation.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '../../harness/sandbox.js';
 import { HOST_UPLINK_IP, engineWorld, eth0Address, have, rootfsTar, spawnPrivateDaemon, stopDaemon, type EngineWorld } from './helpers.js';
@@ -89,6 +89,47 @@ run('Docker: docker run --runtime tsrun', () => {
     const msgs = ew.logOf(id).map((l) => l.msg);
     expect(msgs).toContain('tsrun-runc create: wired');
     expect(msgs).toContain('tsrun-runc delete: torn down');
+  });
+
+  it('docker restart, docker kill, and a killed containerd-shim: wired again each time, nothing left after rm -f', async () => {
+    const r = docker(['run', '-d', '--name', 'dk-rs', '--runtime', 'tsrun', '--network', 'none', ...tsrunKeys({ 'io.tsrun.network': 'web', 'io.tsrun.ports': '8089:80' }), IMAGE, 'httpd', '-f', '-p', '80', '-h', '/var/www']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    const id = r.stdout.trim();
+    const address = () => eth0Address(docker(['exec', 'dk-rs', 'ip', '-o', '-4', 'addr', 'show', 'eth0']).stdout);
+    const serves = async () => {
+      expect(address()).toMatch(/^10\.129\.0\.\d+\/24$/);
+      await ew.world.waitHttp(address()!.split('/')[0]!);
+      expect(ew.world.outside.httpGet(`http://${HOST_UPLINK_IP}:8089/`)).toBe(`${ew.page}\n`);
+    };
+    const state = () => docker(['inspect', '--format', '{{.State.Status}}', 'dk-rs']).stdout.trim();
+    await serves();
+    for (const step of [['restart', '--time', '1', 'dk-rs'], ['kill', 'dk-rs'], ['start', 'dk-rs'], ['restart', '--time', '0', 'dk-rs']]) {
+      const x = docker(step);
+      expect({ step, status: x.status, stderr: x.stderr }).toEqual({ step, status: 0, stderr: '' });
+      if (step[0] === 'kill') {
+        // Exited: the runtime's delete has released its network (docker keeps only its record).
+        await waitFor('dk-rs exited', () => state() === 'exited');
+        await waitFor('its network released', () => ew.world.leaks().length === 0).catch(() => undefined);
+        expect(ew.world.leaks()).toEqual([]);
+        continue;
+      }
+      await serves();
+    }
+    // containerd's shim of the container SIGKILLed: docker sees the task gone; rm -f must still
+    // have the runtime release everything.
+    const shims = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return cmd[0]!.includes('containerd-shim') && cmd.includes(id);
+      } catch {
+        return false;
+      }
+    });
+    expect(shims.length).toBeGreaterThan(0);
+    for (const p of shims) process.kill(Number(p), 'SIGKILL');
+    const rm = docker(['rm', '--force', 'dk-rs']);
+    expect({ status: rm.status, stderr: rm.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitFor('its network released', () => ew.world.leaks().length === 0).catch(() => undefined);
   });
 
   it('docker run --rm in the foreground: output, exit status, nothing left', () => {

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HOST_UPLINK_IP, engineWorld, eth0Address, have, type EngineWorld } from './helpers.js';
+import { waitFor } from '../../harness/sandbox.js';
 
 const ok = have('podman') && have('runc') && have('conmon');
 const run = ok ? describe : describe.skip;
@@ -85,6 +86,36 @@ run('podman --runtime tsrun-runc', () => {
     const msgs = ew.logOf(id).map((l) => l.msg);
     expect(msgs).toContain('tsrun-runc create: wired');
     expect(msgs).toContain('tsrun-runc delete: torn down');
+  });
+
+  it('podman restart and podman kill: wired again each time, the port published, nothing left after rm -f', async () => {
+    const r = podman(['run', '-d', ...runOpts('pm-rs', { 'io.tsrun.network': 'web', 'io.tsrun.ports': '8087:80' }), '--rootfs', ew.rootfs, 'httpd', '-f', '-p', '80', '-h', '/var/www']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    const address = () => eth0Address(podman(['exec', 'pm-rs', 'ip', '-o', '-4', 'addr', 'show', 'eth0']).stdout);
+    const serves = async () => {
+      await ew.world.waitHttp(address()!.split('/')[0]!);
+      expect(ew.world.outside.httpGet(`http://${HOST_UPLINK_IP}:8087/`)).toBe(`${ew.page}\n`);
+    };
+    const first = address();
+    expect(first).toMatch(/^10\.127\.0\.\d+\/24$/);
+    await serves();
+    for (const step of [['restart', '--time', '1', 'pm-rs'], ['kill', 'pm-rs'], ['start', 'pm-rs'], ['restart', '--time', '0', 'pm-rs']]) {
+      const x = podman(step);
+      expect({ step, status: x.status, stderr: x.stderr }).toEqual({ step, status: 0, stderr: '' });
+      if (step[0] === 'kill') {
+        // Killed: its network released by the runtime's delete when podman cleans up (no leak
+        // while it stays exited, apart from its podman record).
+        await waitFor('pm-rs exited', () => podman(['inspect', '--format', '{{.State.Status}}', 'pm-rs']).stdout.trim() === 'exited');
+        await waitFor('its network released', () => ew.world.leaks().length === 0).catch(() => undefined);
+        expect(ew.world.leaks()).toEqual([]);
+        continue;
+      }
+      expect(address()).toMatch(/^10\.127\.0\.\d+\/24$/);
+      await serves();
+    }
+    const rm = podman(['rm', '--force', '--time', '0', 'pm-rs']);
+    expect({ status: rm.status, stderr: rm.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(podman(['ps', '-a', '-q']).stdout.trim()).toBe('');
   });
 
   it('podman run --rm of a foreground container: its output, its exit status, nothing left', () => {

@@ -113,7 +113,21 @@ export function readRecord(runDir: string, id: string): ContainerRecord | undefi
  */
 export function unreadableRecord(runDir: string, id: string): UserError | undefined {
   const file = recordFile(runDir, id);
-  if (readRecord(runDir, id) != null || !existsSync(file)) return undefined;
+  // One read decides: a look at the file after a failed read called a record renamed into place in
+  // between (a claim finishing) unreadable, and rm -f took that container for a corrupt one.
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined; // absent: a claim in progress
+    text = ''; // there, but cannot be read
+  }
+  try {
+    if (JSON.parse(text) != null) return undefined;
+  } catch {
+    // does not parse: unreadable
+  }
   return new UserError(`container ${id}: its record ${file} is unreadable (truncated or corrupt): tsrun rm -f ${id} removes it`);
 }
 

@@ -1,10 +1,11 @@
 // removeContainerDir with the entries a foreground run leaves: removed by name (no listing), and
 // the whole tree as before when anything else is there or something named is missing.
 import { describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { containerDir, removeContainerDir, warmRemoval } from '../../../runtime/containers.js';
+import { containerDir, removeContainerDir, unreadableRecord, warmRemoval } from '../../../runtime/containers.js';
 
 const RUN_ENTRIES = ['bundle/config.json', 'bundle/', 'runc.log', 'pid'];
 
@@ -97,5 +98,44 @@ describe('warmRemoval', () => {
       removeContainerDir(runDir, 'c1', RUN_ENTRIES);
       expect(existsSync(dir)).toBe(false);
     });
+  });
+});
+
+describe('unreadableRecord', () => {
+  it('says a record that does not parse is unreadable, and one that is absent or whole is not', () => {
+    withRunDir((runDir, dir) => {
+      rmSync(path.join(dir, 'container.json'));
+      expect(unreadableRecord(runDir, 'c1')).toBeUndefined(); // no record yet: a claim in progress
+      writeFileSync(path.join(dir, 'container.json'), '{"id": "c1"');
+      expect(unreadableRecord(runDir, 'c1')?.message).toMatch(/^container c1: its record .* is unreadable/);
+      writeFileSync(path.join(dir, 'container.json'), '{"id": "c1"}');
+      expect(unreadableRecord(runDir, 'c1')).toBeUndefined();
+    });
+  });
+
+  it('never calls a record unreadable because it appeared between two looks (a claim renaming it into place)', async () => {
+    // claimContainer renames the record into place whole: a reader sees it absent or whole, never
+    // half. Looked at twice (a read, then whether the file exists), a record renamed in between
+    // was called unreadable, and rm -f took a container being created for a corrupt one
+    // (removeUnreadable: its network released, its state directory removed). Another process
+    // here renames a whole record in and out as fast as it can.
+    const base = mkdtempSync(path.join(os.tmpdir(), 'tsrun-unreadable-'));
+    const runDir = path.join(base, 'run');
+    const dir = containerDir(runDir, 'c1');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'whole'), JSON.stringify({ id: 'c1', ownerPid: 1 }));
+    const toggler = spawn('sh', ['-c', 'cd "$1" && while :; do ln whole container.json; rm container.json; done', 'sh', dir], { stdio: 'ignore' });
+    try {
+      let flagged = 0;
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        for (let i = 0; i < 200; i++) if (unreadableRecord(runDir, 'c1') !== undefined) flagged++;
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(flagged).toBe(0);
+    } finally {
+      toggler.kill('SIGKILL');
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -148,6 +148,7 @@ async function nftBatch(report: Report, runs: number): Promise<void> {
   } finally {
     timeCommand('nft', ['delete', 'table', 'inet', 'tsrun']);
     timeCommand('nft', ['delete', 'table', 'bridge', 'tsrun']);
+    timeCommand('nft', ['delete', 'table', 'bridge', 'tsrun_nd']);
   }
   report.add({ name: 'attach batch, default (elements straight to nf_tables)', value: median(direct), unit: 'ms' });
   report.add({ name: 'attach batch, libnftables in-process (TSRUN_NFT_BACKEND=lib)', value: median(lib), unit: 'ms' });

@@ -26,6 +26,10 @@ import {
   underlayBatch,
   guardMatches,
   GUARD_FAMILY,
+  ND_TABLE,
+  ndElementsOf,
+  ndMatches,
+  ndTableText,
   addElements,
   guardElements,
   removeGuardBatch,
@@ -34,7 +38,7 @@ import {
   type NftJson,
   type SetElement,
 } from './nft-rules.js';
-import { applyBatch, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
+import { applyBatch, applyText, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
 import { dumpSync, nfnlAvailable, ownGenerationSync } from './nfnl.js';
 import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
@@ -128,11 +132,52 @@ export class NftFirewall implements FirewallBackend {
     // libnftables: the declarations and rules alone, in constant time (base-listing.ts); a table
     // listing fetches every set element first, and grew with the containers on the host.
     const base = chooseBackend(this.opts) === 'lib' ? baseListing({ netns: this.opts.netns }) : undefined;
-    if (base) return baseMatches(base) && guardMatches(base);
+    if (base) return baseMatches(base) && guardMatches(base) && ndMatches(base);
     const current = await listTsrunTable({ ...this.opts, terse: true });
     if (current === undefined || !baseMatches(current)) return false;
     const guard = await listTsrunTable({ ...this.opts, terse: true, family: GUARD_FAMILY });
-    return guard !== undefined && guardMatches(guard);
+    return guard !== undefined && guardMatches(guard) && (await this.ndIntact());
+  }
+
+  /** table bridge tsrun_nd is there with this version's sets and rules. */
+  private async ndIntact(): Promise<boolean> {
+    const nd = await listTsrunTable({ ...this.opts, terse: true, family: GUARD_FAMILY, table: ND_TABLE });
+    return nd !== undefined && ndMatches(nd);
+  }
+
+  /**
+   * table bridge tsrun_nd (neighbour discovery, nft-rules.ts) as this version defines it: when it
+   * is missing or differs, replaced in one transaction with the elements of every endpoint of
+   * `state` (or of the Store), else with the elements the old table had. After the other two
+   * tables: a missing nd table fails every attach batch (not-found) until this ran.
+   */
+  private async ensureNd(state?: FirewallState): Promise<void> {
+    const nd = { ...this.opts, family: GUARD_FAMILY, table: ND_TABLE };
+    const old = await listTsrunTable({ ...nd, terse: true });
+    if (old && ndMatches(old)) return;
+    let els: SetElement[];
+    if (state || this.state) els = ndElementsOf((state ?? (await this.state!())).endpoints);
+    else {
+      const full = old && (await listTsrunTable(nd));
+      els = full ? listElements(full, GUARD_FAMILY, ND_TABLE) : [];
+    }
+    if (!old) {
+      // Missing: created only if no other process created it meanwhile (with elements its
+      // attaches added since: a replace from this older state would drop them).
+      try {
+        await this.replaceNd(els, 'create');
+        return;
+      } catch (err) {
+        if (!isNftError(err, 'exists')) throw err;
+      }
+      if (await this.ndIntact()) return;
+    }
+    await this.replaceNd(els);
+  }
+
+  private async replaceNd(els: SetElement[], mode: 'create' | 'replace' = 'replace'): Promise<void> {
+    this.log.warn({ schema: schemaId() }, `table bridge ${ND_TABLE} is missing or from another tsrun version: rebuilding it`);
+    await applyText(ndTableText(els, mode), { ...this.opts, step: `rebuild nftables table bridge ${ND_TABLE}` });
   }
 
   /**
@@ -166,6 +211,7 @@ export class NftFirewall implements FirewallBackend {
   async restore(state: FirewallState): Promise<void> {
     this.baseOk = false;
     await this.apply(restoreBatch(state), 'rebuild nftables table inet tsrun');
+    await this.replaceNd(ndElementsOf(state.endpoints));
     this.baseOk = true;
   }
 
@@ -186,8 +232,14 @@ export class NftFirewall implements FirewallBackend {
    * the base is created or replaced, keeping whatever elements are there.
    */
   private async checkOrCreateBase(): Promise<void> {
-    // Both tables as this version defines them: nothing to do, and nothing to list.
+    // The self-check over netlink covers all three tables; otherwise the nd table is checked here.
     if (this.intactOverNetlink() === true) return;
+    const state = await this.checkOrCreateMainTables();
+    await this.ensureNd(state);
+  }
+
+  /** Tables inet tsrun and bridge tsrun; the state it read from the Store, if it did. */
+  private async checkOrCreateMainTables(): Promise<FirewallState | undefined> {
     const current = await listTsrunTable({ ...this.opts, terse: true });
     if (current && baseMatches(current)) return;
     if (!current) {
@@ -197,7 +249,7 @@ export class NftFirewall implements FirewallBackend {
         // this fails whole (EEXIST), nothing is duplicated, and what that process built stays.
         if (state) this.log.warn({ schema: schemaId() }, 'table inet tsrun is missing: rebuilding it from the store');
         await this.apply(state ? restoreBatch(state, 'create') : baseTable(), 'create nftables table inet tsrun');
-        return;
+        return state;
       } catch (err) {
         if (!isNftError(err, 'exists')) throw err;
       }
@@ -206,8 +258,9 @@ export class NftFirewall implements FirewallBackend {
     }
     if (this.state) {
       this.log.warn({ schema: schemaId() }, 'table inet tsrun is from another tsrun version or was modified: rebuilding it from the store');
-      await this.restore(await this.state());
-      return;
+      const state = await this.state();
+      await this.restore(state);
+      return state;
     }
     const old = await listTsrunTable(this.opts);
     this.log.warn({ schema: schemaId() }, 'table inet tsrun is from another tsrun version or was modified: replacing it, keeping its elements');
@@ -322,9 +375,10 @@ export class NftFirewall implements FirewallBackend {
   async listOwners(): Promise<FirewallOwners> {
     const listing = await listTsrunTable(this.opts);
     const guard = await listTsrunTable({ ...this.opts, family: GUARD_FAMILY });
+    const nd = await listTsrunTable({ ...this.opts, family: GUARD_FAMILY, table: ND_TABLE });
     const containers = new Set<string>();
     const networks = new Set<string>();
-    for (const e of [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])]) {
+    for (const e of [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : []), ...(nd ? listElements(nd, GUARD_FAMILY, ND_TABLE) : [])]) {
       if (e.comment?.startsWith('ctr:')) containers.add(e.comment.slice(4));
       else if (e.comment?.startsWith('net:')) networks.add(e.comment.slice(4));
     }
@@ -335,8 +389,12 @@ export class NftFirewall implements FirewallBackend {
     const comment = 'container' in owner ? ownerComment('ctr', owner.container) : ownerComment('net', owner.network);
     const listing = await listTsrunTable(this.opts);
     const guard = 'container' in owner ? await listTsrunTable({ ...this.opts, family: GUARD_FAMILY }) : undefined;
+    const nd = 'container' in owner ? await listTsrunTable({ ...this.opts, family: GUARD_FAMILY, table: ND_TABLE }) : undefined;
     const keep = 'container' in owner ? (owner.keep ?? []).flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)]) : [];
-    const mine = elementsExcept([...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : [])].filter((e) => e.comment === comment), keep);
+    const mine = elementsExcept(
+      [...(listing ? listElements(listing) : []), ...(guard ? listElements(guard, GUARD_FAMILY) : []), ...(nd ? listElements(nd, GUARD_FAMILY, ND_TABLE) : [])].filter((e) => e.comment === comment),
+      keep,
+    );
     if (mine.length > 0) await this.apply({ nftables: deleteElements(mine) }, `purge firewall elements of ${comment}`);
     return mine.length;
   }

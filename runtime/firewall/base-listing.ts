@@ -16,7 +16,7 @@ import { NETLINK_NETFILTER, libcSys, type Sys } from '../netns/sys.js';
 import { NFPROTO, NFTA_RULE, NFT_MSG_GETRULE, userdataComment } from './kernel-inventory.js';
 import { nftType } from './nfnl.js';
 import { runLibnft } from './libnft.js';
-import { FAMILY, GUARD_FAMILY, TABLE, type NftJson, type NftListing } from './nft-rules.js';
+import { FAMILY, GUARD_FAMILY, ND_TABLE, TABLE, type NftJson, type NftListing } from './nft-rules.js';
 
 // include/uapi/linux/netfilter/nf_tables.h
 const NFT_MSG_NEWRULE = 6;
@@ -65,7 +65,7 @@ export function baseListing(opts: { netns?: string | undefined } = {}): NftListi
     const lists = ['list sets', 'list maps', 'list chains'].map((cmd) => runLibnft(cmd, { netns: opts.netns, terse: true }));
     if (lists.some((r) => !r.ok)) return undefined;
     const objects = lists.flatMap((r) => (JSON.parse(r.out) as NftListing).nftables ?? []);
-    return { nftables: [...objects, ...dumpRules(FAMILY, TABLE, opts), ...dumpRules(GUARD_FAMILY, TABLE, opts)] };
+    return { nftables: [...objects, ...dumpRules(FAMILY, TABLE, opts), ...dumpRules(GUARD_FAMILY, TABLE, opts), ...dumpRules(GUARD_FAMILY, ND_TABLE, opts)] };
   } catch {
     return undefined;
   }

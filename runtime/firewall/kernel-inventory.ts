@@ -5,7 +5,7 @@
 // hooks, these rules (by their comments, which carry the schema id) in this order. Reading the
 // listing cost ~2 ms through libnftables (its cache fill, twice) on every detach, and loading the
 // library in a process that needed nothing else of it; the dumps cost ~0.3 ms.
-import { TABLE, tableDefinitions, type TableDefinition } from './nft-rules.js';
+import { tableDefinitions, type TableDefinition } from './nft-rules.js';
 import type { DumpedObject } from './nfnl.js';
 import { u16le } from '../netlink/codec.js';
 
@@ -37,6 +37,9 @@ const DATATYPES: Record<string, { id: number; len: number }> = {
   inet_proto: { id: 12, len: 1 },
   inet_service: { id: 13, len: 2 },
   ifname: { id: 41, len: 16 },
+  // A raw payload's integer (TYPE_INTEGER) in table bridge tsrun_nd's typeof keys.
+  raw128: { id: 4, len: 16 },
+  raw48: { id: 4, len: 6 },
 };
 /** nft composes a concatenation's type id from its fields', 6 bits each. */
 const TYPE_BITS = 6;
@@ -141,10 +144,10 @@ interface Shapes {
 const expectedCache = new Map<string, Shapes>();
 
 function expected(def: TableDefinition): Shapes {
-  const cached = expectedCache.get(def.family);
+  const cached = expectedCache.get(`${def.family} ${def.table}`);
   if (cached) return cached;
   const shapes = expectedOf(def);
-  expectedCache.set(def.family, shapes);
+  expectedCache.set(`${def.family} ${def.table}`, shapes);
   return shapes;
 }
 
@@ -161,8 +164,8 @@ function expectedOf(def: TableDefinition): Shapes {
   return { sets: sets.sort(), chains: chains.sort(), rules };
 }
 
-function found(dumps: KernelDumps, family: number): Shapes {
-  const mine = (o: DumpedObject, tableAttr: number) => o.family === family && str(o.attrs, tableAttr) === TABLE;
+function found(dumps: KernelDumps, family: number, table: string): Shapes {
+  const mine = (o: DumpedObject, tableAttr: number) => o.family === family && str(o.attrs, tableAttr) === table;
   const sets: string[] = [];
   for (const o of dumps.sets) {
     if (!mine(o, NFTA_SET.TABLE)) continue;
@@ -196,12 +199,12 @@ function found(dumps: KernelDumps, family: number): Shapes {
 export function kernelTablesMismatch(dumps: KernelDumps): string | undefined {
   for (const def of tableDefinitions()) {
     const want = expected(def);
-    const have = found(dumps, NFPROTO[def.family]!);
-    if (have.chains.length === 0 && have.sets.length === 0) return `table ${def.family} ${TABLE} is missing`;
-    if (JSON.stringify(have.sets) !== JSON.stringify(want.sets)) return `table ${def.family} ${TABLE}: its sets differ`;
-    if (JSON.stringify(have.chains) !== JSON.stringify(want.chains)) return `table ${def.family} ${TABLE}: its chains differ`;
+    const have = found(dumps, NFPROTO[def.family]!, def.table);
+    if (have.chains.length === 0 && have.sets.length === 0) return `table ${def.family} ${def.table} is missing`;
+    if (JSON.stringify(have.sets) !== JSON.stringify(want.sets)) return `table ${def.family} ${def.table}: its sets differ`;
+    if (JSON.stringify(have.chains) !== JSON.stringify(want.chains)) return `table ${def.family} ${def.table}: its chains differ`;
     const chains = Object.keys(want.rules);
-    if (Object.keys(have.rules).length !== chains.length || chains.some((c) => JSON.stringify(have.rules[c] ?? null) !== JSON.stringify(want.rules[c]))) return `table ${def.family} ${TABLE}: its rules differ`;
+    if (Object.keys(have.rules).length !== chains.length || chains.some((c) => JSON.stringify(have.rules[c] ?? null) !== JSON.stringify(want.rules[c]))) return `table ${def.family} ${def.table}: its rules differ`;
   }
   return undefined;
 }

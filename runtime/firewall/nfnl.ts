@@ -335,6 +335,12 @@ function writeField(w: Writer, type: string, v: NftJson | undefined, pad: boolea
       w.bytes(mac);
       break;
     }
+    // A raw payload of 128 or 48 bits (table bridge tsrun_nd's typeof keys), as "0x" and hex
+    // digits: big-endian, as nft stores a payload's integer.
+    case 'raw128':
+    case 'raw48':
+      w.bytes(rawBytes(v, type === 'raw128' ? 16 : 6));
+      break;
     default:
       throw new Untranslatable();
   }
@@ -344,6 +350,18 @@ function writeField(w: Writer, type: string, v: NftJson | undefined, pad: boolea
 
 // Parsed by hand, not by regular expressions: compiling one costs more than the whole parse in a
 // cold process (the hook's: one attach per process).
+
+/** "0x" and up to 2*n hex digits as n bytes, big-endian. */
+function rawBytes(v: NftJson | undefined, n: number): number[] {
+  if (typeof v !== 'string' || v.length < 3 || v.length > 2 + 2 * n || v[0] !== '0' || (v[1] !== 'x' && v[1] !== 'X')) throw new Untranslatable();
+  const out = new Array<number>(n).fill(0);
+  for (let i = v.length - 1, b = n * 2 - 1; i >= 2; i--, b--) {
+    const d = hexDigit(v.charCodeAt(i));
+    if (d < 0) throw new Untranslatable();
+    out[b >> 1] = out[b >> 1]! | (b & 1 ? d : d << 4);
+  }
+  return out;
+}
 
 /** The value of a hex digit, or -1. */
 function hexDigit(c: number): number {

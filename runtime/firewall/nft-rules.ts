@@ -137,7 +137,7 @@
 //     to 64 KB (the VXLAN device's GRO cells aggregate what it decapsulates), so conntrack costs
 //     ~2 % of the path's CPU, and the rule's own set lookup ran for every packet of the host.
 import { sha256Hex } from '../hash.js';
-import { bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
+import { addressBytes, bitsOf, formatAddress, isUnspecified as unspecified, parseAddress, parseInterfaceAddress, subnetOf, tryParseAddress } from '../../config/address.js';
 import { UserError } from '../../config/errors.js';
 import { checkContainerId, checkIfname, checkNetworkName } from '../../config/ids.js';
 import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './types.js';
@@ -456,6 +456,136 @@ function guardBaseCommands(): NftCommand[] {
   ];
 }
 
+// ---- neighbour discovery: table bridge tsrun_nd ----
+//
+// What a container's IPv6 neighbour solicitations and advertisements SAY, beyond their source
+// (which the guard checks): the target of an advertisement, and the MAC in a link-layer address
+// option, which is what receivers learn. Without it an unsolicited advertisement with the override
+// flag for a neighbour's address or the gateway's, sent from the attacker's link-local address,
+// moved the host's entry for that neighbour and the neighbours' entries for it and the gateway to
+// the attacker (the IPv6 twin of the ARP claims the guard stops); and an advertisement or a
+// solicitation for its own address naming a neighbour's MAC sent the host's traffic for it there.
+//
+//   table bridge tsrun_nd {
+//     set nd_targets { typeof iifname . @th,64,128 }    (port . its IPv6 address): an NA's target
+//     set nd_lladdrs { typeof iifname . @th,208,48 }    (port . its MAC): the option's address
+//     chain nd { type filter hook prerouting priority -300; policy accept;
+//       icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } iifname "tsv*" iifname != "tsvx*" jump nd_check
+//     }
+//     chain nd_check {
+//       ip6 nexthdr != ipv6-icmp drop                                     behind extension headers
+//       icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . @th,64,128 != @nd_targets drop
+//       ip6 length 24 return                                              no option
+//       ip6 saddr :: return                                               a DAD probe: nothing is learnt from it
+//       ip6 length != 32 drop                                             more than one option
+//       @th,192,16 != { 0x0101, 0x0201 } drop                             one option, a link-layer address
+//       iifname . @th,208,48 != @nd_lladdrs drop                          naming the port's own MAC
+//     }
+//   }
+//
+// Its own table, built with nft's own syntax (ndTableText), because nftables 1.0.6 can say this
+// only there: it has no `icmpv6 taddr`, refuses a raw payload against an ipv6_addr set, and its
+// JSON cannot declare a `typeof` set with a raw payload. Rules referencing such a set and elements
+// added to it are fine in JSON (and over netlink: the key is the same bytes as the address), so
+// the attach adds its (port . address) and (port . MAC) elements in its one batch, as the guard's;
+// a missing table fails that batch (not-found) and is rebuilt before the retry. Exactly one link-
+// layer option at offset 24 or none: the kernel takes the FIRST option of each type and skips
+// others, so an option checked anywhere else could be preceded by the one it learns (a nonce
+// first). Link-local targets pass (the kernel derives them in the container; no route of tsrun's
+// uses one). A port that is not a container's veth is not looked at (tsvx: the overlay's VXLAN
+// device); an unknown container port's frames are dropped whole by the guard's MAC rule.
+export const ND_TABLE = 'tsrun_nd';
+type NdSet = 'nd_targets' | 'nd_lladdrs';
+const ND_SETS: readonly { name: NdSet; typeof: string; type: readonly string[] }[] = [
+  { name: 'nd_targets', typeof: 'iifname . @th,64,128', type: ['ifname', 'raw128'] },
+  { name: 'nd_lladdrs', typeof: 'iifname . @th,208,48', type: ['ifname', 'raw48'] },
+];
+const ND_CHAINS = [
+  { name: 'nd_check' },
+  { name: 'nd', base: { type: 'filter', hook: 'prerouting', prio: -300 } },
+] as const;
+const ND_RULES: readonly { chain: 'nd' | 'nd_check'; label: string; text: string }[] = [
+  { chain: 'nd', label: 'solicitations and advertisements from container ports', text: 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } iifname "tsv*" iifname != "tsvx*" jump nd_check' },
+  { chain: 'nd_check', label: 'behind extension headers', text: 'ip6 nexthdr != ipv6-icmp drop' },
+  { chain: 'nd_check', label: 'an advertisement for another address', text: 'icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . @th,64,128 != @nd_targets drop' },
+  { chain: 'nd_check', label: 'no option', text: 'ip6 length 24 return' },
+  { chain: 'nd_check', label: 'a DAD probe', text: 'ip6 saddr :: return' },
+  { chain: 'nd_check', label: 'more than one option', text: 'ip6 length != 32 drop' },
+  { chain: 'nd_check', label: 'an option other than a link-layer address', text: '@th,192,16 != { 0x0101, 0x0201 } drop' },
+  { chain: 'nd_check', label: 'another MAC in the link-layer address option', text: 'iifname . @th,208,48 != @nd_lladdrs drop' },
+];
+const ndRuleComment = (r: { label: string }): string => `nd: ${r.label} (tsrun ${schemaId()})`;
+
+/** The neighbour-discovery elements of a container's bridge port (none without a port). */
+function ndElements(ifname: string, mac: string, ipv6: string | undefined, comment: string): SetElement[] {
+  const els: SetElement[] = [{ set: 'nd_lladdrs', key: concat(ifname, rawHex(mac.replace(/:/g, ''))), comment }];
+  if (ipv6 !== undefined) els.push({ set: 'nd_targets', key: concat(ifname, rawHex(addressBytes(parseAddress(ipv6)).map((b) => (b < 16 ? '0' : '') + b.toString(16)).join(''))), comment });
+  return els;
+}
+
+/** An nd element's key as listed in the form ndElements writes it: nft prints a raw field that
+ * fits 53 bits (the MAC) as a JSON number, a longer one (the address) as a hex string. */
+function ndListedKey(key: NftJson): NftJson {
+  if (!isObject(key) || !Array.isArray(key.concat)) return key;
+  return { concat: key.concat.map((v) => (typeof v === 'number' ? `0x${v.toString(16)}` : typeof v === 'string' && /^0x/i.test(v) ? rawHex(v.slice(2).toLowerCase()) : v)) };
+}
+
+/** A raw key field as nft prints it (so a listed element compares equal): "0x", the hex digits
+ * without leading zeros. */
+function rawHex(digits: string): string {
+  return `0x${digits.replace(/^0+(?=.)/, '')}`;
+}
+
+/** An element of an nd set as nft's own syntax writes it: "port" . 0xHEX comment "owner". */
+function ndElementText(e: SetElement): string {
+  const parts = isObject(e.key) && Array.isArray(e.key.concat) ? e.key.concat : [];
+  const [ifname, raw] = parts;
+  if (typeof ifname !== 'string' || typeof raw !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(ifname) || !/^0x[0-9a-f]{1,32}$/i.test(raw)) {
+    throw new UserError(`firewall: cannot write element ${JSON.stringify(e.key)} of ${e.set}`);
+  }
+  const comment = e.comment !== undefined && /^[A-Za-z0-9_.:~-]{1,128}$/.test(e.comment) ? ` comment "${e.comment}"` : '';
+  return `"${ifname}" . ${raw}${comment}`;
+}
+
+/**
+ * table bridge tsrun_nd with its rules and these elements as ONE transaction in nft's own syntax
+ * (the one thing here JSON cannot say, see above): replacing whatever is there ('replace'), or
+ * failing whole (EEXIST) when another process created it meanwhile ('create', as baseTable).
+ */
+export function ndTableText(els: SetElement[], mode: 'create' | 'replace' = 'replace'): string {
+  const where = `bridge ${ND_TABLE}`;
+  const lines = [
+    ...(mode === 'replace' ? [`add table ${where}`, `delete table ${where}`, `add table ${where}`] : [`create table ${where}`]),
+    ...ND_SETS.map((s) => `add set ${where} ${s.name} { typeof ${s.typeof}; }`),
+    ...ND_CHAINS.map((c) => ('base' in c ? `add chain ${where} ${c.name} { type ${c.base.type} hook ${c.base.hook} priority ${c.base.prio}; policy accept; }` : `add chain ${where} ${c.name}`)),
+    ...ND_RULES.map((r) => `add rule ${where} ${r.chain} ${r.text} comment "${ndRuleComment(r)}"`),
+  ];
+  for (const s of ND_SETS) {
+    const mine = els.filter((e) => e.set === s.name);
+    if (mine.length > 0) lines.push(`add element ${where} ${s.name} { ${mine.map(ndElementText).join(', ')} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The nd elements every endpoint of a state contributes (a rebuild's). */
+export function ndElementsOf(endpoints: FirewallEndpoint[]): SetElement[] {
+  const seen = new Set<string>();
+  return endpoints.flatMap((ep) => guardElements(ep)).filter((e) => isNdSet(e.set) && (seen.has(`${e.set}|${canon(e.key)}`) ? false : (seen.add(`${e.set}|${canon(e.key)}`), true)));
+}
+
+const isNdSet = (set: string): boolean => set.startsWith('nd_');
+
+/** True when a (terse) listing of table bridge tsrun_nd has its sets and rules as this version
+ * defines them. */
+export function ndMatches(listing: NftListing): boolean {
+  const objs = tableObjects(listing, GUARD_FAMILY, ND_TABLE);
+  const sets = objs.filter(([k]) => k === 'set').map(([, o]) => String(o.name)).sort();
+  const rules = objs.filter(([k]) => k === 'rule').map(([, o]) => `${String(o.chain)}|${typeof o.comment === 'string' ? o.comment : ''}`);
+  const want = ND_CHAINS.flatMap((c) => ND_RULES.filter((r) => r.chain === c.name).map((r) => `${r.chain}|${ndRuleComment(r)}`));
+  const have = ND_CHAINS.flatMap((c) => rules.filter((r) => r.startsWith(`${c.name}|`)));
+  return JSON.stringify(sets) === JSON.stringify(ND_SETS.map((g) => g.name).sort()) && rules.length === want.length && JSON.stringify(have) === JSON.stringify(want);
+}
+
 /** Elements a container's bridge port contributes to the guard (none without a port). */
 export function guardElements(input: FirewallEndpoint): SetElement[] {
   if (!input.port) return [];
@@ -468,6 +598,7 @@ export function guardElements(input: FirewallEndpoint): SetElement[] {
   ];
   if (ep.ipv4 !== undefined) els.push({ set: 'guard_src4', key: concat(ifname, mac, ep.ipv4), comment });
   if (ep.ipv6 !== undefined) els.push({ set: 'guard_src6', key: concat(ifname, mac, ep.ipv6), comment });
+  els.push(...ndElements(ifname, mac, ep.ipv6, comment));
   return els;
 }
 
@@ -491,6 +622,7 @@ export function removeGuardBatch(ep: FirewallEndpoint): NftBatch {
  * other set. The direct netlink path (nfnl.ts) encodes elements by these, without asking the kernel.
  */
 export function setTypeOf(family: string, table: string, name: string): { type: string | readonly string[]; map?: string; interval: boolean } | undefined {
+  if (table === ND_TABLE) return ndSetTypeOf(family, name);
   if (table !== TABLE) return undefined;
   if (family === FAMILY) {
     const s = ALL_SETS.find((d) => d.name === name);
@@ -501,6 +633,12 @@ export function setTypeOf(family: string, table: string, name: string): { type: 
     return g && { type: g.type, interval: false };
   }
   return undefined;
+}
+
+/** setTypeOf for table bridge tsrun_nd: its keys' raw fields are 'raw128' and 'raw48' (hex). */
+function ndSetTypeOf(family: string, name: string): { type: readonly string[]; interval: boolean } | undefined {
+  const d = family === GUARD_FAMILY ? ND_SETS.find((s) => s.name === name) : undefined;
+  return d && { type: d.type, interval: false };
 }
 
 /** Rules in table bridge tsrun (the port guard): also constant. */
@@ -517,7 +655,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-37f3c06e63';
+const SCHEMA_ID = 'v1-2d9b3d14a2';
 
 export function schemaId(): string {
   return SCHEMA_ID;
@@ -545,7 +683,7 @@ export function schemaMarkBatch(): NftCommand[] {
 
 /** What the schema id is the hash of (the unit test hashes it). */
 export function schemaDefinition(): string {
-  return JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES });
+  return JSON.stringify({ SETS, CHAINS, RULES, GUARD_SETS, GUARD_RULES, ND_SETS, ND_CHAINS, ND_RULES });
 }
 
 const ruleComment = (r: RuleDef): string => `${r.label} (tsrun ${schemaId()})`;
@@ -643,6 +781,7 @@ export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 
   const els: SetElement[] = [];
   const underlay = state.underlay ? underlayElements(state.underlay.local, state.underlay.peers) : [];
   for (const e of [...state.networks.flatMap((n) => networkElements(n)), ...state.endpoints.flatMap((ep) => [...endpointElements(ep), ...guardElements(ep)]), ...underlay]) {
+    if (isNdSet(e.set)) continue; // table bridge tsrun_nd: ndTableText
     const id = `${e.set}|${canon(e.key)}`;
     if (seen.has(id)) continue;
     seen.add(id);
@@ -660,6 +799,7 @@ export function restoreBatch(state: FirewallState, mode: 'create' | 'replace' = 
  * (kernel-inventory.ts): its sets' types, its chains' hooks, its rules' comments in order. */
 export interface TableDefinition {
   family: string;
+  table: string;
   sets: { name: string; type: string | readonly string[]; map?: string; interval: boolean }[];
   chains: { name: string; base?: { type: string; hook: string; prio: number; policy: 'accept' } }[];
   rules: { chain: string; comment: string }[];
@@ -670,15 +810,24 @@ export function tableDefinitions(): TableDefinition[] {
   return [
     {
       family: FAMILY,
+      table: TABLE,
       sets: ALL_SETS.map((d) => ({ name: d.name, type: d.type, ...(d.map ? { map: d.map } : {}), interval: d.flags?.includes('interval') ?? false })),
       chains: CHAINS.map((c) => ({ name: c.name, ...(c.base ? { base: { ...c.base, policy: 'accept' as const } } : {}) })),
       rules: RULES.map((r) => ({ chain: r.chain, comment: ruleComment(r) })),
     },
     {
       family: GUARD_FAMILY,
+      table: TABLE,
       sets: GUARD_SETS.map((g) => ({ name: g.name, type: g.type, interval: false })),
       chains: [{ name: 'guard', base: { type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } }],
       rules: GUARD_RULES.map((r) => ({ chain: 'guard', comment: `guard: ${r.label} (tsrun ${schemaId()})` })),
+    },
+    {
+      family: GUARD_FAMILY,
+      table: ND_TABLE,
+      sets: ND_SETS.map((d) => ({ name: d.name, type: d.type, interval: false })),
+      chains: ND_CHAINS.map((c) => ({ name: c.name, ...('base' in c ? { base: { ...c.base, policy: 'accept' as const } } : {}) })),
+      rules: ND_RULES.map((r) => ({ chain: r.chain, comment: ndRuleComment(r) })),
     },
   ];
 }
@@ -745,12 +894,12 @@ function inventory(listing: NftListing): Inventory {
 }
 
 /** The objects of table inet tsrun in a listing, as [kind, object]. */
-function tableObjects(listing: NftListing, family: string = FAMILY): [string, Record<string, NftJson>][] {
+function tableObjects(listing: NftListing, family: string = FAMILY, table: string = TABLE): [string, Record<string, NftJson>][] {
   const out: [string, Record<string, NftJson>][] = [];
   for (const item of listing.nftables ?? []) {
     for (const [kind, obj] of Object.entries(item)) {
       if (kind === 'metainfo' || kind === 'table' || !isObject(obj)) continue;
-      if (obj.family !== family || (obj.table ?? obj.name) !== TABLE) continue;
+      if (obj.family !== family || (obj.table ?? obj.name) !== table) continue;
       out.push([kind, obj]);
     }
   }
@@ -867,6 +1016,7 @@ function elemJson(e: SetElement): NftJson {
 
 /** The guard's sets live in table bridge tsrun, every other set in table inet tsrun. */
 function whereOf(set: string): { family: string; table: string } {
+  if (isNdSet(set)) return { family: GUARD_FAMILY, table: ND_TABLE };
   return set.startsWith('guard_') ? { family: GUARD_FAMILY, table: TABLE } : where;
 }
 
@@ -883,9 +1033,9 @@ function groupBySet(els: SetElement[]): [string, SetElement[]][] {
 // ---- reading elements back from a listing (gc, conflicts, fallback delete) ----
 
 /** Every element of every set and map of table inet tsrun in a full listing (the schema marker aside). */
-export function listElements(listing: NftListing, family: string = FAMILY): SetElement[] {
+export function listElements(listing: NftListing, family: string = FAMILY, table: string = TABLE): SetElement[] {
   const out: SetElement[] = [];
-  for (const [kind, obj] of tableObjects(listing, family)) {
+  for (const [kind, obj] of tableObjects(listing, family, table)) {
     if ((kind !== 'set' && kind !== 'map') || !Array.isArray(obj.elem)) continue;
     const set = String(obj.name);
     // A schema marker (this version's or another's) is part of the base, owned by no one.
@@ -899,6 +1049,7 @@ export function listElements(listing: NftListing, family: string = FAMILY): SetE
         if (typeof keyPart.elem.comment === 'string') el.comment = keyPart.elem.comment;
       }
       if (isPair) el.value = (raw as NftJson[])[1]!;
+      if (table === ND_TABLE) el.key = ndListedKey(el.key);
       out.push(el);
     }
   }

@@ -105,15 +105,36 @@ async function applyBatchOnce(batch: NftBatch, opts: NftOptions, step: string): 
   }
 }
 
+/**
+ * Applies commands in nft's own syntax as one transaction (table bridge tsrun_nd, which JSON cannot
+ * declare): through libnftables when it loads, else `nft -f` with a private temporary file.
+ */
+export async function applyText(text: string, opts: NftOptions & { step?: string } = {}): Promise<void> {
+  const step = opts.step ?? 'apply nftables commands';
+  if (chooseBackend(opts) === 'lib') {
+    runInProcess(text, opts, step);
+    return;
+  }
+  const file = path.join(opts.tmpDir ?? tmpdir(), `tsrun-nft-${process.pid}-${randomBytes(6).toString('hex')}.nft`);
+  try {
+    await writeFile(file, text, { mode: 0o600, flag: 'wx' });
+    await runNft(['-f', file], opts, step);
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
 /** table inet tsrun as nft prints it, or undefined when it does not exist. `terse` omits elements. */
-export async function listTsrunTable(opts: NftOptions & { terse?: boolean; family?: string } = {}): Promise<NftListing | undefined> {
-  // family: 'bridge' lists tsrun's port-guard table (nft-rules.ts) instead.
+export async function listTsrunTable(opts: NftOptions & { terse?: boolean; family?: string; table?: string } = {}): Promise<NftListing | undefined> {
+  // family: 'bridge' lists tsrun's port-guard table (nft-rules.ts) instead; table: 'tsrun_nd'
+  // (with family 'bridge') its neighbour-discovery table.
   const family = opts.family ?? FAMILY;
-  const args = ['-j', ...(opts.terse ? ['-t'] : []), 'list', 'table', family, TABLE];
-  const step = `list nftables table ${family} ${TABLE}`;
+  const table = opts.table ?? TABLE;
+  const args = ['-j', ...(opts.terse ? ['-t'] : []), 'list', 'table', family, table];
+  const step = `list nftables table ${family} ${table}`;
   let out: string;
   try {
-    out = chooseBackend(opts) === 'lib' ? runInProcess(`list table ${family} ${TABLE}`, opts, step, opts.terse) : await runNft(args, opts, step);
+    out = chooseBackend(opts) === 'lib' ? runInProcess(`list table ${family} ${table}`, opts, step, opts.terse) : await runNft(args, opts, step);
   } catch (err) {
     if (isNftError(err, 'not-found')) return undefined;
     throw err;

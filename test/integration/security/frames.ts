@@ -48,6 +48,20 @@ elif kind == 'ra':
     body = body[:2] + struct.pack('!H', csum(pseudo + body)) + body[4:]
     ip = struct.pack('!IHBB', 0x60000000, len(body), 58, 255) + src + dst
     frame = mac('33:33:00:00:00:01') + mac(smac) + b'\x86\xdd' + ip + body
+elif kind == 'nd':
+    # A neighbour solicitation (135) or advertisement (136): type, source, destination, target,
+    # flags (the advertisement's R/S/O bits, 0xa0000000 = router+override), and options
+    # 'TYPE:HEX' (each 8 bytes: type, length 1, six bytes), comma-separated, '-' for none.
+    icmp, src, dst, target, flags, opts = int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8], int(sys.argv[9], 16), sys.argv[10]
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    body = struct.pack('!BBHI16s', icmp, 0, 0, flags, socket.inet_pton(socket.AF_INET6, target))
+    for o in ([] if opts == '-' else opts.split(',')):
+        t, v = o.split(':', 1)
+        body += struct.pack('!BB6s', int(t), 1, bytes.fromhex(v.replace(':', '')))
+    pseudo = s6 + d6 + struct.pack('!I3xB', len(body), 58)
+    body = body[:2] + struct.pack('!H', csum(pseudo + body)) + body[4:]
+    ip = struct.pack('!IHBB', 0x60000000, len(body), 58, 255) + s6 + d6
+    frame = mac(dmac) + mac(smac) + b'\x86\xdd' + ip + body
 else:
     sys.exit('unknown frame kind ' + kind)
 frame = frame[:12] + tag + frame[12:]
@@ -84,6 +98,26 @@ export function sendRouterAdvert(ns: Netns, ifname: string, tag?: string): void 
  * ('8100:0': 802.1Q, VLAN 0; '88a8:0': 802.1ad). */
 export function sendGratuitousArp(ns: Netns, o: { ifname: string; ip: string; tag?: string; sha?: string }): void {
   send(ns, ['garp', o.ifname, 'ff:ff:ff:ff:ff:ff', macOf(ns, o.ifname), o.ip, ...(o.sha ? [o.sha] : []), ...(o.tag ? [`tag=${o.tag}`] : [])]);
+}
+
+/** Sends a hand-made neighbour solicitation ('ns') or advertisement ('na') (three copies) from
+ * the interface's MAC: `flags` the advertisement's R/S/O bits (default override), `options`
+ * link-layer address options and others as [type, six bytes as a MAC] (type 1 source, 2 target,
+ * 14 nonce), in order. */
+export function sendNeighbourDiscovery(
+  ns: Netns,
+  o: { ifname: string; kind: 'ns' | 'na'; src: string; dst: string; target: string; dmac?: string; flags?: number; options?: [number, string][] },
+): void {
+  const dmac = o.dmac ?? (o.dst.toLowerCase() === 'ff02::1' ? '33:33:00:00:00:01' : solicitedNodeMac(o.target));
+  const opts = o.options && o.options.length > 0 ? o.options.map(([t, v]) => `${t}:${v}`).join(',') : '-';
+  send(ns, ['nd', o.ifname, dmac, macOf(ns, o.ifname), o.kind === 'ns' ? '135' : '136', o.src, o.dst, o.target, (o.flags ?? 0x20000000).toString(16), opts]);
+}
+
+/** The multicast MAC of an address's solicited-node group (33:33:ff + its last three bytes). */
+function solicitedNodeMac(ip: string): string {
+  const r = /([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(ip);
+  const tail = r ? (r[1]!.padStart(4, '0') + r[2]!.padStart(4, '0')).slice(2) : '000001';
+  return `33:33:ff:${tail.slice(0, 2)}:${tail.slice(2, 4)}:${tail.slice(4, 6)}`;
 }
 
 function send(ns: Netns, args: string[]): void {

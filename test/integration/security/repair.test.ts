@@ -124,6 +124,24 @@ describe('a deleted table inet tsrun', () => {
     expect(w.host.ns.sh('nft list set bridge tsrun guard_src4')).toContain(w.ip(web.id, 'i10web'));
   });
 
+  it('the neighbour-discovery table (bridge tsrun_nd) too: deleted, or a rule of it deleted, it comes back with its elements', () => {
+    const nd = () => w.host.ns.exec('nft', ['list', 'table', 'bridge', 'tsrun_nd']).stdout;
+    const ndRules = () => (nd().match(/ drop | return | jump /g) ?? []).length;
+    const full = ndRules();
+    expect(full).toBe(8);
+    expect(nd()).toContain(`comment "ctr:${web.id}"`);
+    w.host.ns.sh('nft delete table bridge tsrun_nd');
+    w.tsrunOk(['network', 'ls']);
+    expect(ndRules()).toBe(full);
+    expect(nd()).toContain(`comment "ctr:${web.id}"`);
+    const handle = /# handle (\d+)/.exec(w.host.ns.sh('nft -a list chain bridge tsrun_nd nd_check | grep "another address"'))![1]!;
+    w.host.ns.sh(`nft delete rule bridge tsrun_nd nd_check handle ${handle}`);
+    expect(ndRules()).toBe(full - 1);
+    w.tsrunOk(['network', 'ls']);
+    expect(ndRules()).toBe(full);
+    expect(nd()).toContain(`comment "ctr:${web.id}"`);
+  });
+
   (haveEtcd ? it : it.skip)('is restored by a running agent after `nft flush ruleset`', async () => {
     // The agent needs a cluster store: a second TSRUN_ROOT view of the same host, on etcd.
     const etcd = await EtcdServer.start(w.host.ns, { address: HOST_UPLINK_IP });

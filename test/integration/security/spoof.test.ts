@@ -3,7 +3,7 @@
 // sent from inside the attacker's network namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { BridgeWorld, type RunningContainer } from '../../harness/bridge-world.js';
-import { macOf, sendGratuitousArp, sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
+import { macOf, sendGratuitousArp, sendNeighbourDiscovery, sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
 import type { Netns } from '../../harness/sandbox.js';
 
 let w: BridgeWorld;
@@ -137,6 +137,111 @@ describe('ARP with another sender MAC', () => {
       expect(neighbourMac(w.host.ns.path, bridge, mine.ipv4!.address)).toBe(mine.mac);
     } finally {
       w.host.ns.exec('ip', ['neigh', 'flush', 'dev', bridge]);
+    }
+  });
+});
+
+describe('IPv6 neighbour discovery', () => {
+  // The IPv6 twin of the ARP claims above. The guard checked an IPv6 packet's source (its own
+  // address, or link-local with its own MAC) but not what a neighbour solicitation or
+  // advertisement says inside: an unsolicited advertisement with the override flag for the
+  // victim's (or the gateway's) address, sent from the attacker's link-local address, moved the
+  // host's entry for the victim, and the neighbours' entries for the victim and the gateway, to
+  // the attacker's MAC; the link-layer address option pointed the attacker's own address at the
+  // victim's MAC (also behind a nonce option: the kernel takes the first option of each type).
+  const gateway6 = 'fd71::1';
+  const flush = (to: ReturnType<typeof rec>) => {
+    w.host.ns.exec('ip', ['neigh', 'flush', 'dev', `ts-${NET}`]);
+    w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', 'neigh', 'flush', 'dev', 'eth0']);
+  };
+
+  it('an advertisement for the neighbour\'s or the gateway\'s address changes no entry', async () => {
+    const to = rec(receiver.id);
+    const theirs = rec(victim.id);
+    const bridge = `ts-${NET}`;
+    const gatewayMac = macOf(w.host.ns, bridge);
+    const victimIp = theirs.ipv6.address;
+    talk(w.host.ns.path, victimIp);
+    talk(to.netnsPath, victimIp);
+    talk(to.netnsPath, gateway6);
+    await sleep(300);
+    expect(neighbourMac(w.host.ns.path, bridge, victimIp)).toBe(theirs.mac);
+    expect(neighbourMac(to.netnsPath, 'eth0', victimIp)).toBe(theirs.mac);
+    expect(neighbourMac(to.netnsPath, 'eth0', gateway6)).toBe(gatewayMac);
+    const a = inAttacker();
+    const mac = macOf(a, 'eth0');
+    try {
+      for (const target of [victimIp, gateway6]) {
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', target, flags: 0xa0000000, options: [[2, mac]] });
+        // to each receiver directly, too (a unicast advertisement to the host and to the neighbour)
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', dmac: gatewayMac, target, flags: 0xa0000000, options: [[2, mac]] });
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', dmac: to.mac, target, flags: 0xa0000000, options: [[2, mac]] });
+      }
+      await sleep(300);
+      expect(neighbourMac(w.host.ns.path, bridge, victimIp)).toBe(theirs.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', victimIp)).toBe(theirs.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', gateway6)).toBe(gatewayMac);
+    } finally {
+      flush(to);
+    }
+  });
+
+  it('a container cannot point its own IPv6 address at its neighbour\'s MAC', async () => {
+    const to = rec(receiver.id);
+    const mine = rec(attacker.id);
+    const theirs = rec(victim.id);
+    const bridge = `ts-${NET}`;
+    const gatewayMac = macOf(w.host.ns, bridge);
+    const attempts: Parameters<typeof sendNeighbourDiscovery>[1][] = [
+      // an advertisement for its own address with the victim's MAC in the option
+      { ifname: 'eth0', kind: 'na', src: mine.ipv6.address, dst: 'ff02::1', target: mine.ipv6.address, options: [[2, theirs.mac]] },
+      // the same behind a nonce option (the kernel takes the first option of each type, skipping others)
+      { ifname: 'eth0', kind: 'na', src: mine.ipv6.address, dst: 'ff02::1', target: mine.ipv6.address, options: [[14, '01:02:03:04:05:06'], [2, theirs.mac]] },
+      // a solicitation from its own address with the victim's MAC as its source link-layer address
+      { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: 'ff02::1:ff00:1', dmac: gatewayMac, target: gateway6, options: [[1, theirs.mac]] },
+      { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: to.ipv6.address, dmac: to.mac, target: to.ipv6.address, options: [[14, '01:02:03:04:05:06'], [1, theirs.mac]] },
+    ];
+    for (const attempt of attempts) {
+      talk(w.host.ns.path, mine.ipv6.address);
+      talk(to.netnsPath, mine.ipv6.address);
+      await sleep(300);
+      expect(neighbourMac(w.host.ns.path, bridge, mine.ipv6.address)).toBe(mine.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', mine.ipv6.address)).toBe(mine.mac);
+      try {
+        sendNeighbourDiscovery(inAttacker(), attempt);
+        await sleep(300);
+        expect([attempt.kind, attempt.options?.length, neighbourMac(w.host.ns.path, bridge, mine.ipv6.address)]).toEqual([attempt.kind, attempt.options?.length, mine.mac]);
+        expect([attempt.kind, attempt.options?.length, neighbourMac(to.netnsPath, 'eth0', mine.ipv6.address)]).toEqual([attempt.kind, attempt.options?.length, mine.mac]);
+      } finally {
+        flush(to);
+      }
+    }
+  });
+
+  it('legitimate IPv6 still works: neighbour discovery and TCP between containers and with the host', async () => {
+    const to = rec(receiver.id);
+    const mine = rec(attacker.id);
+    const bridge = `ts-${NET}`;
+    flush(to);
+    w.host.ns.exec('nsenter', [`--net=${mine.netnsPath}`, '--', 'ip', 'neigh', 'flush', 'dev', 'eth0']);
+    const server = w.host.ns.spawn('nsenter', [`--net=${mine.netnsPath}`, '--', process.execPath, '-e',
+      `const s=require('net').createServer((c)=>c.end('hello6')).listen(7071,'::',()=>console.log('up'));setTimeout(()=>s.close(),20000).unref()`]);
+    const hostServer = w.host.ns.spawn(process.execPath, ['-e',
+      `const s=require('net').createServer((c)=>c.end('gateway6')).listen(7072,'${gateway6}',()=>console.log('up'));setTimeout(()=>s.close(),20000).unref()`]);
+    const fetch = (netnsPath: string, ip: string, port: number) =>
+      w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', process.execPath, '-e',
+        `require('net').connect(${port},'${ip}').setTimeout(3000,()=>process.exit(2)).on('data',(d)=>process.stdout.write(d)).on('error',(e)=>{console.error(e.message);process.exit(1)})`]).stdout;
+    try {
+      await Promise.all([server, hostServer].map((p) => new Promise<void>((r) => p.stdout!.once('data', () => r()))));
+      expect(fetch(to.netnsPath, mine.ipv6.address, 7071)).toBe('hello6');
+      expect(fetch(w.host.ns.path, mine.ipv6.address, 7071)).toBe('hello6');
+      expect(fetch(mine.netnsPath, gateway6, 7072)).toBe('gateway6');
+      expect(neighbourMac(w.host.ns.path, bridge, mine.ipv6.address)).toBe(mine.mac);
+      expect(neighbourMac(to.netnsPath, 'eth0', mine.ipv6.address)).toBe(mine.mac);
+      expect(neighbourMac(mine.netnsPath, 'eth0', gateway6)).toBe(macOf(w.host.ns, bridge));
+    } finally {
+      server.kill();
+      hostServer.kill();
     }
   });
 });

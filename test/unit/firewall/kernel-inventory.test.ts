@@ -27,6 +27,8 @@ const SETS: SetRow[] = [
   [7, 'guard_ports', 0, 41, 16], [7, 'guard_macs', 0, 2633, 24], [7, 'guard_src4', 0, 168519, 28], [7, 'guard_src6', 0, 168520, 40],
   [7, '__set0', 3, 29, 1], [7, '__set1', 7, 8, 16], // the guard rules' anonymous sets
 ];
+// table bridge tsrun_nd: typeof sets keyed by a raw payload (TYPE_INTEGER, 4), and its rules' anonymous sets
+const ND_SETS: SetRow[] = [[7, 'nd_targets', 0, 2628, 32], [7, 'nd_lladdrs', 0, 2628, 24], [7, '__set0', 3, 29, 1], [7, '__set1', 3, 4, 2]];
 // name, type, hook, priority (policy accept) or a regular chain
 const CHAINS: [number, string, string?, number?, number?][] = [
   [1, 'publish'], [1, 'prerouting_raw', 'filter', 0, -300], [1, 'prerouting', 'nat', 0, -100], [1, 'output', 'nat', 3, -100],
@@ -40,14 +42,14 @@ function setObj([family, name, flags, keyType, keyLen, dataType, dataLen]: SetRo
   return obj(family, a);
 }
 
-function chainObj([family, name, type, hook, prio]: (typeof CHAINS)[number], policy = 1): DumpedObject {
-  const a = [attr.str(1, 'tsrun'), attr.str(3, name)];
+function chainObj([family, name, type, hook, prio]: (typeof CHAINS)[number], policy = 1, table = 'tsrun'): DumpedObject {
+  const a = [attr.str(1, table), attr.str(3, name)];
   if (type !== undefined) a.push(attr.nest(4, [be32(1, hook!), be32(2, prio!)]), be32(5, policy), attr.str(7, type));
   return obj(family, a);
 }
 
-function ruleObj(family: number, chain: string, comment: string | undefined): DumpedObject {
-  const a = [attr.str(1, 'tsrun'), attr.str(2, chain)];
+function ruleObj(family: number, chain: string, comment: string | undefined, table = 'tsrun'): DumpedObject {
+  const a = [attr.str(1, table), attr.str(2, chain)];
   if (comment !== undefined) {
     const text = Buffer.from(`${comment}\0`);
     a.push(attr.bytes(7, Buffer.concat([Buffer.from([0, text.length]), text])));
@@ -56,14 +58,18 @@ function ruleObj(family: number, chain: string, comment: string | undefined): Du
 }
 
 function intact(): KernelDumps {
-  const rules = tableDefinitions().flatMap((t) => t.rules.map((r) => ruleObj(t.family === 'inet' ? 1 : 7, r.chain, r.comment)));
-  return { sets: SETS.map((s) => setObj(s)), chains: CHAINS.map((c) => chainObj(c)), rules };
+  const rules = tableDefinitions().flatMap((t) => t.rules.map((r) => ruleObj(t.family === 'inet' ? 1 : 7, r.chain, r.comment, t.table)));
+  return {
+    sets: [...SETS.map((s) => setObj(s)), ...ND_SETS.map((s) => setObj(s, 'tsrun_nd'))],
+    chains: [...CHAINS.map((c) => chainObj(c)), chainObj([7, 'nd_check'], 1, 'tsrun_nd'), chainObj([7, 'nd', 'filter', 0, -300], 1, 'tsrun_nd')],
+    rules,
+  };
 }
 
 describe('kernelTablesMismatch', () => {
   it('finds the tables nft creates from baseTable() intact', () => {
     expect(kernelTablesMismatch(intact())).toBeUndefined();
-    expect(intact().rules).toHaveLength(37);
+    expect(intact().rules).toHaveLength(45);
     expect(tableDefinitions()[0]!.rules[0]!.comment).toContain(schemaId());
   });
 
@@ -89,7 +95,14 @@ describe('kernelTablesMismatch', () => {
     ['two rules swapped', (d: KernelDumps) => ([d.rules[14], d.rules[15]] = [d.rules[15]!, d.rules[14]!]), 'table inet tsrun: its rules differ'],
     ['a rule in another chain', (d: KernelDumps) => d.rules.push(ruleObj(1, 'output', 'x')), 'table inet tsrun: its rules differ'],
     ['an older schema', (d: KernelDumps) => (d.rules[0] = ruleObj(1, 'publish', tableDefinitions()[0]!.rules[0]!.comment.replace(schemaId(), 'v1-0000000000'))), 'table inet tsrun: its rules differ'],
-    ['a guard rule missing', (d: KernelDumps) => d.rules.pop(), 'table bridge tsrun: its rules differ'],
+    ['a guard rule missing', (d: KernelDumps) => d.rules.splice(d.rules.findIndex((r, i) => r.family === 7 && d.rules[i + 1]?.family === 7), 1), 'table bridge tsrun: its rules differ'],
+    ['a neighbour-discovery rule missing', (d: KernelDumps) => d.rules.pop(), 'table bridge tsrun_nd: its rules differ'],
+    ['a neighbour-discovery set of another type', (d: KernelDumps) => (d.sets[d.sets.length - 4] = setObj([7, 'nd_targets', 0, 168520, 40], 'tsrun_nd')), 'table bridge tsrun_nd: its sets differ'],
+    ['the neighbour-discovery table missing', (d: KernelDumps) => {
+      d.sets = d.sets.slice(0, -4);
+      d.chains = d.chains.slice(0, -2);
+      d.rules = d.rules.slice(0, -8);
+    }, 'table bridge tsrun_nd is missing'],
     ['the guard table missing', (d: KernelDumps) => {
       d.sets = d.sets.filter((s) => s.family !== 7);
       d.chains = d.chains.filter((s) => s.family !== 7);

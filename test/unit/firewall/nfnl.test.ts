@@ -95,12 +95,16 @@ describe('encodeElementBatch', () => {
   it('deletes by key alone (DELSETELEM), the port guard after its idempotent re-add', () => {
     const detach = encodeElementBatch({ nftables: [...removeGuardBatch(ep).nftables, ...deleteElements(endpointElements(ep))] })!;
     const dels = detach.messages.filter((m) => m.type === ((10 << 8) | 14));
-    expect(dels.map((m) => decode(m.body).set)).toEqual(['guard_ports', 'guard_macs', 'guard_src4', 'guard_src6', 'pub4_any_addr', 'pub4_any_port', 'pub6_any_addr', 'pub6_any_port', 'pub4_ip_addr', 'pub4_ip_port']);
+    expect(dels.map((m) => decode(m.body).set)).toEqual(['guard_ports', 'guard_macs', 'guard_src4', 'guard_src6', 'nd_lladdrs', 'nd_targets', 'pub4_any_addr', 'pub4_any_port', 'pub6_any_addr', 'pub6_any_port', 'pub4_ip_addr', 'pub4_ip_port']);
     for (const m of dels) {
       expect(m.flags).toBe(0x1 | 0x4);
       for (const e of decode(m.body).elements) expect(e.data ?? e.userdata).toBeUndefined();
     }
-    expect(decode(dels[4]!.body).elements).toEqual([{ key: '06000000' + '1f900000' }]);
+    expect(decode(dels[6]!.body).elements).toEqual([{ key: '06000000' + '1f900000' }]);
+    // table bridge tsrun_nd's raw keys: the port, then the MAC (padded to 32 bits) or the address
+    const port = Buffer.from('tsv1234').toString('hex').padEnd(32, '0');
+    expect(decode(dels[4]!.body).elements).toEqual([{ key: `${port}0242ac1100020000` }]);
+    expect(decode(dels[5]!.body).elements).toEqual([{ key: `${port}fd880000000000000000000000000005` }]);
   });
 
   it('leaves a batch of more than 128 KiB to libnftables (it grows its socket buffer to fit)', () => {
@@ -282,6 +286,8 @@ describe('the sets the netlink path encodes by name', () => {
     'bridge guard_macs': 'ifname . ether_addr',
     'bridge guard_src4': 'ifname . ether_addr . ipv4_addr',
     'bridge guard_src6': 'ifname . ether_addr . ipv6_addr',
+    'bridge nd_targets': 'ifname . raw128', // table bridge tsrun_nd: typeof iifname . @th,64,128
+    'bridge nd_lladdrs': 'ifname . raw48', // typeof iifname . @th,208,48
     // and 'inet schema_<schema id>': always inet_service (the schema marker, nft-rules.ts)
   };
   it('never gives a name another type', () => {

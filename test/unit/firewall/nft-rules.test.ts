@@ -32,6 +32,11 @@ import {
   guardMatches,
   guardElements,
   removeGuardBatch,
+  addElements,
+  ndElementsOf,
+  ndMatches,
+  ndTableText,
+  tableDefinitions,
   type NftJson,
   type NftListing,
 } from '../../../runtime/firewall/nft-rules.js';
@@ -416,6 +421,9 @@ describe('port guard (anti-spoofing)', () => {
       ['guard_macs', { concat: ['tsv0123abcd', '02:42:ac:11:00:02'] }],
       ['guard_src4', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', '10.88.0.2'] }],
       ['guard_src6', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', 'fd00:88::2'] }],
+      // table bridge tsrun_nd: the raw payloads' keys, as hex as nft prints them (no leading zeros)
+      ['nd_lladdrs', { concat: ['tsv0123abcd', '0x242ac110002'] }],
+      ['nd_targets', { concat: ['tsv0123abcd', '0xfd000088000000000000000000000002'] }],
     ]);
     const cmds = addEndpointBatch(ep).nftables.length; // ports only: no guard without a port
     expect(cmds).toBeGreaterThan(0);
@@ -446,6 +454,47 @@ describe('underlayBatch (VXLAN source filter)', () => {
     expect(JSON.stringify(b.nftables.slice(3))).toContain('"name":"underlay_ports","elem":[{"elem":{"val":4789');
     expect(JSON.stringify(underlayBatch([], []).nftables.slice(3))).not.toContain('underlay_ports');
     expect(() => underlayBatch(['fd00::1'], [])).toThrow(UserError);
+  });
+});
+
+describe('table bridge tsrun_nd (neighbour discovery)', () => {
+  const port = { ifname: 'tsv0123abcd', mac: '02:42:AC:11:00:02' };
+  it('is written in nft\'s own syntax, replacing the table whole, with the endpoints\' elements', () => {
+    const els = ndElementsOf([{ ...ep, port }, { ...ep, containerId: 'v4only', ipv6: undefined, ports: [], port: { ifname: 'tsv9', mac: '02:42:ac:11:00:09' } }]);
+    expect(els.map((e) => e.set)).toEqual(['nd_lladdrs', 'nd_targets', 'nd_lladdrs']);
+    expectGolden('nd-table', ndTableText(els).split('\n'));
+    // created only where none is (EEXIST otherwise, as baseTable's `create table`)
+    expect(ndTableText(els, 'create').split('\n').slice(0, 2)).toEqual(['create table bridge tsrun_nd', 'add set bridge tsrun_nd nd_targets { typeof iifname . @th,64,128; }']);
+  });
+
+  it('is not part of the JSON batches, which cannot declare its sets', () => {
+    const b = JSON.stringify(restoreBatch({ networks: [web], endpoints: [{ ...ep, port }] }));
+    expect(b).not.toContain('tsrun_nd');
+    expect(b).not.toContain('nd_targets');
+    // the attach's batch adds its elements (JSON and netlink can: only declaring the sets cannot)
+    expect(JSON.stringify(addElements(guardElements({ ...ep, port })))).toContain('"family":"bridge","table":"tsrun_nd","name":"nd_targets"');
+  });
+
+  it('reads listed elements back in the form it writes them (nft prints a 48-bit field as a number)', () => {
+    const listing = { nftables: [{ set: { family: 'bridge', table: 'tsrun_nd', name: 'nd_lladdrs', elem: [{ elem: { val: { concat: ['tsv0123abcd', 0x242ac110002] }, comment: 'ctr:c0ffee' } }] } }] } as unknown as NftListing;
+    expect(listElements(listing, 'bridge', 'tsrun_nd')).toEqual(guardElements({ ...ep, port }).filter((e) => e.set === 'nd_lladdrs'));
+  });
+
+  it('refuses to write an element it cannot quote', () => {
+    expect(() => ndTableText([{ set: 'nd_lladdrs', key: { concat: ['tsv1" drop', '0x01'] } }])).toThrow(UserError);
+    expect(() => ndTableText([{ set: 'nd_lladdrs', key: { concat: ['tsv1', '1; flush ruleset'] } }])).toThrow(UserError);
+  });
+
+  it('ndMatches accepts the table as listed and refuses one with a rule missing', () => {
+    const rules = tableDefinitions().find((t) => t.table === 'tsrun_nd')!.rules;
+    const objs: Record<string, NftJson>[] = [
+      { set: { family: 'bridge', table: 'tsrun_nd', name: 'nd_targets' } },
+      { set: { family: 'bridge', table: 'tsrun_nd', name: 'nd_lladdrs' } },
+      ...rules.map((r) => ({ rule: { family: 'bridge', table: 'tsrun_nd', chain: r.chain, comment: r.comment } })),
+    ];
+    expect(ndMatches({ nftables: objs })).toBe(true);
+    expect(ndMatches({ nftables: objs.slice(0, -1) })).toBe(false);
+    expect(ndMatches({ nftables: [] })).toBe(false);
   });
 });
 

@@ -196,14 +196,16 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     // fault pause) aborts here, before runc exists: a look at a flag.
     checkInterrupted();
     if (extras.overlapRunc === true) {
-      // The foreground run: the setup's last look for a signal, a poll of the event loop (a
-      // signal that came during the synchronous stretch above reaches its handler only there:
-      // pollSignals), comes right after runc's spawn, while runc starts up, instead of before it
-      // (~0.4-0.5 ms of a cold process's main thread, its first setImmediate, off the critical
-      // path). A signal seen there aborts the setup as one seen before the spawn did: the caller
-      // kills the runc it just started (its runc init, known by identity) and rolls back, as at
-      // the gate below; 125 and one line. runc is then a fraction of a millisecond into its own
-      // start-up: nothing of the container has run. The setup's handlers stay until then.
+      // The foreground run: what runc does not need comes right after runc's spawn, while runc
+      // starts up, instead of before it (off the critical path of a cold process's main thread):
+      // the --net none owner's registration (`late`, ~0.35 ms) and the setup's last look for a
+      // signal, a poll of the event loop (a signal that came during the synchronous stretch above
+      // reaches its handler only there: pollSignals; ~0.4 ms, the process's first setImmediate).
+      // A failure or a signal there aborts the setup as one before the spawn did: the caller kills
+      // the runc it just started (its runc init, known by identity) and rolls back, as at the gate
+      // below; 125 and one line. runc is then a fraction of a millisecond into its own start-up.
+      // The setup's handlers stay until then. (The record stays before the spawn: without it a
+      // tsrun killed there would hold the id for 2 s, a claim in progress to everyone else.)
       const finish = async () => {
         try {
           await faultPause('spawned'); // tests: tsrun held (or stopped) right after runc's spawn

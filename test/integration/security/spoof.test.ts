@@ -197,6 +197,9 @@ describe('IPv6 neighbour discovery', () => {
       { ifname: 'eth0', kind: 'na', src: mine.ipv6.address, dst: 'ff02::1', target: mine.ipv6.address, options: [[2, theirs.mac]] },
       // the same behind a nonce option (the kernel takes the first option of each type, skipping others)
       { ifname: 'eth0', kind: 'na', src: mine.ipv6.address, dst: 'ff02::1', target: mine.ipv6.address, options: [[14, '01:02:03:04:05:06'], [2, theirs.mac]] },
+      // an advertisement from the unspecified address (the kernel takes an advertisement from any
+      // source; only a solicitation from :: is a DAD probe that teaches nothing)
+      { ifname: 'eth0', kind: 'na', src: '::', dst: 'ff02::1', target: mine.ipv6.address, flags: 0x20000000, options: [[2, theirs.mac]] },
       // a solicitation from its own address with the victim's MAC as its source link-layer address
       { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: 'ff02::1:ff00:1', dmac: gatewayMac, target: gateway6, options: [[1, theirs.mac]] },
       { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: to.ipv6.address, dmac: to.mac, target: to.ipv6.address, options: [[14, '01:02:03:04:05:06'], [1, theirs.mac]] },

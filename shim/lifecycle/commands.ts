@@ -64,12 +64,14 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .argument('<id...>')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const { settings } = setup(cmd);
-      const ids = await detachedIds(settings, names, 'start');
+      const missing: string[] = [];
+      const ids = await detachedIds(settings, names, 'start', missing);
       const { startCreated } = await import('./create.js');
       for (const id of ids) {
         await startCreated(id, settings);
         out(`${id}\n`);
       }
+      await reportMissing(missing);
     });
 
   add(new Command('ps'))
@@ -155,7 +157,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const network = await wiring();
       await Promise.all(views.filter(isLive).map((v) => stopContainer(settings, log, network, v, timeout)));
       out(views.map((v) => `${v.id}\n`).join(''));
-      if (missing.length > 0) throw (await import('./resolve.js')).noSuchContainers(missing);
+      await reportMissing(missing);
     });
 
   add(new Command('kill'))
@@ -176,7 +178,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
         if (signal === 'SIGKILL') await resumeAfterSignal(runcPaths(settings), v);
       }
       out(views.map((v) => `${v.id}\n`).join(''));
-      if (missing.length > 0) throw (await import('./resolve.js')).noSuchContainers(missing);
+      await reportMissing(missing);
     });
 
   for (const [verb, runcVerb, what] of [['pause', 'pause', 'freeze'], ['unpause', 'resume', 'thaw']] as const) {
@@ -187,10 +189,12 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
         const { settings } = setup(cmd);
         const { resolveIds } = await import('./resolve.js');
         const { currentView } = await import('./signals.js');
-        const views = await Promise.all(resolveIds(settings.runDir, names).map((id) => currentView(settings, id)));
+        const missing: string[] = [];
+        const views = await Promise.all(resolveIds(settings.runDir, names, missing).map((id) => currentView(settings, id)));
         const { pauseContainers } = await import('./pause.js');
         await pauseContainers(settings, views, runcVerb);
         out(views.map((v) => `${v.id}\n`).join(''));
+        await reportMissing(missing);
       });
   }
 
@@ -199,7 +203,8 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .argument('<id...>')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const { settings } = setup(cmd);
-      const ids = await detachedIds(settings, names, 'wait');
+      const missing: string[] = [];
+      const ids = await detachedIds(settings, names, 'wait', missing);
       const { currentView, waitEnded } = await import('./signals.js');
       const { readExitFile, pathsOf, readLifecycle } = await import('./record.js');
       for (const id of ids) {
@@ -207,6 +212,7 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
         const code = readExitFile(pathsOf(settings.runDir, id))?.code ?? readLifecycle(settings.runDir, id)?.exitCode;
         out(`${code ?? -1}\n`);
       }
+      await reportMissing(missing);
     });
 
   add(new Command('rm'))
@@ -231,11 +237,13 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const { resolveIds } = await import('./resolve.js');
-      const ids = resolveIds(settings.runDir, names);
+      const missing: string[] = [];
+      const ids = resolveIds(settings.runDir, names, missing);
       const { inspectContainer } = await import('./ps.js');
       const all = [];
       for (const id of ids) all.push(await inspectContainer(settings, log, id));
       out(`${JSON.stringify(all, null, 2)}\n`);
+      await reportMissing(missing);
     });
 
   add(new Command('restart'))
@@ -245,10 +253,12 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
     .action(async (names: string[], f: { time?: string }, cmd: Command) => {
       const { settings, log } = setup(cmd);
       const timeout = f.time === undefined ? undefined : positiveSeconds('--time', f.time);
-      const ids = await detachedIds(settings, names, 'restart');
+      const missing: string[] = [];
+      const ids = await detachedIds(settings, names, 'restart', missing);
       const { restartContainer } = await import('./restart.js');
       for (const id of ids) await restartContainer(settings, log, await wiring(), id, timeout);
       out(ids.map((id) => `${id}\n`).join(''));
+      await reportMissing(missing);
     });
 
   add(new Command('cleanup'))
@@ -283,8 +293,14 @@ function describe(status: string, code: number | undefined): string {
   return status === 'exited' ? `exited with ${code ?? 'an unknown status'}` : status;
 }
 
-async function detachedIds(settings: Settings, names: string[], verb: string): Promise<string[]> {
-  return (await import('./resolve.js')).detachedIds(settings.runDir, names, undefined, undefined, verb);
+/** Ids of detached containers; with `missing`, names that match no container go there (the
+ * command does the others, then reportMissing names them: docker's way, exit 1). */
+async function detachedIds(settings: Settings, names: string[], verb: string, missing?: string[]): Promise<string[]> {
+  return (await import('./resolve.js')).detachedIds(settings.runDir, names, missing, undefined, verb);
+}
+
+async function reportMissing(missing: readonly string[]): Promise<void> {
+  if (missing.length > 0) throw (await import('./resolve.js')).noSuchContainers(missing);
 }
 
 /** Views of containers that must be live (stop, kill): all checked before anything is sent; names

@@ -482,10 +482,18 @@ describeIf("a name that matches no container: docker's exit 1, and the others ar
     expect(w.host.containerIds()).toEqual([]);
 
     // A single missing name: exit 1 for every verb that names containers; 125 stays tsrun's own failure.
-    for (const args of [['rm', 'nosuch'], ['stop', 'nosuch'], ['kill', 'nosuch'], ['logs', 'nosuch'], ['start', 'nosuch'], ['wait', 'nosuch'], ['inspect', 'nosuch'], ['exec', 'nosuch', 'true'], ['restart', 'nosuch'], ['pause', 'nosuch']]) {
+    for (const args of [['rm', 'nosuch'], ['stop', 'nosuch'], ['kill', 'nosuch'], ['logs', 'nosuch'], ['start', 'nosuch'], ['wait', 'nosuch'], ['inspect', 'nosuch'], ['exec', 'nosuch', 'true'], ['restart', 'nosuch'], ['pause', 'nosuch'], ['unpause', 'nosuch']]) {
       const r = tsrun(args);
-      expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status: 1, stdout: '', stderr: 'tsrun: no such container: nosuch\n' });
+      // inspect prints the (empty) list of what it found, as docker's
+      expect({ args, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ args, status: 1, stdout: args[0] === 'inspect' ? '[]\n' : '', stderr: 'tsrun: no such container: nosuch\n' });
     }
+    // Every verb of several names does the ones it finds (docker's): wait, inspect, start, pause.
+    const w1 = runD(['--net', 'none'], ['sh', '-c', 'exit 5']);
+    const waited = tsrun(['wait', 'nosuch', w1]);
+    expect({ status: waited.status, stdout: waited.stdout, stderr: waited.stderr }).toEqual({ status: 1, stdout: '5\n', stderr: 'tsrun: no such container: nosuch\n' });
+    const inspected = tsrun(['inspect', w1, 'nosuch']);
+    expect({ status: inspected.status, ids: (JSON.parse(inspected.stdout) as { id: string }[]).map((e) => e.id), stderr: inspected.stderr }).toEqual({ status: 1, ids: [w1], stderr: 'tsrun: no such container: nosuch\n' });
+    ok(['rm', w1]);
     // Any other refusal still changes nothing and is 125 (a running container without -f).
     const c = runD(['--net', 'none'], ['sleep', '100']);
     const refused = tsrun(['rm', c, 'nosuch']);

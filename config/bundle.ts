@@ -25,6 +25,30 @@ export interface BundleConfig {
 }
 
 /**
+ * The whole text (UTF-8) of the file open on `fd`, which this closes: only a regular file of at most
+ * `max` bytes, otherwise `refuse`'s error is thrown. The one bounded read of a file another party
+ * may have planted (a bundle's config.json, a root filesystem's /etc/passwd, containers/storage's
+ * records): opened by the caller with O_NONBLOCK, so that a FIFO there does not block the open.
+ */
+export function readRegularFd(fd: number, max: number, refuse: (why: 'not a regular file' | 'too large') => Error): string {
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw refuse('not a regular file');
+    if (st.size > max) throw refuse('too large');
+    const buf = Buffer.allocUnsafe(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Reads and parses `<bundle>/config.json` without validating it. With `missingOk`, a bundle or
  * config.json that does not exist gives undefined (at poststop the bundle may be gone).
  */
@@ -43,22 +67,7 @@ export function readBundleJson(bundle: string, opts: { missingOk?: boolean } = {
     }
     throw fail(`cannot be read (${code ?? (err as Error).message})`);
   }
-  let text: string;
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw fail('is not a regular file');
-    if (st.size > CONFIG_MAX_BYTES) throw fail(`is larger than ${CONFIG_MAX_BYTES} bytes`);
-    const buf = Buffer.allocUnsafe(st.size);
-    let got = 0;
-    while (got < st.size) {
-      const n = readSync(fd, buf, got, st.size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    text = buf.subarray(0, got).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
+  const text = readRegularFd(fd, CONFIG_MAX_BYTES, (why) => fail(why === 'too large' ? `is larger than ${CONFIG_MAX_BYTES} bytes` : 'is not a regular file'));
   try {
     return { dir, file, json: JSON.parse(text) };
   } catch (err) {

@@ -14,8 +14,9 @@
 // who gives the same key another value is honoured (podman took the user's). A root outside
 // containers/storage (docker, containerd, `podman --rootfs`, runc) has no image to ask: nothing
 // is dropped (those engines copy no image annotations).
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { constants, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { readRegularFd } from '../config/bundle.js';
 import { ANNOTATION_PREFIX } from './annotations.js';
 
 /** containers.json grows with the containers of the storage: ~1 KiB each. */
@@ -32,20 +33,9 @@ function readSmall(file: string, max: number): string | undefined {
     return undefined;
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > max) return undefined;
-    const buf = Buffer.allocUnsafe(st.size);
-    let got = 0;
-    while (got < st.size) {
-      const n = readSync(fd, buf, got, st.size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got).toString('utf8');
+    return readRegularFd(fd, max, (why) => new Error(why));
   } catch {
     return undefined;
-  } finally {
-    closeSync(fd);
   }
 }
 

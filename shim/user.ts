@@ -8,8 +8,9 @@
 // spec does not. The files are the bundle's, read from the host: a symbolic link at /etc or at the
 // file itself is refused (it would be followed on the host, not in the container's root), as is a
 // file that is not a regular one or larger than 4 MiB.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { constants, lstatSync, openSync } from 'node:fs';
 import path from 'node:path';
+import { readRegularFd } from '../config/bundle.js';
 import { UserError } from '../config/errors.js';
 
 export interface ProcessUser {
@@ -40,26 +41,10 @@ function readEtc(rootfs: string, name: 'passwd' | 'group', spec: string): string
     if (code === 'ENOENT') return [];
     throw refuse(code === 'ELOOP' ? 'is a symbolic link' : `cannot be read (${code ?? (err as Error).message})`);
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw refuse('is not a regular file');
-    if (st.size > MAX_FILE) throw refuse('is larger than 4 MiB');
-    const buf = Buffer.alloc(st.size);
-    let got = 0;
-    while (got < buf.length) {
-      const n = readSync(fd, buf, got, buf.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf
-      .subarray(0, got)
-      .toString('utf8')
-      .split('\n')
-      .filter((l) => l !== '' && !l.startsWith('#'))
-      .map((l) => l.split(':'));
-  } finally {
-    closeSync(fd);
-  }
+  return readRegularFd(fd, MAX_FILE, (why) => refuse(why === 'too large' ? 'is larger than 4 MiB' : 'is not a regular file'))
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 const numeric = (s: string) => (/^\d+$/.test(s) ? Number(s) : undefined);

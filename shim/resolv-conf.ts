@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import { isHostOnlyNameserver, parseResolvConf, renderContainerResolvConf, type ResolvConf } from '../config/resolv-conf.js';
 import type { SpecMount } from '../config/oci.js';
+import { SystemError } from '../config/errors.js';
 
 /** What the network wiring decided about a container's name resolution. */
 export type DnsPlan =
@@ -57,7 +58,11 @@ export function resolvConfMount(settings: Settings, containerDir: string, rootfs
         ? renderContainerResolvConf({ host, resolver: plan.addresses, searchDomain: plan.searchDomain })
         : renderContainerResolvConf({ host, dns: plan.dns, hostNetwork: plan.hostNetwork });
     source = path.join(containerDir, RESOLV_CONF_NAME);
-    writeFileSync(source, text);
+    try {
+      writeFileSync(source, text);
+    } catch (err) {
+      throw new SystemError(`write the container's resolv.conf ${source}`, err); // ENOSPC: say what, not "internal error"
+    }
   }
   return { destination: '/etc/resolv.conf', type: 'bind', source, options: ['rbind', 'rprivate'] };
 }

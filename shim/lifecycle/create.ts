@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { randomHex } from '../../config/random.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../../config/errors.js';
+import { SystemError, UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
 import type { Logger } from '../../runtime/log.js';
 import { processStartTime, readRecord, writeRecord } from '../../runtime/containers.js';
@@ -183,7 +183,8 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
         // The bundle is kept absolute: `restart` may run from another directory.
         writeLifecycle(settings.runDir, { id, instance, created: new Date().toISOString(), options: { ...o, bundle: prep.userBundle }, command: spec.process?.args ?? [], tty: d.tty, stdin: d.stdin, logMaxBytes: d.logMaxBytes, stopSignal: d.stopSignal, ...(d.autoRemove === true ? { autoRemove: true } : {}), restartCount: hooks.restartCount });
       } catch (err) {
-        recordFailure = err;
+        // A full run directory (ENOSPC): say what, not "internal error".
+        recordFailure = new SystemError(`write the container's record ${p.record}`, err);
       }
       // conmon writes its pid file as it forks, just after the byte, long before runc create has
       // answered: the monitor's part of the records is written meanwhile (recordMonitor).
@@ -203,7 +204,11 @@ export async function createDetached(o: RunOptions, d: DetachOptions, settings: 
       // before the container exists: with the monitor as owner and no runc state, ps would show it
       // exited rather than creating.)
       const rec = readRecord(settings.runDir, id)!;
-      writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
+      try {
+        writeRecord(settings.runDir, { ...rec, ownerPid: started.conmonPid, ownerStart: monitorRecord.start, detached: 'monitored' });
+      } catch (err) {
+        throw new SystemError(`write the container's record ${path.join(p.dir, 'container.json')}`, err);
+      }
       // run -d: with the start's time, a few milliseconds early (the start follows at once; one
       // that fails removes the container and its records), in this one write instead of a second
       // read, parse and atomic replace of the file after the start (~0.5 ms of CPU).

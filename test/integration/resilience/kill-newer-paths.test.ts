@@ -4,8 +4,9 @@
 // next move (the same `run --name`, `rm -f`) must work and leave nothing, without `tsrun gc`.
 // The moments are the code's own fault points (runtime/tx.ts faultPause: TSRUN_FAULT_PAUSE_AT).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readdirSync, readFileSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { isStopped, makeBundle, removeBundle, SandboxHost, waitFor } from '../../harness/sandbox.js';
 
 let host: SandboxHost;
@@ -15,6 +16,9 @@ beforeAll(async () => {
   host = await SandboxHost.create('hc8kill');
   bundle = makeBundle();
   ok(['network', 'create', 'hc8net', '--subnet', '10.93.0.0/24']);
+  // Without name resolution: with the run directory full the resolver cannot start, and every
+  // attach on a network with DNS waits its start-up timeout (15 s) before going on without it.
+  ok(['network', 'create', 'hc8nodns', '--subnet', '10.92.0.0/24', '--disable-dns']);
 });
 
 afterAll(() => {
@@ -52,7 +56,7 @@ function collect(child: ChildProcess): { exited: Promise<number | null>; out: ()
   return { exited, out: () => out, err: () => err };
 }
 
-const RUN = (id: string, port: number) => ['run', '--name', id, '--net', 'hc8net', '-p', `${port}:80`, bundle, '--', 'sh', '-c', 'echo the-container-ran'];
+const RUN = (id: string, port: number, net = 'hc8net') => ['run', '--name', id, '--net', net, '-p', `${port}:80`, bundle, '--', 'sh', '-c', 'echo the-container-ran'];
 
 describe('run -p: runc held at its gate while the network is attached', () => {
   it('runc SIGKILLed at the gate: tsrun fails in one line and leaves nothing; the same name runs again', async () => {
@@ -144,4 +148,46 @@ describe('run -d: conmon, started through posix_spawn and held on its start pipe
     ok(['rm', '-f', id]);
     expect({ left: host.leaks([id]), monitors: host.monitors() }).toEqual({ left: [], monitors: [] });
   }, 60_000);
+});
+
+describe('a full run directory on the newer paths', () => {
+  // The run directory on a tmpfs of its own, filled so that 0, 8, 16, … KiB are left: every write
+  // of the setup fails in turn (the claim, the spec, the pin, runc's state, conmon's files).
+  for (const [what, detached] of [['run -p (the gate)', false], ['run -d -p (conmon)', true]] as const) {
+    it(`${what}: one line, non-zero, nothing left at every fill; it runs once there is room`, async () => {
+      const run = path.join(host.root, 'run');
+      mkdirSync(run, { recursive: true });
+      const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', run]);
+      if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
+      try {
+        const ran: number[] = [];
+        for (let freeKiB = 0; freeKiB <= 128; freeKiB += 8) {
+          const fill = path.join(run, 'fill');
+          rmSync(fill, { force: true });
+          const fs = statfsSync(run);
+          writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - freeKiB * 1024)));
+          const id = `hc8-full-${detached ? 'd' : 'f'}-${freeKiB}`;
+          const r = host.tsrun(detached ? ['run', '-d', '--name', id, '--net', 'hc8nodns', '-p', '8936:80', bundle, '--', 'sleep', '1000'] : RUN(id, 8936, 'hc8nodns'));
+          rmSync(fill, { force: true });
+          if (r.status === 0) {
+            ran.push(freeKiB);
+            if (detached) ok(['rm', '-f', id]);
+            else expect(r.stdout).toBe('the-container-ran\n');
+          } else {
+            // tsrun's own line says what it could not write; runc's own two lines when its log
+            // cannot be written either (status 1: docs/resilience.md, a full run directory).
+            const runcOwn = r.status === 1 && /^Failed to write to log/.test(r.stderr);
+            expect({ freeKiB, stderr: r.stderr, internal: /internal error/.test(r.stderr), lines: runcOwn ? 1 : r.stderr.trim().split('\n').length }).toEqual({ freeKiB, stderr: r.stderr, internal: false, lines: 1 });
+          }
+          await waitFor('conmon gone', () => processes('conmon', id).length === 0).catch(() => undefined);
+          const users = (existsSync(path.join(run, 'netns-users')) ? readdirSync(path.join(run, 'netns-users')) : []).filter((e) => !e.startsWith('.')).map((e) => `netns-users/${e}`);
+          expect({ freeKiB, stderr: r.stderr, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...users], monitors: host.monitors() }).toEqual({ freeKiB, stderr: r.stderr, left: [], monitors: [] });
+        }
+        expect(ran.length).toBeGreaterThan(0);
+        expect(ran[0]).toBeGreaterThan(0);
+      } finally {
+        spawnSync('umount', ['-l', run]);
+      }
+    }, 120_000);
+  }
 });

@@ -17,8 +17,10 @@
 // predictable from a few observed ones.
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { FairCap } from './fair-cap.js';
 
 export interface Upstream {
   address: string;
@@ -32,6 +34,30 @@ export const TCP_PER_SERVER_MS = 1000;
  * two timers per query: at a few thousand forwarded queries a second those were most of the
  * forwarder's allocations, and so of its garbage-collection pauses). */
 const SWEEP_MS = 20;
+
+/** Forwarded queries in flight (UDP and TCP) one client may have, and all clients together
+ * (fair-cap.ts): each holds a socket (two when it was hedged to both families) until its answer
+ * or its deadline. Beyond them a query is answered SERVFAIL at once, holding nothing. Per client
+ * above dnsperf's default of 100 outstanding queries; overall at most a quarter of the open-file
+ * limit (read once), so the cap is reached before EMFILE is. */
+export const FORWARDS_PER_CLIENT = 128;
+export const MAX_FORWARDS = 1024;
+
+/** The open-file limit of this process (Node raises the soft limit to the hard one at start), or
+ * undefined where /proc cannot say. */
+export function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `max`, or less where the open-file limit is low: at most `share` of it, never under 16. */
+export function capUnderLimit(max: number, share: number, limit = openFileLimit()): number {
+  return limit === undefined ? max : Math.max(16, Math.min(max, Math.floor(limit * share)));
+}
 
 const RCODE_SERVFAIL = 2;
 const RCODE_REFUSED = 5;
@@ -62,6 +88,8 @@ class Pending {
     readonly servers: Upstream[],
     readonly done: ForwardDone,
     readonly created: number,
+    /** Who asked (fair-cap.ts). */
+    readonly client: string,
   ) {
     this.deadline = created + UDP_DEADLINE_MS;
   }
@@ -73,6 +101,11 @@ const keyOf = (u: Upstream) => `${u.address}#${u.port}`;
 export interface ForwarderSystem {
   socket(type: 'udp4' | 'udp6'): dgram.Socket;
   now(): number;
+}
+
+/** A TCP forward's place in the cap: `cancel` ends it (its connection closed, no answer). */
+interface TcpForward {
+  cancel(): void;
 }
 
 const realSystem: ForwarderSystem = {
@@ -91,8 +124,23 @@ export class Forwarder {
    * answers is deleted (0), so with every server healthy the order costs nothing. */
   private readonly misses = new Map<string, number>();
   private closed = false;
+  /** Forwarded queries in flight per client and overall; a query taken from a flooding client
+   * to make room ends as unanswered (SERVFAIL). */
+  private readonly cap: FairCap<Pending | TcpForward>;
 
-  constructor(private readonly sys: ForwarderSystem = realSystem) {}
+  constructor(
+    private readonly sys: ForwarderSystem = realSystem,
+    limits: { total?: number; perClient?: number } = {},
+  ) {
+    this.cap = new FairCap(limits.total ?? capUnderLimit(MAX_FORWARDS, 1 / 4), limits.perClient ?? FORWARDS_PER_CLIENT, (item) =>
+      item instanceof Pending ? this.finish(item, item.fallback) : item.cancel(),
+    );
+  }
+
+  /** Forwarded queries in flight now (UDP and TCP). */
+  get inFlight(): number {
+    return this.cap.size;
+  }
 
   /** Healthy servers first, in the configured order; then the others, least missed first. */
   order(upstreams: Upstream[]): Upstream[] {
@@ -104,8 +152,8 @@ export class Forwarder {
   }
 
   /** Relays `query` over UDP; undefined when no server answered in time. */
-  udp(query: Buffer, upstreams: Upstream[]): Promise<Buffer | undefined> {
-    return new Promise((resolve) => this.forward(query, upstreams, resolve));
+  udp(query: Buffer, upstreams: Upstream[], client = ''): Promise<Buffer | undefined> {
+    return new Promise((resolve) => this.forward(query, upstreams, resolve, client));
   }
 
   /**
@@ -113,7 +161,7 @@ export class Forwarder {
    * the client's), a SERVFAIL/REFUSED when every server said so, or undefined after the deadline.
    * The per-query path of the resolver: no promise, no timer, one copy of the query.
    */
-  forward(query: Buffer, upstreams: Upstream[], done: ForwardDone): void {
+  forward(query: Buffer, upstreams: Upstream[], done: ForwardDone, client = ''): void {
     if (this.closed || upstreams.length === 0 || query.length < 12) return done(undefined);
     const qEnd = questionEnd(query);
     if (qEnd === undefined) return done(undefined);
@@ -121,17 +169,38 @@ export class Forwarder {
     const out = Buffer.allocUnsafe(query.length);
     query.copy(out, 0);
     out.writeUInt16BE(id, 0);
-    const p = new Pending(id, query.readUInt16BE(0), out, qEnd, this.order(upstreams), done, this.sys.now());
+    const p = new Pending(id, query.readUInt16BE(0), out, qEnd, this.order(upstreams), done, this.sys.now(), client);
+    // Over the cap: no socket, answered at once (SERVFAIL).
+    if (!this.cap.take(client, p)) return done(undefined);
     this.pending.add(p);
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     this.sendNext(p);
   }
 
   /** Relays `query` over TCP, one server after the other, each with a short budget. */
-  async tcp(query: Buffer, upstreams: Upstream[]): Promise<Buffer | undefined> {
+  async tcp(query: Buffer, upstreams: Upstream[], client = ''): Promise<Buffer | undefined> {
+    if (this.closed) return undefined;
+    const abort: { now?: () => void } = {};
+    let cancelled = false;
+    const slot: TcpForward = {
+      cancel: () => {
+        cancelled = true;
+        abort.now?.();
+      },
+    };
+    if (!this.cap.take(client, slot)) return undefined;
+    try {
+      return await this.tcpInCap(query, upstreams, abort, () => cancelled);
+    } finally {
+      this.cap.release(client, slot);
+    }
+  }
+
+  private async tcpInCap(query: Buffer, upstreams: Upstream[], abort: { now?: () => void }, cancelled: () => boolean): Promise<Buffer | undefined> {
     let fallback: Buffer | undefined;
     for (const s of this.order(upstreams)) {
-      const answer = await tcpExchange(s, query, TCP_PER_SERVER_MS).catch(() => undefined);
+      const answer = await tcpExchange(s, query, TCP_PER_SERVER_MS, abort).catch(() => undefined);
+      if (cancelled()) return undefined;
       if (!answer) {
         this.missed(keyOf(s));
         continue;
@@ -166,6 +235,7 @@ export class Forwarder {
     if (p.finished) return;
     p.finished = true;
     this.pending.delete(p);
+    this.cap.release(p.client, p);
     p.sock4?.close();
     p.sock6?.close();
     for (const k of p.sentTo) {
@@ -291,7 +361,7 @@ export function literalLookup(address: string, family: unknown, callback: (err: 
 }
 
 /** One query over a fresh TCP connection (RFC 7766 framing), within `timeoutMs`. */
-export function tcpExchange(s: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+export function tcpExchange(s: Upstream, query: Buffer, timeoutMs: number, abort?: { now?: () => void }): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: s.address, port: s.port });
     let buf = Buffer.alloc(0);
@@ -300,6 +370,8 @@ export function tcpExchange(s: Upstream, query: Buffer, timeoutMs: number): Prom
       sock.destroy();
       resolve(answer);
     };
+    // Ended early (the cap took its place): the connection closed now, no answer.
+    if (abort) abort.now = () => done(undefined);
     const timer = setTimeout(() => done(undefined), timeoutMs);
     sock.on('connect', () => {
       const len = Buffer.alloc(2);

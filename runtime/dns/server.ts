@@ -36,7 +36,8 @@ import { processStartTime } from '../containers.js';
 import { DnsTable, keptListeners, listenerBridges, normalizeIp, type Lookup, type RemoteEndpoint } from './table.js';
 import { clusterOf } from '../store/scoped.js';
 import { ENDPOINTS_PREFIX, parseOverlayEndpoint } from '../overlay/keys.js';
-import { Forwarder, literalLookup, type Upstream } from './forward.js';
+import { FairCap } from './fair-cap.js';
+import { Forwarder, capUnderLimit, literalLookup, type Upstream } from './forward.js';
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlAddress, pidfilePath, readResolverPid, resolverLockPath } from './paths.js';
 import { F_WRLCK, libcRecordLocks } from '../host-lock.js';
@@ -122,6 +123,9 @@ export class Resolver {
   private readonly listeners = new Map<string, Listener>();
   private readonly pendingBinds = new Map<string, NodeJS.Timeout>();
   private readonly forwarder = new Forwarder();
+  /** Client TCP connections: at most 32 per client, 256 overall (or an eighth of the open-file
+   * limit); a newcomer under its fair share closes the busiest client's oldest connection. */
+  private readonly tcpClients = new FairCap<net.Socket>(capUnderLimit(256, 1 / 8), 32, (c) => c.destroy());
   /** A container's own upstreams (--dns), parsed once per table (the table's arrays are the keys). */
   private readonly ownUpstreams = new WeakMap<string[], Upstream[]>();
   private readonly forwardTos = new WeakMap<string[], ForwardTo>();
@@ -569,7 +573,7 @@ export class Resolver {
         }
         if (hit instanceof ForwardTo) {
           this.stats.queries++;
-          this.forwardUdp(sock, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, hit.own);
+          this.forwardUdp(sock, Buffer.from(rx.subarray(o, o + len)), { address, port: sock.sourcePort(i) }, hit.own, local);
           continue;
         }
       }
@@ -602,6 +606,14 @@ export class Resolver {
   }
 
   private onTcp(c: net.Socket, local: string): void {
+    // Connections held per client and overall (fair-cap.ts): each is a descriptor, kept while the
+    // client sends within the idle timeout.
+    const client = clientOf(normalizeIp(c.remoteAddress ?? ''), local);
+    if (!this.tcpClients.take(client, c)) {
+      c.destroy();
+      return;
+    }
+    c.once('close', () => this.tcpClients.release(client, c));
     let buf = Buffer.alloc(0);
     c.setTimeout(10_000, () => c.destroy());
     c.on('error', () => {});
@@ -653,7 +665,7 @@ export class Resolver {
       if (cacheable) cache.set(client, 0, client.length, msg, 0, msg.length, hit);
     }
     this.stats.queries++;
-    if (hit instanceof ForwardTo) return this.forwardUdp(udp, msg, rinfo, hit.own);
+    if (hit instanceof ForwardTo) return this.forwardUdp(udp, msg, rinfo, hit.own, local);
     this.stats.answered++;
     // A copy with the client's ID: the cached bytes are never handed to the socket, which may
     // still hold a send when the next query comes.
@@ -664,7 +676,7 @@ export class Resolver {
     udp.send(out, rinfo.port, rinfo.address);
   }
 
-  private forwardUdp(udp: UdpOut, msg: Buffer, rinfo: Peer, own: string[] | undefined): void {
+  private forwardUdp(udp: UdpOut, msg: Buffer, rinfo: Peer, own: string[] | undefined, local: string): void {
     this.stats.forwarded++;
     this.forwarder.forward(msg, this.upstreamsFor(own), (answer) => {
       if (answer) {
@@ -674,7 +686,7 @@ export class Resolver {
       this.stats.servfail++;
       const q = parseSimpleQuery(msg);
       if (q) udp.send(fastAnswer(msg, q.qEnd, q.type, [], RCODE.SERVFAIL, q.edns, q.udpLimit, TTL, false), rinfo.port, rinfo.address);
-    });
+    }, clientOf(rinfo.address, local));
   }
 
   /** One ForwardTo per container upstream list (the table's arrays), so cache entries share it. */
@@ -744,7 +756,8 @@ export class Resolver {
       case 'forward': {
         const ups = this.upstreamsFor(result.upstreams);
         this.stats.forwarded++;
-        const out = transport === 'udp' ? await this.forwarder.udp(msg, ups) : await this.forwarder.tcp(msg, ups);
+        const client = clientOf(source, local);
+        const out = transport === 'udp' ? await this.forwarder.udp(msg, ups, client) : await this.forwarder.tcp(msg, ups, client);
         if (out) {
           this.stats.answered++;
           return out;
@@ -900,4 +913,18 @@ function hostAddresses(): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(normalizeIp(a.address.replace(/%.*$/, '')));
   return out;
+}
+
+/**
+ * Who a query counts against in the resolver's caps (fair-cap.ts): its source address. Link-local
+ * sources, which the port guard lets a container choose freely (with its own MAC), count as one
+ * client per listening address, so a container cannot make itself many clients with them.
+ */
+export function clientOf(source: string, local: string): string {
+  const c = source.charCodeAt(0) | 0x20;
+  const d = source.charCodeAt(1) | 0x20;
+  const e = source.charCodeAt(2) | 0x20;
+  // fe80::/10: "fe8", "fe9", "fea", "feb"
+  if (c === 0x66 && d === 0x65 && (e === 0x38 || e === 0x39 || e === 0x61 || e === 0x62) && source.includes(':')) return `link-local@${local}`;
+  return source;
 }

@@ -2,7 +2,7 @@
 // upstream was sent and when, and which answer reaches the client.
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type dgram from 'node:dgram';
-import { Forwarder, HEDGE_MS, UDP_DEADLINE_MS, type Upstream } from '../../../runtime/dns/forward.js';
+import { Forwarder, HEDGE_MS, UDP_DEADLINE_MS, capUnderLimit, type Upstream } from '../../../runtime/dns/forward.js';
 
 /** The forwarder's UDP sockets (one per query): records what each sends where, delivers what
  * the test says to the socket that sent the query being answered. */
@@ -87,6 +87,42 @@ describe('the forwarder', () => {
   afterEach(() => {
     fwd.close();
     jest.useRealTimers();
+  });
+
+  it('holds at most its cap of queries in flight per client: beyond, no socket, no answer at once (SERVFAIL)', async () => {
+    const capped = new Forwarder({ socket: () => socket.socket() as unknown as dgram.Socket, now: () => now }, { total: 4, perClient: 2 });
+    try {
+      const done = Array.from({ length: 3 }, () => jest.fn<(answer: Buffer | undefined) => void>());
+      for (const d of done) capped.forward(query(), [A], d, 'flood');
+      expect(socket.sockets).toHaveLength(2);
+      expect(done[2]).toHaveBeenCalledWith(undefined);
+      expect(capped.inFlight).toBe(2);
+      // another client still gets its place; when every place is taken, the flood's oldest query
+      // ends (no answer: SERVFAIL) and its socket is closed
+      const quiet = Array.from({ length: 3 }, () => jest.fn<(answer: Buffer | undefined) => void>());
+      capped.forward(query(), [B], quiet[0]!, 'quiet');
+      capped.forward(query(), [B], quiet[1]!, 'quiet');
+      expect(capped.inFlight).toBe(4);
+      capped.forward(query(), [B], quiet[2]!, 'other');
+      expect(done[0]).toHaveBeenCalledWith(undefined);
+      expect(socket.sockets[0]!.closed).toBe(true);
+      expect(quiet[2]).not.toHaveBeenCalled();
+      socket.answer(B);
+      expect(quiet[2]!.mock.calls[0]![0]!.readUInt16BE(0)).toBe(0x1234);
+      // places come back with answers and deadlines
+      await advance(UDP_DEADLINE_MS + 100);
+      expect(capped.inFlight).toBe(0);
+      capped.forward(query(), [A], done[2]!, 'flood');
+      expect(capped.inFlight).toBe(1);
+    } finally {
+      capped.close();
+    }
+  });
+
+  it('keeps its overall cap under a quarter of a low open-file limit', () => {
+    expect(capUnderLimit(1024, 1 / 4, 1_048_576)).toBe(1024);
+    expect(capUnderLimit(1024, 1 / 4, 1024)).toBe(256);
+    expect(capUnderLimit(1024, 1 / 4, 20)).toBe(16);
   });
 
   it('relays the query with a new ID and hands back the answer with the client\'s', async () => {

@@ -218,6 +218,13 @@ async function teardown(ctx: StageContext): Promise<StageOutcome> {
   // A shared namespace (container:<id>): whoever leaves last tears the owner's endpoint down.
   const users = await timing.load(() => import('../runtime/netns-users.js'));
   const root = users.rootOf(ctx.settings.runDir, state.id);
+  // poststop comes once the container is gone: an entry for this id whose process still runs is
+  // another engine's container with the same id (another runc --root; podman and CRI-O sharing
+  // one hooks.d), which must keep its entry and its network. Entries and records are keyed by id.
+  if (root !== undefined && users.isLiveUser(ctx.settings.runDir, root, state.id)) {
+    log.warn({ root }, 'this id belongs to a container that still runs (another with the same id): its network is left alone');
+    return { action: 'teardown', result: 'nothing-to-do', detail: { liveElsewhere: root } };
+  }
   if (root !== undefined) {
     const leaving = users.leave(ctx.settings.runDir, root, state.id);
     if (!leaving.teardown) {
@@ -239,15 +246,29 @@ async function teardown(ctx: StageContext): Promise<StageOutcome> {
     }
     users.finishTeardown(ctx.settings.runDir, root);
   }
-  const records = await recordsOf(ctx, state.id);
+  const all = await recordsOf(ctx, state.id);
+  // Likewise a record whose namespace is still held (its holder process runs, its pin or mount
+  // still names it): another engine's container with this id (a CNI or `tsrun run` one too).
+  const { endpointAlive } = await timing.load(() => import('../runtime/liveness.js'));
+  const live = all.filter((r) => endpointAlive(r));
+  const records = all.filter((r) => !live.includes(r));
+  if (live.length > 0) {
+    log.warn({ live: live.map((r) => ({ network: r.network, holder: r.netnsHolder })) }, 'an endpoint recorded for this id belongs to a container that still runs (another with the same id): left alone');
+  }
   if (records.length === 0) {
-    log.info('no endpoint recorded for this container: nothing to tear down');
-    return { action: 'teardown', result: 'nothing-to-do' };
+    if (live.length === 0) log.info('no endpoint recorded for this container: nothing to tear down');
+    return { action: 'teardown', result: 'nothing-to-do', ...(live.length > 0 ? { detail: { liveElsewhere: live.map((r) => r.network) } } : {}) };
   }
   const { openEngine } = await timing.load(() => import('../runtime/context.js'));
   const handle = await openEngine(ctx.settings, log);
   try {
-    const n = await handle.engine.detach(state.id, POSTSTOP_DETACH);
+    let n: number;
+    if (live.length === 0) {
+      n = await handle.engine.detach(state.id, POSTSTOP_DETACH);
+    } else {
+      for (const rec of records) await handle.engine.detachEndpoint(rec, log, POSTSTOP_DETACH);
+      n = records.length;
+    }
     return { action: 'teardown', result: 'detached', detail: { endpoints: n, networks: records.map((r) => r.network) } };
   } finally {
     await handle.close();

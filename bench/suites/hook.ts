@@ -8,7 +8,7 @@
 // (bridge alone on the CNI side). The hook's start-to-exit time is split, from its own log, into Node start-up (process
 // start → tsrun's entry running), module loading (the hook's modules and the ones a stage
 // imports lazily) and wiring (stdin, validation, netlink, nft, store).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,40 @@ function waitForPid(pid: number): void {
     }
     spawnSync('sleep', ['0.002']);
   }
+}
+
+/** A process in the namespace at `nsPath` (not timed), and ending it: back once it is gone or a
+ * zombie (an ended process, for tsrun's liveness checks). */
+function processIn(nsPath: string): { pid: number; end(): void } {
+  const child = spawn('nsenter', [`--net=${nsPath}`, 'sleep', 'infinity'], { stdio: 'ignore' });
+  const pid = child.pid!;
+  const state = (): string | undefined => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return undefined;
+    }
+  };
+  for (let i = 0; i < 2000; i++) {
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync(nsPath) && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep') break;
+    } catch {
+      // not there yet
+    }
+    spawnSync('sleep', ['0.002']);
+  }
+  return {
+    pid,
+    end() {
+      child.kill('SIGKILL');
+      for (let i = 0; i < 1000; i++) {
+        const s = state();
+        if (s === undefined || s === 'Z' || s === 'X') return;
+        spawnSync('sleep', ['0.002']);
+      }
+    },
+  };
 }
 
 export function hookSuite(report: Report, runs: number): void {
@@ -96,9 +130,16 @@ export function hookSuite(report: Report, runs: number): void {
     const ns = pinNetns();
     const id = `hb-${++n}`;
     if (ports && !launcher && where === here) withPorts.add(id);
+    // The container's process is not the pin: it ends before poststop (as a runtime runs it),
+    // while the pin keeps the namespace (a runtime that pins it). poststop leaves alone a record
+    // whose process still runs (another container with the id), so the pin cannot stand in for it.
+    const ctr = processIn(ns.path);
     try {
-      return hook('createRuntime', id, ns.pid, ports, launcher, where) + hook('poststop', id, undefined, ports, launcher, where);
+      const ms = hook('createRuntime', id, ctr.pid, ports, launcher, where);
+      ctr.end();
+      return ms + hook('poststop', id, undefined, ports, launcher, where);
     } finally {
+      ctr.end();
       ns.kill();
     }
   };

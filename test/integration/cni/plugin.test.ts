@@ -69,6 +69,21 @@ describe('CNI verbs on a bridge network', () => {
     expect(call('VERSION', 'not json').json).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
 
+  it("a hook's poststop for the id of a live CNI attachment (another runtime's container with that id) leaves it alone", async () => {
+    // Records are keyed by container id alone: podman's hook (one hooks.d with CRI-O) may see an
+    // id a CNI runtime wired. A poststop comes once its container is gone; this record's
+    // namespace is still held, so it is not that container's (it was torn down before).
+    const ns = await ctr();
+    const a = at(ns);
+    const r = addOk(NET, a);
+    const poststop = w.host.tsrun(['hook', 'poststop'], { input: JSON.stringify({ ociVersion: '1.0.2', id: a.containerId, status: 'stopped', bundle: '/nonexistent' }) });
+    expect(poststop.stderr).toBe('');
+    expect(poststop.status).toBe(0);
+    expect(ns.linkNames()).toContain('eth0');
+    expect(`${w.endpoint(a.containerId, 'cnibr').ipv4?.address}/24`).toBe(r.ips[0].address);
+    delOk(NET, a, r);
+  });
+
   it('VERSION through its own door fails as the spec says: the error object on stdout, one line on stderr, exit 1', () => {
     // A directory as stdin: reading it fails (EISDIR), the I/O failure code 5.
     const r = spawnSync('nsenter', [`--net=${w.host.ns.path}`, '--', TSRUN_BIN], { env: { ...w.host.env, CNI_COMMAND: 'VERSION' }, stdio: [openSync('/', 'r'), 'pipe', 'pipe'], encoding: 'utf8' });

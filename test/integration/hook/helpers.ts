@@ -3,10 +3,11 @@
 // tsrun's hooks (added by `tsrun spec add-hooks`, as a user would), and a leak check covering
 // what a hooked container owns: its veth, its endpoint record, its leases and host ports, and its
 // nftables elements.
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from '@jest/globals';
-import { SandboxHost, makeBundle, type RunResult, uniqueId } from '../../harness/sandbox.js';
+import { type Netns, SandboxHost, makeBundle, type RunResult, uniqueId, waitFor } from '../../harness/sandbox.js';
 import { hostVethName } from '../../../runtime/drivers/bridge.js';
 import { listElements, ownerComment, type NftListing } from '../../../runtime/firewall/nft-rules.js';
 import { decodeHolder } from '../../../runtime/ipam/holder.js';
@@ -201,4 +202,43 @@ export function expectOneLineFailure(r: RunResult, line: RegExp): void {
 function removeDir(dir: string): void {
   // The rootfs is shared (makeBundle points root.path at it), so this removes config.json only.
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A container's process in `ns` (a `sleep` entered into it), for states whose namespace outlives
+ * the container (held by `ns`'s pin, as a runtime's pin holds it): poststop comes after that
+ * process has ended (endProcess), and the hook leaves alone a record whose process still runs.
+ */
+export async function containerProcess(ns: Netns, children: ChildProcess[]): Promise<number> {
+  const child = ns.spawn('sleep', ['600'], { stdio: 'ignore' });
+  children.push(child);
+  await waitFor('a process in the namespace', () => {
+    try {
+      return readlinkSync(`/proc/${child.pid}/ns/net`) === readlinkSync(ns.path) && readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep';
+    } catch {
+      return false;
+    }
+  });
+  return child.pid!;
+}
+
+/** SIGKILL to `pid`, and back once it has ended (gone, or a zombie not yet reaped). */
+export function endProcess(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 500; i++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return;
+    }
+    if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return;
+    Atomics.wait(nap, 0, 0, 10);
+  }
+  throw new Error(`process ${pid} did not end`);
 }

@@ -12,7 +12,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Netns, uniqueId, waitFor } from '../../harness/sandbox.js';
-import { HookHost, hostVethName } from './helpers.js';
+import type { ChildProcess } from 'node:child_process';
+import { HookHost, containerProcess, endProcess, hostVethName } from './helpers.js';
 import { dyingVethName } from '../../../runtime/drivers/linux-bridge.js';
 
 const SUBNET = '10.131.0';
@@ -36,6 +37,7 @@ afterAll(() => {
 });
 
 afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
   for (const p of pins.splice(0)) p.destroy();
   const ids = used.splice(0);
   const leaks = hh.leaks(ids);
@@ -54,15 +56,26 @@ function hook(stage: string, state: Record<string, unknown>, env: NodeJS.Process
   return hh.tsrun(['hook', stage], { input: JSON.stringify({ ociVersion: '1.0.2', bundle: '/nonexistent', ...state }), env });
 }
 
-function wire(id: string, ns: Netns, o: { ip?: string; port?: boolean } = {}) {
+/** The container's process (a `sleep` in the pinned namespace) by id: it ends before poststop. */
+const processes = new Map<string, number>();
+const children: ChildProcess[] = [];
+
+async function wire(id: string, ns: Netns, o: { ip?: string; port?: boolean } = {}) {
   used.push({ id, network: 'web' });
   const annotations = { 'io.tsrun.network': 'web', ...(o.port ? { 'io.tsrun.ports': '8080:80/tcp' } : {}), ...(o.ip ? { 'io.tsrun.ip': o.ip } : {}) };
-  const r = hook('createRuntime', { id, status: 'creating', pid: ns.pid, annotations });
+  const pid = await containerProcess(ns, children);
+  processes.set(id, pid);
+  const r = hook('createRuntime', { id, status: 'creating', pid, annotations });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
 }
 
-const poststop = (id: string, env: NodeJS.ProcessEnv = {}) => hook('poststop', { id, status: 'stopped' }, env);
+/** poststop as a runtime runs it: once the container's process has ended (its namespace stays). */
+function poststop(id: string, env: NodeJS.ProcessEnv = {}) {
+  const pid = processes.get(id);
+  if (pid !== undefined) endProcess(pid);
+  return hook('poststop', { id, status: 'stopped' }, env);
+}
 
 interface JsonLink {
   ifindex: number;
@@ -101,10 +114,10 @@ describe('poststop deletes the veth asynchronously, and nothing half-removed can
     const address = `${SUBNET}.10`;
     const id = uniqueId('pa');
     const old = await containerNs();
-    wire(id, old, { ip: address, port: true });
+    await wire(id, old, { ip: address, port: true });
     const client = await containerNs();
     const clientId = uniqueId('pa');
-    wire(clientId, client);
+    await wire(clientId, client);
     expect(answers(address, client)).toBe(true); // the client's neighbour table now names the old MAC
     const hostEnd = hostLinks().find((l) => l.ifname === hostVethName(id, 'web'))!;
     expect(hostEnd.master).toBe('ts-web');
@@ -131,14 +144,14 @@ describe('poststop deletes the veth asynchronously, and nothing half-removed can
     // The lease is handed on at once, and the new holder is the one that answers.
     const next = await containerNs();
     const nextId = uniqueId('pa');
-    wire(nextId, next, { ip: address, port: true });
+    await wire(nextId, next, { ip: address, port: true });
     expect(answers(address)).toBe(true);
     const neighbour = JSON.parse(hh.host.ns.sh(`ip -j neigh show ${address}`)) as { lladdr?: string }[];
     expect(neighbour.map((n) => n.lladdr)).toEqual([eth0Mac(next)]);
 
     // The same container id again, while the old pair still exists.
     const again = await containerNs();
-    wire(id, again);
+    await wire(id, again);
     expect(again.sh('ip -o -4 addr show eth0')).toMatch(new RegExp(`inet ${SUBNET.replaceAll('.', '\\.')}\\.\\d+/24`));
     expect(answers(again.sh('ip -o -4 addr show eth0').match(/inet (\S+)\//)![1]!)).toBe(true);
 
@@ -155,7 +168,7 @@ describe('poststop deletes the veth asynchronously, and nothing half-removed can
   it('with the real deleter, the pair goes while its namespace is still held', async () => {
     const id = uniqueId('pa');
     const ns = await containerNs();
-    wire(id, ns, { port: true });
+    await wire(id, ns, { port: true });
     const index = hostLinks().find((l) => l.ifname === hostVethName(id, 'web'))!.ifindex;
     expect(poststop(id).status).toBe(0);
     await waitFor('the detached delete', () => !hostLinks().some((l) => l.ifindex === index));

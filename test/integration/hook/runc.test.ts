@@ -2,7 +2,7 @@
 // with `tsrun spec add-hooks`), runc with a private --root inside a sandbox host's namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Netns, waitFor } from '../../harness/sandbox.js';
 import { HookHost, eth0Address, hostVethName, runtimeEnv } from './helpers.js';
@@ -185,6 +185,29 @@ describe('runc run / create / delete with tsrun hooks', () => {
     }
     const addresses = runs.map((r) => eth0Address(r.out));
     expect(new Set(addresses).size).toBe(ids.length);
+  });
+
+  it('a poststop for the id of a live wired container (another runtime\'s container with that id) leaves its network alone', async () => {
+    // Records are keyed by container id; a second engine (another runc --root, podman beside
+    // CRI-O on one hooks.d) may use the same id. Its container's poststop tore the first one's
+    // network down: the record's namespace holder (the first container's init) still ran.
+    const id = container('web');
+    const wired = hh.bundle({ annotations: { 'io.tsrun.network': 'web' }, args: ['sleep', '60'] });
+    expect(hh.runcDetached(id, wired).status).toBe(0); // created and started
+    const record = path.join(hh.root, 'lib', 'store', 'endpoints', id, 'web');
+    expect(existsSync(record)).toBe(true);
+    // The other engine: its own runc root, a container of the same id that asks for no network.
+    const otherRoot = `${hh.host.runcRoot}-other`;
+    const other = hh.bundle({ annotations: { 'io.tsrun.network': 'none' }, args: ['true'] });
+    const r = hh.host.ns.exec('runc', ['--root', otherRoot, 'run', '-b', other, id], { env: runtimeEnv() });
+    expect(r.status).toBe(0);
+    expect(existsSync(record)).toBe(true);
+    expect(hh.runc(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'eth0']).stdout).toMatch(/inet 10\.123\.0\./);
+    expect(hh.logOf(id).filter((l) => l.msg === 'hook done').map((l) => l.result)).toEqual(['attached', 'left-alone', 'nothing-to-do']);
+    // Its own delete still tears it down.
+    await stop(id);
+    expect(hh.runc(['delete', id]).status).toBe(0);
+    expect(existsSync(record)).toBe(false);
   });
 
   it('poststop twice, and for a container tsrun never wired, exits 0', () => {

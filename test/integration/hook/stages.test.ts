@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { Netns, uniqueId, waitFor } from '../../harness/sandbox.js';
-import { HookHost, hostVethName } from './helpers.js';
+import { HookHost, containerProcess, endProcess, hostVethName } from './helpers.js';
 
 let hh: HookHost;
 const initVisible = (() => {
@@ -62,6 +62,7 @@ describe('hook stages against real namespaces', () => {
     expect(r.status).toBe(0);
     expect(second.sh('ip -o -4 addr show eth0')).toContain('10.127.0.10/24');
     expect(hh.logOf(id).some((l) => l.msg === 'removing the endpoint of an earlier container with this id (its poststop never ran)')).toBe(true);
+    endProcess(second.pid); // poststop comes once the container is gone
     expect(hook('poststop', stopped(id)).status).toBe(0);
   });
 
@@ -76,6 +77,12 @@ describe('hook stages against real namespaces', () => {
     expect(r.stderr).toBe(`tsrun: hook createRuntime: container id ${id} is already wired into network web for another live container\n`);
     expect(other.linkNames()).toEqual(['lo']);
     expect(live.linkNames()).toEqual(['eth0', 'lo']);
+    // The other container's poststop (it never ran) leaves the live one alone; the live one's own
+    // poststop, once its process has ended, tears it down.
+    expect(hook('poststop', stopped(id)).status).toBe(0);
+    expect(live.linkNames()).toEqual(['eth0', 'lo']);
+    expect(hh.logOf(id).filter((l) => l.msg === 'hook done').map((l) => l.result).at(-1)).toBe('nothing-to-do');
+    endProcess(live.pid);
     expect(hook('poststop', stopped(id)).status).toBe(0);
   });
 
@@ -84,7 +91,8 @@ describe('hook stages against real namespaces', () => {
     const b = uniqueId('hs');
     used.push({ id: a, network: 'web' }, { id: b });
     const ns = await containerNs();
-    expect(hook('createRuntime', { id: a, status: 'creating', pid: ns.pid, annotations: { 'io.tsrun.network': 'web' } }).status).toBe(0);
+    const aPid = await containerProcess(ns, children);
+    expect(hook('createRuntime', { id: a, status: 'creating', pid: aPid, annotations: { 'io.tsrun.network': 'web' } }).status).toBe(0);
 
     // B's process lives in A's namespace.
     const inA = ns.spawn('sleep', ['60'], { stdio: 'ignore' });
@@ -108,7 +116,9 @@ describe('hook stages against real namespaces', () => {
     const never = hook('createRuntime', { id: b, status: 'creating', pid: elsewhere.pid, annotations: { 'io.tsrun.network': 'container:nobody' } });
     expect(never.stderr).toMatch(/tsrun has not wired a container nobody/);
 
+    endProcess(inA.pid!);
     expect(hook('poststop', stopped(b)).status).toBe(0);
+    endProcess(aPid);
     expect(hook('poststop', stopped(a)).status).toBe(0);
   });
 

@@ -78,6 +78,14 @@ function gcLoop(workers = 3): { stop(): Promise<{ runs: number; failures: string
   };
 }
 
+/** SIGKILL to a pin, back once it has exited. */
+async function ended(pin: ChildProcess): Promise<void> {
+  if (pin.exitCode !== null || pin.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => pin.once('exit', () => resolve()));
+  pin.kill('SIGKILL');
+  await exited;
+}
+
 describe('gc against an attach caught half done', () => {
   it('waits for it: the lease an attach has taken but not yet recorded is not collected', async () => {
     const pin = await pinNetns('racehalf');
@@ -98,6 +106,8 @@ describe('gc against an attach caught half done', () => {
       expect((await attach).status).toBe(0);
       expect((await gc).status).toBe(0);
       expect(lease()).toHaveLength(1);
+      // poststop comes once the container is gone (a record whose process runs is another's).
+      await ended(pin);
       expect((await hook('poststop', 'race-half')).status).toBe(0);
     } finally {
       // Never leave it stopped (a failed assertion above skips the SIGCONT).
@@ -143,6 +153,8 @@ describe('gc during 100 concurrent hook attaches', () => {
       expect(new Set(addresses).size).toBe(COUNT);
       process.stdout.write(`gc race: ${COUNT} attaches, ${duringAttach.runs} gc runs meanwhile, 0 broken, ${COUNT - new Set(addresses).size} duplicate addresses\n`);
 
+      // poststop comes once the containers are gone (a record whose process runs is another's).
+      await Promise.all(pins.map(ended));
       const gc2 = gcLoop();
       const detached = await Promise.all(ids.map((id) => hook('poststop', id)));
       const duringDetach = await gc2.stop();

@@ -7,7 +7,8 @@
 //
 // The spec cannot tell them apart, but the image can be found: podman (and CRI-O) keep it in
 // containers/storage, and the container's root is that storage's mount of its layer
-// (`<graph>/overlay/<layer>/merged`, `<graph>/vfs/dir/<layer>`). `<graph>/<driver>-containers/
+// (`<graph>/overlay/<layer>/merged`, `<graph>/vfs/dir/<layer>`, and likewise for btrfs, zfs, aufs
+// and devicemapper). `<graph>/<driver>-containers/
 // containers.json` names the container's image, and `<graph>/<driver>-images/<image>/` holds its
 // manifests ("manifest", and "manifest-<digest>" stored as "=" + base64 of the name). A tsrun key
 // whose value is the one an image manifest carries is the image's, and is not honoured: a user
@@ -48,14 +49,21 @@ function parse(text: string | undefined): unknown {
   }
 }
 
+/** Where each graph driver of containers/storage mounts a layer under its home <graph>/<driver>:
+ * <home>/<this>/<layer> (overlay: <home>/<layer>/merged; devicemapper: <home>/mnt/<layer>/rootfs). */
+const LAYER_DIRS: Readonly<Record<string, string>> = { vfs: 'dir', btrfs: 'subvolumes', zfs: 'graph', aufs: 'mnt' };
+
 /** The containers/storage layout a container root path belongs to, if it looks like one. */
 export function storageOf(rootPath: string): { graph: string; driver: string } | undefined {
   const p = path.resolve(rootPath);
   const up1 = path.dirname(p);
   const up2 = path.dirname(up1);
-  // overlay: <graph>/overlay/<layer>/merged; vfs: <graph>/vfs/dir/<layer>
+  const up3 = path.dirname(up2);
+  // overlay: <graph>/overlay/<layer>/merged; vfs: <graph>/vfs/dir/<layer>; btrfs, zfs, aufs alike
   if (path.basename(p) === 'merged' && path.basename(up2) === 'overlay') return { graph: path.dirname(up2), driver: 'overlay' };
-  if (path.basename(up1) === 'dir' && path.basename(up2) === 'vfs') return { graph: path.dirname(up2), driver: 'vfs' };
+  const driver = path.basename(up2);
+  if (Object.hasOwn(LAYER_DIRS, driver) && LAYER_DIRS[driver] === path.basename(up1)) return { graph: path.dirname(up2), driver };
+  if (path.basename(p) === 'rootfs' && path.basename(up2) === 'mnt' && path.basename(up3) === 'devicemapper') return { graph: path.dirname(up3), driver: 'devicemapper' };
   return undefined;
 }
 

@@ -12,7 +12,7 @@ const CTR = 'c'.repeat(64);
 const big = (name: string) => `=${Buffer.from(name).toString('base64')}`;
 
 /** A containers/storage graph root as podman leaves it: one container of one image. */
-function storage(driver: 'overlay' | 'vfs', manifest: unknown, config: unknown = { config: {} }): string {
+function storage(driver: Driver, manifest: unknown, config: unknown = { config: {} }): string {
   const graph = mkdtempSync(path.join(tmp, `${driver}-`));
   mkdirSync(path.join(graph, `${driver}-containers`));
   writeFileSync(path.join(graph, `${driver}-containers`, 'containers.json'), JSON.stringify([{ id: 'other', image: 'b'.repeat(64) }, { id: CTR, image: IMAGE, layer: 'l1' }]));
@@ -23,12 +23,19 @@ function storage(driver: 'overlay' | 'vfs', manifest: unknown, config: unknown =
   writeFileSync(path.join(img, big(`sha256:${IMAGE}`)), JSON.stringify(config));
   return graph;
 }
-const rootOf = (graph: string, driver: 'overlay' | 'vfs') => (driver === 'overlay' ? path.join(graph, 'overlay', 'l1', 'merged') : path.join(graph, 'vfs', 'dir', 'l1'));
+type Driver = 'overlay' | 'vfs' | 'btrfs';
+const rootOf = (graph: string, driver: Driver) => (driver === 'overlay' ? path.join(graph, 'overlay', 'l1', 'merged') : driver === 'btrfs' ? path.join(graph, 'btrfs', 'subvolumes', 'l1') : path.join(graph, 'vfs', 'dir', 'l1'));
 
 describe('storageOf', () => {
   it('finds the graph root of overlay and vfs layer mounts, and nothing for other roots', () => {
     expect(storageOf('/var/lib/containers/storage/overlay/abc/merged')).toEqual({ graph: '/var/lib/containers/storage', driver: 'overlay' });
     expect(storageOf('/var/lib/containers/storage/vfs/dir/abc')).toEqual({ graph: '/var/lib/containers/storage', driver: 'vfs' });
+    // The other drivers of containers/storage mount a container's layer under their own home too:
+    // a podman on btrfs or zfs (or aufs, devicemapper) must not honour its images' keys either.
+    expect(storageOf('/var/lib/containers/storage/btrfs/subvolumes/abc')).toEqual({ graph: '/var/lib/containers/storage', driver: 'btrfs' });
+    expect(storageOf('/var/lib/containers/storage/zfs/graph/abc')).toEqual({ graph: '/var/lib/containers/storage', driver: 'zfs' });
+    expect(storageOf('/var/lib/containers/storage/aufs/mnt/abc')).toEqual({ graph: '/var/lib/containers/storage', driver: 'aufs' });
+    expect(storageOf('/var/lib/containers/storage/devicemapper/mnt/abc/rootfs')).toEqual({ graph: '/var/lib/containers/storage', driver: 'devicemapper' });
     expect(storageOf('/srv/bundle/rootfs')).toBeUndefined();
     expect(storageOf('/run/containerd/io.containerd.runtime.v2.task/default/x/rootfs')).toBeUndefined();
     expect(storageOf('/var/lib/docker/overlay2/abc/merged')).toBeUndefined();
@@ -38,7 +45,7 @@ describe('storageOf', () => {
 describe('dropImageAnnotations', () => {
   const manifest = { schemaVersion: 2, annotations: { 'io.tsrun.network': 'web', 'io.tsrun.ports': '2222:22', 'org.example': 'x' } };
 
-  for (const driver of ['overlay', 'vfs'] as const) {
+  for (const driver of ['overlay', 'vfs', 'btrfs'] as const) {
     it(`${driver}: drops the keys whose value the image's manifest carries, keeps the user's`, () => {
       const root = rootOf(storage(driver, manifest), driver);
       const r = dropImageAnnotations({ 'io.tsrun.network': 'web', 'io.tsrun.ports': '8080:80', 'other.key': 'web' }, root, CTR);

@@ -713,4 +713,15 @@ describeIf('gc and detached containers', () => {
       ok(['rm', id]);
     });
   });
+
+  it('gc removes a --rm container whose monitor died, as its exit command would have', async () => {
+    const id = runD(['--rm', '-p', '8091:80'], ['sleep', '100']);
+    const rec = JSON.parse(readFileSync(path.join(w.host.root, 'run', 'containers', id, 'lifecycle.json'), 'utf8')) as { conmonPid: number; pid: number };
+    process.kill(rec.conmonPid, 'SIGKILL');
+    process.kill(rec.pid, 'SIGKILL');
+    await waitFor('both to end', () => !existsSync(`/proc/${rec.pid}/stat`) || readFileSync(`/proc/${rec.pid}/stat`, 'utf8').includes(') Z'));
+    ok(['gc']);
+    expect(w.host.containerIds()).not.toContain(id);
+    expect(w.leaks()).toEqual([]);
+  });
 });

@@ -92,7 +92,7 @@ export async function add(ctx: VerbContext): Promise<CniResult> {
       await engine.detachEndpoint(existing, log);
     }
 
-    const rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases, via: 'cni' });
+    const rec = await engine.attach({ containerId, netnsPath: netns, network: net.name, ip: conf.ip, ip6: conf.ip6, mac: conf.mac, ports: conf.ports, ifname, aliases: conf.aliases, via: 'cni', cniNetwork: conf.name });
     if (conf.aliases.length > 0 && !rec.resolver) log.info({ aliases: conf.aliases }, `network ${net.name} has no name resolution: the aliases are recorded, not served`);
     if (conf.bandwidth) {
       const { applyBandwidth } = await bookImport(() => import('./bandwidth.js'));
@@ -290,7 +290,11 @@ export async function gc(ctx: VerbContext): Promise<void> {
   const failures: string[] = [];
   let stale = 0;
   await withStore(ctx, async (store) => {
-    const recs = (await allEndpoints(store)).filter((r) => r.via === 'cni' && r.network === conf.network && !valid.has(`${r.containerId}\0${r.ifname}`));
+    // The attachments of this CNI network (the conflist's name): another conflist naming the same
+    // tsrun network belongs to another runtime, whose valid list this is not (records made before
+    // the name was kept are taken by their tsrun network, as before).
+    const mine = (r: EndpointRecord) => r.via === 'cni' && r.network === conf.network && (r.cniNetwork === undefined || r.cniNetwork === conf.name);
+    const recs = (await allEndpoints(store)).filter((r) => mine(r) && !valid.has(`${r.containerId}\0${r.ifname}`));
     stale = recs.length;
     if (stale === 0) return;
     const engine = await engineOver(ctx, store);

@@ -57,6 +57,8 @@ export interface AttachRequest {
   resolver?: boolean | undefined;
   /** The front door that attaches, when it must find its own endpoints again ('cni': CNI GC). */
   via?: 'cni' | undefined;
+  /** For 'cni': the CNI network (the conflist's name) it was made for; GC collects its own only. */
+  cniNetwork?: string | undefined;
 }
 
 /** Keeps the DNS resolver's table in step with the endpoint records. */
@@ -219,6 +221,7 @@ export class Engine {
           ...(req.dnsServers && req.dnsServers.length > 0 ? { dnsServers: req.dnsServers } : {}),
           ...(useResolver ? { resolver: true } : {}),
           ...(req.via ? { via: req.via } : {}),
+          ...(req.cniNetwork !== undefined ? { cniNetwork: req.cniNetwork } : {}),
           wiringMs: +(performance.now() - started).toFixed(2),
           created: isoNow(), // not toISOString: its first call costs a cold attach ~0.2 ms
         };

@@ -74,6 +74,9 @@ export interface EndpointRecord {
   resolver?: boolean | undefined;
   /** The front door that made it, when that door must find its endpoints again ('cni': GC). */
   via?: 'cni' | undefined;
+  /** The CNI network (conflist name) a CNI attachment was made for: two conflists may name one
+   * tsrun network, and one runtime's GC must not collect the other's attachments. */
+  cniNetwork?: string | undefined;
   /** Elapsed milliseconds of the in-process wiring (netlink + nft), for the benchmark. */
   wiringMs?: number | undefined;
   created: string;

@@ -301,6 +301,12 @@ describe('CNI verbs on a bridge network', () => {
     const [keep, drop] = [at(n1), at(n2)];
     const r1 = addOk(conf, keep);
     addOk(conf, drop);
+    // Another runtime's conflist on the same tsrun network: its attachments are not in this
+    // runtime's valid list, and not this GC's to collect.
+    const otherList = { cniVersion: '1.1.0', name: 'cnibr-other', type: 'tsrun', network: 'cnibr' };
+    const n3 = await ctr();
+    const theirs = at(n3);
+    const r3 = addOk(otherList, theirs);
     // A container `tsrun run` wired on the same network is not GC's to collect.
     const other = await w.start(['--net', 'cnibr'], 'sleep 1000');
     try {
@@ -308,7 +314,7 @@ describe('CNI verbs on a bridge network', () => {
       // tsrun's table gone with endpoints attached: usable but limited (51), the endpoints counted
       // (by their keys: STATUS reads no record). tsrun gc rebuilds the table from the store.
       w.host.ns.sh('nft delete table inet tsrun');
-      expect(call('STATUS', conf).json).toMatchObject({ cniVersion: '1.1.0', code: 51, msg: expect.stringContaining('while 3 endpoint(s) are attached') });
+      expect(call('STATUS', conf).json).toMatchObject({ cniVersion: '1.1.0', code: 51, msg: expect.stringContaining('while 4 endpoint(s) are attached') });
       w.tsrunOk(['gc']);
       expect(call('STATUS', conf).status).toBe(0);
       const gc = call('GC', { ...conf, 'cni.dev/valid-attachments': [{ containerID: keep.containerId, ifname: 'eth0' }] });
@@ -318,8 +324,10 @@ describe('CNI verbs on a bridge network', () => {
       expect(addressesOf(n1, 'eth0')).toEqual([r1.ips[0].address]);
       expect(call('CHECK', withPrev(conf, r1), keep).status).toBe(0);
       expect(w.endpoint(other.id, 'cnibr').ipv4?.address).toMatch(/^10\.213\.0\./);
+      expect(addressesOf(n3, 'eth0')).toEqual([r3.ips[0].address]);
     } finally {
       delOk(conf, keep, r1);
+      delOk(otherList, theirs, r3);
       await other.stop();
     }
     // GC and STATUS came with 1.1.0.

@@ -64,6 +64,10 @@ const MAX_CACHED_ANSWERS = 8192;
 /** Socket buffers of a listening UDP socket (the kernel caps them at its rmem/wmem_max). */
 const UDP_BUFFER_BYTES = 4 << 20;
 
+/** A client TCP connection is not read while more than this many bytes of its answers wait to
+ * be sent, or this many of its queries are being answered (onTcp). */
+const TCP_WRITE_HIGH = 64 * 1024;
+const TCP_PENDING_MAX = 256;
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
 /** A cached outcome: forward the query, to these servers of the container's own (--dns), or
@@ -617,18 +621,35 @@ export class Resolver {
     let buf = Buffer.alloc(0);
     c.setTimeout(10_000, () => c.destroy());
     c.on('error', () => {});
+    // Backpressure: a client that sends queries and never reads the answers made the resolver
+    // read on and keep every answer in memory (one connection grew it by 142 MB in 8 s). Reading
+    // stops while the answers not yet taken by the kernel exceed TCP_WRITE_HIGH or too many of
+    // its queries are still being answered, and resumes when they drain: what such a client gets
+    // in is what the kernel's buffers hold.
+    let answering = 0;
+    const flow = () => {
+      if (c.destroyed) return;
+      if (answering >= TCP_PENDING_MAX || c.writableLength > TCP_WRITE_HIGH) c.pause();
+      else if (c.isPaused()) c.resume();
+    };
+    c.on('drain', flow);
     c.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
+        answering++;
         void this.safeAnswer(Buffer.from(msg), normalizeIp(c.remoteAddress ?? ''), local, 'tcp').then((out) => {
-          if (!out || c.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(out.length, 0);
-          c.write(Buffer.concat([len, out]));
+          answering--;
+          if (out && !c.destroyed) {
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(out.length, 0);
+            c.write(Buffer.concat([len, out]));
+          }
+          flow();
         });
       }
+      flow();
     });
   }
 

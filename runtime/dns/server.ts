@@ -20,7 +20,7 @@
 // taken for the resolver.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { closeSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
@@ -41,7 +41,7 @@ import { Forwarder, capUnderLimit, literalLookup, type Upstream } from './forwar
 import { fastAnswer, parseSimpleQuery, questionEnd } from './wire.js';
 import { controlAddress, pidfilePath, readResolverPid, resolverLockPath } from './paths.js';
 import { F_WRLCK, libcRecordLocks } from '../host-lock.js';
-import { mkdirPrivate, removeFile } from '../files.js';
+import { mkdirPrivate, removeFile, writeFileReplacing } from '../files.js';
 import { BatchUdpSocket } from './udp-batch.js';
 import { AnswerCache } from './answer-cache.js';
 import { ErrnoError } from '../netns/errno.js';
@@ -196,10 +196,10 @@ export class Resolver {
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
     if (this.lockFd !== undefined) await this.retirePredecessor();
     mkdirPrivate(path.dirname(pidfilePath(this.settings.runDir)));
-    // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile.
-    const pidfile = pidfilePath(this.settings.runDir);
-    writeFileSync(`${pidfile}.${process.pid}.tmp`, `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`);
-    renameSync(`${pidfile}.${process.pid}.tmp`, pidfile);
+    // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile. The
+    // temporary goes when its write fails: on a full run directory every start that failed here
+    // (several per attach, each retried) left one, never removed.
+    writeFileReplacing(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`, 0o644);
     await this.reload().catch(() => {});
     await this.watchCluster();
     this.resyncTimer = setInterval(() => {

@@ -190,4 +190,44 @@ describe('a full run directory on the newer paths', () => {
       }
     }, 120_000);
   }
+
+  it('a read-only run directory: run -p and run -d -p fail in one line, nothing left', () => {
+    const run = path.join(host.root, 'run');
+    mkdirSync(run, { recursive: true });
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k,ro', 'tmpfs', run]);
+    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
+    try {
+      for (const detached of [false, true]) {
+        const id = `hc8-ro-${detached ? 'd' : 'f'}`;
+        const r = host.tsrun(detached ? ['run', '-d', '--name', id, '--net', 'hc8nodns', '-p', '8937:80', bundle, '--', 'sleep', '1000'] : RUN(id, 8937, 'hc8nodns'));
+        expect({ detached, status: r.status === 0 ? 0 : 'failed', internal: /internal error/.test(r.stderr), lines: r.stderr.trim().split('\n').length, stderr: r.stderr }).toEqual({ detached, status: 'failed', internal: false, lines: 1, stderr: r.stderr });
+        expect({ detached, left: host.leaks([id]).filter((l) => l !== `mount ${run}`), monitors: host.monitors() }).toEqual({ detached, left: [], monitors: [] });
+      }
+    } finally {
+      spawnSync('umount', ['-l', run]);
+    }
+  }, 60_000);
+
+  it('the DNS resolver on a full run directory: its failed starts leave no temporary pidfile', () => {
+    const run = path.join(host.root, 'run');
+    mkdirSync(run, { recursive: true });
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', run]);
+    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
+    try {
+      const fill = path.join(run, 'fill');
+      const fs = statfsSync(run);
+      // Room for the setup up to the attach, none for the resolver's pidfile: the attach waits for
+      // a resolver that cannot start (15 s, a start tried every 3 s) and the run fails later.
+      writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - 8 * 1024)));
+      const r = host.tsrun(['run', '-d', '--name', 'hc8-full-dns', '--net', 'hc8net', bundle, '--', 'sleep', '1000']);
+      rmSync(fill, { force: true });
+      if (r.status === 0) ok(['rm', '-f', 'hc8-full-dns']);
+      const dns = path.join(run, 'dns');
+      // Before: one resolver.pid.<pid>.tmp per failed start, never removed (5 in this one run).
+      expect((existsSync(dns) ? readdirSync(dns) : []).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(host.leaks(['hc8-full-dns']).filter((l) => l !== `mount ${run}`)).toEqual([]);
+    } finally {
+      spawnSync('umount', ['-l', run]);
+    }
+  }, 60_000);
 });

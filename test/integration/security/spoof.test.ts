@@ -57,12 +57,17 @@ describe('anti-spoofing', () => {
       sendUdp4(a, { ifname: 'eth0', dmac: to.mac, smac: '02:00:00:00:0b:ad', src: mine.ipv4!.address, dst: to.ipv4!.address, dport: 5353, payload: 'macspoof4' });
       sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: mine.ipv6.address, dst: to.ipv6.address, dport: 5354, payload: 'honest6' });
       sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: theirs.ipv6.address, dst: to.ipv6.address, dport: 5354, payload: 'spoofed6' });
+      // From the unspecified address: a reply to :: goes to the host's own ::1 (Linux's "::
+      // means loopback"), so a datagram from :: to a host service (the resolver) had its answer
+      // sent to any UDP port of the host's loopback. Only neighbour discovery and MLD come from ::.
+      sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: '::', dst: to.ipv6.address, dport: 5354, payload: 'unspecified6' });
       await sleep(500);
       expect(sink4.received()).toContain('honest4');
       expect(sink4.received()).not.toContain('spoofed4');
       expect(sink4.received()).not.toContain('macspoof4');
       expect(sink6.received()).toContain('honest6');
       expect(sink6.received()).not.toContain('spoofed6');
+      expect(sink6.received()).not.toContain('unspecified6');
     } finally {
       sink4.stop();
       sink6.stop();

@@ -101,7 +101,7 @@ describe('baseTable', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
     expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
     expect(RULE_COUNT).toBe(28);
-    expect(GUARD_RULE_COUNT).toBe(9);
+    expect(GUARD_RULE_COUNT).toBe(10);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${schemaId()}`);
       expect(Buffer.byteLength(String(r.comment))).toBeLessThanOrEqual(128);

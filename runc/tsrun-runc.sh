@@ -74,11 +74,16 @@ case $cmd in
       */*|'') exec "$runc" "$@" ;;
     esac
     # Markers are keyed by runc's root (two engines may use one id): the path as runc's --root
-    # gives it, or runc's default. A root this front cannot normalise without a process, and the
-    # default of a user runc may take from XDG_RUNTIME_DIR, are left to Node (runc/wiring.ts).
+    # gives it, or runc's default, /run/runc (for root; a non-root runc's is under
+    # XDG_RUNTIME_DIR, and which one applies needs the euid: a marker there goes to Node, which
+    # knows). A root this front cannot normalise without a process is left to Node (runc/wiring.ts).
     if [ -z "$root" ]; then
-      [ -z "${XDG_RUNTIME_DIR-}" ] || node_side "$@"
       root=/run/runc
+      case ${XDG_RUNTIME_DIR-} in
+        '') ;;
+        /*/|*//*|*/./*|*/../*|*/.|*/..|[!/]*) node_side "$@" ;;
+        *) [ ! -e "$rundir/runc-net/by-root$XDG_RUNTIME_DIR/runc/$id.json" ] || node_side "$@" ;;
+      esac
     fi
     case $root in
       /) ;;

@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 const FRONT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../runc/tsrun-runc.sh');
 let dir: string;
 
-function front(args: string[]): { side: string; args: string[] } {
+function front(args: string[], env: NodeJS.ProcessEnv = {}): { side: string; args: string[] } {
   const r = spawnSync('sh', [FRONT, ...args], {
     encoding: 'utf8',
     cwd: dir,
-    env: { PATH: '/usr/bin:/bin', TSRUN_ROOT: path.join(dir, 'root'), TSRUN_RUNC: path.join(dir, 'fake-runc'), TSRUN_NODE: path.join(dir, 'fake-node') },
+    env: { PATH: '/usr/bin:/bin', TSRUN_ROOT: path.join(dir, 'root'), TSRUN_RUNC: path.join(dir, 'fake-runc'), TSRUN_NODE: path.join(dir, 'fake-node'), ...env },
   });
   const [side, ...rest] = r.stdout.trim().split('\n');
   return { side: side ?? r.stderr, args: rest };
@@ -76,6 +76,15 @@ describe('tsrun-runc shell front', () => {
     for (const args of [['--root', '/other', 'delete', '--force', 'keyed'], ['--root', '/r/sub', 'delete', 'keyed'], ['--root=/', 'delete', 'keyed']]) {
       expect(front(args)).toEqual({ side: 'runc', args });
     }
+    // No --root with XDG_RUNTIME_DIR set (a login shell's, root's runc ignores it): runc unless a
+    // marker is under either default root; Node tells which applies (the euid).
+    expect(front(['delete', 'other'], { XDG_RUNTIME_DIR: '/run/user/0' }).side).toBe('runc');
+    expect(front(['delete', 'keyed'], { XDG_RUNTIME_DIR: '/run/user/0' }).side).toBe('node');
+    mkdirSync(path.join(dir, 'root', 'run', 'runc-net', 'by-root/run/user/1000/runc'), { recursive: true });
+    writeFileSync(path.join(dir, 'root', 'run', 'runc-net', 'by-root/run/user/1000/runc', 'mine.json'), '{}');
+    expect(front(['delete', 'mine'], { XDG_RUNTIME_DIR: '/run/user/1000' }).side).toBe('node');
+    expect(front(['delete', 'mine'], { XDG_RUNTIME_DIR: '/run/user/1000/' }).side).toBe('node');
+    expect(front(['delete', 'mine']).side).toBe('runc');
     // roots the front cannot normalise without a process: Node decides
     for (const root of ['/r/', 'r', '/x/../r', '/./r', '//r']) expect(front(['--root', root, 'delete', 'keyed']).side).toBe('node');
   });

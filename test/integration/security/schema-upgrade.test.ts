@@ -81,4 +81,27 @@ describe('a table of an older schema (in-place upgrade)', () => {
       for (const ns of nss) ns.destroy();
     }
   });
+
+  it('a run -p killed after every setup step while it rebuilds an old table: the same run again works, under the current rules, nothing left', () => {
+    const id = `i16schk-${process.pid}`;
+    const args = ['run', '--name', id, '--net', NET, '-p', '8571:80', w.bundle, '--', 'true'];
+    const killed = (r: { signal: NodeJS.Signals | null; status: number | null }) => r.signal === 'SIGKILL' || r.status === 137;
+    let k = 1;
+    for (; k <= 60; k++) {
+      makeOldSchema();
+      const r = w.host.tsrun(args, { env: { TSRUN_FAULT_KILL_AFTER: `setup:${k}` } });
+      if (!killed(r)) {
+        expect({ k, status: r.status, stderr: r.stderr }).toEqual({ k, status: 0, stderr: '' });
+        break;
+      }
+      // The table is of this schema or still the old one (a kill before the attach's batch): the
+      // next attach rebuilds it either way; the same name runs, without gc.
+      const again = w.host.tsrun(args);
+      expect({ k, status: again.status, stderr: again.stderr }).toEqual({ k, status: 0, stderr: '' });
+      expect({ k, inet: inetRules(), guard: guardRules() }).toEqual({ k, inet: RULE_COUNT, guard: GUARD_RULE_COUNT });
+      expect({ k, left: w.leaks() }).toEqual({ k, left: [] });
+    }
+    expect(k).toBeGreaterThan(8);
+    expect(k).toBeLessThanOrEqual(60);
+  }, 240_000);
 });

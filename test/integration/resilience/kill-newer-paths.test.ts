@@ -98,6 +98,20 @@ describe('run -p: runc held at its gate while the network is attached', () => {
     expect(host.leaks([id])).toEqual([]);
   }, 60_000);
 
+  it('tsrun SIGKILLed while its container runs: rm -f stops and removes the container and its network (no gc)', async () => {
+    const id = 'hc8-fg-running';
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'hc8net', '-p', '8938:80', bundle, '--', 'sleep', '1000']);
+    const c = collect(child);
+    await waitFor('the container running', () => / running /.test(host.tsrun(['ps']).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? ''), 20_000);
+    child.kill('SIGKILL');
+    await c.exited;
+    const rm = host.tsrun(['rm', '-f', id]);
+    expect({ status: rm.status, stdout: rm.stdout, stderr: rm.stderr }).toEqual({ status: 0, stdout: `${id}\n`, stderr: '' });
+    expect(processes('runc', id)).toEqual([]);
+    expect(host.runcList()).toEqual([]);
+    expect(host.leaks([id])).toEqual([]);
+  }, 60_000);
+
   it('tsrun SIGKILLed at the gate: the same run --name again works at once and leaves nothing', async () => {
     const id = 'hc8-gate-again';
     const child = host.spawnTsrun(RUN(id, 8933), { TSRUN_FAULT_PAUSE_AT: 'gate:stop' });

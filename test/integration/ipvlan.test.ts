@@ -52,7 +52,7 @@ onIpvlanKernel(`ipvlan${skipped}`, () => {
     it('a container gets an ipvlan child with the parent\'s MAC and its own address', async () => {
       const srv = await sb.server(['--net', 'l2net']);
       expect(srv.addr).toMatch(/^192\.168\.77\.\d+$/);
-      expect(sb.linkDetails(srv.id)).toEqual({ kind: 'ipvlan', mode: 'l2', address: macOf(sb.host.ns, 'lan0') });
+      expect(await sb.linkDetails(srv.id)).toEqual({ kind: 'ipvlan', mode: 'l2', address: macOf(sb.host.ns, 'lan0') });
       const r = sb.run(['--net', 'l2net'], 'ip route');
       expect(r.stdout).toContain('default via 192.168.77.1 dev eth0');
       expect(sb.host.ns.linkNames()).toEqual(['lan0', 'lan1', 'lo']);
@@ -89,7 +89,7 @@ onIpvlanKernel(`ipvlan${skipped}`, () => {
     it('the container routes through its device; the LAN reaches it through the host', async () => {
       const srv = await sb.server(['--net', 'l3a']);
       expect(srv.addr).toMatch(/^10\.79\.1\.\d+$/);
-      expect(sb.linkDetails(srv.id)).toMatchObject({ kind: 'ipvlan', mode: 'l3' });
+      expect(await sb.linkDetails(srv.id)).toMatchObject({ kind: 'ipvlan', mode: 'l3' });
       // LAN → container: the LAN's route to 10.79.1.0/24 goes via the host's address on lan1.
       expect(httpGet(sb.lan, `http://${srv.addr}:8080/passwd`)).toMatch(/^root:/);
       // container → LAN: default route on the device; the host's routing table takes it from there.

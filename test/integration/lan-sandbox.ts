@@ -109,8 +109,12 @@ export class LanSandbox {
 
   /** `ip -d -j link show IFNAME` inside a running container's namespace, as the host's iproute2
    * sees it (busybox ip has no -d): kind and mode of the container's interface. */
-  linkDetails(id: string, ifname = 'eth0'): { kind?: string; mode?: string; address: string } {
-    const pid = readFileSync(path.join(this.host.root, 'run', 'containers', id, 'pid'), 'utf8').trim();
+  async linkDetails(id: string, ifname = 'eth0'): Promise<{ kind?: string; mode?: string; address: string }> {
+    // `runc run` writes its pid file after the container's process has started, so a container can
+    // already serve (and print) while the file is not there yet: wait for it (CI saw ENOENT at load).
+    const pidFile = path.join(this.host.root, 'run', 'containers', id, 'pid');
+    await waitFor(`the pid file of ${id}`, () => existsSync(pidFile), 20_000);
+    const pid = readFileSync(pidFile, 'utf8').trim();
     const r = spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, '--', 'ip', '-d', '-j', 'link', 'show', ifname], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`ip -d link show ${ifname} in ${id}: ${r.stderr.trim()}`);
     const link = (JSON.parse(r.stdout) as { address: string; linkinfo?: { info_kind?: string; info_data?: { mode?: string } } }[])[0]!;

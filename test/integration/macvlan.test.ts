@@ -25,7 +25,7 @@ describe('macvlan: containers on the parent\'s segment', () => {
   it('a container gets a macvlan child of the parent: its own MAC, an address of the network, the LAN gateway', async () => {
     const srv = await sb.server(['--net', 'lan']);
     expect(srv.addr).toMatch(/^192\.168\.77\.\d+$/);
-    expect(sb.linkDetails(srv.id)).toEqual({ kind: 'macvlan', mode: 'bridge', address: srv.mac });
+    expect(await sb.linkDetails(srv.id)).toEqual({ kind: 'macvlan', mode: 'bridge', address: srv.mac });
     expect(srv.mac).not.toBe(macOf(sb.host.ns, 'lan0'));
     const r = sb.run(['--net', 'lan'], 'ip route');
     expect(r.stderr).toBe('');
@@ -78,7 +78,7 @@ describe('macvlan: containers on the parent\'s segment', () => {
   it('two containers in private mode cannot reach each other, but both reach the LAN', async () => {
     const a = await sb.server(['--net', 'priv']);
     expect(a.addr).toMatch(/^192\.168\.78\./);
-    expect(sb.linkDetails(a.id)).toMatchObject({ kind: 'macvlan', mode: 'private' });
+    expect(await sb.linkDetails(a.id)).toMatchObject({ kind: 'macvlan', mode: 'private' });
     const b = sb.run(['--net', 'priv'], `ping -c1 -W1 ${a.addr} >/dev/null && echo peer-reached; timeout 2 wget -qO- http://${a.addr}:8080/passwd && echo peer-served; ${fetch('http://192.168.78.1:8000/lan.txt', 3)}`);
     expect(b.stdout).not.toContain('peer-reached');
     expect(b.stdout).not.toContain('peer-served');
@@ -137,7 +137,7 @@ describe('macvlan: containers on the parent\'s segment', () => {
     try {
       sb.tsrunOk(['network', 'create', 'pt', '--driver', 'macvlan', '--parent', 'pt0', '--mode', 'passthru', '--subnet', '10.213.0.0/24']);
       const srv = await sb.server(['--net', 'pt']);
-      expect(sb.linkDetails(srv.id)).toMatchObject({ kind: 'macvlan', mode: 'passthru' });
+      expect(await sb.linkDetails(srv.id)).toMatchObject({ kind: 'macvlan', mode: 'passthru' });
       await srv.stop();
       // Detach deleted the child at once: the parent is free for the next container.
       const r = sb.run(['--net', 'pt'], CTR_ADDR);

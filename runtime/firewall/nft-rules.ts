@@ -477,6 +477,7 @@ function guardBaseCommands(): NftCommand[] {
 //     set nd_lladdrs { typeof iifname . @th,208,48 }    (port . its MAC): the option's address
 //     chain nd { type filter hook prerouting priority -300; policy accept;
 //       icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } iifname "tsv*" iifname != "tsvx*" jump nd_check
+//       icmpv6 type nd-router-solicit iifname "tsv*" iifname != "tsvx*" drop   the host, a router, learns from it too
 //     }
 //     chain nd_check {
 //       ip6 nexthdr != ipv6-icmp drop                                     behind extension headers
@@ -512,6 +513,10 @@ const ND_CHAINS = [
 ] as const;
 const ND_RULES: readonly { chain: 'nd' | 'nd_check'; label: string; text: string }[] = [
   { chain: 'nd', label: 'solicitations and advertisements from container ports', text: 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } iifname "tsv*" iifname != "tsvx*" jump nd_check' },
+  // The host is a router (IPv6 forwarding on) and takes a router solicitation's source link-layer
+  // address for its sender's address, as a neighbour solicitation's; a container never solicits
+  // routers (accept_ra=0, no SLAAC).
+  { chain: 'nd', label: 'router solicitations from container ports', text: 'icmpv6 type nd-router-solicit iifname "tsv*" iifname != "tsvx*" drop' },
   { chain: 'nd_check', label: 'behind extension headers', text: 'ip6 nexthdr != ipv6-icmp drop' },
   { chain: 'nd_check', label: 'an advertisement for another address', text: 'icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . @th,64,128 != @nd_targets drop' },
   { chain: 'nd_check', label: 'no option', text: 'ip6 length 24 return' },
@@ -662,7 +667,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-feceff55bc';
+const SCHEMA_ID = 'v1-230a9187ea';
 
 export function schemaId(): string {
   return SCHEMA_ID;

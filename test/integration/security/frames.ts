@@ -54,7 +54,8 @@ elif kind == 'nd':
     # 'TYPE:HEX' (each 8 bytes: type, length 1, six bytes), comma-separated, '-' for none.
     icmp, src, dst, target, flags, opts = int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8], int(sys.argv[9], 16), sys.argv[10]
     s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
-    body = struct.pack('!BBHI16s', icmp, 0, 0, flags, socket.inet_pton(socket.AF_INET6, target))
+    # a router solicitation (133) has no target: options follow its 8 bytes
+    body = struct.pack('!BBHI', icmp, 0, 0, 0) if icmp == 133 else struct.pack('!BBHI16s', icmp, 0, 0, flags, socket.inet_pton(socket.AF_INET6, target))
     for o in ([] if opts == '-' else opts.split(',')):
         t, v = o.split(':', 1)
         body += struct.pack('!BB6s', int(t), 1, bytes.fromhex(v.replace(':', '')))
@@ -100,17 +101,18 @@ export function sendGratuitousArp(ns: Netns, o: { ifname: string; ip: string; ta
   send(ns, ['garp', o.ifname, 'ff:ff:ff:ff:ff:ff', macOf(ns, o.ifname), o.ip, ...(o.sha ? [o.sha] : []), ...(o.tag ? [`tag=${o.tag}`] : [])]);
 }
 
-/** Sends a hand-made neighbour solicitation ('ns') or advertisement ('na') (three copies) from
+/** Sends a hand-made neighbour solicitation ('ns'), advertisement ('na') or router solicitation
+ * ('rs', `target` unused) (three copies) from
  * the interface's MAC: `flags` the advertisement's R/S/O bits (default override), `options`
  * link-layer address options and others as [type, six bytes as a MAC] (type 1 source, 2 target,
  * 14 nonce), in order. */
 export function sendNeighbourDiscovery(
   ns: Netns,
-  o: { ifname: string; kind: 'ns' | 'na'; src: string; dst: string; target: string; dmac?: string; flags?: number; options?: [number, string][] },
+  o: { ifname: string; kind: 'ns' | 'na' | 'rs'; src: string; dst: string; target: string; dmac?: string; flags?: number; options?: [number, string][] },
 ): void {
   const dmac = o.dmac ?? (o.dst.toLowerCase() === 'ff02::1' ? '33:33:00:00:00:01' : solicitedNodeMac(o.target));
   const opts = o.options && o.options.length > 0 ? o.options.map(([t, v]) => `${t}:${v}`).join(',') : '-';
-  send(ns, ['nd', o.ifname, dmac, macOf(ns, o.ifname), o.kind === 'ns' ? '135' : '136', o.src, o.dst, o.target, (o.flags ?? 0x20000000).toString(16), opts]);
+  send(ns, ['nd', o.ifname, dmac, macOf(ns, o.ifname), o.kind === 'ns' ? '135' : o.kind === 'rs' ? '133' : '136', o.src, o.dst, o.target, (o.flags ?? 0x20000000).toString(16), opts]);
 }
 
 /** The multicast MAC of an address's solicited-node group (33:33:ff + its last three bytes). */

@@ -208,6 +208,9 @@ describe('IPv6 neighbour discovery', () => {
       // a solicitation from its own address with the victim's MAC as its source link-layer address
       { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: 'ff02::1:ff00:1', dmac: gatewayMac, target: gateway6, options: [[1, theirs.mac]] },
       { ifname: 'eth0', kind: 'ns', src: mine.ipv6.address, dst: to.ipv6.address, dmac: to.mac, target: to.ipv6.address, options: [[14, '01:02:03:04:05:06'], [1, theirs.mac]] },
+      // a router solicitation to the host (a router: IPv6 forwarding is on) with the victim's MAC
+      // as its source link-layer address: the host takes it for the sender's address
+      { ifname: 'eth0', kind: 'rs', src: mine.ipv6.address, dst: 'ff02::2', dmac: '33:33:00:00:00:02', target: '::', options: [[1, theirs.mac]] },
     ];
     for (const attempt of attempts) {
       talk(w.host.ns.path, mine.ipv6.address);

@@ -31,11 +31,18 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
     log,
     // In tsrun's own namespace a lost table is rebuilt from the Store (firewallState).
     firewall: (netns) =>
-      createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : {}) }, netns ? undefined : () => engine.firewallState()),
+      createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : { rebuildLock: () => firewallRebuildLock(settings).exclusive() }) }, netns ? undefined : () => engine.firewallState()),
     dns: { sync: async (start, containers) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start, containers })) },
     hostLock: hostLock(settings, log),
   });
   return engine;
+}
+
+/** Serializes rebuilds of this host's firewall table (runtime/firewall/nft.ts rebuildLock): taken
+ * only when the table is not current, never on an attach's usual path. Its own file beside the
+ * host lock's. */
+function firewallRebuildLock(settings: Settings): FileLock {
+  return new FileLock(path.join(settings.runDir, 'locks', 'firewall-rebuild.lock'), 'firewall rebuild');
 }
 
 /** This host's readers-writer lock, in the run directory, because it guards this host's kernel

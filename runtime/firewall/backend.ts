@@ -5,6 +5,7 @@
 // can be repeated from a persisted record after a crash, and is safe when the elements are
 // already gone, when the table is gone, or when another container has taken the port since.
 import { ConflictError } from '../../config/errors.js';
+import { faultPause } from '../tx.js';
 import {
   schemaId,
   schemaMarkBatch,
@@ -234,9 +235,35 @@ export class NftFirewall implements FirewallBackend {
   private async checkOrCreateBase(): Promise<void> {
     // The self-check over netlink covers all three tables; otherwise the nd table is checked here.
     if (this.intactOverNetlink() === true) return;
-    const state = await this.checkOrCreateMainTables();
+    const state = await this.serializedRebuild(() => this.checkOrCreateMainTables());
     await this.ensureNd(state);
   }
+
+  /**
+   * One look-and-rebuild at a time, in this process (attaches side by side) and across processes
+   * (NftOptions.rebuildLock): the second looks only once the first has rebuilt, and finds the
+   * table current. Before, two first attaches against an old table both rebuilt it, and the later
+   * restore dropped the elements the earlier attach had added meanwhile.
+   */
+  private async serializedRebuild<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.opts.rebuildLock === undefined) return fn();
+    const previous = NftFirewall.rebuilding;
+    let done!: () => void;
+    NftFirewall.rebuilding = new Promise<void>((r) => (done = r));
+    try {
+      await previous;
+      const release = await this.opts.rebuildLock();
+      try {
+        return await fn();
+      } finally {
+        await release();
+      }
+    } finally {
+      done();
+    }
+  }
+
+  private static rebuilding: Promise<void> = Promise.resolve();
 
   /** Tables inet tsrun and bridge tsrun; the state it read from the Store, if it did. */
   private async checkOrCreateMainTables(): Promise<FirewallState | undefined> {
@@ -256,6 +283,7 @@ export class NftFirewall implements FirewallBackend {
       const raced = await listTsrunTable({ ...this.opts, terse: true });
       if (raced && baseMatches(raced)) return;
     }
+    await faultPause('firewall rebuild'); // tests: two attaches rebuilding an old table
     if (this.state) {
       this.log.warn({ schema: schemaId() }, 'table inet tsrun is from another tsrun version or was modified: rebuilding it from the store');
       const state = await this.state();

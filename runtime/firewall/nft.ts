@@ -46,6 +46,10 @@ export interface NftOptions {
   argMax?: number;
   /** Directory for those files. Default os.tmpdir(). */
   tmpDir?: string;
+  /** Held (exclusive, across processes) from the look at the table to its rebuild: two first
+   * attaches against an old table both rebuilt it, and the later restore dropped the elements the
+   * earlier attach had added meanwhile (its record not yet in the Store). */
+  rebuildLock?: () => Promise<() => Promise<void>>;
 }
 
 /** Why nft refused, from its errno text (nft is run with LC_ALL=C). */

@@ -7,7 +7,7 @@
 // runtime/firewall/owned-attach.ts) added its elements to the old table as it was.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BridgeWorld } from '../../harness/bridge-world.js';
-import { uniqueId } from '../../harness/sandbox.js';
+import { isStopped, uniqueId, waitFor } from '../../harness/sandbox.js';
 import { callPlugin, containerNs, type Conf } from '../cni/helpers.js';
 import { GUARD_RULE_COUNT, RULE_COUNT, schemaId } from '../../../runtime/firewall/nft-rules.js';
 
@@ -104,4 +104,37 @@ describe('a table of an older schema (in-place upgrade)', () => {
     expect(k).toBeGreaterThan(8);
     expect(k).toBeLessThanOrEqual(60);
   }, 240_000);
+
+  it('two first attaches against an old table: the second rebuild does not drop what the first added (one rebuild at a time)', async () => {
+    makeOldSchema();
+    const ids = [`i16scha-${process.pid}`, `i16schb-${process.pid}`];
+    const start = (id: string, port: number, env: NodeJS.ProcessEnv) => {
+      const child = w.host.spawnTsrun(['run', '-d', '--name', id, '--net', NET, '-p', `${port}:80`, w.bundle, '--', 'sleep', '600'], env);
+      child.stdout!.resume();
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<{ code: number | null; err: string }>((r) => child.once('exit', (code) => r({ code, err })));
+      return { child, exited };
+    };
+    try {
+      // A looks at the old table and stops before it rebuilds.
+      const a = start(ids[0]!, 8572, { TSRUN_FAULT_PAUSE_AT: 'firewall rebuild:stop' });
+      await waitFor('A stopped before its rebuild', () => isStopped(a.child.pid!), 20_000);
+      // B meanwhile: before, it rebuilt, added its elements and stopped here, its record not yet
+      // saved; A's rebuild from the Store then dropped B's elements (its port guard and port).
+      const b = start(ids[1]!, 8573, { TSRUN_FAULT_STOP_AFTER: 'firewall elements' });
+      await new Promise((r) => setTimeout(r, 1500));
+      process.kill(a.child.pid!, 'SIGCONT');
+      expect(await a.exited).toEqual({ code: 0, err: '' });
+      await waitFor('B stopped after its firewall elements', () => isStopped(b.child.pid!), 20_000);
+      process.kill(b.child.pid!, 'SIGCONT');
+      expect(await b.exited).toEqual({ code: 0, err: '' });
+      expect(inetRules()).toBe(RULE_COUNT);
+      for (const id of ids) {
+        expect({ id, guard: listing('bridge').includes(`"ctr:${id}"`), ports: listing('inet').includes(`"ctr:${id}"`) }).toEqual({ id, guard: true, ports: true });
+      }
+    } finally {
+      for (const id of ids) w.host.tsrun(['rm', '-f', id]);
+    }
+  }, 60_000);
 });

@@ -47,6 +47,20 @@ function processes(name: string, id: string): number[] {
     .map(Number);
 }
 
+/** Pids of processes whose environment names `root` as TSRUN_ROOT (resolvers spawned for it). */
+function processesOfRoot(root: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`TSRUN_ROOT=${root}`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 function collect(child: ChildProcess): { exited: Promise<number | null>; out: () => string; err: () => string } {
   let out = '';
   let err = '';
@@ -222,7 +236,7 @@ describe('a full run directory on the newer paths', () => {
     }
   }, 60_000);
 
-  it('the DNS resolver on a full run directory: its failed starts leave no temporary pidfile', () => {
+  it('the DNS resolver on a full run directory: its failed starts leave no temporary pidfile', async () => {
     const run = path.join(host.root, 'run');
     mkdirSync(run, { recursive: true });
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', run]);
@@ -242,6 +256,10 @@ describe('a full run directory on the newer paths', () => {
       expect(host.leaks(['hc8-full-dns']).filter((l) => l !== `mount ${run}`)).toEqual([]);
     } finally {
       spawnSync('umount', ['-l', run]);
+      // A resolver the attach spawned last may start only now (no pidfile yet for the harness to
+      // find): once started it exits (no endpoint uses it); waited for, so that it cannot make the
+      // sandbox's directories again after destroy().
+      await waitFor('the resolvers of this root gone', () => processesOfRoot(host.root).length === 0, 20_000).catch(() => undefined);
     }
   }, 60_000);
 });

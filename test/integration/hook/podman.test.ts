@@ -11,6 +11,7 @@ import path from 'node:path';
 import { removeCgroupTree } from '../../harness/cgroups.js';
 import { BUSYBOX_ROOTFS } from '../../harness/sandbox.js';
 import { HookHost, eth0Address, runtimeEnv } from './helpers.js';
+import { podmanPrivateFlags } from '../oci-runtime/helpers.js';
 
 const havePodman = spawnSync('podman', ['--version'], { encoding: 'utf8' }).status === 0;
 const haveRunc = spawnSync('runc', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -28,15 +29,7 @@ const CGROUP_PARENT = `/tsrun-hooktest-${process.pid}`;
 
 function podman(hooksDir: string, args: string[]) {
   const flags = [
-    '--root', path.join(work, 'storage'),
-    '--runroot', path.join(work, 'runroot'),
-    '--tmpdir', path.join(work, 'tmp'),
-    '--volumepath', path.join(work, 'volumes'),
-    '--network-config-dir', path.join(work, 'netconf'),
-    '--cgroup-manager', 'cgroupfs',
-    '--events-backend', 'file',
-    '--runtime', 'runc',
-    '--log-level', 'error',
+    ...podmanPrivateFlags(work, 'runc'),
     '--hooks-dir', hooksDir,
   ];
   return hh.host.ns.exec('podman', [...flags, ...args], { env: runtimeEnv(), timeoutMs: 120_000 });

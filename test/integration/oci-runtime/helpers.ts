@@ -75,6 +75,22 @@ export async function engineWorld(name: string, subnet: string): Promise<EngineW
 }
 
 /** Lazily unmounts whatever an engine left mounted under `dir`, deepest first. */
+/** podman's global flags for a test: its storage, run root, temporary files, volumes and network
+ * configs all under `work` (never the machine's), cgroupfs, file events, the runtime named. */
+export function podmanPrivateFlags(work: string, runtime: string): string[] {
+  return [
+    '--root', path.join(work, 'storage'),
+    '--runroot', path.join(work, 'runroot'),
+    '--tmpdir', path.join(work, 'tmp'),
+    '--volumepath', path.join(work, 'volumes'),
+    '--network-config-dir', path.join(work, 'netconf'),
+    '--cgroup-manager', 'cgroupfs',
+    '--events-backend', 'file',
+    '--runtime', runtime,
+    '--log-level', 'error',
+  ];
+}
+
 export function unmountUnder(dir: string): void {
   const mps = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { HOST_UPLINK_IP, engineWorld, eth0Address, have, type EngineWorld } from './helpers.js';
+import { HOST_UPLINK_IP, engineWorld, eth0Address, have, podmanPrivateFlags, type EngineWorld } from './helpers.js';
 import { waitFor } from '../../harness/sandbox.js';
 
 const ok = have('podman') && have('runc') && have('conmon');
@@ -19,17 +19,7 @@ let ew: EngineWorld;
 
 function podman(args: string[], timeoutMs = 120_000) {
   const w = ew.work;
-  const flags = [
-    '--root', path.join(w, 'storage'),
-    '--runroot', path.join(w, 'runroot'),
-    '--tmpdir', path.join(w, 'tmp'),
-    '--volumepath', path.join(w, 'volumes'),
-    '--network-config-dir', path.join(w, 'netconf'),
-    '--cgroup-manager', 'cgroupfs',
-    '--events-backend', 'file',
-    '--runtime', 'tsrun-runc',
-    '--log-level', 'error',
-  ];
+  const flags = podmanPrivateFlags(w, 'tsrun-runc');
   return ew.world.host.ns.exec('podman', [...flags, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', CONTAINERS_CONF: path.join(w, 'containers.conf') },
     timeoutMs,

@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { HOST_UPLINK_IP, engineWorld, eth0Address, have, ociImageArchive, type EngineWorld } from '../oci-runtime/helpers.js';
+import { HOST_UPLINK_IP, engineWorld, eth0Address, have, ociImageArchive, podmanPrivateFlags, type EngineWorld } from '../oci-runtime/helpers.js';
 
 const ok = have('podman') && have('runc') && have('conmon');
 const run = ok ? describe : describe.skip;
@@ -22,15 +22,7 @@ const IMAGE = 'localhost/tsrun-test/hostile:latest';
 function podman(runtime: 'tsrun-runc' | 'runc', args: string[]) {
   const w = ew.work;
   const flags = [
-    '--root', path.join(w, 'storage'),
-    '--runroot', path.join(w, 'runroot'),
-    '--tmpdir', path.join(w, 'tmp'),
-    '--volumepath', path.join(w, 'volumes'),
-    '--network-config-dir', path.join(w, 'netconf'),
-    '--cgroup-manager', 'cgroupfs',
-    '--events-backend', 'file',
-    '--runtime', runtime,
-    '--log-level', 'error',
+    ...podmanPrivateFlags(w, runtime),
     ...(runtime === 'runc' ? ['--hooks-dir', hooksDir] : []),
   ];
   return ew.world.host.ns.exec('podman', [...flags, ...args], {

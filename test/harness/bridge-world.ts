@@ -117,6 +117,17 @@ export class BridgeWorld {
         if (m?.elem && m.elem.length > 0) found.push(`nft map ${m.name} has ${m.elem.length} elements`);
       }
     }
+    // The port guard and the neighbour-discovery table: a container's elements carry `ctr:<id>`
+    // (a network's own, `net:<name>`, stay with the network).
+    for (const table of ['tsrun', 'tsrun_nd']) {
+      const listed = this.host.ns.exec('nft', ['-j', 'list', 'table', 'bridge', table]);
+      if (listed.status !== 0) continue;
+      const json = JSON.parse(listed.stdout) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] };
+      for (const o of json.nftables) {
+        const owners = (o.set?.elem ?? []).map((e) => (e as { elem?: { comment?: string } }).elem?.comment).filter((c) => c?.startsWith('ctr:'));
+        if (owners.length > 0) found.push(`nft bridge ${table} set ${o.set!.name}: ${[...new Set(owners)].join(' ')}`);
+      }
+    }
     return found;
   }
 

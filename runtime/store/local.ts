@@ -49,6 +49,7 @@ import { closeSync, fdatasync as fdatasyncCallback, ftruncateSync, linkSync, lst
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SystemError } from '../../config/errors.js';
+import { isAlive, processStartTime } from '../containers.js';
 import type { Store, StoreEntry } from './store.js';
 import { compareKeys, isKeySegment, keySegments, leafConflict, matchesDirPattern, parseDirPatterns, prefixSegments } from './keys.js';
 
@@ -97,12 +98,26 @@ const DIR_MODE = 0o700;
 const MKDIR_ATTEMPTS = 20;
 const fdatasync = promisify(fdatasyncCallback);
 
-/** Unique per process (pid + random) and per call (counter), so temp names never collide. */
-const nonce = `${process.pid}.${Math.random().toString(36).slice(2, 8)}`;
+/**
+ * Unique per process (pid + random) and per call (counter), so temp names never collide; with the
+ * writer's start time (`<pid>-<start>`), so that sweep can tell a temp of a writer that died (a
+ * SIGKILLed tsrun between its write and its rename) from one a live writer is still making, and
+ * remove the former at once instead of after `olderThanMs`. Made on the first write.
+ */
+let nonce: string | undefined;
 let counter = 0;
 function uniqueTag(): string {
+  nonce ??= `${process.pid}-${processStartTime(process.pid) ?? ''}.${Math.random().toString(36).slice(2, 8)}`;
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
   return `${nonce}.${counter}`;
+}
+
+/** The temp `name` (TEMP…) was made by a process that has ended: its tag names the writer's pid
+ * and start time, and that process no longer runs. Temps named before start times were in their
+ * tags (`<pid>.<random>.<n>`) are never called dead: the age rule covers them. */
+function writerDied(name: string): boolean {
+  const m = /^~tmp~(?:r[0-9a-z]+\.)?(\d+)-(\d+)\./.exec(name);
+  return m !== null && !isAlive(Number(m[1]), m[2]!);
 }
 
 export class LocalStore implements Store {
@@ -302,8 +317,10 @@ export class LocalStore implements Store {
         this.trimPool(file);
         continue;
       }
-      if (!st || !st.isFile() || Math.max(st.mtimeMs, claimedAt(path.basename(file))) > cutoff) continue;
+      if (!st || !st.isFile()) continue;
       const name = path.basename(file);
+      // A dead writer's temp goes now; anything else only once it is older than the cutoff.
+      if (Math.max(st.mtimeMs, claimedAt(name)) > cutoff && !(name.startsWith(TEMP) && writerDied(name))) continue;
       if (name.startsWith(TOMB)) {
         const original = path.join(path.dirname(file), name.slice(name.lastIndexOf('~') + 1));
         try {

@@ -10,7 +10,7 @@
 // share it: SandboxHost/Netns (tsrun inside a host), scratchNetns/scratchPair (netlink tests,
 // synchronous exec) and ScratchNs (firewall tests, asynchronous exec).
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -169,6 +169,37 @@ export class SandboxHost {
   }
 
   /** Everything a finished container could leave behind; empty means clean. */
+  /**
+   * The host's run directory on a tmpfs of its own (`options`: mount options, e.g. size=256k),
+   * for the tests of a full or read-only run directory; `body` gets the directory and
+   * `leaveFree(KiB)`, which fills it until that much is left and returns the fill's removal.
+   * Unmounted afterwards.
+   */
+  async withRunTmpfs<T>(options: string, body: (run: string, leaveFree: (freeKiB: number) => () => void) => T | Promise<T>): Promise<T> {
+    const run = path.join(this.root, 'run');
+    mkdirSync(run, { recursive: true });
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', run]);
+    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
+    const fill = path.join(run, 'fill');
+    const leaveFree = (freeKiB: number): (() => void) => {
+      rmSync(fill, { force: true });
+      const fs = statfsSync(run);
+      writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - freeKiB * 1024)));
+      return () => rmSync(fill, { force: true });
+    };
+    try {
+      return await body(run, leaveFree);
+    } finally {
+      spawnSync('umount', ['-l', run]);
+    }
+  }
+
+  /** Registrations left in the run directory's netns-users (its dot-files are markers). */
+  netnsUsersLeft(): string[] {
+    const dir = path.join(this.root, 'run', 'netns-users');
+    return (existsSync(dir) ? readdirSync(dir) : []).filter((e) => !e.startsWith('.')).map((e) => `netns-users/${e}`);
+  }
+
   leaks(containerIds: string[] = []): string[] {
     const found: string[] = [];
     for (const id of this.runcList()) found.push(`runc container ${id}`);

@@ -4,8 +4,8 @@
 // next move (the same `run --name`, `rm -f`) must work and leave nothing, without `tsrun gc`.
 // The moments are the code's own fault points (runtime/tx.ts faultPause: TSRUN_FAULT_PAUSE_AT).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { isStopped, makeBundle, removeBundle, SandboxHost, waitFor } from '../../harness/sandbox.js';
 
@@ -183,20 +183,13 @@ describe('a full run directory on the newer paths', () => {
   // of the setup fails in turn (the claim, the spec, the pin, runc's state, conmon's files).
   for (const [what, detached] of [['run -p (the gate)', false], ['run -d -p (conmon)', true]] as const) {
     it(`${what}: one line, non-zero, nothing left at every fill; it runs once there is room`, async () => {
-      const run = path.join(host.root, 'run');
-      mkdirSync(run, { recursive: true });
-      const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', run]);
-      if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
-      try {
+      await host.withRunTmpfs('size=384k', async (run, leaveFree) => {
         const ran: number[] = [];
         for (let freeKiB = 0; freeKiB <= 128; freeKiB += 8) {
-          const fill = path.join(run, 'fill');
-          rmSync(fill, { force: true });
-          const fs = statfsSync(run);
-          writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - freeKiB * 1024)));
+          const unfill = leaveFree(freeKiB);
           const id = `hc8-full-${detached ? 'd' : 'f'}-${freeKiB}`;
           const r = host.tsrun(detached ? ['run', '-d', '--name', id, '--net', 'hc8nodns', '-p', '8936:80', bundle, '--', 'sleep', '1000'] : RUN(id, 8936, 'hc8nodns'));
-          rmSync(fill, { force: true });
+          unfill();
           if (r.status === 0) {
             ran.push(freeKiB);
             if (detached) ok(['rm', '-f', id]);
@@ -208,54 +201,40 @@ describe('a full run directory on the newer paths', () => {
             expect({ freeKiB, stderr: r.stderr, internal: /internal error/.test(r.stderr), lines: runcOwn ? 1 : r.stderr.trim().split('\n').length }).toEqual({ freeKiB, stderr: r.stderr, internal: false, lines: 1 });
           }
           await waitFor('conmon gone', () => processes('conmon', id).length === 0).catch(() => undefined);
-          const users = (existsSync(path.join(run, 'netns-users')) ? readdirSync(path.join(run, 'netns-users')) : []).filter((e) => !e.startsWith('.')).map((e) => `netns-users/${e}`);
-          expect({ freeKiB, stderr: r.stderr, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...users], monitors: host.monitors() }).toEqual({ freeKiB, stderr: r.stderr, left: [], monitors: [] });
+          expect({ freeKiB, stderr: r.stderr, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...host.netnsUsersLeft()], monitors: host.monitors() }).toEqual({ freeKiB, stderr: r.stderr, left: [], monitors: [] });
         }
         expect(ran.length).toBeGreaterThan(0);
         expect(ran[0]).toBeGreaterThan(0);
-      } finally {
-        spawnSync('umount', ['-l', run]);
-      }
+      });
     }, 120_000);
   }
 
-  it('a read-only run directory: run -p and run -d -p fail in one line, nothing left', () => {
-    const run = path.join(host.root, 'run');
-    mkdirSync(run, { recursive: true });
-    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k,ro', 'tmpfs', run]);
-    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
-    try {
+  it('a read-only run directory: run -p and run -d -p fail in one line, nothing left', async () => {
+    await host.withRunTmpfs('size=384k,ro', (run) => {
       for (const detached of [false, true]) {
         const id = `hc8-ro-${detached ? 'd' : 'f'}`;
         const r = host.tsrun(detached ? ['run', '-d', '--name', id, '--net', 'hc8nodns', '-p', '8937:80', bundle, '--', 'sleep', '1000'] : RUN(id, 8937, 'hc8nodns'));
         expect({ detached, status: r.status === 0 ? 0 : 'failed', internal: /internal error/.test(r.stderr), lines: r.stderr.trim().split('\n').length, stderr: r.stderr }).toEqual({ detached, status: 'failed', internal: false, lines: 1, stderr: r.stderr });
         expect({ detached, left: host.leaks([id]).filter((l) => l !== `mount ${run}`), monitors: host.monitors() }).toEqual({ detached, left: [], monitors: [] });
       }
-    } finally {
-      spawnSync('umount', ['-l', run]);
-    }
+    });
   }, 60_000);
 
   it('the DNS resolver on a full run directory: its failed starts leave no temporary pidfile', async () => {
-    const run = path.join(host.root, 'run');
-    mkdirSync(run, { recursive: true });
-    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', run]);
-    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
     try {
-      const fill = path.join(run, 'fill');
-      const fs = statfsSync(run);
-      // Room for the setup up to the attach, none for the resolver's pidfile: the attach waits for
-      // a resolver that cannot start (15 s, a start tried every 3 s) and the run fails later.
-      writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - 8 * 1024)));
-      const r = host.tsrun(['run', '-d', '--name', 'hc8-full-dns', '--net', 'hc8net', bundle, '--', 'sleep', '1000']);
-      rmSync(fill, { force: true });
-      if (r.status === 0) ok(['rm', '-f', 'hc8-full-dns']);
-      const dns = path.join(run, 'dns');
-      // Before: one resolver.pid.<pid>.tmp per failed start, never removed (5 in this one run).
-      expect((existsSync(dns) ? readdirSync(dns) : []).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-      expect(host.leaks(['hc8-full-dns']).filter((l) => l !== `mount ${run}`)).toEqual([]);
+      await host.withRunTmpfs('size=384k', (run, leaveFree) => {
+        // Room for the setup up to the attach, none for the resolver's pidfile: the attach waits for
+        // a resolver that cannot start (15 s, a start tried every 3 s) and the run fails later.
+        const unfill = leaveFree(8);
+        const r = host.tsrun(['run', '-d', '--name', 'hc8-full-dns', '--net', 'hc8net', bundle, '--', 'sleep', '1000']);
+        unfill();
+        if (r.status === 0) ok(['rm', '-f', 'hc8-full-dns']);
+        const dns = path.join(run, 'dns');
+        // Before: one resolver.pid.<pid>.tmp per failed start, never removed (5 in this one run).
+        expect((existsSync(dns) ? readdirSync(dns) : []).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+        expect(host.leaks(['hc8-full-dns']).filter((l) => l !== `mount ${run}`)).toEqual([]);
+      });
     } finally {
-      spawnSync('umount', ['-l', run]);
       // A resolver the attach spawned last may start only now (no pidfile yet for the harness to
       // find): once started it exits (no endpoint uses it); waited for, so that it cannot make the
       // sandbox's directories again after destroy().

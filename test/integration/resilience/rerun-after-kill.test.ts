@@ -8,8 +8,7 @@
 // setup): one line, non-zero, nothing left (the claimed state directory stayed; the spec's write
 // failed as "internal error").
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeBundle, Netns, removeBundle, SandboxHost, TSRUN_BIN, type RunResult } from '../../harness/sandbox.js';
 import { listElements, type NftListing } from '../../../runtime/firewall/nft-rules.js';
@@ -193,22 +192,15 @@ describe('tsrun-runc create killed while it wires (after runc create), as an eng
 });
 
 describe('a full run directory', () => {
-  it('at every write of a --net none run: one line, non-zero, no state directory or registration left', () => {
+  it('at every write of a --net none run: one line, non-zero, no state directory or registration left', async () => {
     // The run directory on a tmpfs of its own, filled so that 0, 4, 8, … KiB are left.
-    const run = path.join(host.root, 'run');
-    mkdirSync(run, { recursive: true });
-    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', run]);
-    if (mount.status !== 0) throw new Error(`mount tmpfs: ${mount.stderr}`);
-    try {
+    await host.withRunTmpfs('size=256k', (run, leaveFree) => {
       const ran: number[] = [];
       for (let freeKiB = 0; freeKiB <= 64; freeKiB += 4) {
-        const fill = path.join(run, 'fill');
-        rmSync(fill, { force: true });
-        const fs = statfsSync(run);
-        writeFileSync(fill, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - freeKiB * 1024)));
+        const unfill = leaveFree(freeKiB);
         const id = `rr-full-${freeKiB}`;
         const r = host.tsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran']);
-        rmSync(fill, { force: true });
+        unfill();
         if (r.status === 0) {
           expect(r.stdout).toBe('ran\n');
           ran.push(freeKiB);
@@ -217,14 +209,11 @@ describe('a full run directory', () => {
           // cannot be written either, is runc's).
           expect({ freeKiB, internal: /internal error/.test(r.stderr), status: r.status }).toEqual({ freeKiB, internal: false, status: r.status === 1 ? 1 : 125 });
         }
-        const users = (existsSync(path.join(run, 'netns-users')) ? readdirSync(path.join(run, 'netns-users'), { withFileTypes: true }) : []).filter((e) => !e.name.startsWith('.')).map((e) => `netns-users/${e.name}`);
-        expect({ freeKiB, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...users] }).toEqual({ freeKiB, left: [] });
+        expect({ freeKiB, left: [...host.leaks([id]).filter((l) => l !== `mount ${run}`), ...host.netnsUsersLeft()] }).toEqual({ freeKiB, left: [] });
       }
       expect(ran.length).toBeGreaterThan(0); // enough room, at last: it runs
       expect(ran[0]).toBeGreaterThan(0); // and a full directory was tried
-    } finally {
-      spawnSync('umount', ['-l', run]);
-    }
+    });
   }, 120_000);
 });
 

@@ -7,8 +7,9 @@
 // CVE-2022-2989 in podman; runtime-spec PR 1168). HOME is the entry's home ("/" without one), for the caller to set when the
 // spec does not. The files are the bundle's, read from the host: a symbolic link at /etc or at the
 // file itself is refused (it would be followed on the host, not in the container's root), as is a
-// file that is not a regular one or larger than 4 MiB.
-import { constants, lstatSync, openSync } from 'node:fs';
+// file that is not a regular one (a FIFO, a device) or larger than 4 MiB; the file is looked up in
+// the /etc directory that was checked, never by a second walk from the rootfs.
+import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { readRegularFd } from '../config/bundle.js';
 import { UserError } from '../config/errors.js';
@@ -23,23 +24,31 @@ export interface ProcessUser {
 const MAX_ID = 2 ** 31 - 1;
 const MAX_FILE = 4 * 1024 * 1024;
 
-/** The rootfs's /etc/`name` as lines of fields, [] when it does not exist. */
+/** The rootfs's /etc/`name` as lines of fields, [] when it does not exist. /etc is opened first
+ * (O_NOFOLLOW: not a link) and the file looked up inside THAT directory, through its descriptor's
+ * /proc/self/fd entry (openat's semantics, which Node lacks): a path walk from the rootfs twice
+ * let a running container swap /etc for a link to a host directory between the check and the
+ * open (user-lookup-race.test.ts: the host's entries were read). */
 function readEtc(rootfs: string, name: 'passwd' | 'group', spec: string): string[][] {
   const refuse = (why: string) => new UserError(`cannot look up --user ${JSON.stringify(spec)}: /etc/${name} in the root filesystem ${why}`);
-  const etc = path.join(rootfs, 'etc');
+  let etcFd: number;
   try {
-    if (!lstatSync(etc).isDirectory()) throw refuse('is not in a directory /etc (a symbolic link?)');
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    return [];
-  }
-  let fd: number;
-  try {
-    fd = openSync(path.join(etc, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    etcFd = openSync(path.join(rootfs, 'etc'), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
+    throw refuse(code === 'ELOOP' || code === 'ENOTDIR' ? 'is not in a directory /etc (a symbolic link?)' : `cannot be read (${code ?? (err as Error).message})`);
+  }
+  let fd: number;
+  try {
+    fd = openSync(`/proc/self/fd/${etcFd}/${name}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ENOENT of the file, not of /proc (a host without it: refuse rather than read "no entry")
+    if (code === 'ENOENT' && existsSync(`/proc/self/fd/${etcFd}`)) return [];
     throw refuse(code === 'ELOOP' ? 'is a symbolic link' : `cannot be read (${code ?? (err as Error).message})`);
+  } finally {
+    closeSync(etcFd);
   }
   return readRegularFd(fd, MAX_FILE, (why) => refuse(why === 'too large' ? 'is larger than 4 MiB' : 'is not a regular file'))
     .split('\n')

@@ -1,6 +1,7 @@
 // -u/--user made numeric against a root filesystem's /etc/passwd and /etc/group, as runc's users
 // (moby/sys/user GetExecUser) expect: names, numbers without an entry, groups, additional groups.
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,5 +62,14 @@ describe('resolveUser', () => {
     made.push(etcLinked);
     symlinkSync('/etc', path.join(etcLinked, 'etc'));
     expect(() => resolveUser(etcLinked, 'root')).toThrow(/is not in a directory \/etc/);
+  });
+
+  it('a FIFO (which would hang the read), or a file over 4 MiB, is refused at once', () => {
+    const fifo = rootfs();
+    execFileSync('mkfifo', [path.join(fifo, 'etc', 'passwd')]);
+    expect(() => resolveUser(fifo, 'root')).toThrow('/etc/passwd in the root filesystem is not a regular file');
+    const huge = rootfs({ group: GROUP });
+    writeFileSync(path.join(huge, 'etc', 'passwd'), Buffer.alloc(4 * 1024 * 1024 + 1, 0x61));
+    expect(() => resolveUser(huge, 'root')).toThrow('/etc/passwd in the root filesystem is larger than 4 MiB');
   });
 });

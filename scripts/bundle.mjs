@@ -268,7 +268,7 @@ function buildInfo() {
 
 // The doors the routing (shim/dispatch.ts) loads, each from its code cache: in dispatch.cjs, and in
 // run-plain.cjs, which carries the routing too (the entry's guess of a plain run, below).
-const FRONT_DOORS = [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']];
+const FRONT_DOORS = [[/^\.\.\/hook\/main\.js$/, 'hook.cjs'], [/^\.\.\/hook\/main-setup\.js$/, 'hook.cjs', 'hook.cjs.setup.v8cache'], [/^\.\.\/hook\/main-teardown\.js$/, 'hook.cjs', 'hook.cjs.teardown.v8cache'], [/^\.\.\/cni\/main\.js$/, 'cni.cjs'], [/^\.\.\/cni\/version-door\.js$/, 'cni-version.cjs'], [/^\.\/cli\.js$/, 'cli.cjs'], [/^\.\/cli-wired\.js$/, 'cli.cjs', 'cli.cjs.wired.v8cache'], [/^\.\/run-door\.js$/, 'run.cjs'], [/^\.\/run-door-wired\.js$/, 'run.cjs', 'run.cjs.wired.v8cache'], [/^\.\/run-door-plain\.js$/, 'run-plain.cjs'], [/^\.\/lifecycle\/run-detached-door\.js$/, 'run-detached.cjs'], [/^\.\/lifecycle\/rm-door\.js$/, 'rm.cjs'], [/^\.\/lifecycle\/rm-door-wired\.js$/, 'rm-wired.cjs']];
 await build({ ...common, stdin: { contents: "export * from 'execa';", resolveDir: '.', loader: 'js' }, outfile: `${dir}/execa.cjs` });
 const execaNames = Object.keys(createRequire(path.resolve(dir, 'x.cjs'))('./execa.cjs')).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
 await build({
@@ -426,6 +426,18 @@ execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/run.cjs`, '--e
 // time, perf stat, 11 interleaved rounds): run -d -p 137.6 -> 127.3 ms, rm -f 105.2 -> 97.2 ms,
 // and ps 60.6 -> 64.4 ms, which is why ps and the like keep the lazy one.
 execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/cli.cjs`, '--eager', '--out', `${dir}/cli.cjs.wired.v8cache`], { stdio: ['ignore', 'ignore', 'inherit'], env: cleanEnv });
+
+// hook.cjs has three caches, and the dispatcher picks one by stage (shim/dispatch.ts): the eager
+// one above for the stages that only log, and one per wiring stage, made from a real createRuntime
+// and poststop (scripts/code-cache.cjs writeStageCaches: root and namespaces of its own). Where
+// those cannot be made, both are the eager one, as before.
+try {
+  execFileSync(process.execPath, ['scripts/code-cache.cjs', `${dir}/hook.cjs`, '--stages', `${dir}/hook.cjs.setup.v8cache`, `${dir}/hook.cjs.teardown.v8cache`], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv });
+} catch (err) {
+  for (const stage of ['setup', 'teardown']) copyFileSync(`${dir}/hook.cjs.v8cache`, `${dir}/hook.cjs.${stage}.v8cache`);
+  const why = String(err.stderr ?? '').trim().split('\n').pop() || err.message;
+  console.warn(`bundle: the hook's wiring stages load its eager code cache (${why})`);
+}
 
 // Start-up snapshots, one per front door. A door whose snapshot cannot be built still works, from
 // the plain bundle: the build says so and goes on. `entry` is the plain entry script the door's

@@ -30,7 +30,7 @@ export async function route(args: string[], plainDoor: PlainDoor, entryMs: numbe
     return { code: await (await import('../cni/main.js')).door(args, entryMs), exitNow: false };
   }
   if (args[0] === 'hook' && args[1] !== undefined && !args[1].startsWith('-') && args[1] !== 'install' && args[1] !== 'uninstall') {
-    return { code: await (await import('../hook/main.js')).door(args, entryMs), exitNow: false };
+    return { code: await (await hookDoor(args[1])).door(args, entryMs), exitNow: false };
   }
   const run = parseRunArgs(args);
   if (run !== undefined) {
@@ -59,6 +59,14 @@ export async function route(args: string[], plainDoor: PlainDoor, entryMs: numbe
   const code = await (runsTheEngine(args) ? import('./cli-wired.js') : import('./cli.js')).then((d) => d.door(args));
   // The lifecycle verbs (rm, stop, ps …) are done when they return: exit at once, as run does.
   return { code, exitNow: doneWhenReturned(args) };
+}
+
+/** The hook's bundle with the code cache of its stage: what a createRuntime or a poststop runs
+ * (made by the build from real ones), or every function for the others (scripts/bundle.mjs). */
+function hookDoor(stage: string): Promise<typeof import('../hook/main.js')> {
+  if (stage === 'createRuntime' || stage === 'prestart') return import('../hook/main-setup.js');
+  if (stage === 'poststop') return import('../hook/main-teardown.js');
+  return import('../hook/main.js');
 }
 
 /** Routes the process's command line and exits with the door's code. `exit`: instead of

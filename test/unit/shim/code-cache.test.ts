@@ -4,7 +4,8 @@
 // (every function compiled), the CLI's holds what a whole `run --net none` ran.
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -31,6 +32,10 @@ describe('code caches of the front doors', () => {
     expect(wired.bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
   });
 
+  it.each(['setup', 'teardown'])("hook.cjs's %s cache (the dispatcher's pick for a wiring stage) is accepted", (stage) => {
+    expect(cacheOf('hook', `hook.cjs.${stage}.v8cache`).rejected).toBe(false);
+  });
+
   it("the dispatcher's cache (dispatch.cjs.v8cache) passes the entry's header check, is accepted as the entry compiles it, and holds every function", () => {
     // dist/bundle/tsrun and tsrun.cjs compile dispatch.cjs with its #! line made a comment
     // (scripts/bundle.mjs).
@@ -49,6 +54,31 @@ describe('code caches of the front doors', () => {
   it('the hook, the CNI plugin and rm carry their whole bundle compiled', () => {
     // An eager cache is larger than its source; a lazy one is a fraction of it.
     for (const door of ['hook', 'cni', 'cni-version', 'rm', 'rm-wired']) expect(cacheOf(door).bytes).toBeGreaterThan(readFileSync(path.join(BUNDLE, `${door}.cjs`)).length);
+  });
+});
+
+// The dispatcher loads hook.cjs with the cache of the stage on the command line: createRuntime and
+// prestart with the setup cache, poststop with the teardown cache, the other stages with the eager
+// one (scripts/bundle.mjs). A state that is not there fails the stage after the door was loaded.
+describe("the hook's code cache by stage", () => {
+  it.each([
+    ['createRuntime', 'hook.cjs.setup.v8cache'],
+    ['prestart', 'hook.cjs.setup.v8cache'],
+    ['poststop', 'hook.cjs.teardown.v8cache'],
+    ['poststart', 'hook.cjs.v8cache'],
+  ])('hook %s loads %s', (stage, cache) => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-test-hook-cache-'));
+    try {
+      const out = path.join(root, 'read');
+      const preload = path.join(root, 'preload.cjs');
+      writeFileSync(preload, `const fs = require('node:fs'); const read = fs.readFileSync; const seen = []; fs.readFileSync = function (p, ...rest) { if (typeof p === 'string' && p.endsWith('.v8cache')) seen.push(require('node:path').basename(p)); return read.call(this, p, ...rest); }; process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, seen.join(' ')));`);
+      const r = spawnSync(process.execPath, ['-r', preload, path.join(BUNDLE, 'tsrun.cjs'), 'hook', stage], { encoding: 'utf8', input: '', env: { PATH: process.env.PATH, TSRUN_ROOT: root } });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`tsrun: hook ${stage}: no state JSON on stdin: a runtime pipes the container state to its hooks\n`);
+      expect(readFileSync(out, 'utf8').split(' ')).toEqual(['dispatch.cjs.v8cache', cache]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

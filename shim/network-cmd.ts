@@ -104,6 +104,33 @@ export function networkCommand(setup: Setup): Command {
     });
 
   network
+    .command('connect')
+    .description('connect a running container to one more network (its next interface: eth1, eth2…)')
+    .argument('<network>', 'network name')
+    .argument('<container>', 'container id (or a prefix of one)')
+    .option('--ip <address>', 'static IPv4 address on the network')
+    .option('--ip6 <address>', 'static IPv6 address on the network')
+    .option('--alias <name>', 'another DNS name of the container on this network (repeatable)', collect, [])
+    .option('--mac <address>', 'MAC address of the new interface')
+    .action(async (name: string, container: string, f: { ip?: string; ip6?: string; alias: string[]; mac?: string }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const { connectContainer } = await import('./network-connect.js');
+      await connectContainer(settings, log, { network: name, container, ip: f.ip, ip6: f.ip6, mac: f.mac, aliases: f.alias });
+    });
+
+  network
+    .command('disconnect')
+    .description('disconnect a container from a network (a detached one keeps it off across restarts)')
+    .argument('<network>', 'network name')
+    .argument('<container>', 'container id (or a prefix of one)')
+    .option('-f, --force', 'no error when it is not connected; also release what a killed connect left on the network')
+    .action(async (name: string, container: string, f: { force?: boolean }, cmd: Command) => {
+      const { settings, log } = setup(cmd);
+      const { disconnectContainer } = await import('./network-connect.js');
+      await disconnectContainer(settings, log, name, container, f.force === true);
+    });
+
+  network
     .command('reload')
     .description('rebuild tsrun\'s firewall table (rules, networks, published ports) from the store, e.g. after `nft flush ruleset`')
     .action(async (_f: unknown, cmd: Command) => {

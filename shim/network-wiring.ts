@@ -94,11 +94,22 @@ export const shimNetworkWiring: NetworkWiring = {
           const rec = await tx.step(`attach to network ${network}`, () =>
             handle.engine.attach({ containerId, netnsPath: pin, network, ip: o.ip, ip6: o.ip6, mac: o.mac, ports: o.publish, aliases: o.networkAliases, dnsServers, resolver }),
           );
+          // `tsrun network connect`s of a detached container being created again (restart): part
+          // of its configuration, attached in their order as eth1, eth2…; torn down with the rest
+          // (the owner's teardown detaches every endpoint of the container).
+          let named = rec;
+          for (const [i, c] of (o.connections ?? []).entries()) {
+            const more = await tx.step(`attach to network ${c.network}`, () =>
+              handle.engine.attach({ containerId, netnsPath: pin, network: c.network, ip: c.ip, ip6: c.ip6, mac: c.mac, ports: [], aliases: c.aliases, dnsServers, ifname: `eth${i + 1}` }),
+            );
+            // The resolver of the first network that has one, as network connect set it.
+            if (!named.resolver && more.resolver) named = more;
+          }
           // The network's definition only for a resolver's search domain: a copied resolv.conf needs
           // none, and reading it again cost every other run a store read.
-          const def = rec.resolver ? await handle.engine.networks.get(rec.network) : undefined;
-          return rec.resolver
-            ? { kind: 'resolver', addresses: [rec.ipv4?.gateway, rec.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
+          const def = named.resolver ? await handle.engine.networks.get(named.network) : undefined;
+          return named.resolver
+            ? { kind: 'resolver', addresses: [named.ipv4?.gateway, named.ipv6?.gateway].filter((g): g is string => Boolean(g)), searchDomain: def && dnsEnabled(def) ? def.name : undefined }
             : { kind: 'copy', dns: dnsServers, hostNetwork: false };
         };
         // The foreground run attaches while runc starts (shim/runc-gate.ts): the namespace is

@@ -51,6 +51,18 @@ export interface RunOptions {
   stopTimeoutS?: number | undefined;
   /** `-u/--user USER[:GROUP]` as given (checked); resolved against the rootfs at each creation. */
   user?: string | undefined;
+  /** `tsrun network connect`: more networks of a detached container, attached as eth1, eth2… in
+   * this order each time it is created (restart); `run` itself never sets it. */
+  connections?: NetworkConnection[] | undefined;
+}
+
+/** One `tsrun network connect` of a container (shim/connect-plan.ts). */
+export interface NetworkConnection {
+  network: string;
+  ip?: string | undefined;
+  ip6?: string | undefined;
+  mac?: string | undefined;
+  aliases?: string[] | undefined;
 }
 
 /** The namespace choice, and what the container's resolv.conf should say. `attach`: asked to

@@ -45,7 +45,7 @@
 // round trip (~50 µs measured here) for a syscall that takes a few µs, and tsrun's processes are
 // short-lived and do nothing else while they touch the store. fdatasync, the one call that can
 // take milliseconds, runs async, so other work in the process (and other allocations) proceeds.
-import { closeSync, fdatasync as fdatasyncCallback, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync, type Dirent, type Stats, constants as fsc } from 'node:fs';
+import { closeSync, fdatasync as fdatasyncCallback, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync, type Dirent, type Stats, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SystemError } from '../../config/errors.js';
@@ -100,24 +100,44 @@ const fdatasync = promisify(fdatasyncCallback);
 
 /**
  * Unique per process (pid + random) and per call (counter), so temp names never collide; with the
- * writer's start time (`<pid>-<start>`), so that sweep can tell a temp of a writer that died (a
- * SIGKILLed tsrun between its write and its rename) from one a live writer is still making, and
- * remove the former at once instead of after `olderThanMs`. Made on the first write.
+ * writer's start time and pid namespace (`<pid>-<start>-<pidns>`), so that sweep can tell a temp of
+ * a writer that died (a SIGKILLed tsrun between its write and its rename) from one a live writer is
+ * still making, and remove the former at once instead of after `olderThanMs`. The namespace is
+ * part of it because a pid means something only in its namespace: a writer in another one (a tsrun
+ * in a container sharing the store's directory) named pids the sweeper's /proc gives to other
+ * processes, and its live temp was taken for a dead writer's and removed under it. Made on the
+ * first write; without a /proc of its own namespace (pids /proc does not name) the old form
+ * `<pid>.<random>`, which the age rule covers.
  */
 let nonce: string | undefined;
 let counter = 0;
-function uniqueTag(): string {
-  nonce ??= `${process.pid}-${processStartTime(process.pid) ?? ''}.${Math.random().toString(36).slice(2, 8)}`;
+export function tempTag(): string {
+  nonce ??= `${process.pid}${ownPidNs() === undefined ? '' : `-${processStartTime(process.pid) ?? ''}-${ownPidNs()}`}.${Math.random().toString(36).slice(2, 8)}`;
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
   return `${nonce}.${counter}`;
 }
 
-/** The temp `name` (TEMP…) was made by a process that has ended: its tag names the writer's pid
- * and start time, and that process no longer runs. Temps named before start times were in their
- * tags (`<pid>.<random>.<n>`) are never called dead: the age rule covers them. */
+/** The inode of this process's pid namespace when /proc shows that namespace (its entry for this
+ * process is its own pid), else undefined: pids read in /proc then name other processes. */
+let pidNs: string | null | undefined;
+function ownPidNs(): string | undefined {
+  if (pidNs === undefined) {
+    try {
+      pidNs = readlinkSync('/proc/self') === String(process.pid) ? String(statSync('/proc/self/ns/pid').ino) : null;
+    } catch {
+      pidNs = null;
+    }
+  }
+  return pidNs ?? undefined;
+}
+
+/** The temp `name` (TEMP…) was made by a process that has ended: its tag names the writer's pid,
+ * start time and pid namespace, this one's, and that process no longer runs. Temps of another pid
+ * namespace, and those named before the tag carried all three, are never called dead: the age
+ * rule covers them. */
 function writerDied(name: string): boolean {
-  const m = /^~tmp~(?:r[0-9a-z]+\.)?(\d+)-(\d+)\./.exec(name);
-  return m !== null && !isAlive(Number(m[1]), m[2]!);
+  const m = /^~tmp~(?:r[0-9a-z]+\.)?(\d+)-(\d+)-(\d+)\./.exec(name);
+  return m !== null && m[3] === ownPidNs() && !isAlive(Number(m[1]), m[2]!);
 }
 
 export class LocalStore implements Store {
@@ -248,7 +268,7 @@ export class LocalStore implements Store {
     // it is by far the common case for a stale release, so it costs no rename.
     if ((await this.get(key)) !== expected) return false;
 
-    const tomb = path.join(path.dirname(file), `${TOMB}${uniqueTag()}~${path.basename(file)}`);
+    const tomb = path.join(path.dirname(file), `${TOMB}${tempTag()}~${path.basename(file)}`);
     try {
       renameSync(file, tomb);
     } catch (e) {
@@ -348,12 +368,12 @@ export class LocalStore implements Store {
   /** Writes `value` to a fresh temp file beside `file` (same directory, so link/rename work). */
   private async writeTemp(key: string, file: string, value: string): Promise<string> {
     const dir = path.dirname(file);
-    const tmp = path.join(dir, `${TEMP}${uniqueTag()}~${path.basename(file)}`);
+    const tmp = path.join(dir, `${TEMP}${tempTag()}~${path.basename(file)}`);
     const pool = this.poolOf(key);
     if (pool !== undefined) {
       // The spare's mtime is old until it is written: its temp name says when it was taken, so
       // that sweep does not take it for a dead writer's in between.
-      const claimed = path.join(dir, `${TEMP}${CLAIMED}${Date.now().toString(36)}.${uniqueTag()}~${path.basename(file)}`);
+      const claimed = path.join(dir, `${TEMP}${CLAIMED}${Date.now().toString(36)}.${tempTag()}~${path.basename(file)}`);
       if (this.claimSpare(key, pool, dir, claimed)) {
         this.writeOver(key, claimed, value);
         return claimed;
@@ -411,7 +431,7 @@ export class LocalStore implements Store {
     // And only a file with no other name: a temp or tombstone a killed process left linked to
     // it would, reused, carry another key's value (sweep could link a tombstone back).
     if (!st.isFile() || st.nlink !== 1) return false;
-    const name = `s${uniqueTag()}`;
+    const name = `s${tempTag()}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         renameSync(file, path.join(pool, name));

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LocalStore } from '../../../runtime/store/local.js';
 import { KEPT_DIRS } from '../../../runtime/store/open.js';
@@ -150,16 +150,20 @@ describe('LocalStore on disk', () => {
     // A process that ran and ended: its pid is free (or reused by another start time).
     const dead = spawnSync('true');
     const ownStart = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19]!;
+    const ns = String(statSync('/proc/self/ns/pid').ino);
     const files = {
-      deadWriter: path.join(w, `~tmp~${dead.pid}-${ownStart}.x.1~10.88.0.3`),
-      deadClaimed: path.join(w, `~tmp~r${Date.now().toString(36)}.${dead.pid}-${ownStart}.x.2~10.88.0.5`),
-      reusedPid: path.join(w, `~tmp~${process.pid}-1.x.3~10.88.0.6`),
-      liveWriter: path.join(w, `~tmp~${process.pid}-${ownStart}.x.4~10.88.0.7`),
+      deadWriter: path.join(w, `~tmp~${dead.pid}-${ownStart}-${ns}.x.1~10.88.0.3`),
+      deadClaimed: path.join(w, `~tmp~r${Date.now().toString(36)}.${dead.pid}-${ownStart}-${ns}.x.2~10.88.0.5`),
+      reusedPid: path.join(w, `~tmp~${process.pid}-1-${ns}.x.3~10.88.0.6`),
+      liveWriter: path.join(w, `~tmp~${process.pid}-${ownStart}-${ns}.x.4~10.88.0.7`),
       oldFormat: path.join(w, `~tmp~${dead.pid}.x.5~10.88.0.8`),
+      // Session 9's first form (no namespace) and another namespace's writer: the age rule.
+      noNamespace: path.join(w, `~tmp~${dead.pid}-${ownStart}.x.6~10.88.0.9`),
+      otherNamespace: path.join(w, `~tmp~${dead.pid}-${ownStart}-1${ns}.x.7~10.88.0.10`),
     };
     for (const f of Object.values(files)) await writeFile(f, 'partial');
     expect(await store.sweep(60_000)).toEqual({ removedTemps: 3, restored: 0, removedTombstones: 0 });
-    expect((await readdir(w)).sort()).toEqual([path.basename(files.liveWriter), path.basename(files.oldFormat)].sort());
+    expect((await readdir(w)).sort()).toEqual([files.liveWriter, files.oldFormat, files.noNamespace, files.otherNamespace].map((f) => path.basename(f)).sort());
   });
 
   it('deleteIf links a value back when the tombstone holds something else', async () => {

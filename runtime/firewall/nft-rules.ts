@@ -473,7 +473,7 @@ function guardBaseCommands(): NftCommand[] {
 // solicitation for its own address naming a neighbour's MAC sent the host's traffic for it there.
 //
 //   table bridge tsrun_nd {
-//     set nd_targets { typeof iifname . @th,64,128 }    (port . its IPv6 address): an NA's target
+//     set nd_targets { typeof iifname . @th,64,128 }    (port . its IPv6 and link-local addresses)
 //     set nd_lladdrs { typeof iifname . @th,208,48 }    (port . its MAC): the option's address
 //     chain nd { type filter hook prerouting priority -300; policy accept;
 //       icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } iifname "tsv*" iifname != "tsvx*" jump nd_check
@@ -481,9 +481,10 @@ function guardBaseCommands(): NftCommand[] {
 //     }
 //     chain nd_check {
 //       ip6 nexthdr != ipv6-icmp drop                                     behind extension headers
-//       icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . @th,64,128 != @nd_targets drop
+//       icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_targets drop
 //       ip6 length 24 return                                              no option
 //       icmpv6 type nd-neighbor-solicit ip6 saddr :: return               a DAD probe: nothing is learnt from it
+//       icmpv6 type nd-neighbor-solicit iifname . @nh,64,128 != @nd_targets drop   its source (with an option)
 //       ip6 length != 32 drop                                             more than one option
 //       @th,192,16 != { 0x0101, 0x0201 } drop                             one option, a link-layer address
 //       iifname . @th,208,48 != @nd_lladdrs drop                          naming the port's own MAC
@@ -498,8 +499,12 @@ function guardBaseCommands(): NftCommand[] {
 // a missing table fails that batch (not-found) and is rebuilt before the retry. Exactly one link-
 // layer option at offset 24 or none: the kernel takes the FIRST option of each type and skips
 // others, so an option checked anywhere else could be preceded by the one it learns (a nonce
-// first). Link-local targets pass (the kernel derives them in the container; no route of tsrun's
-// uses one). A port that is not a container's veth is not looked at (tsvx: the overlay's VXLAN
+// first). A container's link-local address is pinned too: the kernel derives it in the container
+// from the MAC tsrun gives it (EUI-64: linkLocalHex), so an advertisement's target and a
+// solicitation's source (with an option) must be the port's global or link-local address; before,
+// any link-local target passed and a container took over the gateway's (the bridge's) or a
+// neighbour's link-local address in its neighbours' and the host's tables. A port that is not a
+// container's veth is not looked at (tsvx: the overlay's VXLAN
 // device); an unknown container port's frames are dropped whole by the guard's MAC rule.
 export const ND_TABLE = 'tsrun_nd';
 type NdSet = 'nd_targets' | 'nd_lladdrs';
@@ -518,21 +523,39 @@ const ND_RULES: readonly { chain: 'nd' | 'nd_check'; label: string; text: string
   // routers (accept_ra=0, no SLAAC).
   { chain: 'nd', label: 'router solicitations from container ports', text: 'icmpv6 type nd-router-solicit iifname "tsv*" iifname != "tsvx*" drop' },
   { chain: 'nd_check', label: 'behind extension headers', text: 'ip6 nexthdr != ipv6-icmp drop' },
-  { chain: 'nd_check', label: 'an advertisement for another address', text: 'icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . @th,64,128 != @nd_targets drop' },
+  { chain: 'nd_check', label: 'an advertisement for another address', text: 'icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_targets drop' },
   { chain: 'nd_check', label: 'no option', text: 'ip6 length 24 return' },
   // A solicitation only: the kernel learns from an advertisement whatever its source, :: too.
   { chain: 'nd_check', label: 'a DAD probe', text: 'icmpv6 type nd-neighbor-solicit ip6 saddr :: return' },
+  // A solicitation with a link-layer option teaches its receivers "source is at MAC": from a
+  // link-local source, which the guard lets through with the port's MAC, it claimed the source
+  // (a neighbour's or the gateway's link-local address). @nh,64,128 is the IPv6 source, raw, as
+  // the set's key (nft lists it as `ip6 saddr`).
+  { chain: 'nd_check', label: 'a solicitation from another address', text: 'icmpv6 type nd-neighbor-solicit iifname . @nh,64,128 != @nd_targets drop' },
   { chain: 'nd_check', label: 'more than one option', text: 'ip6 length != 32 drop' },
   { chain: 'nd_check', label: 'an option other than a link-layer address', text: '@th,192,16 != { 0x0101, 0x0201 } drop' },
   { chain: 'nd_check', label: 'another MAC in the link-layer address option', text: 'iifname . @th,208,48 != @nd_lladdrs drop' },
 ];
 const ndRuleComment = (r: { label: string }): string => `nd: ${r.label} (tsrun ${schemaId()})`;
 
-/** The neighbour-discovery elements of a container's bridge port (none without a port). */
+/** The neighbour-discovery elements of a container's bridge port (none without a port): its MAC,
+ * its link-local address and its IPv6 address if it has one. */
 function ndElements(ifname: string, mac: string, ipv6: string | undefined, comment: string): SetElement[] {
-  const els: SetElement[] = [{ set: 'nd_lladdrs', key: concat(ifname, rawHex(mac.replace(/:/g, ''))), comment }];
+  const els: SetElement[] = [
+    { set: 'nd_lladdrs', key: concat(ifname, rawHex(mac.replace(/:/g, ''))), comment },
+    { set: 'nd_targets', key: concat(ifname, rawHex(linkLocalHex(mac))), comment },
+  ];
   if (ipv6 !== undefined) els.push({ set: 'nd_targets', key: concat(ifname, rawHex(addressBytes(parseAddress(ipv6)).map((b) => (b < 16 ? '0' : '') + b.toString(16)).join(''))), comment });
   return els;
+}
+
+/** The link-local address the kernel gives an interface with this MAC (fe80::/64 and the modified
+ * EUI-64 of the MAC: the universal/local bit flipped, ff:fe in the middle; addr_gen_mode eui64,
+ * a new network namespace's default), as 32 hex digits. */
+export function linkLocalHex(mac: string): string {
+  const b = mac.split(':');
+  const first = (parseInt(b[0]!, 16) ^ 0x02).toString(16).padStart(2, '0');
+  return `fe80000000000000${first}${b[1]}${b[2]}fffe${b[3]}${b[4]}${b[5]}`.toLowerCase();
 }
 
 /** An nd element's key as listed in the form ndElements writes it: nft prints a raw field that
@@ -667,7 +690,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-230a9187ea';
+const SCHEMA_ID = 'v1-ca45d57d91';
 
 export function schemaId(): string {
   return SCHEMA_ID;

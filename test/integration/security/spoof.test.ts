@@ -229,6 +229,79 @@ describe('IPv6 neighbour discovery', () => {
     }
   });
 
+  // Link-local addresses are claimable too unless pinned: the kernel derives a container's from
+  // the MAC tsrun gives it (EUI-64), so an advertisement for the gateway's (the bridge's) or a
+  // neighbour's link-local address, or a solicitation FROM a neighbour's link-local address with
+  // the attacker's own MAC as its link-layer option, moved the host's and the neighbours' entries
+  // for those addresses to the attacker (the MITM of everything sent to them: fe80::…%eth0).
+  it('a container cannot claim the gateway\'s or a neighbour\'s link-local address', async () => {
+    const to = rec(receiver.id);
+    const theirs = rec(victim.id);
+    const bridge = `ts-${NET}`;
+    const gatewayMac = macOf(w.host.ns, bridge);
+    // the link-local address once its duplicate address detection is over (the kernel neither
+    // answers for nor learns about a tentative one)
+    const linkLocal = async (netnsPath: string, dev: string): Promise<string> => {
+      for (let i = 0; ; i++) {
+        const out = JSON.parse(w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
+        const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
+        if (a && !a.tentative) return a.local;
+        if (i === 100) throw new Error(`${dev}: no link-local address after 5 s: ${JSON.stringify(out)}`);
+        await sleep(50);
+      }
+    };
+    const gatewayLL = await linkLocal(w.host.ns.path, bridge);
+    const victimLL = await linkLocal(theirs.netnsPath, 'eth0');
+    const a = inAttacker();
+    const mac = macOf(a, 'eth0');
+    const mineLL = await linkLocal(rec(attacker.id).netnsPath, 'eth0');
+    await linkLocal(to.netnsPath, 'eth0');
+    const attempts: [string, Parameters<typeof sendNeighbourDiscovery>[1][]][] = [
+      ['an advertisement for the gateway\'s link-local address', [
+        { ifname: 'eth0', kind: 'na', src: mineLL, dst: 'ff02::1', target: gatewayLL, flags: 0xa0000000, options: [[2, mac]] },
+        { ifname: 'eth0', kind: 'na', src: mineLL, dst: 'ff02::1', dmac: to.mac, target: gatewayLL, flags: 0xa0000000, options: [[2, mac]] },
+      ]],
+      ['an advertisement for the neighbour\'s link-local address', [
+        { ifname: 'eth0', kind: 'na', src: mineLL, dst: 'ff02::1', target: victimLL, flags: 0xa0000000, options: [[2, mac]] },
+        { ifname: 'eth0', kind: 'na', src: mineLL, dst: 'ff02::1', dmac: gatewayMac, target: victimLL, flags: 0xa0000000, options: [[2, mac]] },
+        { ifname: 'eth0', kind: 'na', src: mineLL, dst: 'ff02::1', dmac: to.mac, target: victimLL, flags: 0xa0000000, options: [[2, mac]] },
+      ]],
+      ['a solicitation from the neighbour\'s link-local address with its own MAC', [
+        { ifname: 'eth0', kind: 'ns', src: victimLL, dst: gatewayLL, dmac: gatewayMac, target: gatewayLL, options: [[1, mac]] },
+        { ifname: 'eth0', kind: 'ns', src: victimLL, dst: to.ipv6.address, dmac: to.mac, target: to.ipv6.address, options: [[1, mac]] },
+      ]],
+      ['a solicitation from the gateway\'s link-local address with its own MAC', [
+        { ifname: 'eth0', kind: 'ns', src: gatewayLL, dst: to.ipv6.address, dmac: to.mac, target: to.ipv6.address, options: [[1, mac]] },
+      ]],
+    ];
+    const after: unknown[] = [];
+    for (const [what, frames] of attempts) {
+      talk(w.host.ns.path, `${victimLL}%${bridge}`);
+      talk(to.netnsPath, `${victimLL}%eth0`);
+      talk(to.netnsPath, `${gatewayLL}%eth0`);
+      await sleep(300);
+      const entries = () => [what, neighbourMac(w.host.ns.path, bridge, victimLL), neighbourMac(to.netnsPath, 'eth0', victimLL), neighbourMac(to.netnsPath, 'eth0', gatewayLL)];
+      expect(entries()).toEqual([what, theirs.mac, theirs.mac, gatewayMac]);
+      try {
+        for (const f of frames) sendNeighbourDiscovery(a, f);
+        await sleep(300);
+        after.push(entries());
+      } finally {
+        flush(to);
+      }
+    }
+    expect(after).toEqual(attempts.map(([what]) => [what, theirs.mac, theirs.mac, gatewayMac]));
+    // and the attacker's own link-local address still resolves (its advertisement, and its
+    // solicitation for the gateway's link-local address, pass)
+    w.host.ns.exec('nsenter', [`--net=${rec(attacker.id).netnsPath}`, '--', 'ip', 'neigh', 'flush', 'dev', 'eth0']);
+    talk(w.host.ns.path, `${mineLL}%${bridge}`);
+    talk(to.netnsPath, `${mineLL}%eth0`);
+    talk(rec(attacker.id).netnsPath, `${gatewayLL}%eth0`);
+    await sleep(300);
+    expect([neighbourMac(w.host.ns.path, bridge, mineLL), neighbourMac(to.netnsPath, 'eth0', mineLL), neighbourMac(rec(attacker.id).netnsPath, 'eth0', gatewayLL)]).toEqual([mac, mac, gatewayMac]);
+    flush(to);
+  });
+
   it('legitimate IPv6 still works: neighbour discovery and TCP between containers and with the host', async () => {
     const to = rec(receiver.id);
     const mine = rec(attacker.id);

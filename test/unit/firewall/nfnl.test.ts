@@ -104,7 +104,7 @@ describe('encodeElementBatch', () => {
     // table bridge tsrun_nd's raw keys: the port, then the MAC (padded to 32 bits) or the address
     const port = Buffer.from('tsv1234').toString('hex').padEnd(32, '0');
     expect(decode(dels[4]!.body).elements).toEqual([{ key: `${port}0242ac1100020000` }]);
-    expect(decode(dels[5]!.body).elements).toEqual([{ key: `${port}fd880000000000000000000000000005` }]);
+    expect(decode(dels[5]!.body).elements).toEqual([{ key: `${port}fe800000000000000042acfffe110002` }, { key: `${port}fd880000000000000000000000000005` }]);
   });
 
   it('leaves a batch of more than 128 KiB to libnftables (it grows its socket buffer to fit)', () => {

@@ -423,6 +423,8 @@ describe('port guard (anti-spoofing)', () => {
       ['guard_src6', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', 'fd00:88::2'] }],
       // table bridge tsrun_nd: the raw payloads' keys, as hex as nft prints them (no leading zeros)
       ['nd_lladdrs', { concat: ['tsv0123abcd', '0x242ac110002'] }],
+      // its link-local address, the kernel's EUI-64 of the MAC (02 -> 00), and its IPv6 address
+      ['nd_targets', { concat: ['tsv0123abcd', '0xfe800000000000000042acfffe110002'] }],
       ['nd_targets', { concat: ['tsv0123abcd', '0xfd000088000000000000000000000002'] }],
     ]);
     const cmds = addEndpointBatch(ep).nftables.length; // ports only: no guard without a port
@@ -461,7 +463,7 @@ describe('table bridge tsrun_nd (neighbour discovery)', () => {
   const port = { ifname: 'tsv0123abcd', mac: '02:42:AC:11:00:02' };
   it('is written in nft\'s own syntax, replacing the table whole, with the endpoints\' elements', () => {
     const els = ndElementsOf([{ ...ep, port }, { ...ep, containerId: 'v4only', ipv6: undefined, ports: [], port: { ifname: 'tsv9', mac: '02:42:ac:11:00:09' } }]);
-    expect(els.map((e) => e.set)).toEqual(['nd_lladdrs', 'nd_targets', 'nd_lladdrs']);
+    expect(els.map((e) => e.set)).toEqual(['nd_lladdrs', 'nd_targets', 'nd_targets', 'nd_lladdrs', 'nd_targets']);
     expectGolden('nd-table', ndTableText(els).split('\n'));
     // created only where none is (EEXIST otherwise, as baseTable's `create table`)
     expect(ndTableText(els, 'create').split('\n').slice(0, 2)).toEqual(['create table bridge tsrun_nd', 'add set bridge tsrun_nd nd_targets { typeof iifname . @th,64,128; }']);

@@ -99,10 +99,12 @@ export interface PreparedContainer {
   tx: Transaction;
   log: Logger;
   /** With PrepareExtras.overlapRunc: the rest of the setup, run once right after runc was started
-   * (the setup's last look for a signal; where runc starts held at a gate, shim/runc-gate.ts, the
-   * attach and the resolv.conf first, then the gate opened, which lets runc go on). Throws as the
-   * setup would (the caller kills runc and rolls back). */
-  finish?: (() => Promise<void>) | undefined;
+   * (the --net none owner's registration; where runc starts held at a gate, shim/runc-gate.ts, the
+   * attach and the resolv.conf, the setup's last look for a signal, then the gate opened, which
+   * lets runc go on). Throws as the setup would (the caller kills runc and rolls back). Resolves
+   * with the signals that came since runc's spawn without aborting the setup (no gate): the
+   * caller forwards them to the container once runc can take them. */
+  finish?: (() => Promise<NodeJS.Signals[]>) | undefined;
 }
 
 export interface PrepareExtras {
@@ -135,8 +137,11 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
 
   // A signal during setup aborts it (and rolls back); once runc runs, signals go to the container.
   let interrupted: NodeJS.Signals | undefined;
+  // Every one, in order: those that come once runc is on its way are forwarded (finish).
+  const seen: NodeJS.Signals[] = [];
   const onSignal = (sig: NodeJS.Signals) => {
     interrupted = sig;
+    seen.push(sig);
   };
   for (const sig of SETUP_INTERRUPTS) process.on(sig, onSignal);
   const checkInterrupted = () => {
@@ -210,15 +215,19 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
     if (extras.overlapRunc === true) {
       // The foreground run: what runc does not need comes right after runc's spawn, while runc
       // starts up, instead of before it (off the critical path of a cold process's main thread):
-      // the --net none owner's registration (`late`, ~0.35 ms) and the setup's last look for a
-      // signal, a poll of the event loop (a signal that came during the synchronous stretch above
-      // reaches its handler only there: pollSignals; ~0.4 ms, the process's first setImmediate).
-      // A failure or a signal there aborts the setup as one before the spawn did: the caller kills
-      // the runc it just started (its runc init, known by identity) and rolls back, as at the gate
-      // below; 125 and one line. runc is then a fraction of a millisecond into its own start-up.
-      // The setup's handlers stay until then. (The record stays before the spawn: without it a
-      // tsrun killed there would hold the id for 2 s, a claim in progress to everyone else.)
-      const finish = async () => {
+      // the --net none owner's registration (`late`, ~0.35 ms). A failure there aborts the setup as
+      // one before the spawn did: the caller kills the runc it just started (its runc init, known
+      // by identity) and rolls back; 125 and one line. (The record stays before the spawn: without
+      // it a tsrun killed there would hold the id for 2 s, a claim in progress to everyone else.)
+      // A signal from here on is the container's: runc is on its way to start it, and docker and
+      // runc users expect a Ctrl-C then to reach it, not to undo the run. Those seen until the
+      // supervision takes over are handed to it (held until runc can take them: runContainer), so
+      // no poll of the event loop for them is needed here (~0.4 ms, the process's first
+      // setImmediate). With a gate (a network to attach) runc cannot start the container before
+      // the gate opens: a signal until then still aborts the run (125, nothing left), what the
+      // attach's own failure does, at the setup's last look for a signal (pollSignals: a signal
+      // that came during a synchronous stretch reaches its handler only at a poll of the loop).
+      const finish = async (): Promise<NodeJS.Signals[]> => {
         try {
           await faultPause('spawned'); // tests: tsrun held (or stopped) right after runc's spawn
           await late?.();
@@ -228,10 +237,11 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
             // attach says otherwise (a resolver's addresses); the container has not started.
             if (resolvConf !== undefined && JSON.stringify(attached) !== JSON.stringify(dns)) resolvConfMount(settings, dir, bundle.rootfs, attached);
             await faultPause('gate'); // tests: tsrun held (or killed) while runc waits at the gate
+            await pollSignals();
+            checkInterrupted();
+            gate.open();
           }
-          await pollSignals();
-          checkInterrupted();
-          gate?.open();
+          return [...seen];
         } finally {
           for (const sig of SETUP_INTERRUPTS) process.off(sig, onSignal);
         }
@@ -291,7 +301,7 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
     let stopWarm = (): void => undefined;
     let exit: ChildExit;
     try {
-      let child = spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn);
+      const child = spawnRuncRun(runc, { id, bundle: bundleDir, pidFile, logFile: runcLog }, spawn);
       if (process.env.TSRUN_NO_CGROUP_WARMUP !== '1') {
         // Kept up until runc has moved its init into the container's cgroups, which it does before
         // anything else of the container's setup: one hierarchy after another, it makes the
@@ -306,33 +316,52 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
           () => keepCgroupMigrationWarm(hierarchies),
         );
       }
+      // runc starts up (its cgroups, runc init, the mounts) while the setup ends (finish): the
+      // --net none owner's registration, and with a network to wire the attach, runc held at its
+      // first hook until finish() opens the gate (shim/runc-gate.ts).
+      const held = rememberEnd(child);
+      // runc killed before it started the container: its `runc init`, left in the container's
+      // cgroup, ends before the rollback's rmdir, known as runc's child before the kill, so that
+      // nothing else is ever signalled.
+      const killBeforeStart = async (): Promise<void> => {
+        const ours = held.pid !== undefined ? descendantsOf(held.pid) : new Map<number, string>();
+        held.kill('SIGKILL');
+        await held.exited.catch(() => undefined);
+        await emptyCgroup(cgroupsPathFor(id), hierarchies, undefined, ours);
+      };
+      let pending: NodeJS.Signals[] = [];
       if (finish !== undefined) {
-        // runc starts up (its cgroups, runc init, the mounts) while the setup ends: its last look
-        // for a signal, and with a network to wire the attach, runc held at its first hook until
-        // finish() opens the gate (shim/runc-gate.ts).
-        const held = rememberEnd(child);
-        child = held;
         try {
-          await finish();
+          pending = await finish();
         } catch (err) {
           // Killed, not failed at the gate: a failed hook makes runc print a line of its own.
-          // Its `runc init`, left in the container's cgroup, ends before the rollback's rmdir:
-          // known as runc's child before the kill, so that nothing else is ever signalled.
-          const ours = held.pid !== undefined ? descendantsOf(held.pid) : new Map<number, string>();
-          held.kill('SIGKILL');
-          await held.exited.catch(() => undefined);
-          await emptyCgroup(cgroupsPathFor(id), hierarchies, undefined, ours);
+          await killBeforeStart();
           throw err;
         }
       }
-      const supervised = superviseChild(child, {
-        stopTimeoutMs: stopTimeoutS * 1000,
-        kill: () => runcKill(runc, id, 'KILL'),
-        onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
-      });
+      // Signals are the container's from here on (and those finish() saw since the spawn). runc
+      // passes on what it receives once its own handlers are installed, which it does before it
+      // starts runc init; until then (its Go runtime's first milliseconds) a SIGINT or SIGTERM would
+      // end runc itself, the container half made. So they are held until runc's pid file exists
+      // (written once the container's program has started, right before runc's loop that passes
+      // signals on: whatever runc received since its handlers came is passed on then). A runc that
+      // never gets there is killed at the stop timeout, with its runc init, as one killed at the
+      // gate: 137 (128+SIGKILL), as any container killed at the timeout.
+      const runcTakesSignals = () => existsSync(pidFile);
+      let killedBeforeStart: Promise<void> | undefined;
+      const supervised = superviseChild(
+        held,
+        {
+          stopTimeoutMs: stopTimeoutS * 1000,
+          kill: () => (runcTakesSignals() ? runcKill(runc, id, 'KILL') : (killedBeforeStart ??= killBeforeStart())),
+          onKill: () => clog.warn({ stopTimeoutS }, 'the container did not stop in time: SIGKILL'),
+        },
+        { pending, ready: runcTakesSignals },
+      );
       // The teardown's first calls compiled while runc runs (signals are forwarded from here on).
       warmRemoval(settings.runDir, id);
       exit = await supervised;
+      await killedBeforeStart; // its runc init gone before the teardown's rmdir
     } finally {
       stopWarm();
     }

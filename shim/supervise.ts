@@ -34,11 +34,43 @@ export interface StopPolicy {
   onKill?(): void;
 }
 
-/** Resolves with runc's exit; forwards signals until then, and kills after the stop timeout. */
-export function superviseChild(child: InheritingChild, stop?: StopPolicy): Promise<ChildExit> {
+/** How long a held signal waits between two looks at SupervisionOptions.ready. */
+export const HELD_SIGNAL_POLL_MS = 2;
+
+export interface SupervisionOptions {
+  /** Signals that arrived before the supervision began (after runc's spawn), forwarded first. */
+  pending?: readonly NodeJS.Signals[];
+  /** runc can take a signal: until then forwarded signals are held, and looked at again every
+   * HELD_SIGNAL_POLL_MS while one is held. A `runc run` that has not yet installed its own handlers
+   * (its Go runtime's first milliseconds) dies of a SIGINT or SIGTERM instead of passing it on. */
+  ready?: () => boolean;
+}
+
+/** Resolves with runc's exit; forwards signals until then (held until `o.ready`), and kills after
+ * the stop timeout, which runs from the stop signal's arrival, held or not. */
+export function superviseChild(child: InheritingChild, stop?: StopPolicy, o: SupervisionOptions = {}): Promise<ChildExit> {
   let timer: NodeJS.Timeout | undefined;
+  let held: NodeJS.Signals[] = [];
+  let poll: NodeJS.Timeout | undefined;
+  let ready = o.ready === undefined;
+  const flush = () => {
+    ready ||= o.ready!();
+    if (!ready) return false;
+    const now = held;
+    held = [];
+    for (const sig of now) child.kill(sig);
+    return true;
+  };
   const forward = (sig: NodeJS.Signals) => {
-    child.kill(sig);
+    held.push(sig);
+    if (!flush() && poll === undefined) {
+      poll = setInterval(() => {
+        if (flush()) {
+          clearInterval(poll);
+          poll = undefined;
+        }
+      }, HELD_SIGNAL_POLL_MS);
+    }
     if (stop && STOP_SIGNALS.has(sig) && timer === undefined) {
       timer = setTimeout(() => {
         stop.onKill?.();
@@ -49,8 +81,10 @@ export function superviseChild(child: InheritingChild, stop?: StopPolicy): Promi
   const done = () => {
     for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
     if (timer !== undefined) clearTimeout(timer);
+    if (poll !== undefined) clearInterval(poll);
   };
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  for (const sig of o.pending ?? []) forward(sig);
   return new Promise<ChildExit>((resolve, reject) => {
     child.once('error', (err) => {
       done();

@@ -163,29 +163,53 @@ describe('tsrun run: process', () => {
     }
   });
 
-  it('SIGINT to a tsrun stopped at the end of its setup, then SIGCONT: the setup is aborted (125, one line, nothing left)', async () => {
+  it('SIGINT to a tsrun stopped at the end of its setup, then SIGCONT: first seen after runc\'s spawn, it is the container\'s (--init: 130, nothing left)', async () => {
     const id = uniqueId('setup-stop');
     ids.push(id);
     // TSRUN_FAULT_PAUSE_AT=<point>:stop SIGSTOPs tsrun there without a turn of its event loop
-    // (runtime/tx.ts faultPause): the signal reaches its handler only at the loop's next poll.
-    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'set up:stop' });
+    // (runtime/tx.ts faultPause): the signal reaches its handler only at the loop's next poll,
+    // which comes after runc's spawn (the setup's last look before it is at a flag, shim/run.ts).
+    // From the spawn on a signal is the container's: held until runc can take it, then passed on.
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', '--init', '--stop-timeout', '600', bundle, '--', 'sleep', '600'], { TSRUN_FAULT_PAUSE_AT: 'set up:stop' });
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     await signalWhileStopped(child.pid!, 'SIGINT', 'tsrun to stop at the end of its setup');
-    expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGINT during setup\n' });
+    expect({ code: await exited, out, err }).toEqual({ code: 128 + 2, out: '', err: '' });
     expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+    expect(cgroupDirsOf(id)).toEqual([]);
   });
 
-  it('SIGTERM right after runc was spawned, before the setup\'s last look for a signal: runc is killed, the setup aborted (125, one line, nothing left)', async () => {
-    // Since session 8 the setup's last look for a signal (a poll of the event loop) comes right
-    // after runc's spawn (shim/run.ts, PreparedContainer.finish). A runc that waits on a fifo nobody
-    // writes stands in for one early in its start-up, so that the container could not have started
-    // whenever the test's signal comes; TSRUN_FAULT_PAUSE_AT=spawned:stop stops tsrun right after
-    // the spawn, and the signal reaches its handler only at that look.
+  it('SIGTERM right after runc was spawned reaches the container once it runs (--init: the program dies of TERM, 143), nothing left', async () => {
+    // Since session 9 a signal after runc's spawn is the container's, not the setup's (shim/run.ts):
+    // held until runc can take it (its pid file), then passed on by runc. TSRUN_FAULT_PAUSE_AT=
+    // spawned:stop stops tsrun right after the spawn; the signal reaches its handler only when tsrun
+    // goes on, with runc anywhere in its start-up by then. --init: the init passes TERM on to the
+    // program (as PID 1 without a handler the program would ignore it, and the stop timeout, 600 s
+    // here, would end the test first).
     const id = uniqueId('spawn-sig');
+    ids.push(id);
+    const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', '--init', '--stop-timeout', '600', bundle, '--', 'sleep', '600'], { TSRUN_FAULT_PAUSE_AT: 'spawned:stop' });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    await signalWhileStopped(child.pid!, 'SIGTERM', 'tsrun to stop right after the spawn');
+    expect({ code: await exited, out, err }).toEqual({ code: 128 + 15, out: '', err: '' });
+    expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
+    expect(existsSync(path.join(host.root, 'run', 'runc', id))).toBe(false);
+    expect(existsSync(path.join(host.root, 'run', 'netns-users', id))).toBe(false);
+    expect(cgroupDirsOf(id)).toEqual([]);
+  });
+
+  it('SIGTERM right after the spawn to a runc that never starts the container: held, and at the stop timeout runc is killed (137, nothing left)', async () => {
+    // A runc that waits on a fifo nobody writes stands in for one early in its start-up, before it
+    // installed its own signal handlers: passed on then, a SIGTERM would end runc itself. Held
+    // instead until runc can take it; the stop timeout (1 s) kills runc and what it started.
+    const id = uniqueId('spawn-held');
     ids.push(id);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-slow-runc-'));
     try {
@@ -194,20 +218,21 @@ describe('tsrun run: process', () => {
       spawnSyncOk('mkfifo', [fifo]);
       const wrapper = path.join(dir, 'runc');
       writeFileSync(wrapper, `#!/bin/sh\nread -r _ < ${fifo}\ntouch ${marker}\nexec runc "$@"\n`, { mode: 0o755 });
-      const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'spawned:stop', TSRUN_RUNC: wrapper });
+      const child = host.spawnTsrun(['run', '--name', id, '--net', 'none', '--stop-timeout', '1', bundle, '--', 'echo', 'ran'], { TSRUN_FAULT_PAUSE_AT: 'spawned:stop', TSRUN_RUNC: wrapper });
       let out = '';
       let err = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
       await signalWhileStopped(child.pid!, 'SIGTERM', 'tsrun to stop right after the spawn');
-      expect({ code: await exited, out, err }).toEqual({ code: 125, out: '', err: 'tsrun: interrupted by SIGTERM during setup\n' });
+      expect({ code: await exited, out, err }).toEqual({ code: 128 + 9, out: '', err: '' });
       expect(existsSync(path.join(host.root, 'run', 'containers', id))).toBe(false);
       expect(existsSync(path.join(host.root, 'run', 'runc', id))).toBe(false);
       expect(existsSync(path.join(host.root, 'run', 'netns-users', id))).toBe(false);
       expect(cgroupDirsOf(id)).toEqual([]);
-      // The "runc" was killed, not let go on: nobody opened the fifo for writing, so had it lived
-      // it would still wait; opening it now (non-blocking, for writing) finds no reader.
+      // The "runc" got no SIGTERM (its sh would have died of it at once, long before the timeout)
+      // and was killed, not let go on: nobody opened the fifo for writing, so had it lived it
+      // would still wait; opening it now (non-blocking, for writing) finds no reader.
       expect(() => closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK))).toThrow(/ENXIO/);
       expect(existsSync(marker)).toBe(false);
     } finally {

@@ -46,6 +46,32 @@ const clock = {
   define: { 'performance.now': '__tsrunNowMs' },
   banner: 'const __tsrunNowMs = () => process.uptime() * 1e3;',
 };
+/**
+ * Whether this Node's ContextifyScript (the class vm.Script extends, process.binding('contextify'))
+ * takes the arguments scripts/code-cache-load.cjs's compile() and the entry pass it, and accepts a
+ * code cache vm.Script made: tried in a child process, since a wrong argument is a failed CHECK
+ * (an abort), with the same call. Where it does not, the loaders use vm.Script as before (a
+ * warning says so): the bundles define __tsrunContextify as the answer.
+ */
+function contextifyWorks() {
+  const code = [
+    "const vm = require('node:vm'), src = '(function () { return [1, 2].map((x) => x * 21)[1]; })';",
+    "const data = new vm.Script(src, { filename: '/contextify-check.cjs' }).createCachedData();",
+    "const C = process.binding('contextify').ContextifyScript;",
+    "const s = new C(src, '/contextify-check.cjs', 0, 0, data, false, undefined, Symbol('/contextify-check.cjs'));",
+    "process.stdout.write(s.cachedDataRejected === false && s.runInContext(null, -1, true, false, false)() === 42 ? 'ok' : 'no');",
+  ].join('\n');
+  try {
+    const { NODE_OPTIONS: _ignored, ...env } = process.env;
+    return execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env }) === 'ok';
+  } catch {
+    return false;
+  }
+}
+const contextify = contextifyWorks();
+if (!contextify) console.warn("bundle: this Node's ContextifyScript does not take the loaders' arguments: code caches load through vm.Script");
+// scripts/code-cache-load.cjs reads it (and the entry is written for it, below).
+const loaderDefine = { __tsrunContextify: JSON.stringify(contextify) };
 const common = {
   bundle: true,
   format: 'cjs',
@@ -59,7 +85,7 @@ const common = {
   // CommonJS bundle import.meta is empty, so give it the bundle file's own URL.
   // A getter: the sources read import.meta.url only inside functions (native addons, the resolver's
   // path), and making the URL when the bundle loads cost each cold door ~0.2 ms.
-  define: { 'import.meta.url': '__tsrunImportMeta.url', ...clock.define },
+  define: { 'import.meta.url': '__tsrunImportMeta.url', ...clock.define, ...loaderDefine },
   banner: { js: `const __tsrunImportMeta = { get url() { return require('node:url').pathToFileURL(__filename).href; } };${clock.banner}` },
   outExtension: { '.js': '.cjs' },
   // import() of a sibling file must become require(): left as import(), Node loads the file
@@ -306,7 +332,7 @@ const execaNames = Object.keys(createRequire(path.resolve(dir, 'x.cjs'))('./exec
 await build({
   ...common,
   // The entry needs no import.meta.url and starts the clock: keep it to the routing.
-  define: clock.define,
+  define: { ...clock.define, ...loaderDefine },
   banner: { js: clock.banner },
   entryPoints: { dispatch: 'shim/main.ts' },
   outdir: dir,
@@ -344,7 +370,7 @@ await build({ ...common, entryPoints: { 'rm-wired': 'shim/lifecycle/rm-door-wire
 await build({ ...common, entryPoints: { resolver: 'runtime/dns/main.ts' }, outdir: dir, plugins: [execaLite] });
 // tsrun-runc (runc/): a shell front that execs runc for everything tsrun has no part in, a small
 // Node entry, and runc.cjs with the hook's engine (execa-lite, like hook.cjs: no execa).
-await build({ ...common, define: clock.define, banner: { js: clock.banner }, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
+await build({ ...common, define: { ...clock.define, ...loaderDefine }, banner: { js: clock.banner }, entryPoints: { 'tsrun-runc': 'runc/entry.ts' }, outdir: dir, plugins: [cachedFrontDoors([[/^\.\/main\.js$/, 'runc.cjs']])] });
 // The entry's opt-in path (shim/entry.ts): loaded by `tsrun` only with TSRUN_SNAPSHOT=1.
 await build({ ...common, entryPoints: { entry: 'shim/entry.ts' }, outdir: dir });
 await build({ ...common, define: { ...common.define, TSRUN_BUILD: JSON.stringify(buildInfo()) }, entryPoints: { runc: 'runc/main.ts' }, outdir: dir, plugins: [execaLite, lazyBuiltins] });
@@ -516,6 +542,10 @@ for (const door of DOORS) {
 //     made; without a valid cache, required as usual. As the main module Node compiled all 9.8 KB
 //     without a cache (~0.3-0.6 ms, and each function it ran again on first call); reading and
 //     checking the cache costs a stat and two reads whose first calls the door's load paid anyway.
+//     Compiled with Node's ContextifyScript (the class vm.Script extends) where the build found this
+//     Node takes the arguments (contextifyWorks above), as scripts/code-cache-load.cjs compiles the
+//     doors: no node:vm loaded, none of vm.Script's JavaScript compiled (~0.4 ms of CPU of a cold
+//     `run --net none`); vm.Script where process.binding refuses (the permission model).
 //     The dispatcher gets the entry's own require and lookup paths (the same directory; Node made them
 //     for the main module), and passes that require on to the door (scripts/code-cache-load.cjs),
 //     instead of a createRequire each: ~0.1-0.2 ms of a cold process per call.
@@ -547,7 +577,10 @@ const dispatcher = [
   'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
   'if(n>0&&c.toString("latin1",0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
   'if(d===void 0)x=require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=module.paths;require.cache[f]=m;',
-  'new(require("node:vm").Script)(M.wrap(t.startsWith("#!")?"//"+t.slice(2):t),{filename:f,cachedData:d}).runInThisContext().call(m.exports,m.exports,require,m,f,__dirname);m.loaded=!0;x=m.exports}',
+  // compiled as scripts/code-cache-load.cjs's compile() does it: through ContextifyScript where
+  // this Node takes it (contextifyWorks), else vm.Script
+  `const w=M.wrap(t.startsWith("#!")?"//"+t.slice(2):t);let C;${contextify ? 'try{C=process.binding("contextify").ContextifyScript}catch{}' : ''}`,
+  '(C?new C(w,f,0,0,d,!1,void 0,Symbol(f)).runInContext(null,-1,!0,!1,!1):new(require("node:vm").Script)(w,{filename:f,cachedData:d}).runInThisContext()).call(m.exports,m.exports,require,m,f,__dirname);m.loaded=!0;x=m.exports}',
   'if(p)x.start(a.slice(2))}',
 ].join('');
 writeFileSync(`${dir}/tsrun`, [shebangLine(node), shellLine(node), prelude + dispatcher, ''].join('\n'), { mode: 0o755 });

@@ -8,12 +8,48 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const vm = require('node:vm');
 // The Module class from the main module when there is one (the entry, tsrun or tsrun.cjs, whose
 // dispatcher dispatch.cjs bundles this file):
 // the first require of node:module loads Node's ES module loader and source maps with it (~0.4 ms
 // of every cold front door), for the class every CommonJS module already has as its constructor.
 const Module = typeof require.main?.constructor?.wrap === 'function' && typeof require.main.constructor.createRequire === 'function' ? require.main.constructor : require('node:module');
+
+// Set by the build (scripts/bundle.mjs) where this Node's ContextifyScript, the class vm.Script
+// extends (process.binding('contextify'), as shim/spawn-inherit.ts uses Node's process handle),
+// takes the arguments compile() passes it: checked there in a child process, since a wrong one is
+// a failed CHECK, an abort. A code cache is used only by the Node version that made it (its
+// header), the one the build checked. Unbundled (the build's own tools), vm.Script.
+const CONTEXTIFY = typeof __tsrunContextify === 'boolean' && __tsrunContextify;
+let contextifyScript;
+
+/**
+ * `wrapped` (a module wrapper's source) compiled with `cachedData` (a code cache, or undefined) and
+ * run: the wrapper function, and the script. Through ContextifyScript where the build found it
+ * works: `require('node:vm')` is the one built-in a plain run loads that Node's bootstrap has not,
+ * and it and vm.Script's own JavaScript (its option checks, compiled on their first call) cost a
+ * cold process ~0.3 ms; the arguments are what vm.Script passes for these options (no dynamic
+ * import(): esbuild's bundles have none; the default timeout, errors displayed, no SIGINT
+ * handling), with a symbol of its own as the host-defined options vm.Script would make.
+ */
+function compile(wrapped, filename, cachedData) {
+  if (CONTEXTIFY && cachedData !== undefined) {
+    if (contextifyScript === undefined) {
+      try {
+        contextifyScript = process.binding('contextify').ContextifyScript;
+      } catch {
+        contextifyScript = null; // process.binding refused (the permission model): vm.Script
+      }
+    }
+    if (contextifyScript) {
+      const script = new contextifyScript(wrapped, filename, 0, 0, cachedData, false, undefined, Symbol(filename));
+      return { fn: script.runInContext(null, -1, true, false, false), script };
+    }
+  }
+  // Required here, not when this file loads: the dispatcher (dispatch.cjs) bundles this file
+  // without the lazy stand-ins of scripts/bundle.mjs.
+  const script = new (require('node:vm').Script)(wrapped, { filename, cachedData });
+  return { fn: script.runInThisContext(), script };
+}
 
 function header(file) {
   const st = fs.statSync(file);
@@ -27,9 +63,9 @@ function run(file, cachedData, eager = false) {
   // V8 checks a cache against the flags it was made under: --lazy is back on before the cache is
   // made, so the cache is one the default flags accept.
   if (eager) require('node:v8').setFlagsFromString('--no-lazy');
-  let script;
+  let compiled;
   try {
-    script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+    compiled = compile(Module.wrap(source), file, cachedData);
   } finally {
     if (eager) require('node:v8').setFlagsFromString('--lazy');
   }
@@ -44,9 +80,9 @@ function run(file, cachedData, eager = false) {
   // a require function and the first calls of what makes them). Elsewhere (the build, the bench)
   // a require of the door's own.
   const req = dir === __dirname ? require : Module.createRequire(file);
-  script.runInThisContext().call(mod.exports, mod.exports, req, mod, file, dir);
+  compiled.fn.call(mod.exports, mod.exports, req, mod, file, dir);
   mod.loaded = true;
-  return { exports: mod.exports, script };
+  return { exports: mod.exports, script: compiled.script };
 }
 
 /** The module's exports, compiled from its code cache (`<file>.v8cache`, or the one named) when
@@ -63,4 +99,4 @@ function load(file, cacheFile = `${file}.v8cache`) {
   return run(file, cache.subarray(nl + 1)).exports;
 }
 
-module.exports = { header, load, run, Module };
+module.exports = { compile, header, load, run, Module };

@@ -126,3 +126,47 @@ describe('the bundles share one namespace object per CommonJS module', () => {
     expect(original).toMatch(/function /);
   });
 });
+
+// The loaders (the entry, and scripts/code-cache-load.cjs in dispatch.cjs and run-plain.cjs)
+// compile a door with Node's ContextifyScript, the class vm.Script extends, where the build found
+// this Node takes their arguments (scripts/bundle.mjs contextifyWorks): no node:vm to load and none
+// of vm.Script's own JavaScript to compile in a cold process (~0.4 ms of `run --net none`).
+describe('compiling a door from its code cache', () => {
+  const ContextifyScript = (process as unknown as { binding(name: string): { ContextifyScript: new (...args: unknown[]) => { cachedDataRejected?: boolean; runInContext(...args: unknown[]): unknown } } }).binding('contextify').ContextifyScript;
+
+  it('goes through ContextifyScript on this Node, in the entry and in the bundled loader', () => {
+    for (const entry of ['tsrun', 'tsrun.cjs']) expect(readFileSync(path.join(BUNDLE, entry), 'utf8')).toContain('process.binding("contextify").ContextifyScript');
+    for (const door of ['dispatch', 'run-plain']) expect(readFileSync(path.join(BUNDLE, `${door}.cjs`), 'utf8')).toContain('process.binding("contextify")');
+  });
+
+  it.each(['dispatch', 'run-plain', 'cli', 'run', 'hook', 'cni', 'rm'])('%s.cjs.v8cache is accepted as the loaders compile it, and gives the module wrapper', (door) => {
+    const file = path.join(BUNDLE, `${door}.cjs`);
+    const cache = readFileSync(`${file}.v8cache`);
+    const nl = cache.indexOf(10);
+    const source = readFileSync(file, 'utf8');
+    const script = new ContextifyScript(Module.wrap(source.startsWith('#!') ? `//${source.slice(2)}` : source), file, 0, 0, cache.subarray(nl + 1), false, undefined, Symbol(file));
+    expect(script.cachedDataRejected).toBe(false);
+    expect(typeof script.runInContext(null, -1, true, false, false)).toBe('function');
+  });
+
+  it('falls back to vm.Script where process.binding is refused (the permission model), with the same outcome', () => {
+    const entry = path.join(BUNDLE, 'tsrun.cjs');
+    const env = { PATH: process.env.PATH };
+    const plain = spawnSync(process.execPath, [entry, '--version'], { encoding: 'utf8', env });
+    const refused = spawnSync(process.execPath, ['--experimental-permission', '--allow-fs-read=*', '--no-warnings', '-e', `try { process.binding('contextify'); process.stdout.write('allowed'); } catch (err) { process.stdout.write(err.code); }`], { encoding: 'utf8', env });
+    expect(refused.stdout).toBe('ERR_ACCESS_DENIED');
+    const fallback = spawnSync(process.execPath, ['--experimental-permission', '--allow-fs-read=*', '--no-warnings', entry, '--version'], { encoding: 'utf8', env });
+    expect(plain.status).toBe(0);
+    expect({ status: fallback.status, stdout: fallback.stdout }).toEqual({ status: 0, stdout: plain.stdout });
+  });
+
+  it('loads no built-in beyond the bootstrap\'s for the plain run door', () => {
+    // The entry's own loading of run-plain.cjs, as for a guessed plain run, up to its start() (the
+    // list taken before process.stdout is first touched: that getter loads net and stream).
+    const entry = readFileSync(path.join(BUNDLE, 'tsrun.cjs'), 'utf8').replace(/^#!.*\n/, '').replace('if(p)x.start(a.slice(2))', '');
+    const code = `const before = new Set(process.moduleLoadList); process.argv = [process.argv[0], ${JSON.stringify(path.join(BUNDLE, 'tsrun.cjs'))}, 'run', '--net', 'none', 'x']; ${entry}; const loaded = process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')); process.stdout.write(JSON.stringify(loaded));`;
+    const r = spawnSync(process.execPath, ['-e', `(function (__dirname) { ${code} })(${JSON.stringify(BUNDLE)})`], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([]);
+  });
+});

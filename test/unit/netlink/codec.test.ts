@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import {
-  NLA_F_NESTED, NLMSG_ERROR, attr, attrString, decodeMessages, encodeAttrs, encodeMessage, errorCode, parseAttrs,
+  NLA_F_NESTED, NLMSG_ERROR, attr, attrString, body, decodeMessages, encodeAttrs, encodeMessage, errorCode, ifaddrmsg, ifinfomsg, ndmsg, parseAttrs, rtmsg,
+  type Attr,
 } from '../../../runtime/netlink/codec.js';
 import { broadcastOf, ipFromBytes, macFromBytes, networkOf, parseCidr, parseIp, parseMac } from '../../../runtime/netlink/addr.js';
 import { UserError } from '../../../config/errors.js';
@@ -10,6 +11,49 @@ describe('attributes', () => {
     const b = encodeAttrs([attr.str(3, 'eth0'), attr.u8(7, 1)]);
     // "eth0\0" = 5 bytes → len 9, padded to 12; then u8 → len 5, padded to 8.
     expect(b.toString('hex')).toBe('0900' + '0300' + '6574683000' + '000000' + '0500' + '0700' + '01' + '000000');
+  });
+
+  it('encodes exactly what the per-attribute concatenation it replaced encoded (random trees, headers and bodies)', () => {
+    // The former encoder, kept here as the reference: a head, the payload and its padding per
+    // attribute, concatenated.
+    const reference = (attrs: readonly Attr[]): Buffer =>
+      Buffer.concat(
+        attrs.flatMap((a) => {
+          const payload = 'nested' in a ? reference(a.nested) : a.data;
+          const head = Buffer.alloc(4);
+          head.writeUInt16LE(4 + payload.length, 0);
+          head.writeUInt16LE(a.type | ('nested' in a ? NLA_F_NESTED : 0), 2);
+          return [head, payload, Buffer.alloc(((4 + payload.length + 3) & ~3) - 4 - payload.length)];
+        }),
+      );
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const tree = (depth: number): Attr[] =>
+      Array.from({ length: rnd(5) }, () => {
+        const t = rnd(0x3fff);
+        switch (rnd(depth > 0 ? 7 : 6)) {
+          case 0: return attr.u8(t, rnd(256));
+          case 1: return attr.u16(t, rnd(0x10000));
+          case 2: return attr.u32(t, rnd(0x7fffffff) * 2 + rnd(2));
+          case 3: return attr.be16(t, rnd(0x10000));
+          case 4: return attr.str(t, 'x'.repeat(rnd(20)));
+          case 5: return attr.bytes(t, Buffer.from(Array.from({ length: rnd(9) }, () => rnd(256))));
+          default: return attr.nest(t, tree(depth - 1));
+        }
+      });
+    for (let i = 0; i < 500; i++) {
+      const attrs = tree(3);
+      expect(encodeAttrs(attrs).toString('hex')).toBe(reference(attrs).toString('hex'));
+      const head = Buffer.from(Array.from({ length: 4 * rnd(5) }, () => rnd(256)));
+      expect(body(head, attrs).toString('hex')).toBe(Buffer.concat([head, reference(attrs)]).toString('hex'));
+    }
+    expect((attr.u32(1, -1) as { data: Buffer }).data).toEqual(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+    expect(ifinfomsg({ family: 7, type: 0x1234, index: -2, flags: 0x80000001, change: 1 }).toString('hex')).toBe('07003412' + 'feffffff' + '01000080' + '01000000');
+    expect(ifaddrmsg({ family: 10, prefixLen: 64, flags: 2, scope: 253, index: 0x01020304 }).toString('hex')).toBe('0a4002fd04030201');
+    expect(rtmsg({ family: 2, dstLen: 24, table: 254, protocol: 3, scope: 0, type: 1, flags: 0x100 }).toString('hex')).toBe('021800' + '00fe0300' + '01' + '00010000');
+    expect(ndmsg({ family: 2, ifindex: 5, state: 0x80, flags: 4, type: 1 }).toString('hex')).toBe('02000000' + '05000000' + '8000' + '0401');
+    const m = encodeMessage({ type: 0x1234, flags: 0x0305, seq: 0xfffffffe, port: 0x80000000, data: Buffer.from([1, 2, 3]) });
+    expect(m.toString('hex')).toBe('13000000' + '3412' + '0503' + 'feffffff' + '00000080' + '010203');
   });
 
   it('sets NLA_F_NESTED on nests only, and parses it away', () => {

@@ -73,13 +73,7 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
   for (const [subnet, gateway] of [[net.subnet4, net.gateway4], [net.subnet6, net.gateway6]] as const) {
     if (!subnet || !gateway) continue;
     const cidr = `${gateway}/${subnet.split('/')[1]}`;
-    await tx.step(`address ${cidr} on ${net.bridge}`, async () => {
-      try {
-        await host.addAddress(index, cidr);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
-    });
+    await tx.step(`address ${cidr} on ${net.bridge}`, () => host.addAddressIfAbsent(index, cidr));
   }
   if (!bridge.up) await host.setUp(index);
   bridgeFound.set(host, { name: net.bridge, index });

@@ -19,6 +19,7 @@ import type {
 } from './types.js';
 
 const ENOENT = 2;
+const EEXIST = 17;
 const EOPNOTSUPP = 95;
 
 const linkName = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link "${ref}"`);
@@ -153,6 +154,19 @@ export class Rtnl {
     await this.send(rq.addAddress(ifindex, cidr), `add address ${cidr} to ${linkName(ifindex)}`);
   }
 
+  /**
+   * addAddress where "already there" is the usual answer (an attach re-adding its bridge's
+   * gateway): false then, taken from the kernel's errno without building the three wrapped errors
+   * a refusal makes (measured: ~20-50 µs of every attach). True when it was added.
+   */
+  async addAddressIfAbsent(ifindex: number, cidr: string): Promise<boolean> {
+    const req = rq.addAddress(ifindex, cidr);
+    const errno = await this.requestErrno(req);
+    if (errno === EEXIST) return false;
+    if (errno !== 0) throw this.wrap(new NetlinkRefusal(errno), `add address ${cidr} to ${linkName(ifindex)}`, []);
+    return true;
+  }
+
   async deleteAddress(ifindex: number, cidr: string): Promise<boolean> {
     return this.sendDelete(rq.deleteAddress(ifindex, cidr), `delete address ${cidr} from ${linkName(ifindex)}`, ['EADDRNOTAVAIL']);
   }
@@ -194,14 +208,16 @@ export class Rtnl {
    * is, without building the wrapped errors (measured: ~35 µs a request instead of ~50).
    */
   async forgetNeighbour(n: { ifindex: number; ip: string }): Promise<boolean> {
+    const req = rq.deleteNeighbour(n);
+    let errno: number;
     try {
-      const req = rq.deleteNeighbour(n);
-      await this.sock.request(req.type, req.flags, req.body);
-      return true;
+      errno = await this.requestErrno(req);
     } catch (err) {
-      if (err instanceof NetlinkRefusal && err.errno === ENOENT) return false;
       throw this.wrap(err, `delete neighbour ${n.ip} on ${linkName(n.ifindex)}`, []);
     }
+    if (errno === ENOENT) return false;
+    if (errno !== 0) throw this.wrap(new NetlinkRefusal(errno), `delete neighbour ${n.ip} on ${linkName(n.ifindex)}`, []);
+    return true;
   }
 
   async listNeighbours(ifindex?: number): Promise<Neighbour[]> {
@@ -237,6 +253,18 @@ export class Rtnl {
       await this.setAlias(name, alias);
     } catch (err) {
       await this.deleteLink(name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The kernel's errno for `req` (0: done); other failures (the socket's own) are thrown. */
+  private async requestErrno(req: rq.Request): Promise<number> {
+    if (this.sock.requestErrno) return this.sock.requestErrno(req.type, req.flags, req.body);
+    try {
+      await this.sock.request(req.type, req.flags, req.body);
+      return 0;
+    } catch (err) {
+      if (err instanceof NetlinkRefusal) return err.errno;
       throw err;
     }
   }

@@ -35,6 +35,9 @@ let shared: Buffer | undefined;
 /** What Rtnl needs of a socket (both this one and socket.ts's NlSocket fit). */
 export interface NlTransport {
   request(type: number, flags: number, body: Buffer): Promise<NlMessage[]>;
+  /** A request whose refusal is an expected answer: the kernel's errno (0: done) instead of a
+   * thrown NetlinkRefusal. Optional: Rtnl catches the refusal where a transport lacks it. */
+  requestErrno?(type: number, flags: number, body: Buffer): number;
   dump(type: number, flags: number, body: Buffer): Promise<NlMessage[]>;
   close(): void;
 }
@@ -60,12 +63,19 @@ export class SyncNlSocket implements NlTransport {
   }
 
   requestSync(type: number, flags: number, body: Buffer): NlMessage[] {
-    return this.exchange(type, flags, body, false).messages;
+    const r = this.exchange(type, flags, body, false);
+    if (r.errno !== 0) throw new NetlinkRefusal(r.errno);
+    return r.messages;
+  }
+
+  requestErrno(type: number, flags: number, body: Buffer): number {
+    return this.exchange(type, flags, body, false).errno;
   }
 
   dumpSync(type: number, flags: number, body: Buffer): NlMessage[] {
     for (let attempt = 0; attempt < DUMP_RETRIES; attempt++) {
       const r = this.exchange(type, flags | NLM_F_DUMP, body, true);
+      if (r.errno !== 0) throw new NetlinkRefusal(r.errno);
       if (!r.interrupted) return r.messages;
     }
     throw new DumpInterrupted(`netlink dump (type ${type}) interrupted ${DUMP_RETRIES} times`);
@@ -77,7 +87,8 @@ export class SyncNlSocket implements NlTransport {
     this.sys.close(this.fd);
   }
 
-  private exchange(type: number, flags: number, body: Buffer, dump: boolean): { messages: NlMessage[]; interrupted: boolean } {
+  /** One exchange; a refusal comes back as its errno (building no Error: see requestErrno). */
+  private exchange(type: number, flags: number, body: Buffer, dump: boolean): { messages: NlMessage[]; interrupted: boolean; errno: number } {
     if (this.closed) throw new Error('netlink socket closed');
     this.seq = (this.seq % 0xffff_fffe) + 1;
     const seq = this.seq;
@@ -91,9 +102,7 @@ export class SyncNlSocket implements NlTransport {
         if (m.type === NLMSG_ERROR || (m.type === NLMSG_DONE && dump)) {
           // An ACK (errno 0) ends a request; DONE ends a dump, and says in its payload whether
           // the dump failed half-way.
-          const errno = errorCode(m.data);
-          if (errno !== 0) throw new NetlinkRefusal(errno);
-          return { messages, interrupted };
+          return { messages, interrupted, errno: errorCode(m.data) };
         }
         if (m.type === NLMSG_OVERRUN) throw new ErrnoError(105, 'recv', '(netlink overrun)');
         messages.push(m);

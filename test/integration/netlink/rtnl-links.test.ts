@@ -142,6 +142,13 @@ describe('addresses and routes', () => {
     expect(await ctrNl.deleteAddress(c.index, '10.99.0.2/24')).toBe(true);
     expect(await ctrNl.deleteAddress(c.index, '10.99.0.2/24')).toBe(false);
     await expect(ctrNl.addAddress(c.index, 'fd99::2/64')).rejects.toBeInstanceOf(ConflictError);
+    // "Already there" as an answer (an attach re-adding its bridge's gateway), not an error; any
+    // other refusal is still one, naming the step.
+    expect(await ctrNl.addAddressIfAbsent(c.index, 'fd99::2/64')).toBe(false);
+    expect(await ctrNl.addAddressIfAbsent(c.index, '10.99.0.2/24')).toBe(true);
+    expect(await ctrNl.addAddressIfAbsent(c.index, '10.99.0.2/24')).toBe(false);
+    expect((await ctrNl.listAddresses(c.index, 4)).map((a) => a.cidr)).toEqual(['10.99.0.2/24']);
+    await expect(ctrNl.addAddressIfAbsent(999_999, '10.99.0.3/24')).rejects.toThrow(/add address 10\.99\.0\.3\/24 to link #999999: No such device/);
 
     expect(await hostNl.deleteLink('tsAv4')).toBe(true);
   });

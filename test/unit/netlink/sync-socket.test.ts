@@ -131,6 +131,15 @@ describe('SyncNlSocket', () => {
     await expect(s.request(18, 0, Buffer.alloc(16))).rejects.toThrow(/does not fit/);
   });
 
+  it('hands a refusal back as its errno through requestErrno, and as a NetlinkRefusal through request', async () => {
+    const k = new FakeKernel();
+    k.answer = (_req, n) => [[{ type: NLMSG_ERROR, data: n % 2 === 1 ? errno(17) : errno(0) }]];
+    const s = new SyncNlSocket(k);
+    expect(s.requestErrno(20, 0, Buffer.alloc(8))).toBe(17);
+    expect(s.requestErrno(20, 0, Buffer.alloc(8))).toBe(0);
+    await expect(s.request(20, 0, Buffer.alloc(8))).rejects.toEqual(new NetlinkRefusal(17));
+  });
+
   it('closes its descriptor once, and refuses requests afterwards', async () => {
     const k = new FakeKernel();
     const s = new SyncNlSocket(k);

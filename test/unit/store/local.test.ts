@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -51,6 +51,24 @@ describe('LocalStore on disk', () => {
     expect(await readFile(path.join(root, 'ipam/web/10.88.0.5'), 'utf8')).toBe('c1');
     expect(await readFile(path.join(root, 'ipam/v6/fd00::5'), 'utf8')).toBe('c2');
     expect((await stat(path.join(root, 'ipam/web/10.88.0.5'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('answers absent keys and empty prefixes without a failed read, through a symlinked root too', async () => {
+    await store.put('a/k', '1');
+    expect(await store.get('a/none')).toBeUndefined();
+    expect(await store.get('a')).toBeUndefined(); // a directory is no key
+    expect(await store.get('a/k/deeper')).toBeUndefined(); // a key where a directory would be (ENOTDIR)
+    expect(await store.list('b/')).toEqual([]);
+    expect(await store.listKeys('b/')).toEqual([]);
+    expect(await store.list('a/k/')).toEqual([]); // a prefix through a key (ENOTDIR)
+    expect(await store.list('a/')).toEqual([{ key: 'a/k', value: '1' }]);
+    // The store's root as a symlink to its directory (a link in /var/lib): followed, as before.
+    const link = path.join(dir, 'link');
+    await symlink(root, link);
+    const viaLink = new LocalStore(link);
+    expect(await viaLink.get('a/k')).toBe('1');
+    expect(await viaLink.list('')).toEqual([{ key: 'a/k', value: '1' }]);
+    expect(await viaLink.listKeys('a/')).toEqual(['a/k']);
   });
 
   it('leaves no temp files behind after create, put and delete', async () => {

@@ -21,7 +21,7 @@ import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
 import { findNetnsPath, safeId } from './netns/find.js';
-import type { FirewallBackend, FirewallEndpoint, FirewallNetwork, FirewallState } from './firewall/backend.js';
+import { attachInFlight, type FirewallBackend, type FirewallEndpoint, type FirewallNetwork, type FirewallState } from './firewall/backend.js';
 import { BRIDGE_ALIAS_PREFIX, ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
 import { hostVethName, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
@@ -108,7 +108,12 @@ export class Engine {
   }
 
   async attach(req: AttachRequest): Promise<EndpointRecord> {
-    return this.withHostLock('shared', () => this.attachHeld(req));
+    const done = attachInFlight(); // from before the lock: attaches waiting for it may join a burst
+    try {
+      return await this.withHostLock('shared', () => this.attachHeld(req));
+    } finally {
+      done();
+    }
   }
 
   private async attachHeld(req: AttachRequest): Promise<EndpointRecord> {

@@ -226,11 +226,11 @@ describe(`nft backend (${backend}): table inet tsrun and its elements`, () => {
     await fw.attach(net0, kept);
     await fw.attach(net1, other);
     // The other endpoint's 2 port-map elements, 3 guard elements (its port's, its MAC's, its
-    // address's) and 1 neighbour-discovery element (its MAC's) go; the kept one's 6 + 4 + 2 stay:
-    // purged too, its published ports and its port went dark.
-    expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(6);
+    // address's) and 2 neighbour-discovery elements (its MAC's, its link-local address's) go; the
+    // kept one's 6 + 4 + 3 stay: purged too, its published ports and its port went dark.
+    expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(7);
     expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(0);
-    expect(await fw.purge({ container: 'tsb-c7' })).toBe(6 + 4 + 2);
+    expect(await fw.purge({ container: 'tsb-c7' })).toBe(6 + 4 + 3);
   });
 
   it('creates the table on demand when an element is added first', async () => {

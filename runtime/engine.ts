@@ -363,12 +363,15 @@ export class Engine {
     return released.length;
   }
 
-  /** The resolver learns of a change before the caller goes on; DNS never fails a container. */
+  /** The resolver learns of a change before the caller goes on; DNS never fails a container. A
+   * resolver that cannot start (a full run directory) is said in one line on stderr too: the
+   * container runs, but its names do not resolve until a later command (gc) starts one. */
   async syncDns(start: boolean, log: Logger = this.deps.log, containers?: readonly string[]): Promise<void> {
     try {
       await this.deps.dns?.sync(start, containers);
     } catch (err) {
       log.warn({ err }, 'could not update the DNS resolver');
+      if ((err as Error).name === 'ResolverStartError') process.stderr.write(`tsrun: warning: ${(err as Error).message} (names will resolve once it runs: tsrun gc starts it)\n`);
     }
   }
 

@@ -98,45 +98,87 @@ export function resolverCommand(): string[] {
   return existsSync(own) ? [...flags, own] : [...flags, tsrunEntry(), 'resolver'];
 }
 
-/** Starts a resolver in the background, in this process's network namespace. */
-export function spawnResolver(settings: Settings): void {
+/** A resolver this process started, and, once it has started or failed, what it said. */
+export interface StartedResolver {
+  /** The reason it gave for failing to start (its one line), once it exited with one; else undefined. */
+  failure(): string | undefined;
+  /** Stops listening to it (the resolver lives on, detached). */
+  close(): void;
+}
+
+/**
+ * Starts a resolver in the background, in this process's network namespace. With `report`, it is
+ * given a pipe (descriptor 3) that it closes once it serves, or writes its failure to before it
+ * exits: a resolver that cannot start (a full or read-only run directory: its pidfile) is known at
+ * once, where the caller used to wait out START_TIMEOUT_MS for it.
+ */
+export function spawnResolver(settings: Settings, opts: { report?: boolean } = {}): StartedResolver {
   // stdio ignored: a resolver started from a hook must not hold the runtime's pipes open (runc
   // waits for its hooks' output to close); nor any other descriptor of the caller's
-  // (runtime/inherited-fds.ts).
+  // (runtime/inherited-fds.ts). The report pipe is this process's own, closed by the resolver
+  // as soon as it serves.
   closeInherited();
   const child = spawn(process.execPath, resolverCommand(), {
     detached: true,
-    stdio: 'ignore',
-    env: { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings) },
+    stdio: opts.report ? ['ignore', 'ignore', 'ignore', 'pipe'] : 'ignore',
+    env: { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings), ...(opts.report ? { TSRUN_RESOLVER_REPORT_FD: '3' } : {}) },
   });
   child.unref();
+  const pipe = opts.report ? (child.stdio[3] as net.Socket | null) : null;
+  let said = '';
+  let exited: number | null | undefined;
+  pipe?.unref();
+  pipe?.on('data', (d: Buffer) => void (said += d.toString()));
+  pipe?.on('error', () => {});
+  child.once('exit', (code) => void (exited = code));
+  child.once('error', () => void (exited = -1)); // no node to run: as good as failed
+  return {
+    failure: () => (exited !== undefined && exited !== 0 ? said.trim().split('\n')[0] || `it exited with status ${exited}` : undefined),
+    close: () => pipe?.destroy(),
+  };
+}
+
+/** Raised when the resolver an attach started could not start: one line, its own reason. */
+export class ResolverStartError extends Error {
+  override name = 'ResolverStartError';
 }
 
 /**
  * Makes the resolver's table current: asks a running one to reload, or starts one when `start`
  * (an attach that needs it) and waits until it has loaded the Store. `containers`: the change
  * was made for these containers only, so the resolver re-reads only their records (a reload of
- * every record grew an attach with the number of containers on the host).
+ * every record grew an attach with the number of containers on the host). Throws
+ * ResolverStartError when the resolver it started failed and none runs.
  */
 export async function syncResolver(settings: Settings, log: Logger, opts: { start: boolean; containers?: readonly string[] | undefined }): Promise<boolean> {
   const command = opts.containers && opts.containers.length > 0 ? `reload ${opts.containers.join(' ')}` : 'reload';
   const first = await reload(settings.runDir, command);
   if (first !== undefined) return answered(first, log);
   if (!opts.start) return false;
-  spawnResolver(settings);
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let delay = 20;
-  let respawned = Date.now();
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 200);
-    const r = await reload(settings.runDir, command);
-    if (r !== undefined) return answered(r, log);
-    // The one we started may have lost a race with a resolver that was exiting: start another.
-    if (Date.now() - respawned > 3000 && resolverState(settings.runDir) !== 'running') {
-      spawnResolver(settings);
-      respawned = Date.now();
+  let started = spawnResolver(settings, { report: true });
+  try {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let delay = 20;
+    let respawned = Date.now();
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 200);
+      const r = await reload(settings.runDir, command);
+      if (r !== undefined) return answered(r, log);
+      // The one we started failed (and no other runs): say why now rather than wait it out.
+      const failure = started.failure();
+      if (failure !== undefined && resolverState(settings.runDir) !== 'running') {
+        throw new ResolverStartError(`the DNS resolver could not start: ${failure.replace(/^tsrun resolver: /, '')}`);
+      }
+      // The one we started may have lost a race with a resolver that was exiting: start another.
+      if (Date.now() - respawned > 3000 && resolverState(settings.runDir) !== 'running') {
+        started.close();
+        started = spawnResolver(settings, { report: true });
+        respawned = Date.now();
+      }
     }
+  } finally {
+    started.close();
   }
   log.warn('the DNS resolver did not start in time: names will resolve once it runs');
   return false;

@@ -6,6 +6,21 @@ import type { Settings } from '../../config/settings.js';
 import { createLogger } from '../log.js';
 import { openStore } from '../store/open.js';
 import { Resolver } from './server.js';
+import { closeSync, writeSync } from 'node:fs';
+
+/** The pipe the starting tsrun reads (client.ts spawnResolver): closed once this resolver serves
+ * (or has lost the race to another), written with the reason when it cannot start. */
+let reportFd = process.env.TSRUN_RESOLVER_REPORT_FD === '3' ? 3 : undefined;
+function report(line?: string): void {
+  if (reportFd === undefined) return;
+  try {
+    if (line !== undefined) writeSync(reportFd, `${line}\n`);
+    closeSync(reportFd);
+  } catch {
+    // The starting tsrun has gone: nobody to tell.
+  }
+  reportFd = undefined;
+}
 
 export async function main(env: NodeJS.ProcessEnv): Promise<number> {
   if (!env.TSRUN_RESOLVER_SETTINGS) {
@@ -20,7 +35,9 @@ export async function main(env: NodeJS.ProcessEnv): Promise<number> {
   process.on('SIGTERM', () => void resolver.stop('signal SIGTERM'));
   process.on('SIGINT', () => void resolver.stop('signal SIGINT'));
   process.on('SIGHUP', () => void resolver.reload().catch(() => {}));
-  if (await resolver.start()) await resolver.done;
+  const serving = await resolver.start();
+  report();
+  if (serving) await resolver.done;
   await store.close?.();
   return 0;
 }
@@ -32,7 +49,9 @@ void main(process.env).then(
     setTimeout(() => process.exit(code), 500).unref();
   },
   (err: unknown) => {
-    process.stderr.write(`tsrun resolver: ${err instanceof Error ? err.message : String(err)}\n`);
+    const line = `tsrun resolver: ${err instanceof Error ? err.message : String(err)}`;
+    report(line);
+    process.stderr.write(`${line}\n`);
     process.exit(1);
   },
 );

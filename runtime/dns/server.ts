@@ -195,11 +195,20 @@ export class Resolver {
     this.control = control;
     control.on('error', (e) => this.log.warn({ err: e }, 'control socket error'));
     if (this.lockFd !== undefined) await this.retirePredecessor();
-    mkdirPrivate(path.dirname(pidfilePath(this.settings.runDir)));
-    // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile. The
-    // temporary goes when its write fails: on a full run directory every start that failed here
-    // (several per attach, each retried) left one, never removed.
-    writeFileReplacing(pidfilePath(this.settings.runDir), `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`, 0o644);
+    const pidfile = pidfilePath(this.settings.runDir);
+    try {
+      mkdirPrivate(path.dirname(pidfile));
+      // Temp then rename: a reader (gc, the next command) never sees a half-written pidfile. The
+      // temporary goes when its write fails: on a full run directory every start that failed here
+      // (several per attach, each retried) left one, never removed.
+      writeFileReplacing(pidfile, `${JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), runDir: this.settings.runDir, started: new Date().toISOString() })}\n`, 0o644);
+    } catch (err) {
+      // Nothing left of this start: the control socket (its file goes with it) and the lock.
+      await new Promise<void>((r) => control.close(() => r()));
+      this.control = undefined;
+      this.releaseLock();
+      throw new Error(`write its pidfile ${pidfile}: ${(err as Error).message}`);
+    }
     await this.reload().catch(() => {});
     await this.watchCluster();
     this.resyncTimer = setInterval(() => {

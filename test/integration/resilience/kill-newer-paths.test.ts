@@ -220,18 +220,21 @@ describe('a full run directory on the newer paths', () => {
     });
   }, 60_000);
 
-  it('the DNS resolver on a full run directory: its failed starts leave no temporary pidfile', async () => {
+  it('the DNS resolver on a full run directory: fails at once, says why in one line, leaves no temporary pidfile or socket', async () => {
     try {
       await host.withRunTmpfs('size=384k', (run, leaveFree) => {
-        // Room for the setup up to the attach, none for the resolver's pidfile: the attach waits for
-        // a resolver that cannot start (15 s, a start tried every 3 s) and the run fails later.
+        // Room for the setup up to the attach, none for the resolver's pidfile. Before, the attach
+        // waited 15 s for a resolver that could not start (a start tried every 3 s) and said nothing;
+        // now the first start's failure comes back at once, in one line on stderr.
         const unfill = leaveFree(8);
         const r = host.tsrun(['run', '-d', '--name', 'hc8-full-dns', '--net', 'hc8net', bundle, '--', 'sleep', '1000']);
         unfill();
         if (r.status === 0) ok(['rm', '-f', 'hc8-full-dns']);
+        expect(r.stderr).toMatch(/^tsrun: warning: the DNS resolver could not start: write its pidfile \S+\/dns\/resolver\.pid: ENOSPC/m);
         const dns = path.join(run, 'dns');
-        // Before: one resolver.pid.<pid>.tmp per failed start, never removed (5 in this one run).
-        expect((existsSync(dns) ? readdirSync(dns) : []).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+        // Before: one resolver.pid.<pid>.tmp per failed start, never removed (5 in this one run);
+        // and the failed resolver's control socket.
+        expect((existsSync(dns) ? readdirSync(dns) : []).filter((f) => f.endsWith('.tmp') || f.endsWith('.sock'))).toEqual([]);
         expect(host.leaks(['hc8-full-dns']).filter((l) => l !== `mount ${run}`)).toEqual([]);
       });
     } finally {

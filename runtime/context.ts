@@ -34,6 +34,7 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
       createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : { rebuildLock: () => firewallRebuildLock(settings).exclusive() }) }, netns ? undefined : () => engine.firewallState()),
     dns: { sync: async (start, containers) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start, containers })) },
     hostLock: hostLock(settings, log),
+    root: settings.libDir,
   });
   return engine;
 }

@@ -19,12 +19,13 @@ import { decodeHolder } from './ipam/holder.js';
 import { LOCAL_HOST_ID_KEY } from './overlay/keys.js';
 import { NetworkRegistry } from './networks.js';
 import { Rtnl } from './netlink/rtnl.js';
+import type { Link } from './netlink/types.js';
 import { THREAD_NETNS, netnsId } from './netns/netns.js';
 import { findNetnsPath, safeId } from './netns/find.js';
 import { attachInFlight, type FirewallBackend, type FirewallEndpoint, type FirewallNetwork, type FirewallState } from './firewall/backend.js';
-import { BRIDGE_ALIAS_PREFIX, ensureHostSysctls } from './drivers/bridge.js';
+import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
-import { hostVethName, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
+import { bridgeOwner, foreign, hostVethName, setBridgeRoot, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
@@ -77,6 +78,15 @@ export interface EngineDeps {
   /** Held shared by attach/detach and exclusive by network create/rm and gc (runtime/locks.ts);
    * absent: no coordination (one process, as in unit tests). */
   hostLock?: ReadWriteLock | undefined;
+  /** This tsrun root's lib directory: the bridges it makes are tagged with it (linux-bridge.ts
+   * bridgeAlias), and another root's are never adopted, removed or swept. */
+  root?: string | undefined;
+}
+
+/** This root's bridge of `network` (or one from before roots were told apart, of that name). */
+function isBridgeOf(link: Link, network: string): boolean {
+  const owner = bridgeOwner(link);
+  return owner?.network === network && !foreign(owner);
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
@@ -90,6 +100,7 @@ export class Engine {
   readonly ipam: Ipam;
 
   constructor(private readonly deps: EngineDeps) {
+    if (deps.root !== undefined) setBridgeRoot(deps.root); // the root this process's bridges name
     this.networks = new NetworkRegistry(deps.store);
     this.ipam = new Ipam(deps.store);
   }
@@ -540,7 +551,7 @@ export class Engine {
           {
             description: 'remove its bridge',
             run: async () => {
-              for (const link of await host.listLinks()) if (link.kind === 'bridge' && link.alias === `${BRIDGE_ALIAS_PREFIX}${name}`) await host.deleteLink(link.index);
+              for (const link of await host.listLinks()) if (isBridgeOf(link, name)) await host.deleteLink(link.index);
             },
           },
           { description: 'remove address hints', run: async () => void (await Promise.all((await this.deps.store.list(`ipam/${name}/`)).map((e) => this.deps.store.deleteIf(e.key)))) },

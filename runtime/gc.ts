@@ -17,7 +17,7 @@ import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns } from './netns/netns.js';
 import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
-import { isDyingVeth, staleBridgeNetwork } from './drivers/linux-bridge.js';
+import { bridgeOwner, foreign, isDyingVeth, staleBridgeNetwork } from './drivers/linux-bridge.js';
 import { settleRestartAsides } from './restart-aside.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
@@ -174,8 +174,19 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   const networks = new Set(await engine.networks.names());
   const knownVeths = new Set(keep.map((e) => e.hostIfname));
   const host = Rtnl.open();
+  // Another tsrun root's bridges in this namespace (linux-bridge.ts bridgeOwner): their ports,
+  // networks and containers are in a Store this gc does not read, so they are not this gc's to
+  // call orphans. Before, a gc of one root removed every container veth, bridge and firewall
+  // element of the other's running containers.
+  const foreignRoots = new Map<number, string>();
   try {
-    for (const link of await host.listLinks()) {
+    const links = await host.listLinks();
+    for (const link of links) {
+      const owner = bridgeOwner(link);
+      if (owner && foreign(owner)) foreignRoots.set(link.index, owner.root!);
+    }
+    for (const link of links) {
+      if (link.master !== undefined && foreignRoots.has(link.master)) continue;
       if (link.kind === 'veth' && /^tsv[0-9a-f]{8}$/.test(link.name) && !knownVeths.has(link.name)) {
         if (await host.deleteLink(link.index)) report.links.push(link.name);
       }
@@ -194,8 +205,10 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
     host.close();
   }
 
-  // 6. Firewall elements whose owner is gone.
-  const fwOwners = await firewall.listOwners();
+  // 6. Firewall elements whose owner is gone. With another root in this namespace, an owner this
+  // Store does not know may be that root's: left alone (its own gc collects its orphans).
+  if (foreignRoots.size > 0) log.warn({ roots: [...new Set(foreignRoots.values())] }, 'another tsrun root uses this network namespace: firewall elements of containers and networks unknown here are left to it');
+  const fwOwners = foreignRoots.size > 0 ? { containers: [], networks: [] } : await firewall.listOwners();
   for (const c of fwOwners.containers) {
     if (ownsElementsOf([...owners], c)) continue;
     await firewall.purge({ container: c });

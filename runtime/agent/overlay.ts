@@ -26,7 +26,7 @@ import { sameBoot } from '../boot.js';
 import { ensureHostId, routeSourceTowards, splitUnderlay, underlayLink } from '../overlay/host.js';
 import { VXLAN_ALIAS_PREFIX, ensureVxlan } from '../overlay/devices.js';
 import { desiredEntries, endpointValue, isEmptyPlan, planEntries, planOwnEndpoints } from '../overlay/reconcile.js';
-import { BRIDGE_ALIAS_PREFIX } from '../drivers/linux-bridge.js';
+import { bridgeOwner, foreign } from '../drivers/linux-bridge.js';
 import {
   LOCAL_LEASE_KEY, OVERLAY_PREFIX, endpointKey, hostKey, parseHostRecord, parseOverlayEndpoint, parseOverlayKey, vtepMacOf, vxlanName,
   type HostRecord, type OverlayEndpoint,
@@ -363,7 +363,7 @@ export class OverlayAgent {
       const name = l.alias.slice(VXLAN_ALIAS_PREFIX.length);
       if (this.networks.has(name)) continue;
       await host.deleteLink(l.index);
-      const bridge = links.find((b) => b.kind === 'bridge' && b.alias === `${BRIDGE_ALIAS_PREFIX}${name}`);
+      const bridge = links.find((b) => { const o = bridgeOwner(b); return o?.network === name && !foreign(o); });
       if (bridge) await host.deleteLink(bridge.index);
       this.log.info({ network: name, vxlan: l.name, bridge: bridge?.name }, 'removed the devices of a deleted overlay network');
     }

@@ -7,7 +7,7 @@ import type { Transaction } from '../tx.js';
 import type { EndpointRecord } from '../records.js';
 import type { Logger } from '../log.js';
 import type { AttachContext, DetachOptions, DriverEndpoint, NetworkDriver } from './driver.js';
-import { attachVeth, ensureBridge, removeVeth } from './linux-bridge.js';
+import { attachVeth, ensureBridge, removeOwnBridge, removeVeth } from './linux-bridge.js';
 
 export { BRIDGE_ALIAS_PREFIX, VETH_ALIAS_PREFIX, ensureHostSysctls, hostVethName } from './linux-bridge.js';
 
@@ -29,6 +29,6 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {
-    await host.deleteLink(net.bridge);
+    await removeOwnBridge(net, host);
   }
 }

@@ -26,14 +26,67 @@ import { networkEndpointsPrefix, parseOverlayEndpoint } from '../overlay/keys.js
 export const BRIDGE_ALIAS_PREFIX = 'tsrun-net:';
 export const VETH_ALIAS_PREFIX = 'tsrun-ep:';
 
-/** The network of a bridge tsrun made for a network that no longer exists (removed on another
- * host of a cluster, or its rm killed after the definition went), else undefined. Only under the
- * host lock held exclusive (gc, network create): a create in progress makes its bridge after its
- * definition. */
-export function staleBridgeNetwork(link: Link, networks: ReadonlySet<string>): string | undefined {
+/**
+ * Which tsrun root (state directory) made a bridge: its alias is `tsrun-net:<network>@<root>`,
+ * the root being the lib directory (or `sha256:<hash>` of it where the alias would pass the
+ * kernel's 255 bytes). Several roots can share one network namespace (podman's hook with one
+ * TSRUN_ROOT, the CLI with another, two users' roots), and each knows only its own networks: a
+ * bridge named by network alone was another root's "bridge of a network that no longer exists",
+ * which `network create` and gc removed (with its containers' veths and firewall elements), and a
+ * bridge name both roots derived (`tsrun0` of both default networks) was adopted with a second
+ * subnet. Set once per process from the settings (context.ts engineFor).
+ */
+let ownRoot = rootTag('/var/lib/tsrun');
+export function setBridgeRoot(libDir: string): void {
+  ownRoot = rootTag(libDir);
+}
+
+function rootTag(libDir: string): string {
+  return Buffer.byteLength(`${BRIDGE_ALIAS_PREFIX}${'x'.repeat(64)}@${libDir}`) <= 255 ? libDir : `sha256:${sha256Hex(libDir).slice(0, 32)}`;
+}
+
+/** The alias of this root's bridge of `network`. */
+export function bridgeAlias(network: string): string {
+  return `${BRIDGE_ALIAS_PREFIX}${network}@${ownRoot}`;
+}
+
+export interface BridgeOwner {
+  network: string;
+  /** The root that made it; undefined for a bridge made before roots were told apart. */
+  root?: string;
+  /** Made by this process's root. */
+  own: boolean;
+}
+
+/** Whose tsrun bridge `link` is, or undefined when it is no tsrun bridge. */
+export function bridgeOwner(link: Link): BridgeOwner | undefined {
   if (link.kind !== 'bridge' || link.alias?.startsWith(BRIDGE_ALIAS_PREFIX) !== true) return undefined;
-  const name = link.alias.slice(BRIDGE_ALIAS_PREFIX.length);
-  return networks.has(name) ? undefined : name;
+  const tag = link.alias.slice(BRIDGE_ALIAS_PREFIX.length);
+  const at = tag.indexOf('@'); // network names have no '@'
+  if (at < 0) return { network: tag, own: false };
+  const root = tag.slice(at + 1);
+  return { network: tag.slice(0, at), root, own: root === ownRoot };
+}
+
+/** Made by another root (one from before roots were told apart is nobody's in particular). */
+export function foreign(owner: BridgeOwner): boolean {
+  return !owner.own && owner.root !== undefined;
+}
+
+/** The bridge belongs to another tsrun root: one line naming it. */
+export function foreignBridgeError(ifname: string, owner: BridgeOwner, network: string): ConflictError {
+  return new ConflictError(`bridge ${ifname} belongs to network ${owner.network} of another tsrun root (${owner.root}): give network ${network} another bridge (--bridge), or use that root (TSRUN_ROOT)`);
+}
+
+/** The network of a bridge this root made for a network that no longer exists (removed on
+ * another host of a cluster, or its rm killed after the definition went), else undefined. Only
+ * under the host lock held exclusive (gc, network create): a create in progress makes its bridge
+ * after its definition. Another root's bridges, and those made before roots were told apart, are
+ * never called stale (their networks are in a Store this root does not read). */
+export function staleBridgeNetwork(link: Link, networks: ReadonlySet<string>): string | undefined {
+  const owner = bridgeOwner(link);
+  if (owner?.own !== true) return undefined;
+  return networks.has(owner.network) ? undefined : owner.network;
 }
 
 /** "tsv" + 8 hex characters of (container, network): stable, so detach can recompute it. */
@@ -56,7 +109,7 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
         // A MAC of its own: a bridge without one takes the lowest of its ports' MACs, so it changed
         // as containers came and went, and containers' ARP entries for the gateway went stale
         // (lost packets to the gateway: DNS queries, egress) until they were probed again.
-        await host.createBridge({ name: net.bridge, mac: randomLocalMac(), ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), alias: `${BRIDGE_ALIAS_PREFIX}${net.name}`, up: true });
+        await host.createBridge({ name: net.bridge, mac: randomLocalMac(), ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), alias: bridgeAlias(net.name), up: true });
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err; // another attach created it first: fine
       }
@@ -65,6 +118,10 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
     if (!bridge || bridge.kind !== 'bridge') throw new UserError(`interface ${net.bridge} exists and is not a bridge`);
     log.info({ bridge: net.bridge, network: net.name }, 'bridge created');
   }
+  // Another root's bridge is never adopted: its addresses, ports and firewall elements are that
+  // root's. (One made before roots were told apart is, for a network of its name, as before.)
+  const owner = bridgeOwner(bridge);
+  if (owner && foreign(owner)) throw foreignBridgeError(net.bridge, owner, net.name);
   const index = bridge.index;
   // Added outright, "exists" taken as done: one request per address, where listing the bridge's
   // addresses dumped every address of the namespace (the kernel filters an address dump by link
@@ -77,6 +134,15 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
   }
   if (!bridge.up) await host.setUp(index);
   bridgeFound.set(host, { name: net.bridge, index });
+}
+
+/** `network rm`: the network's bridge, unless another root made it (it was never this network's:
+ * ensureBridge refuses it). */
+export async function removeOwnBridge(net: NetworkDef, host: Rtnl): Promise<void> {
+  const link = await host.getLink(net.bridge);
+  const owner = link && bridgeOwner(link);
+  if (!link || (owner && foreign(owner))) return;
+  await host.deleteLink(link.index);
 }
 
 /**

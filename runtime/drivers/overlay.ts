@@ -18,7 +18,7 @@ import type { Store } from '../store/store.js';
 import type { ClusterStore } from '../store/cluster.js';
 import { clusterOf } from '../store/scoped.js';
 import type { AttachContext, DetachOptions, DriverEndpoint, NetworkDriver } from './driver.js';
-import { attachVeth, ensureBridge, removeVeth } from './linux-bridge.js';
+import { attachVeth, ensureBridge, removeOwnBridge, removeVeth } from './linux-bridge.js';
 import { ensureVxlan, overlayMtu, removeVxlan } from '../overlay/devices.js';
 import { requireLocalHost, underlayLink } from '../overlay/host.js';
 import { endpointValue } from '../overlay/reconcile.js';
@@ -111,7 +111,7 @@ export class OverlayDriver implements NetworkDriver {
 
   async removeNetwork(net: NetworkDef, host: Rtnl): Promise<void> {
     await removeVxlan(net, host);
-    await host.deleteLink(net.bridge);
+    await removeOwnBridge(net, host);
   }
 
   async remoteEndpoints(net: NetworkDef, store: Store): Promise<string[]> {

@@ -26,7 +26,7 @@ import { isAlive } from '../containers.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import type { EndpointRecord } from '../records.js';
 import type { Transaction } from '../tx.js';
-import { BRIDGE_ALIAS_PREFIX } from './bridge.js';
+import { bridgeOwner } from './linux-bridge.js';
 import type { AttachContext, DriverEndpoint } from './driver.js';
 
 export type SubifKind = 'macvlan' | 'ipvlan';
@@ -66,8 +66,9 @@ export async function checkParent(net: NetworkDef, host: Rtnl): Promise<Link> {
   if (!name) throw new UserError(`network ${net.name} has no parent interface`);
   const parent = await host.getLink(name);
   if (!parent) throw new UserError(`parent interface ${name} of network ${net.name} not found`);
-  if (parent.alias?.startsWith(BRIDGE_ALIAS_PREFIX)) {
-    throw new UserError(`parent interface ${name} is the bridge of tsrun network ${parent.alias.slice(BRIDGE_ALIAS_PREFIX.length)}: ${net.driver} needs a host interface (NIC, VLAN or bond)`);
+  const owner = bridgeOwner({ ...parent, kind: 'bridge' });
+  if (owner) {
+    throw new UserError(`parent interface ${name} is the bridge of tsrun network ${owner.network}${owner.own || owner.root === undefined ? '' : ` (tsrun root ${owner.root})`}: ${net.driver} needs a host interface (NIC, VLAN or bond)`);
   }
   if (!parent.up) throw new UserError(`parent interface ${name} of network ${net.name} is down: bring it up first (ip link set ${name} up)`);
   return parent;

@@ -1,0 +1,83 @@
+// Two tsrun roots in one network namespace (podman's hook with one TSRUN_ROOT and the CLI with
+// another, two users' roots): each knows only the networks and containers of its own Store, while
+// bridges, veths and the firewall table are the namespace's. Before bridges named their root, root
+// B's `network create` removed root A's bridge (taken for the bridge of a network that no longer
+// exists), B's gc removed A's running container's veth, bridge and firewall elements (its published
+// port and port guard), and both default networks derived the bridge tsrun0, which B adopted with a
+// second subnet. Now a bridge's alias names its root (tsrun-net:<network>@<lib dir>): another
+// root's is never adopted (one line naming it, 125), removed, or swept, nor its ports' veths, and
+// a gc that sees another root leaves firewall elements unknown to it alone.
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BUSYBOX_BUNDLE, SandboxHost, type RunResult } from '../../harness/sandbox.js';
+
+let host: SandboxHost;
+let rootB: string;
+const A = (args: string[]): RunResult => host.tsrun(args);
+const B = (args: string[]): RunResult => host.tsrun(args, { env: { TSRUN_ROOT: rootB } });
+const ok = (r: RunResult): string => {
+  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}`);
+  return r.stdout.trim();
+};
+
+/** What root A's running container holds in the namespace: its bridge, its veth, its firewall elements. */
+function holdings(id: string): { bridge: boolean; veths: number; elements: number } {
+  const links = host.ns.linkNames();
+  const ruleset = host.ns.exec('nft', ['list', 'ruleset']).stdout;
+  return { bridge: links.includes('ts-hb9ra'), veths: links.filter((l) => /^tsv[0-9a-f]{8}$/.test(l)).length, elements: ruleset.split(`ctr:${id.slice(0, 12)}`).length - 1 };
+}
+
+beforeAll(async () => {
+  host = await SandboxHost.create('hb9roots');
+  rootB = mkdtempSync(path.join(os.tmpdir(), 'tsrun-hb9roots-b-'));
+});
+
+afterAll(() => {
+  host?.removeAllContainers();
+  for (const n of ['hb9ra', 'tsrun']) host?.tsrun(['network', 'rm', n]);
+  for (const n of ['hb9rb', 'tsrun']) host?.tsrun(['network', 'rm', n], { env: { TSRUN_ROOT: rootB } });
+  host?.destroy();
+  if (rootB) rmSync(rootB, { recursive: true, force: true });
+});
+
+it("root B's network create, gc and default network leave root A's bridge, veth and firewall elements alone", () => {
+  ok(A(['network', 'create', 'hb9ra']));
+  const id = ok(A(['run', '-d', '--name', 'hb9r-c1', '--net', 'hb9ra', '-p', '18080:80', BUSYBOX_BUNDLE, '--', 'sleep', '600']));
+  const before = holdings(id);
+  expect(before).toEqual({ bridge: true, veths: 1, elements: expect.any(Number) });
+  expect(before.elements).toBeGreaterThan(0);
+
+  // Before: the bridge ts-hb9ra was removed here.
+  ok(B(['network', 'create', 'hb9rb']));
+  expect(holdings(id)).toEqual(before);
+  // Before: this gc listed and removed A's veth, bridge and container elements.
+  const report = JSON.parse(ok(B(['gc']))) as { links: string[]; bridges: string[]; firewallOwners: string[] };
+  expect({ links: report.links, bridges: report.bridges, owners: report.firewallOwners }).toEqual({ links: [], bridges: [], owners: [] });
+  expect(holdings(id)).toEqual(before);
+  // A's container still runs, wired.
+  expect(A(['exec', 'hb9r-c1', 'cat', '/sys/class/net/eth0/operstate']).stdout.trim()).toBe('up');
+
+  // Both default networks derive tsrun0: A makes it, B is refused in one line naming A's root.
+  ok(A(['run', '--rm', BUSYBOX_BUNDLE, '--', 'true']));
+  const addrsBefore = host.ns.exec('ip', ['-o', 'addr', 'show', 'tsrun0']).stdout;
+  const refused = B(['run', '--rm', BUSYBOX_BUNDLE, '--', 'true']);
+  expect({ status: refused.status, lines: refused.stderr.trim().split('\n').length }).toEqual({ status: 125, lines: 1 });
+  expect(refused.stderr).toContain(`bridge tsrun0 belongs to network tsrun of another tsrun root (${host.root}/lib)`);
+  expect(host.ns.exec('ip', ['-o', 'addr', 'show', 'tsrun0']).stdout).toBe(addrsBefore); // no second subnet
+  // B's `network rm` of its own default network does not take A's bridge with it.
+  B(['network', 'rm', 'tsrun']);
+  expect(host.ns.linkNames()).toContain('tsrun0');
+  // Nor B's own network's rm and gc anything of A's.
+  ok(B(['network', 'rm', 'hb9rb']));
+  ok(B(['gc']));
+  expect(holdings(id)).toEqual(before);
+
+  // A's own gc still collects: nothing of A's is an orphan, and B left nothing.
+  ok(A(['rm', '-f', 'hb9r-c1']));
+  ok(A(['network', 'rm', 'hb9ra']));
+  ok(A(['gc']));
+  expect(host.ns.linkNames().filter((l) => l.startsWith('ts') && l !== 'tsrun0')).toEqual([]);
+  expect(host.leaks([id])).toEqual([]);
+}, 120_000);

@@ -4,7 +4,7 @@
 // directories under the run directory. What is in use is never touched: a container counts as
 // alive while its supervising tsrun process lives or any process or pin still holds its
 // network namespace.
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { pidfilePath, resolverState } from './dns/paths.js';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
@@ -223,8 +223,18 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
   // 7. Registrations of container:<id> users whose processes are gone.
   report.pins.push(...sweepDeadUsers(settings.runDir).map((root) => `users of ${root}`));
 
-  // 8. Temp files and tombstones of the local store.
+  // 8. Temp files and tombstones of the local store; exit codes kept for waits of removed
+  // containers (shim/lifecycle/record.ts keepExitCode) once no wait can still want them.
   if (store instanceof LocalStore) await store.sweep();
+  const exited = path.join(settings.runDir, 'exited');
+  for (const f of listDir(exited)) {
+    const file = path.join(exited, f);
+    try {
+      if (Date.now() - statSync(file).mtimeMs > 10 * 60_000) rmSync(file, { force: true });
+    } catch {
+      // gone already
+    }
+  }
 
   // 9. The DNS resolver: restarted when endpoints need it and it died, told to re-read (and so
   // to exit) when none does.

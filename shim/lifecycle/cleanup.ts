@@ -13,7 +13,7 @@ import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { hasCode } from '../../runtime/netns/errno.js';
 import type { NetworkWiring } from '../run.js';
 import { runcPaths, deleteEnded } from '../runc.js';
-import { pathsOf, readExitFile, readLifecycle, updateLifecycle } from './record.js';
+import { keepExitCode, pathsOf, readExitFile, readLifecycle, updateLifecycle } from './record.js';
 import { processRuns, runcState } from './status.js';
 
 export type CleanupResult = 'done' | 'gone' | 'running';
@@ -97,6 +97,7 @@ export async function removeIfAutoRemove(settings: Settings, log: Logger, id: st
   const parent = l.conmonPid === process.ppid;
   if (l.conmonPid !== undefined && !parent) await waitGone(l.conmonPid, l.conmonStart ?? '', 10_000);
   if (asked()?.instance !== l.instance) return false;
+  keepExitCode(settings.runDir, id); // for a `tsrun wait` that has not read it yet
   await removeTreeRetrying(pathsOf(settings.runDir, id).dir);
   log.child({ containerId: id }).info({ byExitCommand: parent }, 'detached container removed (--rm)');
   return true;

@@ -206,10 +206,22 @@ export function lifecycleCommands(deps: LifecycleDeps): Command[] {
       const missing: string[] = [];
       const ids = await detachedIds(settings, names, 'wait', missing);
       const { currentView, waitEnded } = await import('./signals.js');
-      const { readExitFile, pathsOf, readLifecycle } = await import('./record.js');
+      const { readExitFile, pathsOf, readLifecycle, readKeptExitCode } = await import('./record.js');
       for (const id of ids) {
-        await waitEnded(settings, await currentView(settings, id), Number.MAX_SAFE_INTEGER);
-        const code = readExitFile(pathsOf(settings.runDir, id))?.code ?? readLifecycle(settings.runDir, id)?.exitCode;
+        // The instance named now is the one waited for: removed meanwhile (--rm, rm -f), its code
+        // is kept for this wait; a container of the same name created since is another one.
+        const instance = readLifecycle(settings.runDir, id)?.instance;
+        const kept = () => (instance === undefined ? undefined : readKeptExitCode(settings.runDir, id, instance));
+        let view;
+        try {
+          view = await currentView(settings, id);
+        } catch (err) {
+          if (kept() === undefined) throw err;
+        }
+        if (view) await waitEnded(settings, view, Number.MAX_SAFE_INTEGER, 20, instance);
+        const l = readLifecycle(settings.runDir, id);
+        const same = l !== undefined && (instance === undefined || l.instance === instance);
+        const code = (same ? (readExitFile(pathsOf(settings.runDir, id))?.code ?? l.exitCode) : undefined) ?? kept();
         out(`${code ?? -1}\n`);
       }
       await reportMissing(missing);

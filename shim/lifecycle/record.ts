@@ -12,7 +12,7 @@
 //     ctr.log            conmon's log, k8s-file format
 //     runc.log           runc's own log (JSON), for one-line errors
 //     cleanup            exclusive marker: one cleanup at a time (exit command, stop, rm, gc)
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFileReplacing } from '../../runtime/files.js';
 import path from 'node:path';
 import { containerDir } from '../../runtime/containers.js';
@@ -119,6 +119,42 @@ export function updateLifecycle(runDir: string, id: string, change: (r: Lifecycl
     return undefined; // the directory went away (rm): nothing to record any more
   }
   return rec;
+}
+
+/**
+ * Where a removed container's exit code is kept for the waits that were waiting for it
+ * (`<run>/exited/<id>.<instance>`): `tsrun wait X` on a `run -d --rm` container (or one `rm -f`
+ * removes) woke on conmon's exit file, and when the removal had taken the state directory before
+ * it read the file (a stopped or slow wait, a loaded machine) it printed -1. By instance: a
+ * container of the same name created since is another one. gc removes entries older than ten
+ * minutes (runtime/gc.ts).
+ */
+export function exitedFile(runDir: string, id: string, instance: string): string {
+  return path.join(runDir, 'exited', `${id}.${instance}`);
+}
+
+/** Before a container's state directory goes: its exit code (conmon's exit file, else the
+ * record's), kept for waits already waiting. Never fails the removal. */
+export function keepExitCode(runDir: string, id: string): void {
+  const l = readLifecycle(runDir, id);
+  const code = readExitFile(pathsOf(runDir, id))?.code ?? l?.exitCode;
+  if (l === undefined || code === undefined) return;
+  try {
+    mkdirSync(path.dirname(exitedFile(runDir, id, l.instance)), { recursive: true, mode: 0o700 });
+    writeFileReplacing(exitedFile(runDir, id, l.instance), `${code}\n`);
+  } catch {
+    // A full run directory: a wait prints -1 as before.
+  }
+}
+
+/** The exit code keepExitCode kept for that instance, if any. */
+export function readKeptExitCode(runDir: string, id: string, instance: string): number | undefined {
+  try {
+    const code = Number(readFileSync(exitedFile(runDir, id, instance), 'utf8').trim());
+    return Number.isInteger(code) ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** conmon's exit file: the container's status (128+N for a signal), once it has ended. */

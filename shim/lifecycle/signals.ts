@@ -14,7 +14,7 @@ import { cgroupsPathFor } from '../../runtime/cgroups/resources.js';
 import { cleanupContainer, removeIfAutoRemove, removeTreeRetrying } from './cleanup.js';
 import { isFrozen, resumeAfterSignal } from './pause.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT_S } from './detach-options.js';
-import { pathsOf, readExitFile, readLifecycle } from './record.js';
+import { keepExitCode, pathsOf, readExitFile, readLifecycle } from './record.js';
 import { processRuns, runcState, viewOf, type ContainerView } from './status.js';
 
 const LIVE = new Set(['created', 'running', 'paused']);
@@ -40,8 +40,11 @@ export async function runcKill(runc: RuncPaths, id: string, signal: string): Pro
 
 /** True once the container has ended: conmon's exit file, or (a foreground container, or a
  * monitor that died) no process left. */
-export function hasEnded(settings: Settings, v: ContainerView): boolean {
+export function hasEnded(settings: Settings, v: ContainerView, instance?: string): boolean {
   if (v.record.detached) {
+    // Waiting for one instance (`tsrun wait`): removed, or replaced by a container of the same
+    // name, it has ended (its code is kept: record.ts keepExitCode).
+    if (instance !== undefined && readLifecycle(settings.runDir, v.id)?.instance !== instance) return true;
     if (readExitFile(pathsOf(settings.runDir, v.id))) return true;
     const l = readLifecycle(settings.runDir, v.id);
     if (l?.cleanedUp) return true;
@@ -57,17 +60,17 @@ export function hasEnded(settings: Settings, v: ContainerView): boolean {
  * ends within milliseconds), then every 20 ms —, for what no event announces (a monitor that died
  * without writing the file, a foreground container, a watch that could not be set up or missed).
  */
-export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number, maxDelayMs = 20): Promise<boolean> {
+export async function waitEnded(settings: Settings, v: ContainerView, timeoutMs: number, maxDelayMs = 20, instance?: string): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   let wake: (() => void) | undefined;
   // Ended already (rm -f has watched the killed init end): no watch to set up and take down.
-  if (hasEnded(settings, v)) return true;
+  if (hasEnded(settings, v, instance)) return true;
   // Set up before the next look, so that an exit file written in between is not missed.
   const watcher = v.record.detached ? watchDir(pathsOf(settings.runDir, v.id).exitDir, () => wake?.()) : undefined;
   try {
     for (;;) {
-      if (hasEnded(settings, v)) return true;
+      if (hasEnded(settings, v, instance)) return true;
       if (Date.now() >= deadline) return false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
@@ -178,6 +181,7 @@ export async function removeContainer(settings: Settings, log: Logger, network: 
   const r = await cleanupContainer(v.id, settings, log, network, undefined, { ended: true });
   if (r === 'running') throw new UserError(`container ${v.id} is still running`);
   await waitMonitorGone(settings, v.id, 10_000, 1);
+  if (v.record.detached) keepExitCode(settings.runDir, v.id); // for a `tsrun wait` that has not read it yet
   // A late exit command may still create its marker while the directory goes: retried. (Not
   // fs.rmSync: Node 20's is a JavaScript rimraf, ~3-5 ms of CPU for this small tree.)
   await removeTreeRetrying(pathsOf(settings.runDir, v.id).dir);

@@ -239,6 +239,60 @@ describeIf('rm -f races', () => {
   });
 });
 
+describeIf('wait against the removal of what it waits for', () => {
+  /** `tsrun wait ID` in the background, once it watches the container's exit directory (an inotify
+   * descriptor open: it has named the instance it waits for), SIGSTOPped there. */
+  async function stoppedWait(id: string): Promise<{ out: Promise<string>; cont: () => void }> {
+    const child = w.host.spawnTsrun(['wait', id]);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => void (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => void (out += d.toString()));
+    const ended = new Promise<string>((r) => child.once('exit', () => r(out)));
+    const watching = (): boolean => {
+      try {
+        return readdirSync(`/proc/${child.pid}/fd`).some((fd) => readlinkSafe(`/proc/${child.pid}/fd/${fd}`).includes('inotify'));
+      } catch {
+        return false;
+      }
+    };
+    await waitFor('the wait watching the exit directory', watching);
+    process.kill(child.pid!, 'SIGSTOP');
+    return { out: ended, cont: () => process.kill(child.pid!, 'SIGCONT') };
+  }
+  const stateDir = (id: string) => path.join(w.host.root, 'run', 'containers', id);
+
+  it("a --rm container removed before the wait read its exit file: the wait prints its code (was -1)", async () => {
+    const id = name('wr');
+    runD(id, ['--rm', '--net', 'none'], ['sleep', '600']);
+    const wait = await stoppedWait(id);
+    ok(['kill', id]);
+    await waitFor('the --rm container removed', () => !existsSync(stateDir(id)), 15_000);
+    wait.cont();
+    expect(await wait.out).toBe('137\n');
+  });
+
+  it('a name removed and created again meanwhile: the wait reports the one it waited for, not the new one', async () => {
+    const id = name('wn');
+    runD(id, ['--rm', '--net', 'none'], ['sleep', '600']);
+    const wait = await stoppedWait(id);
+    ok(['kill', id]);
+    await waitFor('the --rm container removed', () => !existsSync(stateDir(id)), 15_000);
+    runD(id, ['--net', 'none'], ['sh', '-c', 'exit 7']); // the same name, another container
+    wait.cont();
+    // Before: it waited for the new one and printed its 7 (or -1).
+    expect(await wait.out).toBe('137\n');
+    expect(ok(['wait', id])).toBe('7\n');
+  });
+});
+
+function readlinkSafe(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}
+
 describeIf('run --name of a container in use (the plain door hands it to run.cjs)', () => {
   it('running or exited detached: refused in one line, the detached container untouched', () => {
     const running = name();

@@ -574,8 +574,9 @@ if (problem !== undefined) console.warn(`bundle: node's path ${JSON.stringify(no
 const prelude = 'process.argv[1]=__dirname+"/tsrun.cjs";if(process.env.TSRUN_SNAPSHOT==="1")require("./entry.cjs").execSnapshot(__dirname);';
 const dispatcher = [
   '{const fs=require("node:fs"),M=module.constructor,a=process.argv,p=a[2]==="run"&&!a.includes("-d")&&!a.includes("--detach")&&(a.includes("none")||a.includes("host")||a.includes("--net=none")||a.includes("--net=host")),f=__dirname+(p?"/run-plain.cjs":"/dispatch.cjs");let d,x;',
-  'try{const c=fs.readFileSync(f+".v8cache"),n=c.indexOf(10),s=fs.statSync(f);',
-  'if(n>0&&c.toString("latin1",0,n)===JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch}))d=c.subarray(n+1)}catch{}',
+  // the header line compared byte by byte, as scripts/code-cache-load.cjs's dataAfterHeader does
+  'try{const c=fs.readFileSync(f+".v8cache"),s=fs.statSync(f),h=JSON.stringify({size:s.size,mtimeMs:s.mtimeMs,node:process.version,arch:process.arch});',
+  'let i=0;while(i<h.length&&c[i]===h.charCodeAt(i))i++;if(i===h.length&&c[i]===10)d=c.subarray(i+1)}catch{}',
   'if(d===void 0)x=require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=module.paths;require.cache[f]=m;',
   // compiled as scripts/code-cache-load.cjs's compile() does it: through ContextifyScript where
   // this Node takes it (contextifyWorks), else vm.Script

@@ -170,3 +170,18 @@ describe('compiling a door from its code cache', () => {
     expect(JSON.parse(r.stdout)).toEqual([]);
   });
 });
+
+describe("the loader's header check", () => {
+  const { dataAfterHeader } = createRequire(import.meta.url)(path.join(process.cwd(), 'scripts', 'code-cache-load.cjs')) as { dataAfterHeader(cache: Buffer, expected: string): number };
+  const expected = JSON.stringify({ size: 90122, mtimeMs: 1796016000000.5, node: 'v20.20.2', arch: 'x64' });
+
+  it('finds the cache after a header line that is exactly the expected one', () => {
+    expect(dataAfterHeader(Buffer.from(`${expected}\nDATA`), expected)).toBe(expected.length + 1);
+  });
+
+  it('refuses any other line: another value, more, less, no newline, nothing', () => {
+    for (const line of [expected.replace('90122', '90123'), `${expected.slice(0, -1)},"x":1}`, expected.slice(0, -1), '']) expect(dataAfterHeader(Buffer.from(`${line}\nDATA`), expected)).toBe(-1);
+    expect(dataAfterHeader(Buffer.from(expected), expected)).toBe(-1);
+    expect(dataAfterHeader(Buffer.alloc(0), expected)).toBe(-1);
+  });
+});

@@ -92,8 +92,27 @@ export function sha256Hex(data: string | Uint8Array): string {
 }
 
 /** `n` bytes from the kernel's random generator (/dev/urandom: never blocks once the system has
- * booted, the source crypto.randomBytes draws on too). */
+ * booted, the source crypto.randomBytes draws on too). Small draws come from a pool read ahead
+ * (POOL bytes at a time, each byte handed out once, as crypto.randomBytes pools too): an attach
+ * draws twice (its lease's instance, its veth's MAC), and each draw opened, read and closed
+ * /dev/urandom. */
 export function randomBytesSync(n: number): Buffer {
+  if (n > POOL / 4) return readUrandom(n);
+  if (pool === undefined || pooled + n > POOL) {
+    pool = readUrandom(POOL);
+    pooled = 0;
+  }
+  const out = Buffer.from(pool.subarray(pooled, pooled + n));
+  pool.fill(0, pooled, pooled + n); // handed out: not kept in the pool
+  pooled += n;
+  return out;
+}
+
+const POOL = 256;
+let pool: Buffer | undefined;
+let pooled = 0;
+
+function readUrandom(n: number): Buffer {
   const out = Buffer.alloc(n);
   const fd = openSync('/dev/urandom', 'r');
   try {

@@ -30,4 +30,15 @@ describe('randomBytesSync', () => {
     expect(a).toHaveLength(16);
     expect(a.equals(b)).toBe(false);
   });
+
+  it('hands each pooled byte out once, across pool refills, and reads large draws directly', () => {
+    const draws = Array.from({ length: 200 }, (_, i) => randomBytesSync(1 + (i % 16)));
+    draws.forEach((d, i) => expect(d).toHaveLength(1 + (i % 16)));
+    // 6-byte draws (a MAC, a lease instance) never repeat: 48 bits each.
+    const six = new Set(Array.from({ length: 500 }, () => randomBytesSync(6).toString('hex')));
+    expect(six.size).toBe(500);
+    const big = randomBytesSync(4096);
+    expect(big).toHaveLength(4096);
+    expect(new Set(big).size).toBeGreaterThan(200); // not a zero-filled or repeating buffer
+  });
 });

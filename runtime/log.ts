@@ -94,8 +94,9 @@ type Formatter = (obj: Record<string, unknown>) => Record<string, unknown>;
 
 function makeLogger(level: string, sinks: LogSink[], bindings: Record<string, unknown>, format: Formatter | undefined): Logger {
   const threshold = levelValue(level);
-  // The bindings are serialized once per logger, not per line.
-  const bound = serializeFields(bindings);
+  // The bindings are serialized once per logger, not per line, and only once it writes one: an
+  // attach makes a child logger whose lines are mostly below the level.
+  let bound: string | undefined;
   const method = (name: Level): LogFn => {
     const value = LEVELS[name];
     if (value < threshold || sinks.every((s) => value < s.level)) return () => {};
@@ -114,6 +115,7 @@ function makeLogger(level: string, sinks: LogSink[], bindings: Record<string, un
       }
       if (format) fields = format(fields);
       const body = serializeFields(fields);
+      bound ??= serializeFields(bindings);
       let line = `{"level":${value},"time":${Date.now()}`;
       if (bound) line += `,${bound}`;
       if (body) line += `,${body}`;

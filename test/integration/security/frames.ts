@@ -32,6 +32,7 @@ elif kind == 'udp4':
     frame = mac(dmac) + mac(smac) + b'\x08\x00' + ip + udp
 elif kind == 'udp6':
     src, dst, sport, dport, payload = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9].encode()
+    if payload.startswith(b'hex:'): payload = bytes.fromhex(payload[4:].decode())
     s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
     udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
     pseudo = s6 + d6 + struct.pack('!I3xB', len(udp), 17)
@@ -83,9 +84,10 @@ export function sendUdp4(ns: Netns, o: { ifname: string; dmac: string; src: stri
   send(ns, ['udp4', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, '40000', String(o.dport), o.payload]);
 }
 
-/** Sends a hand-made UDP/IPv6 datagram (three copies). */
-export function sendUdp6(ns: Netns, o: { ifname: string; dmac: string; src: string; dst: string; dport: number; payload: string; smac?: string }): void {
-  send(ns, ['udp6', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, '40000', String(o.dport), o.payload]);
+/** Sends a hand-made UDP/IPv6 datagram (three copies); a payload 'hex:…' is sent as those bytes,
+ * from source port `sport` (40000 by default). */
+export function sendUdp6(ns: Netns, o: { ifname: string; dmac: string; src: string; dst: string; dport: number; payload: string; smac?: string; sport?: number }): void {
+  send(ns, ['udp6', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, String(o.sport ?? 40000), String(o.dport), o.payload]);
 }
 
 /** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies),

@@ -394,11 +394,12 @@ const RULES: readonly RuleDef[] = [
 //       iifname . ether saddr . ip saddr != @guard_src4 drop            IPv4 source spoofing
 //       icmpv6 type { nd-router-advert, nd-redirect } drop              a container is never a router
 //       ip6 saddr :: meta l4proto != ipv6-icmp drop                     :: is for ND and MLD alone
-//       ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @guard_src6 drop
+//       ip6 saddr != :: iifname . ether saddr . ip6 saddr != @guard_src6 drop
 //     }
 //   }
-// Link-local IPv6 sources (and :: for duplicate address detection) pass with the MAC check
-// alone: the kernel derives them inside the container.
+// :: (duplicate address detection, MLD before an address is valid) passes with the MAC check; a
+// link-local source must be the port's own, the one the kernel derives inside the container from
+// the MAC tsrun gives it (EUI-64, linkLocalHex), an element of guard_src6 like its address.
 // Fail-closed: a port named like a container's veth (tsv…, hostVethName) that the guard does not
 // know yet is NOT "not a container": it falls through, matches no (port . MAC) element and is
 // dropped whole by the MAC rule. So nothing a container sends passes before its elements exist
@@ -447,9 +448,12 @@ const GUARD_RULES: readonly { label: string; expr: NftJson[] }[] = [
   // since Linux sends a reply to :: to ::1 ("BSD'ism"): a query to the resolver had its answer
   // sent to any UDP port of the host's ::1, past every firewall rule.
   { label: 'not ICMPv6 from ::', expr: [match(payload('ip6', 'saddr'), '::'), match(meta('l4proto'), 'ipv6-icmp', '!='), drop] },
+  // Link-local sources too: guard_src6 holds the port's link-local address (linkLocalHex), so a
+  // container cannot send from a neighbour's (with its own MAC: answers, the host's and its
+  // services', went to that neighbour, one it may not reach under icc=false) or a made-up one.
   {
     label: 'IPv6 source spoofing',
-    expr: [match(payload('ip6', 'saddr'), { set: ['::', prefix('fe80::', 10)] }, '!='), match(concat(...portMac, payload('ip6', 'saddr')), gSet('guard_src6'), '!='), drop],
+    expr: [match(payload('ip6', 'saddr'), '::', '!='), match(concat(...portMac, payload('ip6', 'saddr')), gSet('guard_src6'), '!='), drop],
   },
 ];
 
@@ -484,7 +488,6 @@ function guardBaseCommands(): NftCommand[] {
 //       icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_targets drop
 //       ip6 length 24 return                                              no option
 //       icmpv6 type nd-neighbor-solicit ip6 saddr :: return               a DAD probe: nothing is learnt from it
-//       icmpv6 type nd-neighbor-solicit iifname . @nh,64,128 != @nd_targets drop   its source (with an option)
 //       ip6 length != 32 drop                                             more than one option
 //       @th,192,16 != { 0x0101, 0x0201 } drop                             one option, a link-layer address
 //       iifname . @th,208,48 != @nd_lladdrs drop                          naming the port's own MAC
@@ -500,10 +503,11 @@ function guardBaseCommands(): NftCommand[] {
 // layer option at offset 24 or none: the kernel takes the FIRST option of each type and skips
 // others, so an option checked anywhere else could be preceded by the one it learns (a nonce
 // first). A container's link-local address is pinned too: the kernel derives it in the container
-// from the MAC tsrun gives it (EUI-64: linkLocalHex), so an advertisement's target and a
-// solicitation's source (with an option) must be the port's global or link-local address; before,
-// any link-local target passed and a container took over the gateway's (the bridge's) or a
-// neighbour's link-local address in its neighbours' and the host's tables. A port that is not a
+// from the MAC tsrun gives it (EUI-64: linkLocalHex), so an advertisement's target must be the
+// port's global or link-local address (a solicitation's source, which receivers learn with its
+// option, is held to the same two by the guard's source check); before, any link-local target
+// and source passed and a container took over the gateway's (the bridge's) or a neighbour's
+// link-local address in its neighbours' and the host's tables. A port that is not a
 // container's veth is not looked at (tsvx: the overlay's VXLAN
 // device); an unknown container port's frames are dropped whole by the guard's MAC rule.
 export const ND_TABLE = 'tsrun_nd';
@@ -527,11 +531,6 @@ const ND_RULES: readonly { chain: 'nd' | 'nd_check'; label: string; text: string
   { chain: 'nd_check', label: 'no option', text: 'ip6 length 24 return' },
   // A solicitation only: the kernel learns from an advertisement whatever its source, :: too.
   { chain: 'nd_check', label: 'a DAD probe', text: 'icmpv6 type nd-neighbor-solicit ip6 saddr :: return' },
-  // A solicitation with a link-layer option teaches its receivers "source is at MAC": from a
-  // link-local source, which the guard lets through with the port's MAC, it claimed the source
-  // (a neighbour's or the gateway's link-local address). @nh,64,128 is the IPv6 source, raw, as
-  // the set's key (nft lists it as `ip6 saddr`).
-  { chain: 'nd_check', label: 'a solicitation from another address', text: 'icmpv6 type nd-neighbor-solicit iifname . @nh,64,128 != @nd_targets drop' },
   { chain: 'nd_check', label: 'more than one option', text: 'ip6 length != 32 drop' },
   { chain: 'nd_check', label: 'an option other than a link-layer address', text: '@th,192,16 != { 0x0101, 0x0201 } drop' },
   { chain: 'nd_check', label: 'another MAC in the link-layer address option', text: 'iifname . @th,208,48 != @nd_lladdrs drop' },
@@ -556,6 +555,12 @@ export function linkLocalHex(mac: string): string {
   const b = mac.split(':');
   const first = (parseInt(b[0]!, 16) ^ 0x02).toString(16).padStart(2, '0');
   return `fe80000000000000${first}${b[1]}${b[2]}fffe${b[3]}${b[4]}${b[5]}`.toLowerCase();
+}
+
+/** The same link-local address as nft prints an ipv6_addr: fe80::42:acff:fe11:2. */
+function linkLocalOf(mac: string): string {
+  const hex = linkLocalHex(mac);
+  return formatAddress(parseAddress(Array.from({ length: 8 }, (_, i) => hex.slice(i * 4, i * 4 + 4)).join(':')));
 }
 
 /** An nd element's key as listed in the form ndElements writes it: nft prints a raw field that
@@ -632,6 +637,8 @@ export function guardElements(input: FirewallEndpoint): SetElement[] {
     { set: 'guard_macs', key: concat(ifname, mac), comment },
   ];
   if (ep.ipv4 !== undefined) els.push({ set: 'guard_src4', key: concat(ifname, mac, ep.ipv4), comment });
+  // its link-local address, whether or not the network has IPv6 (the kernel gives one anyway)
+  els.push({ set: 'guard_src6', key: concat(ifname, mac, linkLocalOf(mac)), comment });
   if (ep.ipv6 !== undefined) els.push({ set: 'guard_src6', key: concat(ifname, mac, ep.ipv6), comment });
   els.push(...ndElements(ifname, mac, ep.ipv6, comment));
   return els;
@@ -690,7 +697,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-ca45d57d91';
+const SCHEMA_ID = 'v1-9ab9212a32';
 
 export function schemaId(): string {
   return SCHEMA_ID;

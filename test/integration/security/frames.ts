@@ -13,10 +13,12 @@ def csum(b):
 def mac(m): return bytes.fromhex(m.replace(':', ''))
 kind, ifname, dmac, smac = sys.argv[1:5]
 # An optional 802.1Q/802.1ad tag (TPID:VID) after the MACs, as the last argument 'tag=8100:0'.
+# An RA's source address, 'src=ADDR', before it (fe80::bad without).
 tag = b''
 if sys.argv[-1].startswith('tag='):
     tpid, vid = sys.argv.pop()[4:].split(':')
     tag = struct.pack('!HH', int(tpid, 16), int(vid))
+ra_src = sys.argv.pop()[4:] if sys.argv[-1].startswith('src=') else 'fe80::bad'
 if kind == 'garp':
     # gratuitous ARP request: "IP is at SMAC", to broadcast
     # the sender hardware address is SMAC unless a sixth argument names another
@@ -41,7 +43,7 @@ elif kind == 'udp6':
     frame = mac(dmac) + mac(smac) + b'\x86\xdd' + ip + udp
 elif kind == 'ra':
     # ICMPv6 router advertisement from fe80::bad to ff02::1 with prefix 2001:db8:bad::/64
-    src, dst = socket.inet_pton(socket.AF_INET6, 'fe80::bad'), socket.inet_pton(socket.AF_INET6, 'ff02::1')
+    src, dst = socket.inet_pton(socket.AF_INET6, ra_src), socket.inet_pton(socket.AF_INET6, 'ff02::1')
     opt_prefix = struct.pack('!BBBBIII16s', 3, 4, 64, 0xc0, 86400, 14400, 0, socket.inet_pton(socket.AF_INET6, '2001:db8:bad::'))
     opt_mac = struct.pack('!BB6s', 1, 1, mac(smac))
     body = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0) + opt_mac + opt_prefix
@@ -90,10 +92,12 @@ export function sendUdp6(ns: Netns, o: { ifname: string; dmac: string; src: stri
   send(ns, ['udp6', o.ifname, o.dmac, o.smac ?? macOf(ns, o.ifname), o.src, o.dst, String(o.sport ?? 40000), String(o.dport), o.payload]);
 }
 
-/** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies),
- * optionally behind a VLAN tag ('8100:0': 802.1Q, VLAN 0). */
-export function sendRouterAdvert(ns: Netns, ifname: string, tag?: string): void {
-  send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname), ...(tag ? [`tag=${tag}`] : [])]);
+/** Sends a rogue router advertisement (prefix 2001:db8:bad::/64, lifetime 1800 s; three copies)
+ * from `src` (fe80::bad by default: the guard drops that source before the RA rule sees it, so
+ * pass the sender's own link-local address to test the RA rule), optionally behind a VLAN tag
+ * ('8100:0': 802.1Q, VLAN 0). */
+export function sendRouterAdvert(ns: Netns, ifname: string, tag?: string, src?: string): void {
+  send(ns, ['ra', ifname, '33:33:00:00:00:01', macOf(ns, ifname), ...(src ? [`src=${src}`] : []), ...(tag ? [`tag=${tag}`] : [])]);
 }
 
 /** Sends a gratuitous ARP request claiming `ip` at the interface's own MAC, or at `sha` in the ARP

@@ -128,7 +128,7 @@ describe('a deleted table inet tsrun', () => {
     const nd = () => w.host.ns.exec('nft', ['list', 'table', 'bridge', 'tsrun_nd']).stdout;
     const ndRules = () => (nd().match(/ drop | return | jump /g) ?? []).length;
     const full = ndRules();
-    expect(full).toBe(10);
+    expect(full).toBe(9);
     expect(nd()).toContain(`comment "ctr:${web.id}"`);
     w.host.ns.sh('nft delete table bridge tsrun_nd');
     w.tsrunOk(['network', 'ls']);

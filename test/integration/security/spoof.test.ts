@@ -42,6 +42,18 @@ function inAttacker(): Netns {
   } as unknown as Netns;
 }
 
+/** A namespace's link-local address on `dev` once its duplicate address detection is over (the
+ * kernel neither answers for nor learns about a tentative one, nor sends from it). */
+async function linkLocal(netnsPath: string, dev: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    const out = JSON.parse(w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
+    const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
+    if (a && !a.tentative) return a.local;
+    if (i === 100) throw new Error(`${dev}: no link-local address after 5 s: ${JSON.stringify(out)}`);
+    await sleep(50);
+  }
+}
+
 describe('anti-spoofing', () => {
   it('a container cannot send with its neighbour\'s IPv4 or IPv6 address, nor with another MAC', async () => {
     const to = rec(receiver.id);
@@ -61,6 +73,13 @@ describe('anti-spoofing', () => {
       // means loopback"), so a datagram from :: to a host service (the resolver) had its answer
       // sent to any UDP port of the host's loopback. Only neighbour discovery and MLD come from ::.
       sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: '::', dst: to.ipv6.address, dport: 5354, payload: 'unspecified6' });
+      // From link-local addresses: its own (the kernel's, from its MAC) passes; its neighbour's
+      // passed too (with the attacker's MAC) before the guard pinned link-local sources
+      const ownLL = await linkLocal(mine.netnsPath, 'eth0');
+      const theirLL = await linkLocal(theirs.netnsPath, 'eth0');
+      sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: ownLL, dst: to.ipv6.address, dport: 5354, payload: 'honestll6' });
+      sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: theirLL, dst: to.ipv6.address, dport: 5354, payload: 'spoofedll6' });
+      sendUdp6(a, { ifname: 'eth0', dmac: to.mac, src: 'fe80::bad:1', dst: to.ipv6.address, dport: 5354, payload: 'madeupll6' });
       await sleep(500);
       expect(sink4.received()).toContain('honest4');
       expect(sink4.received()).not.toContain('spoofed4');
@@ -68,6 +87,9 @@ describe('anti-spoofing', () => {
       expect(sink6.received()).toContain('honest6');
       expect(sink6.received()).not.toContain('spoofed6');
       expect(sink6.received()).not.toContain('unspecified6');
+      expect(sink6.received()).toContain('honestll6');
+      expect(sink6.received()).not.toContain('spoofedll6');
+      expect(sink6.received()).not.toContain('madeupll6');
     } finally {
       sink4.stop();
       sink6.stop();
@@ -175,12 +197,13 @@ describe('IPv6 neighbour discovery', () => {
     expect(neighbourMac(to.netnsPath, 'eth0', gateway6)).toBe(gatewayMac);
     const a = inAttacker();
     const mac = macOf(a, 'eth0');
+    const ownLL = await linkLocal(rec(attacker.id).netnsPath, 'eth0'); // a source the guard passes
     try {
       for (const target of [victimIp, gateway6]) {
-        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', target, flags: 0xa0000000, options: [[2, mac]] });
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: ownLL, dst: 'ff02::1', target, flags: 0xa0000000, options: [[2, mac]] });
         // to each receiver directly, too (a unicast advertisement to the host and to the neighbour)
-        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', dmac: gatewayMac, target, flags: 0xa0000000, options: [[2, mac]] });
-        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: 'fe80::bad:1', dst: 'ff02::1', dmac: to.mac, target, flags: 0xa0000000, options: [[2, mac]] });
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: ownLL, dst: 'ff02::1', dmac: gatewayMac, target, flags: 0xa0000000, options: [[2, mac]] });
+        sendNeighbourDiscovery(a, { ifname: 'eth0', kind: 'na', src: ownLL, dst: 'ff02::1', dmac: to.mac, target, flags: 0xa0000000, options: [[2, mac]] });
       }
       await sleep(300);
       expect(neighbourMac(w.host.ns.path, bridge, victimIp)).toBe(theirs.mac);
@@ -239,17 +262,6 @@ describe('IPv6 neighbour discovery', () => {
     const theirs = rec(victim.id);
     const bridge = `ts-${NET}`;
     const gatewayMac = macOf(w.host.ns, bridge);
-    // the link-local address once its duplicate address detection is over (the kernel neither
-    // answers for nor learns about a tentative one)
-    const linkLocal = async (netnsPath: string, dev: string): Promise<string> => {
-      for (let i = 0; ; i++) {
-        const out = JSON.parse(w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
-        const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
-        if (a && !a.tentative) return a.local;
-        if (i === 100) throw new Error(`${dev}: no link-local address after 5 s: ${JSON.stringify(out)}`);
-        await sleep(50);
-      }
-    };
     const gatewayLL = await linkLocal(w.host.ns.path, bridge);
     const victimLL = await linkLocal(theirs.netnsPath, 'eth0');
     const a = inAttacker();
@@ -372,7 +384,9 @@ describe('router advertisements', () => {
     expect(accept.stdout.split('\n').filter(Boolean)).toEqual(['0', '0', '0']);
     // Even a container that turns RAs back on gets none: the port guard drops them at the bridge.
     w.host.ns.sh(`nsenter --net=${to.netnsPath} -- sh -c 'echo 1 > /proc/sys/net/ipv6/conf/eth0/accept_ra'`);
-    sendRouterAdvert(inAttacker(), 'eth0');
+    // from the attacker's own link-local address, which the guard's source check passes
+    const ownLL = await linkLocal(rec(attacker.id).netnsPath, 'eth0');
+    sendRouterAdvert(inAttacker(), 'eth0', undefined, ownLL);
     await sleep(1000);
     const addrs = w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', '-6', 'addr', 'show']).stdout;
     const routes = w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', '-6', 'route', 'show']).stdout;
@@ -383,7 +397,7 @@ describe('router advertisements', () => {
     const handle = /# handle (\d+)/.exec(w.host.ns.sh('nft -a list chain bridge tsrun guard | grep "router advertisements"'))![1]!;
     w.host.ns.sh(`nft delete rule bridge tsrun guard handle ${handle}`);
     try {
-      sendRouterAdvert(inAttacker(), 'eth0');
+      sendRouterAdvert(inAttacker(), 'eth0', undefined, ownLL);
       await sleep(1000);
       expect(w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', '-6', 'addr', 'show']).stdout).toContain('2001:db8:bad');
     } finally {
@@ -397,7 +411,7 @@ describe('router advertisements', () => {
     const to = rec(receiver.id);
     w.host.ns.sh(`nsenter --net=${to.netnsPath} -- sh -c 'echo 1 > /proc/sys/net/ipv6/conf/eth0/accept_ra'`);
     try {
-      sendRouterAdvert(inAttacker(), 'eth0', '8100:0');
+      sendRouterAdvert(inAttacker(), 'eth0', '8100:0', await linkLocal(rec(attacker.id).netnsPath, 'eth0'));
       await sleep(1000);
       expect(w.host.ns.exec('nsenter', [`--net=${to.netnsPath}`, '--', 'ip', '-6', 'addr', 'show']).stdout).not.toContain('2001:db8:bad');
     } finally {

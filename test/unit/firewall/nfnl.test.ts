@@ -81,7 +81,8 @@ describe('encodeElementBatch', () => {
     expect(byName.get('pub4_ip_addr')!.elements).toEqual([{ key: '7f000001' + '11000000' + '00350000', data: '0a580005', userdata: comment('ctr:c1') }]);
     // (port . MAC) with the MAC padded to 8 bytes.
     expect(byName.get('guard_macs')!.elements).toEqual([{ key: ifname('tsv1234') + '0242ac1100020000', userdata: comment('ctr:c1') }]);
-    expect(byName.get('guard_src6')!.elements[0]!.key).toBe(ifname('tsv1234') + '0242ac1100020000' + 'fd880000000000000000000000000005');
+    // the port's link-local address (EUI-64 of its MAC), then its address
+    expect(byName.get('guard_src6')!.elements.map((e) => e.key)).toEqual([ifname('tsv1234') + '0242ac1100020000' + 'fe800000000000000042acfffe110002', ifname('tsv1234') + '0242ac1100020000' + 'fd880000000000000000000000000005']);
   });
 
   it('sends an interval as its start (with the comment) and the next address flagged INTERVAL_END', () => {

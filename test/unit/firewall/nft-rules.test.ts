@@ -420,10 +420,11 @@ describe('port guard (anti-spoofing)', () => {
       ['guard_ports', 'tsv0123abcd'],
       ['guard_macs', { concat: ['tsv0123abcd', '02:42:ac:11:00:02'] }],
       ['guard_src4', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', '10.88.0.2'] }],
+      // its link-local address, the kernel's EUI-64 of the MAC (02 -> 00), and its IPv6 address
+      ['guard_src6', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', 'fe80::42:acff:fe11:2'] }],
       ['guard_src6', { concat: ['tsv0123abcd', '02:42:ac:11:00:02', 'fd00:88::2'] }],
       // table bridge tsrun_nd: the raw payloads' keys, as hex as nft prints them (no leading zeros)
       ['nd_lladdrs', { concat: ['tsv0123abcd', '0x242ac110002'] }],
-      // its link-local address, the kernel's EUI-64 of the MAC (02 -> 00), and its IPv6 address
       ['nd_targets', { concat: ['tsv0123abcd', '0xfe800000000000000042acfffe110002'] }],
       ['nd_targets', { concat: ['tsv0123abcd', '0xfd000088000000000000000000000002'] }],
     ]);

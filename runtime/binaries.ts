@@ -31,3 +31,17 @@ export function resolveBinary(nameOrPath: string, env: NodeJS.ProcessEnv = proce
   }
   throw new UserError(`${nameOrPath} is not installed (not found in PATH or ${SYSTEM_BIN_DIRS.join(':')}): run scripts/setup-host.sh`);
 }
+
+/**
+ * Whether a program started by its bare name through a PATH search done at exec (libuv's execvp,
+ * glibc's posix_spawnp) is the one resolveBinary would find in `PATH`: every entry absolute (an
+ * empty or relative one names the working directory, which resolveBinary never searches), and every
+ * system directory resolveBinary adds among them (so that adding them finds nothing the exec's
+ * search would not). Both take the first entry with an executable file of that name; the exec's
+ * search also passes over a directory or a file it cannot execute, where resolveBinary would stop.
+ */
+export function pathSearchedAsResolved(PATH: string | undefined): boolean {
+  if (PATH === undefined || PATH === '') return false;
+  const dirs = PATH.split(':');
+  return dirs.every((d) => d.startsWith('/')) && SYSTEM_BIN_DIRS.every((d) => dirs.includes(d));
+}

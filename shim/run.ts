@@ -18,7 +18,7 @@ import { loadBundle } from './bundle.js';
 import { rewriteSpec, type NetnsChoice } from './spec-rewrite.js';
 import type { Spec } from '../config/oci.js';
 import { RESOLV_CONF_NAME, resolvConfMount, type DnsPlan } from './resolv-conf.js';
-import { lastRuncError, runcFailureStatus, runcKill, runcPaths, removeRuncState, spawnRuncRun, type RuncPaths } from './runc.js';
+import { lastRuncError, runcFailureStatus, runcKill, runcNotFound, runcPaths, runcPathsForSpawn, removeRuncState, spawnRuncRun, type RuncPaths } from './runc.js';
 import { DEFAULT_STOP_TIMEOUT_S, exitStatusOf, holdSignals, pollSignals, superviseChild, SETUP_INTERRUPTS, type ChildExit } from './supervise.js';
 import { findInit } from './init.js';
 import { resolveUser } from './user.js';
@@ -127,7 +127,9 @@ export interface PrepareExtras {
  * has rolled back; on success the caller owns `tx` (rollback = teardown).
  */
 export async function prepareContainer(o: RunOptions, settings: Settings, log: Logger, network: NetworkWiring, extras: PrepareExtras = {}): Promise<PreparedContainer> {
-  const runc = runcPaths(settings);
+  // runc by its bare name when the exec's PATH search finds what tsrun's would (runcPathsForSpawn):
+  // the run starts it only through such a search; a runc found nowhere is one line after the spawn.
+  const runc = runcPathsForSpawn(settings);
   const bundle = loadBundle(o.bundle);
   if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new UserError(`invalid --cwd ${JSON.stringify(o.cwd)}: must be an absolute path`);
   // Before anything is made: a name the root filesystem does not have is one line, nothing left.
@@ -320,6 +322,9 @@ export async function runContainer(o: RunOptions, settings: Settings, log: Logge
       // --net none owner's registration, and with a network to wire the attach, runc held at its
       // first hook until finish() opens the gate (shim/runc-gate.ts).
       const held = rememberEnd(child);
+      // Not started (its 'error' follows, heard by `held`): runc by its bare name found nowhere is
+      // resolveBinary's one line, as before the claim; rolled back below.
+      if (held.pid === undefined && runc.binary === settings.runc) runcNotFound(settings);
       // runc killed before it started the container: its `runc init`, left in the container's
       // cgroup, ends before the rollback's rmdir, known as runc's child before the kill, so that
       // nothing else is ever signalled.

@@ -6,7 +6,7 @@ import { spawnInherit, type InheritingChild } from './spawn-inherit.js';
 import { closeSync, constants, existsSync, openSync, readFileSync, readSync, rmdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
-import { resolveBinary } from '../runtime/binaries.js';
+import { pathSearchedAsResolved, resolveBinary } from '../runtime/binaries.js';
 import { isAlive } from '../runtime/containers.js';
 import { removeTree } from '../runtime/files.js';
 import { UserError } from '../config/errors.js';
@@ -21,6 +21,26 @@ export interface RuncPaths {
  * without loading the foreground run and the spec parsing it brings. */
 export function runcPaths(settings: Settings): RuncPaths {
   return { binary: resolveBinary(settings.runc), root: path.join(settings.runDir, 'runc') };
+}
+
+/**
+ * runcPaths for a process that starts runc only through a PATH search at exec (the foreground
+ * run: Node's process handle, posix_spawnp, child_process): runc's bare name when the search finds
+ * what resolveBinary would (pathSearchedAsResolved), so that no PATH walk of JavaScript (an
+ * `existsSync` per directory before runc's, ~0.3 ms of a cold process at load) comes before the
+ * spawn; the child's exec walks it in C. A runc found nowhere then fails the spawn (ENOENT), where
+ * the caller asks resolveBinary for its one line (runcNotFound).
+ */
+export function runcPathsForSpawn(settings: Settings, env: NodeJS.ProcessEnv = process.env): RuncPaths {
+  if (settings.runc.includes('/') || !pathSearchedAsResolved(env.PATH)) return runcPaths(settings);
+  return { binary: settings.runc, root: path.join(settings.runDir, 'runc') };
+}
+
+/** After a spawn of runc by the bare name of runcPathsForSpawn failed: throws resolveBinary's one
+ * line when runc is nowhere to be found (not installed), else returns (another failure: the spawn's
+ * own error follows). */
+export function runcNotFound(settings: Settings): void {
+  resolveBinary(settings.runc);
 }
 
 export interface RuncRunOptions {

@@ -20,6 +20,9 @@ import path from 'node:path';
 import { readRegularFd } from '../config/bundle.js';
 import { ANNOTATION_PREFIX } from './annotations.js';
 
+/** The warning when the container's image is in no store tsrun knows: its tsrun keys are ignored. */
+export const IMAGE_NOT_FOUND = "the container's image is in no image store tsrun knows (storage.conf additionalimagestores): its io.tsrun.* annotations are ignored, since the image's cannot be told from the user's";
+
 /** containers.json grows with the containers of the storage: ~1 KiB each. */
 const STORE_MAX_BYTES = 64 * 1024 * 1024;
 /** containers/storage refuses manifests above 4 MiB. */
@@ -68,10 +71,31 @@ export function storageOf(rootPath: string): { graph: string; driver: string } |
 }
 
 /**
- * The io.tsrun.* annotations of the manifests of the image the container `id` was made from, or
- * undefined when its root is not a containers/storage layer of a container with that id.
+ * The additional (read-only) image stores containers/storage is configured with: storage.conf's
+ * `additionalimagestores` ($CONTAINERS_STORAGE_CONF, else /etc/containers/storage.conf, else
+ * /usr/share/containers/storage.conf, the files podman reads as root). Stores given on podman's
+ * command line (--storage-opt) are not seen here: an image there is not found, which fails closed.
  */
-export function imageTsrunAnnotations(rootPath: string, id: string): Map<string, Set<string>> | undefined {
+export function additionalImageStores(env: NodeJS.ProcessEnv = process.env): string[] {
+  for (const file of [env.CONTAINERS_STORAGE_CONF, '/etc/containers/storage.conf', '/usr/share/containers/storage.conf']) {
+    if (!file) continue;
+    const text = readSmall(file, MANIFEST_MAX_BYTES);
+    if (text === undefined) continue;
+    // TOML: additionalimagestores = [ "/a", '/b' ] (one line or several); comments dropped first.
+    const m = /^\s*additionalimagestores\s*=\s*\[([^\]]*)\]/m.exec(text.replace(/#[^\n"']*$/gm, ''));
+    return m ? [...m[1]!.matchAll(/"([^"]+)"|'([^']+)'/g)].map((q) => q[1] ?? q[2]!).filter((d) => path.isAbsolute(d)) : [];
+  }
+  return [];
+}
+
+/**
+ * The io.tsrun.* annotations of the manifests of the image the container `id` was made from, or
+ * undefined when its root is not a containers/storage layer of a container with that id; 'not
+ * found' when containers/storage says the container has an image that is in none of the stores
+ * tsrun knows (the primary one, the additional ones of additionalImageStores): what it set cannot
+ * be told from the user's request.
+ */
+export function imageTsrunAnnotations(rootPath: string, id: string, env: NodeJS.ProcessEnv = process.env): Map<string, Set<string>> | 'not found' | undefined {
   const where = storageOf(rootPath);
   if (!where) return undefined;
   const containers = parse(readSmall(path.join(where.graph, `${where.driver}-containers`, 'containers.json'), STORE_MAX_BYTES));
@@ -79,14 +103,21 @@ export function imageTsrunAnnotations(rootPath: string, id: string): Map<string,
   const entry = containers.find((c) => c !== null && typeof c === 'object' && (c as { id?: unknown }).id === id) as { image?: unknown } | undefined;
   const image = entry?.image;
   if (typeof image !== 'string' || !/^[0-9a-f]{64}$/.test(image)) return undefined;
-  const dir = path.join(where.graph, `${where.driver}-images`, image);
-  const found = new Map<string, Set<string>>();
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return found;
+  // The primary store first, then the additional (read-only) ones: an image pulled into one of
+  // those was not found before, and its keys were honoured (fail open).
+  let dir = '';
+  let names: string[] | undefined;
+  for (const store of [where.graph, ...additionalImageStores(env)]) {
+    dir = path.join(store, `${where.driver}-images`, image);
+    try {
+      names = readdirSync(dir);
+      break;
+    } catch {
+      // not in this store
+    }
   }
+  if (names === undefined) return 'not found';
+  const found = new Map<string, Set<string>>();
   for (const file of names) {
     const name = file.startsWith('=') ? Buffer.from(file.slice(1), 'base64').toString('utf8') : file;
     const add = (k: string, v: unknown) => {
@@ -116,17 +147,23 @@ export function imageTsrunAnnotations(rootPath: string, id: string): Map<string,
 
 /**
  * `annotations` without the tsrun keys the container's image supplied (same key, same value in
- * one of its manifests), and which keys those were. Nothing is dropped for a container whose
- * image cannot be found.
+ * one of its manifests), and which keys those were. Nothing is dropped for a container outside
+ * containers/storage; every tsrun key is, with `imageNotFound`, for one whose image
+ * containers/storage names but tsrun cannot find (fail closed: an image in a store tsrun does
+ * not know could otherwise choose the network and publish ports).
  */
 export function dropImageAnnotations(
   annotations: Record<string, string>,
   rootPath: string | undefined,
   id: string,
-): { annotations: Record<string, string>; fromImage: string[] } {
+  env: NodeJS.ProcessEnv = process.env,
+): { annotations: Record<string, string>; fromImage: string[]; imageNotFound?: true } {
   const keys = Object.keys(annotations).filter((k) => k.startsWith(ANNOTATION_PREFIX));
   if (keys.length === 0 || rootPath === undefined) return { annotations, fromImage: [] };
-  const image = imageTsrunAnnotations(rootPath, id);
+  const image = imageTsrunAnnotations(rootPath, id, env);
+  if (image === 'not found') {
+    return { annotations: Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(ANNOTATION_PREFIX))), fromImage: keys, imageNotFound: true };
+  }
   if (!image || image.size === 0) return { annotations, fromImage: [] };
   const kept: Record<string, string> = {};
   const fromImage: string[] = [];

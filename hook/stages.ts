@@ -17,7 +17,7 @@ import type { Settings } from '../config/settings.js';
 import type { Logger } from '../runtime/log.js';
 import type { EndpointRecord } from '../runtime/records.js';
 import { ANNOTATIONS, readBundleTsrun, selectAnnotations, wiringFromAnnotations } from './annotations.js';
-import { dropImageAnnotations } from './image-annotations.js';
+import { dropImageAnnotations, IMAGE_NOT_FOUND } from './image-annotations.js';
 import type { Stage } from './state.js';
 import type { HookTiming } from './timing.js';
 
@@ -72,7 +72,7 @@ async function setup(ctx: StageContext): Promise<StageOutcome> {
     // An image's own io.tsrun.* annotations (podman copies them) are not the user's request.
     const image = dropImageAnnotations(annotations, readBundleTsrun(state.bundle).rootPath, state.id);
     if (image.fromImage.length > 0) {
-      log.warn({ fromImage: image.fromImage }, 'annotations set by the container\'s image are not honoured');
+      log.warn({ fromImage: image.fromImage }, image.imageNotFound ? IMAGE_NOT_FOUND : 'annotations set by the container\'s image are not honoured');
       annotations = image.annotations;
       if (Object.keys(annotations).length === 0) {
         return { action: 'setup', result: 'left-alone', detail: { network: 'none', fromImage: image.fromImage } };

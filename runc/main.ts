@@ -18,7 +18,7 @@ import { UserError, userFacingMessage } from '../config/errors.js';
 import { checkContainerId } from '../config/ids.js';
 import { resolveSettings, type Settings } from '../config/settings.js';
 import { ANNOTATION_PREFIX, readBundleTsrun, wiringFromAnnotations } from '../hook/annotations.js';
-import { dropImageAnnotations } from '../hook/image-annotations.js';
+import { dropImageAnnotations, IMAGE_NOT_FOUND } from '../hook/image-annotations.js';
 import { HookTiming } from '../hook/timing.js';
 import { resolveBinary } from '../runtime/binaries.js';
 import { isAlive, processStartTime } from '../runtime/containers.js';
@@ -108,6 +108,7 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
   const bundle = path.resolve(ctx.args.flags.get('bundle') || '.');
   let annotations: Record<string, string>;
   let fromImage: string[];
+  let imageNotFound: true | undefined;
   try {
     const read = readBundleTsrun(bundle);
     annotations = read.annotations;
@@ -115,11 +116,11 @@ function tsrunPart(ctx: Ctx): { id: string; bundle: string; annotations: Record<
     // What the container's image set (podman copies its manifest's annotations, and its ENV is
     // the process's) is not the user's request: an image must not choose a network or publish
     // ports on the host (hook/image-annotations.ts).
-    ({ annotations, fromImage } = dropImageAnnotations(annotations, read.rootPath, id));
+    ({ annotations, fromImage, imageNotFound } = dropImageAnnotations(annotations, read.rootPath, id, ctx.env));
   } catch {
     return undefined; // an unreadable or malformed config.json: runc's own error says so
   }
-  if (fromImage.length > 0) logger(ctx, id, ctx.args.command ?? 'create').warn({ fromImage }, 'annotations set by the container\'s image are not honoured');
+  if (fromImage.length > 0) logger(ctx, id, ctx.args.command ?? 'create').warn({ fromImage }, imageNotFound ? IMAGE_NOT_FOUND : 'annotations set by the container\'s image are not honoured');
   if (Object.keys(annotations).length === 0) return undefined;
   // Checked before runc is called: a bad annotation creates nothing.
   const wiring = wiringFromAnnotations(annotations);

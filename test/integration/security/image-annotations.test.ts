@@ -7,7 +7,7 @@
 // user's own --annotation still works. podman runs in the sandbox host's namespace with private
 // storage, run root and containers.conf, as in oci-runtime/podman.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HOST_UPLINK_IP, engineWorld, eth0Address, have, ociImageArchive, podmanPrivateFlags, type EngineWorld } from '../oci-runtime/helpers.js';
 
@@ -17,19 +17,30 @@ if (!ok) console.warn('image annotation tests skipped: podman, conmon or runc is
 
 let ew: EngineWorld;
 let hooksDir: string;
+let archive: string;
 const IMAGE = 'localhost/tsrun-test/hostile:latest';
 
-function podman(runtime: 'tsrun-runc' | 'runc', args: string[]) {
+/** podman with the test's private storage; `store`: another graph root (and run root) of the work
+ * directory, named by a storage.conf of its own (CONTAINERS_STORAGE_CONF, no --root: podman 4.3
+ * reads no storage options from the file when --root is given) with `conf` in [storage.options];
+ * `opts`: more --storage-opt flags. */
+function podman(runtime: 'tsrun-runc' | 'runc', args: string[], o: { store?: string; conf?: string; opts?: string[] } = {}) {
   const w = ew.work;
-  const flags = [
-    ...podmanPrivateFlags(w, runtime),
-    ...(runtime === 'runc' ? ['--hooks-dir', hooksDir] : []),
-  ];
+  let storageConf: string | undefined;
+  let flags = podmanPrivateFlags(w, runtime);
+  if (o.store !== undefined) {
+    storageConf = path.join(w, `${o.store}.conf`);
+    writeFileSync(storageConf, `[storage]\ndriver = "${driver}"\ngraphroot = "${path.join(w, o.store)}"\nrunroot = "${path.join(w, `${o.store}-run`)}"\n[storage.options]\n${o.conf ?? ''}\n`);
+    flags = flags.filter((f, i) => !['--root', '--runroot'].includes(f) && !['--root', '--runroot'].includes(flags[i - 1]!));
+    flags.push(...(o.opts ?? []).flatMap((x) => ['--storage-opt', x]));
+  }
+  flags.push(...(runtime === 'runc' ? ['--hooks-dir', hooksDir] : []));
   return ew.world.host.ns.exec('podman', [...flags, ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', CONTAINERS_CONF: path.join(w, 'containers.conf') },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', CONTAINERS_CONF: path.join(w, 'containers.conf'), ...(storageConf ? { CONTAINERS_STORAGE_CONF: storageConf } : {}) },
     timeoutMs: 120_000,
   });
 }
+let driver = 'overlay';
 
 function runOpts(name: string, annotations: Record<string, string>): string[] {
   return [
@@ -59,7 +70,7 @@ run('an image\'s own io.tsrun.* annotations (podman copies them into the contain
     // ENV carrying the same keys (what a `--env-keys` wrapper would read).
     const dir = path.join(ew.work, 'image');
     mkdirSync(dir);
-    const archive = ociImageArchive(ew.rootfs, dir, IMAGE, ['httpd', '-f', '-p', '80', '-h', '/var/www'], {
+    archive = ociImageArchive(ew.rootfs, dir, IMAGE, ['httpd', '-f', '-p', '80', '-h', '/var/www'], {
       annotations: { 'io.tsrun.network': 'web', 'io.tsrun.ports': '8087:80' },
       env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'io.tsrun.network=web', 'io.tsrun.ports=8087:80'],
     });
@@ -79,6 +90,7 @@ run('an image\'s own io.tsrun.* annotations (podman copies them into the contain
   afterAll(async () => {
     await ew?.destroy(() => {
       podman('tsrun-runc', ['rm', '--all', '--force', '--time', '0']);
+      for (const store of ['storage2', 'storage3']) if (existsSync(path.join(ew.work, store))) podman('tsrun-runc', ['rm', '--all', '--force', '--time', '0'], { store });
     });
   }, 60_000);
 
@@ -120,5 +132,43 @@ run('an image\'s own io.tsrun.* annotations (podman copies them into the contain
     const user = podman('runc', ['run', '--rm', ...runOpts('img-hook-user', { 'io.tsrun.network': 'mine' }), IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
     expect(user.status).toBe(0);
     expect(eth0Address(user.stdout)).toMatch(/^10\.129\.0\.\d+\/24$/);
+  });
+
+  it("an image in an additional (read-only) image store: its keys are not honoured (found there, or ignored: fail closed)", () => {
+    // The image pulled into a store of its own, which another podman storage (empty) names as an
+    // additional image store: its containers' layers are there, its image in the other. Before,
+    // the image was looked for in the container's storage only, not found, and its io.tsrun.*
+    // keys honoured (eth0 in web, 8087 published).
+    driver = podman('tsrun-runc', ['info', '--format', '{{.Store.GraphDriverName}}']).stdout.trim();
+    const pulled = podman('tsrun-runc', ['pull', '--quiet', `oci-archive:${archive}:latest`], { store: 'imagestore' });
+    expect(pulled.status).toBe(0);
+    expect(podman('tsrun-runc', ['tag', pulled.stdout.trim(), IMAGE], { store: 'imagestore' }).status).toBe(0);
+    const imagestore = path.join(ew.work, 'imagestore');
+    // In storage.conf (which tsrun reads), and only on podman's command line (which it cannot see).
+    const inConf = { store: 'storage2', conf: `additionalimagestores = ["${imagestore}"]` };
+    const onCli = { store: 'storage3', opts: [`${driver}.imagestore=${imagestore}`] };
+    for (const where of [inConf, onCli]) {
+      expect(podman('tsrun-runc', ['image', 'exists', IMAGE], where).status).toBe(0);
+      for (const runtime of ['tsrun-runc', 'runc'] as const) {
+        const r = podman(runtime, ['run', '--rm', ...runOpts(`img-add-${runtime}`, {}), IMAGE, 'ip', '-o', 'link'], where);
+        expect({ store: where.store, runtime, status: r.status, links: r.stdout.trim().split('\n').length }).toEqual({ store: where.store, runtime, status: 0, links: 1 }); // lo only
+        expect(published(8087)).toBeUndefined();
+      }
+    }
+    // Under podman the additional stores tsrun can read are those of /etc/containers/storage.conf
+    // (or /usr/share/...): neither the runtime nor the hook gets podman's CONTAINERS_STORAGE_CONF
+    // (seen: not found with it set for podman), and a store given on podman's command line is
+    // seen by nobody. Not found, every tsrun key is ignored, the user's too, with a warning that
+    // says why. (Found in a configured store: test/unit/hook/image-annotations.test.ts.)
+    for (const where of [inConf, onCli]) {
+      const name = `img-add-blind-${where.store}`;
+      const blind = podman('tsrun-runc', ['run', '-d', ...runOpts(name, { 'io.tsrun.network': 'mine' }), IMAGE, 'sleep', '60'], where);
+      expect(blind.status).toBe(0);
+      const id = podman('tsrun-runc', ['inspect', '--format', '{{.Id}}', name], where).stdout.trim();
+      const warned = ew.logOf(id).find((l) => String(l.msg).startsWith("the container's image is in no image store tsrun knows"));
+      expect((warned?.fromImage as string[] | undefined)?.slice().sort()).toEqual(['io.tsrun.network', 'io.tsrun.ports']);
+      expect(podman('tsrun-runc', ['exec', name, 'ip', '-o', 'link'], where).stdout.trim().split('\n')).toHaveLength(1);
+      expect(podman('tsrun-runc', ['rm', '--force', '--time', '0', name], where).status).toBe(0);
+    }
   });
 });

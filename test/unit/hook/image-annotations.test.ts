@@ -77,4 +77,22 @@ describe('dropImageAnnotations', () => {
       expect(dropImageAnnotations({ 'io.tsrun.network': 'web' }, root, CTR).fromImage).toEqual([]);
     }
   });
+
+  it("an image in an additional image store (storage.conf additionalimagestores) is found there; one in no known store fails closed", () => {
+    const manifest = { annotations: { 'io.tsrun.network': 'web', 'io.tsrun.ports': '8080:80' } };
+    const extra = storage('overlay', manifest); // the image lives here ...
+    const graph = storage('overlay', manifest);
+    rmSync(path.join(graph, 'overlay-images'), { recursive: true }); // ... not in the container's store
+    const conf = path.join(tmp, 'storage.conf');
+    writeFileSync(conf, `[storage]\ndriver = "overlay"\n[storage.options]\n# additionalimagestores = ["/nowhere"]\nadditionalimagestores = [\n  "/does/not/exist",\n  "${extra}", # the read-only one\n]\n`);
+    const env = { CONTAINERS_STORAGE_CONF: conf };
+    const ann = { 'io.tsrun.network': 'web', 'io.tsrun.ports': '9090:80', other: 'x' };
+    expect(dropImageAnnotations(ann, rootOf(graph, 'overlay'), CTR, env)).toEqual({ annotations: { 'io.tsrun.ports': '9090:80', other: 'x' }, fromImage: ['io.tsrun.network'] });
+    // Before: not found, nothing dropped (the image's network and ports honoured).
+    const none = { CONTAINERS_STORAGE_CONF: path.join(tmp, 'absent.conf') };
+    // (The machine's own storage.conf is read then: no store of it holds this made-up image.)
+    expect(imageTsrunAnnotations(rootOf(graph, 'overlay'), CTR, none)).toBe('not found');
+    expect(dropImageAnnotations(ann, rootOf(graph, 'overlay'), CTR, none)).toEqual({ annotations: { other: 'x' }, fromImage: ['io.tsrun.network', 'io.tsrun.ports'], imageNotFound: true });
+  });
 });
+

@@ -31,7 +31,7 @@ export function engineFor(store: Store, settings: Settings, log: Logger): Engine
     log,
     // In tsrun's own namespace a lost table is rebuilt from the Store (firewallState).
     firewall: (netns) =>
-      createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : { rebuildLock: () => firewallRebuildLock(settings).exclusive() }) }, netns ? undefined : () => engine.firewallState()),
+      createFirewall('nft', { nftBinary: settings.nft, backend: settings.nftBackend ?? 'auto', log, ...(netns ? { netns } : { rebuildLock: () => firewallRebuildLock(settings).exclusive(), intactRecord: path.join(settings.runDir, 'firewall.intact') }) }, netns ? undefined : () => engine.firewallState()),
     dns: { sync: async (start, containers) => void (await (await import('./dns/client.js')).syncResolver(settings, log, { start, containers })) },
     hostLock: hostLock(settings, log),
     root: settings.libDir,

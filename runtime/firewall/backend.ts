@@ -42,6 +42,8 @@ import {
 import { applyBatch, applyText, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
 import { dumpSync, nfnlAvailable, ownGenerationSync } from './nfnl.js';
+import { intactRecordAt, nextGeneration, type IntactRecord } from './intact-record.js';
+import { THREAD_NETNS, netnsId } from '../netns/netns.js';
 import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
 import { NoneFirewall } from './none.js';
 import { silentLogger } from '../step-log.js';
@@ -136,14 +138,40 @@ export function attachInFlight(): () => void {
  * own namespace intact, read before that check's dumps. */
 let intactAtGeneration: string | undefined;
 
+/** The generation's id (ownGenerationSync's "id:pid": the pid is the asking process's). */
+function generationId(gen: string): number {
+  return Number(gen.slice(0, gen.indexOf(':')));
+}
+
 export class NftFirewall implements FirewallBackend {
   readonly kind = 'nft' as const;
   /** ensureBase succeeded in this process: later calls skip the listing. */
   private baseOk = false;
+  /** NftOptions.intactRecord opened, for this namespace (its own only). */
+  private readonly record: IntactRecord | undefined;
   constructor(
     private readonly opts: NftOptions = {},
     private readonly state?: FirewallStateSource,
-  ) {}
+  ) {
+    this.record = opts.intactRecord !== undefined && opts.netns === undefined ? intactRecordAt(opts.intactRecord) : undefined;
+  }
+
+  /** What a record of this namespace's intact generation is valid for: this version's schema, in
+   * this namespace (intact-record.ts). */
+  private recordScope(): string {
+    return `${schemaId()} ${netnsId(THREAD_NETNS)}`;
+  }
+
+  /** `gen` is a generation at which this namespace's tables are known intact: found so by this
+   * process, or recorded by another (intact-record.ts). */
+  private knownIntact(gen: string): boolean {
+    return gen === intactAtGeneration || (this.record !== undefined && this.record.read(this.recordScope()) === generationId(gen));
+  }
+
+  private markIntact(gen: string): void {
+    intactAtGeneration = gen;
+    this.record?.write(this.recordScope(), generationId(gen));
+  }
 
   async intact(): Promise<boolean> {
     const viaNetlink = this.intactOverNetlink();
@@ -210,12 +238,20 @@ export class NftFirewall implements FirewallBackend {
       // it has not moved since a check that found the tables intact, nothing was committed since,
       // and they still are (a run checks while its container runs, and its detach then asks only
       // this; see ownGenerationSync). Any commit in between, by anyone, means the full check.
+      // Another process's word for it, too: the record of the generation at which they were last
+      // known intact (intact-record.ts).
       const gen = this.opts.netns === undefined ? ownGenerationSync() : undefined;
-      if (gen !== undefined && gen === intactAtGeneration) return true;
+      if (gen !== undefined && this.knownIntact(gen)) {
+        this.log.debug({ generation: generationId(gen) }, 'firewall self-check: nothing committed since the tables were last known intact');
+        return true;
+      }
       const [sets, chains, rules] = dumpSync([NFT_MSG_GETSET, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE], { netns: this.opts.netns });
       const mismatch = kernelTablesMismatch({ sets: sets!, chains: chains!, rules: rules! });
       if (mismatch) this.log.debug({ mismatch }, 'firewall self-check: tables differ from this version');
-      if (this.opts.netns === undefined) intactAtGeneration = mismatch === undefined ? gen : undefined;
+      if (this.opts.netns === undefined) {
+        if (mismatch === undefined && gen !== undefined) this.markIntact(gen);
+        else intactAtGeneration = undefined;
+      }
       return mismatch === undefined;
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'firewall self-check over netlink failed: asking libnftables instead');
@@ -329,7 +365,8 @@ export class NftFirewall implements FirewallBackend {
     const step = `publish ports of container ${ep.containerId}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.addWithBase(batch, step);
+        // A new endpoint's elements (its bridge port's guard: a new link): a commit of its own.
+        await this.addWithBase(batch, step, true);
         return;
       } catch (err) {
         if (!isNftError(err, 'exists')) throw err;
@@ -446,14 +483,14 @@ export class NftFirewall implements FirewallBackend {
   }
 
   /** Adds elements; if the table (or a set) is missing, creates or repairs it and tries again. */
-  private async addWithBase(batch: NftBatch, step: string): Promise<void> {
+  private async addWithBase(batch: NftBatch, step: string, commits = false): Promise<void> {
     try {
-      await this.apply(batch, step);
+      await this.apply(batch, step, commits);
     } catch (err) {
       if (!isNftError(err, 'not-found')) throw err;
       this.baseOk = false;
       await this.ensureBase();
-      await this.apply(batch, step);
+      await this.apply(batch, step, commits);
     }
   }
 
@@ -479,9 +516,43 @@ export class NftFirewall implements FirewallBackend {
     }
   }
 
-  private apply(batch: NftBatch, step: string): Promise<void> {
-    return applyBatch(batch, { ...this.opts, step });
+  /**
+   * `commits`: the batch certainly changes something when it succeeds (new elements). The kernel
+   * moves the generation only for a commit that changes something: a batch that turned out to
+   * change nothing beside another process's commit would look like the one step of its own.
+   */
+  private async apply(batch: NftBatch, step: string, commits = false): Promise<void> {
+    // A batch of this process that adds or deletes elements (what the self-check does not read)
+    // on tables known intact, and no other commit beside it (the generation one step on): still
+    // intact, at the new generation (intact-record.ts). Only with a record to keep, in this
+    // process's own namespace, and for a batch that is a commit of its own: one that deletes an
+    // element (a delete of one not there fails the batch) or that adds new ones.
+    const tracked = this.record !== undefined && elementsOnly(batch) && (commits || batch.nftables.some((c) => 'delete' in c));
+    const before = tracked ? generationIfAny() : undefined;
+    await applyBatch(batch, { ...this.opts, step });
+    if (before === undefined || !this.knownIntact(before)) return;
+    const after = generationIfAny();
+    if (after !== undefined && generationId(after) === nextGeneration(generationId(before))) this.markIntact(after);
   }
+}
+
+/** This namespace's ruleset generation, or undefined when it cannot be read (no netlink way). */
+function generationIfAny(): string | undefined {
+  try {
+    return nfnlAvailable() ? ownGenerationSync() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every command of the batch adds or deletes set elements: no table, set, chain or rule. */
+function elementsOnly(batch: NftBatch): boolean {
+  return batch.nftables.length > 0 && batch.nftables.every((c) => {
+    const keys = Object.keys(c);
+    if (keys.length !== 1 || (keys[0] !== 'add' && keys[0] !== 'delete')) return false;
+    const what = (c as Record<string, unknown>)[keys[0]] as Record<string, unknown> | null;
+    return typeof what === 'object' && what !== null && Object.keys(what).length === 1 && 'element' in what;
+  });
 }
 
 function describePort(e: SetElement): string {

@@ -50,6 +50,9 @@ export interface NftOptions {
    * attaches against an old table both rebuilt it, and the later restore dropped the elements the
    * earlier attach had added meanwhile (its record not yet in the Store). */
   rebuildLock?: () => Promise<() => Promise<void>>;
+  /** A file in the run directory keeping the generation at which the tables of tsrun's own
+   * namespace were last known intact, for the next process's self-check (intact-record.ts). */
+  intactRecord?: string;
 }
 
 /** Why nft refused, from its errno text (nft is run with LC_ALL=C). */

@@ -118,10 +118,12 @@ export function spawnResolver(settings: Settings, opts: { report?: boolean } = {
   // (runtime/inherited-fds.ts). The report pipe is this process's own, closed by the resolver
   // as soon as it serves.
   closeInherited();
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings), TSRUN_RESOLVER_REPORT_FD: '3' };
+  if (!opts.report) delete env.TSRUN_RESOLVER_REPORT_FD;
   const child = spawn(process.execPath, resolverCommand(), {
     detached: true,
     stdio: opts.report ? ['ignore', 'ignore', 'ignore', 'pipe'] : 'ignore',
-    env: { ...process.env, NODE_OPTIONS: '', TSRUN_RESOLVER_SETTINGS: JSON.stringify(settings), ...(opts.report ? { TSRUN_RESOLVER_REPORT_FD: '3' } : {}) },
+    env,
   });
   child.unref();
   const pipe = opts.report ? (child.stdio[3] as net.Socket | null) : null;

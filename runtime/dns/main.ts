@@ -6,11 +6,23 @@ import type { Settings } from '../../config/settings.js';
 import { createLogger } from '../log.js';
 import { openStore } from '../store/open.js';
 import { Resolver } from './server.js';
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 
 /** The pipe the starting tsrun reads (client.ts spawnResolver): closed once this resolver serves
  * (or has lost the race to another), written with the reason when it cannot start. */
-let reportFd = process.env.TSRUN_RESOLVER_REPORT_FD === '3' ? 3 : undefined;
+let reportFd = process.env.TSRUN_RESOLVER_REPORT_FD === '3' && isPipe(3) ? 3 : undefined;
+delete process.env.TSRUN_RESOLVER_REPORT_FD;
+
+/** Descriptor 3 is the starting tsrun's pipe (not a file this process opened as 3 because no
+ * pipe was given: writing to and closing that would hit the log or the Store). */
+function isPipe(fd: number): boolean {
+  try {
+    const st = fstatSync(fd);
+    return st.isFIFO() || st.isSocket(); // Node gives a child its pipes as socket pairs
+  } catch {
+    return false;
+  }
+}
 function report(line?: string): void {
   if (reportFd === undefined) return;
   try {

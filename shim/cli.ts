@@ -14,6 +14,7 @@ import { hookCommands } from './hook-cmd.js';
 import { topologyCommand } from './topology-cmd.js';
 import { cniCommand } from './cni-cmd.js';
 import { portCommand } from './port-cmd.js';
+import { attachCommand } from './lifecycle/attach-cmd.js';
 import { ociRuntimeCommand } from './oci-runtime-cmd.js';
 import { inheritedSettings, resolverCommand } from './resolver-cmd.js';
 
@@ -22,7 +23,7 @@ export { EXIT_TSRUN_FAILED, normalizeRunOptions };
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Top-level commands built only when they are the one asked for (see buildProgram). */
-const ON_DEMAND = new Set(['network', 'agent', 'topology', 'oci-runtime', 'hook', 'spec', 'cni', 'resolver', 'gc', 'port']);
+const ON_DEMAND = new Set(['network', 'agent', 'topology', 'oci-runtime', 'hook', 'spec', 'cni', 'resolver', 'gc', 'port', 'attach']);
 export { commandWord };
 
 /**
@@ -94,6 +95,7 @@ export function buildProgram(onExitCode: (code: number) => void, argv?: string[]
   if (want('topology')) program.addCommand(topologyCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   if (want('oci-runtime')) program.addCommand(ociRuntimeCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   if (want('hook') || want('spec')) for (const c of hookCommands((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode)) program.addCommand(c);
+  if (want('attach')) program.addCommand(attachCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags), onExitCode));
   if (want('port')) program.addCommand(portCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   if (want('cni')) program.addCommand(cniCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags)));
   if (want('resolver')) program.addCommand(resolverCommand((cmd) => setup(cmd.optsWithGlobals() as GlobalFlags, { supervise: false }), () => inheritedSettings(process.env)), { hidden: true });

@@ -64,7 +64,10 @@ export function conmonArgs(o: ConmonOptions): string[] {
   ];
   if (o.logSizeMax !== undefined && o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
   if (o.tty) args.push('-t');
-  else if (o.stdin) args.push('-i');
+  // The container's stdin stays open when an attach ends (tsrun attach's detach keys, or its
+  // process ending): conmon closed it at the first attach's end, so a second attach, or a detach
+  // with docker's ctrl-p ctrl-q, found its program's stdin at its end.
+  else if (o.stdin) args.push('-i', '--leave-stdin-open');
   return args;
 }
 

@@ -80,6 +80,7 @@ const FOREGROUND_HINT: Record<string, string> = {
   rm: 'stop it, or end that process',
   // Its output is that tsrun's own stdout and stderr: there is no log to read.
   logs: "its output goes to that process's stdout and stderr, and no log is kept (tsrun logs reads those of run -d and create)",
+  attach: "its stdio is that process's own: there is nothing to attach to (tsrun attach joins those of run -d and create)",
 };
 
 function resolvedOrMissing(runDir: string, name: string, missing: string[]): string[] {

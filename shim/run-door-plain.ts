@@ -34,12 +34,32 @@ const plainWiring: NetworkWiring = {
   },
 };
 
+/**
+ * Runs `first`, the process's first asynchronous call (the warm-up's move: its write is the only
+ * work this door gives libuv's thread pool, one move at a time), with the pool made one thread
+ * instead of four, unless UV_THREADPOOL_SIZE says otherwise. libuv starts its pool on the first
+ * such call and waits until every thread has run, on the main thread: a cold process's
+ * wall time before runc's spawn (0.6-25 ms at load 8 for four, docs/fast-path.md). The variable is
+ * read then and taken off the environment again at once, so nothing started later inherits it. A
+ * command line this door hands back to run.cjs's door in the same process keeps the one thread
+ * (its asynchronous calls queue behind a pending move, a grace period at most).
+ */
+function withOnePoolThread(first: () => void): void {
+  if (process.env.UV_THREADPOOL_SIZE !== undefined) return first();
+  process.env.UV_THREADPOOL_SIZE = '1';
+  try {
+    first();
+  } finally {
+    delete process.env.UV_THREADPOOL_SIZE;
+  }
+}
+
 /** Runs the container and returns the process exit code, or undefined: the entry must run the
  * command line through run.cjs's door. Never throws (as the CLI's main). */
 export async function door(a: RunArgs): Promise<number | undefined> {
   // runc's first cgroup migration waits for an RCU grace period unless one passed just before:
   // started now, it passes while this door works (runtime/cgroups/migration-warmup.ts).
-  warmCgroupMigration(hostHierarchies());
+  withOnePoolThread(() => warmCgroupMigration(hostHierarchies()));
   try {
     // A named container whose state directory exists: taken (refused) or stale (reclaimed), both
     // the full door's, which this door would otherwise only find out at the claim.

@@ -35,6 +35,28 @@ function tsrun(args: string[], root: string): { status: number | null; stderr: s
 }
 
 describe('the plain run door', () => {
+  it("starts libuv's pool with one thread, and runc never sees the variable that asks for it", () => {
+    // runc stood in for by a script that records its environment's UV_THREADPOOL_SIZE and how many
+    // threads its parent, tsrun, has. A user's own UV_THREADPOOL_SIZE is left as it is (and passed on).
+    const fake = path.join(dir, 'fake-runc.sh');
+    const out = path.join(dir, 'fake-runc.out');
+    writeFileSync(fake, `#!/bin/sh\necho "\${UV_THREADPOOL_SIZE-unset} $(ls /proc/$PPID/task | wc -l)" > ${out}\n`, { mode: 0o755 });
+    const run = (extra: Record<string, string>) => {
+      const r = spawnSync(process.execPath, [path.join(BUNDLE, 'tsrun.cjs'), 'run', '--net', 'none', userBundle], { encoding: 'utf8', env: { PATH: process.env.PATH, TSRUN_ROOT: path.join(dir, 'root-pool'), TSRUN_RUNC: fake, ...extra } });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const [env, threads] = readFileSync(out, 'utf8').trim().split(' ');
+      return { env, threads: Number(threads) };
+    };
+    const one = run({});
+    const four = run({ UV_THREADPOOL_SIZE: '4' });
+    expect(one.env).toBe('unset');
+    expect(four.env).toBe('4');
+    // Three threads fewer where the warm-up started the pool (a host where it cannot move the
+    // process starts no pool before runc at all).
+    expect([0, 3]).toContain(four.threads - one.threads);
+  });
+
   it.each([['none'], ['host'], [' none ']])('a foreground run with --net %j loads run-plain.cjs, not run.cjs, and leaves nothing', (net) => {
     const root = path.join(dir, `root-${net.trim()}`);
     const r = tsrun(['run', '--net', net, '-e', 'A=1', userBundle], root);

@@ -107,7 +107,9 @@
 //     else on the underlay cannot inject frames into an overlay network, --internal ones too. Any
 //     local address, not only the underlay one: the kernel's VXLAN socket listens on all of them.
 //     underlay_ports holds 4789 while the agent keeps the sets (a host without a tsrun overlay
-//     drops no one's VXLAN); underlay_local4 says which address the agent registered.
+//     drops no one's VXLAN); underlay_local4 says which address the agent registered. While it
+//     is on, VXLAN from a tsrun bridge (a container) to anywhere is dropped too: masqueraded, it
+//     left with this host's registered address and other hosts took it for this host's VTEP.
 //  g. icc=false is also bridge port isolation (netlink layer) for bridged same-subnet traffic,
 //     which never reaches the inet hooks.
 //  j. tsrun's resolvers (UDP and TCP 53 on each served network's gateway addresses, which are the
@@ -326,6 +328,16 @@ const RULES: readonly RuleDef[] = [
     chain: 'prerouting_raw',
     label: 'h: VXLAN only from registered hosts',
     expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('udp', 'dport'), 'underlay_ports'), fibLocal, inSet(payload('ip', 'saddr'), 'underlay_peers4', '!='), drop],
+  },
+  // h: and no VXLAN from the containers (while the filter is on: this host is one of the
+  // cluster's). A container's datagram to another host's port 4789 leaves masqueraded, from this
+  // host's registered underlay address, which that host's filter trusts: a container (no
+  // capability needed, a UDP socket) put any frame into any overlay network of any other host,
+  // --internal ones and ones it is not on, past every port guard.
+  {
+    chain: 'prerouting_raw',
+    label: 'h: no VXLAN from containers',
+    expr: [match(payload('udp', 'dport'), VXLAN_UDP_PORT), inSet(payload('udp', 'dport'), 'underlay_ports'), inSet(meta('iifname'), 'bridges'), drop],
   },
   // j: tsrun's resolvers listen on the gateways (the host's own addresses in tsrun subnets): only
   // for the containers (through a tsrun bridge) and the host itself (lo). A LAN neighbour that
@@ -697,7 +709,7 @@ export const RULE_COUNT = RULES.length;
  * costs more still. The unit test (nft-rules.test.ts) fails, naming the new value, when the
  * definitions change and this does not.
  */
-const SCHEMA_ID = 'v1-9ab9212a32';
+const SCHEMA_ID = 'v1-4458242dc6';
 
 export function schemaId(): string {
   return SCHEMA_ID;

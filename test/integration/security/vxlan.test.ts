@@ -113,6 +113,42 @@ maybe('VXLAN source filter', () => {
     }
   });
 
+  // A container of another host of the cluster sends VXLAN itself, to this host's underlay address
+  // (a plain UDP socket: no capability needed). Its host forwards and masquerades it like any
+  // outbound flow, so it arrives from that host's registered underlay address, and the filter
+  // above let it in: any frame, any source MAC and address, into any overlay network of this
+  // host (an --internal one, one the sender is not on), past every port guard.
+  it('a container of another host cannot inject VXLAN through its host\'s NAT', async () => {
+    expect(A.tsrun(['network', 'create', 'i10on', '--driver', 'overlay', '--subnet', '10.248.0.0/24', '--vni', String(VNI + 4), '--internal']).stderr).toBe('');
+    expect(B.tsrun(['network', 'create', 'i10nb', '--subnet', '10.247.0.0/24']).stderr).toBe('');
+    const ip = await A.runContainer('i10n1', 'i10on', bundle);
+    await B.runContainer('i10n2', 'i10nb', bundle);
+    const mac = (JSON.parse(A.inContainer('i10n1', 'ip', ['-j', 'link', 'show', 'eth0']).stdout) as { address: string }[])[0]!.address;
+    await waitFor('the underlay sets', () => A.ns.sh('nft list set inet tsrun underlay_peers4').includes(B.address), 15_000);
+    const sink = A.ns.spawn('nsenter', [`--net=${A.pin('i10n1')}`, '--', 'python3', '-u', '-c', "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',5353));print('bound',flush=True)\nwhile True: print(s.recv(100).decode(),flush=True)"]);
+    let got = '';
+    sink.stdout!.on('data', (d: Buffer) => (got += d.toString()));
+    try {
+      await waitFor('the sink', () => got.includes('bound'), 10_000);
+      const inject = (where: string[], payload: string) => {
+        const x = B.ns.exec(where[0]!, [...where.slice(1), 'python3', '-c', INJECT.replace("'10.253.0.99'", "'10.248.0.99'"), A.address, String(VNI + 4), mac, ip, payload]);
+        if (x.status !== 0) throw new Error(x.stderr);
+      };
+      inject(['nsenter', `--net=${B.pin('i10n2')}`, '--'], 'from-a-container');
+      await new Promise((res) => setTimeout(res, 1000));
+      expect(got).not.toContain('from-a-container');
+      // Control: host B itself (its agent's kernel, the real VTEP) is still heard.
+      inject(['env'], 'from-host-b');
+      await waitFor('the datagram from host B itself', () => got.includes('from-host-b'), 5_000);
+    } finally {
+      sink.kill();
+      await A.stopContainer('i10n1');
+      await B.stopContainer('i10n2');
+      A.tsrun(['network', 'rm', 'i10on']);
+      B.tsrun(['network', 'rm', 'i10nb']);
+    }
+  });
+
   // A chosen MAC (--mac) on an overlay network held by a container of another host: the duplicate
   // check read this host's endpoint records only, so host B accepted it. B's container sending
   // from that MAC through the overlay makes A's bridge learn it at the VXLAN port, and A's frames

@@ -100,7 +100,7 @@ describe('baseTable', () => {
   it('has a fixed number of rules, each tagged with the schema id in a comment nft accepts', () => {
     const rules = baseTable().nftables.filter((c) => c.add && 'rule' in c.add).map((c) => c.add!.rule as Record<string, NftJson>);
     expect(rules).toHaveLength(RULE_COUNT + GUARD_RULE_COUNT);
-    expect(RULE_COUNT).toBe(28);
+    expect(RULE_COUNT).toBe(29);
     expect(GUARD_RULE_COUNT).toBe(10);
     for (const r of rules) {
       expect(String(r.comment)).toContain(`tsrun ${schemaId()}`);

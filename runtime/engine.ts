@@ -285,9 +285,41 @@ export class Engine {
     // Nothing of tsrun's to protect here: a read-only command (`network ls`, gc on a host with no
     // networks) must not create tsrun's tables on a machine that never used a tsrun network.
     if (!opts.force && state.networks.length === 0) return undefined;
+    const others = await this.otherRoots();
+    if (others.length > 0) {
+      // Another tsrun root uses this namespace: its containers' elements are in the table, and a
+      // rebuild from this root's Store dropped them (their published ports, their port guards, so
+      // every frame of their containers). This root's elements are added to the table as it is.
+      await firewall.ensureBase();
+      for (const n of state.networks) await firewall.addNetwork(n);
+      const nets = new Map(state.networks.map((n) => [n.name, n]));
+      const here = netnsId(THREAD_NETNS);
+      for (const r of await allEndpoints(this.deps.store)) {
+        const net = nets.get(r.network);
+        if (net !== undefined && r.hostNetns === here) await firewall.attach(net, firewallEndpointOf(r));
+      }
+      this.deps.log.warn({ roots: others, networks: state.networks.length, endpoints: state.endpoints.length }, 'another tsrun root uses this network namespace: its firewall elements kept, this root\'s added');
+      return { networks: state.networks.length, endpoints: state.endpoints.length };
+    }
     await firewall.restore(state);
     this.deps.log.info({ networks: state.networks.length, endpoints: state.endpoints.length, force: opts.force === true }, 'firewall table rebuilt');
     return { networks: state.networks.length, endpoints: state.endpoints.length };
+  }
+
+  /** Lib directories of the other tsrun roots whose bridges are in this namespace (linux-bridge.ts
+   * bridgeOwner). */
+  private async otherRoots(): Promise<string[]> {
+    const host = Rtnl.open();
+    try {
+      const roots = new Set<string>();
+      for (const link of await host.listLinks()) {
+        const owner = bridgeOwner(link);
+        if (owner && foreign(owner)) roots.add(owner.root!);
+      }
+      return [...roots];
+    } finally {
+      host.close();
+    }
   }
 
   /** The firewall of tsrun's own namespace. */

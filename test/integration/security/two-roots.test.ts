@@ -6,7 +6,9 @@
 // port and port guard), and both default networks derived the bridge tsrun0, which B adopted with a
 // second subnet. Now a bridge's alias names its root (tsrun-net:<network>@<lib dir>): another
 // root's is never adopted (one line naming it, 125), removed, or swept, nor its ports' veths, and
-// a gc that sees another root leaves firewall elements unknown to it alone.
+// a gc that sees another root leaves firewall elements unknown to it alone, and so does a rebuild of
+// the firewall table (network reload, the repair of a missing or changed table): it adds this
+// root's elements to the table as it is.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -58,6 +60,17 @@ it("root B's network create, gc and default network leave root A's bridge, veth 
   expect(holdings(id)).toEqual(before);
   // A's container still runs, wired.
   expect(A(['exec', 'hb9r-c1', 'cat', '/sys/class/net/eth0/operstate']).stdout.trim()).toBe('up');
+  // The firewall table is the namespace's: B's `network reload` (a rebuild from B's Store) dropped
+  // A's elements (before: 0 left); now it keeps them and adds B's. After `nft flush ruleset`, each
+  // root's reload puts its own back without dropping the other's.
+  ok(B(['network', 'reload']));
+  expect(holdings(id)).toEqual(before);
+  host.ns.exec('nft', ['flush', 'ruleset']);
+  ok(B(['network', 'reload']));
+  ok(A(['network', 'reload']));
+  expect(holdings(id)).toEqual(before);
+  ok(B(['network', 'reload']));
+  expect(holdings(id)).toEqual(before);
 
   // Both default networks derive tsrun0: A makes it, B is refused in one line naming A's root.
   ok(A(['run', '--rm', BUSYBOX_BUNDLE, '--', 'true']));

@@ -14,8 +14,15 @@ export interface Bundle {
 
 export function loadBundle(dirArg: string): Bundle {
   const dir = path.resolve(dirArg);
-  if (!isDirectory(dir)) throw new UserError(`bundle ${dirArg}: no such directory`);
-  const { spec } = loadBundleConfig(dirArg);
+  // The directory is looked at only when its config.json could not be read, for the message: a
+  // run whose bundle is there (every run but a typo) makes one stat fewer before runc's spawn.
+  let spec: Spec;
+  try {
+    ({ spec } = loadBundleConfig(dirArg));
+  } catch (err) {
+    if (!isDirectory(dir)) throw new UserError(`bundle ${dirArg}: no such directory`);
+    throw err;
+  }
   const rootfs = path.resolve(dir, spec.root.path);
   if (!isDirectory(rootfs)) throw new UserError(`bundle ${dirArg}: root.path ${JSON.stringify(spec.root.path)}: no such directory`);
   // realpath(3) through libuv: Node's JavaScript realpathSync walks the path with an lstat and a

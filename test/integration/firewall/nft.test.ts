@@ -225,12 +225,13 @@ describe(`nft backend (${backend}): table inet tsrun and its elements`, () => {
     const other: FirewallEndpoint = { containerId: 'tsb-c7', ipv4: '10.98.0.7', ports: [{ hostPort: 20107, containerPort: 80, protocol: 'tcp' }], port: { ifname: 'tsv10000007', mac: '02:00:00:00:10:07' } };
     await fw.attach(net0, kept);
     await fw.attach(net1, other);
-    // The other endpoint's 2 port-map elements, 3 guard elements (its port's, its MAC's, its
-    // address's) and 2 neighbour-discovery elements (its MAC's, its link-local address's) go; the
-    // kept one's 6 + 4 + 3 stay: purged too, its published ports and its port went dark.
-    expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(7);
+    // The other endpoint's 2 port-map elements, 4 guard elements (its port's, its MAC's, its
+    // address's, its link-local source's) and 2 neighbour-discovery elements (its MAC's, its
+    // link-local address's) go; the kept one's 6 + 5 + 3 stay: purged too, its published ports and
+    // its port went dark.
+    expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(8);
     expect(await fw.purge({ container: 'tsb-c7', keep: [kept] })).toBe(0);
-    expect(await fw.purge({ container: 'tsb-c7' })).toBe(6 + 4 + 3);
+    expect(await fw.purge({ container: 'tsb-c7' })).toBe(6 + 5 + 3);
   });
 
   it('creates the table on demand when an element is added first', async () => {

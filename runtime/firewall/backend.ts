@@ -42,7 +42,7 @@ import {
 import { applyBatch, applyText, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
 import { dumpSync, nfnlAvailable, ownGenerationSync } from './nfnl.js';
-import { intactRecordAt, nextGeneration, type IntactRecord } from './intact-record.js';
+import { intactRecordAt, previousGeneration, type IntactRecord } from './intact-record.js';
 import { THREAD_NETNS, netnsId } from '../netns/netns.js';
 import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
 import { NoneFirewall } from './none.js';
@@ -165,7 +165,12 @@ export class NftFirewall implements FirewallBackend {
   /** `gen` is a generation at which this namespace's tables are known intact: found so by this
    * process, or recorded by another (intact-record.ts). */
   private knownIntact(gen: string): boolean {
-    return gen === intactAtGeneration || (this.record !== undefined && this.record.read(this.recordScope()) === generationId(gen));
+    return gen === intactAtGeneration || this.knownIntactId(generationId(gen));
+  }
+
+  /** knownIntact by the generation's id alone (the kernel's id names one commit of the namespace). */
+  private knownIntactId(id: number): boolean {
+    return (intactAtGeneration !== undefined && generationId(intactAtGeneration) === id) || (this.record !== undefined && this.record.read(this.recordScope()) === id);
   }
 
   private markIntact(gen: string): void {
@@ -528,11 +533,14 @@ export class NftFirewall implements FirewallBackend {
     // process's own namespace, and for a batch that is a commit of its own: one that deletes an
     // element (a delete of one not there fails the batch) or that adds new ones.
     const tracked = this.record !== undefined && elementsOnly(batch) && (commits || batch.nftables.some((c) => 'delete' in c));
-    const before = tracked ? generationIfAny() : undefined;
     await applyBatch(batch, { ...this.opts, step });
-    if (before === undefined || !this.knownIntact(before)) return;
+    if (!tracked) return;
+    // One read, after: the batch committed (it changes something), so it moved the generation at
+    // least one step; the generation just before the new one known intact means it was the only
+    // commit since then (one commit, one step). Reading the generation before the batch too cost
+    // every attach one more exchange inside its wiring, and told nothing more.
     const after = generationIfAny();
-    if (after !== undefined && generationId(after) === nextGeneration(generationId(before))) this.markIntact(after);
+    if (after !== undefined && this.knownIntactId(previousGeneration(generationId(after)))) this.markIntact(after);
   }
 }
 

@@ -60,3 +60,8 @@ export function nextGeneration(id: number): number {
   const next = (id + 1) % 2 ** 32;
   return next === 0 ? 1 : next;
 }
+
+/** The generation before `id` (nextGeneration's inverse: 1 follows 2^32 - 1). */
+export function previousGeneration(id: number): number {
+  return id <= 1 ? 2 ** 32 - 1 : id - 1;
+}

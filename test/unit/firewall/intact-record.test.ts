@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { intactRecordAt, nextGeneration } from '../../../runtime/firewall/intact-record.js';
+import { intactRecordAt, nextGeneration, previousGeneration } from '../../../runtime/firewall/intact-record.js';
 
 function inTemp<T>(fn: (file: string, dir: string) => T): T {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-test-intact-'));
@@ -48,5 +48,6 @@ describe('nextGeneration', () => {
     expect(nextGeneration(1)).toBe(2);
     expect(nextGeneration(2 ** 32 - 2)).toBe(2 ** 32 - 1);
     expect(nextGeneration(2 ** 32 - 1)).toBe(1);
+    for (const id of [1, 2, 77, 2 ** 32 - 2, 2 ** 32 - 1]) expect(previousGeneration(nextGeneration(id))).toBe(id);
   });
 });

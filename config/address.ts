@@ -11,8 +11,8 @@
 //   address of both families; 0.0.0.0 every IPv4 one; :: every IPv6 one.
 // - (family, bigint) values for IPAM, so range arithmetic on a /64 is as cheap as on a /24 and
 //   nothing is ever materialized; network and broadcast addresses are masks on them.
-// - ipaddr.js parses and prints IPv6 only. IPv4 (four decimal parts) is parsed and printed here:
-//   ipaddr.js's first IPv4 parse in a process compiles its regular expressions (~0.8 ms, measured
+// - ipaddr.js parses IPv6 only. IPv4 (four decimal parts) is parsed, and both families printed,
+//   here: ipaddr.js's first use in a process compiles its regular expressions (~0.8 ms, measured
 //   in fresh processes), which every cold hook stage and CNI call paid for its few addresses.
 import ipaddr from 'ipaddr.js';
 import { UserError } from './errors.js';
@@ -86,10 +86,6 @@ function toAddress(ip: Ip): Address {
   return { family: ip.kind() === 'ipv4' ? 4 : 6, value };
 }
 
-function toIp(a: Address): Ip {
-  return ipaddr.fromByteArray(addressBytes(a));
-}
-
 /** Parses one address strictly; `what` names it in the error ("gateway of network web"). */
 export function parseAddress(text: string, what = 'address'): Address {
   const ip = parseIp(text);
@@ -112,7 +108,38 @@ export function parseAddressOf(family: Family, text: string, what: string): Addr
 export function formatAddress(a: Address): string {
   // IPv4 is formatted directly: it runs once per candidate when a dense pool is walked.
   if (a.family === 4) return `${Number((a.value >> 24n) & 0xffn)}.${Number((a.value >> 16n) & 0xffn)}.${Number((a.value >> 8n) & 0xffn)}.${Number(a.value & 0xffn)}`;
-  return toIp(a).toString();
+  return formatIpv6(a.value);
+}
+
+/**
+ * RFC 5952 (what ipaddr.js's toString, the kernel and nft print): eight groups in lower-case hex
+ * without leading zeros, the longest run of two or more zero groups (the first of equals) as "::".
+ * Written here because a cold process's first ipaddr.js IPv6 print compiled its regular expressions
+ * (the port guard's link-local addresses are printed by every attach and detach).
+ */
+function formatIpv6(value: bigint): string {
+  const groups: number[] = new Array<number>(8);
+  for (let i = 7; i >= 0; i--) {
+    groups[i] = Number(value & 0xffffn);
+    value >>= 16n;
+  }
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
 
 /** The canonical spelling of an address ("FD00:0::5" → "fd00::5", "::ffff:10.0.0.1" → "10.0.0.1"). */

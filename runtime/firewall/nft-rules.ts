@@ -572,6 +572,9 @@ export function linkLocalHex(mac: string): string {
 /** The same link-local address as nft prints an ipv6_addr: fe80::42:acff:fe11:2. */
 function linkLocalOf(mac: string): string {
   const hex = linkLocalHex(mac);
+  // Its 32 hex digits are the address: no IPv6 parser needed (ipaddr.js compiles its regular
+  // expressions on a cold process's first use, and every attach and detach prints this).
+  if (/^[0-9a-f]{32}$/.test(hex)) return formatAddress({ family: 6, value: BigInt(`0x${hex}`) });
   return formatAddress(parseAddress(Array.from({ length: 8 }, (_, i) => hex.slice(i * 4, i * 4 + 4)).join(':')));
 }
 

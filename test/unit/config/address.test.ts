@@ -141,6 +141,15 @@ describe('the IPv4 parser and the masks agree with ipaddr.js', () => {
     if (got) expect(got.family).toBe(4);
   });
 
+  it('IPv6 is printed as ipaddr.js prints it (RFC 5952), zero runs of every length and place', () => {
+    const cases: number[][] = [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0], [0xfe80, 0, 0, 0, 0x200, 0x5eff, 0xfe00, 0x5301], [1, 0, 1, 0, 1, 0, 1, 0], [1, 0, 0, 1, 0, 0, 1, 1], [1, 0, 0, 1, 0, 0, 0, 1], [0, 0, 1, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0xffff, 0x0a00, 1]];
+    for (let i = 0; i < 3000; i++) cases.push(Array.from({ length: 8 }, () => (rand(2) === 0 ? 0 : rand(3) === 0 ? rand(16) : rand(65536))));
+    for (const groups of cases) {
+      const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
+      expect(formatAddress(addressFromBytes(bytes))).toBe(ipaddr.fromByteArray(bytes).toString());
+    }
+  });
+
   it('random addresses, prefixes and byte arrays', () => {
     for (let i = 0; i < 2000; i++) {
       const v4 = [rand(256), rand(256), rand(256), rand(256)];

@@ -579,8 +579,9 @@ const dispatcher = [
   'let i=0;while(i<h.length&&c[i]===h.charCodeAt(i))i++;if(i===h.length&&c[i]===10)d=c.subarray(i+1)}catch{}',
   'if(d===void 0)x=require(f);else{const m=new M(f,module),t=fs.readFileSync(f,"utf8");m.filename=f;m.paths=module.paths;require.cache[f]=m;',
   // compiled as scripts/code-cache-load.cjs's compile() does it: through ContextifyScript where
-  // this Node takes it (contextifyWorks), else vm.Script
-  `const w=M.wrap(t.startsWith("#!")?"//"+t.slice(2):t);let C;${contextify ? 'try{C=process.binding("contextify").ContextifyScript}catch{}' : ''}`,
+  // this Node takes it (contextifyWorks) and process.binding is Node's own (bindingQuiet: not
+  // wrapped to warn, as --pending-deprecation does), else vm.Script
+  `const w=M.wrap(t.startsWith("#!")?"//"+t.slice(2):t);let C;${contextify ? 'if(process.binding.name==="binding")try{C=process.binding("contextify").ContextifyScript}catch{}' : ''}`,
   '(C?new C(w,f,0,0,d,!1,void 0,Symbol(f)).runInContext(null,-1,!0,!1,!1):new(require("node:vm").Script)(w,{filename:f,cachedData:d}).runInThisContext()).call(m.exports,m.exports,require,m,f,__dirname);m.loaded=!0;x=m.exports}',
   'if(p)x.start(a.slice(2))}',
 ].join('');

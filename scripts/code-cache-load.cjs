@@ -34,10 +34,16 @@ let contextifyScript;
 function compile(wrapped, filename, cachedData) {
   if (CONTEXTIFY && cachedData !== undefined) {
     if (contextifyScript === undefined) {
-      try {
-        contextifyScript = process.binding('contextify').ContextifyScript;
-      } catch {
-        contextifyScript = null; // process.binding refused (the permission model): vm.Script
+      contextifyScript = null;
+      // Only Node's own process.binding: under --pending-deprecation (or NODE_PENDING_DEPRECATION=1)
+      // Node wraps it in a deprecation that prints a DEP0111 warning on stderr at the first call,
+      // and every tsrun command printed it (shim/spawn-inherit.ts stays off it there too).
+      if (bindingQuiet()) {
+        try {
+          contextifyScript = process.binding('contextify').ContextifyScript;
+        } catch {
+          // process.binding refused (the permission model): vm.Script
+        }
       }
     }
     if (contextifyScript) {
@@ -49,6 +55,13 @@ function compile(wrapped, filename, cachedData) {
   // without the lazy stand-ins of scripts/bundle.mjs.
   const script = new (require('node:vm').Script)(wrapped, { filename, cachedData });
   return { fn: script.runInThisContext(), script };
+}
+
+/** process.binding is Node's own, unwrapped (its name): a call prints no deprecation warning. Node
+ * wraps it (a function named `deprecated`) under --pending-deprecation, from the command line,
+ * NODE_OPTIONS or NODE_PENDING_DEPRECATION=1 alike. */
+function bindingQuiet() {
+  return typeof process.binding === 'function' && process.binding.name === 'binding';
 }
 
 function header(file) {
@@ -111,4 +124,4 @@ function load(file, cacheFile = `${file}.v8cache`) {
   return run(file, cache.subarray(at)).exports;
 }
 
-module.exports = { compile, dataAfterHeader, header, load, run, Module };
+module.exports = { bindingQuiet, compile, dataAfterHeader, header, load, run, Module };

@@ -160,6 +160,25 @@ describe('compiling a door from its code cache', () => {
     expect({ status: fallback.status, stdout: fallback.stdout }).toEqual({ status: 0, stdout: plain.stdout });
   });
 
+  // Node wraps process.binding to print DEP0111 under pending deprecation (the flag, in NODE_OPTIONS
+  // or on the command line, or NODE_PENDING_DEPRECATION=1): every command printed the warning.
+  it.each([
+    ['--pending-deprecation', { NODE_OPTIONS: '--pending-deprecation' }],
+    ['NODE_PENDING_DEPRECATION=1', { NODE_PENDING_DEPRECATION: '1' }],
+  ])('under %s: no deprecation warning, the same outcome (vm.Script)', (_what, extra) => {
+    const env = { PATH: process.env.PATH, ...extra };
+    const plain = spawnSync(path.join(BUNDLE, 'tsrun'), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(plain.status).toBe(0);
+    for (const [file, args] of [[path.join(BUNDLE, 'tsrun'), ['--version']], [process.execPath, [path.join(BUNDLE, 'tsrun.cjs'), '--version']]] as const) {
+      const r = spawnSync(file, args, { encoding: 'utf8', env });
+      expect({ file, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ file, status: 0, stdout: plain.stdout, stderr: '' });
+    }
+    // the bundled loader's own look (dispatch.cjs, run-plain.cjs): Node's process.binding or not
+    const loader = path.join(process.cwd(), 'scripts', 'code-cache-load.cjs');
+    const look = (e: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['-e', `process.stdout.write(String(require(${JSON.stringify(loader)}).bindingQuiet()))`], { encoding: 'utf8', env: e }).stdout;
+    expect([look({ PATH: process.env.PATH }), look(env)]).toEqual(['true', 'false']);
+  });
+
   it('loads no built-in beyond the bootstrap\'s for the plain run door', () => {
     // The entry's own loading of run-plain.cjs, as for a guessed plain run, up to its start() (the
     // list taken before process.stdout is first touched: that getter loads net and stream).

@@ -51,6 +51,9 @@ describe('spawnInherit falls back', () => {
     const r = spawnSync(process.execPath, ['--pending-deprecation', '-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH } });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('0\n');
+    // NODE_PENDING_DEPRECATION=1 turns it on too, which the flags do not show
+    const e = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { PATH: process.env.PATH, NODE_PENDING_DEPRECATION: '1' } });
+    expect({ stdout: e.stdout, stderr: e.stderr }).toEqual({ stdout: '0\n', stderr: '' });
   });
 });
 

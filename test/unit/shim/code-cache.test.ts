@@ -149,6 +149,14 @@ describe('compiling a door from its code cache', () => {
     expect(typeof script.runInContext(null, -1, true, false, false)).toBe('function');
   });
 
+  it.each(['setup', 'teardown'])("hook.cjs's %s cache is accepted as the loaders compile it", (stage) => {
+    const file = path.join(BUNDLE, 'hook.cjs');
+    const cache = readFileSync(`${file}.${stage}.v8cache`);
+    const nl = cache.indexOf(10);
+    const script = new ContextifyScript(Module.wrap(readFileSync(file, 'utf8')), file, 0, 0, cache.subarray(nl + 1), false, undefined, Symbol(file));
+    expect(script.cachedDataRejected).toBe(false);
+  });
+
   it('falls back to vm.Script where process.binding is refused (the permission model), with the same outcome', () => {
     const entry = path.join(BUNDLE, 'tsrun.cjs');
     const env = { PATH: process.env.PATH };

@@ -92,3 +92,27 @@ it('icc=false: a query to the resolver from a neighbour\'s link-local address se
     sink.stop();
   }
 });
+
+// icc=false holds through published ports too: a neighbour's published port, sent to at the
+// gateway (a host address: DNAT back into the same bridge), is not reached either (stricter than
+// docker, whose proxy relays such a hairpin); the host reaches it (the mapping works).
+it('icc=false: a neighbour is not reached through its published port on the gateway either', async () => {
+  const pub = await w.start(['--net', NET, '-p', '8471:7777/udp'], 'sleep 600');
+  const p = rec(pub.id);
+  const sink = udpSink(w.host.ns, p.netnsPath, 7777, 4);
+  const send = (netnsPath: string, ip: string, port: number, payload: string) =>
+    w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.send('${payload}',${port},'${ip}',()=>s.close())`]);
+  try {
+    await sink.ready;
+    send(rec(attacker.id).netnsPath, p.ipv4!.address, 7777, 'direct');
+    send(rec(attacker.id).netnsPath, '10.72.0.1', 8471, 'via-gateway');
+    send(w.host.ns.path, '10.72.0.1', 8471, 'from-host');
+    await sleep(700);
+    expect(sink.received()).toContain('from-host');
+    expect(sink.received()).not.toContain('direct');
+    expect(sink.received()).not.toContain('via-gateway');
+  } finally {
+    sink.stop();
+    await pub.stop();
+  }
+});

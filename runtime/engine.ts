@@ -390,13 +390,23 @@ export class Engine {
     const ports = await store.list('hostports/');
     for (const e of ports) if (e.value === containerId && !recordedPorts.has(e.key) && (await store.deleteIf(e.key, e.value))) released.push(e.key);
     if (released.length > 0) {
-      await this.deps.firewall().purge({ container: containerId, keep: records.map(firewallEndpointOf) });
+      // With another tsrun root in this namespace, a container of the same name there tags its
+      // firewall elements alike and its veth has the same name on a network of the same name:
+      // its elements are not purged (this root's leftovers stay, as gc leaves them), nor is a
+      // veth deleted that is a port of another root's bridge.
+      const others = await this.otherRoots();
+      if (others.length === 0) await this.deps.firewall().purge({ container: containerId, keep: records.map(firewallEndpointOf) });
+      else log.warn({ roots: others }, 'another tsrun root uses this network namespace: the firewall elements of a killed attach are left');
       const host = Rtnl.open();
       try {
         for (const net of networks) {
           if (records.some((r) => r.network === net)) continue;
           const link = await host.getLink(hostVethName(containerId, net));
-          if (link?.kind === 'veth') await host.deleteLink(link.index);
+          if (link?.kind !== 'veth') continue;
+          const master = link.master === undefined ? undefined : await host.getLink(link.master);
+          const owner = master && bridgeOwner(master);
+          if (owner && foreign(owner)) continue;
+          await host.deleteLink(link.index);
         }
       } finally {
         host.close();

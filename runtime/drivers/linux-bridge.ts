@@ -174,7 +174,17 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
   if (ctx.mac !== undefined) await refuseTakenMac(ctx, peerMac);
   // The guard's elements first: once the container's end exists, a running (hostile) container
   // can send through it, and the guard drops everything from a tsv port it does not know.
-  if (ctx.guardPort) await ctx.guardPort({ ifname: hostIfname, mac: peerMac });
+  if (ctx.guardPort) {
+    // A live veth of this name (on a bridge: not one a detach set aside) is another endpoint's: a
+    // container of the same name on a network of the same name in another tsrun root (the name
+    // is derived from both). Refused before the guard's elements, whose undo took that port's
+    // name out of guard_ports: the guard then dropped every frame of the other container.
+    const taken = await host.getLink(hostIfname);
+    if (taken?.kind === 'veth' && taken.master !== undefined) {
+      throw new ConflictError(`interface ${hostIfname} of container ${ctx.containerId} on network ${net.name} is in use on another bridge port (a container of that name on a network of that name in another tsrun root?)`);
+    }
+    await ctx.guardPort({ ifname: hostIfname, mac: peerMac });
+  }
 
   const create = () => {
     const fd = openNetnsFd(ctx.containerNetnsPath);

@@ -87,6 +87,25 @@ it("root B's network create, gc and default network leave root A's bridge, veth 
   ok(B(['gc']));
   expect(holdings(id)).toEqual(before);
 
+  // A container of the same name on a network of the same name in B: the host veth's name is
+  // derived from both, so it is A's. Before, B's attach added the guard's elements for that port
+  // and its failure's undo took the port's name out of guard_ports (A's container then lost every
+  // frame: 8 elements -> 7); and a killed attach of B, released at B's next run, deleted A's veth
+  // and purged A's elements (same owner tag). Now refused before anything, and nothing of A's
+  // released.
+  ok(B(['network', 'create', 'hb9ra', '--bridge', 'hb9rb0', '--subnet', '10.64.0.0/24']));
+  const runSame = (env: NodeJS.ProcessEnv = {}) =>
+    host.tsrun(['run', '-d', '--name', 'hb9r-c1', '--net', 'hb9ra', '-p', '18081:80', BUSYBOX_BUNDLE, '--', 'sleep', '600'], { env: { TSRUN_ROOT: rootB, ...env } });
+  for (let k = 0; k <= 6; k++) {
+    if (k > 0) runSame({ TSRUN_FAULT_KILL_AFTER: `setup:${k}` }); // killed after its k-th setup step (or refused)
+    const same = runSame();
+    expect({ k, status: same.status, lines: same.stderr.trim().split('\n').length }).toEqual({ k, status: 125, lines: 1 });
+    expect(holdings(id)).toEqual(before);
+    B(['rm', '-f', 'hb9r-c1']);
+  }
+  ok(B(['network', 'rm', 'hb9ra']));
+  expect(holdings(id)).toEqual(before);
+
   // A's own gc still collects: nothing of A's is an orphan, and B left nothing.
   ok(A(['rm', '-f', 'hb9r-c1']));
   ok(A(['network', 'rm', 'hb9ra']));

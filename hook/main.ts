@@ -30,6 +30,9 @@ export interface HookOptions {
   processHandlers?: boolean;
   /** Annotations of a bundle's config.json (tests). */
   readBundleAnnotations?: (bundle: string) => Record<string, string>;
+  /** A process that runs this stage and exits (the hook's, and the build's code-cache warm-up of
+   * a stage, which must run what the hook runs): the resolver is asked without loading node:net. */
+  shortProcess?: boolean;
 }
 
 /**
@@ -37,9 +40,7 @@ export interface HookOptions {
  * call it: `args` as typed after `tsrun`, i.e. ["hook", stage].
  */
 export async function door(args: string[], entryMs?: number): Promise<number> {
-  // A short process with nothing else to do: the resolver is asked without loading node:net.
-  (await import('../runtime/dns/client.js')).askResolverBlocking();
-  const code = await hookMain(args[1] ?? '', { entryMs, processHandlers: true });
+  const code = await hookMain(args[1] ?? '', { entryMs, processHandlers: true, shortProcess: true });
   // Exit now rather than when the event loop runs dry: everything is done, the log is written
   // synchronously, and stdio to pipes and files is synchronous on Linux, so nothing is lost. A
   // natural exit first tears V8's heap down and runs the native addons' exit handlers: ~4 ms of
@@ -52,6 +53,8 @@ export async function door(args: string[], entryMs?: number): Promise<number> {
 
 /** Runs one hook invocation and returns the exit code; never throws. */
 export async function hookMain(stageArg: string, opts: HookOptions = {}): Promise<number> {
+  // A short process with nothing else to do: the resolver is asked without loading node:net.
+  if (opts.shortProcess) (await import('../runtime/dns/client.js')).askResolverBlocking();
   const timing = new HookTiming(opts.entryMs);
   const writeErr = opts.writeErr ?? writeStderr;
   const fail = (err: unknown) => writeErr(`tsrun: hook ${printable(stageArg)}: ${userFacingMessage(err)}\n`);

@@ -235,7 +235,8 @@ async function stageWarm(file, stage, stateFile, out) {
   const fd = fs.openSync(stateFile, 'r');
   let why = '';
   try {
-    const code = await exports.hookMain(stage, { stdinFd: fd, env: process.env, writeErr: (line) => void (why = line) });
+    // As the hook's door runs it (a short process: the resolver asked synchronously).
+    const code = await exports.hookMain(stage, { stdinFd: fd, env: process.env, writeErr: (line) => void (why = line), shortProcess: true });
     if (code !== 0) throw new Error(`warm-up ${stage} exited ${code}: ${why.trim()}`);
   } finally {
     fs.closeSync(fd);

@@ -196,7 +196,7 @@ export async function prepareContainer(o: RunOptions, settings: Settings, log: L
       resolvConf,
       init: o.init ? findInit() : undefined,
       user,
-    });
+    }, { inPlace: true }); // bundle.spec is this run's own, read just now, and used for nothing else
     if (gate !== undefined) spec.hooks = withGateHook<NonNullable<Spec['hooks']>[string][number]>(spec.hooks, { ...gate.hook });
     const runBundle = path.join(dir, 'bundle');
     // config.json carries the -e values: 0600 in a 0700 directory. Both are new in the state

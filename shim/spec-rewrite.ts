@@ -41,8 +41,11 @@ export interface SpecOverrides {
  * is created in the user's root filesystem. */
 export const INIT_PATH = '/dev/init';
 
-export function rewriteSpec(spec: Spec, o: SpecOverrides): Spec {
-  const out: Spec = structuredClone(spec);
+/** The spec runc gets: `spec` with `o` applied, as a copy; `inPlace`: `spec` itself, changed, for a
+ * caller whose spec is its own and used for nothing else (the run's, just read from config.json:
+ * structuredClone of a 2 KB spec is ~0.1 ms of a cold process before runc's spawn). */
+export function rewriteSpec(spec: Spec, o: SpecOverrides, opts: { inPlace?: boolean } = {}): Spec {
+  const out: Spec = opts.inPlace === true ? spec : structuredClone(spec);
   // The spec moves to another directory, so a relative root must be anchored to the bundle.
   out.root = { ...out.root, path: o.rootfs };
 

@@ -51,6 +51,14 @@ describe('rewriteSpec', () => {
     expect(base).toEqual(copy);
   });
 
+  it('inPlace: the same rewrite, made on the spec itself', () => {
+    const mine = structuredClone(base);
+    const o = { ...overrides, args: ['true'], env: ['A=1'], resources: { memoryBytes: 1 } };
+    const out = rewriteSpec(mine, o, { inPlace: true });
+    expect(out).toBe(mine);
+    expect(out).toEqual(rewriteSpec(base, o));
+  });
+
   it('none: a fresh network namespace; host: none at all; path: the pinned one', () => {
     const kinds = (o: Spec) => o.linux!.namespaces!.filter((n) => n.type === 'network');
     expect(kinds(rewriteSpec(base, overrides))).toEqual([{ type: 'network' }]);

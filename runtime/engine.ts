@@ -298,6 +298,15 @@ export class Engine {
         const net = nets.get(r.network);
         if (net !== undefined && r.hostNetns === here) await firewall.attach(net, firewallEndpointOf(r));
       }
+      // ensureBase replaces a changed inet table (and the nd table), not a changed port guard: a
+      // guard rule deleted by hand (its IPv6 source check) stayed deleted, every check failing
+      // and "repairing" (the agent twice a second). The rules come first: rebuilt whole from this
+      // root's Store, as without another root (the other root's elements go until its reload).
+      if (!(await firewall.intact())) {
+        this.deps.log.warn({ roots: others }, 'firewall tables still differ from this version after adding this root\'s elements: rebuilt from this root\'s store (the other root\'s elements come back with its `network reload`)');
+        await firewall.restore(state);
+        return { networks: state.networks.length, endpoints: state.endpoints.length };
+      }
       this.deps.log.warn({ roots: others, networks: state.networks.length, endpoints: state.endpoints.length }, 'another tsrun root uses this network namespace: its firewall elements kept, this root\'s added');
       return { networks: state.networks.length, endpoints: state.endpoints.length };
     }

@@ -42,7 +42,7 @@ import {
 import { applyBatch, applyText, chooseBackend, isNftError, listTsrunTable, type NftOptions } from './nft.js';
 import { baseListing } from './base-listing.js';
 import { dumpSync, nfnlAvailable, ownGenerationSync } from './nfnl.js';
-import { intactRecordAt, previousGeneration, type IntactRecord } from './intact-record.js';
+import { intactRecordAt, nextGeneration, previousGeneration, type IntactRecord } from './intact-record.js';
 import { THREAD_NETNS, netnsId } from '../netns/netns.js';
 import { NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, kernelTablesMismatch } from './kernel-inventory.js';
 import { NoneFirewall } from './none.js';
@@ -533,14 +533,23 @@ export class NftFirewall implements FirewallBackend {
     // process's own namespace, and for a batch that is a commit of its own: one that deletes an
     // element (a delete of one not there fails the batch) or that adds new ones.
     const tracked = this.record !== undefined && elementsOnly(batch) && (commits || batch.nftables.some((c) => 'delete' in c));
+    // An add-only batch is not certainly a commit: elements that are there already make it change
+    // nothing (a repair re-adding every endpoint of its Store, an attach whose elements a killed
+    // one left), and the generation does not move. Read after it alone, a foreign commit since the
+    // last known-intact generation (a guard rule deleted by hand) then looked like this batch's
+    // one step, was recorded intact, and no later check dumped the tables: the rule stayed deleted.
+    // So its generation is read before too, and it must be known intact and one step back.
+    const deletes = batch.nftables.some((c) => 'delete' in c);
+    const before = tracked && !deletes ? generationIfAny() : undefined;
     await applyBatch(batch, { ...this.opts, step });
     if (!tracked) return;
-    // One read, after: the batch committed (it changes something), so it moved the generation at
-    // least one step; the generation just before the new one known intact means it was the only
-    // commit since then (one commit, one step). Reading the generation before the batch too cost
-    // every attach one more exchange inside its wiring, and told nothing more.
+    // A batch that deletes did commit (it moved the generation at least one step): the generation
+    // just before the new one known intact means it was the only commit since then.
     const after = generationIfAny();
-    if (after !== undefined && this.knownIntactId(previousGeneration(generationId(after)))) this.markIntact(after);
+    if (after === undefined) return;
+    const id = generationId(after);
+    const own = deletes ? this.knownIntactId(previousGeneration(id)) : before !== undefined && this.knownIntact(before) && id === nextGeneration(generationId(before));
+    if (own) this.markIntact(after);
   }
 }
 

@@ -71,6 +71,19 @@ it("root B's network create, gc and default network leave root A's bridge, veth 
   expect(holdings(id)).toEqual(before);
   ok(B(['network', 'reload']));
   expect(holdings(id)).toEqual(before);
+  // A port guard rule deleted by hand (its IPv6 source check): the repair with another root present
+  // added elements to the table as it was and left the rule deleted (fail open, every check failing
+  // again). The rules come back (rebuilt from the repairing root's Store); A's reload restores A's.
+  for (const repair of [() => ok(B(['gc'])), () => ok(B(['network', 'reload'])), () => ok(A(['gc']))]) {
+    const guard = () => host.ns.exec('nft', ['-a', 'list', 'chain', 'bridge', 'tsrun', 'guard']).stdout;
+    const handle = /IPv6 source spoofing.*# handle (\d+)/.exec(guard())![1]!;
+    host.ns.exec('nft', ['delete', 'rule', 'bridge', 'tsrun', 'guard', 'handle', handle]);
+    expect(guard()).not.toContain('IPv6 source spoofing');
+    repair();
+    expect(guard()).toContain('IPv6 source spoofing');
+    ok(A(['network', 'reload']));
+    expect(holdings(id)).toEqual(before);
+  }
 
   // Both default networks derive tsrun0: A makes it, B is refused in one line naming A's root.
   ok(A(['run', '--rm', BUSYBOX_BUNDLE, '--', 'true']));

@@ -179,7 +179,7 @@ export async function attachVeth(ctx: AttachContext, tx: Transaction, opts: Veth
     // container of the same name on a network of the same name in another tsrun root (the name
     // is derived from both). Refused before the guard's elements, whose undo took that port's
     // name out of guard_ports: the guard then dropped every frame of the other container.
-    const taken = await host.getLink(hostIfname);
+    const taken = (await host.linkAbsent(hostIfname)) ? undefined : await host.getLink(hostIfname);
     if (taken?.kind === 'veth' && taken.master !== undefined) {
       throw new ConflictError(`interface ${hostIfname} of container ${ctx.containerId} on network ${net.name} is in use on another bridge port (a container of that name on a network of that name in another tsrun root?)`);
     }

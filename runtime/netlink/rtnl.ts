@@ -20,6 +20,7 @@ import type {
 
 const ENOENT = 2;
 const EEXIST = 17;
+const ENODEV = 19;
 const EOPNOTSUPP = 95;
 
 const linkName = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link "${ref}"`);
@@ -59,6 +60,15 @@ export class Rtnl {
       if (err instanceof NotFoundError) return undefined;
       throw err;
     }
+  }
+
+  /** True when there is no link by that name or index, from the kernel's errno (no error built):
+   * what an attach asks of the name it is about to give its veth (linux-bridge.ts attachVeth). */
+  async linkAbsent(ref: LinkRef): Promise<boolean> {
+    const errno = await this.requestErrno(rq.getLink(ref));
+    if (errno === ENODEV) return true;
+    if (errno !== 0) throw this.wrap(new NetlinkRefusal(errno), `get ${linkName(ref)}`, []);
+    return false;
   }
 
   async listLinks(): Promise<Link[]> {

@@ -10,6 +10,7 @@ import type { Rtnl } from '../netlink/rtnl.js';
 import type { Link } from '../netlink/types.js';
 import { allEndpoints, type EndpointRecord, type HostLink } from '../records.js';
 import { contains } from '../../config/address.js';
+import { DEFAULT_NETWORK } from '../../config/net-mode.js';
 import { getSysctlSync, setSysctlSync } from '../netlink/sysctl.js';
 import { openNetnsFd, withNetnsSync } from '../netns/netns.js';
 import { hasCode } from '../netns/errno.js';
@@ -75,7 +76,9 @@ export function foreign(owner: BridgeOwner): boolean {
 
 /** The bridge belongs to another tsrun root: one line naming it. */
 export function foreignBridgeError(ifname: string, owner: BridgeOwner, network: string): ConflictError {
-  return new ConflictError(`bridge ${ifname} belongs to network ${owner.network} of another tsrun root (${owner.root}): give network ${network} another bridge (--bridge), or use that root (TSRUN_ROOT)`);
+  // The default network is made on first use, with no options: --bridge is no advice for it.
+  const instead = network === DEFAULT_NETWORK ? `run on a network of this root's own (tsrun network create --bridge NAME …)` : `give network ${network} another bridge (--bridge)`;
+  return new ConflictError(`bridge ${ifname} belongs to network ${owner.network} of another tsrun root (${owner.root}): ${instead}, or use that root (TSRUN_ROOT)`);
 }
 
 /** The network of a bridge this root made for a network that no longer exists (removed on

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { bridgeAlias, bridgeOwner, setBridgeRoot, staleBridgeNetwork } from '../../../runtime/drivers/linux-bridge.js';
+import { bridgeAlias, bridgeOwner, foreignBridgeError, setBridgeRoot, staleBridgeNetwork } from '../../../runtime/drivers/linux-bridge.js';
 
 const bridge = (alias: string | undefined) => ({ index: 7, name: 'ts-x', kind: 'bridge', mtu: 1500, mac: '', up: true, ...(alias !== undefined ? { alias } : {}) });
 
@@ -30,5 +30,12 @@ describe('bridges named by their tsrun root', () => {
     setBridgeRoot(long);
     expect(bridgeAlias('web')).toMatch(/^tsrun-net:web@sha256:[0-9a-f]{32}$/);
     expect(bridgeOwner(bridge(bridgeAlias('web')))?.own).toBe(true);
+  });
+
+  it("advises --bridge only for a network that can take one: the default network is made without options", () => {
+    const owner = { network: 'tsrun', root: '/tmp/a/lib', own: false };
+    expect(foreignBridgeError('tsrun0', owner, 'tsrun').message).not.toContain('--bridge)');
+    expect(foreignBridgeError('tsrun0', owner, 'tsrun').message).toContain('tsrun network create --bridge NAME');
+    expect(foreignBridgeError('ts-web', { ...owner, network: 'web' }, 'web').message).toContain('give network web another bridge (--bridge)');
   });
 });

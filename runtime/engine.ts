@@ -25,7 +25,7 @@ import { findNetnsPath, safeId } from './netns/find.js';
 import { attachInFlight, type FirewallBackend, type FirewallEndpoint, type FirewallNetwork, type FirewallState } from './firewall/backend.js';
 import { ensureHostSysctls } from './drivers/bridge.js';
 import { driverFor } from './drivers/registry.js';
-import { bridgeOwner, foreign, hostVethName, setBridgeRoot, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
+import { bridgeOwner, foreign, hostVethName, maybeOthers, setBridgeRoot, staleBridgeNetwork, vethVerdict } from './drivers/linux-bridge.js';
 import type { DetachOptions, NetworkDriver } from './drivers/driver.js';
 import { allEndpoints, deleteEndpoint, endpointsOf, holderOf, saveEndpoint, type EndpointAddress, type EndpointRecord } from './records.js';
 import { isoNow, processStartTime } from './containers.js';
@@ -321,9 +321,10 @@ export class Engine {
     const host = Rtnl.open();
     try {
       const roots = new Set<string>();
+      const mine = new Set(await this.networks.names());
       for (const link of await host.listLinks()) {
         const owner = bridgeOwner(link);
-        if (owner && foreign(owner)) roots.add(owner.root!);
+        if (owner && maybeOthers(owner, mine)) roots.add(owner.root ?? `(a bridge made before roots were told apart: network ${owner.network})`);
       }
       return [...roots];
     } finally {

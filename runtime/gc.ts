@@ -17,7 +17,7 @@ import { endpointAlive } from './liveness.js';
 import { deletePinnedNetns } from './netns/netns.js';
 import { safeId } from './netns/find.js';
 import { Rtnl } from './netlink/rtnl.js';
-import { bridgeOwner, foreign, isDyingVeth, staleBridgeNetwork } from './drivers/linux-bridge.js';
+import { bridgeOwner, isDyingVeth, maybeOthers, staleBridgeNetwork } from './drivers/linux-bridge.js';
 import { settleRestartAsides } from './restart-aside.js';
 import { removeCgroup } from './cgroups/cleanup.js';
 import { cgroupsPathFor } from './cgroups/resources.js';
@@ -183,7 +183,7 @@ async function collectHeld(settings: Settings, deps: GcDeps): Promise<GcReport> 
     const links = await host.listLinks();
     for (const link of links) {
       const owner = bridgeOwner(link);
-      if (owner && foreign(owner)) foreignRoots.set(link.index, owner.root!);
+      if (owner && maybeOthers(owner, networks)) foreignRoots.set(link.index, owner.root ?? `(a bridge made before roots were told apart: network ${owner.network})`);
     }
     for (const link of links) {
       if (link.master !== undefined && foreignRoots.has(link.master)) continue;

@@ -74,6 +74,17 @@ export function foreign(owner: BridgeOwner): boolean {
   return !owner.own && owner.root !== undefined;
 }
 
+/**
+ * For gc and the firewall repair: possibly another root's. A bridge made before roots were told
+ * apart (every bridge of a host upgraded in place, until its root's next attach tags it) for a
+ * network this root does not have may be another root's: its ports' veths and its containers'
+ * firewall elements are not this root's to call orphans (its gc removed a running container's
+ * veth of the other root, and its repair dropped that container's elements).
+ */
+export function maybeOthers(owner: BridgeOwner, networks: ReadonlySet<string>): boolean {
+  return foreign(owner) || (owner.root === undefined && !networks.has(owner.network));
+}
+
 /** The bridge belongs to another tsrun root: one line naming it. */
 export function foreignBridgeError(ifname: string, owner: BridgeOwner, network: string): ConflictError {
   // The default network is made on first use, with no options: --bridge is no advice for it.
@@ -126,6 +137,11 @@ export async function ensureBridge(net: NetworkDef, host: Rtnl, tx: Transaction,
   const owner = bridgeOwner(bridge);
   if (owner && foreign(owner)) throw foreignBridgeError(net.bridge, owner, net.name);
   const index = bridge.index;
+  // Made before roots were told apart, for this network: tagged as this root's now, so that
+  // another root's gc and repair leave it, its ports and their firewall elements alone.
+  if (owner && owner.root === undefined && owner.network === net.name) {
+    await host.setAlias(index, bridgeAlias(net.name)).catch((err: Error) => log.warn({ bridge: net.bridge, err: err.message }, 'could not tag a bridge made before roots were told apart'));
+  }
   // Added outright, "exists" taken as done: one request per address, where listing the bridge's
   // addresses dumped every address of the namespace (the kernel filters an address dump by link
   // only on strict-checking sockets), including each container veth's IPv6 link-local one, so

@@ -143,7 +143,7 @@ export class Rtnl {
     await this.send(rq.rename(index, newName), `rename ${linkName(index)} to "${newName}"`);
   }
 
-  private async setAlias(ref: LinkRef, alias: string): Promise<void> {
+  async setAlias(ref: LinkRef, alias: string): Promise<void> {
     await this.send(rq.setAlias(ref, alias), `set alias of ${linkName(ref)}`);
   }
 

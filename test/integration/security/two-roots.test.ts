@@ -126,3 +126,32 @@ it("root B's network create, gc and default network leave root A's bridge, veth 
   expect(host.ns.linkNames().filter((l) => l.startsWith('ts') && l !== 'tsrun0')).toEqual([]);
   expect(host.leaks([id])).toEqual([]);
 }, 120_000);
+
+// Every bridge of a host upgraded in place was made before roots were told apart (its alias names
+// the network only) until its root's next attach tags it: root B's gc removed root A's running
+// container's veth on such a bridge, and B's repair rebuilt the firewall from B's Store alone,
+// dropping A's container's elements. Such a bridge of a network B does not know counts as another
+// root's; and A's next attach on it tags it as A's.
+it("a bridge made before roots were told apart: root B's gc and repair leave root A's container on it alone; A's next attach tags it", () => {
+  ok(A(['network', 'create', 'hb9rc']));
+  const id = ok(A(['run', '-d', '--name', 'hb9r-c2', '--net', 'hb9rc', '-p', '18081:80', BUSYBOX_BUNDLE, '--', 'sleep', '600']));
+  ok(B(['network', 'create', 'hb9rd']));
+  host.ns.exec('ip', ['link', 'set', 'ts-hb9rc', 'alias', 'tsrun-net:hb9rc']); // as an older tsrun made it
+  const veths = () => host.ns.linkNames().filter((l) => /^tsv[0-9a-f]{8}$/.test(l)).length;
+  const elements = () => host.ns.exec('nft', ['list', 'ruleset']).stdout.split(`ctr:${id.slice(0, 12)}`).length - 1;
+  const before = { veths: veths(), elements: elements() };
+  expect(before.veths).toBe(1);
+  expect(before.elements).toBeGreaterThan(0);
+  const report = JSON.parse(ok(B(['gc']))) as { links: string[] };
+  expect(report.links).toEqual([]); // before: A's veth
+  ok(B(['network', 'reload']));
+  expect({ veths: veths(), elements: elements() }).toEqual(before); // before: 0 veths, 0 elements
+  expect(A(['exec', 'hb9r-c2', 'cat', '/sys/class/net/eth0/operstate']).stdout.trim()).toBe('up');
+  // A's next attach on it tags it as A's
+  ok(A(['run', '--rm', '--net', 'hb9rc', BUSYBOX_BUNDLE, '--', 'true']));
+  expect(host.ns.exec('ip', ['-d', 'link', 'show', 'ts-hb9rc']).stdout).toContain(`alias tsrun-net:hb9rc@${host.root}/lib`);
+  ok(A(['rm', '-f', 'hb9r-c2']));
+  ok(A(['network', 'rm', 'hb9rc']));
+  ok(B(['network', 'rm', 'hb9rd']));
+  expect(host.leaks([id])).toEqual([]);
+}, 120_000);

@@ -44,7 +44,8 @@ function processHandle(): ProcessCtor | null {
   const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
   // Node wraps process.binding (a function named `deprecated`) to warn under pending deprecation:
   // the flag, and NODE_PENDING_DEPRECATION=1, which the flags do not show.
-  if (flags.includes('pending-deprecation') || (process as unknown as { binding: { name: string } }).binding.name !== 'binding' || process.env.TSRUN_SPAWN === 'child_process') return ctor;
+  const own = (process as unknown as { binding?: unknown }).binding;
+  if (flags.includes('pending-deprecation') || typeof own !== 'function' || own.name !== 'binding' || process.env.TSRUN_SPAWN === 'child_process') return ctor;
   try {
     const binding = (process as unknown as { binding(name: string): { Process?: unknown } }).binding('process_wrap');
     const P = binding.Process as ProcessCtor | undefined;

@@ -3,35 +3,21 @@
 // container created with -i, docker's detach keys (the container runs on, its stdin still open
 // for the next attach), --no-stdin, the container's exit code, SIGTERM passed to it, a terminal
 // container through a pty (script(1)): raw mode, its size, ctrl-p ctrl-q; and the refusals.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { withConmonWorld } from '../harness/conmon-world.js';
 import { BridgeWorld } from '../harness/bridge-world.js';
 import { TSRUN_BIN, uniqueId, waitFor } from '../harness/sandbox.js';
 
-const hasConmon = spawnSync('conmon', ['--version']).status === 0;
 const hasScript = spawnSync('script', ['--version']).status === 0;
-const describeIf = hasConmon ? describe : describe.skip;
-if (!hasConmon) console.warn('attach tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
 
 let w: BridgeWorld;
 
-beforeAll(async () => {
-  if (!hasConmon) return;
-  w = await BridgeWorld.create('u9att', { outside: false });
-});
-
-afterAll(async () => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  await w.destroy();
-});
-
-afterEach(() => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  expect(w.leaks()).toEqual([]);
-  expect(w.host.monitors()).toEqual([]);
-});
+const describeIf = withConmonWorld(
+  'attach',
+  () => BridgeWorld.create('u9att', { outside: false }),
+  (world) => (w = world),
+);
 
 function runD(flags: string[], script: string): string {
   const id = uniqueId('at');

@@ -4,38 +4,22 @@
 // the plain run door's refusal of a --name in use. What runc sees afterwards (runc state, runc
 // list, its root, the cgroup directories in every hierarchy) must be what its own start and delete
 // leave; a race must end in one line and a non-zero exit, or success, never a hang or a leftover.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withConmonWorld } from '../harness/conmon-world.js';
 import { BridgeWorld } from '../harness/bridge-world.js';
 import { cgroupDirsOf, makeBundle, removeBundle, signalWhileStopped, TSRUN_BIN, uniqueId, waitFor } from '../harness/sandbox.js';
 
-const hasConmon = spawnSync('conmon', ['--version']).status === 0;
-const describeIf = hasConmon ? describe : describe.skip;
-if (!hasConmon) console.warn('detached-races tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
-
 let w: BridgeWorld;
 
-beforeAll(async () => {
-  if (!hasConmon) return;
-  w = await BridgeWorld.create('races', { outside: false });
-});
-
-afterAll(async () => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  await w.destroy();
-});
-
-afterEach(() => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  expect(w.leaks()).toEqual([]);
-  // No conmon outlives its container here either (a race's loser included), as in detached.test.ts.
-  expect(w.host.monitors()).toEqual([]);
-});
+const describeIf = withConmonWorld(
+  'detached-races',
+  () => BridgeWorld.create('races', { outside: false }),
+  (world) => (w = world),
+);
 
 function tsrun(args: string[]) {
   return w.host.tsrun(args, { timeoutMs: 30_000 });

@@ -1,38 +1,22 @@
 // Detached containers end to end: `tsrun run -d` under real conmon and runc in a sandbox host,
 // then ps, logs, exec, stop, kill, wait, inspect, restart and rm, and the exit command cleaning up
 // a container that ended on its own. The "outside" namespace reaches published ports.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withConmonWorld } from '../harness/conmon-world.js';
 import { BridgeWorld, HOST_UPLINK_IP } from '../harness/bridge-world.js';
 import { BUSYBOX_ROOTFS, hasTerminal, makeBundle, removeBundle, uniqueId, waitFor } from '../harness/sandbox.js';
 
-const hasConmon = spawnSync('conmon', ['--version']).status === 0;
-const describeIf = hasConmon ? describe : describe.skip;
-if (!hasConmon) console.warn('detached tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
-
 let w: BridgeWorld;
 
-beforeAll(async () => {
-  if (!hasConmon) return;
-  w = await BridgeWorld.create('detach');
-});
-
-afterAll(async () => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  await w.destroy();
-});
-
-afterEach(() => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  expect(w.leaks()).toEqual([]);
-  expect(w.host.monitors()).toEqual([]);
-});
+const describeIf = withConmonWorld(
+  'detached',
+  () => BridgeWorld.create('detach'),
+  (world) => (w = world),
+);
 
 function tsrun(args: string[]) {
   return w.host.tsrun(args);

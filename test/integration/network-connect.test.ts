@@ -4,16 +4,12 @@
 // network, keeps the networks isolated from each other, survives a restart, and goes with rm, stop
 // or the container's end; bad input is one line and leaves nothing; a signal or a SIGKILL during a
 // connect leaves nothing that the next connect or the container's teardown does not take.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { withConmonWorld } from '../harness/conmon-world.js';
 import { BridgeWorld } from '../harness/bridge-world.js';
 import { uniqueId, waitFor } from '../harness/sandbox.js';
-
-const hasConmon = spawnSync('conmon', ['--version']).status === 0;
-const describeIf = hasConmon ? describe : describe.skip;
-if (!hasConmon) console.warn('network connect tests skipped: conmon is not installed (scripts/setup-host.sh installs it)');
 
 const A = 'u9cna';
 const B = 'u9cnb';
@@ -21,26 +17,17 @@ const GW_B = '10.193.2.1';
 
 let w: BridgeWorld;
 
-beforeAll(async () => {
-  if (!hasConmon) return;
-  w = await BridgeWorld.create('u9conn', { outside: false });
-  w.tsrunOk(['network', 'create', A, '--subnet', '10.193.1.0/24']);
-  w.tsrunOk(['network', 'create', B, '--subnet', '10.193.2.0/24', '--ipv6-subnet', 'fd00:193:2::/64']);
-});
-
-afterAll(async () => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  w.host.tsrun(['network', 'rm', A, B]);
-  await w.destroy();
-});
-
-afterEach(() => {
-  if (!hasConmon) return;
-  w.host.removeAllContainers();
-  expect(w.leaks()).toEqual([]);
-  expect(w.host.monitors()).toEqual([]);
-});
+const describeIf = withConmonWorld(
+  'network connect',
+  async () => {
+    const world = await BridgeWorld.create('u9conn', { outside: false });
+    world.tsrunOk(['network', 'create', A, '--subnet', '10.193.1.0/24']);
+    world.tsrunOk(['network', 'create', B, '--subnet', '10.193.2.0/24', '--ipv6-subnet', 'fd00:193:2::/64']);
+    return world;
+  },
+  (world) => (w = world),
+  (world) => world.host.tsrun(['network', 'rm', A, B]),
+);
 
 function tsrun(args: string[], env?: NodeJS.ProcessEnv) {
   return w.host.tsrun(args, env ? { env } : {});

@@ -9,7 +9,7 @@
 // make it do so is caught).
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { BridgeWorld, type RunningContainer } from '../../harness/bridge-world.js';
-import { macOf, sendUdp6, udpSink } from './frames.js';
+import { linkLocalOf, macOf, nsRunner, sendUdp6, udpSink } from './frames.js';
 import type { Netns } from '../../harness/sandbox.js';
 
 let w: BridgeWorld;
@@ -31,27 +31,8 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rec = (id: string) => w.endpoint(id, NET) as ReturnType<BridgeWorld['endpoint']> & { mac: string; ipv6: { address: string } };
 
-function inNs(netnsPath: string): Netns {
-  const host = w.host.ns;
-  return {
-    exec: (cmd: string, args: string[]) => host.exec('nsenter', [`--net=${netnsPath}`, '--', cmd, ...args]),
-    sh: (command: string) => {
-      const r = host.exec('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', command]);
-      if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
-      return r.stdout;
-    },
-  } as unknown as Netns;
-}
-
-async function linkLocal(netnsPath: string, dev: string): Promise<string> {
-  for (let i = 0; ; i++) {
-    const out = JSON.parse(w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
-    const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
-    if (a && !a.tentative) return a.local;
-    if (i === 100) throw new Error(`${dev}: no link-local address after 5 s`);
-    await sleep(50);
-  }
-}
+const inNs = (netnsPath: string): Netns => nsRunner(w.host.ns, netnsPath);
+const linkLocal = (netnsPath: string, dev: string): Promise<string> => linkLocalOf(w.host.ns, netnsPath, dev);
 
 /** A DNS query (A, IN) for `name`, as hex. */
 function dnsQuery(name: string): string {

@@ -142,3 +142,28 @@ export function udpSink(host: Netns, netnsPath: string, port: number, family: 4 
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   return { received: () => out.replace(/^bound\n/, ''), ready, stop: () => void child.kill() };
 }
+
+/** A runner inside the namespace at `netnsPath`, entered from `host` with nsenter: what the
+ * senders above take, for a container's namespace. */
+export function nsRunner(host: Netns, netnsPath: string): Netns {
+  return {
+    exec: (cmd: string, args: string[]) => host.exec('nsenter', [`--net=${netnsPath}`, '--', cmd, ...args]),
+    sh: (command: string) => {
+      const r = host.exec('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', command]);
+      if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
+      return r.stdout;
+    },
+  } as unknown as Netns;
+}
+
+/** A namespace's link-local address on `dev` once its duplicate address detection is over (the
+ * kernel neither answers for nor learns about a tentative one, nor sends from it). */
+export async function linkLocalOf(host: Netns, netnsPath: string, dev: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    const out = JSON.parse(host.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
+    const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
+    if (a && !a.tentative) return a.local;
+    if (i === 100) throw new Error(`${dev}: no link-local address after 5 s: ${JSON.stringify(out)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -3,7 +3,7 @@
 // sent from inside the attacker's network namespace.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { BridgeWorld, type RunningContainer } from '../../harness/bridge-world.js';
-import { macOf, sendGratuitousArp, sendNeighbourDiscovery, sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
+import { linkLocalOf, macOf, nsRunner, sendGratuitousArp, sendNeighbourDiscovery, sendRouterAdvert, sendUdp4, sendUdp6, udpSink } from './frames.js';
 import type { Netns } from '../../harness/sandbox.js';
 
 let w: BridgeWorld;
@@ -28,31 +28,9 @@ afterEach(() => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rec = (id: string) => w.endpoint(id, NET) as ReturnType<BridgeWorld['endpoint']> & { mac: string; ipv6: { address: string } };
 
-/** The attacker's namespace, as a Netns-like runner for the frame helpers. */
-function inAttacker(): Netns {
-  const path = rec(attacker.id).netnsPath;
-  const host = w.host.ns;
-  return {
-    exec: (cmd: string, args: string[]) => host.exec('nsenter', [`--net=${path}`, '--', cmd, ...args]),
-    sh: (command: string) => {
-      const r = host.exec('nsenter', [`--net=${path}`, '--', 'sh', '-c', command]);
-      if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
-      return r.stdout;
-    },
-  } as unknown as Netns;
-}
-
-/** A namespace's link-local address on `dev` once its duplicate address detection is over (the
- * kernel neither answers for nor learns about a tentative one, nor sends from it). */
-async function linkLocal(netnsPath: string, dev: string): Promise<string> {
-  for (let i = 0; ; i++) {
-    const out = JSON.parse(w.host.ns.exec('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-j', '-6', 'addr', 'show', 'dev', dev]).stdout || '[]') as { addr_info?: { local: string; scope: string; tentative?: boolean }[] }[];
-    const a = out.flatMap((l) => l.addr_info ?? []).find((x) => x.scope === 'link');
-    if (a && !a.tentative) return a.local;
-    if (i === 100) throw new Error(`${dev}: no link-local address after 5 s: ${JSON.stringify(out)}`);
-    await sleep(50);
-  }
-}
+/** The attacker's namespace, as a runner for the frame helpers. */
+const inAttacker = (): Netns => nsRunner(w.host.ns, rec(attacker.id).netnsPath);
+const linkLocal = (netnsPath: string, dev: string): Promise<string> => linkLocalOf(w.host.ns, netnsPath, dev);
 
 describe('anti-spoofing', () => {
   it('a container cannot send with its neighbour\'s IPv4 or IPv6 address, nor with another MAC', async () => {

@@ -104,11 +104,11 @@ class WithKeyedWriters implements ReadWriteLock {
   }
 }
 
-/** Runs `fn` with an engine and closes its store afterwards, whatever happens. */
-export async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine) => Promise<T>): Promise<T> {
+/** Runs `fn` with an engine (and the Store under it) and closes the store afterwards, whatever happens. */
+export async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine, store: Store) => Promise<T>): Promise<T> {
   const handle = await openEngine(settings, log);
   try {
-    return await fn(handle.engine);
+    return await fn(handle.engine, handle.store);
   } finally {
     await handle.close();
   }

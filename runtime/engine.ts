@@ -343,19 +343,21 @@ export class Engine {
    * an attach killed before its record holds goes too (releaseUnrecorded); 'if-none' only when the
    * container has no record (a teardown's usual path, with records, pays nothing for it).
    */
-  async detach(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none' } = {}): Promise<number> {
+  /** `network`: only the container's endpoint on that network (`network disconnect`, a connect's
+   * undo); its other networks stay wired. */
+  async detach(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none'; network?: string } = {}): Promise<number> {
     return this.withHostLock('shared', () => this.detachHeld(containerId, opts));
   }
 
-  private async detachHeld(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none' }): Promise<number> {
+  private async detachHeld(containerId: string, opts: DetachOptions & { unrecorded?: boolean | 'if-none'; network?: string }): Promise<number> {
     const log = this.deps.log.child({ containerId });
-    const records = await endpointsOf(this.deps.store, containerId);
+    const records = (await endpointsOf(this.deps.store, containerId)).filter((r) => opts.network === undefined || r.network === opts.network);
     // Only where the endpoints were built: a poststop run from another namespace builds nothing there.
     const here = netnsId(THREAD_NETNS);
     if (records.some((r) => r.hostNetns === here)) await this.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
     for (const rec of records) await this.detachEndpoint(rec, log, opts);
     if (records.length > 0) log.info({ endpoints: records.length }, 'detached');
-    if (opts.unrecorded === true || (opts.unrecorded === 'if-none' && records.length === 0)) await this.releaseUnrecordedHeld(containerId, log);
+    if (opts.unrecorded === true || (opts.unrecorded === 'if-none' && records.length === 0)) await this.releaseUnrecordedHeld(containerId, log, opts.network);
     if (records.some((r) => r.resolver)) await this.syncDns(false, log, [containerId]);
     return records.length;
   }

@@ -24,6 +24,7 @@ import { Rtnl } from '../runtime/netlink/rtnl.js';
 import { faultPause, Transaction } from '../runtime/tx.js';
 import { configuredNetworks, modeRefusal, nextIfname, withConnection, withoutNetwork } from './connect-plan.js';
 import { pathsOf, readLifecycle, writeLifecycle } from './lifecycle/record.js';
+import { pinPath } from './network-wiring.js';
 import { resolveId } from './lifecycle/resolve.js';
 import { currentView, isLive } from './lifecycle/signals.js';
 import { RESOLV_CONF_NAME, readHostResolvConf } from './resolv-conf.js';
@@ -44,10 +45,6 @@ export function checkConnectRequest(r: ConnectRequest): ConnectRequest {
   if (r.ip !== undefined) parseAddressOf(4, r.ip, `invalid --ip ${JSON.stringify(r.ip)}`);
   if (r.ip6 !== undefined) parseAddressOf(6, r.ip6, `invalid --ip6 ${JSON.stringify(r.ip6)}`);
   return { ...r, aliases: [...new Set(r.aliases.map((a) => checkDnsName(a, '--alias')))] };
-}
-
-function pinPath(runDir: string, id: string): string {
-  return path.join(runDir, 'netns', id);
 }
 
 /** The network mode of a live container: its record's options (detached), else what its
@@ -108,15 +105,6 @@ async function linksIn(netnsPath: string): Promise<string[]> {
   } finally {
     rt.close();
   }
-}
-
-/** One endpoint detached under the host lock, as the engine's detach does for all of them. */
-async function detachOne(engine: Engine, rec: EndpointRecord, log: Logger): Promise<void> {
-  await engine.withHostLock('shared', async () => {
-    await engine.repairFirewall().catch((err: Error) => log.warn({ err: err.message }, 'firewall self-check failed'));
-    await engine.detachEndpoint(rec, log);
-  });
-  if (rec.resolver) await engine.syncDns(false, log, [rec.containerId]);
 }
 
 /** The container's endpoints in interface order (eth0 first): the first network decides its
@@ -219,7 +207,7 @@ export async function connectContainer(settings: Settings, log: Logger, req: Con
           const rec = await tx.step(
             `connect to network ${net.name}`,
             () => engine.attach({ containerId: id, netnsPath: pin, network: net.name, ip: r.ip, ip6: r.ip6, mac: r.mac, ports: [], aliases: r.aliases, dnsServers, ifname }),
-            (made) => detachOne(engine, made, clog),
+            async () => void (await engine.detach(id, { network: net.name })),
           );
           await tx.step('point resolv.conf at the resolver', () => refreshResolvConf(settings, engine, id, [...mine, rec]), () => refreshResolvConf(settings, engine, id, mine));
           await faultPause('connected'); // tests: a signal (or a kill) once attached, before it is kept
@@ -271,7 +259,7 @@ export async function disconnectContainer(settings: Settings, log: Logger, netwo
       if (rec) {
         if (mine.length === 1) throw only();
         const left = mine.filter((e) => e !== rec);
-        await detachOne(engine, rec, clog);
+        await engine.detach(id, { network });
         await restoreDefaultRoutes(rec.netnsPath, left, clog);
         await refreshResolvConf(settings, engine, id, left);
       }
@@ -283,12 +271,7 @@ export async function disconnectContainer(settings: Settings, log: Logger, netwo
   );
 }
 
+/** The engine loads when a connect or disconnect runs, not when the CLI starts. */
 async function withEngine<T>(settings: Settings, log: Logger, fn: (engine: Engine, store: Store) => Promise<T>): Promise<T> {
-  const { openEngine } = await import('../runtime/context.js');
-  const handle = await openEngine(settings, log);
-  try {
-    return await fn(handle.engine, handle.store);
-  } finally {
-    await handle.close();
-  }
+  return (await import('../runtime/context.js')).withEngine(settings, log, fn);
 }

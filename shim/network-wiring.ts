@@ -20,7 +20,8 @@ import type { Logger } from '../runtime/log.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DetachOptions } from '../runtime/drivers/driver.js';
 
-function pinPath(runDir: string, containerId: string): string {
+/** Where a wired container's network namespace is pinned (network connect enters it there too). */
+export function pinPath(runDir: string, containerId: string): string {
   return path.join(runDir, 'netns', containerId);
 }
 

@@ -21,6 +21,7 @@ import { closeSync, constants, openSync, read, write, writeSync } from 'node:fs'
 import path from 'node:path';
 import { SystemError, UserError } from '../../config/errors.js';
 import type { Settings } from '../../config/settings.js';
+import { unixAddress } from '../../runtime/dns/control-sync.js';
 import { libcFunction, loadKoffi } from '../../runtime/koffi.js';
 import { runcPaths } from '../runc.js';
 import { DetachScanner, inputPackets, outputOf, parseDetachKeys } from './attach-keys.js';
@@ -53,10 +54,8 @@ function connectAttachSocket(dir: string): number {
   try {
     const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new SystemError('create the attach socket', new Error(`errno ${loadKoffi().errno()}`));
-    // struct sockaddr_un: sun_family (2 bytes), sun_path (108, NUL-terminated).
-    const addr = Buffer.alloc(110);
-    addr.writeUInt16LE(AF_UNIX, 0);
-    addr.write(`/proc/self/fd/${dirFd}/attach`, 2);
+    // Always short enough for sun_path: /proc/self/fd/N/attach.
+    const addr = unixAddress(`/proc/self/fd/${dirFd}/attach`)!;
     if (connect(fd, addr, addr.length) < 0) {
       const errno = loadKoffi().errno();
       closeSync(fd);

@@ -16,8 +16,8 @@
 // full one, as before. The record names this version's schema (an upgraded tsrun does not take an
 // older version's word) and the namespace (dev:inode of its nsfs file); the run directory is a
 // tmpfs (gone with the boot) that only root writes.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileReplacing } from '../files.js';
 
 export interface IntactRecord {
   /** The generation id recorded for `scope` (schema and namespace), if any. */
@@ -44,10 +44,8 @@ export function intactRecordAt(file: string): IntactRecord {
     },
     write(scope, id) {
       cached = { scope, id };
-      const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}`);
       try {
-        writeFileSync(tmp, `${scope}\n${id}\n`, { mode: 0o600 });
-        renameSync(tmp, file);
+        writeFileReplacing(file, `${scope}\n${id}\n`);
       } catch {
         // best effort (see above)
       }
